@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs';
+import { disposeAll, registerWasmKernel, runWasmKernel, view, type WasmKernelArgs } from './kernel-utils.js';
+
+type Shape4 = [number, number, number, number];
+
+/**
+ * Filter gradient of a 2-D convolution (NHWC, dilation 1), computed by the backend's fast
+ * forward convolution: with x as [Cin, H, W, N] and dy as a filter [Ho, Wo, N, Cout], a VALID
+ * convolution dilated by the forward stride gives dW[i, j, ci, co] =
+ * sum over n, y, x of xPadded[n, y*s + i, x*s + j, ci] * dy[n, y, x, co].
+ */
+export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs): tf.TensorInfo {
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  if (tf.backend_util.convertConv2DDataFormat(dataFormat) !== 'channelsLast') {
+    throw new Error(`Conv2DBackpropFilter on wasm supports NHWC only, got dataFormat '${dataFormat}'`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4, filterShape as Shape4, strides, 1, pad, dimRoundingMode, false, 'channelsLast',
+  );
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
+  const { top, left } = info.padInfo;
+  // Pad only as far as the last window reaches; any rows or columns beyond it are cropped below.
+  const bottom = Math.max(0, kh + (ho - 1) * sh - info.inHeight - top);
+  const right = Math.max(0, kw + (wo - 1) * sw - info.inWidth - left);
+
+  const xT = runWasmKernel('Transpose', backend, { x }, { perm: [3, 1, 2, 0] });
+  const dyT = runWasmKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
+  let grad = runWasmKernel('Conv2D', backend, { x: xT, filter: dyT }, {
+    strides: [1, 1],
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+    dilations: [sh, sw],
+    dataFormat: 'NHWC',
+  });
+  disposeAll(backend, xT, dyT);
+  if (grad.shape[1] !== kh || grad.shape[2] !== kw) {
+    const cropped = runWasmKernel('Slice', backend, { x: grad }, { begin: [0, 0, 0, 0], size: [-1, kh, kw, -1] });
+    disposeAll(backend, grad);
+    grad = cropped;
+  }
+  const out = runWasmKernel('Transpose', backend, { x: grad }, { perm: [1, 2, 0, 3] });
+  disposeAll(backend, grad);
+  return view(out, [kh, kw, info.inChannels, info.outChannels]);
+}
+
+export function registerConv2DBackpropFilter(): void {
+  registerWasmKernel(tf.Conv2DBackpropFilter, conv2DBackpropFilter);
+}
