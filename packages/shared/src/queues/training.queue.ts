@@ -1,0 +1,139 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { ConnectionOptions, DefaultJobOptions, Job, Queue } from 'bullmq';
+import { ModelTaskSchema } from '../model-task.js';
+import { createQueue, deterministicJobId, exponentialBackoff } from './queue-options.js';
+
+/** Name of the queue the API (and the CLI) fill and the trainer drains. */
+export const TRAINING_QUEUE = 'training';
+
+/** Job name used for every training job. */
+export const TRAINING_JOB_NAME = 'train';
+
+/**
+ * Where the training images come from: an object-store prefix holding `<class>/<file>` keys
+ * (downloaded to the trainer's cache first), or a folder on the trainer's machine with one
+ * sub-folder per class. Either way, the same loader, cache and split as the CLI read it.
+ */
+export const TrainingDatasetSchema = Type.Union([
+  Type.Object(
+    { kind: Type.Literal('s3'), prefix: Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_./-]+/$' }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { kind: Type.Literal('local'), path: Type.String({ minLength: 1, maxLength: 1024 }) },
+    { additionalProperties: false },
+  ),
+]);
+
+/** Optional knobs passed on to `trainModel`; unset ones take the trainer's defaults. */
+export const TrainingHyperParametersSchema = Type.Object(
+  {
+    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 512 })),
+    inputSize: Type.Optional(Type.Integer({ minimum: 16, maximum: 512 })),
+    seed: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxImages: Type.Optional(Type.Integer({ minimum: 2 })),
+  },
+  { additionalProperties: false },
+);
+
+/** Payload of a training job: what to train on, never image bytes. */
+export const TrainingJobSchema = Type.Object(
+  {
+    task: ModelTaskSchema,
+    dataset: TrainingDatasetSchema,
+    hyperParameters: Type.Optional(TrainingHyperParametersSchema),
+    /** Who asked (an API client id or `cli`); recorded in the registry. */
+    requestedBy: Type.String({ minLength: 1, maxLength: 200 }),
+    /** Whether a candidate that passes the gate is promoted at once (default true). */
+    autoPromote: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+/** Payload of a training job. */
+export type TrainingJob = Static<typeof TrainingJobSchema>;
+
+/** Phases a training job goes through, in order. */
+export const TrainingPhaseSchema = Type.Union([
+  Type.Literal('preparing'),
+  Type.Literal('training'),
+  Type.Literal('evaluating'),
+  Type.Literal('publishing'),
+  Type.Literal('done'),
+]);
+
+/** Metrics of the last finished epoch. */
+export const EpochMetricsSchema = Type.Object({
+  epoch: Type.Integer(),
+  epochs: Type.Integer(),
+  loss: Type.Number(),
+  accuracy: Type.Number(),
+  valLoss: Type.Number(),
+  valAccuracy: Type.Number(),
+});
+
+/** What `job.progress` holds while a training runs. */
+export const TrainingProgressSchema = Type.Object({
+  phase: TrainingPhaseSchema,
+  /** Present once the first epoch has finished. */
+  epoch: Type.Optional(Type.Integer()),
+  epochs: Type.Optional(Type.Integer()),
+  loss: Type.Optional(Type.Number()),
+  accuracy: Type.Optional(Type.Number()),
+  valLoss: Type.Optional(Type.Number()),
+  valAccuracy: Type.Optional(Type.Number()),
+  /** Epoch the run resumed after, when it continued from a checkpoint. */
+  resumedFromEpoch: Type.Optional(Type.Integer()),
+});
+
+/** Progress of a training job. */
+export type TrainingProgress = Static<typeof TrainingProgressSchema>;
+
+/** Return value of a finished training job. */
+export const TrainingResultSchema = Type.Object({
+  task: ModelTaskSchema,
+  /** Registry version the candidate was published as. */
+  version: Type.String(),
+  contentHash: Type.String(),
+  promoted: Type.Boolean(),
+  /** Why the gate refused (empty when promoted). */
+  reasons: Type.Array(Type.String()),
+  /** Candidate metrics on the task's evaluation set. */
+  metrics: Type.Record(Type.String(), Type.Number()),
+});
+
+/** Return value of a finished training job. */
+export type TrainingResult = Static<typeof TrainingResultSchema>;
+
+/**
+ * Trainings are long and rarely fail for transient reasons, so few attempts with a long first
+ * delay; finished jobs are kept for a month because `GET /v1/trainings/:id` reads them.
+ */
+export const TRAINING_JOB_OPTIONS: DefaultJobOptions = Object.freeze({
+  attempts: 3,
+  backoff: exponentialBackoff(30_000),
+  removeOnComplete: { age: 30 * 24 * 3600, count: 1000 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 1000 },
+});
+
+/** The job id of a training request: the same request id never starts a second training. */
+export function trainingJobId(requestId: string): string {
+  return deterministicJobId('training', requestId);
+}
+
+/** Queue of training jobs. */
+export type TrainingQueue = Queue<TrainingJob, TrainingResult>;
+
+/** A job taken from the training queue. */
+export type TrainingJobHandle = Job<TrainingJob, TrainingResult>;
+
+/** Creates the training queue (producer side). */
+export function createTrainingQueue(connection: ConnectionOptions, prefix: string): TrainingQueue {
+  return createQueue<TrainingJob>(TRAINING_QUEUE, connection, prefix, TRAINING_JOB_OPTIONS) as TrainingQueue;
+}
+
+/** Enqueues a training; idempotent per `requestId`. */
+export async function enqueueTraining(queue: TrainingQueue, requestId: string, payload: TrainingJob): Promise<TrainingJobHandle> {
+  return queue.add(TRAINING_JOB_NAME, payload, { jobId: trainingJobId(requestId) });
+}

@@ -1,0 +1,94 @@
+import type { ArtifactFiles } from './artifact-files.js';
+import { ArtifactVerificationError } from './registry.errors.js';
+
+/** What the verifier needs of a loaded model; `LoadedModel` of `@btd/model` satisfies it. */
+export interface VerifiableModel {
+  readonly manifest: {
+    task: string;
+    classes: string[];
+    inputSize: number;
+    expectedOutput?: { image: string; probabilities: Record<string, number> };
+  };
+  predict(image: Uint8Array): Promise<{ probabilities: Record<string, number> }>;
+  dispose(): void;
+}
+
+/** Options of {@link verifyArtifact}. */
+export interface VerifyArtifactOptions<M extends VerifiableModel> {
+  task: string;
+  /** Registry version, for messages. */
+  version: string;
+  /** Loads the artifact, e.g. `loadModel` of `@btd/model`. */
+  load: (files: ArtifactFiles) => Promise<M>;
+  /** Largest accepted difference per class probability (default 0.01: backends differ in rounding). */
+  tolerance?: number;
+}
+
+type TopologyLayer = { config?: { batch_input_shape?: (number | null)[]; batchInputShape?: (number | null)[] } };
+
+/** The spatial input size declared by a Layers-format `model.json`, when it states one. */
+export function declaredInputSize(files: ArtifactFiles): number | undefined {
+  const bytes = files['model.json'];
+  if (!bytes) return undefined;
+  const topology = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
+    modelTopology?: { config?: { layers?: TopologyLayer[] }; model_config?: { config?: { layers?: TopologyLayer[] } } };
+  };
+  const layers = topology.modelTopology?.model_config?.config?.layers ?? topology.modelTopology?.config?.layers ?? [];
+  for (const layer of layers) {
+    const shape = layer.config?.batch_input_shape ?? layer.config?.batchInputShape;
+    if (shape && typeof shape[1] === 'number') return shape[1];
+  }
+  return undefined;
+}
+
+function compareProbe(model: VerifiableModel, actual: Record<string, number>, tolerance: number): string | null {
+  const expected = model.manifest.expectedOutput?.probabilities ?? {};
+  for (const name of model.manifest.classes) {
+    const want = expected[name];
+    const got = actual[name];
+    if (want === undefined || got === undefined) return `probe output lacks class ${name}`;
+    if (!(Math.abs(want - got) <= tolerance)) {
+      return `probe image gives ${name}=${got.toFixed(4)}, manifest expects ${want.toFixed(4)}`;
+    }
+  }
+  return null;
+}
+
+async function checkModel(model: VerifiableModel, files: ArtifactFiles, task: string, tolerance: number): Promise<string | null> {
+  const { manifest } = model;
+  if (manifest.task !== task) return `artifact is a ${manifest.task} model`;
+  const declared = declaredInputSize(files);
+  if (declared !== undefined && declared !== manifest.inputSize) {
+    return `model input is ${declared} px but the manifest says ${manifest.inputSize}`;
+  }
+  const probe = manifest.expectedOutput;
+  if (!probe) return 'manifest has no expectedOutput to check the model against';
+  const image = files[probe.image];
+  if (!image) return `probe image ${probe.image} is missing from the artifact`;
+  const prediction = await model.predict(image);
+  return compareProbe(model, prediction.probabilities, tolerance);
+}
+
+/**
+ * Loads an artifact and checks that it behaves as its manifest promises: right task, input size
+ * matching the topology, and the probe image giving the recorded probabilities. Returns the loaded
+ * model (the caller owns it) or throws {@link ArtifactVerificationError}, disposing what it loaded.
+ */
+export async function verifyArtifact<M extends VerifiableModel>(files: ArtifactFiles, options: VerifyArtifactOptions<M>): Promise<M> {
+  const { task, version } = options;
+  let model: M;
+  try {
+    model = await options.load(files);
+  } catch (error) {
+    throw new ArtifactVerificationError(task, version, `does not load: ${(error as Error).message}`, { cause: error });
+  }
+  let problem: string | null;
+  try {
+    problem = await checkModel(model, files, task, options.tolerance ?? 0.01);
+  } catch (error) {
+    problem = `probe prediction failed: ${(error as Error).message}`;
+  }
+  if (problem === null) return model;
+  model.dispose();
+  throw new ArtifactVerificationError(task, version, problem);
+}

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import { DIGEST_FILE, assertTaskName, assertVersionId, formatVersionId, isVersionId, registryKeys } from './registry-keys.js';
+import { assertSafeArtifactName, digestArtifact, type ArtifactDigest, type ArtifactFiles } from './artifact-files.js';
+import { contentTypeOf, getJsonOrNull, type RegistryContext } from './registry-context.js';
+import { ArtifactIntegrityError, VersionNotFoundError } from './registry.errors.js';
+
+/** The subset of a model manifest the registry reads; the rest is kept as is. */
+export interface RegistryManifest {
+  name: string;
+  task: string;
+  version: string;
+  createdAt: string;
+  classes: string[];
+  inputSize: number;
+  metrics?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** A version as published. */
+export interface PublishedVersion {
+  task: string;
+  version: string;
+  contentHash: string;
+  /** True when an identical artifact was already published and its version is returned instead. */
+  alreadyPublished: boolean;
+}
+
+/** A fetched artifact, checked against its digest. */
+export interface FetchedArtifact {
+  task: string;
+  version: string;
+  contentHash: string;
+  files: ArtifactFiles;
+}
+
+function parseManifest(files: ArtifactFiles, task: string): RegistryManifest {
+  const bytes = files['manifest.json'];
+  if (!bytes) throw new Error('artifact has no manifest.json');
+  if (!files['model.json']) throw new Error('artifact has no model.json');
+  const manifest = JSON.parse(Buffer.from(bytes).toString('utf8')) as RegistryManifest;
+  if (manifest.task !== task) throw new Error(`artifact is a ${String(manifest.task)} model, not ${task}`);
+  return manifest;
+}
+
+/** Ids of the complete versions of a task (those whose digest was written), oldest first. */
+export async function listVersionIds(ctx: RegistryContext, task: string): Promise<string[]> {
+  assertTaskName(task);
+  const prefix = registryKeys.task(task);
+  const ids: string[] = [];
+  for (const key of await ctx.store.listKeys(prefix)) {
+    const [version, file, ...rest] = key.slice(prefix.length).split('/');
+    if (version && isVersionId(version) && file === DIGEST_FILE && rest.length === 0) ids.push(version);
+  }
+  return ids.sort();
+}
+
+/** The digest of a complete version, or null when the version does not exist (or is incomplete). */
+export async function readDigest(ctx: RegistryContext, task: string, version: string): Promise<ArtifactDigest | null> {
+  assertTaskName(task);
+  assertVersionId(version);
+  return getJsonOrNull<ArtifactDigest>(ctx.store, registryKeys.digest(task, version));
+}
+
+async function findByContentHash(ctx: RegistryContext, task: string, contentHash: string): Promise<string | null> {
+  for (const version of await listVersionIds(ctx, task)) {
+    if (!version.endsWith(contentHash.slice(0, 8))) continue;
+    if ((await readDigest(ctx, task, version))?.contentHash === contentHash) return version;
+  }
+  return null;
+}
+
+/**
+ * Publishes an artifact as an immutable version. The digest is written after every file, so a
+ * crash half-way leaves an incomplete prefix that listings ignore. Publishing the same bytes again
+ * returns the existing version, which makes a retried publisher harmless.
+ */
+export async function publishArtifact(ctx: RegistryContext, task: string, files: ArtifactFiles): Promise<PublishedVersion> {
+  assertTaskName(task);
+  for (const name of Object.keys(files)) assertSafeArtifactName(name);
+  if (files[DIGEST_FILE]) throw new Error(`artifact may not contain ${DIGEST_FILE}`);
+  parseManifest(files, task);
+  const digest = digestArtifact(files);
+  const existing = await findByContentHash(ctx, task, digest.contentHash);
+  if (existing) return { task, version: existing, contentHash: digest.contentHash, alreadyPublished: true };
+  const version = formatVersionId(ctx.now(), digest.contentHash);
+  await Promise.all(
+    Object.entries(files).map(([name, bytes]) => ctx.store.put(registryKeys.file(task, version, name), bytes, contentTypeOf(name))),
+  );
+  await ctx.store.putJson(registryKeys.digest(task, version), digest);
+  return { task, version, contentHash: digest.contentHash, alreadyPublished: false };
+}
+
+/** Reads every file of a version and checks each against the digest. */
+export async function fetchArtifact(ctx: RegistryContext, task: string, version: string): Promise<FetchedArtifact> {
+  const digest = await readDigest(ctx, task, version);
+  if (!digest) throw new VersionNotFoundError(task, version);
+  const files: ArtifactFiles = {};
+  await Promise.all(
+    Object.entries(digest.files).map(async ([name, expected]) => {
+      assertSafeArtifactName(name);
+      const bytes = new Uint8Array(await ctx.store.get(registryKeys.file(task, version, name)));
+      const actual = createHash('sha256').update(bytes).digest('hex');
+      if (actual !== expected.sha256) throw new ArtifactIntegrityError(task, version, `${name} does not match its sha256`);
+      files[name] = bytes;
+    }),
+  );
+  if (digestArtifact(files).contentHash !== digest.contentHash) {
+    throw new ArtifactIntegrityError(task, version, 'content hash does not match');
+  }
+  return { task, version, contentHash: digest.contentHash, files };
+}
+
+/** Reads one file of a version (a report, a plot); only names listed in its digest are served. */
+export async function readVersionFile(ctx: RegistryContext, task: string, version: string, name: string): Promise<Buffer> {
+  const digest = await readDigest(ctx, task, version);
+  if (!digest) throw new VersionNotFoundError(task, version);
+  if (!digest.files[name]) throw new VersionNotFoundError(task, `${version}/${name}`);
+  return ctx.store.get(registryKeys.file(task, version, name));
+}
+
+/** The manifest of a version. */
+export async function readManifest(ctx: RegistryContext, task: string, version: string): Promise<RegistryManifest> {
+  return JSON.parse((await readVersionFile(ctx, task, version, 'manifest.json')).toString('utf8')) as RegistryManifest;
+}

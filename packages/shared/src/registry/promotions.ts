@@ -1,0 +1,108 @@
+import { announcePromotion } from './promotion-channel.js';
+import { PromotionLock } from './promotion-lock.js';
+import { assertTaskName, registryKeys } from './registry-keys.js';
+import { getJsonOrNull, type RegistryContext } from './registry-context.js';
+import { NoRollbackTargetError, PromotionConflictError, VersionNotFoundError } from './registry.errors.js';
+import type { PromotionAction, PromotionRecord } from './registry.schemas.js';
+import { readDigest, type FetchedArtifact } from './model-versions.js';
+import { writeStatus } from './version-status.js';
+
+/** Checks an artifact before it is promoted (loads it, runs its probe); throws to refuse. */
+export type ArtifactCheck = (artifact: FetchedArtifact) => Promise<void>;
+
+/** A request to point a task at a version. */
+export interface PromotionRequest {
+  task: string;
+  version: string;
+  by: string;
+  reason: string;
+  action?: PromotionAction;
+  /**
+   * The version the caller believes is current (null: none). When given and the pointer moved
+   * meanwhile, the promotion fails with {@link PromotionConflictError} instead of overwriting it.
+   */
+  expectedCurrent?: string | null;
+}
+
+const lockFor = (ctx: RegistryContext, task: string): PromotionLock =>
+  new PromotionLock(ctx.redis, `${ctx.namespace}:registry:${task}:promotion-lock`);
+
+/** The promotion the task's workers serve, or null before the first one. */
+export async function readPointer(ctx: RegistryContext, task: string): Promise<PromotionRecord | null> {
+  assertTaskName(task);
+  return getJsonOrNull<PromotionRecord>(ctx.store, registryKeys.pointer(task));
+}
+
+/**
+ * Points a task at a version. Under the task's Redis lock: read the pointer, check the caller's
+ * expectation, append the history record, then overwrite the pointer (a single PUT, which readers
+ * see whole or not at all). The notice goes out after the lock is released.
+ */
+export async function promoteVersion(ctx: RegistryContext, request: PromotionRequest): Promise<PromotionRecord> {
+  const { task, version } = request;
+  const digest = await readDigest(ctx, task, version);
+  if (!digest) throw new VersionNotFoundError(task, version);
+  const { record, changed } = await lockFor(ctx, task).withLock(task, async () => {
+    const current = await readPointer(ctx, task);
+    const currentVersion = current?.version ?? null;
+    if (request.expectedCurrent !== undefined && request.expectedCurrent !== currentVersion) {
+      throw new PromotionConflictError(task, request.expectedCurrent, currentVersion);
+    }
+    if (current && currentVersion === version) return { record: current, changed: false };
+    const at = ctx.now();
+    const next: PromotionRecord = {
+      task,
+      version,
+      contentHash: digest.contentHash,
+      action: request.action ?? 'promote',
+      by: request.by,
+      reason: request.reason,
+      at: at.toISOString(),
+      previousVersion: currentVersion,
+      sequence: (current?.sequence ?? 0) + 1,
+    };
+    await ctx.store.putJson(registryKeys.promotion(task, at, next.sequence), next);
+    await ctx.store.putJson(registryKeys.pointer(task), next);
+    return { record: next, changed: true };
+  });
+  if (changed) await afterPromotion(ctx, record);
+  return record;
+}
+
+async function afterPromotion(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
+  await writeStatus(ctx, record.task, record.version, { state: 'promoted', reasons: [] });
+  if (record.previousVersion) {
+    const why = record.action === 'rollback' ? `rolled back to ${record.version}` : `replaced by ${record.version}`;
+    await writeStatus(ctx, record.task, record.previousVersion, { state: 'retired', reasons: [why] });
+  }
+  const { task, version, contentHash, sequence, action } = record;
+  try {
+    await announcePromotion(ctx.redis, ctx.namespace, { task, version, contentHash, sequence, action });
+  } catch {
+    // The pointer is already written; workers that miss the notice find it by polling.
+  }
+}
+
+/** The task's promotion history, newest first. */
+export async function readHistory(ctx: RegistryContext, task: string, limit = 50): Promise<PromotionRecord[]> {
+  assertTaskName(task);
+  const keys = (await ctx.store.listKeys(registryKeys.promotions(task))).sort().reverse().slice(0, limit);
+  const records = await Promise.all(keys.map((key) => getJsonOrNull<PromotionRecord>(ctx.store, key)));
+  return records.filter((record): record is PromotionRecord => record !== null);
+}
+
+/**
+ * The version a rollback returns to: the most recent earlier promotion that is neither the current
+ * version nor one that was itself rolled back from, so repeated rollbacks walk back in time
+ * instead of flipping between two versions.
+ */
+export async function findRollbackTarget(ctx: RegistryContext, task: string): Promise<string> {
+  const history = await readHistory(ctx, task, 1000);
+  const current = history[0]?.version;
+  const rolledBackFrom = new Set(
+    history.filter((r) => r.action === 'rollback' && r.previousVersion).map((r) => r.previousVersion as string),
+  );
+  const target = history.find((r) => r.version !== current && !rolledBackFrom.has(r.version));
+  if (!target) throw new NoRollbackTargetError(task);
+  return target.version;
+}

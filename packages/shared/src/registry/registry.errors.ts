@@ -1,0 +1,47 @@
+/** Thrown when a task has no complete version under the given id. */
+export class VersionNotFoundError extends Error {
+  constructor(readonly task: string, readonly version: string) {
+    super(`no published version ${version} of ${task}`);
+    this.name = 'VersionNotFoundError';
+  }
+}
+
+/** Thrown when stored bytes no longer match the digest written at publication. */
+export class ArtifactIntegrityError extends Error {
+  constructor(readonly task: string, readonly version: string, detail: string) {
+    super(`artifact ${task}/${version} failed its integrity check: ${detail}`);
+    this.name = 'ArtifactIntegrityError';
+  }
+}
+
+/** Thrown when the pointer moved since the caller read it (optimistic check of concurrent promoters). */
+export class PromotionConflictError extends Error {
+  constructor(readonly task: string, readonly expected: string | null, readonly actual: string | null) {
+    super(`promotion of ${task} expected ${expected ?? 'no promoted version'} to be current, found ${actual ?? 'none'}`);
+    this.name = 'PromotionConflictError';
+  }
+}
+
+/** Thrown when the promotion lock of a task stays held by someone else for longer than the wait allows. */
+export class PromotionLockTimeoutError extends Error {
+  constructor(readonly task: string, waitedMs: number) {
+    super(`another promotion of ${task} is in progress (waited ${waitedMs} ms)`);
+    this.name = 'PromotionLockTimeoutError';
+  }
+}
+
+/** Thrown by a rollback when the history holds no earlier version to return to. */
+export class NoRollbackTargetError extends Error {
+  constructor(readonly task: string) {
+    super(`${task} has no earlier promoted version to roll back to`);
+    this.name = 'NoRollbackTargetError';
+  }
+}
+
+/** Thrown when an artifact does not load or does not behave as its manifest promises. */
+export class ArtifactVerificationError extends Error {
+  constructor(readonly task: string, readonly version: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`model ${task}/${version} refused: ${reason}`, options);
+    this.name = 'ArtifactVerificationError';
+  }
+}

@@ -1,0 +1,55 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { MODEL_TASKS } from '../model-task.js';
+import { readArtifactDirectory } from './artifact-files.js';
+import { PromotionLock } from './promotion-lock.js';
+import { listVersionIds, publishArtifact } from './model-versions.js';
+import { promoteVersion } from './promotions.js';
+import type { RegistryContext } from './registry-context.js';
+
+/** What seeding did for one task. */
+export interface SeedOutcome {
+  task: string;
+  /** `seeded`: published and promoted; `present`: the registry already had a version; `missing`: no bundled model. */
+  outcome: 'seeded' | 'present' | 'missing';
+  version?: string;
+}
+
+async function hasManifest(dir: string): Promise<boolean> {
+  try {
+    await access(path.join(dir, 'manifest.json'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function seedTask(ctx: RegistryContext, modelsDir: string, task: string, by: string): Promise<SeedOutcome> {
+  if ((await listVersionIds(ctx, task)).length > 0) return { task, outcome: 'present' };
+  const dir = path.join(modelsDir, task);
+  if (!(await hasManifest(dir))) return { task, outcome: 'missing' };
+  const published = await publishArtifact(ctx, task, await readArtifactDirectory(dir));
+  await promoteVersion(ctx, {
+    task,
+    version: published.version,
+    by,
+    reason: `bundled model from ${dir}`,
+    action: 'seed',
+    expectedCurrent: null,
+  });
+  return { task, outcome: 'seeded', version: published.version };
+}
+
+/**
+ * Publishes and promotes the bundled `models/<task>/` artifact of every task that has no version
+ * in the registry yet. Several workers starting together serialise on a Redis lock, so exactly
+ * one of them seeds.
+ */
+export async function seedFromDirectory(ctx: RegistryContext, modelsDir: string, by = 'seed'): Promise<SeedOutcome[]> {
+  const outcomes: SeedOutcome[] = [];
+  for (const task of MODEL_TASKS) {
+    const lock = new PromotionLock(ctx.redis, `${ctx.namespace}:registry:${task}:seed-lock`, 120_000);
+    outcomes.push(await lock.withLock(task, () => seedTask(ctx, modelsDir, task, by), 120_000));
+  }
+  return outcomes;
+}
