@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { unregisterWasmKernel } from './kernel-utils.js';
+import { registerTile } from './tile.js';
 
 /**
  * Registers the training kernels that backend wasm lacks or runs slowly. Kernels are
@@ -10,11 +11,12 @@ import { unregisterWasmKernel } from './kernel-utils.js';
 export function registerFastWasmKernels(): void {
   registerConv2DBackpropFilter();
   registerConv2DBackpropInput();
+  registerTile();
 }
 
 /** Restores the backend's own kernels (benchmarks compare against them). Idempotent. */
 export function unregisterFastWasmKernels(): void {
-  for (const name of [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput]) unregisterWasmKernel(name);
+  for (const name of [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.Tile]) unregisterWasmKernel(name);
 }
 
 export { getStockWasmKernel } from './kernel-utils.js';
