@@ -18,27 +18,10 @@ export interface VerifyArtifactOptions<M extends VerifiableModel> {
   task: string;
   /** Registry version, for messages. */
   version: string;
-  /** Loads the artifact, e.g. `loadModel` of `@btd/model`. */
+  /** Loads the artifact, e.g. `loadModel` of `@btd/model`, which refuses weights or an input shape that disagree with the topology and manifest. */
   load: (files: ArtifactFiles) => Promise<M>;
   /** Largest accepted difference per class probability (default 0.01: backends differ in rounding). */
   tolerance?: number;
-}
-
-type TopologyLayer = { config?: { batch_input_shape?: (number | null)[]; batchInputShape?: (number | null)[] } };
-
-/** The spatial input size declared by a Layers-format `model.json`, when it states one. */
-export function declaredInputSize(files: ArtifactFiles): number | undefined {
-  const bytes = files['model.json'];
-  if (!bytes) return undefined;
-  const topology = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
-    modelTopology?: { config?: { layers?: TopologyLayer[] }; model_config?: { config?: { layers?: TopologyLayer[] } } };
-  };
-  const layers = topology.modelTopology?.model_config?.config?.layers ?? topology.modelTopology?.config?.layers ?? [];
-  for (const layer of layers) {
-    const shape = layer.config?.batch_input_shape ?? layer.config?.batchInputShape;
-    if (shape && typeof shape[1] === 'number') return shape[1];
-  }
-  return undefined;
 }
 
 function compareProbe(model: VerifiableModel, actual: Record<string, number>, tolerance: number): string | null {
@@ -57,10 +40,6 @@ function compareProbe(model: VerifiableModel, actual: Record<string, number>, to
 async function checkModel(model: VerifiableModel, files: ArtifactFiles, task: string, tolerance: number): Promise<string | null> {
   const { manifest } = model;
   if (manifest.task !== task) return `artifact is a ${manifest.task} model`;
-  const declared = declaredInputSize(files);
-  if (declared !== undefined && declared !== manifest.inputSize) {
-    return `model input is ${declared} px but the manifest says ${manifest.inputSize}`;
-  }
   const probe = manifest.expectedOutput;
   if (!probe) return 'manifest has no expectedOutput to check the model against';
   const image = files[probe.image];
@@ -70,8 +49,9 @@ async function checkModel(model: VerifiableModel, files: ArtifactFiles, task: st
 }
 
 /**
- * Loads an artifact and checks that it behaves as its manifest promises: right task, input size
- * matching the topology, and the probe image giving the recorded probabilities. Returns the loaded
+ * Loads an artifact and checks that it behaves as its manifest promises: it loads (the loader checks
+ * weights and input shape), it is a model of the task, and its probe image gives the recorded
+ * probabilities. Returns the loaded
  * model (the caller owns it) or throws {@link ArtifactVerificationError}, disposing what it loaded.
  */
 export async function verifyArtifact<M extends VerifiableModel>(files: ArtifactFiles, options: VerifyArtifactOptions<M>): Promise<M> {

@@ -3,7 +3,8 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { readArtifactDirectory, type ArtifactFiles } from './artifact-files.js';
 import { subscribeToPromotions, type PromotionSubscription } from './promotion-channel.js';
 import { findRollbackTarget, promoteVersion, readHistory, readPointer, type ArtifactCheck, type PromotionRequest } from './promotions.js';
-import type { RegistryContext } from './registry-context.js';
+import { getJsonOrNull, type RegistryContext } from './registry-context.js';
+import { registryKeys } from './registry-keys.js';
 import type { PromotionNotice, PromotionRecord, RefusalReport, VersionState, VersionStatus } from './registry.schemas.js';
 import { seedFromDirectory, type SeedOutcome } from './seed-registry.js';
 import { listRefusals, readStatus, reportRefusal, writeStatus } from './version-status.js';
@@ -178,6 +179,16 @@ export class ModelRegistry {
   /** Refusal reports of a version, oldest first. */
   refusals(task: string, version: string): Promise<RefusalReport[]> {
     return listRefusals(this.ctx, task, version);
+  }
+
+  /** Records what a training job produced, keyed by its job id. */
+  async recordTraining<T>(task: string, jobId: string, outcome: T): Promise<void> {
+    await this.ctx.store.putJson(registryKeys.training(task, jobId), outcome);
+  }
+
+  /** What a training job produced, or null when it has not finished. */
+  readTraining<T>(task: string, jobId: string): Promise<T | null> {
+    return getJsonOrNull<T>(this.ctx.store, registryKeys.training(task, jobId));
   }
 
   /** Publishes and promotes bundled models for tasks the registry has no version of. */

@@ -43,6 +43,8 @@ export const registryKeys = {
   promotions: (task: string) => `models/${task}/promotions/`,
   promotion: (task: string, at: Date, sequence: number) =>
     `models/${task}/promotions/${at.toISOString().replace(/[-:]/g, '')}-${String(sequence).padStart(6, '0')}.json`,
+  /** Outcome of a training job, so a retried or duplicated job does not publish twice. */
+  training: (task: string, jobId: string) => `models/${task}/trainings/${jobId.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`,
   status: (task: string, version: string) => `models/${task}/status/${version}.json`,
   refusals: (task: string, version: string) => `models/${task}/refusals/${version}/`,
   refusal: (task: string, version: string, at: Date, reporter: string) =>

@@ -1,0 +1,5 @@
+export * from './config.js';
+export * from './trainer.js';
+export * from './training.processor.js';
+export * from './promotion-gate.js';
+export * from './dataset-source.js';

@@ -1,0 +1,58 @@
+import { once, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
+import { Worker, type ConnectionOptions } from 'bullmq';
+import type { TrainerConfig } from './config.js';
+import { createTrainingProcessor } from './training.processor.js';
+
+/** What {@link startTrainer} needs. */
+export interface TrainerDeps {
+  config: Pick<
+    TrainerConfig,
+    'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance'
+  >;
+  /** A worker connection (`createWorkerConnection`). */
+  connection: ConnectionOptions;
+  registry: ModelRegistry;
+  store: ObjectStore;
+  logger: Logger;
+}
+
+/** A running trainer. */
+export interface Trainer {
+  readonly worker: Worker<TrainingJob, TrainingResult>;
+  /** Stops intake, hands running trainings back to the queue (they resume later) and waits; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts consuming the training queue. */
+export function startTrainer(deps: TrainerDeps): Trainer {
+  const shutdown = new AbortController();
+  const processor = createTrainingProcessor({
+    registry: deps.registry,
+    store: deps.store,
+    logger: deps.logger,
+    config: deps.config,
+    shutdownSignal: shutdown.signal,
+  });
+  const worker = new Worker<TrainingJob, TrainingResult>(TRAINING_QUEUE, processor, {
+    connection: deps.connection,
+    prefix: deps.config.queuePrefix,
+    concurrency: deps.config.concurrency,
+    lockDuration: deps.config.lockDurationMs,
+    // A trainer killed mid-run leaves its job stalled; it is retaken (and resumed) a few times.
+    maxStalledCount: 3,
+  });
+  worker.on('failed', (job, error) => {
+    deps.logger.error({ err: error, jobId: job?.id, queue: TRAINING_QUEUE, attempt: job?.attemptsMade }, 'training failed');
+  });
+  worker.on('completed', (job, result) => {
+    deps.logger.info({ jobId: job.id, queue: TRAINING_QUEUE, modelVersion: result.version, promoted: result.promoted, reasons: result.reasons }, 'training finished');
+  });
+  worker.on('error', (error) => deps.logger.error({ err: error }, 'training worker error'));
+  return {
+    worker,
+    close: once(async () => {
+      shutdown.abort();
+      await worker.close();
+    }),
+  };
+}

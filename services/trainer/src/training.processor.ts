@@ -1,0 +1,167 @@
+import path from 'node:path';
+import { trainModel } from '@btd/model';
+import {
+  PromotionConflictError,
+  TRAINING_QUEUE,
+  TrainingJobSchema,
+  type Logger,
+  type ModelRegistry,
+  type ObjectStore,
+  type TrainingJob,
+  type TrainingJobHandle,
+  type TrainingResult,
+} from '@btd/shared';
+import { Value } from '@sinclair/typebox/value';
+import { DelayedError, UnrecoverableError } from 'bullmq';
+import { evaluateCandidate, type GateEvidence } from './candidate-evaluation.js';
+import type { TrainerConfig } from './config.js';
+import { describeDataset, InvalidDatasetError, parseDatasetSpec, resolveEvaluationSet, resolveTrainingDataset, type DatasetResolver } from './dataset-source.js';
+import { annotateManifest } from './manifest-annotation.js';
+import { createProgressReporter, type ProgressReporter } from './training-progress.js';
+import { TrainingWorkspace } from './training-workspace.js';
+
+/** What the training processor needs. */
+export interface TrainingProcessorDeps {
+  registry: ModelRegistry;
+  store: ObjectStore;
+  logger: Logger;
+  config: Pick<TrainerConfig, 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance'>;
+  /** Aborted when the trainer shuts down: a running training stops and its job goes back to the queue. */
+  shutdownSignal: AbortSignal;
+}
+
+interface JobContext {
+  job: TrainingJobHandle;
+  jobId: string;
+  token: string | undefined;
+  data: TrainingJob;
+  log: Logger;
+  progress: ProgressReporter;
+}
+
+/** Hands the job back to the queue without spending an attempt; the next run resumes from the checkpoint. */
+async function handBack(ctx: JobContext): Promise<never> {
+  if (!ctx.token) throw new Error('training interrupted by shutdown');
+  ctx.log.info('training interrupted by shutdown; job handed back to the queue');
+  await ctx.job.moveToDelayed(Date.now() + 1000, ctx.token);
+  throw new DelayedError();
+}
+
+/**
+ * Processes one training job: mirror or check the dataset, train with per-epoch checkpoints
+ * (resuming an earlier attempt's), run the promotion gate, publish the candidate and promote it
+ * when it passes. A job that already recorded its outcome returns it without training again.
+ */
+export function createTrainingProcessor(deps: TrainingProcessorDeps) {
+  const resolver: DatasetResolver = {
+    store: deps.store,
+    cacheDir: path.resolve(deps.config.workDir, 'datasets'),
+    allowedRoots: deps.config.datasetRoots.split(',').map((root) => root.trim()).filter(Boolean),
+  };
+  const cacheDir = path.resolve(deps.config.workDir, 'cache');
+
+  async function train(ctx: JobContext, dataDir: string, workspace: TrainingWorkspace): Promise<void> {
+    const resume = await workspace.hasCheckpoint();
+    if (!resume) await workspace.resetCheckpoint();
+    await workspace.resetOutput();
+    if (deps.shutdownSignal.aborted) await handBack(ctx);
+    const controller = new AbortController();
+    const stop = (): void => controller.abort();
+    deps.shutdownSignal.addEventListener('abort', stop, { once: true });
+    let firstEpoch = true;
+    try {
+      await trainModel({
+        ...ctx.data.hyperParameters,
+        task: ctx.data.task,
+        dataDir,
+        outDir: workspace.outDir,
+        cacheDir,
+        checkpointDir: workspace.checkpointDir,
+        ...(resume ? { resumeFrom: workspace.checkpointDir } : {}),
+        signal: controller.signal,
+        onEpoch: (epoch) => {
+          const resumed = resume && firstEpoch ? { resumedFromEpoch: epoch.epoch - 1 } : {};
+          firstEpoch = false;
+          ctx.progress({ phase: 'training', ...epoch, ...resumed });
+        },
+      });
+    } catch (error) {
+      if (controller.signal.aborted) await handBack(ctx);
+      // A checkpoint that cannot be resumed is dropped: the retry starts over cleanly.
+      if (resume) await workspace.resetCheckpoint();
+      throw error;
+    } finally {
+      deps.shutdownSignal.removeEventListener('abort', stop);
+    }
+    // Stopped early by the signal: the output is half-trained and must not be published.
+    if (controller.signal.aborted) await handBack(ctx);
+  }
+
+  async function gate(ctx: JobContext, outDir: string): Promise<GateEvidence> {
+    const configured = ctx.data.task === 'tumor-binary' ? deps.config.evalSetTumorBinary : deps.config.evalSetTumorType;
+    const evaluationDir = configured ? await resolveEvaluationSet(parseDatasetSpec(configured), resolver) : null;
+    return evaluateCandidate(ctx.data.task, outDir, {
+      registry: deps.registry,
+      logger: ctx.log,
+      evaluationDir,
+      evaluationSet: configured ?? null,
+      maxImages: deps.config.evalMaxImages,
+      tolerance: deps.config.gateTolerance,
+      cacheDir,
+    });
+  }
+
+  async function publish(ctx: JobContext, outDir: string, evidence: GateEvidence): Promise<TrainingResult> {
+    const { task, requestedBy, dataset, hyperParameters } = ctx.data;
+    await annotateManifest(outDir, evidence);
+    const source = { kind: 'training', jobId: ctx.jobId, requestedBy, dataset: describeDataset(dataset), hyperParameters: hyperParameters ?? {} };
+    const published = await deps.registry.publishDirectory(task, outDir, { source, gate: evidence, reasons: evidence.decision.reasons });
+    const base = { task, version: published.version, contentHash: published.contentHash, metrics: { ...evidence.candidate } };
+    const refused = (reasons: string[]) => deps.registry.setStatus(task, published.version, { state: 'candidate', reasons }).then(() => ({ ...base, promoted: false, reasons }));
+    if (!evidence.decision.promote) return { ...base, promoted: false, reasons: evidence.decision.reasons };
+    if (ctx.data.autoPromote === false) return refused(['passed the gate; automatic promotion was not requested']);
+    try {
+      const reason = `passed the promotion gate on ${evidence.evaluationSet ?? 'no evaluation set'}`;
+      await deps.registry.promote(task, published.version, { by: `trainer for ${requestedBy}`, reason, expectedCurrent: evidence.comparedWith });
+    } catch (error) {
+      if (!(error instanceof PromotionConflictError)) throw error;
+      return refused([`the promoted model changed to ${error.actual ?? 'none'} during the evaluation; review and promote manually`]);
+    }
+    ctx.log.info({ modelVersion: published.version }, 'candidate promoted');
+    return { ...base, promoted: true, reasons: [] };
+  }
+
+  async function run(ctx: JobContext): Promise<TrainingResult> {
+    const previous = await deps.registry.readTraining<TrainingResult>(ctx.data.task, ctx.jobId);
+    if (previous) return previous;
+    ctx.progress({ phase: 'preparing' });
+    const dataDir = await resolveTrainingDataset(ctx.data.dataset, resolver);
+    const workspace = new TrainingWorkspace(deps.config.workDir, ctx.jobId);
+    await train(ctx, dataDir, workspace);
+    ctx.progress({ phase: 'evaluating' });
+    const evidence = await gate(ctx, workspace.outDir);
+    ctx.progress({ phase: 'publishing' });
+    const result = await publish(ctx, workspace.outDir, evidence);
+    await deps.registry.recordTraining(ctx.data.task, ctx.jobId, result);
+    await workspace.remove();
+    ctx.progress({ phase: 'done' });
+    return result;
+  }
+
+  return async function processTraining(job: TrainingJobHandle, token?: string): Promise<TrainingResult> {
+    if (!Value.Check(TrainingJobSchema, job.data)) {
+      throw new UnrecoverableError(`invalid training request: ${Value.Errors(TrainingJobSchema, job.data).First()?.message ?? 'unknown'}`);
+    }
+    const log = deps.logger.child({ jobId: job.id, queue: TRAINING_QUEUE, attempt: job.attemptsMade + 1, task: job.data.task });
+    const progress = createProgressReporter(job, log);
+    const ctx: JobContext = { job, jobId: job.id ?? 'unknown', token, data: job.data, log, progress };
+    try {
+      return await run(ctx);
+    } catch (error) {
+      if (error instanceof InvalidDatasetError) throw new UnrecoverableError(error.message);
+      throw error;
+    } finally {
+      await progress.flush();
+    }
+  };
+}
