@@ -1,0 +1,270 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { loadModel, type LoadedModel } from '@btd/model';
+import {
+  ArtifactIntegrityError,
+  ArtifactVerificationError,
+  MODEL_TASKS,
+  once,
+  verifyArtifact,
+  type ArtifactFiles,
+  type Logger,
+  type ModelRegistry,
+  type ModelTask,
+  type PromotionSubscription,
+} from '@btd/shared';
+import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client';
+
+/** A model being served, with what every result must record about it. */
+export type ServedModel = LoadedModel & { readonly task: ModelTask; readonly version: string; readonly contentHash: string };
+
+/** A hold on a served model: it is not disposed before `release()`, even after a swap. */
+export interface ModelLease {
+  readonly model: ServedModel;
+  release(): void;
+}
+
+/** Gives a job the models to run; a job takes its models once, at its start. */
+export interface ModelProvider {
+  current(task: ModelTask): ServedModel;
+}
+
+/** Options of {@link RegistryModelProvider}. */
+export interface RegistryModelProviderOptions {
+  registry: ModelRegistry;
+  logger: Logger;
+  /** Names this worker in refusal reports. */
+  workerId: string;
+  tasks?: readonly ModelTask[];
+  /** Bundled artifacts published when the registry has no version of a task. */
+  modelsDir?: string;
+  /** Fallback for missed notices: how often the pointers are read (default 30 s). */
+  pollIntervalMs?: number;
+  /** How long a replaced model stays loaded for jobs that took it without a lease (default 5 s). */
+  disposeGraceMs?: number;
+  /** Probe tolerance per class probability (default 0.01). */
+  tolerance?: number;
+  metrics?: MetricsRegistry;
+  load?: (files: ArtifactFiles) => Promise<LoadedModel>;
+}
+
+/** One loaded version and who still uses it. */
+class ModelSlot {
+  leases = 0;
+  private retiredAt: number | undefined;
+  private disposed = false;
+  readonly served: ServedModel;
+
+  constructor(task: ModelTask, version: string, contentHash: string, private readonly inner: LoadedModel, private readonly graceMs: number) {
+    const predict: LoadedModel['predict'] = async (image, options) => {
+      this.leases += 1;
+      try {
+        return await inner.predict(image, options);
+      } finally {
+        this.leases -= 1;
+        this.disposeIfIdle();
+      }
+    };
+    // The provider owns the model's life: a job calling dispose() must not pull it from under others.
+    this.served = Object.freeze({ manifest: inner.manifest, predict, dispose: () => {}, task, version, contentHash });
+  }
+
+  retire(): void {
+    this.retiredAt = performance.now();
+    setTimeout(() => this.disposeIfIdle(), this.graceMs + 1).unref();
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  disposeIfIdle(force = false): void {
+    if (this.disposed || this.retiredAt === undefined) return;
+    const graceOver = performance.now() - this.retiredAt >= this.graceMs;
+    if (!force && (this.leases > 0 || !graceOver)) return;
+    this.disposed = true;
+    this.inner.dispose();
+  }
+}
+
+function createMetrics(registry: MetricsRegistry | undefined) {
+  const registers = registry ? [registry] : [];
+  return {
+    swaps: new Counter({ name: 'btd_model_swaps_total', help: 'Promoted models swapped in', labelNames: ['task'], registers }),
+    refusals: new Counter({ name: 'btd_model_refusals_total', help: 'Promoted models refused by verification', labelNames: ['task'], registers }),
+    served: new Gauge({ name: 'btd_model_served_info', help: 'Model version served (value 1)', labelNames: ['task', 'version', 'content_hash'], registers }),
+  };
+}
+
+const isRefusal = (error: unknown): boolean => error instanceof ArtifactVerificationError || error instanceof ArtifactIntegrityError;
+
+/**
+ * Serves the promoted model of each task from the registry and follows promotions: a notice on
+ * the promotion channel (or the periodic poll) starts a background load, the new version is
+ * verified (loads, input shape, probe output) and swapped in between jobs; the old one is
+ * disposed once the jobs that took it are done. A version that fails verification is refused,
+ * reported, and the old model keeps serving.
+ *
+ * Events: `swapped` `{ task, from, to, tookMs }`, `refused` `{ task, version, reason }`.
+ */
+export class RegistryModelProvider extends EventEmitter implements ModelProvider {
+  private readonly slots = new Map<ModelTask, ModelSlot>();
+  private readonly retired = new Set<ModelSlot>();
+  private readonly refused = new Map<ModelTask, string>();
+  private readonly checks = new Map<ModelTask, Promise<void>>();
+  private readonly metrics: ReturnType<typeof createMetrics>;
+  private subscription: PromotionSubscription | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: RegistryModelProviderOptions) {
+    super();
+    this.metrics = createMetrics(options.metrics);
+  }
+
+  private get tasks(): readonly ModelTask[] {
+    return this.options.tasks ?? MODEL_TASKS;
+  }
+
+  /** Seeds an empty registry, loads the promoted versions, then follows promotions. */
+  async start(): Promise<void> {
+    const { registry, logger, modelsDir } = this.options;
+    if (modelsDir) logger.info({ seeded: await registry.seedFromDirectory(modelsDir, this.options.workerId) }, 'model registry checked');
+    for (const task of this.tasks) await this.loadInitial(task);
+    this.subscription = await registry.subscribe(
+      (notice) => {
+        const task = this.tasks.find((t) => t === notice.task);
+        if (task) void this.refresh(task);
+      },
+      (raw) => logger.warn({ raw: raw.slice(0, 200) }, 'ignored a malformed promotion notice'),
+    );
+    this.timer = setInterval(() => this.tasks.forEach((task) => void this.refresh(task)), this.options.pollIntervalMs ?? 30_000);
+    this.timer.unref();
+  }
+
+  /** The model a job should use for a task; take it once, at the job's start. */
+  current(task: ModelTask): ServedModel {
+    const slot = this.slots.get(task);
+    if (!slot) throw new Error(`no model loaded for ${task}`);
+    return slot.served;
+  }
+
+  /** Like {@link current}, and keeps the model loaded until `release()`. */
+  acquire(task: ModelTask): ModelLease {
+    const slot = this.slots.get(task);
+    if (!slot) throw new Error(`no model loaded for ${task}`);
+    slot.leases += 1;
+    let released = false;
+    return {
+      model: slot.served,
+      release: () => {
+        if (released) return;
+        released = true;
+        slot.leases -= 1;
+        slot.disposeIfIdle();
+      },
+    };
+  }
+
+  /** Version and content hash served per task. */
+  snapshot(): Record<string, { version: string; contentHash: string }> {
+    return Object.fromEntries([...this.slots].map(([task, slot]) => [task, { version: slot.served.version, contentHash: slot.served.contentHash }]));
+  }
+
+  /** Reads the task's pointer now and swaps if it names another version; concurrent calls queue up. */
+  refresh(task: ModelTask): Promise<void> {
+    const previous = this.checks.get(task) ?? Promise.resolve();
+    const next = previous.then(() => this.check(task)).catch((error: unknown) => {
+      this.options.logger.warn({ err: error, task }, 'could not check the promoted model; will retry on the next poll');
+    });
+    this.checks.set(task, next);
+    return next;
+  }
+
+  private async check(task: ModelTask): Promise<void> {
+    if (this.closed) return;
+    const pointer = await this.options.registry.promoted(task);
+    const current = this.slots.get(task)?.served.version;
+    if (!pointer || pointer.version === current || this.refused.get(task) === pointer.version) return;
+    const started = performance.now();
+    try {
+      const slot = await this.loadVerified(task, pointer.version);
+      if (this.closed) return slot.disposeIfIdle(true);
+      this.install(task, slot);
+      const tookMs = Math.round(performance.now() - started);
+      this.options.logger.info({ task, modelVersion: pointer.version, from: current, tookMs }, 'promoted model swapped in');
+      this.emit('swapped', { task, from: current, to: pointer.version, tookMs });
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+      await this.refuse(task, pointer.version, error as Error);
+    }
+  }
+
+  private async loadVerified(task: ModelTask, version: string): Promise<ModelSlot> {
+    const artifact = await this.options.registry.fetchArtifact(task, version);
+    const model = await verifyArtifact(artifact.files, {
+      task,
+      version,
+      load: this.options.load ?? loadModel,
+      ...(this.options.tolerance === undefined ? {} : { tolerance: this.options.tolerance }),
+    });
+    return new ModelSlot(task, version, artifact.contentHash, model, this.options.disposeGraceMs ?? 5000);
+  }
+
+  private install(task: ModelTask, slot: ModelSlot): void {
+    const old = this.slots.get(task);
+    this.slots.set(task, slot);
+    this.metrics.swaps.inc({ task });
+    if (old) {
+      this.metrics.served.remove({ task, version: old.served.version, content_hash: old.served.contentHash });
+      old.retire();
+      for (const slot of this.retired) if (slot.isDisposed) this.retired.delete(slot);
+      this.retired.add(old);
+    }
+    this.metrics.served.set({ task, version: slot.served.version, content_hash: slot.served.contentHash }, 1);
+  }
+
+  private async refuse(task: ModelTask, version: string, error: Error): Promise<void> {
+    this.refused.set(task, version);
+    this.metrics.refusals.inc({ task });
+    const reason = error instanceof ArtifactVerificationError ? error.reason : error.message;
+    this.options.logger.error({ task, modelVersion: version, reason, serving: this.slots.get(task)?.served.version }, 'promoted model refused');
+    this.emit('refused', { task, version, reason });
+    await this.options.registry.reportRefusal(task, version, this.options.workerId, reason).catch((reportError: unknown) => {
+      this.options.logger.warn({ err: reportError, task, modelVersion: version }, 'could not record the refusal in the registry');
+    });
+  }
+
+  /** At start there is no old model to fall back on: serve the newest promotion that verifies. */
+  private async loadInitial(task: ModelTask): Promise<void> {
+    const { registry } = this.options;
+    const pointer = await registry.promoted(task);
+    if (!pointer) throw new Error(`the registry has no promoted ${task} model; publish one or set MODELS_DIR`);
+    const candidates = [pointer.version, ...(await registry.history(task)).map((r) => r.version)];
+    for (const version of new Set(candidates)) {
+      try {
+        this.install(task, await this.loadVerified(task, version));
+        this.options.logger.info({ task, modelVersion: version, promoted: pointer.version }, 'model loaded');
+        return;
+      } catch (error) {
+        if (!isRefusal(error)) throw error;
+        await this.refuse(task, version, error as Error);
+      }
+    }
+    throw new Error(`no promoted version of ${task} passes verification`);
+  }
+
+  /** Stops following promotions and disposes every model; call after the worker has drained. Idempotent. */
+  readonly close = once(async () => {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.subscription?.close();
+    await Promise.allSettled(this.checks.values());
+    for (const slot of [...this.slots.values(), ...this.retired]) {
+      slot.retire();
+      slot.disposeIfIdle(true);
+    }
+    this.slots.clear();
+    this.retired.clear();
+  });
+}
