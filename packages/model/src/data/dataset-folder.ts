@@ -1,0 +1,49 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { classOfFolder, type Task } from '../model/tasks.js';
+
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
+
+export interface LabeledFile {
+  /** Absolute path. */
+  path: string;
+  /** Path relative to the dataset folder with forward slashes, e.g. `yes/y0.jpg`. */
+  relPath: string;
+  label: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface DatasetListing {
+  files: LabeledFile[];
+  /** Sub-folders that are not a class of the task. */
+  ignoredFolders: string[];
+}
+
+/** Lists a folder with one sub-folder per class (aliases accepted), sorted for reproducibility. */
+export async function listLabeledImages(dataDir: string, task: Task): Promise<DatasetListing> {
+  const entries = await readdir(dataDir, { withFileTypes: true }).catch((error: unknown) => {
+    throw new Error(`cannot read dataset folder ${dataDir}: ${(error as Error).message}`);
+  });
+  const files: LabeledFile[] = [];
+  const ignoredFolders: string[] = [];
+  for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+    const label = classOfFolder(task, entry.name);
+    if (!label) {
+      ignoredFolders.push(entry.name);
+      continue;
+    }
+    const names = (await readdir(path.join(dataDir, entry.name))).sort();
+    for (const name of names) {
+      if (!IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())) continue;
+      const full = path.join(dataDir, entry.name, name);
+      const info = await stat(full);
+      if (!info.isFile()) continue;
+      files.push({ path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs });
+    }
+  }
+  if (files.length === 0) {
+    throw new Error(`no images found in ${dataDir}: expected one sub-folder per class of ${task}`);
+  }
+  return { files, ignoredFolders };
+}

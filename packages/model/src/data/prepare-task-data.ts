@@ -1,0 +1,98 @@
+import type { Task } from '../model/tasks.js';
+import { createRandom, shuffleInPlace } from '../util/random.js';
+import { listLabeledImages, type DatasetListing } from './dataset-folder.js';
+import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
+import { defaultPreprocessParams } from './preprocess.js';
+import { loadPreprocessedDataset, type PreprocessedDataset } from './preprocessed-dataset.js';
+import { splitByGroups, straddlingGroups, type DatasetSplit, type SplitName } from './split.js';
+
+export interface PrepareOptions {
+  task: Task;
+  dataDir: string;
+  /** A separate test folder (e.g. the 4-class set's Testing): the split then holds train and val only. */
+  testDataDir?: string;
+  inputSize: number;
+  seed: number;
+  cacheDir?: string;
+  /** Keep at most this many images, evenly spread over the sorted listing (for quick runs). */
+  maxImages?: number;
+  duplicateThreshold?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface PreparedTaskData {
+  dataset: PreprocessedDataset;
+  split: DatasetSplit;
+  indices: Record<SplitName, number[]>;
+  duplicateGroups: number;
+  duplicateThreshold: number;
+  straddling: number;
+  /** The separate test folder, with which of its images have a near-duplicate in the training folder. */
+  external?: { dataset: PreprocessedDataset; hasDuplicateInTraining: boolean[] };
+}
+
+const SPLIT_FRACTIONS = { train: 0.72, val: 0.13, test: 0.15 } as const;
+const SPLIT_FRACTIONS_EXTERNAL_TEST = { train: 0.85, val: 0.15, test: 0 } as const;
+
+function subsample(listing: DatasetListing, maxImages: number | undefined, seed: number): DatasetListing {
+  if (!maxImages || listing.files.length <= maxImages) return listing;
+  const files = shuffleInPlace([...listing.files], createRandom(seed)).slice(0, maxImages);
+  files.sort((a, b) => a.relPath.localeCompare(b.relPath));
+  return { ...listing, files };
+}
+
+/** Preprocesses (cached), finds near-duplicate groups and splits without leaks. */
+export async function prepareTaskData(options: PrepareOptions): Promise<PreparedTaskData> {
+  const params = defaultPreprocessParams(options.inputSize);
+  const threshold = options.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
+  const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
+  const dataset = await loadPreprocessedDataset(listing, params, {
+    cacheDir: options.cacheDir,
+    onProgress: (d, t) => options.onProgress?.('preprocess', d, t),
+  });
+  const sigs = signatures(dataset.pixels, dataset.files.length, params.size);
+  const groups = groupNearDuplicates(sigs, threshold);
+  const split = splitByGroups(dataset.files, groups.groupOf, {
+    seed: options.seed,
+    fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS,
+  });
+  const indices: Record<SplitName, number[]> = { train: [], val: [], test: [] };
+  split.assignments.forEach((a, i) => indices[a.split].push(i));
+  const prepared: PreparedTaskData = {
+    dataset,
+    split,
+    indices,
+    duplicateGroups: groups.duplicateGroups,
+    duplicateThreshold: threshold,
+    straddling: straddlingGroups(split.assignments).length,
+  };
+  if (options.testDataDir) {
+    const testListing = subsample(await listLabeledImages(options.testDataDir, options.task), options.maxImages, options.seed);
+    const testSet = await loadPreprocessedDataset(testListing, params, {
+      cacheDir: options.cacheDir,
+      onProgress: (d, t) => options.onProgress?.('preprocess test', d, t),
+    });
+    const testSigs = signatures(testSet.pixels, testSet.files.length, params.size);
+    prepared.external = { dataset: testSet, hasDuplicateInTraining: hasNearDuplicateIn(testSigs, sigs, threshold) };
+  }
+  return prepared;
+}
+
+/** Near-duplicate pairs across splits, recomputed from the images (must be zero). */
+export function crossSplitDuplicates(prepared: PreparedTaskData): number {
+  const { dataset, indices, duplicateThreshold } = prepared;
+  const size = dataset.params.size;
+  const area = size * size;
+  const pick = (idx: number[]) => {
+    const pixels = new Uint8Array(idx.length * area);
+    idx.forEach((i, k) => pixels.set(dataset.pixels.subarray(i * area, (i + 1) * area), k * area));
+    return signatures(pixels, idx.length, size);
+  };
+  const train = pick(indices.train);
+  let count = 0;
+  for (const other of [indices.val, indices.test]) {
+    if (other.length === 0) continue;
+    count += hasNearDuplicateIn(pick(other), train, duplicateThreshold).filter(Boolean).length;
+  }
+  return count;
+}

@@ -1,0 +1,146 @@
+import sharp from 'sharp';
+import { decodeGrey, type GreyImage } from './decode-image.js';
+
+/**
+ * Preprocessing parameters. Bump PREPROCESS_VERSION whenever the pixels this module produces change:
+ * a model is only valid with the preprocessing it was trained with, and the manifest records both.
+ */
+export const PREPROCESS_VERSION = 1;
+
+export interface PreprocessParams {
+  version: number;
+  /** Side of the square model input, in pixels. */
+  size: number;
+  /** Grey level (0–255) under which a pixel counts as background when trimming. */
+  trimThreshold: number;
+  /** Share of a row or column that must be foreground for it to count as head. */
+  trimMinShare: number;
+}
+
+export function defaultPreprocessParams(size: number): PreprocessParams {
+  return { version: PREPROCESS_VERSION, size, trimThreshold: 20, trimMinShare: 0.01 };
+}
+
+/** Where the model's square input sits in the original image, to map heatmaps and boxes back. */
+export interface InputGeometry {
+  originalWidth: number;
+  originalHeight: number;
+  /** Top-left of the (possibly padded) square in original pixels; may be negative. */
+  squareX: number;
+  squareY: number;
+  /** Side of the square in original pixels. */
+  squareSide: number;
+}
+
+export interface PreprocessedImage {
+  /** size × size grey pixels, row-major; the model sees pixels / 255. */
+  pixels: Uint8Array;
+  size: number;
+  geometry: InputGeometry;
+}
+
+interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Bounding box of the head: rows and columns with enough pixels above the background level. */
+export function findForeground(image: GreyImage, params: PreprocessParams): Box {
+  const { width, height, data } = image;
+  const rowCounts = new Uint32Array(height);
+  const colCounts = new Uint32Array(width);
+  // Some scanners leave a grey rather than black surround: trim relative to the border's level.
+  const threshold = Math.max(params.trimThreshold, borderLevel(image) + 12);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      if ((data[row + x] as number) > threshold) {
+        rowCounts[y]! += 1;
+        colCounts[x]! += 1;
+      }
+    }
+  }
+  const rows = span(rowCounts, Math.max(2, params.trimMinShare * width));
+  const cols = span(colCounts, Math.max(2, params.trimMinShare * height));
+  if (!rows || !cols || rows[1] - rows[0] < 8 || cols[1] - cols[0] < 8) return { x: 0, y: 0, width, height };
+  return { x: cols[0], y: rows[0], width: cols[1] - cols[0] + 1, height: rows[1] - rows[0] + 1 };
+}
+
+/** Median grey level of the outermost rows and columns. */
+function borderLevel({ width, height, data }: GreyImage): number {
+  const histogram = new Uint32Array(256);
+  for (let x = 0; x < width; x++) {
+    histogram[data[x] as number]! += 1;
+    histogram[data[(height - 1) * width + x] as number]! += 1;
+  }
+  for (let y = 0; y < height; y++) {
+    histogram[data[y * width] as number]! += 1;
+    histogram[data[y * width + width - 1] as number]! += 1;
+  }
+  const half = (2 * width + 2 * height) / 2;
+  let seen = 0;
+  for (let level = 0; level < 256; level++) {
+    seen += histogram[level] as number;
+    if (seen >= half) return level;
+  }
+  return 0;
+}
+
+function span(counts: Uint32Array, minCount: number): [number, number] | undefined {
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < counts.length; i++) {
+    if ((counts[i] as number) >= minCount) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  return first < 0 ? undefined : [first, last];
+}
+
+/** Crop to the head, pad to a centred square with black, resize to params.size. */
+export async function preprocessGrey(image: GreyImage, params: PreprocessParams): Promise<PreprocessedImage> {
+  const box = findForeground(image, params);
+  const side = Math.max(box.width, box.height);
+  const padLeft = Math.floor((side - box.width) / 2);
+  const padTop = Math.floor((side - box.height) / 2);
+  // sharp always resizes before it extends within one pipeline, so pad first, then resize.
+  const square = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 1 } })
+    .extract({ left: box.x, top: box.y, width: box.width, height: box.height })
+    .extend({
+      left: padLeft,
+      right: side - box.width - padLeft,
+      top: padTop,
+      bottom: side - box.height - padTop,
+      background: { r: 0, g: 0, b: 0, alpha: 1 },
+    })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
+  const { data, info } = await sharp(square, { raw: { width: side, height: side, channels: 1 } })
+    .resize(params.size, params.size, { kernel: 'lanczos3', fit: 'fill' })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1 || data.length !== params.size * params.size) {
+    throw new Error(`preprocessing produced ${info.width}x${info.height}x${info.channels}`);
+  }
+  return {
+    pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    size: params.size,
+    geometry: {
+      originalWidth: image.width,
+      originalHeight: image.height,
+      squareX: box.x - padLeft,
+      squareY: box.y - padTop,
+      squareSide: side,
+    },
+  };
+}
+
+/** The one preprocessing entry point, shared by training (cache) and serving. */
+export async function preprocessImage(bytes: Uint8Array, params: PreprocessParams): Promise<PreprocessedImage> {
+  return preprocessGrey(await decodeGrey(bytes), params);
+}

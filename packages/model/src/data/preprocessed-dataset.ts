@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import type { DatasetListing, LabeledFile } from './dataset-folder.js';
+import { preprocessImage, type InputGeometry, type PreprocessParams } from './preprocess.js';
+
+/** Every image of a listing, preprocessed once; an epoch reads these pixels and never decodes a file. */
+export interface PreprocessedDataset {
+  params: PreprocessParams;
+  files: LabeledFile[];
+  /** files.length × size × size grey pixels. */
+  pixels: Uint8Array;
+  geometries: InputGeometry[];
+  /** Files that could not be decoded, with the reason. */
+  rejected: { relPath: string; reason: string }[];
+}
+
+interface CacheIndex {
+  params: PreprocessParams;
+  files: LabeledFile[];
+  geometries: InputGeometry[];
+  rejected: { relPath: string; reason: string }[];
+}
+
+export interface PreprocessOptions {
+  cacheDir?: string;
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+function cacheKey(listing: DatasetListing, params: PreprocessParams): string {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(params));
+  for (const f of listing.files) hash.update(`${f.path}\0${f.size}\0${Math.round(f.mtimeMs)}\n`);
+  return hash.digest('hex').slice(0, 24);
+}
+
+/** Preprocesses a listing, reading and writing a cache under cacheDir when given. */
+export async function loadPreprocessedDataset(
+  listing: DatasetListing,
+  params: PreprocessParams,
+  options: PreprocessOptions = {},
+): Promise<PreprocessedDataset> {
+  const key = cacheKey(listing, params);
+  const cached = options.cacheDir ? await readCache(options.cacheDir, key) : undefined;
+  if (cached) return cached;
+  const dataset = await preprocessAll(listing.files, params, options);
+  if (options.cacheDir) await writeCache(options.cacheDir, key, dataset);
+  return dataset;
+}
+
+async function preprocessAll(
+  files: LabeledFile[],
+  params: PreprocessParams,
+  { concurrency = 8, onProgress }: PreprocessOptions,
+): Promise<PreprocessedDataset> {
+  const results: ({ pixels: Uint8Array; geometry: InputGeometry } | { reason: string })[] = new Array(files.length);
+  let next = 0;
+  let done = 0;
+  const work = async () => {
+    while (next < files.length) {
+      const index = next++;
+      const file = files[index] as LabeledFile;
+      try {
+        const out = await preprocessImage(await readFile(file.path), params);
+        results[index] = { pixels: out.pixels, geometry: out.geometry };
+      } catch (error) {
+        results[index] = { reason: (error as Error).message };
+      }
+      onProgress?.(++done, files.length);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, work));
+  const area = params.size * params.size;
+  const kept: LabeledFile[] = [];
+  const geometries: InputGeometry[] = [];
+  const rejected: { relPath: string; reason: string }[] = [];
+  const pixels = new Uint8Array(files.length * area);
+  results.forEach((result, i) => {
+    const file = files[i] as LabeledFile;
+    if ('reason' in result) {
+      rejected.push({ relPath: file.relPath, reason: result.reason });
+      return;
+    }
+    pixels.set(result.pixels, kept.length * area);
+    kept.push(file);
+    geometries.push(result.geometry);
+  });
+  return { params, files: kept, pixels: pixels.slice(0, kept.length * area), geometries, rejected };
+}
+
+async function readCache(cacheDir: string, key: string): Promise<PreprocessedDataset | undefined> {
+  try {
+    const index = JSON.parse(await readFile(path.join(cacheDir, `${key}.json`), 'utf8')) as CacheIndex;
+    const buffer = await readFile(path.join(cacheDir, `${key}.pixels`));
+    const pixels = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    if (pixels.length !== index.files.length * index.params.size * index.params.size) return undefined;
+    return { ...index, pixels };
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeCache(cacheDir: string, key: string, dataset: PreprocessedDataset): Promise<void> {
+  await mkdir(cacheDir, { recursive: true });
+  const index: CacheIndex = {
+    params: dataset.params,
+    files: dataset.files,
+    geometries: dataset.geometries,
+    rejected: dataset.rejected,
+  };
+  // Write then rename, so a crash never leaves a cache entry that looks complete.
+  const base = path.join(cacheDir, key);
+  await writeFile(`${base}.pixels.tmp`, dataset.pixels);
+  await rename(`${base}.pixels.tmp`, `${base}.pixels`);
+  await writeFile(`${base}.json.tmp`, JSON.stringify(index));
+  await rename(`${base}.json.tmp`, `${base}.json`);
+}

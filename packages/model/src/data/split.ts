@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { createRandom, shuffleInPlace } from '../util/random.js';
+
+export type SplitName = 'train' | 'val' | 'test';
+export const SPLIT_NAMES: readonly SplitName[] = ['train', 'val', 'test'];
+
+export interface SplitItem {
+  relPath: string;
+  label: string;
+}
+
+export interface SplitAssignment extends SplitItem {
+  split: SplitName;
+  /** Near-duplicate group: items of one group always share a split. */
+  group: number;
+}
+
+export interface SplitOptions {
+  seed: number;
+  fractions: Readonly<Record<SplitName, number>>;
+}
+
+export interface DatasetSplit {
+  seed: number;
+  fractions: Readonly<Record<SplitName, number>>;
+  assignments: SplitAssignment[];
+  /** sha256 over the sorted assignments: two runs with the same split have the same fingerprint. */
+  fingerprint: string;
+}
+
+interface Group {
+  id: number;
+  members: number[];
+  label: string;
+}
+
+/**
+ * Group-aware, stratified, seeded split: whole near-duplicate groups go to one split, and each
+ * group goes where its class is furthest below its target share.
+ */
+export function splitByGroups(items: readonly SplitItem[], groupOf: Int32Array, options: SplitOptions): DatasetSplit {
+  const groups = collectGroups(items, groupOf);
+  const random = createRandom(options.seed);
+  shuffleInPlace(groups, random);
+  // Place large groups first (stable after the seeded shuffle) so they cannot unbalance the end.
+  groups.sort((a, b) => b.members.length - a.members.length);
+
+  const totals = new Map<string, number>();
+  for (const item of items) totals.set(item.label, (totals.get(item.label) ?? 0) + 1);
+  const placed = new Map<string, Record<SplitName, number>>();
+  for (const label of totals.keys()) placed.set(label, { train: 0, val: 0, test: 0 });
+
+  const splitOf = new Map<number, SplitName>();
+  for (const group of groups) {
+    const total = totals.get(group.label) as number;
+    const counts = placed.get(group.label) as Record<SplitName, number>;
+    let best: SplitName = 'train';
+    let bestDeficit = -Infinity;
+    for (const split of SPLIT_NAMES) {
+      if (options.fractions[split] <= 0) continue;
+      const deficit = options.fractions[split] * total - counts[split];
+      if (deficit > bestDeficit) {
+        bestDeficit = deficit;
+        best = split;
+      }
+    }
+    counts[best] += group.members.length;
+    splitOf.set(group.id, best);
+  }
+
+  const assignments = items.map((item, i) => {
+    const group = groupOf[i] as number;
+    return { relPath: item.relPath, label: item.label, split: splitOf.get(group) as SplitName, group };
+  });
+  return { seed: options.seed, fractions: options.fractions, assignments, fingerprint: splitFingerprint(assignments) };
+}
+
+function collectGroups(items: readonly SplitItem[], groupOf: Int32Array): Group[] {
+  const byId = new Map<number, number[]>();
+  items.forEach((_, i) => {
+    const id = groupOf[i] as number;
+    const members = byId.get(id);
+    if (members) members.push(i);
+    else byId.set(id, [i]);
+  });
+  return [...byId.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([id, members]) => ({ id, members, label: majorityLabel(items, members) }));
+}
+
+function majorityLabel(items: readonly SplitItem[], members: number[]): string {
+  const counts = new Map<string, number>();
+  for (const m of members) {
+    const label = (items[m] as SplitItem).label;
+    counts.set(label, (counts.get(label) ?? 0) + 1);
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0];
+}
+
+export function splitFingerprint(assignments: readonly SplitAssignment[]): string {
+  const lines = assignments.map((a) => `${a.relPath}\t${a.label}\t${a.split}\t${a.group}`).sort();
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+/** Groups whose members sit in more than one split (must be zero). */
+export function straddlingGroups(assignments: readonly SplitAssignment[]): number[] {
+  const splitsOf = new Map<number, Set<SplitName>>();
+  for (const a of assignments) {
+    const set = splitsOf.get(a.group) ?? new Set<SplitName>();
+    set.add(a.split);
+    splitsOf.set(a.group, set);
+  }
+  return [...splitsOf.entries()].filter(([, s]) => s.size > 1).map(([g]) => g);
+}

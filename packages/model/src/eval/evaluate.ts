@@ -1,0 +1,76 @@
+import { listLabeledImages } from '../data/dataset-folder.js';
+import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
+import type { ForwardPass } from '../model/forward-pass.js';
+import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
+import type { LoadedModel } from '../model/loaded-model.js';
+import type { ModelManifest } from '../model/manifest.js';
+import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
+import { locationMetrics, type LocationMetrics, type OutlineEntry, type Outlines } from './outlines.js';
+
+export interface EvaluationResult extends ClassificationMetrics {
+  location?: LocationMetrics;
+}
+
+export interface EvaluateOptions {
+  /** Evaluate only these indices of the dataset (default: all). */
+  indices?: readonly number[];
+  outlines?: Outlines;
+  batchSize?: number;
+}
+
+type EvaluableModel = LoadedModel & { forwardPass: ForwardPass };
+
+const POSITIVE: Record<string, string | undefined> = { 'tumor-binary': 'tumor' };
+
+/** Metrics of a served model (test-time flip included) on preprocessed images. */
+export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
+  const manifest: ModelManifest = model.manifest;
+  if (dataset.params.size !== manifest.inputSize || dataset.params.version !== manifest.preprocessing.version) {
+    throw new Error('dataset was preprocessed with other parameters than the model expects');
+  }
+  const indices = options.indices ?? dataset.files.map((_, i) => i);
+  const classes = manifest.classes;
+  const camClass = manifest.heatmapClass ? classes.indexOf(manifest.heatmapClass) : -1;
+  const area = manifest.inputSize * manifest.inputSize;
+  const batchSize = options.batchSize ?? 32;
+  const probabilities = new Float32Array(indices.length * classes.length);
+  const located: { entry: OutlineEntry; peak: { x: number; y: number }; box: ReturnType<typeof boxFromHeatmap> }[] = [];
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const batch = indices.slice(start, start + batchSize);
+    const pixels = new Uint8Array(batch.length * area);
+    batch.forEach((index, i) => pixels.set(dataset.pixels.subarray(index * area, (index + 1) * area), i * area));
+    const out = model.forwardPass.run(pixels, batch.length, camClass);
+    probabilities.set(out.probabilities, start * classes.length);
+    batch.forEach((index, i) => {
+      const entry = options.outlines?.[dataset.files[index]!.relPath];
+      if (!entry || entry.regions.length === 0) return;
+      const geometry = dataset.geometries[index]!;
+      const camCells = out.camSide * out.camSide;
+      const heatmap = camToHeatmap(out.cams.subarray(i * camCells, (i + 1) * camCells), out.camSide, geometry);
+      located.push({ entry, peak: heatmapPeak(heatmap, geometry), box: boxFromHeatmap(heatmap, geometry) });
+    });
+  }
+  const actual = indices.map((index) => {
+    const c = classes.indexOf(dataset.files[index]!.label);
+    if (c < 0) throw new Error(`label ${dataset.files[index]!.label} is not a class of ${manifest.task}`);
+    return c;
+  });
+  const metrics: EvaluationResult = classificationMetrics(actual, probabilities, classes, POSITIVE[manifest.task]);
+  if (options.outlines) metrics.location = locationMetrics(located);
+  return metrics;
+}
+
+/** Evaluates a model on a folder with one sub-folder per class (aliases accepted). */
+export async function evaluateModel(
+  model: EvaluableModel,
+  dataDir: string,
+  options: { maxImages?: number; outlines?: Outlines; cacheDir?: string } = {},
+): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[] }> {
+  const listing = await listLabeledImages(dataDir, model.manifest.task);
+  if (options.maxImages && listing.files.length > options.maxImages) {
+    const step = listing.files.length / options.maxImages;
+    listing.files = Array.from({ length: options.maxImages }, (_, i) => listing.files[Math.floor(i * step)]!);
+  }
+  const dataset = await loadPreprocessedDataset(listing, model.manifest.preprocessing, { cacheDir: options.cacheDir });
+  return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines }), rejected: dataset.rejected };
+}

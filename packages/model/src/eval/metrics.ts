@@ -1,0 +1,127 @@
+/** Classification metrics from labels and probabilities. Every rate is a fraction in [0, 1]. */
+
+export interface ClassMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+  specificity: number;
+  support: number;
+}
+
+export interface ClassificationMetrics {
+  n: number;
+  accuracy: number;
+  /** For binary tasks: of the positive class; otherwise macro averages. */
+  precision: number;
+  recall: number;
+  f1: number;
+  specificity: number;
+  /** ROC AUC of the positive class (binary tasks only). */
+  auc?: number;
+  /** Expected calibration error over 10 equal-width confidence bins. */
+  calibrationError: number;
+  perClass: Record<string, ClassMetrics>;
+  /** confusion[actual][predicted], in `classes` order. */
+  confusion: number[][];
+  classes: string[];
+}
+
+const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
+
+export function confusionMatrix(actual: readonly number[], predicted: readonly number[], classes: number): number[][] {
+  const m = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  actual.forEach((a, i) => {
+    m[a]![predicted[i] as number]! += 1;
+  });
+  return m;
+}
+
+export function perClassMetrics(confusion: number[][], classes: readonly string[]): Record<string, ClassMetrics> {
+  const total = confusion.reduce((s, row) => s + row.reduce((a, b) => a + b, 0), 0);
+  return Object.fromEntries(
+    classes.map((name, c) => {
+      const tp = confusion[c]![c]!;
+      const support = confusion[c]!.reduce((a, b) => a + b, 0);
+      const predicted = confusion.reduce((s, row) => s + row[c]!, 0);
+      const fp = predicted - tp;
+      const fn = support - tp;
+      const tn = total - tp - fp - fn;
+      const precision = ratio(tp, predicted);
+      const recall = ratio(tp, support);
+      return [name, { precision, recall, f1: ratio(2 * precision * recall, precision + recall), specificity: ratio(tn, tn + fp), support }];
+    }),
+  );
+}
+
+/** Area under the ROC curve by the rank statistic (ties count one half). */
+export function rocAuc(scores: readonly number[], positive: readonly boolean[]): number {
+  const order = scores.map((s, i) => [s, i] as const).sort((a, b) => a[0] - b[0]);
+  const ranks = new Array<number>(scores.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) ranks[order[k]![1]] = rank;
+    i = j + 1;
+  }
+  const nPos = positive.filter(Boolean).length;
+  const nNeg = positive.length - nPos;
+  if (nPos === 0 || nNeg === 0) return Number.NaN;
+  const rankSum = positive.reduce((s, p, i) => (p ? s + (ranks[i] as number) : s), 0);
+  return (rankSum - (nPos * (nPos + 1)) / 2) / (nPos * nNeg);
+}
+
+/** Expected calibration error of the top-class confidence. */
+export function expectedCalibrationError(confidences: readonly number[], correct: readonly boolean[], bins = 10): number {
+  const count = new Array<number>(bins).fill(0);
+  const conf = new Array<number>(bins).fill(0);
+  const acc = new Array<number>(bins).fill(0);
+  confidences.forEach((c, i) => {
+    const b = Math.min(bins - 1, Math.floor(c * bins));
+    count[b]! += 1;
+    conf[b]! += c;
+    acc[b]! += correct[i] ? 1 : 0;
+  });
+  const n = confidences.length;
+  return count.reduce((s, k, b) => (k === 0 ? s : s + (k / n) * Math.abs(acc[b]! / k - conf[b]! / k)), 0);
+}
+
+/**
+ * @param probabilities n × classes, row-major
+ * @param positiveClass for binary tasks, the class whose precision/recall/specificity/AUC are reported
+ */
+export function classificationMetrics(
+  actual: readonly number[],
+  probabilities: Float32Array | readonly number[],
+  classes: readonly string[],
+  positiveClass?: string,
+): ClassificationMetrics {
+  const k = classes.length;
+  const predicted = actual.map((_, i) => {
+    let best = 0;
+    for (let c = 1; c < k; c++) if ((probabilities[i * k + c] as number) > (probabilities[i * k + best] as number)) best = c;
+    return best;
+  });
+  const confusion = confusionMatrix(actual, predicted, k);
+  const perClass = perClassMetrics(confusion, classes);
+  const correct = predicted.map((p, i) => p === actual[i]);
+  const confidences = predicted.map((p, i) => probabilities[i * k + p] as number);
+  const n = actual.length;
+  const base = {
+    n,
+    accuracy: ratio(correct.filter(Boolean).length, n),
+    calibrationError: expectedCalibrationError(confidences, correct),
+    perClass,
+    confusion,
+    classes: [...classes],
+  };
+  const pos = positiveClass ? classes.indexOf(positiveClass) : -1;
+  if (pos >= 0) {
+    const m = perClass[positiveClass as string] as ClassMetrics;
+    const auc = rocAuc(actual.map((_, i) => probabilities[i * k + pos] as number), actual.map((a) => a === pos));
+    return { ...base, precision: m.precision, recall: m.recall, f1: m.f1, specificity: m.specificity, auc };
+  }
+  const values = Object.values(perClass);
+  const mean = (f: (m: ClassMetrics) => number) => values.reduce((s, m) => s + f(m), 0) / values.length;
+  return { ...base, precision: mean((m) => m.precision), recall: mean((m) => m.recall), f1: mean((m) => m.f1), specificity: mean((m) => m.specificity) };
+}

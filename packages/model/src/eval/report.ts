@@ -1,0 +1,65 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ModelManifest } from '../model/manifest.js';
+import type { EvaluationResult } from './evaluate.js';
+import { confusionSvg, trainingCurvesSvg } from './plots.js';
+
+const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
+
+const SET_TITLES: Record<string, string> = {
+  test: 'Held-out test split (no near-duplicate of it in training)',
+  val: 'Validation split (used to choose the epoch)',
+  externalTest: 'Separate test folder, as published',
+  externalTestLeakFree: 'Separate test folder without images that have a near-duplicate in training',
+};
+
+function metricsSection(name: string, m: EvaluationResult): string {
+  const lines = [
+    `### ${SET_TITLES[name] ?? name}`,
+    '',
+    '| n | accuracy | precision | recall | F1 | specificity | AUC | calibration error |',
+    '|---|---|---|---|---|---|---|---|',
+    `| ${m.n} | ${pct(m.accuracy)} | ${pct(m.precision)} | ${pct(m.recall)} | ${pct(m.f1)} | ${pct(m.specificity)} | ${m.auc === undefined ? '–' : m.auc.toFixed(4)} | ${m.calibrationError.toFixed(4)} |`,
+    '',
+    '| class | precision | recall | F1 | support |',
+    '|---|---|---|---|---|',
+    ...Object.entries(m.perClass).map(([c, v]) => `| ${c} | ${pct(v.precision)} | ${pct(v.recall)} | ${pct(v.f1)} | ${v.support} |`),
+    '',
+    `Confusion (rows actual, columns predicted; ${m.classes.join(', ')}): \`${JSON.stringify(m.confusion)}\``,
+  ];
+  if (m.location) {
+    lines.push(
+      '',
+      `Location on ${m.location.n} outlined images: pointing game ${pct(m.location.pointingGame)}, box IoU ≥ 0.5 ${pct(m.location.iou50)}, mean IoU ${m.location.meanIou.toFixed(3)}.`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Writes report.md with curves.svg and one confusion-matrix SVG per evaluated set. */
+export async function renderReport(outDir: string, manifest: ModelManifest, history: Parameters<typeof trainingCurvesSvg>[0]): Promise<void> {
+  if (history.length > 0) await writeFile(path.join(outDir, 'curves.svg'), await trainingCurvesSvg(history));
+  const metrics = (manifest.metrics ?? {}) as Record<string, EvaluationResult>;
+  const sections: string[] = [];
+  for (const [name, m] of Object.entries(metrics)) {
+    await writeFile(path.join(outDir, `confusion-${name}.svg`), await confusionSvg(m.confusion, m.classes, SET_TITLES[name] ?? name));
+    sections.push(metricsSection(name, m), '', `![confusion ${name}](confusion-${name}.svg)`, '');
+  }
+  const t = manifest.training;
+  const s = manifest.split;
+  const body = [
+    `# ${manifest.name} ${manifest.version}`,
+    '',
+    `Task \`${manifest.task}\`, classes ${manifest.classes.join(', ')}; input ${manifest.inputSize}×${manifest.inputSize} grey, preprocessing v${manifest.preprocessing.version}; backend ${manifest.backend}.`,
+    t ? `Trained ${t.epochsRun} of ${t.epochs} epochs (best ${t.bestEpoch}) in ${t.durationSeconds} s on ${t.workers} worker(s), ${t.imagesPerSecond} images/s.` : '',
+    t?.command ? `Command: \`${t.command}\`` : '',
+    s ? `Split: seed ${s.seed}, fingerprint \`${s.fingerprint.slice(0, 16)}\`, ${s.duplicateGroups} near-duplicate groups (correlation ≥ ${s.duplicateThreshold}), ${s.straddlingGroups} straddling splits; counts ${JSON.stringify(s.counts)}.` : '',
+    '',
+    history.length > 0 ? '![training curves](curves.svg)' : '',
+    '',
+    '## Evaluation',
+    '',
+    ...sections,
+  ];
+  await writeFile(path.join(outDir, 'report.md'), `${body.join('\n')}\n`);
+}

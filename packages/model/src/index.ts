@@ -1,0 +1,25 @@
+export { initBackend, getBackendInfo, registerFastWasmKernels } from './backend/index.js';
+export type { BackendInfo } from './backend/index.js';
+export { ImageDecodeError } from './data/image-decode-error.js';
+export { decodeGrey, MAX_INPUT_PIXELS, type GreyImage } from './data/decode-image.js';
+export {
+  preprocessImage,
+  defaultPreprocessParams,
+  PREPROCESS_VERSION,
+  type PreprocessParams,
+  type PreprocessedImage,
+  type InputGeometry,
+} from './data/preprocess.js';
+export { listLabeledImages, type LabeledFile, type DatasetListing } from './data/dataset-folder.js';
+export { loadPreprocessedDataset, type PreprocessedDataset } from './data/preprocessed-dataset.js';
+export { prepareTaskData, crossSplitDuplicates, type PreparedTaskData } from './data/prepare-task-data.js';
+export { TASKS, TASK_CLASSES, isTask, classOfFolder, type Task } from './model/tasks.js';
+export { ARTIFACT_FILES, assertManifest, type ModelManifest } from './model/manifest.js';
+export { readArtifactDir, type ArtifactFiles } from './model/artifact.js';
+export { loadModel, type LoadedModel, type Prediction, type PredictOptions } from './model/loaded-model.js';
+export type { Box, Heatmap, Point } from './model/heatmap.js';
+export { renderOverlay } from './model/overlay.js';
+export { writeInitialArtifact } from './model/initial-artifact.js';
+export { trainModel, type TrainOptions, type TrainResult } from './train/train-model.js';
+export { evaluateModel, evaluateOnDataset, type EvaluationResult } from './eval/evaluate.js';
+export { readOutlines, type Outlines } from './eval/outlines.js';

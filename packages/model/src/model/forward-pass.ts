@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs';
+import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
+
+/** Probabilities and class activation maps for a batch of preprocessed images. */
+export interface ForwardResult {
+  /** count × classes. */
+  probabilities: Float32Array;
+  /** count × camSide × camSide, non-negative, unnormalised; for the class asked for each image. */
+  cams: Float32Array;
+  camSide: number;
+}
+
+/**
+ * Runs a classifier and reads its class activation map. With global average pooling followed by a
+ * dense layer, Grad-CAM's channel weights are exactly the dense kernel's column for the class, so the
+ * map costs one matrix product and no backward pass.
+ */
+export class ForwardPass {
+  private readonly camModel: tf.LayersModel;
+  private readonly classifierKernel: tf.Tensor2D;
+
+  constructor(
+    private readonly model: tf.LayersModel,
+    private readonly testTimeFlip: boolean,
+  ) {
+    const camOutput = model.getLayer(CAM_LAYER).output as tf.SymbolicTensor;
+    this.camModel = tf.model({ inputs: model.inputs, outputs: [camOutput, model.outputs[0] as tf.SymbolicTensor] });
+    this.classifierKernel = model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D;
+  }
+
+  get inputSize(): number {
+    return this.model.inputs[0]!.shape[1] as number;
+  }
+
+  /**
+   * @param pixels count × size × size grey pixels (0–255)
+   * @param camClass per image: the class index whose map to return, or -1 for the predicted class
+   */
+  run(pixels: Uint8Array, count: number, camClass: number | number[]): ForwardResult {
+    const size = this.inputSize;
+    return tf.tidy(() => {
+      const x = tf.tensor4d(pixels, [count, size, size, 1], 'float32').div(255);
+      let [features, probs] = this.camModel.predict(x) as [tf.Tensor4D, tf.Tensor2D];
+      if (this.testTimeFlip) {
+        const [ff, fp] = this.camModel.predict(tf.reverse(x, 2)) as [tf.Tensor4D, tf.Tensor2D];
+        features = features.add(tf.reverse(ff, 2)).div(2);
+        probs = probs.add(fp).div(2);
+      }
+      const probabilities = probs.dataSync() as Float32Array;
+      const classes = probs.shape[1];
+      const chosen = Array.from({ length: count }, (_, i) => {
+        const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
+        return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
+      });
+      const weights = tf.gather(this.classifierKernel, chosen, 1).transpose(); // count × channels
+      const camSide = features.shape[1];
+      const cams = tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
+      return { probabilities: probabilities.slice(), cams: cams.dataSync() as Float32Array, camSide };
+    });
+  }
+
+  dispose(): void {
+    // The CAM model shares the classifier's layers and weights; disposing the classifier frees both.
+    this.model.dispose();
+    this.classifierKernel.dispose();
+  }
+}
+
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
+  return best;
+}

@@ -1,0 +1,92 @@
+import { performance } from 'node:perf_hooks';
+import { preprocessImage } from '../data/preprocess.js';
+import { modelFromArtifact, parseManifest, readArtifactDir, type ArtifactFiles } from './artifact.js';
+import { ForwardPass } from './forward-pass.js';
+import { boxFromHeatmap, camToHeatmap, heatmapPeak, type Box, type Heatmap, type Point } from './heatmap.js';
+import type { ModelManifest } from './manifest.js';
+
+export interface Prediction {
+  label: string;
+  probabilities: Record<string, number>;
+  /** Box around the most suspicious region in original pixels; null when the label is no_tumor. */
+  box: Box | null;
+  /** Hottest point of the heatmap in original pixels (present with a heatmap). */
+  peak?: Point;
+  heatmap?: Heatmap;
+  timings: { preprocessMs: number; modelMs: number; heatmapMs: number };
+}
+
+export interface PredictOptions {
+  /** Compute the heatmap (and the box); default true. */
+  heatmap?: boolean;
+}
+
+/** A model ready to serve: its manifest, a predict function and an idempotent dispose. */
+export interface LoadedModel {
+  readonly manifest: ModelManifest;
+  predict(image: Uint8Array, options?: PredictOptions): Promise<Prediction>;
+  dispose(): void;
+}
+
+const NO_TUMOR = 'no_tumor';
+
+class ServingModel implements LoadedModel {
+  private disposed = false;
+  private readonly heatmapClass: number;
+
+  constructor(
+    readonly manifest: ModelManifest,
+    private readonly forward: ForwardPass,
+  ) {
+    this.heatmapClass = manifest.heatmapClass ? manifest.classes.indexOf(manifest.heatmapClass) : -1;
+  }
+
+  async predict(image: Uint8Array, options: PredictOptions = {}): Promise<Prediction> {
+    if (this.disposed) throw new Error(`model ${this.manifest.name}@${this.manifest.version} is disposed`);
+    const t0 = performance.now();
+    const input = await preprocessImage(image, this.manifest.preprocessing);
+    const t1 = performance.now();
+    const out = this.forward.run(input.pixels, 1, this.heatmapClass);
+    const t2 = performance.now();
+    const probabilities = Object.fromEntries(this.manifest.classes.map((c, i) => [c, out.probabilities[i] as number]));
+    const label = this.manifest.classes.reduce((a, b) => ((probabilities[b] as number) > (probabilities[a] as number) ? b : a));
+    const prediction: Prediction = { label, probabilities, box: null, timings: { preprocessMs: t1 - t0, modelMs: t2 - t1, heatmapMs: 0 } };
+    if (options.heatmap !== false) {
+      const heatmap = camToHeatmap(out.cams, out.camSide, input.geometry);
+      prediction.heatmap = heatmap;
+      prediction.peak = heatmapPeak(heatmap, input.geometry);
+      prediction.box = label === NO_TUMOR ? null : boxFromHeatmap(heatmap, input.geometry);
+      prediction.timings.heatmapMs = performance.now() - t2;
+    }
+    return prediction;
+  }
+
+  /** Runs the underlying forward pass on preprocessed pixels (evaluation uses batches). */
+  get forwardPass(): ForwardPass {
+    return this.forward;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.forward.dispose();
+  }
+}
+
+/** Loads an artifact from a directory or from in-memory files (e.g. fetched from object storage). */
+export async function loadModel(source: string | ArtifactFiles): Promise<LoadedModel & { forwardPass: ForwardPass }> {
+  const files = typeof source === 'string' ? await readArtifactDir(source) : source;
+  const manifest = parseManifest(files);
+  const model = await modelFromArtifact(files);
+  const shape = model.inputs[0]?.shape;
+  if (!shape || shape[1] !== manifest.inputSize || shape[2] !== manifest.inputSize || shape[3] !== 1) {
+    model.dispose();
+    throw new Error(`model input ${JSON.stringify(shape)} does not match the manifest's ${manifest.inputSize}×${manifest.inputSize}×1`);
+  }
+  const classes = model.outputs[0]?.shape[1];
+  if (classes !== manifest.classes.length) {
+    model.dispose();
+    throw new Error(`model has ${String(classes)} outputs, the manifest names ${manifest.classes.length} classes`);
+  }
+  return new ServingModel(manifest, new ForwardPass(model, manifest.testTimeFlip));
+}

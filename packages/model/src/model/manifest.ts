@@ -1,0 +1,78 @@
+import type { PreprocessParams } from '../data/preprocess.js';
+import type { ArchitectureConfig } from './architecture.js';
+import type { Task } from './tasks.js';
+
+/** The file names of a model artifact directory. */
+export const ARTIFACT_FILES = {
+  topology: 'model.json',
+  weights: 'weights.bin',
+  manifest: 'manifest.json',
+  history: 'history.json',
+  split: 'split.json',
+  probe: 'probe.png',
+} as const;
+
+export interface SplitRecord {
+  seed: number;
+  fractions: Record<string, number>;
+  fingerprint: string;
+  /** File in the artifact listing every image with its split and near-duplicate group. */
+  file: string;
+  duplicateThreshold: number;
+  duplicateGroups: number;
+  counts: Record<string, Record<string, number>>;
+  /** Groups found in more than one split: zero by construction, recorded as evidence. */
+  straddlingGroups: number;
+}
+
+export interface TrainingRecord {
+  command?: string;
+  epochs: number;
+  epochsRun: number;
+  bestEpoch: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  workers: number;
+  augmentation: Record<string, number | boolean>;
+  classWeights: Record<string, number>;
+  durationSeconds: number;
+  imagesPerSecond: number;
+}
+
+/** Everything needed to trust, reproduce and serve a model. Stored as manifest.json beside the weights. */
+export interface ModelManifest {
+  name: string;
+  task: Task;
+  version: string;
+  createdAt: string;
+  classes: string[];
+  inputSize: number;
+  preprocessing: PreprocessParams;
+  architecture: ArchitectureConfig;
+  /** TensorFlow.js backend the model was trained on. */
+  backend: string;
+  /** Predictions average the image and its left–right mirror. */
+  testTimeFlip: boolean;
+  /** Class whose activation map gives the heatmap (binary: tumor); absent: the predicted class. */
+  heatmapClass?: string;
+  dataset?: { dir: string; files: number; perClass: Record<string, number>; rejected: number };
+  split?: SplitRecord;
+  training?: TrainingRecord;
+  metrics?: Record<string, unknown>;
+  /** A synthetic probe image in the artifact and the probabilities this model gives it: a loaded copy must agree. */
+  expectedOutput?: { image: string; probabilities: Record<string, number> };
+}
+
+export function assertManifest(value: unknown): ModelManifest {
+  const m = value as Partial<ModelManifest> | null;
+  const problems: string[] = [];
+  if (!m || typeof m !== 'object') throw new Error('manifest is not an object');
+  if (m.task !== 'tumor-binary' && m.task !== 'tumor-type') problems.push(`task ${String(m.task)}`);
+  if (!Array.isArray(m.classes) || m.classes.length < 2) problems.push('classes');
+  if (typeof m.inputSize !== 'number' || m.inputSize < 8) problems.push('inputSize');
+  if (!m.preprocessing || typeof m.preprocessing.version !== 'number') problems.push('preprocessing');
+  if (typeof m.version !== 'string' || !m.version) problems.push('version');
+  if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
+  return m as ModelManifest;
+}

@@ -1,0 +1,128 @@
+import { Worker } from 'node:worker_threads';
+import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
+
+/** Resolves the worker script next to this module, compiled (.js) or, under a TS test runner, source (.ts). */
+function workerScript(): { url: URL; execArgv: string[] } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  return {
+    url: new URL(fromSource ? './gradient-worker.ts' : './gradient-worker.js', import.meta.url),
+    execArgv: fromSource ? ['--import', 'tsx'] : [],
+  };
+}
+
+interface Pending {
+  resolve: (reply: StepResult | PredictResult) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Data-parallel training workers: each holds a replica of the model on its own backend (wasm runs one
+ * thread per process, so parallelism comes from threads with a backend each). A step sends the current
+ * weights and a shard of the batch to each worker; gradients come back to be averaged.
+ */
+export class GradientWorkerPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+  backend = 'unknown';
+
+  private constructor() {}
+
+  static async start(count: number, init: WorkerInit): Promise<GradientWorkerPool> {
+    const pool = new GradientWorkerPool();
+    const script = workerScript();
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(script.url, { execArgv: script.execArgv });
+      pool.workers.push(worker);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          const onReady = (reply: WorkerReply) => {
+            if (reply.type === 'ready') {
+              pool.backend = reply.backend;
+              worker.off('message', onReady);
+              worker.on('message', (r: WorkerReply) => pool.settle(r));
+              resolve();
+            } else if (reply.type === 'error') reject(new Error(reply.message));
+          };
+          worker.on('message', onReady);
+          worker.once('error', reject);
+        }),
+      );
+      worker.on('error', (error) => pool.failAll(error));
+      worker.postMessage(init);
+    }
+    try {
+      await Promise.all(ready);
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  private settle(reply: WorkerReply): void {
+    if (reply.type === 'ready') return;
+    const pending = reply.id === undefined ? undefined : this.pending.get(reply.id);
+    if (!pending) {
+      if (reply.type === 'error') this.failAll(new Error(reply.message));
+      return;
+    }
+    this.pending.delete(reply.id as number);
+    if (reply.type === 'error') pending.reject(new Error(reply.message));
+    else pending.resolve(reply);
+  }
+
+  private failAll(error: Error): void {
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+  }
+
+  private request<T extends StepResult | PredictResult>(worker: Worker, message: WorkerRequest & { id: number }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(message.id, { resolve: resolve as Pending['resolve'], reject });
+      worker.postMessage(message);
+    });
+  }
+
+  /** One gradient step over shards (one per worker); empty shards are skipped. */
+  step(weights: Float32Array[], shards: Int32Array[], seed: number): Promise<StepResult[]> {
+    return Promise.all(
+      shards.flatMap((indices, i) =>
+        indices.length === 0
+          ? []
+          : [this.request<StepResult>(this.workers[i] as Worker, { type: 'step', id: this.nextId++, weights, indices, seed: seed * 31 + i })],
+      ),
+    );
+  }
+
+  /** Probabilities (inference mode) for the given image indices, spread over the workers. */
+  async predict(weights: Float32Array[], indices: Int32Array, batchSize = 64): Promise<Float32Array[]> {
+    const chunks: Int32Array[] = [];
+    for (let i = 0; i < indices.length; i += batchSize) chunks.push(indices.subarray(i, i + batchSize));
+    const results: Float32Array[] = new Array(chunks.length);
+    let next = 0;
+    await Promise.all(
+      this.workers.map(async (worker) => {
+        while (next < chunks.length) {
+          const k = next++;
+          const reply = await this.request<PredictResult>(worker, { type: 'predict', id: this.nextId++, weights, indices: chunks[k] as Int32Array });
+          results[k] = reply.probabilities;
+        }
+      }),
+    );
+    return results;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new Error('worker pool closed'));
+    await Promise.allSettled(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,91 @@
+import * as tf from '@tensorflow/tfjs';
+import { parentPort } from 'node:worker_threads';
+import { initBackend } from '../backend/index.js';
+import { createRandom } from '../util/random.js';
+import { augmentBatch } from './augmentation.js';
+import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
+
+interface State {
+  init: WorkerInit;
+  model: tf.LayersModel;
+  pixels: Uint8Array;
+}
+
+let state: State | undefined;
+const port = parentPort;
+if (!port) throw new Error('gradient-worker must run in a worker thread');
+
+function post(reply: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(reply, transfer);
+}
+
+function loadWeights(model: tf.LayersModel, weights: Float32Array[]): void {
+  tf.tidy(() => model.weights.forEach((w, i) => w.write(tf.tensor(weights[i] as Float32Array, w.shape as number[]))));
+}
+
+function batchImages(s: State, indices: Int32Array): tf.Tensor4D {
+  const area = s.init.size * s.init.size;
+  const buffer = new Float32Array(indices.length * area);
+  indices.forEach((index, i) => {
+    const source = s.pixels.subarray(index * area, (index + 1) * area);
+    for (let k = 0; k < area; k++) buffer[i * area + k] = (source[k] as number) / 255;
+  });
+  return tf.tensor4d(buffer, [indices.length, s.init.size, s.init.size, 1]);
+}
+
+function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResult {
+  loadWeights(s.model, msg.weights);
+  const { init, model } = s;
+  const labels = Array.from(msg.indices, (i) => init.labels[i] as number);
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const kernels = trainable.filter((v) => v.name.includes('kernel'));
+  let correct = 0;
+  const { value, grads } = tf.variableGrads(() => {
+    const x = augmentBatch(batchImages(s, msg.indices), init.augmentation, createRandom(msg.seed));
+    const probs = model.apply(x, { training: true }) as tf.Tensor2D;
+    correct = tf.tidy(() => tf.equal(probs.argMax(1), tf.tensor1d(labels, 'int32')).sum().dataSync()[0] as number);
+    const smooth = init.labelSmoothing;
+    const target = tf.oneHot(tf.tensor1d(labels, 'int32'), init.numClasses).mul(1 - smooth).add(smooth / init.numClasses);
+    const weights = tf.tensor1d(labels.map((l) => init.classWeights[l] as number));
+    const perImage = target.mul(probs.clipByValue(1e-7, 1).log()).sum(1).neg();
+    const dataLoss = perImage.mul(weights).mean();
+    const decay = kernels.reduce((acc: tf.Scalar, k) => acc.add(k.square().sum()), tf.scalar(0));
+    return dataLoss.add(decay.mul(init.l2)) as tf.Scalar;
+  }, trainable);
+  const loss = value.dataSync()[0] as number;
+  value.dispose();
+  const gradArrays = trainable.map((v) => {
+    const g = grads[v.name] as tf.Tensor;
+    const data = g.dataSync() as Float32Array;
+    g.dispose();
+    return data.slice();
+  });
+  const nonTrainable = model.nonTrainableWeights.map((w) => (w.read().dataSync() as Float32Array).slice());
+  return { type: 'step', id: msg.id, grads: gradArrays, nonTrainable, loss, correct, count: msg.indices.length };
+}
+
+function predict(s: State, msg: Extract<WorkerRequest, { type: 'predict' }>): PredictResult {
+  loadWeights(s.model, msg.weights);
+  const probabilities = tf.tidy(() => (s.model.predict(batchImages(s, msg.indices)) as tf.Tensor).dataSync() as Float32Array);
+  return { type: 'predict', id: msg.id, probabilities: probabilities.slice() };
+}
+
+port.on('message', (msg: WorkerRequest) => {
+  void (async () => {
+    try {
+      if (msg.type === 'init') {
+        const backend = await initBackend({ prefer: msg.backend });
+        const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(msg.topology) as tf.io.ModelJSON["modelTopology"] });
+        state = { init: msg, model, pixels: new Uint8Array(msg.pixels) };
+        post({ type: 'ready', backend: backend.name });
+        return;
+      }
+      if (!state) throw new Error('worker not initialised');
+      const reply = msg.type === 'step' ? step(state, msg) : predict(state, msg);
+      const transfer = reply.type === 'step' ? reply.grads.map((g) => g.buffer as ArrayBuffer) : [reply.probabilities.buffer as ArrayBuffer];
+      post(reply, transfer);
+    } catch (error) {
+      post({ type: 'error', id: 'id' in msg ? msg.id : undefined, message: (error as Error).stack ?? String(error) });
+    }
+  })();
+});

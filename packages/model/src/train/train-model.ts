@@ -1,0 +1,199 @@
+import * as tf from '@tensorflow/tfjs';
+import { availableParallelism } from 'node:os';
+import { initBackend } from '../backend/index.js';
+import { prepareTaskData, type PreparedTaskData } from '../data/prepare-task-data.js';
+import { buildClassifier, DEFAULT_ARCHITECTURE, type ArchitectureConfig } from '../model/architecture.js';
+import type { ModelManifest } from '../model/manifest.js';
+import { TASK_CLASSES, type Task } from '../model/tasks.js';
+import { DEFAULT_AUGMENTATION, type AugmentationConfig } from './augmentation.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { GradientWorkerPool } from './gradient-worker-pool.js';
+import { readWeights, runTrainingLoop, writeWeights, type EpochRecord, type LoopState } from './training-loop.js';
+import { writeTrainedArtifact } from './write-artifact.js';
+
+export interface TrainOptions {
+  task: Task;
+  dataDir: string;
+  /** Separate test folder; without it a test split is held out of dataDir. */
+  testDataDir?: string;
+  outDir: string;
+  epochs?: number;
+  batchSize?: number;
+  inputSize?: number;
+  learningRate?: number;
+  patience?: number;
+  seed?: number;
+  /** Gradient workers (threads with a backend each); default: one per core. */
+  workers?: number;
+  filters?: number[];
+  convsPerBlock?: number;
+  dropout?: number;
+  cacheDir?: string;
+  maxImages?: number;
+  /** Outlines (VIA JSON keyed by path relative to dataDir) for location metrics on the test split. */
+  outlinesFile?: string;
+  /** Resume from a checkpoint folder written by an earlier run with the same data. */
+  resumeFrom?: string;
+  /** Where to write a checkpoint after every epoch. */
+  checkpointDir?: string;
+  augmentation?: Partial<AugmentationConfig>;
+  backend?: 'tensorflow' | 'wasm' | 'cpu';
+  /** The command line that started the run, recorded in the manifest. */
+  command?: string;
+  version?: string;
+  signal?: AbortSignal;
+  onEpoch?: (e: EpochRecord & { epochs: number; isBest: boolean }) => void;
+  onStep?: (done: number, total: number, loss: number) => void;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface TrainResult {
+  outDir: string;
+  manifest: ModelManifest;
+  prepared: PreparedTaskData;
+}
+
+function classWeights(labels: Int32Array, train: number[], numClasses: number): number[] {
+  const counts = new Array<number>(numClasses).fill(0);
+  for (const i of train) counts[labels[i] as number]! += 1;
+  return counts.map((c) => (c === 0 ? 0 : train.length / (numClasses * c)));
+}
+
+/** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
+export async function trainModel(options: TrainOptions): Promise<TrainResult> {
+  const started = Date.now();
+  const backend = await initBackend({ prefer: options.backend });
+  const classes = [...TASK_CLASSES[options.task]];
+  const inputSize = options.inputSize ?? 96;
+  const seed = options.seed ?? 1;
+  const prepared = await prepareTaskData({
+    task: options.task,
+    dataDir: options.dataDir,
+    testDataDir: options.testDataDir,
+    inputSize,
+    seed,
+    cacheDir: options.cacheDir,
+    maxImages: options.maxImages,
+    onProgress: options.onProgress,
+  });
+  const { dataset, indices } = prepared;
+  const labels = Int32Array.from(dataset.files, (f) => classes.indexOf(f.label));
+  const architecture: ArchitectureConfig = {
+    ...DEFAULT_ARCHITECTURE,
+    ...(options.filters ? { filters: options.filters } : {}),
+    ...(options.convsPerBlock ? { convsPerBlock: options.convsPerBlock } : {}),
+    ...(options.dropout !== undefined ? { dropout: options.dropout } : {}),
+    inputSize,
+    numClasses: classes.length,
+  };
+  const model = buildClassifier(architecture);
+  const learningRate = options.learningRate ?? 2e-3;
+  const optimizer = tf.train.adam(learningRate);
+  const augmentation = { ...DEFAULT_AUGMENTATION, ...options.augmentation };
+  const weightsPerClass = classWeights(labels, indices.train, classes.length);
+  const shared = new SharedArrayBuffer(dataset.pixels.byteLength);
+  new Uint8Array(shared).set(dataset.pixels);
+  const workers = Math.max(1, options.workers ?? availableParallelism());
+  const pool = await GradientWorkerPool.start(workers, {
+    type: 'init',
+    topology: JSON.stringify(model.toJSON(null, false)),
+    pixels: shared,
+    labels,
+    size: inputSize,
+    numClasses: classes.length,
+    classWeights: weightsPerClass,
+    labelSmoothing: 0.05,
+    l2: architecture.l2,
+    augmentation,
+    backend: options.backend,
+  });
+  const epochs = options.epochs ?? 30;
+  const batchSize = options.batchSize ?? 32;
+  let state: LoopState = { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) };
+  try {
+    if (options.resumeFrom) state = await resume(options.resumeFrom, model, optimizer, prepared, state);
+    const shapes = model.weights.map((w) => w.shape as number[]);
+    state = await runTrainingLoop(
+      model,
+      optimizer,
+      pool,
+      { train: indices.train, val: indices.val, labels, numClasses: classes.length },
+      {
+        epochs,
+        batchSize,
+        learningRate,
+        patience: options.patience ?? 10,
+        warmupEpochs: 1,
+        seed,
+        signal: options.signal,
+        onStep: options.onStep,
+        onEpoch: async (record, isBest) => {
+          if (options.checkpointDir) {
+            await saveCheckpoint(
+              options.checkpointDir,
+              { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, splitFingerprint: prepared.split.fingerprint },
+              { shapes, latest: readWeights(model), best: state.bestWeights },
+              optimizer,
+            );
+          }
+          options.onEpoch?.({ ...record, epochs, isBest });
+        },
+      },
+      state,
+    );
+  } finally {
+    await pool.close();
+  }
+  writeWeights(model, state.bestWeights);
+  const seconds = (Date.now() - started) / 1000;
+  const trainedImages = state.history.length * indices.train.length;
+  const trainingSeconds = state.history.reduce((s, h) => s + h.seconds, 0);
+  const manifest = await writeTrainedArtifact({
+    model,
+    options: { ...options, inputSize },
+    classes,
+    architecture,
+    backend: backend.name,
+    prepared,
+    history: state.history,
+    training: {
+      command: options.command,
+      epochs,
+      epochsRun: state.history.length,
+      bestEpoch: state.bestEpoch,
+      batchSize,
+      learningRate,
+      seed,
+      workers,
+      augmentation: { ...augmentation },
+      classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
+      durationSeconds: Math.round(seconds),
+      imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,
+    },
+  });
+  model.dispose();
+  optimizer.dispose();
+  return { outDir: options.outDir, manifest, prepared };
+}
+
+async function resume(
+  dir: string,
+  model: tf.LayersModel,
+  optimizer: tf.AdamOptimizer,
+  prepared: PreparedTaskData,
+  fresh: LoopState,
+): Promise<LoopState> {
+  const checkpoint = await loadCheckpoint(dir);
+  if (!checkpoint) return fresh;
+  if (checkpoint.state.splitFingerprint !== prepared.split.fingerprint) {
+    throw new Error(`checkpoint in ${dir} was made on another split; remove it to start over`);
+  }
+  writeWeights(model, checkpoint.latest);
+  try {
+    await optimizer.setWeights(checkpoint.optimizer);
+  } catch {
+    // Adam's moments are keyed by variable name; if they do not match, resume with fresh moments.
+  }
+  const { state } = checkpoint;
+  return { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, bestWeights: checkpoint.best };
+}

@@ -1,0 +1,174 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRandom, shuffleInPlace } from '../util/random.js';
+import type { GradientWorkerPool } from './gradient-worker-pool.js';
+import type { StepResult } from './worker-protocol.js';
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  learningRate: number;
+  seconds: number;
+}
+
+export interface LoopOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Stop when validation has not improved for this many epochs. */
+  patience: number;
+  warmupEpochs: number;
+  seed: number;
+  signal?: AbortSignal;
+  onEpoch?: (record: EpochRecord, isBest: boolean) => void | Promise<void>;
+  onStep?: (done: number, total: number, loss: number) => void;
+}
+
+export interface LoopState {
+  epoch: number;
+  history: EpochRecord[];
+  bestEpoch: number;
+  /** [val accuracy, −val loss]: compared lexicographically. */
+  bestScore: [number, number];
+  bestWeights: Float32Array[];
+}
+
+/** Cosine decay to 5% after a linear warm-up; per step. */
+export function learningRateAt(step: number, stepsPerEpoch: number, options: LoopOptions): number {
+  const warmup = options.warmupEpochs * stepsPerEpoch;
+  const total = options.epochs * stepsPerEpoch;
+  if (step < warmup) return options.learningRate * ((step + 1) / warmup);
+  const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+  return options.learningRate * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+export function readWeights(model: tf.LayersModel): Float32Array[] {
+  return model.weights.map((w) => (w.read().dataSync() as Float32Array).slice());
+}
+
+export function writeWeights(model: tf.LayersModel, weights: Float32Array[]): void {
+  tf.tidy(() => model.weights.forEach((w, i) => w.write(tf.tensor(weights[i] as Float32Array, w.shape as number[]))));
+}
+
+const better = (a: [number, number], b: [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+
+/**
+ * Synchronous data-parallel training: each step splits the batch over the workers, averages their
+ * gradients (weighted by shard size) and batch-norm statistics, and applies Adam once in this thread.
+ */
+export async function runTrainingLoop(
+  model: tf.LayersModel,
+  optimizer: tf.AdamOptimizer,
+  pool: GradientWorkerPool,
+  data: { train: number[]; val: number[]; labels: Int32Array; numClasses: number },
+  options: LoopOptions,
+  state: LoopState,
+): Promise<LoopState> {
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const nonTrainable = model.nonTrainableWeights;
+  const stepsPerEpoch = Math.ceil(data.train.length / options.batchSize);
+  for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
+    if (options.signal?.aborted) throw new Error('training aborted');
+    const started = Date.now();
+    const order = shuffleInPlace([...data.train], createRandom(options.seed * 1000 + epoch));
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let lr = options.learningRate;
+    for (let s = 0; s < stepsPerEpoch; s++) {
+      if (options.signal?.aborted) throw new Error('training aborted');
+      const batch = order.slice(s * options.batchSize, (s + 1) * options.batchSize);
+      const shards = Array.from({ length: pool.size }, (_, w) => Int32Array.from(batch.filter((_, i) => i % pool.size === w)));
+      const results = await pool.step(readWeights(model), shards, options.seed * 1_000_003 + epoch * 10_007 + s);
+      lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
+      applyAveraged(optimizer, lr, trainable, nonTrainable, results);
+      for (const r of results) {
+        lossSum += r.loss * r.count;
+        correct += r.correct;
+        seen += r.count;
+      }
+      options.onStep?.(s + 1, stepsPerEpoch, lossSum / seen);
+    }
+    const val = await validate(model, pool, data);
+    const record: EpochRecord = {
+      epoch,
+      loss: lossSum / seen,
+      accuracy: correct / seen,
+      valLoss: val.loss,
+      valAccuracy: val.accuracy,
+      learningRate: lr,
+      seconds: (Date.now() - started) / 1000,
+    };
+    state.history.push(record);
+    state.epoch = epoch;
+    const score: [number, number] = [val.accuracy, -val.loss];
+    const isBest = state.bestEpoch === 0 || better(score, state.bestScore);
+    if (isBest) {
+      state.bestEpoch = epoch;
+      state.bestScore = score;
+      state.bestWeights = readWeights(model);
+    }
+    await options.onEpoch?.(record, isBest);
+    if (epoch - state.bestEpoch >= options.patience) break;
+  }
+  return state;
+}
+
+function applyAveraged(
+  optimizer: tf.AdamOptimizer,
+  lr: number,
+  trainable: tf.Variable[],
+  nonTrainable: tf.LayerVariable[],
+  results: StepResult[],
+): void {
+  const total = results.reduce((n, r) => n + r.count, 0);
+  // Adam reads its learning rate on every update, so a schedule can set it between steps.
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+  tf.tidy(() => {
+    const grads = trainable.map((v, k) => {
+      const sum = new Float32Array(v.size);
+      for (const r of results) {
+        const g = r.grads[k] as Float32Array;
+        const w = r.count / total;
+        for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + w * (g[i] as number);
+      }
+      return { name: v.name, tensor: tf.tensor(sum, v.shape) };
+    });
+    optimizer.applyGradients(grads);
+    nonTrainable.forEach((w, k) => {
+      const shape = w.shape as number[];
+      const sum = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      for (const r of results) {
+        const values = r.nonTrainable[k] as Float32Array;
+        for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (values[i] as number) / results.length;
+      }
+      w.write(tf.tensor(sum, shape));
+    });
+  });
+}
+
+async function validate(
+  model: tf.LayersModel,
+  pool: GradientWorkerPool,
+  data: { val: number[]; labels: Int32Array; numClasses: number },
+): Promise<{ loss: number; accuracy: number }> {
+  if (data.val.length === 0) return { loss: Number.NaN, accuracy: Number.NaN };
+  const chunks = await pool.predict(readWeights(model), Int32Array.from(data.val));
+  const k = data.numClasses;
+  let loss = 0;
+  let correct = 0;
+  let i = 0;
+  for (const chunk of chunks) {
+    for (let r = 0; r < chunk.length / k; r++, i++) {
+      const label = data.labels[data.val[i] as number] as number;
+      const row = chunk.subarray(r * k, (r + 1) * k);
+      loss -= Math.log(Math.max(1e-7, row[label] as number));
+      let best = 0;
+      for (let c = 1; c < k; c++) if ((row[c] as number) > (row[best] as number)) best = c;
+      if (best === label) correct++;
+    }
+  }
+  return { loss: loss / data.val.length, accuracy: correct / data.val.length };
+}

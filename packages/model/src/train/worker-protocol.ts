@@ -1,0 +1,54 @@
+import type { AugmentationConfig } from './augmentation.js';
+
+/** Messages between the training coordinator and its gradient workers (one wasm backend each). */
+export interface WorkerInit {
+  type: 'init';
+  topology: string;
+  /** Shared pixels of every image, n × size × size. */
+  pixels: SharedArrayBuffer;
+  labels: Int32Array;
+  size: number;
+  numClasses: number;
+  classWeights: number[];
+  labelSmoothing: number;
+  l2: number;
+  augmentation: AugmentationConfig;
+  backend?: 'tensorflow' | 'wasm' | 'cpu';
+}
+
+export interface WorkerStep {
+  type: 'step';
+  id: number;
+  weights: Float32Array[];
+  indices: Int32Array;
+  seed: number;
+}
+
+export interface WorkerPredict {
+  type: 'predict';
+  id: number;
+  weights: Float32Array[];
+  indices: Int32Array;
+}
+
+export type WorkerRequest = WorkerInit | WorkerStep | WorkerPredict;
+
+export interface StepResult {
+  type: 'step';
+  id: number;
+  /** Gradients of the shard's mean loss, in trainableWeights order. */
+  grads: Float32Array[];
+  /** Non-trainable weights (batch-norm statistics) after the step, in nonTrainableWeights order. */
+  nonTrainable: Float32Array[];
+  loss: number;
+  correct: number;
+  count: number;
+}
+
+export interface PredictResult {
+  type: 'predict';
+  id: number;
+  probabilities: Float32Array;
+}
+
+export type WorkerReply = { type: 'ready'; backend: string } | StepResult | PredictResult | { type: 'error'; id?: number; message: string };

@@ -1,0 +1,125 @@
+import type * as tf from '@tensorflow/tfjs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { PreparedTaskData } from '../data/prepare-task-data.js';
+import { evaluateOnDataset, type EvaluationResult } from '../eval/evaluate.js';
+import { readOutlines } from '../eval/outlines.js';
+import { renderReport } from '../eval/report.js';
+import type { ArchitectureConfig } from '../model/architecture.js';
+import { saveModelWeights, writeManifest } from '../model/artifact.js';
+import { loadModel } from '../model/loaded-model.js';
+import { ARTIFACT_FILES, type ModelManifest, type TrainingRecord } from '../model/manifest.js';
+import { renderProbeImage } from '../model/probe-image.js';
+import type { Task } from '../model/tasks.js';
+import type { EpochRecord } from './training-loop.js';
+
+interface ArtifactInput {
+  model: tf.LayersModel;
+  options: { task: Task; dataDir: string; outDir: string; inputSize: number; outlinesFile?: string; version?: string; testDataDir?: string };
+  classes: string[];
+  architecture: ArchitectureConfig;
+  backend: string;
+  prepared: PreparedTaskData;
+  history: EpochRecord[];
+  training: TrainingRecord;
+}
+
+/** A sortable version: UTC time to the second. */
+export function newVersion(now = new Date()): string {
+  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+function splitCounts(prepared: PreparedTaskData): Record<string, Record<string, number>> {
+  const counts: Record<string, Record<string, number>> = {};
+  for (const a of prepared.split.assignments) {
+    counts[a.split] ??= {};
+    counts[a.split]![a.label] = (counts[a.split]![a.label] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Writes weights, manifest, split, history, probe, evaluation and report; evaluates the artifact as it will be served. */
+export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelManifest> {
+  const { options, prepared } = input;
+  const outDir = options.outDir;
+  await saveModelWeights(input.model, outDir);
+  const perClass: Record<string, number> = {};
+  for (const f of prepared.dataset.files) perClass[f.label] = (perClass[f.label] ?? 0) + 1;
+  const manifest: ModelManifest = {
+    name: options.task,
+    task: options.task,
+    version: options.version ?? newVersion(),
+    createdAt: new Date().toISOString(),
+    classes: input.classes,
+    inputSize: options.inputSize,
+    preprocessing: prepared.dataset.params,
+    architecture: input.architecture,
+    backend: input.backend,
+    testTimeFlip: true,
+    ...(options.task === 'tumor-binary' ? { heatmapClass: 'tumor' } : {}),
+    dataset: { dir: options.dataDir, files: prepared.dataset.files.length, perClass, rejected: prepared.dataset.rejected.length },
+    split: {
+      seed: prepared.split.seed,
+      fractions: { ...prepared.split.fractions },
+      fingerprint: prepared.split.fingerprint,
+      file: ARTIFACT_FILES.split,
+      duplicateThreshold: prepared.duplicateThreshold,
+      duplicateGroups: prepared.duplicateGroups,
+      counts: splitCounts(prepared),
+      straddlingGroups: prepared.straddling,
+    },
+    training: input.training,
+  };
+  await writeManifest(outDir, manifest);
+  await writeFile(path.join(outDir, ARTIFACT_FILES.history), `${JSON.stringify(input.history, null, 2)}\n`);
+  await writeFile(
+    path.join(outDir, ARTIFACT_FILES.split),
+    JSON.stringify({
+      fingerprint: prepared.split.fingerprint,
+      assignments: prepared.split.assignments,
+      ...(prepared.external
+        ? {
+            externalTest: {
+              dir: options.testDataDir,
+              files: prepared.external.dataset.files.map((f, i) => ({ relPath: f.relPath, label: f.label, duplicateInTraining: prepared.external!.hasDuplicateInTraining[i] })),
+            },
+          }
+        : {}),
+    }),
+  );
+  const probe = await renderProbeImage();
+  await writeFile(path.join(outDir, ARTIFACT_FILES.probe), probe);
+
+  const served = await loadModel(outDir);
+  try {
+    const metrics = await evaluateArtifact(served, input);
+    const probePrediction = await served.predict(probe, { heatmap: false });
+    manifest.metrics = metrics;
+    manifest.expectedOutput = { image: ARTIFACT_FILES.probe, probabilities: probePrediction.probabilities };
+  } finally {
+    served.dispose();
+  }
+  await writeManifest(outDir, manifest);
+  await writeFile(path.join(outDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
+  await renderReport(outDir, manifest, input.history);
+  return manifest;
+}
+
+async function evaluateArtifact(served: Awaited<ReturnType<typeof loadModel>>, input: ArtifactInput): Promise<Record<string, EvaluationResult>> {
+  const { prepared, options } = input;
+  const outlines = options.outlinesFile ? await readOutlines(options.outlinesFile) : undefined;
+  const metrics: Record<string, EvaluationResult> = {};
+  if (prepared.indices.test.length > 0) {
+    metrics.test = evaluateOnDataset(served, prepared.dataset, { indices: prepared.indices.test, outlines });
+  }
+  if (prepared.indices.val.length > 0) {
+    metrics.val = evaluateOnDataset(served, prepared.dataset, { indices: prepared.indices.val });
+  }
+  if (prepared.external) {
+    const ext = prepared.external;
+    metrics.externalTest = evaluateOnDataset(served, ext.dataset);
+    const leakFree = ext.hasDuplicateInTraining.flatMap((dup, i) => (dup ? [] : [i]));
+    if (leakFree.length > 0) metrics.externalTestLeakFree = evaluateOnDataset(served, ext.dataset, { indices: leakFree });
+  }
+  return metrics;
+}
