@@ -1,0 +1,16 @@
+import { Command } from 'commander';
+import { registerEvalCommand } from './eval.command.js';
+import { registerPredictCommand } from './predict.command.js';
+import { registerSplitCommand } from './split.command.js';
+import { registerTrainCommand } from './train.command.js';
+
+const program = new Command('btd').description('brain tumour detection: train, evaluate and run the models').showHelpAfterError();
+registerTrainCommand(program);
+registerEvalCommand(program);
+registerPredictCommand(program);
+registerSplitCommand(program);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`btd: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

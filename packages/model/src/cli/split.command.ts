@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { crossSplitDuplicates, prepareTaskData } from '../data/prepare-task-data.js';
+import { isTask } from '../model/tasks.js';
+import { intOption } from './options.js';
+
+export function registerSplitCommand(program: Command): void {
+  program
+    .command('split')
+    .description('find near-duplicate groups, split without leaks, save the split and print a leakage report')
+    .requiredOption('--task <task>', 'tumor-binary | tumor-type')
+    .requiredOption('--data <dir>', 'data folder (one sub-folder per class)')
+    .option('--test-data <dir>', 'separate test folder: report how many of its images have a near-duplicate in --data')
+    .option('--input-size <n>', 'preprocessing size', intOption, 96)
+    .option('--seed <n>', 'split seed', intOption, 1)
+    .option('--out <file>', 'write the split (file, label, split, group) as JSON')
+    .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { task: string; data: string; testData?: string; inputSize: number; seed: number; out?: string; cache: string; json?: boolean }) => {
+      if (!isTask(opts.task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${opts.task}`);
+      const prepared = await prepareTaskData({
+        task: opts.task,
+        dataDir: path.resolve(opts.data),
+        testDataDir: opts.testData ? path.resolve(opts.testData) : undefined,
+        inputSize: opts.inputSize,
+        seed: opts.seed,
+        cacheDir: path.resolve(opts.cache),
+      });
+      const counts: Record<string, number> = {};
+      for (const a of prepared.split.assignments) counts[a.split] = (counts[a.split] ?? 0) + 1;
+      const external = prepared.external;
+      const report = {
+        images: prepared.dataset.files.length,
+        rejected: prepared.dataset.rejected,
+        duplicateThreshold: prepared.duplicateThreshold,
+        nearDuplicateGroups: prepared.duplicateGroups,
+        imagesInDuplicateGroups: countGrouped(prepared.split.assignments.map((a) => a.group)),
+        splitCounts: counts,
+        straddlingGroups: prepared.straddling,
+        crossSplitNearDuplicates: crossSplitDuplicates(prepared),
+        fingerprint: prepared.split.fingerprint,
+        ...(external
+          ? { externalTest: { images: external.dataset.files.length, withNearDuplicateInData: external.hasDuplicateInTraining.filter(Boolean).length } }
+          : {}),
+      };
+      if (opts.out) await writeFile(path.resolve(opts.out), JSON.stringify({ ...report, assignments: prepared.split.assignments }, null, 1));
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return;
+      }
+      console.log(`${report.images} images, ${report.rejected.length} rejected; ${report.nearDuplicateGroups} near-duplicate groups (${report.imagesInDuplicateGroups} images, correlation ≥ ${report.duplicateThreshold})`);
+      console.log(`split ${JSON.stringify(counts)}, fingerprint ${report.fingerprint.slice(0, 16)}`);
+      console.log(`groups straddling splits: ${report.straddlingGroups}; near-duplicate pairs across splits (recomputed): ${report.crossSplitNearDuplicates}`);
+      if (report.externalTest) console.log(`test folder: ${report.externalTest.withNearDuplicateInData} of ${report.externalTest.images} images have a near-duplicate in the data folder`);
+      console.log(report.straddlingGroups === 0 && report.crossSplitNearDuplicates === 0 ? 'no leaks' : 'LEAKS FOUND');
+      if (report.straddlingGroups > 0 || report.crossSplitNearDuplicates > 0) process.exitCode = 1;
+    });
+}
+
+function countGrouped(groups: number[]): number {
+  const sizes = new Map<number, number>();
+  for (const g of groups) sizes.set(g, (sizes.get(g) ?? 0) + 1);
+  return [...sizes.values()].filter((s) => s > 1).reduce((a, b) => a + b, 0);
+}

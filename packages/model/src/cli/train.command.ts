@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import path from 'node:path';
+import { isTask } from '../model/tasks.js';
+import { trainModel } from '../train/train-model.js';
+import { createProgress } from './progress.js';
+import { intOption, listOption } from './options.js';
+
+export function registerTrainCommand(program: Command): void {
+  program
+    .command('train')
+    .description('train a model on a folder with one sub-folder per class, evaluate it and write the artifact')
+    .requiredOption('--task <task>', 'tumor-binary | tumor-type')
+    .requiredOption('--data <dir>', 'training data folder (one sub-folder per class)')
+    .option('--test-data <dir>', 'separate test folder (else a leak-free test split is held out of --data)')
+    .option('--out <dir>', 'artifact folder (default models/<task>)')
+    .option('--epochs <n>', 'maximum epochs', intOption, 30)
+    .option('--batch-size <n>', 'images per step', intOption, 32)
+    .option('--input-size <n>', 'model input side in pixels', intOption, 96)
+    .option('--lr <rate>', 'peak learning rate', Number.parseFloat, 2e-3)
+    .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
+    .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
+    .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
+    .option('--filters <list>', 'filters per block, e.g. 16,32,64,128', listOption)
+    .option('--convs-per-block <n>', 'convolutions per block', intOption)
+    .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
+    .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
+    .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
+    .option('--checkpoint <dir>', 'write a checkpoint every epoch here')
+    .option('--resume <dir>', 'resume from a checkpoint folder')
+    .action(async (opts: Record<string, string | number | number[] | undefined>) => {
+      const task = String(opts.task);
+      if (!isTask(task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${task}`);
+      const steps = createProgress('epoch');
+      const prep = createProgress('preprocess');
+      let epochLabel = 1;
+      const result = await trainModel({
+        task,
+        dataDir: path.resolve(String(opts.data)),
+        testDataDir: opts.testData ? path.resolve(String(opts.testData)) : undefined,
+        outDir: path.resolve(String(opts.out ?? `models/${task}`)),
+        epochs: opts.epochs as number,
+        batchSize: opts.batchSize as number,
+        inputSize: opts.inputSize as number,
+        learningRate: opts.lr as number,
+        patience: opts.patience as number,
+        seed: opts.seed as number,
+        workers: opts.workers as number | undefined,
+        filters: opts.filters as number[] | undefined,
+        convsPerBlock: opts.convsPerBlock as number | undefined,
+        maxImages: opts.maxImages as number | undefined,
+        outlinesFile: opts.outlines ? path.resolve(String(opts.outlines)) : undefined,
+        cacheDir: path.resolve(String(opts.cache)),
+        checkpointDir: opts.checkpoint ? path.resolve(String(opts.checkpoint)) : undefined,
+        resumeFrom: opts.resume ? path.resolve(String(opts.resume)) : undefined,
+        command: `btd ${process.argv.slice(2).join(' ')}`,
+        onProgress: (stage, done, total) => {
+          prep.update(done, total, stage);
+          if (done === total) prep.stop();
+        },
+        onStep: (done, total, loss) => steps.update(done, total, `epoch ${epochLabel} loss ${loss.toFixed(4)}`),
+        onEpoch: (e) => {
+          steps.stop();
+          epochLabel = e.epoch + 1;
+          process.stderr.write(
+            `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)} val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy.toFixed(4)} lr ${e.learningRate.toExponential(2)} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`,
+          );
+        },
+      });
+      process.stdout.write(`${JSON.stringify({ outDir: result.outDir, version: result.manifest.version, metrics: result.manifest.metrics }, null, 2)}\n`);
+    });
+}
