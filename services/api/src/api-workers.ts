@@ -1,0 +1,44 @@
+import { Worker } from 'bullmq';
+import { RESULTS_QUEUE, WEBHOOKS_QUEUE, closeRedis, createWorkerConnection, once, type Logger } from '@btd/shared';
+import type { ApiContext } from './context.js';
+import { createResultsProcessor } from './results/results.processor.js';
+import { createWebhookProcessor } from './webhooks/webhook.processor.js';
+
+/** The queue consumers living in the API process. */
+export interface ApiWorkers {
+  /** Stops taking jobs, waits for those in flight, closes the connection; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the results consumer (applies worker results to studies) and the webhook sender.
+ * Results wait in Redis while no API runs, so none is lost across restarts.
+ */
+export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
+  const connection = createWorkerConnection(ctx.config.redisUrl);
+  const prefix = ctx.config.queuePrefix;
+  const results = new Worker(RESULTS_QUEUE, createResultsProcessor(ctx, logger), {
+    connection,
+    prefix,
+    concurrency: ctx.config.resultsConcurrency,
+  });
+  const webhooks = new Worker(WEBHOOKS_QUEUE, createWebhookProcessor(ctx, logger), {
+    connection,
+    prefix,
+    concurrency: ctx.config.webhookConcurrency,
+  });
+  webhooks.on('failed', (job) => {
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      ctx.deliveries.markFailed(job.data.deliveryId).catch((error: unknown) => logger.error({ err: error }, 'could not mark delivery failed'));
+    }
+  });
+  for (const worker of [results, webhooks]) {
+    worker.on('error', (error) => logger.error({ err: error, queue: worker.name }, 'queue consumer error'));
+  }
+  return {
+    close: once(async () => {
+      await Promise.allSettled([results.close(), webhooks.close()]);
+      await closeRedis(connection);
+    }),
+  };
+}

@@ -1,0 +1,92 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import {
+  ObjectStore,
+  closeRedis,
+  createInferenceQueue,
+  createProducerConnection,
+  createResultsQueue,
+  createWebhooksQueue,
+  once,
+  waitForRedis,
+  type Logger,
+} from '@btd/shared';
+import { startApiWorkers } from './api-workers.js';
+import type { ApiRoutes } from './app.js';
+import { loadApiKeyRing, type LoadedKeyRing } from './auth/api-keys.js';
+import { readOrCreateSecret } from './auth/local-secret.js';
+import type { ApiConfig } from './config.js';
+import { createApiContext, type ApiContext, type ApiDependencies } from './context.js';
+import { createApiMetrics } from './metrics/api-metrics.js';
+import { buildServer, listen } from './server.js';
+
+/** A started API: HTTP server plus results and webhook consumers. */
+export interface RunningApi {
+  /** Base URL it listens on, e.g. `http://127.0.0.1:3000`. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly ctx: ApiContext;
+  /** Set when no keys were configured and the `local` client's key is in use. */
+  readonly local: LoadedKeyRing['local'];
+  /** Shutdown step 1: stop accepting requests (in-flight ones finish). */
+  stopIntake(): Promise<void>;
+  /** Shutdown step 2: let result and webhook jobs in flight finish. */
+  drain(): Promise<void>;
+  /** Shutdown step 3: close queues, Redis and S3 clients. */
+  closeConnections(): Promise<void>;
+  /** The three steps in order; safe to call twice. */
+  close(): Promise<void>;
+}
+
+async function webhookSecretOf(config: ApiConfig): Promise<string> {
+  if (config.webhookSecret) return config.webhookSecret;
+  return (await readOrCreateSecret(path.resolve(config.dataDir, 'webhook-secret'), 16)).value;
+}
+
+/** Opens Redis (waiting for it, with a clear error if it never answers) and S3, and builds the queues. */
+async function openDependencies(config: ApiConfig): Promise<ApiDependencies & { local: LoadedKeyRing['local'] }> {
+  const { ring, local } = await loadApiKeyRing(config);
+  const webhookSecret = await webhookSecretOf(config);
+  const redis = createProducerConnection(config.redisUrl);
+  const objectStore = new ObjectStore(config);
+  try {
+    await waitForRedis(redis, config.redisUrl);
+    await objectStore.ensureBucket();
+  } catch (error) {
+    redis.disconnect();
+    objectStore.close();
+    throw error;
+  }
+  const queues = {
+    inference: createInferenceQueue(redis, config.queuePrefix),
+    results: createResultsQueue(redis, config.queuePrefix),
+    webhooks: createWebhooksQueue(redis, config.queuePrefix),
+  };
+  const metrics = createApiMetrics(Object.values(queues));
+  return { config, redis, objectStore, queues, keyRing: ring, metrics, webhookSecret, local };
+}
+
+/**
+ * Starts the API: dependencies, HTTP server (listening on `config.port`; 0 picks a free one)
+ * and the queue consumers. `routes` adds further resources such as `/v1/models`.
+ */
+export async function startApi(config: ApiConfig, logger: Logger, routes: readonly ApiRoutes[] = []): Promise<RunningApi> {
+  const { local, ...deps } = await openDependencies(config);
+  const ctx = createApiContext(deps);
+  const app = await buildServer(ctx, logger, routes);
+  const workers = startApiWorkers(ctx, logger);
+  const url = await listen(app, config.host, config.port);
+  const stopIntake = once(() => app.close());
+  const drain = once(() => workers.close());
+  const closeConnections = once(async () => {
+    await Promise.allSettled(Object.values(ctx.queues).map((queue) => queue.close()));
+    await closeRedis(ctx.redis);
+    ctx.objectStore.close();
+  });
+  const close = once(async () => {
+    await stopIntake();
+    await drain();
+    await closeConnections();
+  });
+  return { url, app, ctx, local, stopIntake, drain, closeConnections, close };
+}

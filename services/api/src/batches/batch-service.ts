@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import type { ApiClient } from '../auth/api-keys.js';
+import type { ApiContext } from '../context.js';
+import { ApiError, notFound } from '../errors/api-error.js';
+import type { BatchRecord } from '../store/records.js';
+import type { CreateBatch, BatchView } from '../schemas/batch.schemas.js';
+import { newId } from '../studies/submit-study.js';
+import { announceBatchCompleted, batchDeliveryId } from '../webhooks/completion-events.js';
+import { batchPath, batchView } from './batch-view.js';
+
+/** The batch if it exists and belongs to the client; 404 otherwise. */
+export async function ownedBatch(ctx: ApiContext, client: ApiClient, batchId: string): Promise<BatchRecord> {
+  const batch = await ctx.batches.get(batchId);
+  if (!batch || batch.clientId !== client.id) throw notFound('batch', batchId);
+  return batch;
+}
+
+/** Creates an open batch; with an Idempotency-Key a retry returns the same batch. */
+export async function createBatch(ctx: ApiContext, client: ApiClient, input: CreateBatch, idempotencyKey: string | undefined) {
+  const fingerprint = createHash('sha256').update(JSON.stringify(['batch', input])).digest('hex');
+  return ctx.idempotency.run(client.id, idempotencyKey, fingerprint, async () => {
+    const batch: BatchRecord = {
+      id: newId('bat'),
+      clientId: client.id,
+      ...input,
+      priority: input.priority ?? 'routine',
+      state: 'open',
+      createdAt: new Date().toISOString(),
+      studyCount: 0,
+      processingStudies: 0,
+      doneStudies: 0,
+      failedStudies: 0,
+    };
+    await ctx.batches.create(batch);
+    return { statusCode: 201, location: batchPath(batch.id), body: batchView(batch, { studies: [] }, undefined) };
+  });
+}
+
+/** The batch with counts and one page of studies (`after` = position of the last one seen). */
+export async function readBatchView(ctx: ApiContext, batch: BatchRecord, after: number, limit: number): Promise<BatchView> {
+  const page = await ctx.batches.studyPage(batch.id, after, limit);
+  const studies = (await ctx.studies.getMany(page.ids)).filter((study) => study !== undefined);
+  const more = page.ids.length === limit && page.last !== undefined;
+  const delivery = batch.callbackUrl ? await ctx.deliveries.get(batchDeliveryId(batch.id)) : undefined;
+  return batchView(batch, { studies, ...(more ? { next: `limit=${limit}&after=${page.last}` } : {}) }, delivery);
+}
+
+/** Closes the batch to new studies; when nothing is pending it completes (and announces) at once. */
+export async function closeBatch(ctx: ApiContext, batch: BatchRecord): Promise<BatchRecord> {
+  const state = await ctx.batches.close(batch.id);
+  if (state === 'done') await announceBatchCompleted(ctx, batch.id);
+  const closed = await ctx.batches.get(batch.id);
+  if (!closed) throw new ApiError(404, 'not_found', `batch ${batch.id} not found`);
+  return closed;
+}

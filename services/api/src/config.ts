@@ -1,0 +1,123 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, type Env } from '@btd/shared';
+
+/**
+ * Every setting of the API service. Each field names its environment variable (`env`), says what
+ * it does and has a default where one is safe. `.env.example` is generated from this list.
+ */
+export const ApiConfigSchema = Type.Object({
+  ...redisConfigFields,
+  ...queueConfigFields,
+  ...s3ConfigFields,
+  ...logConfigFields,
+  /** Interface the HTTP server binds to. */
+  host: Type.String({
+    env: 'HOST',
+    default: '0.0.0.0',
+    description: 'Interface to listen on (0.0.0.0 for containers; 127.0.0.1 keeps it on this machine).',
+  }),
+  /** TCP port of the HTTP server. */
+  port: Type.Integer({ env: 'PORT', default: 3000, minimum: 0, maximum: 65535, description: 'HTTP port (0 picks a free one).' }),
+  /** Base URL clients reach the API at, used for absolute links in webhook bodies. */
+  publicUrl: Type.Optional(
+    Type.String({ env: 'PUBLIC_URL', pattern: '^https?://', description: 'External base URL, e.g. https://btd.example.org (links in webhooks).' }),
+  ),
+  /** Inline API keys. */
+  apiKeys: Type.Optional(
+    Type.String({ env: 'API_KEYS', description: 'API keys as client:key pairs separated by commas (keys of 16+ characters).' }),
+  ),
+  /** File with API keys, one `client:key` per line. */
+  apiKeysFile: Type.Optional(
+    Type.String({ env: 'API_KEYS_FILE', description: 'File with one client:key per line (# comments allowed).' }),
+  ),
+  /** Clients allowed on admin routes. */
+  adminClients: Type.String({
+    env: 'ADMIN_CLIENTS',
+    default: '',
+    pattern: '^[A-Za-z0-9_.,-]*$',
+    description: 'Comma-separated client ids allowed on admin routes (e.g. ops).',
+  }),
+  /** Local state: the generated key and webhook secret when none are configured. */
+  dataDir: Type.String({
+    env: 'DATA_DIR',
+    default: 'data',
+    description: 'Folder for local state: the generated local-api-key and webhook-secret.',
+  }),
+  /** Largest accepted image file. */
+  maxUploadBytes: Type.Integer({
+    env: 'MAX_UPLOAD_BYTES',
+    default: 20 * 1024 * 1024,
+    minimum: 1024,
+    description: 'Largest accepted image file in bytes (default 20 MiB).',
+  }),
+  /** Largest accepted width × height, against decompression bombs. */
+  maxImagePixels: Type.Integer({
+    env: 'MAX_IMAGE_PIXELS',
+    default: 50_000_000,
+    minimum: 1,
+    description: 'Largest accepted width × height of an image (decompression-bomb guard).',
+  }),
+  /** Most images in one study. */
+  maxImagesPerStudy: Type.Integer({
+    env: 'MAX_IMAGES_PER_STUDY',
+    default: 64,
+    minimum: 1,
+    maximum: 1000,
+    description: 'Most image files accepted in one study submission.',
+  }),
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlSeconds: Type.Integer({
+    env: 'IDEMPOTENCY_TTL_SECONDS',
+    default: 24 * 3600,
+    minimum: 60,
+    description: 'How long a submission is remembered under its Idempotency-Key, in seconds.',
+  }),
+  /** Secret that signs webhook bodies. */
+  webhookSecret: Type.Optional(
+    Type.String({
+      env: 'WEBHOOK_SECRET',
+      minLength: 16,
+      description: 'HMAC secret for X-Btd-Signature (unset: generated once into DATA_DIR/webhook-secret).',
+    }),
+  ),
+  /** Per-attempt timeout of a webhook POST. */
+  webhookTimeoutMs: Type.Integer({
+    env: 'WEBHOOK_TIMEOUT_MS',
+    default: 10_000,
+    minimum: 100,
+    description: 'Timeout of one webhook delivery attempt in milliseconds.',
+  }),
+  /** Parallel result messages applied by this process. */
+  resultsConcurrency: Type.Integer({
+    env: 'RESULTS_CONCURRENCY',
+    default: 8,
+    minimum: 1,
+    description: 'Result messages applied in parallel by this API process.',
+  }),
+  /** Parallel webhook deliveries by this process. */
+  webhookConcurrency: Type.Integer({
+    env: 'WEBHOOK_CONCURRENCY',
+    default: 4,
+    minimum: 1,
+    description: 'Webhook deliveries sent in parallel by this API process.',
+  }),
+  /** Hard limit on a graceful shutdown. */
+  shutdownTimeoutMs: Type.Integer({
+    env: 'SHUTDOWN_TIMEOUT_MS',
+    default: 20_000,
+    minimum: 100,
+    description: 'Hard limit for a graceful shutdown in milliseconds; after it the process exits.',
+  }),
+});
+
+/** The API's validated, frozen configuration. */
+export type ApiConfig = Readonly<Static<typeof ApiConfigSchema>>;
+
+/**
+ * Reads and validates the API configuration.
+ *
+ * @throws ConfigError listing every invalid setting at once
+ */
+export function loadApiConfig(env: Env = process.env): ApiConfig {
+  return loadConfig(ApiConfigSchema, env);
+}

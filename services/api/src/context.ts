@@ -1,0 +1,47 @@
+import type { InferenceQueue, ObjectStore, Redis, ResultsQueue, WebhooksQueue } from '@btd/shared';
+import type { ApiKeyRing } from './auth/api-keys.js';
+import type { ApiConfig } from './config.js';
+import type { ApiMetrics } from './metrics/api-metrics.js';
+import { BatchStore } from './store/batch-store.js';
+import { DeliveryStore } from './store/delivery-store.js';
+import { ExternalIdStore } from './store/external-id-store.js';
+import { IdempotencyStore } from './store/idempotency-store.js';
+import { recordKeys, type RecordKeys } from './store/record-keys.js';
+import { StudyStore } from './store/study-store.js';
+
+/** Connections and queues the API is built on; created and closed by `main.ts` (or a test). */
+export interface ApiDependencies {
+  readonly config: ApiConfig;
+  /** Producer connection: no offline queue, so requests fail fast with 503 while Redis is down. */
+  readonly redis: Redis;
+  readonly objectStore: ObjectStore;
+  readonly queues: { readonly inference: InferenceQueue; readonly results: ResultsQueue; readonly webhooks: WebhooksQueue };
+  readonly keyRing: ApiKeyRing;
+  readonly metrics: ApiMetrics;
+  /** Signs webhook bodies. */
+  readonly webhookSecret: string;
+}
+
+/** Everything a route or processor needs: the dependencies plus the stores built on them. */
+export interface ApiContext extends ApiDependencies {
+  readonly keys: RecordKeys;
+  readonly studies: StudyStore;
+  readonly batches: BatchStore;
+  readonly externalIds: ExternalIdStore;
+  readonly idempotency: IdempotencyStore;
+  readonly deliveries: DeliveryStore;
+}
+
+/** Builds the stores over the dependencies. */
+export function createApiContext(deps: ApiDependencies): ApiContext {
+  const keys = recordKeys(deps.config.queuePrefix);
+  return {
+    ...deps,
+    keys,
+    studies: new StudyStore(deps.redis, keys),
+    batches: new BatchStore(deps.redis, keys),
+    externalIds: new ExternalIdStore(deps.redis, keys),
+    idempotency: new IdempotencyStore(deps.redis, keys, deps.config.idempotencyTtlSeconds),
+    deliveries: new DeliveryStore(deps.redis, keys),
+  };
+}

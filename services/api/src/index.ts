@@ -1,0 +1,15 @@
+/**
+ * @packageDocumentation
+ * The btd API gateway: Fastify app, queue consumers and the helpers tests and the start
+ * script need to run it in process.
+ */
+export { startApi, type RunningApi } from './api.js';
+export { apiApp, type ApiAppOptions, type ApiRoutes } from './app.js';
+export { buildServer, listen } from './server.js';
+export { ApiConfigSchema, loadApiConfig, type ApiConfig } from './config.js';
+export { createApiContext, type ApiContext, type ApiDependencies } from './context.js';
+export { LOCAL_CLIENT, loadApiKeyRing, type ApiClient, type ApiKeyRing } from './auth/api-keys.js';
+export { clientOf, requireAdmin } from './plugins/auth.plugin.js';
+export { ApiError, notFound } from './errors/api-error.js';
+export { recordKeys } from './store/record-keys.js';
+export { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';

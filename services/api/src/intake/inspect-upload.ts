@@ -1,0 +1,69 @@
+import { fileTypeFromBuffer } from 'file-type';
+import { ApiError } from '../errors/api-error.js';
+import { inputFormats, type InputFormat } from './input-formats.js';
+
+/** Limits every uploaded image must satisfy. */
+export interface UploadLimits {
+  /** Largest accepted file, in bytes. */
+  readonly maxBytes: number;
+  /** Largest accepted width × height, against decompression bombs. */
+  readonly maxPixels: number;
+}
+
+/** An uploaded file that passed every check and may be stored. */
+export interface AcceptedImage {
+  readonly filename: string;
+  readonly bytes: Uint8Array;
+  readonly format: InputFormat;
+  readonly width: number;
+  readonly height: number;
+}
+
+const formatList = inputFormats.map((format) => format.label).join(' or ');
+
+function reject(statusCode: number, code: string, filename: string, message: string): ApiError {
+  return new ApiError(statusCode, code, `${JSON.stringify(filename)}: ${message}`, { file: filename });
+}
+
+async function detectFormat(bytes: Uint8Array, filename: string): Promise<InputFormat> {
+  // The extension is ignored on purpose: real archives hold PNG data in files named `.jpg`.
+  const detected = await fileTypeFromBuffer(bytes);
+  const format = inputFormats.find((candidate) => candidate.matches(detected?.mime));
+  if (format) return format;
+  const seen = detected ? `${detected.mime} content` : 'content of no recognised image type';
+  return Promise.reject(reject(415, 'unsupported_type', filename, `is ${seen}; accepted: ${formatList}`));
+}
+
+function describeFailure(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.replace(/^vips\w*:\s*/i, '').trim();
+}
+
+/**
+ * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
+ * a header declaring at most `maxPixels`, and pixel data that decodes to the end.
+ *
+ * @throws ApiError (4xx) naming the file and the precise reason
+ */
+export async function inspectUpload(bytes: Uint8Array, filename: string, limits: UploadLimits): Promise<AcceptedImage> {
+  if (bytes.length === 0) throw reject(400, 'empty_file', filename, 'is empty');
+  if (bytes.length > limits.maxBytes) {
+    throw reject(413, 'file_too_large', filename, `is ${bytes.length} bytes; the limit is ${limits.maxBytes}`);
+  }
+  const format = await detectFormat(bytes, filename);
+  const dimensions = await format.readDimensions(bytes).catch((error: unknown) => {
+    throw reject(422, 'image_unreadable', filename, `${format.label} header cannot be read (${describeFailure(error)})`);
+  });
+  const pixels = dimensions.width * dimensions.height;
+  if (pixels > limits.maxPixels) {
+    const declared = `${dimensions.width}×${dimensions.height} = ${pixels} pixels`;
+    throw reject(422, 'image_too_large', filename, `declares ${declared}; the limit is ${limits.maxPixels}`);
+  }
+  await format.verifyDecodable(bytes, limits.maxPixels).catch((error: unknown) => {
+    const reason = describeFailure(error);
+    const code = /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
+    const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
+    throw reject(422, code, filename, `${format.label} data ${what} (${reason})`);
+  });
+  return { filename, bytes, format, width: dimensions.width, height: dimensions.height };
+}

@@ -1,0 +1,131 @@
+import path from 'node:path';
+import type { FastifyRequest } from 'fastify';
+import type { StudyPriority } from '@btd/shared';
+import { ApiError } from '../errors/api-error.js';
+import { inspectUpload, type AcceptedImage, type UploadLimits } from './inspect-upload.js';
+
+/** Text fields of a study submission, checked. */
+export interface StudyFields {
+  externalId?: string;
+  priority?: StudyPriority;
+  callbackUrl?: string;
+}
+
+/** A fully read and checked multipart submission. */
+export interface StudyForm {
+  readonly fields: StudyFields;
+  readonly images: readonly AcceptedImage[];
+}
+
+/** Limits of one submission. */
+export interface StudyFormLimits extends UploadLimits {
+  readonly maxFiles: number;
+}
+
+const FILE_FIELDS = new Set(['file', 'files']);
+const TEXT_FIELDS = ['externalId', 'priority', 'callbackUrl'] as const;
+const EXPECTED = `expected file, ${TEXT_FIELDS.join(', ')}`;
+const EXTERNAL_ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+
+function badField(field: string, message: string): ApiError {
+  return new ApiError(400, 'invalid_field', `field "${field}" ${message}`);
+}
+
+function checkCallbackUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw badField('callbackUrl', 'is not a URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badField('callbackUrl', 'must be an http or https URL');
+  if (value.length > 2048) throw badField('callbackUrl', 'is longer than 2048 characters');
+  return value;
+}
+
+/** Checks the text fields; exported for the presigned-upload route, which takes them as JSON. */
+export function checkStudyFields(raw: Readonly<Record<string, string>>): StudyFields {
+  const fields: StudyFields = {};
+  if (raw.externalId !== undefined) {
+    if (!EXTERNAL_ID.test(raw.externalId)) {
+      throw badField('externalId', 'must be 1–128 characters: letters, digits and . _ : / - (starting with a letter or digit)');
+    }
+    fields.externalId = raw.externalId;
+  }
+  if (raw.priority !== undefined) {
+    if (raw.priority !== 'stat' && raw.priority !== 'routine') throw badField('priority', 'must be "stat" or "routine"');
+    fields.priority = raw.priority;
+  }
+  if (raw.callbackUrl !== undefined) fields.callbackUrl = checkCallbackUrl(raw.callbackUrl);
+  return fields;
+}
+
+function cleanFilename(given: string | undefined, index: number): string {
+  // Browsers may send a full path; control characters would end up in JSON and logs.
+  const printable = [...(given ?? '')].filter((char) => char.charCodeAt(0) >= 0x20 && char.charCodeAt(0) !== 0x7f).join('');
+  const base = path.basename(printable.replaceAll('\\', '/'));
+  return base.slice(0, 200) || `image-${index + 1}`;
+}
+
+function translateMultipartError(error: unknown, currentFile: string, limits: StudyFormLimits): unknown {
+  if (error instanceof ApiError) return error;
+  const code = (error as { code?: string }).code;
+  if (code === 'FST_REQ_FILE_TOO_LARGE') {
+    return new ApiError(413, 'file_too_large', `${JSON.stringify(currentFile)}: is larger than the limit of ${limits.maxBytes} bytes`, {
+      file: currentFile,
+    });
+  }
+  if (code === 'FST_FILES_LIMIT') return new ApiError(413, 'too_many_files', `at most ${limits.maxFiles} files per study`);
+  if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') return new ApiError(413, 'too_many_fields', 'too many form fields');
+  if (code === 'FST_PROTO_VIOLATION') return new ApiError(400, 'unknown_field', `unknown form field; ${EXPECTED}`);
+  if (error instanceof Error && /multipart|boundary|unexpected end of form/i.test(error.message)) {
+    return new ApiError(400, 'malformed_multipart', `the multipart body cannot be parsed (${error.message})`);
+  }
+  return error;
+}
+
+async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
+  const raw: Record<string, string> = {};
+  const files: { filename: string; bytes: Buffer }[] = [];
+  let current = '';
+  try {
+    const parts = request.parts({
+      limits: { fileSize: limits.maxBytes, files: limits.maxFiles, fields: 10, fieldSize: 4096, parts: limits.maxFiles + 10 },
+    });
+    for await (const part of parts) {
+      if (part.type === 'file') {
+        current = cleanFilename(part.filename, files.length);
+        if (!FILE_FIELDS.has(part.fieldname)) throw new ApiError(400, 'unknown_field', `unknown file field "${part.fieldname}"; ${EXPECTED}`);
+        files.push({ filename: current, bytes: await part.toBuffer() });
+      } else {
+        if (!(TEXT_FIELDS as readonly string[]).includes(part.fieldname)) {
+          throw new ApiError(400, 'unknown_field', `unknown field "${part.fieldname}"; ${EXPECTED}`);
+        }
+        if (part.fieldname in raw) throw new ApiError(400, 'duplicate_field', `field "${part.fieldname}" is given twice`);
+        raw[part.fieldname] = String(part.value);
+      }
+    }
+  } catch (error) {
+    throw translateMultipartError(error, current, limits);
+  }
+  return { raw, files };
+}
+
+/**
+ * Reads a `multipart/form-data` study submission completely and checks every part: known
+ * fields only, valid values, at least one file, and each file's type, size, pixel count and
+ * decodability. Nothing is stored here, so a rejected request leaves nothing behind.
+ *
+ * @throws ApiError (4xx) with the precise reason
+ */
+export async function readStudyForm(request: FastifyRequest, limits: StudyFormLimits): Promise<StudyForm> {
+  if (!request.isMultipart()) {
+    throw new ApiError(415, 'not_multipart', 'send the study as multipart/form-data with one or more "file" parts');
+  }
+  const { raw, files } = await readParts(request, limits);
+  const fields = checkStudyFields(raw);
+  if (files.length === 0) throw new ApiError(400, 'no_files', 'the study has no image: add one or more "file" parts');
+  const images: AcceptedImage[] = [];
+  for (const file of files) images.push(await inspectUpload(file.bytes, file.filename, limits));
+  return { fields, images };
+}

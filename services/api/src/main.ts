@@ -1,0 +1,34 @@
+import { ConfigError, SHUTDOWN_PHASE, Shutdown, createLogger } from '@btd/shared';
+import { startApi } from './api.js';
+import { loadApiConfig } from './config.js';
+
+function loadConfigOrExit() {
+  try {
+    return loadApiConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+}
+
+const config = loadConfigOrExit();
+const logger = createLogger({ name: 'api', level: config.logLevel });
+const api = await startApi(config, logger).catch((error: unknown) => {
+  logger.fatal({ err: error }, error instanceof Error ? error.message : 'the API could not start');
+  process.exit(1);
+});
+
+if (api.local?.created) {
+  // Shown once, on the terminal of whoever started it; later starts only say where it is kept.
+  console.log(`\nNo API_KEYS configured: created an API key for client "local":\n\n  ${api.local.key}\n\nStored in ${api.local.file}\n`);
+} else if (api.local) {
+  logger.info({ file: api.local.file }, 'no API_KEYS configured: using the local client key from this file');
+}
+logger.info({ url: api.url, docs: `${api.url}/docs` }, 'API listening');
+
+new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs })
+  .add('stop HTTP intake', SHUTDOWN_PHASE.intake, api.stopIntake)
+  .add('drain result and webhook consumers', SHUTDOWN_PHASE.drain, api.drain)
+  .add('close queues, Redis and S3', SHUTDOWN_PHASE.connections, api.closeConnections)
+  .listen();

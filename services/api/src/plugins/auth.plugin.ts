@@ -1,0 +1,48 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { ApiClient, ApiKeyRing } from '../auth/api-keys.js';
+import { ApiError } from '../errors/api-error.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller of a `/v1` route; null elsewhere. */
+    client: ApiClient | null;
+  }
+}
+
+function isProtected(url: string): boolean {
+  return url === '/v1' || url.startsWith('/v1/') || url.startsWith('/v1?');
+}
+
+function unauthorized(message: string): ApiError {
+  return new ApiError(401, 'unauthorized', message);
+}
+
+/** The caller of a `/v1` route (the auth hook has already run). */
+export function clientOf(request: FastifyRequest): ApiClient {
+  if (!request.client) throw unauthorized('missing API key');
+  return request.client;
+}
+
+/** preHandler for admin routes: 403 unless the caller is listed in `ADMIN_CLIENTS`. */
+export async function requireAdmin(request: FastifyRequest): Promise<void> {
+  if (!clientOf(request).admin) throw new ApiError(403, 'forbidden', 'this route is for admin clients');
+}
+
+/**
+ * Requires `Authorization: Bearer <key>` on every `/v1` route and sets `request.client`.
+ * Runs on `onRequest`, before the body is read, so an unauthenticated upload costs nothing.
+ */
+export const authPlugin = fp<{ keyRing: ApiKeyRing }>(async (app: FastifyInstance, { keyRing }) => {
+  app.decorateRequest('client', null);
+  app.addHook('onRequest', async (request, reply) => {
+    if (!isProtected(request.url)) return;
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    reply.header('www-authenticate', 'Bearer realm="btd"');
+    if (!match) throw unauthorized('send the API key as "Authorization: Bearer <key>"');
+    const client = keyRing.identify(match[1]!);
+    if (!client) throw unauthorized('unknown API key');
+    request.client = client;
+  });
+});

@@ -1,0 +1,55 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiError } from '../errors/api-error.js';
+import { unavailableDependency } from '../errors/dependency-errors.js';
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  params?: { allowedValues?: unknown[]; additionalProperties?: unknown[] };
+}
+
+/** One readable sentence per schema violation, e.g. `body/priority must be one of: stat, routine`. */
+function describeValidation(context: string | undefined, issues: readonly ValidationIssue[]): string {
+  const sentences = issues.map((issue) => {
+    const where = `${context ?? 'request'}${issue.instancePath ?? ''}`;
+    if (issue.params?.allowedValues) return `${where} must be one of: ${issue.params.allowedValues.join(', ')}`;
+    if (issue.params?.additionalProperties) return `${where} has unknown field(s): ${issue.params.additionalProperties.join(', ')}`;
+    return `${where} ${issue.message ?? 'is invalid'}`;
+  });
+  return [...new Set(sentences.filter((s) => !s.endsWith('schema is false')))].join('; ');
+}
+
+function send(reply: FastifyReply, statusCode: number, code: string, message: string, extra: object = {}) {
+  return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...extra });
+}
+
+function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof ApiError) {
+    request.log.info({ code: error.code, statusCode: error.statusCode }, 'request rejected');
+    return send(reply, error.statusCode, error.code, error.message, error.details);
+  }
+  if (error.validation) {
+    return send(reply, 400, 'invalid_request', describeValidation(error.validationContext, error.validation));
+  }
+  const dependency = unavailableDependency(error);
+  if (dependency) {
+    request.log.warn({ err: error, dependency }, 'dependency unavailable');
+    reply.header('retry-after', '5');
+    return send(reply, 503, `${dependency}_unavailable`, `the service cannot reach ${dependency === 'redis' ? 'its queue store' : 'its object store'}; retry later`);
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return send(reply, status, (error.code ?? 'bad_request').toLowerCase(), error.message);
+  }
+  // Internal details (stack, messages of libraries) stay in the log.
+  request.log.error({ err: error }, 'request failed');
+  return send(reply, 500, 'internal_error', 'internal server error');
+}
+
+/** One error handler for the whole app: clear reasons for 4xx, 503 for outages, nothing internal for 5xx. */
+export const errorHandlerPlugin = fp(async (app: FastifyInstance) => {
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => send(reply, 404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+});

@@ -1,0 +1,52 @@
+import { Value } from '@sinclair/typebox/value';
+import { UnrecoverableError, type Job, type Processor } from 'bullmq';
+import { ResultMessageSchema, assertNever, type Logger, type ResultMessage } from '@btd/shared';
+import type { ApiContext } from '../context.js';
+import type { StudyRecord } from '../store/records.js';
+import type { AppliedResult } from '../store/study-store.js';
+import { announceBatchCompleted, announceStudyCompleted } from '../webhooks/completion-events.js';
+
+function observe(ctx: ApiContext, study: StudyRecord, message: ResultMessage): void {
+  switch (message.kind) {
+    case 'succeeded':
+      ctx.metrics.results.inc({ label: message.summary.label });
+      ctx.metrics.jobDuration.observe({ queue: 'inference' }, message.summary.timings.totalMs / 1000);
+      break;
+    case 'failed':
+      ctx.metrics.results.inc({ label: 'failed' });
+      break;
+    default:
+      assertNever(message, 'result kind');
+  }
+  const sinceSubmission = (Date.parse(message.finishedAt) - Date.parse(study.createdAt)) / 1000;
+  if (sinceSubmission >= 0) ctx.metrics.submitToResult.observe(sinceSubmission);
+}
+
+/** Runs on every delivery of a finished study, not only the first: announcing is idempotent. */
+async function announce(ctx: ApiContext, study: StudyRecord, outcome: AppliedResult): Promise<void> {
+  if (outcome.studyState !== 'done' && outcome.studyState !== 'failed') return;
+  const finished = await ctx.studies.get(study.id);
+  if (finished) await announceStudyCompleted(ctx, finished);
+  if (study.batchId && outcome.batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
+}
+
+/**
+ * Applies a worker's result to the study (and its batch), then announces completions. Safe to
+ * run twice for the same message: the store applies a result once, and webhook deliveries are
+ * keyed by subject.
+ */
+export function createResultsProcessor(ctx: ApiContext, logger: Logger): Processor<ResultMessage> {
+  return async (job: Job<ResultMessage>) => {
+    const started = performance.now();
+    const message = job.data;
+    if (!Value.Check(ResultMessageSchema, message)) throw new UnrecoverableError('malformed result message');
+    const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1, studyId: message.studyId });
+    const study = await ctx.studies.get(message.studyId);
+    if (!study || study.clientId !== message.clientId) throw new UnrecoverableError(`result for unknown study ${message.studyId}`);
+    const outcome = await ctx.studies.applyResult(study, message);
+    if (outcome.applied) observe(ctx, study, message);
+    await announce(ctx, study, outcome);
+    ctx.metrics.jobDuration.observe({ queue: job.queueName }, (performance.now() - started) / 1000);
+    log.info({ imageId: message.imageId, kind: message.kind, applied: outcome.applied, studyState: outcome.studyState }, 'result applied');
+  };
+}

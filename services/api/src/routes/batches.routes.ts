@@ -1,0 +1,102 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ApiContext } from '../context.js';
+import { ApiError } from '../errors/api-error.js';
+import { closeBatch, createBatch, ownedBatch, readBatchView } from '../batches/batch-service.js';
+import { readStudyForm } from '../intake/read-study-form.js';
+import { clientOf } from '../plugins/auth.plugin.js';
+import { BatchPageQuerySchema, BatchParamsSchema, BatchViewSchema, CreateBatchSchema } from '../schemas/batch.schemas.js';
+import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
+import { StudyFormDocSchema, SubmittedStudySchema } from '../schemas/study.schemas.js';
+import { submitStudy } from '../studies/submit-study.js';
+import { multipartValidator, requireRedis, sendStored } from './route-helpers.js';
+import { formLimits } from './studies.routes.js';
+
+const conflictErrors = { ...commonErrors, 409: { $ref: 'Error' } };
+const uploadErrors = { ...conflictErrors, 413: { $ref: 'Error' }, 415: { $ref: 'Error' }, 422: { $ref: 'Error' } };
+
+/**
+ * `/v1/batches`: create a batch, add studies to it in as many requests as suits the client
+ * (each one a normal study submission), close it, and page through its studies.
+ */
+export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  app.post(
+    '/v1/batches',
+    {
+      schema: {
+        tags: ['batches'],
+        summary: 'Create a batch; then add studies with POST /v1/batches/:id/studies and close it',
+        security: bearerAuth,
+        headers: IdempotencyHeadersSchema,
+        body: CreateBatchSchema,
+        response: { 201: BatchViewSchema, ...conflictErrors },
+      },
+      preHandler: requireRedis(ctx),
+    },
+    async (request, reply) => {
+      const created = await createBatch(ctx, clientOf(request), request.body, request.headers['idempotency-key']);
+      return sendStored(reply, created);
+    },
+  );
+
+  app.post(
+    '/v1/batches/:id/studies',
+    {
+      schema: {
+        tags: ['batches'],
+        summary: 'Add one study to an open batch (same form as POST /v1/studies)',
+        security: bearerAuth,
+        consumes: ['multipart/form-data'],
+        params: BatchParamsSchema,
+        headers: IdempotencyHeadersSchema,
+        body: StudyFormDocSchema,
+        response: { 202: SubmittedStudySchema, ...uploadErrors },
+      },
+      validatorCompiler: multipartValidator,
+      preHandler: requireRedis(ctx),
+    },
+    async (request, reply) => {
+      const client = clientOf(request);
+      const batch = await ownedBatch(ctx, client, request.params.id);
+      if (batch.state !== 'open') throw new ApiError(409, 'batch_not_open', `the batch is ${batch.state} and takes no more studies`);
+      const form = await readStudyForm(request, formLimits(ctx));
+      const target = { clientId: client.id, batch, idempotencyKey: request.headers['idempotency-key'] };
+      return sendStored(reply, await submitStudy(ctx, form, target, request.log));
+    },
+  );
+
+  app.post(
+    '/v1/batches/:id/close',
+    {
+      schema: {
+        tags: ['batches'],
+        summary: 'Close a batch: no more studies; it completes (and its webhook fires) when all have finished',
+        security: bearerAuth,
+        params: BatchParamsSchema,
+        response: { 200: BatchViewSchema, ...commonErrors },
+      },
+      preHandler: requireRedis(ctx),
+    },
+    async (request) => {
+      const batch = await closeBatch(ctx, await ownedBatch(ctx, clientOf(request), request.params.id));
+      return readBatchView(ctx, batch, 0, 100);
+    },
+  );
+
+  app.get(
+    '/v1/batches/:id',
+    {
+      schema: {
+        tags: ['batches'],
+        summary: 'Counts per state and one page of per-study status',
+        security: bearerAuth,
+        params: BatchParamsSchema,
+        querystring: BatchPageQuerySchema,
+        response: { 200: BatchViewSchema, ...commonErrors },
+      },
+    },
+    async (request) => {
+      const batch = await ownedBatch(ctx, clientOf(request), request.params.id);
+      return readBatchView(ctx, batch, request.query.after, request.query.limit);
+    },
+  );
+};

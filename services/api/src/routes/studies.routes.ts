@@ -1,0 +1,124 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ObjectNotFoundError } from '@btd/shared';
+import type { ApiContext } from '../context.js';
+import { notFound } from '../errors/api-error.js';
+import { readStudyForm, type StudyFormLimits } from '../intake/read-study-form.js';
+import { clientOf } from '../plugins/auth.plugin.js';
+import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
+import {
+  ImageParamsSchema,
+  StudyFormDocSchema,
+  StudyListQuerySchema,
+  StudyListSchema,
+  StudyParamsSchema,
+  StudyViewSchema,
+  SubmittedStudySchema,
+} from '../schemas/study.schemas.js';
+import { ownedStudy, readStudyView } from '../studies/study-reader.js';
+import { studyPath } from '../studies/study-view.js';
+import { submitStudy } from '../studies/submit-study.js';
+import { multipartValidator, requireRedis, sendStored } from './route-helpers.js';
+
+/** Upload limits from the configuration. */
+export function formLimits(ctx: ApiContext): StudyFormLimits {
+  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy } = ctx.config;
+  return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxFiles: maxImagesPerStudy };
+}
+
+const uploadErrors = { ...commonErrors, 409: { $ref: 'Error' }, 413: { $ref: 'Error' }, 415: { $ref: 'Error' }, 422: { $ref: 'Error' } };
+
+/** `/v1/studies`: submit, read, list, and the overlay image. */
+export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  app.post(
+    '/v1/studies',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Submit a study of one or more images',
+        description: 'Every file is checked (type by content, size, pixel count, complete data) before anything is stored.',
+        security: bearerAuth,
+        consumes: ['multipart/form-data'],
+        headers: IdempotencyHeadersSchema,
+        body: StudyFormDocSchema,
+        response: { 202: SubmittedStudySchema, ...uploadErrors },
+      },
+      validatorCompiler: multipartValidator,
+      preHandler: requireRedis(ctx),
+    },
+    async (request, reply) => {
+      const client = clientOf(request);
+      const form = await readStudyForm(request, formLimits(ctx));
+      const target = { clientId: client.id, idempotencyKey: request.headers['idempotency-key'] };
+      return sendStored(reply, await submitStudy(ctx, form, target, request.log));
+    },
+  );
+
+  app.get(
+    '/v1/studies/:id',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'State and results of a study',
+        security: bearerAuth,
+        params: StudyParamsSchema,
+        response: { 200: StudyViewSchema, ...commonErrors },
+      },
+    },
+    async (request) => readStudyView(ctx, await ownedStudy(ctx, clientOf(request), request.params.id)),
+  );
+
+  app.get(
+    '/v1/studies',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Your studies, newest first, or the one with an external id',
+        security: bearerAuth,
+        querystring: StudyListQuerySchema,
+        response: { 200: StudyListSchema, ...commonErrors },
+      },
+    },
+    async (request) => {
+      const client = clientOf(request);
+      const { externalId, limit, offset } = request.query;
+      const found = externalId
+        ? await ctx.externalIds.lookup(client.id, externalId).then((id) => ({ ids: id ? [id] : [], total: id ? 1 : 0 }))
+        : await ctx.studies.listForClient(client.id, offset, limit);
+      const studies = (await ctx.studies.getMany(found.ids)).filter((study) => study !== undefined);
+      const items = studies.map((study) => ({
+        studyId: study.id,
+        ...(study.externalId ? { externalId: study.externalId } : {}),
+        ...(study.batchId ? { batchId: study.batchId } : {}),
+        state: study.state,
+        createdAt: study.createdAt,
+        links: { self: studyPath(study.id) },
+      }));
+      const more = !externalId && offset + limit < found.total;
+      return { items, total: found.total, ...(more ? { next: `limit=${limit}&offset=${offset + limit}` } : {}) };
+    },
+  );
+
+  app.get(
+    '/v1/studies/:id/images/:imageId/overlay.png',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Heatmap overlay of an analysed image (PNG)',
+        security: bearerAuth,
+        params: ImageParamsSchema,
+        produces: ['image/png'],
+        response: { 200: { type: 'string', format: 'binary', description: 'PNG image' }, ...commonErrors },
+      },
+    },
+    async (request, reply) => {
+      const study = await ownedStudy(ctx, clientOf(request), request.params.id);
+      const imageId = request.params.imageId;
+      const image = study.imageIds.includes(imageId) ? await ctx.studies.image(imageId) : undefined;
+      if (!image?.overlayKey) throw notFound('overlay of image', imageId);
+      const png = await ctx.objectStore.get(image.overlayKey).catch((error: unknown) => {
+        throw error instanceof ObjectNotFoundError ? notFound('overlay of image', imageId) : error;
+      });
+      return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
+    },
+  );
+};

@@ -1,0 +1,102 @@
+import { Type, type Static } from '@fastify/type-provider-typebox';
+import { CallbackUrlSchema, ExternalIdSchema, IdPattern, PrioritySchema } from './common.schemas.js';
+
+const StudyStateSchema = Type.Enum(['awaiting_upload', 'queued', 'processing', 'done', 'failed']);
+
+const Probabilities = Type.Record(Type.String(), Type.Number(), { description: 'Class name → probability.' });
+
+const ImageResultSchema = Type.Object({
+  label: Type.String({ description: 'Verdict of the tumour-or-not model.' }),
+  tumorProbability: Type.Number({ description: 'Probability that the image shows a tumour.' }),
+  probabilities: Probabilities,
+  type: Type.Object({ label: Type.String(), probabilities: Probabilities }, { description: 'Tumour-type model output.' }),
+  box: Type.Union([Type.Object({ x: Type.Number(), y: Type.Number(), width: Type.Number(), height: Type.Number() }), Type.Null()], {
+    description: 'Location of the finding in the original image pixels, or null.',
+  }),
+  overlayUrl: Type.String({ description: 'Heatmap overlay PNG (needs the same bearer key).' }),
+  models: Type.Array(Type.Object({ task: Type.String(), name: Type.String(), version: Type.String() })),
+  timings: Type.Record(Type.String(), Type.Number(), { description: 'Milliseconds per stage on the worker.' }),
+});
+
+const ImageViewSchema = Type.Object({
+  imageId: Type.String(),
+  filename: Type.String(),
+  contentType: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  state: Type.Enum(['awaiting_upload', 'queued', 'processing', 'done', 'failed']),
+  result: Type.Optional(ImageResultSchema),
+  failure: Type.Optional(Type.Object({ reason: Type.String() })),
+});
+
+export const WebhookViewSchema = Type.Object({
+  attempts: Type.Integer(),
+  lastStatus: Type.Optional(Type.Integer({ description: 'HTTP status of the last attempt; 0 when no answer came.' })),
+  lastError: Type.Optional(Type.String()),
+  deliveredAt: Type.Optional(Type.String()),
+  failedAt: Type.Optional(Type.String({ description: 'Set once every attempt has failed.' })),
+});
+
+export const StudyViewSchema = Type.Object(
+  {
+    studyId: Type.String(),
+    externalId: Type.Optional(Type.String()),
+    batchId: Type.Optional(Type.String()),
+    priority: PrioritySchema,
+    state: StudyStateSchema,
+    createdAt: Type.String(),
+    completedAt: Type.Optional(Type.String()),
+    failure: Type.Optional(Type.Object({ reason: Type.String() })),
+    images: Type.Array(ImageViewSchema),
+    webhook: Type.Optional(WebhookViewSchema),
+    links: Type.Object({ self: Type.String() }),
+  },
+);
+export type StudyView = Static<typeof StudyViewSchema>;
+
+export const SubmittedStudySchema = Type.Object(
+  {
+    studyId: Type.String(),
+    externalId: Type.Optional(Type.String()),
+    batchId: Type.Optional(Type.String()),
+    state: StudyStateSchema,
+    images: Type.Array(Type.Object({ imageId: Type.String(), filename: Type.String() })),
+    links: Type.Object({ self: Type.String() }),
+  },
+);
+export type SubmittedStudy = Static<typeof SubmittedStudySchema>;
+
+export const StudySummarySchema = Type.Object({
+  studyId: Type.String(),
+  externalId: Type.Optional(Type.String()),
+  batchId: Type.Optional(Type.String()),
+  state: StudyStateSchema,
+  createdAt: Type.String(),
+  links: Type.Object({ self: Type.String() }),
+});
+export type StudySummary = Static<typeof StudySummarySchema>;
+
+export const StudyListQuerySchema = Type.Object({
+  externalId: Type.Optional(ExternalIdSchema),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+  offset: Type.Integer({ minimum: 0, default: 0 }),
+});
+
+export const StudyListSchema = Type.Object({
+  items: Type.Array(StudySummarySchema),
+  total: Type.Integer(),
+  next: Type.Optional(Type.String({ description: 'Query string of the next page.' })),
+});
+
+/** Documents the multipart form; the handler reads and checks the parts itself. */
+export const StudyFormDocSchema = Type.Object({
+  file: Type.Array(Type.String({ format: 'binary' }), {
+    description: 'One or more JPEG or PNG images (the type is read from the content, not the name).',
+  }),
+  externalId: Type.Optional(ExternalIdSchema),
+  priority: Type.Optional(PrioritySchema),
+  callbackUrl: Type.Optional(CallbackUrlSchema),
+});
+
+export const StudyParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }) });
+export const ImageParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }), imageId: Type.String({ pattern: IdPattern }) });

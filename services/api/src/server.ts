@@ -1,0 +1,33 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from '@btd/shared';
+import { apiApp, type ApiRoutes } from './app.js';
+import type { ApiContext } from './context.js';
+
+/** Request log lines carry the path only: query strings may hold external ids (accession numbers). */
+const requestSerializers = {
+  req: (request: { method: string; url: string; id: string }) => ({ method: request.method, path: request.url.split('?')[0], id: request.id }),
+};
+
+/** Builds the Fastify instance with the application registered, ready to listen or `inject`. */
+export async function buildServer(ctx: ApiContext, logger: Logger, routes: readonly ApiRoutes[] = []): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger.child({}, { serializers: requestSerializers }) as FastifyBaseLogger,
+    // JSON bodies are small; uploads go through multipart with their own limits.
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  await app.register(apiApp, { ctx, routes });
+  await app.ready();
+  return app;
+}
+
+/** Starts listening; returns the base URL. */
+export async function listen(app: FastifyInstance, host: string, port: number): Promise<string> {
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${shownHost}:${actualPort}`;
+}

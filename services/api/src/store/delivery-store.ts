@@ -1,0 +1,43 @@
+import type { Redis } from '@btd/shared';
+import type { RecordKeys } from './record-keys.js';
+import { JSON_FIELDS, fromHash, toHash, type DeliveryRecord } from './records.js';
+import { LUA_HSET_JSON, redisScript } from './redis-script.js';
+
+const createIfMissing = redisScript(`${LUA_HSET_JSON}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+hsetJson(KEYS[1], ARGV[1])
+return 1
+`);
+
+/** Webhook deliveries: URL, body and attempt history, kept out of the queue's job data. */
+export class DeliveryStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RecordKeys,
+  ) {}
+
+  /** Creates the delivery unless it exists; the first body written wins, so retries resend the same bytes. */
+  async createOnce(delivery: Omit<DeliveryRecord, 'attempts'>): Promise<void> {
+    const fields = JSON.stringify(toHash({ ...delivery, attempts: 0 }));
+    await createIfMissing(this.redis, [this.keys.delivery(delivery.id)], [fields]);
+  }
+
+  async get(deliveryId: string): Promise<DeliveryRecord | undefined> {
+    return fromHash<DeliveryRecord>(await this.redis.hgetall(this.keys.delivery(deliveryId)), JSON_FIELDS.delivery);
+  }
+
+  /** Records one attempt and its HTTP status (0 when no response came back). */
+  async recordAttempt(deliveryId: string, status: number, error: string | undefined): Promise<void> {
+    const key = this.keys.delivery(deliveryId);
+    const multi = this.redis.multi().hincrby(key, 'attempts', 1).hset(key, 'lastStatus', String(status));
+    if (error) multi.hset(key, 'lastError', error.slice(0, 300));
+    else multi.hdel(key, 'lastError');
+    if (status >= 200 && status < 300) multi.hset(key, 'deliveredAt', new Date().toISOString());
+    await multi.exec();
+  }
+
+  /** Marks a delivery given up after its last attempt. */
+  async markFailed(deliveryId: string): Promise<void> {
+    await this.redis.hset(this.keys.delivery(deliveryId), 'failedAt', new Date().toISOString());
+  }
+}

@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+
+function digest(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex').slice(0, 40);
+}
+
+/**
+ * Redis keys of the API's records, under the deployment's queue prefix so tests and
+ * deployments sharing one Redis never see each other's data. Client-supplied strings
+ * (external ids, idempotency keys) are hashed so they never appear in key names.
+ */
+export interface RecordKeys {
+  study(studyId: string): string;
+  image(imageId: string): string;
+  batch(batchId: string): string;
+  /** Sorted set of a batch's study ids, scored by submission order (for paging). */
+  batchStudies(batchId: string): string;
+  /** Set of a batch's finished study ids, so each is counted once. */
+  batchFinished(batchId: string): string;
+  clientStudies(clientId: string): string;
+  clientBatches(clientId: string): string;
+  externalId(clientId: string, externalId: string): string;
+  idempotency(clientId: string, idempotencyKey: string): string;
+  delivery(deliveryId: string): string;
+  /** Pattern matching every record key, for clean-up in tests. */
+  readonly all: string;
+}
+
+/** Builds the key scheme for one queue prefix. */
+export function recordKeys(prefix: string): RecordKeys {
+  const base = `${prefix}:api`;
+  return {
+    study: (id) => `${base}:study:${id}`,
+    image: (id) => `${base}:image:${id}`,
+    batch: (id) => `${base}:batch:${id}`,
+    batchStudies: (id) => `${base}:batch:${id}:studies`,
+    batchFinished: (id) => `${base}:batch:${id}:finished`,
+    clientStudies: (client) => `${base}:client:${client}:studies`,
+    clientBatches: (client) => `${base}:client:${client}:batches`,
+    externalId: (client, externalId) => `${base}:client:${client}:external:${digest(externalId)}`,
+    idempotency: (client, key) => `${base}:client:${client}:idempotency:${digest(key)}`,
+    delivery: (id) => `${base}:delivery:${id}`,
+    all: `${base}:*`,
+  };
+}

@@ -1,0 +1,106 @@
+import type { ResultSummary, StudyPriority } from '@btd/shared';
+
+/** Where a study stands. `awaiting_upload` only occurs for presigned batch uploads. */
+export type StudyState = 'awaiting_upload' | 'queued' | 'processing' | 'done' | 'failed';
+
+/** Where one image stands. */
+export type ImageState = 'awaiting_upload' | 'queued' | 'done' | 'failed';
+
+/** A batch is `open` for new studies until closed, and `done` once every study finished. */
+export type BatchState = 'open' | 'closed' | 'done';
+
+export interface StudyRecord {
+  id: string;
+  clientId: string;
+  externalId?: string;
+  batchId?: string;
+  priority: StudyPriority;
+  callbackUrl?: string;
+  state: StudyState;
+  createdAt: string;
+  completedAt?: string;
+  failureReason?: string;
+  imageIds: string[];
+  doneCount: number;
+  failedCount: number;
+  /** Hash of the submitted fields and files; tells a retry from a conflicting reuse of an id. */
+  fingerprint: string;
+}
+
+export interface ImageRecord {
+  id: string;
+  studyId: string;
+  clientId: string;
+  filename: string;
+  contentType: string;
+  width: number;
+  height: number;
+  bytes: number;
+  objectKey: string;
+  state: ImageState;
+  summary?: ResultSummary;
+  overlayKey?: string;
+  reason?: string;
+  finishedAt?: string;
+}
+
+export interface BatchRecord {
+  id: string;
+  clientId: string;
+  externalId?: string;
+  priority: StudyPriority;
+  callbackUrl?: string;
+  state: BatchState;
+  createdAt: string;
+  closedAt?: string;
+  completedAt?: string;
+  studyCount: number;
+  processingStudies: number;
+  doneStudies: number;
+  failedStudies: number;
+}
+
+export interface DeliveryRecord {
+  id: string;
+  clientId: string;
+  /** e.g. `study.completed`, sent as `X-Btd-Event`. */
+  event: string;
+  url: string;
+  /** The JSON body, fixed when the event happened so every attempt sends the same bytes. */
+  body: string;
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  deliveredAt?: string;
+  failedAt?: string;
+}
+
+type Flat = Record<string, string>;
+
+/** Flattens a record into hash fields: strings as they are, everything else as JSON. */
+export function toHash(record: object): Flat {
+  const flat: Flat = {};
+  for (const [field, value] of Object.entries(record)) {
+    if (value === undefined) continue;
+    flat[field] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  return flat;
+}
+
+/** Reads hash fields back; `jsonFields` are parsed, the rest stay strings. */
+export function fromHash<T>(flat: Flat, jsonFields: readonly string[]): T | undefined {
+  if (Object.keys(flat).length === 0) return undefined;
+  const record: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(flat)) {
+    record[field] = jsonFields.includes(field) ? JSON.parse(value) : value;
+  }
+  return record as T;
+}
+
+/** Fields stored as JSON, per record type. */
+export const JSON_FIELDS = {
+  study: ['imageIds', 'doneCount', 'failedCount'],
+  image: ['width', 'height', 'bytes', 'summary'],
+  batch: ['studyCount', 'processingStudies', 'doneStudies', 'failedStudies'],
+  delivery: ['attempts', 'lastStatus'],
+} as const;

@@ -1,0 +1,107 @@
+import { LUA_HSET_JSON, redisScript } from './redis-script.js';
+
+/** Lua: marks a closed batch done once every study in it has finished; returns its state. */
+const LUA_COMPLETE_BATCH = `
+local function completeBatchIfFinished(batchKey, now)
+  local batch = redis.call('HMGET', batchKey, 'state', 'studyCount', 'doneStudies', 'failedStudies')
+  local finished = tonumber(batch[3] or '0') + tonumber(batch[4] or '0')
+  if batch[1] == 'closed' and finished >= tonumber(batch[2] or '0') then
+    redis.call('HSET', batchKey, 'state', 'done', 'completedAt', now)
+    return 'done'
+  end
+  return batch[1] or ''
+end
+`;
+
+/** Lua: counts a finished study in its batch exactly once (the set remembers it). */
+const LUA_FINISH_IN_BATCH = `
+local function finishInBatch(batchKey, finishedKey, studyId, studyState, wasProcessing, now)
+  if redis.call('SADD', finishedKey, studyId) == 1 then
+    local counter = 'doneStudies'
+    if studyState == 'failed' then counter = 'failedStudies' end
+    redis.call('HINCRBY', batchKey, counter, 1)
+    if wasProcessing then redis.call('HINCRBY', batchKey, 'processingStudies', -1) end
+  end
+  return completeBatchIfFinished(batchKey, now)
+end
+`;
+
+/**
+ * Creates a study and its images in one step, and refuses when the batch it joins is no
+ * longer open (so `close` and a late chunk cannot interleave).
+ *
+ * KEYS: study, client index, batch, batch studies, ...images. ARGV: createdAt (ms), batchId or
+ * '', study fields (JSON), ...image fields (JSON). Returns 'ok' or the batch's state.
+ */
+export const createStudyScript = redisScript(`${LUA_HSET_JSON}
+if ARGV[2] ~= '' then
+  local batchState = redis.call('HGET', KEYS[3], 'state')
+  if batchState ~= 'open' then return batchState or 'missing' end
+end
+hsetJson(KEYS[1], ARGV[3])
+local studyId = redis.call('HGET', KEYS[1], 'id')
+for i = 5, #KEYS do hsetJson(KEYS[i], ARGV[i - 1]) end
+redis.call('ZADD', KEYS[2], ARGV[1], studyId)
+if ARGV[2] ~= '' then
+  local position = redis.call('HINCRBY', KEYS[3], 'studyCount', 1)
+  redis.call('ZADD', KEYS[4], position, studyId)
+end
+return 'ok'
+`);
+
+/**
+ * Applies one image's result, once: a second delivery of the same result changes nothing.
+ * Updates the study's counters and state and, for a study in a batch, the batch's counts.
+ *
+ * KEYS: image, study, batch, batch finished set. ARGV: 'done' | 'failed', image fields (JSON),
+ * finishedAt, failure reason, '1' when the study is in a batch.
+ * Returns { applied (0/1), study state, batch state or '' }.
+ */
+export const applyResultScript = redisScript(`${LUA_HSET_JSON}${LUA_COMPLETE_BATCH}${LUA_FINISH_IN_BATCH}
+local imageState = redis.call('HGET', KEYS[1], 'state')
+if not imageState then return {0, 'missing', ''} end
+local inBatch = ARGV[5] == '1'
+local applied = 0
+local wasProcessing = false
+if imageState ~= 'done' and imageState ~= 'failed' then
+  applied = 1
+  hsetJson(KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[1], 'state', ARGV[1])
+  local counter = 'doneCount'
+  if ARGV[1] == 'failed' then
+    counter = 'failedCount'
+    redis.call('HSETNX', KEYS[2], 'failureReason', ARGV[4])
+  end
+  redis.call('HINCRBY', KEYS[2], counter, 1)
+  local study = redis.call('HMGET', KEYS[2], 'state', 'imageIds', 'doneCount', 'failedCount')
+  wasProcessing = study[1] == 'processing'
+  local finished = tonumber(study[3]) + tonumber(study[4])
+  local nextState = 'processing'
+  if finished >= #cjson.decode(study[2]) then
+    nextState = 'done'
+    if tonumber(study[4]) > 0 then nextState = 'failed' end
+    redis.call('HSET', KEYS[2], 'completedAt', ARGV[3])
+  elseif inBatch and not wasProcessing then
+    redis.call('HINCRBY', KEYS[3], 'processingStudies', 1)
+  end
+  redis.call('HSET', KEYS[2], 'state', nextState)
+end
+local studyState = redis.call('HGET', KEYS[2], 'state')
+local batchState = ''
+if inBatch and (studyState == 'done' or studyState == 'failed') then
+  local studyId = redis.call('HGET', KEYS[2], 'id')
+  batchState = finishInBatch(KEYS[3], KEYS[4], studyId, studyState, wasProcessing, ARGV[3])
+end
+return {applied, studyState, batchState}
+`);
+
+/**
+ * Closes a batch to new studies; marks it done at once when every study already finished.
+ * KEYS: batch. ARGV: now (ISO). Returns the batch's state, or 'missing'.
+ */
+export const closeBatchScript = redisScript(`${LUA_COMPLETE_BATCH}
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state == 'open' then redis.call('HSET', KEYS[1], 'state', 'closed', 'closedAt', ARGV[1]) end
+return completeBatchIfFinished(KEYS[1], ARGV[1])
+`);

@@ -1,0 +1,119 @@
+import type { Redis, ResultMessage } from '@btd/shared';
+import type { RecordKeys } from './record-keys.js';
+import { JSON_FIELDS, fromHash, toHash, type ImageRecord, type StudyRecord, type StudyState } from './records.js';
+import { applyResultScript, createStudyScript } from './study-scripts.js';
+
+/** What applying a result changed. */
+export interface AppliedResult {
+  /** False when this result had been applied before (a redelivery). */
+  readonly applied: boolean;
+  readonly studyState: StudyState;
+  /** The batch's state after the update, or undefined for a study outside batches. */
+  readonly batchState?: string;
+}
+
+/** Thrown when a study is added to a batch that is closed or gone. */
+export class BatchNotOpenError extends Error {
+  constructor(readonly batchState: string) {
+    super(`batch is ${batchState}`);
+    this.name = 'BatchNotOpenError';
+  }
+}
+
+/** Studies and their images, as Redis hashes with per-client and per-batch indexes. */
+export class StudyStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RecordKeys,
+  ) {}
+
+  /**
+   * Creates a study with its images atomically.
+   * @throws BatchNotOpenError when `study.batchId` names a batch that no longer takes studies
+   */
+  async create(study: StudyRecord, images: readonly ImageRecord[]): Promise<void> {
+    const batchId = study.batchId ?? '';
+    const keys = [
+      this.keys.study(study.id),
+      this.keys.clientStudies(study.clientId),
+      this.keys.batch(batchId),
+      this.keys.batchStudies(batchId),
+      ...images.map((image) => this.keys.image(image.id)),
+    ];
+    const args = [Date.parse(study.createdAt), batchId, JSON.stringify(toHash(study)), ...images.map((image) => JSON.stringify(toHash(image)))];
+    const outcome = await createStudyScript(this.redis, keys, args);
+    if (outcome !== 'ok') throw new BatchNotOpenError(String(outcome));
+  }
+
+  /** Removes a study that could not be fully submitted (its jobs were never enqueued). */
+  async remove(study: StudyRecord): Promise<void> {
+    const multi = this.redis.multi();
+    multi.del(this.keys.study(study.id), ...study.imageIds.map((id) => this.keys.image(id)));
+    multi.zrem(this.keys.clientStudies(study.clientId), study.id);
+    if (study.batchId) {
+      multi.zrem(this.keys.batchStudies(study.batchId), study.id);
+      multi.hincrby(this.keys.batch(study.batchId), 'studyCount', -1);
+    }
+    await multi.exec();
+  }
+
+  /** The study, or undefined. Callers check `clientId` themselves. */
+  async get(studyId: string): Promise<StudyRecord | undefined> {
+    return fromHash<StudyRecord>(await this.redis.hgetall(this.keys.study(studyId)), JSON_FIELDS.study);
+  }
+
+  /** Several studies in one round trip, in the order asked (undefined for missing ones). */
+  async getMany(studyIds: readonly string[]): Promise<(StudyRecord | undefined)[]> {
+    if (studyIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of studyIds) pipeline.hgetall(this.keys.study(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([error, flat]) => {
+      if (error) throw error;
+      return fromHash<StudyRecord>(flat as Record<string, string>, JSON_FIELDS.study);
+    });
+  }
+
+  /** The images of a study, in submission order. */
+  async images(study: StudyRecord): Promise<ImageRecord[]> {
+    const pipeline = this.redis.pipeline();
+    for (const id of study.imageIds) pipeline.hgetall(this.keys.image(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.flatMap(([error, flat]) => {
+      if (error) throw error;
+      const image = fromHash<ImageRecord>(flat as Record<string, string>, JSON_FIELDS.image);
+      return image ? [image] : [];
+    });
+  }
+
+  /** One image, or undefined. */
+  async image(imageId: string): Promise<ImageRecord | undefined> {
+    return fromHash<ImageRecord>(await this.redis.hgetall(this.keys.image(imageId)), JSON_FIELDS.image);
+  }
+
+  /** A client's studies, newest first. */
+  async listForClient(clientId: string, offset: number, limit: number): Promise<{ ids: string[]; total: number }> {
+    const key = this.keys.clientStudies(clientId);
+    const [ids, total] = await Promise.all([this.redis.zrevrange(key, offset, offset + limit - 1), this.redis.zcard(key)]);
+    return { ids, total };
+  }
+
+  /** Applies a worker's result to its image, study and batch; idempotent. */
+  async applyResult(study: StudyRecord, message: ResultMessage): Promise<AppliedResult> {
+    const fields =
+      message.kind === 'succeeded'
+        ? { summary: message.summary, overlayKey: message.overlayKey, finishedAt: message.finishedAt }
+        : { reason: message.reason, finishedAt: message.finishedAt };
+    const batchId = study.batchId ?? '';
+    const keys = [this.keys.image(message.imageId), this.keys.study(study.id), this.keys.batch(batchId), this.keys.batchFinished(batchId)];
+    const args = [
+      message.kind === 'succeeded' ? 'done' : 'failed',
+      JSON.stringify(toHash(fields)),
+      message.finishedAt,
+      message.kind === 'failed' ? message.reason : '',
+      batchId ? '1' : '0',
+    ];
+    const [applied, studyState, batchState] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string];
+    return { applied: applied === 1, studyState, ...(batchState ? { batchState } : {}) };
+  }
+}

@@ -1,0 +1,79 @@
+import type { ImageRecord, StudyRecord, DeliveryRecord } from '../store/records.js';
+import type { StudyView, SubmittedStudy } from '../schemas/study.schemas.js';
+
+/** Path of a study resource. */
+export function studyPath(studyId: string): string {
+  return `/v1/studies/${studyId}`;
+}
+
+/** Path of an image's heatmap overlay. */
+export function overlayPath(studyId: string, imageId: string): string {
+  return `${studyPath(studyId)}/images/${imageId}/overlay.png`;
+}
+
+/** Answer to a submission: the ids to poll. */
+export function submittedView(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 'filename'>[]): SubmittedStudy {
+  return {
+    studyId: study.id,
+    ...(study.externalId ? { externalId: study.externalId } : {}),
+    ...(study.batchId ? { batchId: study.batchId } : {}),
+    state: study.state,
+    images: images.map((image) => ({ imageId: image.id, filename: image.filename })),
+    links: { self: studyPath(study.id) },
+  };
+}
+
+function imageView(image: ImageRecord, active: boolean): StudyView['images'][number] {
+  const base = {
+    imageId: image.id,
+    filename: image.filename,
+    contentType: image.contentType,
+    width: image.width,
+    height: image.height,
+    state: image.state === 'queued' && active ? ('processing' as const) : image.state,
+  };
+  if (image.state === 'failed') return { ...base, failure: { reason: image.reason ?? 'unknown' } };
+  const summary = image.summary;
+  if (image.state !== 'done' || !summary) return base;
+  const result = {
+    label: summary.label,
+    tumorProbability: summary.tumorProbability,
+    probabilities: summary.probabilities,
+    type: { label: summary.typeLabel, probabilities: summary.typeProbabilities },
+    box: summary.box,
+    overlayUrl: overlayPath(image.studyId, image.id),
+    models: summary.models,
+    timings: summary.timings,
+  };
+  return { ...base, result };
+}
+
+/** Webhook progress as clients see it (never the URL, which may carry a token). */
+export function webhookView(delivery: DeliveryRecord | undefined): StudyView['webhook'] {
+  if (!delivery) return undefined;
+  const { attempts, lastStatus, lastError, deliveredAt, failedAt } = delivery;
+  return { attempts, lastStatus, lastError, deliveredAt, failedAt };
+}
+
+/**
+ * The full study: state and, per image, the result. `activeImageIds` are images a worker is
+ * on right now, which makes a queued study show as processing.
+ */
+export function studyView(
+  study: StudyRecord,
+  images: readonly ImageRecord[],
+  activeImageIds: ReadonlySet<string>,
+  delivery: DeliveryRecord | undefined,
+): StudyView {
+  const state = study.state === 'queued' && activeImageIds.size > 0 ? 'processing' : study.state;
+  return {
+    ...submittedView(study, []),
+    priority: study.priority,
+    state,
+    createdAt: study.createdAt,
+    ...(study.completedAt ? { completedAt: study.completedAt } : {}),
+    ...(study.state === 'failed' ? { failure: { reason: study.failureReason ?? 'unknown' } } : {}),
+    images: images.map((image) => imageView(image, activeImageIds.has(image.id))),
+    ...(delivery ? { webhook: webhookView(delivery) } : {}),
+  };
+}

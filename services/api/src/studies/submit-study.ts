@@ -1,0 +1,135 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import { enqueueInferenceBulk, originalKey, studyOriginalsPrefix, type StudyPriority } from '@btd/shared';
+import type { ApiContext } from '../context.js';
+import { ApiError } from '../errors/api-error.js';
+import type { StudyForm } from '../intake/read-study-form.js';
+import type { StoredResponse } from '../store/idempotency-store.js';
+import type { ImageRecord, StudyRecord } from '../store/records.js';
+import { BatchNotOpenError } from '../store/study-store.js';
+import { studyPath, submittedView } from './study-view.js';
+
+/** Who submits, and into which batch. */
+export interface SubmitTarget {
+  readonly clientId: string;
+  readonly batch?: { readonly id: string; readonly priority: StudyPriority };
+  readonly idempotencyKey?: string;
+}
+
+/** New random id with a readable kind prefix, e.g. `stu_3f9a…`. */
+export function newId(kind: 'stu' | 'img' | 'bat'): string {
+  return `${kind}_${randomBytes(10).toString('hex')}`;
+}
+
+/** Identifies "the same submission": its fields and the bytes of every file, in order. */
+export function fingerprintOf(form: StudyForm, batchId: string | undefined): string {
+  const files = form.images.map((image) => createHash('sha256').update(image.bytes).digest('hex'));
+  return createHash('sha256').update(JSON.stringify({ fields: form.fields, batchId, files })).digest('hex');
+}
+
+function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string): { study: StudyRecord; images: ImageRecord[] } {
+  const studyId = newId('stu');
+  const images = form.images.map((accepted): ImageRecord => {
+    const id = newId('img');
+    return {
+      id,
+      studyId,
+      clientId: target.clientId,
+      filename: accepted.filename,
+      contentType: accepted.format.mime,
+      width: accepted.width,
+      height: accepted.height,
+      bytes: accepted.bytes.length,
+      objectKey: originalKey({ clientId: target.clientId, studyId, imageId: id }),
+      state: 'queued',
+    };
+  });
+  const study: StudyRecord = {
+    id: studyId,
+    clientId: target.clientId,
+    ...form.fields,
+    ...(target.batch ? { batchId: target.batch.id } : {}),
+    priority: form.fields.priority ?? target.batch?.priority ?? 'routine',
+    state: 'queued',
+    createdAt: new Date().toISOString(),
+    imageIds: images.map((image) => image.id),
+    doneCount: 0,
+    failedCount: 0,
+    fingerprint,
+  };
+  return { study, images };
+}
+
+function accepted(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 'filename'>[]): StoredResponse {
+  return { statusCode: 202, location: studyPath(study.id), body: submittedView(study, images) };
+}
+
+/** Stores originals, records and jobs; undoes what it did if a step fails. */
+async function persist(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[], form: StudyForm, log: FastifyBaseLogger) {
+  let recorded = false;
+  try {
+    await Promise.all(images.map((image, i) => ctx.objectStore.put(image.objectKey, form.images[i]!.bytes, image.contentType)));
+    await ctx.studies.create(study, images);
+    recorded = true;
+    const jobs = images.map((image) => ({
+      payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, clientId: study.clientId },
+      priority: study.priority,
+    }));
+    await enqueueInferenceBulk(ctx.queues.inference, jobs);
+  } catch (error) {
+    log.warn({ err: error, studyId: study.id }, 'submission failed; removing what was stored');
+    if (recorded) await ctx.studies.remove(study).catch((e: unknown) => log.error({ err: e, studyId: study.id }, 'could not remove study record'));
+    await ctx.objectStore
+      .deletePrefix(studyOriginalsPrefix(study.clientId, study.id))
+      .catch((e: unknown) => log.error({ err: e, studyId: study.id }, 'could not remove originals'));
+    if (error instanceof BatchNotOpenError) throw new ApiError(409, 'batch_not_open', `the batch is ${error.batchState} and takes no more studies`);
+    throw error;
+  }
+}
+
+/**
+ * When another submission holds the external id, answers with that study if this one is a
+ * retry of it (same fingerprint), or 409 otherwise. Waits briefly if the holder is mid-way.
+ */
+async function existingStudy(ctx: ApiContext, holderId: string, fingerprint: string): Promise<StoredResponse> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const study = await ctx.studies.get(holderId);
+    if (study) {
+      if (study.fingerprint !== fingerprint) {
+        throw new ApiError(409, 'external_id_conflict', `externalId already names study ${holderId}, submitted with different content`);
+      }
+      return { ...accepted(study, await ctx.studies.images(study)), replayed: true };
+    }
+    if (Date.now() > deadline) throw new ApiError(409, 'external_id_in_progress', 'a submission with this externalId is still running; retry later');
+    await sleep(50);
+  }
+}
+
+async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, fingerprint: string, log: FastifyBaseLogger) {
+  const { study, images } = buildRecords(form, target, fingerprint);
+  const externalId = study.externalId;
+  if (externalId) {
+    const holder = await ctx.externalIds.claim(study.clientId, externalId, study.id);
+    if (holder) return existingStudy(ctx, holder, fingerprint);
+  }
+  try {
+    await persist(ctx, study, images, form, log);
+  } catch (error) {
+    if (externalId) await ctx.externalIds.release(study.clientId, externalId, study.id).catch(() => undefined);
+    throw error;
+  }
+  log.info({ studyId: study.id, images: images.length, priority: study.priority, batchId: study.batchId }, 'study queued');
+  return accepted(study, images);
+}
+
+/**
+ * Submits a checked study: stores the originals under deterministic keys, creates the records
+ * and enqueues one inference job per image. A repeated `Idempotency-Key` or `externalId`
+ * returns the first submission's ids without new work.
+ */
+export async function submitStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, log: FastifyBaseLogger) {
+  const fingerprint = fingerprintOf(form, target.batch?.id);
+  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, () => createStudy(ctx, form, target, fingerprint, log));
+}

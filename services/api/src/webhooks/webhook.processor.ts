@@ -1,0 +1,49 @@
+import { UnrecoverableError, type Job, type Processor } from 'bullmq';
+import type { Logger, WebhookJob } from '@btd/shared';
+import type { ApiContext } from '../context.js';
+import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.js';
+
+async function post(url: string, body: string, headers: Record<string, string>, timeoutMs: number) {
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'btd-webhooks/1', ...headers },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+      // A redirect could send the signed result somewhere the client never configured.
+      redirect: 'manual',
+    });
+    await response.body?.cancel();
+    return { status: response.status, error: response.ok ? undefined : `HTTP ${response.status}` };
+  } catch (error) {
+    return { status: 0, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * Delivers one webhook: POSTs the stored body, signed afresh (new timestamp) on every attempt,
+ * and records the attempt on the delivery. A non-2xx answer throws, so BullMQ retries with
+ * exponential backoff; a delivery that already succeeded is not sent again.
+ */
+export function createWebhookProcessor(ctx: ApiContext, logger: Logger): Processor<WebhookJob> {
+  return async (job: Job<WebhookJob>) => {
+    const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1 });
+    const delivery = await ctx.deliveries.get(job.data.deliveryId);
+    if (!delivery) throw new UnrecoverableError(`delivery ${job.data.deliveryId} does not exist`);
+    if (delivery.deliveredAt) return;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const headers = {
+      [SIGNATURE_HEADER]: signWebhook(ctx.webhookSecret, delivery.body, timestamp),
+      'x-btd-event': delivery.event,
+      'x-btd-delivery': delivery.id,
+    };
+    const outcome = await post(delivery.url, delivery.body, headers, ctx.config.webhookTimeoutMs);
+    await ctx.deliveries.recordAttempt(delivery.id, outcome.status, outcome.error);
+    ctx.metrics.webhookAttempts.inc({ outcome: outcome.error ? 'failed' : 'delivered' });
+    if (outcome.error) {
+      log.warn({ deliveryId: delivery.id, status: outcome.status, error: outcome.error }, 'webhook attempt failed');
+      throw new Error(`webhook ${delivery.id}: ${outcome.error}`);
+    }
+    log.info({ deliveryId: delivery.id, status: outcome.status }, 'webhook delivered');
+  };
+}
