@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { initBackend, loadModel, writeInitialArtifact, type ModelManifest, type Task } from '@btd/model';
+import { EMBEDDED_S3_CREDENTIALS, ModelRegistry, ObjectStore, Redis, startEmbeddedS3, type EmbeddedS3 } from '@btd/shared';
+
+/** Redis the tests run against (the machine's local one unless REDIS_URL says otherwise). */
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** One test's world: its own bucket on an s3rver, its own Redis namespace, a scratch folder. */
+export interface RegistryTestEnv {
+  s3: EmbeddedS3;
+  store: ObjectStore;
+  redis: Redis;
+  /** Queue prefix and registry namespace, unique per test. */
+  prefix: string;
+  registry: ModelRegistry;
+  /** Scratch folder, removed by `close()`. */
+  dir: string;
+  /** Another store client on the same bucket (e.g. for a second process's view). */
+  storeOptions: ConstructorParameters<typeof ObjectStore>[0];
+  close(): Promise<void>;
+}
+
+/** Starts an s3rver with a fresh bucket and a fresh Redis namespace. */
+export async function startRegistryEnv(): Promise<RegistryTestEnv> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'btd-registry-'));
+  const bucket = `t-${randomUUID()}`;
+  const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), buckets: [bucket] });
+  const storeOptions = {
+    s3Endpoint: s3.endpoint,
+    s3Bucket: bucket,
+    s3Region: 'us-east-1',
+    s3AccessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId,
+    s3SecretAccessKey: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+    s3ForcePathStyle: true,
+  };
+  const store = new ObjectStore(storeOptions);
+  const redis = new Redis(REDIS_URL);
+  const prefix = `test-${randomUUID()}`;
+  const registry = new ModelRegistry({ store, redis, namespace: prefix });
+  const close = async (): Promise<void> => {
+    await deleteKeys(redis, `${prefix}:*`);
+    await store.deletePrefix('').catch(() => 0);
+    store.close();
+    redis.disconnect();
+    await s3.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { s3, store, redis, prefix, registry, dir, storeOptions, close };
+}
+
+/** Deletes every Redis key matching a pattern (a test's queues, locks). */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+type WeightEntry = { name: string; shape: number[]; dtype?: string };
+
+async function readWeightLayout(dir: string): Promise<{ entries: WeightEntry[]; weights: Float32Array }> {
+  const modelJson = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as { weightsManifest: { weights: WeightEntry[] }[] };
+  const bytes = await readFile(path.join(dir, 'weights.bin'));
+  const weights = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  return { entries: modelJson.weightsManifest.flatMap((group) => group.weights), weights };
+}
+
+async function refreshExpectedOutput(dir: string): Promise<ModelManifest> {
+  const manifestFile = path.join(dir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as ModelManifest;
+  const probe = manifest.expectedOutput?.image ?? 'probe.png';
+  const model = await loadModel(dir);
+  try {
+    const out = await model.predict(await readFile(path.join(dir, probe)), { heatmap: false });
+    manifest.expectedOutput = { image: probe, probabilities: out.probabilities };
+  } finally {
+    model.dispose();
+  }
+  await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+  return manifest;
+}
+
+/**
+ * Makes the classifier ignore the image and always answer `label`: its kernel is zeroed and its
+ * bias favours one class. A real model whose metrics on any set are known in advance.
+ */
+async function makeConstant(dir: string, classes: readonly string[], label: string): Promise<void> {
+  const { entries, weights } = await readWeightLayout(dir);
+  let offset = 0;
+  for (const entry of entries) {
+    const size = entry.shape.reduce((a, b) => a * b, 1);
+    if (entry.name.startsWith('classifier/kernel')) weights.fill(0, offset, offset + size);
+    if (entry.name.startsWith('classifier/bias')) classes.forEach((c, i) => (weights[offset + i] = c === label ? 8 : 0));
+    offset += size;
+  }
+  await writeFile(path.join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
+  await refreshExpectedOutput(dir);
+}
+
+/**
+ * Writes a real, untrained artifact for `task` under `root` (a new folder each call, so each has
+ * its own weights and content hash). With `alwaysSays`, the model answers that class for any image.
+ */
+export async function makeArtifact(root: string, task: Task, options: { alwaysSays?: string; inputSize?: number } = {}): Promise<string> {
+  await initBackend({ prefer: 'wasm' });
+  const dir = await mkdtemp(path.join(root, `${task}-`));
+  const manifest = await writeInitialArtifact({ task, outDir: dir, inputSize: options.inputSize ?? 32 });
+  if (options.alwaysSays) await makeConstant(dir, manifest.classes, options.alwaysSays);
+  return dir;
+}
+
+/** Weights that still load but compute something else: the probe check must catch them. */
+export async function scrambleWeights(dir: string): Promise<void> {
+  const { weights } = await readWeightLayout(dir);
+  for (let i = 0; i < weights.length; i++) weights[i] = (weights[i] as number) * -1.5 + 0.01;
+  await writeFile(path.join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
+}
+
+/** A manifest that promises another input size than the topology has. */
+export async function claimWrongInputSize(dir: string): Promise<void> {
+  const file = path.join(dir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(file, 'utf8')) as ModelManifest;
+  manifest.inputSize += 16;
+  await writeFile(file, JSON.stringify(manifest, null, 2));
+}
