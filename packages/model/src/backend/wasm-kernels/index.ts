@@ -3,7 +3,6 @@ import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { unregisterWasmKernel } from './kernel-utils.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
-import { registerLeadingAxesReductions } from './reduce-leading-axes.js';
 import { registerTile } from './tile.js';
 
 /**
@@ -15,12 +14,11 @@ export function registerFastWasmKernels(): void {
   registerConv2DBackpropInput();
   registerTile();
   registerMaxPoolGrad();
-  registerLeadingAxesReductions();
 }
 
 /** Restores the backend's own kernels (benchmarks compare against them). Idempotent. */
 export function unregisterFastWasmKernels(): void {
-  for (const name of [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.Tile, tf.MaxPoolGrad, tf.Sum, tf.Mean]) unregisterWasmKernel(name);
+  for (const name of [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.Tile, tf.MaxPoolGrad]) unregisterWasmKernel(name);
 }
 
 export { getStockWasmKernel } from './kernel-utils.js';
