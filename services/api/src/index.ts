@@ -13,3 +13,7 @@ export { clientOf, requireAdmin } from './plugins/auth.plugin.js';
 export { ApiError, notFound } from './errors/api-error.js';
 export { recordKeys } from './store/record-keys.js';
 export { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';
+export type { StudyView, SubmittedStudy } from './schemas/study.schemas.js';
+export type { BatchView } from './schemas/batch.schemas.js';
+/** Body of every error answer. */
+export type ErrorBody = { statusCode: number; error: string; code: string; message: string; file?: string };
