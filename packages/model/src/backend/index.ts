@@ -1,3 +1,3 @@
 export { initBackend, getBackendInfo } from './init-backend.js';
 export type { BackendInfo, BackendName, InitBackendOptions } from './init-backend.js';
-export { registerFastWasmKernels, unregisterFastWasmKernels, getStockWasmKernel } from './wasm-kernels/index.js';
+export { FAST_WASM_KERNELS, registerFastWasmKernels, unregisterFastWasmKernels, getStockWasmKernel } from './wasm-kernels/index.js';

@@ -16,9 +16,15 @@ export function registerFastWasmKernels(): void {
   registerMaxPoolGrad();
 }
 
-/** Restores the backend's own kernels (benchmarks compare against them). Idempotent. */
-export function unregisterFastWasmKernels(): void {
-  for (const name of [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.Tile, tf.MaxPoolGrad]) unregisterWasmKernel(name);
+/** Names of the kernels {@link registerFastWasmKernels} registers. */
+export const FAST_WASM_KERNELS: readonly string[] = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.Tile, tf.MaxPoolGrad];
+
+/**
+ * Restores the backend's own kernels, all of them or the named ones (benchmarks compare
+ * against them); a kernel the backend lacks is left unregistered. Idempotent.
+ */
+export function unregisterFastWasmKernels(kernelNames: readonly string[] = FAST_WASM_KERNELS): void {
+  for (const name of kernelNames) unregisterWasmKernel(name);
 }
 
 export { getStockWasmKernel } from './kernel-utils.js';
