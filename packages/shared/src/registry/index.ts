@@ -9,3 +9,4 @@ export * from './registry-keys.js';
 export * from './registry.errors.js';
 export * from './registry.schemas.js';
 export * from './seed-registry.js';
+export { contentTypeOf } from './registry-context.js';

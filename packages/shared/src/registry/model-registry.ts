@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ObjectStore } from '../storage/object-store.js';
-import { readArtifactDirectory, type ArtifactFiles } from './artifact-files.js';
+import { readArtifactDirectory, type ArtifactDigest, type ArtifactFiles } from './artifact-files.js';
 import { subscribeToPromotions, type PromotionSubscription } from './promotion-channel.js';
 import { findRollbackTarget, promoteVersion, readHistory, readPointer, type ArtifactCheck, type PromotionRequest } from './promotions.js';
 import { getJsonOrNull, type RegistryContext } from './registry-context.js';
@@ -110,6 +110,11 @@ export class ModelRegistry {
       ...(status?.gate === undefined ? {} : { gate: status.gate }),
       ...(status?.source === undefined ? {} : { source: status.source }),
     };
+  }
+
+  /** The digest (content hash, per-file sizes and hashes) of a complete version, or null. */
+  digest(task: string, version: string): Promise<ArtifactDigest | null> {
+    return versions.readDigest(this.ctx, task, version);
   }
 
   /** Every file of a version, checked against its content hash; ready for `loadModel`. */

@@ -1,0 +1,85 @@
+import { Type } from '@sinclair/typebox';
+
+/**
+ * Config fragments shared by every service. A service composes them into its own schema:
+ *
+ * ```ts
+ * const ApiConfigSchema = Type.Object({ ...redisConfigFields, ...s3ConfigFields, ...logConfigFields, port: ... });
+ * ```
+ *
+ * Every field carries its env name (`env`), a description and, where sensible, a default.
+ */
+
+/** Redis connection used by BullMQ queues and workers. */
+export const redisConfigFields = {
+  /** Redis connection URL. */
+  redisUrl: Type.String({
+    env: 'REDIS_URL',
+    default: 'redis://127.0.0.1:6379',
+    pattern: '^rediss?://',
+    description: 'Redis URL for queues (redis:// or rediss://).',
+  }),
+};
+
+/** Queue key prefix, so several deployments or tests can share one Redis. */
+export const queueConfigFields = {
+  /** Prefix of every BullMQ key in Redis. */
+  queuePrefix: Type.String({
+    env: 'QUEUE_PREFIX',
+    default: 'btd',
+    pattern: '^[A-Za-z0-9_-]+$',
+    description: 'Prefix of all queue keys in Redis (letters, digits, - and _).',
+  }),
+};
+
+/** S3-compatible object storage holding originals, results and overlays. */
+export const s3ConfigFields = {
+  /** S3 endpoint; unset means AWS S3 itself (or the embedded server under `npm start`). */
+  s3Endpoint: Type.Optional(
+    Type.String({
+      env: 'S3_ENDPOINT',
+      pattern: '^https?://',
+      description: 'S3-compatible endpoint URL (MinIO, s3rver). Unset: AWS S3, or the embedded s3rver under npm start.',
+    }),
+  ),
+  /** Bucket for originals, results and overlays. */
+  s3Bucket: Type.String({
+    env: 'S3_BUCKET',
+    default: 'btd',
+    minLength: 3,
+    description: 'Bucket holding originals, results and overlays; created at start if missing.',
+  }),
+  /** Region sent to the S3 client. */
+  s3Region: Type.String({ env: 'S3_REGION', default: 'us-east-1', description: 'S3 region.' }),
+  /** Access key id; unset uses the AWS SDK's default credential chain. */
+  s3AccessKeyId: Type.Optional(
+    Type.String({ env: 'S3_ACCESS_KEY_ID', description: 'S3 access key id (unset: AWS default credential chain).' }),
+  ),
+  /** Secret access key; unset uses the AWS SDK's default credential chain. */
+  s3SecretAccessKey: Type.Optional(
+    Type.String({ env: 'S3_SECRET_ACCESS_KEY', description: 'S3 secret access key.' }),
+  ),
+  /** Path-style addressing, which MinIO and s3rver need. */
+  s3ForcePathStyle: Type.Boolean({
+    env: 'S3_FORCE_PATH_STYLE',
+    default: true,
+    description: 'Use path-style bucket URLs (needed by MinIO and s3rver).',
+  }),
+};
+
+/** Logging. */
+export const logConfigFields = {
+  /** Minimum pino log level. */
+  logLevel: Type.Union(
+    [
+      Type.Literal('fatal'),
+      Type.Literal('error'),
+      Type.Literal('warn'),
+      Type.Literal('info'),
+      Type.Literal('debug'),
+      Type.Literal('trace'),
+      Type.Literal('silent'),
+    ],
+    { env: 'LOG_LEVEL', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.' },
+  ),
+};

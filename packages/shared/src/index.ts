@@ -1,0 +1,16 @@
+/**
+ * @packageDocumentation
+ * Building blocks shared by the btd services: configuration, logging, Redis and S3 access,
+ * the queue contracts between API and workers, object keys and shutdown.
+ */
+export * from './config/index.js';
+export * from './logger.js';
+export * from './redis.js';
+export * from './redis-unavailable.error.js';
+export * from './storage/index.js';
+export * from './queues/index.js';
+export * from './shutdown.js';
+export * from './keys.js';
+export * from './model-task.js';
+export * from './assert-never.js';
+export * from './registry/index.js';

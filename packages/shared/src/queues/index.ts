@@ -1,0 +1,5 @@
+export * from './queue-options.js';
+export * from './inference.queue.js';
+export * from './results.queue.js';
+export * from './webhooks.queue.js';
+export * from './training.queue.js';

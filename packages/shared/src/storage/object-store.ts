@@ -1,0 +1,183 @@
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { ObjectNotFoundError } from './object-not-found.error.js';
+
+/** Where and how to reach the bucket; matches the fields of `s3ConfigFields`. */
+export interface ObjectStoreOptions {
+  s3Endpoint?: string | undefined;
+  s3Bucket: string;
+  s3Region: string;
+  s3AccessKeyId?: string | undefined;
+  s3SecretAccessKey?: string | undefined;
+  s3ForcePathStyle: boolean;
+}
+
+/** Metadata returned by {@link ObjectStore.head}. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  contentType: string | undefined;
+  etag: string | undefined;
+}
+
+/** One entry listed by {@link ObjectStore.list}. */
+export interface ListedObject {
+  key: string;
+  size: number;
+}
+
+const DELETE_BATCH = 1000; // the S3 limit for one DeleteObjects call
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/**
+ * A bucket in an S3-compatible store (AWS S3, MinIO, s3rver). Keys are plain strings (see
+ * `keys.ts`); writes are whole-object puts, so writing the same key twice is harmless.
+ */
+export class ObjectStore {
+  readonly bucket: string;
+  readonly client: S3Client;
+  private closed = false;
+
+  constructor(options: ObjectStoreOptions) {
+    this.bucket = options.s3Bucket;
+    const credentials =
+      options.s3AccessKeyId && options.s3SecretAccessKey
+        ? { accessKeyId: options.s3AccessKeyId, secretAccessKey: options.s3SecretAccessKey }
+        : undefined;
+    this.client = new S3Client({
+      endpoint: options.s3Endpoint,
+      region: options.s3Region,
+      forcePathStyle: options.s3ForcePathStyle,
+      credentials,
+      // One layer owns retries: BullMQ retries jobs, so the SDK only smooths over blips.
+      maxAttempts: 2,
+    });
+  }
+
+  /** Creates the bucket if it does not exist yet. */
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+    }
+  }
+
+  /** Resolves when the bucket answers; throws otherwise. Used by readiness checks. */
+  async ping(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  /** Writes (or overwrites) an object. */
+  async put(key: string, body: Uint8Array | string, contentType: string): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+  }
+
+  /** Writes a value as `application/json`. */
+  async putJson(key: string, value: unknown): Promise<void> {
+    await this.put(key, JSON.stringify(value), 'application/json');
+  }
+
+  /** Reads a whole object. Throws {@link ObjectNotFoundError} when it does not exist. */
+  async get(key: string): Promise<Buffer> {
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!response.Body) return Buffer.alloc(0);
+      return Buffer.from(await response.Body.transformToByteArray());
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(this.bucket, key, { cause: error });
+      throw error;
+    }
+  }
+
+  /** Reads and parses a JSON object. Throws {@link ObjectNotFoundError} when it does not exist. */
+  async getJson<T = unknown>(key: string): Promise<T> {
+    return JSON.parse((await this.get(key)).toString('utf8')) as T;
+  }
+
+  /** Metadata of an object, or `null` when it does not exist. */
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { key, size: response.ContentLength ?? 0, contentType: response.ContentType, etag: response.ETag };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  /** Whether an object exists under the key. */
+  async exists(key: string): Promise<boolean> {
+    return (await this.head(key)) !== null;
+  }
+
+  /** Lists every object whose key starts with `prefix`, page by page (ListObjectsV2). */
+  async *list(prefix: string): AsyncGenerator<ListedObject> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const item of page.Contents ?? []) {
+        if (item.Key) yield { key: item.Key, size: item.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** All keys under `prefix`, collected from {@link ObjectStore.list}. */
+  async listKeys(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const item of this.list(prefix)) keys.push(item.key);
+    return keys;
+  }
+
+  /** Deletes one object; deleting a missing key is not an error. */
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  /** Deletes every object under `prefix`; returns how many were deleted. */
+  async deletePrefix(prefix: string): Promise<number> {
+    const keys = await this.listKeys(prefix);
+    for (let start = 0; start < keys.length; start += DELETE_BATCH) {
+      const batch = keys.slice(start, start + DELETE_BATCH).map((Key) => ({ Key }));
+      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
+    }
+    return keys.length;
+  }
+
+  /** A URL that lets its holder PUT one object with the given content type, until it expires. */
+  async presignPut(key: string, options: { contentType: string; expiresInSeconds?: number }): Promise<string> {
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: options.contentType });
+    return getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds ?? 900 });
+  }
+
+  /** A URL that lets its holder GET one object, until it expires. */
+  async presignGet(key: string, options: { expiresInSeconds?: number } = {}): Promise<string> {
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: key });
+    return getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds ?? 900 });
+  }
+
+  /** Releases the HTTP connections; safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.destroy();
+  }
+}
