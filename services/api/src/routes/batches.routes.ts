@@ -96,7 +96,7 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     },
     async (request) => {
       const batch = await ownedBatch(ctx, clientOf(request), request.params.id);
-      return readBatchView(ctx, batch, request.query.after, request.query.limit);
+      return readBatchView(ctx, batch, request.query.after ?? 0, request.query.limit ?? 100);
     },
   );
 };

@@ -80,7 +80,8 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     },
     async (request) => {
       const client = clientOf(request);
-      const { externalId, limit, offset } = request.query;
+      // The TypeBox validator checks but does not fill in defaults.
+      const { externalId, limit = 50, offset = 0 } = request.query;
       const found = externalId
         ? await ctx.externalIds.lookup(client.id, externalId).then((id) => ({ ids: id ? [id] : [], total: id ? 1 : 0 }))
         : await ctx.studies.listForClient(client.id, offset, limit);

@@ -78,8 +78,8 @@ export type StudySummary = Static<typeof StudySummarySchema>;
 
 export const StudyListQuerySchema = Type.Object({
   externalId: Type.Optional(ExternalIdSchema),
-  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
 });
 
 export const StudyListSchema = Type.Object({

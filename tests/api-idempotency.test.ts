@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm } from './api-client.js';
+import { startApiEnv, startTestS3, type ApiTestEnv, type TestClient } from './api-test-env.js';
+
+let s3: Awaited<ReturnType<typeof startTestS3>>;
+let env: ApiTestEnv;
+
+beforeAll(async () => {
+  s3 = await startTestS3();
+});
+afterAll(async () => {
+  await s3.close();
+});
+beforeEach(async () => {
+  env = await startApiEnv(s3.s3, s3.dir);
+});
+afterEach(async () => {
+  await env.close();
+});
+
+const [first, second] = mriSlices('no', 2);
+
+function submit(client: TestClient, bytes: Uint8Array, fields: Record<string, string> = {}, headers: Record<string, string> = {}) {
+  return call<SubmittedStudy & ErrorBody>(env, client, 'POST', '/v1/studies', { body: studyForm([{ name: 'slice.jpg', bytes }], fields), headers });
+}
+
+async function jobCount(): Promise<number> {
+  return env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed');
+}
+
+describe('Idempotency-Key', () => {
+  it('returns the first response to a retry, without new work', async () => {
+    const headers = { 'idempotency-key': randomUUID() };
+    const original = await submit('alice', first!.bytes, {}, headers);
+    const retry = await submit('alice', first!.bytes, {}, headers);
+    expect(original.status).toBe(202);
+    expect(retry.status).toBe(202);
+    expect(retry.body).toEqual(original.body);
+    expect(retry.headers.get('location')).toBe(original.headers.get('location'));
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(original.headers.get('idempotent-replayed')).toBeNull();
+    expect(await jobCount()).toBe(1);
+    expect(await env.objectKeys()).toHaveLength(1);
+  });
+
+  it('creates one study when identical requests race', async () => {
+    const headers = { 'idempotency-key': randomUUID() };
+    const answers = await Promise.all(Array.from({ length: 6 }, () => submit('alice', first!.bytes, {}, headers)));
+    expect(answers.map((answer) => answer.status)).toEqual(Array(6).fill(202));
+    expect(new Set(answers.map((answer) => answer.body.studyId)).size).toBe(1);
+    expect(answers.filter((answer) => answer.headers.get('idempotent-replayed') === 'true')).toHaveLength(5);
+    expect(await jobCount()).toBe(1);
+  });
+
+  it('refuses the same key for different content', async () => {
+    const headers = { 'idempotency-key': randomUUID() };
+    await submit('alice', first!.bytes, {}, headers);
+    const reused = await submit('alice', second!.bytes, {}, headers);
+    expect([reused.status, reused.body.code]).toEqual([422, 'idempotency_key_reused']);
+    expect(await jobCount()).toBe(1);
+  });
+
+  it('keeps keys apart per client', async () => {
+    const headers = { 'idempotency-key': randomUUID() };
+    const alice = await submit('alice', first!.bytes, {}, headers);
+    const bob = await submit('bob', first!.bytes, {}, headers);
+    expect(bob.status).toBe(202);
+    expect(bob.body.studyId).not.toBe(alice.body.studyId);
+    expect(await jobCount()).toBe(2);
+  });
+
+  it('makes batch creation retry-safe too', async () => {
+    const headers = { 'idempotency-key': randomUUID() };
+    const created = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
+    const retried = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
+    expect(created.status).toBe(201);
+    expect(retried.body.batchId).toBe(created.body.batchId);
+  });
+});
+
+describe('externalId', () => {
+  it('returns the original study when a study is resubmitted under its external id', async () => {
+    const original = await submit('alice', first!.bytes, { externalId: 'ACC-42' });
+    const again = await submit('alice', first!.bytes, { externalId: 'ACC-42' });
+    expect(again.status).toBe(202);
+    expect(again.body.studyId).toBe(original.body.studyId);
+    expect(again.body.images).toEqual(original.body.images);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await jobCount()).toBe(1);
+  });
+
+  it('creates one study when resubmissions race', async () => {
+    const answers = await Promise.all(Array.from({ length: 5 }, () => submit('alice', first!.bytes, { externalId: 'ACC-43' })));
+    expect(new Set(answers.map((answer) => answer.body.studyId)).size).toBe(1);
+    expect(await jobCount()).toBe(1);
+    expect(await env.objectKeys()).toHaveLength(1);
+  });
+
+  it('refuses an external id reused for different images, naming the existing study', async () => {
+    const original = await submit('alice', first!.bytes, { externalId: 'ACC-44' });
+    const clash = await submit('alice', second!.bytes, { externalId: 'ACC-44' });
+    expect([clash.status, clash.body.code]).toEqual([409, 'external_id_conflict']);
+    expect(clash.body.message).toContain(original.body.studyId);
+    expect(await env.objectKeys()).toHaveLength(1);
+  });
+
+  it('finds a study by its external id', async () => {
+    const original = await submit('alice', first!.bytes, { externalId: 'ACC-45' });
+    const found = await call<{ items: { studyId: string }[] }>(env, 'alice', 'GET', '/v1/studies?externalId=ACC-45');
+    expect(found.body.items.map((item) => item.studyId)).toEqual([original.body.studyId]);
+    const other = await call<{ items: unknown[] }>(env, 'bob', 'GET', '/v1/studies?externalId=ACC-45');
+    expect(other.body.items).toEqual([]);
+  });
+});

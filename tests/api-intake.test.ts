@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ErrorBody } from '@btd/api';
+import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
+import { call, studyForm, type UploadFile } from './api-client.js';
+import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+
+const MAX_UPLOAD_BYTES = 200_000;
+
+let s3: Awaited<ReturnType<typeof startTestS3>>;
+let env: ApiTestEnv;
+
+beforeAll(async () => {
+  s3 = await startTestS3();
+});
+afterAll(async () => {
+  await s3.close();
+});
+beforeEach(async () => {
+  env = await startApiEnv(s3.s3, s3.dir, { MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
+});
+afterEach(async () => {
+  await env.close();
+});
+
+/** Nothing of a rejected submission may remain: no object, no record, no job. */
+async function expectNothingStored(): Promise<void> {
+  expect(await env.objectKeys()).toEqual([]);
+  const records = (await env.redisKeys()).filter((key) => key.startsWith(`${env.prefix}:api:`));
+  expect(records).toEqual([]);
+  const jobs = await env.api.ctx.queues.inference.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
+  expect(Object.values(jobs).reduce((sum, n) => sum + n, 0)).toBe(0);
+}
+
+async function submit(files: UploadFile[], fields: Record<string, string> = {}, fileField = 'file') {
+  return call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: studyForm(files, fields, fileField) });
+}
+
+const [good] = mriSlices('yes', 1);
+const goodFile = { name: 'good.jpg', bytes: good!.bytes };
+
+describe('bad uploads are refused with a reason, leaving nothing behind', () => {
+  const cases: { name: string; files: () => UploadFile[]; status: number; code: string; mentions: string }[] = [
+    { name: 'a zero-byte file', files: () => [{ name: 'empty.jpg', bytes: new Uint8Array(0) }], status: 400, code: 'empty_file', mentions: 'empty' },
+    { name: 'a truncated JPEG', files: () => [{ name: 'cut.jpg', bytes: truncatedJpeg() }], status: 422, code: 'image_truncated', mentions: 'truncated' },
+    {
+      name: 'a text file named .jpg',
+      files: () => [{ name: 'notes.jpg', bytes: Buffer.from('Findings: none.\n'.repeat(40)) }],
+      status: 415,
+      code: 'unsupported_type',
+      mentions: 'JPEG or PNG',
+    },
+    {
+      name: 'a PNG declaring 30000×30000 pixels',
+      files: () => [{ name: 'bomb.png', bytes: pngDeclaring(30_000, 30_000), type: 'image/png' }],
+      status: 422,
+      code: 'image_too_large',
+      mentions: '30000×30000',
+    },
+    {
+      name: 'a file over the size limit',
+      files: () => [{ name: 'huge.jpg', bytes: randomBytes(MAX_UPLOAD_BYTES + 50_000) }],
+      status: 413,
+      code: 'file_too_large',
+      mentions: String(MAX_UPLOAD_BYTES),
+    },
+    {
+      name: 'a good image followed by a bad one',
+      files: () => [goodFile, { name: 'second.jpg', bytes: truncatedJpeg() }],
+      status: 422,
+      code: 'image_truncated',
+      mentions: 'second.jpg',
+    },
+  ];
+
+  for (const testCase of cases) {
+    it(`refuses ${testCase.name}`, async () => {
+      const answer = await submit(testCase.files());
+      expect(answer.status).toBe(testCase.status);
+      expect(answer.body.code).toBe(testCase.code);
+      expect(answer.body.message).toContain(testCase.mentions);
+      await expectNothingStored();
+    });
+  }
+
+  it('refuses a file sent under an unknown field name', async () => {
+    const answer = await submit([goodFile], {}, 'image');
+    expect([answer.status, answer.body.code]).toEqual([400, 'unknown_field']);
+    expect(answer.body.message).toContain('"image"');
+    await expectNothingStored();
+  });
+
+  it('refuses an unknown text field', async () => {
+    const answer = await submit([goodFile], { patientName: 'x' });
+    expect([answer.status, answer.body.code]).toEqual([400, 'unknown_field']);
+    await expectNothingStored();
+  });
+
+  it('refuses an invalid priority and an invalid callback URL', async () => {
+    const priority = await submit([goodFile], { priority: 'urgent' });
+    expect([priority.status, priority.body.code]).toEqual([400, 'invalid_field']);
+    expect(priority.body.message).toContain('"stat" or "routine"');
+    const callback = await submit([goodFile], { callbackUrl: 'ftp://example.org/hook' });
+    expect([callback.status, callback.body.code]).toEqual([400, 'invalid_field']);
+    await expectNothingStored();
+  });
+
+  it('refuses a submission without files, and one that is not multipart', async () => {
+    const empty = await submit([], { externalId: 'ACC-1' });
+    expect([empty.status, empty.body.code]).toEqual([400, 'no_files']);
+    const json = await call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: { file: 'x' } });
+    expect([json.status, json.body.code]).toEqual([415, 'not_multipart']);
+    await expectNothingStored();
+  });
+});
