@@ -1,0 +1,5 @@
+export * from './repo-paths.js';
+export * from './test-redis.js';
+export * from './test-s3.js';
+export * from './test-models.js';
+export * from './wait-for.js';
