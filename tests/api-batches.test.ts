@@ -1,0 +1,113 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { verifyWebhookSignature, type BatchView, type ErrorBody, type SubmittedStudy } from '@btd/api';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm } from './api-client.js';
+import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
+import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
+
+let s3: Awaited<ReturnType<typeof startTestS3>>;
+let env: ApiTestEnv;
+let worker: TestInferenceWorker | undefined;
+let receiver: WebhookReceiver | undefined;
+
+beforeAll(async () => {
+  s3 = await startTestS3();
+});
+afterAll(async () => {
+  await s3.close();
+});
+beforeEach(async () => {
+  env = await startApiEnv(s3.s3, s3.dir);
+});
+afterEach(async () => {
+  await worker?.close();
+  await receiver?.close();
+  worker = undefined;
+  receiver = undefined;
+  await env.close();
+});
+
+function getBatch(batchId: string, query = '') {
+  return call<BatchView>(env, 'alice', 'GET', `/v1/batches/${batchId}${query}`);
+}
+
+async function waitForBatch(batchId: string, until: (batch: BatchView) => boolean, timeoutMs = 60_000): Promise<BatchView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = (await getBatch(batchId)).body;
+    if (until(batch)) return batch;
+    if (Date.now() > deadline) throw new Error(`batch still ${batch.state}: ${JSON.stringify(batch.counts)}`);
+    await sleep(100);
+  }
+}
+
+describe('batches', () => {
+  it('takes studies in chunks, counts them per state, pages them and announces completion once', async () => {
+    receiver = await startWebhookReceiver();
+    const created = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', {
+      body: { externalId: 'NIGHTLY-1', priority: 'routine', callbackUrl: `${receiver.url}/batch` },
+    });
+    expect(created.status).toBe(201);
+    const { batchId } = created.body;
+    expect(created.headers.get('location')).toBe(`/v1/batches/${batchId}`);
+
+    const slices = mriSlices('no', 6);
+    const chunks = slices.map((slice, i) =>
+      call<SubmittedStudy>(env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, {
+        body: studyForm([{ name: slice.name, bytes: slice.bytes }], { externalId: `ACC-${i}` }),
+      }),
+    );
+    const submitted = await Promise.all(chunks);
+    expect(submitted.map((answer) => answer.status)).toEqual(Array(6).fill(202));
+    expect(submitted.every((answer) => answer.body.batchId === batchId)).toBe(true);
+
+    const queued = (await getBatch(batchId)).body;
+    expect(queued.state).toBe('open');
+    expect(queued.counts).toEqual({ total: 6, queued: 6, processing: 0, done: 0, failed: 0 });
+
+    const firstPage = (await getBatch(batchId, '?limit=4')).body;
+    expect(firstPage.studies.items).toHaveLength(4);
+    const secondPage = (await getBatch(batchId, `?${firstPage.studies.next}`)).body;
+    expect(secondPage.studies.items).toHaveLength(2);
+    expect(secondPage.studies.next).toBeUndefined();
+    const paged = [...firstPage.studies.items, ...secondPage.studies.items].map((item) => item.studyId).sort();
+    expect(paged).toEqual(submitted.map((answer) => answer.body.studyId).sort());
+
+    const closed = await call<BatchView>(env, 'alice', 'POST', `/v1/batches/${batchId}/close`);
+    expect(closed.body.state).toBe('closed');
+    const late = await call<ErrorBody>(env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, {
+      body: studyForm([{ name: 'late.jpg', bytes: slices[0]!.bytes }]),
+    });
+    expect([late.status, late.body.code]).toEqual([409, 'batch_not_open']);
+
+    worker = await startTestInferenceWorker(env);
+    const done = await waitForBatch(batchId, (batch) => batch.state === 'done');
+    expect(done.counts).toEqual({ total: 6, queued: 0, processing: 0, done: 6, failed: 0 });
+    expect(done.studies.items.every((item) => item.state === 'done')).toBe(true);
+
+    const [hook] = await receiver.waitFor(1, '/batch');
+    expect(verifyWebhookSignature(env.webhookSecret, String(hook!.headers['x-btd-signature']), hook!.body)).toBe(true);
+    const body = JSON.parse(hook!.body) as { event: string; batch: BatchView };
+    expect(body.event).toBe('batch.completed');
+    expect(body.batch).toMatchObject({ batchId, state: 'done', externalId: 'NIGHTLY-1', counts: { total: 6, done: 6 } });
+    await sleep(300);
+    expect(receiver.received.filter((received) => received.path === '/batch')).toHaveLength(1);
+  });
+
+  it('completes an empty batch when it is closed', async () => {
+    const created = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: {} });
+    const closed = await call<BatchView>(env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);
+    expect(closed.body.state).toBe('done');
+    expect(closed.body.counts.total).toBe(0);
+  });
+
+  it('refuses unknown fields and bad values in the batch body', async () => {
+    const unknown = await call<ErrorBody>(env, 'alice', 'POST', '/v1/batches', { body: { size: 100 } });
+    expect([unknown.status, unknown.body.code]).toEqual([400, 'invalid_request']);
+    expect(unknown.body.message).toContain('size');
+    const priority = await call<ErrorBody>(env, 'alice', 'POST', '/v1/batches', { body: { priority: 'urgent' } });
+    expect(priority.body.message).toContain('stat, routine');
+  });
+});

@@ -1,0 +1,72 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { verifyWebhookSignature, type StudyView, type SubmittedStudy } from '@btd/api';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm, waitForStudy } from './api-client.js';
+import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
+import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
+
+let s3: Awaited<ReturnType<typeof startTestS3>>;
+let env: ApiTestEnv;
+let worker: TestInferenceWorker;
+let receiver: WebhookReceiver;
+
+beforeAll(async () => {
+  s3 = await startTestS3();
+});
+afterAll(async () => {
+  await s3.close();
+});
+beforeEach(async () => {
+  env = await startApiEnv(s3.s3, s3.dir);
+  worker = await startTestInferenceWorker(env);
+});
+afterEach(async () => {
+  await worker.close();
+  await env.close();
+  await receiver?.close();
+});
+
+describe('study webhooks', () => {
+  it('delivers a signed study.completed, retrying after a failed attempt, and shows the attempts', async () => {
+    receiver = await startWebhookReceiver([503]);
+    const [slice] = mriSlices('yes', 1);
+    const submitted = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', {
+      body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }], { callbackUrl: `${receiver.url}/hooks/btd?token=abc` }),
+    });
+    const hooks = await receiver.waitFor(2);
+    const [failed, delivered] = hooks;
+
+    // Every attempt is signed afresh over its own timestamp and the same body.
+    for (const hook of hooks) {
+      const signature = String(hook.headers['x-btd-signature']);
+      expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+      expect(verifyWebhookSignature(env.webhookSecret, signature, hook.body)).toBe(true);
+      expect(verifyWebhookSignature('some-other-secret-value', signature, hook.body)).toBe(false);
+      expect(verifyWebhookSignature(env.webhookSecret, signature, hook.body.replace('done', 'failed'))).toBe(false);
+      expect(hook.headers['x-btd-event']).toBe('study.completed');
+      expect(hook.path).toBe('/hooks/btd?token=abc');
+    }
+    expect(delivered!.body).toBe(failed!.body);
+    expect(delivered!.receivedAt - failed!.receivedAt).toBeGreaterThanOrEqual(900); // backoff, not an immediate retry
+
+    const body = JSON.parse(delivered!.body) as { event: string; study: StudyView };
+    expect(body.event).toBe('study.completed');
+    expect(body.study.studyId).toBe(submitted.body.studyId);
+    expect(body.study.state).toBe('done');
+    expect(body.study.images[0]!.result?.label).toMatch(/tumor/);
+
+    const study = await waitForStudy(env, 'alice', submitted.body.studyId, (s) => s.webhook?.deliveredAt !== undefined);
+    expect(study.webhook).toMatchObject({ attempts: 2, lastStatus: 200 });
+    expect(receiver.received).toHaveLength(2);
+  });
+
+  it('sends nothing for a study without callbackUrl', async () => {
+    receiver = await startWebhookReceiver();
+    const [slice] = mriSlices('no', 1);
+    const submitted = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]) });
+    const study = await waitForStudy(env, 'alice', submitted.body.studyId);
+    expect(study.webhook).toBeUndefined();
+    expect(await env.api.ctx.queues.webhooks.getJobCountByTypes('waiting', 'delayed', 'completed', 'failed')).toBe(0);
+  });
+});
