@@ -1,0 +1,101 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Type, type Static } from '@sinclair/typebox';
+import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, type Env } from '@btd/shared';
+
+/** `<repo>/models`, where the shipped artifacts live; resolved from this file so the cwd does not matter. */
+const BUNDLED_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../models');
+
+/** Every setting of the inference worker. */
+export const WorkerConfigSchema = Type.Object({
+  ...redisConfigFields,
+  ...queueConfigFields,
+  ...s3ConfigFields,
+  ...logConfigFields,
+  /** Jobs one process runs at once. Inference is CPU-bound, so more than 2 mostly overlaps I/O. */
+  concurrency: Type.Integer({
+    env: 'WORKER_CONCURRENCY',
+    default: 2,
+    minimum: 1,
+    maximum: 64,
+    description: 'Jobs one worker process runs at once (CPU-bound: 1-2 per process; scale with processes).',
+  }),
+  /**
+   * How long a job's lock lasts without renewal. A synchronous forward pass blocks the event
+   * loop, so renewal can be late: the lock must outlast the slowest inference many times over.
+   */
+  lockDurationMs: Type.Integer({
+    env: 'WORKER_LOCK_DURATION_MS',
+    default: 60_000,
+    minimum: 1000,
+    description: 'Job lock duration; a job whose worker died is retried after about this long.',
+  }),
+  /** How often the worker looks for jobs whose worker died. */
+  stalledIntervalMs: Type.Integer({
+    env: 'WORKER_STALLED_INTERVAL_MS',
+    default: 30_000,
+    minimum: 500,
+    description: 'How often to look for stalled jobs (whose worker died) and requeue them.',
+  }),
+  /** A job that kills its worker this many times (e.g. out of memory) fails instead of looping. */
+  maxStalledCount: Type.Integer({
+    env: 'WORKER_MAX_STALLED_COUNT',
+    default: 2,
+    minimum: 0,
+    description: 'Times a job may stall (worker died) before it is failed.',
+  }),
+  /** Where models come from. */
+  modelSource: Type.Union([Type.Literal('registry'), Type.Literal('directory')], {
+    env: 'MODEL_SOURCE',
+    default: 'registry',
+    description: 'registry: promoted models from the S3 registry (seeded from MODELS_DIR when empty), with hot reload; directory: MODELS_DIR only.',
+  }),
+  /** Bundled model artifacts: `<dir>/tumor-binary/`, `<dir>/tumor-type/`. */
+  modelsDir: Type.String({
+    env: 'MODELS_DIR',
+    default: BUNDLED_MODELS_DIR,
+    description: 'Directory with the bundled artifacts <dir>/tumor-binary and <dir>/tumor-type.',
+  }),
+  /** How often the registry is polled in case a promotion notice was missed. */
+  modelPollIntervalMs: Type.Integer({
+    env: 'MODEL_POLL_INTERVAL_MS',
+    default: 30_000,
+    minimum: 1000,
+    description: 'Registry poll period, a fallback for missed promotion notices.',
+  }),
+  /** TensorFlow.js backend; unset picks tfjs-node when installed, else wasm. */
+  tfBackend: Type.Optional(
+    Type.Union([Type.Literal('tensorflow'), Type.Literal('wasm'), Type.Literal('cpu')], {
+      env: 'TF_BACKEND',
+      description: 'TensorFlow.js backend: tensorflow, wasm or cpu (unset: tensorflow if installed, else wasm).',
+    }),
+  ),
+  /** Port of `/metrics` and `/healthz`; 0 turns the endpoint off. */
+  metricsPort: Type.Integer({
+    env: 'WORKER_METRICS_PORT',
+    default: 0,
+    minimum: 0,
+    maximum: 65535,
+    description: 'Port serving Prometheus /metrics and /healthz (0: off).',
+  }),
+  /** Hard limit on a graceful shutdown; in-flight jobs past it are recovered by another worker. */
+  shutdownTimeoutMs: Type.Integer({
+    env: 'SHUTDOWN_TIMEOUT_MS',
+    default: 30_000,
+    minimum: 100,
+    description: 'Hard limit for a graceful shutdown (finish in-flight jobs, close connections).',
+  }),
+  /** Names this process in logs, metrics and refusal reports. */
+  workerId: Type.Optional(Type.String({ env: 'WORKER_ID', minLength: 1, description: 'Worker name (default: hostname-pid).' })),
+});
+
+/** Validated, frozen worker settings. */
+export type WorkerConfig = Static<typeof WorkerConfigSchema>;
+
+/**
+ * Reads the worker's settings from the environment, once. Throws `ConfigError` listing every
+ * invalid key.
+ */
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  return loadConfig(WorkerConfigSchema, env);
+}

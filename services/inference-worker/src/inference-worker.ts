@@ -1,0 +1,66 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { INFERENCE_QUEUE, once, type InferenceJob, type Logger, type ObjectStore, type Redis, type ResultsQueue } from '@btd/shared';
+import type { WorkerConfig } from './config.js';
+import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
+import type { ModelProvider } from './model-provider.js';
+import type { WorkerMetrics } from './worker-metrics.js';
+
+/** What {@link startInferenceWorker} wires together; the caller owns and closes each of them. */
+export interface InferenceWorkerOptions {
+  config: Pick<WorkerConfig, 'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> & { workerId?: string | undefined };
+  /** A connection made with `createWorkerConnection` (blocking commands, no request retry limit). */
+  connection: Redis;
+  store: ObjectStore;
+  results: ResultsQueue;
+  models: ModelProvider;
+  logger: Logger;
+  metrics?: WorkerMetrics;
+}
+
+/** A consuming worker. */
+export interface RunningInferenceWorker {
+  readonly worker: Worker<InferenceJob, InferenceJobReturn>;
+  /** Stops taking jobs and waits for those in flight. Idempotent. */
+  close(): Promise<void>;
+}
+
+function isFinalFailure(job: Job, error: Error): boolean {
+  return error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+}
+
+/**
+ * Starts consuming the inference queue. Jobs whose worker died are picked up again after the
+ * lock expires (stalled-job recovery); the processor is safe to run twice.
+ */
+export function startInferenceWorker(options: InferenceWorkerOptions): RunningInferenceWorker {
+  const { config, logger, metrics } = options;
+  const processor = createInferenceProcessor(options);
+  const worker = new Worker<InferenceJob, InferenceJobReturn>(INFERENCE_QUEUE, processor, {
+    connection: options.connection,
+    prefix: config.queuePrefix,
+    concurrency: config.concurrency,
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.stalledIntervalMs,
+    maxStalledCount: config.maxStalledCount,
+    name: config.workerId,
+  });
+  const observe = (job: Job, outcome: 'completed' | 'failed'): void => {
+    metrics?.jobs.inc({ outcome });
+    if (job.processedOn) metrics?.jobSeconds.observe({ outcome }, (Date.now() - job.processedOn) / 1000);
+  };
+  worker.on('completed', (job) => observe(job, 'completed'));
+  worker.on('failed', (job, error) => {
+    if (!job) return;
+    observe(job, 'failed');
+    // The processor posts failures itself; this catches jobs failed without running it, such
+    // as one that stalled too often. A result's job id is per image, so a second post is a no-op.
+    if (isFinalFailure(job, error)) {
+      postFailure(options.results, job.data, error.message).catch((postError: unknown) => {
+        logger.error({ err: postError, jobId: job.id, queue: INFERENCE_QUEUE }, 'could not post a failed result');
+      });
+    }
+  });
+  worker.on('stalled', (jobId) => logger.warn({ jobId, queue: INFERENCE_QUEUE }, 'job stalled (its worker died); requeued'));
+  worker.on('error', (error) => logger.error({ err: error, queue: INFERENCE_QUEUE }, 'worker error'));
+  return { worker, close: once(() => worker.close()) };
+}

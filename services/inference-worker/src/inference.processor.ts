@@ -1,0 +1,129 @@
+import { performance } from 'node:perf_hooks';
+import { Value } from '@sinclair/typebox/value';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { ImageDecodeError, renderOverlay } from '@btd/model';
+import {
+  InferenceJobSchema,
+  ObjectNotFoundError,
+  overlayKey,
+  postResult,
+  resultKey,
+  type InferenceJob,
+  type Logger,
+  type ObjectStore,
+  type ResultsQueue,
+} from '@btd/shared';
+import type { ModelProvider, ServedModel } from './model-provider.js';
+import { resultSummary, taskResultDocument, type TaskOutcome } from './result-documents.js';
+
+/** What the processor needs; all long-lived, owned by the caller. */
+export interface InferenceProcessorDeps {
+  store: ObjectStore;
+  results: ResultsQueue;
+  models: ModelProvider;
+  logger: Logger;
+}
+
+/** Return value of a completed job, kept (small) in Redis with the job. */
+export interface InferenceJobReturn {
+  label: string;
+  tumorProbability: number;
+  typeLabel: string;
+}
+
+/** Turns input problems into `UnrecoverableError`s: retrying cannot fix them. */
+function asPermanent(error: unknown): UnrecoverableError | undefined {
+  if (error instanceof UnrecoverableError) return error;
+  if (error instanceof ImageDecodeError) return new UnrecoverableError(`not a decodable image: ${error.message}`);
+  if (error instanceof ObjectNotFoundError) return new UnrecoverableError('the original image is missing from storage');
+  return undefined;
+}
+
+/** Whether BullMQ will not retry this job if the current attempt fails. */
+function isLastAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+function parsePayload(data: unknown): InferenceJob {
+  if (Value.Check(InferenceJobSchema, data)) return data;
+  const first = Value.Errors(InferenceJobSchema, data).First();
+  throw new UnrecoverableError(`invalid inference job payload: ${first?.path ?? ''} ${first?.message ?? ''}`.trim());
+}
+
+/**
+ * Creates the processor of inference jobs: read the original, run both models (the binary one
+ * with its heatmap), write the result documents and overlay under deterministic keys, then post
+ * the result. Running a job twice rewrites the same objects and posts nothing new (the result's
+ * job id is derived from the image id), so a retry after a crash is harmless.
+ *
+ * Bad input fails at once with `UnrecoverableError` and a `failed` result; other errors are
+ * retried by BullMQ, and a `failed` result is posted only when the last attempt fails.
+ */
+export function createInferenceProcessor(deps: InferenceProcessorDeps): (job: Job<InferenceJob>) => Promise<InferenceJobReturn> {
+  return async (job) => {
+    const payload = parsePayload(job.data);
+    // Take both models once, so a hot swap mid-job cannot mix versions within one result.
+    const binary = deps.models.current('tumor-binary');
+    const type = deps.models.current('tumor-type');
+    const log = deps.logger.child({
+      jobId: job.id,
+      queue: job.queueName,
+      attempt: job.attemptsMade + 1,
+      modelVersion: `${binary.version}+${type.version}`,
+    });
+    try {
+      return await analyse(deps, payload, binary, type, log);
+    } catch (error) {
+      const permanent = asPermanent(error);
+      if (permanent || isLastAttempt(job)) {
+        const reason = (permanent ?? (error as Error)).message;
+        await postFailure(deps.results, payload, reason);
+        log.warn({ reason, permanent: permanent !== undefined }, 'image failed; failure posted');
+      } else {
+        log.warn({ err: error }, 'attempt failed; will retry');
+      }
+      throw permanent ?? error;
+    }
+  };
+}
+
+/** Posts a `failed` result; like every result, at most once per image. */
+export async function postFailure(results: ResultsQueue, job: InferenceJob, reason: string): Promise<void> {
+  const { studyId, imageId, clientId } = job;
+  await postResult(results, { kind: 'failed', studyId, imageId, clientId, finishedAt: new Date().toISOString(), reason });
+}
+
+async function analyse(
+  deps: InferenceProcessorDeps,
+  job: InferenceJob,
+  binaryModel: ServedModel,
+  typeModel: ServedModel,
+  log: Logger,
+): Promise<InferenceJobReturn> {
+  const started = performance.now();
+  const image = await deps.store.get(job.objectKey);
+  const downloaded = performance.now();
+  const binary: TaskOutcome = { model: binaryModel, prediction: await binaryModel.predict(image, { heatmap: true }) };
+  const type: TaskOutcome = { model: typeModel, prediction: await typeModel.predict(image, { heatmap: false }) };
+  const predicted = performance.now();
+
+  const finishedAt = new Date().toISOString();
+  const resultKeys = { 'tumor-binary': resultKey(job.imageId, 'tumor-binary'), 'tumor-type': resultKey(job.imageId, 'tumor-type') };
+  const overlay = await renderOverlay(image, binary.prediction);
+  await Promise.all([
+    deps.store.put(overlayKey(job.imageId), overlay, 'image/png'),
+    deps.store.putJson(resultKeys['tumor-binary'], taskResultDocument(job, binary, finishedAt)),
+    deps.store.putJson(resultKeys['tumor-type'], taskResultDocument(job, type, finishedAt)),
+  ]);
+  const uploaded = performance.now();
+
+  const summary = resultSummary(binary, type, {
+    downloadMs: downloaded - started,
+    uploadMs: uploaded - predicted,
+    totalMs: uploaded - started,
+  });
+  const { studyId, imageId, clientId } = job;
+  await postResult(deps.results, { kind: 'succeeded', studyId, imageId, clientId, finishedAt, resultKeys, overlayKey: overlayKey(imageId), summary });
+  log.info({ label: summary.label, tumorProbability: summary.tumorProbability, typeLabel: summary.typeLabel, timings: summary.timings }, 'image analysed');
+  return { label: summary.label, tumorProbability: summary.tumorProbability, typeLabel: summary.typeLabel };
+}

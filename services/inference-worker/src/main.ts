@@ -1,0 +1,73 @@
+import { hostname } from 'node:os';
+import { initBackend } from '@btd/model';
+import {
+  ConfigError,
+  ObjectStore,
+  SHUTDOWN_PHASE,
+  Shutdown,
+  closeRedis,
+  createLogger,
+  createProducerConnection,
+  createResultsQueue,
+  createWorkerConnection,
+  waitForRedis,
+  type Logger,
+} from '@btd/shared';
+import { loadWorkerConfig, type WorkerConfig } from './config.js';
+import { startInferenceWorker } from './inference-worker.js';
+import { openModelSource } from './model-source.js';
+import { createWorkerMetrics, startMetricsServer } from './worker-metrics.js';
+
+function readConfig(): WorkerConfig {
+  try {
+    return loadWorkerConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(78); // EX_CONFIG: supervisors should not restart into the same mistake
+  }
+}
+
+async function start(config: WorkerConfig, workerId: string, logger: Logger, shutdown: Shutdown): Promise<void> {
+  const backend = await initBackend(config.tfBackend ? { prefer: config.tfBackend } : {});
+  logger.info({ backend }, 'tensorflow backend ready');
+
+  const producer = createProducerConnection(config.redisUrl);
+  const connection = createWorkerConnection(config.redisUrl);
+  const store = new ObjectStore(config);
+  const metrics = createWorkerMetrics();
+  const results = createResultsQueue(producer, config.queuePrefix);
+  // Registered before anything can fail, in the order they must close within their phase.
+  shutdown
+    .add('results queue', SHUTDOWN_PHASE.connections, () => results.close())
+    .add('redis', SHUTDOWN_PHASE.connections, () => Promise.all([closeRedis(producer), closeRedis(connection)]))
+    .add('object store', SHUTDOWN_PHASE.connections, () => store.close());
+  const onRedisError = (err: Error): void => logger.warn({ err: err.message }, 'redis connection error');
+  for (const emitter of [producer, connection, results]) emitter.on('error', onRedisError);
+
+  await waitForRedis(producer, config.redisUrl);
+  await store.ensureBucket();
+  const models = await openModelSource({ config, workerId, store, redis: producer, logger, metrics: metrics.registry });
+  shutdown.add('models', SHUTDOWN_PHASE.resources, () => models.close());
+
+  const running = startInferenceWorker({ config: { ...config, workerId }, connection, store, results, models, logger, metrics });
+  shutdown.add('inference worker', SHUTDOWN_PHASE.drain, () => running.close());
+  if (config.metricsPort > 0) {
+    const server = await startMetricsServer(metrics.registry, config.metricsPort);
+    shutdown.add('metrics endpoint', SHUTDOWN_PHASE.connections, () => server.close());
+  }
+  logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency, modelSource: config.modelSource }, 'inference worker ready');
+}
+
+const config = readConfig();
+const workerId = config.workerId ?? `${hostname()}-${process.pid}`;
+const logger = createLogger({ name: 'inference-worker', level: config.logLevel }).child({ workerId });
+const shutdown = new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs });
+shutdown.listen();
+try {
+  await start(config, workerId, logger, shutdown);
+} catch (error) {
+  logger.fatal({ err: error }, `inference worker could not start: ${(error as Error).message}`);
+  await shutdown.run('start-up failed');
+  process.exit(1);
+}

@@ -1,0 +1,87 @@
+import type { Prediction } from '@btd/model';
+import type { InferenceJob, ModelTask, ResultSummary, ResultTimings } from '@btd/shared';
+import type { ServedModel } from './model-provider.js';
+
+/** The prediction of one model on one image, as run by the processor. */
+export interface TaskOutcome {
+  model: ServedModel;
+  prediction: Prediction;
+}
+
+/** Contents of `results/<imageId>/<task>/result.json`. */
+export interface TaskResultDocument {
+  studyId: string;
+  imageId: string;
+  task: ModelTask;
+  model: { name: string; version: string; contentHash: string; classes: string[] };
+  label: string;
+  probabilities: Record<string, number>;
+  box: Prediction['box'];
+  /** Hottest point of the heatmap, in original pixels. */
+  peak: Prediction['peak'] | null;
+  timings: Prediction['timings'];
+  finishedAt: string;
+}
+
+/** Builds one model's result document. Heatmap values stay out: the overlay PNG shows them. */
+export function taskResultDocument(job: InferenceJob, outcome: TaskOutcome, finishedAt: string): TaskResultDocument {
+  const { model, prediction } = outcome;
+  return {
+    studyId: job.studyId,
+    imageId: job.imageId,
+    task: model.task,
+    model: { name: model.manifest.name, version: model.version, contentHash: model.contentHash, classes: [...model.manifest.classes] },
+    label: prediction.label,
+    probabilities: prediction.probabilities,
+    box: prediction.box,
+    peak: prediction.peak ?? null,
+    timings: prediction.timings,
+    finishedAt,
+  };
+}
+
+/**
+ * Probability of "tumour" from the binary model. Models name the negative class `no_tumor`, so
+ * the complement also works for a model whose positive class has another name.
+ */
+export function tumorProbability(probabilities: Record<string, number>): number {
+  if (probabilities.tumor !== undefined) return probabilities.tumor;
+  if (probabilities.no_tumor !== undefined) return 1 - probabilities.no_tumor;
+  throw new Error(`binary model has neither a tumor nor a no_tumor class: ${Object.keys(probabilities).join(', ')}`);
+}
+
+/** Sum of a timing over both models' predictions. */
+function summed(outcomes: readonly TaskOutcome[], key: keyof Prediction['timings']): number {
+  return outcomes.reduce((total, { prediction }) => total + prediction.timings[key], 0);
+}
+
+/** Builds the summary the API stores and shows for an image. */
+export function resultSummary(
+  binary: TaskOutcome,
+  type: TaskOutcome,
+  io: { downloadMs: number; uploadMs: number; totalMs: number },
+): ResultSummary {
+  const both = [binary, type];
+  const timings: ResultTimings = {
+    downloadMs: round(io.downloadMs),
+    preprocessMs: round(summed(both, 'preprocessMs')),
+    modelMs: round(summed(both, 'modelMs')),
+    heatmapMs: round(summed(both, 'heatmapMs')),
+    uploadMs: round(io.uploadMs),
+    totalMs: round(io.totalMs),
+  };
+  return {
+    label: binary.prediction.label,
+    tumorProbability: tumorProbability(binary.prediction.probabilities),
+    probabilities: binary.prediction.probabilities,
+    typeLabel: type.prediction.label,
+    typeProbabilities: type.prediction.probabilities,
+    box: binary.prediction.box,
+    models: both.map(({ model }) => ({ task: model.task, name: model.manifest.name, version: model.version })),
+    timings,
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

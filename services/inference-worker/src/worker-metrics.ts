@@ -1,0 +1,55 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { once } from '@btd/shared';
+
+/** Prometheus metrics of one worker process. */
+export interface WorkerMetrics {
+  readonly registry: Registry;
+  readonly jobs: Counter<'outcome'>;
+  readonly jobSeconds: Histogram<'outcome'>;
+}
+
+/** Creates the worker's metric registry, with Node's default process metrics. */
+export function createWorkerMetrics(): WorkerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    jobs: new Counter({ name: 'btd_worker_jobs_total', help: 'Inference job attempts by outcome', labelNames: ['outcome'], registers: [registry] }),
+    jobSeconds: new Histogram({
+      name: 'btd_worker_job_duration_seconds',
+      help: 'Time from a job attempt starting to its end',
+      labelNames: ['outcome'],
+      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+  };
+}
+
+/** A running `/metrics` + `/healthz` endpoint. */
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serves the registry on `port` (0 picks a free one). */
+export async function startMetricsServer(registry: Registry, port: number): Promise<MetricsServer> {
+  const server: Server = createServer((request, response) => {
+    if (request.url === '/metrics') {
+      registry.metrics().then(
+        (body) => response.writeHead(200, { 'content-type': registry.contentType }).end(body),
+        () => response.writeHead(500).end(),
+      );
+    } else if (request.url === '/healthz') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : port,
+    close: once(() => new Promise<void>((resolve) => server.close(() => resolve()))),
+  };
+}
