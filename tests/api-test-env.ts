@@ -75,7 +75,7 @@ export async function startApiEnv(s3: EmbeddedS3, dataDir: string, overrides: Re
   const logger = createLogger({ name: 'api-test', level: config.logLevel, pretty: false });
   const api = await startApi(config, logger);
   const store = new ObjectStore(config);
-  const redis = new Redis(REDIS_URL);
+  const redis = new Redis(config.redisUrl);
   const objectKeys = () => store.listKeys('');
   const close = async (): Promise<void> => {
     await api.close();

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ErrorBody, SubmittedStudy } from '@btd/api';
+import { Redis } from '@btd/shared';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm } from './api-client.js';
+import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+
+/** A free TCP port in 63xx, for a Redis of this test's own. */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 6300 + Math.floor(Math.random() * 99);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer().once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+  probe.on('error', () => {});
+  for (let i = 0; i < 100; i++) {
+    if ((await probe.ping().catch(() => '')) === 'PONG') break;
+    await sleep(50);
+  }
+  probe.disconnect();
+  return child;
+}
+
+async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+const [slice] = mriSlices('yes', 1);
+const submit = (env: ApiTestEnv) =>
+  call<SubmittedStudy & ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]) });
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('outages', () => {
+  it('answers 503 while Redis is down, stores nothing, and recovers when it is back', async () => {
+    const port = await freePort();
+    let redis = await startRedis(port);
+    cleanups.push(async () => stopRedis(redis));
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const env = await startApiEnv(s3.s3, s3.dir, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    cleanups.push(env.close);
+    expect((await submit(env)).status).toBe(202);
+    const before = await env.objectKeys();
+
+    await stopRedis(redis);
+    await sleep(100);
+    const refused = await submit(env);
+    expect([refused.status, refused.body.code]).toEqual([503, 'redis_unavailable']);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect((await call(env, 'alice', 'GET', '/v1/studies')).status).toBe(503);
+    const ready = await call<{ ready: boolean; checks: { redis: { ok: boolean }; s3: { ok: boolean } } }>(env, null, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks).toMatchObject({ redis: { ok: false }, s3: { ok: true } });
+    expect((await call(env, null, 'GET', '/healthz')).status).toBe(200);
+    expect(await env.objectKeys()).toEqual(before);
+
+    redis = await startRedis(port);
+    for (let i = 0; i < 100 && env.api.ctx.redis.status !== 'ready'; i++) await sleep(50);
+    expect((await submit(env)).status).toBe(202);
+    expect((await call(env, null, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  it('answers 503 while S3 is down and leaves no record behind', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const env = await startApiEnv(s3.s3, s3.dir);
+    cleanups.push(async () => {
+      await env.api.close();
+      const keys = await env.redisKeys();
+      if (keys.length > 0) await env.redis.del(...keys);
+      env.redis.disconnect();
+    });
+    await s3.s3.close();
+    const refused = await submit(env);
+    expect([refused.status, refused.body.code]).toEqual([503, 's3_unavailable']);
+    expect((await env.redisKeys()).filter((key) => key.includes(':api:'))).toEqual([]);
+    const ready = await call<{ checks: { redis: { ok: boolean }; s3: { ok: boolean } } }>(env, null, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks).toMatchObject({ redis: { ok: true }, s3: { ok: false } });
+  });
+});
