@@ -114,11 +114,21 @@ export async function makeArtifact(root: string, task: Task, options: { alwaysSa
   return dir;
 }
 
-/** Weights that still load but compute something else: the probe check must catch them. */
+/**
+ * Weights of the right length overwritten with noise, as a bad disk or a botched upload would leave
+ * them: they load, but compute nonsense (NaN, or saturated outputs) that the probe check must catch.
+ */
 export async function scrambleWeights(dir: string): Promise<void> {
-  const { weights } = await readWeightLayout(dir);
-  for (let i = 0; i < weights.length; i++) weights[i] = (weights[i] as number) * -1.5 + 0.01;
-  await writeFile(path.join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
+  const file = path.join(dir, 'weights.bin');
+  const bytes = await readFile(file);
+  let state = 0x2545f491;
+  for (let i = 0; i < bytes.length; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    bytes[i] = state & 0xff;
+  }
+  await writeFile(file, bytes);
 }
 
 /** A manifest that promises another input size than the topology has. */

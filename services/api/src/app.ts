@@ -7,8 +7,10 @@ import { metricsPlugin } from './plugins/metrics.plugin.js';
 import { openapiPlugin } from './plugins/openapi.plugin.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { batchesRoutes } from './routes/batches.routes.js';
+import { modelsRoutes } from './routes/models.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { studiesRoutes } from './routes/studies.routes.js';
+import { trainingsRoutes } from './routes/trainings.routes.js';
 import { uploadPageRoutes } from './routes/upload-page.routes.js';
 import { ErrorSchema } from './schemas/common.schemas.js';
 
@@ -37,7 +39,7 @@ export const apiApp: FastifyPluginAsync<ApiAppOptions> = async (app, { ctx, rout
 
   await app.register(operationsRoutes, { ctx });
   await app.register(uploadPageRoutes);
-  for (const resource of [studiesRoutes, batchesRoutes, adminRoutes, ...routes] as ApiRoutes[]) {
+  for (const resource of [studiesRoutes, batchesRoutes, adminRoutes, modelsRoutes, trainingsRoutes, ...routes] as ApiRoutes[]) {
     await app.register(resource, { ctx });
   }
 };

@@ -54,6 +54,9 @@ export const TrainingJobSchema = Type.Object(
 /** Payload of a training job. */
 export type TrainingJob = Static<typeof TrainingJobSchema>;
 
+/** What a client asks for: a training job without `requestedBy`, which the API fills from the caller's key. */
+export const TrainingRequestSchema = Type.Omit(TrainingJobSchema, ['requestedBy'], { additionalProperties: false });
+
 /** Phases a training job goes through, in order. */
 export const TrainingPhaseSchema = Type.Union([
   Type.Literal('preparing'),

@@ -1,0 +1,124 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@fastify/type-provider-typebox';
+import {
+  createTrainingQueue,
+  enqueueTraining,
+  TrainingRequestSchema,
+  TrainingProgressSchema,
+  TrainingResultSchema,
+  type TrainingJobHandle,
+  type TrainingProgress,
+} from '@btd/shared';
+import type { ApiContext } from '../context.js';
+import { ApiError, notFound } from '../errors/api-error.js';
+import { clientOf, requireAdmin } from '../plugins/auth.plugin.js';
+import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
+import { requireRedis } from './route-helpers.js';
+
+const TrainingViewSchema = Type.Object({
+  id: Type.String(),
+  state: Type.String({ description: 'waiting, active, delayed (handed back, resumes), completed or failed.' }),
+  request: Type.Unknown({ description: 'Task, dataset, hyper-parameters and who asked.' }),
+  progress: Type.Union([TrainingProgressSchema, Type.Null()], { description: 'Phase and the last finished epoch.' }),
+  result: Type.Optional(TrainingResultSchema),
+  failedReason: Type.Optional(Type.String()),
+  attempts: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+  startedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  links: Type.Object({ self: Type.String() }),
+});
+
+const SubmittedTrainingSchema = Type.Object({ id: Type.String(), state: Type.String(), links: Type.Object({ self: Type.String() }) });
+
+const trainingPath = (id: string) => `/v1/trainings/${id}`;
+async function view(job: TrainingJobHandle) {
+  // A job's progress is whatever the trainer reported: a TrainingProgress object once it started.
+  const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as TrainingProgress) : null;
+  return {
+    id: job.id!,
+    state: await job.getState(),
+    request: job.data,
+    progress,
+    ...(job.returnvalue ? { result: job.returnvalue } : {}),
+    ...(job.failedReason ? { failedReason: job.failedReason } : {}),
+    attempts: job.attemptsMade,
+    createdAt: new Date(job.timestamp).toISOString(),
+    ...(job.processedOn ? { startedAt: new Date(job.processedOn).toISOString() } : {}),
+    ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
+    links: { self: trainingPath(job.id!) },
+  };
+}
+
+const tags = ['trainings'];
+
+/** `/v1/trainings`: start a training (admin) and follow its progress. */
+export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  const queue = createTrainingQueue(ctx.redis, ctx.config.queuePrefix);
+  app.addHook('onClose', async () => queue.close());
+
+  app.post(
+    '/v1/trainings',
+    {
+      schema: {
+        tags,
+        summary: 'Start a training (admin); the candidate is published and promoted only if it passes the gate',
+        security: bearerAuth,
+        headers: IdempotencyHeadersSchema,
+        body: TrainingRequestSchema,
+        response: { 202: SubmittedTrainingSchema, ...commonErrors, 403: Type.Ref('Error'), 422: Type.Ref('Error') },
+      },
+      preHandler: [requireAdmin, requireRedis(ctx)],
+    },
+    async (request, reply) => {
+      const client = clientOf(request);
+      const { dataset } = request.body;
+      if (dataset.kind === 's3') {
+        const first = await ctx.objectStore.list(dataset.prefix).next();
+        if (first.done) throw new ApiError(422, 'dataset_empty', `no objects under ${dataset.prefix} in the bucket`);
+      }
+      const key = request.headers['idempotency-key'];
+      // The same key from the same client names the same training; without one, every call is new.
+      const requestId = key ? createHash('sha256').update(`${client.id}\n${key}`).digest('hex').slice(0, 32) : randomUUID();
+      const job = await enqueueTraining(queue, requestId, { ...request.body, requestedBy: client.id });
+      const self = trainingPath(job.id!);
+      return reply.code(202).header('location', self).send({ id: job.id!, state: await job.getState(), links: { self } });
+    },
+  );
+
+  app.get(
+    '/v1/trainings/:id',
+    {
+      schema: {
+        tags,
+        summary: 'State and progress of a training: epoch, loss, accuracy, then the published version',
+        security: bearerAuth,
+        params: Type.Object({ id: Type.String({ pattern: '^training-[A-Za-z0-9_.-]{1,100}$' }) }),
+        response: { 200: TrainingViewSchema, ...commonErrors },
+      },
+    },
+    async (request) => {
+      const job: TrainingJobHandle | undefined = await queue.getJob(request.params.id);
+      if (!job) throw notFound('training', request.params.id);
+      return view(job);
+    },
+  );
+
+  app.get(
+    '/v1/trainings',
+    {
+      schema: {
+        tags,
+        summary: 'The 50 most recent trainings',
+        security: bearerAuth,
+        response: { 200: Type.Object({ items: Type.Array(TrainingViewSchema) }), ...commonErrors },
+      },
+    },
+    async () => {
+      const jobs = await queue.getJobs(['active', 'waiting', 'delayed', 'completed', 'failed'], 0, 49);
+      const recent = jobs.filter((job) => job?.id).sort((a, b) => b.timestamp - a.timestamp).slice(0, 50);
+      return { items: await Promise.all(recent.map(view)) };
+    },
+  );
+};

@@ -1,0 +1,134 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ModelRegistry } from '@btd/shared';
+import { startApiEnv, startTestS3, type ApiTestEnv, type TestClient } from './api-test-env.js';
+import { makeArtifact, scrambleWeights } from './registry-fixtures.js';
+
+let s3: Awaited<ReturnType<typeof startTestS3>>;
+let env: ApiTestEnv;
+let registry: ModelRegistry;
+
+beforeAll(async () => {
+  s3 = await startTestS3();
+});
+
+afterAll(async () => {
+  await s3.close();
+});
+
+beforeEach(async () => {
+  env = await startApiEnv(s3.s3, s3.dir);
+  registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
+});
+
+afterEach(async () => {
+  await env.close();
+});
+
+async function call(client: TestClient, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await env.api.app.inject({ method, url, headers: { ...env.auth(client), ...headers }, ...(body === undefined ? {} : { payload: body as object }) });
+  return { status: response.statusCode, body: response.headers['content-type']?.includes('json') ? response.json() : response.body, headers: response.headers };
+}
+
+const publish = async (prepare?: (dir: string) => Promise<void>) => {
+  const dir = await makeArtifact(s3.dir, 'tumor-binary');
+  await prepare?.(dir);
+  return (await registry.publishDirectory('tumor-binary', dir, { source: { kind: 'test' } })).version;
+};
+
+describe('/v1/models', () => {
+  it('lists tasks and versions, and shows a version with its manifest and files', async () => {
+    const version = await publish();
+    await registry.promote('tumor-binary', version, { by: 'seed', reason: 'first' });
+
+    const tasks = await call('alice', 'GET', '/v1/models');
+    expect(tasks.status).toBe(200);
+    expect(tasks.body.tasks).toEqual([
+      expect.objectContaining({ task: 'tumor-binary', versions: 1, promoted: expect.objectContaining({ version }) }),
+      expect.objectContaining({ task: 'tumor-type', versions: 0, promoted: null }),
+    ]);
+
+    const listed = await call('alice', 'GET', '/v1/models/tumor-binary/versions');
+    expect(listed.body).toMatchObject({ promoted: version, versions: [{ version, state: 'promoted', promoted: true, name: 'tumor-binary' }] });
+
+    const detail = await call('alice', 'GET', `/v1/models/tumor-binary/versions/${version}`);
+    expect(detail.status).toBe(200);
+    expect(detail.body).toMatchObject({ task: 'tumor-binary', manifest: { task: 'tumor-binary', inputSize: 32 }, source: { kind: 'test' }, refusals: [] });
+    const names = detail.body.files.map((f: { name: string }) => f.name);
+    expect(names).toEqual(expect.arrayContaining(['manifest.json', 'model.json', 'weights.bin', 'probe.png']));
+    expect(names).not.toContain('content-hash.json');
+
+    const probe = await env.api.app.inject({ method: 'GET', url: `/v1/models/tumor-binary/versions/${version}/files/probe.png`, headers: env.auth('alice') });
+    expect(probe.statusCode).toBe(200);
+    expect(probe.headers['content-type']).toBe('image/png');
+    expect(probe.rawPayload.subarray(1, 4).toString()).toBe('PNG');
+    expect((await call('alice', 'GET', `/v1/models/tumor-binary/versions/${version}/files/content-hash.json`)).status).toBe(404);
+    expect((await call('alice', 'GET', '/v1/models/tumor-binary/versions/20990101T000000Z-00000000')).status).toBe(404);
+    expect((await call('alice', 'GET', '/v1/models/brain-age/versions')).status).toBe(400);
+  });
+
+  it('lets only admins promote, after the version loads and passes its probe', async () => {
+    const [first, second] = [await publish(), await publish()];
+    const broken = await publish(scrambleWeights);
+    await registry.promote('tumor-binary', first, { by: 'seed', reason: 'first' });
+
+    expect((await call('alice', 'POST', '/v1/models/tumor-binary/promote', { version: second, reason: 'mine' })).status).toBe(403);
+
+    const refused = await call('ops', 'POST', '/v1/models/tumor-binary/promote', { version: broken, reason: 'try' });
+    expect(refused).toMatchObject({ status: 422, body: { code: 'model_refused', message: expect.stringMatching(/probe image gives/) } });
+    expect((await registry.promoted('tumor-binary'))?.version).toBe(first);
+
+    const stale = await call('ops', 'POST', '/v1/models/tumor-binary/promote', { version: second, reason: 'x', expectedCurrent: second });
+    expect(stale).toMatchObject({ status: 409, body: { code: 'promotion_conflict' } });
+
+    const promoted = await call('ops', 'POST', '/v1/models/tumor-binary/promote', { version: second, reason: 'better' });
+    expect(promoted).toMatchObject({ status: 200, body: { version: second, by: 'ops', reason: 'better', previousVersion: first } });
+    const history = await call('alice', 'GET', '/v1/models/tumor-binary/promotions');
+    expect(history.body.promotions.map((p: { version: string }) => p.version)).toEqual([second, first]);
+
+    const missing = await call('ops', 'POST', '/v1/models/tumor-binary/promote', { version: '20990101T000000Z-00000000', reason: 'x' });
+    expect(missing.status).toBe(404);
+  });
+
+  it('rolls back to the previous version, and says so when there is none', async () => {
+    const [first, second] = [await publish(), await publish()];
+    await registry.promote('tumor-binary', first, { by: 'seed', reason: 'first' });
+    await registry.promote('tumor-binary', second, { by: 'seed', reason: 'second' });
+
+    const back = await call('ops', 'POST', '/v1/models/tumor-binary/rollback', { reason: 'regression' });
+    expect(back).toMatchObject({ status: 200, body: { version: first, action: 'rollback', previousVersion: second } });
+    const none = await call('ops', 'POST', '/v1/models/tumor-binary/rollback', { reason: 'again' });
+    expect(none).toMatchObject({ status: 409, body: { code: 'no_rollback_target' } });
+  });
+});
+
+describe('/v1/trainings', () => {
+  const request = { task: 'tumor-binary', dataset: { kind: 'local', path: '/data/br35h' }, hyperParameters: { epochs: 2, inputSize: 48 } };
+
+  it('queues a training for admins, once per idempotency key, and shows it', async () => {
+    expect((await call('alice', 'POST', '/v1/trainings', request)).status).toBe(403);
+
+    const first = await call('ops', 'POST', '/v1/trainings', request, { 'idempotency-key': 'nightly-1' });
+    expect(first).toMatchObject({ status: 202, body: { id: expect.stringMatching(/^training-/), state: 'waiting' } });
+    expect(first.headers.location).toBe(`/v1/trainings/${first.body.id}`);
+    const again = await call('ops', 'POST', '/v1/trainings', request, { 'idempotency-key': 'nightly-1' });
+    expect(again.body.id).toBe(first.body.id);
+    const other = await call('ops', 'POST', '/v1/trainings', request);
+    expect(other.body.id).not.toBe(first.body.id);
+
+    const shown = await call('alice', 'GET', first.headers.location as string);
+    expect(shown).toMatchObject({ status: 200, body: { id: first.body.id, state: 'waiting', progress: null, request: { ...request, requestedBy: 'ops' } } });
+    const listed = await call('alice', 'GET', '/v1/trainings');
+    expect(listed.body.items).toHaveLength(2);
+    expect((await call('alice', 'GET', '/v1/trainings/training-nope')).status).toBe(404);
+  });
+
+  it('refuses a malformed request or an empty S3 dataset before queueing', async () => {
+    const badTask = await call('ops', 'POST', '/v1/trainings', { ...request, task: 'brain-age' });
+    expect(badTask.status).toBe(400);
+    const extra = await call('ops', 'POST', '/v1/trainings', { ...request, hyperParameters: { epochs: 2, learningRate: 9 } });
+    expect(extra.status).toBe(400);
+    const empty = await call('ops', 'POST', '/v1/trainings', { ...request, dataset: { kind: 's3', prefix: 'datasets/none/' } });
+    expect(empty).toMatchObject({ status: 422, body: { code: 'dataset_empty' } });
+    expect((await call('ops', 'GET', '/v1/trainings')).body.items).toHaveLength(0);
+  });
+});
