@@ -6,8 +6,11 @@ import { EMBEDDED_S3_CREDENTIALS, ObjectStore, startEmbeddedS3, type EmbeddedS3,
 
 /** An s3rver on a free port, storing under a temporary directory. */
 export interface TestS3 {
-  readonly s3: EmbeddedS3;
   readonly endpoint: string;
+  /** Stops the server (objects stay on disk), to test behaviour during an S3 outage. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and directory after {@link stop}. */
+  restart(): Promise<void>;
   /** Store options for a new, uniquely named bucket (not yet created). */
   bucketOptions(): ObjectStoreOptions;
   /** A store on a new bucket, created; it is emptied and closed by `close()`. */
@@ -20,10 +23,11 @@ export interface TestS3 {
 /** Starts an s3rver for one test file; call `close()` in `afterAll`. */
 export async function startTestS3(): Promise<TestS3> {
   const dir = await mkdtemp(path.join(tmpdir(), 'btd-s3-'));
-  const s3 = await startEmbeddedS3({ directory: dir });
+  let s3: EmbeddedS3 = await startEmbeddedS3({ directory: dir });
+  const { endpoint, port } = s3;
   const stores: ObjectStore[] = [];
   const bucketOptions = (): ObjectStoreOptions => ({
-    s3Endpoint: s3.endpoint,
+    s3Endpoint: endpoint,
     s3Bucket: `t-${randomUUID()}`,
     s3Region: 'us-east-1',
     s3AccessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId,
@@ -31,8 +35,11 @@ export async function startTestS3(): Promise<TestS3> {
     s3ForcePathStyle: true,
   });
   return {
-    s3,
-    endpoint: s3.endpoint,
+    endpoint,
+    stop: () => s3.close(),
+    async restart() {
+      s3 = await startEmbeddedS3({ directory: dir, port });
+    },
     bucketOptions,
     async createBucket() {
       const store = new ObjectStore(bucketOptions());
@@ -41,7 +48,7 @@ export async function startTestS3(): Promise<TestS3> {
       return store;
     },
     env: (options) => ({
-      S3_ENDPOINT: s3.endpoint,
+      S3_ENDPOINT: endpoint,
       S3_BUCKET: options.s3Bucket,
       S3_REGION: options.s3Region,
       S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,

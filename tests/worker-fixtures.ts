@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { initBackend } from '@btd/model';
+import {
+  Redis,
+  closeRedis,
+  createInferenceQueue,
+  createLogger,
+  createProducerConnection,
+  createResultsQueue,
+  createWorkerConnection,
+  enqueueInference,
+  originalKey,
+  resultJobId,
+  type InferenceQueue,
+  type ObjectStore,
+  type ObjectStoreOptions,
+  type ResultMessage,
+  type ResultsQueue,
+  type StudyPriority,
+} from '@btd/shared';
+import {
+  DirectoryModelProvider,
+  startInferenceWorker,
+  type RunningInferenceWorker,
+  type WorkerConfig,
+} from '@btd/inference-worker';
+import { TEST_REDIS_URL, deleteKeysWithPrefix, uniquePrefix, type TestS3 } from './helpers/index.js';
+import { waitFor } from './helpers/wait-for.js';
+
+/** Worker settings for tests: short locks so stalled jobs come back within seconds. */
+export const FAST_RECOVERY = { lockDurationMs: 2000, stalledIntervalMs: 500, maxStalledCount: 2 } as const;
+
+/** One test's queues and bucket, plus what is needed to run workers on them. */
+export interface WorkerTestEnv {
+  readonly prefix: string;
+  readonly store: ObjectStore;
+  readonly storeOptions: ObjectStoreOptions;
+  readonly redis: Redis;
+  readonly inference: InferenceQueue;
+  readonly results: ResultsQueue;
+  /** Environment for a worker child process on these queues and this bucket. */
+  readonly env: Record<string, string>;
+  /** Stores an image and enqueues its inference job; returns the ids. */
+  submit(image: Uint8Array, priority?: StudyPriority): Promise<{ studyId: string; imageId: string; jobId: string }>;
+  /** Starts an in-process worker with the given models. */
+  startWorker(models: DirectoryModelProvider, config?: Partial<WorkerConfig>): RunningInferenceWorker;
+  /** Waits for the result message of an image. */
+  resultOf(imageId: string, timeoutMs?: number): Promise<ResultMessage>;
+  close(): Promise<void>;
+}
+
+/** Creates a fresh queue prefix and bucket on the test's s3rver. */
+export async function startWorkerEnv(s3: TestS3): Promise<WorkerTestEnv> {
+  const prefix = uniquePrefix();
+  const store = await s3.createBucket();
+  const storeOptions = { ...s3.bucketOptions(), s3Bucket: store.bucket };
+  const redis = new Redis(TEST_REDIS_URL);
+  const producer = createProducerConnection(TEST_REDIS_URL);
+  const inference = createInferenceQueue(producer, prefix);
+  const results = createResultsQueue(producer, prefix);
+  const workers: { running: RunningInferenceWorker; connection: Redis }[] = [];
+  const logger = createLogger({ name: 'worker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
+  const env = { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, ...s3.env(storeOptions), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' };
+  return {
+    prefix,
+    store,
+    storeOptions,
+    redis,
+    inference,
+    results,
+    env,
+    async submit(image, priority = 'routine') {
+      const ids = { clientId: 'tester', studyId: `s-${randomUUID()}`, imageId: `i-${randomUUID()}` };
+      const objectKey = originalKey(ids);
+      await store.put(objectKey, image, 'image/jpeg');
+      const job = await enqueueInference(inference, { ...ids, objectKey }, priority);
+      return { studyId: ids.studyId, imageId: ids.imageId, jobId: job.id as string };
+    },
+    startWorker(models, config = {}) {
+      const connection = createWorkerConnection(TEST_REDIS_URL);
+      const running = startInferenceWorker({
+        config: { queuePrefix: prefix, concurrency: 1, lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1, ...config },
+        connection,
+        store,
+        results,
+        models,
+        logger,
+      });
+      workers.push({ running, connection });
+      return running;
+    },
+    async resultOf(imageId, timeoutMs = 60_000) {
+      const job = await waitFor(() => results.getJob(resultJobId(imageId)), { timeoutMs, what: `result of ${imageId}` });
+      return job.data;
+    },
+    async close() {
+      for (const { running, connection } of workers) {
+        await running.close();
+        await closeRedis(connection);
+      }
+      await inference.close();
+      await results.close();
+      producer.disconnect();
+      await deleteKeysWithPrefix(redis, prefix);
+      redis.disconnect();
+    },
+  };
+}
+
+/** Loads the untrained test models from a directory written by `writeTestModels`. */
+export async function loadTestModels(modelsDir: string): Promise<DirectoryModelProvider> {
+  await initBackend({ prefer: 'wasm' });
+  return DirectoryModelProvider.load(modelsDir, createLogger({ name: 'models', level: 'silent', pretty: false }));
+}
+
+/** Reads a file into a Uint8Array. */
+export async function readImage(file: string): Promise<Uint8Array> {
+  return new Uint8Array(await readFile(file));
+}

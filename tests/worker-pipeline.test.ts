@@ -1,0 +1,143 @@
+import { rm } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
+import type { DirectoryModelProvider, TaskResultDocument } from '@btd/inference-worker';
+import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
+import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+let s3: TestS3;
+let modelsDir: string;
+let models: DirectoryModelProvider;
+let tumourImage: Uint8Array;
+let env: WorkerTestEnv;
+
+beforeAll(async () => {
+  s3 = await startTestS3();
+  modelsDir = await writeTestModels();
+  models = await loadTestModels(modelsDir);
+  const [file] = await sampleImages('br35h/yes', 1);
+  tumourImage = await readImage(file as string);
+});
+
+afterAll(async () => {
+  await models?.close();
+  await s3?.close();
+  if (modelsDir) await rm(modelsDir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  env = await startWorkerEnv(s3);
+});
+
+afterEach(async () => {
+  await env.close();
+});
+
+function expectSucceeded(message: ResultMessage): asserts message is Extract<ResultMessage, { kind: 'succeeded' }> {
+  expect(message.kind, JSON.stringify(message)).toBe('succeeded');
+}
+
+describe('inference worker against Redis and s3rver', () => {
+  it('analyses an image: result documents, overlay and one result message', async () => {
+    const { studyId, imageId, jobId } = await env.submit(tumourImage, 'stat');
+    env.startWorker(models);
+    const message = await env.resultOf(imageId);
+    expectSucceeded(message);
+    expect(message).toMatchObject({ studyId, imageId, clientId: 'tester', overlayKey: overlayKey(imageId) });
+    expect(message.resultKeys).toEqual({ 'tumor-binary': resultKey(imageId, 'tumor-binary'), 'tumor-type': resultKey(imageId, 'tumor-type') });
+
+    const { summary } = message;
+    expect(Object.keys(summary.probabilities).sort()).toEqual(['no_tumor', 'tumor']);
+    expect(summary.tumorProbability).toBeCloseTo(summary.probabilities.tumor as number, 6);
+    expect(Object.keys(summary.typeProbabilities).sort()).toEqual(['glioma', 'meningioma', 'no_tumor', 'pituitary']);
+    expect(summary.models.map((m) => `${m.task}@${m.version}`)).toEqual(['tumor-binary@test-1', 'tumor-type@test-1']);
+    expect(summary.timings.totalMs).toBeGreaterThanOrEqual(summary.timings.modelMs);
+
+    const binary = await env.store.getJson<TaskResultDocument>(resultKey(imageId, 'tumor-binary'));
+    expect(binary).toMatchObject({ imageId, studyId, task: 'tumor-binary', label: summary.label, probabilities: summary.probabilities });
+    expect(binary.model.contentHash).toMatch(/^[0-9a-f]{64}$/);
+    const type = await env.store.getJson<TaskResultDocument>(resultKey(imageId, 'tumor-type'));
+    expect(type.label).toBe(summary.typeLabel);
+    const overlay = await env.store.get(overlayKey(imageId));
+    expect(overlay.subarray(0, 8)).toEqual(PNG_SIGNATURE);
+
+    const job = await waitFor(async () => ((await env.inference.getJobState(jobId)) === 'completed' ? env.inference.getJob(jobId) : undefined));
+    expect(job.attemptsMade).toBe(1); // one attempt, the successful one
+    expect(job.returnvalue).toEqual({ label: summary.label, tumorProbability: summary.tumorProbability, typeLabel: summary.typeLabel });
+  });
+
+  it('is idempotent: a repeated job rewrites the same objects and posts no second result', async () => {
+    const { imageId, jobId } = await env.submit(tumourImage);
+    env.startWorker(models);
+    const first = await env.resultOf(imageId);
+    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'completed');
+    // Simulate a redelivery: the same payload under the same job id after the first run completed.
+    const job = await env.inference.getJob(jobId);
+    await job?.remove();
+    await env.inference.add('infer', job!.data, { jobId: inferenceJobId(imageId) });
+    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'completed');
+
+    expect((await env.store.listKeys(resultsPrefix(imageId))).sort()).toEqual(
+      [overlayKey(imageId), resultKey(imageId, 'tumor-binary'), resultKey(imageId, 'tumor-type')].sort(),
+    );
+    const counts = await env.results.getJobCounts();
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await env.resultOf(imageId)).finishedAt).toBe(first.finishedAt);
+  });
+
+  it('runs stat jobs before routine ones', async () => {
+    const routine = [await env.submit(tumourImage, 'routine'), await env.submit(tumourImage, 'routine')];
+    const stat = await env.submit(tumourImage, 'stat');
+    env.startWorker(models, { concurrency: 1 });
+    await waitFor(async () => (await env.inference.getCompletedCount()) === 3);
+    const finishedOn = async (jobId: string) => (await env.inference.getJob(jobId))?.finishedOn ?? Infinity;
+    const statDone = await finishedOn(stat.jobId);
+    for (const { jobId } of routine) expect(statDone).toBeLessThan(await finishedOn(jobId));
+  });
+
+  it.each([
+    ['a text file', new TextEncoder().encode('this is not an image, whatever the extension says'), /not a decodable image/],
+    ['a truncated JPEG', 'truncate', /not a decodable image/],
+    ['zero bytes', new Uint8Array(0), /not a decodable image/],
+  ] as const)('fails %s once, without retries, and posts the reason', async (_name, input, reason) => {
+    const image = input === 'truncate' ? tumourImage.subarray(0, 600) : input;
+    const { imageId, jobId } = await env.submit(image);
+    env.startWorker(models);
+    const message = await env.resultOf(imageId);
+    expect(message.kind).toBe('failed');
+    expect(message.kind === 'failed' && message.reason).toMatch(reason);
+    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'failed');
+    const job = await env.inference.getJob(jobId);
+    expect(job?.attemptsMade).toBe(1);
+    expect(job?.failedReason).toMatch(reason);
+    expect(await env.store.listKeys(resultsPrefix(imageId))).toEqual([]);
+  });
+
+  it('retries through an S3 outage with backoff and completes once S3 is back', async () => {
+    const { imageId, jobId } = await env.submit(tumourImage);
+    await s3.stop();
+    try {
+      env.startWorker(models);
+      await waitFor(async () => ((await env.inference.getJob(jobId))?.attemptsMade ?? 0) >= 1, { what: 'a failed attempt' });
+    } finally {
+      await s3.restart();
+    }
+    const message = await env.resultOf(imageId);
+    expect(message.kind).toBe('succeeded');
+    const job = await env.inference.getJob(jobId);
+    expect(job?.attemptsMade).toBeGreaterThanOrEqual(2);
+    expect(job?.stacktrace.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fails a job whose original is missing without retrying', async () => {
+    const { imageId, jobId } = await env.submit(tumourImage);
+    const job = await env.inference.getJob(jobId);
+    await env.store.delete(job!.data.objectKey);
+    env.startWorker(models);
+    const message = await env.resultOf(imageId);
+    expect(message.kind === 'failed' && message.reason).toMatch(/missing from storage/);
+    expect((await env.inference.getJob(jobId))?.attemptsMade).toBe(1);
+  });
+});
