@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mriSlices } from './api-fixtures.js';
+import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`upload page tests skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
+
+let s3: Awaited<ReturnType<typeof startTestS3>>;
+let browser: Browser;
+let env: ApiTestEnv;
+let worker: TestInferenceWorker | undefined;
+let page: Page;
+
+describe.skipIf(!hasChromium)('upload page in Chromium', () => {
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await s3?.close();
+  });
+  beforeEach(async () => {
+    env = await startApiEnv(s3.s3, s3.dir);
+    page = await browser.newPage();
+  });
+  afterEach(async () => {
+    await page.close();
+    await worker?.close();
+    worker = undefined;
+    await env.close();
+  });
+
+  it('uploads a slice and shows the verdict, probabilities, type and overlay', async () => {
+    const [slice] = mriSlices('yes', 1);
+    worker = await startTestInferenceWorker(env);
+    await page.goto(`${env.url}/#key=${encodeURIComponent(env.keys.alice)}`);
+    // The key is taken from the fragment and removed from the address bar.
+    expect(new URL(page.url()).hash).toBe('');
+    await page.setInputFiles('#file', { name: slice!.name, mimeType: 'image/jpeg', buffer: slice!.bytes });
+
+    await page.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await page.locator('#verdict').textContent()).toMatch(/^(tumor|no_tumor)$/);
+    expect(await page.locator('#tumour-probability').textContent()).toMatch(/tumour probability \d+\.\d %/);
+    expect(await page.locator('#probabilities tbody tr').count()).toBe(2);
+    expect(await page.locator('#type-probabilities tbody tr').count()).toBe(4);
+    await page.waitForFunction(() => (document.getElementById('overlay') as HTMLImageElement).naturalWidth > 0);
+    expect(await page.locator('#overlay').getAttribute('alt')).toContain('Heatmap overlay');
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    expect(await page.locator('#status').textContent()).toContain('Done');
+  });
+
+  it('shows the reason when a file is refused', async () => {
+    await page.goto(`${env.url}/#key=${encodeURIComponent(env.keys.alice)}`);
+    await page.setInputFiles('#file', { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not an image\n'.repeat(50)) });
+    const error = page.locator('#error');
+    await error.waitFor({ state: 'visible' });
+    expect(await error.textContent()).toMatch(/Rejected: "notes\.jpg".*JPEG or PNG/);
+    expect(await error.getAttribute('role')).toBe('alert');
+    expect(await env.objectKeys()).toEqual([]);
+  });
+
+  it('asks for a key before uploading, and says so when a key is wrong', async () => {
+    const [slice] = mriSlices('no', 1);
+    await page.goto(env.url);
+    await page.setInputFiles('#file', { name: slice!.name, mimeType: 'image/jpeg', buffer: slice!.bytes });
+    await page.locator('#error').waitFor({ state: 'visible' });
+    expect(await page.locator('#error').textContent()).toContain('Paste your API key');
+
+    await page.fill('#api-key', 'definitely-not-a-valid-key');
+    await page.setInputFiles('#file', { name: 'again.jpg', mimeType: 'image/jpeg', buffer: slice!.bytes });
+    await page.waitForFunction(() => document.getElementById('error')?.textContent?.includes('not accepted'));
+  });
+});
