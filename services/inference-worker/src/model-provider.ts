@@ -40,7 +40,7 @@ export interface RegistryModelProviderOptions {
   modelsDir?: string;
   /** Fallback for missed notices: how often the pointers are read (default 30 s). */
   pollIntervalMs?: number;
-  /** How long a replaced model stays loaded for jobs that took it without a lease (default 5 s). */
+  /** How long a replaced model stays loaded for jobs that took it with `current()` rather than a lease: longer than a job lasts (default 30 s). */
   disposeGraceMs?: number;
   /** Probe tolerance per class probability (default 0.01). */
   tolerance?: number;
@@ -208,7 +208,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
       load: this.options.load ?? loadModel,
       ...(this.options.tolerance === undefined ? {} : { tolerance: this.options.tolerance }),
     });
-    return new ModelSlot(task, version, artifact.contentHash, model, this.options.disposeGraceMs ?? 5000);
+    return new ModelSlot(task, version, artifact.contentHash, model, this.options.disposeGraceMs ?? 30_000);
   }
 
   private install(task: ModelTask, slot: ModelSlot): void {

@@ -38,6 +38,8 @@ export function startTrainer(deps: TrainerDeps): Trainer {
     prefix: deps.config.queuePrefix,
     concurrency: deps.config.concurrency,
     lockDuration: deps.config.lockDurationMs,
+    // Look for stalled jobs at least once per lock period, so a crashed trainer's job is retaken soon after its lock expires.
+    stalledInterval: Math.min(30_000, deps.config.lockDurationMs),
     // A trainer killed mid-run leaves its job stalled; it is retaken (and resumed) a few times.
     maxStalledCount: 3,
   });

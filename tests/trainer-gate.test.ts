@@ -1,0 +1,105 @@
+import { mkdir, readdir, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ArtifactVerificationError, createLogger } from '@btd/shared';
+import { evaluateCandidate, type GateContext } from '../services/trainer/src/candidate-evaluation.js';
+import { datasetsDir } from './api-fixtures.js';
+import { makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+
+const logger = createLogger({ name: 'gate-test', level: 'silent', pretty: false });
+let env: RegistryTestEnv;
+let evalDir: string;
+
+/** A small evaluation set of real slices, 12 with a tumour and 4 without (linked, not copied). */
+async function linkEvaluationSet(root: string): Promise<string> {
+  const dir = path.join(root, 'eval');
+  const source = path.join(datasetsDir(), 'br35h');
+  for (const [folder, count] of [['yes', 12], ['no', 4]] as const) {
+    const names = (await readdir(path.join(source, folder))).sort().slice(200, 200 + count);
+    await mkdir(path.join(dir, folder), { recursive: true });
+    for (const name of names) await symlink(path.join(source, folder, name), path.join(dir, folder, name));
+  }
+  return dir;
+}
+
+beforeEach(async () => {
+  env = await startRegistryEnv();
+  evalDir = await linkEvaluationSet(env.dir);
+});
+
+afterEach(async () => {
+  await env.close();
+});
+
+function gate(overrides: Partial<GateContext> = {}): GateContext {
+  return {
+    registry: env.registry,
+    logger,
+    evaluationDir: evalDir,
+    evaluationSet: evalDir,
+    maxImages: 100,
+    tolerance: 0,
+    cacheDir: path.join(env.dir, 'cache'),
+    ...overrides,
+  };
+}
+
+async function promoteBaseline(alwaysSays: string): Promise<string> {
+  const dir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays });
+  const { version } = await env.registry.publishDirectory('tumor-binary', dir);
+  await env.registry.promote('tumor-binary', version, { by: 'test', reason: 'baseline' });
+  return version;
+}
+
+describe('the promotion gate on a fixed evaluation set', () => {
+  it('refuses a candidate that misses tumours the promoted model finds, and says why', async () => {
+    const baseline = await promoteBaseline('tumor');
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate());
+
+    expect(evidence.baseline).toEqual({ version: baseline, metrics: { n: 16, accuracy: 0.75, sensitivity: 1, macroRecall: 0.5 } });
+    expect(evidence.candidate).toEqual({ n: 16, accuracy: 0.25, sensitivity: 0, macroRecall: 0.5 });
+    expect(evidence.comparedWith).toBe(baseline);
+    expect(evidence.decision).toEqual({
+      promote: false,
+      reasons: ["accuracy 25.0% is below the promoted model's 75.0%", "sensitivity 0.0% is below the promoted model's 100.0%"],
+    });
+  });
+
+  it('passes a candidate at least as good as the promoted model', async () => {
+    await promoteBaseline('no_tumor');
+    const better = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'tumor' });
+    expect((await evaluateCandidate('tumor-binary', better, gate())).decision).toEqual({ promote: true, reasons: [] });
+    const equal = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    expect((await evaluateCandidate('tumor-binary', equal, gate())).decision.promote).toBe(true);
+  });
+
+  it('accepts a small drop within the configured tolerance only', async () => {
+    await promoteBaseline('tumor');
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    // A drop of 50 points in accuracy and 100 in sensitivity is beyond the largest tolerance.
+    expect((await evaluateCandidate('tumor-binary', candidate, gate({ tolerance: 0.2 }))).decision.promote).toBe(false);
+  });
+
+  it('compares with nothing when the promoted model no longer loads', async () => {
+    const baseline = await promoteBaseline('tumor');
+    const key = `models/tumor-binary/${baseline}/weights.bin`;
+    await env.store.put(key, (await env.store.get(key)).subarray(0, 64), 'application/octet-stream');
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate());
+    expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
+  });
+
+  it('keeps the candidate back when no evaluation set is configured', async () => {
+    const candidate = await makeArtifact(env.dir, 'tumor-binary');
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate({ evaluationDir: null, evaluationSet: null }));
+    expect(evidence.decision).toEqual({ promote: false, reasons: ['no evaluation set is configured for tumor-binary'] });
+  });
+
+  it('refuses outright a candidate whose artifact fails its own probe', async () => {
+    const candidate = await makeArtifact(env.dir, 'tumor-binary');
+    await scrambleWeights(candidate);
+    await expect(evaluateCandidate('tumor-binary', candidate, gate())).rejects.toBeInstanceOf(ArtifactVerificationError);
+  });
+});
