@@ -1,3 +1,10 @@
 export { initBackend, getBackendInfo } from './init-backend.js';
 export type { BackendInfo, BackendName, InitBackendOptions } from './init-backend.js';
-export { FAST_WASM_KERNELS, registerFastWasmKernels, unregisterFastWasmKernels, getStockWasmKernel } from './wasm-kernels/index.js';
+export {
+  FAST_WASM_KERNELS,
+  getStockWasmKernel,
+  registerBatchNormGradient,
+  registerFastWasmKernels,
+  unregisterBatchNormGradient,
+  unregisterFastWasmKernels,
+} from './wasm-kernels/index.js';

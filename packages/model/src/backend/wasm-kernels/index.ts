@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { unregisterWasmKernel } from './kernel-utils.js';
@@ -6,14 +7,16 @@ import { registerMaxPoolGrad } from './max-pool-grad.js';
 import { registerTile } from './tile.js';
 
 /**
- * Registers the training kernels that backend wasm lacks or runs slowly. Kernels are
- * registered for backend 'wasm' only; calling this more than once is harmless.
+ * Registers the training kernels that backend wasm lacks or runs slowly, for backend 'wasm'
+ * only, and a cheaper FusedBatchNorm gradient (gradients apply to every backend; this one
+ * gives the same values). Calling this more than once is harmless.
  */
 export function registerFastWasmKernels(): void {
   registerConv2DBackpropFilter();
   registerConv2DBackpropInput();
   registerTile();
   registerMaxPoolGrad();
+  registerBatchNormGradient();
 }
 
 /** Names of the kernels {@link registerFastWasmKernels} registers. */
@@ -21,10 +24,14 @@ export const FAST_WASM_KERNELS: readonly string[] = [tf.Conv2DBackpropFilter, tf
 
 /**
  * Restores the backend's own kernels, all of them or the named ones (benchmarks compare
- * against them); a kernel the backend lacks is left unregistered. Idempotent.
+ * against them); a kernel the backend lacks is left unregistered. Without names, the stock
+ * FusedBatchNorm gradient is restored too. Idempotent.
  */
-export function unregisterFastWasmKernels(kernelNames: readonly string[] = FAST_WASM_KERNELS): void {
-  for (const name of kernelNames) unregisterWasmKernel(name);
+export function unregisterFastWasmKernels(kernelNames?: readonly string[]): void {
+  for (const name of kernelNames ?? FAST_WASM_KERNELS) unregisterWasmKernel(name);
+  if (kernelNames === undefined) unregisterBatchNormGradient();
 }
+
+export { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
 
 export { getStockWasmKernel } from './kernel-utils.js';
