@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, ModelRegistry } from '@btd/shared';
 import { RegistryModelProvider } from '../services/inference-worker/src/model-provider.js';
 import { mriSlices } from './api-fixtures.js';
-import { REDIS_URL, claimWrongInputSize, makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { claimWrongInputSize, makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { TEST_REDIS_URL } from './helpers/index.js';
 
 const logger = createLogger({ name: 'hot-reload-test', level: 'silent', pretty: false });
 const TASK = 'tumor-binary' as const;
@@ -72,7 +73,7 @@ async function publish(prepare?: (dir: string) => Promise<void>): Promise<string
 describe('hot reload under a steady stream of jobs', () => {
   it('switches to a promoted model with no failed or lost job; each job keeps the model it began with', async () => {
     const images = mriSlices('yes', 4).map((s) => s.bytes);
-    const connection = { url: REDIS_URL };
+    const connection = { url: TEST_REDIS_URL };
     const queue = new Queue('hot-reload', { connection, prefix: env.prefix });
     const events = new QueueEvents('hot-reload', { connection, prefix: env.prefix });
     const worker = new Worker<{ image: number }, JobOutcome>(

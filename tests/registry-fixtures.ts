@@ -1,16 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { initBackend, loadModel, writeInitialArtifact, type ModelManifest, type Task } from '@btd/model';
-import { EMBEDDED_S3_CREDENTIALS, ModelRegistry, ObjectStore, Redis, startEmbeddedS3, type EmbeddedS3 } from '@btd/shared';
+import { ModelRegistry, ObjectStore, Redis } from '@btd/shared';
+import { TEST_REDIS_URL, deleteKeysWithPrefix, startTestS3, uniquePrefix } from './helpers/index.js';
 
-/** Redis the tests run against (the machine's local one unless REDIS_URL says otherwise). */
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** One test's world: its own bucket on an s3rver, its own Redis namespace, a scratch folder. */
+/** One test's world: its own s3rver and bucket, its own Redis namespace, a scratch folder. */
 export interface RegistryTestEnv {
-  s3: EmbeddedS3;
   store: ObjectStore;
   redis: Redis;
   /** Queue prefix and registry namespace, unique per test. */
@@ -18,47 +14,24 @@ export interface RegistryTestEnv {
   registry: ModelRegistry;
   /** Scratch folder, removed by `close()`. */
   dir: string;
-  /** Another store client on the same bucket (e.g. for a second process's view). */
-  storeOptions: ConstructorParameters<typeof ObjectStore>[0];
   close(): Promise<void>;
 }
 
 /** Starts an s3rver with a fresh bucket and a fresh Redis namespace. */
 export async function startRegistryEnv(): Promise<RegistryTestEnv> {
   const dir = await mkdtemp(path.join(tmpdir(), 'btd-registry-'));
-  const bucket = `t-${randomUUID()}`;
-  const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), buckets: [bucket] });
-  const storeOptions = {
-    s3Endpoint: s3.endpoint,
-    s3Bucket: bucket,
-    s3Region: 'us-east-1',
-    s3AccessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-    s3SecretAccessKey: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
-    s3ForcePathStyle: true,
-  };
-  const store = new ObjectStore(storeOptions);
-  const redis = new Redis(REDIS_URL);
-  const prefix = `test-${randomUUID()}`;
+  const s3 = await startTestS3();
+  const store = await s3.createBucket();
+  const redis = new Redis(TEST_REDIS_URL);
+  const prefix = uniquePrefix();
   const registry = new ModelRegistry({ store, redis, namespace: prefix });
   const close = async (): Promise<void> => {
-    await deleteKeys(redis, `${prefix}:*`);
-    await store.deletePrefix('').catch(() => 0);
-    store.close();
+    await deleteKeysWithPrefix(redis, prefix);
     redis.disconnect();
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   };
-  return { s3, store, redis, prefix, registry, dir, storeOptions, close };
-}
-
-/** Deletes every Redis key matching a pattern (a test's queues, locks). */
-export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  return { store, redis, prefix, registry, dir, close };
 }
 
 type WeightEntry = { name: string; shape: number[]; dtype?: string };

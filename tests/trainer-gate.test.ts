@@ -1,30 +1,18 @@
-import { mkdir, readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactVerificationError, createLogger } from '@btd/shared';
 import { evaluateCandidate, type GateContext } from '../services/trainer/src/candidate-evaluation.js';
-import { datasetsDir } from './api-fixtures.js';
 import { makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { linkDataset } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'gate-test', level: 'silent', pretty: false });
 let env: RegistryTestEnv;
 let evalDir: string;
 
-/** A small evaluation set of real slices, 12 with a tumour and 4 without (linked, not copied). */
-async function linkEvaluationSet(root: string): Promise<string> {
-  const dir = path.join(root, 'eval');
-  const source = path.join(datasetsDir(), 'br35h');
-  for (const [folder, count] of [['yes', 12], ['no', 4]] as const) {
-    const names = (await readdir(path.join(source, folder))).sort().slice(200, 200 + count);
-    await mkdir(path.join(dir, folder), { recursive: true });
-    for (const name of names) await symlink(path.join(source, folder, name), path.join(dir, folder, name));
-  }
-  return dir;
-}
-
 beforeEach(async () => {
   env = await startRegistryEnv();
-  evalDir = await linkEvaluationSet(env.dir);
+  // Real slices, 12 with a tumour and 4 without (linked, not copied).
+  evalDir = await linkDataset(path.join(env.dir, 'eval'), { yes: 12, no: 4 }, 200);
 });
 
 afterEach(async () => {

@@ -1,0 +1,61 @@
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { ObjectStore } from '@btd/shared';
+import type { TrainerConfig } from '../services/trainer/src/config.js';
+import { TEST_REDIS_URL, datasetsDir } from './helpers/index.js';
+
+/** Sorted Br35H file names of one folder, from `offset` on (tests take disjoint slices). */
+async function br35h(folder: 'yes' | 'no', offset: number, count: number): Promise<string[]> {
+  const root = datasetsDir();
+  if (!root) throw new Error('datasets not found: set BTD_DATASETS_DIR');
+  const dir = path.join(root, 'br35h', folder);
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.jpg')).sort();
+  return names.slice(offset, offset + count).map((name) => path.join(dir, name));
+}
+
+/** Images per class folder, or the same count for both. */
+type Counts = number | { yes: number; no: number };
+const countOf = (counts: Counts, folder: 'yes' | 'no') => (typeof counts === 'number' ? counts : counts[folder]);
+
+/** A dataset folder (`yes/`, `no/`) of links to real slices; nothing is copied. */
+export async function linkDataset(dir: string, counts: Counts, offset: number): Promise<string> {
+  for (const folder of ['yes', 'no'] as const) {
+    await mkdir(path.join(dir, folder), { recursive: true });
+    for (const file of await br35h(folder, offset, countOf(counts, folder))) await symlink(file, path.join(dir, folder, path.basename(file)));
+  }
+  return dir;
+}
+
+/** Uploads real slices as `<prefix><class folder>/<file>`, the layout a training request's S3 dataset has. */
+export async function uploadDataset(store: ObjectStore, prefix: string, counts: Counts, offset: number): Promise<void> {
+  for (const folder of ['yes', 'no'] as const) {
+    for (const file of await br35h(folder, offset, countOf(counts, folder))) {
+      await store.put(`${prefix}${folder}/${path.basename(file)}`, await readFile(file), 'image/jpeg');
+    }
+  }
+}
+
+/** Trainer settings for a test: its own prefix and work dir, short locks, a small evaluation set. */
+export function trainerConfig(prefix: string, workDir: string, overrides: Partial<TrainerConfig> = {}): TrainerConfig {
+  return {
+    redisUrl: TEST_REDIS_URL,
+    queuePrefix: prefix,
+    s3Bucket: 'unused',
+    s3Region: 'us-east-1',
+    s3ForcePathStyle: true,
+    logLevel: 'silent',
+    concurrency: 1,
+    workDir,
+    datasetRoots: workDir,
+    evalMaxImages: 100,
+    gateTolerance: 0,
+    modelsDir: path.join(workDir, 'no-bundled-models'),
+    backend: 'wasm',
+    lockDurationMs: 30_000,
+    shutdownTimeoutMs: 30_000,
+    ...overrides,
+  };
+}
+
+/** Hyper-parameters that train in seconds on two cores: small images, few epochs, a few dozen images. */
+export const TINY_TRAINING = { epochs: 2, inputSize: 32, batchSize: 16, maxImages: 40, seed: 7 } as const;

@@ -1,0 +1,114 @@
+import path from 'node:path';
+import { QueueEvents } from 'bullmq';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createLogger,
+  createTrainingQueue,
+  createWorkerConnection,
+  enqueueTraining,
+  type Redis,
+  type TrainingProgress,
+  type TrainingQueue,
+  type TrainingResult,
+} from '@btd/shared';
+import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
+import { makeArtifact, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { TEST_REDIS_URL } from './helpers/index.js';
+import { TINY_TRAINING, linkDataset, trainerConfig, uploadDataset } from './trainer-fixtures.js';
+
+const logger = createLogger({ name: 'trainer-test', level: 'silent', pretty: false });
+
+let env: RegistryTestEnv;
+let connection: Redis;
+let queue: TrainingQueue;
+let events: QueueEvents;
+let trainer: Trainer | undefined;
+const progress = new Map<string, TrainingProgress[]>();
+
+beforeEach(async () => {
+  env = await startRegistryEnv();
+  connection = createWorkerConnection(TEST_REDIS_URL);
+  queue = createTrainingQueue(env.redis, env.prefix);
+  events = new QueueEvents('training', { connection: { url: TEST_REDIS_URL }, prefix: env.prefix });
+  progress.clear();
+  events.on('progress', ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), data as TrainingProgress]));
+  await events.waitUntilReady();
+});
+
+afterEach(async () => {
+  await trainer?.close();
+  trainer = undefined;
+  await events.close();
+  await queue.close();
+  connection.disconnect();
+  await env.close();
+});
+
+function start(overrides: Parameters<typeof trainerConfig>[2] = {}): Trainer {
+  const config = trainerConfig(env.prefix, path.join(env.dir, 'trainer'), overrides);
+  trainer = startTrainer({ config, connection, registry: env.registry, store: env.store, logger });
+  return trainer;
+}
+
+describe('the trainer', () => {
+  it('trains on an S3 dataset with progress per epoch, then publishes and promotes a candidate that passes the gate', async () => {
+    const baselineDir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const baseline = (await env.registry.publishDirectory('tumor-binary', baselineDir)).version;
+    await env.registry.promote('tumor-binary', baseline, { by: 'test', reason: 'baseline' });
+    await uploadDataset(env.store, 'datasets/tiny/', 20, 0);
+    const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), 10, 300);
+    start({ evalSetTumorBinary: evalSet });
+
+    const request = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/tiny/' }, hyperParameters: TINY_TRAINING, requestedBy: 'ops' } as const;
+    const job = await enqueueTraining(queue, 'req-1', request);
+    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+
+    const epochs = (progress.get(job.id!) ?? []).filter((p) => p.phase === 'training');
+    expect(epochs.map((p) => p.epoch)).toEqual([1, 2]);
+    expect(epochs[1]).toMatchObject({ epochs: 2, loss: expect.any(Number), accuracy: expect.any(Number), valLoss: expect.any(Number), valAccuracy: expect.any(Number) });
+    expect(progress.get(job.id!)?.at(-1)?.phase).toBe('done');
+
+    expect(result).toMatchObject({ task: 'tumor-binary', promoted: true, reasons: [] });
+    expect(await env.registry.promoted('tumor-binary')).toMatchObject({ version: result.version, previousVersion: baseline, by: 'trainer for ops' });
+    const manifest = await env.registry.readManifest('tumor-binary', result.version);
+    expect(manifest.evaluation).toMatchObject({ set: evalSet, baseline: { version: baseline }, decision: { promote: true } });
+    expect((manifest.training as { epochsRun: number }).epochsRun).toBe(2);
+    const [listed] = await env.registry.listVersions('tumor-binary');
+    expect(listed).toMatchObject({ version: result.version, state: 'promoted', source: { kind: 'training', jobId: job.id, dataset: 's3://datasets/tiny/' } });
+
+    // The same request again is the same job; a redelivered job returns its recorded outcome without training.
+    expect((await enqueueTraining(queue, 'req-1', request)).id).toBe(job.id);
+    await (await queue.getJob(job.id!))!.remove();
+    const again = await enqueueTraining(queue, 'req-1', request);
+    expect(await again.waitUntilFinished(events, 30_000)).toEqual(result);
+    expect(await env.registry.listVersionIds('tumor-binary')).toHaveLength(2);
+  });
+
+  it('keeps a candidate back, with the reason, when the gate cannot pass it', async () => {
+    const dataset = await linkDataset(path.join(env.dir, 'trainer', 'local-set'), 16, 40);
+    start();
+    const job = await enqueueTraining(queue, 'req-2', {
+      task: 'tumor-binary',
+      dataset: { kind: 'local', path: dataset },
+      hyperParameters: { ...TINY_TRAINING, epochs: 1 },
+      requestedBy: 'ops',
+    });
+    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+
+    expect(result).toMatchObject({ promoted: false, reasons: ['no evaluation set is configured for tumor-binary'] });
+    expect(await env.registry.promoted('tumor-binary')).toBeNull();
+    expect(await env.registry.status('tumor-binary', result.version)).toMatchObject({
+      state: 'candidate',
+      reasons: ['no evaluation set is configured for tumor-binary'],
+    });
+  });
+
+  it('fails a request for a folder outside the allowed roots at once, without retries', async () => {
+    start();
+    const job = await enqueueTraining(queue, 'req-3', { task: 'tumor-binary', dataset: { kind: 'local', path: '/etc' }, requestedBy: 'ops' });
+    await expect(job.waitUntilFinished(events, 30_000)).rejects.toThrow(/outside the allowed roots/);
+    const failed = await queue.getJob(job.id!);
+    expect(failed?.attemptsMade).toBe(1);
+    expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
+  });
+});
