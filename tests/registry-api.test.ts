@@ -1,22 +1,29 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ModelRegistry } from '@btd/shared';
-import { startApiEnv, startTestS3, type ApiTestEnv, type TestClient } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv, type TestClient } from './api-test-env.js';
+import { startTestS3, type TestS3 } from './helpers/index.js';
 import { makeArtifact, scrambleWeights } from './registry-fixtures.js';
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: TestS3;
+let artifacts: string;
 let env: ApiTestEnv;
 let registry: ModelRegistry;
 
 beforeAll(async () => {
   s3 = await startTestS3();
+  artifacts = await mkdtemp(path.join(tmpdir(), 'btd-artifacts-'));
 });
 
 afterAll(async () => {
   await s3.close();
+  await rm(artifacts, { recursive: true, force: true });
 });
 
 beforeEach(async () => {
-  env = await startApiEnv(s3.s3, s3.dir);
+  env = await startApiEnv(s3);
   registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
 });
 
@@ -30,7 +37,7 @@ async function call(client: TestClient, method: 'GET' | 'POST', url: string, bod
 }
 
 const publish = async (prepare?: (dir: string) => Promise<void>) => {
-  const dir = await makeArtifact(s3.dir, 'tumor-binary');
+  const dir = await makeArtifact(artifacts, 'tumor-binary');
   await prepare?.(dir);
   return (await registry.publishDirectory('tumor-binary', dir, { source: { kind: 'test' } })).version;
 };
