@@ -14,6 +14,8 @@ export interface RegistryTestEnv {
   registry: ModelRegistry;
   /** Scratch folder, removed by `close()`. */
   dir: string;
+  /** Environment pointing a service process at this Redis namespace and bucket. */
+  serviceEnv: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -21,17 +23,22 @@ export interface RegistryTestEnv {
 export async function startRegistryEnv(): Promise<RegistryTestEnv> {
   const dir = await mkdtemp(path.join(tmpdir(), 'btd-registry-'));
   const s3 = await startTestS3();
-  const store = await s3.createBucket();
+  const bucket = s3.bucketOptions();
+  const store = new ObjectStore(bucket);
+  await store.ensureBucket();
   const redis = new Redis(TEST_REDIS_URL);
   const prefix = uniquePrefix();
   const registry = new ModelRegistry({ store, redis, namespace: prefix });
+  const serviceEnv = { ...s3.env(bucket), REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix };
   const close = async (): Promise<void> => {
     await deleteKeysWithPrefix(redis, prefix);
     redis.disconnect();
+    await store.deletePrefix('').catch(() => 0);
+    store.close();
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   };
-  return { store, redis, prefix, registry, dir, close };
+  return { store, redis, prefix, registry, dir, serviceEnv, close };
 }
 
 type WeightEntry = { name: string; shape: number[]; dtype?: string };
