@@ -2,9 +2,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
-import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3, type TestS3 } from './helpers/index.js';
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: TestS3;
 let env: ApiTestEnv;
 
 beforeAll(async () => {
@@ -14,7 +15,7 @@ afterAll(async () => {
   await s3.close();
 });
 beforeEach(async () => {
-  env = await startApiEnv(s3.s3, s3.dir);
+  env = await startApiEnv(s3);
 });
 afterEach(async () => {
   await env.close();

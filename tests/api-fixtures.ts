@@ -1,23 +1,13 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
-
-/** Repository root, resolved from this file so tests run from any working directory. */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** The read-only datasets folder: beside the clone in CI, or `BTD_DATASETS_DIR`. */
-export function datasetsDir(): string {
-  const beside = path.resolve(repoRoot, '../shared/datasets');
-  if (existsSync(beside)) return beside;
-  const fromEnv = process.env.BTD_DATASETS_DIR;
-  if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  throw new Error(`datasets not found at ${beside}; set BTD_DATASETS_DIR`);
-}
+import { datasetsDir } from './helpers/index.js';
 
 /** The first `count` real MRI slices of Br35H `yes` or `no` (sorted, so runs are repeatable). */
 export function mriSlices(label: 'yes' | 'no', count: number): { name: string; bytes: Buffer }[] {
-  const dir = path.join(datasetsDir(), 'br35h', label);
+  const root = datasetsDir();
+  if (!root) throw new Error('datasets not found: set BTD_DATASETS_DIR');
+  const dir = path.join(root, 'br35h', label);
   return readdirSync(dir)
     .filter((name) => name.endsWith('.jpg'))
     .sort()

@@ -3,11 +3,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { ErrorBody } from '@btd/api';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm, type UploadFile } from './api-client.js';
-import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3, type TestS3 } from './helpers/index.js';
 
 const MAX_UPLOAD_BYTES = 200_000;
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: TestS3;
 let env: ApiTestEnv;
 
 beforeAll(async () => {
@@ -17,7 +18,7 @@ afterAll(async () => {
   await s3.close();
 });
 beforeEach(async () => {
-  env = await startApiEnv(s3.s3, s3.dir, { MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
+  env = await startApiEnv(s3, { MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
 });
 afterEach(async () => {
   await env.close();

@@ -6,7 +6,8 @@ import type { ErrorBody, SubmittedStudy } from '@btd/api';
 import { Redis } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
-import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3 } from './helpers/index.js';
 
 /** A free TCP port in 63xx, for a Redis of this test's own. */
 async function freePort(): Promise<number> {
@@ -55,7 +56,7 @@ describe('outages', () => {
     cleanups.push(async () => stopRedis(redis));
     const s3 = await startTestS3();
     cleanups.push(s3.close);
-    const env = await startApiEnv(s3.s3, s3.dir, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    const env = await startApiEnv(s3, { REDIS_URL: `redis://127.0.0.1:${port}` });
     cleanups.push(env.close);
     expect((await submit(env)).status).toBe(202);
     const before = await env.objectKeys();
@@ -81,14 +82,9 @@ describe('outages', () => {
   it('answers 503 while S3 is down and leaves no record behind', async () => {
     const s3 = await startTestS3();
     cleanups.push(s3.close);
-    const env = await startApiEnv(s3.s3, s3.dir);
-    cleanups.push(async () => {
-      await env.api.close();
-      const keys = await env.redisKeys();
-      if (keys.length > 0) await env.redis.del(...keys);
-      env.redis.disconnect();
-    });
-    await s3.s3.close();
+    const env = await startApiEnv(s3);
+    cleanups.push(env.close);
+    await s3.stop();
     const refused = await submit(env);
     expect([refused.status, refused.body.code]).toEqual([503, 's3_unavailable']);
     expect((await env.redisKeys()).filter((key) => key.includes(':api:'))).toEqual([]);

@@ -3,10 +3,11 @@ import type { StudyView, SubmittedStudy } from '@btd/api';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
-import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3, type TestS3 } from './helpers/index.js';
 import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: TestS3;
 let env: ApiTestEnv;
 let worker: TestInferenceWorker | undefined;
 
@@ -22,7 +23,7 @@ afterAll(async () => {
   await s3.close();
 });
 beforeEach(async () => {
-  env = await startApiEnv(s3.s3, s3.dir);
+  env = await startApiEnv(s3);
 });
 afterEach(async () => {
   await worker?.close();

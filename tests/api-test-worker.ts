@@ -1,104 +1,44 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Worker, UnrecoverableError } from 'bullmq';
-import { ImageDecodeError, initBackend, loadModel, renderOverlay, writeInitialArtifact, type LoadedModel } from '@btd/model';
-import {
-  INFERENCE_QUEUE,
-  ObjectStore,
-  closeRedis,
-  createProducerConnection,
-  createResultsQueue,
-  createWorkerConnection,
-  overlayKey,
-  postResult,
-  resultKey,
-  type InferenceJob,
-} from '@btd/shared';
+import { rm } from 'node:fs/promises';
+import { initBackend } from '@btd/model';
+import { ObjectStore, closeRedis, createLogger, createProducerConnection, createResultsQueue, createWorkerConnection } from '@btd/shared';
+import { DirectoryModelProvider, startInferenceWorker, type RunningInferenceWorker } from '@btd/inference-worker';
 import type { ApiTestEnv } from './api-test-env.js';
+import { writeTestModels } from './helpers/index.js';
 
-/**
- * A minimal inference consumer for the API tests: it speaks the same queue contract as the
- * inference worker service (read original → both models → overlay → results queue) with
- * untrained models, so the tests exercise the API's plumbing end to end.
- */
+/** An inference worker (the service's own, in process) on an API test's queues, with untrained models. */
 export interface TestInferenceWorker {
-  readonly worker: Worker<InferenceJob>;
+  readonly running: RunningInferenceWorker;
   close(): Promise<void>;
 }
 
-async function loadUntrainedModels(dir: string): Promise<{ binary: LoadedModel; type: LoadedModel }> {
-  await initBackend({ prefer: 'wasm' });
-  await writeInitialArtifact({ task: 'tumor-binary', outDir: path.join(dir, 'binary'), version: 'test-1' });
-  await writeInitialArtifact({ task: 'tumor-type', outDir: path.join(dir, 'type'), version: 'test-1' });
-  return { binary: await loadModel(path.join(dir, 'binary')), type: await loadModel(path.join(dir, 'type')) };
-}
-
-/** Starts a consumer of the env's inference queue. */
+/** Starts the inference worker service's consumer on the env's queues and bucket. */
 export async function startTestInferenceWorker(env: ApiTestEnv): Promise<TestInferenceWorker> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'btd-models-'));
-  const models = await loadUntrainedModels(dir);
+  const modelsDir = await writeTestModels();
+  await initBackend({ prefer: 'wasm' });
+  const logger = createLogger({ name: 'worker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
+  const models = await DirectoryModelProvider.load(modelsDir, logger);
   const store = new ObjectStore(env.config);
   const producer = createProducerConnection(env.config.redisUrl);
   const results = createResultsQueue(producer, env.prefix);
   const connection = createWorkerConnection(env.config.redisUrl);
-  const worker = new Worker<InferenceJob>(
-    INFERENCE_QUEUE,
-    async (job) => {
-      const started = performance.now();
-      const { studyId, imageId, clientId, objectKey } = job.data;
-      const bytes = await store.get(objectKey);
-      const finishedAt = () => new Date().toISOString();
-      let binary, type;
-      try {
-        binary = await models.binary.predict(bytes, { heatmap: true });
-        type = await models.type.predict(bytes, { heatmap: false });
-      } catch (error) {
-        if (!(error instanceof ImageDecodeError)) throw error;
-        await postResult(results, { kind: 'failed', studyId, imageId, clientId, finishedAt: finishedAt(), reason: error.message });
-        throw new UnrecoverableError(error.message);
-      }
-      await store.put(overlayKey(imageId), await renderOverlay(bytes, binary), 'image/png');
-      const resultKeys = { 'tumor-binary': resultKey(imageId, 'tumor-binary'), 'tumor-type': resultKey(imageId, 'tumor-type') };
-      await store.putJson(resultKeys['tumor-binary'], { label: binary.label, probabilities: binary.probabilities, box: binary.box });
-      await store.putJson(resultKeys['tumor-type'], { label: type.label, probabilities: type.probabilities });
-      const ms = (key: 'preprocessMs' | 'modelMs' | 'heatmapMs') => binary.timings[key] + type.timings[key];
-      await postResult(results, {
-        kind: 'succeeded',
-        studyId,
-        imageId,
-        clientId,
-        finishedAt: finishedAt(),
-        resultKeys,
-        overlayKey: overlayKey(imageId),
-        summary: {
-          label: binary.label,
-          tumorProbability: binary.probabilities.tumor ?? 0,
-          probabilities: binary.probabilities,
-          typeLabel: type.label,
-          typeProbabilities: type.probabilities,
-          box: binary.box,
-          models: [
-            { task: 'tumor-binary', name: models.binary.manifest.name, version: models.binary.manifest.version },
-            { task: 'tumor-type', name: models.type.manifest.name, version: models.type.manifest.version },
-          ],
-          timings: { downloadMs: 0, preprocessMs: ms('preprocessMs'), modelMs: ms('modelMs'), heatmapMs: ms('heatmapMs'), uploadMs: 0, totalMs: performance.now() - started },
-        },
-      });
-    },
-    { connection, prefix: env.prefix, concurrency: 1 },
-  );
+  const running = startInferenceWorker({
+    config: { queuePrefix: env.prefix, concurrency: 1, lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 },
+    connection,
+    store,
+    results,
+    models,
+    logger,
+  });
   return {
-    worker,
+    running,
     close: async () => {
-      await worker.close();
+      await running.close();
+      await closeRedis(connection);
       await results.close();
       await closeRedis(producer);
-      await closeRedis(connection);
       store.close();
-      models.binary.dispose();
-      models.type.dispose();
-      await rm(dir, { recursive: true, force: true });
+      await models.close();
+      await rm(modelsDir, { recursive: true, force: true });
     },
   };
 }

@@ -2,14 +2,15 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
-import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3, type TestS3 } from './helpers/index.js';
 import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`upload page tests skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: TestS3;
 let browser: Browser;
 let env: ApiTestEnv;
 let worker: TestInferenceWorker | undefined;
@@ -28,7 +29,7 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     await s3?.close();
   });
   beforeEach(async () => {
-    env = await startApiEnv(s3.s3, s3.dir);
+    env = await startApiEnv(s3);
     page = await browser.newPage();
   });
   afterEach(async () => {

@@ -2,11 +2,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { verifyWebhookSignature, type StudyView, type SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
-import { startApiEnv, startTestS3, type ApiTestEnv } from './api-test-env.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3, type TestS3 } from './helpers/index.js';
 import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
 import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: TestS3;
 let env: ApiTestEnv;
 let worker: TestInferenceWorker;
 let receiver: WebhookReceiver;
@@ -18,7 +19,7 @@ afterAll(async () => {
   await s3.close();
 });
 beforeEach(async () => {
-  env = await startApiEnv(s3.s3, s3.dir);
+  env = await startApiEnv(s3);
   worker = await startTestInferenceWorker(env);
 });
 afterEach(async () => {

@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import { RESULTS_QUEUE, WEBHOOKS_QUEUE, closeRedis, createWorkerConnection, once, type Logger } from '@btd/shared';
 import type { ApiContext } from './context.js';
+import { logConnectionHealth } from './redis-health-log.js';
 import { createResultsProcessor } from './results/results.processor.js';
 import { createWebhookProcessor } from './webhooks/webhook.processor.js';
 
@@ -16,6 +17,7 @@ export interface ApiWorkers {
  */
 export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
   const connection = createWorkerConnection(ctx.config.redisUrl);
+  logConnectionHealth(connection, 'consumers', logger);
   const prefix = ctx.config.queuePrefix;
   const results = new Worker(RESULTS_QUEUE, createResultsProcessor(ctx, logger), {
     connection,

@@ -18,6 +18,7 @@ import { readOrCreateSecret } from './auth/local-secret.js';
 import type { ApiConfig } from './config.js';
 import { createApiContext, type ApiContext, type ApiDependencies } from './context.js';
 import { createApiMetrics } from './metrics/api-metrics.js';
+import { logConnectionHealth } from './redis-health-log.js';
 import { buildServer, listen } from './server.js';
 
 /** A started API: HTTP server plus results and webhook consumers. */
@@ -44,10 +45,11 @@ async function webhookSecretOf(config: ApiConfig): Promise<string> {
 }
 
 /** Opens Redis (waiting for it, with a clear error if it never answers) and S3, and builds the queues. */
-async function openDependencies(config: ApiConfig): Promise<ApiDependencies & { local: LoadedKeyRing['local'] }> {
+async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiDependencies & { local: LoadedKeyRing['local'] }> {
   const { ring, local } = await loadApiKeyRing(config);
   const webhookSecret = await webhookSecretOf(config);
   const redis = createProducerConnection(config.redisUrl);
+  logConnectionHealth(redis, 'producer', logger);
   const objectStore = new ObjectStore(config);
   try {
     await waitForRedis(redis, config.redisUrl);
@@ -62,6 +64,8 @@ async function openDependencies(config: ApiConfig): Promise<ApiDependencies & { 
     results: createResultsQueue(redis, config.queuePrefix),
     webhooks: createWebhooksQueue(redis, config.queuePrefix),
   };
+  // The queues share the producer connection, whose outages are already logged once.
+  for (const queue of Object.values(queues)) queue.on('error', (error) => logger.debug({ err: error, queue: queue.name }, 'queue error'));
   const metrics = createApiMetrics(Object.values(queues));
   return { config, redis, objectStore, queues, keyRing: ring, metrics, webhookSecret, local };
 }
@@ -71,7 +75,7 @@ async function openDependencies(config: ApiConfig): Promise<ApiDependencies & { 
  * and the queue consumers. `routes` adds further resources such as `/v1/models`.
  */
 export async function startApi(config: ApiConfig, logger: Logger, routes: readonly ApiRoutes[] = []): Promise<RunningApi> {
-  const { local, ...deps } = await openDependencies(config);
+  const { local, ...deps } = await openDependencies(config, logger);
   const ctx = createApiContext(deps);
   const app = await buildServer(ctx, logger, routes);
   const workers = startApiWorkers(ctx, logger);

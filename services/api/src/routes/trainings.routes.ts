@@ -56,6 +56,8 @@ const tags = ['trainings'];
 /** `/v1/trainings`: start a training (admin) and follow its progress. */
 export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   const queue = createTrainingQueue(ctx.redis, ctx.config.queuePrefix);
+  // Shares the producer connection, whose outages are logged once by the API.
+  queue.on('error', (error) => app.log.debug({ err: error, queue: queue.name }, 'queue error'));
   app.addHook('onClose', async () => queue.close());
 
   app.post(
