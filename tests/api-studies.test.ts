@@ -61,6 +61,16 @@ describe('POST /v1/studies → result', () => {
     const metadata = await sharp(Buffer.from(await overlay.arrayBuffer())).metadata();
     const original = await sharp(slice!.bytes).metadata();
     expect([metadata.format, metadata.width, metadata.height]).toEqual(['png', original.width, original.height]);
+
+    const metrics = await (await fetch(`${env.url}/metrics`)).text();
+    expect(metrics).toContain('btd_http_requests_total{method="POST",route="/v1/studies",status_code="202"} 1');
+    expect(metrics).toMatch(/btd_http_request_duration_seconds_count\{method="GET",route="\/v1\/studies\/:id",status_code="200"\} [1-9]/);
+    expect(metrics).toContain('btd_queue_jobs{queue="inference",state="completed"} 1');
+    expect(metrics).toContain('btd_queue_workers{queue="inference"} 1');
+    expect(metrics).toContain('btd_queue_workers{queue="results"} 1');
+    expect(metrics).toContain(`btd_results_total{label="${result.label}"} 1`);
+    expect(metrics).toContain('btd_job_duration_seconds_count{queue="inference"} 1');
+    expect(metrics).toContain('btd_submit_to_result_seconds_count 1');
   });
 
   it('stores the original under its deterministic key and enqueues one job per image', async () => {
