@@ -70,16 +70,17 @@ export async function promoteVersion(ctx: RegistryContext, request: PromotionReq
 }
 
 async function afterPromotion(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
-  await writeStatus(ctx, record.task, record.version, { state: 'promoted', reasons: [] });
-  if (record.previousVersion) {
-    const why = record.action === 'rollback' ? `rolled back to ${record.version}` : `replaced by ${record.version}`;
-    await writeStatus(ctx, record.task, record.previousVersion, { state: 'retired', reasons: [why] });
-  }
   const { task, version, contentHash, sequence, action } = record;
+  // Announced first: workers should not wait for the bookkeeping below.
   try {
     await announcePromotion(ctx.redis, ctx.namespace, { task, version, contentHash, sequence, action });
   } catch {
     // The pointer is already written; workers that miss the notice find it by polling.
+  }
+  await writeStatus(ctx, task, version, { state: 'promoted', reasons: [] });
+  if (record.previousVersion) {
+    const why = action === 'rollback' ? `rolled back to ${version}` : `replaced by ${version}`;
+    await writeStatus(ctx, task, record.previousVersion, { state: 'retired', reasons: [why] });
   }
 }
 

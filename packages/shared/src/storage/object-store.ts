@@ -5,7 +5,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
+  ListObjectsCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -126,18 +126,26 @@ export class ObjectStore {
     return (await this.head(key)) !== null;
   }
 
-  /** Lists every object whose key starts with `prefix`, page by page (ListObjectsV2). */
-  async *list(prefix: string): AsyncGenerator<ListedObject> {
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const item of page.Contents ?? []) {
+  /**
+   * Lists every object whose key starts with `prefix`, page by page.
+   *
+   * Uses ListObjects (v1) with `Marker`, not ListObjectsV2: s3rver builds v2 continuation
+   * tokens with DES, which OpenSSL 3 (Node 18+) no longer provides, so any truncated v2 listing
+   * fails there with a 500. v1 with a marker pages the same way on S3, MinIO and s3rver.
+   *
+   * @param pageSize keys per request (S3's maximum, 1000, by default)
+   */
+  async *list(prefix: string, pageSize = 1000): AsyncGenerator<ListedObject> {
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker: marker, MaxKeys: pageSize }));
+      const contents = page.Contents ?? [];
+      for (const item of contents) {
         if (item.Key) yield { key: item.Key, size: item.Size ?? 0 };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      marker = contents.at(-1)?.Key;
+      if (!page.IsTruncated || marker === undefined) return;
+    }
   }
 
   /** All keys under `prefix`, collected from {@link ObjectStore.list}. */
