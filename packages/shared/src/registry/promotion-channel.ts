@@ -26,7 +26,8 @@ export async function subscribeToPromotions(
   onInvalid: (raw: string) => void = () => {},
 ): Promise<PromotionSubscription> {
   const channel = promotionChannelName(namespace);
-  const subscriber = redis.duplicate();
+  // The caller's connection may be a producer one without offline queue; SUBSCRIBE must wait for the connection instead of failing.
+  const subscriber = redis.duplicate({ enableOfflineQueue: true });
   subscriber.on('message', (received: string, raw: string) => {
     if (received !== channel) return;
     let parsed: unknown;
