@@ -25,6 +25,7 @@ import {
 import {
   DirectoryModelProvider,
   startInferenceWorker,
+  type ModelProvider,
   type RunningInferenceWorker,
   type WorkerConfig,
 } from '@btd/inference-worker';
@@ -46,7 +47,7 @@ export interface WorkerTestEnv {
   /** Stores an image and enqueues its inference job; returns the ids. */
   submit(image: Uint8Array, priority?: StudyPriority): Promise<{ studyId: string; imageId: string; jobId: string }>;
   /** Starts an in-process worker with the given models. */
-  startWorker(models: DirectoryModelProvider, config?: Partial<WorkerConfig>): RunningInferenceWorker;
+  startWorker(models: ModelProvider, config?: Partial<WorkerConfig>): RunningInferenceWorker;
   /** Waits for the result message of an image. */
   resultOf(imageId: string, timeoutMs?: number): Promise<ResultMessage>;
   close(): Promise<void>;
