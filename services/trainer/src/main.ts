@@ -1,15 +1,16 @@
 import { initBackend } from '@btd/model';
 import {
   ConfigError,
+  ModelRegistry,
+  ObjectStore,
   SHUTDOWN_PHASE,
   Shutdown,
   closeRedis,
   createLogger,
   createProducerConnection,
   createWorkerConnection,
-  ModelRegistry,
-  ObjectStore,
   waitForRedis,
+  type Logger,
 } from '@btd/shared';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { startTrainer } from './trainer.js';
@@ -18,39 +19,44 @@ function readConfig(): TrainerConfig {
   try {
     return loadTrainerConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(2);
-    }
-    throw error;
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(78); // EX_CONFIG: supervisors should not restart into the same mistake
   }
+}
+
+async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown): Promise<void> {
+  const backend = await initBackend({ prefer: config.backend });
+  logger.info({ backend }, 'tensorflow backend ready');
+
+  const store = new ObjectStore(config);
+  const redis = createProducerConnection(config.redisUrl);
+  const connection = createWorkerConnection(config.redisUrl);
+  shutdown
+    .add('redis', SHUTDOWN_PHASE.connections, () => Promise.all([closeRedis(redis), closeRedis(connection)]))
+    .add('object store', SHUTDOWN_PHASE.connections, () => store.close());
+  const onRedisError = (err: Error): void => logger.warn({ err: err.message }, 'redis connection error');
+  for (const client of [redis, connection]) client.on('error', onRedisError);
+
+  await waitForRedis(redis, config.redisUrl);
+  await store.ensureBucket();
+  const registry = new ModelRegistry({ store, redis, namespace: config.queuePrefix });
+  // The gate needs a promoted model to compare with; an empty registry gets the bundled ones first.
+  logger.info({ seeded: await registry.seedFromDirectory(config.modelsDir, 'trainer') }, 'model registry checked');
+
+  const trainer = startTrainer({ config, connection, registry, store, logger });
+  shutdown.add('trainings (handed back to the queue)', SHUTDOWN_PHASE.drain, () => trainer.close());
+  logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency }, 'trainer consuming the training queue');
 }
 
 const config = readConfig();
 const logger = createLogger({ name: 'trainer', level: config.logLevel });
 const shutdown = new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs });
 shutdown.listen();
-
-const backend = await initBackend({ prefer: config.backend });
-logger.info({ backend }, 'tensorflow backend ready');
-
-const store = new ObjectStore(config);
-await store.ensureBucket();
-const redis = createProducerConnection(config.redisUrl);
-const workerConnection = createWorkerConnection(config.redisUrl);
-await waitForRedis(redis, config.redisUrl);
-
-const registry = new ModelRegistry({ store, redis, namespace: config.queuePrefix });
-const seeded = await registry.seedFromDirectory(config.modelsDir);
-logger.info({ seeded }, 'model registry checked');
-
-const trainer = startTrainer({ config, connection: workerConnection, registry, store, logger });
-logger.info({ concurrency: config.concurrency }, 'trainer consuming the training queue');
-
-shutdown
-  .add('stop trainings', SHUTDOWN_PHASE.drain, () => trainer.close())
-  .add('redis', SHUTDOWN_PHASE.connections, async () => {
-    await closeRedis(workerConnection);
-    await closeRedis(redis);
-  })
-  .add('object store', SHUTDOWN_PHASE.connections, () => store.close());
+try {
+  await start(config, logger, shutdown);
+} catch (error) {
+  logger.fatal({ err: error }, `trainer could not start: ${(error as Error).message}`);
+  await shutdown.run('start-up failed');
+  process.exit(1);
+}
