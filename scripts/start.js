@@ -51,10 +51,10 @@ async function checkRedis(url) {
   }
 }
 
-/** Starts s3rver under ./data/s3 unless an S3 endpoint is configured; returns the env to pass on. */
+/** Starts s3rver under DATA_DIR/s3 unless an S3 endpoint is configured; returns the env to pass on. */
 async function startStorage(env) {
   if (env.S3_ENDPOINT) return { storageEnv: {}, embedded: undefined, where: env.S3_ENDPOINT };
-  const directory = path.join(ROOT, 'data/s3');
+  const directory = path.join(env.DATA_DIR, 's3');
   const port = Number(env.EMBEDDED_S3_PORT ?? EMBEDDED_S3_PORT);
   const embedded = await startEmbeddedS3({ directory, port }).catch((error) => {
     if (error.code !== 'EADDRINUSE') throw error;
@@ -72,13 +72,13 @@ async function startStorage(env) {
 
 /**
  * The bundled models, or (before any have been trained) untrained placeholders written under
- * ./data/models so the pipeline still runs end to end. Their verdicts mean nothing.
+ * DATA_DIR/models so the pipeline still runs end to end. Their verdicts mean nothing.
  */
 async function modelsDirectory(env) {
   const bundled = env.MODELS_DIR ?? path.join(ROOT, 'models');
   const complete = (dir) => ['tumor-binary', 'tumor-type'].every((task) => existsSync(path.join(dir, task, 'manifest.json')));
   if (complete(bundled)) return bundled;
-  const placeholder = path.join(ROOT, 'data/models');
+  const placeholder = path.join(env.DATA_DIR, 'models');
   if (!complete(placeholder)) {
     const { writeInitialArtifact } = await import('@btd/model');
     for (const task of ['tumor-binary', 'tumor-type']) {
@@ -141,7 +141,7 @@ async function main() {
   const env = { ...process.env };
   env.REDIS_URL ??= 'redis://127.0.0.1:6379';
   env.PORT ??= '3000';
-  env.DATA_DIR ??= path.join(ROOT, 'data');
+  env.DATA_DIR = path.resolve(env.DATA_DIR ?? path.join(ROOT, 'data'));
   // Node 20 is supported; the SDK's notice about its future releases would print once per process.
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   await checkRedis(env.REDIS_URL);

@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from '@btd/shared';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, sampleImages, uniquePrefix, waitFor, writeTestModels } from './helpers/index.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+let dataDir: string;
+let modelsDir: string;
+const prefix = uniquePrefix();
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'btd-start-'));
+  modelsDir = await writeTestModels();
+});
+
+afterAll(async () => {
+  const redis = new Redis(TEST_REDIS_URL);
+  await deleteKeysWithPrefix(redis, prefix);
+  redis.disconnect();
+  await rm(dataDir, { recursive: true, force: true });
+  await rm(modelsDir, { recursive: true, force: true });
+});
+
+describe('npm start (scripts/start.js)', () => {
+  it('brings up embedded S3, the API and a worker, serves a study, and stops cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts/start.js'), '--workers', '1', '--no-trainer'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL: TEST_REDIS_URL,
+        QUEUE_PREFIX: prefix,
+        PORT: String(port),
+        EMBEDDED_S3_PORT: String(await freePort()),
+        DATA_DIR: dataDir,
+        MODELS_DIR: modelsDir,
+        TF_BACKEND: 'wasm',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => output.includes('btd is up'), { timeoutMs: 90_000, what: `the start banner in:\n${output}` });
+      expect(output).toContain(`http://localhost:${port}`);
+      expect(output).not.toContain('UNTRAINED');
+
+      const key = (await readFile(path.join(dataDir, 'local-api-key'), 'utf8')).trim();
+      const [file] = await sampleImages('br35h/yes', 1);
+      const form = new FormData();
+      form.append('priority', 'stat');
+      form.append('file', new Blob([await readFile(file as string)], { type: 'image/jpeg' }), 'scan.jpg');
+      const submitted = await fetch(`http://localhost:${port}/v1/studies`, { method: 'POST', body: form, headers: { authorization: `Bearer ${key}` } });
+      expect(submitted.status).toBe(202);
+      const { studyId } = (await submitted.json()) as { studyId: string };
+      const study = await waitFor(async () => {
+        const response = await fetch(`http://localhost:${port}/v1/studies/${studyId}`, { headers: { authorization: `Bearer ${key}` } });
+        const body = (await response.json()) as { state: string };
+        return body.state === 'done' ? body : undefined;
+      }, { timeoutMs: 60_000, what: 'the study to be done' });
+      expect(study.state).toBe('done');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(output).toContain('stopped.');
+  });
+});
