@@ -1,50 +1,35 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
-import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, type TestS3 } from './helpers/index.js';
+import { useApiHarness } from './api-harness.js';
 
-let s3: TestS3;
-let env: ApiTestEnv;
-
-beforeAll(async () => {
-  s3 = await startTestS3();
-});
-afterAll(async () => {
-  await s3.close();
-});
-beforeEach(async () => {
-  env = await startApiEnv(s3);
-});
-afterEach(async () => {
-  await env.close();
-});
+const harness = useApiHarness();
 
 const [slice] = mriSlices('yes', 1);
 
 describe('API keys', () => {
   it('refuses /v1 requests without a key or with an unknown one, before reading the upload', async () => {
     const form = () => studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]);
-    const missing = await call<ErrorBody>(env, null, 'POST', '/v1/studies', { body: form() });
+    const missing = await call<ErrorBody>(harness.env, null, 'POST', '/v1/studies', { body: form() });
     expect([missing.status, missing.body.code]).toEqual([401, 'unauthorized']);
     expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    const wrong = await call<ErrorBody>(env, null, 'GET', '/v1/studies', { headers: { authorization: 'Bearer not-a-real-key-at-all' } });
+    const wrong = await call<ErrorBody>(harness.env, null, 'GET', '/v1/studies', { headers: { authorization: 'Bearer not-a-real-key-at-all' } });
     expect(wrong.status).toBe(401);
-    const basic = await call<ErrorBody>(env, null, 'GET', '/v1/studies', { headers: { authorization: `Basic ${env.keys.alice}` } });
+    const basic = await call<ErrorBody>(harness.env, null, 'GET', '/v1/studies', { headers: { authorization: `Basic ${harness.env.keys.alice}` } });
     expect(basic.status).toBe(401);
-    expect(await env.objectKeys()).toEqual([]);
+    expect(await harness.env.objectKeys()).toEqual([]);
   });
 
   it('leaves health, docs and the upload page open', async () => {
     for (const path of ['/healthz', '/readyz', '/docs/json', '/']) {
-      expect((await call(env, null, 'GET', path)).status, path).toBe(200);
+      expect((await call(harness.env, null, 'GET', path)).status, path).toBe(200);
     }
   });
 
   it('keeps admin routes for admin clients', async () => {
-    expect((await call<ErrorBody>(env, 'alice', 'GET', '/v1/admin/queues')).status).toBe(403);
-    const admin = await call<{ queues: { name: string }[] }>(env, 'ops', 'GET', '/v1/admin/queues');
+    expect((await call<ErrorBody>(harness.env, 'alice', 'GET', '/v1/admin/queues')).status).toBe(403);
+    const admin = await call<{ queues: { name: string }[] }>(harness.env, 'ops', 'GET', '/v1/admin/queues');
     expect(admin.status).toBe(200);
     expect(admin.body.queues.map((queue) => queue.name).sort()).toEqual(['inference', 'results', 'webhooks']);
   });
@@ -52,27 +37,27 @@ describe('API keys', () => {
 
 describe('isolation between clients', () => {
   it("answers 404 for another client's study, overlay and batch, and lists only one's own", async () => {
-    const study = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', {
+    const study = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
       body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]),
     });
-    const batch = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: {} });
+    const batch = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} });
     const { studyId, images } = study.body;
 
-    expect((await call(env, 'alice', 'GET', `/v1/studies/${studyId}`)).status).toBe(200);
-    const foreign = await call<ErrorBody>(env, 'bob', 'GET', `/v1/studies/${studyId}`);
+    expect((await call(harness.env, 'alice', 'GET', `/v1/studies/${studyId}`)).status).toBe(200);
+    const foreign = await call<ErrorBody>(harness.env, 'bob', 'GET', `/v1/studies/${studyId}`);
     expect([foreign.status, foreign.body.code]).toEqual([404, 'not_found']);
-    const unknown = await call<ErrorBody>(env, 'bob', 'GET', '/v1/studies/stu_00000000000000000000');
+    const unknown = await call<ErrorBody>(harness.env, 'bob', 'GET', '/v1/studies/stu_00000000000000000000');
     expect(foreign.body.message.replace(studyId, 'X')).toBe(unknown.body.message.replace('stu_00000000000000000000', 'X'));
-    expect((await call(env, 'bob', 'GET', `/v1/studies/${studyId}/images/${images[0]!.imageId}/overlay.png`)).status).toBe(404);
-    expect((await call(env, 'bob', 'GET', `/v1/batches/${batch.body.batchId}`)).status).toBe(404);
-    const addToForeign = await call(env, 'bob', 'POST', `/v1/batches/${batch.body.batchId}/studies`, {
+    expect((await call(harness.env, 'bob', 'GET', `/v1/studies/${studyId}/images/${images[0]!.imageId}/overlay.png`)).status).toBe(404);
+    expect((await call(harness.env, 'bob', 'GET', `/v1/batches/${batch.body.batchId}`)).status).toBe(404);
+    const addToForeign = await call(harness.env, 'bob', 'POST', `/v1/batches/${batch.body.batchId}/studies`, {
       body: studyForm([{ name: 'b.jpg', bytes: slice!.bytes }]),
     });
     expect(addToForeign.status).toBe(404);
-    expect((await call(env, 'bob', 'POST', `/v1/batches/${batch.body.batchId}/close`)).status).toBe(404);
+    expect((await call(harness.env, 'bob', 'POST', `/v1/batches/${batch.body.batchId}/close`)).status).toBe(404);
 
-    const aliceList = await call<{ items: { studyId: string }[]; total: number }>(env, 'alice', 'GET', '/v1/studies');
-    const bobList = await call<{ items: unknown[]; total: number }>(env, 'bob', 'GET', '/v1/studies');
+    const aliceList = await call<{ items: { studyId: string }[]; total: number }>(harness.env, 'alice', 'GET', '/v1/studies');
+    const bobList = await call<{ items: unknown[]; total: number }>(harness.env, 'bob', 'GET', '/v1/studies');
     expect(aliceList.body.items.map((item) => item.studyId)).toEqual([studyId]);
     expect([bobList.body.items, bobList.body.total]).toEqual([[], 0]);
   });
@@ -80,12 +65,12 @@ describe('isolation between clients', () => {
 
 describe('OpenAPI document', () => {
   it('describes the routes with their schemas and bearer security', async () => {
-    const doc = await call<{ paths: Record<string, Record<string, { security?: unknown[] }>> }>(env, null, 'GET', '/docs/json');
+    const doc = await call<{ paths: Record<string, Record<string, { security?: unknown[] }>> }>(harness.env, null, 'GET', '/docs/json');
     for (const path of ['/v1/studies', '/v1/studies/{id}', '/v1/batches', '/v1/batches/{id}', '/v1/batches/{id}/studies', '/healthz', '/readyz']) {
       expect(doc.body.paths, path).toHaveProperty([path]);
     }
     expect(doc.body.paths['/v1/studies']!.post!.security).toEqual([{ bearerAuth: [] }]);
-    const ui = await fetch(`${env.url}/docs`, { redirect: 'follow' });
+    const ui = await fetch(`${harness.env.url}/docs`, { redirect: 'follow' });
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger');
   });

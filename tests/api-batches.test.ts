@@ -1,37 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifyWebhookSignature, type BatchView, type ErrorBody, type SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
-import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, type TestS3 } from './helpers/index.js';
-import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
-import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
+import { useApiHarness } from './api-harness.js';
 
-let s3: TestS3;
-let env: ApiTestEnv;
-let worker: TestInferenceWorker | undefined;
-let receiver: WebhookReceiver | undefined;
-
-beforeAll(async () => {
-  s3 = await startTestS3();
-});
-afterAll(async () => {
-  await s3.close();
-});
-beforeEach(async () => {
-  env = await startApiEnv(s3);
-});
-afterEach(async () => {
-  await worker?.close();
-  await receiver?.close();
-  worker = undefined;
-  receiver = undefined;
-  await env.close();
-});
+const harness = useApiHarness();
 
 function getBatch(batchId: string, query = '') {
-  return call<BatchView>(env, 'alice', 'GET', `/v1/batches/${batchId}${query}`);
+  return call<BatchView>(harness.env, 'alice', 'GET', `/v1/batches/${batchId}${query}`);
 }
 
 async function waitForBatch(batchId: string, until: (batch: BatchView) => boolean, timeoutMs = 60_000): Promise<BatchView> {
@@ -46,8 +23,8 @@ async function waitForBatch(batchId: string, until: (batch: BatchView) => boolea
 
 describe('batches', () => {
   it('takes studies in chunks, counts them per state, pages them and announces completion once', async () => {
-    receiver = await startWebhookReceiver();
-    const created = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', {
+    const receiver = await harness.startReceiver();
+    const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', {
       body: { externalId: 'NIGHTLY-1', priority: 'routine', callbackUrl: `${receiver.url}/batch` },
     });
     expect(created.status).toBe(201);
@@ -56,7 +33,7 @@ describe('batches', () => {
 
     const slices = mriSlices('no', 6);
     const chunks = slices.map((slice, i) =>
-      call<SubmittedStudy>(env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, {
+      call<SubmittedStudy>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, {
         body: studyForm([{ name: slice.name, bytes: slice.bytes }], { externalId: `ACC-${i}` }),
       }),
     );
@@ -76,20 +53,20 @@ describe('batches', () => {
     const paged = [...firstPage.studies.items, ...secondPage.studies.items].map((item) => item.studyId).sort();
     expect(paged).toEqual(submitted.map((answer) => answer.body.studyId).sort());
 
-    const closed = await call<BatchView>(env, 'alice', 'POST', `/v1/batches/${batchId}/close`);
+    const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/close`);
     expect(closed.body.state).toBe('closed');
-    const late = await call<ErrorBody>(env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, {
+    const late = await call<ErrorBody>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, {
       body: studyForm([{ name: 'late.jpg', bytes: slices[0]!.bytes }]),
     });
     expect([late.status, late.body.code]).toEqual([409, 'batch_not_open']);
 
-    worker = await startTestInferenceWorker(env);
+    await harness.startWorker();
     const done = await waitForBatch(batchId, (batch) => batch.state === 'done');
     expect(done.counts).toEqual({ total: 6, queued: 0, processing: 0, done: 6, failed: 0 });
     expect(done.studies.items.every((item) => item.state === 'done')).toBe(true);
 
     const [hook] = await receiver.waitFor(1, '/batch');
-    expect(verifyWebhookSignature(env.webhookSecret, String(hook!.headers['x-btd-signature']), hook!.body)).toBe(true);
+    expect(verifyWebhookSignature(harness.env.webhookSecret, String(hook!.headers['x-btd-signature']), hook!.body)).toBe(true);
     const body = JSON.parse(hook!.body) as { event: string; batch: BatchView };
     expect(body.event).toBe('batch.completed');
     expect(body.batch).toMatchObject({ batchId, state: 'done', externalId: 'NIGHTLY-1', counts: { total: 6, done: 6 } });
@@ -98,17 +75,17 @@ describe('batches', () => {
   });
 
   it('completes an empty batch when it is closed', async () => {
-    const created = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: {} });
-    const closed = await call<BatchView>(env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);
+    const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} });
+    const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);
     expect(closed.body.state).toBe('done');
     expect(closed.body.counts.total).toBe(0);
   });
 
   it('refuses unknown fields and bad values in the batch body', async () => {
-    const unknown = await call<ErrorBody>(env, 'alice', 'POST', '/v1/batches', { body: { size: 100 } });
+    const unknown = await call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/batches', { body: { size: 100 } });
     expect([unknown.status, unknown.body.code]).toEqual([400, 'invalid_request']);
     expect(unknown.body.message).toContain('size');
-    const priority = await call<ErrorBody>(env, 'alice', 'POST', '/v1/batches', { body: { priority: 'urgent' } });
+    const priority = await call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/batches', { body: { priority: 'urgent' } });
     expect(priority.body.message).toContain('stat, routine');
   });
 });

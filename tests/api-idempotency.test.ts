@@ -1,35 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
-import { startApiEnv, type ApiTestEnv, type TestClient } from './api-test-env.js';
-import { startTestS3, type TestS3 } from './helpers/index.js';
+import { useApiHarness } from './api-harness.js';
+import type { TestClient } from './api-test-env.js';
 
-let s3: TestS3;
-let env: ApiTestEnv;
-
-beforeAll(async () => {
-  s3 = await startTestS3();
-});
-afterAll(async () => {
-  await s3.close();
-});
-beforeEach(async () => {
-  env = await startApiEnv(s3);
-});
-afterEach(async () => {
-  await env.close();
-});
+const harness = useApiHarness();
 
 const [first, second] = mriSlices('no', 2);
 
 function submit(client: TestClient, bytes: Uint8Array, fields: Record<string, string> = {}, headers: Record<string, string> = {}) {
-  return call<SubmittedStudy & ErrorBody>(env, client, 'POST', '/v1/studies', { body: studyForm([{ name: 'slice.jpg', bytes }], fields), headers });
+  return call<SubmittedStudy & ErrorBody>(harness.env, client, 'POST', '/v1/studies', { body: studyForm([{ name: 'slice.jpg', bytes }], fields), headers });
 }
 
 async function jobCount(): Promise<number> {
-  return env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed');
+  return harness.env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed');
 }
 
 describe('Idempotency-Key', () => {
@@ -44,7 +30,7 @@ describe('Idempotency-Key', () => {
     expect(retry.headers.get('idempotent-replayed')).toBe('true');
     expect(original.headers.get('idempotent-replayed')).toBeNull();
     expect(await jobCount()).toBe(1);
-    expect(await env.objectKeys()).toHaveLength(1);
+    expect(await harness.env.objectKeys()).toHaveLength(1);
   });
 
   it('creates one study when identical requests race', async () => {
@@ -75,8 +61,8 @@ describe('Idempotency-Key', () => {
 
   it('makes batch creation retry-safe too', async () => {
     const headers = { 'idempotency-key': randomUUID() };
-    const created = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
-    const retried = await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
+    const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
+    const retried = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
     expect(created.status).toBe(201);
     expect(retried.body.batchId).toBe(created.body.batchId);
   });
@@ -97,7 +83,7 @@ describe('externalId', () => {
     const answers = await Promise.all(Array.from({ length: 5 }, () => submit('alice', first!.bytes, { externalId: 'ACC-43' })));
     expect(new Set(answers.map((answer) => answer.body.studyId)).size).toBe(1);
     expect(await jobCount()).toBe(1);
-    expect(await env.objectKeys()).toHaveLength(1);
+    expect(await harness.env.objectKeys()).toHaveLength(1);
   });
 
   it('refuses an external id reused for different images, naming the existing study', async () => {
@@ -105,14 +91,14 @@ describe('externalId', () => {
     const clash = await submit('alice', second!.bytes, { externalId: 'ACC-44' });
     expect([clash.status, clash.body.code]).toEqual([409, 'external_id_conflict']);
     expect(clash.body.message).toContain(original.body.studyId);
-    expect(await env.objectKeys()).toHaveLength(1);
+    expect(await harness.env.objectKeys()).toHaveLength(1);
   });
 
   it('finds a study by its external id', async () => {
     const original = await submit('alice', first!.bytes, { externalId: 'ACC-45' });
-    const found = await call<{ items: { studyId: string }[] }>(env, 'alice', 'GET', '/v1/studies?externalId=ACC-45');
+    const found = await call<{ items: { studyId: string }[] }>(harness.env, 'alice', 'GET', '/v1/studies?externalId=ACC-45');
     expect(found.body.items.map((item) => item.studyId)).toEqual([original.body.studyId]);
-    const other = await call<{ items: unknown[] }>(env, 'bob', 'GET', '/v1/studies?externalId=ACC-45');
+    const other = await call<{ items: unknown[] }>(harness.env, 'bob', 'GET', '/v1/studies?externalId=ACC-45');
     expect(other.body.items).toEqual([]);
   });
 });

@@ -1,40 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ErrorBody } from '@btd/api';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm, type UploadFile } from './api-client.js';
-import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, type TestS3 } from './helpers/index.js';
+import { useApiHarness } from './api-harness.js';
 
 const MAX_UPLOAD_BYTES = 200_000;
 
-let s3: TestS3;
-let env: ApiTestEnv;
-
-beforeAll(async () => {
-  s3 = await startTestS3();
-});
-afterAll(async () => {
-  await s3.close();
-});
-beforeEach(async () => {
-  env = await startApiEnv(s3, { MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
-});
-afterEach(async () => {
-  await env.close();
-});
+const harness = useApiHarness({ MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
 
 /** Nothing of a rejected submission may remain: no object, no record, no job. */
 async function expectNothingStored(): Promise<void> {
-  expect(await env.objectKeys()).toEqual([]);
-  const records = (await env.redisKeys()).filter((key) => key.startsWith(`${env.prefix}:api:`));
+  expect(await harness.env.objectKeys()).toEqual([]);
+  const records = (await harness.env.redisKeys()).filter((key) => key.startsWith(`${harness.env.prefix}:api:`));
   expect(records).toEqual([]);
-  const jobs = await env.api.ctx.queues.inference.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
+  const jobs = await harness.env.api.ctx.queues.inference.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
   expect(Object.values(jobs).reduce((sum, n) => sum + n, 0)).toBe(0);
 }
 
 async function submit(files: UploadFile[], fields: Record<string, string> = {}, fileField = 'file') {
-  return call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: studyForm(files, fields, fileField) });
+  return call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm(files, fields, fileField) });
 }
 
 const [good] = mriSlices('yes', 1);
@@ -109,7 +94,7 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
   it('refuses a submission without files, and one that is not multipart', async () => {
     const empty = await submit([], { externalId: 'ACC-1' });
     expect([empty.status, empty.body.code]).toEqual([400, 'no_files']);
-    const json = await call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: { file: 'x' } });
+    const json = await call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/studies', { body: { file: 'x' } });
     expect([json.status, json.body.code]).toEqual([415, 'not_multipart']);
     await expectNothingStored();
   });

@@ -2,23 +2,18 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
-import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, type TestS3 } from './helpers/index.js';
-import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
+import { useApiHarness } from './api-harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`upload page tests skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
 
-let s3: TestS3;
-let browser: Browser;
-let env: ApiTestEnv;
-let worker: TestInferenceWorker | undefined;
-let page: Page;
-
 describe.skipIf(!hasChromium)('upload page in Chromium', () => {
+  const harness = useApiHarness();
+  let browser: Browser;
+  let page: Page;
+
   beforeAll(async () => {
-    s3 = await startTestS3();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -26,23 +21,18 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
   });
   afterAll(async () => {
     await browser?.close();
-    await s3?.close();
   });
   beforeEach(async () => {
-    env = await startApiEnv(s3);
     page = await browser.newPage();
   });
   afterEach(async () => {
     await page.close();
-    await worker?.close();
-    worker = undefined;
-    await env.close();
   });
 
   it('uploads a slice and shows the verdict, probabilities, type and overlay', async () => {
     const [slice] = mriSlices('yes', 1);
-    worker = await startTestInferenceWorker(env);
-    await page.goto(`${env.url}/#key=${encodeURIComponent(env.keys.alice)}`);
+    await harness.startWorker();
+    await page.goto(`${harness.env.url}/#key=${encodeURIComponent(harness.env.keys.alice)}`);
     // The key is taken from the fragment and removed from the address bar.
     expect(new URL(page.url()).hash).toBe('');
     await page.setInputFiles('#file', { name: slice!.name, mimeType: 'image/jpeg', buffer: slice!.bytes });
@@ -59,18 +49,18 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
   });
 
   it('shows the reason when a file is refused', async () => {
-    await page.goto(`${env.url}/#key=${encodeURIComponent(env.keys.alice)}`);
+    await page.goto(`${harness.env.url}/#key=${encodeURIComponent(harness.env.keys.alice)}`);
     await page.setInputFiles('#file', { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not an image\n'.repeat(50)) });
     const error = page.locator('#error');
     await error.waitFor({ state: 'visible' });
     expect(await error.textContent()).toMatch(/Rejected: "notes\.jpg".*JPEG or PNG/);
     expect(await error.getAttribute('role')).toBe('alert');
-    expect(await env.objectKeys()).toEqual([]);
+    expect(await harness.env.objectKeys()).toEqual([]);
   });
 
   it('asks for a key before uploading, and says so when a key is wrong', async () => {
     const [slice] = mriSlices('no', 1);
-    await page.goto(env.url);
+    await page.goto(harness.env.url);
     await page.setInputFiles('#file', { name: slice!.name, mimeType: 'image/jpeg', buffer: slice!.bytes });
     await page.locator('#error').waitFor({ state: 'visible' });
     expect(await page.locator('#error').textContent()).toContain('Paste your API key');

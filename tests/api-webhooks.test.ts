@@ -1,38 +1,17 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifyWebhookSignature, type StudyView, type SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
-import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, type TestS3 } from './helpers/index.js';
-import { startTestInferenceWorker, type TestInferenceWorker } from './api-test-worker.js';
-import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
+import { useApiHarness } from './api-harness.js';
 
-let s3: TestS3;
-let env: ApiTestEnv;
-let worker: TestInferenceWorker;
-let receiver: WebhookReceiver;
-
-beforeAll(async () => {
-  s3 = await startTestS3();
-});
-afterAll(async () => {
-  await s3.close();
-});
-beforeEach(async () => {
-  env = await startApiEnv(s3);
-  worker = await startTestInferenceWorker(env);
-});
-afterEach(async () => {
-  await worker.close();
-  await env.close();
-  await receiver?.close();
-});
+const harness = useApiHarness();
 
 describe('study webhooks', () => {
   it('delivers a signed study.completed, retrying after a failed attempt, and shows the attempts', async () => {
-    receiver = await startWebhookReceiver([503]);
+    const receiver = await harness.startReceiver([503]);
+    await harness.startWorker();
     const [slice] = mriSlices('yes', 1);
-    const submitted = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', {
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
       body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }], { callbackUrl: `${receiver.url}/hooks/btd?token=abc` }),
     });
     const hooks = await receiver.waitFor(2);
@@ -42,9 +21,9 @@ describe('study webhooks', () => {
     for (const hook of hooks) {
       const signature = String(hook.headers['x-btd-signature']);
       expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
-      expect(verifyWebhookSignature(env.webhookSecret, signature, hook.body)).toBe(true);
+      expect(verifyWebhookSignature(harness.env.webhookSecret, signature, hook.body)).toBe(true);
       expect(verifyWebhookSignature('some-other-secret-value', signature, hook.body)).toBe(false);
-      expect(verifyWebhookSignature(env.webhookSecret, signature, hook.body.replace('done', 'failed'))).toBe(false);
+      expect(verifyWebhookSignature(harness.env.webhookSecret, signature, hook.body.replace('done', 'failed'))).toBe(false);
       expect(hook.headers['x-btd-event']).toBe('study.completed');
       expect(hook.path).toBe('/hooks/btd?token=abc');
     }
@@ -57,17 +36,17 @@ describe('study webhooks', () => {
     expect(body.study.state).toBe('done');
     expect(body.study.images[0]!.result?.label).toMatch(/tumor/);
 
-    const study = await waitForStudy(env, 'alice', submitted.body.studyId, (s) => s.webhook?.deliveredAt !== undefined);
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId, (s) => s.webhook?.deliveredAt !== undefined);
     expect(study.webhook).toMatchObject({ attempts: 2, lastStatus: 200 });
     expect(receiver.received).toHaveLength(2);
   });
 
   it('sends nothing for a study without callbackUrl', async () => {
-    receiver = await startWebhookReceiver();
+    await harness.startWorker();
     const [slice] = mriSlices('no', 1);
-    const submitted = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]) });
-    const study = await waitForStudy(env, 'alice', submitted.body.studyId);
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]) });
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
     expect(study.webhook).toBeUndefined();
-    expect(await env.api.ctx.queues.webhooks.getJobCountByTypes('waiting', 'delayed', 'completed', 'failed')).toBe(0);
+    expect(await harness.env.api.ctx.queues.webhooks.getJobCountByTypes('waiting', 'delayed', 'completed', 'failed')).toBe(0);
   });
 });

@@ -40,7 +40,8 @@ export function createResultsProcessor(ctx: ApiContext, logger: Logger): Process
     const started = performance.now();
     const message = job.data;
     if (!Value.Check(ResultMessageSchema, message)) throw new UnrecoverableError('malformed result message');
-    const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1, studyId: message.studyId });
+    const modelVersion = message.kind === 'succeeded' ? message.summary.models.map((m) => `${m.task}@${m.version}`).join(',') : undefined;
+    const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1, modelVersion, studyId: message.studyId });
     const study = await ctx.studies.get(message.studyId);
     if (!study || study.clientId !== message.clientId) throw new UnrecoverableError(`result for unknown study ${message.studyId}`);
     const outcome = await ctx.studies.applyResult(study, message);

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
 import { CallbackUrlSchema, ExternalIdSchema, IdPattern, PrioritySchema } from './common.schemas.js';
-import { WebhookViewSchema } from './study.schemas.js';
+import { StudyStateSchema, WebhookViewSchema } from './study.schemas.js';
 
 export const CreateBatchSchema = Type.Object(
   {
@@ -11,8 +11,6 @@ export const CreateBatchSchema = Type.Object(
   { additionalProperties: false },
 );
 export type CreateBatch = Static<typeof CreateBatchSchema>;
-
-const StudyStateSchema = Type.Enum(['awaiting_upload', 'queued', 'processing', 'done', 'failed']);
 
 export const BatchViewSchema = Type.Object(
   {

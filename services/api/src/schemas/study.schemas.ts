@@ -1,7 +1,9 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
 import { CallbackUrlSchema, ExternalIdSchema, IdPattern, PrioritySchema } from './common.schemas.js';
 
-const StudyStateSchema = Type.Enum(['awaiting_upload', 'queued', 'processing', 'done', 'failed']);
+export const StudyStateSchema = Type.Enum(['queued', 'processing', 'done', 'failed'], {
+  description: 'queued: waiting for a worker; processing: being analysed; done; failed (see failure.reason).',
+});
 
 const Probabilities = Type.Record(Type.String(), Type.Number(), { description: 'Class name → probability.' });
 
@@ -24,7 +26,7 @@ const ImageViewSchema = Type.Object({
   contentType: Type.String(),
   width: Type.Integer(),
   height: Type.Integer(),
-  state: Type.Enum(['awaiting_upload', 'queued', 'processing', 'done', 'failed']),
+  state: StudyStateSchema,
   result: Type.Optional(ImageResultSchema),
   failure: Type.Optional(Type.Object({ reason: Type.String() })),
 });

@@ -1,10 +1,10 @@
 import type { ResultSummary, StudyPriority } from '@btd/shared';
 
-/** Where a study stands. `awaiting_upload` only occurs for presigned batch uploads. */
-export type StudyState = 'awaiting_upload' | 'queued' | 'processing' | 'done' | 'failed';
+/** Where a study stands. */
+export type StudyState = 'queued' | 'processing' | 'done' | 'failed';
 
-/** Where one image stands. */
-export type ImageState = 'awaiting_upload' | 'queued' | 'done' | 'failed';
+/** Where one image stands (`processing` is read live from the queue, never stored). */
+export type ImageState = 'queued' | 'done' | 'failed';
 
 /** A batch is `open` for new studies until closed, and `done` once every study finished. */
 export type BatchState = 'open' | 'closed' | 'done';
