@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
+import { registerIdentity } from './identity.js';
 import { unregisterWasmKernel } from './kernel-utils.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
 import { registerTile } from './tile.js';
@@ -16,11 +17,18 @@ export function registerFastWasmKernels(): void {
   registerConv2DBackpropInput();
   registerTile();
   registerMaxPoolGrad();
+  registerIdentity();
   registerBatchNormGradient();
 }
 
 /** Names of the kernels {@link registerFastWasmKernels} registers. */
-export const FAST_WASM_KERNELS: readonly string[] = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.Tile, tf.MaxPoolGrad];
+export const FAST_WASM_KERNELS: readonly string[] = [
+  tf.Conv2DBackpropFilter,
+  tf.Conv2DBackpropInput,
+  tf.Tile,
+  tf.MaxPoolGrad,
+  tf.Identity,
+];
 
 /**
  * Restores the backend's own kernels, all of them or the named ones (benchmarks compare
