@@ -1,10 +1,5 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
 import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, type Env } from '@btd/shared';
-
-/** `<repo>/models`, where the shipped artifacts live; resolved from this file so the cwd does not matter. */
-const BUNDLED_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../models');
 
 /** Every setting of the inference worker. */
 export const WorkerConfigSchema = Type.Object({
@@ -50,10 +45,11 @@ export const WorkerConfigSchema = Type.Object({
     default: 'registry',
     description: 'registry: promoted models from the S3 registry (seeded from MODELS_DIR when empty), with hot reload; directory: MODELS_DIR only.',
   }),
-  /** Bundled model artifacts: `<dir>/tumor-binary/`, `<dir>/tumor-type/`. */
+  /** Bundled model artifacts: `<dir>/tumor-binary/`, `<dir>/tumor-type/` (relative to the working directory). */
   modelsDir: Type.String({
     env: 'MODELS_DIR',
-    default: BUNDLED_MODELS_DIR,
+    default: 'models',
+    minLength: 1,
     description: 'Directory with the bundled artifacts <dir>/tumor-binary and <dir>/tumor-type.',
   }),
   /** How often the registry is polled in case a promotion notice was missed. */
