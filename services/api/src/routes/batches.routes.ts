@@ -1,4 +1,4 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import { closeBatch, createBatch, ownedBatch, readBatchView } from '../batches/batch-service.js';
@@ -6,13 +6,12 @@ import { readStudyForm } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
 import { BatchPageQuerySchema, BatchParamsSchema, BatchViewSchema, CreateBatchSchema } from '../schemas/batch.schemas.js';
 import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
-import { StudyFormDocSchema, SubmittedStudySchema } from '../schemas/study.schemas.js';
+import { studyUploadSchema } from '../schemas/study.schemas.js';
 import { submitStudy } from '../studies/submit-study.js';
 import { multipartValidator, requireRedis, sendStored } from './route-helpers.js';
 import { formLimits } from './studies.routes.js';
 
-const conflictErrors = { ...commonErrors, 409: { $ref: 'Error' } };
-const uploadErrors = { ...conflictErrors, 413: { $ref: 'Error' }, 415: { $ref: 'Error' }, 422: { $ref: 'Error' } };
+const conflictErrors = { ...commonErrors, 409: Type.Ref('Error') };
 
 /**
  * `/v1/batches`: create a batch, add studies to it in as many requests as suits the client
@@ -45,11 +44,8 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         tags: ['batches'],
         summary: 'Add one study to an open batch (same form as POST /v1/studies)',
         security: bearerAuth,
-        consumes: ['multipart/form-data'],
         params: BatchParamsSchema,
-        headers: IdempotencyHeadersSchema,
-        body: StudyFormDocSchema,
-        response: { 202: SubmittedStudySchema, ...uploadErrors },
+        ...studyUploadSchema,
       },
       validatorCompiler: multipartValidator,
       preHandler: requireRedis(ctx),

@@ -4,15 +4,14 @@ import type { ApiContext } from '../context.js';
 import { notFound } from '../errors/api-error.js';
 import { readStudyForm, type StudyFormLimits } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
-import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
+import { bearerAuth, commonErrors } from '../schemas/common.schemas.js';
 import {
   ImageParamsSchema,
-  StudyFormDocSchema,
   StudyListQuerySchema,
   StudyListSchema,
   StudyParamsSchema,
   StudyViewSchema,
-  SubmittedStudySchema,
+  studyUploadSchema,
 } from '../schemas/study.schemas.js';
 import { ownedStudy, readStudyView } from '../studies/study-reader.js';
 import { studyPath } from '../studies/study-view.js';
@@ -25,8 +24,6 @@ export function formLimits(ctx: ApiContext): StudyFormLimits {
   return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxFiles: maxImagesPerStudy };
 }
 
-const uploadErrors = { ...commonErrors, 409: { $ref: 'Error' }, 413: { $ref: 'Error' }, 415: { $ref: 'Error' }, 422: { $ref: 'Error' } };
-
 /** `/v1/studies`: submit, read, list, and the overlay image. */
 export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.post(
@@ -37,10 +34,7 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         summary: 'Submit a study of one or more images',
         description: 'Every file is checked (type by content, size, pixel count, complete data) before anything is stored.',
         security: bearerAuth,
-        consumes: ['multipart/form-data'],
-        headers: IdempotencyHeadersSchema,
-        body: StudyFormDocSchema,
-        response: { 202: SubmittedStudySchema, ...uploadErrors },
+        ...studyUploadSchema,
       },
       validatorCompiler: multipartValidator,
       preHandler: requireRedis(ctx),

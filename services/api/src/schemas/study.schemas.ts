@@ -1,5 +1,5 @@
 import { Type, type Static } from '@fastify/type-provider-typebox';
-import { CallbackUrlSchema, ExternalIdSchema, IdPattern, PrioritySchema } from './common.schemas.js';
+import { CallbackUrlSchema, ExternalIdSchema, IdPattern, IdempotencyHeadersSchema, PrioritySchema, commonErrors } from './common.schemas.js';
 
 export const StudyStateSchema = Type.Enum(['queued', 'processing', 'done', 'failed'], {
   description: 'queued: waiting for a worker; processing: being analysed; done; failed (see failure.reason).',
@@ -102,3 +102,18 @@ export const StudyFormDocSchema = Type.Object({
 
 export const StudyParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }) });
 export const ImageParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }), imageId: Type.String({ pattern: IdPattern }) });
+
+/** Schema parts shared by every route that takes a study upload (`POST /v1/studies`, batch chunks). */
+export const studyUploadSchema = {
+  consumes: ['multipart/form-data'],
+  headers: IdempotencyHeadersSchema,
+  body: StudyFormDocSchema,
+  response: {
+    202: SubmittedStudySchema,
+    ...commonErrors,
+    409: Type.Ref('Error'),
+    413: Type.Ref('Error'),
+    415: Type.Ref('Error'),
+    422: Type.Ref('Error'),
+  },
+};
