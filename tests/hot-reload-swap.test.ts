@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, ModelRegistry } from '@btd/shared';
 import { RegistryModelProvider } from '../services/inference-worker/src/model-provider.js';
 import { mriSlices } from './api-fixtures.js';
-import { claimWrongInputSize, makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { claimWrongInputSize, makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
 import { TEST_REDIS_URL } from './helpers/index.js';
 
 const logger = createLogger({ name: 'hot-reload-test', level: 'silent', pretty: false });
@@ -20,7 +20,7 @@ interface JobOutcome {
   finishedAt: number;
 }
 
-let env: RegistryTestEnv;
+const env = useRegistryEnv();
 let provider: RegistryModelProvider;
 let metrics: MetricsRegistry;
 let seeded: string;
@@ -51,7 +51,6 @@ const swapTo = (version: string) =>
   });
 
 beforeEach(async () => {
-  env = await startRegistryEnv();
   metrics = new MetricsRegistry();
   await mkdir(path.join(env.dir, 'models'));
   await rename(await makeArtifact(env.dir, TASK), path.join(env.dir, 'models', TASK));
@@ -61,7 +60,6 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await provider.close();
-  await env.close();
 });
 
 async function publish(prepare?: (dir: string) => Promise<void>): Promise<string> {

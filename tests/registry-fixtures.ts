@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { initBackend, loadModel, writeInitialArtifact, type ModelManifest, type Task } from '@btd/model';
+import { afterEach, beforeEach } from 'vitest';
 import { ModelRegistry, ObjectStore, Redis } from '@btd/shared';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, startTestS3, uniquePrefix } from './helpers/index.js';
 
@@ -39,6 +40,21 @@ export async function startRegistryEnv(): Promise<RegistryTestEnv> {
     await rm(dir, { recursive: true, force: true });
   };
   return { store, redis, prefix, registry, dir, serviceEnv, close };
+}
+
+/**
+ * A fresh {@link RegistryTestEnv} for every test of the calling file: started before each test
+ * (ahead of the file's own `beforeEach` hooks) and closed after it (after the file's `afterEach`).
+ */
+export function useRegistryEnv(): RegistryTestEnv {
+  const env = {} as RegistryTestEnv;
+  beforeEach(async () => {
+    Object.assign(env, await startRegistryEnv());
+  });
+  afterEach(async () => {
+    await env.close();
+  });
+  return env;
 }
 
 type WeightEntry = { name: string; shape: number[]; dtype?: string };

@@ -1,6 +1,6 @@
 import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadModel } from '@btd/model';
 import {
   ArtifactVerificationError,
@@ -10,17 +10,9 @@ import {
   verifyArtifact,
   type ArtifactCheck,
 } from '@btd/shared';
-import { makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
 
-let env: RegistryTestEnv;
-
-beforeEach(async () => {
-  env = await startRegistryEnv();
-});
-
-afterEach(async () => {
-  await env.close();
-});
+const env = useRegistryEnv();
 
 const publishNew = async (task: 'tumor-binary' | 'tumor-type' = 'tumor-binary') =>
   (await env.registry.publishDirectory(task, await makeArtifact(env.dir, task))).version;

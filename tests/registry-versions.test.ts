@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ArtifactIntegrityError,
   digestArtifact,
@@ -9,17 +9,9 @@ import {
   registryKeys,
   type PromotionNotice,
 } from '@btd/shared';
-import { makeArtifact, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { makeArtifact, useRegistryEnv } from './registry-fixtures.js';
 
-let env: RegistryTestEnv;
-
-beforeEach(async () => {
-  env = await startRegistryEnv();
-});
-
-afterEach(async () => {
-  await env.close();
-});
+const env = useRegistryEnv();
 
 describe('publishing', () => {
   it('stores an artifact as an immutable, time-sortable version with its content hash', async () => {

@@ -1,10 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { ObjectStore } from '@btd/shared';
 import type { TrainerConfig } from '../services/trainer/src/config.js';
-import { REPO_ROOT, TEST_REDIS_URL, datasetsDir } from './helpers/index.js';
+import { REPO_ROOT, TEST_REDIS_URL, datasetsDir, spawnService, type ServiceProcess } from './helpers/index.js';
 
 /** Sorted Br35H file names of one folder, from `offset` on (tests take disjoint slices). */
 async function br35h(folder: 'yes' | 'no', offset: number, count: number): Promise<string[]> {
@@ -63,33 +61,10 @@ export function trainerConfig(prefix: string, workDir: string, overrides: Partia
 export const TINY_TRAINING = { epochs: 2, inputSize: 32, batchSize: 16, maxImages: 40, seed: 7 } as const;
 
 /** A trainer running as its own process (`services/trainer/dist/main.js`). */
-export interface TrainerProcess {
-  child: ChildProcess;
-  /** Its log lines (JSON). */
-  logs: string[];
-  /** Resolves once it consumes the training queue. */
-  ready: Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+export type TrainerProcess = ServiceProcess;
 
-/** Starts the built trainer with the given environment (on top of a minimal one). */
+/** Starts the built trainer with the given environment. */
 export function spawnTrainer(env: Record<string, string>): TrainerProcess {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'services/trainer/dist/main.js')], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', TF_BACKEND: 'wasm', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      logs.push(line);
-      if (line.includes('"trainer consuming the training queue"')) resolve();
-    });
-    void exited.then(({ code }) => reject(new Error(`trainer exited with ${code} before it was ready:\n${logs.join('\n')}`)));
-  });
-  ready.catch(() => {});
-  child.stderr!.on('data', () => {}); // drained so a chatty dependency cannot block the child
-  return { child, logs, ready, exited };
+  const script = path.join(REPO_ROOT, 'services/trainer/dist/main.js');
+  return spawnService(script, { LOG_LEVEL: 'info', TF_BACKEND: 'wasm', ...env }, 'trainer consuming the training queue');
 }

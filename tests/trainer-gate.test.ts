@@ -1,22 +1,17 @@
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactVerificationError, createLogger } from '@btd/shared';
 import { evaluateCandidate, type GateContext } from '../services/trainer/src/candidate-evaluation.js';
-import { makeArtifact, scrambleWeights, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
 import { linkDataset } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'gate-test', level: 'silent', pretty: false });
-let env: RegistryTestEnv;
+const env = useRegistryEnv();
 let evalDir: string;
 
 beforeEach(async () => {
-  env = await startRegistryEnv();
   // Real slices, 12 with a tumour and 4 without (linked, not copied).
   evalDir = await linkDataset(path.join(env.dir, 'eval'), { yes: 12, no: 4 }, 200);
-});
-
-afterEach(async () => {
-  await env.close();
 });
 
 function gate(overrides: Partial<GateContext> = {}): GateContext {

@@ -12,13 +12,13 @@ import {
   type TrainingResult,
 } from '@btd/shared';
 import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
-import { makeArtifact, startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { makeArtifact, useRegistryEnv } from './registry-fixtures.js';
 import { TEST_REDIS_URL } from './helpers/index.js';
 import { TINY_TRAINING, linkDataset, trainerConfig, uploadDataset } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'trainer-test', level: 'silent', pretty: false });
 
-let env: RegistryTestEnv;
+const env = useRegistryEnv();
 let connection: Redis;
 let queue: TrainingQueue;
 let events: QueueEvents;
@@ -26,7 +26,6 @@ let trainer: Trainer | undefined;
 const progress = new Map<string, TrainingProgress[]>();
 
 beforeEach(async () => {
-  env = await startRegistryEnv();
   connection = createWorkerConnection(TEST_REDIS_URL);
   queue = createTrainingQueue(env.redis, env.prefix);
   events = new QueueEvents('training', { connection: { url: TEST_REDIS_URL }, prefix: env.prefix });
@@ -41,7 +40,6 @@ afterEach(async () => {
   await events.close();
   await queue.close();
   connection.disconnect();
-  await env.close();
 });
 
 function start(overrides: Parameters<typeof trainerConfig>[2] = {}): Trainer {

@@ -2,15 +2,14 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTrainingQueue, enqueueTraining, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
 import { waitFor } from './helpers/index.js';
-import { startRegistryEnv, type RegistryTestEnv } from './registry-fixtures.js';
+import { useRegistryEnv } from './registry-fixtures.js';
 import { TINY_TRAINING, linkDataset, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
 
-let env: RegistryTestEnv;
+const env = useRegistryEnv();
 let queue: TrainingQueue;
 const children: TrainerProcess[] = [];
 
 beforeEach(async () => {
-  env = await startRegistryEnv();
   queue = createTrainingQueue(env.redis, env.prefix);
 });
 
@@ -20,7 +19,6 @@ afterEach(async () => {
     await trainer.exited;
   }
   await queue.close();
-  await env.close();
 });
 
 function start(): TrainerProcess {

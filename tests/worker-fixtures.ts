@@ -1,8 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { initBackend } from '@btd/model';
 import {
   Redis,
@@ -29,7 +27,7 @@ import {
   type RunningInferenceWorker,
   type WorkerConfig,
 } from '@btd/inference-worker';
-import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, uniquePrefix, waitFor, type TestS3 } from './helpers/index.js';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, spawnService, uniquePrefix, waitFor, type ServiceProcess, type TestS3 } from './helpers/index.js';
 
 /** Worker settings for tests: short locks so stalled jobs come back within seconds. */
 export const FAST_RECOVERY = { lockDurationMs: 2000, stalledIntervalMs: 500, maxStalledCount: 2 } as const;
@@ -123,36 +121,12 @@ export async function readImage(file: string): Promise<Uint8Array> {
 }
 
 /** A worker service running as a child process. */
-export interface WorkerProcess {
-  readonly child: ChildProcess;
-  /** Log lines (JSON) printed so far. */
-  readonly logs: string[];
-  /** Resolves once the worker logs that it consumes the queue. */
-  readonly ready: Promise<void>;
-  /** Resolves with the exit code and signal. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+export type WorkerProcess = ServiceProcess;
 
 const WORKER_MAIN = path.join(REPO_ROOT, 'services/inference-worker/dist/main.js');
 
 /** Starts `services/inference-worker/dist/main.js` with the env's queues and bucket. */
 export function spawnWorker(env: WorkerTestEnv, extra: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, [WORKER_MAIN], {
-    env: { PATH: process.env.PATH ?? '', ...env.env, LOG_LEVEL: 'info', TF_BACKEND: 'wasm', MODEL_SOURCE: 'directory', ...extra },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      logs.push(line);
-      if (line.includes('"inference worker ready"')) resolve();
-    });
-    void exited.then(({ code }) => reject(new Error(`worker exited with ${code} before it was ready:\n${logs.join('\n')}`)));
-  });
-  ready.catch(() => {});
-  child.stderr!.on('data', () => {}); // drained so a chatty dependency cannot block the child
-  return { child, logs, ready, exited };
+  const vars = { ...env.env, LOG_LEVEL: 'info', TF_BACKEND: 'wasm', MODEL_SOURCE: 'directory', ...extra };
+  return spawnService(WORKER_MAIN, vars, 'inference worker ready');
 }
