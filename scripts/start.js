@@ -4,6 +4,7 @@
 // Ctrl-C (or SIGTERM) stops them all cleanly. Runs after `tsc -b` (see `npm start`).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -160,9 +161,13 @@ async function main() {
   if (!(await waitForApi(url, api))) return;
   // The API prints a generated key once, when it creates it; later starts only say where it is.
   const keyFile = path.join(env.DATA_DIR, 'local-api-key');
-  const keys = env.API_KEYS || env.API_KEYS_FILE ? 'as configured (API_KEYS / API_KEYS_FILE)' : `client "local", key in ${path.relative(process.cwd(), keyFile)}`;
+  const configured = Boolean(env.API_KEYS || env.API_KEYS_FILE);
+  const keys = configured ? 'as configured (API_KEYS / API_KEYS_FILE)' : `client "local", key in ${path.relative(process.cwd(), keyFile)}`;
+  // The key rides in the URL fragment, which the browser never sends; the page stores it per tab.
+  const localKey = configured ? '' : await readFile(keyFile, 'utf8').then((text) => text.trim(), () => '');
+  const page = localKey ? `${url}/#key=${encodeURIComponent(localKey)}` : `${url}/`;
   console.log(
-    `\nbtd is up: ${url}  (upload page: ${url}/, API docs: ${url}/docs)\n` +
+    `\nbtd is up: ${url}  (upload page: ${page}, API docs: ${url}/docs)\n` +
       `  API keys: ${keys}\n  Redis:    ${maskRedisUrl(env.REDIS_URL)}\n  S3:       ${storage.where}\n  Workers:  ${options.workers}\n` +
       `Press Ctrl-C to stop.\n`,
   );
