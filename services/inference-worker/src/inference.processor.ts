@@ -103,13 +103,18 @@ async function analyse(
   const started = performance.now();
   const image = await deps.store.get(job.objectKey);
   const downloaded = performance.now();
-  const binary: TaskOutcome = { model: binaryModel, prediction: await binaryModel.predict(image, { heatmap: true }) };
-  const type: TaskOutcome = { model: typeModel, prediction: await typeModel.predict(image, { heatmap: false }) };
+  const binaryPrediction = await binaryModel.predict(image, { heatmap: true });
+  // Rendering runs mostly in sharp's thread pool, so it overlaps the second model's forward pass.
+  const [overlay, typePrediction] = await Promise.all([
+    renderOverlay(image, binaryPrediction),
+    typeModel.predict(image, { heatmap: false }),
+  ]);
+  const binary: TaskOutcome = { model: binaryModel, prediction: binaryPrediction };
+  const type: TaskOutcome = { model: typeModel, prediction: typePrediction };
   const predicted = performance.now();
 
   const finishedAt = new Date().toISOString();
   const resultKeys = { 'tumor-binary': resultKey(job.imageId, 'tumor-binary'), 'tumor-type': resultKey(job.imageId, 'tumor-type') };
-  const overlay = await renderOverlay(image, binary.prediction);
   await Promise.all([
     deps.store.put(overlayKey(job.imageId), overlay, 'image/png'),
     deps.store.putJson(resultKeys['tumor-binary'], taskResultDocument(job, binary, finishedAt)),

@@ -30,7 +30,7 @@ export const ResultTimingsSchema = Type.Object({
   modelMs: Type.Number(),
   /** Computing the heatmap. */
   heatmapMs: Type.Number(),
-  /** Rendering the overlay and writing result objects. */
+  /** Writing the result objects and the overlay after both models ran. */
   uploadMs: Type.Number(),
   /** Whole job, as seen by the worker. */
   totalMs: Type.Number(),

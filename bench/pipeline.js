@@ -1,0 +1,316 @@
+// Pipeline benchmark: the real API and inference worker processes on one machine, fed 256×256
+// JPEGs through `POST /v1/studies`. For 1 and 2 workers it measures the maximum throughput
+// (closed loop) and the submit-to-result latency at half that rate (fixed-rate open loop), next
+// to the models' own throughput in a tight loop measured in the same run.
+// "Result" = the moment the API has applied the worker's result (the study reads as done).
+//
+// Build first (npx tsc -b). Needs Redis (REDIS_URL, default redis://127.0.0.1:6379); starts its own
+// s3rver, API and workers with a private queue prefix, and removes them afterwards.
+//
+//   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2]
+// Writes bench/results/pipeline.json.
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { QueueEvents } from 'bullmq';
+import sharp from 'sharp';
+import { getBackendInfo, initBackend, loadModel, writeInitialArtifact } from '@btd/model';
+import { EMBEDDED_S3_CREDENTIALS, RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUTPUT = path.join(ROOT, 'bench/results/pipeline.json');
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const TARGETS = { oneWorkerOverTightLoop: 0.8, twoWorkersOverOne: 1.6, p50AtHalfRateMs: 100 };
+
+const { values: args } = parseArgs({
+  options: { seconds: { type: 'string', default: '20' }, workers: { type: 'string', default: '1,2' }, concurrency: { type: 'string', default: '2' } },
+});
+const SECONDS = Number(args.seconds);
+const WORKER_COUNTS = args.workers.split(',').map(Number);
+const WORKER_CONCURRENCY = Number(args.concurrency);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Percentile with linear interpolation between the two nearest ranks. */
+function percentile(values, p) {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p / 100) * (sorted.length - 1);
+  const low = Math.floor(rank);
+  const high = Math.min(low + 1, sorted.length - 1);
+  return Math.round((sorted[low] + (sorted[high] - sorted[low]) * (rank - low)) * 10) / 10;
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A 256×256 JPEG made from a real scan when the datasets are present, else from noise. */
+async function benchImage() {
+  const root = [path.resolve(ROOT, '../shared/datasets'), process.env.BTD_DATASETS_DIR].find((dir) => dir && existsSync(dir));
+  if (root) {
+    const dir = path.join(root, 'br35h/yes');
+    const name = (await readdir(dir)).filter((file) => file.endsWith('.jpg')).sort()[0];
+    return sharp(await readFile(path.join(dir, name))).resize(256, 256, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+  }
+  const noise = { width: 256, height: 256, channels: 3, noise: { type: 'gaussian', mean: 100, sigma: 40 } };
+  return sharp({ create: noise }).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** The shipped models, or untrained ones of the same architecture (same cost) in a temp dir. */
+async function modelsDir(scratch) {
+  const shipped = path.join(ROOT, 'models');
+  const tasks = ['tumor-binary', 'tumor-type'];
+  if (tasks.every((task) => existsSync(path.join(shipped, task, 'manifest.json')))) return { dir: shipped, shipped: true };
+  const dir = path.join(scratch, 'models');
+  for (const task of tasks) await writeInitialArtifact({ task, outDir: path.join(dir, task), version: 'bench' });
+  return { dir, shipped: false };
+}
+
+/** Both models back to back on the same image, as a worker runs them, without any I/O. */
+async function tightLoop(dir, image, seconds) {
+  const binary = await loadModel(path.join(dir, 'tumor-binary'));
+  const type = await loadModel(path.join(dir, 'tumor-type'));
+  const once = async () => {
+    await binary.predict(image, { heatmap: true });
+    await type.predict(image, { heatmap: false });
+  };
+  for (let i = 0; i < 10; i += 1) await once();
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    await once();
+    count += 1;
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  binary.dispose();
+  type.dispose();
+  return { imagesPerSecond: Math.round((count / elapsed) * 100) / 100, images: count, seconds: Math.round(elapsed * 10) / 10 };
+}
+
+/** Starts a service as a child process and resolves once it logs `readyMessage`. */
+function startService(script, env, readyMessage) {
+  const child = spawn(process.execPath, [path.join(ROOT, script)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.includes(readyMessage)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before it was ready`)));
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  return { ready, stop };
+}
+
+/** Submits studies and times each one until the API has applied its result. */
+class Client {
+  constructor(url, key, image, events) {
+    this.url = url;
+    this.key = key;
+    this.image = image;
+    this.waiting = new Map(); // result job id → resolve
+    this.early = new Map(); // result job id → time, for results applied before the POST answered
+    events.on('completed', ({ jobId }) => {
+      const now = performance.now();
+      const resolve = this.waiting.get(jobId);
+      if (resolve) resolve(now);
+      else this.early.set(jobId, now);
+    });
+  }
+
+  async submit() {
+    const started = performance.now();
+    const form = new FormData();
+    form.append('priority', 'routine');
+    form.append('file', new Blob([this.image], { type: 'image/jpeg' }), 'scan.jpg');
+    const response = await fetch(`${this.url}/v1/studies`, { method: 'POST', body: form, headers: { authorization: `Bearer ${this.key}` } });
+    if (response.status !== 202) throw new Error(`submission answered ${response.status}: ${await response.text()}`);
+    const { images } = await response.json();
+    const jobId = `result-${images[0].imageId}`;
+    const finished = this.early.get(jobId) ?? (await new Promise((resolve) => this.waiting.set(jobId, resolve)));
+    this.early.delete(jobId);
+    this.waiting.delete(jobId);
+    return finished - started;
+  }
+}
+
+/** `clients` loops of submit → wait for result, for `seconds`. */
+async function closedLoop(client, clients, seconds) {
+  const latencies = [];
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < deadline) latencies.push(await client.submit());
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  return summarise(latencies, elapsed, { clients });
+}
+
+/** Submits at a fixed rate regardless of completions (open loop), for `seconds`. */
+async function fixedRate(client, ratePerSecond, seconds) {
+  const latencies = [];
+  const pending = [];
+  const interval = 1000 / ratePerSecond;
+  const started = performance.now();
+  for (let i = 0; i < Math.floor(ratePerSecond * seconds); i += 1) {
+    const due = started + i * interval;
+    await sleep(Math.max(0, due - performance.now()));
+    pending.push(client.submit().then((ms) => latencies.push(ms)));
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - started) / 1000;
+  return summarise(latencies, elapsed, { ratePerSecond: Math.round(ratePerSecond * 100) / 100 });
+}
+
+function summarise(latencies, elapsed, extra) {
+  return {
+    ...extra,
+    images: latencies.length,
+    imagesPerSecond: Math.round((latencies.length / elapsed) * 100) / 100,
+    p50Ms: percentile(latencies, 50),
+    p95Ms: percentile(latencies, 95),
+    p99Ms: percentile(latencies, 99),
+  };
+}
+
+/** Scratch dir, s3rver, Redis prefix and API for the whole run. */
+async function startSystem(scratch, models) {
+  const prefix = `bench-${randomUUID()}`;
+  const s3 = await startEmbeddedS3({ directory: path.join(scratch, 's3') });
+  const key = randomBytes(24).toString('base64url');
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH,
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: 'bench',
+    S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
+    S3_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+    MODELS_DIR: models,
+    MODEL_SOURCE: 'directory',
+    TF_BACKEND: process.env.TF_BACKEND ?? '',
+    LOG_LEVEL: 'info',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  const api = startService('services/api/dist/main.js', { ...env, PORT: String(port), HOST: '127.0.0.1', API_KEYS: `bench:${key}`, DATA_DIR: scratch }, 'API listening');
+  await api.ready;
+  return { env, prefix, s3, api, key, url: `http://127.0.0.1:${port}` };
+}
+
+async function measureWorkers(system, client, count) {
+  const workers = Array.from({ length: count }, (_, i) =>
+    startService('services/inference-worker/dist/main.js', { ...system.env, WORKER_ID: `bench-${i + 1}`, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) }, 'inference worker ready'),
+  );
+  try {
+    await Promise.all(workers.map((worker) => worker.ready));
+    await closedLoop(client, 2 * count, 3); // warm-up: JIT, connection pools, first-use allocations
+    const max = await closedLoop(client, 2 * count * WORKER_CONCURRENCY, SECONDS);
+    const halfRate = await fixedRate(client, max.imagesPerSecond / 2, SECONDS);
+    return { workers: count, workerConcurrency: WORKER_CONCURRENCY, closedLoop: max, fixedRateAtHalfMax: halfRate };
+  } finally {
+    await Promise.all(workers.map((worker) => worker.stop()));
+  }
+}
+
+async function cleanRedis(prefix) {
+  const redis = new Redis(REDIS_URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+function verdicts(tight, runs) {
+  const byCount = Object.fromEntries(runs.map((run) => [run.workers, run]));
+  const one = byCount[1]?.closedLoop.imagesPerSecond;
+  const two = byCount[2]?.closedLoop.imagesPerSecond;
+  const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+  const p50 = byCount[1]?.fixedRateAtHalfMax.p50Ms ?? null;
+  return {
+    oneWorkerOverTightLoop: { value: ratio(one, tight.imagesPerSecond), target: TARGETS.oneWorkerOverTightLoop },
+    twoWorkersOverOne: { value: ratio(two, one), target: TARGETS.twoWorkersOverOne },
+    p50AtHalfRateMs: { value: p50, target: TARGETS.p50AtHalfRateMs, lowerIsBetter: true },
+  };
+}
+
+function printTable(tight, runs, checks) {
+  const rows = [['setup', 'mode', 'images/s', 'p50 ms', 'p95 ms', 'p99 ms']];
+  rows.push(['models only', 'tight loop', String(tight.imagesPerSecond), '', '', '']);
+  for (const run of runs) {
+    const modes = [['closed loop', run.closedLoop], [`fixed ${run.fixedRateAtHalfMax.ratePerSecond}/s`, run.fixedRateAtHalfMax]];
+    for (const [mode, result] of modes) {
+      rows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, mode, String(result.imagesPerSecond), String(result.p50Ms), String(result.p95Ms), String(result.p99Ms)]);
+    }
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join('  '));
+  console.log('');
+  for (const [name, check] of Object.entries(checks)) {
+    const met = check.value === null ? 'n/a' : (check.lowerIsBetter ? check.value <= check.target : check.value >= check.target) ? 'met' : 'NOT met';
+    console.log(`${name}: ${check.value} (target ${check.lowerIsBetter ? '≤' : '≥'} ${check.target}) ${met}`);
+  }
+}
+
+const loadAtStart = os.loadavg().map((load) => Math.round(load * 100) / 100);
+
+async function main() {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'btd-bench-'));
+  const backend = await initBackend(process.env.TF_BACKEND ? { prefer: process.env.TF_BACKEND } : {});
+  const image = await benchImage();
+  const models = await modelsDir(scratch);
+  const tight = await tightLoop(models.dir, image, Math.min(SECONDS, 15));
+  const system = await startSystem(scratch, models.dir);
+  const events = new QueueEvents(RESULTS_QUEUE, { connection: { url: REDIS_URL }, prefix: system.prefix });
+  await events.waitUntilReady();
+  const client = new Client(system.url, system.key, image, events);
+  const runs = [];
+  try {
+    for (const count of WORKER_COUNTS) runs.push(await measureWorkers(system, client, count));
+  } finally {
+    await events.close();
+    await system.api.stop();
+    await system.s3.close();
+    await cleanRedis(system.prefix);
+    await rm(scratch, { recursive: true, force: true });
+  }
+  const checks = verdicts(tight, runs);
+  printTable(tight, runs, checks);
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    // Other work on the machine skews every number here; the 1-minute load average says how much.
+    loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((load) => Math.round(load * 100) / 100) },
+    backend: getBackendInfo() ?? backend,
+    models: models.shipped ? 'shipped (models/)' : 'untrained, same architecture (no shipped models yet)',
+    image: { width: 256, height: 256, format: 'jpeg', bytes: image.length },
+    secondsPerMeasurement: SECONDS,
+    tightLoop: tight,
+    runs,
+    targets: checks,
+  };
+  await writeFile(OUTPUT, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), OUTPUT)}`);
+}
+
+await main();
