@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisUnavailableError, closeRedis, createProducerConnection, pingRedis, waitForRedis } from '@btd/shared';
-import { TEST_REDIS_URL, waitFor } from './helpers/index.js';
+import { TEST_REDIS_URL, freePort, waitFor } from './helpers/index.js';
 
 const servers: ChildProcess[] = [];
 
@@ -15,13 +14,6 @@ afterEach(async () => {
   }
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A throwaway redis-server, so a test can take Redis away without disturbing others. */
 async function startRedis(port?: number): Promise<{ url: string; process: ChildProcess }> {

@@ -1,19 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from '@btd/shared';
-import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, sampleImages, uniquePrefix, waitFor, writeTestModels } from './helpers/index.js';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, freePort, sampleImages, uniquePrefix, waitFor, writeTestModels } from './helpers/index.js';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 let dataDir: string;
 let modelsDir: string;
