@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { mriSlices } from './api-fixtures.js';
+import { useApiHarness } from './api-harness.js';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, uniquePrefix, waitFor } from './helpers/index.js';
+
+const harness = useApiHarness();
+
+/** Starts a multipart upload and sends its last bytes only when `finish` is called. */
+function slowUpload(url: URL, key: string, bytes: Uint8Array) {
+  const boundary = 'btd-slow-upload';
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const body = Buffer.concat([head, bytes, tail]);
+  const split = body.length - 100;
+  const req = request(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length },
+  });
+  const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+  });
+  req.write(body.subarray(0, split));
+  return { answer, finish: () => req.end(body.subarray(split)) };
+}
+
+describe('graceful shutdown', () => {
+  it('finishes an upload in flight when shutdown starts, and refuses new connections', async () => {
+    const env = harness.env;
+    const [slice] = mriSlices('yes', 1);
+    const upload = slowUpload(new URL('/v1/studies', env.url), env.keys.alice, slice!.bytes);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the request is being read
+    const closing = env.api.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect(fetch(`${env.url}/healthz`)).rejects.toThrow();
+    upload.finish();
+    const answer = await upload.answer;
+    await closing;
+    expect(answer.status).toBe(202);
+    const { studyId, images } = JSON.parse(answer.body) as { studyId: string; images: { imageId: string }[] };
+    expect(await env.objectKeys()).toEqual([`originals/alice/${studyId}/${images[0]!.imageId}`]);
+  });
+
+  it('stops on SIGTERM with exit code 0 after draining, as a process', async () => {
+    const prefix = uniquePrefix();
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'btd-api-main-'));
+    const s3Env = harness.s3.env(harness.s3.bucketOptions());
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'services/api/dist/main.js')], {
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, ...s3Env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line));
+    child.stderr!.on('data', () => {});
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => lines.some((line) => line.includes('"API listening"')), { timeoutMs: 30_000, what: 'the API to listen' });
+      // No keys were configured: a local key was created and shown once.
+      expect(lines.join('\n')).toContain('created an API key for client "local"');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(lines.some((line) => line.includes('"shutdown complete"'))).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+      await deleteKeysWithPrefix(harness.env.redis, prefix);
+    }
+  });
+});
