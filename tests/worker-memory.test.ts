@@ -9,7 +9,7 @@ import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from
 import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
 
 const WARM_UP_JOBS = 20;
-const MEASURED_JOBS = 200;
+const MEASURED_JOBS = 150; // two predictions each: 300 predictions
 
 let s3: TestS3;
 let modelsDir: string;
