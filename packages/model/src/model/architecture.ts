@@ -33,7 +33,9 @@ export function buildClassifier(config: ArchitectureConfig): tf.LayersModel {
       x = tf.layers
         .conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal', kernelRegularizer: regularizer, name: `b${block}_conv${c}` })
         .apply(x) as tf.SymbolicTensor;
-      x = tf.layers.batchNormalization({ name: `b${block}_bn${c}` }).apply(x) as tf.SymbolicTensor;
+      // Momentum 0.9: with a few dozen steps per epoch, 0.99 leaves the moving statistics near their
+      // initial values for several epochs and validation sees a different network than training.
+      x = tf.layers.batchNormalization({ momentum: 0.9, name: `b${block}_bn${c}` }).apply(x) as tf.SymbolicTensor;
       const isCam = last && c === config.convsPerBlock - 1;
       x = tf.layers.reLU({ name: isCam ? CAM_LAYER : `b${block}_relu${c}` }).apply(x) as tf.SymbolicTensor;
     }

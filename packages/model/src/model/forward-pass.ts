@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { toModelInput } from '../data/model-input.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
@@ -39,7 +40,7 @@ export class ForwardPass {
   run(pixels: Uint8Array, count: number, camClass: number | number[]): ForwardResult {
     const size = this.inputSize;
     return tf.tidy(() => {
-      const x = tf.tensor4d(pixels, [count, size, size, 1], 'float32').div(255);
+      const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
       let [features, probs] = this.camModel.predict(x) as [tf.Tensor4D, tf.Tensor2D];
       if (this.testTimeFlip) {
         const [ff, fp] = this.camModel.predict(tf.reverse(x, 2)) as [tf.Tensor4D, tf.Tensor2D];

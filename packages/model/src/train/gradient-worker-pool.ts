@@ -1,13 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
-/** Resolves the worker script next to this module, compiled (.js) or, under a TS test runner, source (.ts). */
-function workerScript(): { url: URL; execArgv: string[] } {
-  const fromSource = import.meta.url.endsWith('.ts');
-  return {
-    url: new URL(fromSource ? './gradient-worker.ts' : './gradient-worker.js', import.meta.url),
-    execArgv: fromSource ? ['--import', 'tsx'] : [],
-  };
+/**
+ * The worker script next to this module; when this module runs from TypeScript source (under a test
+ * runner), the compiled copy in dist/, since worker threads load plain JavaScript.
+ */
+function workerScript(): URL {
+  return import.meta.url.endsWith('.ts')
+    ? new URL('../../dist/train/gradient-worker.js', import.meta.url)
+    : new URL('./gradient-worker.js', import.meta.url);
 }
 
 interface Pending {
@@ -34,7 +35,7 @@ export class GradientWorkerPool {
     const script = workerScript();
     const ready: Promise<void>[] = [];
     for (let i = 0; i < count; i++) {
-      const worker = new Worker(script.url, { execArgv: script.execArgv });
+      const worker = new Worker(script);
       pool.workers.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {

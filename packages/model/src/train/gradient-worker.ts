@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parentPort } from 'node:worker_threads';
 import { initBackend } from '../backend/index.js';
+import { inputBatch } from '../data/model-input.js';
 import { createRandom } from '../util/random.js';
 import { augmentBatch } from './augmentation.js';
 import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -24,13 +25,7 @@ function loadWeights(model: tf.LayersModel, weights: Float32Array[]): void {
 }
 
 function batchImages(s: State, indices: Int32Array): tf.Tensor4D {
-  const area = s.init.size * s.init.size;
-  const buffer = new Float32Array(indices.length * area);
-  indices.forEach((index, i) => {
-    const source = s.pixels.subarray(index * area, (index + 1) * area);
-    for (let k = 0; k < area; k++) buffer[i * area + k] = (source[k] as number) / 255;
-  });
-  return tf.tensor4d(buffer, [indices.length, s.init.size, s.init.size, 1]);
+  return tf.tensor4d(inputBatch(s.pixels, indices, s.init.size), [indices.length, s.init.size, s.init.size, 1]);
 }
 
 function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResult {

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { createRandom } from '../util/random.js';
+import { groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
+import { splitByGroups, straddlingGroups, type SplitItem } from './split.js';
+
+/** Synthetic 32×32 "slices": smooth random blobs, distinct per seed. */
+function slice(seed: number, side = 32): Uint8Array {
+  const random = createRandom(seed);
+  const blobs = Array.from({ length: 6 }, () => ({ x: random() * side, y: random() * side, r: 3 + random() * 8, v: 60 + random() * 190 }));
+  const out = new Uint8Array(side * side);
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      let v = 0;
+      for (const b of blobs) v += b.v * Math.exp(-((x - b.x) ** 2 + (y - b.y) ** 2) / (2 * b.r * b.r));
+      out[y * side + x] = Math.min(255, v);
+    }
+  }
+  return out;
+}
+
+function recontrast(pixels: Uint8Array, gain: number, offset: number): Uint8Array {
+  return pixels.map((v) => Math.max(0, Math.min(255, Math.round(v * gain + offset))));
+}
+
+describe('near-duplicate groups and the split', () => {
+  const side = 32;
+  const originals = Array.from({ length: 40 }, (_, i) => slice(i + 1, side));
+  // Every fourth slice also appears re-contrasted, as the datasets' copies do.
+  const copies = originals.filter((_, i) => i % 4 === 0).map((p) => recontrast(p, 0.8, 20));
+  const all = [...originals, ...copies];
+  const pixels = new Uint8Array(all.length * side * side);
+  all.forEach((p, i) => pixels.set(p, i * side * side));
+  const items: SplitItem[] = all.map((_, i) => ({ relPath: `img${i}.png`, label: (i < 40 ? i : (i - 40) * 4) % 2 === 0 ? 'tumor' : 'no_tumor' }));
+  const sigs = signatures(pixels, all.length, side);
+
+  it('groups a re-contrasted copy with its original and nothing else', () => {
+    const groups = groupNearDuplicates(sigs);
+    expect(groups.duplicateGroups).toBe(10);
+    copies.forEach((_, k) => expect(groups.groupOf[40 + k]).toBe(groups.groupOf[k * 4]));
+    expect(groups.groupOf[1]).not.toBe(groups.groupOf[2]);
+  });
+
+  it('never lets a group straddle two splits and is reproducible from its seed', () => {
+    const groups = groupNearDuplicates(sigs);
+    const a = splitByGroups(items, groups.groupOf, { seed: 7, fractions: { train: 0.6, val: 0.2, test: 0.2 } });
+    const b = splitByGroups(items, groups.groupOf, { seed: 7, fractions: { train: 0.6, val: 0.2, test: 0.2 } });
+    const c = splitByGroups(items, groups.groupOf, { seed: 8, fractions: { train: 0.6, val: 0.2, test: 0.2 } });
+    expect(straddlingGroups(a.assignments)).toEqual([]);
+    expect(a.fingerprint).toBe(b.fingerprint);
+    expect(c.fingerprint).not.toBe(a.fingerprint);
+    const counts = { train: 0, val: 0, test: 0 };
+    for (const x of a.assignments) counts[x.split]++;
+    expect(counts.train).toBeGreaterThan(counts.val);
+    expect(counts.val).toBeGreaterThan(0);
+    expect(counts.test).toBeGreaterThan(0);
+  });
+
+  it('detects straddling when an assignment is tampered with', () => {
+    const groups = groupNearDuplicates(sigs);
+    const split = splitByGroups(items, groups.groupOf, { seed: 1, fractions: { train: 0.5, val: 0.25, test: 0.25 } });
+    const copy = split.assignments[40]!;
+    const tampered = split.assignments.map((x, i) => (i === 40 ? { ...x, split: copy.split === 'train' ? ('test' as const) : ('train' as const) } : x));
+    expect(straddlingGroups(tampered)).toEqual([copy.group]);
+  });
+
+  it('finds which query images have a near-duplicate in a reference set', () => {
+    const query = signatures(pixels.subarray(40 * side * side), copies.length, side);
+    const reference = signatures(pixels.subarray(0, 20 * side * side), 20, side);
+    // Copies of slices 0, 4, 8, 12, 16 have their original among the first 20.
+    expect(hasNearDuplicateIn(query, reference)).toEqual([true, true, true, true, true, false, false, false, false, false]);
+  });
+});

@@ -1,0 +1,132 @@
+import * as tf from '@tensorflow/tfjs';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../packages/model/src/model/loaded-model.js';
+import { readArtifactDir } from '../packages/model/src/model/artifact.js';
+import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
+import { trainModel } from '../packages/model/src/train/train-model.js';
+import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
+import { REPO_ROOT, datasetsDir } from './helpers/repo-paths.js';
+
+const run = promisify(execFile);
+const root = datasetsDir();
+const work = await mkdtemp(path.join(tmpdir(), 'btd-e2e-'));
+afterAll(() => rm(work, { recursive: true, force: true }));
+
+describe.skipIf(!root)('train → save → load → eval → predict', () => {
+  const br35h = root ? path.join(root, 'br35h') : '';
+  const outDir = path.join(work, 'tiny-binary');
+
+  it('trains a tiny model on two workers and writes a complete, leak-free artifact', async () => {
+    const epochs: number[] = [];
+    const result = await trainModel({
+      task: 'tumor-binary',
+      dataDir: br35h,
+      outDir,
+      epochs: 2,
+      inputSize: 32,
+      filters: [8, 16],
+      convsPerBlock: 1,
+      maxImages: 48,
+      workers: 2,
+      cacheDir: path.join(work, 'cache'),
+      checkpointDir: path.join(work, 'ckpt'),
+      outlinesFile: path.join(br35h, 'annotations/tumor-outlines.json'),
+      onEpoch: (e) => epochs.push(e.epoch),
+    });
+    expect(epochs).toEqual([1, 2]);
+    const files = await readArtifactDir(outDir);
+    for (const name of ['model.json', 'weights.bin', 'manifest.json', 'history.json', 'split.json', 'probe.png', 'report.md', 'curves.svg', 'metrics.json']) {
+      expect(Object.keys(files)).toContain(name);
+    }
+    const manifest = result.manifest;
+    expect(manifest.split?.straddlingGroups).toBe(0);
+    expect(manifest.split?.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.training?.workers).toBe(2);
+    expect(manifest.backend).toBe('wasm');
+    const test = manifest.metrics?.test as { n: number; accuracy: number };
+    expect(test.n).toBe(manifest.split!.counts.test!.tumor! + manifest.split!.counts.test!.no_tumor!);
+    expect(test.accuracy).toBeGreaterThanOrEqual(0);
+    // The checkpoint of the last epoch resumes to a finished run.
+    const resumed: number[] = [];
+    await trainModel({
+      task: 'tumor-binary', dataDir: br35h, outDir: path.join(work, 'resumed'), epochs: 2, inputSize: 32, filters: [8, 16], convsPerBlock: 1,
+      maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache'), resumeFrom: path.join(work, 'ckpt'), onEpoch: (e) => resumed.push(e.epoch),
+    });
+    expect(resumed).toEqual([]);
+  });
+
+  it('loads the artifact from a folder or from memory and reproduces its recorded probe output', async () => {
+    const fromDir = await loadModel(outDir);
+    const fromMemory = await loadModel(await readArtifactDir(outDir));
+    const probe = await readFile(path.join(outDir, 'probe.png'));
+    const a = await fromDir.predict(probe);
+    const b = await fromMemory.predict(probe);
+    expect(a.probabilities).toEqual(b.probabilities);
+    for (const [c, p] of Object.entries(fromDir.manifest.expectedOutput!.probabilities)) expect(a.probabilities[c]).toBeCloseTo(p, 5);
+    expect(a.heatmap!.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+    fromDir.dispose();
+    fromDir.dispose();
+    fromMemory.dispose();
+  });
+
+  it('refuses an artifact whose weights are corrupt or whose shape disagrees with its manifest', async () => {
+    const files = await readArtifactDir(outDir);
+    await expect(loadModel({ ...files, 'weights.bin': files['weights.bin']!.subarray(0, 100) })).rejects.toThrow(/weights are 100 bytes/);
+    const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
+    const wrong = new TextEncoder().encode(JSON.stringify({ ...manifest, inputSize: 64 }));
+    await expect(loadModel({ ...files, 'manifest.json': wrong })).rejects.toThrow(/does not match/);
+  });
+
+  it('evaluates a folder, with location metrics from outlines', async () => {
+    const model = await loadModel(outDir);
+    const result = await evaluateModel(model, br35h, { maxImages: 20, outlines: JSON.parse(await readFile(path.join(br35h, 'annotations/tumor-outlines.json'), 'utf8')) });
+    expect(result.n).toBe(20);
+    expect(result.confusion.flat().reduce((a, b) => a + b, 0)).toBe(20);
+    expect(result.auc).toBeGreaterThanOrEqual(0);
+    expect(result.location?.n).toBeGreaterThanOrEqual(0);
+    model.dispose();
+  });
+
+  it('does not grow the tensor count over repeated predictions', async () => {
+    const model = await loadModel(outDir);
+    const image = await readFile(path.join(br35h, 'yes/y0.jpg'));
+    await model.predict(image);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 40; i++) await model.predict(image, { heatmap: i % 2 === 0 });
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it('runs eval and predict from the btd command line', async () => {
+    const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
+    const evalOut = await run('node', [bin, 'eval', '--model', outDir, '--data', br35h, '--json', '--max-images', '16', '--outlines', path.join(br35h, 'annotations/tumor-outlines.json')]);
+    const report = JSON.parse(evalOut.stdout) as Record<string, unknown>;
+    for (const key of ['n', 'accuracy', 'precision', 'recall', 'f1', 'specificity', 'auc', 'perClass', 'confusion']) expect(report).toHaveProperty(key);
+    expect(report.n).toBe(16);
+    const heatmap = path.join(work, 'overlay.png');
+    const bad = path.join(work, 'bad.jpg');
+    await writeFile(bad, 'this is text');
+    const predictOut = await run('node', [bin, 'predict', '--model', outDir, '--heatmap', heatmap, path.join(br35h, 'yes/y0.jpg')]);
+    const line = JSON.parse(predictOut.stdout.trim()) as { label: string; probabilities: Record<string, number> };
+    expect(['tumor', 'no_tumor']).toContain(line.label);
+    expect((await readFile(heatmap)).subarray(1, 4).toString('latin1')).toBe('PNG');
+    await expect(run('node', [bin, 'predict', '--model', outDir, bad])).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('not a decodable image') });
+  }, 600_000);
+});
+
+describe('untrained artifacts for plumbing tests', () => {
+  it('writes a loadable artifact whose probe output is recorded', async () => {
+    const dir = path.join(work, 'initial');
+    const manifest = await writeInitialArtifact({ task: 'tumor-type', outDir: dir, inputSize: 32 });
+    const model = await loadModel(dir);
+    expect(model.manifest.classes).toEqual(['glioma', 'meningioma', 'pituitary', 'no_tumor']);
+    const out = await model.predict(await readFile(path.join(dir, 'probe.png')), { heatmap: false });
+    for (const [c, p] of Object.entries(manifest.expectedOutput!.probabilities)) expect(out.probabilities[c]).toBeCloseTo(p, 5);
+    model.dispose();
+  });
+});
