@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
 import { RedisUnavailableError } from './redis-unavailable.error.js';
 
 export { Redis } from 'ioredis';
@@ -104,4 +105,22 @@ export async function closeRedis(client: Redis): Promise<void> {
   } catch {
     client.disconnect();
   }
+}
+
+/**
+ * Logs a connection's outages once each (lost, then restored) instead of one line per
+ * reconnect attempt, and keeps ioredis from printing "Unhandled error event" to stderr.
+ */
+export function logConnectionHealth(connection: Redis, name: string, logger: Logger): void {
+  let down = false;
+  connection.on('error', (error: Error) => {
+    if (down) return;
+    down = true;
+    logger.error({ err: error, connection: name }, 'Redis connection lost; reconnecting');
+  });
+  connection.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info({ connection: name }, 'Redis connection restored');
+  });
 }

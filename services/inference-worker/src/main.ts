@@ -10,6 +10,7 @@ import {
   createProducerConnection,
   createResultsQueue,
   createWorkerConnection,
+  logConnectionHealth,
   waitForRedis,
   type Logger,
 } from '@btd/shared';
@@ -42,8 +43,10 @@ async function start(config: WorkerConfig, workerId: string, logger: Logger, shu
     .add('results queue', SHUTDOWN_PHASE.connections, () => results.close())
     .add('redis', SHUTDOWN_PHASE.connections, () => Promise.all([closeRedis(producer), closeRedis(connection)]))
     .add('object store', SHUTDOWN_PHASE.connections, () => store.close());
-  const onRedisError = (err: Error): void => logger.warn({ err: err.message }, 'redis connection error');
-  for (const emitter of [producer, connection, results]) emitter.on('error', onRedisError);
+  logConnectionHealth(producer, 'producer', logger);
+  logConnectionHealth(connection, 'worker', logger);
+  // The queue re-emits its connection's errors; they are logged once above.
+  results.on('error', () => {});
 
   await waitForRedis(producer, config.redisUrl);
   await store.ensureBucket();
