@@ -51,8 +51,8 @@ describe('the inference worker during a promotion', () => {
     const next = await registry.publishDirectory('tumor-binary', nextDir);
 
     const submitted: string[] = [];
-    for (let i = 0; i < 60; i++) {
-      if (i === 20) await registry.promote('tumor-binary', next.version, { by: 'test', reason: 'hot reload under load' });
+    for (let i = 0; i < 40; i++) {
+      if (i === 15) await registry.promote('tumor-binary', next.version, { by: 'test', reason: 'hot reload under load' });
       submitted.push((await env.submit(images[i % images.length]!)).imageId);
       await sleep(20);
     }
