@@ -9,6 +9,7 @@ import {
   createLogger,
   createProducerConnection,
   createWorkerConnection,
+  logConnectionHealth,
   waitForRedis,
   type Logger,
 } from '@btd/shared';
@@ -35,8 +36,8 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
   shutdown
     .add('redis', SHUTDOWN_PHASE.connections, () => Promise.all([closeRedis(redis), closeRedis(connection)]))
     .add('object store', SHUTDOWN_PHASE.connections, () => store.close());
-  const onRedisError = (err: Error): void => logger.warn({ err: err.message }, 'redis connection error');
-  for (const client of [redis, connection]) client.on('error', onRedisError);
+  logConnectionHealth(redis, 'producer', logger);
+  logConnectionHealth(connection, 'worker', logger);
 
   await waitForRedis(redis, config.redisUrl);
   await store.ensureBucket();
