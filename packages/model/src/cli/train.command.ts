@@ -30,7 +30,7 @@ export function registerTrainCommand(program: Command): void {
     .action(async (opts: Record<string, string | number | number[] | undefined>) => {
       const task = String(opts.task);
       if (!isTask(task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${task}`);
-      const steps = createProgress('epoch');
+      const steps = createProgress('step');
       const prep = createProgress('preprocess');
       let epochLabel = 1;
       const result = await trainModel({
