@@ -28,6 +28,7 @@ import {
   createResultsQueue,
   createWorkerConnection,
   enqueueInference,
+  inferenceJobId,
   originalKey,
   readArtifactDirectory,
   startEmbeddedS3,
@@ -124,15 +125,18 @@ async function closeWorld(world) {
 }
 
 /** Consumes the results queue as the API would, recording when each image's result arrived and from which model. */
-function collectResults(world) {
+function collectResults(world, inference) {
   const arrived = new Map();
   const connection = world.connection.duplicate();
   const worker = new Worker(
     RESULTS_QUEUE,
     async (job) => {
+      const at = Date.now();
       const message = job.data;
       const binary = message.kind === 'succeeded' ? message.summary.models.find((m) => m.task === 'tumor-binary') : undefined;
-      arrived.set(message.imageId, { at: performance.now(), kind: message.kind, version: binary?.version });
+      // When the worker began the job: it took its models then.
+      const startedAt = (await inference.getJob(inferenceJobId(message.imageId)))?.processedOn;
+      arrived.set(message.imageId, { at, startedAt, kind: message.kind, version: binary?.version });
     },
     { connection, prefix: world.prefix, concurrency: 8 },
   );
@@ -145,16 +149,16 @@ function collectResults(world) {
 
 /** Submits one job every `intervalMs` until `stopAt`; returns the submit times by image id. */
 async function produce(world, inference, images, intervalMs, stopAt, submitted) {
-  let next = performance.now();
-  while (performance.now() < stopAt) {
+  let next = Date.now();
+  while (Date.now() < stopAt) {
     const imageId = `img-${submitted.size}`;
     const ids = { clientId: 'bench', studyId: 'study-1', imageId };
     const key = originalKey(ids);
     await world.store.put(key, images[submitted.size % images.length], 'image/jpeg');
-    submitted.set(imageId, performance.now());
+    submitted.set(imageId, Date.now());
     await enqueueInference(inference, { ...ids, objectKey: key }, 'routine');
     next += intervalMs;
-    await sleep(Math.max(0, next - performance.now()));
+    await sleep(Math.max(0, next - Date.now()));
   }
 }
 
@@ -164,7 +168,7 @@ async function measureServiceTime(world, inference, images, arrived) {
   for (let i = 0; i < 10; i++) {
     const ids = { clientId: 'bench', studyId: 'warmup', imageId: `warm-${i}` };
     await world.store.put(originalKey(ids), images[i % images.length], 'image/jpeg');
-    const started = performance.now();
+    const started = Date.now();
     await enqueueInference(inference, { ...ids, objectKey: originalKey(ids) }, 'routine');
     while (!arrived.has(ids.imageId)) await sleep(2);
     times.push(arrived.get(ids.imageId).at - started);
@@ -172,27 +176,34 @@ async function measureServiceTime(world, inference, images, arrived) {
   return quantile(times.slice(2), 0.5);
 }
 
-/** Per promotion: when it happened and when the first result of its version arrived. */
-function swapsOf(promotions, arrived) {
+/**
+ * Per promotion: the first result of its version from a job that began after it, and the results
+ * of jobs that began after the worker had swapped in the new version yet still carry the old one
+ * (there should be none).
+ */
+function swapsOf(promotions, swapped, arrived) {
   return promotions.map((promotion, i) => {
     const until = promotions[i + 1]?.at ?? Infinity;
-    const results = [...arrived.values()].filter((r) => r.at > promotion.at && r.at < until);
-    const firstNewAt = Math.min(...results.filter((r) => r.version === promotion.version).map((r) => r.at));
-    const staleAfterSwitch = results.filter((r) => r.at > firstNewAt && r.version !== promotion.version).length;
-    return { ...promotion, firstNewAt, promotionToFirstNewResultMs: round(firstNewAt - promotion.at), staleAfterSwitch };
+    const began = [...arrived.values()].filter((r) => r.startedAt >= promotion.at && r.startedAt < until);
+    const fresh = began.filter((r) => r.version === promotion.version).map((r) => r.at);
+    const firstNewAt = fresh.length > 0 ? Math.min(...fresh) : null;
+    const swappedAt = swapped.find((w) => w.to === promotion.version && w.at >= promotion.at && w.at < until)?.at;
+    const staleAfterSwitch = swappedAt === undefined ? null : began.filter((r) => r.startedAt > swappedAt && r.version !== promotion.version).length;
+    return { ...promotion, firstNewAt, promotionToFirstNewResultMs: firstNewAt === null ? null : firstNewAt - promotion.at, staleAfterSwitch };
   });
 }
 
-function summarise(submitted, arrived, warmedAt, promotions) {
-  const swaps = swapsOf(promotions, arrived);
+function summarise(submitted, arrived, warmedAt, promotions, swapped) {
+  const swaps = swapsOf(promotions, swapped, arrived);
   const latencies = (inWindow) => [...submitted].filter(([id, at]) => inWindow(at) && arrived.has(id)).map(([id, at]) => arrived.get(id).at - at);
   const before = latencies((at) => at >= warmedAt && at < promotions[0].at);
-  const during = latencies((at) => swaps.some((w) => at >= w.at && at < w.firstNewAt + SWAP_WINDOW_TAIL_MS));
+  const during = latencies((at) => swaps.some((w) => at >= w.at && at < (w.firstNewAt ?? w.at + SWAP_GAP_S * 1000) + SWAP_WINDOW_TAIL_MS));
   const stats = (xs) => ({ jobs: xs.length, p50: round(quantile(xs, 0.5)), p95: round(quantile(xs, 0.95)), p99: round(quantile(xs, 0.99)), max: round(quantile(xs, 1)) });
   const results = [...arrived.values()];
   return {
     swaps: swaps.map(({ version, promotionToFirstNewResultMs, staleAfterSwitch }) => ({ version, promotionToFirstNewResultMs, staleAfterSwitch })),
-    promotionToFirstNewResultMs: Math.max(...swaps.map((w) => w.promotionToFirstNewResultMs)),
+    // A swap whose version served no job before the next promotion counts as missing the target.
+    promotionToFirstNewResultMs: swaps.some((w) => w.firstNewAt === null) ? null : Math.max(...swaps.map((w) => w.promotionToFirstNewResultMs)),
     before: stats(before),
     during: stats(during),
     submitted: submitted.size,
@@ -210,12 +221,13 @@ function printTable(report) {
     console.log(`${name.padEnd(16)} ${String(s.jobs).padStart(5)} ${String(s.p50).padStart(8)} ${String(s.p95).padStart(8)} ${String(s.p99).padStart(8)} ${String(s.max).padStart(8)}`);
   }
   console.log('');
-  const perSwap = run.swaps.map((w, i) => `${w.promotionToFirstNewResultMs} ms (load + verify ${report.swaps.loadAndVerifyMs[i] ?? '?'} ms)`);
+  const perSwap = run.swaps.map((w, i) => `${w.promotionToFirstNewResultMs ?? 'none'} ms (load + verify ${report.swaps.loadAndVerifyMs[i] ?? '?'} ms)`);
   console.log(`promotion → first result of the new version, per swap: ${perSwap.join(', ')}`);
   console.log(`  worst: ${run.promotionToFirstNewResultMs} ms (target ≤ ${TARGETS.promotionToFirstNewResultMs})`);
   console.log(`p99 during swaps / p99 before: ${report.p99Ratio} (target ≤ ${TARGETS.p99DuringOverBefore})`);
-  const stale = run.swaps.reduce((n, w) => n + w.staleAfterSwitch, 0);
+  const stale = run.swaps.reduce((n, w) => n + (w.staleAfterSwitch ?? 0), 0);
   console.log(`submitted ${run.submitted}, failed ${run.failed}, lost ${run.lost}, old-version results after a switch ${stale}`);
+  if (!report.meetsTargets.workerKeptUp) console.log('WARNING: the worker fell behind the offered rate (a busy machine?); latencies are queueing, not swap, effects');
   console.log(`\nwritten to ${path.relative(ROOT, RESULTS)}`);
 }
 
@@ -235,7 +247,7 @@ async function main() {
     const resultsQueue = createResultsQueue(world.redis, world.prefix);
     const config = { queuePrefix: world.prefix, concurrency: 1, lockDurationMs: 60_000, stalledIntervalMs: 30_000, maxStalledCount: 2, workerId: 'bench-worker' };
     const worker = startInferenceWorker({ config, connection: world.connection, store: world.store, results: resultsQueue, models: provider, logger });
-    const { arrived, consumer } = collectResults(world);
+    const { arrived, consumer } = collectResults(world, inference);
 
     const serviceMs = await measureServiceTime(world, inference, images, arrived);
     // Half the worker's capacity: steady load with room to absorb the swap, as the issue's latency target assumes.
@@ -244,22 +256,22 @@ async function main() {
     const seeded = (await registry.promoted('tumor-binary')).version;
     const plan = Array.from({ length: SWAPS }, (_, i) => (i % 2 === 0 ? next.version : seeded));
     const submitted = new Map();
-    const tookMs = [];
-    provider.on('swapped', (event) => tookMs.push(event.tookMs));
-    const start = performance.now();
+    const swapped = [];
+    provider.on('swapped', (event) => swapped.push({ ...event, at: Date.now() }));
+    const start = Date.now();
     const firstPromotionAt = start + (WARMUP_S + BEFORE_S) * 1000;
     const producing = produce(world, inference, images, intervalMs, firstPromotionAt + SWAPS * SWAP_GAP_S * 1000, submitted);
     const promotions = [];
     for (const [i, version] of plan.entries()) {
-      await sleep(firstPromotionAt + i * SWAP_GAP_S * 1000 - performance.now());
-      promotions.push({ version, at: performance.now() });
+      await sleep(firstPromotionAt + i * SWAP_GAP_S * 1000 - Date.now());
+      promotions.push({ version, at: Date.now() });
       await registry.promote('tumor-binary', version, { by: 'bench', reason: 'hot-reload benchmark' });
     }
     await producing;
-    const drainedBy = performance.now() + 60_000;
-    while (arrived.size < submitted.size + 10 && performance.now() < drainedBy) await sleep(50);
+    const drainedBy = Date.now() + 60_000;
+    while (arrived.size < submitted.size + 10 && Date.now() < drainedBy) await sleep(50);
 
-    const run = summarise(submitted, arrived, start + WARMUP_S * 1000, promotions);
+    const run = summarise(submitted, arrived, start + WARMUP_S * 1000, promotions, swapped);
     const report = {
       date: new Date().toISOString(),
       node: process.version,
@@ -274,15 +286,17 @@ async function main() {
       ratePerSecond: round(1000 / intervalMs),
       windowsSeconds: { warmup: WARMUP_S, before: BEFORE_S, betweenPromotions: SWAP_GAP_S, duringSwapTailMs: SWAP_WINDOW_TAIL_MS },
       run,
-      swaps: { count: SWAPS, loadAndVerifyMs: tookMs },
+      swaps: { count: SWAPS, loadAndVerifyMs: swapped.map((w) => w.tookMs) },
       p99Ratio: run.before.p99 ? round((run.during.p99 / run.before.p99) * 100) / 100 : null,
       targets: TARGETS,
     };
     report.meetsTargets = {
-      promotionToFirstNewResult: run.promotionToFirstNewResultMs <= TARGETS.promotionToFirstNewResultMs,
+      promotionToFirstNewResult: run.promotionToFirstNewResultMs !== null && run.promotionToFirstNewResultMs <= TARGETS.promotionToFirstNewResultMs,
       p99DuringSwap: report.p99Ratio !== null && report.p99Ratio <= TARGETS.p99DuringOverBefore,
       noFailedOrLostJobs: run.failed === 0 && run.lost === 0,
       noOldVersionAfterSwitch: run.swaps.every((w) => w.staleAfterSwitch === 0),
+      // Latency figures only mean something when the worker kept up with the offered rate.
+      workerKeptUp: run.before.p50 !== null && run.before.p50 < 4 * serviceMs,
     };
     await mkdir(path.dirname(RESULTS), { recursive: true });
     await writeFile(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
