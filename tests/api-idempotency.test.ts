@@ -94,6 +94,16 @@ describe('externalId', () => {
     expect(await harness.env.objectKeys()).toHaveLength(1);
   });
 
+  it('takes over an external id whose submission died half-way, and keeps a finished claim for good', async () => {
+    const claimKey = harness.env.api.ctx.keys.externalId('alice', 'ACC-46');
+    await harness.env.redis.set(claimKey, 'stu_died_half_way', 'PX', 400);
+    const submitted = await submit('alice', first!.bytes, { externalId: 'ACC-46' });
+    expect(submitted.status).toBe(202);
+    expect(submitted.body.studyId).not.toBe('stu_died_half_way');
+    expect(await harness.env.redis.get(claimKey)).toBe(submitted.body.studyId);
+    expect(await harness.env.redis.ttl(claimKey)).toBe(-1);
+  });
+
   it('finds a study by its external id', async () => {
     const original = await submit('alice', first!.bytes, { externalId: 'ACC-45' });
     const found = await call<{ items: { studyId: string }[] }>(harness.env, 'alice', 'GET', '/v1/studies?externalId=ACC-45');

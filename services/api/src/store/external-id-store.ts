@@ -2,6 +2,8 @@ import type { Redis } from '@btd/shared';
 import type { RecordKeys } from './record-keys.js';
 import { redisScript } from './redis-script.js';
 
+const CLAIM_TTL_SECONDS = 120;
+
 const releaseIfOwner = redisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -17,10 +19,14 @@ export class ExternalIdStore {
     private readonly keys: RecordKeys,
   ) {}
 
-  /** Claims the external id for `studyId`; returns the study id that holds it otherwise. */
+  /**
+   * Claims the external id for `studyId`; returns the study id that holds it otherwise. The
+   * claim expires unless the study is created (which makes it permanent), so a submission that
+   * died half-way frees the id.
+   */
   async claim(clientId: string, externalId: string, studyId: string): Promise<string | undefined> {
     const key = this.keys.externalId(clientId, externalId);
-    if ((await this.redis.set(key, studyId, 'NX')) === 'OK') return undefined;
+    if ((await this.redis.set(key, studyId, 'EX', CLAIM_TTL_SECONDS, 'NX')) === 'OK') return undefined;
     return (await this.redis.get(key)) ?? undefined;
   }
 

@@ -18,6 +18,8 @@ type Entry = { state: 'pending'; fingerprint: string } | { state: 'done'; finger
 export type Claim = { kind: 'claimed' } | { kind: 'replay'; response: StoredResponse };
 
 const POLL_MS = 50;
+/** A claim whose request died (process killed) frees itself after this, instead of blocking retries for the full TTL. */
+const PENDING_TTL_SECONDS = 120;
 
 /**
  * Remembers submissions by `Idempotency-Key`. The first request claims the key with SET NX;
@@ -42,7 +44,7 @@ export class IdempotencyStore {
     const deadline = Date.now() + this.waitMs;
     const pending = JSON.stringify({ state: 'pending', fingerprint } satisfies Entry);
     for (;;) {
-      if ((await this.redis.set(key, pending, 'EX', this.ttlSeconds, 'NX')) === 'OK') return { kind: 'claimed' };
+      if ((await this.redis.set(key, pending, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed' };
       const text = await this.redis.get(key);
       const entry = text ? (JSON.parse(text) as Entry) : undefined;
       if (entry && entry.fingerprint !== fingerprint) {

@@ -30,8 +30,11 @@ end
  * Creates a study and its images in one step, and refuses when the batch it joins is no
  * longer open (so `close` and a late chunk cannot interleave).
  *
- * KEYS: study, client index, batch, batch studies, ...images. ARGV: createdAt (ms), batchId or
- * '', study fields (JSON), ...image fields (JSON). Returns 'ok' or the batch's state.
+ * Also makes the external-id claim permanent, in the same step, so a study and its claim
+ * never outlive one another.
+ *
+ * KEYS: study, client index, batch, batch studies, external-id claim, ...images. ARGV: createdAt
+ * (ms), batchId or '', study fields (JSON), ...image fields (JSON). Returns 'ok' or the batch's state.
  */
 export const createStudyScript = redisScript(`${LUA_HSET_JSON}
 if ARGV[2] ~= '' then
@@ -40,7 +43,8 @@ if ARGV[2] ~= '' then
 end
 hsetJson(KEYS[1], ARGV[3])
 local studyId = redis.call('HGET', KEYS[1], 'id')
-for i = 5, #KEYS do hsetJson(KEYS[i], ARGV[i - 1]) end
+redis.call('PERSIST', KEYS[5])
+for i = 6, #KEYS do hsetJson(KEYS[i], ARGV[i - 2]) end
 redis.call('ZADD', KEYS[2], ARGV[1], studyId)
 if ARGV[2] ~= '' then
   local position = redis.call('HINCRBY', KEYS[3], 'studyCount', 1)

@@ -38,6 +38,8 @@ export class StudyStore {
       this.keys.clientStudies(study.clientId),
       this.keys.batch(batchId),
       this.keys.batchStudies(batchId),
+      // Without an external id, PERSIST on the study's own key is a harmless no-op.
+      study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
       ...images.map((image) => this.keys.image(image.id)),
     ];
     const args = [Date.parse(study.createdAt), batchId, JSON.stringify(toHash(study)), ...images.map((image) => JSON.stringify(toHash(image)))];

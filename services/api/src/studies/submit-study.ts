@@ -89,18 +89,21 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
 }
 
 /**
- * When another submission holds the external id, answers with that study if this one is a
- * retry of it (same fingerprint), or 409 otherwise. Waits briefly if the holder is mid-way.
+ * Claims the study's external id. When another submission holds it, answers with that study if
+ * this is a retry of it (same fingerprint) or 409 otherwise; while the holder is still being
+ * created, waits, and takes the id over if the holder's claim lapses (it died half-way).
  */
-async function existingStudy(ctx: ApiContext, holderId: string, fingerprint: string): Promise<StoredResponse> {
+async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: string): Promise<StoredResponse | undefined> {
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const study = await ctx.studies.get(holderId);
-    if (study) {
-      if (study.fingerprint !== fingerprint) {
+    const holderId = await ctx.externalIds.claim(study.clientId, externalId, study.id);
+    if (!holderId) return undefined;
+    const holder = await ctx.studies.get(holderId);
+    if (holder) {
+      if (holder.fingerprint !== study.fingerprint) {
         throw new ApiError(409, 'external_id_conflict', `externalId already names study ${holderId}, submitted with different content`);
       }
-      return { ...accepted(study, await ctx.studies.images(study)), replayed: true };
+      return { ...accepted(holder, await ctx.studies.images(holder)), replayed: true };
     }
     if (Date.now() > deadline) throw new ApiError(409, 'external_id_in_progress', 'a submission with this externalId is still running; retry later');
     await sleep(50);
@@ -111,8 +114,8 @@ async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarge
   const { study, images } = buildRecords(form, target, fingerprint);
   const externalId = study.externalId;
   if (externalId) {
-    const holder = await ctx.externalIds.claim(study.clientId, externalId, study.id);
-    if (holder) return existingStudy(ctx, holder, fingerprint);
+    const existing = await claimExternalId(ctx, study, externalId);
+    if (existing) return existing;
   }
   try {
     await persist(ctx, study, images, form, log);
