@@ -40,6 +40,12 @@ async function errorMessage(response) {
   return body.message ? `Rejected: ${body.message}` : `The server answered ${response.status}.`;
 }
 
+function newIdempotencyKey() {
+  // crypto.randomUUID exists only on https or localhost pages; getRandomValues works everywhere.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
 function percent(value) {
   return `${(value * 100).toFixed(1)} %`;
 }
@@ -104,7 +110,7 @@ async function analyse(file) {
   const form = new FormData();
   form.append('file', file, file.name);
   try {
-    const headers = { ...authHeaders(), 'idempotency-key': crypto.randomUUID() };
+    const headers = { ...authHeaders(), 'idempotency-key': newIdempotencyKey() };
     const response = await fetch('/v1/studies', { method: 'POST', headers, body: form });
     if (!response.ok) throw new Error(await errorMessage(response));
     const study = await poll(response.headers.get('location'));
