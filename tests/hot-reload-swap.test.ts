@@ -91,7 +91,9 @@ describe('hot reload under a steady stream of jobs', () => {
     const failed: string[] = [];
     worker.on('failed', (job, error) => failed.push(`${job?.id}: ${error.message}`));
     try {
-      events.setMaxListeners(200); // one waitUntilFinished listener per job
+      // One waitUntilFinished listener per job.
+      events.setMaxListeners(200);
+      queue.setMaxListeners(200);
       await events.waitUntilReady();
       const next = await publish();
       const added: string[] = [];
@@ -101,17 +103,17 @@ describe('hot reload under a steady stream of jobs', () => {
           await sleep(15);
         }
       };
-      await produce(40);
+      await produce(30);
       const swapped = swapTo(next);
       const promotedAt = performance.now();
-      await Promise.all([env.registry.promote(TASK, next, { by: 'test', reason: 'hot reload' }), produce(60)]);
+      await Promise.all([env.registry.promote(TASK, next, { by: 'test', reason: 'hot reload' }), produce(40)]);
       await swapped;
       const swappedAt = performance.now();
-      await produce(20);
+      await produce(10);
 
-      const outcomes = await Promise.all(added.map(async (id) => (await queue.getJob(id))!.waitUntilFinished(events, 30_000) as Promise<JobOutcome>));
+      const outcomes = await Promise.all(added.map(async (id) => (await queue.getJob(id))!.waitUntilFinished(events, 90_000) as Promise<JobOutcome>));
       expect(failed).toEqual([]);
-      expect(outcomes).toHaveLength(120);
+      expect(outcomes).toHaveLength(80);
       const expectedHash = (await env.registry.fetchArtifact(TASK, next)).contentHash;
       for (const outcome of outcomes) {
         if (outcome.startedAt < promotedAt) expect(outcome.version).toBe(seeded);
@@ -158,7 +160,7 @@ describe('refusing broken artifacts', () => {
     expect(await refused).toMatchObject({ version: broken, reason: expect.stringMatching(reason) });
     expect(provider.current(TASK).version).toBe(seeded);
     await expect(provider.current(TASK).predict(mriSlices('yes', 1)[0]!.bytes, { heatmap: false })).resolves.toBeTruthy();
-    await expect.poll(async () => (await env.registry.status(TASK, broken))?.state).toBe('refused');
+    await expect.poll(async () => (await env.registry.status(TASK, broken))?.state, { timeout: 15_000 }).toBe('refused');
     expect((await env.registry.refusals(TASK, broken))[0]).toMatchObject({ by: 'worker-test', reason: expect.stringMatching(reason) });
     expect(await metrics.getSingleMetricAsString('btd_model_refusals_total')).toMatch(/task="tumor-binary"} 1/);
     // Polling again does not reload (and re-report) the refused version.

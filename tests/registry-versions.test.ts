@@ -87,9 +87,9 @@ describe('the promotion channel', () => {
     });
     try {
       await env.registry.promote('tumor-binary', published.version, { by: 'tester', reason: 'test' });
-      await expect.poll(() => notices.length).toBe(1);
+      await expect.poll(() => notices.length, { timeout: 15_000 }).toBe(1);
       expect(notices[0]).toEqual({ task: 'tumor-binary', version: published.version, contentHash: published.contentHash, sequence: 1, action: 'promote' });
-      await expect.poll(() => pointerSeen).toBe(published.version);
+      await expect.poll(() => pointerSeen, { timeout: 15_000 }).toBe(published.version);
     } finally {
       await subscription.close();
       await subscription.close();

@@ -214,8 +214,8 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   private install(task: ModelTask, slot: ModelSlot): void {
     const old = this.slots.get(task);
     this.slots.set(task, slot);
-    this.metrics.swaps.inc({ task });
     if (old) {
+      this.metrics.swaps.inc({ task });
       this.metrics.served.remove({ task, version: old.served.version, content_hash: old.served.contentHash });
       old.retire();
       for (const slot of this.retired) if (slot.isDisposed) this.retired.delete(slot);
