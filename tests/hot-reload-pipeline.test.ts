@@ -73,7 +73,7 @@ describe('the inference worker during a promotion', () => {
       expect(document.task).toBe('tumor-binary');
       expect(document.model.contentHash).toBe(hashes[document.model.version]);
     }
-  });
+  }, 240_000);
 });
 
 function binaryModelOf(result: ResultMessage) {

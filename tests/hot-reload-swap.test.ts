@@ -130,7 +130,7 @@ describe('hot reload under a steady stream of jobs', () => {
       await queue.close();
       await events.close();
     }
-  });
+  }, 240_000);
 
   it('lets a job that took the old model finish on it, then disposes the old model', async () => {
     const lease = provider.acquire(TASK);

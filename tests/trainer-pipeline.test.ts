@@ -80,7 +80,7 @@ describe('the trainer', () => {
     const again = await enqueueTraining(queue, 'req-1', request);
     expect(await again.waitUntilFinished(events, 30_000)).toEqual(result);
     expect(await env.registry.listVersionIds('tumor-binary')).toHaveLength(2);
-  });
+  }, 300_000);
 
   it('keeps a candidate back, with the reason, when the gate cannot pass it', async () => {
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'local-set'), 16, 40);
@@ -99,7 +99,7 @@ describe('the trainer', () => {
       state: 'candidate',
       reasons: ['no evaluation set is configured for tumor-binary'],
     });
-  });
+  }, 300_000);
 
   it('fails a request for a folder outside the allowed roots at once, without retries', async () => {
     start();

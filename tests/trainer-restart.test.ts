@@ -80,5 +80,5 @@ describe('a trainer restarted mid-training', () => {
     const history = JSON.parse((await env.registry.readFile('tumor-binary', result.version, 'history.json')).toString()) as unknown[];
     expect(history).toHaveLength(3);
     expect(third.logs.some((line) => line.includes('"training finished"'))).toBe(true);
-  });
+  }, 400_000);
 });
