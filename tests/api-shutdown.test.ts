@@ -64,7 +64,12 @@ describe('graceful shutdown', () => {
     child.stderr!.on('data', () => {});
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      await waitFor(() => lines.some((line) => line.includes('"API listening"')), { timeoutMs: 30_000, what: 'the API to listen' });
+      const listening = () => {
+        if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}:\n${lines.join('\n')}`);
+        return lines.some((line) => line.includes('"API listening"'));
+      };
+      // Generous: a cold start imports Fastify, sharp, BullMQ and the AWS SDK, slow on a busy CI machine.
+      await waitFor(listening, { timeoutMs: 90_000, what: 'the API to listen' });
       // No keys were configured: a local key was created and shown once.
       expect(lines.join('\n')).toContain('created an API key for client "local"');
       child.kill('SIGTERM');
