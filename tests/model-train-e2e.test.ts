@@ -9,6 +9,7 @@ import { loadModel } from '../packages/model/src/model/loaded-model.js';
 import { readArtifactDir } from '../packages/model/src/model/artifact.js';
 import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { trainModel } from '../packages/model/src/train/train-model.js';
+import { trainLocator } from '../packages/model/src/train/train-locator.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import { REPO_ROOT, datasetsDir } from './helpers/repo-paths.js';
 
@@ -80,6 +81,22 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
     const wrong = new TextEncoder().encode(JSON.stringify({ ...manifest, inputSize: 64 }));
     await expect(loadModel({ ...files, 'manifest.json': wrong })).rejects.toThrow(/does not match/);
+  });
+
+  it('adds a locator trained on outlines of the train split, which then gives the heatmap', async () => {
+    const before = await loadModel(outDir);
+    const image = await readFile(path.join(br35h, 'yes/y0.jpg'));
+    const cam = await before.predict(image);
+    before.dispose();
+    const manifest = await trainLocator({ modelDir: outDir, dataDir: br35h, outlinesFile: path.join(br35h, 'annotations/tumor-outlines.json'), epochs: 1, workers: 1, cacheDir: path.join(work, 'cache') });
+    expect(manifest.locator?.trainedOn).toBeGreaterThan(0);
+    expect(Object.keys(await readArtifactDir(outDir))).toEqual(expect.arrayContaining(['locator.json', 'locator.bin']));
+    const after = await loadModel(outDir);
+    const located = await after.predict(image);
+    // Classification is the classifier's alone; the map now comes from the locator.
+    expect(located.probabilities).toEqual(cam.probabilities);
+    expect(Array.from(located.heatmap!.data)).not.toEqual(Array.from(cam.heatmap!.data));
+    after.dispose();
   });
 
   it('evaluates a folder, with location metrics from outlines', async () => {

@@ -21,5 +21,6 @@ export type { Box, Heatmap, Point } from './model/heatmap.js';
 export { renderOverlay } from './model/overlay.js';
 export { writeInitialArtifact } from './model/initial-artifact.js';
 export { trainModel, type TrainOptions, type TrainResult } from './train/train-model.js';
+export { trainLocator, type LocatorOptions } from './train/train-locator.js';
 export { evaluateModel, evaluateOnDataset, type EvaluationResult } from './eval/evaluate.js';
 export { readOutlines, type Outlines } from './eval/outlines.js';

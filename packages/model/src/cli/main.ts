@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerEvalCommand } from './eval.command.js';
+import { registerLocateCommand } from './locate.command.js';
 import { registerPredictCommand } from './predict.command.js';
 import { registerSplitCommand } from './split.command.js';
 import { registerTrainCommand } from './train.command.js';
@@ -9,6 +10,7 @@ registerTrainCommand(program);
 registerEvalCommand(program);
 registerPredictCommand(program);
 registerSplitCommand(program);
+registerLocateCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`btd: ${error instanceof Error ? error.message : String(error)}\n`);

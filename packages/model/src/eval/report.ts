@@ -53,6 +53,9 @@ export async function renderReport(outDir: string, manifest: ModelManifest, hist
     `Task \`${manifest.task}\`, classes ${manifest.classes.join(', ')}; input ${manifest.inputSize}×${manifest.inputSize} grey, preprocessing v${manifest.preprocessing.version}; backend ${manifest.backend}.`,
     t ? `Trained ${t.epochsRun} of ${t.epochs} epochs (best ${t.bestEpoch}) in ${t.durationSeconds} s on ${t.workers} worker(s), ${t.imagesPerSecond} images/s.` : '',
     t?.command ? `Command: \`${t.command}\`` : '',
+    manifest.locator
+      ? `Heatmap: a locator trained on ${manifest.locator.trainedOn} outlined training images (${manifest.locator.epochs} epochs, ${manifest.locator.durationSeconds} s)${manifest.locator.command ? `: \`${manifest.locator.command}\`` : ''}.`
+      : 'Heatmap: the class activation map of the last convolutional block.',
     s ? `Split: seed ${s.seed}, fingerprint \`${s.fingerprint.slice(0, 16)}\`, ${s.duplicateGroups} near-duplicate groups (correlation ≥ ${s.duplicateThreshold}), ${s.straddlingGroups} straddling splits; counts ${JSON.stringify(s.counts)}.` : '',
     '',
     history.length > 0 ? '![training curves](curves.svg)' : '',

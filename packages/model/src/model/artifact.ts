@@ -16,7 +16,11 @@ export async function readArtifactDir(dir: string): Promise<ArtifactFiles> {
 }
 
 /** Writes a model's topology and weights (model.json + weights.bin) into dir. */
-export async function saveModelWeights(model: tf.LayersModel, dir: string): Promise<void> {
+export async function saveModelWeights(
+  model: tf.LayersModel,
+  dir: string,
+  names: { topology: string; weights: string } = { topology: ARTIFACT_FILES.topology, weights: ARTIFACT_FILES.weights },
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
@@ -26,10 +30,10 @@ export async function saveModelWeights(model: tf.LayersModel, dir: string): Prom
         generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
         convertedBy: null,
         modelTopology: artifacts.modelTopology,
-        weightsManifest: [{ paths: [ARTIFACT_FILES.weights], weights: artifacts.weightSpecs }],
+        weightsManifest: [{ paths: [names.weights], weights: artifacts.weightSpecs }],
       };
-      await writeFile(path.join(dir, ARTIFACT_FILES.topology), JSON.stringify(modelJson));
-      await writeFile(path.join(dir, ARTIFACT_FILES.weights), new Uint8Array(weightData));
+      await writeFile(path.join(dir, names.topology), JSON.stringify(modelJson));
+      await writeFile(path.join(dir, names.weights), new Uint8Array(weightData));
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );
@@ -50,8 +54,8 @@ export function parseManifest(files: ArtifactFiles): ModelManifest {
 }
 
 /** Builds the Keras-style model from in-memory artifact files, checking weights against the topology. */
-export async function modelFromArtifact(files: ArtifactFiles): Promise<tf.LayersModel> {
-  const modelJson = JSON.parse(new TextDecoder().decode(requireFile(files, ARTIFACT_FILES.topology))) as {
+export async function modelFromArtifact(files: ArtifactFiles, topologyFile: string = ARTIFACT_FILES.topology): Promise<tf.LayersModel> {
+  const modelJson = JSON.parse(new TextDecoder().decode(requireFile(files, topologyFile))) as {
     modelTopology: object;
     weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
   };

@@ -23,6 +23,8 @@ export class ForwardPass {
   constructor(
     private readonly model: tf.LayersModel,
     private readonly testTimeFlip: boolean,
+    /** When present, its map of where the tumour is replaces the class activation map. */
+    private readonly locator?: tf.LayersModel,
   ) {
     const camOutput = model.getLayer(CAM_LAYER).output as tf.SymbolicTensor;
     this.camModel = tf.model({ inputs: model.inputs, outputs: [camOutput, model.outputs[0] as tf.SymbolicTensor] });
@@ -53,6 +55,7 @@ export class ForwardPass {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
       });
+      if (this.locator) return { probabilities: probabilities.slice(), ...this.locate(x, count) };
       const weights = tf.gather(this.classifierKernel, chosen, 1).transpose(); // count × channels
       const camSide = features.shape[1];
       const cams = tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
@@ -60,7 +63,20 @@ export class ForwardPass {
     });
   }
 
+  private locate(x: tf.Tensor4D, count: number): { cams: Float32Array; camSide: number } {
+    const locator = this.locator as tf.LayersModel;
+    const cells = locator.outputs[0]!.shape[1] as number;
+    const side = Math.round(Math.sqrt(cells));
+    let maps = (locator.predict(x) as tf.Tensor2D).reshape([count, side, side]);
+    if (this.testTimeFlip) {
+      const flipped = (locator.predict(tf.reverse(x, 2)) as tf.Tensor2D).reshape([count, side, side]);
+      maps = maps.add(tf.reverse(flipped, 2)).div(2);
+    }
+    return { cams: maps.dataSync() as Float32Array, camSide: side };
+  }
+
   dispose(): void {
+    this.locator?.dispose();
     // The CAM model shares the classifier's layers and weights; disposing the classifier frees both.
     this.model.dispose();
     this.classifierKernel.dispose();

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { preprocessImage } from '../data/preprocess.js';
 import { modelFromArtifact, parseManifest, readArtifactDir, type ArtifactFiles } from './artifact.js';
+import { ARTIFACT_FILES } from './manifest.js';
 import { ForwardPass } from './forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak, type Box, type Heatmap, type Point } from './heatmap.js';
 import type { ModelManifest } from './manifest.js';
@@ -88,5 +89,6 @@ export async function loadModel(source: string | ArtifactFiles): Promise<LoadedM
     model.dispose();
     throw new Error(`model has ${String(classes)} outputs, the manifest names ${manifest.classes.length} classes`);
   }
-  return new ServingModel(manifest, new ForwardPass(model, manifest.testTimeFlip));
+  const locator = files[ARTIFACT_FILES.locatorTopology] ? await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology) : undefined;
+  return new ServingModel(manifest, new ForwardPass(model, manifest.testTimeFlip, locator));
 }

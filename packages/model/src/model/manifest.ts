@@ -10,6 +10,8 @@ export const ARTIFACT_FILES = {
   history: 'history.json',
   split: 'split.json',
   probe: 'probe.png',
+  locatorTopology: 'locator.json',
+  locatorWeights: 'locator.bin',
 } as const;
 
 export interface SplitRecord {
@@ -60,6 +62,8 @@ export interface ModelManifest {
   split?: SplitRecord;
   training?: TrainingRecord;
   metrics?: Record<string, unknown>;
+  /** A tumour locator trained on outlines (locator.json + locator.bin), which gives the heatmap when present. */
+  locator?: { trainedOn: number; epochs: number; outlines: string; durationSeconds: number; command?: string };
   /** A synthetic probe image in the artifact and the probabilities this model gives it: a loaded copy must agree. */
   expectedOutput?: { image: string; probabilities: Record<string, number> };
 }

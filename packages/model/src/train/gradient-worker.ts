@@ -28,6 +28,15 @@ function batchImages(s: State, indices: Int32Array): tf.Tensor4D {
   return tf.tensor4d(inputBatch(s.pixels, indices, s.init.size), [indices.length, s.init.size, s.init.size, 1]);
 }
 
+function softTargets(s: State, indices: Int32Array): tf.Tensor2D | undefined {
+  if (!s.init.targets) return undefined;
+  const k = s.init.numClasses;
+  const all = new Float32Array(s.init.targets);
+  const rows = new Float32Array(indices.length * k);
+  indices.forEach((index, i) => rows.set(all.subarray(index * k, (index + 1) * k), i * k));
+  return tf.tensor2d(rows, [indices.length, k]);
+}
+
 function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResult {
   loadWeights(s.model, msg.weights);
   const { init, model } = s;
@@ -38,9 +47,11 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
   const { value, grads } = tf.variableGrads(() => {
     const x = augmentBatch(batchImages(s, msg.indices), init.augmentation, createRandom(msg.seed));
     const probs = model.apply(x, { training: true }) as tf.Tensor2D;
-    correct = tf.tidy(() => tf.equal(probs.argMax(1), tf.tensor1d(labels, 'int32')).sum().dataSync()[0] as number);
-    const smooth = init.labelSmoothing;
-    const target = tf.oneHot(tf.tensor1d(labels, 'int32'), init.numClasses).mul(1 - smooth).add(smooth / init.numClasses);
+    const soft = softTargets(s, msg.indices);
+    const target = soft ?? tf.oneHot(tf.tensor1d(labels, 'int32'), init.numClasses).mul(1 - init.labelSmoothing).add(init.labelSmoothing / init.numClasses);
+    // With soft targets a prediction is right when its top position has target mass (the pointing game).
+    const hits = soft ? soft.mul(tf.oneHot(probs.argMax(1), init.numClasses)).sum(1).greater(0) : tf.equal(probs.argMax(1), tf.tensor1d(labels, 'int32'));
+    correct = hits.sum().dataSync()[0] as number;
     const weights = tf.tensor1d(labels.map((l) => init.classWeights[l] as number));
     const perImage = target.mul(probs.clipByValue(1e-7, 1).log()).sum(1).neg();
     const dataLoss = perImage.mul(weights).mean();

@@ -62,7 +62,7 @@ export async function runTrainingLoop(
   model: tf.LayersModel,
   optimizer: tf.AdamOptimizer,
   pool: GradientWorkerPool,
-  data: { train: number[]; val: number[]; labels: Int32Array; numClasses: number },
+  data: { train: number[]; val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
   options: LoopOptions,
   state: LoopState,
 ): Promise<LoopState> {
@@ -152,7 +152,7 @@ function applyAveraged(
 async function validate(
   model: tf.LayersModel,
   pool: GradientWorkerPool,
-  data: { val: number[]; labels: Int32Array; numClasses: number },
+  data: { val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
 ): Promise<{ loss: number; accuracy: number }> {
   if (data.val.length === 0) return { loss: Number.NaN, accuracy: Number.NaN };
   const chunks = await pool.predict(readWeights(model), Int32Array.from(data.val));
@@ -162,12 +162,19 @@ async function validate(
   let i = 0;
   for (const chunk of chunks) {
     for (let r = 0; r < chunk.length / k; r++, i++) {
-      const label = data.labels[data.val[i] as number] as number;
+      const index = data.val[i] as number;
+      const label = data.labels[index] as number;
       const row = chunk.subarray(r * k, (r + 1) * k);
-      loss -= Math.log(Math.max(1e-7, row[label] as number));
       let best = 0;
       for (let c = 1; c < k; c++) if ((row[c] as number) > (row[best] as number)) best = c;
-      if (best === label) correct++;
+      if (data.targets) {
+        const target = data.targets.subarray(index * k, (index + 1) * k);
+        for (let c = 0; c < k; c++) loss -= (target[c] as number) * Math.log(Math.max(1e-7, row[c] as number));
+        if ((target[best] as number) > 0) correct++;
+      } else {
+        loss -= Math.log(Math.max(1e-7, row[label] as number));
+        if (best === label) correct++;
+      }
     }
   }
   return { loss: loss / data.val.length, accuracy: correct / data.val.length };

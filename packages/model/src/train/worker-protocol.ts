@@ -7,6 +7,8 @@ export interface WorkerInit {
   /** Shared pixels of every image, n × size × size. */
   pixels: SharedArrayBuffer;
   labels: Int32Array;
+  /** Soft targets (n × numClasses) instead of one-hot labels, e.g. outline masks for the locator. */
+  targets?: SharedArrayBuffer;
   size: number;
   numClasses: number;
   classWeights: number[];

@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import path from 'node:path';
+import { trainLocator } from '../train/train-locator.js';
+import { intOption } from './options.js';
+
+export function registerLocateCommand(program: Command): void {
+  program
+    .command('locate')
+    .description("train a tumour locator on outlines of a model's own train/val images and add it to the artifact")
+    .requiredOption('--model <dir>', 'artifact folder of a trained tumor-binary model')
+    .requiredOption('--data <dir>', 'the dataset the model was trained on (its split.json names the images)')
+    .requiredOption('--outlines <file>', 'tumour outlines (VIA JSON keyed by path relative to --data)')
+    .option('--epochs <n>', 'epochs', intOption, 15)
+    .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
+    .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
+    .action(async (opts: { model: string; data: string; outlines: string; epochs: number; workers?: number; cache: string }) => {
+      const manifest = await trainLocator({
+        modelDir: path.resolve(opts.model),
+        dataDir: path.resolve(opts.data),
+        outlinesFile: path.resolve(opts.outlines),
+        epochs: opts.epochs,
+        workers: opts.workers,
+        cacheDir: path.resolve(opts.cache),
+        command: `btd ${process.argv.slice(2).join(' ')}`,
+        onEpoch: (e) =>
+          process.stderr.write(
+            `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} hit ${e.accuracy.toFixed(4)} val_loss ${e.valLoss.toFixed(4)} val_hit ${e.valAccuracy.toFixed(4)} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`,
+          ),
+      });
+      const test = manifest.metrics?.test as { location?: unknown } | undefined;
+      process.stdout.write(`${JSON.stringify({ locator: manifest.locator, location: test?.location }, null, 2)}\n`);
+    });
+}
