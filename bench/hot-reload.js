@@ -10,7 +10,7 @@
 // from each promotion until 2 s after the first result of the new version.
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,19 +69,23 @@ async function sampleImages() {
 }
 
 /**
- * The models to serve: the shipped ones when `models/` has them; otherwise untrained models of the
- * shipped architecture's size, so loading and inference cost what they will in production.
+ * The models to serve: the shipped ones where `models/<task>/` has one; otherwise an untrained model
+ * of the shipped architecture's size, so loading and inference cost what they will in production.
  */
 async function prepareModels(scratch) {
-  const bundled = path.join(ROOT, 'models');
-  if (existsSync(path.join(bundled, 'tumor-binary', 'manifest.json')) && existsSync(path.join(bundled, 'tumor-type', 'manifest.json'))) {
-    return { modelsDir: bundled, kind: 'bundled' };
-  }
   const modelsDir = path.join(scratch, 'models');
+  const kinds = {};
   for (const task of ['tumor-binary', 'tumor-type']) {
-    await writeInitialArtifact({ task, outDir: path.join(modelsDir, task), inputSize: 96, filters: [16, 32, 64, 128], version: 'bench-1' });
+    const bundled = path.join(ROOT, 'models', task);
+    if (existsSync(path.join(bundled, 'manifest.json'))) {
+      await cp(bundled, path.join(modelsDir, task), { recursive: true });
+      kinds[task] = 'shipped';
+    } else {
+      await writeInitialArtifact({ task, outDir: path.join(modelsDir, task), inputSize: 96, filters: [16, 32, 64, 128], version: 'bench-1' });
+      kinds[task] = 'untrained 96 px, 16-32-64-128 filters';
+    }
   }
-  return { modelsDir, kind: 'untrained, 96 px, 16-32-64-128 filters' };
+  return { modelsDir, kind: Object.entries(kinds).map(([task, kind]) => `${task}: ${kind}`).join('; ') };
 }
 
 /** The same weights under a new manifest: a new version whose load costs what the served one did. */
