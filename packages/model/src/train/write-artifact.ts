@@ -57,7 +57,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     backend: input.backend,
     testTimeFlip: true,
     ...(options.task === 'tumor-binary' ? { heatmapClass: 'tumor' } : {}),
-    dataset: { dir: options.dataDir, files: prepared.dataset.files.length, perClass, rejected: prepared.dataset.rejected.length },
+    dataset: { dir: path.relative(process.cwd(), options.dataDir) || '.', files: prepared.dataset.files.length, perClass, rejected: prepared.dataset.rejected.length },
     split: {
       seed: prepared.split.seed,
       fractions: { ...prepared.split.fractions },
