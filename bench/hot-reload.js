@@ -298,7 +298,7 @@ async function main() {
       promotionToFirstNewResult: run.promotionToFirstNewResultMs !== null && run.promotionToFirstNewResultMs <= TARGETS.promotionToFirstNewResultMs,
       p99DuringSwap: report.p99Ratio !== null && report.p99Ratio <= TARGETS.p99DuringOverBefore,
       noFailedOrLostJobs: run.failed === 0 && run.lost === 0,
-      noOldVersionAfterSwitch: run.swaps.every((w) => w.staleAfterSwitch === 0),
+      noOldVersionAfterSwitch: run.swaps.every((w) => (w.staleAfterSwitch ?? 0) === 0),
       // Latency figures only mean something when the worker kept up with the offered rate.
       workerKeptUp: run.before.p50 !== null && run.before.p50 < 4 * serviceMs,
     };
