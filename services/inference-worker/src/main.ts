@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { initBackend } from '@btd/model';
 import {
-  ConfigError,
   ObjectStore,
   SHUTDOWN_PHASE,
   Shutdown,
@@ -10,6 +9,7 @@ import {
   createProducerConnection,
   createResultsQueue,
   createWorkerConnection,
+  loadConfigOrExit,
   logConnectionHealth,
   waitForRedis,
   type Logger,
@@ -18,16 +18,6 @@ import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { startInferenceWorker } from './inference-worker.js';
 import { openModelSource } from './model-source.js';
 import { createWorkerMetrics, startMetricsServer } from './worker-metrics.js';
-
-function readConfig(): WorkerConfig {
-  try {
-    return loadWorkerConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(error.message);
-    process.exit(78); // EX_CONFIG: supervisors should not restart into the same mistake
-  }
-}
 
 async function start(config: WorkerConfig, workerId: string, logger: Logger, shutdown: Shutdown): Promise<void> {
   const backend = await initBackend(config.tfBackend ? { prefer: config.tfBackend } : {});
@@ -62,7 +52,7 @@ async function start(config: WorkerConfig, workerId: string, logger: Logger, shu
   logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency, modelSource: config.modelSource }, 'inference worker ready');
 }
 
-const config = readConfig();
+const config = loadConfigOrExit(() => loadWorkerConfig());
 const workerId = config.workerId ?? `${hostname()}-${process.pid}`;
 const logger = createLogger({ name: 'inference-worker', level: config.logLevel }).child({ workerId });
 const shutdown = new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs });

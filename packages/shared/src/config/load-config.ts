@@ -92,3 +92,18 @@ export function describeConfig(schema: TObject): ConfigFieldDoc[] {
     default: property.default === undefined ? undefined : String(property.default),
   }));
 }
+
+/**
+ * Runs a service's config loader at start-up. On a {@link ConfigError} it prints the list of
+ * problems and exits with 78 (EX_CONFIG), a code supervisors can tell apart from a crash, so
+ * they do not restart into the same mistake. Other errors propagate.
+ */
+export function loadConfigOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(78);
+  }
+}
