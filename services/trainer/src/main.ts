@@ -1,6 +1,5 @@
 import { initBackend } from '@btd/model';
 import {
-  ConfigError,
   ModelRegistry,
   ObjectStore,
   SHUTDOWN_PHASE,
@@ -9,22 +8,13 @@ import {
   createLogger,
   createProducerConnection,
   createWorkerConnection,
+  loadConfigOrExit,
   logConnectionHealth,
   waitForRedis,
   type Logger,
 } from '@btd/shared';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { startTrainer } from './trainer.js';
-
-function readConfig(): TrainerConfig {
-  try {
-    return loadTrainerConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(error.message);
-    process.exit(78); // EX_CONFIG: supervisors should not restart into the same mistake
-  }
-}
 
 async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown): Promise<void> {
   const backend = await initBackend({ prefer: config.backend });
@@ -50,7 +40,7 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
   logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency }, 'trainer consuming the training queue');
 }
 
-const config = readConfig();
+const config = loadConfigOrExit(() => loadTrainerConfig());
 const logger = createLogger({ name: 'trainer', level: config.logLevel });
 const shutdown = new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs });
 shutdown.listen();
