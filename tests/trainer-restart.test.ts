@@ -29,7 +29,7 @@ function start(): TrainerProcess {
     TRAINER_DATASET_ROOTS: workDir,
     MODELS_DIR: path.join(env.dir, 'no-bundled-models'),
     // Short locks, so a killed trainer's job is retaken within seconds.
-    TRAINER_LOCK_MS: '3000',
+    TRAINER_LOCK_MS: '5000',
   });
   children.push(trainer);
   return trainer;
@@ -40,45 +40,51 @@ async function progressOf(jobId: string): Promise<TrainingProgress | undefined> 
   return typeof job?.progress === 'object' ? (job.progress as TrainingProgress) : undefined;
 }
 
-const epochReached = (jobId: string, epoch: number) =>
-  waitFor(async () => ((await progressOf(jobId))?.epoch ?? 0) >= epoch, { timeoutMs: 120_000, intervalMs: 100, what: `epoch ${epoch}` });
+/** Waits until the job's progress satisfies `ready` (progress is replaced whole by each trainer). */
+const progressUntil = (jobId: string, ready: (p: TrainingProgress) => boolean, what: string) =>
+  waitFor(async () => {
+    const progress = await progressOf(jobId);
+    return progress && ready(progress) ? progress : undefined;
+  }, { timeoutMs: 150_000, intervalMs: 100, what });
 
 describe('a trainer restarted mid-training', () => {
   it('resumes from the last epoch checkpoint after a graceful stop and after a crash, and publishes once', async () => {
+    const epochs = 4;
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 20, 80);
     const job = await enqueueTraining(queue, 'restart', {
       task: 'tumor-binary',
       dataset: { kind: 'local', path: dataset },
-      hyperParameters: { ...TINY_TRAINING, epochs: 3 },
+      hyperParameters: { ...TINY_TRAINING, epochs },
       requestedBy: 'ops',
     });
     const jobId = job.id!;
 
-    // Graceful stop after epoch 1: the run is handed back to the queue, nothing is published.
+    // Graceful stop once an epoch is done: the run goes back to the queue, nothing is published.
     const first = start();
     await first.ready;
-    await epochReached(jobId, 1);
+    await progressUntil(jobId, (p) => (p.epoch ?? 0) >= 1, 'the first epoch');
     first.child.kill('SIGTERM');
     expect(await first.exited).toEqual({ code: 0, signal: null });
+    const stoppedAfter = (await progressOf(jobId))!.epoch!;
+    expect(stoppedAfter).toBeLessThan(epochs);
     expect(['delayed', 'waiting']).toContain(await (await queue.getJob(jobId))!.getState());
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
 
-    // The next trainer continues after epoch 1; then it crashes without any chance to clean up.
+    // The next trainer continues after that epoch, finishes one more, then crashes without any chance to clean up.
     const second = start();
-    await epochReached(jobId, 2);
-    expect((await progressOf(jobId))?.resumedFromEpoch).toBe(1);
+    const resumed = await progressUntil(jobId, (p) => p.resumedFromEpoch !== undefined && (p.epoch ?? 0) > p.resumedFromEpoch, 'a resumed epoch');
+    expect(resumed.resumedFromEpoch).toBe(stoppedAfter);
     second.child.kill('SIGKILL');
     await second.exited;
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
 
-    // A third trainer takes the stalled job over and runs the last epoch from the epoch-2 checkpoint.
+    // A third trainer takes the stalled job over and runs the remaining epochs from the last checkpoint.
     const third = start();
-    const result = (await waitFor(async () => (await queue.getJob(jobId))?.returnvalue, { timeoutMs: 180_000, intervalMs: 200 })) as TrainingResult;
-    const finished = (await queue.getJob(jobId))!;
-    expect(finished.stalledCounter).toBe(1);
+    const result = (await waitFor(async () => (await queue.getJob(jobId))?.returnvalue, { timeoutMs: 240_000, intervalMs: 200 })) as TrainingResult;
+    expect((await queue.getJob(jobId))!.stalledCounter).toBeGreaterThanOrEqual(1);
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([result.version]);
     const history = JSON.parse((await env.registry.readFile('tumor-binary', result.version, 'history.json')).toString()) as unknown[];
-    expect(history).toHaveLength(3);
+    expect(history).toHaveLength(epochs);
     expect(third.logs.some((line) => line.includes('"training finished"'))).toBe(true);
   }, 400_000);
 });
