@@ -138,6 +138,8 @@ describe('inference worker against Redis and s3rver', () => {
     env.startWorker(models);
     const message = await env.resultOf(imageId);
     expect(message.kind === 'failed' && message.reason).toMatch(/missing from storage/);
+    // The failure is posted before the job is marked failed: wait for the mark.
+    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'failed');
     expect((await env.inference.getJob(jobId))?.attemptsMade).toBe(1);
   });
 });
