@@ -5,7 +5,7 @@
 // Build first: npx tsc -b. Needs Redis (REDIS_URL, default redis://127.0.0.1:6379) and the
 // datasets (../shared/datasets or BTD_DATASETS_DIR). Writes bench/results/hot-reload.json.
 //
-//   node bench/hot-reload.js [seconds before the first promotion = 12] [promotions = 3]
+//   node bench/hot-reload.js [seconds before the first promotion = 20] [promotions = 5]
 // Promotions alternate between two versions, 8 s apart; "during the swap" pools the jobs submitted
 // from each promotion until 2 s after the first result of the new version.
 import { randomUUID } from 'node:crypto';
@@ -38,8 +38,8 @@ import { RegistryModelProvider, startInferenceWorker } from '@btd/inference-work
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = path.join(ROOT, 'bench', 'results', 'hot-reload.json');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const BEFORE_S = Number(process.argv[2] ?? 12);
-const SWAPS = Number(process.argv[3] ?? 3);
+const BEFORE_S = Number(process.argv[2] ?? 20);
+const SWAPS = Number(process.argv[3] ?? 5);
 /** Seconds between promotions: the swap, its tail and a return to steady state fit in it. */
 const SWAP_GAP_S = 8;
 const WARMUP_S = 3;
@@ -291,7 +291,7 @@ async function main() {
       windowsSeconds: { warmup: WARMUP_S, before: BEFORE_S, betweenPromotions: SWAP_GAP_S, duringSwapTailMs: SWAP_WINDOW_TAIL_MS },
       run,
       swaps: { count: SWAPS, loadAndVerifyMs: swapped.map((w) => w.tookMs) },
-      p99Ratio: run.before.p99 ? round((run.during.p99 / run.before.p99) * 100) / 100 : null,
+      p99Ratio: run.before.p99 ? Math.round((run.during.p99 / run.before.p99) * 100) / 100 : null,
       targets: TARGETS,
     };
     report.meetsTargets = {

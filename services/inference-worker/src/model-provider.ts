@@ -200,8 +200,20 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
     }
   }
 
+  /**
+   * Loading and probing a model holds the event loop for a few hundred milliseconds; starting it
+   * while no prediction runs keeps it out of the jobs' way where the load allows. Waits at most
+   * `maxWaitMs`, so a busy worker still swaps promptly.
+   */
+  private async betweenPredictions(maxWaitMs = 500): Promise<void> {
+    const deadline = performance.now() + maxWaitMs;
+    const busy = () => [...this.slots.values()].some((slot) => slot.leases > 0);
+    while (busy() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
   private async loadVerified(task: ModelTask, version: string): Promise<ModelSlot> {
     const artifact = await this.options.registry.fetchArtifact(task, version);
+    await this.betweenPredictions();
     const model = await verifyArtifact(artifact.files, {
       task,
       version,
