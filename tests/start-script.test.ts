@@ -25,7 +25,9 @@ afterAll(async () => {
 });
 
 describe('npm start (scripts/start.js)', () => {
-  it('brings up embedded S3, the API and a worker, serves a study, and stops cleanly on SIGTERM', async () => {
+  // Four processes start on two cores: when the suite's other files load the machine, a start can
+  // miss the deadline, so one retry tells a slow start from a broken one.
+  it('brings up embedded S3, the API and a worker, serves a study, and stops cleanly on SIGTERM', { retry: 1, timeout: 300_000 }, async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts/start.js'), '--workers', '1', '--no-trainer'], {
       env: {
