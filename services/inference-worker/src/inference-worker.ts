@@ -62,5 +62,6 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
   });
   worker.on('stalled', (jobId) => logger.warn({ jobId, queue: INFERENCE_QUEUE }, 'job stalled (its worker died); requeued'));
   worker.on('error', (error) => logger.error({ err: error, queue: INFERENCE_QUEUE }, 'worker error'));
+  options.models.followJobsOf?.(worker);
   return { worker, close: once(() => worker.close()) };
 }

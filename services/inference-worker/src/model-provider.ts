@@ -27,6 +27,13 @@ export interface ModelLease {
 /** Gives a job the models to run; a job takes its models once, at its start. */
 export interface ModelProvider {
   current(task: ModelTask): ServedModel;
+  /** Told which worker uses the models, a provider that reloads them can time its loads between jobs. */
+  followJobsOf?(worker: JobEvents): void;
+}
+
+/** The worker events a provider listens to. */
+export interface JobEvents {
+  on(event: 'active' | 'completed' | 'failed', listener: () => void): unknown;
 }
 
 /** Options of {@link RegistryModelProvider}. */
@@ -116,6 +123,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   private subscription: PromotionSubscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private jobsInFlight = 0;
 
   constructor(private readonly options: RegistryModelProviderOptions) {
     super();
@@ -201,23 +209,38 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   }
 
   /**
-   * Loading and probing a model holds the event loop for a few hundred milliseconds; starting it
-   * while no prediction runs keeps it out of the jobs' way where the load allows. Waits at most
-   * `maxWaitMs`, so a busy worker still swaps promptly.
+   * Lets background loads wait for a moment when none of this worker's jobs runs (see
+   * {@link betweenJobs}). `worker` is the BullMQ worker that takes its models from this provider.
    */
-  private async betweenPredictions(maxWaitMs = 500): Promise<void> {
+  followJobsOf(worker: JobEvents): void {
+    const finished = (): void => {
+      this.jobsInFlight = Math.max(0, this.jobsInFlight - 1);
+    };
+    worker.on('active', () => (this.jobsInFlight += 1));
+    worker.on('completed', finished);
+    worker.on('failed', finished);
+  }
+
+  /**
+   * Loading a model and running its probe each hold the event loop for tens to hundreds of
+   * milliseconds; starting them while no job (or, without {@link followJobsOf}, no prediction)
+   * runs keeps them out of the jobs' way. Waits at most `maxWaitMs`, so a busy worker still swaps
+   * promptly.
+   */
+  private async betweenJobs(maxWaitMs = 500): Promise<void> {
     const deadline = performance.now() + maxWaitMs;
-    const busy = () => [...this.slots.values()].some((slot) => slot.leases > 0);
+    const busy = () => this.jobsInFlight > 0 || [...this.slots.values()].some((slot) => slot.leases > 0);
     while (busy() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
   private async loadVerified(task: ModelTask, version: string): Promise<ModelSlot> {
     const artifact = await this.options.registry.fetchArtifact(task, version);
-    await this.betweenPredictions();
+    await this.betweenJobs();
     const model = await verifyArtifact(artifact.files, {
       task,
       version,
       load: this.options.load ?? loadModel,
+      beforeProbe: () => this.betweenJobs(),
       ...(this.options.tolerance === undefined ? {} : { tolerance: this.options.tolerance }),
     });
     return new ModelSlot(task, version, artifact.contentHash, model, this.options.disposeGraceMs ?? 30_000);

@@ -22,6 +22,11 @@ export interface VerifyArtifactOptions<M extends VerifiableModel> {
   load: (files: ArtifactFiles) => Promise<M>;
   /** Largest accepted difference per class probability (default 0.01: backends differ in rounding). */
   tolerance?: number;
+  /**
+   * Awaited between loading and the probe prediction. Both hold the event loop; a server can use
+   * it to let work that queued up during the load run first.
+   */
+  beforeProbe?: () => Promise<void>;
 }
 
 function compareProbe(model: VerifiableModel, actual: Record<string, number>, tolerance: number): string | null {
@@ -37,15 +42,17 @@ function compareProbe(model: VerifiableModel, actual: Record<string, number>, to
   return null;
 }
 
-async function checkModel(model: VerifiableModel, files: ArtifactFiles, task: string, tolerance: number): Promise<string | null> {
+async function checkModel(model: VerifiableModel, files: ArtifactFiles, options: VerifyArtifactOptions<VerifiableModel>): Promise<string | null> {
+  const { task } = options;
   const { manifest } = model;
   if (manifest.task !== task) return `artifact is a ${manifest.task} model`;
   const probe = manifest.expectedOutput;
   if (!probe) return 'manifest has no expectedOutput to check the model against';
   const image = files[probe.image];
   if (!image) return `probe image ${probe.image} is missing from the artifact`;
+  await options.beforeProbe?.();
   const prediction = await model.predict(image);
-  return compareProbe(model, prediction.probabilities, tolerance);
+  return compareProbe(model, prediction.probabilities, options.tolerance ?? 0.01);
 }
 
 /**
@@ -64,7 +71,7 @@ export async function verifyArtifact<M extends VerifiableModel>(files: ArtifactF
   }
   let problem: string | null;
   try {
-    problem = await checkModel(model, files, task, options.tolerance ?? 0.01);
+    problem = await checkModel(model, files, options as VerifyArtifactOptions<VerifiableModel>);
   } catch (error) {
     problem = `probe prediction failed: ${(error as Error).message}`;
   }
