@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { isTask } from '../model/tasks.js';
-import { trainModel } from '../train/train-model.js';
+import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress } from './progress.js';
 import { intOption, listOption } from './options.js';
 
@@ -17,6 +17,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--batch-size <n>', 'images per step', intOption, 32)
     .option('--input-size <n>', 'model input side in pixels', intOption, 96)
     .option('--lr <rate>', 'peak learning rate', Number.parseFloat, 2e-3)
+    .option('--average-decay <d>', 'moving average of the weights for validation and the artifact (0: off)', Number.parseFloat, DEFAULT_AVERAGE_DECAY)
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
     .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
@@ -43,6 +44,7 @@ export function registerTrainCommand(program: Command): void {
         inputSize: opts.inputSize as number,
         learningRate: opts.lr as number,
         patience: opts.patience as number,
+        averageDecay: opts.averageDecay as number,
         seed: opts.seed as number,
         workers: opts.workers as number | undefined,
         filters: opts.filters as number[] | undefined,

@@ -34,6 +34,8 @@ export interface TrainingRecord {
   bestEpoch: number;
   batchSize: number;
   learningRate: number;
+  /** Decay of the weights' moving average the artifact holds; absent or 0: the raw weights of the best epoch. */
+  averageDecay?: number;
   seed: number;
   workers: number;
   augmentation: Record<string, number | boolean>;

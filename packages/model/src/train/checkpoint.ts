@@ -15,6 +15,8 @@ export interface CheckpointState {
   weightShapes: number[][];
   optimizerNames: string[];
   optimizerShapes: number[][];
+  /** Steps behind the weights' moving average, when the run keeps one (saved in average.weights). */
+  averageSteps?: number;
 }
 
 async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
@@ -47,8 +49,8 @@ function split(bytes: Buffer, shapes: number[][]): Float32Array[] {
 /** Saves weights (latest and best) and Adam's state; the state file is written last, so it marks a complete checkpoint. */
 export async function saveCheckpoint(
   dir: string,
-  state: Omit<CheckpointState, 'weightShapes' | 'optimizerNames' | 'optimizerShapes'>,
-  weights: { shapes: number[][]; latest: Float32Array[]; best: Float32Array[] },
+  state: Omit<CheckpointState, 'weightShapes' | 'optimizerNames' | 'optimizerShapes' | 'averageSteps'>,
+  weights: { shapes: number[][]; latest: Float32Array[]; best: Float32Array[]; average?: { values: Float32Array[]; steps: number } },
   optimizer: tf.Optimizer,
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -57,8 +59,10 @@ export async function saveCheckpoint(
   await writeAtomic(path.join(dir, 'latest.weights'), concat(weights.latest));
   await writeAtomic(path.join(dir, 'best.weights'), concat(weights.best));
   await writeAtomic(path.join(dir, 'optimizer.weights'), concat(optArrays));
+  if (weights.average) await writeAtomic(path.join(dir, 'average.weights'), concat(weights.average.values));
   const full: CheckpointState = {
     ...state,
+    ...(weights.average ? { averageSteps: weights.average.steps } : {}),
     weightShapes: weights.shapes,
     optimizerNames: optWeights.map((w) => w.name),
     optimizerShapes: optWeights.map((w) => w.tensor.shape),
@@ -70,6 +74,7 @@ export interface LoadedCheckpoint {
   state: CheckpointState;
   latest: Float32Array[];
   best: Float32Array[];
+  average?: { values: Float32Array[]; steps: number };
   optimizer: { name: string; tensor: tf.Tensor }[];
 }
 
@@ -85,5 +90,9 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint | un
   const best = split(await readFile(path.join(dir, 'best.weights')), state.weightShapes);
   const opt = split(await readFile(path.join(dir, 'optimizer.weights')), state.optimizerShapes);
   const optimizer = state.optimizerNames.map((name, i) => ({ name, tensor: tf.tensor(opt[i] as Float32Array, state.optimizerShapes[i]) }));
-  return { state, latest, best, optimizer };
+  const average =
+    state.averageSteps === undefined
+      ? undefined
+      : { values: split(await readFile(path.join(dir, 'average.weights')), state.weightShapes), steps: state.averageSteps };
+  return { state, latest, best, optimizer, ...(average ? { average } : {}) };
 }

@@ -28,6 +28,8 @@ export interface TrainOptions {
   filters?: number[];
   convsPerBlock?: number;
   dropout?: number;
+  /** Decay of the weights' moving average used for validation and the artifact (0: none). */
+  averageDecay?: number;
   cacheDir?: string;
   maxImages?: number;
   /** Outlines (VIA JSON keyed by path relative to dataDir) for location metrics on the test split. */
@@ -52,6 +54,9 @@ export interface TrainResult {
   manifest: ModelManifest;
   prepared: PreparedTaskData;
 }
+
+/** About 200 steps of memory: several epochs on these datasets, short against a whole run. */
+export const DEFAULT_AVERAGE_DECAY = 0.995;
 
 function classWeights(labels: Int32Array, train: number[], numClasses: number): number[] {
   const counts = new Array<number>(numClasses).fill(0);
@@ -108,6 +113,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     backend: options.backend,
   });
   const epochs = options.epochs ?? 30;
+  const averageDecay = options.averageDecay ?? DEFAULT_AVERAGE_DECAY;
   const batchSize = options.batchSize ?? 32;
   let state: LoopState = { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) };
   try {
@@ -124,6 +130,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         learningRate,
         patience: options.patience ?? 10,
         warmupEpochs: 1,
+        averageDecay,
         seed,
         signal: options.signal,
         onStep: options.onStep,
@@ -132,7 +139,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
             await saveCheckpoint(
               options.checkpointDir,
               { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, splitFingerprint: prepared.split.fingerprint },
-              { shapes, latest: readWeights(model), best: state.bestWeights },
+              { shapes, latest: readWeights(model), best: state.bestWeights, ...(state.average ? { average: state.average } : {}) },
               optimizer,
             );
           }
@@ -163,6 +170,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       bestEpoch: state.bestEpoch,
       batchSize,
       learningRate,
+      averageDecay,
       seed,
       workers,
       augmentation: { ...augmentation },
@@ -195,5 +203,12 @@ async function resume(
     // Adam's moments are keyed by variable name; if they do not match, resume with fresh moments.
   }
   const { state } = checkpoint;
-  return { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, bestWeights: checkpoint.best };
+  return {
+    epoch: state.epoch,
+    history: state.history,
+    bestEpoch: state.bestEpoch,
+    bestScore: state.bestScore,
+    bestWeights: checkpoint.best,
+    ...(checkpoint.average ? { average: checkpoint.average } : {}),
+  };
 }

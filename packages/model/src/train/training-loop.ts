@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom, shuffleInPlace } from '../util/random.js';
 import type { GradientWorkerPool } from './gradient-worker-pool.js';
+import { WeightAverage } from './weight-average.js';
 import type { StepResult } from './worker-protocol.js';
 
 export interface EpochRecord {
@@ -20,6 +21,8 @@ export interface LoopOptions {
   /** Stop when validation has not improved for this many epochs. */
   patience: number;
   warmupEpochs: number;
+  /** Decay of the weights' moving average that validation and the best checkpoint use; 0 or absent: none. */
+  averageDecay?: number;
   seed: number;
   signal?: AbortSignal;
   onEpoch?: (record: EpochRecord, isBest: boolean) => void | Promise<void>;
@@ -33,6 +36,8 @@ export interface LoopState {
   /** [val accuracy, −val loss]: compared lexicographically. */
   bestScore: [number, number];
   bestWeights: Float32Array[];
+  /** Moving average of the weights, when the loop keeps one. */
+  average?: { values: Float32Array[]; steps: number };
 }
 
 /** Cosine decay to 5% after a linear warm-up; per step. */
@@ -69,6 +74,9 @@ export async function runTrainingLoop(
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const nonTrainable = model.nonTrainableWeights;
   const stepsPerEpoch = Math.ceil(data.train.length / options.batchSize);
+  const average = options.averageDecay
+    ? new WeightAverage(options.averageDecay, state.average?.values ?? readWeights(model), state.average?.steps ?? 0)
+    : undefined;
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
@@ -84,6 +92,7 @@ export async function runTrainingLoop(
       const results = await pool.step(readWeights(model), shards, options.seed * 1_000_003 + epoch * 10_007 + s);
       lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
       applyAveraged(optimizer, lr, trainable, nonTrainable, results);
+      average?.update(readWeights(model));
       for (const r of results) {
         lossSum += r.loss * r.count;
         correct += r.correct;
@@ -91,7 +100,9 @@ export async function runTrainingLoop(
       }
       options.onStep?.(s + 1, stepsPerEpoch, lossSum / seen);
     }
-    const val = await validate(model, pool, data);
+    const evaluated = average ? average.snapshot() : readWeights(model);
+    if (average) state.average = { values: average.snapshot(), steps: average.steps };
+    const val = await validate(evaluated, pool, data);
     const record: EpochRecord = {
       epoch,
       loss: lossSum / seen,
@@ -108,7 +119,7 @@ export async function runTrainingLoop(
     if (isBest) {
       state.bestEpoch = epoch;
       state.bestScore = score;
-      state.bestWeights = readWeights(model);
+      state.bestWeights = evaluated;
     }
     await options.onEpoch?.(record, isBest);
     if (epoch - state.bestEpoch >= options.patience) break;
@@ -150,12 +161,12 @@ function applyAveraged(
 }
 
 async function validate(
-  model: tf.LayersModel,
+  weights: Float32Array[],
   pool: GradientWorkerPool,
   data: { val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
 ): Promise<{ loss: number; accuracy: number }> {
   if (data.val.length === 0) return { loss: Number.NaN, accuracy: Number.NaN };
-  const chunks = await pool.predict(readWeights(model), Int32Array.from(data.val));
+  const chunks = await pool.predict(weights, Int32Array.from(data.val));
   const k = data.numClasses;
   let loss = 0;
   let correct = 0;

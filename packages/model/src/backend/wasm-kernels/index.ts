@@ -5,6 +5,7 @@ import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { registerIdentity } from './identity.js';
 import { unregisterWasmKernel } from './kernel-utils.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
+import { registerLeadingAxisReductions } from './reduce-leading-axes.js';
 import { registerTile } from './tile.js';
 
 /**
@@ -18,6 +19,7 @@ export function registerFastWasmKernels(): void {
   registerTile();
   registerMaxPoolGrad();
   registerIdentity();
+  registerLeadingAxisReductions();
   registerBatchNormGradient();
 }
 
@@ -28,6 +30,8 @@ export const FAST_WASM_KERNELS: readonly string[] = [
   tf.Tile,
   tf.MaxPoolGrad,
   tf.Identity,
+  tf.Sum,
+  tf.Mean,
 ];
 
 /**
