@@ -43,12 +43,7 @@ export class ForwardPass {
     const size = this.inputSize;
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
-      let [features, probs] = this.camModel.predict(x) as [tf.Tensor4D, tf.Tensor2D];
-      if (this.testTimeFlip) {
-        const [ff, fp] = this.camModel.predict(tf.reverse(x, 2)) as [tf.Tensor4D, tf.Tensor2D];
-        features = features.add(tf.reverse(ff, 2)).div(2);
-        probs = probs.add(fp).div(2);
-      }
+      const [features, probs] = this.withFlip(x, count, (input) => this.camModel.predict(input) as tf.Tensor[]) as [tf.Tensor4D, tf.Tensor2D];
       const probabilities = probs.dataSync() as Float32Array;
       const classes = probs.shape[1];
       const chosen = Array.from({ length: count }, (_, i) => {
@@ -67,12 +62,22 @@ export class ForwardPass {
     const locator = this.locator as tf.LayersModel;
     const cells = locator.outputs[0]!.shape[1] as number;
     const side = Math.round(Math.sqrt(cells));
-    let maps = (locator.predict(x) as tf.Tensor2D).reshape([count, side, side]);
-    if (this.testTimeFlip) {
-      const flipped = (locator.predict(tf.reverse(x, 2)) as tf.Tensor2D).reshape([count, side, side]);
-      maps = maps.add(tf.reverse(flipped, 2)).div(2);
-    }
-    return { cams: maps.dataSync() as Float32Array, camSide: side };
+    const [maps] = this.withFlip(x, count, (input) => [(locator.predict(input) as tf.Tensor2D).reshape([-1, side, side])]);
+    return { cams: (maps as tf.Tensor).dataSync() as Float32Array, camSide: side };
+  }
+
+  /**
+   * Runs `predict` on the batch and, with test-time flips, on its mirror image in the same call
+   * (one batch of 2·count runs faster than two of count); each output is the mean of the two, the
+   * mirrored half flipped back when it is spatial. Call inside a tidy.
+   */
+  private withFlip(x: tf.Tensor4D, count: number, predict: (input: tf.Tensor4D) => tf.Tensor[]): tf.Tensor[] {
+    if (!this.testTimeFlip) return predict(x);
+    const outputs = predict(tf.concat([x, tf.reverse(x, 2)], 0));
+    return outputs.map((out) => {
+      const [plain, mirrored] = tf.split(out, [count, count], 0) as [tf.Tensor, tf.Tensor];
+      return plain.add(out.rank >= 3 ? tf.reverse(mirrored, 2) : mirrored).div(2);
+    });
   }
 
   dispose(): void {

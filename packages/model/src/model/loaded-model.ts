@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { preprocessImage } from '../data/preprocess.js';
+import { preprocessImage, type PreprocessedImage, type PreprocessParams } from '../data/preprocess.js';
 import { modelFromArtifact, parseManifest, readArtifactDir, type ArtifactFiles } from './artifact.js';
 import { ARTIFACT_FILES } from './manifest.js';
 import { ForwardPass } from './forward-pass.js';
@@ -31,6 +31,27 @@ export interface LoadedModel {
 
 const NO_TUMOR = 'no_tumor';
 
+/**
+ * Preprocessed inputs per image buffer and parameter set. The worker runs two models on the same
+ * bytes; when they share their preprocessing (as the shipped models do), the image is decoded,
+ * trimmed and resized once. Entries go with the buffer.
+ */
+const preprocessed = new WeakMap<Uint8Array, Map<string, Promise<PreprocessedImage>>>();
+
+function preprocessShared(image: Uint8Array, params: PreprocessParams): Promise<PreprocessedImage> {
+  const key = JSON.stringify(params);
+  let byParams = preprocessed.get(image);
+  if (!byParams) preprocessed.set(image, (byParams = new Map()));
+  let result = byParams.get(key);
+  if (!result) {
+    result = preprocessImage(image, params);
+    byParams.set(key, result);
+    // A failure is not kept: the next call tries again (and reports the error again).
+    result.catch(() => byParams.delete(key));
+  }
+  return result;
+}
+
 class ServingModel implements LoadedModel {
   private disposed = false;
   private readonly heatmapClass: number;
@@ -45,7 +66,7 @@ class ServingModel implements LoadedModel {
   async predict(image: Uint8Array, options: PredictOptions = {}): Promise<Prediction> {
     if (this.disposed) throw new Error(`model ${this.manifest.name}@${this.manifest.version} is disposed`);
     const t0 = performance.now();
-    const input = await preprocessImage(image, this.manifest.preprocessing);
+    const input = await preprocessShared(image, this.manifest.preprocessing);
     const t1 = performance.now();
     const out = this.forward.run(input.pixels, 1, this.heatmapClass);
     const t2 = performance.now();

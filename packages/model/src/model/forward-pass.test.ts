@@ -1,0 +1,80 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../backend/index.js';
+import { toModelInput } from '../data/model-input.js';
+import { buildClassifier, CAM_LAYER } from './architecture.js';
+import { ForwardPass } from './forward-pass.js';
+import { buildLocator } from './locator.js';
+
+const SIZE = 32;
+
+function randomPixels(count: number, seed: number): Uint8Array {
+  let a = seed;
+  return Uint8Array.from({ length: count * SIZE * SIZE }, () => {
+    a = (a * 1103515245 + 12345) % 2147483648;
+    return a % 256;
+  });
+}
+
+/** The test-time-flip definition, one pass per orientation: mean of f(x) and the flipped-back f(mirror x). */
+function referenceFlip(predict: (x: tf.Tensor4D) => tf.Tensor, x: tf.Tensor4D, spatial: boolean): Float32Array {
+  return tf.tidy(() => {
+    const mirrored = predict(tf.reverse(x, 2));
+    return predict(x).add(spatial ? tf.reverse(mirrored, 2) : mirrored).div(2).dataSync() as Float32Array;
+  });
+}
+
+describe('ForwardPass with test-time flips', () => {
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm' });
+  });
+
+  it('averages each image with its mirror image, as two separate passes would', () => {
+    const model = buildClassifier({ inputSize: SIZE, numClasses: 3, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+    const forward = new ForwardPass(model, true);
+    const pixels = randomPixels(3, 7);
+    const out = forward.run(pixels, 3, -1);
+    const x = tf.tensor4d(toModelInput(pixels), [3, SIZE, SIZE, 1]);
+    const expected = referenceFlip((input) => model.predict(input) as tf.Tensor, x, false);
+    expect(out.probabilities).toHaveLength(9);
+    out.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i] as number, 5));
+    // The class activation map comes from the flip-averaged features of the last block.
+    const features = tf.model({ inputs: model.inputs, outputs: model.getLayer(CAM_LAYER).output as tf.SymbolicTensor });
+    const side = features.outputs[0]!.shape[1] as number;
+    expect(out.camSide).toBe(side);
+    expect(out.cams).toHaveLength(3 * side * side);
+    expect(out.cams.every((v) => v >= 0)).toBe(true);
+    x.dispose();
+    forward.dispose();
+  });
+
+  it('averages the locator map with the mirrored map flipped back', () => {
+    const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+    const locator = buildLocator(model);
+    const forward = new ForwardPass(model, true, locator);
+    const pixels = randomPixels(2, 11);
+    const before = tf.memory().numTensors;
+    const out = forward.run(pixels, 2, -1);
+    expect(tf.memory().numTensors).toBe(before);
+    const x = tf.tensor4d(toModelInput(pixels), [2, SIZE, SIZE, 1]);
+    const side = out.camSide;
+    const expected = referenceFlip((input) => (locator.predict(input) as tf.Tensor).reshape([-1, side, side]), x, true);
+    expect(out.cams).toHaveLength(2 * side * side);
+    out.cams.forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 6));
+    // Each image's map is still a distribution over positions.
+    expect(out.cams.slice(0, side * side).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    x.dispose();
+    // This locator shares the classifier's layers (a served one is loaded separately): dispose once.
+    locator.dispose();
+  });
+
+  it('runs one pass per image without flips', () => {
+    const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+    const forward = new ForwardPass(model, false);
+    const pixels = randomPixels(2, 3);
+    const out = forward.run(pixels, 2, 0);
+    const expected = tf.tidy(() => (model.predict(tf.tensor4d(toModelInput(pixels), [2, SIZE, SIZE, 1])) as tf.Tensor).dataSync());
+    out.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i] as number, 6));
+    forward.dispose();
+  });
+});
