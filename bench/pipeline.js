@@ -83,8 +83,10 @@ async function tightLoop(dir, image, seconds) {
   const binary = await loadModel(path.join(dir, 'tumor-binary'));
   const type = await loadModel(path.join(dir, 'tumor-type'));
   const once = async () => {
-    await binary.predict(image, { heatmap: true });
-    await type.predict(image, { heatmap: false });
+    // One fresh buffer per image, as a worker downloads it: both models share its preprocessing.
+    const bytes = Buffer.from(image);
+    await binary.predict(bytes, { heatmap: true });
+    await type.predict(bytes, { heatmap: false });
   };
   for (let i = 0; i < 10; i += 1) await once();
   let count = 0;
