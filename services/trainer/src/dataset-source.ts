@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeArtifactName, type ObjectStore, type TrainingJob } from '@btd/shared';
+import { assertSafeArtifactName, type ObjectStore } from '@btd/shared';
+import type { DatasetSpec } from './dataset-spec.js';
 
 /** Thrown when a request names a dataset the trainer may not or cannot read: bad input, not retried. */
 export class InvalidDatasetError extends Error {
@@ -10,9 +11,6 @@ export class InvalidDatasetError extends Error {
     this.name = 'InvalidDatasetError';
   }
 }
-
-/** A dataset as a training request or the configuration names it. */
-export type DatasetSpec = TrainingJob['dataset'];
 
 /** What resolving a dataset needs. */
 export interface DatasetResolver {
@@ -24,20 +22,6 @@ export interface DatasetResolver {
 }
 
 const DOWNLOADS_IN_FLIGHT = 8;
-
-/** Parses a configured evaluation set: `s3://<prefix>/` or a folder path. */
-export function parseDatasetSpec(value: string): DatasetSpec {
-  if (value.startsWith('s3://')) {
-    const prefix = value.slice('s3://'.length);
-    return { kind: 's3', prefix: prefix.endsWith('/') ? prefix : `${prefix}/` };
-  }
-  return { kind: 'local', path: value };
-}
-
-/** A human-readable name of a dataset, recorded in manifests. */
-export function describeDataset(spec: DatasetSpec): string {
-  return spec.kind === 's3' ? `s3://${spec.prefix}` : spec.path;
-}
 
 function isInside(child: string, root: string): boolean {
   const relative = path.relative(root, child);

@@ -3,3 +3,4 @@ export * from './trainer.js';
 export * from './training.processor.js';
 export * from './promotion-gate.js';
 export * from './dataset-source.js';
+export * from './dataset-spec.js';

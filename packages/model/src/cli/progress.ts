@@ -1,13 +1,31 @@
 import { SingleBar, Presets } from 'cli-progress';
 
-/** A progress bar on stderr (stdout stays clean for JSON); silent when stderr is not a terminal. */
-export function createProgress(label: string): { update(done: number, total: number, extra?: string): void; stop(): void } {
+/** A progress display: a bar on a terminal, plain lines otherwise. */
+export interface Progress {
+  update(done: number, total: number, extra?: string): void;
+  stop(): void;
+}
+
+/** How a progress display behaves without a terminal. */
+export interface ProgressOptions {
+  /**
+   * Write a line for every update (callers that update once per epoch) instead of one per tenth
+   * of the total (callers that update once per step).
+   */
+  readonly lineEveryUpdate?: boolean;
+}
+
+/**
+ * A progress bar on stderr (stdout stays clean for JSON). When stderr is not a terminal (a log
+ * file, CI), it writes plain lines instead: one per tenth of the total, or one per update.
+ */
+export function createProgress(label: string, options: ProgressOptions = {}): Progress {
   if (!process.stderr.isTTY) {
     let lastLogged = -1;
     return {
       update(done, total, extra) {
         const tenth = Math.floor((10 * done) / total);
-        if (tenth !== lastLogged && (done === total || tenth > lastLogged)) {
+        if (options.lineEveryUpdate || (tenth !== lastLogged && (done === total || tenth > lastLogged))) {
           lastLogged = tenth;
           process.stderr.write(`${label} ${done}/${total}${extra ? ` ${extra}` : ''}\n`);
         }
