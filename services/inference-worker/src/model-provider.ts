@@ -14,6 +14,7 @@ import {
   type PromotionSubscription,
 } from '@btd/shared';
 import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client';
+import { ArtifactVerifierThread } from './artifact-verifier-thread.js';
 
 /** A model being served, with what every result must record about it. */
 export type ServedModel = LoadedModel & { readonly task: ModelTask; readonly version: string; readonly contentHash: string };
@@ -53,6 +54,11 @@ export interface RegistryModelProviderOptions {
   tolerance?: number;
   metrics?: MetricsRegistry;
   load?: (files: ArtifactFiles) => Promise<LoadedModel>;
+  /**
+   * Verify promoted versions on a separate thread (default true), so the probe does not take CPU
+   * from this thread's jobs; this thread then only loads a version that passed.
+   */
+  verifyOnThread?: boolean;
 }
 
 /** One loaded version and who still uses it. */
@@ -124,6 +130,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private jobsInFlight = 0;
+  private verifier: ArtifactVerifierThread | undefined;
 
   constructor(private readonly options: RegistryModelProviderOptions) {
     super();
@@ -139,6 +146,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
     const { registry, logger, modelsDir } = this.options;
     if (modelsDir) logger.info({ seeded: await registry.seedFromDirectory(modelsDir, this.options.workerId) }, 'model registry checked');
     for (const task of this.tasks) await this.loadInitial(task);
+    if (this.options.verifyOnThread !== false) this.verifier = new ArtifactVerifierThread();
     this.subscription = await registry.subscribe(
       (notice) => {
         const task = this.tasks.find((t) => t === notice.task);
@@ -235,6 +243,11 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
 
   private async loadVerified(task: ModelTask, version: string): Promise<ModelSlot> {
     const artifact = await this.options.registry.fetchArtifact(task, version);
+    if (this.verifier) {
+      await this.verifier.verify(task, version, artifact.files, this.options.tolerance);
+      await this.betweenJobs();
+      return new ModelSlot(task, version, artifact.contentHash, await this.loadPassed(task, version, artifact.files), this.options.disposeGraceMs ?? 30_000);
+    }
     await this.betweenJobs();
     const model = await verifyArtifact(artifact.files, {
       task,
@@ -244,6 +257,15 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
       ...(this.options.tolerance === undefined ? {} : { tolerance: this.options.tolerance }),
     });
     return new ModelSlot(task, version, artifact.contentHash, model, this.options.disposeGraceMs ?? 30_000);
+  }
+
+  /** Loads a version the verifier thread passed; the loader still checks weights and shapes. */
+  private async loadPassed(task: ModelTask, version: string, files: ArtifactFiles): Promise<LoadedModel> {
+    try {
+      return await (this.options.load ?? loadModel)(files);
+    } catch (error) {
+      throw new ArtifactVerificationError(task, version, `does not load: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   private install(task: ModelTask, slot: ModelSlot): void {
@@ -295,6 +317,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
     clearInterval(this.timer);
     await this.subscription?.close();
     await Promise.allSettled(this.checks.values());
+    await this.verifier?.close();
     for (const slot of [...this.slots.values(), ...this.retired]) {
       slot.retire();
       slot.disposeIfIdle(true);

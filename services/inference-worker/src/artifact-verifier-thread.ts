@@ -1,0 +1,68 @@
+import { Worker } from 'node:worker_threads';
+import { ArtifactVerificationError, type ArtifactFiles } from '@btd/shared';
+
+export interface VerifyRequest {
+  id: number;
+  task: string;
+  version: string;
+  files: ArtifactFiles;
+  tolerance?: number;
+}
+
+export type VerifyReply = { id: number; ok: true } | { id: number; ok: false; reason: string };
+
+/** The thread's script beside this module; from TypeScript source (under a test runner), the compiled copy in dist/. */
+function workerScript(): URL {
+  return import.meta.url.endsWith('.ts')
+    ? new URL('../dist/artifact-verifier.worker.js', import.meta.url)
+    : new URL('./artifact-verifier.worker.js', import.meta.url);
+}
+
+/**
+ * A long-lived thread that verifies artifacts before the serving thread loads them. Verification
+ * (a load and a probe prediction, a few hundred milliseconds of CPU) then runs on another core
+ * instead of delaying the jobs; the serving thread only loads a version that passed.
+ */
+export class ArtifactVerifierThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void; task: string; version: string }>();
+  private nextId = 1;
+  private failure: Error | undefined;
+
+  constructor() {
+    this.worker = new Worker(workerScript());
+    this.worker.on('message', (reply: VerifyReply) => {
+      const waiting = this.pending.get(reply.id);
+      if (!waiting) return;
+      this.pending.delete(reply.id);
+      if (reply.ok) waiting.resolve();
+      else waiting.reject(new ArtifactVerificationError(waiting.task, waiting.version, reply.reason));
+    });
+    this.worker.on('error', (error) => this.failAll(error));
+    this.worker.on('exit', (code) => this.failAll(new Error(`artifact verifier thread exited with code ${code}`)));
+    // An idle verifier must not keep the process alive.
+    this.worker.unref();
+  }
+
+  /** Resolves when the artifact passed; rejects with {@link ArtifactVerificationError} when it did not. */
+  verify(task: string, version: string, files: ArtifactFiles, tolerance?: number): Promise<void> {
+    const id = this.nextId++;
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, task, version });
+      const request: VerifyRequest = { id, task, version, files, ...(tolerance === undefined ? {} : { tolerance }) };
+      this.worker.postMessage(request);
+    });
+  }
+
+  private failAll(error: Error): void {
+    this.failure ??= error;
+    for (const waiting of this.pending.values()) waiting.reject(error);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    this.failAll(new Error('artifact verifier closed'));
+    await this.worker.terminate();
+  }
+}
