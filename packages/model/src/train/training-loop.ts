@@ -77,6 +77,8 @@ export async function runTrainingLoop(
   const average = options.averageDecay
     ? new WeightAverage(options.averageDecay, state.average?.values ?? readWeights(model), state.average?.steps ?? 0)
     : undefined;
+  // The weights after the latest update: sent with the next step, and what the average follows.
+  let current = readWeights(model);
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
@@ -89,10 +91,11 @@ export async function runTrainingLoop(
       if (options.signal?.aborted) throw new Error('training aborted');
       const batch = order.slice(s * options.batchSize, (s + 1) * options.batchSize);
       const shards = Array.from({ length: pool.size }, (_, w) => Int32Array.from(batch.filter((_, i) => i % pool.size === w)));
-      const results = await pool.step(readWeights(model), shards, options.seed * 1_000_003 + epoch * 10_007 + s);
+      const results = await pool.step(current, shards, options.seed * 1_000_003 + epoch * 10_007 + s);
       lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
       applyAveraged(optimizer, lr, trainable, nonTrainable, results);
-      average?.update(readWeights(model));
+      current = readWeights(model);
+      average?.update(current);
       for (const r of results) {
         lossSum += r.loss * r.count;
         correct += r.correct;
@@ -100,8 +103,8 @@ export async function runTrainingLoop(
       }
       options.onStep?.(s + 1, stepsPerEpoch, lossSum / seen);
     }
-    const evaluated = average ? average.snapshot() : readWeights(model);
-    if (average) state.average = { values: average.snapshot(), steps: average.steps };
+    const evaluated = average ? average.snapshot() : current;
+    if (average) state.average = { values: evaluated, steps: average.steps };
     const val = await validate(evaluated, pool, data);
     const record: EpochRecord = {
       epoch,
