@@ -243,8 +243,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
 
   private async loadVerified(task: ModelTask, version: string): Promise<ModelSlot> {
     const artifact = await this.options.registry.fetchArtifact(task, version);
-    if (this.verifier) {
-      await this.verifier.verify(task, version, artifact.files, this.options.tolerance);
+    if (this.verifier && (await this.verifiedOnThread(task, version, artifact.files))) {
       await this.betweenJobs();
       return new ModelSlot(task, version, artifact.contentHash, await this.loadPassed(task, version, artifact.files), this.options.disposeGraceMs ?? 30_000);
     }
@@ -257,6 +256,24 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
       ...(this.options.tolerance === undefined ? {} : { tolerance: this.options.tolerance }),
     });
     return new ModelSlot(task, version, artifact.contentHash, model, this.options.disposeGraceMs ?? 30_000);
+  }
+
+  /**
+   * True when the verifier thread passed the version; throws its refusal. When the thread itself
+   * fails, the artifact is not to blame: verification falls back to this thread from then on.
+   */
+  private async verifiedOnThread(task: ModelTask, version: string, files: ArtifactFiles): Promise<boolean> {
+    try {
+      await this.verifier?.verify(task, version, files, this.options.tolerance);
+      return true;
+    } catch (error) {
+      if (error instanceof ArtifactVerificationError) throw error;
+      this.options.logger.warn({ err: error }, 'artifact verifier thread failed; verifying on the serving thread');
+      const verifier = this.verifier;
+      this.verifier = undefined;
+      await verifier?.close();
+      return false;
+    }
   }
 
   /** Loads a version the verifier thread passed; the loader still checks weights and shapes. */
