@@ -12,6 +12,7 @@ export function registerTrainCommand(program: Command): void {
     .requiredOption('--task <task>', 'tumor-binary | tumor-type')
     .requiredOption('--data <dir>', 'training data folder (one sub-folder per class)')
     .option('--test-data <dir>', 'separate test folder (else a leak-free test split is held out of --data)')
+    .option('--extra-train-data <dir>', 'another folder whose images join the training split only, minus near-duplicates of --data')
     .option('--out <dir>', 'artifact folder (default models/<task>)')
     .option('--epochs <n>', 'maximum epochs', intOption, 30)
     .option('--batch-size <n>', 'images per step', intOption, 32)
@@ -38,6 +39,7 @@ export function registerTrainCommand(program: Command): void {
         task,
         dataDir: path.resolve(String(opts.data)),
         testDataDir: opts.testData ? path.resolve(String(opts.testData)) : undefined,
+        extraTrainDir: opts.extraTrainData ? path.resolve(String(opts.extraTrainData)) : undefined,
         outDir: path.resolve(String(opts.out ?? `models/${task}`)),
         epochs: opts.epochs as number,
         batchSize: opts.batchSize as number,

@@ -1,6 +1,7 @@
 import type { Task } from '../model/tasks.js';
 import { createRandom, shuffleInPlace } from '../util/random.js';
 import { listLabeledImages, type DatasetListing } from './dataset-folder.js';
+import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from './preprocessed-dataset.js';
@@ -11,6 +12,8 @@ export interface PrepareOptions {
   dataDir: string;
   /** A separate test folder (e.g. the 4-class set's Testing): the split then holds train and val only. */
   testDataDir?: string;
+  /** Another labelled folder whose images join the training split only (see mergeExtraTrainingData). */
+  extraTrainDir?: string;
   inputSize: number;
   seed: number;
   cacheDir?: string;
@@ -27,6 +30,8 @@ export interface PreparedTaskData {
   duplicateGroups: number;
   duplicateThreshold: number;
   straddling: number;
+  /** Images another folder added to the training split. */
+  extra?: ExtraTrainingRecord;
   /** The separate test folder, with which of its images have a near-duplicate in the training folder. */
   external?: { dataset: PreprocessedDataset; hasDuplicateInTraining: boolean[] };
 }
@@ -46,18 +51,31 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   const params = defaultPreprocessParams(options.inputSize);
   const threshold = options.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
   const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
-  const dataset = await loadPreprocessedDataset(listing, params, {
+  const mainDataset = await loadPreprocessedDataset(listing, params, {
     cacheDir: options.cacheDir,
     onProgress: (d, t) => options.onProgress?.('preprocess', d, t),
   });
-  const sigs = signatures(dataset.pixels, dataset.files.length, params.size);
-  const groups = groupNearDuplicates(sigs, threshold);
-  const split = splitByGroups(dataset.files, groups.groupOf, {
+  const groups = groupNearDuplicates(signatures(mainDataset.pixels, mainDataset.files.length, params.size), threshold);
+  const split = splitByGroups(mainDataset.files, groups.groupOf, {
     seed: options.seed,
     fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS,
   });
   const indices: Record<SplitName, number[]> = { train: [], val: [], test: [] };
   split.assignments.forEach((a, i) => indices[a.split].push(i));
+  let dataset = mainDataset;
+  let extra: ExtraTrainingRecord | undefined;
+  if (options.extraTrainDir) {
+    const extraListing = subsample(await listLabeledImages(options.extraTrainDir, options.task), options.maxImages, options.seed);
+    const extraSet = await loadPreprocessedDataset(extraListing, params, {
+      cacheDir: options.cacheDir,
+      onProgress: (d, t) => options.onProgress?.('preprocess extra', d, t),
+    });
+    const merged = mergeExtraTrainingData(mainDataset, extraSet, options.extraTrainDir, threshold);
+    dataset = merged.dataset;
+    extra = merged.record;
+    indices.train.push(...merged.extraIndices);
+  }
+  const sigs = signatures(dataset.pixels, dataset.files.length, params.size);
   const prepared: PreparedTaskData = {
     dataset,
     split,
@@ -65,6 +83,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     duplicateGroups: groups.duplicateGroups,
     duplicateThreshold: threshold,
     straddling: straddlingGroups(split.assignments).length,
+    ...(extra ? { extra } : {}),
   };
   if (options.testDataDir) {
     const testListing = subsample(await listLabeledImages(options.testDataDir, options.task), options.maxImages, options.seed);

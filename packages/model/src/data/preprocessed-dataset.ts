@@ -31,7 +31,8 @@ export interface PreprocessOptions {
 function cacheKey(listing: DatasetListing, params: PreprocessParams): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(params));
-  for (const f of listing.files) hash.update(`${f.path}\0${f.size}\0${Math.round(f.mtimeMs)}\n`);
+  // The label is part of the key: one folder read for two tasks gives two labellings.
+  for (const f of listing.files) hash.update(`${f.path}\0${f.label}\0${f.size}\0${Math.round(f.mtimeMs)}\n`);
   return hash.digest('hex').slice(0, 24);
 }
 

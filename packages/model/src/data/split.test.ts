@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createRandom } from '../util/random.js';
-import { groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
+import { mergeExtraTrainingData } from './extra-training-data.js';
+import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
+import { defaultPreprocessParams } from './preprocess.js';
+import type { PreprocessedDataset } from './preprocessed-dataset.js';
 import { splitByGroups, straddlingGroups, type SplitItem } from './split.js';
 
 /** Synthetic 32×32 "slices": smooth random blobs, distinct per seed. */
@@ -68,5 +71,40 @@ describe('near-duplicate groups and the split', () => {
     const reference = signatures(pixels.subarray(0, 20 * side * side), 20, side);
     // Copies of slices 0, 4, 8, 12, 16 have their original among the first 20.
     expect(hasNearDuplicateIn(query, reference)).toEqual([true, true, true, true, true, false, false, false, false, false]);
+  });
+});
+
+describe('extra training data', () => {
+  const side = 32;
+  const params = defaultPreprocessParams(side);
+  const geometry = { originalWidth: side, originalHeight: side, squareX: 0, squareY: 0, squareSide: side };
+  function dataset(images: Uint8Array[], labels: string[], prefix: string): PreprocessedDataset {
+    const pixels = new Uint8Array(images.length * side * side);
+    images.forEach((p, i) => pixels.set(p, i * side * side));
+    const files = images.map((_, i) => ({ path: `/${prefix}/${i}.png`, relPath: `${labels[i]}/${i}.png`, label: labels[i] as string, size: 1, mtimeMs: 0 }));
+    return { params, files, pixels, geometries: images.map(() => geometry), rejected: [] };
+  }
+  const mainImages = Array.from({ length: 6 }, (_, i) => slice(100 + i, side));
+  const main = dataset(mainImages, ['tumor', 'tumor', 'tumor', 'no_tumor', 'no_tumor', 'no_tumor'], 'main');
+  // Extra: a copy of main image 1, a copy of main image 4, and three new slices (two of them copies of each other).
+  const fresh = slice(300, side);
+  const extraImages = [recontrast(mainImages[1]!, 0.9, 10), mainImages[4]!, fresh, recontrast(fresh, 1.1, -5), slice(301, side)];
+  const extra = dataset(extraImages, ['tumor', 'no_tumor', 'tumor', 'tumor', 'no_tumor'], 'extra');
+
+  it('adds only images whose near-duplicate group holds no image of the main set', () => {
+    const merged = mergeExtraTrainingData(main, extra, '/extra', DEFAULT_DUPLICATE_THRESHOLD);
+    expect(merged.record.droppedNearDuplicates).toBe(2);
+    expect(merged.record.kept).toEqual({ tumor: 2, no_tumor: 1 });
+    expect(merged.record.files.map((f) => f.relPath)).toEqual(['tumor/2.png', 'tumor/3.png', 'no_tumor/4.png']);
+    expect(merged.extraIndices).toEqual([6, 7, 8]);
+    expect(merged.dataset.files).toHaveLength(9);
+    const area = side * side;
+    expect(merged.dataset.pixels.subarray(6 * area, 7 * area)).toEqual(fresh);
+    expect(merged.dataset.pixels.subarray(0, 6 * area)).toEqual(main.pixels);
+  });
+
+  it('refuses data preprocessed to another size', () => {
+    const other = { ...extra, params: defaultPreprocessParams(64) };
+    expect(() => mergeExtraTrainingData(main, other, '/extra', DEFAULT_DUPLICATE_THRESHOLD)).toThrow(/preprocessed like/);
   });
 });

@@ -60,7 +60,14 @@ export interface ModelManifest {
   testTimeFlip: boolean;
   /** Class whose activation map gives the heatmap (binary: tumor); absent: the predicted class. */
   heatmapClass?: string;
-  dataset?: { dir: string; files: number; perClass: Record<string, number>; rejected: number };
+  dataset?: {
+    dir: string;
+    files: number;
+    perClass: Record<string, number>;
+    rejected: number;
+    /** Another folder that joined the training split only, without any near-duplicate of the main dataset. */
+    extraTraining?: { dir: string; listed: number; kept: Record<string, number>; droppedNearDuplicates: number };
+  };
   split?: SplitRecord;
   training?: TrainingRecord;
   metrics?: Record<string, unknown>;

@@ -16,6 +16,8 @@ export interface TrainOptions {
   dataDir: string;
   /** Separate test folder; without it a test split is held out of dataDir. */
   testDataDir?: string;
+  /** Another labelled folder that joins the training split only, minus every near-duplicate of dataDir. */
+  extraTrainDir?: string;
   outDir: string;
   epochs?: number;
   batchSize?: number;
@@ -75,6 +77,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     task: options.task,
     dataDir: options.dataDir,
     testDataDir: options.testDataDir,
+    extraTrainDir: options.extraTrainDir,
     inputSize,
     seed,
     cacheDir: options.cacheDir,

@@ -44,7 +44,8 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
   const outDir = options.outDir;
   await saveModelWeights(input.model, outDir);
   const perClass: Record<string, number> = {};
-  for (const f of prepared.dataset.files) perClass[f.label] = (perClass[f.label] ?? 0) + 1;
+  for (const a of prepared.split.assignments) perClass[a.label] = (perClass[a.label] ?? 0) + 1;
+  const extra = prepared.extra;
   const manifest: ModelManifest = {
     name: options.task,
     task: options.task,
@@ -57,7 +58,15 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     backend: input.backend,
     testTimeFlip: true,
     ...(options.task === 'tumor-binary' ? { heatmapClass: 'tumor' } : {}),
-    dataset: { dir: path.relative(process.cwd(), options.dataDir) || '.', files: prepared.dataset.files.length, perClass, rejected: prepared.dataset.rejected.length },
+    dataset: {
+      dir: path.relative(process.cwd(), options.dataDir) || '.',
+      files: prepared.split.assignments.length,
+      perClass,
+      rejected: prepared.dataset.rejected.length,
+      ...(extra
+        ? { extraTraining: { dir: path.relative(process.cwd(), extra.dir), listed: extra.listed, kept: extra.kept, droppedNearDuplicates: extra.droppedNearDuplicates } }
+        : {}),
+    },
     split: {
       seed: prepared.split.seed,
       fractions: { ...prepared.split.fractions },
@@ -77,6 +86,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     JSON.stringify({
       fingerprint: prepared.split.fingerprint,
       assignments: prepared.split.assignments,
+      ...(extra ? { extraTraining: { dir: path.relative(process.cwd(), extra.dir), files: extra.files } } : {}),
       ...(prepared.external
         ? {
             externalTest: {
