@@ -98,7 +98,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const learningRate = options.learningRate ?? 2e-3;
   const optimizer = tf.train.adam(learningRate);
   const augmentation = { ...DEFAULT_AUGMENTATION, ...options.augmentation };
-  const weightsPerClass = classWeights(labels, indices.train, classes.length);
+  // Balanced on the main dataset's training images only. Extra training data from another source
+  // (its own class mix, and a look the model can tell apart) must not move the prior on the main source.
+  const mainTrain = indices.train.filter((i) => i < prepared.split.assignments.length);
+  const weightsPerClass = classWeights(labels, mainTrain, classes.length);
   const shared = new SharedArrayBuffer(dataset.pixels.byteLength);
   new Uint8Array(shared).set(dataset.pixels);
   const workers = Math.max(1, options.workers ?? availableParallelism());
