@@ -116,7 +116,40 @@ function startService(script, env, readyMessage) {
     child.kill('SIGTERM');
     await exited;
   };
-  return { ready, stop };
+  return { ready, stop, pid: child.pid };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; null without /proc. */
+async function cpuSeconds(pid) {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name: state is the first; utime and stime are the 12th and 13th, in clock ticks (100 Hz on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Where the CPU goes: CPU time of every process of the system, to be divided per image. */
+async function cpuSnapshot(system, workers) {
+  const own = process.cpuUsage();
+  return {
+    api: await cpuSeconds(system.api.pid),
+    workers: (await Promise.all(workers.map((worker) => cpuSeconds(worker.pid)))).reduce((sum, value) => (sum === null || value === null ? null : sum + value), 0),
+    // The benchmark's own process hosts the embedded S3 server and the load generator.
+    s3AndLoadGenerator: (own.user + own.system) / 1e6,
+    redis: system.redisPid ? await cpuSeconds(system.redisPid) : null,
+  };
+}
+
+function cpuMsPerImage(before, after, images) {
+  const out = {};
+  for (const key of Object.keys(before)) {
+    out[key] = before[key] === null || after[key] === null || images === 0 ? null : Math.round(((after[key] - before[key]) * 1000 * 10) / images) / 10;
+  }
+  out.total = Object.values(out).every((value) => value !== null) ? Math.round(Object.values(out).reduce((a, b) => a + b, 0) * 10) / 10 : null;
+  return out;
 }
 
 /** Submits studies and times each one until the API has applied its result. */
@@ -142,13 +175,38 @@ class Client {
     form.append('file', new Blob([this.image], { type: 'image/jpeg' }), 'scan.jpg');
     const response = await fetch(`${this.url}/v1/studies`, { method: 'POST', body: form, headers: { authorization: `Bearer ${this.key}` } });
     if (response.status !== 202) throw new Error(`submission answered ${response.status}: ${await response.text()}`);
-    const { images } = await response.json();
+    const { studyId, images } = await response.json();
+    const accepted = performance.now();
     const jobId = `result-${images[0].imageId}`;
     const finished = this.early.get(jobId) ?? (await new Promise((resolve) => this.waiting.set(jobId, resolve)));
     this.early.delete(jobId);
     this.waiting.delete(jobId);
-    return finished - started;
+    return { ms: finished - started, submitMs: accepted - started, studyId };
   }
+
+  /** The worker's own timings of a finished study's image (read after a measurement, never during one). */
+  async workerTimings(studyId) {
+    const response = await fetch(`${this.url}/v1/studies/${studyId}`, { headers: { authorization: `Bearer ${this.key}` } });
+    const study = await response.json();
+    return study.images[0]?.result?.timings;
+  }
+}
+
+/**
+ * Splits submit-to-result latency: the POST until its 202, the worker's job (download, models,
+ * heatmap, upload), and the rest (queue pick-up, result delivery and the API applying it).
+ */
+async function latencyBreakdown(client, samples) {
+  const parts = { submitMs: [], workerJobMs: [], workerModelsMs: [], queueAndDeliveryMs: [] };
+  for (const sample of samples) {
+    const timings = await client.workerTimings(sample.studyId);
+    if (!timings) continue;
+    parts.submitMs.push(sample.submitMs);
+    parts.workerJobMs.push(timings.totalMs);
+    parts.workerModelsMs.push(timings.preprocessMs + timings.modelMs + timings.heatmapMs);
+    parts.queueAndDeliveryMs.push(sample.ms - sample.submitMs - timings.totalMs);
+  }
+  return Object.fromEntries(Object.entries(parts).map(([key, values]) => [key, percentile(values, 50)]));
 }
 
 /** `clients` loops of submit → wait for result, for `seconds`. */
@@ -158,7 +216,7 @@ async function closedLoop(client, clients, seconds) {
   const started = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async () => {
-      while (performance.now() < deadline) latencies.push(await client.submit());
+      while (performance.now() < deadline) latencies.push((await client.submit()).ms);
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
@@ -167,18 +225,23 @@ async function closedLoop(client, clients, seconds) {
 
 /** Submits at a fixed rate regardless of completions (open loop), for `seconds`. */
 async function fixedRate(client, ratePerSecond, seconds) {
-  const latencies = [];
+  const samples = [];
   const pending = [];
   const interval = 1000 / ratePerSecond;
   const started = performance.now();
   for (let i = 0; i < Math.floor(ratePerSecond * seconds); i += 1) {
     const due = started + i * interval;
     await sleep(Math.max(0, due - performance.now()));
-    pending.push(client.submit().then((ms) => latencies.push(ms)));
+    pending.push(client.submit().then((sample) => samples.push(sample)));
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - started) / 1000;
-  return summarise(latencies, elapsed, { ratePerSecond: Math.round(ratePerSecond * 100) / 100 });
+  const result = summarise(
+    samples.map((sample) => sample.ms),
+    elapsed,
+    { ratePerSecond: Math.round(ratePerSecond * 100) / 100 },
+  );
+  return { ...result, p50BreakdownMs: await latencyBreakdown(client, samples) };
 }
 
 function summarise(latencies, elapsed, extra) {
@@ -214,7 +277,10 @@ async function startSystem(scratch, models) {
   };
   const api = startService('services/api/dist/main.js', { ...env, PORT: String(port), HOST: '127.0.0.1', API_KEYS: `bench:${key}`, DATA_DIR: scratch }, 'API listening');
   await api.ready;
-  return { env, prefix, s3, api, key, url: `http://127.0.0.1:${port}` };
+  const redis = new Redis(REDIS_URL);
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || null;
+  redis.disconnect();
+  return { env, prefix, s3, api, key, url: `http://127.0.0.1:${port}`, redisPid };
 }
 
 async function measureWorkers(system, client, count, tight) {
@@ -224,7 +290,9 @@ async function measureWorkers(system, client, count, tight) {
   try {
     await Promise.all(workers.map((worker) => worker.ready));
     await closedLoop(client, 2 * count, 3); // warm-up: JIT, connection pools, first-use allocations
+    const cpuBefore = await cpuSnapshot(system, workers);
     const max = await closedLoop(client, 2 * count * WORKER_CONCURRENCY, SECONDS);
+    max.cpuMsPerImage = cpuMsPerImage(cpuBefore, await cpuSnapshot(system, workers), max.images);
     const halfRate = await fixedRate(client, max.imagesPerSecond / 2, SECONDS);
     return { workers: count, workerConcurrency: WORKER_CONCURRENCY, tightLoopBefore: tight, closedLoop: max, fixedRateAtHalfMax: halfRate };
   } finally {
@@ -256,6 +324,11 @@ function verdicts(runs) {
   };
 }
 
+function printRows(rows) {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join('  '));
+}
+
 function printTable(runs, checks) {
   const rows = [['setup', 'mode', 'images/s', 'p50 ms', 'p95 ms', 'p99 ms']];
   for (const run of runs) {
@@ -265,8 +338,19 @@ function printTable(runs, checks) {
       rows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, mode, String(result.imagesPerSecond), String(result.p50Ms), String(result.p95Ms), String(result.p99Ms)]);
     }
   }
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join('  '));
+  printRows(rows);
+  console.log('');
+  const cpuRows = [['CPU ms per image (closed loop)', 'api', 'workers', 's3 + load generator', 'redis', 'total']];
+  for (const run of runs) {
+    const cpu = run.closedLoop.cpuMsPerImage;
+    cpuRows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, ...['api', 'workers', 's3AndLoadGenerator', 'redis', 'total'].map((key) => String(cpu[key]))]);
+  }
+  printRows(cpuRows);
+  console.log('');
+  const parts = ['submitMs', 'workerJobMs', 'workerModelsMs', 'queueAndDeliveryMs'];
+  const latencyRows = [['p50 parts at half rate (ms)', 'POST until 202', 'worker job', 'of which models', 'queue + result delivery']];
+  for (const run of runs) latencyRows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, ...parts.map((key) => String(run.fixedRateAtHalfMax.p50BreakdownMs[key]))]);
+  printRows(latencyRows);
   console.log('');
   for (const [name, check] of Object.entries(checks)) {
     const met = check.value === null ? 'n/a' : (check.lowerIsBetter ? check.value <= check.target : check.value >= check.target) ? 'met' : 'NOT met';
