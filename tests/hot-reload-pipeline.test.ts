@@ -69,7 +69,8 @@ describe('the inference worker during a promotion', () => {
 
     const hashes = { [old.version]: old.contentHash, [next.version]: next.contentHash };
     for (const imageId of [submitted[0]!, submitted.at(-1)!]) {
-      const document = await env.store.getJson<{ task: string; model: { version: string; contentHash: string } }>(resultKey(imageId, 'tumor-binary'));
+      const { tasks } = await env.store.getJson<{ tasks: Record<string, { task: string; model: { version: string; contentHash: string } }> }>(resultKey(imageId));
+      const document = tasks['tumor-binary']!;
       expect(document.task).toBe('tumor-binary');
       expect(document.model.contentHash).toBe(hashes[document.model.version]);
     }

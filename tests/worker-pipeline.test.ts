@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
-import type { DirectoryModelProvider, TaskResultDocument } from '@btd/inference-worker';
+import type { DirectoryModelProvider, ImageResultDocument } from '@btd/inference-worker';
 import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
 import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
 
@@ -46,7 +46,7 @@ describe('inference worker against Redis and s3rver', () => {
     const message = await env.resultOf(imageId);
     expectSucceeded(message);
     expect(message).toMatchObject({ studyId, imageId, clientId: 'tester', overlayKey: overlayKey(imageId) });
-    expect(message.resultKeys).toEqual({ 'tumor-binary': resultKey(imageId, 'tumor-binary'), 'tumor-type': resultKey(imageId, 'tumor-type') });
+    expect(message.resultKeys).toEqual({ 'tumor-binary': resultKey(imageId), 'tumor-type': resultKey(imageId) });
 
     const { summary } = message;
     expect(Object.keys(summary.probabilities).sort()).toEqual(['no_tumor', 'tumor']);
@@ -55,11 +55,12 @@ describe('inference worker against Redis and s3rver', () => {
     expect(summary.models.map((m) => `${m.task}@${m.version}`)).toEqual(['tumor-binary@test-1', 'tumor-type@test-1']);
     expect(summary.timings.totalMs).toBeGreaterThanOrEqual(summary.timings.modelMs);
 
-    const binary = await env.store.getJson<TaskResultDocument>(resultKey(imageId, 'tumor-binary'));
+    const document = await env.store.getJson<ImageResultDocument>(resultKey(imageId));
+    expect(document).toMatchObject({ imageId, studyId, finishedAt: message.finishedAt });
+    const binary = document.tasks['tumor-binary']!;
     expect(binary).toMatchObject({ imageId, studyId, task: 'tumor-binary', label: summary.label, probabilities: summary.probabilities });
     expect(binary.model.contentHash).toMatch(/^[0-9a-f]{64}$/);
-    const type = await env.store.getJson<TaskResultDocument>(resultKey(imageId, 'tumor-type'));
-    expect(type.label).toBe(summary.typeLabel);
+    expect(document.tasks['tumor-type']!.label).toBe(summary.typeLabel);
     const overlay = await env.store.get(overlayKey(imageId));
     expect(overlay.subarray(0, 8)).toEqual(PNG_SIGNATURE);
 
@@ -80,7 +81,7 @@ describe('inference worker against Redis and s3rver', () => {
     await waitFor(async () => (await env.inference.getJobState(jobId)) === 'completed');
 
     expect((await env.store.listKeys(resultsPrefix(imageId))).sort()).toEqual(
-      [overlayKey(imageId), resultKey(imageId, 'tumor-binary'), resultKey(imageId, 'tumor-type')].sort(),
+      [overlayKey(imageId), resultKey(imageId)].sort(),
     );
     const counts = await env.results.getJobCounts();
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1);

@@ -34,9 +34,9 @@ export function resultsPrefix(imageId: string): string {
   return `results/${segment('imageId', imageId)}/`;
 }
 
-/** Key of one model's result JSON: `results/<imageId>/<task>/result.json`. */
-export function resultKey(imageId: string, task: ModelTask): string {
-  return `${resultsPrefix(imageId)}${segment('task', task)}/result.json`;
+/** Key of an image's result JSON, which holds every model's result: `results/<imageId>/result.json`. */
+export function resultKey(imageId: string): string {
+  return `${resultsPrefix(imageId)}result.json`;
 }
 
 /** Key of the heatmap overlay PNG: `results/<imageId>/overlay.png`. */

@@ -14,7 +14,7 @@ import {
   type ResultsQueue,
 } from '@btd/shared';
 import type { ModelProvider, ServedModel } from './model-provider.js';
-import { resultSummary, taskResultDocument, type TaskOutcome } from './result-documents.js';
+import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
 
 /** What the processor needs; all long-lived, owned by the caller. */
 export interface InferenceProcessorDeps {
@@ -114,11 +114,12 @@ async function analyse(
   const predicted = performance.now();
 
   const finishedAt = new Date().toISOString();
-  const resultKeys = { 'tumor-binary': resultKey(job.imageId, 'tumor-binary'), 'tumor-type': resultKey(job.imageId, 'tumor-type') };
+  // One document for both models: every object stored costs a request to the store on each side.
+  const documentKey = resultKey(job.imageId);
+  const resultKeys = { 'tumor-binary': documentKey, 'tumor-type': documentKey };
   await Promise.all([
     deps.store.put(overlayKey(job.imageId), overlay, 'image/png'),
-    deps.store.putJson(resultKeys['tumor-binary'], taskResultDocument(job, binary, finishedAt)),
-    deps.store.putJson(resultKeys['tumor-type'], taskResultDocument(job, type, finishedAt)),
+    deps.store.putJson(documentKey, imageResultDocument(job, [binary, type], finishedAt)),
   ]);
   const uploaded = performance.now();
 

@@ -8,7 +8,7 @@ export interface TaskOutcome {
   prediction: Prediction;
 }
 
-/** Contents of `results/<imageId>/<task>/result.json`. */
+/** One model's part of an image's result document. */
 export interface TaskResultDocument {
   studyId: string;
   imageId: string;
@@ -21,6 +21,21 @@ export interface TaskResultDocument {
   peak: Prediction['peak'] | null;
   timings: Prediction['timings'];
   finishedAt: string;
+}
+
+/** Contents of `results/<imageId>/result.json`: every model's result, written in one put. */
+export interface ImageResultDocument {
+  studyId: string;
+  imageId: string;
+  finishedAt: string;
+  tasks: Partial<Record<ModelTask, TaskResultDocument>>;
+}
+
+/** Builds an image's result document from its models' outcomes. */
+export function imageResultDocument(job: InferenceJob, outcomes: readonly TaskOutcome[], finishedAt: string): ImageResultDocument {
+  const tasks: ImageResultDocument['tasks'] = {};
+  for (const outcome of outcomes) tasks[outcome.model.task] = taskResultDocument(job, outcome, finishedAt);
+  return { studyId: job.studyId, imageId: job.imageId, finishedAt, tasks };
 }
 
 /** Builds one model's result document. Heatmap values stay out: the overlay PNG shows them. */

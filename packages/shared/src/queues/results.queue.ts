@@ -67,7 +67,7 @@ const ImageRef = {
 export const ResultSucceededSchema = Type.Object({
   kind: Type.Literal('succeeded'),
   ...ImageRef,
-  /** Result JSON per task (see `resultKey`). */
+  /** Result JSON per task (see `resultKey`); every task's result is in the image's one document. */
   resultKeys: Type.Record(Type.String(), Type.String()),
   /** Heatmap overlay PNG (see `overlayKey`). */
   overlayKey: Type.String(),
