@@ -1,5 +1,3 @@
-import type { ModelTask } from './model-task.js';
-
 /**
  * Deterministic object keys. Every object's key follows from ids alone, so a retried job
  * overwrites its own output instead of leaving a second copy.
