@@ -4,7 +4,8 @@
 // to the models' own throughput in a tight loop measured in the same run.
 // "Result" = the moment the API has applied the worker's result (the study reads as done).
 //
-// Build first (npx tsc -b). Needs Redis (REDIS_URL, default redis://127.0.0.1:6379); starts its own
+// Build first (npx tsc -b). BENCH_SERVICE_NODE_ARGS adds Node options to the services, e.g.
+// "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. Needs Redis (REDIS_URL, default redis://127.0.0.1:6379); starts its own
 // s3rver, API and workers with a private queue prefix, and removes them afterwards.
 //
 //   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2]
@@ -103,7 +104,8 @@ async function tightLoop(dir, image, seconds) {
 
 /** Starts a service as a child process and resolves once it logs `readyMessage`. */
 function startService(script, env, readyMessage) {
-  const child = spawn(process.execPath, [path.join(ROOT, script)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const nodeArgs = process.env.BENCH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, script)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.includes(readyMessage)) resolve();
@@ -194,17 +196,18 @@ class Client {
 
 /**
  * Splits submit-to-result latency: the POST until its 202, the worker's job (download, models,
- * heatmap, upload), and the rest (queue pick-up, result delivery and the API applying it).
+ * heatmap, upload; it may start before the 202 is sent), and everything outside the job (the POST,
+ * the queue pick-up, result delivery and the API applying it).
  */
 async function latencyBreakdown(client, samples) {
-  const parts = { submitMs: [], workerJobMs: [], workerModelsMs: [], queueAndDeliveryMs: [] };
+  const parts = { submitMs: [], workerJobMs: [], workerModelsMs: [], outsideJobMs: [] };
   for (const sample of samples) {
     const timings = await client.workerTimings(sample.studyId);
     if (!timings) continue;
     parts.submitMs.push(sample.submitMs);
     parts.workerJobMs.push(timings.totalMs);
     parts.workerModelsMs.push(timings.preprocessMs + timings.modelMs + timings.heatmapMs);
-    parts.queueAndDeliveryMs.push(sample.ms - sample.submitMs - timings.totalMs);
+    parts.outsideJobMs.push(sample.ms - timings.totalMs);
   }
   return Object.fromEntries(Object.entries(parts).map(([key, values]) => [key, percentile(values, 50)]));
 }
@@ -347,8 +350,8 @@ function printTable(runs, checks) {
   }
   printRows(cpuRows);
   console.log('');
-  const parts = ['submitMs', 'workerJobMs', 'workerModelsMs', 'queueAndDeliveryMs'];
-  const latencyRows = [['p50 parts at half rate (ms)', 'POST until 202', 'worker job', 'of which models', 'queue + result delivery']];
+  const parts = ['submitMs', 'workerJobMs', 'workerModelsMs', 'outsideJobMs'];
+  const latencyRows = [['p50 parts at half rate (ms)', 'POST until 202', 'worker job', 'of which models', 'outside the job']];
   for (const run of runs) latencyRows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, ...parts.map((key) => String(run.fixedRateAtHalfMax.p50BreakdownMs[key]))]);
   printRows(latencyRows);
   console.log('');
