@@ -21,6 +21,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--average-decay <d>', 'moving average of the weights for validation and the artifact (0: off)', Number.parseFloat, DEFAULT_AVERAGE_DECAY)
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
     .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
+    .option('--split-seed <n>', 'seed for the split only (default: --seed), e.g. to train ensemble members on one split', intOption)
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
     .option('--filters <list>', 'filters per block, e.g. 16,32,64,128', listOption)
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
@@ -48,6 +49,7 @@ export function registerTrainCommand(program: Command): void {
         patience: opts.patience as number,
         averageDecay: opts.averageDecay as number,
         seed: opts.seed as number,
+        splitSeed: opts.splitSeed as number | undefined,
         workers: opts.workers as number | undefined,
         filters: opts.filters as number[] | undefined,
         convsPerBlock: opts.convsPerBlock as number | undefined,

@@ -25,6 +25,8 @@ export interface TrainOptions {
   learningRate?: number;
   patience?: number;
   seed?: number;
+  /** Seed of the split only (default: seed): members of an ensemble share a split but not their start. */
+  splitSeed?: number;
   /** Gradient workers (threads with a backend each); default: one per core. */
   workers?: number;
   filters?: number[];
@@ -73,13 +75,14 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const classes = [...TASK_CLASSES[options.task]];
   const inputSize = options.inputSize ?? 96;
   const seed = options.seed ?? 1;
+  const splitSeed = options.splitSeed ?? seed;
   const prepared = await prepareTaskData({
     task: options.task,
     dataDir: options.dataDir,
     testDataDir: options.testDataDir,
     extraTrainDir: options.extraTrainDir,
     inputSize,
-    seed,
+    seed: splitSeed,
     cacheDir: options.cacheDir,
     maxImages: options.maxImages,
     onProgress: options.onProgress,
