@@ -2,12 +2,29 @@ import sharp, { type OverlayOptions } from 'sharp';
 import type { Prediction } from './loaded-model.js';
 
 /** Colour for a heat value in [0, 1]: transparent blue → yellow → red, a ramp radiologists read easily. */
-function heatColour(v: number): [number, number, number, number] {
+export function heatColour(v: number): [number, number, number, number] {
   const r = Math.round(255 * Math.min(1, 2 * v));
   const g = Math.round(255 * Math.min(1, 2 * (1 - v)) * Math.min(1, 2 * v));
   const b = Math.round(255 * Math.max(0, 1 - 2 * v));
   const a = Math.round(200 * Math.max(0, (v - 0.2) / 0.8));
   return [r, g, b, a];
+}
+
+const RAMP_STEPS = 1024;
+/** The ramp sampled finely enough that neighbouring entries differ by at most one level per channel. */
+const RAMP = Uint8Array.from({ length: RAMP_STEPS * 4 }, (_, i) => heatColour(Math.floor(i / 4) / (RAMP_STEPS - 1))[i % 4] as number);
+
+/** RGBA pixels of a heatmap, through the ramp. */
+export function heatmapRgba(data: Float32Array): Buffer {
+  const rgba = Buffer.alloc(data.length * 4);
+  for (let i = 0, o = 0; i < data.length; i++, o += 4) {
+    const k = Math.round(Math.min(1, Math.max(0, data[i] as number)) * (RAMP_STEPS - 1)) * 4;
+    rgba[o] = RAMP[k] as number;
+    rgba[o + 1] = RAMP[k + 1] as number;
+    rgba[o + 2] = RAMP[k + 2] as number;
+    rgba[o + 3] = RAMP[k + 3] as number;
+  }
+  return rgba;
 }
 
 /** A PNG of the image with the heatmap blended over it and the box outlined. */
@@ -18,9 +35,7 @@ export async function renderOverlay(image: Uint8Array, prediction: Prediction): 
   const layers: OverlayOptions[] = [];
   const heatmap = prediction.heatmap;
   if (heatmap) {
-    const rgba = Buffer.alloc(heatmap.width * heatmap.height * 4);
-    heatmap.data.forEach((v, i) => rgba.set(heatColour(v), i * 4));
-    const layer = await sharp(rgba, { raw: { width: heatmap.width, height: heatmap.height, channels: 4 } })
+    const layer = await sharp(heatmapRgba(heatmap.data), { raw: { width: heatmap.width, height: heatmap.height, channels: 4 } })
       .resize(width, height, { fit: 'fill', kernel: 'cubic' })
       .raw()
       .toBuffer();
