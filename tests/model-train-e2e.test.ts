@@ -10,6 +10,7 @@ import { readArtifactDir } from '../packages/model/src/model/artifact.js';
 import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { trainModel } from '../packages/model/src/train/train-model.js';
 import { trainLocator } from '../packages/model/src/train/train-locator.js';
+import { buildEnsemble } from '../packages/model/src/train/build-ensemble.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import { REPO_ROOT, datasetsDir } from './helpers/repo-paths.js';
 
@@ -98,6 +99,30 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect(Array.from(located.heatmap!.data)).not.toEqual(Array.from(cam.heatmap!.data));
     after.dispose();
   });
+
+  it('combines models trained on one split into an ensemble artifact that averages them', async () => {
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
+    const second = path.join(work, 'second');
+    await trainModel({ ...tiny, outDir: second, seed: 2, splitSeed: 1 });
+    const ensembleDir = path.join(work, 'ensemble');
+    const manifest = await buildEnsemble({ memberDirs: [outDir, second], outDir: ensembleDir, dataDir: br35h, cacheDir: path.join(work, 'cache') });
+    expect(manifest.ensemble?.members.map((m) => m.topology)).toEqual(['model.json', 'member-2.json']);
+    expect(Object.keys(await readArtifactDir(ensembleDir))).toEqual(expect.arrayContaining(['member-2.bin', 'locator.json', 'split.json', 'report.md']));
+    const test = manifest.metrics?.test as { n: number };
+    expect(test.n).toBe(manifest.split!.counts.test!.tumor! + manifest.split!.counts.test!.no_tumor!);
+
+    const image = await readFile(path.join(br35h, 'yes/y0.jpg'));
+    const [a, b, both] = await Promise.all([loadModel(outDir), loadModel(second), loadModel(ensembleDir)]);
+    const [pa, pb, pe] = [await a.predict(image), await b.predict(image), await both.predict(image)];
+    for (const c of ['tumor', 'no_tumor']) expect(pe.probabilities[c]).toBeCloseTo(((pa.probabilities[c] as number) + (pb.probabilities[c] as number)) / 2, 5);
+    // The locator came with the first member: the same map as that member's.
+    expect(Array.from(pe.heatmap!.data)).toEqual(Array.from(pa.heatmap!.data));
+    for (const m of [a, b, both]) m.dispose();
+
+    const otherSplit = path.join(work, 'other-split');
+    await trainModel({ ...tiny, outDir: otherSplit, seed: 3 });
+    await expect(buildEnsemble({ memberDirs: [outDir, otherSplit], outDir: path.join(work, 'refused'), dataDir: br35h })).rejects.toThrow(/differs from the first member in its split/);
+  }, 300_000);
 
   it('evaluates a folder, with location metrics from outlines', async () => {
     const model = await loadModel(outDir);

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerEnsembleCommand } from './ensemble.command.js';
 import { registerEvalCommand } from './eval.command.js';
 import { registerLocateCommand } from './locate.command.js';
 import { registerPredictCommand } from './predict.command.js';
@@ -11,6 +12,7 @@ registerEvalCommand(program);
 registerPredictCommand(program);
 registerSplitCommand(program);
 registerLocateCommand(program);
+registerEnsembleCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`btd: ${error instanceof Error ? error.message : String(error)}\n`);

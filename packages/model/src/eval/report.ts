@@ -37,6 +37,22 @@ function metricsSection(name: string, m: EvaluationResult): string {
 }
 
 /** Writes report.md with curves.svg and one confusion-matrix SVG per evaluated set. */
+function ensembleLines(manifest: ModelManifest): string[] {
+  const ensemble = manifest.ensemble;
+  if (!ensemble) return [];
+  return [
+    `Ensemble of ${ensemble.members.length} models trained on the same split, probabilities averaged; ${ensemble.durationSeconds} s of training in all${ensemble.command ? `: \`${ensemble.command}\`` : ''}.`,
+    '',
+    ...ensemble.members.map((m) => {
+      const val = (m.metrics?.val as { accuracy?: number } | undefined)?.accuracy;
+      const t = m.training;
+      const trained = t ? `, ${t.epochsRun} epochs in ${t.durationSeconds} s` : '';
+      return `- \`${m.topology}\`: version ${m.version}${trained}${val !== undefined ? `, validation accuracy ${(100 * val).toFixed(1)}%` : ''}${t?.command ? `: \`${t.command}\`` : ''}`;
+    }),
+    '',
+  ];
+}
+
 export async function renderReport(outDir: string, manifest: ModelManifest, history: Parameters<typeof trainingCurvesSvg>[0]): Promise<void> {
   if (history.length > 0) await writeFile(path.join(outDir, 'curves.svg'), await trainingCurvesSvg(history));
   const metrics = (manifest.metrics ?? {}) as Record<string, EvaluationResult>;
@@ -53,6 +69,7 @@ export async function renderReport(outDir: string, manifest: ModelManifest, hist
     `Task \`${manifest.task}\`, classes ${manifest.classes.join(', ')}; input ${manifest.inputSize}×${manifest.inputSize} grey, preprocessing v${manifest.preprocessing.version}; backend ${manifest.backend}.`,
     t ? `Trained ${t.epochsRun} of ${t.epochs} epochs (best ${t.bestEpoch}) in ${t.durationSeconds} s on ${t.workers} worker(s), ${t.imagesPerSecond} images/s.` : '',
     t?.command ? `Command: \`${t.command}\`` : '',
+    ...ensembleLines(manifest),
     manifest.locator
       ? `Heatmap: a locator trained on ${manifest.locator.trainedOn} outlined training images (${manifest.locator.epochs} epochs, ${manifest.locator.durationSeconds} s)${manifest.locator.command ? `: \`${manifest.locator.command}\`` : ''}.`
       : 'Heatmap: the class activation map of the last convolutional block.',

@@ -11,28 +11,49 @@ export interface ForwardResult {
   camSide: number;
 }
 
+/** One classifier with the two outputs the class activation map needs. */
+interface Member {
+  model: tf.LayersModel;
+  camModel: tf.LayersModel;
+  classifierKernel: tf.Tensor2D;
+}
+
 /**
- * Runs a classifier and reads its class activation map. With global average pooling followed by a
- * dense layer, Grad-CAM's channel weights are exactly the dense kernel's column for the class, so the
- * map costs one matrix product and no backward pass.
+ * Runs a classifier, or an ensemble of classifiers whose probabilities are averaged, and reads the
+ * class activation map. With global average pooling followed by a dense layer, Grad-CAM's channel
+ * weights are exactly the dense kernel's column for the class, so the map costs one matrix product
+ * and no backward pass; an ensemble's map is the mean of its members' maps.
  */
 export class ForwardPass {
-  private readonly camModel: tf.LayersModel;
-  private readonly classifierKernel: tf.Tensor2D;
+  private readonly members: Member[];
 
   constructor(
-    private readonly model: tf.LayersModel,
+    models: tf.LayersModel | readonly tf.LayersModel[],
     private readonly testTimeFlip: boolean,
     /** When present, its map of where the tumour is replaces the class activation map. */
     private readonly locator?: tf.LayersModel,
   ) {
-    const camOutput = model.getLayer(CAM_LAYER).output as tf.SymbolicTensor;
-    this.camModel = tf.model({ inputs: model.inputs, outputs: [camOutput, model.outputs[0] as tf.SymbolicTensor] });
-    this.classifierKernel = model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D;
+    const list = Array.isArray(models) ? models : [models as tf.LayersModel];
+    if (list.length === 0) throw new Error('a forward pass needs at least one classifier');
+    this.members = list.map((model) => {
+      const camOutput = model.getLayer(CAM_LAYER).output as tf.SymbolicTensor;
+      return {
+        model,
+        camModel: tf.model({ inputs: model.inputs, outputs: [camOutput, model.outputs[0] as tf.SymbolicTensor] }),
+        classifierKernel: model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D,
+      };
+    });
+    const sides = new Set(this.members.map((m) => JSON.stringify([m.model.inputs[0]!.shape, m.camModel.outputs[0]!.shape])));
+    if (sides.size > 1) throw new Error('ensemble members must share their input size and activation-map size');
   }
 
   get inputSize(): number {
-    return this.model.inputs[0]!.shape[1] as number;
+    return this.members[0]!.model.inputs[0]!.shape[1] as number;
+  }
+
+  /** Number of classifiers averaged. */
+  get memberCount(): number {
+    return this.members.length;
   }
 
   /**
@@ -43,18 +64,21 @@ export class ForwardPass {
     const size = this.inputSize;
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
-      const [features, probs] = this.withFlip(x, count, (input) => this.camModel.predict(input) as tf.Tensor[]) as [tf.Tensor4D, tf.Tensor2D];
+      const outputs = this.members.map((m) => this.withFlip(x, count, (input) => m.camModel.predict(input) as tf.Tensor[]) as [tf.Tensor4D, tf.Tensor2D]);
+      const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const probabilities = probs.dataSync() as Float32Array;
-      const classes = probs.shape[1];
+      const classes = probs.shape[1] as number;
       const chosen = Array.from({ length: count }, (_, i) => {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
       });
       if (this.locator) return { probabilities: probabilities.slice(), ...this.locate(x, count) };
-      const weights = tf.gather(this.classifierKernel, chosen, 1).transpose(); // count × channels
-      const camSide = features.shape[1];
-      const cams = tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
-      return { probabilities: probabilities.slice(), cams: cams.dataSync() as Float32Array, camSide };
+      const memberCams = outputs.map(([features], k) => {
+        const weights = tf.gather(this.members[k]!.classifierKernel, chosen, 1).transpose(); // count × channels
+        return tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
+      });
+      const cams = memberCams.length === 1 ? memberCams[0]! : tf.addN(memberCams).div(memberCams.length);
+      return { probabilities: probabilities.slice(), cams: cams.dataSync() as Float32Array, camSide: outputs[0]![0].shape[1] };
     });
   }
 
@@ -82,9 +106,11 @@ export class ForwardPass {
 
   dispose(): void {
     this.locator?.dispose();
-    // The CAM model shares the classifier's layers and weights; disposing the classifier frees both.
-    this.model.dispose();
-    this.classifierKernel.dispose();
+    for (const member of this.members) {
+      // The CAM model shares the classifier's layers and weights; disposing the classifier frees both.
+      member.model.dispose();
+      member.classifierKernel.dispose();
+    }
   }
 }
 

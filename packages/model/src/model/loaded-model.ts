@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs';
 import { performance } from 'node:perf_hooks';
 import { preprocessImage, type PreprocessedImage, type PreprocessParams } from '../data/preprocess.js';
 import { modelFromArtifact, parseManifest, readArtifactDir, type ArtifactFiles } from './artifact.js';
@@ -99,17 +100,29 @@ class ServingModel implements LoadedModel {
 export async function loadModel(source: string | ArtifactFiles): Promise<LoadedModel & { forwardPass: ForwardPass }> {
   const files = typeof source === 'string' ? await readArtifactDir(source) : source;
   const manifest = parseManifest(files);
-  const model = await modelFromArtifact(files);
+  const topologies = manifest.ensemble?.members.map((member) => member.topology) ?? [ARTIFACT_FILES.topology];
+  const models: tf.LayersModel[] = [];
+  try {
+    for (const topology of topologies) {
+      const model = await modelFromArtifact(files, topology);
+      models.push(model);
+      checkClassifier(model, manifest, topology);
+    }
+    const locator = files[ARTIFACT_FILES.locatorTopology] ? await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology) : undefined;
+    return new ServingModel(manifest, new ForwardPass(models, manifest.testTimeFlip, locator));
+  } catch (error) {
+    for (const model of models) model.dispose();
+    throw error;
+  }
+}
+
+function checkClassifier(model: tf.LayersModel, manifest: ModelManifest, topology: string): void {
   const shape = model.inputs[0]?.shape;
   if (!shape || shape[1] !== manifest.inputSize || shape[2] !== manifest.inputSize || shape[3] !== 1) {
-    model.dispose();
-    throw new Error(`model input ${JSON.stringify(shape)} does not match the manifest's ${manifest.inputSize}×${manifest.inputSize}×1`);
+    throw new Error(`${topology}: model input ${JSON.stringify(shape)} does not match the manifest's ${manifest.inputSize}×${manifest.inputSize}×1`);
   }
   const classes = model.outputs[0]?.shape[1];
   if (classes !== manifest.classes.length) {
-    model.dispose();
-    throw new Error(`model has ${String(classes)} outputs, the manifest names ${manifest.classes.length} classes`);
+    throw new Error(`${topology}: model has ${String(classes)} outputs, the manifest names ${manifest.classes.length} classes`);
   }
-  const locator = files[ARTIFACT_FILES.locatorTopology] ? await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology) : undefined;
-  return new ServingModel(manifest, new ForwardPass(model, manifest.testTimeFlip, locator));
 }

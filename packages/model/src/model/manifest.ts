@@ -44,6 +44,16 @@ export interface TrainingRecord {
   imagesPerSecond: number;
 }
 
+/** A classifier of an ensemble artifact: its topology file (which names its weights file) and its origin. */
+export interface EnsembleMember {
+  topology: string;
+  version: string;
+  createdAt: string;
+  training?: TrainingRecord;
+  /** The member's own metrics on the shared split, measured when it was trained. */
+  metrics?: Record<string, unknown>;
+}
+
 /** Everything needed to trust, reproduce and serve a model. Stored as manifest.json beside the weights. */
 export interface ModelManifest {
   name: string;
@@ -70,6 +80,11 @@ export interface ModelManifest {
   };
   split?: SplitRecord;
   training?: TrainingRecord;
+  /**
+   * Classifiers whose probabilities are averaged (absent: the one in model.json). All were trained on
+   * the split this manifest records; `durationSeconds` is their training time together.
+   */
+  ensemble?: { command?: string; members: EnsembleMember[]; durationSeconds: number };
   metrics?: Record<string, unknown>;
   /** A tumour locator trained on outlines (locator.json + locator.bin), which gives the heatmap when present. */
   locator?: { trainedOn: number; epochs: number; outlines: string; durationSeconds: number; command?: string };
