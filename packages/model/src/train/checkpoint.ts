@@ -51,11 +51,12 @@ export async function saveCheckpoint(
   dir: string,
   state: Omit<CheckpointState, 'weightShapes' | 'optimizerNames' | 'optimizerShapes' | 'averageSteps'>,
   weights: { shapes: number[][]; latest: Float32Array[]; best: Float32Array[]; average?: { values: Float32Array[]; steps: number } },
-  optimizer: tf.Optimizer,
+  optimizer: { getWeights(): Promise<{ name: string; tensor: tf.Tensor }[]> },
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   const optWeights = await optimizer.getWeights();
-  const optArrays = await Promise.all(optWeights.map(async (w) => (await w.tensor.data()) as Float32Array));
+  const optArrays = await Promise.all(optWeights.map(async (w) => Float32Array.from(await w.tensor.data())));
+  for (const w of optWeights) w.tensor.dispose();
   await writeAtomic(path.join(dir, 'latest.weights'), concat(weights.latest));
   await writeAtomic(path.join(dir, 'best.weights'), concat(weights.best));
   await writeAtomic(path.join(dir, 'optimizer.weights'), concat(optArrays));

@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -14,7 +13,7 @@ import { loadModel } from '../model/loaded-model.js';
 import { buildLocator } from '../model/locator.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
-import { readWeights, runTrainingLoop, writeWeights, type EpochRecord } from './training-loop.js';
+import { adamFor, readWeights, runTrainingLoop, writeWeights, type EpochRecord } from './training-loop.js';
 
 export interface LocatorOptions {
   /** Artifact folder of a trained classifier; the locator is added to it. */
@@ -107,7 +106,7 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   });
   const epochs = options.epochs ?? 15;
   const learningRate = options.learningRate ?? 1e-3;
-  const optimizer = tf.train.adam(learningRate);
+  const optimizer = adamFor(locator);
   let state;
   try {
     state = await runTrainingLoop(
@@ -124,7 +123,6 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   writeWeights(locator, state.bestWeights);
   await saveModelWeights(locator, options.modelDir, { topology: ARTIFACT_FILES.locatorTopology, weights: ARTIFACT_FILES.locatorWeights });
   locator.dispose();
-  optimizer.dispose();
   manifest.locator = {
     trainedOn: train.length,
     epochs: state.history.length,

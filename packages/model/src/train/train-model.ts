@@ -7,8 +7,9 @@ import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from './augmentation.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
-import { readWeights, runTrainingLoop, writeWeights, type EpochRecord, type LoopState } from './training-loop.js';
+import { adamFor, readWeights, runTrainingLoop, writeWeights, type EpochRecord, type LoopState } from './training-loop.js';
 import { writeTrainedArtifact } from './write-artifact.js';
 
 export interface TrainOptions {
@@ -99,7 +100,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   };
   const model = buildClassifier(architecture);
   const learningRate = options.learningRate ?? 2e-3;
-  const optimizer = tf.train.adam(learningRate);
+  const optimizer = adamFor(model);
   const augmentation = { ...DEFAULT_AUGMENTATION, ...options.augmentation };
   // Balanced on the main dataset's training images only. Extra training data from another source
   // (its own class mix, and a look the model can tell apart) must not move the prior on the main source.
@@ -189,14 +190,13 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     },
   });
   model.dispose();
-  optimizer.dispose();
   return { outDir: options.outDir, manifest, prepared };
 }
 
 async function resume(
   dir: string,
   model: tf.LayersModel,
-  optimizer: tf.AdamOptimizer,
+  optimizer: FlatAdam,
   prepared: PreparedTaskData,
   fresh: LoopState,
 ): Promise<LoopState> {

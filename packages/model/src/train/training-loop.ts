@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom, shuffleInPlace } from '../util/random.js';
+import { FlatAdam } from './flat-adam.js';
 import type { GradientWorkerPool } from './gradient-worker-pool.js';
 import { WeightAverage } from './weight-average.js';
 import type { StepResult } from './worker-protocol.js';
@@ -59,26 +60,51 @@ export function writeWeights(model: tf.LayersModel, weights: Float32Array[]): vo
 
 const better = (a: [number, number], b: [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 
+/** Copies of the arrays in one SharedArrayBuffer: posted to the workers, they share it instead of copying it. */
+function inSharedMemory(arrays: Float32Array[]): Float32Array[] {
+  const buffer = new SharedArrayBuffer(arrays.reduce((n, a) => n + a.byteLength, 0));
+  let offset = 0;
+  return arrays.map((a) => {
+    const view = new Float32Array(buffer, offset, a.length);
+    view.set(a);
+    offset += a.byteLength;
+    return view;
+  });
+}
+
+/** Indices into `model.weights` of the trainable and the non-trainable (batch-norm statistics) weights. */
+export function weightPositions(model: tf.LayersModel): { trainable: number[]; nonTrainable: number[] } {
+  const position = new Map(model.weights.map((w, i) => [w.name, i]));
+  const at = (w: tf.LayerVariable) => position.get(w.name) as number;
+  return { trainable: model.trainableWeights.map(at), nonTrainable: model.nonTrainableWeights.map(at) };
+}
+
+/** An Adam for a model's trainable weights, in the order the gradient workers return them. */
+export function adamFor(model: tf.LayersModel): FlatAdam {
+  return new FlatAdam(model.trainableWeights.map((w) => ({ name: w.name, size: (w.shape as number[]).reduce((a, b) => a * b, 1) })));
+}
+
 /**
  * Synchronous data-parallel training: each step splits the batch over the workers, averages their
  * gradients (weighted by shard size) and batch-norm statistics, and applies Adam once in this thread.
+ * The weights live in shared memory during the loop and are written to the model after every epoch.
  */
 export async function runTrainingLoop(
   model: tf.LayersModel,
-  optimizer: tf.AdamOptimizer,
+  optimizer: FlatAdam,
   pool: GradientWorkerPool,
   data: { train: number[]; val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
   options: LoopOptions,
   state: LoopState,
 ): Promise<LoopState> {
-  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const nonTrainable = model.nonTrainableWeights;
+  const positions = weightPositions(model);
   const stepsPerEpoch = Math.ceil(data.train.length / options.batchSize);
   const average = options.averageDecay
     ? new WeightAverage(options.averageDecay, state.average?.values ?? readWeights(model), state.average?.steps ?? 0)
     : undefined;
   // The weights after the latest update: sent with the next step, and what the average follows.
-  let current = readWeights(model);
+  const current = inSharedMemory(readWeights(model));
+  const trainable = positions.trainable.map((i) => current[i] as Float32Array);
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
@@ -93,8 +119,14 @@ export async function runTrainingLoop(
       const shards = Array.from({ length: pool.size }, (_, w) => Int32Array.from(batch.filter((_, i) => i % pool.size === w)));
       const results = await pool.step(current, shards, options.seed * 1_000_003 + epoch * 10_007 + s);
       lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
-      applyAveraged(optimizer, lr, trainable, nonTrainable, results);
-      current = readWeights(model);
+      const total = results.reduce((n, r) => n + r.count, 0);
+      optimizer.apply(
+        trainable,
+        results.map((r) => r.grads),
+        results.map((r) => r.count / total),
+        lr,
+      );
+      averageStatistics(positions.nonTrainable.map((i) => current[i] as Float32Array), results);
       average?.update(current);
       for (const r of results) {
         lossSum += r.loss * r.count;
@@ -103,7 +135,8 @@ export async function runTrainingLoop(
       }
       options.onStep?.(s + 1, stepsPerEpoch, lossSum / seen);
     }
-    const evaluated = average ? average.snapshot() : current;
+    writeWeights(model, current);
+    const evaluated = average ? average.snapshot() : current.map((w) => w.slice());
     if (average) state.average = { values: evaluated, steps: average.steps };
     const val = await validate(evaluated, pool, data);
     const record: EpochRecord = {
@@ -130,36 +163,14 @@ export async function runTrainingLoop(
   return state;
 }
 
-function applyAveraged(
-  optimizer: tf.AdamOptimizer,
-  lr: number,
-  trainable: tf.Variable[],
-  nonTrainable: tf.LayerVariable[],
-  results: StepResult[],
-): void {
-  const total = results.reduce((n, r) => n + r.count, 0);
-  // Adam reads its learning rate on every update, so a schedule can set it between steps.
-  (optimizer as unknown as { learningRate: number }).learningRate = lr;
-  tf.tidy(() => {
-    const grads = trainable.map((v, k) => {
-      const sum = new Float32Array(v.size);
-      for (const r of results) {
-        const g = r.grads[k] as Float32Array;
-        const w = r.count / total;
-        for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + w * (g[i] as number);
-      }
-      return { name: v.name, tensor: tf.tensor(sum, v.shape) };
-    });
-    optimizer.applyGradients(grads);
-    nonTrainable.forEach((w, k) => {
-      const shape = w.shape as number[];
-      const sum = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (const r of results) {
-        const values = r.nonTrainable[k] as Float32Array;
-        for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (values[i] as number) / results.length;
-      }
-      w.write(tf.tensor(sum, shape));
-    });
+/** Batch-norm statistics: the plain mean of what each worker measured on its shard. */
+function averageStatistics(statistics: Float32Array[], results: StepResult[]): void {
+  statistics.forEach((out, k) => {
+    out.fill(0);
+    for (const r of results) {
+      const values = r.nonTrainable[k] as Float32Array;
+      for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + (values[i] as number) / results.length;
+    }
   });
 }
 
