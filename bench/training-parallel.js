@@ -14,7 +14,7 @@ import { initBackend } from '../packages/model/dist/backend/index.js';
 import { buildClassifier, DEFAULT_ARCHITECTURE } from '../packages/model/dist/model/architecture.js';
 import { DEFAULT_AUGMENTATION } from '../packages/model/dist/train/augmentation.js';
 import { GradientWorkerPool } from '../packages/model/dist/train/gradient-worker-pool.js';
-import { readWeights, runTrainingLoop } from '../packages/model/dist/train/training-loop.js';
+import { adamFor, readWeights, runTrainingLoop } from '../packages/model/dist/train/training-loop.js';
 
 const SIZE = 96;
 const BATCH = 32;
@@ -58,7 +58,7 @@ async function measure(workers, pixels, labels) {
     l2: DEFAULT_ARCHITECTURE.l2,
     augmentation: DEFAULT_AUGMENTATION,
   });
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = adamFor(model);
   const train = Array.from({ length: IMAGES }, (_, i) => i);
   try {
     // Two epochs; the first warms up (JIT, first-use allocations), the second is timed. No validation set.
@@ -75,7 +75,6 @@ async function measure(workers, pixels, labels) {
   } finally {
     await pool.close();
     model.dispose();
-    optimizer.dispose();
   }
 }
 
