@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../packages/model/dist/backend/index.js';
 import { buildClassifier, DEFAULT_ARCHITECTURE } from '../packages/model/dist/model/architecture.js';
 import { DEFAULT_AUGMENTATION } from '../packages/model/dist/train/augmentation.js';
