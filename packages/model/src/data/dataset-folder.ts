@@ -20,6 +20,11 @@ export interface DatasetListing {
   ignoredFolders: string[];
 }
 
+/** The part of a listing whose relative paths are in `relPaths`. */
+export function subsetListing(listing: DatasetListing, relPaths: ReadonlySet<string>): DatasetListing {
+  return { ...listing, files: listing.files.filter((f) => relPaths.has(f.relPath)) };
+}
+
 /** Lists a folder with one sub-folder per class (aliases accepted), sorted for reproducibility. */
 export async function listLabeledImages(dataDir: string, task: Task): Promise<DatasetListing> {
   const entries = await readdir(dataDir, { withFileTypes: true }).catch((error: unknown) => {

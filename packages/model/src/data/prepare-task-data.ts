@@ -75,7 +75,6 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     extra = merged.record;
     indices.train.push(...merged.extraIndices);
   }
-  const sigs = signatures(dataset.pixels, dataset.files.length, params.size);
   const prepared: PreparedTaskData = {
     dataset,
     split,
@@ -92,7 +91,8 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
       onProgress: (d, t) => options.onProgress?.('preprocess test', d, t),
     });
     const testSigs = signatures(testSet.pixels, testSet.files.length, params.size);
-    prepared.external = { dataset: testSet, hasDuplicateInTraining: hasNearDuplicateIn(testSigs, sigs, threshold) };
+    const trainingSigs = signatures(dataset.pixels, dataset.files.length, params.size);
+    prepared.external = { dataset: testSet, hasDuplicateInTraining: hasNearDuplicateIn(testSigs, trainingSigs, threshold) };
   }
   return prepared;
 }

@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
-import { listLabeledImages, type DatasetListing } from '../data/dataset-folder.js';
+import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
 import { loadPreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { SplitAssignment } from '../data/split.js';
 import { evaluateOnDataset, type EvaluationResult } from '../eval/evaluate.js';
@@ -68,10 +68,6 @@ async function writeMember(files: ArtifactFiles, outDir: string, topology: strin
   await writeFile(path.join(outDir, weightsName), Buffer.concat(parts));
   modelJson.weightsManifest = [{ paths: [weightsName], weights: modelJson.weightsManifest.flatMap((group) => group.weights) }];
   await writeFile(path.join(outDir, topology), JSON.stringify(modelJson));
-}
-
-function subset(listing: DatasetListing, relPaths: Set<string>): DatasetListing {
-  return { ...listing, files: listing.files.filter((f) => relPaths.has(f.relPath)) };
 }
 
 /**
@@ -145,7 +141,7 @@ async function evaluateOnSplit(
   const split = JSON.parse(await readFile(path.join(options.outDir, ARTIFACT_FILES.split), 'utf8')) as SplitFile;
   const outlines = options.outlinesFile ? await readOutlines(options.outlinesFile) : undefined;
   const listing = await listLabeledImages(options.dataDir, manifest.task);
-  const load = (names: Set<string>, from = listing) => loadPreprocessedDataset(subset(from, names), manifest.preprocessing, { cacheDir: options.cacheDir });
+  const load = (names: Set<string>, from = listing) => loadPreprocessedDataset(subsetListing(from, names), manifest.preprocessing, { cacheDir: options.cacheDir });
   const inSplit = (name: string) => new Set(split.assignments.filter((a) => a.split === name).map((a) => a.relPath));
   const metrics: Record<string, EvaluationResult> = {};
   const test = inSplit('test');

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
-import { listLabeledImages, type DatasetListing } from '../data/dataset-folder.js';
+import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { SplitAssignment } from '../data/split.js';
 import { evaluateOnDataset } from '../eval/evaluate.js';
@@ -52,10 +52,6 @@ export function outlineTarget(entry: OutlineEntry, geometry: PreprocessedDataset
   return sum > 0 ? target.map((t) => t / sum) : target;
 }
 
-function subset(listing: DatasetListing, relPaths: Set<string>): DatasetListing {
-  return { ...listing, files: listing.files.filter((f) => relPaths.has(f.relPath)) };
-}
-
 /**
  * Trains a locator on the outlined images of the classifier's own train and validation splits (never
  * its test split), writes it into the artifact and re-evaluates location on the test split.
@@ -70,7 +66,7 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   const outlined = (s: SplitAssignment) => (outlines[s.relPath]?.regions.length ?? 0) > 0;
   const pick = (names: string[]) => new Set(split.assignments.filter((a) => names.includes(a.split) && outlined(a)).map((a) => a.relPath));
   const listing = await listLabeledImages(options.dataDir, manifest.task);
-  const dataset = await loadPreprocessedDataset(subset(listing, pick(['train', 'val'])), manifest.preprocessing, { cacheDir: options.cacheDir });
+  const dataset = await loadPreprocessedDataset(subsetListing(listing, pick(['train', 'val'])), manifest.preprocessing, { cacheDir: options.cacheDir });
   const splitOf = new Map(split.assignments.map((a) => [a.relPath, a.split]));
 
   const backbone = await modelFromArtifact(files);
@@ -136,7 +132,7 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
 
 async function reevaluateLocation(options: LocatorOptions, manifest: ModelManifest, listing: DatasetListing, outlines: Outlines, assignments: SplitAssignment[]): Promise<void> {
   const test = new Set(assignments.filter((a) => a.split === 'test').map((a) => a.relPath));
-  const testSet = await loadPreprocessedDataset(subset(listing, test), manifest.preprocessing, { cacheDir: options.cacheDir });
+  const testSet = await loadPreprocessedDataset(subsetListing(listing, test), manifest.preprocessing, { cacheDir: options.cacheDir });
   const served = await loadModel(options.modelDir);
   try {
     const metrics = { ...(manifest.metrics ?? {}) };
