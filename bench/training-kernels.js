@@ -13,6 +13,7 @@ import {
   registerFastWasmKernels,
   unregisterBatchNormGradient,
   unregisterFastWasmKernels,
+  unregisterReductionGradients,
 } from '../packages/model/dist/backend/index.js';
 
 const BATCH = 32;
@@ -59,6 +60,18 @@ function kernelCases() {
   }
   for (const [s, c] of [[96, 16], [48, 32], [24, 64], [12, 128]]) {
     cases.push({ kernel: tf.Identity, label: `${s}x${s}x${c}`, attrs: {}, inputs: () => ({ x: tf.randomNormal([BATCH, s, s, c]) }) });
+    cases.push({
+      kernel: tf.FusedBatchNorm,
+      label: `${s}x${s}x${c}`,
+      attrs: { varianceEpsilon: 1e-3 },
+      inputs: () => ({
+        x: tf.randomNormal([BATCH, s, s, c]),
+        mean: tf.randomNormal([c]),
+        variance: tf.randomUniform([c], 0.5, 2),
+        offset: tf.randomNormal([c]),
+        scale: tf.randomNormal([c]),
+      }),
+    });
     cases.push({
       kernel: tf.MaxPoolGrad,
       label: `2x2/2 ${s}x${s}x${c}`,
@@ -135,7 +148,10 @@ function timeForward(model, x, reps, training) {
 async function measureTraining({ label, ourKernels, batchNormGradient }, model, x, y) {
   registerFastWasmKernels();
   unregisterFastWasmKernels(FAST_WASM_KERNELS.filter((k) => !ourKernels.includes(k)));
-  if (!batchNormGradient) unregisterBatchNormGradient();
+  if (!batchNormGradient) {
+    unregisterBatchNormGradient();
+    unregisterReductionGradients();
+  }
   const base = { label, ourKernels, batchNormGradient };
   try {
     const stepMs = await timeSteps(model, x, y, STEP_REPS);
@@ -153,7 +169,7 @@ const TRAINING_VARIANTS = [
   { label: 'stock kernels only', ourKernels: [], batchNormGradient: false },
   { label: 'stock + our Conv2DBackpropFilter', ourKernels: [tf.Conv2DBackpropFilter], batchNormGradient: false },
   { label: 'stock + our two conv gradients', ourKernels: [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput], batchNormGradient: false },
-  { label: 'all ours: conv grads, Tile, MaxPoolGrad, Identity, BN grad', ourKernels: [...FAST_WASM_KERNELS], batchNormGradient: true },
+  { label: 'all ours: kernels, and BN, Sum, Mean gradients', ourKernels: [...FAST_WASM_KERNELS], batchNormGradient: true },
 ];
 
 async function main() {
@@ -167,7 +183,10 @@ async function main() {
   const y = tf.oneHot(tf.randomUniform([BATCH], 0, 2, 'int32'), 2).toFloat();
   const forwardMs = timeForward(model, x, STEP_REPS, false);
   const forwardTrainingMs = timeForward(model, x, STEP_REPS, true);
-  console.log(`forward pass (predict) ${forwardMs.toFixed(0)} ms; forward in training mode ${forwardTrainingMs.toFixed(0)} ms`);
+  unregisterFastWasmKernels();
+  const forwardStockMs = timeForward(model, x, STEP_REPS, false);
+  registerFastWasmKernels();
+  console.log(`forward pass (predict) ${forwardMs.toFixed(0)} ms (stock kernels: ${forwardStockMs.toFixed(0)} ms); forward in training mode ${forwardTrainingMs.toFixed(0)} ms`);
   const training = [];
   for (const variant of TRAINING_VARIANTS) training.push(await measureTraining(variant, model, x, y));
   const ours = training[training.length - 1];
@@ -185,7 +204,7 @@ async function main() {
     input: [SIZE, SIZE, 1],
     repetitions: { kernels: KERNEL_REPS, steps: STEP_REPS, statistic: 'median' },
     kernels,
-    model: { forwardMs: round(forwardMs, 0), forwardTrainingModeMs: round(forwardTrainingMs, 0), training, stepToForwardRatio: ratio },
+    model: { forwardMs: round(forwardMs, 0), forwardStockKernelsMs: round(forwardStockMs, 0), forwardTrainingModeMs: round(forwardTrainingMs, 0), training, stepToForwardRatio: ratio },
     wasmHeapMB: round(tf.backend().wasm.HEAPU8.length / 2 ** 20, 0),
   };
   await mkdir(path.dirname(RESULTS), { recursive: true });

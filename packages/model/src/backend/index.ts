@@ -7,4 +7,5 @@ export {
   registerFastWasmKernels,
   unregisterBatchNormGradient,
   unregisterFastWasmKernels,
+  unregisterReductionGradients,
 } from './wasm-kernels/index.js';

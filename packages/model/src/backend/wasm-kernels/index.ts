@@ -2,16 +2,18 @@ import * as tf from '@tensorflow/tfjs';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
+import { registerFusedBatchNorm } from './fused-batch-norm.js';
 import { registerIdentity } from './identity.js';
 import { unregisterWasmKernel } from './kernel-utils.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
+import { registerReductionGradients, unregisterReductionGradients } from './reduction-grads.js';
 import { registerLeadingAxisReductions } from './reduce-leading-axes.js';
 import { registerTile } from './tile.js';
 
 /**
  * Registers the training kernels that backend wasm lacks or runs slowly, for backend 'wasm'
- * only, and a cheaper FusedBatchNorm gradient (gradients apply to every backend; this one
- * gives the same values). Calling this more than once is harmless.
+ * only, and cheaper gradients for FusedBatchNorm, Sum and Mean (gradients apply to every
+ * backend; these give the same values). Calling this more than once is harmless.
  */
 export function registerFastWasmKernels(): void {
   registerConv2DBackpropFilter();
@@ -20,7 +22,9 @@ export function registerFastWasmKernels(): void {
   registerMaxPoolGrad();
   registerIdentity();
   registerLeadingAxisReductions();
+  registerFusedBatchNorm();
   registerBatchNormGradient();
+  registerReductionGradients();
 }
 
 /** Names of the kernels {@link registerFastWasmKernels} registers. */
@@ -32,6 +36,7 @@ export const FAST_WASM_KERNELS: readonly string[] = [
   tf.Identity,
   tf.Sum,
   tf.Mean,
+  tf.FusedBatchNorm,
 ];
 
 /**
@@ -41,9 +46,13 @@ export const FAST_WASM_KERNELS: readonly string[] = [
  */
 export function unregisterFastWasmKernels(kernelNames?: readonly string[]): void {
   for (const name of kernelNames ?? FAST_WASM_KERNELS) unregisterWasmKernel(name);
-  if (kernelNames === undefined) unregisterBatchNormGradient();
+  if (kernelNames === undefined) {
+    unregisterBatchNormGradient();
+    unregisterReductionGradients();
+  }
 }
 
 export { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
+export { registerReductionGradients, unregisterReductionGradients } from './reduction-grads.js';
 
 export { getStockWasmKernel } from './kernel-utils.js';

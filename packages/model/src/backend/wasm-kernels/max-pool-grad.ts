@@ -44,6 +44,10 @@ export function maxPoolGrad(args: WasmKernelArgs): tf.TensorInfo {
 }
 
 function scatterToMaxima(x: Float32Array, dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  if (info.filterHeight === 2 && info.filterWidth === 2) {
+    scatterToMaxima2x2(x, dy, dx, info);
+    return;
+  }
   const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, filterHeight: fh, filterWidth: fw } = info;
   const best = new Float32Array(c);
   const where = new Int32Array(c);
@@ -70,6 +74,37 @@ function scatterToMaxima(x: Float32Array, dy: Float32Array, dx: Float32Array, in
           }
         }
         for (let ch = 0; ch < c; ch++) dx[where[ch]!]! += dy[g++]!;
+      }
+    }
+  }
+}
+
+/** The 2×2 case of {@link scatterToMaxima} (the model's pooling), unrolled: same result, ties included. */
+function scatterToMaxima2x2(x: Float32Array, dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth } = info;
+  const rowStride = inWidth * c;
+  let g = 0;
+  for (let n = 0; n < batchSize; n++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ox = 0; ox < outWidth; ox++) {
+        const a = ((n * inHeight + oy * 2) * inWidth + ox * 2) * c;
+        const b = a + c;
+        const d = a + rowStride;
+        const e = d + c;
+        for (let ch = 0; ch < c; ch++, g++) {
+          let where = a + ch;
+          let best = x[where]!;
+          if (x[b + ch]! > best) {
+            where = b + ch;
+            best = x[where]!;
+          }
+          if (x[d + ch]! > best) {
+            where = d + ch;
+            best = x[where]!;
+          }
+          if (x[e + ch]! > best) where = e + ch;
+          dx[where]! += dy[g]!;
+        }
       }
     }
   }
