@@ -60,6 +60,12 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
       maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache'), resumeFrom: path.join(work, 'ckpt'), onEpoch: (e) => resumed.push(e.epoch),
     });
     expect(resumed).toEqual([]);
+    // Other training images (here an extra folder) cannot continue that checkpoint.
+    await expect(trainModel({
+      task: 'tumor-binary', dataDir: br35h, outDir: path.join(work, 'resumed-extra'), epochs: 2, inputSize: 32, filters: [8, 16], convsPerBlock: 1,
+      maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache'), resumeFrom: path.join(work, 'ckpt'),
+      extraTrainDir: path.join(root as string, 'brain-mri-4class', 'Training'),
+    })).rejects.toThrow(/other training images/);
   });
 
   it('loads the artifact from a folder or from memory and reproduces its recorded probe output', async () => {
@@ -107,7 +113,11 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const ensembleDir = path.join(work, 'ensemble');
     const manifest = await buildEnsemble({ memberDirs: [outDir, second], outDir: ensembleDir, dataDir: br35h, cacheDir: path.join(work, 'cache') });
     expect(manifest.ensemble?.members.map((m) => m.topology)).toEqual(['model.json', 'member-2.json']);
-    expect(Object.keys(await readArtifactDir(ensembleDir))).toEqual(expect.arrayContaining(['member-2.bin', 'locator.json', 'split.json', 'report.md']));
+    expect(Object.keys(await readArtifactDir(ensembleDir))).toEqual(expect.arrayContaining(['member-2.bin', 'locator.json', 'split.json', 'report.md', 'curves.svg']));
+    const history = JSON.parse(await readFile(path.join(ensembleDir, 'history.json'), 'utf8')) as { epoch: number; member: string }[];
+    expect(new Set(history.map((h) => h.member))).toEqual(new Set(['member 1 (model.json)', 'member 2 (member-2.json)']));
+    // The second member trained for one epoch.
+    expect(history.filter((h) => h.member.startsWith('member 2')).map((h) => h.epoch)).toEqual([1]);
     const test = manifest.metrics?.test as { n: number };
     expect(test.n).toBe(manifest.split!.counts.test!.tumor! + manifest.split!.counts.test!.no_tumor!);
 

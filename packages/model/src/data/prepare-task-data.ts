@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Task } from '../model/tasks.js';
 import { createRandom, shuffleInPlace } from '../util/random.js';
 import { listLabeledImages, type DatasetListing } from './dataset-folder.js';
@@ -95,6 +96,18 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     prepared.external = { dataset: testSet, hasDuplicateInTraining: hasNearDuplicateIn(testSigs, trainingSigs, threshold) };
   }
   return prepared;
+}
+
+/**
+ * sha256 over the sorted labels and names of the training images, extra ones included: a
+ * checkpoint resumes only onto the same training set.
+ */
+export function trainingSetFingerprint(prepared: PreparedTaskData): string {
+  const names = prepared.indices.train.map((i) => {
+    const file = prepared.dataset.files[i] as { relPath: string; label: string };
+    return `${file.label}\t${file.relPath}`;
+  }).sort();
+  return createHash('sha256').update(names.join('\n')).digest('hex');
 }
 
 /** Near-duplicate pairs across splits, recomputed from the images (must be zero). */

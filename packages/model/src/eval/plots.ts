@@ -11,18 +11,32 @@ async function toSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-/** Loss and accuracy per epoch, training and validation, side by side. */
-export function trainingCurvesSvg(history: { epoch: number; loss: number; accuracy: number; valLoss: number; valAccuracy: number }[]): Promise<string> {
+/** One epoch of a training history; `member` names the ensemble member it belongs to, if any. */
+export interface HistoryPoint {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  member?: string;
+}
+
+/** Loss and accuracy per epoch, training and validation, side by side; one row per ensemble member. */
+export function trainingCurvesSvg(history: HistoryPoint[]): Promise<string> {
   const rows = history.flatMap((h) => [
-    { epoch: h.epoch, metric: 'loss', split: 'train', value: h.loss },
-    { epoch: h.epoch, metric: 'loss', split: 'validation', value: h.valLoss },
-    { epoch: h.epoch, metric: 'accuracy', split: 'train', value: h.accuracy },
-    { epoch: h.epoch, metric: 'accuracy', split: 'validation', value: h.valAccuracy },
+    { epoch: h.epoch, member: h.member, metric: 'loss', split: 'train', value: h.loss },
+    { epoch: h.epoch, member: h.member, metric: 'loss', split: 'validation', value: h.valLoss },
+    { epoch: h.epoch, member: h.member, metric: 'accuracy', split: 'train', value: h.accuracy },
+    { epoch: h.epoch, member: h.member, metric: 'accuracy', split: 'validation', value: h.valAccuracy },
   ]);
+  const byMember = history.some((h) => h.member !== undefined);
   return toSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     data: { values: rows },
-    facet: { column: { field: 'metric', type: 'nominal', title: null } },
+    facet: {
+      column: { field: 'metric', type: 'nominal', title: null },
+      ...(byMember ? { row: { field: 'member', type: 'nominal', title: null } } : {}),
+    },
     spec: {
       width: 320,
       height: 220,

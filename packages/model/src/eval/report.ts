@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelManifest } from '../model/manifest.js';
 import type { EvaluationResult } from './evaluate.js';
-import { confusionSvg, trainingCurvesSvg } from './plots.js';
+import { confusionSvg, trainingCurvesSvg, type HistoryPoint } from './plots.js';
 
 const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
 
@@ -53,7 +53,7 @@ function ensembleLines(manifest: ModelManifest): string[] {
   ];
 }
 
-export async function renderReport(outDir: string, manifest: ModelManifest, history: Parameters<typeof trainingCurvesSvg>[0]): Promise<void> {
+export async function renderReport(outDir: string, manifest: ModelManifest, history: HistoryPoint[]): Promise<void> {
   if (history.length > 0) await writeFile(path.join(outDir, 'curves.svg'), await trainingCurvesSvg(history));
   const metrics = (manifest.metrics ?? {}) as Record<string, EvaluationResult>;
   const sections: string[] = [];

@@ -6,6 +6,7 @@ import { loadPreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { SplitAssignment } from '../data/split.js';
 import { evaluateOnDataset, type EvaluationResult } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
+import type { HistoryPoint } from '../eval/plots.js';
 import { renderReport } from '../eval/report.js';
 import { parseManifest, readArtifactDir, writeManifest, type ArtifactFiles } from '../model/artifact.js';
 import { loadModel } from '../model/loaded-model.js';
@@ -57,6 +58,13 @@ function checkCompatible(first: ModelManifest, other: ModelManifest, dir: string
   if (!other.split) throw new Error(`${dir} records no split: its test images cannot be known to be unseen`);
 }
 
+/** A member's per-epoch history (empty if its artifact has none), labelled with the member. */
+function memberHistory(files: ArtifactFiles, member: string): HistoryPoint[] {
+  const bytes = files[ARTIFACT_FILES.history];
+  if (!bytes) return [];
+  return (JSON.parse(decode(bytes)) as HistoryPoint[]).map((point) => ({ ...point, member }));
+}
+
 /** Writes a member's classifier under new file names: its topology points at its one weights file. */
 async function writeMember(files: ArtifactFiles, outDir: string, topology: string, weightsName: string): Promise<void> {
   const modelJson = JSON.parse(decode(files[ARTIFACT_FILES.topology] as Uint8Array)) as { weightsManifest: WeightsGroup[] };
@@ -74,6 +82,7 @@ async function writeMember(files: ArtifactFiles, outDir: string, topology: strin
  * Combines models trained on one split into one artifact whose prediction is the mean of theirs,
  * then evaluates it on that split's validation and test images (and the separate test folder), as
  * training does for a single model. The locator, if any member has one, comes from the first that does.
+ * The artifact's history.json holds every member's epochs, each marked with its member.
  */
 export async function buildEnsemble(options: EnsembleOptions): Promise<ModelManifest> {
   if (options.memberDirs.length < 2) throw new Error('an ensemble needs at least two members');
@@ -86,6 +95,7 @@ export async function buildEnsemble(options: EnsembleOptions): Promise<ModelMani
   const { outDir } = options;
   await mkdir(outDir, { recursive: true });
   const entries: EnsembleMember[] = [];
+  const history: HistoryPoint[] = [];
   for (const [k, member] of members.entries()) {
     const topology = k === 0 ? ARTIFACT_FILES.topology : `member-${k + 1}.json`;
     await writeMember(member.files, outDir, topology, k === 0 ? ARTIFACT_FILES.weights : `member-${k + 1}.bin`);
@@ -97,7 +107,9 @@ export async function buildEnsemble(options: EnsembleOptions): Promise<ModelMani
       ...(manifest.training ? { training: manifest.training } : {}),
       ...(manifest.metrics ? { metrics: manifest.metrics } : {}),
     });
+    history.push(...memberHistory(member.files, `member ${k + 1} (${topology})`));
   }
+  await writeFile(path.join(outDir, ARTIFACT_FILES.history), `${JSON.stringify(history, null, 2)}\n`);
   const withLocator = members.findIndex((member) => member.files[ARTIFACT_FILES.locatorTopology]);
   const locator = withLocator >= 0 ? manifests[withLocator]?.locator : undefined;
   if (withLocator >= 0) {
@@ -129,7 +141,7 @@ export async function buildEnsemble(options: EnsembleOptions): Promise<ModelMani
   }
   await writeManifest(outDir, manifest);
   await writeFile(path.join(outDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
-  await renderReport(outDir, manifest, []);
+  await renderReport(outDir, manifest, history);
   return manifest;
 }
 

@@ -11,6 +11,8 @@ export interface CheckpointState {
   bestEpoch: number;
   bestScore: [number, number];
   splitFingerprint: string;
+  /** The training images, extra ones included (absent in checkpoints of older runs). */
+  trainingSetFingerprint?: string;
   /** Shapes of the weights and optimizer variables, in file order. */
   weightShapes: number[][];
   optimizerNames: string[];

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import { initBackend } from '../backend/index.js';
-import { prepareTaskData, type PreparedTaskData } from '../data/prepare-task-data.js';
+import { prepareTaskData, trainingSetFingerprint, type PreparedTaskData } from '../data/prepare-task-data.js';
 import { buildClassifier, DEFAULT_ARCHITECTURE, type ArchitectureConfig } from '../model/architecture.js';
 import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
@@ -148,7 +148,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
           if (options.checkpointDir) {
             await saveCheckpoint(
               options.checkpointDir,
-              { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, splitFingerprint: prepared.split.fingerprint },
+              { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, splitFingerprint: prepared.split.fingerprint, trainingSetFingerprint: trainingSetFingerprint(prepared) },
               { shapes, latest: readWeights(model), best: state.bestWeights, ...(state.average ? { average: state.average } : {}) },
               optimizer,
             );
@@ -204,6 +204,10 @@ async function resume(
   if (!checkpoint) return fresh;
   if (checkpoint.state.splitFingerprint !== prepared.split.fingerprint) {
     throw new Error(`checkpoint in ${dir} was made on another split; remove it to start over`);
+  }
+  const trainingSet = checkpoint.state.trainingSetFingerprint;
+  if (trainingSet !== undefined && trainingSet !== trainingSetFingerprint(prepared)) {
+    throw new Error(`checkpoint in ${dir} was made with other training images (another --extra-train-data?); remove it to start over`);
   }
   writeWeights(model, checkpoint.latest);
   try {
