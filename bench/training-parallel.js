@@ -1,6 +1,7 @@
 // Data-parallel training throughput: the real training loop (gradient worker threads, one wasm
 // backend each, gradients averaged, Adam applied once per step) on the shipped architecture with
-// 1 worker and with one per core, on synthetic 96×96 images.
+// 1 worker and with one per core, on synthetic 96×96 images; and the forward pass of the same
+// images on the same workers, so that a step's cost is also given in forward passes.
 // Build first: npx tsc -b packages/model. Writes bench/results/training-parallel.json.
 //
 //   node bench/training-parallel.js [--images 640] [--workers 1,2]
@@ -70,7 +71,23 @@ async function measure(workers, pixels, labels) {
       { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) },
     );
     const seconds = state.history[1].seconds;
-    return { workers, images: IMAGES, seconds, imagesPerSecond: Math.round((IMAGES / seconds) * 10) / 10 };
+    const imagesPerSecond = IMAGES / seconds;
+    // The forward pass (inference mode) of the same images in batches of the same size on the same
+    // workers: a training step's cost in forward passes, on 1 core and on all of them.
+    const weights = readWeights(model);
+    const all = Int32Array.from(train);
+    await pool.predict(weights, all, BATCH);
+    const started = performance.now();
+    await pool.predict(weights, all, BATCH);
+    const forwardImagesPerSecond = IMAGES / ((performance.now() - started) / 1000);
+    return {
+      workers,
+      images: IMAGES,
+      seconds,
+      imagesPerSecond: Math.round(imagesPerSecond * 10) / 10,
+      forwardImagesPerSecond: Math.round(forwardImagesPerSecond * 10) / 10,
+      stepToForward: Math.round((forwardImagesPerSecond / imagesPerSecond) * 100) / 100,
+    };
   } finally {
     await pool.close();
     model.dispose();
@@ -85,7 +102,9 @@ const rows = [];
 for (const workers of WORKER_COUNTS) {
   const row = await measure(workers, pixels, labels);
   rows.push(row);
-  console.log(`${String(workers).padStart(2)} worker thread(s)  ${row.imagesPerSecond.toFixed(1).padStart(6)} images/s  (${IMAGES} images in ${row.seconds.toFixed(1)} s)`);
+  console.log(
+    `${String(workers).padStart(2)} worker thread(s)  ${row.imagesPerSecond.toFixed(1).padStart(6)} images/s  (${IMAGES} images in ${row.seconds.toFixed(1)} s); forward ${row.forwardImagesPerSecond.toFixed(1)} images/s, step = ${row.stepToForward}× forward`,
+  );
 }
 const one = rows.find((r) => r.workers === 1)?.imagesPerSecond;
 const most = rows.at(-1);
