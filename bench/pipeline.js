@@ -8,7 +8,10 @@
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. Needs Redis (REDIS_URL, default redis://127.0.0.1:6379); starts its own
 // s3rver, API and workers with a private queue prefix, and removes them afterwards.
 //
-//   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2]
+// A last run has one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true),
+// the latency setting: a job's two models then run on two cores.
+//
+//   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2] [--no-model-threads]
 // Writes bench/results/pipeline.json.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -31,11 +34,19 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TARGETS = { oneWorkerOverTightLoop: 0.8, twoWorkersOverOne: 1.6, p50AtHalfRateMs: 100 };
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: 'string', default: '20' }, workers: { type: 'string', default: '1,2' }, concurrency: { type: 'string', default: '2' } },
+  options: {
+    seconds: { type: 'string', default: '20' },
+    workers: { type: 'string', default: '1,2' },
+    concurrency: { type: 'string', default: '2' },
+    // Also one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true).
+    'model-threads': { type: 'boolean', default: true },
+  },
 });
 const SECONDS = Number(args.seconds);
 const WORKER_COUNTS = args.workers.split(',').map(Number);
 const WORKER_CONCURRENCY = Number(args.concurrency);
+/** Pipeline runs: the worker counts, then (unless --no-model-threads) one worker with model threads. */
+const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] ? [{ workers: 1, modelThreads: true }] : [])];
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -286,10 +297,9 @@ async function startSystem(scratch, models) {
   return { env, prefix, s3, api, key, url: `http://127.0.0.1:${port}`, redisPid };
 }
 
-async function measureWorkers(system, client, count, tight) {
-  const workers = Array.from({ length: count }, (_, i) =>
-    startService('services/inference-worker/dist/main.js', { ...system.env, WORKER_ID: `bench-${i + 1}`, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) }, 'inference worker ready'),
-  );
+async function measureWorkers(system, client, { workers: count, modelThreads }, tight) {
+  const env = { ...system.env, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), WORKER_MODEL_THREADS: String(modelThreads) };
+  const workers = Array.from({ length: count }, (_, i) => startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready'));
   try {
     await Promise.all(workers.map((worker) => worker.ready));
     await closedLoop(client, 2 * count, 3); // warm-up: JIT, connection pools, first-use allocations
@@ -297,7 +307,7 @@ async function measureWorkers(system, client, count, tight) {
     const max = await closedLoop(client, 2 * count * WORKER_CONCURRENCY, SECONDS);
     max.cpuMsPerImage = cpuMsPerImage(cpuBefore, await cpuSnapshot(system, workers), max.images);
     const halfRate = await fixedRate(client, max.imagesPerSecond / 2, SECONDS);
-    return { workers: count, workerConcurrency: WORKER_CONCURRENCY, tightLoopBefore: tight, closedLoop: max, fixedRateAtHalfMax: halfRate };
+    return { workers: count, modelThreads, workerConcurrency: WORKER_CONCURRENCY, tightLoopBefore: tight, closedLoop: max, fixedRateAtHalfMax: halfRate };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
   }
@@ -315,7 +325,8 @@ async function cleanRedis(prefix) {
 }
 
 function verdicts(runs) {
-  const byCount = Object.fromEntries(runs.map((run) => [run.workers, run]));
+  const byCount = Object.fromEntries(runs.filter((run) => !run.modelThreads).map((run) => [run.workers, run]));
+  const threaded = runs.find((run) => run.modelThreads);
   const one = byCount[1]?.closedLoop.imagesPerSecond;
   const two = byCount[2]?.closedLoop.imagesPerSecond;
   const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
@@ -324,8 +335,11 @@ function verdicts(runs) {
     oneWorkerOverTightLoop: { value: ratio(one, byCount[1]?.tightLoopBefore.imagesPerSecond), target: TARGETS.oneWorkerOverTightLoop },
     twoWorkersOverOne: { value: ratio(two, one), target: TARGETS.twoWorkersOverOne },
     p50AtHalfRateMs: { value: p50, target: TARGETS.p50AtHalfRateMs, lowerIsBetter: true },
+    ...(threaded ? { p50AtHalfRateModelThreadsMs: { value: threaded.fixedRateAtHalfMax.p50Ms, target: TARGETS.p50AtHalfRateMs, lowerIsBetter: true } } : {}),
   };
 }
+
+const runLabel = (run) => `${run.workers} worker${run.workers > 1 ? 's' : ''}${run.modelThreads ? ', model threads' : ''}`;
 
 function printRows(rows) {
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
@@ -338,7 +352,7 @@ function printTable(runs, checks) {
     rows.push(['models only', 'tight loop', String(run.tightLoopBefore.imagesPerSecond), '', '', '']);
     const modes = [['closed loop', run.closedLoop], [`fixed ${run.fixedRateAtHalfMax.ratePerSecond}/s`, run.fixedRateAtHalfMax]];
     for (const [mode, result] of modes) {
-      rows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, mode, String(result.imagesPerSecond), String(result.p50Ms), String(result.p95Ms), String(result.p99Ms)]);
+      rows.push([runLabel(run), mode, String(result.imagesPerSecond), String(result.p50Ms), String(result.p95Ms), String(result.p99Ms)]);
     }
   }
   printRows(rows);
@@ -346,13 +360,13 @@ function printTable(runs, checks) {
   const cpuRows = [['CPU ms per image (closed loop)', 'api', 'workers', 's3 + load generator', 'redis', 'total']];
   for (const run of runs) {
     const cpu = run.closedLoop.cpuMsPerImage;
-    cpuRows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, ...['api', 'workers', 's3AndLoadGenerator', 'redis', 'total'].map((key) => String(cpu[key]))]);
+    cpuRows.push([runLabel(run), ...['api', 'workers', 's3AndLoadGenerator', 'redis', 'total'].map((key) => String(cpu[key]))]);
   }
   printRows(cpuRows);
   console.log('');
   const parts = ['submitMs', 'workerJobMs', 'workerModelsMs', 'outsideJobMs'];
   const latencyRows = [['p50 parts at half rate (ms)', 'POST until 202', 'worker job', 'of which models', 'outside the job']];
-  for (const run of runs) latencyRows.push([`${run.workers} worker${run.workers > 1 ? 's' : ''}`, ...parts.map((key) => String(run.fixedRateAtHalfMax.p50BreakdownMs[key]))]);
+  for (const run of runs) latencyRows.push([runLabel(run), ...parts.map((key) => String(run.fixedRateAtHalfMax.p50BreakdownMs[key]))]);
   printRows(latencyRows);
   console.log('');
   for (const [name, check] of Object.entries(checks)) {
@@ -374,10 +388,10 @@ async function main() {
   const client = new Client(system.url, system.key, image, events);
   const runs = [];
   try {
-    for (const count of WORKER_COUNTS) {
+    for (const scenario of SCENARIOS) {
       // Measured right before each pipeline run, on the same idle system, so both see the same machine.
       const tight = await tightLoop(models.dir, image, Math.min(SECONDS, 10));
-      runs.push(await measureWorkers(system, client, count, tight));
+      runs.push(await measureWorkers(system, client, scenario, tight));
     }
   } finally {
     await events.close();

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
-import type { DirectoryModelProvider, ImageResultDocument } from '@btd/inference-worker';
+import { createLogger, inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
+import { DirectoryModelProvider, ThreadedModel, type ImageResultDocument } from '@btd/inference-worker';
 import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
 import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
 
@@ -142,5 +142,37 @@ describe('inference worker against Redis and s3rver', () => {
     // The failure is posted before the job is marked failed: wait for the mark.
     await waitFor(async () => (await env.inference.getJobState(jobId)) === 'failed');
     expect((await env.inference.getJob(jobId))?.attemptsMade).toBe(1);
+  });
+
+  it('with each model on a thread of its own, gives the in-process result and still fails undecodable input at once', async () => {
+    const inProcess = env.startWorker(models);
+    const first = await env.submit(tumourImage);
+    const expected = await env.resultOf(first.imageId);
+    await inProcess.close();
+    expectSucceeded(expected);
+
+    const threaded = await DirectoryModelProvider.load(modelsDir, createLogger({ name: 'models', level: 'silent', pretty: false }), {
+      load: (files) => ThreadedModel.load(files, 'wasm'),
+    });
+    try {
+      env.startWorker(threaded, { modelThreads: true });
+      const again = await env.submit(tumourImage);
+      const bogus = await env.submit(new TextEncoder().encode('not an image'));
+      const message = await env.resultOf(again.imageId);
+      expectSucceeded(message);
+      for (const key of ['probabilities', 'typeProbabilities'] as const) {
+        for (const [label, p] of Object.entries(expected.summary[key])) expect(message.summary[key][label]).toBeCloseTo(p, 6);
+      }
+      const document = await env.store.getJson<ImageResultDocument>(resultKey(again.imageId));
+      expect(document.tasks['tumor-binary']!.box).toEqual((await env.store.getJson<ImageResultDocument>(resultKey(first.imageId))).tasks['tumor-binary']!.box);
+      const failed = await env.resultOf(bogus.imageId);
+      expect(failed.kind === 'failed' && failed.reason).toMatch(/not a decodable image/);
+      await waitFor(async () => (await env.inference.getJobState(bogus.jobId)) === 'failed');
+      expect((await env.inference.getJob(bogus.jobId))?.attemptsMade).toBe(1);
+    } finally {
+      await env.close();
+      await threaded.close();
+      env = await startWorkerEnv(s3);
+    }
   });
 });

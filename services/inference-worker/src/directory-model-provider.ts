@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { loadModel } from '@btd/model';
-import { MODEL_TASKS, digestArtifact, once, readArtifactDirectory, type Logger, type ModelTask } from '@btd/shared';
+import { loadModel, type LoadedModel } from '@btd/model';
+import { MODEL_TASKS, digestArtifact, once, readArtifactDirectory, type ArtifactFiles, type Logger, type ModelTask } from '@btd/shared';
 import type { ModelProvider, ServedModel } from './model-provider.js';
 
 /**
@@ -14,10 +14,14 @@ export class DirectoryModelProvider implements ModelProvider {
   private constructor() {}
 
   /** Loads every task's artifact from `modelsDir`; fails if one is missing or broken. */
-  static async load(modelsDir: string, logger: Logger, tasks: readonly ModelTask[] = MODEL_TASKS): Promise<DirectoryModelProvider> {
+  static async load(
+    modelsDir: string,
+    logger: Logger,
+    options: { tasks?: readonly ModelTask[]; load?: (files: ArtifactFiles) => Promise<LoadedModel> } = {},
+  ): Promise<DirectoryModelProvider> {
     const provider = new DirectoryModelProvider();
     try {
-      for (const task of tasks) await provider.loadTask(task, path.join(modelsDir, task), logger);
+      for (const task of options.tasks ?? MODEL_TASKS) await provider.loadTask(task, path.join(modelsDir, task), logger, options.load ?? loadModel);
     } catch (error) {
       await provider.close();
       throw error;
@@ -25,11 +29,11 @@ export class DirectoryModelProvider implements ModelProvider {
     return provider;
   }
 
-  private async loadTask(task: ModelTask, dir: string, logger: Logger): Promise<void> {
+  private async loadTask(task: ModelTask, dir: string, logger: Logger, load: (files: ArtifactFiles) => Promise<LoadedModel>): Promise<void> {
     const files = await readArtifactDirectory(dir).catch((error: unknown) => {
       throw new Error(`cannot read the ${task} model at ${dir}: ${(error as Error).message}`, { cause: error });
     });
-    const model = await loadModel(files);
+    const model = await load(files);
     this.disposers.push(() => model.dispose());
     const { contentHash } = digestArtifact(files);
     const version = model.manifest.version;

@@ -5,3 +5,4 @@ export * from './inference.processor.js';
 export * from './inference-worker.js';
 export * from './result-documents.js';
 export * from './worker-metrics.js';
+export * from './model-thread.js';

@@ -7,7 +7,10 @@ import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What {@link startInferenceWorker} wires together; the caller owns and closes each of them. */
 export interface InferenceWorkerOptions {
-  config: Pick<WorkerConfig, 'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> & { workerId?: string | undefined };
+  config: Pick<WorkerConfig, 'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> & {
+    workerId?: string | undefined;
+    modelThreads?: boolean;
+  };
   /** A connection made with `createWorkerConnection` (blocking commands, no request retry limit). */
   connection: Redis;
   store: ObjectStore;
@@ -34,7 +37,7 @@ function isFinalFailure(job: Job, error: Error): boolean {
  */
 export function startInferenceWorker(options: InferenceWorkerOptions): RunningInferenceWorker {
   const { config, logger, metrics } = options;
-  const processor = createInferenceProcessor(options);
+  const processor = createInferenceProcessor({ ...options, parallelModels: options.config.modelThreads === true });
   const worker = new Worker<InferenceJob, InferenceJobReturn>(INFERENCE_QUEUE, processor, {
     connection: options.connection,
     prefix: config.queuePrefix,

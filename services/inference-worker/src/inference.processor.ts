@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Value } from '@sinclair/typebox/value';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { ImageDecodeError, renderOverlay } from '@btd/model';
+import { ImageDecodeError, renderOverlay, type Prediction } from '@btd/model';
 import {
   InferenceJobSchema,
   ObjectNotFoundError,
@@ -22,6 +22,8 @@ export interface InferenceProcessorDeps {
   results: ResultsQueue;
   models: ModelProvider;
   logger: Logger;
+  /** Run a job's two models at once (they are on threads of their own) instead of one after the other. */
+  parallelModels?: boolean;
 }
 
 /** Return value of a completed job, kept (small) in Redis with the job. */
@@ -93,6 +95,25 @@ export async function postFailure(results: ResultsQueue, job: InferenceJob, reas
   await postResult(results, { kind: 'failed', studyId, imageId, clientId, finishedAt: new Date().toISOString(), reason });
 }
 
+interface Predicted {
+  binary: Prediction;
+  type: Prediction;
+  overlay: Uint8Array;
+}
+
+/** One model after the other, on this thread; the overlay renders (in sharp's pool) during the second. */
+async function predictInTurn(image: Uint8Array, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
+  const binary = await binaryModel.predict(image, { heatmap: true });
+  const [overlay, type] = await Promise.all([renderOverlay(image, binary), typeModel.predict(image, { heatmap: false })]);
+  return { binary, type, overlay };
+}
+
+/** Both models at once: with each on a thread of its own, on two cores. */
+async function predictSideBySide(image: Uint8Array, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
+  const [binary, type] = await Promise.all([binaryModel.predict(image, { heatmap: true }), typeModel.predict(image, { heatmap: false })]);
+  return { binary, type, overlay: await renderOverlay(image, binary) };
+}
+
 async function analyse(
   deps: InferenceProcessorDeps,
   job: InferenceJob,
@@ -103,15 +124,11 @@ async function analyse(
   const started = performance.now();
   const image = await deps.store.get(job.objectKey);
   const downloaded = performance.now();
-  const binaryPrediction = await binaryModel.predict(image, { heatmap: true });
-  // Rendering runs mostly in sharp's thread pool, so it overlaps the second model's forward pass.
-  const [overlay, typePrediction] = await Promise.all([
-    renderOverlay(image, binaryPrediction),
-    typeModel.predict(image, { heatmap: false }),
-  ]);
-  const binary: TaskOutcome = { model: binaryModel, prediction: binaryPrediction };
-  const type: TaskOutcome = { model: typeModel, prediction: typePrediction };
-  const predicted = performance.now();
+  const predicted = await (deps.parallelModels ? predictSideBySide : predictInTurn)(image, binaryModel, typeModel);
+  const binary: TaskOutcome = { model: binaryModel, prediction: predicted.binary };
+  const type: TaskOutcome = { model: typeModel, prediction: predicted.type };
+  const overlay = predicted.overlay;
+  const predictedAt = performance.now();
 
   const finishedAt = new Date().toISOString();
   // One document for both models: every object stored costs a request to the store on each side.
@@ -125,7 +142,7 @@ async function analyse(
 
   const summary = resultSummary(binary, type, {
     downloadMs: downloaded - started,
-    uploadMs: uploaded - predicted,
+    uploadMs: uploaded - predictedAt,
     totalMs: uploaded - started,
   });
   const { studyId, imageId, clientId } = job;
