@@ -11,7 +11,7 @@
 // A last run has one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true),
 // the latency setting: a job's two models then run on two cores.
 //
-//   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2] [--no-model-threads]
+//   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2] [--model-threads false]
 // Writes bench/results/pipeline.json.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -39,14 +39,14 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1,2' },
     concurrency: { type: 'string', default: '2' },
     // Also one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true).
-    'model-threads': { type: 'boolean', default: true },
+    'model-threads': { type: 'string', default: 'true' },
   },
 });
 const SECONDS = Number(args.seconds);
 const WORKER_COUNTS = args.workers.split(',').map(Number);
 const WORKER_CONCURRENCY = Number(args.concurrency);
-/** Pipeline runs: the worker counts, then (unless --no-model-threads) one worker with model threads. */
-const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] ? [{ workers: 1, modelThreads: true }] : [])];
+/** Pipeline runs: the worker counts, then (unless --model-threads false) one worker with model threads. */
+const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] === 'false' ? [] : [{ workers: 1, modelThreads: true }])];
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
