@@ -65,11 +65,6 @@ export class ObjectStore {
       credentials,
       // One layer owns retries: BullMQ retries jobs, so the SDK only smooths over blips.
       maxAttempts: 2,
-      // Checksums only where an operation requires them (as before SDK 3.729): computing CRC32 in
-      // JavaScript for every object cost the worker about 1 ms per image, and several S3-compatible
-      // stores reject the newer default headers. TLS protects the bytes in transit.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
     });
   }
 
