@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { swapLeadingAxes, swapOuterAxes } from './heap-transpose.js';
 import { disposeAll, registerWasmKernel, runWasmKernel, view, type WasmKernelArgs } from './kernel-utils.js';
 
 type Shape4 = [number, number, number, number];
@@ -25,9 +24,8 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs)
   const bottom = Math.max(0, kh + (ho - 1) * sh - info.inHeight - top);
   const right = Math.max(0, kw + (wo - 1) * sw - info.inWidth - left);
 
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: cin, outChannels: cout } = info;
-  const xT = swapOuterAxes(backend, x, [n, h * w, cin], [cin, h, w, n]);
-  const dyT = swapLeadingAxes(backend, dy, [n, ho * wo, cout], [ho, wo, n, cout]);
+  const xT = runWasmKernel('Transpose', backend, { x }, { perm: [3, 1, 2, 0] });
+  const dyT = runWasmKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
   let grad = runWasmKernel('Conv2D', backend, { x: xT, filter: dyT }, {
     strides: [1, 1],
     pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
@@ -42,7 +40,7 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs)
   }
   const out = runWasmKernel('Transpose', backend, { x: grad }, { perm: [1, 2, 0, 3] });
   disposeAll(backend, grad);
-  return view(out, [kh, kw, cin, cout]);
+  return view(out, [kh, kw, info.inChannels, info.outChannels]);
 }
 
 export function registerConv2DBackpropFilter(): void {
