@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { ArtifactVerificationError, type ArtifactFiles } from '@btd/shared';
+import { threadScript } from './thread-script.js';
 
 export interface VerifyRequest {
   id: number;
@@ -10,13 +11,6 @@ export interface VerifyRequest {
 }
 
 export type VerifyReply = { id: number; ok: true } | { id: number; ok: false; reason: string };
-
-/** The thread's script beside this module; from TypeScript source (under a test runner), the compiled copy in dist/. */
-function workerScript(): URL {
-  return import.meta.url.endsWith('.ts')
-    ? new URL('../dist/artifact-verifier.worker.js', import.meta.url)
-    : new URL('./artifact-verifier.worker.js', import.meta.url);
-}
 
 /**
  * A long-lived thread that verifies artifacts before the serving thread loads them. Verification
@@ -30,7 +24,7 @@ export class ArtifactVerifierThread {
   private failure: Error | undefined;
 
   constructor() {
-    this.worker = new Worker(workerScript());
+    this.worker = new Worker(threadScript('artifact-verifier.worker'));
     this.worker.on('message', (reply: VerifyReply) => {
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;

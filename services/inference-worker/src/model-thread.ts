@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { ImageDecodeError, type LoadedModel, type ModelManifest, type Prediction, type PredictOptions } from '@btd/model';
 import type { ArtifactFiles } from '@btd/shared';
+import { threadScript } from './thread-script.js';
 
 /** Messages to the model thread. */
 export type ModelThreadRequest =
@@ -12,11 +13,6 @@ export type ModelThreadReply =
   | { type: 'loaded'; manifest: ModelManifest }
   | { type: 'prediction'; id: number; prediction: Prediction }
   | { type: 'error'; id?: number; message: string; decode: boolean };
-
-/** The thread's script beside this module; from TypeScript source (under a test runner), the compiled copy in dist/. */
-function workerScript(): URL {
-  return import.meta.url.endsWith('.ts') ? new URL('../dist/model-thread.worker.js', import.meta.url) : new URL('./model-thread.worker.js', import.meta.url);
-}
 
 interface Pending {
   resolve: (prediction: Prediction) => void;
@@ -52,7 +48,7 @@ export class ThreadedModel implements LoadedModel {
 
   /** Starts a thread and loads the artifact in it; rejects with the thread's reason if it cannot. */
   static async load(files: ArtifactFiles, backend?: 'tensorflow' | 'wasm' | 'cpu'): Promise<ThreadedModel> {
-    const worker = new Worker(workerScript());
+    const worker = new Worker(threadScript('model-thread.worker'));
     let detach = () => {};
     try {
       const manifest = await new Promise<ModelManifest>((resolve, reject) => {
