@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { isTask } from '../model/tasks.js';
+import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress } from './progress.js';
-import { intOption, listOption } from './options.js';
+import { augmentationOption, fractionOption, intOption, listOption } from './options.js';
 
 export function registerTrainCommand(program: Command): void {
   program
@@ -25,12 +26,14 @@ export function registerTrainCommand(program: Command): void {
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
     .option('--filters <list>', 'filters per block, e.g. 16,32,64,128', listOption)
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
+    .option('--dropout <p>', 'dropout before the classifier', fractionOption)
+    .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
     .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
     .option('--checkpoint <dir>', 'write a checkpoint every epoch here')
     .option('--resume <dir>', 'resume from a checkpoint folder')
-    .action(async (opts: Record<string, string | number | number[] | undefined>) => {
+    .action(async (opts: Record<string, string | number | number[] | Partial<AugmentationConfig> | undefined>) => {
       const task = String(opts.task);
       if (!isTask(task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${task}`);
       const steps = createProgress('step');
@@ -53,6 +56,8 @@ export function registerTrainCommand(program: Command): void {
         workers: opts.workers as number | undefined,
         filters: opts.filters as number[] | undefined,
         convsPerBlock: opts.convsPerBlock as number | undefined,
+        dropout: opts.dropout as number | undefined,
+        augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         maxImages: opts.maxImages as number | undefined,
         outlinesFile: opts.outlines ? path.resolve(String(opts.outlines)) : undefined,
         cacheDir: path.resolve(String(opts.cache)),

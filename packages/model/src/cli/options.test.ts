@@ -1,0 +1,28 @@
+import { InvalidArgumentError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { augmentationOption, fractionOption } from './options.js';
+
+describe('augmentationOption', () => {
+  it('reads numbers and booleans key by key', () => {
+    expect(augmentationOption('rotateDeg=20, scale=0.15,flip=false')).toEqual({ rotateDeg: 20, scale: 0.15, flip: false });
+  });
+
+  it('names the known keys when one is unknown', () => {
+    expect(() => augmentationOption('rotation=20')).toThrow(/unknown augmentation "rotation"; known: flip, rotateDeg/);
+  });
+
+  it('refuses values of the wrong kind', () => {
+    expect(() => augmentationOption('flip=1')).toThrow(InvalidArgumentError);
+    expect(() => augmentationOption('shift=-0.1')).toThrow(/shift must be a number/);
+    expect(() => augmentationOption('shift=')).toThrow(/shift must be a number/);
+  });
+});
+
+describe('fractionOption', () => {
+  it('accepts 0 up to 1 exclusive', () => {
+    expect(fractionOption('0.4')).toBe(0.4);
+    expect(fractionOption('0')).toBe(0);
+    expect(() => fractionOption('1')).toThrow(InvalidArgumentError);
+    expect(() => fractionOption('x')).toThrow(InvalidArgumentError);
+  });
+});
