@@ -22,9 +22,36 @@ export interface Point {
 /** Long side of a heatmap, in cells: fine enough for a box, small enough to send around. */
 export const HEATMAP_MAX_SIDE = 256;
 
+/** Where one output row or column samples the map: two neighbouring cells and the weight of the second. */
+interface Taps {
+  first: Int32Array;
+  second: Int32Array;
+  weight: Float32Array;
+  /** 0 where the sample falls outside the square the map covers. */
+  inside: Uint8Array;
+}
+
+/** Bilinear taps between cell centres for `count` samples along one axis of the original image. */
+function axisTaps(count: number, originalLength: number, squareStart: number, squareSide: number, camSide: number): Taps {
+  const taps: Taps = { first: new Int32Array(count), second: new Int32Array(count), weight: new Float32Array(count), inside: new Uint8Array(count) };
+  for (let i = 0; i < count; i++) {
+    const position = ((i + 0.5) / count) * originalLength;
+    const c = ((position - squareStart) / squareSide) * camSide - 0.5;
+    if (c < -0.5 || c > camSide - 0.5) continue;
+    const clamped = Math.min(Math.max(c, 0), camSide - 1);
+    const c0 = Math.floor(clamped);
+    taps.first[i] = c0;
+    taps.second[i] = Math.min(c0 + 1, camSide - 1);
+    taps.weight[i] = clamped - c0;
+    taps.inside[i] = 1;
+  }
+  return taps;
+}
+
 /**
  * Resamples a class activation map, which covers the model's square input, onto the original image
- * (bilinear between cell centres, zero outside the square) and scales it to [0, 1].
+ * (bilinear between cell centres, zero outside the square) and scales it to [0, 1]. The
+ * interpolation is separable, so each row and column's taps are worked out once.
  */
 export function camToHeatmap(cam: Float32Array, camSide: number, geometry: InputGeometry, maxSide = HEATMAP_MAX_SIDE): Heatmap {
   const { originalWidth, originalHeight, squareX, squareY, squareSide } = geometry;
@@ -32,34 +59,35 @@ export function camToHeatmap(cam: Float32Array, camSide: number, geometry: Input
   const width = Math.max(1, Math.round(originalWidth * scale));
   const height = Math.max(1, Math.round(originalHeight * scale));
   const data = new Float32Array(width * height);
+  const columns = axisTaps(width, originalWidth, squareX, squareSide, camSide);
+  const rows = axisTaps(height, originalHeight, squareY, squareSide, camSide);
+  // The map interpolated along x for every cell row, once per output column.
+  const alongX = new Float32Array(camSide * width);
+  for (let r = 0; r < camSide; r++) {
+    for (let u = 0; u < width; u++) {
+      if (!columns.inside[u]) continue;
+      const fx = columns.weight[u] as number;
+      alongX[r * width + u] = (cam[r * camSide + (columns.first[u] as number)] as number) * (1 - fx) + (cam[r * camSide + (columns.second[u] as number)] as number) * fx;
+    }
+  }
   let max = 0;
   for (let v = 0; v < height; v++) {
-    const y = ((v + 0.5) / height) * originalHeight;
-    const cy = ((y - squareY) / squareSide) * camSide - 0.5;
+    if (!rows.inside[v]) continue;
+    const fy = rows.weight[v] as number;
+    const top = (rows.first[v] as number) * width;
+    const bottom = (rows.second[v] as number) * width;
+    const out = v * width;
     for (let u = 0; u < width; u++) {
-      const x = ((u + 0.5) / width) * originalWidth;
-      const cx = ((x - squareX) / squareSide) * camSide - 0.5;
-      const value = sampleBilinear(cam, camSide, cx, cy);
-      data[v * width + u] = value;
+      const value = (alongX[top + u] as number) * (1 - fy) + (alongX[bottom + u] as number) * fy;
+      data[out + u] = value;
       if (value > max) max = value;
     }
   }
-  if (max > 0) for (let i = 0; i < data.length; i++) data[i] = (data[i] as number) / max;
+  if (max > 0) {
+    const inverse = 1 / max;
+    for (let i = 0; i < data.length; i++) data[i] = (data[i] as number) * inverse;
+  }
   return { width, height, data };
-}
-
-function sampleBilinear(grid: Float32Array, side: number, x: number, y: number): number {
-  if (x < -0.5 || y < -0.5 || x > side - 0.5 || y > side - 0.5) return 0;
-  const cx = Math.min(Math.max(x, 0), side - 1);
-  const cy = Math.min(Math.max(y, 0), side - 1);
-  const x0 = Math.floor(cx);
-  const y0 = Math.floor(cy);
-  const x1 = Math.min(x0 + 1, side - 1);
-  const y1 = Math.min(y0 + 1, side - 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  const at = (xx: number, yy: number) => grid[yy * side + xx] as number;
-  return (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
 }
 
 /** The hottest point, in original image pixels. */
@@ -84,30 +112,32 @@ export function boxFromHeatmap(heatmap: Heatmap, geometry: InputGeometry, thresh
   for (let i = 1; i < data.length; i++) if ((data[i] as number) > (data[peak] as number)) peak = i;
   if (!((data[peak] as number) > 0)) return null;
   const seen = new Uint8Array(data.length);
-  const stack = [peak];
+  const stack = new Int32Array(data.length);
+  let size = 0;
+  stack[size++] = peak;
   seen[peak] = 1;
   let minU = width;
   let minV = height;
   let maxU = -1;
   let maxV = -1;
-  while (stack.length > 0) {
-    const i = stack.pop() as number;
+  const visit = (j: number) => {
+    if (!seen[j] && (data[j] as number) >= threshold) {
+      seen[j] = 1;
+      stack[size++] = j;
+    }
+  };
+  while (size > 0) {
+    const i = stack[--size] as number;
     const u = i % width;
     const v = (i - u) / width;
-    minU = Math.min(minU, u);
-    maxU = Math.max(maxU, u);
-    minV = Math.min(minV, v);
-    maxV = Math.max(maxV, v);
-    for (const [du, dv] of [[1, 0], [-1, 0], [0, 1], [0, -1]] as const) {
-      const nu = u + du;
-      const nv = v + dv;
-      if (nu < 0 || nv < 0 || nu >= width || nv >= height) continue;
-      const j = nv * width + nu;
-      if (!seen[j] && (data[j] as number) >= threshold) {
-        seen[j] = 1;
-        stack.push(j);
-      }
-    }
+    if (u < minU) minU = u;
+    if (u > maxU) maxU = u;
+    if (v < minV) minV = v;
+    if (v > maxV) maxV = v;
+    if (u + 1 < width) visit(i + 1);
+    if (u > 0) visit(i - 1);
+    if (v + 1 < height) visit(i + width);
+    if (v > 0) visit(i - width);
   }
   const sx = geometry.originalWidth / width;
   const sy = geometry.originalHeight / height;

@@ -14,15 +14,18 @@ const RAMP_STEPS = 1024;
 /** The ramp sampled finely enough that neighbouring entries differ by at most one level per channel. */
 const RAMP = Uint8Array.from({ length: RAMP_STEPS * 4 }, (_, i) => heatColour(Math.floor(i / 4) / (RAMP_STEPS - 1))[i % 4] as number);
 
+/** The ramp as one 32-bit word per step, in the byte order of this machine's typed arrays. */
+const RAMP_WORDS = new Uint32Array(RAMP.buffer, RAMP.byteOffset, RAMP_STEPS);
+
 /** RGBA pixels of a heatmap, through the ramp. */
 export function heatmapRgba(data: Float32Array): Buffer {
   const rgba = Buffer.alloc(data.length * 4);
-  for (let i = 0, o = 0; i < data.length; i++, o += 4) {
-    const k = Math.round(Math.min(1, Math.max(0, data[i] as number)) * (RAMP_STEPS - 1)) * 4;
-    rgba[o] = RAMP[k] as number;
-    rgba[o + 1] = RAMP[k + 1] as number;
-    rgba[o + 2] = RAMP[k + 2] as number;
-    rgba[o + 3] = RAMP[k + 3] as number;
+  const words = new Uint32Array(rgba.buffer, rgba.byteOffset, data.length);
+  const top = RAMP_STEPS - 1;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    // NaN falls to the first step, which is transparent: a broken map shows nothing.
+    words[i] = RAMP_WORDS[v > 0 ? (v < 1 ? Math.round(v * top) : top) : 0] as number;
   }
   return rgba;
 }
