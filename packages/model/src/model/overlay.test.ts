@@ -36,4 +36,22 @@ describe('heatmap overlay', () => {
     expect(at(55, 40)).toEqual([64, 64, 64]); // cold and outside the box: the image itself
     expect(at(5, 10)[1]).toBeGreaterThan(150); // on the box's left edge: green
   });
+
+  it('stretches a coarser heatmap over the whole image', async () => {
+    const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#404040' } }).jpeg().toBuffer();
+    const data = new Float32Array(16 * 12);
+    for (let y = 0; y < 6; y++) for (let x = 8; x < 16; x++) data[y * 16 + x] = 1; // the top-right quarter
+    const png = await renderOverlay(image, {
+      label: 'tumor',
+      probabilities: { tumor: 0.9, no_tumor: 0.1 },
+      box: null,
+      heatmap: { width: 16, height: 12, data },
+      timings: { preprocessMs: 0, modelMs: 0, heatmapMs: 0 },
+    });
+    const { data: pixels, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    const at = (x: number, y: number) => Array.from(pixels.subarray((y * 64 + x) * info.channels, (y * 64 + x) * info.channels + 3));
+    expect([info.width, info.height]).toEqual([64, 48]);
+    expect(at(56, 6)[0]).toBeGreaterThan(150);
+    expect(at(8, 40)).toEqual([64, 64, 64]);
+  });
 });

@@ -38,10 +38,12 @@ export async function renderOverlay(image: Uint8Array, prediction: Prediction): 
   const layers: OverlayOptions[] = [];
   const heatmap = prediction.heatmap;
   if (heatmap) {
-    const layer = await sharp(heatmapRgba(heatmap.data), { raw: { width: heatmap.width, height: heatmap.height, channels: 4 } })
-      .resize(width, height, { fit: 'fill', kernel: 'cubic' })
-      .raw()
-      .toBuffer();
+    const rgba = heatmapRgba(heatmap.data);
+    // Maps of images up to HEATMAP_MAX_SIDE are at the image's size already: no resampling pass.
+    const sameSize = heatmap.width === width && heatmap.height === height;
+    const layer = sameSize
+      ? rgba
+      : await sharp(rgba, { raw: { width: heatmap.width, height: heatmap.height, channels: 4 } }).resize(width, height, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer();
     layers.push({ input: layer, raw: { width, height, channels: 4 }, blend: 'over' });
   }
   if (prediction.box) {
