@@ -1,7 +1,10 @@
 // Pipeline benchmark: the real API and inference worker processes on one machine, fed 256×256
 // JPEGs through `POST /v1/studies`. For 1 and 2 workers it measures the maximum throughput
 // (closed loop) and the submit-to-result latency at half that rate (fixed-rate open loop), next
-// to the models' own throughput in a tight loop measured in the same run.
+// to the models' own throughput in a tight loop measured in the same run. A virtual machine's speed
+// drifts from minute to minute, so the tight loop and the closed loop alternate for --rounds rounds
+// and the verdicts use the medians: of the per-round ratios for pipeline over tight loop, and of the
+// closed-loop rates for two workers over one.
 // "Result" = the moment the API has applied the worker's result (the study reads as done).
 //
 // Build first (npx tsc -b). BENCH_SERVICE_NODE_ARGS adds Node options to the services, e.g.
@@ -11,7 +14,7 @@
 // A last run has one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true),
 // the latency setting: a job's two models then run on two cores.
 //
-//   node bench/pipeline.js [--seconds 20] [--workers 1,2] [--concurrency 2] [--model-threads false]
+//   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--model-threads false]
 // Writes bench/results/pipeline.json.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -36,6 +39,7 @@ const TARGETS = { oneWorkerOverTightLoop: 0.8, twoWorkersOverOne: 1.6, p50AtHalf
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '20' },
+    rounds: { type: 'string', default: '3' },
     workers: { type: 'string', default: '1,2' },
     concurrency: { type: 'string', default: '2' },
     // Also one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true).
@@ -43,10 +47,14 @@ const { values: args } = parseArgs({
   },
 });
 const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
 const WORKER_COUNTS = args.workers.split(',').map(Number);
 const WORKER_CONCURRENCY = Number(args.concurrency);
 /** Pipeline runs: the worker counts, then (unless --model-threads false) one worker with model threads. */
 const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] === 'false' ? [] : [{ workers: 1, modelThreads: true }])];
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const round2 = (x) => Math.round(x * 100) / 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -297,17 +305,39 @@ async function startSystem(scratch, models) {
   return { env, prefix, s3, api, key, url: `http://127.0.0.1:${port}`, redisPid };
 }
 
-async function measureWorkers(system, client, { workers: count, modelThreads }, tight) {
+/**
+ * One scenario: the workers start once, then each round measures the models' tight loop (the
+ * workers idle meanwhile) and right after it the pipeline's closed loop; the fixed-rate run goes
+ * at half the median closed-loop rate.
+ */
+async function measureWorkers(system, client, { workers: count, modelThreads }, modelsDir, image) {
   const env = { ...system.env, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), WORKER_MODEL_THREADS: String(modelThreads) };
   const workers = Array.from({ length: count }, (_, i) => startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready'));
   try {
     await Promise.all(workers.map((worker) => worker.ready));
     await closedLoop(client, 2 * count, 3); // warm-up: JIT, connection pools, first-use allocations
-    const cpuBefore = await cpuSnapshot(system, workers);
-    const max = await closedLoop(client, 2 * count * WORKER_CONCURRENCY, SECONDS);
-    max.cpuMsPerImage = cpuMsPerImage(cpuBefore, await cpuSnapshot(system, workers), max.images);
-    const halfRate = await fixedRate(client, max.imagesPerSecond / 2, SECONDS);
-    return { workers: count, modelThreads, workerConcurrency: WORKER_CONCURRENCY, tightLoopBefore: tight, closedLoop: max, fixedRateAtHalfMax: halfRate };
+    const rounds = [];
+    for (let r = 0; r < ROUNDS; r += 1) {
+      const tight = await tightLoop(modelsDir, image, Math.min(SECONDS, 10));
+      const cpuBefore = await cpuSnapshot(system, workers);
+      const closed = await closedLoop(client, 2 * count * WORKER_CONCURRENCY, SECONDS);
+      closed.cpuMsPerImage = cpuMsPerImage(cpuBefore, await cpuSnapshot(system, workers), closed.images);
+      rounds.push({ tightLoop: tight, closedLoop: closed, overTightLoop: round2(closed.imagesPerSecond / tight.imagesPerSecond) });
+    }
+    // The round whose ratio is the median stands for the scenario in the table.
+    const ratio = median(rounds.map((round) => round.overTightLoop));
+    const typical = rounds.find((round) => round.overTightLoop === ratio);
+    const closedRate = median(rounds.map((round) => round.closedLoop.imagesPerSecond));
+    const halfRate = await fixedRate(client, closedRate / 2, SECONDS);
+    return {
+      workers: count,
+      modelThreads,
+      workerConcurrency: WORKER_CONCURRENCY,
+      rounds,
+      medians: { tightLoop: median(rounds.map((round) => round.tightLoop.imagesPerSecond)), closedLoop: closedRate, overTightLoop: ratio },
+      typicalRound: typical,
+      fixedRateAtHalfMax: halfRate,
+    };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
   }
@@ -327,12 +357,12 @@ async function cleanRedis(prefix) {
 function verdicts(runs) {
   const byCount = Object.fromEntries(runs.filter((run) => !run.modelThreads).map((run) => [run.workers, run]));
   const threaded = runs.find((run) => run.modelThreads);
-  const one = byCount[1]?.closedLoop.imagesPerSecond;
-  const two = byCount[2]?.closedLoop.imagesPerSecond;
-  const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+  const one = byCount[1]?.medians.closedLoop;
+  const two = byCount[2]?.medians.closedLoop;
+  const ratio = (a, b) => (a && b ? round2(a / b) : null);
   const p50 = byCount[1]?.fixedRateAtHalfMax.p50Ms ?? null;
   return {
-    oneWorkerOverTightLoop: { value: ratio(one, byCount[1]?.tightLoopBefore.imagesPerSecond), target: TARGETS.oneWorkerOverTightLoop },
+    oneWorkerOverTightLoop: { value: byCount[1]?.medians.overTightLoop ?? null, target: TARGETS.oneWorkerOverTightLoop },
     twoWorkersOverOne: { value: ratio(two, one), target: TARGETS.twoWorkersOverOne },
     p50AtHalfRateMs: { value: p50, target: TARGETS.p50AtHalfRateMs, lowerIsBetter: true },
     ...(threaded ? { p50AtHalfRateModelThreadsMs: { value: threaded.fixedRateAtHalfMax.p50Ms, target: TARGETS.p50AtHalfRateMs, lowerIsBetter: true } } : {}),
@@ -349,17 +379,19 @@ function printRows(rows) {
 function printTable(runs, checks) {
   const rows = [['setup', 'mode', 'images/s', 'p50 ms', 'p95 ms', 'p99 ms']];
   for (const run of runs) {
-    rows.push(['models only', 'tight loop', String(run.tightLoopBefore.imagesPerSecond), '', '', '']);
-    const modes = [['closed loop', run.closedLoop], [`fixed ${run.fixedRateAtHalfMax.ratePerSecond}/s`, run.fixedRateAtHalfMax]];
-    for (const [mode, result] of modes) {
-      rows.push([runLabel(run), mode, String(result.imagesPerSecond), String(result.p50Ms), String(result.p95Ms), String(result.p99Ms)]);
-    }
+    run.rounds.forEach((round, i) => {
+      rows.push([`round ${i + 1}: models only`, 'tight loop', String(round.tightLoop.imagesPerSecond), '', '', '']);
+      const closed = round.closedLoop;
+      rows.push([`round ${i + 1}: ${runLabel(run)}`, `closed loop (${round.overTightLoop}× tight)`, String(closed.imagesPerSecond), String(closed.p50Ms), String(closed.p95Ms), String(closed.p99Ms)]);
+    });
+    const fixed = run.fixedRateAtHalfMax;
+    rows.push([runLabel(run), `fixed ${fixed.ratePerSecond}/s`, String(fixed.imagesPerSecond), String(fixed.p50Ms), String(fixed.p95Ms), String(fixed.p99Ms)]);
   }
   printRows(rows);
   console.log('');
-  const cpuRows = [['CPU ms per image (closed loop)', 'api', 'workers', 's3 + load generator', 'redis', 'total']];
+  const cpuRows = [['CPU ms per image (median round)', 'api', 'workers', 's3 + load generator', 'redis', 'total']];
   for (const run of runs) {
-    const cpu = run.closedLoop.cpuMsPerImage;
+    const cpu = run.typicalRound.closedLoop.cpuMsPerImage;
     cpuRows.push([runLabel(run), ...['api', 'workers', 's3AndLoadGenerator', 'redis', 'total'].map((key) => String(cpu[key]))]);
   }
   printRows(cpuRows);
@@ -388,11 +420,7 @@ async function main() {
   const client = new Client(system.url, system.key, image, events);
   const runs = [];
   try {
-    for (const scenario of SCENARIOS) {
-      // Measured right before each pipeline run, on the same idle system, so both see the same machine.
-      const tight = await tightLoop(models.dir, image, Math.min(SECONDS, 10));
-      runs.push(await measureWorkers(system, client, scenario, tight));
-    }
+    for (const scenario of SCENARIOS) runs.push(await measureWorkers(system, client, scenario, models.dir, image));
   } finally {
     await events.close();
     await system.api.stop();
@@ -411,6 +439,7 @@ async function main() {
     models: models.shipped ? 'shipped (models/)' : 'untrained, same architecture (no shipped models yet)',
     image: { width: 256, height: 256, format: 'jpeg', bytes: image.length },
     secondsPerMeasurement: SECONDS,
+    rounds: ROUNDS,
     runs,
     targets: checks,
   };
