@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadModel, preprocessImage } from '../packages/model/dist/index.js';
+import { median } from './lib/stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -15,7 +16,6 @@ const count = Number(process.argv[2] ?? 64);
 const modelDirs = process.argv.length > 3 ? process.argv.slice(3) : ['models/tumor-binary', 'models/tumor-type'].map((d) => path.join(repo, d));
 const datasets = process.env.BTD_DATASETS_DIR ?? path.resolve(repo, '../shared/datasets');
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x, d = 2) => Number(x.toFixed(d));
 
 async function sampleImages() {

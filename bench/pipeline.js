@@ -30,6 +30,7 @@ import { QueueEvents } from 'bullmq';
 import sharp from 'sharp';
 import { getBackendInfo, initBackend, loadModel, writeInitialArtifact } from '@btd/model';
 import { EMBEDDED_S3_CREDENTIALS, RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
+import { median } from './lib/stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUT = path.join(ROOT, 'bench/results/pipeline.json');
@@ -53,7 +54,6 @@ const WORKER_CONCURRENCY = Number(args.concurrency);
 /** Pipeline runs: the worker counts, then (unless --model-threads false) one worker with model threads. */
 const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] === 'false' ? [] : [{ workers: 1, modelThreads: true }])];
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const round2 = (x) => Math.round(x * 100) / 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -15,6 +15,7 @@ import {
   unregisterFastWasmKernels,
   unregisterReductionGradients,
 } from '../packages/model/dist/backend/index.js';
+import { median } from './lib/stats.js';
 
 const BATCH = 32;
 const SIZE = 96;
@@ -22,7 +23,6 @@ const KERNEL_REPS = Number(process.argv[2] ?? 5);
 const STEP_REPS = Number(process.argv[3] ?? 5);
 const RESULTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', 'training-kernels.json');
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x, digits = 1) => (x === null ? null : Number(x.toFixed(digits)));
 
 /** Median time of `run(inputs)`, each repetition on freshly made inputs (as in training). */
