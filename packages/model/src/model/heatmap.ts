@@ -90,10 +90,16 @@ export function camToHeatmap(cam: Float32Array, camSide: number, geometry: Input
   return { width, height, data };
 }
 
+/** Index of the first largest value. */
+function peakIndex(data: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < data.length; i++) if ((data[i] as number) > (data[best] as number)) best = i;
+  return best;
+}
+
 /** The hottest point, in original image pixels. */
 export function heatmapPeak(heatmap: Heatmap, geometry: InputGeometry): Point {
-  let best = 0;
-  for (let i = 1; i < heatmap.data.length; i++) if ((heatmap.data[i] as number) > (heatmap.data[best] as number)) best = i;
+  const best = peakIndex(heatmap.data);
   const u = best % heatmap.width;
   const v = Math.floor(best / heatmap.width);
   return {
@@ -108,8 +114,7 @@ export function heatmapPeak(heatmap: Heatmap, geometry: InputGeometry): Point {
  */
 export function boxFromHeatmap(heatmap: Heatmap, geometry: InputGeometry, threshold = 0.5): Box | null {
   const { width, height, data } = heatmap;
-  let peak = 0;
-  for (let i = 1; i < data.length; i++) if ((data[i] as number) > (data[peak] as number)) peak = i;
+  const peak = peakIndex(data);
   if (!((data[peak] as number) > 0)) return null;
   const seen = new Uint8Array(data.length);
   const stack = new Int32Array(data.length);
