@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { toModelInput } from '../data/model-input.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
+import { FoldedNetwork } from './folded-network.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
 export interface ForwardResult {
@@ -11,11 +12,28 @@ export interface ForwardResult {
   camSide: number;
 }
 
-/** One classifier with the two outputs the class activation map needs. */
-interface Member {
+/** A network ready to run: its outputs are [captured layer, output] or [output]. */
+interface Runner {
+  predict: (x: tf.Tensor4D) => tf.Tensor[];
+  /** The folded copy it runs, when the network folds. */
+  folded?: FoldedNetwork;
+}
+
+/** One classifier: its runner gives the last block's features and the probabilities in one pass. */
+interface Member extends Runner {
   model: tf.LayersModel;
-  camModel: tf.LayersModel;
   classifierKernel: tf.Tensor2D;
+}
+
+/** Runs the folded copy of `model` when it folds, else the model itself through the layers API. */
+function runnerFor(model: tf.LayersModel, capture?: string): Runner {
+  const folded = FoldedNetwork.tryFold(model, capture);
+  if (folded) {
+    return { folded, predict: (x) => { const out = folded.run(x); return out.captured ? [out.captured, out.output] : [out.output]; } };
+  }
+  const outputs = capture ? [model.getLayer(capture).output as tf.SymbolicTensor, model.outputs[0] as tf.SymbolicTensor] : model.outputs;
+  const graph = capture ? tf.model({ inputs: model.inputs, outputs }) : model;
+  return { predict: (x) => [graph.predict(x) as tf.Tensor | tf.Tensor[]].flat() };
 }
 
 /**
@@ -26,6 +44,7 @@ interface Member {
  */
 export class ForwardPass {
   private readonly members: Member[];
+  private readonly locatorPredict?: Runner;
 
   constructor(
     models: tf.LayersModel | readonly tf.LayersModel[],
@@ -33,17 +52,17 @@ export class ForwardPass {
     /** When present, its map of where the tumour is replaces the class activation map. */
     private readonly locator?: tf.LayersModel,
   ) {
+    if (locator) this.locatorPredict = runnerFor(locator);
     const list = Array.isArray(models) ? models : [models as tf.LayersModel];
     if (list.length === 0) throw new Error('a forward pass needs at least one classifier');
     this.members = list.map((model) => {
-      const camOutput = model.getLayer(CAM_LAYER).output as tf.SymbolicTensor;
       return {
         model,
-        camModel: tf.model({ inputs: model.inputs, outputs: [camOutput, model.outputs[0] as tf.SymbolicTensor] }),
+        ...runnerFor(model, CAM_LAYER),
         classifierKernel: model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D,
       };
     });
-    const sides = new Set(this.members.map((m) => JSON.stringify([m.model.inputs[0]!.shape, m.camModel.outputs[0]!.shape])));
+    const sides = new Set(this.members.map((m) => JSON.stringify([m.model.inputs[0]!.shape, m.model.getLayer(CAM_LAYER).outputShape])));
     if (sides.size > 1) throw new Error('ensemble members must share their input size and activation-map size');
   }
 
@@ -64,7 +83,7 @@ export class ForwardPass {
     const size = this.inputSize;
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
-      const outputs = this.members.map((m) => this.withFlip(x, count, (input) => m.camModel.predict(input) as tf.Tensor[]) as [tf.Tensor4D, tf.Tensor2D]);
+      const outputs = this.members.map((m) => this.withFlip(x, count, m.predict) as [tf.Tensor4D, tf.Tensor2D]);
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const probabilities = probs.dataSync() as Float32Array;
       const classes = probs.shape[1] as number;
@@ -84,9 +103,10 @@ export class ForwardPass {
 
   private locate(x: tf.Tensor4D, count: number): { cams: Float32Array; camSide: number } {
     const locator = this.locator as tf.LayersModel;
+    const { predict } = this.locatorPredict as Runner;
     const cells = locator.outputs[0]!.shape[1] as number;
     const side = Math.round(Math.sqrt(cells));
-    const [maps] = this.withFlip(x, count, (input) => [(locator.predict(input) as tf.Tensor2D).reshape([-1, side, side])]);
+    const [maps] = this.withFlip(x, count, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])]);
     return { cams: (maps as tf.Tensor).dataSync() as Float32Array, camSide: side };
   }
 
@@ -106,8 +126,9 @@ export class ForwardPass {
 
   dispose(): void {
     this.locator?.dispose();
+    this.locatorPredict?.folded?.dispose();
     for (const member of this.members) {
-      // The CAM model shares the classifier's layers and weights; disposing the classifier frees both.
+      member.folded?.dispose();
       member.model.dispose();
       member.classifierKernel.dispose();
     }
