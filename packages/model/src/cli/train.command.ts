@@ -23,6 +23,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
     .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
     .option('--split-seed <n>', 'seed for the split only (default: --seed), e.g. to train ensemble members on one split', intOption)
+    .option('--split <file>', "reuse the train/validation/test assignment of a split.json (e.g. a shipped model's), to compare candidates on one split")
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
     .option('--filters <list>', 'filters per block, e.g. 16,32,64,128', listOption)
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
@@ -36,6 +37,7 @@ export function registerTrainCommand(program: Command): void {
     .action(async (opts: Record<string, string | number | number[] | Partial<AugmentationConfig> | undefined>) => {
       const task = String(opts.task);
       if (!isTask(task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${task}`);
+      if (opts.split !== undefined && opts.splitSeed !== undefined) throw new Error('--split reuses a saved split; --split-seed draws a new one: give one of them');
       const steps = createProgress('step');
       const prep = createProgress('preprocess');
       let epochLabel = 1;
@@ -53,6 +55,7 @@ export function registerTrainCommand(program: Command): void {
         averageDecay: opts.averageDecay as number,
         seed: opts.seed as number,
         splitSeed: opts.splitSeed as number | undefined,
+        splitFile: opts.split ? path.resolve(String(opts.split)) : undefined,
         workers: opts.workers as number | undefined,
         filters: opts.filters as number[] | undefined,
         convsPerBlock: opts.convsPerBlock as number | undefined,

@@ -6,7 +6,7 @@ import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-traini
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from './preprocessed-dataset.js';
-import { splitByGroups, straddlingGroups, type DatasetSplit, type SplitName } from './split.js';
+import { reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
 
 export interface PrepareOptions {
   task: Task;
@@ -17,6 +17,8 @@ export interface PrepareOptions {
   extraTrainDir?: string;
   inputSize: number;
   seed: number;
+  /** A saved split to reuse instead of drawing one with `seed` (see reuseSplit). */
+  savedSplit?: SavedSplit;
   cacheDir?: string;
   /** Keep at most this many images, evenly spread over the sorted listing (for quick runs). */
   maxImages?: number;
@@ -33,6 +35,8 @@ export interface PreparedTaskData {
   straddling: number;
   /** Images another folder added to the training split. */
   extra?: ExtraTrainingRecord;
+  /** When a saved split was reused: its fingerprint, and the training images it had to hold out. */
+  reusedSplit?: { fingerprint?: string; movedOutOfTraining: string[] };
   /** The separate test folder, with which of its images have a near-duplicate in the training folder. */
   external?: { dataset: PreprocessedDataset; hasDuplicateInTraining: boolean[] };
 }
@@ -57,10 +61,9 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     onProgress: (d, t) => options.onProgress?.('preprocess', d, t),
   });
   const groups = groupNearDuplicates(signatures(mainDataset.pixels, mainDataset.files.length, params.size), threshold);
-  const split = splitByGroups(mainDataset.files, groups.groupOf, {
-    seed: options.seed,
-    fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS,
-  });
+  const splitOptions = { seed: options.seed, fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS };
+  const reused = options.savedSplit ? reuseSplit(mainDataset.files, groups.groupOf, options.savedSplit, splitOptions) : undefined;
+  const split = reused ?? splitByGroups(mainDataset.files, groups.groupOf, splitOptions);
   const indices: Record<SplitName, number[]> = { train: [], val: [], test: [] };
   split.assignments.forEach((a, i) => indices[a.split].push(i));
   let dataset = mainDataset;
@@ -84,6 +87,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     duplicateThreshold: threshold,
     straddling: straddlingGroups(split.assignments).length,
     ...(extra ? { extra } : {}),
+    ...(reused ? { reusedSplit: { fingerprint: options.savedSplit?.fingerprint, movedOutOfTraining: reused.movedOutOfTraining } } : {}),
   };
   if (options.testDataDir) {
     const testListing = subsample(await listLabeledImages(options.testDataDir, options.task), options.maxImages, options.seed);

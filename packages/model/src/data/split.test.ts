@@ -4,7 +4,7 @@ import { mergeExtraTrainingData } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import type { PreprocessedDataset } from './preprocessed-dataset.js';
-import { splitByGroups, straddlingGroups, type SplitItem } from './split.js';
+import { reuseSplit, splitByGroups, straddlingGroups, type SplitItem } from './split.js';
 
 /** Synthetic 32×32 "slices": smooth random blobs, distinct per seed. */
 function slice(seed: number, side = 32): Uint8Array {
@@ -106,5 +106,50 @@ describe('extra training data', () => {
   it('refuses data preprocessed to another size', () => {
     const other = { ...extra, params: defaultPreprocessParams(64) };
     expect(() => mergeExtraTrainingData(main, other, '/extra', DEFAULT_DUPLICATE_THRESHOLD)).toThrow(/preprocessed like/);
+  });
+});
+
+describe('reusing a saved split', () => {
+  const items: SplitItem[] = [
+    { relPath: 'yes/a.jpg', label: 'tumor' },
+    { relPath: 'yes/b.jpg', label: 'tumor' },
+    { relPath: 'no/c.jpg', label: 'no_tumor' },
+    { relPath: 'no/d.jpg', label: 'no_tumor' },
+    { relPath: 'no/e.jpg', label: 'no_tumor' },
+  ];
+  const saved = {
+    fingerprint: 'f',
+    assignments: [
+      { relPath: 'no/e.jpg', label: 'no_tumor', split: 'val' as const },
+      { relPath: 'yes/a.jpg', label: 'tumor', split: 'train' as const },
+      { relPath: 'yes/b.jpg', label: 'tumor', split: 'test' as const },
+      { relPath: 'no/c.jpg', label: 'no_tumor', split: 'train' as const },
+      { relPath: 'no/d.jpg', label: 'no_tumor', split: 'test' as const },
+    ],
+  };
+  const options = { seed: 1, fractions: { train: 0.72, val: 0.13, test: 0.15 } };
+
+  it('puts every image where the saved split put it, whatever the order', () => {
+    const reused = reuseSplit(items, Int32Array.from([0, 1, 2, 3, 4]), saved, options);
+    expect(reused.assignments.map((a) => a.split)).toEqual(['train', 'test', 'train', 'test', 'val']);
+    expect(reused.movedOutOfTraining).toEqual([]);
+    expect(straddlingGroups(reused.assignments)).toEqual([]);
+  });
+
+  it('moves training images whose group this run found held out, and only those', () => {
+    // a (train) and b (test) form one group here; c (train) and e (val) another; d is alone.
+    const reused = reuseSplit(items, Int32Array.from([0, 0, 1, 2, 1]), saved, options);
+    expect(reused.assignments.map((a) => a.split)).toEqual(['test', 'test', 'val', 'test', 'val']);
+    expect(reused.movedOutOfTraining).toEqual(['yes/a.jpg', 'no/c.jpg']);
+    expect(straddlingGroups(reused.assignments)).toEqual([]);
+  });
+
+  it('refuses a saved split that lists other images or other labels', () => {
+    const groups = Int32Array.from([0, 1, 2, 3, 4]);
+    const fewer = { assignments: saved.assignments.slice(1) };
+    expect(() => reuseSplit(items, groups, fewer, options)).toThrow(/1 images are not in it \(no\/e\.jpg\)/);
+    expect(() => reuseSplit(items.slice(0, 4), Int32Array.from([0, 1, 2, 3]), saved, options)).toThrow(/1 of its images are not in the data \(no\/e\.jpg\)/);
+    const relabelled = { assignments: saved.assignments.map((a) => (a.relPath === 'yes/a.jpg' ? { ...a, label: 'no_tumor' } : a)) };
+    expect(() => reuseSplit(items, groups, relabelled, options)).toThrow(/yes\/a\.jpg \(no_tumor → tumor\)/);
   });
 });

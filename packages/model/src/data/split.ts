@@ -112,3 +112,62 @@ export function straddlingGroups(assignments: readonly SplitAssignment[]): numbe
   }
   return [...splitsOf.entries()].filter(([, s]) => s.size > 1).map(([g]) => g);
 }
+
+/** The part of a saved `split.json` that a new run can reuse. */
+export interface SavedSplit {
+  fingerprint?: string;
+  assignments: readonly { relPath: string; label: string; split: SplitName }[];
+}
+
+const examples = (names: string[]) => `${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}`;
+
+/** A reused split, with the images it had to take out of training. */
+export interface ReusedSplit extends DatasetSplit {
+  /** Training images moved to validation or test to join a near-duplicate held out there. */
+  movedOutOfTraining: string[];
+}
+
+const HELD_OUT_RANK: Record<SplitName, number> = { train: 0, val: 1, test: 2 };
+
+/**
+ * Puts every item where a saved split put it, so that candidates trained apart (another seed,
+ * another input size) are chosen and tested on the same images. Near-duplicate groups are this
+ * run's, found at its own input size, and may join images the saved split kept apart: such a
+ * group goes whole to the most held-out split among its members (test, then validation), so no
+ * held-out image enters training. A saved split that does not list exactly these images with these
+ * labels is refused.
+ */
+export function reuseSplit(items: readonly SplitItem[], groupOf: Int32Array, saved: SavedSplit, options: SplitOptions): ReusedSplit {
+  const byPath = new Map(saved.assignments.map((a) => [a.relPath, a]));
+  const missing: string[] = [];
+  const relabelled: string[] = [];
+  const assignments = items.map((item, i): SplitAssignment => {
+    const previous = byPath.get(item.relPath);
+    if (!previous) missing.push(item.relPath);
+    else if (previous.label !== item.label) relabelled.push(`${item.relPath} (${previous.label} → ${item.label})`);
+    return { relPath: item.relPath, label: item.label, split: previous?.split ?? 'train', group: groupOf[i] as number };
+  });
+  const present = new Set(items.map((item) => item.relPath));
+  const gone = saved.assignments.filter((a) => !present.has(a.relPath)).map((a) => a.relPath);
+  const problems = [
+    missing.length ? `${missing.length} images are not in it (${examples(missing)})` : '',
+    gone.length ? `${gone.length} of its images are not in the data (${examples(gone)})` : '',
+    relabelled.length ? `${relabelled.length} images changed class (${examples(relabelled)})` : '',
+  ].filter(Boolean);
+  if (problems.length) throw new Error(`the saved split does not match the data: ${problems.join('; ')}`);
+
+  const straddling = new Set(straddlingGroups(assignments));
+  const target = new Map<number, SplitName>();
+  for (const a of assignments) {
+    if (!straddling.has(a.group)) continue;
+    const current = target.get(a.group);
+    if (current === undefined || HELD_OUT_RANK[a.split] > HELD_OUT_RANK[current]) target.set(a.group, a.split);
+  }
+  const movedOutOfTraining: string[] = [];
+  const final = assignments.map((a) => {
+    const split = target.get(a.group) ?? a.split;
+    if (split !== a.split && a.split === 'train') movedOutOfTraining.push(a.relPath);
+    return split === a.split ? a : { ...a, split };
+  });
+  return { seed: options.seed, fractions: options.fractions, assignments: final, fingerprint: splitFingerprint(final), movedOutOfTraining };
+}

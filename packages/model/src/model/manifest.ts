@@ -25,6 +25,11 @@ export interface SplitRecord {
   counts: Record<string, Record<string, number>>;
   /** Groups found in more than one split: zero by construction, recorded as evidence. */
   straddlingGroups: number;
+  /**
+   * The saved split.json whose assignment was reused (`btd train --split`), if any, and the training
+   * images moved out of training because a near-duplicate of theirs was held out at this input size.
+   */
+  reusedFrom?: { file: string; fingerprint?: string; movedOutOfTraining: string[] };
 }
 
 export interface TrainingRecord {

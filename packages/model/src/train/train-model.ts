@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { initBackend } from '../backend/index.js';
 import { prepareTaskData, trainingSetFingerprint, type PreparedTaskData } from '../data/prepare-task-data.js';
 import { buildClassifier, DEFAULT_ARCHITECTURE, type ArchitectureConfig } from '../model/architecture.js';
 import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
+import type { SavedSplit } from '../data/split.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from './augmentation.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { FlatAdam } from './flat-adam.js';
@@ -28,6 +30,8 @@ export interface TrainOptions {
   seed?: number;
   /** Seed of the split only (default: seed): members of an ensemble share a split but not their start. */
   splitSeed?: number;
+  /** A `split.json` (e.g. a shipped model's) whose train/validation/test assignment to reuse. */
+  splitFile?: string;
   /** Gradient workers (threads with a backend each); default: one per core. */
   workers?: number;
   filters?: number[];
@@ -69,6 +73,12 @@ function classWeights(labels: Int32Array, train: number[], numClasses: number): 
   return counts.map((c) => (c === 0 ? 0 : train.length / (numClasses * c)));
 }
 
+async function readSavedSplit(file: string): Promise<SavedSplit> {
+  const saved = JSON.parse(await readFile(file, 'utf8')) as Partial<SavedSplit>;
+  if (!Array.isArray(saved.assignments)) throw new Error(`${file} holds no split assignments`);
+  return saved as SavedSplit;
+}
+
 /** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
@@ -84,6 +94,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     extraTrainDir: options.extraTrainDir,
     inputSize,
     seed: splitSeed,
+    savedSplit: options.splitFile ? await readSavedSplit(options.splitFile) : undefined,
     cacheDir: options.cacheDir,
     maxImages: options.maxImages,
     onProgress: options.onProgress,

@@ -15,7 +15,7 @@ import type { EpochRecord } from './training-loop.js';
 
 interface ArtifactInput {
   model: tf.LayersModel;
-  options: { task: Task; dataDir: string; outDir: string; inputSize: number; outlinesFile?: string; version?: string; testDataDir?: string };
+  options: { task: Task; dataDir: string; outDir: string; inputSize: number; outlinesFile?: string; version?: string; testDataDir?: string; splitFile?: string };
   classes: string[];
   architecture: ArchitectureConfig;
   backend: string;
@@ -76,6 +76,9 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       duplicateGroups: prepared.duplicateGroups,
       counts: splitCounts(prepared),
       straddlingGroups: prepared.straddling,
+      ...(options.splitFile && prepared.reusedSplit
+        ? { reusedFrom: { file: path.relative(process.cwd(), options.splitFile), fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining } }
+        : {}),
     },
     training: input.training,
   };
