@@ -108,10 +108,11 @@ async function predictInTurn(image: Uint8Array, binaryModel: ServedModel, typeMo
   return { binary, type, overlay };
 }
 
-/** Both models at once: with each on a thread of its own, on two cores. */
+/** Both models at once, each on a thread of its own; the overlay renders as soon as the binary model is done. */
 async function predictSideBySide(image: Uint8Array, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
-  const [binary, type] = await Promise.all([binaryModel.predict(image, { heatmap: true }), typeModel.predict(image, { heatmap: false })]);
-  return { binary, type, overlay: await renderOverlay(image, binary) };
+  const binaryAndOverlay = binaryModel.predict(image, { heatmap: true }).then(async (binary) => ({ binary, overlay: await renderOverlay(image, binary) }));
+  const [{ binary, overlay }, type] = await Promise.all([binaryAndOverlay, typeModel.predict(image, { heatmap: false })]);
+  return { binary, type, overlay };
 }
 
 async function analyse(
