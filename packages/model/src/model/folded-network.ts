@@ -88,8 +88,8 @@ export class FoldedNetwork {
 
   dispose(): void {
     for (const step of this.steps) {
-      if (step.kind === 'conv') tf.dispose([step.filter, ...(step.bias ? [step.bias] : [])]);
-      if (step.kind === 'dense') tf.dispose([step.kernel, ...(step.bias ? [step.bias] : [])]);
+      if (step.kind === 'conv') tf.dispose([step.filter, step.bias]);
+      if (step.kind === 'dense') tf.dispose([step.kernel, step.bias]);
     }
   }
 
@@ -99,8 +99,7 @@ export class FoldedNetwork {
       const shape = model.inputs[0]!.shape.slice(1) as number[];
       const size = shape.reduce((a, b) => a * b, 1);
       const x = tf.tensor4d(Float32Array.from({ length: 2 * size }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37)), [2, ...shape] as [number, number, number, number]);
-      const outputs = capture ? [model.getLayer(capture).output as tf.SymbolicTensor, model.outputs[0] as tf.SymbolicTensor] : model.outputs;
-      const reference = tf.model({ inputs: model.inputs, outputs }).predict(x) as tf.Tensor | tf.Tensor[];
+      const reference = withCapture(model, capture).predict(x) as tf.Tensor | tf.Tensor[];
       const [expectedCapture, expectedOutput] = Array.isArray(reference) && capture ? reference : [undefined, reference as tf.Tensor];
       const folded = this.run(x);
       const close = (a: tf.Tensor, b: tf.Tensor) => {
@@ -111,6 +110,12 @@ export class FoldedNetwork {
       return close(folded.output, expectedOutput as tf.Tensor) && (!expectedCapture || (folded.captured !== undefined && close(folded.captured, expectedCapture)));
     });
   }
+}
+
+/** The model with the named layer's output first and the model's output second; the model itself without a capture. */
+export function withCapture(model: tf.LayersModel, capture?: string): tf.LayersModel {
+  if (capture === undefined) return model;
+  return tf.model({ inputs: model.inputs, outputs: [model.getLayer(capture).output as tf.SymbolicTensor, model.outputs[0] as tf.SymbolicTensor] });
 }
 
 function apply(step: Step, h: tf.Tensor): tf.Tensor {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { toModelInput } from '../data/model-input.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
-import { FoldedNetwork } from './folded-network.js';
+import { FoldedNetwork, withCapture } from './folded-network.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
 export interface ForwardResult {
@@ -31,8 +31,7 @@ function runnerFor(model: tf.LayersModel, capture?: string): Runner {
   if (folded) {
     return { folded, predict: (x) => { const out = folded.run(x); return out.captured ? [out.captured, out.output] : [out.output]; } };
   }
-  const outputs = capture ? [model.getLayer(capture).output as tf.SymbolicTensor, model.outputs[0] as tf.SymbolicTensor] : model.outputs;
-  const graph = capture ? tf.model({ inputs: model.inputs, outputs }) : model;
+  const graph = withCapture(model, capture);
   return { predict: (x) => [graph.predict(x) as tf.Tensor | tf.Tensor[]].flat() };
 }
 
