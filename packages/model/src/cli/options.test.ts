@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { augmentationOption, fractionOption } from './options.js';
+import { augmentationOption, fractionOption, nonNegativeOption } from './options.js';
 
 describe('augmentationOption', () => {
   it('reads numbers and booleans key by key', () => {
@@ -24,5 +24,15 @@ describe('fractionOption', () => {
     expect(fractionOption('0')).toBe(0);
     expect(() => fractionOption('1')).toThrow(InvalidArgumentError);
     expect(() => fractionOption('x')).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('nonNegativeOption', () => {
+  it('accepts 0 and positive numbers, nothing else', () => {
+    expect(nonNegativeOption('0.2')).toBe(0.2);
+    expect(nonNegativeOption('0')).toBe(0);
+    expect(() => nonNegativeOption('-0.2')).toThrow(InvalidArgumentError);
+    expect(() => nonNegativeOption('')).toThrow(InvalidArgumentError);
+    expect(() => nonNegativeOption('a')).toThrow(InvalidArgumentError);
   });
 });

@@ -17,6 +17,12 @@ export function fractionOption(value: string): number {
   return n;
 }
 
+export function nonNegativeOption(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number ≥ 0');
+  return n;
+}
+
 /** `rotateDeg=20,scale=0.15,flip=false`: changes to the default augmentation, key by key. */
 export function augmentationOption(value: string): Partial<AugmentationConfig> {
   const config: Record<string, number | boolean> = {};

@@ -4,7 +4,7 @@ import { isTask } from '../model/tasks.js';
 import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress } from './progress.js';
-import { augmentationOption, fractionOption, intOption, listOption } from './options.js';
+import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption } from './options.js';
 
 export function registerTrainCommand(program: Command): void {
   program
@@ -29,6 +29,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
+    .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
     .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
@@ -61,6 +62,7 @@ export function registerTrainCommand(program: Command): void {
         convsPerBlock: opts.convsPerBlock as number | undefined,
         dropout: opts.dropout as number | undefined,
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
+        mixup: opts.mixup as number,
         maxImages: opts.maxImages as number | undefined,
         outlinesFile: opts.outlines ? path.resolve(String(opts.outlines)) : undefined,
         cacheDir: path.resolve(String(opts.cache)),

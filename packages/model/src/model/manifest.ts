@@ -44,6 +44,8 @@ export interface TrainingRecord {
   seed: number;
   workers: number;
   augmentation: Record<string, number | boolean>;
+  /** Mixup's Beta(alpha, alpha) parameter; absent: no mixup. */
+  mixup?: number;
   classWeights: Record<string, number>;
   durationSeconds: number;
   imagesPerSecond: number;

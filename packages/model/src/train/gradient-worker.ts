@@ -4,6 +4,7 @@ import { initBackend } from '../backend/index.js';
 import { inputBatch } from '../data/model-input.js';
 import { createRandom } from '../util/random.js';
 import { augmentBatch } from './augmentation.js';
+import { mixBatch } from './mixup.js';
 import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 interface State {
@@ -45,10 +46,13 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
   const kernels = trainable.filter((v) => v.name.includes('kernel'));
   let correct = 0;
   const { value, grads } = tf.variableGrads(() => {
-    const x = augmentBatch(batchImages(s, msg.indices), init.augmentation, createRandom(msg.seed));
-    const probs = model.apply(x, { training: true }) as tf.Tensor2D;
+    const random = createRandom(msg.seed);
+    const augmented = augmentBatch(batchImages(s, msg.indices), init.augmentation, random);
     const soft = softTargets(s, msg.indices);
-    const target = soft ?? tf.oneHot(tf.tensor1d(labels, 'int32'), init.numClasses).mul(1 - init.labelSmoothing).add(init.labelSmoothing / init.numClasses);
+    const hard = soft ?? (tf.oneHot(tf.tensor1d(labels, 'int32'), init.numClasses).mul(1 - init.labelSmoothing).add(init.labelSmoothing / init.numClasses) as tf.Tensor2D);
+    // Soft targets (the locator's masks) are never mixed; `correct` still counts against each image's own label.
+    const { x, target } = soft ? { x: augmented, target: soft } : mixBatch(augmented, hard, init.mixup ?? 0, random);
+    const probs = model.apply(x, { training: true }) as tf.Tensor2D;
     // With soft targets a prediction is right when its top position has target mass (the pointing game).
     const hits = soft ? soft.mul(tf.oneHot(probs.argMax(1), init.numClasses)).sum(1).greater(0) : tf.equal(probs.argMax(1), tf.tensor1d(labels, 'int32'));
     correct = hits.sum().dataSync()[0] as number;

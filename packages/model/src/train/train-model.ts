@@ -39,6 +39,8 @@ export interface TrainOptions {
   dropout?: number;
   /** Decay of the weights' moving average used for validation and the artifact (0: none). */
   averageDecay?: number;
+  /** Mixup's Beta(alpha, alpha) parameter (0 or absent: off). */
+  mixup?: number;
   cacheDir?: string;
   maxImages?: number;
   /** Outlines (VIA JSON keyed by path relative to dataDir) for location metrics on the test split. */
@@ -129,6 +131,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     numClasses: classes.length,
     classWeights: weightsPerClass,
     labelSmoothing: 0.05,
+    mixup: options.mixup ?? 0,
     l2: architecture.l2,
     augmentation,
     backend: options.backend,
@@ -195,6 +198,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       seed,
       workers,
       augmentation: { ...augmentation },
+      ...(options.mixup ? { mixup: options.mixup } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
       durationSeconds: Math.round(seconds),
       imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,

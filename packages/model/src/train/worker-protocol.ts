@@ -13,6 +13,8 @@ export interface WorkerInit {
   numClasses: number;
   classWeights: number[];
   labelSmoothing: number;
+  /** Mixup's Beta(alpha, alpha) parameter for class targets; 0 or absent: off. */
+  mixup?: number;
   l2: number;
   augmentation: AugmentationConfig;
   backend?: 'tensorflow' | 'wasm' | 'cpu';
