@@ -26,6 +26,12 @@ const USAGE = `Usage: npm start -- [--workers N] [--no-trainer]
 
 Settings come from the environment (see .env.example): REDIS_URL, PORT, S3_ENDPOINT, ...`;
 
+/** A path as the user would type it: relative when under the working directory, else absolute. */
+function displayPath(file) {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
 function readOptions() {
   const { values } = parseArgs({
     options: { workers: { type: 'string' }, 'no-trainer': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
@@ -162,7 +168,7 @@ async function main() {
   // The API prints a generated key once, when it creates it; later starts only say where it is.
   const keyFile = path.join(env.DATA_DIR, 'local-api-key');
   const configured = Boolean(env.API_KEYS || env.API_KEYS_FILE);
-  const keys = configured ? 'as configured (API_KEYS / API_KEYS_FILE)' : `client "local", key in ${path.relative(process.cwd(), keyFile)}`;
+  const keys = configured ? 'as configured (API_KEYS / API_KEYS_FILE)' : `client "local", key in ${displayPath(keyFile)}`;
   // The key rides in the URL fragment, which the browser never sends; the page stores it per tab.
   const localKey = configured ? '' : await readFile(keyFile, 'utf8').then((text) => text.trim(), () => '');
   const page = localKey ? `${url}/#key=${encodeURIComponent(localKey)}` : `${url}/`;
