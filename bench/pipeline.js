@@ -219,12 +219,17 @@ class Client {
  * the queue pick-up, result delivery and the API applying it).
  */
 async function latencyBreakdown(client, samples) {
-  const parts = { submitMs: [], workerJobMs: [], workerModelsMs: [], outsideJobMs: [] };
+  const parts = { submitMs: [], workerJobMs: [], downloadMs: [], predictSpanMs: [], uploadMs: [], workerModelsMs: [], outsideJobMs: [] };
   for (const sample of samples) {
     const timings = await client.workerTimings(sample.studyId);
     if (!timings) continue;
     parts.submitMs.push(sample.submitMs);
     parts.workerJobMs.push(timings.totalMs);
+    parts.downloadMs.push(timings.downloadMs);
+    // Wall time from the download to the upload: both models and the overlay, at once with model threads.
+    parts.predictSpanMs.push(timings.totalMs - timings.downloadMs - timings.uploadMs);
+    parts.uploadMs.push(timings.uploadMs);
+    // Summed over the two models: more than their span when they run at once.
     parts.workerModelsMs.push(timings.preprocessMs + timings.modelMs + timings.heatmapMs);
     parts.outsideJobMs.push(sample.ms - timings.totalMs);
   }
@@ -396,8 +401,8 @@ function printTable(runs, checks) {
   }
   printRows(cpuRows);
   console.log('');
-  const parts = ['submitMs', 'workerJobMs', 'workerModelsMs', 'outsideJobMs'];
-  const latencyRows = [['p50 parts at half rate (ms)', 'POST until 202', 'worker job', 'of which models', 'outside the job']];
+  const parts = ['submitMs', 'workerJobMs', 'downloadMs', 'predictSpanMs', 'uploadMs', 'workerModelsMs', 'outsideJobMs'];
+  const latencyRows = [['p50 parts at half rate (ms)', 'POST until 202', 'worker job', 'download', 'models + overlay', 'upload', 'model time, summed', 'outside the job']];
   for (const run of runs) latencyRows.push([runLabel(run), ...parts.map((key) => String(run.fixedRateAtHalfMax.p50BreakdownMs[key]))]);
   printRows(latencyRows);
   console.log('');
