@@ -38,6 +38,11 @@ function softTargets(s: State, indices: Int32Array): tf.Tensor2D | undefined {
   return tf.tensor2d(rows, [indices.length, k]);
 }
 
+function smoothedOneHot(init: WorkerInit, labels: number[]): tf.Tensor2D {
+  const k = init.numClasses;
+  return tf.oneHot(tf.tensor1d(labels, 'int32'), k).mul(1 - init.labelSmoothing).add(init.labelSmoothing / k);
+}
+
 function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResult {
   loadWeights(s.model, msg.weights);
   const { init, model } = s;
@@ -49,9 +54,8 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
     const random = createRandom(msg.seed);
     const augmented = augmentBatch(batchImages(s, msg.indices), init.augmentation, random);
     const soft = softTargets(s, msg.indices);
-    const hard = soft ?? (tf.oneHot(tf.tensor1d(labels, 'int32'), init.numClasses).mul(1 - init.labelSmoothing).add(init.labelSmoothing / init.numClasses) as tf.Tensor2D);
     // Soft targets (the locator's masks) are never mixed; `correct` still counts against each image's own label.
-    const { x, target } = soft ? { x: augmented, target: soft } : mixBatch(augmented, hard, init.mixup ?? 0, random);
+    const { x, target } = soft ? { x: augmented, target: soft } : mixBatch(augmented, smoothedOneHot(init, labels), init.mixup ?? 0, random);
     const probs = model.apply(x, { training: true }) as tf.Tensor2D;
     // With soft targets a prediction is right when its top position has target mass (the pointing game).
     const hits = soft ? soft.mul(tf.oneHot(probs.argMax(1), init.numClasses)).sum(1).greater(0) : tf.equal(probs.argMax(1), tf.tensor1d(labels, 'int32'));
