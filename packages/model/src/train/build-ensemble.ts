@@ -1,9 +1,9 @@
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
 import { loadPreprocessedDataset } from '../data/preprocessed-dataset.js';
-import type { SplitAssignment } from '../data/split.js';
+import { readSplitFile } from '../data/split-file.js';
 import { evaluateOnDataset, type EvaluationResult } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import type { HistoryPoint } from '../eval/plots.js';
@@ -26,12 +26,6 @@ export interface EnsembleOptions {
   cacheDir?: string;
   command?: string;
   version?: string;
-}
-
-interface SplitFile {
-  fingerprint: string;
-  assignments: SplitAssignment[];
-  externalTest?: { files: { relPath: string; label: string; duplicateInTraining: boolean }[] };
 }
 
 interface WeightsGroup {
@@ -150,7 +144,7 @@ async function evaluateOnSplit(
   manifest: ModelManifest,
   options: EnsembleOptions,
 ): Promise<Record<string, EvaluationResult>> {
-  const split = JSON.parse(await readFile(path.join(options.outDir, ARTIFACT_FILES.split), 'utf8')) as SplitFile;
+  const split = await readSplitFile(path.join(options.outDir, ARTIFACT_FILES.split));
   const outlines = options.outlinesFile ? await readOutlines(options.outlinesFile) : undefined;
   const listing = await listLabeledImages(options.dataDir, manifest.task);
   const load = (names: Set<string>, from = listing) => loadPreprocessedDataset(subsetListing(from, names), manifest.preprocessing, { cacheDir: options.cacheDir });

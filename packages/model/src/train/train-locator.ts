@@ -4,6 +4,7 @@ import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
+import { readSplitFile } from '../data/split-file.js';
 import type { SplitAssignment } from '../data/split.js';
 import { evaluateOnDataset } from '../eval/evaluate.js';
 import { insideShape, readOutlines, type OutlineEntry, type Outlines } from '../eval/outlines.js';
@@ -61,7 +62,7 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   await initBackend();
   const files = await readArtifactDir(options.modelDir);
   const manifest = parseManifest(files);
-  const split = JSON.parse(await readFile(path.join(options.modelDir, ARTIFACT_FILES.split), 'utf8')) as { assignments: SplitAssignment[] };
+  const split = await readSplitFile(path.join(options.modelDir, ARTIFACT_FILES.split));
   const outlines: Outlines = await readOutlines(options.outlinesFile);
   const outlined = (s: SplitAssignment) => (outlines[s.relPath]?.regions.length ?? 0) > 0;
   const pick = (names: string[]) => new Set(split.assignments.filter((a) => names.includes(a.split) && outlined(a)).map((a) => a.relPath));

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { initBackend } from '../backend/index.js';
 import { prepareTaskData, trainingSetFingerprint, type PreparedTaskData } from '../data/prepare-task-data.js';
-import type { SavedSplit } from '../data/split.js';
+import { readSplitFile } from '../data/split-file.js';
 import { buildClassifier, DEFAULT_ARCHITECTURE, type ArchitectureConfig } from '../model/architecture.js';
 import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
@@ -75,12 +74,6 @@ function classWeights(labels: Int32Array, train: number[], numClasses: number): 
   return counts.map((c) => (c === 0 ? 0 : train.length / (numClasses * c)));
 }
 
-async function readSavedSplit(file: string): Promise<SavedSplit> {
-  const saved = JSON.parse(await readFile(file, 'utf8')) as Partial<SavedSplit>;
-  if (!Array.isArray(saved.assignments)) throw new Error(`${file} holds no split assignments`);
-  return saved as SavedSplit;
-}
-
 /** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
@@ -96,7 +89,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     extraTrainDir: options.extraTrainDir,
     inputSize,
     seed: splitSeed,
-    savedSplit: options.splitFile ? await readSavedSplit(options.splitFile) : undefined,
+    savedSplit: options.splitFile ? await readSplitFile(options.splitFile) : undefined,
     cacheDir: options.cacheDir,
     maxImages: options.maxImages,
     onProgress: options.onProgress,
