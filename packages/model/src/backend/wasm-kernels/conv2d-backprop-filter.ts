@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { swapOuterAndInnerAxes } from './heap-transpose.js';
 import { disposeAll, registerWasmKernel, runWasmKernel, view, type WasmKernelArgs } from './kernel-utils.js';
 
 type Shape4 = [number, number, number, number];
@@ -24,7 +25,7 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs)
   const bottom = Math.max(0, kh + (ho - 1) * sh - info.inHeight - top);
   const right = Math.max(0, kw + (wo - 1) * sw - info.inWidth - left);
 
-  const xT = runWasmKernel('Transpose', backend, { x }, { perm: [3, 1, 2, 0] });
+  const xT = swapOuterAndInnerAxes(backend, x);
   const dyT = runWasmKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
   let grad = runWasmKernel('Conv2D', backend, { x: xT, filter: dyT }, {
     strides: [1, 1],
