@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,9 +12,18 @@ import { trainModel } from '../packages/model/src/train/train-model.js';
 import { trainLocator } from '../packages/model/src/train/train-locator.js';
 import { buildEnsemble } from '../packages/model/src/train/build-ensemble.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
+import type { ModelManifest } from '../packages/model/src/model/manifest.js';
+import { temperProbabilities } from '../packages/model/src/eval/temperature.js';
 import { REPO_ROOT, datasetsDir } from './helpers/repo-paths.js';
 
 const run = promisify(execFile);
+
+/** An artifact served without its temperature: the network's own probabilities. */
+async function uncalibrated(dir: string): ReturnType<typeof loadModel> {
+  const files = await readArtifactDir(dir);
+  const { calibration: _calibration, ...manifest } = JSON.parse(new TextDecoder().decode(files['manifest.json'])) as ModelManifest;
+  return loadModel({ ...files, 'manifest.json': new TextEncoder().encode(JSON.stringify(manifest)) });
+}
 const root = datasetsDir();
 const work = await mkdtemp(path.join(tmpdir(), 'btd-e2e-'));
 afterAll(() => rm(work, { recursive: true, force: true }));
@@ -53,6 +62,12 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const test = manifest.metrics?.test as { n: number; accuracy: number };
     expect(test.n).toBe(manifest.split!.counts.test!.tumor! + manifest.split!.counts.test!.no_tumor!);
     expect(test.accuracy).toBeGreaterThanOrEqual(0);
+    // The temperature is fitted on the validation images and improves their likelihood.
+    const calibration = manifest.calibration!;
+    expect(calibration.images).toBe(manifest.split!.counts.val!.tumor! + manifest.split!.counts.val!.no_tumor!);
+    expect(calibration.temperature).toBeGreaterThanOrEqual(0.2);
+    expect(calibration.temperature).toBeLessThanOrEqual(5);
+    expect(calibration.nllAfter).toBeLessThanOrEqual(calibration.nllBefore);
     // The checkpoint of the last epoch resumes to a finished run.
     const resumed: number[] = [];
     await trainModel({
@@ -125,10 +140,16 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const test = manifest.metrics?.test as { n: number };
     expect(test.n).toBe(manifest.split!.counts.test!.tumor! + manifest.split!.counts.test!.no_tumor!);
 
+    // The ensemble has a temperature of its own, not its first member's.
+    expect(manifest.calibration?.images).toBe(manifest.split!.counts.val!.tumor! + manifest.split!.counts.val!.no_tumor!);
+
     const image = await readFile(path.join(br35h, 'yes/y0.jpg'));
-    const [a, b, both] = await Promise.all([loadModel(outDir), loadModel(second), loadModel(ensembleDir)]);
+    const [a, b, both] = await Promise.all([uncalibrated(outDir), uncalibrated(second), loadModel(ensembleDir)]);
     const [pa, pb, pe] = [await a.predict(image), await b.predict(image), await both.predict(image)];
-    for (const c of ['tumor', 'no_tumor']) expect(pe.probabilities[c]).toBeCloseTo(((pa.probabilities[c] as number) + (pb.probabilities[c] as number)) / 2, 5);
+    // Its prediction is the mean of the members' network outputs, then tempered.
+    const mean = new Float32Array(['tumor', 'no_tumor'].map((c) => ((pa.probabilities[c] as number) + (pb.probabilities[c] as number)) / 2));
+    const tempered = temperProbabilities(mean, 2, manifest.calibration!.temperature);
+    ['tumor', 'no_tumor'].forEach((c, i) => expect(pe.probabilities[c]).toBeCloseTo(tempered[i]!, 5));
     // The locator came with the first member: the same map as that member's.
     expect(Array.from(pe.heatmap!.data)).toEqual(Array.from(pa.heatmap!.data));
     for (const m of [a, b, both]) m.dispose();
@@ -137,6 +158,28 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     await trainModel({ ...tiny, outDir: otherSplit, seed: 3 });
     await expect(buildEnsemble({ memberDirs: [outDir, otherSplit], outDir: path.join(work, 'refused'), dataDir: br35h })).rejects.toThrow(/differs from the first member in its split/);
   }, 300_000);
+
+  it('calibrates an existing artifact from the command line, as a new version that predicts the same classes', async () => {
+    const copy = path.join(work, 'to-calibrate');
+    await cp(outDir, copy, { recursive: true });
+    const before = JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest;
+    const { stdout } = await run('node', [path.join(REPO_ROOT, 'packages/model/bin/btd.js'), 'calibrate', '--model', copy, '--data', br35h, '--cache', path.join(work, 'cache')], { cwd: REPO_ROOT });
+    const printed = JSON.parse(stdout) as { version: string; calibration: { temperature: number; command: string } };
+    const after = JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest;
+    expect(after.version).toBe(printed.version);
+    expect(after.version).not.toBe(before.version);
+    expect(after.calibration?.command).toContain(`calibrating version ${before.version}`);
+    expect(after.calibration?.temperature).toBeCloseTo(before.calibration!.temperature, 3);
+    const accuracy = (m: ModelManifest) => (m.metrics?.test as { accuracy: number }).accuracy;
+    expect(accuracy(after)).toBe(accuracy(before));
+    expect(await readFile(path.join(copy, 'report.md'), 'utf8')).toContain(`T = ${after.calibration!.temperature}`);
+    // The recorded probe output is what the served, tempered model gives.
+    const served = await loadModel(copy);
+    const probe = await served.predict(await readFile(path.join(copy, 'probe.png')), { heatmap: false });
+    for (const [c, p] of Object.entries(after.expectedOutput!.probabilities)) expect(probe.probabilities[c]).toBeCloseTo(p, 5);
+    served.dispose();
+    await expect(run('node', [path.join(REPO_ROOT, 'packages/model/bin/btd.js'), 'calibrate', '--model', path.join(work, 'missing'), '--data', br35h])).rejects.toMatchObject({ code: 1 });
+  }, 120_000);
 
   it('evaluates a folder, with location metrics from outlines', async () => {
     const model = await loadModel(outDir);

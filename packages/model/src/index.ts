@@ -22,5 +22,6 @@ export { renderOverlay } from './model/overlay.js';
 export { writeInitialArtifact } from './model/initial-artifact.js';
 export { trainModel, type TrainOptions, type TrainResult } from './train/train-model.js';
 export { trainLocator, type LocatorOptions } from './train/train-locator.js';
+export { calibrateArtifact, type CalibrateOptions } from './train/calibrate-artifact.js';
 export { evaluateModel, evaluateOnDataset, type EvaluationResult } from './eval/evaluate.js';
 export { readOutlines, type Outlines } from './eval/outlines.js';

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerCalibrateCommand } from './calibrate.command.js';
 import { registerEnsembleCommand } from './ensemble.command.js';
 import { registerEvalCommand } from './eval.command.js';
 import { registerLocateCommand } from './locate.command.js';
@@ -13,6 +14,7 @@ registerPredictCommand(program);
 registerSplitCommand(program);
 registerLocateCommand(program);
 registerEnsembleCommand(program);
+registerCalibrateCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`btd: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -1,4 +1,6 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import path from 'node:path';
+import type { SplitData } from '../train/split-evaluation.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from '../train/augmentation.js';
 
 export function intOption(value: string): number {
@@ -40,4 +42,30 @@ export function augmentationOption(value: string): Partial<AugmentationConfig> {
     }
   }
   return config as Partial<AugmentationConfig>;
+}
+
+/** The command-line form of {@link SplitData}. */
+export interface SplitDataFlags {
+  data: string;
+  testData?: string;
+  outlines?: string;
+  cache: string;
+}
+
+/** Adds the options that say where a saved split's images are (`btd ensemble`, `btd calibrate`). */
+export function withSplitDataOptions(command: Command, trainedOn: string): Command {
+  return command
+    .requiredOption('--data <dir>', `the dataset ${trainedOn} trained on (the split.json names the images)`)
+    .option('--test-data <dir>', `the separate test folder ${trainedOn} tested on`)
+    .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
+    .option('--cache <dir>', 'preprocessed-image cache', 'data/cache');
+}
+
+export function splitDataFrom(flags: SplitDataFlags): SplitData {
+  return {
+    dataDir: path.resolve(flags.data),
+    testDataDir: flags.testData ? path.resolve(flags.testData) : undefined,
+    outlinesFile: flags.outlines ? path.resolve(flags.outlines) : undefined,
+    cacheDir: path.resolve(flags.cache),
+  };
 }

@@ -18,12 +18,27 @@ export interface EvaluateOptions {
   batchSize?: number;
 }
 
-type EvaluableModel = LoadedModel & { forwardPass: ForwardPass };
+export type EvaluableModel = LoadedModel & { forwardPass: ForwardPass };
 
 const POSITIVE: Record<string, string | undefined> = { 'tumor-binary': 'tumor' };
 
-/** Metrics of a served model (test-time flip included) on preprocessed images. */
-export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
+/** A served model's probabilities for some images of a dataset, the true classes, and where it pointed. */
+export interface DatasetPredictions {
+  /** count × classes, in the order of `actual`. */
+  probabilities: Float32Array;
+  /** Class index of each image. */
+  actual: number[];
+  located: LocatedOutline[];
+}
+
+interface LocatedOutline {
+  entry: OutlineEntry;
+  peak: { x: number; y: number };
+  box: ReturnType<typeof boxFromHeatmap>;
+}
+
+/** Runs a served model (test-time flip included) on preprocessed images of a dataset. */
+export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): DatasetPredictions {
   const manifest: ModelManifest = model.manifest;
   if (dataset.params.size !== manifest.inputSize || dataset.params.version !== manifest.preprocessing.version) {
     throw new Error('dataset was preprocessed with other parameters than the model expects');
@@ -34,7 +49,7 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
   const area = manifest.inputSize * manifest.inputSize;
   const batchSize = options.batchSize ?? 32;
   const probabilities = new Float32Array(indices.length * classes.length);
-  const located: { entry: OutlineEntry; peak: { x: number; y: number }; box: ReturnType<typeof boxFromHeatmap> }[] = [];
+  const located: LocatedOutline[] = [];
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = indices.slice(start, start + batchSize);
     const pixels = new Uint8Array(batch.length * area);
@@ -55,7 +70,13 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
     if (c < 0) throw new Error(`label ${dataset.files[index]!.label} is not a class of ${manifest.task}`);
     return c;
   });
-  const metrics: EvaluationResult = classificationMetrics(actual, probabilities, classes, POSITIVE[manifest.task]);
+  return { probabilities, actual, located };
+}
+
+/** Metrics of a served model (test-time flip included) on preprocessed images. */
+export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
+  const { probabilities, actual, located } = predictOnDataset(model, dataset, options);
+  const metrics: EvaluationResult = classificationMetrics(actual, probabilities, model.manifest.classes, POSITIVE[model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
   return metrics;
 }

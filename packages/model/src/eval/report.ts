@@ -8,7 +8,7 @@ const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? 'â€
 
 const SET_TITLES: Record<string, string> = {
   test: 'Held-out test split (no near-duplicate of it in training)',
-  val: 'Validation split (used to choose the epoch)',
+  val: 'Validation split (used to choose the epoch and to fit the temperature)',
   externalTest: 'Separate test folder, as published',
   externalTestLeakFree: 'Separate test folder without images that have a near-duplicate in training',
 };
@@ -53,6 +53,12 @@ function ensembleLines(manifest: ModelManifest): string[] {
   ];
 }
 
+function calibrationLine(manifest: ModelManifest): string {
+  const c = manifest.calibration;
+  if (!c) return 'Probabilities: as the network gives them (no calibration).';
+  return `Probabilities: temperature-scaled, T = ${c.temperature}, fitted on ${c.images} validation images (negative log-likelihood ${c.nllBefore} before, ${c.nllAfter} after).`;
+}
+
 export async function renderReport(outDir: string, manifest: ModelManifest, history: HistoryPoint[]): Promise<void> {
   if (history.length > 0) await writeFile(path.join(outDir, 'curves.svg'), await trainingCurvesSvg(history));
   const metrics = (manifest.metrics ?? {}) as Record<string, EvaluationResult>;
@@ -73,6 +79,7 @@ export async function renderReport(outDir: string, manifest: ModelManifest, hist
     manifest.locator
       ? `Heatmap: a locator trained on ${manifest.locator.trainedOn} outlined training images (${manifest.locator.epochs} epochs, ${manifest.locator.durationSeconds} s)${manifest.locator.command ? `: \`${manifest.locator.command}\`` : ''}.`
       : 'Heatmap: the class activation map of the last convolutional block.',
+    calibrationLine(manifest),
     s ? `Split: seed ${s.seed}, fingerprint \`${s.fingerprint.slice(0, 16)}\`, ${s.duplicateGroups} near-duplicate groups (correlation â‰¥ ${s.duplicateThreshold}), ${s.straddlingGroups} straddling splits; counts ${JSON.stringify(s.counts)}.` : '',
     '',
     history.length > 0 ? '![training curves](curves.svg)' : '',

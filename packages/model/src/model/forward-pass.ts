@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { toModelInput } from '../data/model-input.js';
+import { temperProbabilities } from '../eval/temperature.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
 import { FoldedNetwork, withCapture } from './folded-network.js';
 
@@ -50,6 +51,8 @@ export class ForwardPass {
     private readonly testTimeFlip: boolean,
     /** When present, its map of where the tumour is replaces the class activation map. */
     private readonly locator?: tf.LayersModel,
+    /** Temperature applied to the (averaged) probabilities; 1 leaves them as they are. */
+    private readonly temperature = 1,
   ) {
     if (locator) this.locatorPredict = runnerFor(locator);
     const list = Array.isArray(models) ? models : [models as tf.LayersModel];
@@ -84,19 +87,20 @@ export class ForwardPass {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
       const outputs = this.members.map((m) => this.withFlip(x, count, m.predict) as [tf.Tensor4D, tf.Tensor2D]);
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
-      const probabilities = probs.dataSync() as Float32Array;
       const classes = probs.shape[1] as number;
+      const raw = probs.dataSync() as Float32Array;
+      const probabilities = this.temperature === 1 ? raw.slice() : temperProbabilities(raw, classes, this.temperature);
       const chosen = Array.from({ length: count }, (_, i) => {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
       });
-      if (this.locator) return { probabilities: probabilities.slice(), ...this.locate(x, count) };
+      if (this.locator) return { probabilities, ...this.locate(x, count) };
       const memberCams = outputs.map(([features], k) => {
         const weights = tf.gather(this.members[k]!.classifierKernel, chosen, 1).transpose(); // count × channels
         return tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
       });
       const cams = memberCams.length === 1 ? memberCams[0]! : tf.addN(memberCams).div(memberCams.length);
-      return { probabilities: probabilities.slice(), cams: cams.dataSync() as Float32Array, camSide: outputs[0]![0].shape[1] };
+      return { probabilities, cams: cams.dataSync() as Float32Array, camSide: outputs[0]![0].shape[1] };
     });
   }
 

@@ -61,6 +61,19 @@ export interface EnsembleMember {
   metrics?: Record<string, unknown>;
 }
 
+/** How an artifact's probabilities were calibrated. */
+export interface CalibrationRecord {
+  method: 'temperature';
+  temperature: number;
+  /** The split it was fitted on, and how many images that held. */
+  fittedOn: 'val';
+  images: number;
+  /** Mean negative log-likelihood of the true classes on those images, before and after. */
+  nllBefore: number;
+  nllAfter: number;
+  command?: string;
+}
+
 /** Everything needed to trust, reproduce and serve a model. Stored as manifest.json beside the weights. */
 export interface ModelManifest {
   name: string;
@@ -95,6 +108,11 @@ export interface ModelManifest {
   metrics?: Record<string, unknown>;
   /** A tumour locator trained on outlines (locator.json + locator.bin), which gives the heatmap when present. */
   locator?: { trainedOn: number; epochs: number; outlines: string; durationSeconds: number; command?: string };
+  /**
+   * Temperature scaling fitted on the validation images: served probabilities are
+   * softmax(log p / temperature). Absent: the network's probabilities as they are.
+   */
+  calibration?: CalibrationRecord;
   /** A synthetic probe image in the artifact and the probabilities this model gives it: a loaded copy must agree. */
   expectedOutput?: { image: string; probabilities: Record<string, number> };
 }
@@ -108,6 +126,7 @@ export function assertManifest(value: unknown): ModelManifest {
   if (typeof m.inputSize !== 'number' || m.inputSize < 8) problems.push('inputSize');
   if (!m.preprocessing || typeof m.preprocessing.version !== 'number') problems.push('preprocessing');
   if (typeof m.version !== 'string' || !m.version) problems.push('version');
+  if (m.calibration !== undefined && !(typeof m.calibration?.temperature === 'number' && m.calibration.temperature > 0)) problems.push('calibration temperature');
   if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
   return m as ModelManifest;
 }

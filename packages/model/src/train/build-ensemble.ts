@@ -1,29 +1,18 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
-import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
-import { loadPreprocessedDataset } from '../data/preprocessed-dataset.js';
-import { readSplitFile } from '../data/split-file.js';
-import { evaluateOnDataset, type EvaluationResult } from '../eval/evaluate.js';
-import { readOutlines } from '../eval/outlines.js';
 import type { HistoryPoint } from '../eval/plots.js';
-import { renderReport } from '../eval/report.js';
-import { parseManifest, readArtifactDir, writeManifest, type ArtifactFiles } from '../model/artifact.js';
-import { loadModel } from '../model/loaded-model.js';
+import { parseManifest, readArtifactDir, type ArtifactFiles } from '../model/artifact.js';
 import { ARTIFACT_FILES, type EnsembleMember, type ModelManifest } from '../model/manifest.js';
 import { renderProbeImage } from '../model/probe-image.js';
+import { finishArtifact } from './finish-artifact.js';
+import { splitEvaluation, type SplitData } from './split-evaluation.js';
 import { newVersion } from './write-artifact.js';
 
-export interface EnsembleOptions {
+export interface EnsembleOptions extends SplitData {
   /** Artifact folders of the members, each trained on the same split. */
   memberDirs: string[];
   outDir: string;
-  /** The dataset the members were trained on (their split.json names the images). */
-  dataDir: string;
-  /** The separate test folder the members were tested on, if any. */
-  testDataDir?: string;
-  outlinesFile?: string;
-  cacheDir?: string;
   command?: string;
   version?: string;
 }
@@ -74,8 +63,8 @@ async function writeMember(files: ArtifactFiles, outDir: string, topology: strin
 
 /**
  * Combines models trained on one split into one artifact whose prediction is the mean of theirs,
- * then evaluates it on that split's validation and test images (and the separate test folder), as
- * training does for a single model. The locator, if any member has one, comes from the first that does.
+ * then calibrates and evaluates it on that split's validation and test images (and the separate test
+ * folder), as training does for a single model. The locator, if any member has one, comes from the first that does.
  * The artifact's history.json holds every member's epochs, each marked with its member.
  */
 export async function buildEnsemble(options: EnsembleOptions): Promise<ModelManifest> {
@@ -116,7 +105,7 @@ export async function buildEnsemble(options: EnsembleOptions): Promise<ModelMani
   await writeFile(path.join(outDir, ARTIFACT_FILES.probe), probe);
 
   const trainingSeconds = manifests.reduce((sum, m) => sum + (m.training?.durationSeconds ?? 0), 0) + (locator?.durationSeconds ?? 0);
-  const { training: _training, metrics: _metrics, expectedOutput: _expected, locator: _locator, ...shared } = first;
+  const { training: _training, metrics: _metrics, expectedOutput: _expected, locator: _locator, calibration: _calibration, ...shared } = first;
   const manifest: ModelManifest = {
     ...shared,
     version: options.version ?? newVersion(),
@@ -124,42 +113,6 @@ export async function buildEnsemble(options: EnsembleOptions): Promise<ModelMani
     ...(locator ? { locator } : {}),
     ensemble: { ...(options.command ? { command: options.command } : {}), members: entries, durationSeconds: trainingSeconds },
   };
-  await writeManifest(outDir, manifest);
-
-  const served = await loadModel(outDir);
-  try {
-    manifest.metrics = await evaluateOnSplit(served, manifest, options);
-    manifest.expectedOutput = { image: ARTIFACT_FILES.probe, probabilities: (await served.predict(probe, { heatmap: false })).probabilities };
-  } finally {
-    served.dispose();
-  }
-  await writeManifest(outDir, manifest);
-  await writeFile(path.join(outDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
-  await renderReport(outDir, manifest, history);
-  return manifest;
-}
-
-async function evaluateOnSplit(
-  served: Awaited<ReturnType<typeof loadModel>>,
-  manifest: ModelManifest,
-  options: EnsembleOptions,
-): Promise<Record<string, EvaluationResult>> {
-  const split = await readSplitFile(path.join(options.outDir, ARTIFACT_FILES.split));
-  const outlines = options.outlinesFile ? await readOutlines(options.outlinesFile) : undefined;
-  const listing = await listLabeledImages(options.dataDir, manifest.task);
-  const load = (names: Set<string>, from = listing) => loadPreprocessedDataset(subsetListing(from, names), manifest.preprocessing, { cacheDir: options.cacheDir });
-  const inSplit = (name: string) => new Set(split.assignments.filter((a) => a.split === name).map((a) => a.relPath));
-  const metrics: Record<string, EvaluationResult> = {};
-  const test = inSplit('test');
-  if (test.size > 0) metrics.test = evaluateOnDataset(served, await load(test), { outlines });
-  const val = inSplit('val');
-  if (val.size > 0) metrics.val = evaluateOnDataset(served, await load(val));
-  if (split.externalTest && options.testDataDir) {
-    const external = await loadPreprocessedDataset(await listLabeledImages(options.testDataDir, manifest.task), manifest.preprocessing, { cacheDir: options.cacheDir });
-    metrics.externalTest = evaluateOnDataset(served, external);
-    const leaky = new Set(split.externalTest.files.filter((f) => f.duplicateInTraining).map((f) => f.relPath));
-    const leakFree = external.files.flatMap((f, i) => (leaky.has(f.relPath) ? [] : [i]));
-    if (leakFree.length > 0) metrics.externalTestLeakFree = evaluateOnDataset(served, external, { indices: leakFree });
-  }
-  return metrics;
+  const evaluation = await splitEvaluation(manifest, { ...options, splitFile: path.join(outDir, ARTIFACT_FILES.split) });
+  return finishArtifact(outDir, manifest, evaluation, history, options.command);
 }

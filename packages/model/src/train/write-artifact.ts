@@ -2,15 +2,14 @@ import type * as tf from '@tensorflow/tfjs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PreparedTaskData } from '../data/prepare-task-data.js';
-import { evaluateOnDataset, type EvaluationResult } from '../eval/evaluate.js';
+import { evaluateOnDataset, predictOnDataset, type EvaluableModel, type EvaluationResult } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
-import { renderReport } from '../eval/report.js';
 import type { ArchitectureConfig } from '../model/architecture.js';
 import { saveModelWeights, writeManifest } from '../model/artifact.js';
-import { loadModel } from '../model/loaded-model.js';
 import { ARTIFACT_FILES, type ModelManifest, type TrainingRecord } from '../model/manifest.js';
 import { renderProbeImage } from '../model/probe-image.js';
 import type { Task } from '../model/tasks.js';
+import { finishArtifact } from './finish-artifact.js';
 import type { EpochRecord } from './training-loop.js';
 
 interface ArtifactInput {
@@ -38,7 +37,7 @@ function splitCounts(prepared: PreparedTaskData): Record<string, Record<string, 
   return counts;
 }
 
-/** Writes weights, manifest, split, history, probe, evaluation and report; evaluates the artifact as it will be served. */
+/** Writes weights, manifest, split, history, probe, evaluation and report; calibrates the artifact and evaluates it as it will be served. */
 export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelManifest> {
   const { options, prepared } = input;
   const outDir = options.outDir;
@@ -103,22 +102,18 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
   const probe = await renderProbeImage();
   await writeFile(path.join(outDir, ARTIFACT_FILES.probe), probe);
 
-  const served = await loadModel(outDir);
-  try {
-    const metrics = await evaluateArtifact(served, input);
-    const probePrediction = await served.predict(probe, { heatmap: false });
-    manifest.metrics = metrics;
-    manifest.expectedOutput = { image: ARTIFACT_FILES.probe, probabilities: probePrediction.probabilities };
-  } finally {
-    served.dispose();
-  }
-  await writeManifest(outDir, manifest);
-  await writeFile(path.join(outDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
-  await renderReport(outDir, manifest, input.history);
-  return manifest;
+  return finishArtifact(
+    outDir,
+    manifest,
+    {
+      validation: (served) => Promise.resolve(prepared.indices.val.length > 0 ? predictOnDataset(served, prepared.dataset, { indices: prepared.indices.val }) : undefined),
+      metrics: (served) => evaluateArtifact(served, input),
+    },
+    input.history,
+  );
 }
 
-async function evaluateArtifact(served: Awaited<ReturnType<typeof loadModel>>, input: ArtifactInput): Promise<Record<string, EvaluationResult>> {
+async function evaluateArtifact(served: EvaluableModel, input: ArtifactInput): Promise<Record<string, EvaluationResult>> {
   const { prepared, options } = input;
   const outlines = options.outlinesFile ? await readOutlines(options.outlinesFile) : undefined;
   const metrics: Record<string, EvaluationResult> = {};
