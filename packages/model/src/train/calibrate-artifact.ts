@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import type { HistoryPoint } from '../eval/plots.js';
@@ -28,7 +28,8 @@ export async function calibrateArtifact(options: CalibrateOptions): Promise<Mode
   const manifest = parseManifest(files);
   if (!files[ARTIFACT_FILES.split]) throw new Error(`${modelDir} has no ${ARTIFACT_FILES.split}: its validation images are unknown`);
   if (!files[ARTIFACT_FILES.probe]) await writeFile(path.join(modelDir, ARTIFACT_FILES.probe), await renderProbeImage());
-  const history = files[ARTIFACT_FILES.history] ? (JSON.parse(await readFile(path.join(modelDir, ARTIFACT_FILES.history), 'utf8')) as HistoryPoint[]) : [];
+  const historyBytes = files[ARTIFACT_FILES.history];
+  const history = historyBytes ? (JSON.parse(new TextDecoder().decode(historyBytes)) as HistoryPoint[]) : [];
   const previous = manifest.version;
   manifest.version = options.version ?? newVersion();
   manifest.createdAt = new Date().toISOString();
