@@ -113,6 +113,8 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const manifest = await trainLocator({ modelDir: outDir, dataDir: br35h, outlinesFile: path.join(br35h, 'annotations/tumor-outlines.json'), epochs: 1, workers: 1, cacheDir: path.join(work, 'cache') });
     expect(manifest.locator?.trainedOn).toBeGreaterThan(0);
     expect(Object.keys(await readArtifactDir(outDir))).toEqual(expect.arrayContaining(['locator.json', 'locator.bin']));
+    // metrics.json follows the manifest's re-evaluated location metrics.
+    expect(JSON.parse(await readFile(path.join(outDir, 'metrics.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(manifest.metrics)));
     const after = await loadModel(outDir);
     const located = await after.predict(image);
     // Classification is the classifier's alone; the map now comes from the locator.

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
@@ -143,6 +143,7 @@ async function reevaluateLocation(options: LocatorOptions, manifest: ModelManife
     served.dispose();
   }
   await writeManifest(options.modelDir, manifest);
+  await writeFile(path.join(options.modelDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
   const history = JSON.parse(await readFile(path.join(options.modelDir, ARTIFACT_FILES.history), 'utf8')) as EpochRecord[];
   await renderReport(options.modelDir, manifest, history);
 }
