@@ -183,6 +183,29 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     await expect(run('node', [path.join(REPO_ROOT, 'packages/model/bin/btd.js'), 'calibrate', '--model', path.join(work, 'missing'), '--data', br35h])).rejects.toMatchObject({ code: 1 });
   }, 120_000);
 
+  it('serves an artifact with test-time rotations once calibrated with them, and refuses bad angles', async () => {
+    const copy = path.join(work, 'to-rotate');
+    await cp(outDir, copy, { recursive: true });
+    const btd = (...args: string[]) => run('node', [path.join(REPO_ROOT, 'packages/model/bin/btd.js'), 'calibrate', '--model', copy, '--data', br35h, '--cache', path.join(work, 'cache'), ...args], { cwd: REPO_ROOT });
+    await expect(btd('--test-time-rotations', '0,5')).rejects.toMatchObject({ code: 1 });
+    await btd('--test-time-rotations', '-5,5');
+    const rotated = JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest;
+    expect(rotated.testTimeRotations).toEqual([-5, 5]);
+    const served = await loadModel(copy);
+    const probe = await served.predict(await readFile(path.join(copy, 'probe.png')), { heatmap: false });
+    for (const [c, p] of Object.entries(rotated.expectedOutput!.probabilities)) expect(probe.probabilities[c]).toBeCloseTo(p, 5);
+    served.dispose();
+    // The same artifact (same weights and temperature) without the rotated copies answers differently.
+    const files = await readArtifactDir(copy);
+    const { testTimeRotations: _rotations, ...unrotatedManifest } = rotated;
+    const plain = await loadModel({ ...files, 'manifest.json': new TextEncoder().encode(JSON.stringify(unrotatedManifest)) });
+    const unrotated = await plain.predict(await readFile(path.join(copy, 'probe.png')), { heatmap: false });
+    plain.dispose();
+    expect(Object.keys(probe.probabilities).some((c) => Math.abs((probe.probabilities[c] as number) - (unrotated.probabilities[c] as number)) > 1e-6)).toBe(true);
+    await btd('--test-time-rotations', 'none');
+    expect((JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest).testTimeRotations).toBeUndefined();
+  }, 180_000);
+
   it('evaluates a folder, with location metrics from outlines', async () => {
     const model = await loadModel(outDir);
     const result = await evaluateModel(model, br35h, { maxImages: 20, outlines: JSON.parse(await readFile(path.join(br35h, 'annotations/tumor-outlines.json'), 'utf8')) });

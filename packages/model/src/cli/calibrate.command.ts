@@ -1,21 +1,24 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { calibrateArtifact } from '../train/calibrate-artifact.js';
-import { splitDataFrom, withSplitDataOptions, type SplitDataFlags } from './options.js';
+import { anglesOption, splitDataFrom, withSplitDataOptions, type SplitDataFlags } from './options.js';
 
 interface CalibrateCommandOptions extends SplitDataFlags {
   model: string;
+  testTimeRotations?: number[];
 }
 
 export function registerCalibrateCommand(program: Command): void {
   const command = program
     .command('calibrate')
     .description("fit a trained artifact's temperature on its validation images and re-evaluate it, as a new version")
-    .requiredOption('--model <dir>', 'artifact folder (single model or ensemble) with its split.json');
+    .requiredOption('--model <dir>', 'artifact folder (single model or ensemble) with its split.json')
+    .option('--test-time-rotations <list>', 'also average copies rotated by these degrees, e.g. -5,5 ("none": only the image and its mirror)', anglesOption);
   withSplitDataOptions(command, 'the model was').action(async (opts: CalibrateCommandOptions) => {
     const manifest = await calibrateArtifact({
       ...splitDataFrom(opts),
       modelDir: path.resolve(opts.model),
+      testTimeRotations: opts.testTimeRotations,
       command: `btd ${process.argv.slice(2).join(' ')}`,
     });
     process.stdout.write(`${JSON.stringify({ model: opts.model, version: manifest.version, calibration: manifest.calibration, metrics: manifest.metrics }, null, 2)}\n`);

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
 import type { SplitData } from '../train/split-evaluation.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from '../train/augmentation.js';
+import { isRotationList } from '../model/manifest.js';
 
 export function intOption(value: string): number {
   const n = Number.parseInt(value, 10);
@@ -11,6 +12,14 @@ export function intOption(value: string): number {
 
 export function listOption(value: string): number[] {
   return value.split(',').map((v) => intOption(v));
+}
+
+/** `-5,5`: angles in degrees, each non-zero and within ±45; `none`: an empty list. */
+export function anglesOption(value: string): number[] {
+  if (value.trim() === 'none') return [];
+  const angles = value.split(',').map(Number);
+  if (!isRotationList(angles) || value.split(',').some((v) => v.trim() === '')) throw new InvalidArgumentError('expected non-zero angles in degrees within ±45, e.g. -5,5, or none');
+  return angles;
 }
 
 export function fractionOption(value: string): number {

@@ -59,6 +59,12 @@ function calibrationLine(manifest: ModelManifest): string {
   return `Probabilities: temperature-scaled, T = ${c.temperature}, fitted on ${c.images} validation images (negative log-likelihood ${c.nllBefore} before, ${c.nllAfter} after).`;
 }
 
+function viewsLine(manifest: ModelManifest): string {
+  const rotations = manifest.testTimeRotations ?? [];
+  const copies = [manifest.testTimeFlip ? 'the image and its mirror' : 'the image alone', ...(rotations.length > 0 ? [`copies of ${manifest.testTimeFlip ? 'both' : 'it'} rotated by ${rotations.join('°, ')}°`] : [])];
+  return `Predictions average ${copies.join(', and ')}.`;
+}
+
 export async function renderReport(outDir: string, manifest: ModelManifest, history: HistoryPoint[]): Promise<void> {
   if (history.length > 0) await writeFile(path.join(outDir, 'curves.svg'), await trainingCurvesSvg(history));
   const metrics = (manifest.metrics ?? {}) as Record<string, EvaluationResult>;
@@ -79,6 +85,7 @@ export async function renderReport(outDir: string, manifest: ModelManifest, hist
     manifest.locator
       ? `Heatmap: a locator trained on ${manifest.locator.trainedOn} outlined training images (${manifest.locator.epochs} epochs, ${manifest.locator.durationSeconds} s)${manifest.locator.command ? `: \`${manifest.locator.command}\`` : ''}.`
       : 'Heatmap: the class activation map of the last convolutional block.',
+    viewsLine(manifest),
     calibrationLine(manifest),
     s ? `Split: seed ${s.seed}, fingerprint \`${s.fingerprint.slice(0, 16)}\`, ${s.duplicateGroups} near-duplicate groups (correlation ≥ ${s.duplicateThreshold}), ${s.straddlingGroups} straddling splits; counts ${JSON.stringify(s.counts)}.` : '',
     '',

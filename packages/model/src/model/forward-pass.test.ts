@@ -24,6 +24,14 @@ function referenceFlip(predict: (x: tf.Tensor4D) => tf.Tensor, x: tf.Tensor4D, s
   });
 }
 
+/** Index of the largest of each row of `classes` values. */
+function argmaxes(values: Float32Array, classes: number): number[] {
+  return Array.from({ length: values.length / classes }, (_, i) => {
+    const row = Array.from(values.subarray(i * classes, (i + 1) * classes));
+    return row.indexOf(Math.max(...row));
+  });
+}
+
 describe('ForwardPass with test-time flips', () => {
   beforeAll(async () => {
     await initBackend({ prefer: 'wasm' });
@@ -31,7 +39,7 @@ describe('ForwardPass with test-time flips', () => {
 
   it('averages each image with its mirror image, as two separate passes would', () => {
     const model = buildClassifier({ inputSize: SIZE, numClasses: 3, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
-    const forward = new ForwardPass(model, true);
+    const forward = new ForwardPass(model, { flip: true });
     const pixels = randomPixels(3, 7);
     const out = forward.run(pixels, 3, -1);
     const x = tf.tensor4d(toModelInput(pixels), [3, SIZE, SIZE, 1]);
@@ -51,7 +59,7 @@ describe('ForwardPass with test-time flips', () => {
   it('averages the locator map with the mirrored map flipped back', () => {
     const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
     const locator = buildLocator(model);
-    const forward = new ForwardPass(model, true, locator);
+    const forward = new ForwardPass(model, { flip: true }, locator);
     const pixels = randomPixels(2, 11);
     const before = tf.memory().numTensors;
     const out = forward.run(pixels, 2, -1);
@@ -68,9 +76,33 @@ describe('ForwardPass with test-time flips', () => {
     locator.dispose();
   });
 
+  it('averages the probabilities over rotated views too, and keeps the map of the image and its mirror', () => {
+    const model = buildClassifier({ inputSize: SIZE, numClasses: 3, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+    const rotating = new ForwardPass(model, { flip: true, rotations: [90] });
+    const mirroring = new ForwardPass(model, { flip: true });
+    const pixels = randomPixels(2, 5);
+    const before = tf.memory().numTensors;
+    const out = rotating.run(pixels, 2, -1);
+    expect(tf.memory().numTensors).toBe(before);
+    // The four views, each in a pass of its own: a quarter turn is a transpose and a reversal.
+    const expected = tf.tidy(() => {
+      const x = tf.tensor4d(toModelInput(pixels), [2, SIZE, SIZE, 1]);
+      const turned = tf.transpose(x, [0, 2, 1, 3]);
+      const views = [x, tf.reverse(x, 2), tf.reverse(turned, 1), tf.reverse(turned, [1, 2])];
+      return tf.addN(views.map((view) => model.predict(view) as tf.Tensor)).div(4).dataSync() as Float32Array;
+    });
+    out.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i] as number, 5));
+    const flipOnly = mirroring.run(pixels, 2, -1);
+    expect(Array.from(out.probabilities)).not.toEqual(Array.from(flipOnly.probabilities));
+    // Same class asked for, same map: rotated feature maps would not line up with the image.
+    const maps = mirroring.run(pixels, 2, argmaxes(out.probabilities, 3));
+    out.cams.forEach((v, i) => expect(v).toBeCloseTo(maps.cams[i] as number, 5));
+    rotating.dispose();
+  });
+
   it('runs one pass per image without flips', () => {
     const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
-    const forward = new ForwardPass(model, false);
+    const forward = new ForwardPass(model, { flip: false });
     const pixels = randomPixels(2, 3);
     const out = forward.run(pixels, 2, 0);
     const expected = tf.tidy(() => (model.predict(tf.tensor4d(toModelInput(pixels), [2, SIZE, SIZE, 1])) as tf.Tensor).dataSync());

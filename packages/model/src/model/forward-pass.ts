@@ -3,6 +3,7 @@ import { toModelInput } from '../data/model-input.js';
 import { temperProbabilities } from '../eval/temperature.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
 import { FoldedNetwork, withCapture } from './folded-network.js';
+import { averageViews, stackViews, viewCount, type TestTimeViews } from './test-time-views.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
 export interface ForwardResult {
@@ -48,7 +49,8 @@ export class ForwardPass {
 
   constructor(
     models: tf.LayersModel | readonly tf.LayersModel[],
-    private readonly testTimeFlip: boolean,
+    /** The copies of each image whose probabilities are averaged. */
+    private readonly views: TestTimeViews,
     /** When present, its map of where the tumour is replaces the class activation map. */
     private readonly locator?: tf.LayersModel,
     /** Temperature applied to the (averaged) probabilities; 1 leaves them as they are. */
@@ -85,7 +87,7 @@ export class ForwardPass {
     const size = this.inputSize;
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
-      const outputs = this.members.map((m) => this.withFlip(x, count, m.predict) as [tf.Tensor4D, tf.Tensor2D]);
+      const outputs = this.members.map((m) => this.withViews(x, m.predict, this.views) as [tf.Tensor4D, tf.Tensor2D]);
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const classes = probs.shape[1] as number;
       const raw = probs.dataSync() as Float32Array;
@@ -94,7 +96,7 @@ export class ForwardPass {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
       });
-      if (this.locator) return { probabilities, ...this.locate(x, count) };
+      if (this.locator) return { probabilities, ...this.locate(x) };
       const memberCams = outputs.map(([features], k) => {
         const weights = tf.gather(this.members[k]!.classifierKernel, chosen, 1).transpose(); // count × channels
         return tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
@@ -104,27 +106,23 @@ export class ForwardPass {
     });
   }
 
-  private locate(x: tf.Tensor4D, count: number): { cams: Float32Array; camSide: number } {
+  private locate(x: tf.Tensor4D): { cams: Float32Array; camSide: number } {
     const locator = this.locator as tf.LayersModel;
     const { predict } = this.locatorPredict as Runner;
     const cells = locator.outputs[0]!.shape[1] as number;
     const side = Math.round(Math.sqrt(cells));
-    const [maps] = this.withFlip(x, count, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])]);
+    // Rotated copies would cost a locator pass each and give maps that no longer line up: mirror only.
+    const [maps] = this.withViews(x, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])], { flip: this.views.flip });
     return { cams: (maps as tf.Tensor).dataSync() as Float32Array, camSide: side };
   }
 
   /**
-   * Runs `predict` on the batch and, with test-time flips, on its mirror image in the same call
-   * (one batch of 2·count runs faster than two of count); each output is the mean of the two, the
-   * mirrored half flipped back when it is spatial. Call inside a tidy.
+   * Runs `predict` once on every view of the batch (one batch of all views runs faster than one
+   * call per view) and averages each output over the views (see `averageViews`). Call inside a tidy.
    */
-  private withFlip(x: tf.Tensor4D, count: number, predict: (input: tf.Tensor4D) => tf.Tensor[]): tf.Tensor[] {
-    if (!this.testTimeFlip) return predict(x);
-    const outputs = predict(tf.concat([x, tf.reverse(x, 2)], 0));
-    return outputs.map((out) => {
-      const [plain, mirrored] = tf.split(out, [count, count], 0) as [tf.Tensor, tf.Tensor];
-      return plain.add(out.rank >= 3 ? tf.reverse(mirrored, 2) : mirrored).div(2);
-    });
+  private withViews(x: tf.Tensor4D, predict: (input: tf.Tensor4D) => tf.Tensor[], views: TestTimeViews): tf.Tensor[] {
+    if (viewCount(views) === 1) return predict(x);
+    return predict(stackViews(x, views)).map((out) => averageViews(out, views));
   }
 
   dispose(): void {

@@ -88,6 +88,11 @@ export interface ModelManifest {
   backend: string;
   /** Predictions average the image and its left–right mirror. */
   testTimeFlip: boolean;
+  /**
+   * Probabilities also average copies rotated by these angles (degrees), mirrored too with
+   * testTimeFlip. The heatmap comes from the image and its mirror alone. Absent: none.
+   */
+  testTimeRotations?: number[];
   /** Class whose activation map gives the heatmap (binary: tumor); absent: the predicted class. */
   heatmapClass?: string;
   dataset?: {
@@ -117,6 +122,11 @@ export interface ModelManifest {
   expectedOutput?: { image: string; probabilities: Record<string, number> };
 }
 
+/** Test-time rotations a manifest may ask for: non-zero angles of at most 45 degrees either way. */
+export function isRotationList(value: unknown): value is number[] {
+  return Array.isArray(value) && value.every((d) => typeof d === 'number' && Number.isFinite(d) && d !== 0 && Math.abs(d) <= 45);
+}
+
 export function assertManifest(value: unknown): ModelManifest {
   const m = value as Partial<ModelManifest> | null;
   const problems: string[] = [];
@@ -126,6 +136,7 @@ export function assertManifest(value: unknown): ModelManifest {
   if (typeof m.inputSize !== 'number' || m.inputSize < 8) problems.push('inputSize');
   if (!m.preprocessing || typeof m.preprocessing.version !== 'number') problems.push('preprocessing');
   if (typeof m.version !== 'string' || !m.version) problems.push('version');
+  if (m.testTimeRotations !== undefined && !isRotationList(m.testTimeRotations)) problems.push('testTimeRotations');
   if (m.calibration !== undefined && !(typeof m.calibration?.temperature === 'number' && m.calibration.temperature > 0)) problems.push('calibration temperature');
   if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
   return m as ModelManifest;

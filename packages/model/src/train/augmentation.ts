@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { similarityTransform } from '../model/image-transform.js';
 
 /** Random, label-preserving changes applied to each training image on the fly. */
 export interface AugmentationConfig {
@@ -35,21 +36,16 @@ export function augmentBatch(images: tf.Tensor4D, config: AugmentationConfig, ra
     const transforms: number[] = [];
     const gains: number[] = [];
     const offsets: number[] = [];
-    const c = (side - 1) / 2;
     for (let i = 0; i < n; i++) {
-      const angle = (uniform(config.rotateDeg) * Math.PI) / 180;
-      const zoom = 1 + uniform(config.scale);
-      const mirror = config.flip && random() < 0.5 ? -1 : 1;
-      const tx = uniform(config.shift) * side;
-      const ty = uniform(config.shift) * side;
-      // Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): the inverse map.
-      const cos = Math.cos(angle) / zoom;
-      const sin = Math.sin(angle) / zoom;
-      const a0 = cos * mirror;
-      const a1 = -sin;
-      const b0 = sin * mirror;
-      const b1 = cos;
-      transforms.push(a0, a1, c - a0 * c - a1 * c + tx, b0, b1, c - b0 * c - b1 * c + ty, 0, 0);
+      transforms.push(
+        ...similarityTransform(side, {
+          angle: (uniform(config.rotateDeg) * Math.PI) / 180,
+          zoom: 1 + uniform(config.scale),
+          mirror: config.flip && random() < 0.5,
+          shiftX: uniform(config.shift) * side,
+          shiftY: uniform(config.shift) * side,
+        }),
+      );
       gains.push(1 + uniform(config.contrast));
       offsets.push(uniform(config.brightness));
     }

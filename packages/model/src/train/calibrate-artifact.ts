@@ -3,7 +3,7 @@ import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import type { HistoryPoint } from '../eval/plots.js';
 import { parseManifest, readArtifactDir } from '../model/artifact.js';
-import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
+import { ARTIFACT_FILES, isRotationList, type ModelManifest } from '../model/manifest.js';
 import { renderProbeImage } from '../model/probe-image.js';
 import { finishArtifact } from './finish-artifact.js';
 import { splitEvaluation, type SplitData } from './split-evaluation.js';
@@ -14,11 +14,14 @@ export interface CalibrateOptions extends SplitData {
   modelDir: string;
   command?: string;
   version?: string;
+  /** Serve with these test-time rotations (degrees) from this version on; [] serves none. Absent: as before. */
+  testTimeRotations?: number[];
 }
 
 /**
  * Fits the temperature of a trained artifact (a single model or an ensemble) on its split's
- * validation images and re-evaluates it, in place, as a new version. Training and `btd ensemble`
+ * validation images and re-evaluates it, in place, as a new version, optionally with other
+ * test-time rotations (they change the averaged probabilities, so the temperature follows them). Training and `btd ensemble`
  * do the same for the artifacts they write; this serves artifacts written before, or re-fits.
  */
 export async function calibrateArtifact(options: CalibrateOptions): Promise<ModelManifest> {
@@ -31,6 +34,11 @@ export async function calibrateArtifact(options: CalibrateOptions): Promise<Mode
   const historyBytes = files[ARTIFACT_FILES.history];
   const history = historyBytes ? (JSON.parse(new TextDecoder().decode(historyBytes)) as HistoryPoint[]) : [];
   const previous = manifest.version;
+  if (options.testTimeRotations) {
+    if (!isRotationList(options.testTimeRotations)) throw new Error(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
+    if (options.testTimeRotations.length > 0) manifest.testTimeRotations = [...options.testTimeRotations];
+    else delete manifest.testTimeRotations;
+  }
   manifest.version = options.version ?? newVersion();
   manifest.createdAt = new Date().toISOString();
   const evaluation = await splitEvaluation(manifest, { ...options, splitFile: path.join(modelDir, ARTIFACT_FILES.split) });
