@@ -69,8 +69,11 @@ async function benchModel(dir, images) {
     model: `${m.name}@${m.version}`,
     inputSize: m.inputSize,
     testTimeFlip: m.testTimeFlip,
+    // Rotated copies (only below the bound, when one is set): the mean shows what they cost.
+    testTimeRotations: m.testTimeRotations ? `${m.testTimeRotations.join('/')}${m.testTimeRotationsBelow ? ` below ${m.testTimeRotationsBelow}` : ''}` : '',
     preprocessMsMedian: round(median(pre)),
     modelMsMedianBatch1: round(median(single)),
+    modelMsMeanBatch1: round(single.reduce((a, b) => a + b, 0) / single.length),
     heatmapMsMedian: round(median(heat)),
     predictMsMedian: round(median(whole)),
     imagesPerSecondBatch1: round(1000 / median(single), 1),

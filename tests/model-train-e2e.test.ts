@@ -202,8 +202,14 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const unrotated = await plain.predict(await readFile(path.join(copy, 'probe.png')), { heatmap: false });
     plain.dispose();
     expect(Object.keys(probe.probabilities).some((c) => Math.abs((probe.probabilities[c] as number) - (unrotated.probabilities[c] as number)) > 1e-6)).toBe(true);
+    await btd('--test-time-rotations-below', '0.9');
+    const bounded = JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest;
+    expect([bounded.testTimeRotations, bounded.testTimeRotationsBelow]).toEqual([[-5, 5], 0.9]);
+    expect(await readFile(path.join(copy, 'report.md'), 'utf8')).toContain('rotated by -5°, 5° (the rotated copies only where the top probability from the first is below 0.9)');
     await btd('--test-time-rotations', 'none');
-    expect((JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest).testTimeRotations).toBeUndefined();
+    const none = JSON.parse(await readFile(path.join(copy, 'manifest.json'), 'utf8')) as ModelManifest;
+    expect([none.testTimeRotations, none.testTimeRotationsBelow]).toEqual([undefined, undefined]);
+    await expect(btd('--test-time-rotations-below', '0.9')).rejects.toMatchObject({ code: 1 });
   }, 180_000);
 
   it('evaluates a folder, with location metrics from outlines', async () => {

@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
 import type { SplitData } from '../train/split-evaluation.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from '../train/augmentation.js';
-import { isRotationList } from '../model/manifest.js';
+import { isProbabilityBound, isRotationList } from '../model/manifest.js';
 
 export function intOption(value: string): number {
   const n = Number.parseInt(value, 10);
@@ -25,6 +25,12 @@ export function anglesOption(value: string): number[] {
 export function fractionOption(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected a number from 0 up to (not including) 1');
+  return n;
+}
+
+export function fractionOrOneOption(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !isProbabilityBound(n)) throw new InvalidArgumentError('expected a number above 0, at most 1');
   return n;
 }
 

@@ -62,7 +62,9 @@ function calibrationLine(manifest: ModelManifest): string {
 function viewsLine(manifest: ModelManifest): string {
   const rotations = manifest.testTimeRotations ?? [];
   const copies = [manifest.testTimeFlip ? 'the image and its mirror' : 'the image alone', ...(rotations.length > 0 ? [`copies of ${manifest.testTimeFlip ? 'both' : 'it'} rotated by ${rotations.join('°, ')}°`] : [])];
-  return `Predictions average ${copies.join(', and ')}.`;
+  const below = manifest.testTimeRotationsBelow;
+  const when = rotations.length > 0 && below !== undefined ? ` (the rotated copies only where the top probability from the first is below ${below})` : '';
+  return `Predictions average ${copies.join(', and ')}${when}.`;
 }
 
 export async function renderReport(outDir: string, manifest: ModelManifest, history: HistoryPoint[]): Promise<void> {

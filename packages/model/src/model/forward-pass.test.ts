@@ -100,6 +100,29 @@ describe('ForwardPass with test-time flips', () => {
     rotating.dispose();
   });
 
+  it('adds the rotated copies only for images whose top probability from the image and mirror is below the bound', () => {
+    const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+    const mirroring = new ForwardPass(model, { flip: true });
+    const everyImage = new ForwardPass(model, { flip: true, rotations: [90] });
+    const pixels = randomPixels(4, 13);
+    const mirrored = mirroring.run(pixels, 4, -1).probabilities;
+    const rotated = everyImage.run(pixels, 4, -1).probabilities;
+    // A bound between the images' top probabilities: those below it take the rotations, the rest not.
+    const tops = [0, 1, 2, 3].map((i) => Math.max(mirrored[2 * i] as number, mirrored[2 * i + 1] as number));
+    const bound = [...tops].sort((a, b) => a - b).slice(1, 3).reduce((a, b) => a + b) / 2;
+    const someImages = new ForwardPass(model, { flip: true, rotations: [90], rotateBelow: bound });
+    const before = tf.memory().numTensors;
+    const out = someImages.run(pixels, 4, -1).probabilities;
+    expect(tf.memory().numTensors).toBe(before);
+    tops.forEach((top, i) => {
+      const expected = top < bound ? rotated : mirrored;
+      for (const c of [0, 1]) expect(out[2 * i + c]).toBeCloseTo(expected[2 * i + c] as number, 5);
+    });
+    expect(tops.filter((top) => top < bound)).toHaveLength(2);
+    expect(Math.max(...tops.map((top, i) => (top < bound ? Math.abs((rotated[2 * i] as number) - (mirrored[2 * i] as number)) : 0)))).toBeGreaterThan(1e-4);
+    mirroring.dispose();
+  });
+
   it('runs one pass per image without flips', () => {
     const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
     const forward = new ForwardPass(model, { flip: false });

@@ -3,7 +3,7 @@ import { toModelInput } from '../data/model-input.js';
 import { temperProbabilities } from '../eval/temperature.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
 import { FoldedNetwork, withCapture } from './folded-network.js';
-import { averageViews, stackViews, viewCount, type TestTimeViews } from './test-time-views.js';
+import { averageBlocks, averageMirrorViews, mirrorCount, mirrorViews, rotatedViews, type TestTimeViews } from './test-time-views.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
 export interface ForwardResult {
@@ -87,11 +87,11 @@ export class ForwardPass {
     const size = this.inputSize;
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
-      const outputs = this.members.map((m) => this.withViews(x, m.predict, this.views) as [tf.Tensor4D, tf.Tensor2D]);
+      const outputs = this.members.map((m) => this.withMirror(x, m.predict) as [tf.Tensor4D, tf.Tensor2D]);
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const classes = probs.shape[1] as number;
-      const raw = probs.dataSync() as Float32Array;
-      const probabilities = this.temperature === 1 ? raw.slice() : temperProbabilities(raw, classes, this.temperature);
+      const raw = this.withRotations(x, Float32Array.from(probs.dataSync()), classes);
+      const probabilities = this.temperature === 1 ? raw : temperProbabilities(raw, classes, this.temperature);
       const chosen = Array.from({ length: count }, (_, i) => {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
@@ -111,18 +111,45 @@ export class ForwardPass {
     const { predict } = this.locatorPredict as Runner;
     const cells = locator.outputs[0]!.shape[1] as number;
     const side = Math.round(Math.sqrt(cells));
-    // Rotated copies would cost a locator pass each and give maps that no longer line up: mirror only.
-    const [maps] = this.withViews(x, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])], { flip: this.views.flip });
+    const [maps] = this.withMirror(x, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])]);
     return { cams: (maps as tf.Tensor).dataSync() as Float32Array, camSide: side };
   }
 
   /**
-   * Runs `predict` once on every view of the batch (one batch of all views runs faster than one
-   * call per view) and averages each output over the views (see `averageViews`). Call inside a tidy.
+   * Runs `predict` on the batch and, with test-time flips, on its mirror image in the same call
+   * (one batch of 2·count runs faster than two of count); each output is the mean of the two, the
+   * mirrored half flipped back when it is spatial. Rotated copies never enter here: their maps would
+   * not line up with the image. Call inside a tidy.
    */
-  private withViews(x: tf.Tensor4D, predict: (input: tf.Tensor4D) => tf.Tensor[], views: TestTimeViews): tf.Tensor[] {
-    if (viewCount(views) === 1) return predict(x);
-    return predict(stackViews(x, views)).map((out) => averageViews(out, views));
+  private withMirror(x: tf.Tensor4D, predict: (input: tf.Tensor4D) => tf.Tensor[]): tf.Tensor[] {
+    return predict(mirrorViews(x, this.views.flip)).map((out) => averageMirrorViews(out, this.views.flip));
+  }
+
+  /**
+   * Adds the rotated copies to the probabilities `raw` (count × classes, from the image and its
+   * mirror) of the images that need them, all in one batch: each such image's probabilities become
+   * the mean over all its views. Returns `raw`, updated in place. Call inside a tidy.
+   */
+  private withRotations(x: tf.Tensor4D, raw: Float32Array, classes: number): Float32Array {
+    const rotations = this.views.rotations ?? [];
+    if (rotations.length === 0) return raw;
+    const below = this.views.rotateBelow ?? Infinity;
+    const count = raw.length / classes;
+    const uncertain = Array.from({ length: count }, (_, i) => i).filter((i) => Math.max(...raw.subarray(i * classes, (i + 1) * classes)) < below);
+    if (uncertain.length === 0) return raw;
+    const subset = uncertain.length === count ? x : tf.gather(x, uncertain);
+    const copies = rotatedViews(subset, this.views.flip, rotations);
+    const blocks = copies.shape[0] / uncertain.length;
+    const perMember = this.members.map((m) => averageBlocks(m.predict(copies).at(-1) as tf.Tensor, blocks));
+    const rotated = (perMember.length === 1 ? perMember[0]! : tf.addN(perMember).div(perMember.length)).dataSync();
+    const mirrors = mirrorCount(this.views.flip);
+    uncertain.forEach((image, k) => {
+      for (let c = 0; c < classes; c++) {
+        const at = image * classes + c;
+        raw[at] = (mirrors * (raw[at] as number) + blocks * (rotated[k * classes + c] as number)) / (mirrors + blocks);
+      }
+    });
+    return raw;
   }
 
   dispose(): void {

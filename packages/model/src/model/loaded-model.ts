@@ -109,7 +109,7 @@ export async function loadModel(source: string | ArtifactFiles): Promise<LoadedM
       checkClassifier(model, manifest, topology);
     }
     const locator = files[ARTIFACT_FILES.locatorTopology] ? await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology) : undefined;
-    return new ServingModel(manifest, new ForwardPass(models, { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations }, locator, manifest.calibration?.temperature));
+    return new ServingModel(manifest, new ForwardPass(models, { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations, rotateBelow: manifest.testTimeRotationsBelow }, locator, manifest.calibration?.temperature));
   } catch (error) {
     for (const model of models) model.dispose();
     throw error;

@@ -93,6 +93,11 @@ export interface ModelManifest {
    * testTimeFlip. The heatmap comes from the image and its mirror alone. Absent: none.
    */
   testTimeRotations?: number[];
+  /**
+   * Only images whose top class probability from the image and its mirror (before temperature
+   * scaling) is below this get the rotated copies; the others keep that probability. Absent: all.
+   */
+  testTimeRotationsBelow?: number;
   /** Class whose activation map gives the heatmap (binary: tumor); absent: the predicted class. */
   heatmapClass?: string;
   dataset?: {
@@ -127,6 +132,11 @@ export function isRotationList(value: unknown): value is number[] {
   return Array.isArray(value) && value.every((d) => typeof d === 'number' && Number.isFinite(d) && d !== 0 && Math.abs(d) <= 45);
 }
 
+/** A probability threshold for the rotated copies: above 0, at most 1. */
+export function isProbabilityBound(value: unknown): value is number {
+  return typeof value === 'number' && value > 0 && value <= 1;
+}
+
 export function assertManifest(value: unknown): ModelManifest {
   const m = value as Partial<ModelManifest> | null;
   const problems: string[] = [];
@@ -137,6 +147,7 @@ export function assertManifest(value: unknown): ModelManifest {
   if (!m.preprocessing || typeof m.preprocessing.version !== 'number') problems.push('preprocessing');
   if (typeof m.version !== 'string' || !m.version) problems.push('version');
   if (m.testTimeRotations !== undefined && !isRotationList(m.testTimeRotations)) problems.push('testTimeRotations');
+  if (m.testTimeRotationsBelow !== undefined && !(m.testTimeRotations && isProbabilityBound(m.testTimeRotationsBelow))) problems.push('testTimeRotationsBelow');
   if (m.calibration !== undefined && !(typeof m.calibration?.temperature === 'number' && m.calibration.temperature > 0)) problems.push('calibration temperature');
   if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
   return m as ModelManifest;

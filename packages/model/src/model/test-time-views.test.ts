@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/index.js';
-import { averageViews, stackViews, viewCount } from './test-time-views.js';
+import { averageBlocks, averageMirrorViews, mirrorViews, rotatedViews } from './test-time-views.js';
 
 /** A 1 × 5 × 5 × 1 image whose pixels are all different: pixel (x, y) = 5y + x. */
 const image = () => tf.tensor4d(Array.from({ length: 25 }, (_, i) => i), [1, 5, 5, 1]);
@@ -12,21 +12,17 @@ describe('test-time views', () => {
     await initBackend({ prefer: 'wasm' });
   });
 
-  it('counts the image, its mirror and every rotation of both', () => {
-    expect(viewCount({ flip: false })).toBe(1);
-    expect(viewCount({ flip: true })).toBe(2);
-    expect(viewCount({ flip: true, rotations: [-5, 5] })).toBe(6);
-    expect(viewCount({ flip: false, rotations: [10] })).toBe(2);
-  });
-
-  it('stacks the image, its mirror, then each rotation of the image and of the mirror', () => {
+  it('stacks the image and its mirror, and per angle the rotated image and rotated mirror', () => {
     tf.tidy(() => {
       const x = image();
-      const stacked = stackViews(x, { flip: true, rotations: [90] });
-      expect(stacked.shape).toEqual([4, 5, 5, 1]);
-      const [plain, mirror, rotated, rotatedMirror] = tf.split(stacked, 4, 0);
+      expect(mirrorViews(x, false)).toBe(x);
+      const [plain, mirror] = tf.split(mirrorViews(x, true), 2, 0);
       expect(grid(plain!)).toEqual(grid(x));
       expect(grid(mirror!)).toEqual(grid(tf.reverse(x, 2)));
+      expect(rotatedViews(x, false, [90, -90, 5]).shape).toEqual([3, 5, 5, 1]);
+      const stacked = rotatedViews(x, true, [90]);
+      expect(stacked.shape).toEqual([2, 5, 5, 1]);
+      const [rotated, rotatedMirror] = tf.split(stacked, 2, 0);
       // A quarter turn lands pixels exactly on pixels: output (col, row) samples input (4 - row, col).
       const source = grid(x);
       expect(grid(rotated!)).toEqual(source.map((line, row) => line.map((_, col) => source[col]![4 - row]!)));
@@ -35,15 +31,15 @@ describe('test-time views', () => {
     });
   });
 
-  it('averages vectors over every view and maps over the image and its mirror flipped back', () => {
+  it('averages vectors over both mirror views and maps with the mirror flipped back; blocks by their mean', () => {
     tf.tidy(() => {
-      const views = { flip: true, rotations: [90] };
-      const vectors = tf.tensor2d([[1, 0], [0, 1], [1, 1], [2, 2]]);
-      expect(averageViews(vectors, views).arraySync()).toEqual([[1, 1]]);
-      const maps = tf.concat([image(), tf.reverse(image(), 2), tf.fill([2, 5, 5, 1], 100)], 0);
-      expect(grid(averageViews(maps, views))).toEqual(grid(image()));
-      const single = vectors.slice(0, 1);
-      expect(averageViews(single, { flip: false })).toBe(single);
+      const vectors = tf.tensor2d([[1, 0], [0, 1]]);
+      expect(averageMirrorViews(vectors, true).arraySync()).toEqual([[0.5, 0.5]]);
+      expect(averageMirrorViews(vectors, false)).toBe(vectors);
+      const maps = tf.concat([image(), tf.reverse(image(), 2)], 0);
+      expect(grid(averageMirrorViews(maps, true))).toEqual(grid(image()));
+      expect(averageBlocks(tf.tensor2d([[1, 0], [0, 1], [1, 1], [2, 2]]), 4).arraySync()).toEqual([[1, 1]]);
+      expect(averageBlocks(tf.tensor2d([[1, 0], [3, 2]]), 2).arraySync()).toEqual([[2, 1]]);
     });
   });
 });

@@ -33,7 +33,7 @@ function checkCompatible(first: ModelManifest, other: ModelManifest, dir: string
     ['input size', first.inputSize, other.inputSize],
     ['preprocessing', first.preprocessing, other.preprocessing],
     ['test-time flip', first.testTimeFlip, other.testTimeFlip],
-    ['test-time rotations', first.testTimeRotations ?? [], other.testTimeRotations ?? []],
+    ['test-time rotations', [first.testTimeRotations, first.testTimeRotationsBelow], [other.testTimeRotations, other.testTimeRotationsBelow]],
     ['split', first.split?.fingerprint, other.split?.fingerprint],
   ];
   for (const [what, a, b] of same) {

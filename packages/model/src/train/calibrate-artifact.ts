@@ -3,7 +3,7 @@ import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import type { HistoryPoint } from '../eval/plots.js';
 import { parseManifest, readArtifactDir } from '../model/artifact.js';
-import { ARTIFACT_FILES, isRotationList, type ModelManifest } from '../model/manifest.js';
+import { ARTIFACT_FILES, isProbabilityBound, isRotationList, type ModelManifest } from '../model/manifest.js';
 import { renderProbeImage } from '../model/probe-image.js';
 import { finishArtifact } from './finish-artifact.js';
 import { splitEvaluation, type SplitData } from './split-evaluation.js';
@@ -16,6 +16,8 @@ export interface CalibrateOptions extends SplitData {
   version?: string;
   /** Serve with these test-time rotations (degrees) from this version on; [] serves none. Absent: as before. */
   testTimeRotations?: number[];
+  /** Only images whose top probability from the image and mirror is below this get the rotations. */
+  testTimeRotationsBelow?: number;
 }
 
 /**
@@ -38,6 +40,12 @@ export async function calibrateArtifact(options: CalibrateOptions): Promise<Mode
     if (!isRotationList(options.testTimeRotations)) throw new Error(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
     if (options.testTimeRotations.length > 0) manifest.testTimeRotations = [...options.testTimeRotations];
     else delete manifest.testTimeRotations;
+    delete manifest.testTimeRotationsBelow;
+  }
+  if (options.testTimeRotationsBelow !== undefined) {
+    if (!manifest.testTimeRotations) throw new Error('a threshold for test-time rotations needs rotations (--test-time-rotations)');
+    if (!isProbabilityBound(options.testTimeRotationsBelow)) throw new Error(`the threshold for test-time rotations must be above 0 and at most 1, got ${options.testTimeRotationsBelow}`);
+    manifest.testTimeRotationsBelow = options.testTimeRotationsBelow;
   }
   manifest.version = options.version ?? newVersion();
   manifest.createdAt = new Date().toISOString();
