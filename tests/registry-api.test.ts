@@ -134,6 +134,8 @@ describe('/v1/trainings', () => {
     expect(badTask.status).toBe(400);
     const extra = await call('ops', 'POST', '/v1/trainings', { ...request, hyperParameters: { epochs: 2, learningRate: 9 } });
     expect(extra.status).toBe(400);
+    const zeroAngle = await call('ops', 'POST', '/v1/trainings', { ...request, hyperParameters: { epochs: 2, testTimeRotations: [0, 5] } });
+    expect(zeroAngle.status).toBe(400);
     const empty = await call('ops', 'POST', '/v1/trainings', { ...request, dataset: { kind: 's3', prefix: 'datasets/none/' } });
     expect(empty).toMatchObject({ status: 422, body: { code: 'dataset_empty' } });
     expect((await call('ops', 'GET', '/v1/trainings')).body.items).toHaveLength(0);

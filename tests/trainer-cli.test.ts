@@ -50,7 +50,8 @@ describe('btd-trainer', () => {
     const registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
     trainer = startTrainer({ config: trainerConfig(env.prefix, workDir), connection, registry, store: env.store, logger });
 
-    const run = await cli(['start', '--task', 'tumor-binary', '--data', 's3://datasets/tiny/', ...tinyOptions, '--watch', '--interval', '200', '--key', env.keys.ops]);
+    const views = ['--test-time-rotations', '-5,5', '--test-time-rotations-below', '0.9'];
+    const run = await cli(['start', '--task', 'tumor-binary', '--data', 's3://datasets/tiny/', ...tinyOptions, ...views, '--watch', '--interval', '200', '--key', env.keys.ops]);
 
     expect(run.code, run.stderr).toBe(0);
     // stderr is a pipe, not a terminal: one line per epoch instead of a bar.
@@ -64,6 +65,7 @@ describe('btd-trainer', () => {
       reasons: ['no evaluation set is configured for tumor-binary'],
     });
     expect(await registry.listVersionIds('tumor-binary')).toEqual([outcome.version]);
+    expect(await registry.readManifest('tumor-binary', outcome.version)).toMatchObject({ testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 });
 
     const listed = await cli(['list', '--json', '--key', env.keys.alice]);
     expect(listed.code).toBe(0);
@@ -77,6 +79,13 @@ describe('btd-trainer', () => {
     const refused = await cli(['start', '--task', 'tumor-binary', '--data', 's3://datasets/tiny/', '--key', env.keys.alice]);
     expect(refused).toMatchObject({ code: 1, stdout: '' });
     expect(refused.stderr).toMatch(/^btd-trainer: not an admin key \(this route is for admin clients\)/);
+
+    const badAngles = await cli(['start', '--task', 'tumor-binary', '--data', 's3://datasets/tiny/', '--test-time-rotations', '5,,x', '--key', env.keys.ops]);
+    expect(badAngles).toMatchObject({ code: 1, stdout: '' });
+    expect(badAngles.stderr).toContain('expected numbers separated by commas, e.g. -5,5');
+    const zeroAngle = await cli(['start', '--task', 'tumor-binary', '--data', 's3://datasets/tiny/', '--test-time-rotations', '0,5', '--key', env.keys.ops]);
+    expect(zeroAngle.code).toBe(1);
+    expect(zeroAngle.stderr).toMatch(/^btd-trainer: the API refused the request: .*testTimeRotations/);
 
     const unknown = await cli(['watch', 'training-nope', '--key', env.keys.alice]);
     expect(unknown).toMatchObject({ code: 1, stdout: '', stderr: 'btd-trainer: training training-nope not found\n' });

@@ -57,7 +57,8 @@ describe('the trainer', () => {
     const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), 10, 300);
     start({ evalSetTumorBinary: evalSet });
 
-    const request = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/tiny/' }, hyperParameters: TINY_TRAINING, requestedBy: 'ops' } as const;
+    const hyperParameters = { ...TINY_TRAINING, testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 };
+    const request = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/tiny/' }, hyperParameters, requestedBy: 'ops' } as const;
     const job = await enqueueTraining(queue, 'req-1', request);
     const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
 
@@ -71,6 +72,7 @@ describe('the trainer', () => {
     const manifest = await env.registry.readManifest('tumor-binary', result.version);
     expect(manifest.evaluation).toMatchObject({ set: evalSet, baseline: { version: baseline }, decision: { promote: true } });
     expect((manifest.training as { epochsRun: number }).epochsRun).toBe(2);
+    expect(manifest).toMatchObject({ testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 });
     const [listed] = await env.registry.listVersions('tumor-binary');
     expect(listed).toMatchObject({ version: result.version, state: 'promoted', source: { kind: 'training', jobId: job.id, dataset: 's3://datasets/tiny/' } });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { calibrateArtifact } from '../train/calibrate-artifact.js';
-import { anglesOption, fractionOrOneOption, splitDataFrom, withSplitDataOptions, type SplitDataFlags } from './options.js';
+import { splitDataFrom, withServingViewOptions, withSplitDataOptions, type SplitDataFlags } from './options.js';
 
 interface CalibrateCommandOptions extends SplitDataFlags {
   model: string;
@@ -13,10 +13,8 @@ export function registerCalibrateCommand(program: Command): void {
   const command = program
     .command('calibrate')
     .description("fit a trained artifact's temperature on its validation images and re-evaluate it, as a new version")
-    .requiredOption('--model <dir>', 'artifact folder (single model or ensemble) with its split.json')
-    .option('--test-time-rotations <list>', 'also average copies rotated by these degrees, e.g. -5,5 ("none": only the image and its mirror)', anglesOption)
-    .option('--test-time-rotations-below <p>', 'rotate only images whose top probability from the image and its mirror is below p, e.g. 0.9', fractionOrOneOption);
-  withSplitDataOptions(command, 'the model was').action(async (opts: CalibrateCommandOptions) => {
+    .requiredOption('--model <dir>', 'artifact folder (single model or ensemble) with its split.json');
+  withSplitDataOptions(withServingViewOptions(command), 'the model was').action(async (opts: CalibrateCommandOptions) => {
     const manifest = await calibrateArtifact({
       ...splitDataFrom(opts),
       modelDir: path.resolve(opts.model),

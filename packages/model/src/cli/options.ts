@@ -15,7 +15,7 @@ export function listOption(value: string): number[] {
 }
 
 /** `-5,5`: angles in degrees, each non-zero and within ±45; `none`: an empty list. */
-export function anglesOption(value: string): number[] {
+function anglesOption(value: string): number[] {
   if (value.trim() === 'none') return [];
   const angles = value.split(',').map(Number);
   if (!isRotationList(angles) || value.split(',').some((v) => v.trim() === '')) throw new InvalidArgumentError('expected non-zero angles in degrees within ±45, e.g. -5,5, or none');
@@ -28,7 +28,7 @@ export function fractionOption(value: string): number {
   return n;
 }
 
-export function fractionOrOneOption(value: string): number {
+function fractionOrOneOption(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !isProbabilityBound(n)) throw new InvalidArgumentError('expected a number above 0, at most 1');
   return n;
@@ -83,4 +83,11 @@ export function splitDataFrom(flags: SplitDataFlags): SplitData {
     outlinesFile: flags.outlines ? path.resolve(flags.outlines) : undefined,
     cacheDir: path.resolve(flags.cache),
   };
+}
+
+/** Options of `btd train` and `btd calibrate` that set how the artifact is served. */
+export function withServingViewOptions(command: Command): Command {
+  return command
+    .option('--test-time-rotations <list>', 'also average copies rotated by these degrees, e.g. -5,5 ("none": only the image and its mirror)', anglesOption)
+    .option('--test-time-rotations-below <p>', 'rotate only images whose top probability from the image and its mirror is below p, e.g. 0.9', fractionOrOneOption);
 }

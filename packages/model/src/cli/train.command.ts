@@ -4,10 +4,10 @@ import { isTask } from '../model/tasks.js';
 import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress } from './progress.js';
-import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption } from './options.js';
+import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, withServingViewOptions } from './options.js';
 
 export function registerTrainCommand(program: Command): void {
-  program
+  const command = program
     .command('train')
     .description('train a model on a folder with one sub-folder per class, evaluate it and write the artifact')
     .requiredOption('--task <task>', 'tumor-binary | tumor-type')
@@ -34,7 +34,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
     .option('--checkpoint <dir>', 'write a checkpoint every epoch here')
-    .option('--resume <dir>', 'resume from a checkpoint folder')
+    .option('--resume <dir>', 'resume from a checkpoint folder');
+  withServingViewOptions(command)
     .action(async (opts: Record<string, string | number | number[] | Partial<AugmentationConfig> | undefined>) => {
       const task = String(opts.task);
       if (!isTask(task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${task}`);
@@ -63,6 +64,8 @@ export function registerTrainCommand(program: Command): void {
         dropout: opts.dropout as number | undefined,
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,
+        testTimeRotations: opts.testTimeRotations as number[] | undefined,
+        testTimeRotationsBelow: opts.testTimeRotationsBelow as number | undefined,
         maxImages: opts.maxImages as number | undefined,
         outlinesFile: opts.outlines ? path.resolve(String(opts.outlines)) : undefined,
         cacheDir: path.resolve(String(opts.cache)),

@@ -3,21 +3,18 @@ import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import type { HistoryPoint } from '../eval/plots.js';
 import { parseManifest, readArtifactDir } from '../model/artifact.js';
-import { ARTIFACT_FILES, isProbabilityBound, isRotationList, type ModelManifest } from '../model/manifest.js';
+import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
 import { renderProbeImage } from '../model/probe-image.js';
 import { finishArtifact } from './finish-artifact.js';
+import { applyServingViews, type ServingViewOptions } from './serving-views.js';
 import { splitEvaluation, type SplitData } from './split-evaluation.js';
 import { newVersion } from './write-artifact.js';
 
-export interface CalibrateOptions extends SplitData {
+export interface CalibrateOptions extends SplitData, ServingViewOptions {
   /** An artifact folder with its split.json. */
   modelDir: string;
   command?: string;
   version?: string;
-  /** Serve with these test-time rotations (degrees) from this version on; [] serves none. Absent: as before. */
-  testTimeRotations?: number[];
-  /** Only images whose top probability from the image and mirror is below this get the rotations. */
-  testTimeRotationsBelow?: number;
 }
 
 /**
@@ -36,17 +33,7 @@ export async function calibrateArtifact(options: CalibrateOptions): Promise<Mode
   const historyBytes = files[ARTIFACT_FILES.history];
   const history = historyBytes ? (JSON.parse(new TextDecoder().decode(historyBytes)) as HistoryPoint[]) : [];
   const previous = manifest.version;
-  if (options.testTimeRotations) {
-    if (!isRotationList(options.testTimeRotations)) throw new Error(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
-    if (options.testTimeRotations.length > 0) manifest.testTimeRotations = [...options.testTimeRotations];
-    else delete manifest.testTimeRotations;
-    delete manifest.testTimeRotationsBelow;
-  }
-  if (options.testTimeRotationsBelow !== undefined) {
-    if (!manifest.testTimeRotations) throw new Error('a threshold for test-time rotations needs rotations (--test-time-rotations)');
-    if (!isProbabilityBound(options.testTimeRotationsBelow)) throw new Error(`the threshold for test-time rotations must be above 0 and at most 1, got ${options.testTimeRotationsBelow}`);
-    manifest.testTimeRotationsBelow = options.testTimeRotationsBelow;
-  }
+  applyServingViews(manifest, options);
   manifest.version = options.version ?? newVersion();
   manifest.createdAt = new Date().toISOString();
   const evaluation = await splitEvaluation(manifest, { ...options, splitFile: path.join(modelDir, ARTIFACT_FILES.split) });

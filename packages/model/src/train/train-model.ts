@@ -11,9 +11,10 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { adamFor, readWeights, runTrainingLoop, writeWeights, type EpochRecord, type LoopState } from './training-loop.js';
+import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 import { writeTrainedArtifact } from './write-artifact.js';
 
-export interface TrainOptions {
+export interface TrainOptions extends ServingViewOptions {
   task: Task;
   dataDir: string;
   /** Separate test folder; without it a test split is held out of dataDir. */
@@ -76,6 +77,7 @@ function classWeights(labels: Int32Array, train: number[], numClasses: number): 
 
 /** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
+  checkServingViews(options);
   const started = Date.now();
   const backend = await initBackend({ prefer: options.backend });
   const classes = [...TASK_CLASSES[options.task]];

@@ -10,11 +10,12 @@ import { ARTIFACT_FILES, type ModelManifest, type TrainingRecord } from '../mode
 import { renderProbeImage } from '../model/probe-image.js';
 import type { Task } from '../model/tasks.js';
 import { finishArtifact } from './finish-artifact.js';
+import { applyServingViews, type ServingViewOptions } from './serving-views.js';
 import type { EpochRecord } from './training-loop.js';
 
 interface ArtifactInput {
   model: tf.LayersModel;
-  options: { task: Task; dataDir: string; outDir: string; inputSize: number; outlinesFile?: string; version?: string; testDataDir?: string; splitFile?: string };
+  options: ServingViewOptions & { task: Task; dataDir: string; outDir: string; inputSize: number; outlinesFile?: string; version?: string; testDataDir?: string; splitFile?: string };
   classes: string[];
   architecture: ArchitectureConfig;
   backend: string;
@@ -81,6 +82,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     },
     training: input.training,
   };
+  applyServingViews(manifest, options);
   await writeManifest(outDir, manifest);
   await writeFile(path.join(outDir, ARTIFACT_FILES.history), `${JSON.stringify(input.history, null, 2)}\n`);
   await writeFile(

@@ -33,6 +33,12 @@ export const TrainingHyperParametersSchema = Type.Object(
     inputSize: Type.Optional(Type.Integer({ minimum: 16, maximum: 512 })),
     seed: Type.Optional(Type.Integer({ minimum: 0 })),
     maxImages: Type.Optional(Type.Integer({ minimum: 2 })),
+    /** Serve the candidate averaging copies rotated by these degrees (non-zero, within ±45). */
+    testTimeRotations: Type.Optional(
+      Type.Array(Type.Union([Type.Number({ minimum: -45, exclusiveMaximum: 0 }), Type.Number({ exclusiveMinimum: 0, maximum: 45 })]), { minItems: 1, maxItems: 8 }),
+    ),
+    /** Rotate only images whose top probability from the image and its mirror is below this. */
+    testTimeRotationsBelow: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
   },
   { additionalProperties: false },
 );

@@ -4,6 +4,7 @@ import { parseDatasetSpec } from '../dataset-spec.js';
 import { addApiOptions, resolveConnection } from './api-options.js';
 import { TrainingApiClient, type TrainingRequest } from './training-api.client.js';
 import { addIntervalOption, watchTraining } from './watch.command.js';
+import { decimal, numberList } from './number-list.option.js';
 import { wholeNumber } from './whole-number.option.js';
 
 const TASKS = ['tumor-binary', 'tumor-type'] as const satisfies readonly ModelTask[];
@@ -16,6 +17,8 @@ interface StartOptions {
   inputSize?: number;
   seed?: number;
   maxImages?: number;
+  testTimeRotations?: number[];
+  testTimeRotationsBelow?: number;
   autoPromote: boolean;
   idempotencyKey?: string;
   watch?: boolean;
@@ -26,9 +29,9 @@ interface StartOptions {
 
 /** The request body: unset hyper-parameters are left out so the trainer's defaults apply. */
 function requestOf(options: StartOptions): TrainingRequest {
-  const { epochs, batchSize, inputSize, seed, maxImages } = options;
+  const { epochs, batchSize, inputSize, seed, maxImages, testTimeRotations, testTimeRotationsBelow } = options;
   const hyperParameters = Object.fromEntries(
-    Object.entries({ epochs, batchSize, inputSize, seed, maxImages }).filter(([, value]) => value !== undefined),
+    Object.entries({ epochs, batchSize, inputSize, seed, maxImages, testTimeRotations, testTimeRotationsBelow }).filter(([, value]) => value !== undefined),
   );
   return {
     task: options.task,
@@ -49,6 +52,8 @@ export function registerStartCommand(program: Command): void {
     .option('--input-size <n>', 'model input side in pixels (16-512)', wholeNumber(16, 512))
     .option('--seed <n>', 'seed for split, shuffling and augmentation', wholeNumber(0))
     .option('--max-images <n>', 'use at most this many images (quick runs)', wholeNumber(2))
+    .option('--test-time-rotations <list>', 'serve the candidate averaging copies rotated by these degrees, e.g. -5,5', numberList)
+    .option('--test-time-rotations-below <p>', 'rotate only images whose top probability from the image and its mirror is below p', decimal)
     .option('--no-auto-promote', 'publish the candidate but do not promote it, even if it passes the gate')
     .option('--idempotency-key <key>', 'the same key from the same client starts the training once')
     .option('--watch', 'follow the training to its end, like `watch`');

@@ -1,0 +1,36 @@
+import { isProbabilityBound, isRotationList, type ModelManifest } from '../model/manifest.js';
+
+/** How an artifact is to be served beyond the image and its mirror (see the manifest's fields). */
+export interface ServingViewOptions {
+  /** Rotated copies to average, in degrees; [] removes them. Absent: leave as they are. */
+  testTimeRotations?: number[];
+  /** Rotate only images whose top probability from the image and its mirror is below this. */
+  testTimeRotationsBelow?: number;
+}
+
+/** Refuses settings that no manifest may hold, before any work is done. */
+export function checkServingViews(options: ServingViewOptions): void {
+  if (options.testTimeRotations && !isRotationList(options.testTimeRotations)) {
+    throw new Error(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
+  }
+  if (options.testTimeRotationsBelow !== undefined && !isProbabilityBound(options.testTimeRotationsBelow)) {
+    throw new Error(`the threshold for test-time rotations must be above 0 and at most 1, got ${String(options.testTimeRotationsBelow)}`);
+  }
+}
+
+/**
+ * Writes the serving views into `manifest`. New rotations replace the old ones and their
+ * threshold; a threshold alone keeps the rotations and needs some.
+ */
+export function applyServingViews(manifest: ModelManifest, options: ServingViewOptions): void {
+  checkServingViews(options);
+  if (options.testTimeRotations) {
+    if (options.testTimeRotations.length > 0) manifest.testTimeRotations = [...options.testTimeRotations];
+    else delete manifest.testTimeRotations;
+    delete manifest.testTimeRotationsBelow;
+  }
+  if (options.testTimeRotationsBelow !== undefined) {
+    if (!manifest.testTimeRotations) throw new Error('a threshold for test-time rotations needs rotations (--test-time-rotations)');
+    manifest.testTimeRotationsBelow = options.testTimeRotationsBelow;
+  }
+}
