@@ -18,7 +18,7 @@ export function listOption(value: string): number[] {
 function anglesOption(value: string): number[] {
   if (value.trim() === 'none') return [];
   const angles = value.split(',').map(Number);
-  if (!isRotationList(angles) || value.split(',').some((v) => v.trim() === '')) throw new InvalidArgumentError('expected non-zero angles in degrees within ±45, e.g. -5,5, or none');
+  if (!isRotationList(angles)) throw new InvalidArgumentError('expected non-zero angles in degrees within ±45, e.g. -5,5, or none');
   return angles;
 }
 

@@ -20,8 +20,9 @@ export interface CalibrateOptions extends SplitData, ServingViewOptions {
 /**
  * Fits the temperature of a trained artifact (a single model or an ensemble) on its split's
  * validation images and re-evaluates it, in place, as a new version, optionally with other
- * test-time rotations (they change the averaged probabilities, so the temperature follows them). Training and `btd ensemble`
- * do the same for the artifacts they write; this serves artifacts written before, or re-fits.
+ * test-time rotations (they change the averaged probabilities, so the temperature follows them).
+ * Training and `btd ensemble` do the same for the artifacts they write; this serves artifacts
+ * written before, or re-fits.
  */
 export async function calibrateArtifact(options: CalibrateOptions): Promise<ModelManifest> {
   await initBackend();

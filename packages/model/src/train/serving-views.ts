@@ -8,13 +8,19 @@ export interface ServingViewOptions {
   testTimeRotationsBelow?: number;
 }
 
-/** Refuses settings that no manifest may hold, before any work is done. */
-export function checkServingViews(options: ServingViewOptions): void {
+/**
+ * Refuses settings that no manifest may hold, before any work is done; `rotations` are those the
+ * artifact has now (none for one being trained).
+ */
+export function checkServingViews(options: ServingViewOptions, rotations?: number[]): void {
   if (options.testTimeRotations && !isRotationList(options.testTimeRotations)) {
     throw new Error(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
   }
   if (options.testTimeRotationsBelow !== undefined && !isProbabilityBound(options.testTimeRotationsBelow)) {
     throw new Error(`the threshold for test-time rotations must be above 0 and at most 1, got ${String(options.testTimeRotationsBelow)}`);
+  }
+  if (options.testTimeRotationsBelow !== undefined && (options.testTimeRotations ?? rotations ?? []).length === 0) {
+    throw new Error('a threshold for test-time rotations needs rotations (--test-time-rotations)');
   }
 }
 
@@ -23,14 +29,11 @@ export function checkServingViews(options: ServingViewOptions): void {
  * threshold; a threshold alone keeps the rotations and needs some.
  */
 export function applyServingViews(manifest: ModelManifest, options: ServingViewOptions): void {
-  checkServingViews(options);
+  checkServingViews(options, manifest.testTimeRotations);
   if (options.testTimeRotations) {
     if (options.testTimeRotations.length > 0) manifest.testTimeRotations = [...options.testTimeRotations];
     else delete manifest.testTimeRotations;
     delete manifest.testTimeRotationsBelow;
   }
-  if (options.testTimeRotationsBelow !== undefined) {
-    if (!manifest.testTimeRotations) throw new Error('a threshold for test-time rotations needs rotations (--test-time-rotations)');
-    manifest.testTimeRotationsBelow = options.testTimeRotationsBelow;
-  }
+  if (options.testTimeRotationsBelow !== undefined) manifest.testTimeRotationsBelow = options.testTimeRotationsBelow;
 }
