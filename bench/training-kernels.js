@@ -14,8 +14,10 @@ import {
   initBackend,
   registerFastWasmKernels,
   unregisterBatchNormGradient,
+  unregisterBatchNormTraining,
   unregisterFastWasmKernels,
   unregisterReductionGradients,
+  unregisterReluGradient,
 } from '../packages/model/dist/backend/index.js';
 import { median } from './lib/stats.js';
 
@@ -159,17 +161,22 @@ async function pairedRatios(model, x, y, pairs) {
 }
 
 /**
- * Training step with a given set of our kernels (and optionally our batch-norm gradient) in
- * place, the stock ones otherwise; null with the error when the step cannot run.
+ * Training step with a given set of our kernels (and optionally our batch-norm gradient, and
+ * the fused batch normalisation and ReLU gradient) in place, the stock ones otherwise; null
+ * with the error when the step cannot run.
  */
-async function measureTraining({ label, ourKernels, batchNormGradient }, model, x, y) {
+async function measureTraining({ label, ourKernels, batchNormGradient, fusedTraining }, model, x, y) {
   registerFastWasmKernels();
   unregisterFastWasmKernels(FAST_WASM_KERNELS.filter((k) => !ourKernels.includes(k)));
   if (!batchNormGradient) {
     unregisterBatchNormGradient();
     unregisterReductionGradients();
   }
-  const base = { label, ourKernels, batchNormGradient };
+  if (!fusedTraining) {
+    unregisterReluGradient();
+    unregisterBatchNormTraining();
+  }
+  const base = { label, ourKernels, batchNormGradient, fusedTraining };
   try {
     const stepMs = await timeSteps(model, x, y, STEP_REPS);
     console.log(`${label.padEnd(52)} step ${stepMs.toFixed(0).padStart(6)} ms, ${(BATCH / (stepMs / 1000)).toFixed(1)} images/s`);
@@ -182,11 +189,13 @@ async function measureTraining({ label, ourKernels, batchNormGradient }, model, 
   }
 }
 
+const BEFORE_FUSION = FAST_WASM_KERNELS.filter((k) => k !== tf.Cast);
 const TRAINING_VARIANTS = [
-  { label: 'stock kernels only', ourKernels: [], batchNormGradient: false },
-  { label: 'stock + our Conv2DBackpropFilter', ourKernels: [tf.Conv2DBackpropFilter], batchNormGradient: false },
-  { label: 'stock + our two conv gradients', ourKernels: [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput], batchNormGradient: false },
-  { label: 'all ours: kernels, and BN, Sum, Mean gradients', ourKernels: [...FAST_WASM_KERNELS], batchNormGradient: true },
+  { label: 'stock kernels only', ourKernels: [], batchNormGradient: false, fusedTraining: false },
+  { label: 'stock + our Conv2DBackpropFilter', ourKernels: [tf.Conv2DBackpropFilter], batchNormGradient: false, fusedTraining: false },
+  { label: 'stock + our two conv gradients', ourKernels: [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput], batchNormGradient: false, fusedTraining: false },
+  { label: 'our kernels, BN, Sum, Mean gradients (no fusion)', ourKernels: BEFORE_FUSION, batchNormGradient: true, fusedTraining: false },
+  { label: 'all ours: + fused BN in training, ReLU gradient', ourKernels: [...FAST_WASM_KERNELS], batchNormGradient: true, fusedTraining: true },
 ];
 
 async function main() {

@@ -8,4 +8,6 @@ export {
   unregisterBatchNormGradient,
   unregisterFastWasmKernels,
   unregisterReductionGradients,
+  unregisterReluGradient,
+  unregisterBatchNormTraining,
 } from './wasm-kernels/index.js';

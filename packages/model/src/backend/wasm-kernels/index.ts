@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
+import { registerBatchNormTraining, unregisterBatchNormTraining } from './batch-norm-training.js';
+import { registerCast } from './cast.js';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { registerFusedBatchNorm } from './fused-batch-norm.js';
@@ -8,12 +10,14 @@ import { unregisterWasmKernel } from './kernel-utils.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
 import { registerReductionGradients, unregisterReductionGradients } from './reduction-grads.js';
 import { registerLeadingAxisReductions } from './reduce-leading-axes.js';
+import { registerReluGradient, unregisterReluGradient } from './relu-grad.js';
 import { registerTile } from './tile.js';
 
 /**
  * Registers the training kernels that backend wasm lacks or runs slowly, for backend 'wasm'
- * only, and cheaper gradients for FusedBatchNorm, Sum and Mean (gradients apply to every
- * backend; these give the same values). Calling this more than once is harmless.
+ * only; cheaper gradients for FusedBatchNorm, Sum, Mean and Relu (gradients apply to every
+ * backend; these give the same values); and batch normalisation in training as one fused
+ * operation on wasm. Calling this more than once is harmless.
  */
 export function registerFastWasmKernels(): void {
   registerConv2DBackpropFilter();
@@ -25,6 +29,9 @@ export function registerFastWasmKernels(): void {
   registerFusedBatchNorm();
   registerBatchNormGradient();
   registerReductionGradients();
+  registerCast();
+  registerReluGradient();
+  registerBatchNormTraining();
 }
 
 /** Names of the kernels {@link registerFastWasmKernels} registers. */
@@ -37,22 +44,27 @@ export const FAST_WASM_KERNELS: readonly string[] = [
   tf.Sum,
   tf.Mean,
   tf.FusedBatchNorm,
+  tf.Cast,
 ];
 
 /**
  * Restores the backend's own kernels, all of them or the named ones (benchmarks compare
  * against them); a kernel the backend lacks is left unregistered. Without names, the stock
- * FusedBatchNorm gradient is restored too. Idempotent.
+ * gradients and batch normalisation are restored too. Idempotent.
  */
 export function unregisterFastWasmKernels(kernelNames?: readonly string[]): void {
   for (const name of kernelNames ?? FAST_WASM_KERNELS) unregisterWasmKernel(name);
   if (kernelNames === undefined) {
     unregisterBatchNormGradient();
     unregisterReductionGradients();
+    unregisterReluGradient();
+    unregisterBatchNormTraining();
   }
 }
 
 export { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
 export { registerReductionGradients, unregisterReductionGradients } from './reduction-grads.js';
+export { registerReluGradient, unregisterReluGradient } from './relu-grad.js';
+export { registerBatchNormTraining, unregisterBatchNormTraining } from './batch-norm-training.js';
 
 export { getStockWasmKernel } from './kernel-utils.js';

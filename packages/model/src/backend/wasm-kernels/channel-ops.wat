@@ -1,0 +1,150 @@
+;; Per-channel element-wise kernels with SIMD, run on the wasm backend's own heap (the memory
+;; is imported from it). Tensors are [rows, c] float32 with c a multiple of 4; every pointer is
+;; a byte offset into that heap. `npm run wasm` compiles this file into channel-ops-wasm.ts.
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; out[b][j] = sum over the rows of block b of (x[r][j] - shift[j]), and out[b][c + j] the
+  ;; same sum of squares, for blocks of `block` rows (the last one may be shorter).
+  (func (export "channel_sums") (param $x i32) (param $rows i32) (param $c i32) (param $shift i32)
+    (param $out i32) (param $block i32)
+    (local $r i32) (local $end i32) (local $j i32) (local $base i32) (local $row i32) (local $v v128)
+    (local $cb i32) (local $p i32) (local $q i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $row (local.get $x))
+    (block $done
+      (loop $blocks
+        (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $end (i32.add (local.get $r) (local.get $block)))
+        (if (i32.gt_u (local.get $end) (local.get $rows)) (then (local.set $end (local.get $rows))))
+        (memory.fill (local.get $out) (i32.const 0) (i32.shl (local.get $cb) (i32.const 1)))
+        (loop $rowsLoop
+          (local.set $j (i32.const 0))
+          (loop $channels
+            (local.set $v (f32x4.sub
+              (v128.load (i32.add (local.get $row) (local.get $j)))
+              (v128.load (i32.add (local.get $shift) (local.get $j)))))
+            (local.set $p (i32.add (local.get $out) (local.get $j)))
+            (v128.store (local.get $p) (f32x4.add (v128.load (local.get $p)) (local.get $v)))
+            (local.set $q (i32.add (local.get $p) (local.get $cb)))
+            (v128.store (local.get $q)
+              (f32x4.add (v128.load (local.get $q)) (f32x4.mul (local.get $v) (local.get $v))))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br_if $channels (i32.lt_u (local.get $j) (local.get $cb))))
+          (local.set $row (i32.add (local.get $row) (local.get $cb)))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br_if $rowsLoop (i32.lt_u (local.get $r) (local.get $end))))
+        (local.set $out (i32.add (local.get $out) (i32.shl (local.get $cb) (i32.const 1))))
+        (br $blocks))))
+
+  ;; out[b][j] = sum over the rows of block b of dy[r][j], and out[b][c + j] the sum of
+  ;; dy[r][j] * (x[r][j] - shift[j]).
+  (func (export "gradient_sums") (param $dy i32) (param $x i32) (param $rows i32) (param $c i32)
+    (param $shift i32) (param $out i32) (param $block i32)
+    (local $r i32) (local $end i32) (local $j i32) (local $off i32) (local $g v128)
+    (local $cb i32) (local $p i32) (local $q i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (block $done
+      (loop $blocks
+        (br_if $done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $end (i32.add (local.get $r) (local.get $block)))
+        (if (i32.gt_u (local.get $end) (local.get $rows)) (then (local.set $end (local.get $rows))))
+        (memory.fill (local.get $out) (i32.const 0) (i32.shl (local.get $cb) (i32.const 1)))
+        (loop $rowsLoop
+          (local.set $j (i32.const 0))
+          (loop $channels
+            (local.set $g (v128.load (i32.add (local.get $dy) (i32.add (local.get $off) (local.get $j)))))
+            (local.set $p (i32.add (local.get $out) (local.get $j)))
+            (v128.store (local.get $p) (f32x4.add (v128.load (local.get $p)) (local.get $g)))
+            (local.set $q (i32.add (local.get $p) (local.get $cb)))
+            (v128.store (local.get $q)
+              (f32x4.add (v128.load (local.get $q))
+                (f32x4.mul (local.get $g)
+                  (f32x4.sub
+                    (v128.load (i32.add (local.get $x) (i32.add (local.get $off) (local.get $j))))
+                    (v128.load (i32.add (local.get $shift) (local.get $j)))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br_if $channels (i32.lt_u (local.get $j) (local.get $cb))))
+          (local.set $off (i32.add (local.get $off) (local.get $cb)))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br_if $rowsLoop (i32.lt_u (local.get $r) (local.get $end))))
+        (local.set $out (i32.add (local.get $out) (i32.shl (local.get $cb) (i32.const 1))))
+        (br $blocks))))
+
+  ;; out[r][j] = x[r][j] * a[j] + b[j]
+  (func (export "affine") (param $x i32) (param $rows i32) (param $c i32) (param $a i32) (param $b i32)
+    (param $out i32)
+    (local $end i32) (local $j i32) (local $cb i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (local.get $cb))))
+    (block $done
+      (loop $rowsLoop
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (v128.store (i32.add (local.get $out) (local.get $j))
+            (f32x4.add
+              (f32x4.mul
+                (v128.load (i32.add (local.get $x) (local.get $j)))
+                (v128.load (i32.add (local.get $a) (local.get $j))))
+              (v128.load (i32.add (local.get $b) (local.get $j)))))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br_if $channels (i32.lt_u (local.get $j) (local.get $cb))))
+        (local.set $x (i32.add (local.get $x) (local.get $cb)))
+        (local.set $out (i32.add (local.get $out) (local.get $cb)))
+        (br $rowsLoop))))
+
+  ;; out[r][j] = dy[r][j] * a[j] + x[r][j] * b[j] + k[j]
+  (func (export "affine2") (param $dy i32) (param $x i32) (param $rows i32) (param $c i32) (param $a i32)
+    (param $b i32) (param $k i32) (param $out i32)
+    (local $end i32) (local $j i32) (local $cb i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (local.get $cb))))
+    (block $done
+      (loop $rowsLoop
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $j (i32.const 0))
+        (loop $channels
+          (v128.store (i32.add (local.get $out) (local.get $j))
+            (f32x4.add
+              (f32x4.add
+                (f32x4.mul
+                  (v128.load (i32.add (local.get $dy) (local.get $j)))
+                  (v128.load (i32.add (local.get $a) (local.get $j))))
+                (f32x4.mul
+                  (v128.load (i32.add (local.get $x) (local.get $j)))
+                  (v128.load (i32.add (local.get $b) (local.get $j)))))
+              (v128.load (i32.add (local.get $k) (local.get $j)))))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br_if $channels (i32.lt_u (local.get $j) (local.get $cb))))
+        (local.set $dy (i32.add (local.get $dy) (local.get $cb)))
+        (local.set $x (i32.add (local.get $x) (local.get $cb)))
+        (local.set $out (i32.add (local.get $out) (local.get $cb)))
+        (br $rowsLoop))))
+
+  ;; out[i] = x[i] > 0 ? dy[i] : 0 for n values (any n).
+  (func (export "relu_grad") (param $dy i32) (param $x i32) (param $n i32) (param $out i32)
+    (local $end i32) (local $vend i32)
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $vend (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vdone
+      (loop $vectors
+        (br_if $vdone (i32.ge_u (local.get $x) (local.get $vend)))
+        (v128.store (local.get $out)
+          (v128.and
+            (v128.load (local.get $dy))
+            (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0))))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 16)))
+        (br $vectors)))
+    (block $done
+      (loop $scalars
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (f32.store (local.get $out)
+          (select (f32.load (local.get $dy)) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0))))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 4)))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $out (i32.add (local.get $out) (i32.const 4)))
+        (br $scalars))))
+)
