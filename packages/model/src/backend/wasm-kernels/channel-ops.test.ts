@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compileWat } from '../../../../../scripts/compile-wasm.js';
 import { initBackend } from '../init-backend.js';
 import { CHANNEL_OPS_WASM } from './channel-ops-wasm.js';
-import { affine, affine2, channelMoments, gradientSums, reluGradient, simdChannels } from './channel-ops.js';
+import { affine, affine2, batchToInner, channelMoments, gradientSums, reluGradient, simdChannels } from './channel-ops.js';
 
 function values(n: number, seed: number, offset = 0): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * 1.5 + Math.cos(i * 0.011 * seed) + offset);
@@ -102,6 +102,19 @@ describe('channel-ops.wat kernels on the wasm heap', () => {
       const [dy, x] = [values(n, 6), values(n, 7)];
       expect(Array.from(out)).toEqual(Array.from(x, (v, i) => (v > 0 ? dy[i]! : 0)));
     }
+  });
+
+  it.each([{ shape: [2, 3, 4, 5] }, { shape: [3, 1, 7, 4] }])('moves the batch axis inside: $shape to [H, W, N, C]', ({ shape }) => {
+    const [n, h, w, c] = shape as [number, number, number, number];
+    const out = withTensors([shape], [8], (backend, x) => read(backend, batchToInner(backend, x!)));
+    const x = values(n * h * w * c, 8);
+    const expected = new Float32Array(x.length);
+    for (let b = 0; b < n; b++) {
+      for (let p = 0; p < h * w; p++) {
+        for (let j = 0; j < c; j++) expected[(p * n + b) * c + j] = x[(b * h * w + p) * c + j]!;
+      }
+    }
+    expect(Array.from(out)).toEqual(Array.from(expected));
   });
 
   it('frees every temporary it allocates', () => {

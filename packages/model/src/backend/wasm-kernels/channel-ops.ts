@@ -9,6 +9,7 @@ interface ChannelOpsExports {
   affine(x: number, rows: number, c: number, a: number, b: number, out: number): void;
   affine2(dy: number, x: number, rows: number, c: number, a: number, b: number, k: number, out: number): void;
   relu_grad(dy: number, x: number, n: number, out: number): void;
+  swap_leading_axes(x: number, n: number, hw: number, bytes: number, out: number): void;
 }
 
 /** Rows summed in float32 before a block's sums join the float64 totals. */
@@ -147,5 +148,13 @@ export function reluGradient(backend: BackendWasm, dy: tf.TensorInfo, x: tf.Tens
   const out = backend.makeOutput([...x.shape], 'float32');
   const n = x.shape.reduce((m, d) => m * d, 1);
   channelOps(backend).relu_grad(pointer(backend, dy), pointer(backend, x), n, pointer(backend, out));
+  return out;
+}
+
+/** x of shape [N, H, W, C] as [H, W, N, C] (float32, any C), by block copies on the heap. */
+export function batchToInner(backend: BackendWasm, x: tf.TensorInfo): tf.TensorInfo {
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const out = backend.makeOutput([h, w, n, c], 'float32');
+  channelOps(backend).swap_leading_axes(pointer(backend, x), n, h * w, c * 4, pointer(backend, out));
   return out;
 }

@@ -147,4 +147,26 @@
         (local.set $x (i32.add (local.get $x) (i32.const 4)))
         (local.set $out (i32.add (local.get $out) (i32.const 4)))
         (br $scalars))))
+;; out[p][b] = x[b][p] for blocks of `bytes` bytes: x of shape [n, hw, C] becomes [hw, n, C]
+  ;; (the filter gradient's dy, from [N, H, W, C] to [H, W, N, C]).
+  (func (export "swap_leading_axes") (param $x i32) (param $n i32) (param $hw i32) (param $bytes i32) (param $out i32)
+    (local $b i32) (local $p i32) (local $src i32) (local $rowBytes i32)
+    (local.set $rowBytes (i32.mul (local.get $n) (local.get $bytes)))
+    (block $done
+      (loop $batches
+        (br_if $done (i32.ge_u (local.get $b) (local.get $n)))
+        (local.set $p (i32.const 0))
+        (local.set $src (i32.add (local.get $x) (i32.mul (i32.mul (local.get $b) (local.get $hw)) (local.get $bytes))))
+        (block $rowDone
+          (loop $positions
+            (br_if $rowDone (i32.ge_u (local.get $p) (local.get $hw)))
+            (memory.copy
+              (i32.add (local.get $out) (i32.add (i32.mul (local.get $p) (local.get $rowBytes)) (i32.mul (local.get $b) (local.get $bytes))))
+              (local.get $src)
+              (local.get $bytes))
+            (local.set $src (i32.add (local.get $src) (local.get $bytes)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $positions)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $batches))))
 )

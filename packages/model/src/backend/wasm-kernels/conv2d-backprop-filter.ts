@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { batchToInner } from './channel-ops.js';
 import { swapOuterAndInnerAxes } from './heap-transpose.js';
 import { disposeAll, registerWasmKernel, runWasmKernel, view, type WasmKernelArgs } from './kernel-utils.js';
 
@@ -26,7 +27,7 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs)
   const right = Math.max(0, kw + (wo - 1) * sw - info.inWidth - left);
 
   const xT = swapOuterAndInnerAxes(backend, x);
-  const dyT = runWasmKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
+  const dyT = batchToInner(backend, dy);
   let grad = runWasmKernel('Conv2D', backend, { x: xT, filter: dyT }, {
     strides: [1, 1],
     pad: [[0, 0], [top, bottom], [left, right], [0, 0]],

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../init-backend.js';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './index.js';
-import { outerRepeats } from './tile.js';
+import { repeatPattern } from './tile.js';
 
 /** Tile by the definition: out[i0, i1, ...] = x[i0 % d0, i1 % d1, ...]. */
 function referenceTile(values: ArrayLike<number>, shape: number[], reps: number[]): number[] {
@@ -30,11 +30,13 @@ describe('Tile on wasm', () => {
   });
 
   it('recognises whole-copy patterns only', () => {
-    expect(outerRepeats([1, 1, 1, 16], [32, 96, 96, 1])).toBe(32 * 96 * 96);
-    expect(outerRepeats([1, 5, 3], [4, 1, 1])).toBe(4);
-    expect(outerRepeats([2, 3], [1, 1])).toBe(1);
-    expect(outerRepeats([2, 3], [2, 1])).toBeUndefined();
-    expect(outerRepeats([1, 3], [2, 2])).toBeUndefined();
+    expect(repeatPattern([1, 1, 1, 16], [32, 96, 96, 1])).toEqual({ outer: 1, inner: 16, repeats: 32 * 96 * 96 });
+    expect(repeatPattern([32, 1, 1, 128], [1, 12, 12, 1])).toEqual({ outer: 32, inner: 128, repeats: 144 });
+    expect(repeatPattern([1, 5, 3], [4, 1, 1])).toEqual({ outer: 1, inner: 15, repeats: 4 });
+    expect(repeatPattern([2, 3], [1, 1])).toEqual({ outer: 6, inner: 1, repeats: 1 });
+    expect(repeatPattern([2, 3], [2, 1])).toBeUndefined();
+    expect(repeatPattern([1, 3], [2, 2])).toBeUndefined();
+    expect(repeatPattern([2, 1, 3], [1, 4, 2])).toBeUndefined();
   });
 
   const cases: { shape: number[]; reps: number[]; dtype: 'float32' | 'int32' | 'bool' }[] = [
@@ -44,6 +46,8 @@ describe('Tile on wasm', () => {
     { shape: [2, 3], reps: [1, 1], dtype: 'float32' },
     { shape: [2, 3, 2], reps: [2, 1, 3], dtype: 'float32' },
     { shape: [1, 3], reps: [2, 2], dtype: 'int32' },
+    { shape: [3, 1, 1, 4], reps: [1, 5, 2, 1], dtype: 'float32' },
+    { shape: [2, 1, 3], reps: [1, 7, 1], dtype: 'int32' },
   ];
 
   it.each(cases)('matches the definition for $shape × $reps ($dtype)', ({ shape, reps, dtype }) => {
