@@ -15,6 +15,7 @@ import {
   registerFastWasmKernels,
   unregisterBatchNormGradient,
   unregisterBatchNormTraining,
+  unregisterConvTraining,
   unregisterFastWasmKernels,
   unregisterReductionGradients,
   unregisterReluGradient,
@@ -175,6 +176,7 @@ async function measureTraining({ label, ourKernels, batchNormGradient, fusedTrai
   if (!fusedTraining) {
     unregisterReluGradient();
     unregisterBatchNormTraining();
+    unregisterConvTraining();
   }
   const base = { label, ourKernels, batchNormGradient, fusedTraining };
   try {
@@ -195,7 +197,7 @@ const TRAINING_VARIANTS = [
   { label: 'stock + our Conv2DBackpropFilter', ourKernels: [tf.Conv2DBackpropFilter], batchNormGradient: false, fusedTraining: false },
   { label: 'stock + our two conv gradients', ourKernels: [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput], batchNormGradient: false, fusedTraining: false },
   { label: 'our kernels, BN, Sum, Mean gradients (no fusion)', ourKernels: BEFORE_FUSION, batchNormGradient: true, fusedTraining: false },
-  { label: 'all ours: + fused BN in training, ReLU gradient', ourKernels: [...FAST_WASM_KERNELS], batchNormGradient: true, fusedTraining: true },
+  { label: 'all ours: + fused BN, ReLU gradient, plain conv', ourKernels: [...FAST_WASM_KERNELS], batchNormGradient: true, fusedTraining: true },
 ];
 
 async function main() {

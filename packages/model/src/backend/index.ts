@@ -10,4 +10,5 @@ export {
   unregisterReductionGradients,
   unregisterReluGradient,
   unregisterBatchNormTraining,
+  unregisterConvTraining,
 } from './wasm-kernels/index.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { affine, affine2, channelMoments, gradientSums, simdChannels } from './channel-ops.js';
+import { layerCallOverride, singleInput, type LayerCall } from './layer-call-override.js';
 
 /** The fields of tf.layers' BatchNormalization this module reads (they are not public in its types). */
 interface BatchNormLayer {
@@ -14,11 +15,6 @@ interface BatchNormLayer {
   movingMean: tf.LayerVariable;
   movingVariance: tf.LayerVariable;
 }
-
-type Call = (this: BatchNormLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
-
-const prototype = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: Call };
-let stockCall: Call | undefined;
 
 const wrap = (info: tf.TensorInfo): tf.Tensor => tf.engine().makeTensorFromTensorInfo(info);
 
@@ -80,25 +76,26 @@ function canFuse(layer: BatchNormLayer, input: tf.Tensor): boolean {
   );
 }
 
+const override = layerCallOverride<BatchNormLayer>(
+  Object.getPrototypeOf(tf.layers.batchNormalization({})) as object,
+  (original: LayerCall<BatchNormLayer>) =>
+    function (this: BatchNormLayer, inputs, kwargs) {
+      const input = singleInput(inputs);
+      if (kwargs?.['training'] !== true || input === undefined || !canFuse(this, input)) return original.call(this, inputs, kwargs);
+      return tf.tidy(() => normalizeInTraining(this, input));
+    },
+);
+
 /**
  * Makes every tf.layers BatchNormalization normalise with {@link normalizeInTraining} when
  * training on wasm with channels last (a multiple of 4), else as before; inference is
  * untouched, and so are saved models. Idempotent.
  */
 export function registerBatchNormTraining(): void {
-  if (stockCall !== undefined) return;
-  const original = prototype.call;
-  stockCall = original;
-  prototype.call = function (this: BatchNormLayer, inputs, kwargs) {
-    const input = Array.isArray(inputs) ? inputs[0] : inputs;
-    if (kwargs?.['training'] !== true || input === undefined || !canFuse(this, input)) return original.call(this, inputs, kwargs);
-    return tf.tidy(() => normalizeInTraining(this, input));
-  };
+  override.install();
 }
 
 /** Puts tf.layers' own BatchNormalization call back. Idempotent. */
 export function unregisterBatchNormTraining(): void {
-  if (stockCall === undefined) return;
-  prototype.call = stockCall;
-  stockCall = undefined;
+  override.uninstall();
 }

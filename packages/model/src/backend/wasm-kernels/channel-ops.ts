@@ -10,6 +10,7 @@ interface ChannelOpsExports {
   affine2(dy: number, x: number, rows: number, c: number, a: number, b: number, k: number, out: number): void;
   relu_grad(dy: number, x: number, n: number, out: number): void;
   swap_leading_axes(x: number, n: number, hw: number, bytes: number, out: number): void;
+  im2col_rows(xT: number, h: number, w: number, n: number, cin: number, kh: number, kw: number, top: number, left: number, wo: number, y0: number, rows: number, out: number): void;
 }
 
 /** Rows summed in float32 before a block's sums join the float64 totals. */
@@ -156,5 +157,27 @@ export function batchToInner(backend: BackendWasm, x: tf.TensorInfo): tf.TensorI
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const out = backend.makeOutput([h, w, n, c], 'float32');
   channelOps(backend).swap_leading_axes(pointer(backend, x), n, h * w, c * 4, pointer(backend, out));
+  return out;
+}
+
+/** Where a stride-1 convolution's window sits: kernel size, padding before, output width. */
+export interface Window {
+  kh: number;
+  kw: number;
+  top: number;
+  left: number;
+  wo: number;
+}
+
+/**
+ * Output rows y0 .. y0 + rows − 1 of the transposed im2col matrix of a stride-1 convolution, as
+ * [kh·kw·Cin, rows·wo·N]: row (i, j, ci) holds, for each output position (y, x) and image b,
+ * the input value under tap (i, j), or 0 in the padding. xT is the input as [Cin, H, W, N].
+ */
+export function im2colRows(backend: BackendWasm, xT: tf.TensorInfo, window: Window, y0: number, rows: number): tf.TensorInfo {
+  const [cin, h, w, n] = xT.shape as [number, number, number, number];
+  const { kh, kw, top, left, wo } = window;
+  const out = backend.makeOutput([kh * kw * cin, rows * wo * n], 'float32');
+  channelOps(backend).im2col_rows(pointer(backend, xT), h, w, n, cin, kh, kw, top, left, wo, y0, rows, pointer(backend, out));
   return out;
 }

@@ -169,4 +169,57 @@
             (br $positions)))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
         (br $batches))))
+;; Rows y0 .. y0 + rows - 1 of the im2col matrix of a stride-1 convolution, transposed:
+  ;; out[(i * kw + j) * cin + ci][((y - y0) * wo + x) * n + b] = xT[ci][y + i - top][x + j - left][b],
+  ;; zero where that falls outside the input. xT is the input as [cin, h, w, n], so each output
+  ;; row of one y is a single copy between zero margins.
+  (func (export "im2col_rows") (param $xT i32) (param $h i32) (param $w i32) (param $n i32) (param $cin i32)
+    (param $kh i32) (param $kw i32) (param $top i32) (param $left i32) (param $wo i32) (param $y0 i32)
+    (param $rows i32) (param $out i32)
+    (local $i i32) (local $j i32) (local $ci i32) (local $yr i32) (local $yy i32) (local $xs i32) (local $xe i32)
+    (local $nb i32) (local $rowBytes i32) (local $dst i32)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $wo) (local.get $nb)))
+    (local.set $dst (local.get $out))
+    (loop $taps_i
+      (local.set $j (i32.const 0))
+      (loop $taps_j
+        ;; Output columns x whose input column x + j - left lies in [0, w).
+        (local.set $xs (i32.sub (local.get $left) (local.get $j)))
+        (if (i32.lt_s (local.get $xs) (i32.const 0)) (then (local.set $xs (i32.const 0))))
+        (if (i32.gt_s (local.get $xs) (local.get $wo)) (then (local.set $xs (local.get $wo))))
+        (local.set $xe (i32.add (i32.sub (local.get $w) (local.get $j)) (local.get $left)))
+        (if (i32.gt_s (local.get $xe) (local.get $wo)) (then (local.set $xe (local.get $wo))))
+        (if (i32.lt_s (local.get $xe) (local.get $xs)) (then (local.set $xe (local.get $xs))))
+        (local.set $ci (i32.const 0))
+        (loop $channels
+          (local.set $yr (i32.const 0))
+          (loop $outRows
+            (local.set $yy (i32.sub (i32.add (i32.add (local.get $y0) (local.get $yr)) (local.get $i)) (local.get $top)))
+            (if (i32.or (i32.lt_s (local.get $yy) (i32.const 0)) (i32.ge_s (local.get $yy) (local.get $h)))
+              (then (memory.fill (local.get $dst) (i32.const 0) (local.get $rowBytes)))
+              (else
+                (memory.fill (local.get $dst) (i32.const 0) (i32.mul (local.get $xs) (local.get $nb)))
+                (memory.copy
+                  (i32.add (local.get $dst) (i32.mul (local.get $xs) (local.get $nb)))
+                  (i32.add (local.get $xT)
+                    (i32.mul
+                      (i32.add
+                        (i32.mul (i32.add (i32.mul (local.get $ci) (local.get $h)) (local.get $yy)) (local.get $w))
+                        (i32.sub (i32.add (local.get $xs) (local.get $j)) (local.get $left)))
+                      (local.get $nb)))
+                  (i32.mul (i32.sub (local.get $xe) (local.get $xs)) (local.get $nb)))
+                (memory.fill
+                  (i32.add (local.get $dst) (i32.mul (local.get $xe) (local.get $nb)))
+                  (i32.const 0)
+                  (i32.mul (i32.sub (local.get $wo) (local.get $xe)) (local.get $nb)))))
+            (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))
+            (local.set $yr (i32.add (local.get $yr) (i32.const 1)))
+            (br_if $outRows (i32.lt_u (local.get $yr) (local.get $rows))))
+          (local.set $ci (i32.add (local.get $ci) (i32.const 1)))
+          (br_if $channels (i32.lt_u (local.get $ci) (local.get $cin))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br_if $taps_j (i32.lt_u (local.get $j) (local.get $kw))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $taps_i (i32.lt_u (local.get $i) (local.get $kh)))))
 )

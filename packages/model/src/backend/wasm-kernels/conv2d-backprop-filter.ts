@@ -1,14 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchToInner } from './channel-ops.js';
+import { filterGradientByMatMul } from './filter-gradient-matmul.js';
 import { swapOuterAndInnerAxes } from './heap-transpose.js';
 import { disposeAll, registerWasmKernel, runWasmKernel, view, type WasmKernelArgs } from './kernel-utils.js';
 
 type Shape4 = [number, number, number, number];
 
 /**
- * Filter gradient of a 2-D convolution (NHWC, dilation 1), computed by the backend's fast
- * forward convolution: with x as [Cin, H, W, N] and dy as a filter [Ho, Wo, N, Cout], a VALID
- * convolution dilated by the forward stride gives dW[i, j, ci, co] =
+ * Filter gradient of a 2-D convolution (NHWC, dilation 1). With stride 1, by matrix products
+ * ({@link filterGradientByMatMul}); otherwise by the backend's fast forward convolution: with
+ * x as [Cin, H, W, N] and dy as a filter [Ho, Wo, N, Cout], a VALID convolution dilated by the
+ * forward stride gives dW[i, j, ci, co] =
  * sum over n, y, x of xPadded[n, y*s + i, x*s + j, ci] * dy[n, y, x, co].
  */
 export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs): tf.TensorInfo {
@@ -21,6 +23,7 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs)
     x.shape as Shape4, filterShape as Shape4, strides, 1, pad, dimRoundingMode, false, 'channelsLast',
   );
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
+  if (sh === 1 && sw === 1 && x.dtype === 'float32') return filterGradientByMatMul(backend, x, dy, info);
   const { top, left } = info.padInfo;
   // Pad only as far as the last window reaches; any rows or columns beyond it are cropped below.
   const bottom = Math.max(0, kh + (ho - 1) * sh - info.inHeight - top);

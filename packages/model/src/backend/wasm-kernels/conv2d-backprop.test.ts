@@ -109,6 +109,28 @@ describe('conv2d gradient kernels on wasm', () => {
     });
   });
 
+  // With stride 1 the filter gradient is taken a few output rows at a time (512 kB of dy per
+  // product): these shapes need several chunks, the last one shorter.
+  it.each([
+    { xShape: [4, 40, 40, 8] as Shape4, k: 3, cout: 64, pad: 'same' as Pad },
+    { xShape: [3, 37, 35, 5] as Shape4, k: 3, cout: 128, pad: 'valid' as Pad },
+    { xShape: [2, 30, 26, 3] as Shape4, k: 5, cout: 1200, pad: [[0, 0], [2, 1], [0, 3], [0, 0]] as Pad },
+  ])('filter gradient in row chunks matches the definition and frees its chunks: $xShape k=$k cout=$cout', ({ xShape, k, cout, pad }) => {
+    const wShape: Shape4 = [k, k, xShape[3], cout];
+    const info = tf.backend_util.computeConv2DInfo(xShape, wShape, 1, 1, pad);
+    const dyShape: Shape4 = [xShape[0], info.outHeight, info.outWidth, cout];
+    const xv = randomValues(xShape.reduce((a, b) => a * b), 5);
+    const dyv = randomValues(dyShape.reduce((a, b) => a * b), 6);
+    const expected = referenceGrads(xv, xShape, new Float32Array(wShape.reduce((a, b) => a * b)), wShape, dyv, info);
+    const dataIds = tf.backend().numDataIds();
+    tf.tidy(() => {
+      const dW = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor4d(xv, xShape), dy: tf.tensor4d(dyv, dyShape) }, { strides: 1, pad, dataFormat: 'NHWC', filterShape: wShape }) as tf.Tensor;
+      expect(dW.shape).toEqual(wShape);
+      expectClose(dW.dataSync(), expected.dW, 'dW');
+    });
+    expect(tf.backend().numDataIds()).toBe(dataIds);
+  });
+
   it('give a small conv net the same gradients as the cpu backend', async () => {
     const shapes: Shape4[] = [[3, 3, 2, 4], [3, 3, 4, 6], [5, 5, 6, 3]];
     const weights = shapes.map((shape, i) => randomValues(shape.reduce((a, b) => a * b), 100 + i));

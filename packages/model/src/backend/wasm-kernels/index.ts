@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-norm-grad.js';
 import { registerBatchNormTraining, unregisterBatchNormTraining } from './batch-norm-training.js';
 import { registerCast } from './cast.js';
+import { registerConvTraining, unregisterConvTraining } from './conv-training.js';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { registerFusedBatchNorm } from './fused-batch-norm.js';
@@ -16,8 +17,9 @@ import { registerTile } from './tile.js';
 /**
  * Registers the training kernels that backend wasm lacks or runs slowly, for backend 'wasm'
  * only; cheaper gradients for FusedBatchNorm, Sum, Mean and Relu (gradients apply to every
- * backend; these give the same values); and batch normalisation in training as one fused
- * operation on wasm. Calling this more than once is harmless.
+ * backend; these give the same values); and, when training on wasm, batch normalisation as one
+ * fused operation and convolutions whose gradient skips what nothing reads. Calling this more
+ * than once is harmless.
  */
 export function registerFastWasmKernels(): void {
   registerConv2DBackpropFilter();
@@ -32,6 +34,7 @@ export function registerFastWasmKernels(): void {
   registerCast();
   registerReluGradient();
   registerBatchNormTraining();
+  registerConvTraining();
 }
 
 /** Names of the kernels {@link registerFastWasmKernels} registers. */
@@ -59,6 +62,7 @@ export function unregisterFastWasmKernels(kernelNames?: readonly string[]): void
     unregisterReductionGradients();
     unregisterReluGradient();
     unregisterBatchNormTraining();
+    unregisterConvTraining();
   }
 }
 
@@ -66,5 +70,6 @@ export { registerBatchNormGradient, unregisterBatchNormGradient } from './batch-
 export { registerReductionGradients, unregisterReductionGradients } from './reduction-grads.js';
 export { registerReluGradient, unregisterReluGradient } from './relu-grad.js';
 export { registerBatchNormTraining, unregisterBatchNormTraining } from './batch-norm-training.js';
+export { registerConvTraining, unregisterConvTraining } from './conv-training.js';
 
 export { getStockWasmKernel } from './kernel-utils.js';
