@@ -7,8 +7,17 @@ import { disposeAll, registerWasmKernel, runWasmKernel, view, type WasmKernelArg
 type Shape4 = [number, number, number, number];
 
 /**
- * Filter gradient of a 2-D convolution (NHWC, dilation 1). With stride 1, by matrix products
- * ({@link filterGradientByMatMul}); otherwise by the backend's fast forward convolution: with
+ * Output channels from which the matrix products win. Building the im2col rows writes nine
+ * copies of x for a 3×3 kernel, whatever the output channels, while the products' work grows
+ * with them: with 16 (the 96×96 layers) the copying cost as much as it saved, and two threads
+ * training side by side were held up by it (memory bandwidth); with 32 and more it wins.
+ */
+const MATMUL_MIN_OUT_CHANNELS = 32;
+
+/**
+ * Filter gradient of a 2-D convolution (NHWC, dilation 1). With stride 1 and enough output
+ * channels, by matrix products ({@link filterGradientByMatMul}); otherwise by the backend's fast
+ * forward convolution: with
  * x as [Cin, H, W, N] and dy as a filter [Ho, Wo, N, Cout], a VALID convolution dilated by the
  * forward stride gives dW[i, j, ci, co] =
  * sum over n, y, x of xPadded[n, y*s + i, x*s + j, ci] * dy[n, y, x, co].
@@ -23,7 +32,9 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs)
     x.shape as Shape4, filterShape as Shape4, strides, 1, pad, dimRoundingMode, false, 'channelsLast',
   );
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
-  if (sh === 1 && sw === 1 && x.dtype === 'float32') return filterGradientByMatMul(backend, x, dy, info);
+  if (sh === 1 && sw === 1 && x.dtype === 'float32' && info.outChannels >= MATMUL_MIN_OUT_CHANNELS) {
+    return filterGradientByMatMul(backend, x, dy, info);
+  }
   const { top, left } = info.padInfo;
   // Pad only as far as the last window reaches; any rows or columns beyond it are cropped below.
   const bottom = Math.max(0, kh + (ho - 1) * sh - info.inHeight - top);
