@@ -2,6 +2,12 @@ import type * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { CHANNEL_OPS_WASM } from './channel-ops-wasm.js';
 
+/**
+ * The hand-written SIMD kernels of channel-ops.wat, run on the wasm backend's heap: per-channel
+ * sums and affine maps (batch normalisation in training), the ReLU gradient, and the layout
+ * copies of the filter gradient (batch axis inside, im2col rows).
+ */
+
 /** The exports of channel-ops.wat; every pointer is a byte offset into the backend's heap. */
 interface ChannelOpsExports {
   channel_sums(x: number, rows: number, c: number, shift: number, out: number, block: number): void;
