@@ -4,8 +4,8 @@ import { CHANNEL_OPS_WASM } from './channel-ops-wasm.js';
 
 /**
  * The hand-written SIMD kernels of channel-ops.wat, run on the wasm backend's heap: per-channel
- * sums and affine maps (batch normalisation in training), the ReLU gradient, and the layout
- * copies of the filter gradient (batch axis inside, im2col rows).
+ * sums and affine maps (batch normalisation in training), the ReLU and 2×2 max-pool gradients,
+ * and the layout copies of the filter gradient (batch axis inside, im2col rows).
  */
 
 /** The exports of channel-ops.wat; every pointer is a byte offset into the backend's heap. */
@@ -16,6 +16,8 @@ interface ChannelOpsExports {
   affine2(dy: number, x: number, rows: number, c: number, a: number, b: number, k: number, out: number): void;
   relu_grad(dy: number, x: number, n: number, out: number): void;
   swap_leading_axes(x: number, n: number, hw: number, bytes: number, out: number): void;
+  swap_outer_inner(x: number, a: number, middle: number, d: number, out: number): void;
+  max_pool_grad_2x2(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number, ho: number, wo: number): void;
   im2col_rows(xT: number, h: number, w: number, n: number, cin: number, kh: number, kw: number, top: number, left: number, wo: number, y0: number, rows: number, out: number): void;
 }
 
@@ -185,5 +187,24 @@ export function im2colRows(backend: BackendWasm, xT: tf.TensorInfo, window: Wind
   const { kh, kw, top, left, wo } = window;
   const out = backend.makeOutput([kh * kw * cin, rows * wo * n], 'float32');
   channelOps(backend).im2col_rows(pointer(backend, xT), h, w, n, cin, kh, kw, top, left, wo, y0, rows, pointer(backend, out));
+  return out;
+}
+
+/**
+ * Gradient of a 2×2, stride-2, unpadded max pool of x ([N, H, W, C], C a multiple of 4, with
+ * ho = ⌊H/2⌋ and wo = ⌊W/2⌋ output rows and columns): dy goes to each window's first maximum.
+ */
+export function maxPoolGradient2x2(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo): tf.TensorInfo {
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const [, ho, wo] = dy.shape as [number, number, number, number];
+  const out = backend.makeOutput([...x.shape], 'float32');
+  channelOps(backend).max_pool_grad_2x2(pointer(backend, x), pointer(backend, dy), pointer(backend, out), n, h, w, c, ho, wo);
+  return out;
+}
+
+/** out[j][m][i] = x[i][m][j] for x viewed as [a, middle, d], as a [d, middle, a] tensor of `shape`. */
+export function swapOuterInner(backend: BackendWasm, x: tf.TensorInfo, a: number, middle: number, d: number, shape: number[]): tf.TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  channelOps(backend).swap_outer_inner(pointer(backend, x), a, middle, d, pointer(backend, out));
   return out;
 }

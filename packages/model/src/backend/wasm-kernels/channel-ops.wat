@@ -222,4 +222,92 @@
         (br_if $taps_j (i32.lt_u (local.get $j) (local.get $kw))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $taps_i (i32.lt_u (local.get $i) (local.get $kh)))))
+;; Gradient of a 2×2, stride-2 max pool on [n, h, w, c] (c a multiple of 4): each window's
+  ;; gradient goes to its first maximum in row-major order; every other input position gets 0.
+  (func (export "max_pool_grad_2x2") (param $x i32) (param $dy i32) (param $dx i32) (param $n i32) (param $h i32)
+    (param $w i32) (param $c i32) (param $ho i32) (param $wo i32)
+    (local $cb i32) (local $rowBytes i32) (local $b i32) (local $oy i32) (local $ox i32) (local $j i32)
+    (local $off i32) (local $p i32) (local $g v128) (local $v00 v128) (local $v01 v128) (local $v10 v128) (local $v11 v128)
+    (local $m00 v128) (local $m01 v128) (local $m10 v128)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $w) (local.get $cb)))
+    ;; Rows or columns beyond the last window get no gradient.
+    (if (i32.or (i32.ne (local.get $h) (i32.shl (local.get $ho) (i32.const 1)))
+                (i32.ne (local.get $w) (i32.shl (local.get $wo) (i32.const 1))))
+      (then (memory.fill (local.get $dx) (i32.const 0)
+        (i32.mul (i32.mul (local.get $n) (local.get $h)) (local.get $rowBytes)))))
+    (block $done
+      (loop $images
+        (br_if $done (i32.ge_u (local.get $b) (local.get $n)))
+        (local.set $oy (i32.const 0))
+        (loop $outRows
+          (local.set $ox (i32.const 0))
+          (loop $outColumns
+            ;; Byte offset of the window's top-left pixel, in x and in dx alike.
+            (local.set $off (i32.mul
+              (i32.add
+                (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (i32.shl (local.get $oy) (i32.const 1))) (local.get $w))
+                (i32.shl (local.get $ox) (i32.const 1)))
+              (local.get $cb)))
+            (local.set $j (i32.const 0))
+            (loop $channels
+              (local.set $p (i32.add (local.get $off) (local.get $j)))
+              (local.set $v00 (v128.load (i32.add (local.get $x) (local.get $p))))
+              (local.set $v01 (v128.load (i32.add (local.get $x) (i32.add (local.get $p) (local.get $cb)))))
+              (local.set $v10 (v128.load (i32.add (local.get $x) (i32.add (local.get $p) (local.get $rowBytes)))))
+              (local.set $v11 (v128.load (i32.add (local.get $x) (i32.add (i32.add (local.get $p) (local.get $rowBytes)) (local.get $cb)))))
+              (local.set $g (v128.load (local.get $dy)))
+              (local.set $m00 (v128.and (v128.and (f32x4.ge (local.get $v00) (local.get $v01)) (f32x4.ge (local.get $v00) (local.get $v10)))
+                (f32x4.ge (local.get $v00) (local.get $v11))))
+              (local.set $m01 (v128.andnot (v128.and (f32x4.ge (local.get $v01) (local.get $v10)) (f32x4.ge (local.get $v01) (local.get $v11)))
+                (local.get $m00)))
+              (local.set $m10 (v128.andnot (v128.andnot (f32x4.ge (local.get $v10) (local.get $v11)) (local.get $m00)) (local.get $m01)))
+              (v128.store (i32.add (local.get $dx) (local.get $p)) (v128.and (local.get $g) (local.get $m00)))
+              (v128.store (i32.add (local.get $dx) (i32.add (local.get $p) (local.get $cb))) (v128.and (local.get $g) (local.get $m01)))
+              (v128.store (i32.add (local.get $dx) (i32.add (local.get $p) (local.get $rowBytes))) (v128.and (local.get $g) (local.get $m10)))
+              (v128.store (i32.add (local.get $dx) (i32.add (i32.add (local.get $p) (local.get $rowBytes)) (local.get $cb)))
+                (v128.andnot (local.get $g) (v128.or (v128.or (local.get $m00) (local.get $m01)) (local.get $m10))))
+              (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+              (local.set $j (i32.add (local.get $j) (i32.const 16)))
+              (br_if $channels (i32.lt_u (local.get $j) (local.get $cb))))
+            (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+            (br_if $outColumns (i32.lt_u (local.get $ox) (local.get $wo))))
+          (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+          (br_if $outRows (i32.lt_u (local.get $oy) (local.get $ho))))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $images))))
+;; out[j][m][i] = x[i][m][j] for x of shape [a, middle, d] (perm [2, 1, 0] over those axes), by
+  ;; blocks of 16 middle positions, so that each image's part of a block is read contiguously
+  ;; and the block's output stays in cache while it fills.
+  (func (export "swap_outer_inner") (param $x i32) (param $a i32) (param $middle i32) (param $d i32) (param $out i32)
+    (local $m0 i32) (local $m1 i32) (local $i i32) (local $m i32) (local $j i32) (local $src i32) (local $dst i32)
+    (local $dstStride i32)
+    ;; Bytes between out[j][m][i] and out[j + 1][m][i].
+    (local.set $dstStride (i32.shl (i32.mul (local.get $middle) (local.get $a)) (i32.const 2)))
+    (block $done
+      (loop $blocks
+        (br_if $done (i32.ge_u (local.get $m0) (local.get $middle)))
+        (local.set $m1 (i32.add (local.get $m0) (i32.const 16)))
+        (if (i32.gt_u (local.get $m1) (local.get $middle)) (then (local.set $m1 (local.get $middle))))
+        (local.set $i (i32.const 0))
+        (loop $images
+          (local.set $src (i32.add (local.get $x)
+            (i32.shl (i32.mul (i32.add (i32.mul (local.get $i) (local.get $middle)) (local.get $m0)) (local.get $d)) (i32.const 2))))
+          (local.set $m (local.get $m0))
+          (loop $positions
+            (local.set $dst (i32.add (local.get $out)
+              (i32.shl (i32.add (i32.mul (local.get $m) (local.get $a)) (local.get $i)) (i32.const 2))))
+            (local.set $j (i32.const 0))
+            (loop $channels
+              (f32.store (local.get $dst) (f32.load (local.get $src)))
+              (local.set $src (i32.add (local.get $src) (i32.const 4)))
+              (local.set $dst (i32.add (local.get $dst) (local.get $dstStride)))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $channels (i32.lt_u (local.get $j) (local.get $d))))
+            (local.set $m (i32.add (local.get $m) (i32.const 1)))
+            (br_if $positions (i32.lt_u (local.get $m) (local.get $m1))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $images (i32.lt_u (local.get $i) (local.get $a))))
+        (local.set $m0 (local.get $m1))
+        (br $blocks))))
 )

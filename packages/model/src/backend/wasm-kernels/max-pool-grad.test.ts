@@ -30,6 +30,8 @@ const cases: Case[] = [
   { shape: [3, 8, 10, 5], pool: 2, stride: 2, pad: 'valid', fast: true },
   { shape: [2, 9, 7, 3], pool: 2, stride: 2, pad: 'valid', fast: true },
   { shape: [2, 8, 6, 4], pool: 2, stride: 2, pad: 'same', fast: true },
+  { shape: [3, 9, 7, 8], pool: 2, stride: 2, pad: 'valid', fast: true },
+  { shape: [2, 10, 12, 16], pool: 2, stride: 2, pad: 'valid', fast: true },
   { shape: [2, 9, 9, 2], pool: 3, stride: 3, pad: 'valid', fast: true },
   { shape: [2, 7, 9, 3], pool: 2, stride: 2, pad: 'same', fast: false },
   { shape: [2, 9, 8, 3], pool: 3, stride: 2, pad: 'same', fast: false },

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { maxPoolGradient2x2, simdChannels } from './channel-ops.js';
 import { registerWasmKernel, runStockKernel, type WasmKernelArgs } from './kernel-utils.js';
 
 type Shape4 = [number, number, number, number];
@@ -20,7 +21,8 @@ export function isNonOverlappingPool(info: tf.backend_util.Conv2DInfo): boolean 
  * MaxPoolGrad. For non-overlapping windows every input pixel belongs to at most one window,
  * so one pass over the heap suffices: each window's gradient goes to its maximum, the first
  * one in row-major order when several are equal (as in the stock and cpu kernels; ties are
- * common after ReLU). Other pooling configurations use the stock kernel.
+ * common after ReLU). 2×2 windows with channels in fours (the model's) run in SIMD
+ * WebAssembly (channel-ops.wat); other pooling configurations use the stock kernel.
  */
 export function maxPoolGrad(args: WasmKernelArgs): tf.TensorInfo {
   const { inputs, backend, attrs } = args;
@@ -29,6 +31,9 @@ export function maxPoolGrad(args: WasmKernelArgs): tf.TensorInfo {
   const info = tf.backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
   if (input.dtype !== 'float32' || dy.dtype !== 'float32' || !isNonOverlappingPool(info)) {
     return runStockKernel(tf.MaxPoolGrad, args);
+  }
+  if (info.filterHeight === 2 && info.filterWidth === 2 && simdChannels(input) !== undefined) {
+    return maxPoolGradient2x2(backend, input, dy);
   }
   const dx = backend.makeOutput(input.shape, 'float32');
   // Views of the heap are taken after the allocation, which may grow (and detach) it.
