@@ -17,10 +17,9 @@ const MATMUL_MIN_OUT_CHANNELS = 32;
 /**
  * Filter gradient of a 2-D convolution (NHWC, dilation 1). With stride 1 and enough output
  * channels, by matrix products ({@link filterGradientByMatMul}); otherwise by the backend's fast
- * forward convolution: with
- * x as [Cin, H, W, N] and dy as a filter [Ho, Wo, N, Cout], a VALID convolution dilated by the
- * forward stride gives dW[i, j, ci, co] =
- * sum over n, y, x of xPadded[n, y*s + i, x*s + j, ci] * dy[n, y, x, co].
+ * forward convolution: with x as [Cin, H, W, N] and dy as a filter [Ho, Wo, N, Cout], a VALID
+ * convolution dilated by the forward stride gives
+ * dW[i, j, ci, co] = sum over n, y, x of xPadded[n, y*s + i, x*s + j, ci] * dy[n, y, x, co].
  */
 export function conv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs): tf.TensorInfo {
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };

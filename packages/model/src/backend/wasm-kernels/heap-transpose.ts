@@ -9,8 +9,8 @@ type Shape4 = [number, number, number, number];
  * heap. The filter gradient needs it for every layer's input. The stock Transpose kernel took
  * a third of the filter gradient of the first 96×96 block with it (32 against 9 ms for a batch
  * of 32 × 96² × 16), as it computes each element's source index on its own; this copies blocks
- * of 16 positions at a time in SIMD WebAssembly (channel-ops.wat), twice as fast again as the
- * same blocked copy in JavaScript (14 against 33 ms on a slower machine).
+ * of 16 positions at a time in WebAssembly (channel-ops.wat), about twice as fast again as the
+ * JavaScript loop it replaced (14 against 33 ms on a slower machine).
  */
 export function swapOuterAndInnerAxes(backend: BackendWasm, x: tf.TensorInfo): tf.TensorInfo {
   if (x.dtype !== 'float32' || x.shape.length !== 4) {
