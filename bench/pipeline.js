@@ -14,7 +14,10 @@
 // A last run has one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true),
 // the latency setting: a job's two models then run on two cores.
 //
-//   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--model-threads false]
+// The load is --images distinct held-out Br35H scans (half with a tumour), each submitted as one
+// 256×256 JPEG, in turn; --images 1 repeats one tumour scan, which the tumor-type model is unsure of.
+//
+//   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--images 32] [--model-threads false]
 // Writes bench/results/pipeline.json.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -43,6 +46,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     workers: { type: 'string', default: '1,2' },
     concurrency: { type: 'string', default: '2' },
+    // Distinct held-out scans submitted in turn (half tumour, half healthy); 1: one tumour scan only.
+    images: { type: 'string', default: '32' },
     // Also one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true).
     'model-threads': { type: 'string', default: 'true' },
   },
@@ -51,6 +56,7 @@ const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
 const WORKER_COUNTS = args.workers.split(',').map(Number);
 const WORKER_CONCURRENCY = Number(args.concurrency);
+const IMAGES = Number(args.images);
 /** Pipeline runs: the worker counts, then (unless --model-threads false) one worker with model threads. */
 const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] === 'false' ? [] : [{ workers: 1, modelThreads: true }])];
 
@@ -76,16 +82,36 @@ async function freePort() {
   return port;
 }
 
-/** A 256×256 JPEG made from a real scan when the datasets are present, else from noise. */
-async function benchImage() {
+/**
+ * `count` 256×256 JPEGs made from real scans when the datasets are present, else from noise: half
+ * Br35H tumour scans, half healthy ones, spread evenly over the shipped `tumor-binary` model's test
+ * split (scans no model here trained on, so as many are uncertain, and take the models' rotated
+ * copies, as in service), or with `count` 1 the first tumour scan, which the `tumor-type` model is
+ * unsure of.
+ */
+async function benchImages(count) {
   const root = [path.resolve(ROOT, '../shared/datasets'), process.env.BTD_DATASETS_DIR].find((dir) => dir && existsSync(dir));
-  if (root) {
-    const dir = path.join(root, 'br35h/yes');
-    const name = (await readdir(dir)).filter((file) => file.endsWith('.jpg')).sort()[0];
-    return sharp(await readFile(path.join(dir, name))).resize(256, 256, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+  if (!root) {
+    const noise = (i) => ({ width: 256, height: 256, channels: 3, noise: { type: 'gaussian', mean: 100 + i, sigma: 40 } });
+    return { from: 'noise', images: await Promise.all(Array.from({ length: count }, (_, i) => sharp({ create: noise(i) }).jpeg({ quality: 90 }).toBuffer())) };
   }
-  const noise = { width: 256, height: 256, channels: 3, noise: { type: 'gaussian', mean: 100, sigma: 40 } };
-  return sharp({ create: noise }).jpeg({ quality: 90 }).toBuffer();
+  const dir = path.join(root, 'br35h');
+  const splitFile = path.join(ROOT, 'models/tumor-binary/split.json');
+  let files;
+  let from;
+  if (count > 1 && existsSync(splitFile)) {
+    const test = JSON.parse(await readFile(splitFile, 'utf8')).assignments.filter((a) => a.split === 'test');
+    const spread = (label, n) => {
+      const list = test.filter((a) => a.label === label).map((a) => a.relPath).sort();
+      return Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
+    };
+    files = [...spread('tumor', Math.ceil(count / 2)), ...spread('no_tumor', Math.floor(count / 2))];
+    from = 'br35h, the tumor-binary test split';
+  } else {
+    files = [(await readdir(path.join(dir, 'yes'))).filter((file) => file.endsWith('.jpg')).sort().map((name) => `yes/${name}`)[0]];
+    from = `br35h ${files[0]}`;
+  }
+  return { from, images: await Promise.all(files.map(async (file) => sharp(await readFile(path.join(dir, file))).resize(256, 256, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer())) };
 }
 
 /** The shipped models, or untrained ones of the same architecture (same cost) in a temp dir. */
@@ -98,17 +124,18 @@ async function modelsDir(scratch) {
   return { dir, shipped: false };
 }
 
-/** Both models back to back on the same image, as a worker runs them, without any I/O. */
-async function tightLoop(dir, image, seconds) {
+/** Both models back to back on each image in turn, as a worker runs them, without any I/O. */
+async function tightLoop(dir, images, seconds) {
   const binary = await loadModel(path.join(dir, 'tumor-binary'));
   const type = await loadModel(path.join(dir, 'tumor-type'));
+  let next = 0;
   const once = async () => {
     // One fresh buffer per image, as a worker downloads it: both models share its preprocessing.
-    const bytes = Buffer.from(image);
+    const bytes = Buffer.from(images[next++ % images.length]);
     await binary.predict(bytes, { heatmap: true });
     await type.predict(bytes, { heatmap: false });
   };
-  for (let i = 0; i < 10; i += 1) await once();
+  for (let i = 0; i < Math.max(10, images.length); i += 1) await once();
   let count = 0;
   const started = performance.now();
   while (performance.now() - started < seconds * 1000) {
@@ -175,10 +202,11 @@ function cpuMsPerImage(before, after, images) {
 
 /** Submits studies and times each one until the API has applied its result. */
 class Client {
-  constructor(url, key, image, events) {
+  constructor(url, key, images, events) {
     this.url = url;
     this.key = key;
-    this.image = image;
+    this.images = images;
+    this.next = 0;
     this.waiting = new Map(); // result job id → resolve
     this.early = new Map(); // result job id → time, for results applied before the POST answered
     events.on('completed', ({ jobId }) => {
@@ -193,7 +221,7 @@ class Client {
     const started = performance.now();
     const form = new FormData();
     form.append('priority', 'routine');
-    form.append('file', new Blob([this.image], { type: 'image/jpeg' }), 'scan.jpg');
+    form.append('file', new Blob([this.images[this.next++ % this.images.length]], { type: 'image/jpeg' }), 'scan.jpg');
     const response = await fetch(`${this.url}/v1/studies`, { method: 'POST', body: form, headers: { authorization: `Bearer ${this.key}` } });
     if (response.status !== 202) throw new Error(`submission answered ${response.status}: ${await response.text()}`);
     const { studyId, images } = await response.json();
@@ -315,7 +343,7 @@ async function startSystem(scratch, models) {
  * workers idle meanwhile) and right after it the pipeline's closed loop; the fixed-rate run goes
  * at half the median closed-loop rate.
  */
-async function measureWorkers(system, client, { workers: count, modelThreads }, modelsDir, image) {
+async function measureWorkers(system, client, { workers: count, modelThreads }, modelsDir, images) {
   const env = { ...system.env, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), WORKER_MODEL_THREADS: String(modelThreads) };
   const workers = Array.from({ length: count }, (_, i) => startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready'));
   try {
@@ -323,7 +351,7 @@ async function measureWorkers(system, client, { workers: count, modelThreads }, 
     await closedLoop(client, 2 * count, 3); // warm-up: JIT, connection pools, first-use allocations
     const rounds = [];
     for (let r = 0; r < ROUNDS; r += 1) {
-      const tight = await tightLoop(modelsDir, image, Math.min(SECONDS, 10));
+      const tight = await tightLoop(modelsDir, images, Math.min(SECONDS, 10));
       const cpuBefore = await cpuSnapshot(system, workers);
       const closed = await closedLoop(client, 2 * count * WORKER_CONCURRENCY, SECONDS);
       closed.cpuMsPerImage = cpuMsPerImage(cpuBefore, await cpuSnapshot(system, workers), closed.images);
@@ -417,15 +445,15 @@ const loadAtStart = os.loadavg().map((load) => Math.round(load * 100) / 100);
 async function main() {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'btd-bench-'));
   const backend = await initBackend(process.env.TF_BACKEND ? { prefer: process.env.TF_BACKEND } : {});
-  const image = await benchImage();
+  const { images, from } = await benchImages(IMAGES);
   const models = await modelsDir(scratch);
   const system = await startSystem(scratch, models.dir);
   const events = new QueueEvents(RESULTS_QUEUE, { connection: { url: REDIS_URL }, prefix: system.prefix });
   await events.waitUntilReady();
-  const client = new Client(system.url, system.key, image, events);
+  const client = new Client(system.url, system.key, images, events);
   const runs = [];
   try {
-    for (const scenario of SCENARIOS) runs.push(await measureWorkers(system, client, scenario, models.dir, image));
+    for (const scenario of SCENARIOS) runs.push(await measureWorkers(system, client, scenario, models.dir, images));
   } finally {
     await events.close();
     await system.api.stop();
@@ -442,7 +470,7 @@ async function main() {
     loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((load) => Math.round(load * 100) / 100) },
     backend: getBackendInfo() ?? backend,
     models: models.shipped ? 'shipped (models/)' : 'untrained, same architecture (no shipped models yet)',
-    image: { width: 256, height: 256, format: 'jpeg', bytes: image.length },
+    images: { count: images.length, width: 256, height: 256, format: 'jpeg', meanBytes: Math.round(images.reduce((sum, image) => sum + image.length, 0) / images.length), from },
     secondsPerMeasurement: SECONDS,
     rounds: ROUNDS,
     runs,

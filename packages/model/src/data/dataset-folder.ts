@@ -26,14 +26,23 @@ export function subsetListing(listing: DatasetListing, relPaths: ReadonlySet<str
 }
 
 /** Lists a folder with one sub-folder per class (aliases accepted), sorted for reproducibility. */
-export async function listLabeledImages(dataDir: string, task: Task): Promise<DatasetListing> {
+export function listLabeledImages(dataDir: string, task: Task): Promise<DatasetListing> {
+  return listImages(dataDir, (folder) => classOfFolder(task, folder), `one sub-folder per class of ${task}`);
+}
+
+/** Lists every image in every sub-folder, labelled with its folder's name (for comparisons, not training). */
+export function listImagesByFolder(dataDir: string): Promise<DatasetListing> {
+  return listImages(dataDir, (folder) => folder, 'images in sub-folders');
+}
+
+async function listImages(dataDir: string, labelOf: (folder: string) => string | undefined, expected: string): Promise<DatasetListing> {
   const entries = await readdir(dataDir, { withFileTypes: true }).catch((error: unknown) => {
     throw new Error(`cannot read dataset folder ${dataDir}: ${(error as Error).message}`);
   });
   const files: LabeledFile[] = [];
   const ignoredFolders: string[] = [];
   for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
-    const label = classOfFolder(task, entry.name);
+    const label = labelOf(entry.name);
     if (!label) {
       ignoredFolders.push(entry.name);
       continue;
@@ -48,7 +57,7 @@ export async function listLabeledImages(dataDir: string, task: Task): Promise<Da
     }
   }
   if (files.length === 0) {
-    throw new Error(`no images found in ${dataDir}: expected one sub-folder per class of ${task}`);
+    throw new Error(`no images found in ${dataDir}: expected ${expected}`);
   }
   return { files, ignoredFolders };
 }

@@ -1,5 +1,4 @@
-import type { LabeledFile } from './dataset-folder.js';
-import { groupNearDuplicates, signatures } from './near-duplicates.js';
+import { groupReachesOther, subsetDataset } from './cross-folder-duplicates.js';
 import type { PreprocessedDataset } from './preprocessed-dataset.js';
 
 /** What another folder added to the training split, and what it could not add. */
@@ -35,42 +34,25 @@ export function mergeExtraTrainingData(
   dir: string,
   threshold: number,
 ): MergedTrainingData {
-  const size = main.params.size;
-  if (extra.params.size !== size) throw new Error('extra training data must be preprocessed like the main dataset');
-  const area = size * size;
+  if (extra.params.size !== main.params.size) throw new Error('extra training data must be preprocessed like the main dataset');
+  const reachesMain = groupReachesOther(extra, main, threshold);
+  const keptIndices = reachesMain.flatMap((hit, j) => (hit ? [] : [j]));
+  const keptSet = subsetDataset(extra, keptIndices);
   const mainCount = main.files.length;
-  const union = new Uint8Array(main.pixels.length + extra.pixels.length);
-  union.set(main.pixels);
-  union.set(extra.pixels, main.pixels.length);
-  const { groupOf } = groupNearDuplicates(signatures(union, mainCount + extra.files.length, size), threshold);
-  const groupsWithMain = new Set<number>();
-  for (let i = 0; i < mainCount; i++) groupsWithMain.add(groupOf[i] as number);
-
-  const keptIndices: number[] = [];
-  extra.files.forEach((_, j) => {
-    if (!groupsWithMain.has(groupOf[mainCount + j] as number)) keptIndices.push(j);
-  });
-  const pixels = new Uint8Array((mainCount + keptIndices.length) * area);
+  const pixels = new Uint8Array(main.pixels.length + keptSet.pixels.length);
   pixels.set(main.pixels);
-  const files: LabeledFile[] = [...main.files];
-  const geometries = [...main.geometries];
+  pixels.set(keptSet.pixels, main.pixels.length);
   const kept: Record<string, number> = {};
-  keptIndices.forEach((j, k) => {
-    pixels.set(extra.pixels.subarray(j * area, (j + 1) * area), (mainCount + k) * area);
-    const file = extra.files[j] as LabeledFile;
-    files.push(file);
-    geometries.push(extra.geometries[j] as (typeof geometries)[number]);
-    kept[file.label] = (kept[file.label] ?? 0) + 1;
-  });
+  for (const file of keptSet.files) kept[file.label] = (kept[file.label] ?? 0) + 1;
   return {
-    dataset: { ...main, files, pixels, geometries },
+    dataset: { ...main, files: [...main.files, ...keptSet.files], pixels, geometries: [...main.geometries, ...keptSet.geometries] },
     extraIndices: keptIndices.map((_, k) => mainCount + k),
     record: {
       dir,
       listed: extra.files.length,
       kept,
       droppedNearDuplicates: extra.files.length - keptIndices.length,
-      files: keptIndices.map((j) => ({ relPath: (extra.files[j] as LabeledFile).relPath, label: (extra.files[j] as LabeledFile).label })),
+      files: keptSet.files.map((file) => ({ relPath: file.relPath, label: file.label })),
     },
   };
 }

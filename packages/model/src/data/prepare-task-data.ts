@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Task } from '../model/tasks.js';
 import { createRandom, shuffleInPlace } from '../util/random.js';
-import { listLabeledImages, type DatasetListing } from './dataset-folder.js';
+import { withoutNearDuplicatesOf, type ExclusionRecord } from './cross-folder-duplicates.js';
+import { listImagesByFolder, listLabeledImages, type DatasetListing } from './dataset-folder.js';
 import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
@@ -15,6 +16,11 @@ export interface PrepareOptions {
   testDataDir?: string;
   /** Another labelled folder whose images join the training split only (see mergeExtraTrainingData). */
   extraTrainDir?: string;
+  /**
+   * A folder (every image in every sub-folder) none of whose near-duplicates may be used: they are
+   * dropped from dataDir before the split (see withoutNearDuplicatesOf).
+   */
+  excludeNearDuplicatesOf?: string;
   inputSize: number;
   seed: number;
   /** A saved split to reuse instead of drawing one with `seed` (see reuseSplit). */
@@ -35,6 +41,8 @@ export interface PreparedTaskData {
   straddling: number;
   /** Images another folder added to the training split. */
   extra?: ExtraTrainingRecord;
+  /** Images of dataDir held out because they resemble another folder. */
+  excluded?: ExclusionRecord;
   /** When a saved split was reused: its fingerprint, and the training images it had to hold out. */
   reusedSplit?: { fingerprint?: string; movedOutOfTraining: string[] };
   /** The separate test folder, with which of its images have a near-duplicate in the training folder. */
@@ -56,10 +64,20 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   const params = defaultPreprocessParams(options.inputSize);
   const threshold = options.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
   const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
-  const mainDataset = await loadPreprocessedDataset(listing, params, {
+  const loaded = await loadPreprocessedDataset(listing, params, {
     cacheDir: options.cacheDir,
     onProgress: (d, t) => options.onProgress?.('preprocess', d, t),
   });
+  let mainDataset = loaded;
+  let excluded: ExclusionRecord | undefined;
+  if (options.excludeNearDuplicatesOf) {
+    const otherSet = await loadPreprocessedDataset(await listImagesByFolder(options.excludeNearDuplicatesOf), params, {
+      cacheDir: options.cacheDir,
+      onProgress: (d, t) => options.onProgress?.('preprocess excluded', d, t),
+    });
+    ({ dataset: mainDataset, record: excluded } = withoutNearDuplicatesOf(loaded, otherSet, options.excludeNearDuplicatesOf, threshold));
+    if (mainDataset.files.length === 0) throw new Error(`every image of ${options.dataDir} has a near-duplicate in ${options.excludeNearDuplicatesOf}`);
+  }
   const groups = groupNearDuplicates(signatures(mainDataset.pixels, mainDataset.files.length, params.size), threshold);
   const splitOptions = { seed: options.seed, fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS };
   const reused = options.savedSplit ? reuseSplit(mainDataset.files, groups.groupOf, options.savedSplit, splitOptions) : undefined;
@@ -87,6 +105,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     duplicateThreshold: threshold,
     straddling: straddlingGroups(split.assignments).length,
     ...(extra ? { extra } : {}),
+    ...(excluded ? { excluded } : {}),
     ...(reused ? { reusedSplit: { fingerprint: options.savedSplit?.fingerprint, movedOutOfTraining: reused.movedOutOfTraining } } : {}),
   };
   if (options.testDataDir) {

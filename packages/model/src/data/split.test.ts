@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRandom } from '../util/random.js';
+import { withoutNearDuplicatesOf } from './cross-folder-duplicates.js';
 import { mergeExtraTrainingData } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
@@ -106,6 +107,19 @@ describe('extra training data', () => {
   it('refuses data preprocessed to another size', () => {
     const other = { ...extra, params: defaultPreprocessParams(64) };
     expect(() => mergeExtraTrainingData(main, other, '/extra', DEFAULT_DUPLICATE_THRESHOLD)).toThrow(/preprocessed like/);
+  });
+
+  it('holds out of a training folder every image that resembles another folder', () => {
+    const { dataset: kept, record } = withoutNearDuplicatesOf(extra, main, '/main', DEFAULT_DUPLICATE_THRESHOLD);
+    expect(record).toEqual({ dir: '/main', compared: 6, dropped: ['tumor/0.png', 'no_tumor/1.png'] });
+    expect(kept.files.map((f) => f.relPath)).toEqual(['tumor/2.png', 'tumor/3.png', 'no_tumor/4.png']);
+    const area = side * side;
+    expect(kept.pixels).toHaveLength(3 * area);
+    expect(kept.pixels.subarray(0, area)).toEqual(fresh);
+    expect(kept.geometries).toHaveLength(3);
+    // Nothing that is left has a near-duplicate among the other folder's images.
+    expect(hasNearDuplicateIn(signatures(kept.pixels, 3, side), signatures(main.pixels, 6, side))).toEqual([false, false, false]);
+    expect(withoutNearDuplicatesOf(main, extra, '/extra', DEFAULT_DUPLICATE_THRESHOLD).record.dropped).toEqual(['tumor/1.png', 'no_tumor/4.png']);
   });
 });
 

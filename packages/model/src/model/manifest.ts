@@ -49,6 +49,21 @@ export interface TrainingRecord {
   classWeights: Record<string, number>;
   durationSeconds: number;
   imagesPerSecond: number;
+  /** The artifact whose weights (all but the classifier's) this training started from. */
+  initialisedFrom?: InitialWeightsRecord;
+}
+
+/** Where a training run's starting weights came from, and why they cannot leak held-out images. */
+export interface InitialWeightsRecord {
+  dir: string;
+  name: string;
+  task: string;
+  version: string;
+  /** The folder it was trained on, and the training time it took. */
+  dataset?: string;
+  durationSeconds?: number;
+  /** Why its weights have seen no copy of this run's validation or test images. */
+  leakFree: string;
 }
 
 /** A classifier of an ensemble artifact: its topology file (which names its weights file) and its origin. */
@@ -107,6 +122,11 @@ export interface ModelManifest {
     rejected: number;
     /** Another folder that joined the training split only, without any near-duplicate of the main dataset. */
     extraTraining?: { dir: string; listed: number; kept: Record<string, number>; droppedNearDuplicates: number };
+    /**
+     * Images of `dir` held out before the split because their near-duplicate group reaches an image
+     * of this folder: a model trained here can start another's training on that folder without leaks.
+     */
+    excludedNearDuplicatesOf?: { dir: string; compared: number; dropped: number };
   };
   split?: SplitRecord;
   training?: TrainingRecord;

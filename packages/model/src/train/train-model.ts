@@ -10,6 +10,7 @@ import { DEFAULT_AUGMENTATION, type AugmentationConfig } from './augmentation.js
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
+import { initialiseFrom } from './initial-weights.js';
 import { adamFor, readWeights, runTrainingLoop, writeWeights, type EpochRecord, type LoopState } from './training-loop.js';
 import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 import { writeTrainedArtifact } from './write-artifact.js';
@@ -21,6 +22,10 @@ export interface TrainOptions extends ServingViewOptions {
   testDataDir?: string;
   /** Another labelled folder that joins the training split only, minus every near-duplicate of dataDir. */
   extraTrainDir?: string;
+  /** A folder none of whose near-duplicates may be used: they leave dataDir before the split. */
+  excludeNearDuplicatesOf?: string;
+  /** An artifact whose weights (all but the classifier's) training starts from; see initialiseFrom. */
+  initFrom?: string;
   outDir: string;
   epochs?: number;
   batchSize?: number;
@@ -89,6 +94,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     dataDir: options.dataDir,
     testDataDir: options.testDataDir,
     extraTrainDir: options.extraTrainDir,
+    excludeNearDuplicatesOf: options.excludeNearDuplicatesOf,
     inputSize,
     seed: splitSeed,
     savedSplit: options.splitFile ? await readSplitFile(options.splitFile) : undefined,
@@ -107,6 +113,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     numClasses: classes.length,
   };
   const model = buildClassifier(architecture);
+  const initialisedFrom = options.initFrom
+    ? await initialiseFrom(options.initFrom, model, { dataDir: options.dataDir, splitFingerprint: prepared.split.fingerprint })
+    : undefined;
   const learningRate = options.learningRate ?? 2e-3;
   const optimizer = adamFor(model);
   const augmentation = { ...DEFAULT_AUGMENTATION, ...options.augmentation };
@@ -197,6 +206,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
       durationSeconds: Math.round(seconds),
       imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,
+      ...(initialisedFrom ? { initialisedFrom } : {}),
     },
   });
   model.dispose();

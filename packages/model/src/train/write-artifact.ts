@@ -45,7 +45,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
   await saveModelWeights(input.model, outDir);
   const perClass: Record<string, number> = {};
   for (const a of prepared.split.assignments) perClass[a.label] = (perClass[a.label] ?? 0) + 1;
-  const extra = prepared.extra;
+  const { extra, excluded } = prepared;
   const manifest: ModelManifest = {
     name: options.task,
     task: options.task,
@@ -66,6 +66,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       ...(extra
         ? { extraTraining: { dir: path.relative(process.cwd(), extra.dir), listed: extra.listed, kept: extra.kept, droppedNearDuplicates: extra.droppedNearDuplicates } }
         : {}),
+      ...(excluded ? { excludedNearDuplicatesOf: { dir: path.relative(process.cwd(), excluded.dir), compared: excluded.compared, dropped: excluded.dropped.length } } : {}),
     },
     split: {
       seed: prepared.split.seed,
@@ -91,6 +92,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       fingerprint: prepared.split.fingerprint,
       assignments: prepared.split.assignments,
       ...(extra ? { extraTraining: { dir: path.relative(process.cwd(), extra.dir), files: extra.files } } : {}),
+      ...(excluded ? { excludedNearDuplicatesOf: { dir: path.relative(process.cwd(), excluded.dir), dropped: excluded.dropped } } : {}),
       ...(prepared.external
         ? {
             externalTest: {

@@ -1,0 +1,62 @@
+import type { LabeledFile } from './dataset-folder.js';
+import { groupNearDuplicates, signatures } from './near-duplicates.js';
+import type { PreprocessedDataset } from './preprocessed-dataset.js';
+
+/**
+ * For each image of `own`: whether its near-duplicate group, formed over both datasets together,
+ * holds an image of `other`. Groups are transitive, so a chain of copies that links the two counts.
+ */
+export function groupReachesOther(own: PreprocessedDataset, other: PreprocessedDataset, threshold: number): boolean[] {
+  const size = own.params.size;
+  if (other.params.size !== size) throw new Error('both datasets must be preprocessed alike to compare them');
+  const union = new Uint8Array(own.pixels.length + other.pixels.length);
+  union.set(own.pixels);
+  union.set(other.pixels, own.pixels.length);
+  const ownCount = own.files.length;
+  const { groupOf } = groupNearDuplicates(signatures(union, ownCount + other.files.length, size), threshold);
+  const groupsOfOther = new Set<number>();
+  for (let j = ownCount; j < groupOf.length; j++) groupsOfOther.add(groupOf[j] as number);
+  return Array.from({ length: ownCount }, (_, i) => groupsOfOther.has(groupOf[i] as number));
+}
+
+/** The images of `dataset` at `indices`, in that order. */
+export function subsetDataset(dataset: PreprocessedDataset, indices: readonly number[]): PreprocessedDataset {
+  const area = dataset.params.size * dataset.params.size;
+  const pixels = new Uint8Array(indices.length * area);
+  indices.forEach((i, k) => pixels.set(dataset.pixels.subarray(i * area, (i + 1) * area), k * area));
+  return {
+    ...dataset,
+    files: indices.map((i) => dataset.files[i] as LabeledFile),
+    pixels,
+    geometries: indices.map((i) => dataset.geometries[i] as PreprocessedDataset['geometries'][number]),
+  };
+}
+
+/** What was held out of a training folder because it resembles another folder. */
+export interface ExclusionRecord {
+  /** The folder whose near-duplicates were held out (every image in every sub-folder). */
+  dir: string;
+  /** Images of that folder compared against. */
+  compared: number;
+  /** Images of the training folder held out, relative to it. */
+  dropped: string[];
+}
+
+/**
+ * Drops every image of `dataset` whose near-duplicate group reaches an image of `other`. A model
+ * trained on what remains has seen no copy of any image of `other`, so it can start the training
+ * of a model evaluated on `other`'s images without leaking them.
+ */
+export function withoutNearDuplicatesOf(
+  dataset: PreprocessedDataset,
+  other: PreprocessedDataset,
+  dir: string,
+  threshold: number,
+): { dataset: PreprocessedDataset; record: ExclusionRecord } {
+  const reaches = groupReachesOther(dataset, other, threshold);
+  const kept = reaches.flatMap((hit, i) => (hit ? [] : [i]));
+  return {
+    dataset: subsetDataset(dataset, kept),
+    record: { dir, compared: other.files.length, dropped: reaches.flatMap((hit, i) => (hit ? [(dataset.files[i] as LabeledFile).relPath] : [])) },
+  };
+}

@@ -1,0 +1,79 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../backend/index.js';
+import { buildClassifier, CLASSIFIER_LAYER, DEFAULT_ARCHITECTURE } from '../model/architecture.js';
+import { modelFromArtifact, readArtifactDir } from '../model/artifact.js';
+import { writeInitialArtifact } from '../model/initial-artifact.js';
+import type { ModelManifest } from '../model/manifest.js';
+import { initialiseFrom } from './initial-weights.js';
+
+describe('starting a training run from another artifact', () => {
+  let scratch: string;
+  let source: string;
+  let dataDir: string;
+  const run = () => ({ dataDir, splitFingerprint: 'f'.repeat(64) });
+  const target = (filters = [8, 16]) => buildClassifier({ ...DEFAULT_ARCHITECTURE, filters, convsPerBlock: 1, inputSize: 48, numClasses: 2 });
+
+  async function editManifest(change: (m: ModelManifest) => void): Promise<void> {
+    const file = path.join(source, 'manifest.json');
+    const manifest = JSON.parse(await readFile(file, 'utf8')) as ModelManifest;
+    change(manifest);
+    await writeFile(file, JSON.stringify(manifest));
+  }
+
+  beforeAll(async () => {
+    await initBackend();
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'btd-init-'));
+    source = path.join(scratch, 'pretrained');
+    dataDir = path.join(scratch, 'br35h');
+    await writeInitialArtifact({ task: 'tumor-type', outDir: source, version: 'pre' });
+  });
+  afterAll(() => rm(scratch, { recursive: true, force: true }));
+
+  it('refuses weights that may have seen copies of the run\'s held-out images', async () => {
+    const model = target();
+    await expect(initialiseFrom(source, model, run())).rejects.toThrow(/may have seen copies.*--exclude-near-duplicates-of/);
+    model.dispose();
+  });
+
+  it('copies every layer but the classifier from a model trained without near-duplicates of the run\'s folder', async () => {
+    await editManifest((m) => {
+      m.dataset = { dir: path.join(scratch, 'other'), files: 10, perClass: {}, rejected: 0, excludedNearDuplicatesOf: { dir: dataDir, compared: 5, dropped: 2 } };
+    });
+    const model = target();
+    const classifierBefore = model.getLayer(CLASSIFIER_LAYER).getWeights().map((w) => w.arraySync());
+    const record = await initialiseFrom(source, model, run());
+    expect(record).toMatchObject({ name: 'tumor-type', task: 'tumor-type', version: 'pre' });
+    expect(record.leakFree).toMatch(/without the 2 images whose near-duplicate group reaches/);
+    const sourceModel = await modelFromArtifact(await readArtifactDir(source));
+    let copied = 0;
+    for (const layer of model.layers) {
+      if (layer.weights.length === 0 || layer.name === CLASSIFIER_LAYER) continue;
+      const expected = sourceModel.getLayer(layer.name).getWeights();
+      layer.getWeights().forEach((w, i) => expect(w.arraySync()).toEqual(expected[i]!.arraySync()));
+      copied++;
+    }
+    expect(copied).toBe(4); // two convolutions, two batch normalisations
+    expect(model.getLayer(CLASSIFIER_LAYER).getWeights().map((w) => w.arraySync())).toEqual(classifierBefore);
+    sourceModel.dispose();
+    model.dispose();
+  });
+
+  it('accepts a model trained on the same split of the same folder', async () => {
+    await editManifest((m) => {
+      m.dataset = { dir: dataDir, files: 10, perClass: {}, rejected: 0 };
+      m.split = { fingerprint: run().splitFingerprint } as ModelManifest['split'];
+    });
+    const model = target();
+    expect((await initialiseFrom(source, model, run())).leakFree).toMatch(/same split/);
+    model.dispose();
+  });
+
+  it('refuses another architecture with the layer that differs', async () => {
+    const model = target([8, 32]);
+    await expect(initialiseFrom(source, model, run())).rejects.toThrow(/layer b1_conv0 .* other shapes/);
+    model.dispose();
+  });
+});

@@ -1,0 +1,71 @@
+import type * as tf from '@tensorflow/tfjs';
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { CLASSIFIER_LAYER } from '../model/architecture.js';
+import { modelFromArtifact, parseManifest, readArtifactDir } from '../model/artifact.js';
+import type { InitialWeightsRecord, ModelManifest } from '../model/manifest.js';
+
+/** The run being started: its folder and split, against which a source's origin is checked. */
+export interface RunIdentity {
+  dataDir: string;
+  splitFingerprint: string;
+}
+
+const canonical = (dir: string) => realpath(path.resolve(dir)).catch(() => path.resolve(dir));
+
+/**
+ * Why `source`'s weights have seen no copy of the run's validation or test images, or an error
+ * saying why that cannot be shown. Accepted: a model trained on a folder from which every
+ * near-duplicate of the run's folder was held out (`--exclude-near-duplicates-of`), or one trained
+ * on the run's own split, which saw only its training images.
+ */
+export async function leakFreeReason(source: ModelManifest, run: RunIdentity): Promise<string> {
+  const excluded = source.dataset?.excludedNearDuplicatesOf;
+  if (excluded && (await canonical(excluded.dir)) === (await canonical(run.dataDir))) {
+    return `trained on ${source.dataset?.dir ?? 'another folder'} without the ${excluded.dropped} images whose near-duplicate group reaches ${excluded.dir}`;
+  }
+  if (source.split?.fingerprint === run.splitFingerprint && !source.dataset?.extraTraining && source.dataset && (await canonical(source.dataset.dir)) === (await canonical(run.dataDir))) {
+    return `trained on the training images of the same split (${run.splitFingerprint.slice(0, 12)})`;
+  }
+  throw new Error(
+    `${source.name}@${source.version} may have seen copies of this run's validation or test images: ` +
+      `train it with --exclude-near-duplicates-of ${run.dataDir}, or on the same split`,
+  );
+}
+
+/**
+ * Copies every layer's weights except the classifier's from the artifact in `dir` into `model`
+ * (same architecture; the number of classes may differ), after checking that they cannot leak the
+ * run's held-out images. Batch-normalisation statistics come along with the layers that hold them.
+ */
+export async function initialiseFrom(dir: string, model: tf.LayersModel, run: RunIdentity): Promise<InitialWeightsRecord> {
+  const files = await readArtifactDir(dir);
+  const manifest = parseManifest(files);
+  if (manifest.ensemble) throw new Error(`${dir} is an ensemble; start from one of its members' own artifact`);
+  const leakFree = await leakFreeReason(manifest, run);
+  const source = await modelFromArtifact(files);
+  try {
+    for (const layer of model.layers) {
+      if (layer.name === CLASSIFIER_LAYER || layer.weights.length === 0) continue;
+      const from = source.layers.find((l) => l.name === layer.name);
+      if (!from) throw new Error(`${dir} has no layer ${layer.name}: its architecture differs from this run's`);
+      const weights = from.getWeights();
+      const mismatch = layer.weights.find((w, i) => JSON.stringify(w.shape) !== JSON.stringify(weights[i]?.shape));
+      if (weights.length !== layer.weights.length || mismatch) {
+        throw new Error(`layer ${layer.name} of ${dir} has other shapes than this run's: its architecture or input size differs`);
+      }
+      layer.setWeights(weights);
+    }
+  } finally {
+    source.dispose();
+  }
+  return {
+    dir: path.relative(process.cwd(), dir) || '.',
+    name: manifest.name,
+    task: manifest.task,
+    version: manifest.version,
+    ...(manifest.dataset ? { dataset: manifest.dataset.dir } : {}),
+    ...(manifest.training ? { durationSeconds: manifest.training.durationSeconds } : {}),
+    leakFree,
+  };
+}
