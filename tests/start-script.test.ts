@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from '@btd/shared';
@@ -52,6 +52,8 @@ describe('npm start (scripts/start.js)', () => {
       await waitFor(() => output.includes('btd is up'), { timeoutMs: 240_000, what: `the start banner in:\n${output}` });
       expect(output).toContain(`http://localhost:${port}`);
       expect(output).not.toContain('UNTRAINED');
+      // A lone worker on a machine with cores to spare runs each model on a thread of its own.
+      expect(output.includes('each model on a thread of its own')).toBe(availableParallelism() > 1);
 
       const key = (await readFile(path.join(dataDir, 'local-api-key'), 'utf8')).trim();
       const [file] = await sampleImages('br35h/yes', 1);
