@@ -61,6 +61,24 @@ describe('starting a training run from another artifact', () => {
     model.dispose();
   });
 
+  it('refuses such a model when it also learnt from weights or images checked against another folder only', async () => {
+    const dataset = { dir: path.join(scratch, 'other'), files: 10, perClass: {}, rejected: 0, excludedNearDuplicatesOf: { dir: dataDir, compared: 5, dropped: 2 } };
+    await editManifest((m) => {
+      m.dataset = { ...dataset, extraTraining: { dir: path.join(scratch, 'more'), listed: 3, kept: { glioma: 3 }, droppedNearDuplicates: 0 } };
+    });
+    const model = target();
+    await expect(initialiseFrom(source, model, run())).rejects.toThrow(/may have seen copies/);
+    await editManifest((m) => {
+      m.dataset = dataset;
+      m.training = { initialisedFrom: { dir: 'elsewhere', name: 'tumor-type', task: 'tumor-type', version: 'x', leakFree: 'checked against other' } } as ModelManifest['training'];
+    });
+    await expect(initialiseFrom(source, model, run())).rejects.toThrow(/may have seen copies/);
+    await editManifest((m) => {
+      delete m.training;
+    });
+    model.dispose();
+  });
+
   it('accepts a model trained on the same split of the same folder', async () => {
     await editManifest((m) => {
       m.dataset = { dir: dataDir, files: 10, perClass: {}, rejected: 0 };

@@ -21,7 +21,10 @@ const canonical = (dir: string) => realpath(path.resolve(dir)).catch(() => path.
  */
 export async function leakFreeReason(source: ModelManifest, run: RunIdentity): Promise<string> {
   const excluded = source.dataset?.excludedNearDuplicatesOf;
-  if (excluded && (await canonical(excluded.dir)) === (await canonical(run.dataDir))) {
+  // Whatever else went into the source (extra training folders, the weights it started from) was
+  // checked against its own folder at most, not against this run's: only a source without them counts.
+  const trainedOnItsFolderAlone = !source.dataset?.extraTraining && !source.training?.initialisedFrom;
+  if (excluded && trainedOnItsFolderAlone && (await canonical(excluded.dir)) === (await canonical(run.dataDir))) {
     return `trained on ${source.dataset?.dir ?? 'another folder'} without the ${excluded.dropped} images whose near-duplicate group reaches ${excluded.dir}`;
   }
   if (source.split?.fingerprint === run.splitFingerprint && !source.dataset?.extraTraining && source.dataset && (await canonical(source.dataset.dir)) === (await canonical(run.dataDir))) {
@@ -29,7 +32,7 @@ export async function leakFreeReason(source: ModelManifest, run: RunIdentity): P
   }
   throw new Error(
     `${source.name}@${source.version} may have seen copies of this run's validation or test images: ` +
-      `train it with --exclude-near-duplicates-of ${run.dataDir}, or on the same split`,
+      `train it with --exclude-near-duplicates-of ${run.dataDir} (without extra training data or --init-from), or on the same split`,
   );
 }
 
