@@ -97,20 +97,16 @@ async function benchImages(count) {
   }
   const dir = path.join(root, 'br35h');
   const splitFile = path.join(ROOT, 'models/tumor-binary/split.json');
-  let files;
-  let from;
-  if (count > 1 && existsSync(splitFile)) {
-    const test = JSON.parse(await readFile(splitFile, 'utf8')).assignments.filter((a) => a.split === 'test');
-    const spread = (label, n) => {
-      const list = test.filter((a) => a.label === label).map((a) => a.relPath).sort();
-      return Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
-    };
-    files = [...spread('tumor', Math.ceil(count / 2)), ...spread('no_tumor', Math.floor(count / 2))];
-    from = 'br35h, the tumor-binary test split';
-  } else {
-    files = [(await readdir(path.join(dir, 'yes'))).filter((file) => file.endsWith('.jpg')).sort().map((name) => `yes/${name}`)[0]];
-    from = `br35h ${files[0]}`;
-  }
+  // Held-out scans when the shipped split names them, else every scan of each folder.
+  const heldOut = existsSync(splitFile) ? JSON.parse(await readFile(splitFile, 'utf8')).assignments.filter((a) => a.split === 'test') : null;
+  const scans = async (label, folder) =>
+    (heldOut ? heldOut.filter((a) => a.label === label).map((a) => a.relPath) : (await readdir(path.join(dir, folder))).filter((file) => file.endsWith('.jpg')).map((name) => `${folder}/${name}`)).sort();
+  const spread = (list, n) => Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
+  const files =
+    count === 1
+      ? [(await readdir(path.join(dir, 'yes'))).filter((file) => file.endsWith('.jpg')).sort().map((name) => `yes/${name}`)[0]]
+      : [...spread(await scans('tumor', 'yes'), Math.ceil(count / 2)), ...spread(await scans('no_tumor', 'no'), Math.floor(count / 2))];
+  const from = count === 1 ? `br35h ${files[0]}` : heldOut ? 'br35h, the tumor-binary test split' : 'br35h';
   return { from, images: await Promise.all(files.map(async (file) => sharp(await readFile(path.join(dir, file))).resize(256, 256, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer())) };
 }
 
