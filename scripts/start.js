@@ -159,7 +159,7 @@ async function main() {
   embeddedS3 = storage.embedded;
   const servicesEnv = { ...env, ...storage.storageEnv, MODELS_DIR: await modelsDirectory(env) };
   // A lone worker on a machine with cores to spare runs its two models side by side, unless told
-  // otherwise: on two cores that gave 1.6× the images per second and two thirds of the latency.
+  // otherwise: on two cores that gave 1.5–1.6× the images per second at two thirds of the latency.
   if (options.workers === 1 && availableParallelism() > 1) servicesEnv.WORKER_MODEL_THREADS ??= 'true';
   const threads = servicesEnv.WORKER_MODEL_THREADS === 'true' ? ' (each model on a thread of its own)' : '';
 
