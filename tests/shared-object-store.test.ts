@@ -25,6 +25,14 @@ describe('ObjectStore against s3rver', () => {
     fresh.close();
   });
 
+  it('creates its bucket once when several services start at the same moment', async () => {
+    const options = s3.bucketOptions();
+    const services = Array.from({ length: 4 }, () => new ObjectStore(options));
+    await expect(Promise.all(services.map((service) => service.ensureBucket()))).resolves.toHaveLength(4);
+    await expect(services[0]!.ping()).resolves.toBeUndefined();
+    for (const service of services) service.close();
+  });
+
   it('puts, heads, gets and overwrites objects with their content type', async () => {
     await store.put('a/one.png', new Uint8Array([1, 2, 3]), 'image/png');
     expect(await store.head('a/one.png')).toMatchObject({ key: 'a/one.png', size: 3, contentType: 'image/png' });

@@ -43,6 +43,11 @@ function isNotFound(error: unknown): boolean {
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
 }
 
+function isAlreadyCreated(error: unknown): boolean {
+  const name = (error as { name?: string }).name;
+  return name === 'BucketAlreadyOwnedByYou' || name === 'BucketAlreadyExists';
+}
+
 /**
  * A bucket in an S3-compatible store (AWS S3, MinIO, s3rver). Keys are plain strings (see
  * `keys.ts`); writes are whole-object puts, so writing the same key twice is harmless.
@@ -74,7 +79,14 @@ export class ObjectStore {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      try {
+        await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      } catch (createError) {
+        // Services that start together race to create it, and the losers are told it exists (AWS says
+        // BucketAlreadyOwnedByYou, s3rver BucketAlreadyExists): fine, as long as it answers to us.
+        if (!isAlreadyCreated(createError)) throw createError;
+        await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      }
     }
   }
 
