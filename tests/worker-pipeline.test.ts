@@ -127,6 +127,8 @@ describe('inference worker against Redis and s3rver', () => {
     }
     const message = await env.resultOf(imageId);
     expect(message.kind).toBe('succeeded');
+    // The result is posted from inside the job, just before BullMQ records the job as completed.
+    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'completed', { what: 'the job to be recorded as completed' });
     const job = await env.inference.getJob(jobId);
     expect(job?.attemptsMade).toBeGreaterThanOrEqual(2);
     expect(job?.stacktrace.length).toBeGreaterThanOrEqual(1);
