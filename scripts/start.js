@@ -23,8 +23,8 @@ const STOP_TIMEOUT_MS = 45_000; // above the services' own SHUTDOWN_TIMEOUT_MS d
 const USAGE = `Usage: npm start -- [--workers N] [--no-trainer]
 
   --workers N    inference worker processes (default: WORKERS or 1; a lone worker on a
-                 multi-core machine runs each model on a thread of its own unless
-                 WORKER_MODEL_THREADS says otherwise)
+                 multi-core machine runs its models on a pool of threads, one per core,
+                 unless WORKER_MODEL_THREADS says otherwise)
   --no-trainer   do not start the trainer service
 
 Settings come from the environment (see .env.example): REDIS_URL, PORT, S3_ENDPOINT, ...`;
@@ -158,10 +158,10 @@ async function main() {
   const storage = await startStorage(env);
   embeddedS3 = storage.embedded;
   const servicesEnv = { ...env, ...storage.storageEnv, MODELS_DIR: await modelsDirectory(env) };
-  // A lone worker on a machine with cores to spare runs its two models side by side, unless told
-  // otherwise: on two cores that gave 1.5–1.6× the images per second at two thirds of the latency.
+  // A lone worker on a machine with cores to spare spreads each image's forward passes over a pool
+  // of threads, one per core, unless told otherwise: lower latency, and more images per second.
   if (options.workers === 1 && availableParallelism() > 1) servicesEnv.WORKER_MODEL_THREADS ??= 'true';
-  const threads = servicesEnv.WORKER_MODEL_THREADS === 'true' ? ' (each model on a thread of its own)' : '';
+  const threads = servicesEnv.WORKER_MODEL_THREADS === 'true' ? ' (the models on a thread per core)' : '';
 
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => void stop(0));
   const api = launch('api', SERVICES.api, servicesEnv);

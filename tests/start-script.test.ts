@@ -52,8 +52,8 @@ describe('npm start (scripts/start.js)', () => {
       await waitFor(() => output.includes('btd is up'), { timeoutMs: 240_000, what: `the start banner in:\n${output}` });
       expect(output).toContain(`http://localhost:${port}`);
       expect(output).not.toContain('UNTRAINED');
-      // A lone worker on a machine with cores to spare runs each model on a thread of its own.
-      expect(output.includes('each model on a thread of its own')).toBe(availableParallelism() > 1);
+      // A lone worker on a machine with cores to spare runs its models on a thread per core.
+      expect(output.includes('the models on a thread per core')).toBe(availableParallelism() > 1);
 
       const key = (await readFile(path.join(dataDir, 'local-api-key'), 'utf8')).trim();
       const [file] = await sampleImages('br35h/yes', 1);

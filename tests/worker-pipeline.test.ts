@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
-import { DirectoryModelProvider, ThreadedModel, type ImageResultDocument } from '@btd/inference-worker';
+import { DirectoryModelProvider, ModelThreadPool, type ImageResultDocument } from '@btd/inference-worker';
 import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
 import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
 
@@ -146,15 +146,16 @@ describe('inference worker against Redis and s3rver', () => {
     expect((await env.inference.getJob(jobId))?.attemptsMade).toBe(1);
   });
 
-  it('with each model on a thread of its own, gives the in-process result and still fails undecodable input at once', async () => {
+  it('with the models on a pool of threads, gives the in-process result and still fails undecodable input at once', async () => {
     const inProcess = env.startWorker(models);
     const first = await env.submit(tumourImage);
     const expected = await env.resultOf(first.imageId);
     await inProcess.close();
     expectSucceeded(expected);
 
+    const pool = ModelThreadPool.start(2, 'wasm');
     const threaded = await DirectoryModelProvider.load(modelsDir, createLogger({ name: 'models', level: 'silent', pretty: false }), {
-      load: (files) => ThreadedModel.load(files, 'wasm'),
+      load: (files) => pool.load(files),
     });
     try {
       env.startWorker(threaded, { modelThreads: true });
@@ -174,6 +175,7 @@ describe('inference worker against Redis and s3rver', () => {
     } finally {
       await env.close();
       await threaded.close();
+      await pool.close();
       env = await startWorkerEnv(s3);
     }
   });

@@ -16,7 +16,16 @@ export { prepareTaskData, crossSplitDuplicates, type PreparedTaskData } from './
 export { TASKS, TASK_CLASSES, isTask, classOfFolder, type Task } from './model/tasks.js';
 export { ARTIFACT_FILES, assertManifest, type ModelManifest } from './model/manifest.js';
 export { readArtifactDir, type ArtifactFiles } from './model/artifact.js';
-export { loadModel, type LoadedModel, type Prediction, type PredictOptions } from './model/loaded-model.js';
+export { loadModel, predictionFrom, preprocessShared, type LoadedModel, type ServingModel, type Prediction, type PredictOptions } from './model/loaded-model.js';
+export {
+  basePieces,
+  combinePieces,
+  meanOfMembers,
+  rotationPieces,
+  type ForwardPiece,
+  type ForwardPlan,
+  type PieceResult,
+} from './model/forward-pieces.js';
 export type { Box, Heatmap, Point } from './model/heatmap.js';
 export { renderOverlay } from './model/overlay.js';
 export { writeInitialArtifact } from './model/initial-artifact.js';

@@ -60,13 +60,24 @@ export const WorkerConfigSchema = Type.Object({
     description: 'Registry poll period, a fallback for missed promotion notices.',
   }),
   /**
-   * Each model on a thread of its own, so that one job's two models run on two cores at once:
-   * lower latency per image when cores are free, the same throughput when they are all busy.
+   * The models on threads of their own, a job's forward passes spread over them, so that one image
+   * uses every core: lower latency per image when cores are free, the same throughput when they are all busy.
    */
   modelThreads: Type.Boolean({
     env: 'WORKER_MODEL_THREADS',
     default: false,
-    description: 'Run each model on its own thread (true: a job uses two cores; lower latency at light load).',
+    description: 'Run the models on a pool of threads, each image spread over them (true: a job uses every core; lower latency at light load).',
+  }),
+  /**
+   * With model threads, how many: every model is loaded on each, and a job's forward passes are
+   * split into pieces (ensemble members, the locator, rotated copies) spread over them.
+   */
+  modelThreadCount: Type.Integer({
+    env: 'WORKER_MODEL_THREAD_COUNT',
+    default: 0,
+    minimum: 0,
+    maximum: 64,
+    description: 'With WORKER_MODEL_THREADS, how many threads the models run on, each forward pass split over them (0: one per core).',
   }),
   /** TensorFlow.js backend; unset picks tfjs-node when installed, else wasm. */
   tfBackend: Type.Optional(

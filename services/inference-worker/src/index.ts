@@ -5,4 +5,5 @@ export * from './inference.processor.js';
 export * from './inference-worker.js';
 export * from './result-documents.js';
 export * from './worker-metrics.js';
-export * from './model-thread.js';
+export * from './model-thread-pool.js';
+export * from './pooled-model.js';

@@ -1,17 +1,18 @@
+import { availableParallelism } from 'node:os';
 import { ModelRegistry, type ArtifactFiles, type Logger, type ObjectStore, type Redis } from '@btd/shared';
 import { loadModel, type LoadedModel } from '@btd/model';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { WorkerConfig } from './config.js';
 import { DirectoryModelProvider } from './directory-model-provider.js';
-import { RegistryModelProvider, type ModelProvider } from './model-provider.js';
-import { ThreadedModel } from './model-thread.js';
+import { RegistryModelProvider, type JobEvents, type ModelProvider } from './model-provider.js';
+import { ModelThreadPool } from './model-thread-pool.js';
 
 /** A model provider with its clean-up. */
 export type ClosableModelProvider = ModelProvider & { close(): Promise<void> };
 
 /** What the configured model source needs. */
 export interface ModelSourceDeps {
-  config: Pick<WorkerConfig, 'modelSource' | 'modelsDir' | 'queuePrefix' | 'modelPollIntervalMs' | 'modelThreads' | 'tfBackend'>;
+  config: Pick<WorkerConfig, 'modelSource' | 'modelsDir' | 'queuePrefix' | 'modelPollIntervalMs' | 'modelThreads' | 'modelThreadCount' | 'tfBackend'>;
   workerId: string;
   store: ObjectStore;
   /** Producer connection; the registry uses it for promotion notices. */
@@ -22,12 +23,32 @@ export interface ModelSourceDeps {
 
 /**
  * Loads the models `MODEL_SOURCE` names: the promoted versions from the S3 registry (publishing
- * the bundled ones first if it is empty), or the artifacts in `MODELS_DIR` as they are; each on a
- * thread of its own with `WORKER_MODEL_THREADS`.
+ * the bundled ones first if it is empty), or the artifacts in `MODELS_DIR` as they are; with
+ * `WORKER_MODEL_THREADS`, on a pool of threads (`WORKER_MODEL_THREAD_COUNT`) that closes with the provider.
  */
 export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableModelProvider> {
+  const { config } = deps;
+  if (!config.modelThreads) return openProvider(deps, loadModel);
+  const pool = ModelThreadPool.start(config.modelThreadCount || availableParallelism(), config.tfBackend);
+  deps.logger.info({ threads: pool.size }, 'models run on a thread pool');
+  try {
+    const provider = await openProvider(deps, (files) => pool.load(files));
+    return {
+      current: (task) => provider.current(task),
+      ...(provider.followJobsOf ? { followJobsOf: (worker: JobEvents) => provider.followJobsOf?.(worker) } : {}),
+      close: async () => {
+        await provider.close();
+        await pool.close();
+      },
+    };
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+}
+
+async function openProvider(deps: ModelSourceDeps, load: (files: ArtifactFiles) => Promise<LoadedModel>): Promise<ClosableModelProvider> {
   const { config, logger } = deps;
-  const load = config.modelThreads ? (files: ArtifactFiles): Promise<LoadedModel> => ThreadedModel.load(files, config.tfBackend) : loadModel;
   if (config.modelSource === 'directory') return DirectoryModelProvider.load(config.modelsDir, logger, { load });
   const registry = new ModelRegistry({ store: deps.store, redis: deps.redis, namespace: config.queuePrefix });
   const provider = new RegistryModelProvider({

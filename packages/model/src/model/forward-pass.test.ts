@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/index.js';
 import { toModelInput } from '../data/model-input.js';
 import { buildClassifier, CAM_LAYER } from './architecture.js';
+import { basePieces, combinePieces, meanOfMembers, rotationPieces, type PieceResult } from './forward-pieces.js';
 import { ForwardPass } from './forward-pass.js';
 import { buildLocator } from './locator.js';
 
@@ -130,6 +131,73 @@ describe('ForwardPass with test-time flips', () => {
     const out = forward.run(pixels, 2, 0);
     const expected = tf.tidy(() => (model.predict(tf.tensor4d(toModelInput(pixels), [2, SIZE, SIZE, 1])) as tf.Tensor).dataSync());
     out.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i] as number, 6));
+    forward.dispose();
+  });
+});
+
+const classifier = (classes: number) => buildClassifier({ inputSize: SIZE, numClasses: classes, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+
+/** Runs a split forward pass the way a pool of model copies does: every piece apart, then combined. */
+function splitRun(forward: ForwardPass, pixels: Uint8Array, count: number, withMaps: boolean) {
+  const { plan } = forward;
+  const base = basePieces(plan, withMaps).map((piece) => forward.runPiece(pixels, count, piece));
+  const rotationsAsked = rotationPieces(plan, meanOfMembers(plan, base));
+  const rotated = rotationsAsked.map((piece) => forward.runPiece(pixels, count, piece));
+  return { ...combinePieces(plan, base, rotated), base, rotated, rotationsAsked };
+}
+
+describe('a forward pass split into pieces', () => {
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm' });
+  });
+
+  it('gives what the whole pass gives: an ensemble with rotated copies below a bound and a temperature', () => {
+    const members = [classifier(3), classifier(3)];
+    const mirrored = new ForwardPass(members, { flip: true });
+    const pixels = randomPixels(4, 21);
+    const tops = Array.from({ length: 4 }, (_, i) => Math.max(...mirrored.run(pixels, 4, -1).probabilities.subarray(3 * i, 3 * i + 3)));
+    // A bound between the images' top probabilities, so that some images take the rotations and some do not.
+    const bound = [...tops].sort((a, b) => a - b).slice(1, 3).reduce((a, b) => a + b) / 2;
+    const forward = new ForwardPass(members, { flip: true, rotations: [-7, 90], rotateBelow: bound }, undefined, 0.7);
+    const whole = forward.run(pixels, 4, -1);
+    const before = tf.memory().numTensors;
+    const split = splitRun(forward, pixels, 4, false);
+    expect(tf.memory().numTensors).toBe(before);
+    // Two classifiers, two angles: four rotation pieces, for exactly the two uncertain images.
+    expect(split.rotationsAsked).toHaveLength(4);
+    expect(split.rotationsAsked.every((piece) => piece.kind === 'rotated' && piece.images.length === 2)).toBe(true);
+    split.probabilities.forEach((p, i) => expect(p).toBeCloseTo(whole.probabilities[i] as number, 6));
+    expect(split.maps).toBeUndefined();
+    // The rotations moved the uncertain images' probabilities: the pieces did some work.
+    const withoutRotations = combinePieces({ ...forward.plan, views: { flip: true } }, split.base, []).probabilities;
+    expect(Math.max(...split.probabilities.map((p, i) => Math.abs(p - (withoutRotations[i] as number))))).toBeGreaterThan(1e-4);
+    mirrored.dispose();
+  });
+
+  it("gives the locator's maps from its own piece, and asks for no rotations when every image is certain", () => {
+    const model = classifier(2);
+    const locator = buildLocator(model);
+    const forward = new ForwardPass(model, { flip: true, rotations: [5], rotateBelow: 0 }, locator);
+    const pixels = randomPixels(2, 5);
+    const whole = forward.run(pixels, 2, 0);
+    const split = splitRun(forward, pixels, 2, true);
+    expect(split.base.map((r) => r.piece.kind)).toEqual(['member', 'locator']);
+    expect(split.rotationsAsked).toEqual([]);
+    expect(split.maps?.side).toBe(whole.camSide);
+    split.maps?.values.forEach((v, i) => expect(v).toBeCloseTo(whole.cams[i] as number, 6));
+    split.probabilities.forEach((p, i) => expect(p).toBeCloseTo(whole.probabilities[i] as number, 6));
+    expect(basePieces(forward.plan, false).map((piece) => piece.kind)).toEqual(['member']);
+    locator.dispose();
+  });
+
+  it('refuses to combine when a rotation piece is missing or a classifier piece is', () => {
+    const forward = new ForwardPass([classifier(2), classifier(2)], { flip: true, rotations: [10] });
+    const pixels = randomPixels(1, 9);
+    const { base, rotated } = splitRun(forward, pixels, 1, false);
+    expect(() => combinePieces(forward.plan, base, rotated.slice(1))).toThrow(/missing the rotated piece of classifier 0 at 10°/);
+    expect(() => combinePieces(forward.plan, base.slice(1), rotated)).toThrow(/expected 2 classifier pieces, got 1/);
+    const wrongImages: PieceResult[] = rotated.map((r) => ({ ...r, piece: { kind: 'rotated', member: (r.piece as { member: number }).member, angle: 10, images: [1] } }));
+    expect(() => combinePieces(forward.plan, base, wrongImages)).toThrow(/missing the rotated piece/);
     forward.dispose();
   });
 });

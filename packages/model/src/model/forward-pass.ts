@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { toModelInput } from '../data/model-input.js';
-import { temperProbabilities } from '../eval/temperature.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
 import { FoldedNetwork, withCapture } from './folded-network.js';
+import { mergeRotated, rotatedCopies, temperedProbabilities, uncertainImages, type ForwardPiece, type ForwardPlan, type PieceResult } from './forward-pieces.js';
 import { averageBlocks, averageMirrorViews, mirrorCount, mirrorViews, rotatedViews, type TestTimeViews } from './test-time-views.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
@@ -90,8 +90,8 @@ export class ForwardPass {
       const outputs = this.members.map((m) => this.withMirror(x, m.predict) as [tf.Tensor4D, tf.Tensor2D]);
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const classes = probs.shape[1] as number;
-      const raw = this.withRotations(x, Float32Array.from(probs.dataSync()), classes);
-      const probabilities = this.temperature === 1 ? raw : temperProbabilities(raw, classes, this.temperature);
+      const raw = this.withRotations(x, Float32Array.from(probs.dataSync()));
+      const probabilities = temperedProbabilities(this.plan, raw);
       const chosen = Array.from({ length: count }, (_, i) => {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
@@ -130,26 +130,48 @@ export class ForwardPass {
    * mirror) of the images that need them, all in one batch: each such image's probabilities become
    * the mean over all its views. Returns `raw`, updated in place. Call inside a tidy.
    */
-  private withRotations(x: tf.Tensor4D, raw: Float32Array, classes: number): Float32Array {
-    const rotations = this.views.rotations ?? [];
-    if (rotations.length === 0) return raw;
-    const below = this.views.rotateBelow ?? Infinity;
-    const count = raw.length / classes;
-    const uncertain = Array.from({ length: count }, (_, i) => i).filter((i) => Math.max(...raw.subarray(i * classes, (i + 1) * classes)) < below);
+  private withRotations(x: tf.Tensor4D, raw: Float32Array): Float32Array {
+    const uncertain = uncertainImages(this.plan, raw);
     if (uncertain.length === 0) return raw;
-    const subset = uncertain.length === count ? x : tf.gather(x, uncertain);
-    const copies = rotatedViews(subset, this.views.flip, rotations);
-    const blocks = copies.shape[0] / uncertain.length;
+    const subset = uncertain.length === x.shape[0] ? x : tf.gather(x, uncertain);
+    const copies = rotatedViews(subset, this.views.flip, this.views.rotations ?? []);
+    const blocks = rotatedCopies(this.plan);
     const perMember = this.members.map((m) => averageBlocks(m.predict(copies).at(-1) as tf.Tensor, blocks));
     const rotated = (perMember.length === 1 ? perMember[0]! : tf.addN(perMember).div(perMember.length)).dataSync();
-    const mirrors = mirrorCount(this.views.flip);
-    uncertain.forEach((image, k) => {
-      for (let c = 0; c < classes; c++) {
-        const at = image * classes + c;
-        raw[at] = (mirrors * (raw[at] as number) + blocks * (rotated[k * classes + c] as number)) / (mirrors + blocks);
+    return mergeRotated(this.plan, raw, uncertain, rotated);
+  }
+
+  /** What splitting this forward pass into pieces needs to know; the same for every copy of the model. */
+  get plan(): ForwardPlan {
+    const classes = this.members[0]!.classifierKernel.shape[1];
+    return { members: this.members.length, classes, hasLocator: this.locator !== undefined, views: this.views, temperature: this.temperature };
+  }
+
+  /**
+   * Runs one piece of a split forward pass (see `forward-pieces.ts`) on `count` images; the pieces
+   * of a batch, run on any copies of this model and combined, give what {@link run} gives.
+   */
+  runPiece(pixels: Uint8Array, count: number, piece: ForwardPiece): PieceResult {
+    const size = this.inputSize;
+    const out = tf.tidy((): { values: Float32Array; camSide?: number } => {
+      const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
+      if (piece.kind === 'locator') {
+        if (!this.locator) throw new Error('this model has no locator');
+        const { cams, camSide } = this.locate(x);
+        return { values: cams, camSide };
       }
+      const member = this.members[piece.member];
+      if (!member) throw new Error(`no classifier ${piece.member} in a forward pass of ${this.members.length}`);
+      if (piece.kind === 'member') {
+        const probabilities = averageMirrorViews(member.predict(mirrorViews(x, this.views.flip)).at(-1) as tf.Tensor, this.views.flip);
+        return { values: Float32Array.from(probabilities.dataSync()) };
+      }
+      const copies = rotatedViews(tf.gather(x, [...piece.images]), this.views.flip, [piece.angle]);
+      const blocks = mirrorCount(this.views.flip);
+      const summed = averageBlocks(member.predict(copies).at(-1) as tf.Tensor, blocks).mul(blocks);
+      return { values: Float32Array.from(summed.dataSync()) };
     });
-    return raw;
+    return { piece, ...out };
   }
 
   dispose(): void {

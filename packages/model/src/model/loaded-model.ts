@@ -39,7 +39,7 @@ const NO_TUMOR = 'no_tumor';
  */
 const preprocessed = new WeakMap<Uint8Array, Map<string, Promise<PreprocessedImage>>>();
 
-function preprocessShared(image: Uint8Array, params: PreprocessParams): Promise<PreprocessedImage> {
+export function preprocessShared(image: Uint8Array, params: PreprocessParams): Promise<PreprocessedImage> {
   const key = JSON.stringify(params);
   let byParams = preprocessed.get(image);
   if (!byParams) preprocessed.set(image, (byParams = new Map()));
@@ -53,7 +53,34 @@ function preprocessShared(image: Uint8Array, params: PreprocessParams): Promise<
   return result;
 }
 
-class ServingModel implements LoadedModel {
+/**
+ * A prediction from the forward pass's output for one preprocessed image: the label, the
+ * probabilities by class and, unless `options.heatmap` is false, the heatmap, its peak and the box
+ * (none for `no_tumor`), all in the original image's pixels.
+ */
+export function predictionFrom(
+  manifest: ModelManifest,
+  input: PreprocessedImage,
+  out: { probabilities: Float32Array; maps?: { values: Float32Array; side: number } },
+  options: PredictOptions,
+  timings: { preprocessMs: number; modelMs: number },
+): Prediction {
+  const started = performance.now();
+  const probabilities = Object.fromEntries(manifest.classes.map((c, i) => [c, out.probabilities[i] as number]));
+  const label = manifest.classes.reduce((a, b) => ((probabilities[b] as number) > (probabilities[a] as number) ? b : a));
+  const prediction: Prediction = { label, probabilities, box: null, timings: { ...timings, heatmapMs: 0 } };
+  if (options.heatmap !== false) {
+    if (!out.maps) throw new Error('a heatmap was asked for but the forward pass gave no map');
+    const heatmap = camToHeatmap(out.maps.values, out.maps.side, input.geometry);
+    prediction.heatmap = heatmap;
+    prediction.peak = heatmapPeak(heatmap, input.geometry);
+    prediction.box = label === NO_TUMOR ? null : boxFromHeatmap(heatmap, input.geometry);
+    prediction.timings.heatmapMs = performance.now() - started;
+  }
+  return prediction;
+}
+
+class ArtifactModel implements LoadedModel {
   private disposed = false;
   private readonly heatmapClass: number;
 
@@ -70,18 +97,10 @@ class ServingModel implements LoadedModel {
     const input = await preprocessShared(image, this.manifest.preprocessing);
     const t1 = performance.now();
     const out = this.forward.run(input.pixels, 1, this.heatmapClass);
-    const t2 = performance.now();
-    const probabilities = Object.fromEntries(this.manifest.classes.map((c, i) => [c, out.probabilities[i] as number]));
-    const label = this.manifest.classes.reduce((a, b) => ((probabilities[b] as number) > (probabilities[a] as number) ? b : a));
-    const prediction: Prediction = { label, probabilities, box: null, timings: { preprocessMs: t1 - t0, modelMs: t2 - t1, heatmapMs: 0 } };
-    if (options.heatmap !== false) {
-      const heatmap = camToHeatmap(out.cams, out.camSide, input.geometry);
-      prediction.heatmap = heatmap;
-      prediction.peak = heatmapPeak(heatmap, input.geometry);
-      prediction.box = label === NO_TUMOR ? null : boxFromHeatmap(heatmap, input.geometry);
-      prediction.timings.heatmapMs = performance.now() - t2;
-    }
-    return prediction;
+    return predictionFrom(this.manifest, input, { probabilities: out.probabilities, maps: { values: out.cams, side: out.camSide } }, options, {
+      preprocessMs: t1 - t0,
+      modelMs: performance.now() - t1,
+    });
   }
 
   /** Runs the underlying forward pass on preprocessed pixels (evaluation uses batches). */
@@ -96,8 +115,11 @@ class ServingModel implements LoadedModel {
   }
 }
 
+/** A loaded model with its forward pass exposed (for batches and split runs). */
+export type ServingModel = LoadedModel & { readonly forwardPass: ForwardPass };
+
 /** Loads an artifact from a directory or from in-memory files (e.g. fetched from object storage). */
-export async function loadModel(source: string | ArtifactFiles): Promise<LoadedModel & { forwardPass: ForwardPass }> {
+export async function loadModel(source: string | ArtifactFiles): Promise<ServingModel> {
   const files = typeof source === 'string' ? await readArtifactDir(source) : source;
   const manifest = parseManifest(files);
   const topologies = manifest.ensemble?.members.map((member) => member.topology) ?? [ARTIFACT_FILES.topology];
@@ -109,7 +131,7 @@ export async function loadModel(source: string | ArtifactFiles): Promise<LoadedM
       checkClassifier(model, manifest, topology);
     }
     const locator = files[ARTIFACT_FILES.locatorTopology] ? await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology) : undefined;
-    return new ServingModel(manifest, new ForwardPass(models, { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations, rotateBelow: manifest.testTimeRotationsBelow }, locator, manifest.calibration?.temperature));
+    return new ArtifactModel(manifest, new ForwardPass(models, { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations, rotateBelow: manifest.testTimeRotationsBelow }, locator, manifest.calibration?.temperature));
   } catch (error) {
     for (const model of models) model.dispose();
     throw error;

@@ -1,0 +1,120 @@
+import { temperProbabilities } from '../eval/temperature.js';
+import { mirrorCount, type TestTimeViews } from './test-time-views.js';
+
+/**
+ * A share of one batch's forward pass that can run on its own, on another copy of the model (on
+ * another thread): the image and its mirror through one classifier or through the locator, or some
+ * images' rotated copies (and their mirrors) through one classifier at one angle. A run is the sum
+ * of its pieces: {@link basePieces} first, then {@link rotationPieces} for the images the first
+ * stage left uncertain, then {@link combinePieces}.
+ */
+export type ForwardPiece =
+  | { kind: 'member'; member: number }
+  | { kind: 'locator' }
+  | { kind: 'rotated'; member: number; angle: number; images: readonly number[] };
+
+/**
+ * What a piece gives, for `count` images: `member`, probabilities (count × classes, image and mirror
+ * averaged); `locator`, maps (count × side × side); `rotated`, probabilities summed over the piece's
+ * copies (images.length × classes).
+ */
+export interface PieceResult {
+  piece: ForwardPiece;
+  values: Float32Array;
+  camSide?: number;
+}
+
+/** What splitting a forward pass needs to know about the network; the same on every copy. */
+export interface ForwardPlan {
+  members: number;
+  classes: number;
+  hasLocator: boolean;
+  views: TestTimeViews;
+  /** Applied to the averaged probabilities; 1 leaves them as they are. */
+  temperature: number;
+}
+
+/** The first stage: each classifier on the image and its mirror, and the locator when maps are wanted. */
+export function basePieces(plan: ForwardPlan, withMaps: boolean): ForwardPiece[] {
+  const members = Array.from({ length: plan.members }, (_, member): ForwardPiece => ({ kind: 'member', member }));
+  return withMaps && plan.hasLocator ? [...members, { kind: 'locator' }] : members;
+}
+
+/** Mean over the classifiers of their image-and-mirror probabilities (count × classes). */
+export function meanOfMembers(plan: ForwardPlan, results: readonly PieceResult[]): Float32Array {
+  const members = results.filter((r) => r.piece.kind === 'member');
+  if (members.length !== plan.members) throw new Error(`expected ${plan.members} classifier pieces, got ${members.length}`);
+  const mean = new Float32Array(members[0]!.values.length);
+  for (const { values } of members) for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (values[i] as number) / plan.members;
+  return mean;
+}
+
+/** The images whose top probability in `raw` (count × classes, before temperature) is below the rotation bound. */
+export function uncertainImages(plan: ForwardPlan, raw: Float32Array): number[] {
+  if ((plan.views.rotations ?? []).length === 0) return [];
+  const below = plan.views.rotateBelow ?? Infinity;
+  const { classes } = plan;
+  return Array.from({ length: raw.length / classes }, (_, i) => i).filter((i) => Math.max(...raw.subarray(i * classes, (i + 1) * classes)) < below);
+}
+
+/** The second stage for the images `raw` leaves uncertain: one piece per classifier and angle. */
+export function rotationPieces(plan: ForwardPlan, raw: Float32Array): ForwardPiece[] {
+  const images = uncertainImages(plan, raw);
+  if (images.length === 0) return [];
+  const angles = plan.views.rotations ?? [];
+  return Array.from({ length: plan.members }, (_, member) => angles.map((angle): ForwardPiece => ({ kind: 'rotated', member, angle, images }))).flat();
+}
+
+/** How many rotated copies each uncertain image gets per classifier. */
+export function rotatedCopies(plan: ForwardPlan): number {
+  return (plan.views.rotations ?? []).length * mirrorCount(plan.views.flip);
+}
+
+/**
+ * Folds the rotated copies into `raw` (count × classes, updated in place): each uncertain image's
+ * probabilities become the mean over its image, mirror and rotated copies. `rotatedMean` holds, per
+ * uncertain image in order, the mean over the classifiers and rotated copies.
+ */
+export function mergeRotated(plan: ForwardPlan, raw: Float32Array, uncertain: readonly number[], rotatedMean: ArrayLike<number>): Float32Array {
+  const { classes } = plan;
+  const mirrors = mirrorCount(plan.views.flip);
+  const blocks = rotatedCopies(plan);
+  uncertain.forEach((image, k) => {
+    for (let c = 0; c < classes; c++) {
+      const at = image * classes + c;
+      raw[at] = (mirrors * (raw[at] as number) + blocks * (rotatedMean[k * classes + c] as number)) / (mirrors + blocks);
+    }
+  });
+  return raw;
+}
+
+/** The served probabilities: `raw` scaled by the plan's temperature. */
+export function temperedProbabilities(plan: ForwardPlan, raw: Float32Array): Float32Array {
+  return plan.temperature === 1 ? raw : temperProbabilities(raw, plan.classes, plan.temperature);
+}
+
+/**
+ * Puts a split run back together: the probabilities a single `ForwardPass.run` gives, and the
+ * locator's maps when its piece ran. Every rotation piece that {@link rotationPieces} asked for must
+ * be among `rotated`.
+ */
+export function combinePieces(plan: ForwardPlan, base: readonly PieceResult[], rotated: readonly PieceResult[]): { probabilities: Float32Array; maps?: { values: Float32Array; side: number } } {
+  const raw = meanOfMembers(plan, base);
+  const expected = rotationPieces(plan, raw);
+  if (expected.length > 0) {
+    const images = (expected[0] as Extract<ForwardPiece, { kind: 'rotated' }>).images;
+    const { classes } = plan;
+    const sums = new Float32Array(images.length * classes);
+    for (const want of expected) {
+      if (want.kind !== 'rotated') continue;
+      const got = rotated.find(({ piece }) => piece.kind === 'rotated' && piece.member === want.member && piece.angle === want.angle);
+      if (!got || (got.piece as typeof want).images.join() !== images.join()) throw new Error(`missing the rotated piece of classifier ${want.member} at ${want.angle}°`);
+      for (let i = 0; i < sums.length; i++) sums[i] = (sums[i] as number) + (got.values[i] as number);
+    }
+    const perCopy = plan.members * rotatedCopies(plan);
+    mergeRotated(plan, raw, images, sums.map((s) => s / perCopy));
+  }
+  const locator = base.find(({ piece }) => piece.kind === 'locator');
+  const probabilities = temperedProbabilities(plan, raw);
+  return locator ? { probabilities, maps: { values: locator.values, side: locator.camSide as number } } : { probabilities };
+}

@@ -1,0 +1,176 @@
+import { Worker } from 'node:worker_threads';
+import { ImageDecodeError, type ForwardPiece, type ForwardPlan, type ModelManifest, type PieceResult, type Prediction, type PredictOptions } from '@btd/model';
+import type { ArtifactFiles } from '@btd/shared';
+import { PooledModel } from './pooled-model.js';
+import { threadScript } from './thread-script.js';
+
+export type Backend = 'tensorflow' | 'wasm' | 'cpu';
+
+/** Messages to a pool thread; `model` names one of the models it holds. */
+export type ModelThreadRequest =
+  | { type: 'load'; id: number; model: number; files: ArtifactFiles; backend?: Backend }
+  | { type: 'unload'; model: number }
+  | { type: 'close' }
+  | { type: 'predict'; id: number; model: number; image: Uint8Array; options: PredictOptions }
+  | { type: 'pieces'; id: number; model: number; pixels: Uint8Array; count: number; pieces: ForwardPiece[] };
+
+/** Messages from a pool thread, each answering the request of the same id. */
+export type ModelThreadReply =
+  | { type: 'loaded'; id: number; manifest: ModelManifest; plan: ForwardPlan }
+  | { type: 'prediction'; id: number; prediction: Prediction }
+  | { type: 'pieces'; id: number; results: PieceResult[] }
+  | { type: 'error'; id: number; message: string; decode: boolean };
+
+type Answer = Extract<ModelThreadReply, { type: 'loaded' | 'prediction' | 'pieces' }>;
+
+interface Pending {
+  resolve: (reply: Answer) => void;
+  reject: (error: Error) => void;
+}
+
+/** One thread of the pool: its worker, its requests in flight and how much work they are. */
+class PoolThread {
+  readonly pending = new Map<number, Pending>();
+  /** Requests sent and not answered, weighted by their pieces: where the next piece should go. */
+  load = 0;
+  /** Work answered so far, in the same units. */
+  done = 0;
+
+  constructor(readonly worker: Worker) {}
+}
+
+/**
+ * Worker threads, each with its own TensorFlow.js backend, that hold every model the worker serves
+ * (each loaded on every thread) and run them for the jobs: a model's forward pass is split into
+ * pieces spread over the threads (see {@link PooledModel}), so one image uses every core while the
+ * threads never outnumber them. The worker's main thread keeps the queue, storage and results.
+ */
+export class ModelThreadPool {
+  private readonly threads: PoolThread[];
+  private nextId = 1;
+  private nextModel = 1;
+  private failure: Error | undefined;
+  private closed = false;
+
+  private constructor(
+    count: number,
+    private readonly backend?: Backend,
+  ) {
+    this.threads = Array.from({ length: count }, () => {
+      const thread = new PoolThread(new Worker(threadScript('model-thread.worker')));
+      thread.worker.on('message', (reply: ModelThreadReply) => this.settle(thread, reply));
+      thread.worker.on('error', (error) => this.fail(error));
+      thread.worker.on('exit', (code) => this.fail(new Error(`model thread exited with code ${code}`)));
+      // An idle model thread must not keep the process alive; one with requests in flight does.
+      thread.worker.unref();
+      return thread;
+    });
+  }
+
+  /** Starts `count` threads; models are loaded onto them with {@link load}. */
+  static start(count: number, backend?: Backend): ModelThreadPool {
+    if (!(Number.isInteger(count) && count >= 1)) throw new Error(`a model thread pool needs a positive whole number of threads, got ${count}`);
+    return new ModelThreadPool(count, backend);
+  }
+
+  get size(): number {
+    return this.threads.length;
+  }
+
+  /** Loads an artifact on every thread; rejects with a thread's reason (and unloads it from the others) if any cannot. */
+  async load(files: ArtifactFiles): Promise<PooledModel> {
+    const model = this.nextModel++;
+    const loads = await Promise.allSettled(
+      this.threads.map((_, k) => this.request(k, 1, (id) => ({ type: 'load', id, model, files, ...(this.backend ? { backend: this.backend } : {}) }))),
+    );
+    const failed = loads.find((load) => load.status === 'rejected');
+    if (failed) {
+      this.unload(model);
+      throw failed.reason;
+    }
+    const { manifest, plan } = (loads[0] as PromiseFulfilledResult<Answer>).value as Extract<Answer, { type: 'loaded' }>;
+    return new PooledModel(this, model, manifest, plan);
+  }
+
+  /** Frees a model on every thread. */
+  unload(model: number): void {
+    if (this.closed) return;
+    for (const { worker } of this.threads) worker.postMessage({ type: 'unload', model } satisfies ModelThreadRequest);
+  }
+
+  /** Work each thread has answered (pieces, or 1 per other request), in thread order. */
+  workDone(): number[] {
+    return this.threads.map((thread) => thread.done);
+  }
+
+  /** The thread with the least work waiting. */
+  leastBusy(): number {
+    return this.threads.reduce((best, thread, k) => (thread.load < (this.threads[best] as PoolThread).load ? k : best), 0);
+  }
+
+  /** Reserves `weight` units of work on the least busy thread, so that pieces handed out together spread. */
+  reserve(weight: number): number {
+    const k = this.leastBusy();
+    (this.threads[k] as PoolThread).load += weight;
+    return k;
+  }
+
+  /** Sends a request to thread `k`, counted as `weight` units of its work until answered (already counted if `reserved`). */
+  request(k: number, weight: number, message: (id: number) => ModelThreadRequest, reserved = false): Promise<Answer> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('model thread pool closed'));
+    const thread = this.threads[k] as PoolThread;
+    if (!reserved) thread.load += weight;
+    const id = this.nextId++;
+    if (thread.pending.size === 0) thread.worker.ref();
+    return new Promise<Answer>((resolve, reject) => {
+      const done = () => {
+        thread.load -= weight;
+        thread.done += weight;
+        if (thread.pending.size === 0) thread.worker.unref();
+      };
+      thread.pending.set(id, {
+        resolve: (reply) => (done(), resolve(reply)),
+        reject: (error) => (done(), reject(error)),
+      });
+      thread.worker.postMessage(message(id));
+    });
+  }
+
+  private settle(thread: PoolThread, reply: ModelThreadReply): void {
+    const waiting = thread.pending.get(reply.id);
+    if (!waiting) return;
+    thread.pending.delete(reply.id);
+    if (reply.type === 'error') waiting.reject(reply.decode ? new ImageDecodeError(reply.message) : new Error(reply.message));
+    else waiting.resolve(reply);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const thread of this.threads) {
+      for (const waiting of thread.pending.values()) waiting.reject(error);
+      thread.pending.clear();
+    }
+  }
+
+  /**
+   * Stops every thread: requests not yet answered are rejected at once, and each thread exits once
+   * it has finished what it was running (stopping one inside a WebAssembly call can take the process
+   * down), or is terminated after `graceMs`. Idempotent.
+   */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.fail(new Error('model thread pool closed'));
+    await Promise.all(
+      this.threads.map(async ({ worker }) => {
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        worker.ref();
+        worker.postMessage({ type: 'close' } satisfies ModelThreadRequest);
+        const timer = setTimeout(() => void worker.terminate(), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+}

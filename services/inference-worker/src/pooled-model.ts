@@ -1,0 +1,77 @@
+import { performance } from 'node:perf_hooks';
+import {
+  basePieces,
+  combinePieces,
+  meanOfMembers,
+  predictionFrom,
+  preprocessShared,
+  rotationPieces,
+  type ForwardPiece,
+  type ForwardPlan,
+  type LoadedModel,
+  type ModelManifest,
+  type PieceResult,
+  type Prediction,
+  type PredictOptions,
+} from '@btd/model';
+import type { ModelThreadPool } from './model-thread-pool.js';
+
+/**
+ * A model loaded on every thread of a {@link ModelThreadPool}. A prediction preprocesses the image
+ * once on the calling thread (once for all models given the same buffer), then spreads the forward
+ * pass over the pool: each classifier of an ensemble and the locator on the image and its mirror,
+ * then, for an uncertain image, each classifier's rotated copies per angle, each piece on the least
+ * busy thread. An image that takes the rotated copies (three times the base work for the two-member
+ * `tumor-type` ensemble) so no longer waits for one thread to do it all.
+ */
+export class PooledModel implements LoadedModel {
+  private disposed = false;
+
+  constructor(
+    private readonly pool: ModelThreadPool,
+    private readonly model: number,
+    readonly manifest: ModelManifest,
+    /** How the model's forward pass splits into pieces. */
+    readonly plan: ForwardPlan,
+  ) {}
+
+  async predict(image: Uint8Array, options: PredictOptions = {}): Promise<Prediction> {
+    if (this.disposed) throw new Error(`model ${this.manifest.name}@${this.manifest.version} is disposed`);
+    const withMaps = options.heatmap !== false;
+    // Class activation maps depend on the final probabilities; only a locator's maps split off.
+    if (withMaps && !this.plan.hasLocator) return this.whole(image, options);
+    const t0 = performance.now();
+    const input = await preprocessShared(image, this.manifest.preprocessing);
+    const t1 = performance.now();
+    const base = await this.spread(input.pixels, basePieces(this.plan, withMaps));
+    const rotated = await this.spread(input.pixels, rotationPieces(this.plan, meanOfMembers(this.plan, base)));
+    const out = combinePieces(this.plan, base, rotated);
+    return predictionFrom(this.manifest, input, out, options, { preprocessMs: t1 - t0, modelMs: performance.now() - t1 });
+  }
+
+  /** The whole prediction on the least busy thread. */
+  private async whole(image: Uint8Array, options: PredictOptions): Promise<Prediction> {
+    const reply = await this.pool.request(this.pool.leastBusy(), 1, (id) => ({ type: 'predict', id, model: this.model, image, options }));
+    return (reply as Extract<typeof reply, { type: 'prediction' }>).prediction;
+  }
+
+  /** Hands each piece to the least busy thread, one message per thread, and gathers the results. */
+  private async spread(pixels: Uint8Array, pieces: readonly ForwardPiece[]): Promise<PieceResult[]> {
+    const shares = new Map<number, ForwardPiece[]>();
+    for (const piece of pieces) {
+      const k = this.pool.reserve(1);
+      shares.set(k, [...(shares.get(k) ?? []), piece]);
+    }
+    const replies = await Promise.all(
+      [...shares].map(([k, share]) => this.pool.request(k, share.length, (id) => ({ type: 'pieces', id, model: this.model, pixels, count: 1, pieces: share }), true)),
+    );
+    return replies.flatMap((reply) => (reply as Extract<typeof reply, { type: 'pieces' }>).results);
+  }
+
+  /** Frees the model on the pool's threads. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.pool.unload(this.model);
+  }
+}
