@@ -11,8 +11,8 @@
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. Needs Redis (REDIS_URL, default redis://127.0.0.1:6379); starts its own
 // s3rver, API and workers with a private queue prefix, and removes them afterwards.
 //
-// A last run has one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true),
-// the latency setting: a job's two models then run on two cores.
+// A last run has one worker with its models on a pool of threads, one per core
+// (WORKER_MODEL_THREADS=true), the latency setting: each image's forward passes are spread over the cores.
 //
 // The load is --images distinct held-out Br35H scans (half with a tumour), each submitted as one
 // 256×256 JPEG, in turn; --images 1 repeats one tumour scan, which the tumor-type model is unsure of.
@@ -22,7 +22,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,9 +30,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QueueEvents } from 'bullmq';
-import sharp from 'sharp';
 import { getBackendInfo, initBackend, loadModel, writeInitialArtifact } from '@btd/model';
 import { EMBEDDED_S3_CREDENTIALS, RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
+import { benchImages } from './lib/bench-images.js';
 import { median } from './lib/stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -48,7 +48,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '2' },
     // Distinct held-out scans submitted in turn (half tumour, half healthy); 1: one tumour scan only.
     images: { type: 'string', default: '32' },
-    // Also one worker with each model on a thread of its own (WORKER_MODEL_THREADS=true).
+    // Also one worker with its models on a thread per core (WORKER_MODEL_THREADS=true).
     'model-threads': { type: 'string', default: 'true' },
   },
 });
@@ -80,34 +80,6 @@ async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-/**
- * `count` 256×256 JPEGs made from real scans when the datasets are present, else from noise: half
- * Br35H tumour scans, half healthy ones, spread evenly over the shipped `tumor-binary` model's test
- * split (scans no model here trained on, so as many are uncertain, and take the models' rotated
- * copies, as in service), or with `count` 1 the first tumour scan, which the `tumor-type` model is
- * unsure of.
- */
-async function benchImages(count) {
-  const root = [path.resolve(ROOT, '../shared/datasets'), process.env.BTD_DATASETS_DIR].find((dir) => dir && existsSync(dir));
-  if (!root) {
-    const noise = (i) => ({ width: 256, height: 256, channels: 3, noise: { type: 'gaussian', mean: 100 + i, sigma: 40 } });
-    return { from: 'noise', images: await Promise.all(Array.from({ length: count }, (_, i) => sharp({ create: noise(i) }).jpeg({ quality: 90 }).toBuffer())) };
-  }
-  const dir = path.join(root, 'br35h');
-  const splitFile = path.join(ROOT, 'models/tumor-binary/split.json');
-  // Held-out scans when the shipped split names them, else every scan of each folder.
-  const heldOut = existsSync(splitFile) ? JSON.parse(await readFile(splitFile, 'utf8')).assignments.filter((a) => a.split === 'test') : null;
-  const scans = async (label, folder) =>
-    (heldOut ? heldOut.filter((a) => a.label === label).map((a) => a.relPath) : (await readdir(path.join(dir, folder))).filter((file) => file.endsWith('.jpg')).map((name) => `${folder}/${name}`)).sort();
-  const spread = (list, n) => Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]);
-  const files =
-    count === 1
-      ? [(await readdir(path.join(dir, 'yes'))).filter((file) => file.endsWith('.jpg')).sort().map((name) => `yes/${name}`)[0]]
-      : [...spread(await scans('tumor', 'yes'), Math.ceil(count / 2)), ...spread(await scans('no_tumor', 'no'), Math.floor(count / 2))];
-  const from = count === 1 ? `br35h ${files[0]}` : heldOut ? 'br35h, the tumor-binary test split' : 'br35h';
-  return { from, images: await Promise.all(files.map(async (file) => sharp(await readFile(path.join(dir, file))).resize(256, 256, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer())) };
 }
 
 /** The shipped models, or untrained ones of the same architecture (same cost) in a temp dir. */
