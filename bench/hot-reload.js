@@ -6,6 +6,8 @@
 // datasets (../shared/datasets or BTD_DATASETS_DIR). Writes bench/results/hot-reload.json.
 //
 //   node bench/hot-reload.js [seconds before the first promotion = 20] [promotions = 5]
+// With BENCH_MODEL_THREADS=true the worker runs its models on a pool of a thread per core
+// (WORKER_MODEL_THREADS=true): a promoted version then loads onto the pool's threads one by one.
 // Promotions alternate between two versions, 8 s apart; "during the swap" pools the jobs submitted
 // from each promotion until 2 s after the first result of the new version.
 import { randomUUID } from 'node:crypto';
@@ -33,12 +35,13 @@ import {
   readArtifactDirectory,
   startEmbeddedS3,
 } from '@btd/shared';
-import { RegistryModelProvider, startInferenceWorker } from '@btd/inference-worker';
+import { ModelThreadPool, RegistryModelProvider, startInferenceWorker } from '@btd/inference-worker';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = path.join(ROOT, 'bench', 'results', 'hot-reload.json');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const BEFORE_S = Number(process.argv[2] ?? 20);
+const MODEL_THREADS = process.env.BENCH_MODEL_THREADS === 'true';
 const SWAPS = Number(process.argv[3] ?? 5);
 /** Seconds between promotions: the swap, its tail and a return to steady state fit in it. */
 const SWAP_GAP_S = 8;
@@ -245,11 +248,12 @@ async function main() {
     const { modelsDir, kind } = await prepareModels(scratch);
     const images = await sampleImages();
     const registry = new ModelRegistry({ store: world.store, redis: world.redis, namespace: world.prefix });
-    const provider = new RegistryModelProvider({ registry, logger, workerId: 'bench-worker', modelsDir });
+    const pool = MODEL_THREADS ? ModelThreadPool.start(os.availableParallelism(), 'wasm') : undefined;
+    const provider = new RegistryModelProvider({ registry, logger, workerId: 'bench-worker', modelsDir, ...(pool ? { load: (files) => pool.load(files) } : {}) });
     await provider.start();
     const inference = createInferenceQueue(world.redis, world.prefix);
     const resultsQueue = createResultsQueue(world.redis, world.prefix);
-    const config = { queuePrefix: world.prefix, concurrency: 1, lockDurationMs: 60_000, stalledIntervalMs: 30_000, maxStalledCount: 2, workerId: 'bench-worker' };
+    const config = { queuePrefix: world.prefix, concurrency: 1, lockDurationMs: 60_000, stalledIntervalMs: 30_000, maxStalledCount: 2, workerId: 'bench-worker', modelThreads: MODEL_THREADS };
     const worker = startInferenceWorker({ config, connection: world.connection, store: world.store, results: resultsQueue, models: provider, logger });
     const { arrived, consumer } = collectResults(world, inference);
 
@@ -286,6 +290,7 @@ async function main() {
       models: kind,
       image: '256×256 JPEG (Br35H slices)',
       workerConcurrency: 1,
+      modelThreads: MODEL_THREADS ? os.availableParallelism() : 0,
       serviceTimeMs: round(serviceMs),
       ratePerSecond: round(1000 / intervalMs),
       windowsSeconds: { warmup: WARMUP_S, before: BEFORE_S, betweenPromotions: SWAP_GAP_S, duringSwapTailMs: SWAP_WINDOW_TAIL_MS },
@@ -311,6 +316,7 @@ async function main() {
     await inference.close();
     await resultsQueue.close();
     await provider.close();
+    await pool?.close();
   } finally {
     await closeWorld(world);
     await rm(scratch, { recursive: true, force: true });

@@ -80,6 +80,20 @@ describe.skipIf(!root)('the model thread pool', () => {
     await expect(binary.predict(Buffer.from(scans[1]!))).rejects.toThrow(/disposed/);
   });
 
+  it('loads a new version one thread at a time while the old one keeps serving on the others', async () => {
+    const old = await pool.load(files['tumor-binary']!);
+    const expected = await inProcess['tumor-binary']!.predict(scans[3]!);
+    const serving = Array.from({ length: 6 }, () => old.predict(Buffer.from(scans[3]!)));
+    const loading = pool.load(files['tumor-binary']!);
+    const during = await Promise.all(serving);
+    const next = await loading;
+    old.dispose();
+    for (const prediction of [...during, await next.predict(Buffer.from(scans[3]!))]) {
+      expect(prediction.probabilities['tumor']).toBeCloseTo(expected.probabilities['tumor'] as number, 6);
+    }
+    next.dispose();
+  });
+
   it('rejects the requests in flight when closed, and every later one', async () => {
     const own = ModelThreadPool.start(1, 'wasm');
     const binary = await own.load(files['tumor-binary']!);

@@ -23,6 +23,9 @@ export type ModelThreadReply =
 
 type Answer = Extract<ModelThreadReply, { type: 'loaded' | 'prediction' | 'pieces' }>;
 
+/** What a load counts as, in pieces of work, while it holds its thread. */
+const LOAD_WEIGHT = 8;
+
 interface Pending {
   resolve: (reply: Answer) => void;
   reject: (error: Error) => void;
@@ -77,18 +80,25 @@ export class ModelThreadPool {
     return this.threads.length;
   }
 
-  /** Loads an artifact on every thread; rejects with a thread's reason (and unloads it from the others) if any cannot. */
+  /**
+   * Loads an artifact on every thread, one thread after the other: loading holds a thread for a
+   * moment, and counted as {@link LOAD_WEIGHT} pieces it steers the running models' pieces to the
+   * other threads meanwhile, so a hot swap never stalls the whole pool. Rejects with a thread's
+   * reason (and unloads the artifact from the others) if any cannot load it.
+   */
   async load(files: ArtifactFiles): Promise<PooledModel> {
     const model = this.nextModel++;
-    const loads = await Promise.allSettled(
-      this.threads.map((_, k) => this.request(k, 1, (id) => ({ type: 'load', id, model, files, ...(this.backend ? { backend: this.backend } : {}) }))),
-    );
-    const failed = loads.find((load) => load.status === 'rejected');
-    if (failed) {
+    let loaded: Extract<Answer, { type: 'loaded' }> | undefined;
+    try {
+      for (let k = 0; k < this.threads.length; k += 1) {
+        const message = (id: number): ModelThreadRequest => ({ type: 'load', id, model, files, ...(this.backend ? { backend: this.backend } : {}) });
+        loaded = (await this.request(k, LOAD_WEIGHT, message)) as Extract<Answer, { type: 'loaded' }>;
+      }
+    } catch (error) {
       this.unload(model);
-      throw failed.reason;
+      throw error;
     }
-    const { manifest, plan } = (loads[0] as PromiseFulfilledResult<Answer>).value as Extract<Answer, { type: 'loaded' }>;
+    const { manifest, plan } = loaded as Extract<Answer, { type: 'loaded' }>;
     return new PooledModel(this, model, manifest, plan);
   }
 
