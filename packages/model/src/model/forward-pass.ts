@@ -46,6 +46,8 @@ function runnerFor(model: tf.LayersModel, capture?: string): Runner {
 export class ForwardPass {
   private readonly members: Member[];
   private readonly locatorPredict?: Runner;
+  /** What splitting this forward pass into pieces needs to know; the same for every copy of the model. */
+  readonly plan: ForwardPlan;
 
   constructor(
     models: tf.LayersModel | readonly tf.LayersModel[],
@@ -68,6 +70,8 @@ export class ForwardPass {
     });
     const sides = new Set(this.members.map((m) => JSON.stringify([m.model.inputs[0]!.shape, m.model.getLayer(CAM_LAYER).outputShape])));
     if (sides.size > 1) throw new Error('ensemble members must share their input size and activation-map size');
+    const classes = this.members[0]!.classifierKernel.shape[1];
+    this.plan = { members: this.members.length, classes, hasLocator: locator !== undefined, views, temperature };
   }
 
   get inputSize(): number {
@@ -139,12 +143,6 @@ export class ForwardPass {
     const perMember = this.members.map((m) => averageBlocks(m.predict(copies).at(-1) as tf.Tensor, blocks));
     const rotated = (perMember.length === 1 ? perMember[0]! : tf.addN(perMember).div(perMember.length)).dataSync();
     return mergeRotated(this.plan, raw, uncertain, rotated);
-  }
-
-  /** What splitting this forward pass into pieces needs to know; the same for every copy of the model. */
-  get plan(): ForwardPlan {
-    const classes = this.members[0]!.classifierKernel.shape[1];
-    return { members: this.members.length, classes, hasLocator: this.locator !== undefined, views: this.views, temperature: this.temperature };
   }
 
   /**
