@@ -92,13 +92,14 @@ export class ModelThreadPool {
     try {
       for (let k = 0; k < this.threads.length; k += 1) {
         const message = (id: number): ModelThreadRequest => ({ type: 'load', id, model, files, ...(this.backend ? { backend: this.backend } : {}) });
-        loaded = (await this.request(k, LOAD_WEIGHT, message)) as Extract<Answer, { type: 'loaded' }>;
+        loaded = await this.request(k, LOAD_WEIGHT, 'loaded', message);
       }
     } catch (error) {
       this.unload(model);
       throw error;
     }
-    const { manifest, plan } = loaded as Extract<Answer, { type: 'loaded' }>;
+    if (!loaded) throw new Error('a model thread pool has at least one thread');
+    const { manifest, plan } = loaded;
     return new PooledModel(this, model, manifest, plan);
   }
 
@@ -113,34 +114,65 @@ export class ModelThreadPool {
     return this.threads.map((thread) => thread.done);
   }
 
+  /** Runs one model's whole prediction on the least busy thread. */
+  async predictWhole(model: number, image: Uint8Array, options: PredictOptions): Promise<Prediction> {
+    const reply = await this.request(this.leastBusy(), 1, 'prediction', (id) => ({ type: 'predict', id, model, image, options }));
+    return reply.prediction;
+  }
+
+  /**
+   * Runs pieces of one model's split forward pass on one preprocessed image: each piece goes to
+   * the least busy thread (counting the pieces already handed out), one message per thread.
+   */
+  async runPieces(model: number, pixels: Uint8Array, pieces: readonly ForwardPiece[]): Promise<PieceResult[]> {
+    const shares = new Map<number, ForwardPiece[]>();
+    for (const piece of pieces) {
+      const k = this.leastBusy();
+      (this.threads[k] as PoolThread).load += 1;
+      shares.set(k, [...(shares.get(k) ?? []), piece]);
+    }
+    const replies = await Promise.all(
+      [...shares].map(([k, share]) => this.request(k, share.length, 'pieces', (id) => ({ type: 'pieces', id, model, pixels, count: 1, pieces: share }), true)),
+    );
+    return replies.flatMap((reply) => reply.results);
+  }
+
   /** The thread with the least work waiting. */
-  leastBusy(): number {
+  private leastBusy(): number {
     return this.threads.reduce((best, thread, k) => (thread.load < (this.threads[best] as PoolThread).load ? k : best), 0);
   }
 
-  /** Reserves `weight` units of work on the least busy thread, so that pieces handed out together spread. */
-  reserve(weight: number): number {
-    const k = this.leastBusy();
-    (this.threads[k] as PoolThread).load += weight;
-    return k;
-  }
-
-  /** Sends a request to thread `k`, counted as `weight` units of its work until answered (already counted if `reserved`). */
-  request(k: number, weight: number, message: (id: number) => ModelThreadRequest, reserved = false): Promise<Answer> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('model thread pool closed'));
+  /**
+   * Sends a request to thread `k`, counted as `weight` units of its work until answered (already
+   * counted if `reserved`), and resolves with its reply of type `expect`.
+   */
+  private request<T extends Answer['type']>(
+    k: number,
+    weight: number,
+    expect: T,
+    message: (id: number) => ModelThreadRequest,
+    reserved = false,
+  ): Promise<Extract<Answer, { type: T }>> {
     const thread = this.threads[k] as PoolThread;
     if (!reserved) thread.load += weight;
+    const done = () => {
+      thread.load -= weight;
+      thread.done += weight;
+      if (thread.pending.size === 0) thread.worker.unref();
+    };
+    if (this.failure || this.closed) {
+      done();
+      return Promise.reject(this.failure ?? new Error('model thread pool closed'));
+    }
     const id = this.nextId++;
     if (thread.pending.size === 0) thread.worker.ref();
-    return new Promise<Answer>((resolve, reject) => {
-      const done = () => {
-        thread.load -= weight;
-        thread.done += weight;
-        if (thread.pending.size === 0) thread.worker.unref();
-      };
+    return new Promise<Extract<Answer, { type: T }>>((resolve, reject) => {
       thread.pending.set(id, {
-        resolve: (reply) => (done(), resolve(reply)),
+        resolve: (reply) => {
+          done();
+          if (reply.type === expect) resolve(reply as Extract<Answer, { type: T }>);
+          else reject(new Error(`model thread answered ${reply.type} to a request for ${expect}`));
+        },
         reject: (error) => (done(), reject(error)),
       });
       thread.worker.postMessage(message(id));

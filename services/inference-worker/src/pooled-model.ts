@@ -6,11 +6,9 @@ import {
   predictionFrom,
   preprocessShared,
   rotationPieces,
-  type ForwardPiece,
   type ForwardPlan,
   type LoadedModel,
   type ModelManifest,
-  type PieceResult,
   type Prediction,
   type PredictOptions,
 } from '@btd/model';
@@ -39,33 +37,14 @@ export class PooledModel implements LoadedModel {
     if (this.disposed) throw new Error(`model ${this.manifest.name}@${this.manifest.version} is disposed`);
     const withMaps = options.heatmap !== false;
     // Class activation maps depend on the final probabilities; only a locator's maps split off.
-    if (withMaps && !this.plan.hasLocator) return this.whole(image, options);
+    if (withMaps && !this.plan.hasLocator) return this.pool.predictWhole(this.model, image, options);
     const t0 = performance.now();
     const input = await preprocessShared(image, this.manifest.preprocessing);
     const t1 = performance.now();
-    const base = await this.spread(input.pixels, basePieces(this.plan, withMaps));
-    const rotated = await this.spread(input.pixels, rotationPieces(this.plan, meanOfMembers(this.plan, base)));
+    const base = await this.pool.runPieces(this.model, input.pixels, basePieces(this.plan, withMaps));
+    const rotated = await this.pool.runPieces(this.model, input.pixels, rotationPieces(this.plan, meanOfMembers(this.plan, base)));
     const out = combinePieces(this.plan, base, rotated);
     return predictionFrom(this.manifest, input, out, options, { preprocessMs: t1 - t0, modelMs: performance.now() - t1 });
-  }
-
-  /** The whole prediction on the least busy thread. */
-  private async whole(image: Uint8Array, options: PredictOptions): Promise<Prediction> {
-    const reply = await this.pool.request(this.pool.leastBusy(), 1, (id) => ({ type: 'predict', id, model: this.model, image, options }));
-    return (reply as Extract<typeof reply, { type: 'prediction' }>).prediction;
-  }
-
-  /** Hands each piece to the least busy thread, one message per thread, and gathers the results. */
-  private async spread(pixels: Uint8Array, pieces: readonly ForwardPiece[]): Promise<PieceResult[]> {
-    const shares = new Map<number, ForwardPiece[]>();
-    for (const piece of pieces) {
-      const k = this.pool.reserve(1);
-      shares.set(k, [...(shares.get(k) ?? []), piece]);
-    }
-    const replies = await Promise.all(
-      [...shares].map(([k, share]) => this.pool.request(k, share.length, (id) => ({ type: 'pieces', id, model: this.model, pixels, count: 1, pieces: share }), true)),
-    );
-    return replies.flatMap((reply) => (reply as Extract<typeof reply, { type: 'pieces' }>).results);
   }
 
   /** Frees the model on the pool's threads. Idempotent. */
