@@ -110,7 +110,8 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const image = await readFile(path.join(br35h, 'yes/y0.jpg'));
     const cam = await before.predict(image);
     before.dispose();
-    const manifest = await trainLocator({ modelDir: outDir, dataDir: br35h, outlinesFile: path.join(br35h, 'annotations/tumor-outlines.json'), epochs: 1, workers: 1, cacheDir: path.join(work, 'cache') });
+    const manifest = await trainLocator({ modelDir: outDir, dataDir: br35h, outlinesFile: path.join(br35h, 'annotations/tumor-outlines.json'), epochs: 3, cacheDir: path.join(work, 'cache') });
+    expect(manifest.locator).toMatchObject({ kind: 'head', epochs: 3 });
     expect(manifest.locator?.trainedOn).toBeGreaterThan(0);
     expect(Object.keys(await readArtifactDir(outDir))).toEqual(expect.arrayContaining(['locator.json', 'locator.bin']));
     // metrics.json follows the manifest's re-evaluated location metrics.

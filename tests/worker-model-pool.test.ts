@@ -33,8 +33,8 @@ describe.skipIf(!root)('the model thread pool', () => {
   it("gives the in-process predictions of both shipped models, the locator's box included, each image spread over both threads", async () => {
     const binary = await pool.load(files['tumor-binary']!);
     const type = await pool.load(files['tumor-type']!);
-    expect(binary.plan).toMatchObject({ members: 1, hasLocator: true });
-    expect(type.plan).toMatchObject({ members: 2, hasLocator: false });
+    expect(binary.plan).toMatchObject({ members: 1, locator: 'head' });
+    expect(type.plan).toMatchObject({ members: 2, locator: 'none' });
     let rotatedPieces = 0;
     for (const scan of scans) {
       const before = pool.workDone();

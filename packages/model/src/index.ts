@@ -25,6 +25,8 @@ export {
   type ForwardPiece,
   type ForwardPlan,
   type PieceResult,
+  type LocatorKind,
+  type MirrorView,
 } from './model/forward-pieces.js';
 export type { Box, Heatmap, Point } from './model/heatmap.js';
 export { renderOverlay } from './model/overlay.js';

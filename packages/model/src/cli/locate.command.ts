@@ -6,20 +6,20 @@ import { intOption } from './options.js';
 export function registerLocateCommand(program: Command): void {
   program
     .command('locate')
-    .description("train a tumour locator on outlines of a model's own train/val images and add it to the artifact")
+    .description("train a tumour locator head on the model's own features for the outlines of its train/val images, and add it to the artifact as a new version")
     .requiredOption('--model <dir>', 'artifact folder of a trained tumor-binary model')
     .requiredOption('--data <dir>', 'the dataset the model was trained on (its split.json names the images)')
     .requiredOption('--outlines <file>', 'tumour outlines (VIA JSON keyed by path relative to --data)')
-    .option('--epochs <n>', 'epochs', intOption, 15)
-    .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
+    .option('--epochs <n>', 'epochs (the one with the lowest validation loss is kept)', intOption, 40)
+    .option('--seed <n>', 'seed of the initial weights and the batch order', intOption, 1)
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
-    .action(async (opts: { model: string; data: string; outlines: string; epochs: number; workers?: number; cache: string }) => {
+    .action(async (opts: { model: string; data: string; outlines: string; epochs: number; seed: number; cache: string }) => {
       const manifest = await trainLocator({
         modelDir: path.resolve(opts.model),
         dataDir: path.resolve(opts.data),
         outlinesFile: path.resolve(opts.outlines),
         epochs: opts.epochs,
-        workers: opts.workers,
+        seed: opts.seed,
         cacheDir: path.resolve(opts.cache),
         command: `btd ${process.argv.slice(2).join(' ')}`,
         onEpoch: (e) =>
@@ -28,6 +28,6 @@ export function registerLocateCommand(program: Command): void {
           ),
       });
       const test = manifest.metrics?.test as { location?: unknown } | undefined;
-      process.stdout.write(`${JSON.stringify({ locator: manifest.locator, location: test?.location }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ version: manifest.version, locator: manifest.locator, location: test?.location }, null, 2)}\n`);
     });
 }

@@ -5,7 +5,7 @@ import { toModelInput } from '../data/model-input.js';
 import { buildClassifier, CAM_LAYER } from './architecture.js';
 import { basePieces, combinePieces, meanOfMembers, rotationPieces, type PieceResult } from './forward-pieces.js';
 import { ForwardPass } from './forward-pass.js';
-import { buildLocator } from './locator.js';
+import { buildLocator, buildLocatorHead } from './locator.js';
 
 const SIZE = 32;
 
@@ -77,6 +77,29 @@ describe('ForwardPass with test-time flips', () => {
     locator.dispose();
   });
 
+  it("reads a locator head's map off the classifier's own features: the mean of the image's and the flipped-back mirror's", () => {
+    const model = buildClassifier({ inputSize: SIZE, numClasses: 2, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
+    const head = buildLocatorHead(model, 3);
+    const forward = new ForwardPass(model, { flip: true }, head);
+    expect(forward.plan.locator).toBe('head');
+    const pixels = randomPixels(2, 17);
+    const before = tf.memory().numTensors;
+    const out = forward.run(pixels, 2, -1);
+    expect(tf.memory().numTensors).toBe(before);
+    const x = tf.tensor4d(toModelInput(pixels), [2, SIZE, SIZE, 1]);
+    const features = tf.model({ inputs: model.inputs, outputs: model.getLayer(CAM_LAYER).output as tf.SymbolicTensor });
+    const side = out.camSide;
+    expect(side).toBe(features.outputs[0]!.shape[1]);
+    const expected = referenceFlip((input) => (head.predict(features.predict(input) as tf.Tensor) as tf.Tensor).reshape([-1, side, side]), x, true);
+    out.cams.forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 5));
+    expect(out.cams.slice(side * side).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    // The classification is the classifier's alone.
+    const plain = referenceFlip((input) => model.predict(input) as tf.Tensor, x, false);
+    out.probabilities.forEach((p, i) => expect(p).toBeCloseTo(plain[i] as number, 5));
+    x.dispose();
+    forward.dispose();
+  });
+
   it('averages the probabilities over rotated views too, and keeps the map of the image and its mirror', () => {
     const model = buildClassifier({ inputSize: SIZE, numClasses: 3, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
     const rotating = new ForwardPass(model, { flip: true, rotations: [90] });
@@ -138,9 +161,9 @@ describe('ForwardPass with test-time flips', () => {
 const classifier = (classes: number) => buildClassifier({ inputSize: SIZE, numClasses: classes, filters: [4, 8], convsPerBlock: 1, dropout: 0, l2: 0 });
 
 /** Runs a split forward pass the way a pool of model copies does: every piece apart, then combined. */
-function splitRun(forward: ForwardPass, pixels: Uint8Array, count: number, withMaps: boolean) {
+function splitRun(forward: ForwardPass, pixels: Uint8Array, count: number, withMaps: boolean, splitViews = false) {
   const { plan } = forward;
-  const base = basePieces(plan, withMaps).map((piece) => forward.runPiece(pixels, count, piece));
+  const base = basePieces(plan, withMaps, splitViews).map((piece) => forward.runPiece(pixels, count, piece));
   const rotationsAsked = rotationPieces(plan, meanOfMembers(plan, base));
   const rotated = rotationsAsked.map((piece) => forward.runPiece(pixels, count, piece));
   return { ...combinePieces(plan, base, rotated), base, rotated, rotationsAsked };
@@ -188,6 +211,38 @@ describe('a forward pass split into pieces', () => {
     split.probabilities.forEach((p, i) => expect(p).toBeCloseTo(whole.probabilities[i] as number, 6));
     expect(basePieces(forward.plan, false).map((piece) => piece.kind)).toEqual(['member']);
     locator.dispose();
+  });
+
+  it("gives a locator head's maps from the first classifier's piece, with no locator piece", () => {
+    const members = [classifier(3), classifier(3)];
+    const forward = new ForwardPass(members, { flip: true, rotations: [5], rotateBelow: 1.1 }, buildLocatorHead(members[0]!, 4), 0.8);
+    const pixels = randomPixels(3, 23);
+    const whole = forward.run(pixels, 3, 0);
+    const before = tf.memory().numTensors;
+    const split = splitRun(forward, pixels, 3, true);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(split.base.map((r) => r.piece)).toEqual([{ kind: 'member', member: 0, maps: true }, { kind: 'member', member: 1 }]);
+    expect(split.rotationsAsked).toHaveLength(2);
+    expect(split.maps?.side).toBe(whole.camSide);
+    split.maps?.values.forEach((v, i) => expect(v).toBeCloseTo(whole.cams[i] as number, 6));
+    split.probabilities.forEach((p, i) => expect(p).toBeCloseTo(whole.probabilities[i] as number, 6));
+    expect(basePieces(forward.plan, false)).toEqual([{ kind: 'member', member: 0 }, { kind: 'member', member: 1 }]);
+    // One piece per view and classifier: the same probabilities and maps again.
+    const byView = splitRun(forward, pixels, 3, true, true);
+    expect(byView.base.map((r) => r.piece)).toEqual([
+      { kind: 'member', member: 0, maps: true, view: 'image' },
+      { kind: 'member', member: 0, maps: true, view: 'mirror' },
+      { kind: 'member', member: 1, view: 'image' },
+      { kind: 'member', member: 1, view: 'mirror' },
+    ]);
+    byView.maps?.values.forEach((v, i) => expect(v).toBeCloseTo(whole.cams[i] as number, 6));
+    byView.probabilities.forEach((p, i) => expect(p).toBeCloseTo(whole.probabilities[i] as number, 6));
+    // A view's own map differs from the average: the mirror's piece did its share.
+    expect(Array.from(byView.base[1]!.maps!)).not.toEqual(Array.from(byView.maps!.values));
+    expect(() => combinePieces(forward.plan, byView.base.slice(1), byView.rotated)).toThrow(/expected 2 classifier pieces, got 1/);
+    expect(() => forward.runPiece(pixels, 3, { kind: 'member', member: 1, maps: true })).toThrow(/classifier 1 carries no locator head/);
+    expect(() => forward.runPiece(pixels, 3, { kind: 'locator' })).toThrow(/no locator network/);
+    forward.dispose();
   });
 
   it('refuses to combine when a rotation piece is missing or a classifier piece is', () => {

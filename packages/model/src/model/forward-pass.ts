@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { toModelInput } from '../data/model-input.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from './architecture.js';
 import { FoldedNetwork, withCapture } from './folded-network.js';
-import { mergeRotated, rotatedCopies, temperedProbabilities, uncertainImages, type ForwardPiece, type ForwardPlan, type PieceResult } from './forward-pieces.js';
+import { mergeRotated, rotatedCopies, temperedProbabilities, uncertainImages, type ForwardPiece, type ForwardPlan, type LocatorKind, type MirrorView, type PieceResult } from './forward-pieces.js';
+import { isLocatorHead } from './locator.js';
 import { averageBlocks, averageMirrorViews, mirrorCount, mirrorViews, rotatedViews, type TestTimeViews } from './test-time-views.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
@@ -53,7 +54,10 @@ export class ForwardPass {
     models: tf.LayersModel | readonly tf.LayersModel[],
     /** The copies of each image whose probabilities are averaged. */
     private readonly views: TestTimeViews,
-    /** When present, its map of where the tumour is replaces the class activation map. */
+    /**
+     * When present, its map of where the tumour is replaces the class activation map: a head on the
+     * first classifier's last-block features, or (older artifacts) a network of its own.
+     */
     private readonly locator?: tf.LayersModel,
     /** Temperature applied to the (averaged) probabilities; 1 leaves them as they are. */
     private readonly temperature = 1,
@@ -71,7 +75,8 @@ export class ForwardPass {
     const sides = new Set(this.members.map((m) => JSON.stringify([m.model.inputs[0]!.shape, m.model.getLayer(CAM_LAYER).outputShape])));
     if (sides.size > 1) throw new Error('ensemble members must share their input size and activation-map size');
     const classes = this.members[0]!.classifierKernel.shape[1];
-    this.plan = { members: this.members.length, classes, hasLocator: locator !== undefined, views, temperature };
+    const kind: LocatorKind = !locator ? 'none' : isLocatorHead(locator, list[0]!) ? 'head' : 'network';
+    this.plan = { members: this.members.length, classes, locator: kind, views, temperature };
   }
 
   get inputSize(): number {
@@ -91,7 +96,12 @@ export class ForwardPass {
     const size = this.inputSize;
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
-      const outputs = this.members.map((m) => this.withMirror(x, m.predict) as [tf.Tensor4D, tf.Tensor2D]);
+      let located: { cams: Float32Array; camSide: number } | undefined;
+      const outputs = this.members.map((m, k) => {
+        const views = m.predict(mirrorViews(x, this.views.flip));
+        if (k === 0 && this.plan.locator === 'head') located = this.locateOnFeatures(views[0] as tf.Tensor4D);
+        return views.map((out) => averageMirrorViews(out, this.views.flip)) as [tf.Tensor4D, tf.Tensor2D];
+      });
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const classes = probs.shape[1] as number;
       const raw = this.withRotations(x, Float32Array.from(probs.dataSync()));
@@ -100,7 +110,8 @@ export class ForwardPass {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
       });
-      if (this.locator) return { probabilities, ...this.locate(x) };
+      if (located) return { probabilities, ...located };
+      if (this.plan.locator === 'network') return { probabilities, ...this.locate(x) };
       const memberCams = outputs.map(([features], k) => {
         const weights = tf.gather(this.members[k]!.classifierKernel, chosen, 1).transpose(); // count × channels
         return tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
@@ -110,13 +121,40 @@ export class ForwardPass {
     });
   }
 
+  /** Side of the locator's square map. */
+  private get locatorSide(): number {
+    return Math.round(Math.sqrt((this.locator as tf.LayersModel).outputs[0]!.shape[1] as number));
+  }
+
+  /** A locator network's maps of a batch: the mean of the image's and the flipped-back mirror's. */
   private locate(x: tf.Tensor4D): { cams: Float32Array; camSide: number } {
-    const locator = this.locator as tf.LayersModel;
     const { predict } = this.locatorPredict as Runner;
-    const cells = locator.outputs[0]!.shape[1] as number;
-    const side = Math.round(Math.sqrt(cells));
+    const side = this.locatorSide;
     const [maps] = this.withMirror(x, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])]);
     return { cams: (maps as tf.Tensor).dataSync() as Float32Array, camSide: side };
+  }
+
+  /**
+   * A locator head's maps from the first classifier's features of the views `view` names (both
+   * stacked as {@link mirrorViews} stacks them, by default): a mirror's map is flipped back, and
+   * the maps of both views averaged.
+   */
+  private locateOnFeatures(features: tf.Tensor4D, view?: MirrorView): { cams: Float32Array; camSide: number } {
+    const side = this.locatorSide;
+    const maps = (this.locatorPredict as Runner).predict(features)[0]!.reshape([-1, side, side]);
+    return { cams: this.fromViews(maps, view).dataSync() as Float32Array, camSide: side };
+  }
+
+  /** The input of a classifier piece: the image, its mirror, or both stacked (`view` absent). */
+  private viewsOf(x: tf.Tensor4D, view?: MirrorView): tf.Tensor4D {
+    if (view && !this.views.flip) throw new Error('a model without test-time flips has no mirror view');
+    return view === 'image' ? x : view === 'mirror' ? tf.reverse(x, 2) : mirrorViews(x, this.views.flip);
+  }
+
+  /** An output of {@link viewsOf}'s input in the image's frame: both views averaged, or the one view (a spatial mirror output flipped back). */
+  private fromViews(out: tf.Tensor, view?: MirrorView): tf.Tensor {
+    if (!view) return averageMirrorViews(out, this.views.flip);
+    return view === 'mirror' && out.rank >= 3 ? tf.reverse(out, 2) : out;
   }
 
   /**
@@ -151,18 +189,22 @@ export class ForwardPass {
    */
   runPiece(pixels: Uint8Array, count: number, piece: ForwardPiece): PieceResult {
     const size = this.inputSize;
-    const out = tf.tidy((): { values: Float32Array; camSide?: number } => {
+    const out = tf.tidy((): Omit<PieceResult, 'piece'> => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
       if (piece.kind === 'locator') {
-        if (!this.locator) throw new Error('this model has no locator');
+        if (this.plan.locator !== 'network') throw new Error('this model has no locator network');
         const { cams, camSide } = this.locate(x);
-        return { values: cams, camSide };
+        return { values: new Float32Array(0), maps: cams, camSide };
       }
       const member = this.members[piece.member];
       if (!member) throw new Error(`no classifier ${piece.member} in a forward pass of ${this.members.length}`);
       if (piece.kind === 'member') {
-        const probabilities = averageMirrorViews(member.predict(mirrorViews(x, this.views.flip)).at(-1) as tf.Tensor, this.views.flip);
-        return { values: Float32Array.from(probabilities.dataSync()) };
+        if (piece.maps && (piece.member !== 0 || this.plan.locator !== 'head')) throw new Error(`classifier ${piece.member} carries no locator head`);
+        const outputs = member.predict(this.viewsOf(x, piece.view));
+        const probabilities = Float32Array.from(this.fromViews(outputs.at(-1) as tf.Tensor, piece.view).dataSync());
+        if (!piece.maps) return { values: probabilities };
+        const { cams, camSide } = this.locateOnFeatures(outputs[0] as tf.Tensor4D, piece.view);
+        return { values: probabilities, maps: cams, camSide };
       }
       const copies = rotatedViews(tf.gather(x, [...piece.images]), this.views.flip, [piece.angle]);
       const blocks = mirrorCount(this.views.flip);

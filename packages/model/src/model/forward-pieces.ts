@@ -1,51 +1,80 @@
 import { temperProbabilities } from '../eval/temperature.js';
 import { mirrorCount, type TestTimeViews } from './test-time-views.js';
 
+/** One of the two unrotated views of an image, when a classifier's piece takes only one. */
+export type MirrorView = 'image' | 'mirror';
+
 /**
  * A share of one batch's forward pass that can run on its own, on another copy of the model (on
- * another thread): the image and its mirror through one classifier or through the locator, or some
- * images' rotated copies (and their mirrors) through one classifier at one angle. A run is the sum
+ * another thread): the image and its mirror (or only one of them, `view`) through one classifier
+ * (the first one with the locator head on its features when `maps` is set) or through a locator
+ * network, or some images' rotated copies (and their mirrors) through one classifier at one angle.
+ * A run is the sum
  * of its pieces: {@link basePieces} first, then {@link rotationPieces} for the images the first
  * stage left uncertain, then {@link combinePieces}.
  */
 export type ForwardPiece =
-  | { kind: 'member'; member: number }
+  | { kind: 'member'; member: number; maps?: boolean; view?: MirrorView }
   | { kind: 'locator' }
   | { kind: 'rotated'; member: number; angle: number; images: readonly number[] };
 
 /**
  * What a piece gives, for `count` images: `member`, probabilities (count × classes, image and mirror
- * averaged); `locator`, maps (count × side × side); `rotated`, probabilities summed over the piece's
- * copies (images.length × classes).
+ * averaged, or its one view's) and, when asked, the locator head's maps (a mirror's flipped back); `locator`, maps only; `rotated`, probabilities
+ * summed over the piece's copies (images.length × classes). Maps are count × camSide × camSide.
  */
 export interface PieceResult {
   piece: ForwardPiece;
   values: Float32Array;
+  maps?: Float32Array;
   camSide?: number;
 }
+
+/**
+ * Where a model's map of the tumour comes from: the class activation map (`none`), a locator head
+ * on the first classifier's features (`head`), or a locator network of its own (`network`).
+ */
+export type LocatorKind = 'none' | 'head' | 'network';
 
 /** What splitting a forward pass needs to know about the network; the same on every copy. */
 export interface ForwardPlan {
   members: number;
   classes: number;
-  hasLocator: boolean;
+  locator: LocatorKind;
   views: TestTimeViews;
   /** Applied to the averaged probabilities; 1 leaves them as they are. */
   temperature: number;
 }
 
-/** The first stage: each classifier on the image and its mirror, and the locator when maps are wanted. */
-export function basePieces(plan: ForwardPlan, withMaps: boolean): ForwardPiece[] {
-  const members = Array.from({ length: plan.members }, (_, member): ForwardPiece => ({ kind: 'member', member }));
-  return withMaps && plan.hasLocator ? [...members, { kind: 'locator' }] : members;
+/**
+ * The first stage: each classifier on the image and its mirror (with `splitViews`, as one piece per
+ * view) and, when maps are wanted, the locator: within the first classifier's pieces for a head,
+ * as a piece of its own for a network.
+ */
+export function basePieces(plan: ForwardPlan, withMaps: boolean, splitViews = false): ForwardPiece[] {
+  const maps = withMaps && plan.locator === 'head';
+  const views: (MirrorView | undefined)[] = splitViews && plan.views.flip ? ['image', 'mirror'] : [undefined];
+  const members = Array.from({ length: plan.members }, (_, member) =>
+    views.map((view): ForwardPiece => ({ kind: 'member', member, ...(maps && member === 0 ? { maps } : {}), ...(view ? { view } : {}) })),
+  ).flat();
+  return withMaps && plan.locator === 'network' ? [...members, { kind: 'locator' }] : members;
 }
 
-/** Mean over the classifiers of their image-and-mirror probabilities (count × classes). */
+/** Whether a classifier's pieces cover its views exactly once: one piece of both, or one per view. */
+function coversViews(pieces: readonly PieceResult[]): boolean {
+  const views = pieces.map(({ piece }) => (piece.kind === 'member' ? (piece.view ?? 'both') : 'none')).sort();
+  return views.join() === 'both' || views.join() === 'image,mirror';
+}
+
+/** Mean over the classifiers, and over the views each piece of a classifier took, of their probabilities (count × classes). */
 export function meanOfMembers(plan: ForwardPlan, results: readonly PieceResult[]): Float32Array {
-  const members = results.filter((r) => r.piece.kind === 'member');
-  if (members.length !== plan.members) throw new Error(`expected ${plan.members} classifier pieces, got ${members.length}`);
-  const mean = new Float32Array(members[0]!.values.length);
-  for (const { values } of members) for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (values[i] as number) / plan.members;
+  const perMember = Array.from({ length: plan.members }, (_, member) => results.filter(({ piece }) => piece.kind === 'member' && piece.member === member));
+  const covered = perMember.filter(coversViews).length;
+  if (covered !== plan.members) throw new Error(`expected ${plan.members} classifier pieces, got ${covered}`);
+  const mean = new Float32Array(perMember[0]![0]!.values.length);
+  for (const pieces of perMember) {
+    for (const { values } of pieces) for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] as number) + (values[i] as number) / (plan.members * pieces.length);
+  }
   return mean;
 }
 
@@ -95,7 +124,7 @@ export function temperedProbabilities(plan: ForwardPlan, raw: Float32Array): Flo
 
 /**
  * Puts a split run back together: the probabilities a single `ForwardPass.run` gives, and the
- * locator's maps when its piece ran. Every rotation piece that {@link rotationPieces} asked for must
+ * locator's maps when a piece gave them. Every rotation piece that {@link rotationPieces} asked for must
  * be among `rotated`.
  */
 export function combinePieces(plan: ForwardPlan, base: readonly PieceResult[], rotated: readonly PieceResult[]): { probabilities: Float32Array; maps?: { values: Float32Array; side: number } } {
@@ -114,7 +143,11 @@ export function combinePieces(plan: ForwardPlan, base: readonly PieceResult[], r
     const perCopy = plan.members * rotatedCopies(plan);
     mergeRotated(plan, raw, images, sums.map((s) => s / perCopy));
   }
-  const locator = base.find(({ piece }) => piece.kind === 'locator');
   const probabilities = temperedProbabilities(plan, raw);
-  return locator ? { probabilities, maps: { values: locator.values, side: locator.camSide as number } } : { probabilities };
+  // The locator's maps: from its own piece, or from the first classifier's pieces (one per view, averaged).
+  const located = base.filter(({ maps }) => maps !== undefined);
+  if (located.length === 0) return { probabilities };
+  const maps = new Float32Array((located[0]!.maps as Float32Array).length);
+  for (const piece of located) (piece.maps as Float32Array).forEach((v, i) => (maps[i] = (maps[i] as number) + v / located.length));
+  return { probabilities, maps: { values: maps, side: located[0]!.camSide as number } };
 }

@@ -136,8 +136,12 @@ export interface ModelManifest {
    */
   ensemble?: { command?: string; members: EnsembleMember[]; durationSeconds: number };
   metrics?: Record<string, unknown>;
-  /** A tumour locator trained on outlines (locator.json + locator.bin), which gives the heatmap when present. */
-  locator?: { trainedOn: number; epochs: number; outlines: string; durationSeconds: number; command?: string };
+  /**
+   * A tumour locator trained on outlines (locator.json + locator.bin), which gives the heatmap when
+   * present: a head on the first classifier's last-block features (`head`), or, in artifacts
+   * written before heads, a network of its own (no `kind`).
+   */
+  locator?: { kind?: 'head'; trainedOn: number; epochs: number; outlines: string; durationSeconds: number; command?: string };
   /**
    * Temperature scaling fitted on the validation images: served probabilities are
    * softmax(log p / temperature). Absent: the network's probabilities as they are.

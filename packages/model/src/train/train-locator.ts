@@ -1,8 +1,9 @@
+import * as tf from '@tensorflow/tfjs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
+import { inputBatch } from '../data/model-input.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import { readSplitFile } from '../data/split-file.js';
 import type { SplitAssignment } from '../data/split.js';
@@ -11,10 +12,13 @@ import { insideShape, readOutlines, type OutlineEntry, type Outlines } from '../
 import { renderReport } from '../eval/report.js';
 import { modelFromArtifact, parseManifest, readArtifactDir, saveModelWeights, writeManifest } from '../model/artifact.js';
 import { loadModel } from '../model/loaded-model.js';
-import { buildLocator } from '../model/locator.js';
+import { CAM_LAYER } from '../model/architecture.js';
+import { buildLocatorHead, featureShape } from '../model/locator.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
-import { GradientWorkerPool } from './gradient-worker-pool.js';
-import { adamFor, readWeights, runTrainingLoop, writeWeights, type EpochRecord } from './training-loop.js';
+import { mirrorViews } from '../model/test-time-views.js';
+import { fitLocatorHead, type LocatorExamples } from './fit-locator-head.js';
+import type { EpochRecord } from './training-loop.js';
+import { newVersion } from './write-artifact.js';
 
 export interface LocatorOptions {
   /** Artifact folder of a trained classifier; the locator is added to it. */
@@ -25,7 +29,7 @@ export interface LocatorOptions {
   epochs?: number;
   batchSize?: number;
   learningRate?: number;
-  workers?: number;
+  seed?: number;
   cacheDir?: string;
   command?: string;
   onEpoch?: (e: EpochRecord & { epochs: number; isBest: boolean }) => void;
@@ -54,8 +58,30 @@ export function outlineTarget(entry: OutlineEntry, geometry: PreprocessedDataset
 }
 
 /**
- * Trains a locator on the outlined images of the classifier's own train and validation splits (never
- * its test split), writes it into the artifact and re-evaluates location on the test split.
+ * The classifier's last-block features of some images and of their mirrors (the order of `indices`,
+ * then the mirrors), with the outline targets mirrored alike.
+ */
+function locatorExamples(classifier: tf.LayersModel, dataset: PreprocessedDataset, outlines: Outlines, indices: readonly number[]): LocatorExamples | undefined {
+  if (indices.length === 0) return undefined;
+  const size = dataset.params.size;
+  const [side] = featureShape(classifier);
+  const features = tf.model({ inputs: classifier.inputs, outputs: classifier.getLayer(CAM_LAYER).output as tf.SymbolicTensor });
+  const targets = new Float32Array(indices.length * side * side);
+  indices.forEach((index, i) => targets.set(outlineTarget(outlines[dataset.files[index]!.relPath]!, dataset.geometries[index]!, side), i * side * side));
+  return tf.tidy(() => {
+    const x = tf.tensor4d(inputBatch(dataset.pixels, indices, size), [indices.length, size, size, 1]);
+    const t = tf.tensor3d(targets, [indices.length, side, side]);
+    const both = mirrorViews(x, true);
+    const computed: tf.Tensor4D[] = [];
+    for (let start = 0; start < both.shape[0]; start += 64) computed.push(features.predict(both.slice(start, Math.min(64, both.shape[0] - start))) as tf.Tensor4D);
+    return { features: tf.concat(computed), targets: tf.concat([t, tf.reverse(t, 2)]).reshape([-1, side * side]) as tf.Tensor2D };
+  });
+}
+
+/**
+ * Trains a locator head on the features of the classifier (frozen) for the outlined images of its
+ * own train and validation splits (never its test split), writes it into the artifact as a new
+ * version and re-evaluates location on the test split.
  */
 export async function trainLocator(options: LocatorOptions): Promise<ModelManifest> {
   const started = Date.now();
@@ -69,64 +95,44 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   const listing = await listLabeledImages(options.dataDir, manifest.task);
   const dataset = await loadPreprocessedDataset(subsetListing(listing, pick(['train', 'val'])), manifest.preprocessing, { cacheDir: options.cacheDir });
   const splitOf = new Map(split.assignments.map((a) => [a.relPath, a.split]));
+  const inSplit = (name: string) => dataset.files.flatMap((f, i) => (splitOf.get(f.relPath) === name ? [i] : []));
 
-  const backbone = await modelFromArtifact(files);
-  const locator = buildLocator(backbone);
-  const cells = locator.outputs[0]!.shape[1] as number;
-  const side = Math.round(Math.sqrt(cells));
-  const targets = new Float32Array(dataset.files.length * cells);
-  dataset.files.forEach((f, i) => targets.set(outlineTarget(outlines[f.relPath]!, dataset.geometries[i]!, side), i * cells));
-  const labels = Int32Array.from(dataset.files, (_, i) => {
-    const row = targets.subarray(i * cells, (i + 1) * cells);
-    return row.indexOf(Math.max(...row));
-  });
-  const train = dataset.files.flatMap((f, i) => (splitOf.get(f.relPath) === 'train' ? [i] : []));
-  const val = dataset.files.flatMap((f, i) => (splitOf.get(f.relPath) === 'val' ? [i] : []));
-  const pixels = new SharedArrayBuffer(dataset.pixels.byteLength);
-  new Uint8Array(pixels).set(dataset.pixels);
-  const sharedTargets = new SharedArrayBuffer(targets.byteLength);
-  new Float32Array(sharedTargets).set(targets);
-  const workers = Math.max(1, options.workers ?? availableParallelism());
-  const pool = await GradientWorkerPool.start(workers, {
-    type: 'init',
-    topology: JSON.stringify(locator.toJSON(null, false)),
-    pixels,
-    labels,
-    targets: sharedTargets,
-    size: manifest.inputSize,
-    numClasses: cells,
-    classWeights: new Array<number>(cells).fill(1),
-    labelSmoothing: 0,
-    l2: manifest.architecture.l2,
-    // Geometric changes would move the tumour away from its target cells: intensity changes only.
-    augmentation: { flip: false, rotateDeg: 0, scale: 0, shift: 0, brightness: 0.08, contrast: 0.15 },
-  });
-  const epochs = options.epochs ?? 15;
-  const learningRate = options.learningRate ?? 1e-3;
-  const optimizer = adamFor(locator);
-  let state;
-  try {
-    state = await runTrainingLoop(
-      locator,
-      optimizer,
-      pool,
-      { train, val, labels, numClasses: cells, targets },
-      { epochs, batchSize: options.batchSize ?? 16, learningRate, patience: epochs, warmupEpochs: 1, seed: 1, onEpoch: (r, isBest) => options.onEpoch?.({ ...r, epochs, isBest }) },
-      { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(locator) },
-    );
-  } finally {
-    await pool.close();
+  // The first classifier of an ensemble (model.json) carries the head.
+  const classifier = await modelFromArtifact(files);
+  const seed = options.seed ?? 1;
+  const head = buildLocatorHead(classifier, seed);
+  const train = locatorExamples(classifier, dataset, outlines, inSplit('train'));
+  const val = locatorExamples(classifier, dataset, outlines, inSplit('val'));
+  classifier.dispose();
+  if (!train) {
+    head.dispose();
+    throw new Error(`no image of the training split of ${options.modelDir} has an outline in ${options.outlinesFile}`);
   }
-  writeWeights(locator, state.bestWeights);
-  await saveModelWeights(locator, options.modelDir, { topology: ARTIFACT_FILES.locatorTopology, weights: ARTIFACT_FILES.locatorWeights });
-  locator.dispose();
+  const epochs = options.epochs ?? 40;
+  let history: EpochRecord[];
+  try {
+    history = fitLocatorHead(head, train, val, {
+      epochs,
+      batchSize: options.batchSize ?? 64,
+      learningRate: options.learningRate ?? 3e-3,
+      seed,
+      onEpoch: (r, isBest) => options.onEpoch?.({ ...r, epochs, isBest }),
+    });
+    await saveModelWeights(head, options.modelDir, { topology: ARTIFACT_FILES.locatorTopology, weights: ARTIFACT_FILES.locatorWeights });
+  } finally {
+    tf.dispose([train.features, train.targets, ...(val ? [val.features, val.targets] : [])]);
+    head.dispose();
+  }
   manifest.locator = {
-    trainedOn: train.length,
-    epochs: state.history.length,
+    kind: 'head',
+    trainedOn: train.features.shape[0] / 2,
+    epochs: history.length,
     outlines: path.basename(options.outlinesFile),
     durationSeconds: Math.round((Date.now() - started) / 1000),
     ...(options.command ? { command: options.command } : {}),
   };
+  manifest.version = newVersion();
+  manifest.createdAt = new Date().toISOString();
   await reevaluateLocation(options, manifest, listing, outlines, split.assignments);
   return manifest;
 }
