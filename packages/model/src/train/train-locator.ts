@@ -101,7 +101,8 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   const classifier = await modelFromArtifact(files);
   const seed = options.seed ?? 1;
   const head = buildLocatorHead(classifier, seed);
-  const train = locatorExamples(classifier, dataset, outlines, inSplit('train'));
+  const trainImages = inSplit('train');
+  const train = locatorExamples(classifier, dataset, outlines, trainImages);
   const val = locatorExamples(classifier, dataset, outlines, inSplit('val'));
   classifier.dispose();
   if (!train) {
@@ -125,7 +126,7 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
   }
   manifest.locator = {
     kind: 'head',
-    trainedOn: train.features.shape[0] / 2,
+    trainedOn: trainImages.length,
     epochs: history.length,
     outlines: path.basename(options.outlinesFile),
     durationSeconds: Math.round((Date.now() - started) / 1000),
