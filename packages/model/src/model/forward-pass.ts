@@ -98,9 +98,9 @@ export class ForwardPass {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
       let located: { cams: Float32Array; camSide: number } | undefined;
       const outputs = this.members.map((m, k) => {
-        const views = m.predict(mirrorViews(x, this.views.flip));
+        const views = m.predict(this.viewsOf(x));
         if (k === 0 && this.plan.locator === 'head') located = this.locateOnFeatures(views[0] as tf.Tensor4D);
-        return views.map((out) => averageMirrorViews(out, this.views.flip)) as [tf.Tensor4D, tf.Tensor2D];
+        return views.map((out) => this.fromViews(out)) as [tf.Tensor4D, tf.Tensor2D];
       });
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const classes = probs.shape[1] as number;
@@ -128,10 +128,9 @@ export class ForwardPass {
 
   /** A locator network's maps of a batch: the mean of the image's and the flipped-back mirror's. */
   private locate(x: tf.Tensor4D): { cams: Float32Array; camSide: number } {
-    const { predict } = this.locatorPredict as Runner;
     const side = this.locatorSide;
-    const [maps] = this.withMirror(x, (input) => [(predict(input)[0] as tf.Tensor).reshape([-1, side, side])]);
-    return { cams: (maps as tf.Tensor).dataSync() as Float32Array, camSide: side };
+    const maps = (this.locatorPredict as Runner).predict(this.viewsOf(x))[0]!.reshape([-1, side, side]);
+    return { cams: this.fromViews(maps).dataSync() as Float32Array, camSide: side };
   }
 
   /**
@@ -145,7 +144,11 @@ export class ForwardPass {
     return { cams: this.fromViews(maps, view).dataSync() as Float32Array, camSide: side };
   }
 
-  /** The input of a classifier piece: the image, its mirror, or both stacked (`view` absent). */
+  /**
+   * The views a network runs on: the image, its mirror, or (`view` absent) the image and, with
+   * test-time flips, its mirror stacked in one batch, which runs faster than two batches. Rotated
+   * copies never enter here: their maps would not line up with the image.
+   */
   private viewsOf(x: tf.Tensor4D, view?: MirrorView): tf.Tensor4D {
     if (view && !this.views.flip) throw new Error('a model without test-time flips has no mirror view');
     return view === 'image' ? x : view === 'mirror' ? tf.reverse(x, 2) : mirrorViews(x, this.views.flip);
@@ -155,16 +158,6 @@ export class ForwardPass {
   private fromViews(out: tf.Tensor, view?: MirrorView): tf.Tensor {
     if (!view) return averageMirrorViews(out, this.views.flip);
     return view === 'mirror' && out.rank >= 3 ? tf.reverse(out, 2) : out;
-  }
-
-  /**
-   * Runs `predict` on the batch and, with test-time flips, on its mirror image in the same call
-   * (one batch of 2·count runs faster than two of count); each output is the mean of the two, the
-   * mirrored half flipped back when it is spatial. Rotated copies never enter here: their maps would
-   * not line up with the image. Call inside a tidy.
-   */
-  private withMirror(x: tf.Tensor4D, predict: (input: tf.Tensor4D) => tf.Tensor[]): tf.Tensor[] {
-    return predict(mirrorViews(x, this.views.flip)).map((out) => averageMirrorViews(out, this.views.flip));
   }
 
   /**
