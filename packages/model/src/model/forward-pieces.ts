@@ -9,9 +9,8 @@ export type MirrorView = 'image' | 'mirror';
  * another thread): the image and its mirror (or only one of them, `view`) through one classifier
  * (the first one with the locator head on its features when `maps` is set) or through a locator
  * network, or some images' rotated copies (and their mirrors) through one classifier at one angle.
- * A run is the sum
- * of its pieces: {@link basePieces} first, then {@link rotationPieces} for the images the first
- * stage left uncertain, then {@link combinePieces}.
+ * A run is the sum of its pieces: {@link basePieces} first, then {@link rotationPieces} for the
+ * images the first stage left uncertain, then {@link combinePieces}.
  */
 export type ForwardPiece =
   | { kind: 'member'; member: number; maps?: boolean; view?: MirrorView }
@@ -20,8 +19,9 @@ export type ForwardPiece =
 
 /**
  * What a piece gives, for `count` images: `member`, probabilities (count × classes, image and mirror
- * averaged, or its one view's) and, when asked, the locator head's maps (a mirror's flipped back); `locator`, maps only; `rotated`, probabilities
- * summed over the piece's copies (images.length × classes). Maps are count × camSide × camSide.
+ * averaged, or its one view's) and, when asked, the locator head's maps (a mirror's flipped back);
+ * `locator`, maps only; `rotated`, probabilities summed over the piece's copies (images.length ×
+ * classes). Maps are count × camSide × camSide.
  */
 export interface PieceResult {
   piece: ForwardPiece;
@@ -124,8 +124,8 @@ export function temperedProbabilities(plan: ForwardPlan, raw: Float32Array): Flo
 
 /**
  * Puts a split run back together: the probabilities a single `ForwardPass.run` gives, and the
- * locator's maps when a piece gave them. Every rotation piece that {@link rotationPieces} asked for must
- * be among `rotated`.
+ * locator's maps when a piece gave them. Every rotation piece that {@link rotationPieces} asked for
+ * must be among `rotated`.
  */
 export function combinePieces(plan: ForwardPlan, base: readonly PieceResult[], rotated: readonly PieceResult[]): { probabilities: Float32Array; maps?: { values: Float32Array; side: number } } {
   const raw = meanOfMembers(plan, base);

@@ -16,15 +16,26 @@ export interface HeadFitOptions {
   onEpoch?: (record: EpochRecord, isBest: boolean) => void;
 }
 
+/** The examples with the target rows read once, for scoring every epoch. */
+interface Scored {
+  examples: LocatorExamples;
+  rows: number[][];
+  /** Rows with some target inside the model input. */
+  located: number;
+}
+
+function scored(examples: LocatorExamples): Scored {
+  const rows = examples.targets.arraySync();
+  return { examples, rows, located: rows.filter((row) => row.some((v) => v > 0)).length };
+}
+
 /** Mean cross-entropy between the target distributions and the head's maps, and the share of peaks on a target cell. */
-function score(head: tf.LayersModel, examples: LocatorExamples): { loss: number; hit: number } {
+function score(head: tf.LayersModel, { examples, rows, located }: Scored): { loss: number; hit: number } {
   return tf.tidy(() => {
     const maps = head.predict(examples.features) as tf.Tensor2D;
     const loss = tf.metrics.categoricalCrossentropy(examples.targets, maps).mean().dataSync()[0] as number;
     const peaks = maps.argMax(1).dataSync();
-    const targets = examples.targets.arraySync();
-    const located = targets.filter((row) => row.some((v) => v > 0)).length;
-    const hits = targets.filter((row, i) => (row[peaks[i] as number] as number) > 0).length;
+    const hits = rows.filter((row, i) => (row[peaks[i] as number] as number) > 0).length;
     return { loss, hit: located === 0 ? 0 : hits / located };
   });
 }
@@ -40,6 +51,8 @@ export function fitLocatorHead(head: tf.LayersModel, train: LocatorExamples, val
   const random = createRandom(options.seed);
   const order = Array.from({ length: train.features.shape[0] }, (_, i) => i);
   const history: EpochRecord[] = [];
+  const fitted = scored(train);
+  const held = val ? scored(val) : undefined;
   let best = { loss: Infinity, weights: head.getWeights().map((w) => w.clone()) };
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
@@ -53,14 +66,14 @@ export function fitLocatorHead(head: tf.LayersModel, train: LocatorExamples, val
           optimizer.minimize(() => tf.metrics.categoricalCrossentropy(targets, head.apply(features, { training: true }) as tf.Tensor2D).mean() as tf.Scalar, false, variables);
         });
       }
-      const fit = score(head, train);
-      const held = val ? score(head, val) : { loss: NaN, hit: NaN };
-      const isBest = !val || held.loss < best.loss;
+      const fit = score(head, fitted);
+      const check = held ? score(head, held) : { loss: NaN, hit: NaN };
+      const isBest = !held || check.loss < best.loss;
       if (isBest) {
         tf.dispose(best.weights);
-        best = { loss: held.loss, weights: head.getWeights().map((w) => w.clone()) };
+        best = { loss: check.loss, weights: head.getWeights().map((w) => w.clone()) };
       }
-      const record = { epoch, loss: fit.loss, accuracy: fit.hit, valLoss: held.loss, valAccuracy: held.hit, learningRate: options.learningRate, seconds: (performance.now() - started) / 1000 };
+      const record = { epoch, loss: fit.loss, accuracy: fit.hit, valLoss: check.loss, valAccuracy: check.hit, learningRate: options.learningRate, seconds: (performance.now() - started) / 1000 };
       history.push(record);
       options.onEpoch?.(record, isBest);
     }
