@@ -100,25 +100,24 @@ function span(counts: Uint32Array, minCount: number): [number, number] | undefin
   return first < 0 ? undefined : [first, last];
 }
 
+/** The head's box cut out of the image and centred on a black square of side `side`. */
+function squareCrop(image: GreyImage, box: Box, side: number, padLeft: number, padTop: number): Uint8Array {
+  const square = new Uint8Array(side * side);
+  for (let row = 0; row < box.height; row++) {
+    const from = (box.y + row) * image.width + box.x;
+    square.set(image.data.subarray(from, from + box.width), (padTop + row) * side + padLeft);
+  }
+  return square;
+}
+
 /** Crop to the head, pad to a centred square with black, resize to params.size. */
 export async function preprocessGrey(image: GreyImage, params: PreprocessParams): Promise<PreprocessedImage> {
   const box = findForeground(image, params);
   const side = Math.max(box.width, box.height);
   const padLeft = Math.floor((side - box.width) / 2);
   const padTop = Math.floor((side - box.height) / 2);
-  // sharp always resizes before it extends within one pipeline, so pad first, then resize.
-  const square = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 1 } })
-    .extract({ left: box.x, top: box.y, width: box.width, height: box.height })
-    .extend({
-      left: padLeft,
-      right: side - box.width - padLeft,
-      top: padTop,
-      bottom: side - box.height - padTop,
-      background: { r: 0, g: 0, b: 0, alpha: 1 },
-    })
-    .toColourspace('b-w')
-    .raw()
-    .toBuffer();
+  // Cropping and padding copy pixels unchanged, so they happen here; only the resize needs sharp.
+  const square = squareCrop(image, box, side, padLeft, padTop);
   const { data, info } = await sharp(square, { raw: { width: side, height: side, channels: 1 } })
     .resize(params.size, params.size, { kernel: 'lanczos3', fit: 'fill' })
     .toColourspace('b-w')

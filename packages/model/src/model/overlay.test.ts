@@ -35,6 +35,9 @@ describe('heatmap overlay', () => {
     expect(b).toBeLessThan(100);
     expect(at(55, 40)).toEqual([64, 64, 64]); // cold and outside the box: the image itself
     expect(at(5, 10)[1]).toBeGreaterThan(150); // on the box's left edge: green
+    expect(at(14, 15)[1]).toBeGreaterThan(150); // on its right edge (x = 15, 2 pixels wide)
+    expect(at(10, 10)).toEqual([64, 64, 64]); // inside the box, cold: untouched
+    expect(at(10, 17)).toEqual([64, 64, 64]); // below it, past the stroke
   });
 
   it('stretches a coarser heatmap over the whole image', async () => {

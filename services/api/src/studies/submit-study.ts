@@ -69,9 +69,14 @@ function accepted(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 
 async function persist(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[], form: StudyForm, log: FastifyBaseLogger) {
   let recorded = false;
   try {
-    await Promise.all(images.map((image, i) => ctx.objectStore.put(image.objectKey, form.images[i]!.bytes, image.contentType)));
-    await ctx.studies.create(study, images);
-    recorded = true;
+    // The originals and the records are written side by side; only the jobs wait for both.
+    const [stored, created] = await Promise.allSettled([
+      Promise.all(images.map((image, i) => ctx.objectStore.put(image.objectKey, form.images[i]!.bytes, image.contentType))),
+      ctx.studies.create(study, images),
+    ]);
+    recorded = created.status === 'fulfilled';
+    if (stored.status === 'rejected') throw stored.reason;
+    if (created.status === 'rejected') throw created.reason;
     const jobs = images.map((image) => ({
       payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, clientId: study.clientId },
       priority: study.priority,
