@@ -6,8 +6,9 @@
 // datasets (../shared/datasets or BTD_DATASETS_DIR). Writes bench/results/hot-reload.json.
 //
 //   node bench/hot-reload.js [seconds before the first promotion = 20] [promotions = 5]
-// With BENCH_MODEL_THREADS=true the worker runs its models on a pool of a thread per core
-// (WORKER_MODEL_THREADS=true): a promoted version then loads onto the pool's threads one by one.
+// The worker runs its models on a thread of their own, as it does by default; with
+// BENCH_MODEL_THREADS=true on a pool of a thread per core (WORKER_MODEL_THREADS=true), onto whose
+// threads a promoted version then loads one by one.
 // Promotions alternate between two versions, 8 s apart; "during the swap" pools the jobs submitted
 // from each promotion until 2 s after the first result of the new version.
 import { randomUUID } from 'node:crypto';
@@ -248,8 +249,9 @@ async function main() {
     const { modelsDir, kind } = await prepareModels(scratch);
     const images = await sampleImages();
     const registry = new ModelRegistry({ store: world.store, redis: world.redis, namespace: world.prefix });
-    const pool = MODEL_THREADS ? ModelThreadPool.start(os.availableParallelism(), 'wasm') : undefined;
-    const provider = new RegistryModelProvider({ registry, logger, workerId: 'bench-worker', modelsDir, ...(pool ? { load: (files) => pool.load(files) } : {}) });
+    // As the worker runs them: on one thread of their own, or with BENCH_MODEL_THREADS on a thread per core.
+    const pool = ModelThreadPool.start(MODEL_THREADS ? os.availableParallelism() : 1, 'wasm');
+    const provider = new RegistryModelProvider({ registry, logger, workerId: 'bench-worker', modelsDir, load: (files) => pool.load(files) });
     await provider.start();
     const inference = createInferenceQueue(world.redis, world.prefix);
     const resultsQueue = createResultsQueue(world.redis, world.prefix);
@@ -290,7 +292,7 @@ async function main() {
       models: kind,
       image: '256×256 JPEG (Br35H slices)',
       workerConcurrency: 1,
-      modelThreads: MODEL_THREADS ? os.availableParallelism() : 0,
+      modelThreads: MODEL_THREADS ? os.availableParallelism() : 1,
       serviceTimeMs: round(serviceMs),
       ratePerSecond: round(1000 / intervalMs),
       windowsSeconds: { warmup: WARMUP_S, before: BEFORE_S, betweenPromotions: SWAP_GAP_S, duringSwapTailMs: SWAP_WINDOW_TAIL_MS },
@@ -316,7 +318,7 @@ async function main() {
     await inference.close();
     await resultsQueue.close();
     await provider.close();
-    await pool?.close();
+    await pool.close();
   } finally {
     await closeWorld(world);
     await rm(scratch, { recursive: true, force: true });

@@ -60,13 +60,14 @@ export const WorkerConfigSchema = Type.Object({
     description: 'Registry poll period, a fallback for missed promotion notices.',
   }),
   /**
-   * The models on threads of their own, a job's forward passes spread over them, so that one image
-   * uses every core: lower latency per image when cores are free, the same throughput when they are all busy.
+   * The models always run on threads of their own, off the event loop. With this set, on a pool
+   * with a job's forward passes spread over it, so that one image uses every core: lower latency
+   * per image when cores are free, the same throughput when they are all busy. Unset: one thread.
    */
   modelThreads: Type.Boolean({
     env: 'WORKER_MODEL_THREADS',
     default: false,
-    description: 'Run the models on a pool of threads, each image spread over them (true: a job uses every core; lower latency at light load).',
+    description: 'Spread each image over a pool of model threads (true: a job uses every core, lower latency at light load; false: the models run on one thread of their own).',
   }),
   /**
    * With model threads, how many: every model is loaded on each, and a job's forward passes are

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ModelRegistry, type ArtifactFiles, type Logger, type ObjectStore, type Redis } from '@btd/shared';
-import { loadModel, type LoadedModel } from '@btd/model';
+import type { LoadedModel } from '@btd/model';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { WorkerConfig } from './config.js';
 import { DirectoryModelProvider } from './directory-model-provider.js';
@@ -23,14 +23,16 @@ export interface ModelSourceDeps {
 
 /**
  * Loads the models `MODEL_SOURCE` names: the promoted versions from the S3 registry (publishing
- * the bundled ones first if it is empty), or the artifacts in `MODELS_DIR` as they are; with
- * `WORKER_MODEL_THREADS`, on a pool of threads (`WORKER_MODEL_THREAD_COUNT`) that closes with the provider.
+ * the bundled ones first if it is empty), or the artifacts in `MODELS_DIR` as they are. The models
+ * run on threads of their own, never on the worker's event loop, which stays free for storage,
+ * queue and lock traffic while a forward pass runs: one thread, or with `WORKER_MODEL_THREADS` a
+ * pool (`WORKER_MODEL_THREAD_COUNT`, 0: one per core) over which each image is spread. The
+ * threads close with the provider.
  */
 export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableModelProvider> {
   const { config } = deps;
-  if (!config.modelThreads) return openProvider(deps, loadModel);
-  const pool = ModelThreadPool.start(config.modelThreadCount || availableParallelism(), config.tfBackend);
-  deps.logger.info({ threads: pool.size }, 'models run on a thread pool');
+  const pool = ModelThreadPool.start(modelThreadCount(config), config.tfBackend);
+  deps.logger.info({ threads: pool.size }, pool.size > 1 ? 'models run on a thread pool' : 'models run on a thread of their own');
   try {
     const provider = await openProvider(deps, (files) => pool.load(files));
     return {
@@ -45,6 +47,11 @@ export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableMo
     await pool.close();
     throw error;
   }
+}
+
+/** One thread, unless `WORKER_MODEL_THREADS` asks for a pool. */
+export function modelThreadCount(config: Pick<WorkerConfig, 'modelThreads' | 'modelThreadCount'>): number {
+  return config.modelThreads ? config.modelThreadCount || availableParallelism() : 1;
 }
 
 async function openProvider(deps: ModelSourceDeps, load: (files: ArtifactFiles) => Promise<LoadedModel>): Promise<ClosableModelProvider> {
