@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import { initBackend } from '@btd/model';
 import {
   ObjectStore,
   SHUTDOWN_PHASE,
@@ -20,9 +19,6 @@ import { openModelSource } from './model-source.js';
 import { createWorkerMetrics, startMetricsServer } from './worker-metrics.js';
 
 async function start(config: WorkerConfig, workerId: string, logger: Logger, shutdown: Shutdown): Promise<void> {
-  const backend = await initBackend(config.tfBackend ? { prefer: config.tfBackend } : {});
-  logger.info({ backend }, 'tensorflow backend ready');
-
   const producer = createProducerConnection(config.redisUrl);
   const connection = createWorkerConnection(config.redisUrl);
   const store = new ObjectStore(config);

@@ -32,9 +32,9 @@ export interface ModelSourceDeps {
 export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableModelProvider> {
   const { config } = deps;
   const pool = ModelThreadPool.start(modelThreadCount(config), config.tfBackend);
-  deps.logger.info({ threads: pool.size }, pool.size > 1 ? 'models run on a thread pool' : 'models run on a thread of their own');
   try {
     const provider = await openProvider(deps, (files) => pool.load(files));
+    deps.logger.info({ threads: pool.size, backend: pool.backendInfo }, pool.size > 1 ? 'models run on a thread pool' : 'models run on a thread of their own');
     return {
       current: (task) => provider.current(task),
       ...(provider.followJobsOf ? { followJobsOf: (worker: JobEvents) => provider.followJobsOf?.(worker) } : {}),

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { ImageDecodeError, type ForwardPiece, type ForwardPlan, type ModelManifest, type PieceResult, type Prediction, type PredictOptions } from '@btd/model';
+import { ImageDecodeError, type BackendInfo, type ForwardPiece, type ForwardPlan, type ModelManifest, type PieceResult, type Prediction, type PredictOptions } from '@btd/model';
 import type { ArtifactFiles } from '@btd/shared';
 import { PooledModel } from './pooled-model.js';
 import { threadScript } from './thread-script.js';
@@ -16,7 +16,7 @@ export type ModelThreadRequest =
 
 /** Messages from a pool thread, each answering the request of the same id. */
 export type ModelThreadReply =
-  | { type: 'loaded'; id: number; manifest: ModelManifest; plan: ForwardPlan }
+  | { type: 'loaded'; id: number; manifest: ModelManifest; plan: ForwardPlan; backend: BackendInfo }
   | { type: 'prediction'; id: number; prediction: Prediction }
   | { type: 'pieces'; id: number; results: PieceResult[] }
   | { type: 'error'; id: number; message: string; decode: boolean };
@@ -54,6 +54,8 @@ export class ModelThreadPool {
   private nextModel = 1;
   private failure: Error | undefined;
   private closed = false;
+  /** The backend the threads run, as the first load reported it. */
+  backendInfo: BackendInfo | undefined;
 
   private constructor(
     count: number,
@@ -99,7 +101,8 @@ export class ModelThreadPool {
       throw error;
     }
     if (!loaded) throw new Error('a model thread pool has at least one thread');
-    const { manifest, plan } = loaded;
+    const { manifest, plan, backend } = loaded;
+    this.backendInfo ??= backend;
     return new PooledModel(this, model, manifest, plan);
   }
 

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { ImageDecodeError, initBackend, loadModel, type ServingModel } from '@btd/model';
+import { ImageDecodeError, initBackend, loadModel, type BackendInfo, type ServingModel } from '@btd/model';
 import type { ModelThreadReply, ModelThreadRequest } from './model-thread-pool.js';
 
 /** A thread of the model pool: holds the models loaded on it and runs requests in the order they arrive. */
@@ -17,11 +17,12 @@ const failure = (error: unknown, id: number): ModelThreadReply => ({
 
 async function answer(request: Exclude<ModelThreadRequest, { type: 'unload' | 'close' }>): Promise<ModelThreadReply> {
   if (request.type === 'load') {
-    const loading = initBackend(request.backend ? { prefer: request.backend } : {}).then(() => loadModel(request.files));
+    const backend: Promise<BackendInfo> = initBackend(request.backend ? { prefer: request.backend } : {});
+    const loading = backend.then(() => loadModel(request.files));
     models.set(request.model, loading);
     loading.catch(() => models.delete(request.model));
     const loaded = await loading;
-    return { type: 'loaded', id: request.id, manifest: loaded.manifest, plan: loaded.forwardPass.plan };
+    return { type: 'loaded', id: request.id, manifest: loaded.manifest, plan: loaded.forwardPass.plan, backend: await backend };
   }
   const model = models.get(request.model);
   if (!model) throw new Error(`model ${request.model} is not loaded on this thread`);
