@@ -33,6 +33,7 @@ import { QueueEvents } from 'bullmq';
 import { getBackendInfo, initBackend, loadModel, writeInitialArtifact } from '@btd/model';
 import { EMBEDDED_S3_CREDENTIALS, RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
 import { benchImages } from './lib/bench-images.js';
+import { postStudy, studyUploadBody } from './lib/study-upload.js';
 import { median } from './lib/stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -173,7 +174,7 @@ class Client {
   constructor(url, key, images, events) {
     this.url = url;
     this.key = key;
-    this.images = images;
+    this.uploads = images.map(studyUploadBody);
     this.next = 0;
     this.waiting = new Map(); // result job id → resolve
     this.early = new Map(); // result job id → time, for results applied before the POST answered
@@ -187,12 +188,9 @@ class Client {
 
   async submit() {
     const started = performance.now();
-    const form = new FormData();
-    form.append('priority', 'routine');
-    form.append('file', new Blob([this.images[this.next++ % this.images.length]], { type: 'image/jpeg' }), 'scan.jpg');
-    const response = await fetch(`${this.url}/v1/studies`, { method: 'POST', body: form, headers: { authorization: `Bearer ${this.key}` } });
-    if (response.status !== 202) throw new Error(`submission answered ${response.status}: ${await response.text()}`);
-    const { studyId, images } = await response.json();
+    const response = await postStudy(this.url, this.key, this.uploads[this.next++ % this.uploads.length]);
+    if (response.status !== 202) throw new Error(`submission answered ${response.status}: ${JSON.stringify(response.body)}`);
+    const { studyId, images } = response.body;
     const accepted = performance.now();
     const jobId = `result-${images[0].imageId}`;
     const finished = this.early.get(jobId) ?? (await new Promise((resolve) => this.waiting.set(jobId, resolve)));

@@ -90,9 +90,9 @@ export const ApiConfigSchema = Type.Object({
   /** Parallel result messages applied by this process. */
   resultsConcurrency: Type.Integer({
     env: 'RESULTS_CONCURRENCY',
-    default: 8,
+    default: 1,
     minimum: 1,
-    description: 'Result messages applied in parallel by this API process.',
+    description: 'Result messages applied in parallel by this API process. Applying a result takes a few Redis round trips and no model work, so one at a time keeps up with many workers; each extra slot adds idle polls of Redis while results trickle in.',
   }),
   /** Parallel webhook deliveries by this process. */
   webhookConcurrency: Type.Integer({

@@ -24,9 +24,9 @@ function observe(ctx: ApiContext, study: StudyRecord, message: ResultMessage): v
 
 /** Runs on every delivery of a finished study, not only the first: announcing is idempotent. */
 async function announce(ctx: ApiContext, study: StudyRecord, outcome: AppliedResult): Promise<void> {
-  if (outcome.studyState !== 'done' && outcome.studyState !== 'failed') return;
-  const finished = await ctx.studies.get(study.id);
-  if (finished) await announceStudyCompleted(ctx, finished);
+  const finished = outcome.finishedStudy;
+  if (!finished) return;
+  await announceStudyCompleted(ctx, finished);
   if (study.batchId && outcome.batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
 }
 

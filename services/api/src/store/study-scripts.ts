@@ -59,7 +59,8 @@ return 'ok'
  *
  * KEYS: image, study, batch, batch finished set. ARGV: 'done' | 'failed', image fields (JSON),
  * finishedAt, failure reason, '1' when the study is in a batch.
- * Returns { applied (0/1), study state, batch state or '' }.
+ * Returns { applied (0/1), study state, batch state or '', the study's fields (flat) once it
+ * has finished, else an empty list }: a finished study is announced, and this saves reading it back.
  */
 export const applyResultScript = redisScript(`${LUA_HSET_JSON}${LUA_COMPLETE_BATCH}${LUA_FINISH_IN_BATCH}
 local imageState = redis.call('HGET', KEYS[1], 'state')
@@ -96,7 +97,9 @@ if inBatch and (studyState == 'done' or studyState == 'failed') then
   local studyId = redis.call('HGET', KEYS[2], 'id')
   batchState = finishInBatch(KEYS[3], KEYS[4], studyId, studyState, wasProcessing, ARGV[3])
 end
-return {applied, studyState, batchState}
+local finishedStudy = {}
+if studyState == 'done' or studyState == 'failed' then finishedStudy = redis.call('HGETALL', KEYS[2]) end
+return {applied, studyState, batchState, finishedStudy}
 `);
 
 /**

@@ -10,6 +10,15 @@ export interface AppliedResult {
   readonly studyState: StudyState;
   /** The batch's state after the update, or undefined for a study outside batches. */
   readonly batchState?: string;
+  /** The study as it stands after the update, once it has finished (done or failed). */
+  readonly finishedStudy?: StudyRecord;
+}
+
+/** A Lua reply of alternating field names and values (as HGETALL gives inside a script) as a record. */
+function pairsToRecord(pairs: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < pairs.length; i += 2) record[pairs[i]!] = pairs[i + 1]!;
+  return record;
 }
 
 /** Thrown when a study is added to a batch that is closed or gone. */
@@ -115,7 +124,8 @@ export class StudyStore {
       message.kind === 'failed' ? message.reason : '',
       batchId ? '1' : '0',
     ];
-    const [applied, studyState, batchState] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string];
-    return { applied: applied === 1, studyState, ...(batchState ? { batchState } : {}) };
+    const [applied, studyState, batchState, flatStudy] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string, string[]?];
+    const finishedStudy = fromHash<StudyRecord>(pairsToRecord(flatStudy ?? []), JSON_FIELDS.study);
+    return { applied: applied === 1, studyState, ...(batchState ? { batchState } : {}), ...(finishedStudy ? { finishedStudy } : {}) };
   }
 }
