@@ -97,6 +97,13 @@ export function fromHash<T>(flat: Flat, jsonFields: readonly string[]): T | unde
   return record as T;
 }
 
+/** A hash as a Lua script returns it (HGETALL inside a script gives field, value, field, value, ...). */
+export function hashFromPairs(pairs: readonly string[]): Flat {
+  const flat: Flat = {};
+  for (let i = 0; i + 1 < pairs.length; i += 2) flat[pairs[i]!] = pairs[i + 1]!;
+  return flat;
+}
+
 /** Fields stored as JSON, per record type. */
 export const JSON_FIELDS = {
   study: ['imageIds', 'doneCount', 'failedCount'],

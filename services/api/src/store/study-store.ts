@@ -1,6 +1,6 @@
 import type { Redis, ResultMessage } from '@btd/shared';
 import type { RecordKeys } from './record-keys.js';
-import { JSON_FIELDS, fromHash, toHash, type ImageRecord, type StudyRecord, type StudyState } from './records.js';
+import { JSON_FIELDS, fromHash, hashFromPairs, toHash, type ImageRecord, type StudyRecord, type StudyState } from './records.js';
 import { applyResultScript, createStudyScript } from './study-scripts.js';
 
 /** What applying a result changed. */
@@ -12,13 +12,6 @@ export interface AppliedResult {
   readonly batchState?: string;
   /** The study as it stands after the update, once it has finished (done or failed). */
   readonly finishedStudy?: StudyRecord;
-}
-
-/** A Lua reply of alternating field names and values (as HGETALL gives inside a script) as a record. */
-function pairsToRecord(pairs: readonly string[]): Record<string, string> {
-  const record: Record<string, string> = {};
-  for (let i = 0; i + 1 < pairs.length; i += 2) record[pairs[i]!] = pairs[i + 1]!;
-  return record;
 }
 
 /** Thrown when a study is added to a batch that is closed or gone. */
@@ -125,7 +118,7 @@ export class StudyStore {
       batchId ? '1' : '0',
     ];
     const [applied, studyState, batchState, flatStudy] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string, string[]?];
-    const finishedStudy = fromHash<StudyRecord>(pairsToRecord(flatStudy ?? []), JSON_FIELDS.study);
+    const finishedStudy = fromHash<StudyRecord>(hashFromPairs(flatStudy ?? []), JSON_FIELDS.study);
     return { applied: applied === 1, studyState, ...(batchState ? { batchState } : {}), ...(finishedStudy ? { finishedStudy } : {}) };
   }
 }
