@@ -19,8 +19,9 @@ import type { ModelThreadPool } from './model-thread-pool.js';
  * once on the calling thread (once for all models given the same buffer), then spreads the forward
  * pass over the pool: each classifier of an ensemble on the image and on its mirror as two pieces
  * (the first with the locator head on its features), then, for an uncertain image, each
- * classifier's rotated copies per angle, each piece on the least busy thread. An image that takes the rotated copies (three times the base work for the two-member
- * `tumor-type` ensemble) so no longer waits for one thread to do it all.
+ * classifier's rotated copies per angle, each piece on the least busy thread. An image that takes
+ * the rotated copies (three times the base work for the two-member `tumor-type` ensemble) so no
+ * longer waits for one thread to do it all.
  */
 export class PooledModel implements LoadedModel {
   private disposed = false;
