@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
 import { Redis } from '@btd/shared';
 
-/** Redis the tests run against (the machine's local one unless REDIS_URL says otherwise). */
-export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Redis the tests run against, chosen by the global setup: the machine's own unless `REDIS_URL` or `TEST_CONTAINERS` say otherwise. */
+export const TEST_REDIS_URL = inject('testRedisUrl');
 
 /** A queue prefix no other test uses, so tests can run in parallel on one Redis. */
 export function uniquePrefix(): string {

@@ -2,14 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { inject } from 'vitest';
 import { EMBEDDED_S3_CREDENTIALS, ObjectStore, startEmbeddedS3, type EmbeddedS3, type ObjectStoreOptions } from '@btd/shared';
+import { startTestMinio } from './test-minio.js';
 
-/** An s3rver on a free port, storing under a temporary directory. */
+/** An S3 server for one test file: an s3rver, or a MinIO container with `TEST_CONTAINERS=true`. */
 export interface TestS3 {
   readonly endpoint: string;
-  /** Stops the server (objects stay on disk), to test behaviour during an S3 outage. */
+  /** Stops the server (objects are kept), to test behaviour during an S3 outage. */
   stop(): Promise<void>;
-  /** Starts it again on the same port and directory after {@link stop}. */
+  /** Starts it again on the same port, with the same objects, after {@link stop}. */
   restart(): Promise<void>;
   /** Store options for a new, uniquely named bucket (not yet created). */
   bucketOptions(): ObjectStoreOptions;
@@ -20,26 +22,54 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
-/** Starts an s3rver for one test file; call `close()` in `afterAll`. */
+/** What differs between the servers a {@link TestS3} runs on. */
+export interface TestS3Server {
+  readonly endpoint: string;
+  readonly credentials: { accessKeyId: string; secretAccessKey: string };
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  /** Stops the server for good and removes its objects. */
+  remove(): Promise<void>;
+}
+
+/** Starts the test file's S3 server; call `close()` in `afterAll`. */
 export async function startTestS3(): Promise<TestS3> {
+  return testS3On(inject('testContainers') ? await startTestMinio() : await startS3rver());
+}
+
+async function startS3rver(): Promise<TestS3Server> {
   const dir = await mkdtemp(path.join(tmpdir(), 'btd-s3-'));
   let s3: EmbeddedS3 = await startEmbeddedS3({ directory: dir });
   const { endpoint, port } = s3;
+  return {
+    endpoint,
+    credentials: EMBEDDED_S3_CREDENTIALS,
+    stop: () => s3.close(),
+    async restart() {
+      s3 = await startEmbeddedS3({ directory: dir, port });
+    },
+    async remove() {
+      await s3.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function testS3On(server: TestS3Server): TestS3 {
+  const { endpoint, credentials } = server;
   const stores: ObjectStore[] = [];
   const bucketOptions = (): ObjectStoreOptions => ({
     s3Endpoint: endpoint,
     s3Bucket: `t-${randomUUID()}`,
     s3Region: 'us-east-1',
-    s3AccessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-    s3SecretAccessKey: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+    s3AccessKeyId: credentials.accessKeyId,
+    s3SecretAccessKey: credentials.secretAccessKey,
     s3ForcePathStyle: true,
   });
   return {
     endpoint,
-    stop: () => s3.close(),
-    async restart() {
-      s3 = await startEmbeddedS3({ directory: dir, port });
-    },
+    stop: () => server.stop(),
+    restart: () => server.restart(),
     bucketOptions,
     async createBucket() {
       const store = new ObjectStore(bucketOptions());
@@ -51,8 +81,8 @@ export async function startTestS3(): Promise<TestS3> {
       S3_ENDPOINT: endpoint,
       S3_BUCKET: options.s3Bucket,
       S3_REGION: options.s3Region,
-      S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-      S3_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+      S3_ACCESS_KEY_ID: credentials.accessKeyId,
+      S3_SECRET_ACCESS_KEY: credentials.secretAccessKey,
       S3_FORCE_PATH_STYLE: 'true',
     }),
     async close() {
@@ -60,8 +90,7 @@ export async function startTestS3(): Promise<TestS3> {
         await store.deletePrefix('').catch(() => 0);
         store.close();
       }
-      await s3.close();
-      await rm(dir, { recursive: true, force: true });
+      await server.remove();
     },
   };
 }
