@@ -28,7 +28,8 @@ export async function startTestMinio(): Promise<TestS3Server> {
     stop: () => client.container.stop(container, { timeout: 0 }),
     async restart() {
       await client.container.start(container);
-      await waitFor(async () => (await fetch(`${endpoint}/minio/health/live`).catch(() => undefined))?.ok === true, { timeoutMs: 30_000, what: `MinIO at ${endpoint}` });
+      const live = async (): Promise<boolean> => (await fetch(`${endpoint}/minio/health/live`).catch(() => undefined))?.ok === true;
+      await waitFor(live, { timeoutMs: 30_000, what: `MinIO at ${endpoint}` });
     },
     async remove() {
       await started.stop();
