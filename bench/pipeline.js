@@ -17,7 +17,12 @@
 // The load is --images distinct held-out Br35H scans (half with a tumour), each submitted as one
 // 256×256 JPEG, in turn; --images 1 repeats one tumour scan, which the tumor-type model is unsure of.
 //
-//   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--images 32] [--model-threads false]
+// --pin-workers gives each worker process one core of its own (worker i on core i, with `taskset`), as a
+// worker container limited to one CPU would have: the one-worker run then uses one core for its
+// models, decoding and I/O, and the two-worker run shows what a second core adds. The API, the S3
+// server, Redis and the load generator are not pinned.
+//
+//   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--images 32] [--model-threads false] [--pin-workers]
 // Writes bench/results/pipeline.json.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -51,6 +56,8 @@ const { values: args } = parseArgs({
     images: { type: 'string', default: '32' },
     // Also one worker with its models on a thread per core (WORKER_MODEL_THREADS=true).
     'model-threads': { type: 'string', default: 'true' },
+    // Each worker on a core of its own (worker i on core i); the model-threads run stays unpinned.
+    'pin-workers': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -58,8 +65,12 @@ const ROUNDS = Number(args.rounds);
 const WORKER_COUNTS = args.workers.split(',').map(Number);
 const WORKER_CONCURRENCY = Number(args.concurrency);
 const IMAGES = Number(args.images);
+const PIN_WORKERS = args['pin-workers'];
 /** Pipeline runs: the worker counts, then (unless --model-threads false) one worker with model threads. */
-const SCENARIOS = [...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false })), ...(args['model-threads'] === 'false' ? [] : [{ workers: 1, modelThreads: true }])];
+const SCENARIOS = [
+  ...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false, pinned: PIN_WORKERS })),
+  ...(args['model-threads'] === 'false' ? [] : [{ workers: 1, modelThreads: true, pinned: false }]),
+];
 
 const round2 = (x) => Math.round(x * 100) / 100;
 
@@ -117,10 +128,15 @@ async function tightLoop(dir, images, seconds) {
   return { imagesPerSecond: Math.round((count / elapsed) * 100) / 100, images: count, seconds: Math.round(elapsed * 10) / 10 };
 }
 
-/** Starts a service as a child process and resolves once it logs `readyMessage`. */
-function startService(script, env, readyMessage) {
+/**
+ * Starts a service as a child process and resolves once it logs `readyMessage`. With `cpu`, the
+ * process and all its threads may run on that core only (`taskset` execs Node, so the pid is Node's).
+ */
+function startService(script, env, readyMessage, cpu) {
   const nodeArgs = process.env.BENCH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, script)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const command = [process.execPath, ...nodeArgs, path.join(ROOT, script)];
+  if (cpu !== undefined) command.unshift('taskset', '--cpu-list', String(cpu));
+  const child = spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.includes(readyMessage)) resolve();
@@ -309,9 +325,12 @@ async function startSystem(scratch, models) {
  * workers idle meanwhile) and right after it the pipeline's closed loop; the fixed-rate run goes
  * at half the median closed-loop rate.
  */
-async function measureWorkers(system, client, { workers: count, modelThreads }, modelsDir, images) {
+async function measureWorkers(system, client, { workers: count, modelThreads, pinned }, modelsDir, images) {
   const env = { ...system.env, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), WORKER_MODEL_THREADS: String(modelThreads) };
-  const workers = Array.from({ length: count }, (_, i) => startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready'));
+  const cores = os.cpus().length;
+  const workers = Array.from({ length: count }, (_, i) =>
+    startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready', pinned ? i % cores : undefined),
+  );
   try {
     await Promise.all(workers.map((worker) => worker.ready));
     await closedLoop(client, 2 * count, 3); // warm-up: JIT, connection pools, first-use allocations
@@ -331,6 +350,7 @@ async function measureWorkers(system, client, { workers: count, modelThreads }, 
     return {
       workers: count,
       modelThreads,
+      pinnedToOneCoreEach: pinned,
       workerConcurrency: WORKER_CONCURRENCY,
       rounds,
       medians: { tightLoop: median(rounds.map((round) => round.tightLoop.imagesPerSecond)), closedLoop: closedRate, overTightLoop: ratio },
@@ -368,7 +388,8 @@ function verdicts(runs) {
   };
 }
 
-const runLabel = (run) => `${run.workers} worker${run.workers > 1 ? 's' : ''}${run.modelThreads ? ', model threads' : ''}`;
+const runLabel = (run) =>
+  `${run.workers} worker${run.workers > 1 ? 's' : ''}${run.pinnedToOneCoreEach ? ', one core each' : ''}${run.modelThreads ? ', model threads' : ''}`;
 
 function printRows(rows) {
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
@@ -439,6 +460,7 @@ async function main() {
     images: { count: images.length, width: 256, height: 256, format: 'jpeg', meanBytes: Math.round(images.reduce((sum, image) => sum + image.length, 0) / images.length), from },
     secondsPerMeasurement: SECONDS,
     rounds: ROUNDS,
+    pinnedWorkers: PIN_WORKERS,
     runs,
     targets: checks,
   };
