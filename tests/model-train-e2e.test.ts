@@ -127,11 +127,15 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
   it('combines models trained on one split into an ensemble artifact that averages them', async () => {
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
     const second = path.join(work, 'second');
-    // The second member trains with mixup: the blended batches go through the gradient workers.
-    await trainModel({ ...tiny, outDir: second, seed: 2, splitSeed: 1, mixup: 0.4 });
-    const secondTraining = (JSON.parse(await readFile(path.join(second, 'manifest.json'), 'utf8')) as { training: { mixup?: number } }).training;
+    // The second member trains with mixup and sharpness-aware steps: the blended batches and the
+    // second gradient pass at the moved weights go through the gradient workers.
+    await trainModel({ ...tiny, outDir: second, seed: 2, splitSeed: 1, mixup: 0.4, sharpness: 0.05 });
+    const secondTraining = (JSON.parse(await readFile(path.join(second, 'manifest.json'), 'utf8')) as { training: { mixup?: number; sharpness?: number } }).training;
     expect(secondTraining.mixup).toBe(0.4);
-    expect((JSON.parse(await readFile(path.join(outDir, 'manifest.json'), 'utf8')) as { training: object }).training).not.toHaveProperty('mixup');
+    expect(secondTraining.sharpness).toBe(0.05);
+    const firstTraining = (JSON.parse(await readFile(path.join(outDir, 'manifest.json'), 'utf8')) as { training: object }).training;
+    expect(firstTraining).not.toHaveProperty('mixup');
+    expect(firstTraining).not.toHaveProperty('sharpness');
     const ensembleDir = path.join(work, 'ensemble');
     const manifest = await buildEnsemble({ memberDirs: [outDir, second], outDir: ensembleDir, dataDir: br35h, cacheDir: path.join(work, 'cache') });
     expect(manifest.ensemble?.members.map((m) => m.topology)).toEqual(['model.json', 'member-2.json']);

@@ -32,6 +32,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
+    .option('--sharpness <rho>', 'sharpness-aware minimisation: take each gradient at weights moved by rho uphill, e.g. 0.05 (0: off; a step costs two passes)', nonNegativeOption, 0)
     .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
@@ -68,6 +69,7 @@ export function registerTrainCommand(program: Command): void {
         dropout: opts.dropout as number | undefined,
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,
+        sharpness: opts.sharpness as number,
         testTimeRotations: opts.testTimeRotations as number[] | undefined,
         testTimeRotationsBelow: opts.testTimeRotationsBelow as number | undefined,
         maxImages: opts.maxImages as number | undefined,

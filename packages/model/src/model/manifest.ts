@@ -46,6 +46,8 @@ export interface TrainingRecord {
   augmentation: Record<string, number | boolean>;
   /** Mixup's Beta(alpha, alpha) parameter; absent: no mixup. */
   mixup?: number;
+  /** Sharpness-aware minimisation's radius rho; absent: plain steps. */
+  sharpness?: number;
   classWeights: Record<string, number>;
   durationSeconds: number;
   imagesPerSecond: number;

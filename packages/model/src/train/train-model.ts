@@ -46,6 +46,8 @@ export interface TrainOptions extends ServingViewOptions {
   averageDecay?: number;
   /** Mixup's Beta(alpha, alpha) parameter (0 or absent: off). */
   mixup?: number;
+  /** Sharpness-aware minimisation's radius (0 or absent: off); each step then costs two gradient passes. */
+  sharpness?: number;
   cacheDir?: string;
   maxImages?: number;
   /** Outlines (VIA JSON keyed by path relative to dataDir) for location metrics on the test split. */
@@ -159,6 +161,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         patience: options.patience ?? 10,
         warmupEpochs: 1,
         averageDecay,
+        sharpness: options.sharpness,
         seed,
         signal: options.signal,
         onStep: options.onStep,
@@ -203,6 +206,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       workers,
       augmentation: { ...augmentation },
       ...(options.mixup ? { mixup: options.mixup } : {}),
+      ...(options.sharpness ? { sharpness: options.sharpness } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
       durationSeconds: Math.round(seconds),
       imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRandom, shuffleInPlace } from '../util/random.js';
 import { FlatAdam } from './flat-adam.js';
 import type { GradientWorkerPool } from './gradient-worker-pool.js';
+import { sharpnessProbe } from './sharpness.js';
 import { WeightAverage } from './weight-average.js';
 import type { StepResult } from './worker-protocol.js';
 
@@ -24,6 +25,8 @@ export interface LoopOptions {
   warmupEpochs: number;
   /** Decay of the weights' moving average that validation and the best checkpoint use; 0 or absent: none. */
   averageDecay?: number;
+  /** Sharpness-aware minimisation's radius rho (see `sharpness.ts`); 0 or absent: plain steps. */
+  sharpness?: number;
   seed: number;
   signal?: AbortSignal;
   onEpoch?: (record: EpochRecord, isBest: boolean) => void | Promise<void>;
@@ -105,6 +108,9 @@ export async function runTrainingLoop(
   // The weights after the latest update: sent with the next step, and what the average follows.
   const current = inSharedMemory(readWeights(model));
   const trainable = positions.trainable.map((i) => current[i] as Float32Array);
+  // Sharpness-aware steps take their gradient at these moved weights (batch-norm statistics as in `current`).
+  const probe = options.sharpness ? inSharedMemory(current) : undefined;
+  const probeTrainable = probe && positions.trainable.map((i) => probe[i] as Float32Array);
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
@@ -117,13 +123,22 @@ export async function runTrainingLoop(
       if (options.signal?.aborted) throw new Error('training aborted');
       const batch = order.slice(s * options.batchSize, (s + 1) * options.batchSize);
       const shards = Array.from({ length: pool.size }, (_, w) => Int32Array.from(batch.filter((_, i) => i % pool.size === w)));
-      const results = await pool.step(current, shards, options.seed * 1_000_003 + epoch * 10_007 + s);
+      const seed = options.seed * 1_000_003 + epoch * 10_007 + s;
+      const results = await pool.step(current, shards, seed);
       lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
       const total = results.reduce((n, r) => n + r.count, 0);
+      const shares = results.map((r) => r.count / total);
+      let update = results;
+      if (probe && probeTrainable && options.sharpness) {
+        positions.nonTrainable.forEach((i) => (probe[i] as Float32Array).set(current[i] as Float32Array));
+        sharpnessProbe(trainable, results.map((r) => r.grads), shares, options.sharpness, probeTrainable);
+        // Same images and augmentation; the loss, accuracy and batch-norm statistics stay those at `current`.
+        update = await pool.step(probe, shards, seed);
+      }
       optimizer.apply(
         trainable,
-        results.map((r) => r.grads),
-        results.map((r) => r.count / total),
+        update.map((r) => r.grads),
+        shares,
         lr,
       );
       averageStatistics(positions.nonTrainable.map((i) => current[i] as Float32Array), results);
