@@ -109,8 +109,7 @@ export async function runTrainingLoop(
   const current = inSharedMemory(readWeights(model));
   const trainable = positions.trainable.map((i) => current[i] as Float32Array);
   // Sharpness-aware steps take their gradient at these moved weights (batch-norm statistics as in `current`).
-  const probe = options.sharpness ? inSharedMemory(current) : undefined;
-  const probeTrainable = probe && positions.trainable.map((i) => probe[i] as Float32Array);
+  const probe = options.sharpness ? sharpnessWeights(current, positions, options.sharpness) : undefined;
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
@@ -129,11 +128,11 @@ export async function runTrainingLoop(
       const total = results.reduce((n, r) => n + r.count, 0);
       const shares = results.map((r) => r.count / total);
       let update = results;
-      if (probe && probeTrainable && options.sharpness) {
-        positions.nonTrainable.forEach((i) => (probe[i] as Float32Array).set(current[i] as Float32Array));
-        sharpnessProbe(trainable, results.map((r) => r.grads), shares, options.sharpness, probeTrainable);
+      if (probe) {
+        positions.nonTrainable.forEach((i) => (probe.all[i] as Float32Array).set(current[i] as Float32Array));
+        sharpnessProbe(trainable, results.map((r) => r.grads), shares, probe.rho, probe.trainable);
         // Same images and augmentation; the loss, accuracy and batch-norm statistics stay those at `current`.
-        update = await pool.step(probe, shards, seed);
+        update = await pool.step(probe.all, shards, seed);
       }
       optimizer.apply(
         trainable,
@@ -176,6 +175,12 @@ export async function runTrainingLoop(
     if (epoch - state.bestEpoch >= options.patience) break;
   }
   return state;
+}
+
+/** A second set of weights in shared memory for sharpness-aware steps, with views of its trainable ones. */
+function sharpnessWeights(current: Float32Array[], positions: { trainable: number[] }, rho: number) {
+  const all = inSharedMemory(current);
+  return { rho, all, trainable: positions.trainable.map((i) => all[i] as Float32Array) };
 }
 
 /** Batch-norm statistics: the plain mean of what each worker measured on its shard. */
