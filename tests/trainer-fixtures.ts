@@ -17,9 +17,10 @@ async function br35h(folder: 'yes' | 'no', offset: number, count: number): Promi
 type Counts = number | { yes: number; no: number };
 const countOf = (counts: Counts, folder: 'yes' | 'no') => (typeof counts === 'number' ? counts : counts[folder]);
 
-/** A dataset folder (`yes/`, `no/`) of links to real slices; nothing is copied. */
+/** A dataset folder (`yes/`, `no/`; a folder with a count of 0 is left out) of links to real slices; nothing is copied. */
 export async function linkDataset(dir: string, counts: Counts, offset: number): Promise<string> {
   for (const folder of ['yes', 'no'] as const) {
+    if (countOf(counts, folder) === 0) continue;
     await mkdir(path.join(dir, folder), { recursive: true });
     for (const file of await br35h(folder, offset, countOf(counts, folder))) await symlink(file, path.join(dir, folder, path.basename(file)));
   }

@@ -54,7 +54,9 @@ describe('the trainer', () => {
     const baseline = (await env.registry.publishDirectory('tumor-binary', baselineDir)).version;
     await env.registry.promote('tumor-binary', baseline, { by: 'test', reason: 'baseline' });
     await uploadDataset(env.store, 'datasets/tiny/', 20, 0);
-    const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), 10, 300);
+    // Tumour images only: the baseline misses all of them, so any candidate is at least as good and
+    // the outcome does not hang on how well two epochs of a tiny model happen to do.
+    const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), { yes: 10, no: 0 }, 300);
     start({ evalSetTumorBinary: evalSet });
 
     const hyperParameters = { ...TINY_TRAINING, testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 };
