@@ -29,6 +29,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
     .option('--filters <list>', 'filters per block, e.g. 16,32,64,128', listOption)
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
+    .option('--residual', 'residual blocks: each block adds its input (1×1 projected where the width changes) before its last ReLU')
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
@@ -39,7 +40,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--checkpoint <dir>', 'write a checkpoint every epoch here')
     .option('--resume <dir>', 'resume from a checkpoint folder');
   withServingViewOptions(command)
-    .action(async (opts: Record<string, string | number | number[] | Partial<AugmentationConfig> | undefined>) => {
+    .action(async (opts: Record<string, string | number | boolean | number[] | Partial<AugmentationConfig> | undefined>) => {
       const task = String(opts.task);
       if (!isTask(task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${task}`);
       if (opts.split !== undefined && opts.splitSeed !== undefined) throw new Error('--split reuses a saved split; --split-seed draws a new one: give one of them');
@@ -66,6 +67,7 @@ export function registerTrainCommand(program: Command): void {
         workers: opts.workers as number | undefined,
         filters: opts.filters as number[] | undefined,
         convsPerBlock: opts.convsPerBlock as number | undefined,
+        residual: opts.residual === true,
         dropout: opts.dropout as number | undefined,
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,

@@ -41,6 +41,8 @@ export interface TrainOptions extends ServingViewOptions {
   workers?: number;
   filters?: number[];
   convsPerBlock?: number;
+  /** Residual blocks; see {@link ArchitectureConfig.residual}. */
+  residual?: boolean;
   dropout?: number;
   /** Decay of the weights' moving average used for validation and the artifact (0: none). */
   averageDecay?: number;
@@ -110,6 +112,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     ...DEFAULT_ARCHITECTURE,
     ...(options.filters ? { filters: options.filters } : {}),
     ...(options.convsPerBlock ? { convsPerBlock: options.convsPerBlock } : {}),
+    ...(options.residual ? { residual: true } : {}),
     ...(options.dropout !== undefined ? { dropout: options.dropout } : {}),
     inputSize,
     numClasses: classes.length,
