@@ -2,7 +2,9 @@
  * Near-duplicate detection by thumbnail correlation. The datasets hold the same slice re-cropped,
  * re-scaled and re-contrasted under other names; preprocessing already removes the border and the
  * scale, and a zero-mean, unit-norm thumbnail removes brightness and contrast, so copies correlate
- * close to 1 while distinct slices do not.
+ * close to 1 while distinct slices do not. They also hold left-right mirrored copies (burnt-in text
+ * reads backwards), which training sees anyway through its flips and serving through its mirrored
+ * view: an image counts as a copy of another when either it or its mirror image correlates.
  */
 
 /** Side of the thumbnail compared for near-duplicates; 16 is too coarse (distinct slices correlate). */
@@ -23,11 +25,25 @@ export interface Signatures {
   count: number;
   coarse: Float32Array;
   fine: Float32Array;
+  /** The thumbnails of the mirror images. */
+  mirroredCoarse: Float32Array;
+  mirroredFine: Float32Array;
 }
 
 /** Signatures of square grey images (count × size × size). */
 export function signatures(pixels: Uint8Array, count: number, size: number): Signatures {
-  return { count, coarse: thumbnails(pixels, count, size, COARSE_SIDE), fine: thumbnails(pixels, count, size, THUMB_SIDE) };
+  const coarse = thumbnails(pixels, count, size, COARSE_SIDE);
+  const fine = thumbnails(pixels, count, size, THUMB_SIDE);
+  return { count, coarse, fine, mirroredCoarse: mirrorRows(coarse, COARSE_SIDE), mirroredFine: mirrorRows(fine, THUMB_SIDE) };
+}
+
+/** Square side × side thumbnails with every row reversed; still zero-mean and unit-norm. */
+function mirrorRows(thumbs: Float32Array, side: number): Float32Array {
+  const out = new Float32Array(thumbs.length);
+  for (let row = 0; row < thumbs.length; row += side) {
+    for (let x = 0; x < side; x++) out[row + x] = thumbs[row + side - 1 - x] as number;
+  }
+  return out;
 }
 
 /** Zero-mean, unit-norm side² thumbnails (box average) of square grey images of side `size`. */
@@ -62,10 +78,16 @@ function dot(a: Float32Array, i: number, b: Float32Array, j: number, d: number):
   return sum;
 }
 
-/** Correlation of image i of `a` and image j of `b`, or -1 when the coarse filter already rules it out. */
+/**
+ * Correlation of image i of `a` with image j of `b` or with its mirror image, whichever is higher,
+ * or -1 when the coarse filter already rules out both.
+ */
 export function similarity(a: Signatures, i: number, b: Signatures, j: number): number {
-  if (dot(a.coarse, i, b.coarse, j, COARSE_SIDE * COARSE_SIDE) < COARSE_THRESHOLD) return -1;
-  return dot(a.fine, i, b.fine, j, THUMB_SIDE * THUMB_SIDE);
+  const coarse = COARSE_SIDE * COARSE_SIDE;
+  const fine = THUMB_SIDE * THUMB_SIDE;
+  const direct = dot(a.coarse, i, b.coarse, j, coarse) < COARSE_THRESHOLD ? -1 : dot(a.fine, i, b.fine, j, fine);
+  const mirrored = dot(a.mirroredCoarse, i, b.coarse, j, coarse) < COARSE_THRESHOLD ? -1 : dot(a.mirroredFine, i, b.fine, j, fine);
+  return Math.max(direct, mirrored);
 }
 
 function normalise(v: Float32Array): void {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createRandom } from '../util/random.js';
 import { withoutNearDuplicatesOf } from './cross-folder-duplicates.js';
 import { mergeExtraTrainingData } from './extra-training-data.js';
-import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
+import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures, similarity } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import type { PreprocessedDataset } from './preprocessed-dataset.js';
 import { reuseSplit, splitByGroups, straddlingGroups, type SplitItem } from './split.js';
@@ -42,6 +42,23 @@ describe('near-duplicate groups and the split', () => {
     expect(groups.duplicateGroups).toBe(10);
     copies.forEach((_, k) => expect(groups.groupOf[40 + k]).toBe(groups.groupOf[k * 4]));
     expect(groups.groupOf[1]).not.toBe(groups.groupOf[2]);
+  });
+
+  it('groups a mirrored copy with its original, as training and serving see both orientations', () => {
+    const mirror = (p: Uint8Array) => p.map((_, k) => p[Math.floor(k / side) * side + (side - 1 - (k % side))] as number);
+    const mirrored = [originals[1]!, originals[5]!].map((p) => recontrast(mirror(p), 0.9, 10));
+    const withMirrors = new Uint8Array((all.length + mirrored.length) * side * side);
+    withMirrors.set(pixels);
+    mirrored.forEach((p, k) => withMirrors.set(p, (all.length + k) * side * side));
+    const withMirrorSigs = signatures(withMirrors, all.length + mirrored.length, side);
+    const groups = groupNearDuplicates(withMirrorSigs);
+    expect(groups.duplicateGroups).toBe(12);
+    expect(groups.groupOf[all.length]).toBe(groups.groupOf[1]);
+    expect(groups.groupOf[all.length + 1]).toBe(groups.groupOf[5]);
+    // Compared as they are, without the mirror image, the copies would pass for distinct slices.
+    const directOnly = { ...withMirrorSigs, mirroredCoarse: withMirrorSigs.coarse, mirroredFine: withMirrorSigs.fine };
+    expect(similarity(directOnly, all.length, directOnly, 1)).toBeLessThan(DEFAULT_DUPLICATE_THRESHOLD);
+    expect(similarity(directOnly, all.length + 1, directOnly, 5)).toBeLessThan(DEFAULT_DUPLICATE_THRESHOLD);
   });
 
   it('never lets a group straddle two splits and is reproducible from its seed', () => {
