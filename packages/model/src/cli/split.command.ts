@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crossSplitDuplicates, prepareTaskData } from '../data/prepare-task-data.js';
+import { readSplitFile } from '../data/split-file.js';
 import { isTask } from '../model/tasks.js';
 import { intOption } from './options.js';
 
@@ -14,10 +15,11 @@ export function registerSplitCommand(program: Command): void {
     .option('--test-data <dir>', 'separate test folder: report how many of its images have a near-duplicate in --data')
     .option('--input-size <n>', 'preprocessing size', intOption, 96)
     .option('--seed <n>', 'split seed', intOption, 1)
+    .option('--split <file>', "check a saved split.json (e.g. a shipped model's) instead of drawing one: report the training images that have a near-duplicate in its validation or test images")
     .option('--out <file>', 'write the split (file, label, split, group) as JSON')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { task: string; data: string; testData?: string; inputSize: number; seed: number; out?: string; cache: string; json?: boolean }) => {
+    .action(async (opts: { task: string; data: string; testData?: string; inputSize: number; seed: number; split?: string; out?: string; cache: string; json?: boolean }) => {
       if (!isTask(opts.task)) throw new Error(`--task must be tumor-binary or tumor-type, not ${opts.task}`);
       const prepared = await prepareTaskData({
         task: opts.task,
@@ -25,8 +27,11 @@ export function registerSplitCommand(program: Command): void {
         testDataDir: opts.testData ? path.resolve(opts.testData) : undefined,
         inputSize: opts.inputSize,
         seed: opts.seed,
+        savedSplit: opts.split ? await readSplitFile(path.resolve(opts.split)) : undefined,
         cacheDir: path.resolve(opts.cache),
       });
+      // A saved split is reused with every straddling group moved out of training: what moved is what leaked.
+      const leakedIntoTraining = prepared.reusedSplit?.movedOutOfTraining ?? [];
       const counts: Record<string, number> = {};
       for (const a of prepared.split.assignments) counts[a.split] = (counts[a.split] ?? 0) + 1;
       const external = prepared.external;
@@ -40,6 +45,7 @@ export function registerSplitCommand(program: Command): void {
         straddlingGroups: prepared.straddling,
         crossSplitNearDuplicates: crossSplitDuplicates(prepared),
         fingerprint: prepared.split.fingerprint,
+        ...(opts.split ? { savedSplit: { file: opts.split, trainingImagesWithNearDuplicateHeldOut: leakedIntoTraining.length, examples: leakedIntoTraining.slice(0, 10) } } : {}),
         ...(external
           ? { externalTest: { images: external.dataset.files.length, withNearDuplicateInData: external.hasDuplicateInTraining.filter(Boolean).length } }
           : {}),
@@ -51,10 +57,15 @@ export function registerSplitCommand(program: Command): void {
       }
       console.log(`${report.images} images, ${report.rejected.length} rejected; ${report.nearDuplicateGroups} near-duplicate groups (${report.imagesInDuplicateGroups} images, correlation ≥ ${report.duplicateThreshold})`);
       console.log(`split ${JSON.stringify(counts)}, fingerprint ${report.fingerprint.slice(0, 16)}`);
-      console.log(`groups straddling splits: ${report.straddlingGroups}; near-duplicate pairs across splits (recomputed): ${report.crossSplitNearDuplicates}`);
+      if (report.savedSplit) {
+        console.log(`saved split ${opts.split}: ${leakedIntoTraining.length} training images have a near-duplicate among its validation or test images${leakedIntoTraining.length ? ` (e.g. ${leakedIntoTraining.slice(0, 3).join(', ')})` : ''}`);
+      } else {
+        console.log(`groups straddling splits: ${report.straddlingGroups}; near-duplicate pairs across splits (recomputed): ${report.crossSplitNearDuplicates}`);
+      }
       if (report.externalTest) console.log(`test folder: ${report.externalTest.withNearDuplicateInData} of ${report.externalTest.images} images have a near-duplicate in the data folder`);
-      console.log(report.straddlingGroups === 0 && report.crossSplitNearDuplicates === 0 ? 'no leaks' : 'LEAKS FOUND');
-      if (report.straddlingGroups > 0 || report.crossSplitNearDuplicates > 0) process.exitCode = 1;
+      const leaks = report.straddlingGroups > 0 || report.crossSplitNearDuplicates > 0 || leakedIntoTraining.length > 0;
+      console.log(leaks ? 'LEAKS FOUND' : 'no leaks');
+      if (leaks) process.exitCode = 1;
     });
 }
 
