@@ -32,16 +32,23 @@ export interface Signatures {
 
 /** Signatures of square grey images (count × size × size). */
 export function signatures(pixels: Uint8Array, count: number, size: number): Signatures {
-  const coarse = thumbnails(pixels, count, size, COARSE_SIDE);
-  const fine = thumbnails(pixels, count, size, THUMB_SIDE);
-  return { count, coarse, fine, mirroredCoarse: mirrorRows(coarse, COARSE_SIDE), mirroredFine: mirrorRows(fine, THUMB_SIDE) };
+  // Thumbnails of the mirror images, not mirrored thumbnails: where size is not a multiple of the
+  // side, the box cells are not symmetric and a mirrored thumbnail is not the mirror's thumbnail.
+  const mirrored = mirrorImages(pixels, count, size);
+  return {
+    count,
+    coarse: thumbnails(pixels, count, size, COARSE_SIDE),
+    fine: thumbnails(pixels, count, size, THUMB_SIDE),
+    mirroredCoarse: thumbnails(mirrored, count, size, COARSE_SIDE),
+    mirroredFine: thumbnails(mirrored, count, size, THUMB_SIDE),
+  };
 }
 
-/** Square side × side thumbnails with every row reversed; still zero-mean and unit-norm. */
-function mirrorRows(thumbs: Float32Array, side: number): Float32Array {
-  const out = new Float32Array(thumbs.length);
-  for (let row = 0; row < thumbs.length; row += side) {
-    for (let x = 0; x < side; x++) out[row + x] = thumbs[row + side - 1 - x] as number;
+/** Square images (count × size × size) with every row reversed. */
+function mirrorImages(pixels: Uint8Array, count: number, size: number): Uint8Array {
+  const out = new Uint8Array(count * size * size);
+  for (let row = 0; row < count * size * size; row += size) {
+    for (let x = 0; x < size; x++) out[row + x] = pixels[row + size - 1 - x] as number;
   }
   return out;
 }
