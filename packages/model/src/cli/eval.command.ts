@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
-import { evaluateModel } from '../eval/evaluate.js';
+import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
+import { readSplitFile } from '../data/split-file.js';
+import { evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import { loadModel } from '../model/loaded-model.js';
+import type { Task } from '../model/tasks.js';
 import { intOption } from './options.js';
 
 export function registerEvalCommand(program: Command): void {
@@ -14,9 +17,13 @@ export function registerEvalCommand(program: Command): void {
     .requiredOption('--data <dir>', 'evaluation folder (one sub-folder per class; yes/no/notumor accepted)')
     .option('--outlines <file>', 'tumour outlines (VIA JSON keyed by path relative to --data) for location metrics')
     .option('--max-images <n>', 'evaluate at most this many images', intOption)
+    .option('--split <file>', 'evaluate only the images a saved split.json puts in --set (its paths are relative to --data)')
+    .option('--set <name>', 'the set of --split to evaluate: train, val or test', 'test')
+    .option('--without-copies-in <dir>', 'leave out every image with a near-duplicate (mirrored copies included) in this folder')
+    .option('--without-copies-in-training', "with --split: leave out every image with a near-duplicate among the split's training images")
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
     .option('--json', 'print one JSON object on stdout')
-    .action(async (opts: { model: string; data: string; outlines?: string; maxImages?: number; cache?: string; json?: boolean }) => {
+    .action(async (opts: EvalOptions) => {
       const backend = await initBackend();
       const model = await loadModel(path.resolve(opts.model));
       try {
@@ -25,6 +32,7 @@ export function registerEvalCommand(program: Command): void {
           outlines,
           maxImages: opts.maxImages,
           cacheDir: opts.cache ? path.resolve(opts.cache) : undefined,
+          ...(await imageSelection(opts, model.manifest.task)),
         });
         const output = {
           model: { name: model.manifest.name, version: model.manifest.version, task: model.manifest.task },
@@ -41,9 +49,37 @@ export function registerEvalCommand(program: Command): void {
         console.log(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${result.auc === undefined ? '' : `  AUC ${result.auc.toFixed(4)}`}`);
         console.log(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
         if (result.location) console.log(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
+        if (result.leftOutAsCopies !== undefined) console.log(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);
         if (result.rejected.length > 0) console.log(`rejected ${result.rejected.length} unreadable files: ${result.rejected.map((r) => `${r.relPath} (${r.reason})`).join('; ')}`);
       } finally {
         model.dispose();
       }
     });
+}
+
+interface EvalOptions {
+  model: string;
+  data: string;
+  outlines?: string;
+  maxImages?: number;
+  split?: string;
+  set: string;
+  withoutCopiesIn?: string;
+  withoutCopiesInTraining?: boolean;
+  cache?: string;
+  json?: boolean;
+}
+
+/** The images `--split`, `--set` and the `--without-copies-in…` options select. */
+async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<FolderEvaluationOptions, 'only' | 'withoutCopiesIn'>> {
+  if (opts.withoutCopiesIn && opts.withoutCopiesInTraining) throw new Error('give --without-copies-in or --without-copies-in-training, not both');
+  if (opts.withoutCopiesInTraining && !opts.split) throw new Error('--without-copies-in-training needs --split');
+  if (!opts.split) return opts.withoutCopiesIn ? { withoutCopiesIn: await listLabeledImages(path.resolve(opts.withoutCopiesIn), task) } : {};
+  if (!['train', 'val', 'test'].includes(opts.set)) throw new Error(`--set must be train, val or test, not ${opts.set}`);
+  const { assignments } = await readSplitFile(path.resolve(opts.split));
+  const namesIn = (set: string) => new Set(assignments.filter((a) => a.split === set).map((a) => a.relPath));
+  const only = namesIn(opts.set);
+  if (only.size === 0) throw new Error(`${opts.split} puts no images in ${opts.set}`);
+  if (opts.withoutCopiesInTraining) return { only, withoutCopiesIn: subsetListing(await listLabeledImages(path.resolve(opts.data), task), namesIn('train')) };
+  return { only, ...(opts.withoutCopiesIn ? { withoutCopiesIn: await listLabeledImages(path.resolve(opts.withoutCopiesIn), task) } : {}) };
 }

@@ -1,4 +1,5 @@
-import { listLabeledImages } from '../data/dataset-folder.js';
+import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
+import { hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
@@ -81,17 +82,40 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
   return metrics;
 }
 
+/** Which images of a folder {@link evaluateModel} evaluates. */
+export interface FolderEvaluationOptions {
+  maxImages?: number;
+  outlines?: Outlines;
+  cacheDir?: string;
+  /** Only these images (paths relative to the folder), e.g. a saved split's test images. */
+  only?: ReadonlySet<string>;
+  /** Leave out every image with a near-duplicate (mirrored copies included) among these images. */
+  withoutCopiesIn?: DatasetListing;
+}
+
 /** Evaluates a model on a folder with one sub-folder per class (aliases accepted). */
 export async function evaluateModel(
   model: EvaluableModel,
   dataDir: string,
-  options: { maxImages?: number; outlines?: Outlines; cacheDir?: string } = {},
-): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[] }> {
-  const listing = await listLabeledImages(dataDir, model.manifest.task);
+  options: FolderEvaluationOptions = {},
+): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[]; leftOutAsCopies?: number }> {
+  let listing = await listLabeledImages(dataDir, model.manifest.task);
+  if (options.only) listing = subsetListing(listing, options.only);
   if (options.maxImages && listing.files.length > options.maxImages) {
     const step = listing.files.length / options.maxImages;
     listing.files = Array.from({ length: options.maxImages }, (_, i) => listing.files[Math.floor(i * step)]!);
   }
-  const dataset = await loadPreprocessedDataset(listing, model.manifest.preprocessing, { cacheDir: options.cacheDir });
-  return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines }), rejected: dataset.rejected };
+  const preprocessing = model.manifest.preprocessing;
+  const dataset = await loadPreprocessedDataset(listing, preprocessing, { cacheDir: options.cacheDir });
+  if (!options.withoutCopiesIn) return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines }), rejected: dataset.rejected };
+  const reference = await loadPreprocessedDataset(options.withoutCopiesIn, preprocessing, { cacheDir: options.cacheDir });
+  const size = preprocessing.size;
+  const copies = hasNearDuplicateIn(signatures(dataset.pixels, dataset.files.length, size), signatures(reference.pixels, reference.files.length, size));
+  const indices = copies.flatMap((copy, i) => (copy ? [] : [i]));
+  if (indices.length === 0) throw new Error('every image has a near-duplicate among the images to leave out: nothing left to evaluate');
+  return {
+    ...evaluateOnDataset(model, dataset, { outlines: options.outlines, indices }),
+    rejected: dataset.rejected,
+    leftOutAsCopies: dataset.files.length - indices.length,
+  };
 }

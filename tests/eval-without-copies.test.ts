@@ -1,0 +1,58 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listLabeledImages } from '../packages/model/src/data/dataset-folder.js';
+import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
+import { loadModel, type ServingModel } from '../packages/model/src/model/loaded-model.js';
+import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
+import { datasetsDir, sampleImages } from './helpers/index.js';
+
+const root = datasetsDir();
+
+describe.skipIf(!root)('evaluating a folder without the copies of other images', () => {
+  let dir: string;
+  let model: ServingModel;
+  let evalDir: string;
+  let yes: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'btd-eval-copies-'));
+    await writeInitialArtifact({ task: 'tumor-binary', outDir: path.join(dir, 'model') });
+    model = await loadModel(path.join(dir, 'model'));
+    evalDir = path.join(dir, 'eval');
+    yes = await sampleImages('br35h/yes', 3);
+    const no = await sampleImages('br35h/no', 3);
+    for (const [folder, files] of [['yes', yes], ['no', no]] as const) {
+      await mkdir(path.join(evalDir, folder), { recursive: true });
+      for (const file of files) await symlink(file, path.join(evalDir, folder, path.basename(file)));
+    }
+    // The reference folder holds a mirrored, re-encoded copy of the first tumour image.
+    await mkdir(path.join(dir, 'reference', 'yes'), { recursive: true });
+    await writeFile(path.join(dir, 'reference', 'yes', 'mirrored.png'), await sharp(yes[0]!).flop().png().toBuffer());
+  });
+
+  afterAll(async () => {
+    model?.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('leaves out the image whose mirrored copy is in the reference folder, and nothing else', async () => {
+    const all = await evaluateModel(model, evalDir);
+    expect(all.n).toBe(6);
+    expect(all.leftOutAsCopies).toBeUndefined();
+    const reference = await listLabeledImages(path.join(dir, 'reference'), 'tumor-binary');
+    const unseen = await evaluateModel(model, evalDir, { withoutCopiesIn: reference });
+    expect(unseen).toMatchObject({ n: 5, leftOutAsCopies: 1 });
+    expect(unseen.confusion.flat().reduce((a, b) => a + b, 0)).toBe(5);
+  });
+
+  it('evaluates only the images named, and refuses when every one of them is a copy', async () => {
+    const first = `yes/${path.basename(yes[0]!)}`;
+    const only = new Set([first, `yes/${path.basename(yes[1]!)}`]);
+    expect(await evaluateModel(model, evalDir, { only })).toMatchObject({ n: 2 });
+    const reference = await listLabeledImages(path.join(dir, 'reference'), 'tumor-binary');
+    await expect(evaluateModel(model, evalDir, { only: new Set([first]), withoutCopiesIn: reference })).rejects.toThrow(/nothing left to evaluate/);
+  });
+});
