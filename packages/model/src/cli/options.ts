@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
 import type { SplitData } from '../train/split-evaluation.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from '../train/augmentation.js';
+import type { SelectBy } from '../train/training-loop.js';
 import { isProbabilityBound, isRotationList } from '../model/manifest.js';
 
 export function intOption(value: string): number {
@@ -20,6 +21,11 @@ function anglesOption(value: string): number[] {
   const angles = value.split(',').map(Number);
   if (!isRotationList(angles)) throw new InvalidArgumentError('expected non-zero angles in degrees within ±45, e.g. -5,5, or none');
   return angles;
+}
+
+export function selectByOption(value: string): SelectBy {
+  if (value !== 'accuracy' && value !== 'loss') throw new InvalidArgumentError('expected accuracy or loss');
+  return value;
 }
 
 export function fractionOption(value: string): number {

@@ -4,7 +4,8 @@ import { isTask } from '../model/tasks.js';
 import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress } from './progress.js';
-import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, withServingViewOptions } from './options.js';
+import type { SelectBy } from '../train/training-loop.js';
+import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, selectByOption, withServingViewOptions } from './options.js';
 
 export function registerTrainCommand(program: Command): void {
   const command = program
@@ -34,6 +35,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
     .option('--sharpness <rho>', 'sharpness-aware minimisation: take each gradient at weights moved by rho uphill, e.g. 0.05 (0: off; a step costs two passes)', nonNegativeOption, 0)
+    .option('--select-by <metric>', 'what picks the best epoch and stops early: accuracy (validation loss breaks ties) or loss', selectByOption, 'accuracy')
     .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
@@ -72,6 +74,7 @@ export function registerTrainCommand(program: Command): void {
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,
         sharpness: opts.sharpness as number,
+        selectBy: opts.selectBy as SelectBy,
         testTimeRotations: opts.testTimeRotations as number[] | undefined,
         testTimeRotationsBelow: opts.testTimeRotationsBelow as number | undefined,
         maxImages: opts.maxImages as number | undefined,

@@ -48,6 +48,8 @@ export interface TrainingRecord {
   mixup?: number;
   /** Sharpness-aware minimisation's radius rho; absent: plain steps. */
   sharpness?: number;
+  /** The best epoch was picked by validation loss; absent: by validation accuracy. */
+  selectBy?: 'loss';
   classWeights: Record<string, number>;
   durationSeconds: number;
   imagesPerSecond: number;

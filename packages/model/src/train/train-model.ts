@@ -11,7 +11,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { initialiseFrom } from './initial-weights.js';
-import { adamFor, readWeights, runTrainingLoop, writeWeights, type EpochRecord, type LoopState } from './training-loop.js';
+import { adamFor, readWeights, runTrainingLoop, validationScore, writeWeights, type EpochRecord, type LoopState, type SelectBy } from './training-loop.js';
 import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 import { writeTrainedArtifact } from './write-artifact.js';
 
@@ -50,6 +50,8 @@ export interface TrainOptions extends ServingViewOptions {
   mixup?: number;
   /** Sharpness-aware minimisation's radius (0 or absent: off); each step then costs two gradient passes. */
   sharpness?: number;
+  /** What picks the best epoch: validation accuracy (default) or validation loss. */
+  selectBy?: SelectBy;
   cacheDir?: string;
   maxImages?: number;
   /** Outlines (VIA JSON keyed by path relative to dataDir) for location metrics on the test split. */
@@ -150,7 +152,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const batchSize = options.batchSize ?? 32;
   let state: LoopState = { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) };
   try {
-    if (options.resumeFrom) state = await resume(options.resumeFrom, model, optimizer, prepared, state);
+    if (options.resumeFrom) state = await resume(options.resumeFrom, model, optimizer, prepared, state, options.selectBy);
     const shapes = model.weights.map((w) => w.shape as number[]);
     state = await runTrainingLoop(
       model,
@@ -165,6 +167,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         warmupEpochs: 1,
         averageDecay,
         sharpness: options.sharpness,
+        selectBy: options.selectBy,
         seed,
         signal: options.signal,
         onStep: options.onStep,
@@ -210,6 +213,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       augmentation: { ...augmentation },
       ...(options.mixup ? { mixup: options.mixup } : {}),
       ...(options.sharpness ? { sharpness: options.sharpness } : {}),
+      ...(options.selectBy === 'loss' ? { selectBy: options.selectBy } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
       durationSeconds: Math.round(seconds),
       imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,
@@ -226,6 +230,7 @@ async function resume(
   optimizer: FlatAdam,
   prepared: PreparedTaskData,
   fresh: LoopState,
+  selectBy: SelectBy | undefined,
 ): Promise<LoopState> {
   const checkpoint = await loadCheckpoint(dir);
   if (!checkpoint) return fresh;
@@ -243,11 +248,13 @@ async function resume(
     // Adam's moments are keyed by variable name; if they do not match, resume with fresh moments.
   }
   const { state } = checkpoint;
+  // The best epoch's score, recomputed so that it compares with this run's --select-by.
+  const bestRecord = state.history.find((h) => h.epoch === state.bestEpoch);
   return {
     epoch: state.epoch,
     history: state.history,
     bestEpoch: state.bestEpoch,
-    bestScore: state.bestScore,
+    bestScore: bestRecord ? validationScore({ accuracy: bestRecord.valAccuracy, loss: bestRecord.valLoss }, selectBy) : state.bestScore,
     bestWeights: checkpoint.best,
     ...(checkpoint.average ? { average: checkpoint.average } : {}),
   };

@@ -16,6 +16,8 @@ export interface EpochRecord {
   seconds: number;
 }
 
+export type SelectBy = 'accuracy' | 'loss';
+
 export interface LoopOptions {
   epochs: number;
   batchSize: number;
@@ -27,6 +29,11 @@ export interface LoopOptions {
   averageDecay?: number;
   /** Sharpness-aware minimisation's radius rho (see `sharpness.ts`); 0 or absent: plain steps. */
   sharpness?: number;
+  /**
+   * What picks the best epoch (and early stopping): validation accuracy with the loss breaking ties
+   * (default), or validation loss with the accuracy breaking ties.
+   */
+  selectBy?: SelectBy;
   seed: number;
   signal?: AbortSignal;
   onEpoch?: (record: EpochRecord, isBest: boolean) => void | Promise<void>;
@@ -37,7 +44,7 @@ export interface LoopState {
   epoch: number;
   history: EpochRecord[];
   bestEpoch: number;
-  /** [val accuracy, −val loss]: compared lexicographically. */
+  /** [val accuracy, −val loss], or [−val loss, val accuracy] when selecting by loss: compared lexicographically. */
   bestScore: [number, number];
   bestWeights: Float32Array[];
   /** Moving average of the weights, when the loop keeps one. */
@@ -61,7 +68,13 @@ export function writeWeights(model: tf.LayersModel, weights: Float32Array[]): vo
   tf.tidy(() => model.weights.forEach((w, i) => w.write(tf.tensor(weights[i] as Float32Array, w.shape as number[]))));
 }
 
-const better = (a: [number, number], b: [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+/** Whether validation score `a` beats `b` (see validationScore). */
+export const better = (a: [number, number], b: [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+
+/** The validation score `better` compares: the selecting metric first (higher is better), then the other. */
+export function validationScore(val: { accuracy: number; loss: number }, selectBy: SelectBy = 'accuracy'): [number, number] {
+  return selectBy === 'loss' ? [-val.loss, val.accuracy] : [val.accuracy, -val.loss];
+}
 
 /** Copies of the arrays in one SharedArrayBuffer: posted to the workers, they share it instead of copying it. */
 function inSharedMemory(arrays: Float32Array[]): Float32Array[] {
@@ -164,7 +177,7 @@ export async function runTrainingLoop(
     };
     state.history.push(record);
     state.epoch = epoch;
-    const score: [number, number] = [val.accuracy, -val.loss];
+    const score = validationScore(val, options.selectBy);
     const isBest = state.bestEpoch === 0 || better(score, state.bestScore);
     if (isBest) {
       state.bestEpoch = epoch;
