@@ -5,6 +5,7 @@ import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
 import { readSplitFile } from '../data/split-file.js';
 import { evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
+import { checkRecordName, recordEvaluation } from '../eval/recorded-evaluation.js';
 import { loadModel } from '../model/loaded-model.js';
 import type { Task } from '../model/tasks.js';
 import { intOption } from './options.js';
@@ -22,8 +23,10 @@ export function registerEvalCommand(program: Command): void {
     .option('--without-copies-in <dir>', 'leave out every image with a near-duplicate (mirrored copies included) in this folder')
     .option('--without-copies-in-training', "with --split: leave out every image with a near-duplicate among the split's training images")
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
+    .option('--record <name>', "store the result in the model's manifest as metrics.<name>, e.g. testWithoutCopiesInTraining")
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: EvalOptions) => {
+      if (opts.record) checkRecordName(opts.record);
       const backend = await initBackend();
       const model = await loadModel(path.resolve(opts.model));
       try {
@@ -34,6 +37,7 @@ export function registerEvalCommand(program: Command): void {
           cacheDir: opts.cache ? path.resolve(opts.cache) : undefined,
           ...(await imageSelection(opts, model.manifest.task)),
         });
+        if (opts.record) await recordEvaluation(path.resolve(opts.model), opts.record, { ...result }, `btd ${process.argv.slice(2).join(' ')}`);
         const output = {
           model: { name: model.manifest.name, version: model.manifest.version, task: model.manifest.task },
           backend: backend.name,
@@ -67,6 +71,7 @@ interface EvalOptions {
   withoutCopiesIn?: string;
   withoutCopiesInTraining?: boolean;
   cache?: string;
+  record?: string;
   json?: boolean;
 }
 
