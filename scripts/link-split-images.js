@@ -6,7 +6,7 @@
 //
 //   node scripts/link-split-images.js --data ../shared/datasets/br35h --split A.json --set test \
 //     --not-in models/tumor-binary/split.json --not-in-set train --out /tmp/a-test
-import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
+import { access, mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -34,7 +34,10 @@ if (chosen.length === 0) {
   console.error(`no images left: ${values.split} puts none in ${values.set} outside the excluded ones`);
   process.exit(1);
 }
-await rm(values.out, { recursive: true, force: true });
+if (await access(values.out).then(() => true, () => false)) {
+  console.error(`${values.out} exists: give a folder that does not exist yet (it is never overwritten)`);
+  process.exit(1);
+}
 const counts = {};
 for (const { relPath, label } of chosen) {
   // One folder per label; the file name keeps the whole relative path, so names cannot collide.
