@@ -1,6 +1,6 @@
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeManifest } from '../model/artifact.js';
+import { writeManifest, writeManifestAndMetrics } from '../model/artifact.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
 
 /** Metrics that training and calibration write: `btd eval --record` leaves them alone. */
@@ -27,9 +27,9 @@ export async function recordEvaluation(modelDir: string, name: string, evaluatio
     ...manifest.metrics,
     [name]: { ...metrics, ...(Array.isArray(rejected) && rejected.length > 0 ? { rejected } : {}), command, modelVersion: manifest.version, measured: new Date().toISOString() },
   };
-  await writeManifest(modelDir, manifest);
-  const metricsFile = path.join(modelDir, 'metrics.json');
-  if (await exists(metricsFile)) await writeFile(metricsFile, `${JSON.stringify(manifest.metrics, null, 2)}\n`);
+  // Keep metrics.json in step where the artifact has one (trained artifacts do).
+  if (await exists(path.join(modelDir, ARTIFACT_FILES.metrics))) await writeManifestAndMetrics(modelDir, manifest);
+  else await writeManifest(modelDir, manifest);
 }
 
 const exists = (file: string) => access(file).then(() => true, () => false);

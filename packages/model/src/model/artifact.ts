@@ -43,6 +43,12 @@ export async function writeManifest(dir: string, manifest: ModelManifest): Promi
   await writeFile(path.join(dir, ARTIFACT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
+/** Writes the manifest and, beside it, its metrics alone (`metrics.json`), as trained artifacts hold them. */
+export async function writeManifestAndMetrics(dir: string, manifest: ModelManifest): Promise<void> {
+  await writeManifest(dir, manifest);
+  await writeFile(path.join(dir, ARTIFACT_FILES.metrics), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
+}
+
 function requireFile(files: ArtifactFiles, name: string): Uint8Array {
   const bytes = files[name];
   if (!bytes) throw new Error(`model artifact has no ${name}`);

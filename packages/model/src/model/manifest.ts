@@ -7,6 +7,7 @@ export const ARTIFACT_FILES = {
   topology: 'model.json',
   weights: 'weights.bin',
   manifest: 'manifest.json',
+  metrics: 'metrics.json',
   history: 'history.json',
   split: 'split.json',
   probe: 'probe.png',

@@ -1,10 +1,10 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DatasetPredictions, EvaluableModel, EvaluationResult } from '../eval/evaluate.js';
 import type { HistoryPoint } from '../eval/plots.js';
 import { renderReport } from '../eval/report.js';
 import { fitTemperature } from '../eval/temperature.js';
-import { writeManifest } from '../model/artifact.js';
+import { writeManifest, writeManifestAndMetrics } from '../model/artifact.js';
 import { loadModel } from '../model/loaded-model.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
 
@@ -57,8 +57,7 @@ export async function finishArtifact(
   } finally {
     served.dispose();
   }
-  await writeManifest(outDir, manifest);
-  await writeFile(path.join(outDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
+  await writeManifestAndMetrics(outDir, manifest);
   await renderReport(outDir, manifest, history);
   return manifest;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
@@ -10,7 +10,7 @@ import type { SplitAssignment } from '../data/split.js';
 import { evaluateOnDataset } from '../eval/evaluate.js';
 import { insideShape, readOutlines, type OutlineEntry, type Outlines } from '../eval/outlines.js';
 import { renderReport } from '../eval/report.js';
-import { modelFromArtifact, parseManifest, readArtifactDir, saveModelWeights, writeManifest } from '../model/artifact.js';
+import { modelFromArtifact, parseManifest, readArtifactDir, saveModelWeights, writeManifestAndMetrics } from '../model/artifact.js';
 import { loadModel } from '../model/loaded-model.js';
 import { CAM_LAYER } from '../model/architecture.js';
 import { buildLocatorHead, featureShape } from '../model/locator.js';
@@ -149,8 +149,7 @@ async function reevaluateLocation(options: LocatorOptions, manifest: ModelManife
   } finally {
     served.dispose();
   }
-  await writeManifest(options.modelDir, manifest);
-  await writeFile(path.join(options.modelDir, 'metrics.json'), `${JSON.stringify(manifest.metrics, null, 2)}\n`);
+  await writeManifestAndMetrics(options.modelDir, manifest);
   const history = JSON.parse(await readFile(path.join(options.modelDir, ARTIFACT_FILES.history), 'utf8')) as EpochRecord[];
   await renderReport(options.modelDir, manifest, history);
 }
