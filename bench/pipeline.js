@@ -390,6 +390,31 @@ function verdicts(runs) {
   };
 }
 
+/**
+ * What the machine's cores allow, from the CPU time the whole system (API, workers, S3 server, Redis,
+ * load generator) spent per image: with every core busy at that cost, no number of workers can pass
+ * `cores × 1000 / total` images/s. One worker's closed loop also says how many cores it kept busy.
+ */
+function cpuLimits(runs) {
+  const cores = os.cpus().length;
+  const byCount = Object.fromEntries(runs.filter((run) => !run.modelThreads).map((run) => [run.workers, run]));
+  const busy = (run) => {
+    const total = run?.typicalRound.closedLoop.cpuMsPerImage.total;
+    return total ? { total, rate: run.typicalRound.closedLoop.imagesPerSecond } : null;
+  };
+  const one = busy(byCount[1]);
+  const two = busy(byCount[2]);
+  const ceiling = two ? round2((cores * 1000) / two.total) : null;
+  return {
+    cores,
+    coresBusyWithOneWorker: one ? round2((one.total * one.rate) / 1000) : null,
+    twoWorkersCeilingImagesPerSecond: ceiling,
+    // The most two workers could reach over one worker's median closed-loop rate on these cores.
+    twoWorkersOverOneCeiling: ceiling && byCount[1] ? round2(ceiling / byCount[1].medians.closedLoop) : null,
+    twoWorkersShareOfCeiling: ceiling && byCount[2] ? round2(byCount[2].typicalRound.closedLoop.imagesPerSecond / ceiling) : null,
+  };
+}
+
 const runLabel = (run) =>
   `${run.workers} worker${run.workers > 1 ? 's' : ''}${run.pinnedToOneCoreEach ? ', one core each' : ''}${run.modelThreads ? ', model threads' : ''}`;
 
@@ -398,7 +423,7 @@ function printRows(rows) {
   for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join('  '));
 }
 
-function printTable(runs, checks) {
+function printTable(runs, checks, limits) {
   const rows = [['setup', 'mode', 'images/s', 'p50 ms', 'p95 ms', 'p99 ms']];
   for (const run of runs) {
     run.rounds.forEach((round, i) => {
@@ -427,6 +452,12 @@ function printTable(runs, checks) {
     const met = check.value === null ? 'n/a' : (check.lowerIsBetter ? check.value <= check.target : check.value >= check.target) ? 'met' : 'NOT met';
     console.log(`${name}: ${check.value} (target ${check.lowerIsBetter ? '≤' : '≥'} ${check.target}) ${met}`);
   }
+  if (limits.twoWorkersCeilingImagesPerSecond === null) return;
+  console.log(
+    `\nCPU limit: one worker's system kept ${limits.coresBusyWithOneWorker} of ${limits.cores} cores busy; at the two-worker CPU cost per image ` +
+      `the cores carry at most ${limits.twoWorkersCeilingImagesPerSecond} images/s, ${limits.twoWorkersOverOneCeiling}× one worker; ` +
+      `two workers reached ${Math.round(limits.twoWorkersShareOfCeiling * 100)}% of that (median round)`,
+  );
 }
 
 const loadAtStart = os.loadavg().map((load) => Math.round(load * 100) / 100);
@@ -451,7 +482,8 @@ async function main() {
     await rm(scratch, { recursive: true, force: true });
   }
   const checks = verdicts(runs);
-  printTable(runs, checks);
+  const limits = cpuLimits(runs);
+  printTable(runs, checks, limits);
   const report = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
@@ -465,6 +497,7 @@ async function main() {
     pinnedWorkers: PIN_WORKERS,
     runs,
     targets: checks,
+    cpuLimits: limits,
   };
   await writeFile(OUTPUT, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(process.cwd(), OUTPUT)}`);
