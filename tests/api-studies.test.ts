@@ -28,6 +28,7 @@ describe('POST /v1/studies → result', () => {
     expect(['tumor', 'no_tumor']).toContain(result.label);
     expect(result.tumorProbability).toBeCloseTo(result.probabilities.tumor!, 6);
     expect(Object.keys(result.type.probabilities).sort()).toEqual(['glioma', 'meningioma', 'no_tumor', 'pituitary']);
+    expect(result.type.agreesWithDetection).toBe((result.label === 'tumor') === (result.type.label !== 'no_tumor'));
     expect(result.models.map((model) => model.task).sort()).toEqual(['tumor-binary', 'tumor-type']);
     expect(result.timings.totalMs).toBeGreaterThan(0);
 

@@ -42,6 +42,9 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     expect(await page.locator('#tumour-probability').textContent()).toMatch(/tumour probability \d+\.\d %/);
     expect(await page.locator('#probabilities tbody tr').count()).toBe(2);
     expect(await page.locator('#type-probabilities tbody tr').count()).toBe(4);
+    const verdict = await page.locator('#verdict').textContent();
+    const typeLabel = await page.locator('#type-label').textContent();
+    expect(await page.locator('#type-disagrees').isHidden()).toBe((verdict === 'tumor') === (typeLabel !== 'no_tumor'));
     await page.waitForFunction(() => (document.getElementById('overlay') as HTMLImageElement).naturalWidth > 0);
     expect(await page.locator('#overlay').getAttribute('alt')).toContain('Heatmap overlay');
     expect(await page.locator('#error').isHidden()).toBe(true);

@@ -55,4 +55,19 @@ describe.skipIf(!root)('evaluating a folder without the copies of other images',
     const reference = await listLabeledImages(path.join(dir, 'reference'), 'tumor-binary');
     await expect(evaluateModel(model, evalDir, { only: new Set([first]), withoutCopiesIn: reference })).rejects.toThrow(/nothing left to evaluate/);
   });
+
+  it('scores a tumour-type model as a detector, any type counting as a tumour', async () => {
+    await writeInitialArtifact({ task: 'tumor-type', outDir: path.join(dir, 'type') });
+    const type = await loadModel(path.join(dir, 'type'));
+    try {
+      // Without it only the no/ folder names a tumour-type class.
+      expect(await evaluateModel(type, evalDir)).toMatchObject({ n: 3 });
+      const detection = await evaluateModel(type, evalDir, { asDetection: true });
+      expect(detection).toMatchObject({ n: 6, classes: ['tumor', 'no_tumor'] });
+      expect(detection.confusion.flat().reduce((a, b) => a + b, 0)).toBe(6);
+      expect(detection.auc).toBeGreaterThanOrEqual(0);
+    } finally {
+      type.dispose();
+    }
+  });
 });

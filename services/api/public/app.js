@@ -78,6 +78,7 @@ async function showResult(image) {
   fillTable($('probabilities'), result.probabilities);
   fillTable($('type-probabilities'), result.type.probabilities);
   $('type-label').textContent = result.type.label;
+  $('type-disagrees').hidden = result.type.agreesWithDetection;
   $('models').textContent = `Models: ${result.models.map((m) => `${m.name} ${m.version}`).join(', ')}.`;
   await showOverlay(result);
   $('result').hidden = false;

@@ -22,6 +22,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--set <name>', 'the set of --split to evaluate: train, val or test', 'test')
     .option('--without-copies-in <dir>', 'leave out every image with a near-duplicate (mirrored copies included) in this folder')
     .option('--without-copies-in-training', "with --split: leave out every image with a near-duplicate among the split's training images")
+    .option('--as-detection', 'score as a tumour detector on a tumor/no_tumor folder: every class but no_tumor counts as a tumour')
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
     .option('--record <name>', "store the result in the model's manifest as metrics.<name>, e.g. testWithoutCopiesInTraining")
     .option('--json', 'print one JSON object on stdout')
@@ -35,6 +36,7 @@ export function registerEvalCommand(program: Command): void {
           outlines,
           maxImages: opts.maxImages,
           cacheDir: opts.cache ? path.resolve(opts.cache) : undefined,
+          asDetection: opts.asDetection,
           ...(await imageSelection(opts, model.manifest.task)),
         });
         if (opts.record) await recordEvaluation(path.resolve(opts.model), opts.record, { ...result }, `btd ${process.argv.slice(2).join(' ')}`);
@@ -71,6 +73,7 @@ interface EvalOptions {
   withoutCopiesIn?: string;
   withoutCopiesInTraining?: boolean;
   cache?: string;
+  asDetection?: boolean;
   record?: string;
   json?: boolean;
 }

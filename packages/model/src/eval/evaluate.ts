@@ -15,6 +15,11 @@ export interface EvaluationResult extends ClassificationMetrics {
 export interface EvaluateOptions {
   /** Evaluate only these indices of the dataset (default: all). */
   indices?: readonly number[];
+  /**
+   * Score the model as a tumour detector on images labelled `tumor` / `no_tumor`: every class but
+   * `no_tumor` counts as a tumour (e.g. the tumour-type model on a detection dataset).
+   */
+  asDetection?: boolean;
   outlines?: Outlines;
   batchSize?: number;
 }
@@ -22,6 +27,21 @@ export interface EvaluateOptions {
 export type EvaluableModel = LoadedModel & { forwardPass: ForwardPass };
 
 const POSITIVE: Record<string, string | undefined> = { 'tumor-binary': 'tumor' };
+const DETECTION_CLASSES = ['tumor', 'no_tumor'];
+
+/** Probabilities over `classes` as tumour / no tumour: a tumour is any class but `no_tumor`. */
+export function detectionProbabilities(probabilities: Float32Array, classes: readonly string[]): Float32Array {
+  const none = classes.indexOf('no_tumor');
+  if (none < 0) throw new Error(`the model has no no_tumor class (classes: ${classes.join(', ')})`);
+  const count = probabilities.length / classes.length;
+  const out = new Float32Array(count * 2);
+  for (let i = 0; i < count; i++) {
+    const noTumor = probabilities[i * classes.length + none] as number;
+    out[i * 2] = 1 - noTumor;
+    out[i * 2 + 1] = noTumor;
+  }
+  return out;
+}
 
 /** A served model's probabilities for some images of a dataset, the true classes, and where it pointed. */
 export interface DatasetPredictions {
@@ -46,6 +66,7 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
   }
   const indices = options.indices ?? dataset.files.map((_, i) => i);
   const classes = manifest.classes;
+  const labelClasses = options.asDetection ? DETECTION_CLASSES : classes;
   const camClass = manifest.heatmapClass ? classes.indexOf(manifest.heatmapClass) : -1;
   const area = manifest.inputSize * manifest.inputSize;
   const batchSize = options.batchSize ?? 32;
@@ -67,17 +88,19 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
     });
   }
   const actual = indices.map((index) => {
-    const c = classes.indexOf(dataset.files[index]!.label);
-    if (c < 0) throw new Error(`label ${dataset.files[index]!.label} is not a class of ${manifest.task}`);
+    const c = labelClasses.indexOf(dataset.files[index]!.label);
+    if (c < 0) throw new Error(`label ${dataset.files[index]!.label} is not a class of ${options.asDetection ? 'tumour detection' : manifest.task}`);
     return c;
   });
-  return { probabilities, actual, located };
+  return { probabilities: options.asDetection ? detectionProbabilities(probabilities, classes) : probabilities, actual, located };
 }
 
 /** Metrics of a served model (test-time flip included) on preprocessed images. */
 export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
   const { probabilities, actual, located } = predictOnDataset(model, dataset, options);
-  const metrics: EvaluationResult = classificationMetrics(actual, probabilities, model.manifest.classes, POSITIVE[model.manifest.task]);
+  const metrics: EvaluationResult = options.asDetection
+    ? classificationMetrics(actual, probabilities, DETECTION_CLASSES, 'tumor')
+    : classificationMetrics(actual, probabilities, model.manifest.classes, POSITIVE[model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
   return metrics;
 }
@@ -91,6 +114,8 @@ export interface FolderEvaluationOptions {
   only?: ReadonlySet<string>;
   /** Leave out every image with a near-duplicate (mirrored copies included) among these images. */
   withoutCopiesIn?: DatasetListing;
+  /** Score as a tumour detector on a folder of `tumor` / `no_tumor` images (see {@link EvaluateOptions.asDetection}). */
+  asDetection?: boolean;
 }
 
 /** Evaluates a model on a folder with one sub-folder per class (aliases accepted). */
@@ -99,7 +124,8 @@ export async function evaluateModel(
   dataDir: string,
   options: FolderEvaluationOptions = {},
 ): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[]; leftOutAsCopies?: number }> {
-  let listing = await listLabeledImages(dataDir, model.manifest.task);
+  const detection = options.asDetection ?? false;
+  let listing = await listLabeledImages(dataDir, detection ? 'tumor-binary' : model.manifest.task);
   if (options.only) listing = subsetListing(listing, options.only);
   if (options.maxImages && listing.files.length > options.maxImages) {
     const step = listing.files.length / options.maxImages;
@@ -107,14 +133,14 @@ export async function evaluateModel(
   }
   const preprocessing = model.manifest.preprocessing;
   const dataset = await loadPreprocessedDataset(listing, preprocessing, { cacheDir: options.cacheDir });
-  if (!options.withoutCopiesIn) return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines }), rejected: dataset.rejected };
+  if (!options.withoutCopiesIn) return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines, asDetection: detection }), rejected: dataset.rejected };
   const reference = await loadPreprocessedDataset(options.withoutCopiesIn, preprocessing, { cacheDir: options.cacheDir });
   const size = preprocessing.size;
   const copies = hasNearDuplicateIn(signatures(dataset.pixels, dataset.files.length, size), signatures(reference.pixels, reference.files.length, size));
   const indices = copies.flatMap((copy, i) => (copy ? [] : [i]));
   if (indices.length === 0) throw new Error('every image has a near-duplicate among the images to leave out: nothing left to evaluate');
   return {
-    ...evaluateOnDataset(model, dataset, { outlines: options.outlines, indices }),
+    ...evaluateOnDataset(model, dataset, { outlines: options.outlines, indices, asDetection: detection }),
     rejected: dataset.rejected,
     leftOutAsCopies: dataset.files.length - indices.length,
   };

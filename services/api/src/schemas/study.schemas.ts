@@ -11,7 +11,18 @@ const ImageResultSchema = Type.Object({
   label: Type.String({ description: 'Verdict of the tumour-or-not model.' }),
   tumorProbability: Type.Number({ description: 'Probability that the image shows a tumour.' }),
   probabilities: Probabilities,
-  type: Type.Object({ label: Type.String(), probabilities: Probabilities }, { description: 'Tumour-type model output.' }),
+  type: Type.Object(
+    {
+      label: Type.String(),
+      probabilities: Probabilities,
+      agreesWithDetection: Type.Boolean({
+        description:
+          'Whether the type model also finds a tumour (a type) where the detection model does, and no_tumor where it does not. ' +
+          'When false, do not rely on the type: the type model misses many tumours in scans unlike its training set.',
+      }),
+    },
+    { description: 'Tumour-type model output.' },
+  ),
   box: Type.Union([Type.Object({ x: Type.Number(), y: Type.Number(), width: Type.Number(), height: Type.Number() }), Type.Null()], {
     description: 'Location of the finding in the original image pixels, or null.',
   }),

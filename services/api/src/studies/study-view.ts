@@ -11,6 +11,15 @@ export function overlayPath(studyId: string, imageId: string): string {
   return `${studyPath(studyId)}/images/${imageId}/overlay.png`;
 }
 
+/**
+ * Whether the type model's own verdict (a tumour type, or `no_tumor`) says what the detection
+ * model says. The two are trained on different datasets; when they disagree, the type is not to be
+ * relied on.
+ */
+export function typeAgreesWithDetection(label: string, typeLabel: string): boolean {
+  return (label === 'tumor') === (typeLabel !== 'no_tumor');
+}
+
 /** Answer to a submission: the ids to poll. */
 export function submittedView(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 'filename'>[]): SubmittedStudy {
   return {
@@ -39,7 +48,11 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
     label: summary.label,
     tumorProbability: summary.tumorProbability,
     probabilities: summary.probabilities,
-    type: { label: summary.typeLabel, probabilities: summary.typeProbabilities },
+    type: {
+      label: summary.typeLabel,
+      probabilities: summary.typeProbabilities,
+      agreesWithDetection: typeAgreesWithDetection(summary.label, summary.typeLabel),
+    },
     box: summary.box,
     overlayUrl: overlayPath(image.studyId, image.id),
     models: summary.models,
