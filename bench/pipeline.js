@@ -373,8 +373,13 @@ async function cleanRedis(prefix) {
   redis.disconnect();
 }
 
+/** The runs without model threads, by worker count. */
+function runsByWorkerCount(runs) {
+  return Object.fromEntries(runs.filter((run) => !run.modelThreads).map((run) => [run.workers, run]));
+}
+
 function verdicts(runs) {
-  const byCount = Object.fromEntries(runs.filter((run) => !run.modelThreads).map((run) => [run.workers, run]));
+  const byCount = runsByWorkerCount(runs);
   const threaded = runs.find((run) => run.modelThreads);
   const one = byCount[1]?.medians.closedLoop;
   const two = byCount[2]?.medians.closedLoop;
@@ -397,7 +402,7 @@ function verdicts(runs) {
  */
 function cpuLimits(runs) {
   const cores = os.cpus().length;
-  const byCount = Object.fromEntries(runs.filter((run) => !run.modelThreads).map((run) => [run.workers, run]));
+  const byCount = runsByWorkerCount(runs);
   const busy = (run) => {
     const total = run?.typicalRound.closedLoop.cpuMsPerImage.total;
     return total ? { total, rate: run.typicalRound.closedLoop.imagesPerSecond } : null;
