@@ -88,6 +88,8 @@ async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<Folde
   const namesIn = (set: string) => new Set(assignments.filter((a) => a.split === set).map((a) => a.relPath));
   const only = namesIn(opts.set);
   if (only.size === 0) throw new Error(`${opts.split} puts no images in ${opts.set}`);
-  if (opts.withoutCopiesInTraining) return { only, withoutCopiesIn: subsetListing(await listLabeledImages(path.resolve(opts.data), task), namesIn('train')) };
+  // The split lists --data's own images, labelled as --data is (tumour / no tumour with --as-detection).
+  const dataTask: Task = opts.asDetection ? 'tumor-binary' : task;
+  if (opts.withoutCopiesInTraining) return { only, withoutCopiesIn: subsetListing(await listLabeledImages(path.resolve(opts.data), dataTask), namesIn('train')) };
   return { only, ...(opts.withoutCopiesIn ? { withoutCopiesIn: await listLabeledImages(path.resolve(opts.withoutCopiesIn), task) } : {}) };
 }
