@@ -3,7 +3,7 @@ import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
 import { readSplitFile } from '../data/split-file.js';
-import { evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
+import { DETECTION_TASK, evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import { checkRecordName, recordEvaluation } from '../eval/recorded-evaluation.js';
 import { loadModel } from '../model/loaded-model.js';
@@ -89,7 +89,7 @@ async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<Folde
   const only = namesIn(opts.set);
   if (only.size === 0) throw new Error(`${opts.split} puts no images in ${opts.set}`);
   // The split lists --data's own images, labelled as --data is (tumour / no tumour with --as-detection).
-  const dataTask: Task = opts.asDetection ? 'tumor-binary' : task;
+  const dataTask = opts.asDetection ? DETECTION_TASK : task;
   if (opts.withoutCopiesInTraining) return { only, withoutCopiesIn: subsetListing(await listLabeledImages(path.resolve(opts.data), dataTask), namesIn('train')) };
   return { only, ...(opts.withoutCopiesIn ? { withoutCopiesIn: await listLabeledImages(path.resolve(opts.withoutCopiesIn), task) } : {}) };
 }

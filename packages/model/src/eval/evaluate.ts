@@ -5,6 +5,7 @@ import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
 import type { LoadedModel } from '../model/loaded-model.js';
 import type { ModelManifest } from '../model/manifest.js';
+import { TASK_CLASSES, type Task } from '../model/tasks.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
 import { locationMetrics, type LocationMetrics, type OutlineEntry, type Outlines } from './outlines.js';
 
@@ -27,7 +28,9 @@ export interface EvaluateOptions {
 export type EvaluableModel = LoadedModel & { forwardPass: ForwardPass };
 
 const POSITIVE: Record<string, string | undefined> = { 'tumor-binary': 'tumor' };
-const DETECTION_CLASSES = ['tumor', 'no_tumor'];
+/** The task whose labels an evaluation with `asDetection` reads: tumour / no tumour. */
+export const DETECTION_TASK: Task = 'tumor-binary';
+const DETECTION_CLASSES = TASK_CLASSES[DETECTION_TASK];
 
 /** Probabilities over `classes` as tumour / no tumour: a tumour is any class but `no_tumor`. */
 export function detectionProbabilities(probabilities: Float32Array, classes: readonly string[]): Float32Array {
@@ -99,7 +102,7 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
 export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
   const { probabilities, actual, located } = predictOnDataset(model, dataset, options);
   const metrics: EvaluationResult = options.asDetection
-    ? classificationMetrics(actual, probabilities, DETECTION_CLASSES, 'tumor')
+    ? classificationMetrics(actual, probabilities, DETECTION_CLASSES, POSITIVE[DETECTION_TASK])
     : classificationMetrics(actual, probabilities, model.manifest.classes, POSITIVE[model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
   return metrics;
@@ -125,7 +128,7 @@ export async function evaluateModel(
   options: FolderEvaluationOptions = {},
 ): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[]; leftOutAsCopies?: number }> {
   const detection = options.asDetection ?? false;
-  let listing = await listLabeledImages(dataDir, detection ? 'tumor-binary' : model.manifest.task);
+  let listing = await listLabeledImages(dataDir, detection ? DETECTION_TASK : model.manifest.task);
   if (options.only) listing = subsetListing(listing, options.only);
   if (options.maxImages && listing.files.length > options.maxImages) {
     const step = listing.files.length / options.maxImages;
