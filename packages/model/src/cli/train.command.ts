@@ -14,9 +14,10 @@ export function registerTrainCommand(program: Command): void {
     .requiredOption('--task <task>', 'tumor-binary | tumor-type')
     .requiredOption('--data <dir>', 'training data folder (one sub-folder per class)')
     .option('--test-data <dir>', 'separate test folder (else a leak-free test split is held out of --data)')
-    .option('--extra-train-data <dir>', 'another folder whose images join the training split only, minus near-duplicates of --data')
+    .option('--extra-train-data <dir>', 'another folder whose images join the training split only, minus near-duplicates of --data (for tumor-type, yes/ or tumor/ may hold tumours of unknown type)')
     .option('--exclude-near-duplicates-of <dir>', 'hold out every image of --data with a near-duplicate in this folder (to pretrain for a model evaluated there)')
-    .option('--init-from <dir>', "start from this artifact's weights (all but the classifier's); it must have been trained without copies of --data's held-out images")
+    .option('--init-from <dir>', "start from this artifact's weights (the classifier's too when its classes are the task's); it must have been trained without copies of --data's held-out images")
+    .option('--init-member <n>', 'with an ensemble as --init-from: start from this member (from 1)', intOption)
     .option('--out <dir>', 'artifact folder (default models/<task>)')
     .option('--epochs <n>', 'maximum epochs', intOption, 30)
     .option('--batch-size <n>', 'images per step', intOption, 32)
@@ -56,6 +57,7 @@ export function registerTrainCommand(program: Command): void {
         extraTrainDir: opts.extraTrainData ? path.resolve(String(opts.extraTrainData)) : undefined,
         excludeNearDuplicatesOf: opts.excludeNearDuplicatesOf ? path.resolve(String(opts.excludeNearDuplicatesOf)) : undefined,
         initFrom: opts.initFrom ? path.resolve(String(opts.initFrom)) : undefined,
+        initMember: opts.initMember as number | undefined,
         outDir: path.resolve(String(opts.out ?? `models/${task}`)),
         epochs: opts.epochs as number,
         batchSize: opts.batchSize as number,

@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { classOfFolder, type Task } from '../model/tasks.js';
+import { classOfFolder, labelOfFolderAllowingCoarse, type Task } from '../model/tasks.js';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
 
@@ -26,8 +26,9 @@ export function subsetListing(listing: DatasetListing, relPaths: ReadonlySet<str
 }
 
 /** Lists a folder with one sub-folder per class (aliases accepted), sorted for reproducibility. */
-export function listLabeledImages(dataDir: string, task: Task): Promise<DatasetListing> {
-  return listImages(dataDir, (folder) => classOfFolder(task, folder), `one sub-folder per class of ${task}`);
+export function listLabeledImages(dataDir: string, task: Task, options: { coarse?: boolean } = {}): Promise<DatasetListing> {
+  const labelOf = options.coarse ? labelOfFolderAllowingCoarse : classOfFolder;
+  return listImages(dataDir, (folder) => labelOf(task, folder), `one sub-folder per class of ${task}`);
 }
 
 /** Lists every image in every sub-folder, labelled with its folder's name (for comparisons, not training). */

@@ -14,7 +14,10 @@ export interface PrepareOptions {
   dataDir: string;
   /** A separate test folder (e.g. the 4-class set's Testing): the split then holds train and val only. */
   testDataDir?: string;
-  /** Another labelled folder whose images join the training split only (see mergeExtraTrainingData). */
+  /**
+   * Another labelled folder whose images join the training split only (see mergeExtraTrainingData).
+   * Its folders may hold coarse labels (COARSE_LABELS), e.g. `yes` for any tumour type.
+   */
   extraTrainDir?: string;
   /**
    * A folder (every image in every sub-folder) none of whose near-duplicates may be used: they are
@@ -87,7 +90,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   let dataset = mainDataset;
   let extra: ExtraTrainingRecord | undefined;
   if (options.extraTrainDir) {
-    const extraListing = subsample(await listLabeledImages(options.extraTrainDir, options.task), options.maxImages, options.seed);
+    const extraListing = subsample(await listLabeledImages(options.extraTrainDir, options.task, { coarse: true }), options.maxImages, options.seed);
     const extraSet = await loadPreprocessedDataset(extraListing, params, {
       cacheDir: options.cacheDir,
       onProgress: (d, t) => options.onProgress?.('preprocess extra', d, t),

@@ -64,6 +64,10 @@ export interface InitialWeightsRecord {
   name: string;
   task: string;
   version: string;
+  /** The ensemble member (from 1) it started from, when the artifact is an ensemble. */
+  member?: number;
+  /** Whether the classifier came along too (same classes): fine-tuning rather than pretraining. */
+  classifier?: boolean;
   /** The folder it was trained on, and the training time it took. */
   dataset?: string;
   durationSeconds?: number;

@@ -38,6 +38,22 @@ function softTargets(s: State, indices: Int32Array): tf.Tensor2D | undefined {
   return tf.tensor2d(rows, [indices.length, k]);
 }
 
+/** The batch's coarse-label masks and which rows have one, or undefined when no image of the run has one. */
+function coarseRows(s: State, indices: Int32Array): { mask: tf.Tensor2D; isCoarse: tf.Tensor1D } | undefined {
+  if (!s.init.coarse) return undefined;
+  const k = s.init.numClasses;
+  const all = new Uint8Array(s.init.coarse);
+  const rows = new Float32Array(indices.length * k);
+  indices.forEach((index, i) => rows.set(all.subarray(index * k, (index + 1) * k), i * k));
+  const isCoarse = Array.from(indices, (index) => ((s.init.labels[index] as number) < 0 ? 1 : 0));
+  return { mask: tf.tensor2d(rows, [indices.length, k]), isCoarse: tf.tensor1d(isCoarse) };
+}
+
+/** Per row: `ifOne` where `select` is 1, `ifZero` where it is 0. */
+function blend(select: tf.Tensor, ifOne: tf.Tensor, ifZero: tf.Tensor): tf.Tensor {
+  return ifOne.mul(select).add(ifZero.mul(tf.scalar(1).sub(select)));
+}
+
 function smoothedOneHot(init: WorkerInit, labels: number[]): tf.Tensor2D {
   const k = init.numClasses;
   return tf.oneHot(tf.tensor1d(labels, 'int32'), k).mul(1 - init.labelSmoothing).add(init.labelSmoothing / k);
@@ -47,6 +63,8 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
   loadWeights(s.model, msg.weights);
   const { init, model } = s;
   const labels = Array.from(msg.indices, (i) => init.labels[i] as number);
+  // A coarse-labelled image (-1) gets a placeholder class for the one-hot target; its loss and hit come from its mask.
+  const targetLabels = labels.map((l) => Math.max(l, 0));
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = trainable.filter((v) => v.name.includes('kernel'));
   let correct = 0;
@@ -55,13 +73,19 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
     const augmented = augmentBatch(batchImages(s, msg.indices), init.augmentation, random);
     const soft = softTargets(s, msg.indices);
     // Soft targets (the locator's masks) are never mixed; `correct` still counts against each image's own label.
-    const { x, target } = soft ? { x: augmented, target: soft } : mixBatch(augmented, smoothedOneHot(init, labels), init.mixup ?? 0, random);
+    const { x, target } = soft ? { x: augmented, target: soft } : mixBatch(augmented, smoothedOneHot(init, targetLabels), init.mixup ?? 0, random);
     const probs = model.apply(x, { training: true }) as tf.Tensor2D;
+    const top = tf.oneHot(probs.argMax(1), init.numClasses);
     // With soft targets a prediction is right when its top position has target mass (the pointing game).
-    const hits = soft ? soft.mul(tf.oneHot(probs.argMax(1), init.numClasses)).sum(1).greater(0) : tf.equal(probs.argMax(1), tf.tensor1d(labels, 'int32'));
+    const labelHits = soft ? soft.mul(top).sum(1).greater(0) : tf.equal(probs.argMax(1), tf.tensor1d(targetLabels, 'int32'));
+    const coarse = coarseRows(s, msg.indices);
+    // A coarse label is met when the top class is one it stands for.
+    // Blended arithmetically: tf.where (the wasm Select kernel) hung this step on the 4-class data.
+    const hits = coarse ? blend(coarse.isCoarse, coarse.mask.mul(top).sum(1).greater(0).toFloat(), labelHits.toFloat()) : labelHits;
     correct = hits.sum().dataSync()[0] as number;
-    const weights = tf.tensor1d(labels.map((l) => init.classWeights[l] as number));
-    const perImage = target.mul(probs.clipByValue(1e-7, 1).log()).sum(1).neg();
+    const weights = tf.tensor1d(labels.map((l) => (l < 0 ? 1 : (init.classWeights[l] as number))));
+    const crossEntropy = target.mul(probs.clipByValue(1e-7, 1).log()).sum(1).neg();
+    const perImage = coarse ? blend(coarse.isCoarse, probs.mul(coarse.mask).sum(1).clipByValue(1e-7, 1).log().neg(), crossEntropy) : crossEntropy;
     const dataLoss = perImage.mul(weights).mean();
     const decay = kernels.reduce((acc: tf.Scalar, k) => acc.add(k.square().sum()), tf.scalar(0));
     return dataLoss.add(decay.mul(init.l2)) as tf.Scalar;

@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { CLASSIFIER_LAYER } from '../model/architecture.js';
 import { modelFromArtifact, parseManifest, readArtifactDir } from '../model/artifact.js';
-import type { InitialWeightsRecord, ModelManifest } from '../model/manifest.js';
+import { ARTIFACT_FILES, type InitialWeightsRecord, type ModelManifest } from '../model/manifest.js';
 
 /** The run being started: its folder and split, against which a source's origin is checked. */
 export interface RunIdentity {
@@ -36,20 +36,43 @@ export async function leakFreeReason(source: ModelManifest, run: RunIdentity): P
   );
 }
 
+export interface InitialiseOptions {
+  /** The run's classes: the classifier is copied too when the source has the same ones, in the same order. */
+  classes: readonly string[];
+  /** Which member (from 1) of an ensemble artifact to start from. */
+  member?: number;
+}
+
+/** The topology file of the model to start from: the artifact's own, or one ensemble member's. */
+function sourceTopology(dir: string, manifest: ModelManifest, member: number | undefined): string {
+  const members = manifest.ensemble?.members;
+  if (!members) {
+    if (member !== undefined) throw new Error(`${dir} is not an ensemble: it has no member ${member}`);
+    return ARTIFACT_FILES.topology;
+  }
+  if (member === undefined) throw new Error(`${dir} is an ensemble of ${members.length}: say which member to start from (--init-member)`);
+  const chosen = members[member - 1];
+  if (!Number.isInteger(member) || !chosen) throw new Error(`${dir} has members 1 to ${members.length}, not ${member}`);
+  return chosen.topology;
+}
+
 /**
- * Copies every layer's weights except the classifier's from the artifact in `dir` into `model`
- * (same architecture; the number of classes may differ), after checking that they cannot leak the
- * run's held-out images. Batch-normalisation statistics come along with the layers that hold them.
+ * Copies every layer's weights from the artifact in `dir` (or one of its ensemble members) into
+ * `model` (same architecture), after checking that they cannot leak the run's held-out images. The
+ * classifier comes along only when the source has the run's classes (fine-tuning); otherwise it
+ * keeps its fresh weights. Batch-normalisation statistics come along with the layers that hold them.
  */
-export async function initialiseFrom(dir: string, model: tf.LayersModel, run: RunIdentity): Promise<InitialWeightsRecord> {
+export async function initialiseFrom(dir: string, model: tf.LayersModel, run: RunIdentity, options: InitialiseOptions): Promise<InitialWeightsRecord> {
   const files = await readArtifactDir(dir);
   const manifest = parseManifest(files);
-  if (manifest.ensemble) throw new Error(`${dir} is an ensemble; start from one of its members' own artifact`);
+  const topology = sourceTopology(dir, manifest, options.member);
   const leakFree = await leakFreeReason(manifest, run);
-  const source = await modelFromArtifact(files);
+  const training = options.member !== undefined ? manifest.ensemble?.members[options.member - 1]?.training : manifest.training;
+  const sameClasses = JSON.stringify(manifest.classes) === JSON.stringify(options.classes);
+  const source = await modelFromArtifact(files, topology);
   try {
     for (const layer of model.layers) {
-      if (layer.name === CLASSIFIER_LAYER || layer.weights.length === 0) continue;
+      if ((layer.name === CLASSIFIER_LAYER && !sameClasses) || layer.weights.length === 0) continue;
       const from = source.layers.find((l) => l.name === layer.name);
       if (!from) throw new Error(`${dir} has no layer ${layer.name}: its architecture differs from this run's`);
       const weights = from.getWeights();
@@ -67,8 +90,10 @@ export async function initialiseFrom(dir: string, model: tf.LayersModel, run: Ru
     name: manifest.name,
     task: manifest.task,
     version: manifest.version,
+    ...(options.member !== undefined ? { member: options.member } : {}),
+    classifier: sameClasses,
     ...(manifest.dataset ? { dataset: manifest.dataset.dir } : {}),
-    ...(manifest.training ? { durationSeconds: manifest.training.durationSeconds } : {}),
+    ...(training ? { durationSeconds: training.durationSeconds } : {}),
     leakFree,
   };
 }

@@ -8,6 +8,7 @@ import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from './augmentation.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { coarseLabelMasks } from './coarse-labels.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { initialiseFrom } from './initial-weights.js';
@@ -24,8 +25,10 @@ export interface TrainOptions extends ServingViewOptions {
   extraTrainDir?: string;
   /** A folder none of whose near-duplicates may be used: they leave dataDir before the split. */
   excludeNearDuplicatesOf?: string;
-  /** An artifact whose weights (all but the classifier's) training starts from; see initialiseFrom. */
+  /** An artifact whose weights training starts from (the classifier's only with the same classes); see initialiseFrom. */
   initFrom?: string;
+  /** With an ensemble artifact as initFrom: which member (from 1). */
+  initMember?: number;
   outDir: string;
   epochs?: number;
   batchSize?: number;
@@ -109,7 +112,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     onProgress: options.onProgress,
   });
   const { dataset, indices } = prepared;
+  // Coarse labels (extra training data only) get -1 and a mask of the classes they stand for.
   const labels = Int32Array.from(dataset.files, (f) => classes.indexOf(f.label));
+  const coarse = coarseLabelMasks(options.task, dataset.files, classes);
+  if (coarse && (options.mixup ?? 0) > 0) throw new Error('--mixup cannot blend coarse labels (e.g. yes for any tumour type) of --extra-train-data');
   const architecture: ArchitectureConfig = {
     ...DEFAULT_ARCHITECTURE,
     ...(options.filters ? { filters: options.filters } : {}),
@@ -121,7 +127,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   };
   const model = buildClassifier(architecture);
   const initialisedFrom = options.initFrom
-    ? await initialiseFrom(options.initFrom, model, { dataDir: options.dataDir, splitFingerprint: prepared.split.fingerprint })
+    ? await initialiseFrom(options.initFrom, model, { dataDir: options.dataDir, splitFingerprint: prepared.split.fingerprint }, { classes, member: options.initMember })
     : undefined;
   const learningRate = options.learningRate ?? 2e-3;
   const optimizer = adamFor(model);
@@ -138,6 +144,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     topology: JSON.stringify(model.toJSON(null, false)),
     pixels: shared,
     labels,
+    ...(coarse ? { coarse } : {}),
     size: inputSize,
     numClasses: classes.length,
     classWeights: weightsPerClass,

@@ -9,6 +9,11 @@ export interface WorkerInit {
   labels: Int32Array;
   /** Soft targets (n × numClasses) instead of one-hot labels, e.g. outline masks for the locator. */
   targets?: SharedArrayBuffer;
+  /**
+   * Coarse labels (n × numClasses, 1 for each class a label stands for) of the images whose label
+   * is -1: their loss is -log of the probability of the whole set (COARSE_LABELS).
+   */
+  coarse?: SharedArrayBuffer;
   size: number;
   numClasses: number;
   classWeights: number[];
