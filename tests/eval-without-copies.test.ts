@@ -1,13 +1,15 @@
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listLabeledImages } from '../packages/model/src/data/dataset-folder.js';
 import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { loadModel, type ServingModel } from '../packages/model/src/model/loaded-model.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
-import { datasetsDir, sampleImages } from './helpers/index.js';
+import { datasetsDir, REPO_ROOT, sampleImages } from './helpers/index.js';
 
 const root = datasetsDir();
 
@@ -54,6 +56,21 @@ describe.skipIf(!root)('evaluating a folder without the copies of other images',
     expect(await evaluateModel(model, evalDir, { only })).toMatchObject({ n: 2 });
     const reference = await listLabeledImages(path.join(dir, 'reference'), 'tumor-binary');
     await expect(evaluateModel(model, evalDir, { only: new Set([first]), withoutCopiesIn: reference })).rejects.toThrow(/nothing left to evaluate/);
+  });
+
+  it('btd eval leaves out the copies in every --without-copies-in folder, whatever its sub-folders are called', async () => {
+    // A second reference folder holds a copy of a healthy scan under a folder name no task knows.
+    const second = path.join(dir, 'reference-2', 'anything');
+    await mkdir(second, { recursive: true });
+    const no = await sampleImages('br35h/no', 3);
+    await writeFile(path.join(second, 'copy.png'), await sharp(no[0]!).png().toBuffer());
+    const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
+    const evaluate = async (...extra: string[]) => {
+      const { stdout } = await promisify(execFile)('node', [bin, 'eval', '--model', path.join(dir, 'model'), '--data', evalDir, '--json', ...extra]);
+      return JSON.parse(stdout) as { n: number; leftOutAsCopies?: number };
+    };
+    expect(await evaluate('--without-copies-in', path.join(dir, 'reference'))).toMatchObject({ n: 5, leftOutAsCopies: 1 });
+    expect(await evaluate('--without-copies-in', path.join(dir, 'reference'), '--without-copies-in', path.join(dir, 'reference-2'))).toMatchObject({ n: 4, leftOutAsCopies: 2 });
   });
 
   it('scores a tumour-type model as a detector, any type counting as a tumour', async () => {

@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
-import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
+import { listImagesByFolder, listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { readSplitFile } from '../data/split-file.js';
 import { DETECTION_TASK, evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import { checkRecordName, recordEvaluation } from '../eval/recorded-evaluation.js';
 import { loadModel } from '../model/loaded-model.js';
 import type { Task } from '../model/tasks.js';
-import { intOption } from './options.js';
+import { collectOption, intOption } from './options.js';
 
 export function registerEvalCommand(program: Command): void {
   program
@@ -20,8 +20,8 @@ export function registerEvalCommand(program: Command): void {
     .option('--max-images <n>', 'evaluate at most this many images', intOption)
     .option('--split <file>', 'evaluate only the images a saved split.json puts in --set (its paths are relative to --data)')
     .option('--set <name>', 'the set of --split to evaluate: train, val or test', 'test')
-    .option('--without-copies-in <dir>', 'leave out every image with a near-duplicate (mirrored copies included) in this folder')
-    .option('--without-copies-in-training', "with --split: leave out every image with a near-duplicate among the split's training images")
+    .option('--without-copies-in <dir>', 'leave out every image with a near-duplicate (mirrored copies included) among the images of this folder (any sub-folder); repeatable', collectOption, [])
+    .option('--without-copies-in-training', "with --split: leave out every image with a near-duplicate among the split's training images too")
     .option('--as-detection', 'score as a tumour detector on a tumor/no_tumor folder: every class but no_tumor counts as a tumour')
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
     .option('--record <name>', "store the result in the model's manifest as metrics.<name>, e.g. testWithoutCopiesInTraining")
@@ -70,7 +70,7 @@ interface EvalOptions {
   maxImages?: number;
   split?: string;
   set: string;
-  withoutCopiesIn?: string;
+  withoutCopiesIn: string[];
   withoutCopiesInTraining?: boolean;
   cache?: string;
   asDetection?: boolean;
@@ -80,9 +80,10 @@ interface EvalOptions {
 
 /** The images `--split`, `--set` and the `--without-copies-in…` options select. */
 async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<FolderEvaluationOptions, 'only' | 'withoutCopiesIn'>> {
-  if (opts.withoutCopiesIn && opts.withoutCopiesInTraining) throw new Error('give --without-copies-in or --without-copies-in-training, not both');
   if (opts.withoutCopiesInTraining && !opts.split) throw new Error('--without-copies-in-training needs --split');
-  if (!opts.split) return opts.withoutCopiesIn ? { withoutCopiesIn: await listLabeledImages(path.resolve(opts.withoutCopiesIn), task) } : {};
+  // Which class a reference image holds does not matter: any copy is left out.
+  const references = await Promise.all(opts.withoutCopiesIn.map((dir) => listImagesByFolder(path.resolve(dir))));
+  if (!opts.split) return references.length > 0 ? { withoutCopiesIn: mergeListings(references) } : {};
   if (!['train', 'val', 'test'].includes(opts.set)) throw new Error(`--set must be train, val or test, not ${opts.set}`);
   const { assignments } = await readSplitFile(path.resolve(opts.split));
   const namesIn = (set: string) => new Set(assignments.filter((a) => a.split === set).map((a) => a.relPath));
@@ -90,6 +91,10 @@ async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<Folde
   if (only.size === 0) throw new Error(`${opts.split} puts no images in ${opts.set}`);
   // The split lists --data's own images, labelled as --data is (tumour / no tumour with --as-detection).
   const dataTask = opts.asDetection ? DETECTION_TASK : task;
-  if (opts.withoutCopiesInTraining) return { only, withoutCopiesIn: subsetListing(await listLabeledImages(path.resolve(opts.data), dataTask), namesIn('train')) };
-  return { only, ...(opts.withoutCopiesIn ? { withoutCopiesIn: await listLabeledImages(path.resolve(opts.withoutCopiesIn), task) } : {}) };
+  if (opts.withoutCopiesInTraining) references.push(subsetListing(await listLabeledImages(path.resolve(opts.data), dataTask), namesIn('train')));
+  return { only, ...(references.length > 0 ? { withoutCopiesIn: mergeListings(references) } : {}) };
+}
+
+function mergeListings(listings: DatasetListing[]): DatasetListing {
+  return { files: listings.flatMap((l) => l.files), ignoredFolders: listings.flatMap((l) => l.ignoredFolders) };
 }

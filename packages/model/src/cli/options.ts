@@ -11,6 +11,11 @@ export function intOption(value: string): number {
   return n;
 }
 
+/** Collects a repeatable option's values in order. */
+export function collectOption(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 export function listOption(value: string): number[] {
   return value.split(',').map((v) => intOption(v));
 }
