@@ -88,6 +88,10 @@ describe('starting a training run from another artifact', () => {
     });
     const model = target();
     expect((await initialiseFrom(source, model, run(), binary)).leakFree).toMatch(/same split/);
+    // A run that reuses the source's saved split, moving 3 training copies of held-out images out, is told so.
+    const reusing = { dataDir, splitFingerprint: 'e'.repeat(64), reusedSplit: { fingerprint: run().splitFingerprint, movedOutOfTraining: 3 } };
+    expect((await initialiseFrom(source, model, reusing, binary)).leakFree).toMatch(/split this run reuses \(ffffffffffff\); the 3 training images .* were in the source's training/);
+    await expect(initialiseFrom(source, model, { ...reusing, reusedSplit: { fingerprint: 'd'.repeat(64), movedOutOfTraining: 0 } }, binary)).rejects.toThrow(/may have seen copies/);
     model.dispose();
   });
 

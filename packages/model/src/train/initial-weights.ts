@@ -9,6 +9,8 @@ import { ARTIFACT_FILES, type InitialWeightsRecord, type ModelManifest } from '.
 export interface RunIdentity {
   dataDir: string;
   splitFingerprint: string;
+  /** When the run reuses a saved split: that split's fingerprint, and how many training images it moved out. */
+  reusedSplit?: { fingerprint?: string; movedOutOfTraining: number };
 }
 
 const canonical = (dir: string) => realpath(path.resolve(dir)).catch(() => path.resolve(dir));
@@ -27,8 +29,18 @@ export async function leakFreeReason(source: ModelManifest, run: RunIdentity): P
   if (excluded && trainedOnItsFolderAlone && (await canonical(excluded.dir)) === (await canonical(run.dataDir))) {
     return `trained on ${source.dataset?.dir ?? 'another folder'} without the ${excluded.dropped} images whose near-duplicate group reaches ${excluded.dir}`;
   }
-  if (source.split?.fingerprint === run.splitFingerprint && !source.dataset?.extraTraining && source.dataset && (await canonical(source.dataset.dir)) === (await canonical(run.dataDir))) {
+  const sameFolder = !source.dataset?.extraTraining && source.dataset && (await canonical(source.dataset.dir)) === (await canonical(run.dataDir));
+  if (sameFolder && source.split?.fingerprint === run.splitFingerprint) {
     return `trained on the training images of the same split (${run.splitFingerprint.slice(0, 12)})`;
+  }
+  const reused = run.reusedSplit;
+  if (sameFolder && reused?.fingerprint !== undefined && source.split?.fingerprint === reused.fingerprint) {
+    // Training flips images at random, so a mirrored copy in training already stood for its held-out twin:
+    // the images moved out leave validation exactly as contaminated as it was for the source itself.
+    const moved = reused.movedOutOfTraining > 0
+      ? `; the ${reused.movedOutOfTraining} training images this run moves to validation as copies of held-out images were in the source's training, as their copies were`
+      : '';
+    return `trained on the training images of the split this run reuses (${reused.fingerprint.slice(0, 12)})${moved}`;
   }
   throw new Error(
     `${source.name}@${source.version} may have seen copies of this run's validation or test images: ` +

@@ -127,7 +127,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   };
   const model = buildClassifier(architecture);
   const initialisedFrom = options.initFrom
-    ? await initialiseFrom(options.initFrom, model, { dataDir: options.dataDir, splitFingerprint: prepared.split.fingerprint }, { classes, member: options.initMember })
+    ? await initialiseFrom(options.initFrom, model, { dataDir: options.dataDir, splitFingerprint: prepared.split.fingerprint, ...(prepared.reusedSplit ? { reusedSplit: { fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining.length } } : {}) }, { classes, member: options.initMember })
     : undefined;
   const learningRate = options.learningRate ?? 2e-3;
   const optimizer = adamFor(model);
