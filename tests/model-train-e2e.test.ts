@@ -6,7 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../packages/model/src/model/loaded-model.js';
-import { readArtifactDir } from '../packages/model/src/model/artifact.js';
+import { modelFromArtifact, readArtifactDir } from '../packages/model/src/model/artifact.js';
+import { loadCheckpoint } from '../packages/model/src/train/checkpoint.js';
+import { readWeights } from '../packages/model/src/train/training-loop.js';
 import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { trainModel } from '../packages/model/src/train/train-model.js';
 import { trainLocator } from '../packages/model/src/train/train-locator.js';
@@ -75,6 +77,17 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
       maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache'), resumeFrom: path.join(work, 'ckpt'), onEpoch: (e) => resumed.push(e.epoch),
     });
     expect(resumed).toEqual([]);
+    // Resumed with --select-by last, it keeps the weights the last epoch evaluated (their moving average).
+    const last = await trainModel({
+      task: 'tumor-binary', dataDir: br35h, outDir: path.join(work, 'resumed-last'), epochs: 2, inputSize: 32, filters: [8, 16], convsPerBlock: 1,
+      maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache'), resumeFrom: path.join(work, 'ckpt'), selectBy: 'last',
+    });
+    expect(last.manifest.training).toMatchObject({ bestEpoch: 2, selectBy: 'last' });
+    const checkpoint = (await loadCheckpoint(path.join(work, 'ckpt')))!;
+    const kept = await modelFromArtifact(await readArtifactDir(path.join(work, 'resumed-last')));
+    const keptWeights = readWeights(kept);
+    kept.dispose();
+    keptWeights.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from(checkpoint.average!.values[i]!)));
     // Other training images (here an extra folder) cannot continue that checkpoint.
     await expect(trainModel({
       task: 'tumor-binary', dataDir: br35h, outDir: path.join(work, 'resumed-extra'), epochs: 2, inputSize: 32, filters: [8, 16], convsPerBlock: 1,

@@ -29,7 +29,7 @@ function anglesOption(value: string): number[] {
 }
 
 export function selectByOption(value: string): SelectBy {
-  if (value !== 'accuracy' && value !== 'loss') throw new InvalidArgumentError('expected accuracy or loss');
+  if (value !== 'accuracy' && value !== 'loss' && value !== 'last') throw new InvalidArgumentError('expected accuracy, loss or last');
   return value;
 }
 

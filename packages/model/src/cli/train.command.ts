@@ -36,7 +36,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
     .option('--sharpness <rho>', 'sharpness-aware minimisation: take each gradient at weights moved by rho uphill, e.g. 0.05 (0: off; a step costs two passes)', nonNegativeOption, 0)
-    .option('--select-by <metric>', 'what picks the best epoch and stops early: accuracy (validation loss breaks ties) or loss', selectByOption, 'accuracy')
+    .option('--select-by <metric>', 'what picks the best epoch and stops early: accuracy (validation loss breaks ties), loss, or last (keep the final epoch, never stop early)', selectByOption, 'accuracy')
     .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')

@@ -49,8 +49,8 @@ export interface TrainingRecord {
   mixup?: number;
   /** Sharpness-aware minimisation's radius rho; absent: plain steps. */
   sharpness?: number;
-  /** The best epoch was picked by validation loss; absent: by validation accuracy. */
-  selectBy?: 'loss';
+  /** The epoch kept was picked by validation loss, or is the last one (a fixed schedule); absent: by validation accuracy. */
+  selectBy?: 'loss' | 'last';
   classWeights: Record<string, number>;
   durationSeconds: number;
   imagesPerSecond: number;

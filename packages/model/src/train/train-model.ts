@@ -220,7 +220,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       augmentation: { ...augmentation },
       ...(options.mixup ? { mixup: options.mixup } : {}),
       ...(options.sharpness ? { sharpness: options.sharpness } : {}),
-      ...(options.selectBy === 'loss' ? { selectBy: options.selectBy } : {}),
+      ...(options.selectBy === 'loss' || options.selectBy === 'last' ? { selectBy: options.selectBy } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
       durationSeconds: Math.round(seconds),
       imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,
@@ -260,9 +260,10 @@ async function resume(
   return {
     epoch: state.epoch,
     history: state.history,
-    bestEpoch: state.bestEpoch,
+    // With --select-by last the kept weights are those the last epoch evaluated (its moving average, if kept).
+    bestEpoch: selectBy === 'last' ? state.epoch : state.bestEpoch,
     bestScore: bestRecord ? validationScore({ accuracy: bestRecord.valAccuracy, loss: bestRecord.valLoss }, selectBy) : state.bestScore,
-    bestWeights: checkpoint.best,
+    bestWeights: selectBy === 'last' ? (checkpoint.average?.values ?? checkpoint.latest) : checkpoint.best,
     ...(checkpoint.average ? { average: checkpoint.average } : {}),
   };
 }

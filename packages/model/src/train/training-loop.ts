@@ -16,7 +16,8 @@ export interface EpochRecord {
   seconds: number;
 }
 
-export type SelectBy = 'accuracy' | 'loss';
+/** What picks the epoch kept: validation accuracy or loss, or none (`last`: a fixed schedule's final epoch). */
+export type SelectBy = 'accuracy' | 'loss' | 'last';
 
 export interface LoopOptions {
   epochs: number;
@@ -178,7 +179,7 @@ export async function runTrainingLoop(
     state.history.push(record);
     state.epoch = epoch;
     const score = validationScore(val, options.selectBy);
-    const isBest = state.bestEpoch === 0 || better(score, state.bestScore);
+    const isBest = options.selectBy === 'last' || state.bestEpoch === 0 || better(score, state.bestScore);
     if (isBest) {
       state.bestEpoch = epoch;
       state.bestScore = score;
