@@ -157,9 +157,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const epochs = options.epochs ?? 30;
   const averageDecay = options.averageDecay ?? DEFAULT_AVERAGE_DECAY;
   const batchSize = options.batchSize ?? 32;
+  let earlierEpochSeconds = 0;
   let state: LoopState = { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) };
   try {
     if (options.resumeFrom) state = await resume(options.resumeFrom, model, optimizer, prepared, state, options.selectBy);
+    // The epochs a resumed run had finished before count towards its training time.
+    earlierEpochSeconds = state.history.reduce((sum, h) => sum + h.seconds, 0);
     const shapes = model.weights.map((w) => w.shape as number[]);
     state = await runTrainingLoop(
       model,
@@ -222,7 +225,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       ...(options.sharpness ? { sharpness: options.sharpness } : {}),
       ...(options.selectBy === 'loss' || options.selectBy === 'last' ? { selectBy: options.selectBy } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),
-      durationSeconds: Math.round(seconds),
+      durationSeconds: Math.round(seconds + earlierEpochSeconds),
       imagesPerSecond: trainingSeconds > 0 ? Number((trainedImages / trainingSeconds).toFixed(1)) : 0,
       ...(initialisedFrom ? { initialisedFrom } : {}),
     },
