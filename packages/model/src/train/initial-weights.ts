@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { CLASSIFIER_LAYER } from '../model/architecture.js';
 import { modelFromArtifact, parseManifest, readArtifactDir } from '../model/artifact.js';
-import { ARTIFACT_FILES, type InitialWeightsRecord, type ModelManifest } from '../model/manifest.js';
+import { ARTIFACT_FILES, type InitialWeightsRecord, type ModelManifest, type TrainingRecord } from '../model/manifest.js';
 
 /** The run being started: its folder and split, against which a source's origin is checked. */
 export interface RunIdentity {
@@ -55,17 +55,17 @@ export interface InitialiseOptions {
   member?: number;
 }
 
-/** The topology file of the model to start from: the artifact's own, or one ensemble member's. */
-function sourceTopology(dir: string, manifest: ModelManifest, member: number | undefined): string {
+/** The model to start from: the artifact's own (topology file and training), or one ensemble member's. */
+function sourceModel(dir: string, manifest: ModelManifest, member: number | undefined): { topology: string; training?: TrainingRecord } {
   const members = manifest.ensemble?.members;
   if (!members) {
     if (member !== undefined) throw new Error(`${dir} is not an ensemble: it has no member ${member}`);
-    return ARTIFACT_FILES.topology;
+    return { topology: ARTIFACT_FILES.topology, ...(manifest.training ? { training: manifest.training } : {}) };
   }
   if (member === undefined) throw new Error(`${dir} is an ensemble of ${members.length}: say which member to start from (--init-member)`);
   const chosen = members[member - 1];
   if (!Number.isInteger(member) || !chosen) throw new Error(`${dir} has members 1 to ${members.length}, not ${member}`);
-  return chosen.topology;
+  return chosen;
 }
 
 /**
@@ -77,9 +77,8 @@ function sourceTopology(dir: string, manifest: ModelManifest, member: number | u
 export async function initialiseFrom(dir: string, model: tf.LayersModel, run: RunIdentity, options: InitialiseOptions): Promise<InitialWeightsRecord> {
   const files = await readArtifactDir(dir);
   const manifest = parseManifest(files);
-  const topology = sourceTopology(dir, manifest, options.member);
+  const { topology, training } = sourceModel(dir, manifest, options.member);
   const leakFree = await leakFreeReason(manifest, run);
-  const training = options.member !== undefined ? manifest.ensemble?.members[options.member - 1]?.training : manifest.training;
   const sameClasses = JSON.stringify(manifest.classes) === JSON.stringify(options.classes);
   const source = await modelFromArtifact(files, topology);
   try {
