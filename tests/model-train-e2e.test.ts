@@ -96,6 +96,22 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     })).rejects.toThrow(/other training images/);
   });
 
+  it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
+    await expect(trainModel({ ...tiny, outDir: path.join(work, 'joined-best'), validationJoinsTraining: true })).rejects.toThrow(/--select-by last/);
+    const saved = JSON.parse(await readFile(path.join(outDir, 'split.json'), 'utf8')) as { assignments: { relPath: string; split: string }[] };
+    const splitFile = path.join(work, 'first-split.json');
+    await writeFile(splitFile, JSON.stringify(saved));
+    const { manifest } = await trainModel({ ...tiny, outDir: path.join(work, 'joined'), splitFile, validationJoinsTraining: true, selectBy: 'last' });
+    const held = (name: string) => saved.assignments.filter((a) => a.split === name).length;
+    expect(held('val')).toBeGreaterThan(0);
+    expect(manifest.split?.validationJoinedTraining).toBe(held('val'));
+    expect(manifest.split?.counts.val).toBeUndefined();
+    expect(manifest.metrics?.val).toBeUndefined();
+    expect((manifest.metrics?.test as { n: number }).n).toBe(held('test'));
+    expect(manifest.calibration).toBeUndefined();
+  });
+
   it('loads the artifact from a folder or from memory and reproduces its recorded probe output', async () => {
     const fromDir = await loadModel(outDir);
     const fromMemory = await loadModel(await readArtifactDir(outDir));

@@ -10,7 +10,7 @@ export function registerLocateCommand(program: Command): void {
     .requiredOption('--model <dir>', 'artifact folder of a trained tumor-binary model')
     .requiredOption('--data <dir>', 'the dataset the model was trained on (its split.json names the images)')
     .requiredOption('--outlines <file>', 'tumour outlines (VIA JSON keyed by path relative to --data)')
-    .option('--epochs <n>', 'epochs (the one with the lowest validation loss is kept)', intOption, 40)
+    .option('--epochs <n>', 'epochs (the one with the lowest validation loss is kept; the last when the split has no validation images)', intOption, 40)
     .option('--seed <n>', 'seed of the initial weights and the batch order', intOption, 1)
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
     .action(async (opts: { model: string; data: string; outlines: string; epochs: number; seed: number; cache: string }) => {

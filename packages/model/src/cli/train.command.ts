@@ -28,6 +28,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
     .option('--split-seed <n>', 'seed for the split only (default: --seed), e.g. to train ensemble members on one split', intOption)
     .option('--split <file>', "reuse the train/validation/test assignment of a split.json (e.g. a shipped model's), to compare candidates on one split")
+    .option('--validation-joins-training', 'train on the validation images too (a final run of a schedule chosen on validation; needs --select-by last, fits no temperature)')
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
     .option('--filters <list>', 'filters per block, e.g. 16,32,64,128', listOption)
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
@@ -68,6 +69,7 @@ export function registerTrainCommand(program: Command): void {
         seed: opts.seed as number,
         splitSeed: opts.splitSeed as number | undefined,
         splitFile: opts.split ? path.resolve(String(opts.split)) : undefined,
+        validationJoinsTraining: opts.validationJoinsTraining === true,
         workers: opts.workers as number | undefined,
         filters: opts.filters as number[] | undefined,
         convsPerBlock: opts.convsPerBlock as number | undefined,

@@ -7,7 +7,7 @@ import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-traini
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from './preprocessed-dataset.js';
-import { reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
+import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
 
 export interface PrepareOptions {
   task: Task;
@@ -28,6 +28,8 @@ export interface PrepareOptions {
   seed: number;
   /** A saved split to reuse instead of drawing one with `seed` (see reuseSplit). */
   savedSplit?: SavedSplit;
+  /** Move the validation images into training once the split is drawn or reused (see joinValidationToTraining). */
+  validationJoinsTraining?: boolean;
   cacheDir?: string;
   /** Keep at most this many images, evenly spread over the sorted listing (for quick runs). */
   maxImages?: number;
@@ -48,6 +50,8 @@ export interface PreparedTaskData {
   excluded?: ExclusionRecord;
   /** When a saved split was reused: its fingerprint, and the training images it had to hold out. */
   reusedSplit?: { fingerprint?: string; movedOutOfTraining: string[] };
+  /** How many validation images joined training (validationJoinsTraining). */
+  validationJoinedTraining?: number;
   /** The separate test folder, with which of its images have a near-duplicate in the training folder. */
   external?: { dataset: PreprocessedDataset; hasDuplicateInTraining: boolean[] };
 }
@@ -84,7 +88,9 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   const groups = groupNearDuplicates(signatures(mainDataset.pixels, mainDataset.files.length, params.size), threshold);
   const splitOptions = { seed: options.seed, fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS };
   const reused = options.savedSplit ? reuseSplit(mainDataset.files, groups.groupOf, options.savedSplit, splitOptions) : undefined;
-  const split = reused ?? splitByGroups(mainDataset.files, groups.groupOf, splitOptions);
+  const drawn = reused ?? splitByGroups(mainDataset.files, groups.groupOf, splitOptions);
+  const joined = options.validationJoinsTraining ? joinValidationToTraining(drawn) : undefined;
+  const split = joined ?? drawn;
   const indices: Record<SplitName, number[]> = { train: [], val: [], test: [] };
   split.assignments.forEach((a, i) => indices[a.split].push(i));
   let dataset = mainDataset;
@@ -110,6 +116,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     ...(extra ? { extra } : {}),
     ...(excluded ? { excluded } : {}),
     ...(reused ? { reusedSplit: { fingerprint: options.savedSplit?.fingerprint, movedOutOfTraining: reused.movedOutOfTraining } } : {}),
+    ...(joined ? { validationJoinedTraining: joined.joinedTraining } : {}),
   };
   if (options.testDataDir) {
     const testListing = subsample(await listLabeledImages(options.testDataDir, options.task), options.maxImages, options.seed);

@@ -5,7 +5,7 @@ import { mergeExtraTrainingData } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures, similarity } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import type { PreprocessedDataset } from './preprocessed-dataset.js';
-import { reuseSplit, splitByGroups, straddlingGroups, type SplitItem } from './split.js';
+import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type SplitItem } from './split.js';
 
 /** Synthetic 32×32 "slices": smooth random blobs, distinct per seed. */
 function slice(seed: number, side = 32): Uint8Array {
@@ -173,6 +173,19 @@ describe('reusing a saved split', () => {
     expect(reused.assignments.map((a) => a.split)).toEqual(['test', 'test', 'val', 'test', 'val']);
     expect(reused.movedOutOfTraining).toEqual(['yes/a.jpg', 'no/c.jpg']);
     expect(straddlingGroups(reused.assignments)).toEqual([]);
+  });
+
+  it('moves validation images into training, after the groups have gone to their most held-out split', () => {
+    // c (train) and e (val) form one group: it goes to validation, then joins training whole; b stays in test.
+    const reused = reuseSplit(items, Int32Array.from([0, 1, 2, 3, 2]), saved, options);
+    const joined = joinValidationToTraining(reused);
+    expect(joined.assignments.map((a) => a.split)).toEqual(['train', 'test', 'train', 'test', 'train']);
+    expect(joined.joinedTraining).toBe(2);
+    expect(joined.fingerprint).not.toBe(reused.fingerprint);
+    expect(straddlingGroups(joined.assignments)).toEqual([]);
+    // The same as reusing a saved split that had no validation images to begin with.
+    const withoutValidation = { assignments: saved.assignments.map((a) => (a.split === 'val' ? { ...a, split: 'train' as const } : a)) };
+    expect(reuseSplit(items, Int32Array.from([0, 1, 2, 3, 2]), withoutValidation, options).fingerprint).toBe(joined.fingerprint);
   });
 
   it('refuses a saved split that lists other images or other labels', () => {

@@ -113,6 +113,16 @@ export function straddlingGroups(assignments: readonly SplitAssignment[]): numbe
   return [...splitsOf.entries()].filter(([, s]) => s.size > 1).map(([g]) => g);
 }
 
+/**
+ * The same split with its validation images moved into training (for a final run on a schedule
+ * already chosen on validation): the test images stay as they were, so no group straddles.
+ */
+export function joinValidationToTraining<T extends DatasetSplit>(split: T): T & { joinedTraining: number } {
+  let joined = 0;
+  const assignments = split.assignments.map((a) => (a.split === 'val' ? (joined++, { ...a, split: 'train' as const }) : a));
+  return { ...split, assignments, fingerprint: splitFingerprint(assignments), joinedTraining: joined };
+}
+
 /** The part of a saved `split.json` that a new run can reuse. */
 export interface SavedSplit {
   fingerprint?: string;

@@ -31,6 +31,8 @@ export interface SplitRecord {
    * images moved out of training because a near-duplicate of theirs was held out at this input size.
    */
   reusedFrom?: { file: string; fingerprint?: string; movedOutOfTraining: string[] };
+  /** Validation images that joined training (`btd train --validation-joins-training`): nothing was fitted or chosen on validation. */
+  validationJoinedTraining?: number;
 }
 
 export interface TrainingRecord {

@@ -40,6 +40,11 @@ export interface TrainOptions extends ServingViewOptions {
   splitSeed?: number;
   /** A `split.json` (e.g. a shipped model's) whose train/validation/test assignment to reuse. */
   splitFile?: string;
+  /**
+   * Train on the validation images too, for a final run of a schedule chosen earlier on validation:
+   * needs selectBy 'last', and leaves the artifact without a fitted temperature.
+   */
+  validationJoinsTraining?: boolean;
   /** Gradient workers (threads with a backend each); default: one per core. */
   workers?: number;
   filters?: number[];
@@ -92,6 +97,9 @@ function classWeights(labels: Int32Array, train: number[], numClasses: number): 
 /** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   checkServingViews(options);
+  if (options.validationJoinsTraining && options.selectBy !== 'last') {
+    throw new Error('with the validation images in training nothing can pick the best epoch or stop early: add --select-by last');
+  }
   const started = Date.now();
   const backend = await initBackend({ prefer: options.backend });
   const classes = [...TASK_CLASSES[options.task]];
@@ -107,6 +115,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     inputSize,
     seed: splitSeed,
     savedSplit: options.splitFile ? await readSplitFile(options.splitFile) : undefined,
+    validationJoinsTraining: options.validationJoinsTraining,
     cacheDir: options.cacheDir,
     maxImages: options.maxImages,
     onProgress: options.onProgress,

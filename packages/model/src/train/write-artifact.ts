@@ -80,6 +80,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       ...(options.splitFile && prepared.reusedSplit
         ? { reusedFrom: { file: path.relative(process.cwd(), options.splitFile), fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining } }
         : {}),
+      ...(prepared.validationJoinedTraining !== undefined ? { validationJoinedTraining: prepared.validationJoinedTraining } : {}),
     },
     training: input.training,
   };
