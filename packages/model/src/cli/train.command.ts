@@ -35,6 +35,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--residual', 'residual blocks: each block adds its input (1×1 projected where the width changes) before its last ReLU')
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
+    .option('--weight-by-group', 'in the loss, each near-duplicate group of training images weighs as one image (class totals kept)')
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
     .option('--sharpness <rho>', 'sharpness-aware minimisation: take each gradient at weights moved by rho uphill, e.g. 0.05 (0: off; a step costs two passes)', nonNegativeOption, 0)
     .option('--select-by <metric>', 'what picks the best epoch and stops early: accuracy (validation loss breaks ties), loss, or last (keep the final epoch, never stop early)', selectByOption, 'accuracy')
@@ -77,6 +78,7 @@ export function registerTrainCommand(program: Command): void {
         dropout: opts.dropout as number | undefined,
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,
+        weightByGroup: opts.weightByGroup === true,
         sharpness: opts.sharpness as number,
         selectBy: opts.selectBy as SelectBy,
         testTimeRotations: opts.testTimeRotations as number[] | undefined,

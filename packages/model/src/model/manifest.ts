@@ -49,6 +49,8 @@ export interface TrainingRecord {
   augmentation: Record<string, number | boolean>;
   /** Mixup's Beta(alpha, alpha) parameter; absent: no mixup. */
   mixup?: number;
+  /** Each near-duplicate group of training images weighed as one image (groupBalancedWeights). */
+  weightByGroup?: boolean;
   /** Sharpness-aware minimisation's radius rho; absent: plain steps. */
   sharpness?: number;
   /** The epoch kept was picked by validation loss, or is the last one (a fixed schedule); absent: by validation accuracy. */

@@ -83,7 +83,8 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
     // Blended arithmetically: tf.where (the wasm Select kernel) hung this step on the 4-class data.
     const hits = coarse ? blend(coarse.isCoarse, coarse.mask.mul(top).sum(1).greater(0).toFloat(), labelHits.toFloat()) : labelHits;
     correct = hits.sum().dataSync()[0] as number;
-    const weights = tf.tensor1d(labels.map((l) => (l < 0 ? 1 : (init.classWeights[l] as number))));
+    const perImageWeight = (k: number) => init.sampleWeights?.[msg.indices[k] as number] ?? 1;
+    const weights = tf.tensor1d(labels.map((l, k) => (l < 0 ? 1 : (init.classWeights[l] as number)) * perImageWeight(k)));
     const crossEntropy = target.mul(probs.clipByValue(1e-7, 1).log()).sum(1).neg();
     const perImage = coarse ? blend(coarse.isCoarse, probs.mul(coarse.mask).sum(1).clipByValue(1e-7, 1).log().neg(), crossEntropy) : crossEntropy;
     const dataLoss = perImage.mul(weights).mean();

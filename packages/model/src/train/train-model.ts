@@ -11,6 +11,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { coarseLabelMasks } from './coarse-labels.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
+import { groupBalancedWeights } from './group-weights.js';
 import { initialiseFrom } from './initial-weights.js';
 import { adamFor, readWeights, runTrainingLoop, validationScore, writeWeights, type EpochRecord, type LoopState, type SelectBy } from './training-loop.js';
 import { checkServingViews, type ServingViewOptions } from './serving-views.js';
@@ -56,6 +57,8 @@ export interface TrainOptions extends ServingViewOptions {
   averageDecay?: number;
   /** Mixup's Beta(alpha, alpha) parameter (0 or absent: off). */
   mixup?: number;
+  /** Weigh each near-duplicate group of training images as one image in the loss (see groupBalancedWeights). */
+  weightByGroup?: boolean;
   /** Sharpness-aware minimisation's radius (0 or absent: off); each step then costs two gradient passes. */
   sharpness?: number;
   /** What picks the best epoch: validation accuracy (default) or validation loss. */
@@ -157,6 +160,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     size: inputSize,
     numClasses: classes.length,
     classWeights: weightsPerClass,
+    ...(options.weightByGroup ? { sampleWeights: groupBalancedWeights(labels, (i) => prepared.split.assignments[i]?.group, indices.train) } : {}),
     labelSmoothing: 0.05,
     mixup: options.mixup ?? 0,
     l2: architecture.l2,
@@ -231,6 +235,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       workers,
       augmentation: { ...augmentation },
       ...(options.mixup ? { mixup: options.mixup } : {}),
+      ...(options.weightByGroup ? { weightByGroup: true } : {}),
       ...(options.sharpness ? { sharpness: options.sharpness } : {}),
       ...(options.selectBy === 'loss' || options.selectBy === 'last' ? { selectBy: options.selectBy } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),

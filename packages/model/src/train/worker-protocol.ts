@@ -17,6 +17,8 @@ export interface WorkerInit {
   size: number;
   numClasses: number;
   classWeights: number[];
+  /** Per-image loss weights (one per image, multiplying its class weight), e.g. groupBalancedWeights; absent: 1. */
+  sampleWeights?: Float32Array;
   labelSmoothing: number;
   /** Mixup's Beta(alpha, alpha) parameter for class targets; 0 or absent: off. */
   mixup?: number;
