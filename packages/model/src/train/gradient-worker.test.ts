@@ -30,9 +30,6 @@ async function tinyStep(count: number, init: Pick<WorkerInit, 'labels' | 'numCla
   });
   const indices = Int32Array.from({ length: count }, (_, i) => i);
   return {
-    model,
-    pool,
-    indices,
     /** One step on every image, and the probabilities the model gives them in training mode. */
     async step() {
       const [result] = await pool.step(readWeights(model), [indices], 7);
