@@ -99,9 +99,8 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
   it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
     await expect(trainModel({ ...tiny, outDir: path.join(work, 'joined-best'), validationJoinsTraining: true })).rejects.toThrow(/--select-by last/);
-    const saved = JSON.parse(await readFile(path.join(outDir, 'split.json'), 'utf8')) as { assignments: { relPath: string; split: string }[] };
-    const splitFile = path.join(work, 'first-split.json');
-    await writeFile(splitFile, JSON.stringify(saved));
+    const splitFile = path.join(outDir, 'split.json');
+    const saved = JSON.parse(await readFile(splitFile, 'utf8')) as { assignments: { split: string }[] };
     const { manifest } = await trainModel({ ...tiny, outDir: path.join(work, 'joined'), splitFile, validationJoinsTraining: true, selectBy: 'last' });
     const held = (name: string) => saved.assignments.filter((a) => a.split === name).length;
     expect(held('val')).toBeGreaterThan(0);

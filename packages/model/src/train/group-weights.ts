@@ -11,21 +11,20 @@ export function groupBalancedWeights(labels: Int32Array, groupOf: (index: number
     const g = groupOf(i);
     if (g !== undefined) sizes.set(g, (sizes.get(g) ?? 0) + 1);
   }
-  const perClass = new Map<number, { images: number; weight: number; members: number[] }>();
+  // Per class: its grouped training images and the sum of their raw weights.
+  const perClass = new Map<number, { weight: number; members: number[] }>();
   for (const i of train) {
     const g = groupOf(i);
     if (g === undefined) continue;
-    const label = labels[i] as number;
-    const entry = perClass.get(label) ?? { images: 0, weight: 0, members: [] };
     const w = 1 / (sizes.get(g) as number);
     weights[i] = w;
-    entry.images += 1;
+    const entry = perClass.get(labels[i] as number) ?? { weight: 0, members: [] };
     entry.weight += w;
     entry.members.push(i);
-    perClass.set(label, entry);
+    perClass.set(labels[i] as number, entry);
   }
-  for (const { images, weight, members } of perClass.values()) {
-    const scale = images / weight;
+  for (const { weight, members } of perClass.values()) {
+    const scale = members.length / weight;
     for (const i of members) weights[i] = (weights[i] as number) * scale;
   }
   return weights;
