@@ -36,11 +36,12 @@ export function registerTrainCommand(program: Command): void {
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
     .option('--weight-by-group', 'in the loss, each near-duplicate group of training images weighs as one image (class totals kept)')
+    .option('--outline-guidance <weight>', "on outlined training images, a loss term of this weight (e.g. 0.2) asks the classifier's activation map to lie inside the outline (needs --outlines; 0: off)", nonNegativeOption, 0)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
     .option('--sharpness <rho>', 'sharpness-aware minimisation: take each gradient at weights moved by rho uphill, e.g. 0.05 (0: off; a step costs two passes)', nonNegativeOption, 0)
     .option('--select-by <metric>', 'what picks the best epoch and stops early: accuracy (validation loss breaks ties), loss, or last (keep the final epoch, never stop early)', selectByOption, 'accuracy')
     .option('--max-images <n>', 'use at most this many images (quick runs)', intOption)
-    .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split')
+    .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split (and --outline-guidance)')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
     .option('--checkpoint <dir>', 'write a checkpoint every epoch here')
     .option('--resume <dir>', 'resume from a checkpoint folder');
@@ -79,6 +80,7 @@ export function registerTrainCommand(program: Command): void {
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,
         weightByGroup: opts.weightByGroup === true,
+        outlineGuidance: opts.outlineGuidance as number,
         sharpness: opts.sharpness as number,
         selectBy: opts.selectBy as SelectBy,
         testTimeRotations: opts.testTimeRotations as number[] | undefined,

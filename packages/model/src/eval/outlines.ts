@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { InputGeometry } from '../data/preprocess.js';
 import type { Box, Point } from '../model/heatmap.js';
 
 /** A tumour outline in original image pixels (VIA shapes). */
@@ -47,6 +48,29 @@ export function insideShape(shape: OutlineShape, p: Point): boolean {
       return inside;
     }
   }
+}
+
+/**
+ * Share of each cell of a side × side grid over the model input (placed in the original image by
+ * `geometry`) that lies inside the outline, sampled at samples × samples points per cell.
+ */
+export function outlineCoverage(entry: OutlineEntry, geometry: InputGeometry, side: number, samples: number): Float32Array {
+  const coverage = new Float32Array(side * side);
+  for (let cy = 0; cy < side; cy++) {
+    for (let cx = 0; cx < side; cx++) {
+      let inside = 0;
+      for (let sy = 0; sy < samples; sy++) {
+        for (let sx = 0; sx < samples; sx++) {
+          const u = (cx + (sx + 0.5) / samples) / side;
+          const v = (cy + (sy + 0.5) / samples) / side;
+          const p = { x: geometry.squareX + u * geometry.squareSide, y: geometry.squareY + v * geometry.squareSide };
+          if (entry.regions.some((r) => insideShape(r, p))) inside++;
+        }
+      }
+      coverage[cy * side + cx] = inside / (samples * samples);
+    }
+  }
+  return coverage;
 }
 
 export function shapeBox(shape: OutlineShape): Box {

@@ -51,6 +51,8 @@ export interface TrainingRecord {
   mixup?: number;
   /** Each near-duplicate group of training images weighed as one image (groupBalancedWeights). */
   weightByGroup?: boolean;
+  /** Outline guidance of the classifier's activation map on outlined training images (outline-guidance.ts). */
+  outlineGuidance?: { weight: number; outlinedImages: number };
   /** Sharpness-aware minimisation's radius rho; absent: plain steps. */
   sharpness?: number;
   /** The epoch kept was picked by validation loss, or is the last one (a fixed schedule); absent: by validation accuracy. */

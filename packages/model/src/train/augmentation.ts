@@ -30,6 +30,29 @@ export const DEFAULT_AUGMENTATION: AugmentationConfig = {
  * shift and mirror in one resampling) and a brightness/contrast change. `random` makes it reproducible.
  */
 export function augmentBatch(images: tf.Tensor4D, config: AugmentationConfig, random: () => number): tf.Tensor4D {
+  return augment(images, undefined, config, random).images;
+}
+
+/**
+ * The same as augmentBatch, with each image's mask [n, s, s, 1] moved by its image's transform (and
+ * left out of the brightness and contrast change). The images come out as augmentBatch gives them.
+ */
+export function augmentWithMasks(
+  images: tf.Tensor4D,
+  masks: tf.Tensor4D,
+  config: AugmentationConfig,
+  random: () => number,
+): { images: tf.Tensor4D; masks: tf.Tensor4D } {
+  const out = augment(images, masks, config, random);
+  return { images: out.images, masks: out.masks as tf.Tensor4D };
+}
+
+function augment(
+  images: tf.Tensor4D,
+  masks: tf.Tensor4D | undefined,
+  config: AugmentationConfig,
+  random: () => number,
+): { images: tf.Tensor4D; masks?: tf.Tensor4D } {
   return tf.tidy(() => {
     const [n, side] = images.shape;
     const uniform = (limit: number) => (2 * random() - 1) * limit;
@@ -49,9 +72,12 @@ export function augmentBatch(images: tf.Tensor4D, config: AugmentationConfig, ra
       gains.push(1 + uniform(config.contrast));
       offsets.push(uniform(config.brightness));
     }
-    const warped = tf.image.transform(images, tf.tensor2d(transforms, [n, 8]), 'bilinear', 'constant', 0);
+    const stacked = masks ? tf.concat([images, masks], 3) : images;
+    const warped = tf.image.transform(stacked, tf.tensor2d(transforms, [n, 8]), 'bilinear', 'constant', 0);
+    const warpedImages = masks ? warped.slice([0, 0, 0, 0], [-1, -1, -1, 1]) : warped;
     const gain = tf.tensor4d(gains, [n, 1, 1, 1]);
     const offset = tf.tensor4d(offsets, [n, 1, 1, 1]);
-    return warped.mul(gain).add(offset).clipByValue(0, 1) as tf.Tensor4D;
+    const out = warpedImages.mul(gain).add(offset).clipByValue(0, 1) as tf.Tensor4D;
+    return masks ? { images: out, masks: warped.slice([0, 0, 0, 1], [-1, -1, -1, 1]) as tf.Tensor4D } : { images: out };
   });
 }

@@ -2,10 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/index.js';
 import { inputBatch } from '../data/model-input.js';
-import { buildClassifier, DEFAULT_ARCHITECTURE } from '../model/architecture.js';
+import { buildClassifier, CAM_LAYER, CLASSIFIER_LAYER, DEFAULT_ARCHITECTURE } from '../model/architecture.js';
 import { TASK_CLASSES } from '../model/tasks.js';
 import { coarseLabelMasks } from './coarse-labels.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
+import { outlineGuidanceLoss } from './outline-guidance.js';
 import { readWeights } from './training-loop.js';
 import type { WorkerInit } from './worker-protocol.js';
 
@@ -30,14 +31,17 @@ async function tinyStep(count: number, init: Pick<WorkerInit, 'labels' | 'numCla
   });
   const indices = Int32Array.from({ length: count }, (_, i) => i);
   return {
-    /** One step on every image, and the probabilities the model gives them in training mode. */
+    model,
+    /** One step on every image, and the probabilities and activation maps the model gives them in training mode. */
     async step() {
       const [result] = await pool.step(readWeights(model), [indices], 7);
-      const probs = tf.tidy(() => {
+      const withMaps = tf.model({ inputs: model.inputs, outputs: [model.getLayer(CAM_LAYER).output as tf.SymbolicTensor, model.outputs[0]!] });
+      const [features, probs] = tf.tidy(() => {
         const x = tf.tensor4d(inputBatch(pixels, indices, SIDE), [count, SIDE, SIDE, 1]);
-        return (model.apply(x, { training: true }) as tf.Tensor2D).arraySync();
+        const [maps, p] = withMaps.apply(x, { training: true }) as [tf.Tensor4D, tf.Tensor2D];
+        return [maps, p.arraySync()] as const;
       });
-      return { result: result!, probs };
+      return { result: result!, probs, features };
     },
     async close() {
       await pool.close();
@@ -94,6 +98,40 @@ describe('a gradient worker step', () => {
       const { result, probs } = await fixture.step();
       const expected = Array.from(labels, (l, i) => -Math.log(probs[i]![l]!) * classWeights[l]! * sampleWeights[i]!);
       expect(result.loss).toBeCloseTo(expected.reduce((a, b) => a + b, 0) / labels.length, 4);
+    });
+  });
+
+  describe('with outline guidance', () => {
+    const labels = Int32Array.from([0, 1, 0]);
+    const weight = 0.5;
+    // Image 0 is outlined in its top-left quarter, image 2 in a band on its right; image 1 has none.
+    const masks = new Uint8Array(labels.length * SIDE * SIDE);
+    for (let y = 0; y < SIDE; y++) {
+      for (let x = 0; x < SIDE; x++) {
+        if (y < SIDE / 2 && x < SIDE / 2) masks[y * SIDE + x] = 255;
+        if (x >= SIDE - 4) masks[2 * SIDE * SIDE + y * SIDE + x] = 255;
+      }
+    }
+    let fixture: Awaited<ReturnType<typeof tinyStep>>;
+    beforeAll(async () => {
+      const shared = new SharedArrayBuffer(masks.byteLength);
+      new Uint8Array(shared).set(masks);
+      fixture = await tinyStep(labels.length, { labels, numClasses: 2, classWeights: [1, 1], outlineGuidance: { masks: shared, weight } });
+    });
+    afterAll(() => fixture.close());
+
+    it("adds the weighted guidance loss of the classifier's own activation maps to the data loss", async () => {
+      const { result, probs, features } = await fixture.step();
+      const crossEntropy = Array.from(labels, (l, i) => -Math.log(probs[i]![l]!)).reduce((a, b) => a + b, 0) / labels.length;
+      const guidance = tf.tidy(() => {
+        const kernel = fixture.model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D;
+        const m = tf.tensor4d(inputBatch(masks, [0, 1, 2], SIDE), [labels.length, SIDE, SIDE, 1]);
+        return outlineGuidanceLoss(features, kernel, Array.from(labels), m).arraySync();
+      });
+      features.dispose();
+      expect(guidance[1]).toBeCloseTo(0, 10);
+      expect(guidance[0]).toBeGreaterThan(0);
+      expect(result.loss).toBeCloseTo(crossEntropy + (weight * guidance.reduce((a, b) => a + b, 0)) / labels.length, 4);
     });
   });
 });

@@ -3,14 +3,18 @@ import { parentPort } from 'node:worker_threads';
 import { initBackend } from '../backend/index.js';
 import { inputBatch } from '../data/model-input.js';
 import { createRandom } from '../util/random.js';
-import { augmentBatch } from './augmentation.js';
+import { CAM_LAYER, CLASSIFIER_LAYER } from '../model/architecture.js';
+import { augmentBatch, augmentWithMasks } from './augmentation.js';
 import { mixBatch } from './mixup.js';
+import { outlineGuidanceLoss } from './outline-guidance.js';
 import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 interface State {
   init: WorkerInit;
   model: tf.LayersModel;
   pixels: Uint8Array;
+  /** With outline guidance: the model with its activation map as a second output, and the masks. */
+  guide?: { model: tf.LayersModel; masks: Uint8Array; weight: number };
 }
 
 let state: State | undefined;
@@ -25,8 +29,22 @@ function loadWeights(model: tf.LayersModel, weights: Float32Array[]): void {
   tf.tidy(() => model.weights.forEach((w, i) => w.write(tf.tensor(weights[i] as Float32Array, w.shape as number[]))));
 }
 
-function batchImages(s: State, indices: Int32Array): tf.Tensor4D {
-  return tf.tensor4d(inputBatch(s.pixels, indices, s.init.size), [indices.length, s.init.size, s.init.size, 1]);
+function batchImages(s: State, indices: Int32Array, pixels = s.pixels): tf.Tensor4D {
+  return tf.tensor4d(inputBatch(pixels, indices, s.init.size), [indices.length, s.init.size, s.init.size, 1]);
+}
+
+/** The augmented batch, with its outline masks moved alike when the run is guided. */
+function augmentedBatch(s: State, indices: Int32Array, random: () => number): { images: tf.Tensor4D; masks?: tf.Tensor4D } {
+  const images = batchImages(s, indices);
+  if (!s.guide) return { images: augmentBatch(images, s.init.augmentation, random) };
+  return augmentWithMasks(images, batchImages(s, indices, s.guide.masks), s.init.augmentation, random);
+}
+
+/** Class probabilities in training mode, and the activation map when the run is guided. */
+function applyTraining(s: State, x: tf.Tensor4D): { probs: tf.Tensor2D; features?: tf.Tensor4D } {
+  if (!s.guide) return { probs: s.model.apply(x, { training: true }) as tf.Tensor2D };
+  const [features, probs] = s.guide.model.apply(x, { training: true }) as [tf.Tensor4D, tf.Tensor2D];
+  return { probs, features };
 }
 
 function softTargets(s: State, indices: Int32Array): tf.Tensor2D | undefined {
@@ -70,11 +88,11 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
   let correct = 0;
   const { value, grads } = tf.variableGrads(() => {
     const random = createRandom(msg.seed);
-    const augmented = augmentBatch(batchImages(s, msg.indices), init.augmentation, random);
+    const { images: augmented, masks } = augmentedBatch(s, msg.indices, random);
     const soft = softTargets(s, msg.indices);
     // Soft targets (the locator's masks) are never mixed; `correct` still counts against each image's own label.
     const { x, target } = soft ? { x: augmented, target: soft } : mixBatch(augmented, smoothedOneHot(init, targetLabels), init.mixup ?? 0, random);
-    const probs = model.apply(x, { training: true }) as tf.Tensor2D;
+    const { probs, features } = applyTraining(s, x);
     const top = tf.oneHot(probs.argMax(1), init.numClasses);
     // With soft targets a prediction is right when its top position has target mass (the pointing game).
     const labelHits = soft ? soft.mul(top).sum(1).greater(0) : tf.equal(probs.argMax(1), tf.tensor1d(targetLabels, 'int32'));
@@ -89,7 +107,11 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
     const perImage = coarse ? blend(coarse.isCoarse, probs.mul(coarse.mask).sum(1).clipByValue(1e-7, 1).log().neg(), crossEntropy) : crossEntropy;
     const dataLoss = perImage.mul(weights).mean();
     const decay = kernels.reduce((acc: tf.Scalar, k) => acc.add(k.square().sum()), tf.scalar(0));
-    return dataLoss.add(decay.mul(init.l2)) as tf.Scalar;
+    const loss = dataLoss.add(decay.mul(init.l2)) as tf.Scalar;
+    if (!s.guide || !features || !masks) return loss;
+    const classifierKernel = model.getLayer(CLASSIFIER_LAYER).trainableWeights[0]!.read() as tf.Tensor2D;
+    // Images without an outline have an empty mask and add 0: the mean is over the whole shard, like the data loss.
+    return loss.add(outlineGuidanceLoss(features, classifierKernel, targetLabels, masks).mean().mul(s.guide.weight)) as tf.Scalar;
   }, trainable);
   const loss = value.dataSync()[0] as number;
   value.dispose();
@@ -115,7 +137,12 @@ port.on('message', (msg: WorkerRequest) => {
       if (msg.type === 'init') {
         const backend = await initBackend({ prefer: msg.backend });
         const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(msg.topology) as tf.io.ModelJSON["modelTopology"] });
-        state = { init: msg, model, pixels: new Uint8Array(msg.pixels) };
+        const guide = msg.outlineGuidance && {
+          model: tf.model({ inputs: model.inputs, outputs: [model.getLayer(CAM_LAYER).output as tf.SymbolicTensor, model.outputs[0]!] }),
+          masks: new Uint8Array(msg.outlineGuidance.masks),
+          weight: msg.outlineGuidance.weight,
+        };
+        state = { init: msg, model, pixels: new Uint8Array(msg.pixels), ...(guide ? { guide } : {}) };
         post({ type: 'ready', backend: backend.name });
         return;
       }

@@ -5,10 +5,11 @@ import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { inputBatch } from '../data/model-input.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
+import type { InputGeometry } from '../data/preprocess.js';
 import { readSplitFile } from '../data/split-file.js';
 import type { SplitAssignment } from '../data/split.js';
 import { evaluateOnDataset } from '../eval/evaluate.js';
-import { insideShape, readOutlines, type OutlineEntry, type Outlines } from '../eval/outlines.js';
+import { outlineCoverage, readOutlines, type OutlineEntry, type Outlines } from '../eval/outlines.js';
 import { renderReport } from '../eval/report.js';
 import { modelFromArtifact, parseManifest, readArtifactDir, saveModelWeights, writeManifestAndMetrics } from '../model/artifact.js';
 import { loadModel } from '../model/loaded-model.js';
@@ -35,24 +36,9 @@ export interface LocatorOptions {
   onEpoch?: (e: EpochRecord & { epochs: number; isBest: boolean }) => void;
 }
 
-/** Share of each cell of a side × side grid over the model input that lies inside the outline (4×4 samples per cell). */
-export function outlineTarget(entry: OutlineEntry, geometry: PreprocessedDataset['geometries'][number], side: number): Float32Array {
-  const target = new Float32Array(side * side);
-  const samples = 4;
-  for (let cy = 0; cy < side; cy++) {
-    for (let cx = 0; cx < side; cx++) {
-      let inside = 0;
-      for (let sy = 0; sy < samples; sy++) {
-        for (let sx = 0; sx < samples; sx++) {
-          const u = (cx + (sx + 0.5) / samples) / side;
-          const v = (cy + (sy + 0.5) / samples) / side;
-          const p = { x: geometry.squareX + u * geometry.squareSide, y: geometry.squareY + v * geometry.squareSide };
-          if (entry.regions.some((r) => insideShape(r, p))) inside++;
-        }
-      }
-      target[cy * side + cx] = inside / (samples * samples);
-    }
-  }
+/** Share of each cell of a side × side grid over the model input inside the outline (4×4 samples per cell), summing to one. */
+export function outlineTarget(entry: OutlineEntry, geometry: InputGeometry, side: number): Float32Array {
+  const target = outlineCoverage(entry, geometry, side, 4);
   const sum = target.reduce((a, b) => a + b, 0);
   return sum > 0 ? target.map((t) => t / sum) : target;
 }

@@ -13,6 +13,7 @@ import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { groupBalancedWeights } from './group-weights.js';
 import { initialiseFrom } from './initial-weights.js';
+import { outlineGuidanceFor } from './outline-guidance.js';
 import { adamFor, readWeights, runTrainingLoop, validationScore, writeWeights, type EpochRecord, type LoopState, type SelectBy } from './training-loop.js';
 import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 import { writeTrainedArtifact } from './write-artifact.js';
@@ -59,6 +60,8 @@ export interface TrainOptions extends ServingViewOptions {
   mixup?: number;
   /** Weigh each near-duplicate group of training images as one image in the loss (see groupBalancedWeights). */
   weightByGroup?: boolean;
+  /** Weight of the outline guidance term (outline-guidance.ts; needs outlinesFile); 0 or absent: off. */
+  outlineGuidance?: number;
   /** Sharpness-aware minimisation's radius (0 or absent: off); each step then costs two gradient passes. */
   sharpness?: number;
   /** What picks the best epoch: validation accuracy (default) or validation loss. */
@@ -100,6 +103,8 @@ function classWeights(labels: Int32Array, train: number[], numClasses: number): 
 /** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   checkServingViews(options);
+  if (options.outlineGuidance && !options.outlinesFile) throw new Error('outline guidance needs the outlines: add --outlines');
+  if (options.outlineGuidance && options.mixup) throw new Error('outline guidance cannot follow blended images: drop --mixup');
   if (options.validationJoinsTraining && options.selectBy !== 'last') {
     throw new Error('with the validation images in training nothing can pick the best epoch or stop early: add --select-by last');
   }
@@ -150,6 +155,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const weightsPerClass = classWeights(labels, mainTrain, classes.length);
   const shared = new SharedArrayBuffer(dataset.pixels.byteLength);
   new Uint8Array(shared).set(dataset.pixels);
+  const guidance = options.outlineGuidance && options.outlinesFile
+    ? await outlineGuidanceFor(dataset, labels, mainTrain, options.outlinesFile, options.outlineGuidance)
+    : undefined;
   const workers = Math.max(1, options.workers ?? availableParallelism());
   const pool = await GradientWorkerPool.start(workers, {
     type: 'init',
@@ -161,6 +169,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     numClasses: classes.length,
     classWeights: weightsPerClass,
     ...(options.weightByGroup ? { sampleWeights: groupBalancedWeights(labels, (i) => prepared.split.assignments[i]?.group, indices.train) } : {}),
+    ...(guidance ? { outlineGuidance: guidance.init } : {}),
     labelSmoothing: 0.05,
     mixup: options.mixup ?? 0,
     l2: architecture.l2,
@@ -236,6 +245,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       augmentation: { ...augmentation },
       ...(options.mixup ? { mixup: options.mixup } : {}),
       ...(options.weightByGroup ? { weightByGroup: true } : {}),
+      ...(guidance ? { outlineGuidance: guidance.record } : {}),
       ...(options.sharpness ? { sharpness: options.sharpness } : {}),
       ...(options.selectBy === 'loss' || options.selectBy === 'last' ? { selectBy: options.selectBy } : {}),
       classWeights: Object.fromEntries(classes.map((c, i) => [c, Number((weightsPerClass[i] as number).toFixed(4))])),

@@ -19,6 +19,11 @@ export interface WorkerInit {
   classWeights: number[];
   /** Per-image loss weights (one per image, multiplying its class weight), e.g. groupBalancedWeights; absent: 1. */
   sampleWeights?: Float32Array;
+  /**
+   * Outline guidance (outlineGuidanceLoss): outline masks (n × size × size, 255 inside; all 0 for an
+   * image without outline) and the weight of the term in the loss.
+   */
+  outlineGuidance?: { masks: SharedArrayBuffer; weight: number };
   labelSmoothing: number;
   /** Mixup's Beta(alpha, alpha) parameter for class targets; 0 or absent: off. */
   mixup?: number;
