@@ -111,6 +111,18 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect(manifest.calibration).toBeUndefined();
   });
 
+  it('guides the activation map by the outlines of the training images when told, and refuses without outlines', async () => {
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 96, workers: 1, cacheDir: path.join(work, 'cache') };
+    const outlinesFile = path.join(br35h, 'annotations/tumor-outlines.json');
+    await expect(trainModel({ ...tiny, outDir: path.join(work, 'guided-none'), outlineGuidance: 0.3 })).rejects.toThrow(/--outlines/);
+    await expect(trainModel({ ...tiny, outDir: path.join(work, 'guided-mixed'), outlineGuidance: 0.3, outlinesFile, mixup: 0.2 })).rejects.toThrow(/--mixup/);
+    const { manifest, prepared } = await trainModel({ ...tiny, outDir: path.join(work, 'guided'), outlineGuidance: 0.3, outlinesFile });
+    const outlines = JSON.parse(await readFile(outlinesFile, 'utf8')) as Record<string, unknown>;
+    const outlinedTraining = prepared.indices.train.filter((i) => prepared.dataset.files[i]!.relPath in outlines).length;
+    expect(outlinedTraining).toBeGreaterThan(0);
+    expect(manifest.training.outlineGuidance).toEqual({ weight: 0.3, outlinedImages: outlinedTraining });
+  });
+
   it('loads the artifact from a folder or from memory and reproduces its recorded probe output', async () => {
     const fromDir = await loadModel(outDir);
     const fromMemory = await loadModel(await readArtifactDir(outDir));
