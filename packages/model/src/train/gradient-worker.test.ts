@@ -39,7 +39,7 @@ async function tinyStep(count: number, init: Pick<WorkerInit, 'labels' | 'numCla
       const [features, probs] = tf.tidy(() => {
         const x = tf.tensor4d(inputBatch(pixels, indices, SIDE), [count, SIDE, SIDE, 1]);
         const [maps, p] = withMaps.apply(x, { training: true }) as [tf.Tensor4D, tf.Tensor2D];
-        return [maps, p.arraySync()] as const;
+        return [maps.arraySync(), p.arraySync()];
       });
       return { result: result!, probs, features };
     },
@@ -126,9 +126,8 @@ describe('a gradient worker step', () => {
       const guidance = tf.tidy(() => {
         const kernel = fixture.model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D;
         const m = tf.tensor4d(inputBatch(masks, [0, 1, 2], SIDE), [labels.length, SIDE, SIDE, 1]);
-        return outlineGuidanceLoss(features, kernel, Array.from(labels), m).arraySync();
+        return outlineGuidanceLoss(tf.tensor4d(features), kernel, Array.from(labels), m).arraySync();
       });
-      features.dispose();
       expect(guidance[1]).toBeCloseTo(0, 10);
       expect(guidance[0]).toBeGreaterThan(0);
       expect(result.loss).toBeCloseTo(crossEntropy + (weight * guidance.reduce((a, b) => a + b, 0)) / labels.length, 4);

@@ -86,7 +86,7 @@ describe('augmentation with masks', () => {
       return [a.arraySync(), b.images.arraySync(), b.masks.arraySync(), geometric.arraySync()];
     });
     expect(withMasks).toEqual(plain);
-    // Masks are 0/1, so the contrast change would clip them: any difference would show it was applied.
+    // Had the brightness or contrast change reached the masks, they would differ from the masks moved alone.
     expect(moved).toEqual(movedAlone);
   });
 });
