@@ -30,12 +30,12 @@ async function tinyStep(count: number, init: Pick<WorkerInit, 'labels' | 'numCla
     ...init,
   });
   const indices = Int32Array.from({ length: count }, (_, i) => i);
+  const withMaps = tf.model({ inputs: model.inputs, outputs: [model.getLayer(CAM_LAYER).output as tf.SymbolicTensor, model.outputs[0]!] });
   return {
     model,
     /** One step on every image, and the probabilities and activation maps the model gives them in training mode. */
     async step() {
       const [result] = await pool.step(readWeights(model), [indices], 7);
-      const withMaps = tf.model({ inputs: model.inputs, outputs: [model.getLayer(CAM_LAYER).output as tf.SymbolicTensor, model.outputs[0]!] });
       const [features, probs] = tf.tidy(() => {
         const x = tf.tensor4d(inputBatch(pixels, indices, SIDE), [count, SIDE, SIDE, 1]);
         const [maps, p] = withMaps.apply(x, { training: true }) as [tf.Tensor4D, tf.Tensor2D];

@@ -13,8 +13,8 @@ interface State {
   init: WorkerInit;
   model: tf.LayersModel;
   pixels: Uint8Array;
-  /** With outline guidance: the model with its activation map as a second output, and the masks. */
-  guide?: { model: tf.LayersModel; masks: Uint8Array; weight: number };
+  /** With outline guidance: the model with its activation map as a second output, the classifier's kernel, and the masks. */
+  guide?: { model: tf.LayersModel; kernel: tf.LayerVariable; masks: Uint8Array; weight: number };
 }
 
 let state: State | undefined;
@@ -109,7 +109,7 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
     const decay = kernels.reduce((acc: tf.Scalar, k) => acc.add(k.square().sum()), tf.scalar(0));
     const loss = dataLoss.add(decay.mul(init.l2)) as tf.Scalar;
     if (!s.guide || !features || !masks) return loss;
-    const classifierKernel = model.getLayer(CLASSIFIER_LAYER).trainableWeights[0]!.read() as tf.Tensor2D;
+    const classifierKernel = s.guide.kernel.read() as tf.Tensor2D;
     // Images without an outline have an empty mask and add 0: the mean is over the whole shard, like the data loss.
     return loss.add(outlineGuidanceLoss(features, classifierKernel, targetLabels, masks).mean().mul(s.guide.weight)) as tf.Scalar;
   }, trainable);
@@ -139,6 +139,7 @@ port.on('message', (msg: WorkerRequest) => {
         const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(msg.topology) as tf.io.ModelJSON["modelTopology"] });
         const guide = msg.outlineGuidance && {
           model: tf.model({ inputs: model.inputs, outputs: [model.getLayer(CAM_LAYER).output as tf.SymbolicTensor, model.outputs[0]!] }),
+          kernel: model.getLayer(CLASSIFIER_LAYER).trainableWeights[0]!,
           masks: new Uint8Array(msg.outlineGuidance.masks),
           weight: msg.outlineGuidance.weight,
         };
