@@ -4,6 +4,15 @@ import { redisScript } from './redis-script.js';
 
 const CLAIM_TTL_SECONDS = 120;
 
+/**
+ * Claims KEYS[1] for ARGV[1] for ARGV[2] seconds unless someone holds it; returns the holder, or
+ * nil when the claim is ours. One step, so a claim that lapses in between cannot read as free.
+ */
+const claimOrHolder = redisScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return false end
+return redis.call('GET', KEYS[1])
+`);
+
 const releaseIfOwner = redisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -25,9 +34,8 @@ export class ExternalIdStore {
    * died half-way frees the id.
    */
   async claim(clientId: string, externalId: string, studyId: string): Promise<string | undefined> {
-    const key = this.keys.externalId(clientId, externalId);
-    if ((await this.redis.set(key, studyId, 'EX', CLAIM_TTL_SECONDS, 'NX')) === 'OK') return undefined;
-    return (await this.redis.get(key)) ?? undefined;
+    const holder = await claimOrHolder(this.redis, [this.keys.externalId(clientId, externalId)], [studyId, CLAIM_TTL_SECONDS]);
+    return typeof holder === 'string' ? holder : undefined;
   }
 
   /** The study holding the external id, if any. */
