@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -71,6 +71,28 @@ describe.skipIf(!root)('evaluating a folder without the copies of other images',
     };
     expect(await evaluate('--without-copies-in', path.join(dir, 'reference'))).toMatchObject({ n: 5, leftOutAsCopies: 1 });
     expect(await evaluate('--without-copies-in', path.join(dir, 'reference'), '--without-copies-in', path.join(dir, 'reference-2'))).toMatchObject({ n: 4, leftOutAsCopies: 2 });
+  });
+
+  it("btd eval --without-copies-in-training also leaves out what the model's own split trained on, when that split lists the same images", async () => {
+    const names = [...yes.map((f) => `yes/${path.basename(f)}`), ...(await sampleImages('br35h/no', 3)).map((f) => `no/${path.basename(f)}`)];
+    const trainedOn = names[1]!;
+    const assignments = (trainOnly: string | undefined, all: readonly string[]) =>
+      all.map((relPath, group) => ({ relPath, label: relPath.startsWith('yes/') ? 'tumor' : 'no_tumor', split: relPath === trainOnly ? 'train' : 'test', group }));
+    // The evaluated split calls every image a test image; the model trained on one of them.
+    const evaluated = path.join(dir, 'evaluated-split.json');
+    await writeFile(evaluated, JSON.stringify({ fingerprint: 'evaluated', assignments: assignments(undefined, names) }));
+    const trained = path.join(dir, 'trained-model');
+    await cp(path.join(dir, 'model'), trained, { recursive: true });
+    const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
+    const evaluate = async () => {
+      const args = [bin, 'eval', '--model', trained, '--data', evalDir, '--split', evaluated, '--without-copies-in-training', '--json'];
+      return JSON.parse((await promisify(execFile)('node', args)).stdout) as { n: number; leftOutAsCopies?: number };
+    };
+    await writeFile(path.join(trained, 'split.json'), JSON.stringify({ fingerprint: 'own', assignments: assignments(trainedOn, names) }));
+    expect(await evaluate()).toMatchObject({ n: 5, leftOutAsCopies: 1 });
+    // A split of other images (another dataset) says nothing about these.
+    await writeFile(path.join(trained, 'split.json'), JSON.stringify({ fingerprint: 'other', assignments: assignments('yes/elsewhere.jpg', ['yes/elsewhere.jpg', ...names.slice(1)]) }));
+    expect(await evaluate()).toMatchObject({ n: 6, leftOutAsCopies: 0 });
   });
 
   it('scores a tumour-type model as a detector, any type counting as a tumour', async () => {

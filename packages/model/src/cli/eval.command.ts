@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listImagesByFolder, listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
@@ -21,7 +22,10 @@ export function registerEvalCommand(program: Command): void {
     .option('--split <file>', 'evaluate only the images a saved split.json puts in --set (its paths are relative to --data)')
     .option('--set <name>', 'the set of --split to evaluate: train, val or test', 'test')
     .option('--without-copies-in <dir>', 'leave out every image with a near-duplicate (mirrored copies included) among the images of this folder (any sub-folder); repeatable', collectOption, [])
-    .option('--without-copies-in-training', "with --split: leave out every image with a near-duplicate among the split's training images too")
+    .option(
+      '--without-copies-in-training',
+      "with --split: leave out every image with a near-duplicate among the split's training images too, and among the model's own when its split.json lists the images of --data",
+    )
     .option('--as-detection', 'score as a tumour detector on a tumor/no_tumor folder: every class but no_tumor counts as a tumour')
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
     .option('--record <name>', "store the result in the model's manifest as metrics.<name>, e.g. testWithoutCopiesInTraining")
@@ -91,8 +95,26 @@ async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<Folde
   if (only.size === 0) throw new Error(`${opts.split} puts no images in ${opts.set}`);
   // The split lists --data's own images, labelled as --data is (tumour / no tumour with --as-detection).
   const dataTask = opts.asDetection ? DETECTION_TASK : task;
-  if (opts.withoutCopiesInTraining) references.push(subsetListing(await listLabeledImages(path.resolve(opts.data), dataTask), namesIn('train')));
+  if (opts.withoutCopiesInTraining) {
+    const listing = await listLabeledImages(path.resolve(opts.data), dataTask);
+    const trained = new Set([...namesIn('train'), ...(await imagesTheModelTrainedOn(path.resolve(opts.model), listing))]);
+    references.push(subsetListing(listing, trained));
+  }
   return { only, ...(references.length > 0 ? { withoutCopiesIn: mergeListings(references) } : {}) };
+}
+
+/**
+ * The training images of the model's own `split.json` when it lists exactly the images of the
+ * evaluated folder (the same dataset), else none. A model trained with its validation images, or on
+ * a split other than the one evaluated, has trained on images that split does not call training.
+ */
+async function imagesTheModelTrainedOn(modelDir: string, listing: DatasetListing): Promise<string[]> {
+  const file = path.join(modelDir, 'split.json');
+  if (!existsSync(file)) return [];
+  const { assignments } = await readSplitFile(file);
+  const present = new Set(listing.files.map((f) => f.relPath));
+  const sameImages = assignments.length === present.size && assignments.every((a) => present.has(a.relPath));
+  return sameImages ? assignments.filter((a) => a.split === 'train').map((a) => a.relPath) : [];
 }
 
 function mergeListings(listings: DatasetListing[]): DatasetListing {
