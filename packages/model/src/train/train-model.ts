@@ -108,6 +108,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   if (options.validationJoinsTraining && options.selectBy !== 'last') {
     throw new Error('with the validation images in training nothing can pick the best epoch or stop early: add --select-by last');
   }
+  const savedSplit = options.splitFile ? await readSplitFile(options.splitFile) : undefined;
+  if (savedSplit && !savedSplit.assignments.some((a) => a.split === 'val') && options.selectBy !== 'last') {
+    throw new Error(`${options.splitFile} puts no images in validation, so nothing can pick the best epoch or stop early: add --select-by last`);
+  }
   const started = Date.now();
   const backend = await initBackend({ prefer: options.backend });
   const classes = [...TASK_CLASSES[options.task]];
@@ -122,7 +126,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     excludeNearDuplicatesOf: options.excludeNearDuplicatesOf,
     inputSize,
     seed: splitSeed,
-    savedSplit: options.splitFile ? await readSplitFile(options.splitFile) : undefined,
+    savedSplit,
     validationJoinsTraining: options.validationJoinsTraining,
     cacheDir: options.cacheDir,
     maxImages: options.maxImages,
