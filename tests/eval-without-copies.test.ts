@@ -13,6 +13,13 @@ import { datasetsDir, REPO_ROOT, sampleImages } from './helpers/index.js';
 
 const root = datasetsDir();
 
+/** Runs `btd eval --json` and returns what it prints. */
+async function btdEval(...args: string[]): Promise<{ n: number; leftOutAsCopies?: number }> {
+  const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
+  const { stdout } = await promisify(execFile)('node', [bin, 'eval', '--json', ...args]);
+  return JSON.parse(stdout) as { n: number; leftOutAsCopies?: number };
+}
+
 describe.skipIf(!root)('evaluating a folder without the copies of other images', () => {
   let dir: string;
   let model: ServingModel;
@@ -64,11 +71,7 @@ describe.skipIf(!root)('evaluating a folder without the copies of other images',
     await mkdir(second, { recursive: true });
     const no = await sampleImages('br35h/no', 3);
     await writeFile(path.join(second, 'copy.png'), await sharp(no[0]!).png().toBuffer());
-    const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
-    const evaluate = async (...extra: string[]) => {
-      const { stdout } = await promisify(execFile)('node', [bin, 'eval', '--model', path.join(dir, 'model'), '--data', evalDir, '--json', ...extra]);
-      return JSON.parse(stdout) as { n: number; leftOutAsCopies?: number };
-    };
+    const evaluate = (...extra: string[]) => btdEval('--model', path.join(dir, 'model'), '--data', evalDir, ...extra);
     expect(await evaluate('--without-copies-in', path.join(dir, 'reference'))).toMatchObject({ n: 5, leftOutAsCopies: 1 });
     expect(await evaluate('--without-copies-in', path.join(dir, 'reference'), '--without-copies-in', path.join(dir, 'reference-2'))).toMatchObject({ n: 4, leftOutAsCopies: 2 });
   });
@@ -83,11 +86,7 @@ describe.skipIf(!root)('evaluating a folder without the copies of other images',
     await writeFile(evaluated, JSON.stringify({ fingerprint: 'evaluated', assignments: assignments(undefined, names) }));
     const trained = path.join(dir, 'trained-model');
     await cp(path.join(dir, 'model'), trained, { recursive: true });
-    const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
-    const evaluate = async () => {
-      const args = [bin, 'eval', '--model', trained, '--data', evalDir, '--split', evaluated, '--without-copies-in-training', '--json'];
-      return JSON.parse((await promisify(execFile)('node', args)).stdout) as { n: number; leftOutAsCopies?: number };
-    };
+    const evaluate = () => btdEval('--model', trained, '--data', evalDir, '--split', evaluated, '--without-copies-in-training');
     await writeFile(path.join(trained, 'split.json'), JSON.stringify({ fingerprint: 'own', assignments: assignments(trainedOn, names) }));
     expect(await evaluate()).toMatchObject({ n: 5, leftOutAsCopies: 1 });
     // A split of other images (another dataset) says nothing about these.
