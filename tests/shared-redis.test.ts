@@ -1,7 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Queue, Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RedisUnavailableError, closeRedis, createProducerConnection, pingRedis, waitForRedis } from '@btd/shared';
-import { TEST_REDIS_URL, freePort, waitFor } from './helpers/index.js';
+import {
+  RedisUnavailableError,
+  closeRedis,
+  closeWorker,
+  createProducerConnection,
+  createWorkerConnection,
+  pingRedis,
+  waitForRedis,
+} from '@btd/shared';
+import { TEST_REDIS_URL, freePort, sleep, waitFor } from './helpers/index.js';
 
 const servers: ChildProcess[] = [];
 
@@ -60,5 +69,49 @@ describe('Redis helpers', () => {
       await closeRedis(client);
       await closeRedis(client);
     }
+  });
+});
+
+describe('closing a queue worker', () => {
+  /** A worker on a throwaway Redis whose processor runs `process`. */
+  async function startWorker(process: () => Promise<void>) {
+    const redis = await startRedis();
+    const connection = createWorkerConnection(redis.url);
+    connection.on('error', () => {});
+    const worker = new Worker('close-probe', process, { connection });
+    worker.on('error', () => {});
+    await worker.waitUntilReady();
+    return { redis, connection, worker };
+  }
+
+  it('closes a worker with nothing in flight', async () => {
+    const { connection, worker } = await startWorker(async () => {});
+    expect(await closeWorker(worker, 10_000)).toBe('closed');
+    await closeRedis(connection);
+  });
+
+  it('gives up on a job that never finishes once the grace period is over', async () => {
+    const { redis, connection, worker } = await startWorker(() => new Promise<void>(() => {}));
+    const producer = createProducerConnection(redis.url);
+    producer.on('error', () => {});
+    const queue = new Queue('close-probe', { connection: producer });
+    const active = new Promise((resolve) => worker.once('active', resolve));
+    await queue.add('stuck', {});
+    await active;
+    expect(await closeWorker(worker, 300)).toBe('abandoned');
+    await queue.close();
+    await closeRedis(producer);
+    await closeRedis(connection);
+  });
+
+  it('returns when called while the worker waits to reconnect after an outage', async () => {
+    const { redis, connection, worker } = await startWorker(async () => {});
+    redis.process.kill('SIGKILL');
+    // Long enough for the reconnect delay to reach its 2-second ceiling; Redis is back before the
+    // blocking connection tries again, which is when a plain Worker.close() would never settle.
+    await sleep(4000);
+    await startRedis(Number(new URL(redis.url).port));
+    expect(['closed', 'abandoned']).toContain(await closeWorker(worker, 1000));
+    await closeRedis(connection);
   });
 });

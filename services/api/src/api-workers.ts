@@ -1,5 +1,5 @@
 import { Worker } from 'bullmq';
-import { RESULTS_QUEUE, WEBHOOKS_QUEUE, closeRedis, createWorkerConnection, once, type Logger } from '@btd/shared';
+import { RESULTS_QUEUE, WEBHOOKS_QUEUE, closeRedis, closeWorker, createWorkerConnection, once, type Logger } from '@btd/shared';
 import type { ApiContext } from './context.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { createResultsProcessor } from './results/results.processor.js';
@@ -7,7 +7,10 @@ import { createWebhookProcessor } from './webhooks/webhook.processor.js';
 
 /** The queue consumers living in the API process. */
 export interface ApiWorkers {
-  /** Stops taking jobs, waits for those in flight, closes the connection; safe to call twice. */
+  /**
+   * Stops taking jobs, waits for those in flight (for at most half the shutdown limit, so that
+   * the connections still close in time), closes the connection; safe to call twice.
+   */
   close(): Promise<void>;
 }
 
@@ -39,7 +42,12 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
   }
   return {
     close: once(async () => {
-      await Promise.allSettled([results.close(), webhooks.close()]);
+      const graceMs = ctx.config.shutdownTimeoutMs / 2;
+      await Promise.all(
+        [results, webhooks].map(async (worker) => {
+          if ((await closeWorker(worker, graceMs)) === 'abandoned') logger.warn({ queue: worker.name, graceMs }, 'queue consumer did not close in time; left behind');
+        }),
+      );
       await closeRedis(connection);
     }),
   };

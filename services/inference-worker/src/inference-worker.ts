@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { INFERENCE_QUEUE, once, type InferenceJob, type Logger, type ObjectStore, type Redis, type ResultsQueue } from '@btd/shared';
+import { INFERENCE_QUEUE, closeWorker, once, type InferenceJob, type Logger, type ObjectStore, type Redis, type ResultsQueue } from '@btd/shared';
 import type { WorkerConfig } from './config.js';
 import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
 import type { ModelProvider } from './model-provider.js';
@@ -10,6 +10,8 @@ export interface InferenceWorkerOptions {
   config: Pick<WorkerConfig, 'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> & {
     workerId?: string | undefined;
     modelThreads?: boolean;
+    /** The process's shutdown limit; closing waits for jobs in flight for half of it (default 30 s). */
+    shutdownTimeoutMs?: number;
   };
   /** A connection made with `createWorkerConnection` (blocking commands, no request retry limit). */
   connection: Redis;
@@ -23,7 +25,7 @@ export interface InferenceWorkerOptions {
 /** A consuming worker. */
 export interface RunningInferenceWorker {
   readonly worker: Worker<InferenceJob, InferenceJobReturn>;
-  /** Stops taking jobs and waits for those in flight. Idempotent. */
+  /** Stops taking jobs and waits for those in flight, for at most half the shutdown limit. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -66,5 +68,10 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
   worker.on('stalled', (jobId) => logger.warn({ jobId, queue: INFERENCE_QUEUE }, 'job stalled (its worker died); requeued'));
   worker.on('error', (error) => logger.error({ err: error, queue: INFERENCE_QUEUE }, 'worker error'));
   options.models.followJobsOf?.(worker);
-  return { worker, close: once(() => worker.close()) };
+  const close = once(async () => {
+    // Half the shutdown limit, so that the results queue and the store still close in time.
+    const graceMs = (config.shutdownTimeoutMs ?? 30_000) / 2;
+    if ((await closeWorker(worker, graceMs)) === 'abandoned') logger.warn({ queue: INFERENCE_QUEUE, graceMs }, 'worker did not close in time; jobs in flight are left to stall and be retried');
+  });
+  return { worker, close };
 }

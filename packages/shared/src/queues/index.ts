@@ -3,3 +3,4 @@ export * from './inference.queue.js';
 export * from './results.queue.js';
 export * from './webhooks.queue.js';
 export * from './training.queue.js';
+export * from './close-worker.js';
