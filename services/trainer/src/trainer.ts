@@ -1,4 +1,4 @@
-import { once, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
+import { closeWorker, once, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
 import { Worker, type ConnectionOptions } from 'bullmq';
 import type { TrainerConfig } from './config.js';
 import { createTrainingProcessor } from './training.processor.js';
@@ -8,7 +8,10 @@ export interface TrainerDeps {
   config: Pick<
     TrainerConfig,
     'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance'
-  >;
+  > & {
+    /** The process's shutdown limit; closing waits for running trainings to hand back for half of it (default 30 s). */
+    shutdownTimeoutMs?: number;
+  };
   /** A worker connection (`createWorkerConnection`). */
   connection: ConnectionOptions;
   registry: ModelRegistry;
@@ -54,7 +57,8 @@ export function startTrainer(deps: TrainerDeps): Trainer {
     worker,
     close: once(async () => {
       shutdown.abort();
-      await worker.close();
+      const graceMs = (deps.config.shutdownTimeoutMs ?? 30_000) / 2;
+      if ((await closeWorker(worker, graceMs)) === 'abandoned') deps.logger.warn({ queue: TRAINING_QUEUE, graceMs }, 'training worker did not close in time; a running training is retaken once its lock lapses and resumes from its last checkpoint');
     }),
   };
 }
