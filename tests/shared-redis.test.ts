@@ -9,6 +9,7 @@ import {
   createWorkerConnection,
   pingRedis,
   waitForRedis,
+  type Logger,
 } from '@btd/shared';
 import { TEST_REDIS_URL, freePort, sleep, waitFor } from './helpers/index.js';
 
@@ -98,7 +99,10 @@ describe('closing a queue worker', () => {
     const active = new Promise((resolve) => worker.once('active', resolve));
     await queue.add('stuck', {});
     await active;
-    expect(await closeWorker(worker, 300)).toBe('abandoned');
+    const warnings: unknown[] = [];
+    const logger = { warn: (fields: unknown) => warnings.push(fields) } as unknown as Logger;
+    expect(await closeWorker(worker, 300, logger)).toBe('abandoned');
+    expect(warnings).toEqual([{ queue: 'close-probe', graceMs: 300 }]);
     await queue.close();
     await closeRedis(producer);
     await closeRedis(connection);

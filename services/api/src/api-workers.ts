@@ -43,11 +43,7 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
   return {
     close: once(async () => {
       const graceMs = ctx.config.shutdownTimeoutMs / 2;
-      await Promise.all(
-        [results, webhooks].map(async (worker) => {
-          if ((await closeWorker(worker, graceMs)) === 'abandoned') logger.warn({ queue: worker.name, graceMs }, 'queue consumer did not close in time; left behind');
-        }),
-      );
+      await Promise.allSettled([closeWorker(results, graceMs, logger), closeWorker(webhooks, graceMs, logger)]);
       await closeRedis(connection);
     }),
   };

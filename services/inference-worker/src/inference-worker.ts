@@ -68,10 +68,9 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
   worker.on('stalled', (jobId) => logger.warn({ jobId, queue: INFERENCE_QUEUE }, 'job stalled (its worker died); requeued'));
   worker.on('error', (error) => logger.error({ err: error, queue: INFERENCE_QUEUE }, 'worker error'));
   options.models.followJobsOf?.(worker);
+  // Half the shutdown limit, so that the results queue and the store still close in time.
   const close = once(async () => {
-    // Half the shutdown limit, so that the results queue and the store still close in time.
-    const graceMs = (config.shutdownTimeoutMs ?? 30_000) / 2;
-    if ((await closeWorker(worker, graceMs)) === 'abandoned') logger.warn({ queue: INFERENCE_QUEUE, graceMs }, 'worker did not close in time; jobs in flight are left to stall and be retried');
+    await closeWorker(worker, (config.shutdownTimeoutMs ?? 30_000) / 2, logger);
   });
   return { worker, close };
 }

@@ -57,8 +57,7 @@ export function startTrainer(deps: TrainerDeps): Trainer {
     worker,
     close: once(async () => {
       shutdown.abort();
-      const graceMs = (deps.config.shutdownTimeoutMs ?? 30_000) / 2;
-      if ((await closeWorker(worker, graceMs)) === 'abandoned') deps.logger.warn({ queue: TRAINING_QUEUE, graceMs }, 'training worker did not close in time; a running training is retaken once its lock lapses and resumes from its last checkpoint');
+      await closeWorker(worker, (deps.config.shutdownTimeoutMs ?? 30_000) / 2, deps.logger);
     }),
   };
 }
