@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { buildEnsemble } from '../packages/model/src/train/build-ensemble.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import type { ModelManifest } from '../packages/model/src/model/manifest.js';
 import { temperProbabilities } from '../packages/model/src/eval/temperature.js';
+import { reviewImageName } from '../packages/model/src/eval/review-pack.js';
 import { REPO_ROOT, datasetsDir } from './helpers/repo-paths.js';
 
 const run = promisify(execFile);
@@ -282,10 +284,31 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
 
   it('runs eval and predict from the btd command line', async () => {
     const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
-    const evalOut = await run('node', [bin, 'eval', '--model', outDir, '--data', br35h, '--json', '--max-images', '16', '--outlines', path.join(br35h, 'annotations/tumor-outlines.json')]);
+    const review = path.join(work, 'review');
+    const evalOut = await run('node', [bin, 'eval', '--model', outDir, '--data', br35h, '--json', '--max-images', '16', '--outlines', path.join(br35h, 'annotations/tumor-outlines.json'), '--review', review]);
     const report = JSON.parse(evalOut.stdout) as Record<string, unknown>;
     for (const key of ['n', 'accuracy', 'precision', 'recall', 'f1', 'specificity', 'auc', 'perClass', 'confusion']) expect(report).toHaveProperty(key);
     expect(report.n).toBe(16);
+    // Every wrong image is listed once, and each near-duplicate group counts once.
+    const confusion = report.confusion as number[][];
+    const wrong = confusion.flatMap((row, a) => row.filter((_, p) => p !== a)).reduce((s, v) => s + v, 0);
+    const misclassified = report.misclassified as { relPath: string; actual: string; predicted: string; group: string }[];
+    expect(misclassified).toHaveLength(wrong);
+    for (const e of misclassified) {
+      expect(e.predicted).not.toBe(e.actual);
+      expect(existsSync(path.join(br35h, e.relPath))).toBe(true);
+    }
+    // The review folder shows each of them with its heatmap, listed in index.md.
+    const index = await readFile(path.join(review, 'index.md'), 'utf8');
+    for (const e of misclassified) {
+      expect(index).toContain(`\`${e.relPath}\``);
+      expect((await readFile(path.join(review, reviewImageName(e.relPath)))).subarray(1, 4).toString('latin1')).toBe('PNG');
+    }
+    expect(index.split('\n').filter((l) => l.startsWith('| `'))).toHaveLength(misclassified.length);
+    const byGroup = report.byGroup as { groups: number; accuracy: number; groupsWithErrors: number };
+    expect(byGroup.groups).toBeGreaterThan(0);
+    expect(byGroup.groups).toBeLessThanOrEqual(16);
+    expect(byGroup.groupsWithErrors).toBe(new Set(misclassified.map((e) => e.group)).size);
     const heatmap = path.join(work, 'overlay.png');
     const bad = path.join(work, 'bad.jpg');
     await writeFile(bad, 'this is text');

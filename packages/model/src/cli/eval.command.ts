@@ -6,6 +6,7 @@ import { listImagesByFolder, listLabeledImages, subsetListing, type DatasetListi
 import { readSplitFile } from '../data/split-file.js';
 import { DETECTION_TASK, evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
+import { writeReviewPack } from '../eval/review-pack.js';
 import { checkRecordName, recordEvaluation } from '../eval/recorded-evaluation.js';
 import { loadModel } from '../model/loaded-model.js';
 import type { Task } from '../model/tasks.js';
@@ -29,6 +30,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--as-detection', 'score as a tumour detector on a tumor/no_tumor folder: every class but no_tumor counts as a tumour')
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
     .option('--record <name>', "store the result in the model's manifest as metrics.<name>, e.g. testWithoutCopiesInTraining")
+    .option('--review <dir>', 'write each image predicted wrong with its heatmap overlay, and an index.md listing them, into this folder')
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: EvalOptions) => {
       if (opts.record) checkRecordName(opts.record);
@@ -43,6 +45,10 @@ export function registerEvalCommand(program: Command): void {
           asDetection: opts.asDetection,
           ...(await imageSelection(opts, model.manifest.task)),
         });
+        if (opts.review) {
+          const index = await writeReviewPack(model, path.resolve(opts.data), result.misclassified ?? [], path.resolve(opts.review));
+          if (!opts.json) console.log(`review: ${index}`);
+        }
         if (opts.record) await recordEvaluation(path.resolve(opts.model), opts.record, { ...result }, `btd ${process.argv.slice(2).join(' ')}`);
         const output = {
           model: { name: model.manifest.name, version: model.manifest.version, task: model.manifest.task },
@@ -58,6 +64,8 @@ export function registerEvalCommand(program: Command): void {
         console.log(`${output.model.name} ${output.model.version} on ${opts.data}: n=${result.n}`);
         console.log(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${result.auc === undefined ? '' : `  AUC ${result.auc.toFixed(4)}`}`);
         console.log(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
+        if (result.byGroup) console.log(`each near-duplicate group counted once: ${pct(result.byGroup.accuracy)} of ${result.byGroup.groups} groups (${result.byGroup.groupsWithErrors} with errors)`);
+        for (const e of result.misclassified ?? []) console.log(`wrong: ${e.relPath} ${e.actual} called ${e.predicted} (p ${e.probability.toFixed(3)}; ${e.groupSize} in its group)`);
         if (result.location) console.log(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
         if (result.leftOutAsCopies !== undefined) console.log(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);
         if (result.rejected.length > 0) console.log(`rejected ${result.rejected.length} unreadable files: ${result.rejected.map((r) => `${r.relPath} (${r.reason})`).join('; ')}`);
@@ -79,6 +87,7 @@ interface EvalOptions {
   cache?: string;
   asDetection?: boolean;
   record?: string;
+  review?: string;
   json?: boolean;
 }
 

@@ -1,16 +1,22 @@
+import { subsetDataset } from '../data/cross-folder-duplicates.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
-import { hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
+import { groupNearDuplicates, hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
 import type { LoadedModel } from '../model/loaded-model.js';
 import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
+import { errorsByGroup, type GroupedAccuracy, type Misclassified } from './errors-by-group.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
 import { locationMetrics, type LocationMetrics, type OutlineEntry, type Outlines } from './outlines.js';
 
 export interface EvaluationResult extends ClassificationMetrics {
   location?: LocationMetrics;
+  /** Accuracy with each near-duplicate group of the evaluated images counted once. */
+  byGroup?: GroupedAccuracy;
+  /** Every image predicted wrong, largest near-duplicate groups first. */
+  misclassified?: Misclassified[];
 }
 
 export interface EvaluateOptions {
@@ -101,11 +107,18 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
 /** Metrics of a served model (test-time flip included) on preprocessed images. */
 export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
   const { probabilities, actual, located } = predictOnDataset(model, dataset, options);
-  const metrics: EvaluationResult = options.asDetection
-    ? classificationMetrics(actual, probabilities, DETECTION_CLASSES, POSITIVE[DETECTION_TASK])
-    : classificationMetrics(actual, probabilities, model.manifest.classes, POSITIVE[model.manifest.task]);
+  const classes = options.asDetection ? DETECTION_CLASSES : model.manifest.classes;
+  const metrics: EvaluationResult = classificationMetrics(actual, probabilities, classes, POSITIVE[options.asDetection ? DETECTION_TASK : model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
-  return metrics;
+  const indices = options.indices ?? dataset.files.map((_, i) => i);
+  const relPaths = indices.map((index) => dataset.files[index]!.relPath);
+  return { ...metrics, ...errorsByGroup(relPaths, actual, probabilities, classes, nearDuplicateGroups(dataset, indices)) };
+}
+
+/** Near-duplicate group ids of some images of a dataset, among those images only. */
+function nearDuplicateGroups(dataset: PreprocessedDataset, indices: readonly number[]): Int32Array {
+  const { pixels } = subsetDataset(dataset, indices);
+  return groupNearDuplicates(signatures(pixels, indices.length, dataset.params.size)).groupOf;
 }
 
 /** Which images of a folder {@link evaluateModel} evaluates. */

@@ -86,6 +86,13 @@ export function expectedCalibrationError(confidences: readonly number[], correct
   return count.reduce((s, k, b) => (k === 0 ? s : s + (k / n) * Math.abs(acc[b]! / k - conf[b]! / k)), 0);
 }
 
+/** The class with the highest probability in row `row` of an n × k matrix (the first on ties). */
+export function topClass(probabilities: Float32Array | readonly number[], row: number, k: number): number {
+  let best = 0;
+  for (let c = 1; c < k; c++) if ((probabilities[row * k + c] as number) > (probabilities[row * k + best] as number)) best = c;
+  return best;
+}
+
 /**
  * @param probabilities n × classes, row-major
  * @param positiveClass for binary tasks, the class whose precision/recall/specificity/AUC are reported
@@ -97,11 +104,7 @@ export function classificationMetrics(
   positiveClass?: string,
 ): ClassificationMetrics {
   const k = classes.length;
-  const predicted = actual.map((_, i) => {
-    let best = 0;
-    for (let c = 1; c < k; c++) if ((probabilities[i * k + c] as number) > (probabilities[i * k + best] as number)) best = c;
-    return best;
-  });
+  const predicted = actual.map((_, i) => topClass(probabilities, i, k));
   const confusion = confusionMatrix(actual, predicted, k);
   const perClass = perClassMetrics(confusion, classes);
   const correct = predicted.map((p, i) => p === actual[i]);

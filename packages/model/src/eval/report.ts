@@ -33,7 +33,27 @@ function metricsSection(name: string, m: EvaluationResult): string {
       `Location on ${m.location.n} outlined images: pointing game ${pct(m.location.pointingGame)}, box IoU ≥ 0.5 ${pct(m.location.iou50)}, mean IoU ${m.location.meanIou.toFixed(3)}.`,
     );
   }
+  lines.push(...errorLines(m));
   return lines.join('\n');
+}
+
+/** Rows of the errors table at most; the manifest and `btd eval --json` list them all. */
+const MAX_ERROR_ROWS = 40;
+
+function errorLines(m: EvaluationResult): string[] {
+  if (!m.byGroup || !m.misclassified) return [];
+  const g = m.byGroup;
+  const lines = ['', `Each near-duplicate group of these images counted once: ${pct(g.accuracy)} of ${g.groups} groups right (${g.groupsWithErrors} with errors).`];
+  if (m.misclassified.length === 0) return lines;
+  lines.push(
+    '',
+    `Images predicted wrong (${m.misclassified.length}${m.misclassified.length > MAX_ERROR_ROWS ? `, the first ${MAX_ERROR_ROWS}` : ''}; copies: images of its near-duplicate group among these):`,
+    '',
+    '| image | actual | predicted | probability | copies |',
+    '|---|---|---|---|---|',
+    ...m.misclassified.slice(0, MAX_ERROR_ROWS).map((e) => `| \`${e.relPath}\` | ${e.actual} | ${e.predicted} | ${e.probability.toFixed(3)} | ${e.groupSize} |`),
+  );
+  return lines;
 }
 
 /** Writes report.md with curves.svg and one confusion-matrix SVG per evaluated set. */
