@@ -50,7 +50,9 @@ export function errorsByGroup(
   const members = new Map<number, number[]>();
   for (let i = 0; i < n; i++) {
     const g = groupOf[i] as number;
-    members.set(g, [...(members.get(g) ?? []), i]);
+    const images = members.get(g);
+    if (images) images.push(i);
+    else members.set(g, [i]);
   }
   const predicted = actual.map((_, i) => topClass(probabilities, i, classes.length));
   const misclassified: Misclassified[] = [];
