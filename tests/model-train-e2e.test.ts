@@ -305,7 +305,9 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
       expect((await readFile(path.join(review, reviewImageName(e.relPath)))).subarray(1, 4).toString('latin1')).toBe('PNG');
     }
     expect(index.split('\n').filter((l) => l.startsWith('| `'))).toHaveLength(misclassified.length);
-    const byGroup = report.byGroup as { groups: number; accuracy: number; groupsWithErrors: number };
+    const byGroup = report.byGroup as { groups: number; accuracy: number; groupsWithErrors: number; accuracyInterval: [number, number] };
+    expect(byGroup.accuracyInterval[0]).toBeLessThanOrEqual(report.accuracy as number);
+    expect(byGroup.accuracyInterval[1]).toBeGreaterThanOrEqual(report.accuracy as number);
     expect(byGroup.groups).toBeGreaterThan(0);
     expect(byGroup.groups).toBeLessThanOrEqual(16);
     expect(byGroup.groupsWithErrors).toBe(new Set(misclassified.map((e) => e.group)).size);

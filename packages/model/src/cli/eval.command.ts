@@ -64,7 +64,10 @@ export function registerEvalCommand(program: Command): void {
         console.log(`${output.model.name} ${output.model.version} on ${opts.data}: n=${result.n}`);
         console.log(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${result.auc === undefined ? '' : `  AUC ${result.auc.toFixed(4)}`}`);
         console.log(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
-        if (result.byGroup) console.log(`each near-duplicate group counted once: ${pct(result.byGroup.accuracy)} of ${result.byGroup.groups} groups (${result.byGroup.groupsWithErrors} with errors)`);
+        if (result.byGroup) {
+          const g = result.byGroup;
+          console.log(`accuracy 95% interval (near-duplicate groups resampled) ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}; each group counted once: ${pct(g.accuracy)} of ${g.groups} groups (${g.groupsWithErrors} with errors)`);
+        }
         for (const e of result.misclassified ?? []) console.log(`wrong: ${e.relPath} ${e.actual} called ${e.predicted} (p ${e.probability.toFixed(3)}; ${e.groupSize} in its group)`);
         if (result.location) console.log(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
         if (result.leftOutAsCopies !== undefined) console.log(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);

@@ -16,6 +16,12 @@ describe('errors by near-duplicate group', () => {
     expect(byGroup.groups).toBe(3);
     expect(byGroup.groupsWithErrors).toBe(2);
     expect(byGroup.accuracy).toBeCloseTo((0 + 1 / 2 + 1) / 3);
+    // Plain accuracy is 2 of 6; the resampled interval holds it and stays within [0, 1].
+    const [lo, hi] = byGroup.accuracyInterval;
+    expect(lo).toBeLessThanOrEqual(2 / 6);
+    expect(hi).toBeGreaterThanOrEqual(2 / 6);
+    expect(lo).toBeGreaterThanOrEqual(0);
+    expect(hi).toBeLessThanOrEqual(1);
   });
 
   it('lists every wrong image with its group, largest groups first', () => {

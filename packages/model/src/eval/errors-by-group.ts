@@ -3,6 +3,7 @@
  * images counted once. A test split can hold many copies of one scan (Br35H has groups of 25), and a
  * model is right or wrong on all of them alike, so plain accuracy weighs such a scan many times.
  */
+import { groupBootstrapInterval, type GroupTally } from './group-bootstrap.js';
 import { topClass } from './metrics.js';
 
 export interface Misclassified {
@@ -24,6 +25,8 @@ export interface GroupedAccuracy {
   accuracy: number;
   /** Groups with at least one image predicted wrong. */
   groupsWithErrors: number;
+  /** 95% interval of the plain accuracy (over images), from resampling the groups. */
+  accuracyInterval: [number, number];
 }
 
 export interface ErrorsByGroup {
@@ -56,10 +59,12 @@ export function errorsByGroup(
   }
   const predicted = actual.map((_, i) => topClass(probabilities, i, classes.length));
   const misclassified: Misclassified[] = [];
+  const tallies: GroupTally[] = [];
   let shareRight = 0;
   let groupsWithErrors = 0;
   for (const images of members.values()) {
     const wrong = images.filter((i) => predicted[i] !== actual[i]);
+    tallies.push({ size: images.length, right: images.length - wrong.length });
     shareRight += (images.length - wrong.length) / images.length;
     if (wrong.length === 0) continue;
     groupsWithErrors++;
@@ -77,5 +82,8 @@ export function errorsByGroup(
     }
   }
   misclassified.sort((a, b) => b.groupSize - a.groupSize || a.group.localeCompare(b.group) || a.relPath.localeCompare(b.relPath));
-  return { misclassified, byGroup: { groups: members.size, accuracy: members.size === 0 ? 0 : shareRight / members.size, groupsWithErrors } };
+  return {
+    misclassified,
+    byGroup: { groups: members.size, accuracy: members.size === 0 ? 0 : shareRight / members.size, groupsWithErrors, accuracyInterval: groupBootstrapInterval(tallies) },
+  };
 }

@@ -43,7 +43,10 @@ const MAX_ERROR_ROWS = 40;
 function errorLines(m: EvaluationResult): string[] {
   if (!m.byGroup || !m.misclassified) return [];
   const g = m.byGroup;
-  const lines = ['', `Each near-duplicate group of these images counted once: ${pct(g.accuracy)} of ${g.groups} groups right (${g.groupsWithErrors} with errors).`];
+  const lines = [
+    '',
+    `Accuracy's 95% interval from resampling the near-duplicate groups: ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}. Each group counted once: ${pct(g.accuracy)} of ${g.groups} groups right (${g.groupsWithErrors} with errors).`,
+  ];
   if (m.misclassified.length === 0) return lines;
   lines.push(
     '',
