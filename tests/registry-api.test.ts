@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ModelRegistry } from '@btd/shared';
+import { ModelRegistry, TRAINING_QUEUE } from '@btd/shared';
+import { Worker } from 'bullmq';
 import { startApiEnv, type ApiTestEnv, type TestClient } from './api-test-env.js';
 import { startTestS3, type TestS3 } from './helpers/index.js';
 import { makeArtifact, scrambleWeights } from './registry-fixtures.js';
@@ -127,6 +128,33 @@ describe('/v1/trainings', () => {
     const listed = await call('alice', 'GET', '/v1/trainings');
     expect(listed.body.items).toHaveLength(2);
     expect((await call('alice', 'GET', '/v1/trainings/training-nope')).status).toBe(404);
+  });
+
+  it('never shows a training as completed without its result, however its end falls between reads', async () => {
+    // A stand-in trainer that finishes each job at once: the end of a job falls between the API's
+    // reads of it as often as it can.
+    const result = { task: 'tumor-binary', version: 'v1', contentHash: 'h', promoted: true, reasons: [], metrics: { accuracy: 0.9 } };
+    const worker = new Worker(TRAINING_QUEUE, () => Promise.resolve(result), { connection: { url: env.config.redisUrl }, prefix: env.prefix, concurrency: 4 });
+    try {
+      const ids = await Promise.all(Array.from({ length: 30 }, async () => (await call('ops', 'POST', '/v1/trainings', request)).body.id as string));
+      const shown = await Promise.all(
+        ids.map(async (id) => {
+          const states: { state: string; result?: unknown }[] = [];
+          for (let polls = 0; polls < 2000; polls++) {
+            const { body } = await call('alice', 'GET', `/v1/trainings/${id}`);
+            states.push(body as { state: string; result?: unknown });
+            if (body.state === 'completed') break;
+          }
+          return states;
+        }),
+      );
+      for (const states of shown) {
+        expect(states.at(-1)).toMatchObject({ state: 'completed', result });
+        expect(states.filter((s) => s.state === 'completed' && !s.result)).toEqual([]);
+      }
+    } finally {
+      await worker.close();
+    }
   });
 
   it('refuses a malformed request or an empty S3 dataset before queueing', async () => {

@@ -8,6 +8,7 @@ import {
   TrainingProgressSchema,
   TrainingResultSchema,
   type TrainingJobHandle,
+  type TrainingQueue,
   type TrainingProgress,
 } from '@btd/shared';
 import type { ApiContext } from '../context.js';
@@ -33,12 +34,12 @@ const TrainingViewSchema = Type.Object({
 const SubmittedTrainingSchema = Type.Object({ id: Type.String(), state: Type.String(), links: Type.Object({ self: Type.String() }) });
 
 const trainingPath = (id: string) => `/v1/trainings/${id}`;
-async function view(job: TrainingJobHandle) {
+function view(job: TrainingJobHandle, state: string) {
   // A job's progress is whatever the trainer reported: a TrainingProgress object once it started.
   const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as TrainingProgress) : null;
   return {
     id: job.id!,
-    state: await job.getState(),
+    state,
     request: job.data,
     progress,
     ...(job.returnvalue ? { result: job.returnvalue } : {}),
@@ -49,6 +50,18 @@ async function view(job: TrainingJobHandle) {
     ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
     links: { self: trainingPath(job.id!) },
   };
+}
+
+/**
+ * A training as it stands. Its state is read before the job: BullMQ stores a job's result or failure
+ * in the same step that moves it to completed or failed, so a job read after its state holds them
+ * whenever that state says it ended. Read the other way round, a job that ends between the two
+ * reads would show as completed without its result.
+ */
+async function readTraining(queue: TrainingQueue, id: string) {
+  const state = await queue.getJobState(id);
+  const job: TrainingJobHandle | undefined = state === 'unknown' ? undefined : await queue.getJob(id);
+  return job ? view(job, state) : undefined;
 }
 
 const tags = ['trainings'];
@@ -101,9 +114,9 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
       },
     },
     async (request) => {
-      const job: TrainingJobHandle | undefined = await queue.getJob(request.params.id);
-      if (!job) throw notFound('training', request.params.id);
-      return view(job);
+      const training = await readTraining(queue, request.params.id);
+      if (!training) throw notFound('training', request.params.id);
+      return training;
     },
   );
 
@@ -120,7 +133,9 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
     async () => {
       const jobs = await queue.getJobs(['active', 'waiting', 'delayed', 'completed', 'failed'], 0, 49);
       const recent = jobs.filter((job) => job?.id).sort((a, b) => b.timestamp - a.timestamp).slice(0, 50);
-      return { items: await Promise.all(recent.map(view)) };
+      const items = await Promise.all(recent.map((job) => readTraining(queue, job.id!)));
+      // A training removed between the listing and its read is left out.
+      return { items: items.filter((item) => item !== undefined) };
     },
   );
 };
