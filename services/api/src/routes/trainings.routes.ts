@@ -131,11 +131,12 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
       },
     },
     async () => {
-      const jobs = await queue.getJobs(['active', 'waiting', 'delayed', 'completed', 'failed'], 0, 49);
-      const recent = jobs.filter((job) => job?.id).sort((a, b) => b.timestamp - a.timestamp).slice(0, 50);
-      const items = await Promise.all(recent.map((job) => readTraining(queue, job.id!)));
+      // The ids only: each training is then read once, state first, as readTraining does.
+      const ids = await queue.getRanges(['active', 'waiting', 'delayed', 'completed', 'failed'], 0, 49);
+      const read = await Promise.all([...new Set(ids)].map((id) => readTraining(queue, id)));
       // A training removed between the listing and its read is left out.
-      return { items: items.filter((item) => item !== undefined) };
+      const items = read.filter((item) => item !== undefined).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      return { items: items.slice(0, 50) };
     },
   );
 };
