@@ -8,7 +8,19 @@ import { ImageDecodeError } from '../packages/model/src/data/image-decode-error.
 import { loadPreprocessedDataset } from '../packages/model/src/data/preprocessed-dataset.js';
 import { defaultPreprocessParams, preprocessImage } from '../packages/model/src/data/preprocess.js';
 import type { DatasetListing } from '../packages/model/src/data/dataset-folder.js';
+import sharp from 'sharp';
 import { datasetsDir } from './helpers/repo-paths.js';
+
+/** Standard deviation of the grey levels of the middle half of a square image. */
+function spread(pixels: Uint8Array): number {
+  const side = Math.sqrt(pixels.length);
+  const values: number[] = [];
+  for (let y = side / 4; y < (3 * side) / 4; y++) {
+    for (let x = side / 4; x < (3 * side) / 4; x++) values.push(pixels[y * side + x] as number);
+  }
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
+}
 
 const root = datasetsDir();
 const cacheDir = await mkdtemp(path.join(tmpdir(), 'btd-cache-'));
@@ -25,8 +37,10 @@ describe.skipIf(!root)('preprocessing', () => {
     };
   }
 
-  it('gives the training path (through the cache) and the serving path identical model inputs', async () => {
-    const params = defaultPreprocessParams(64);
+  it.each([
+    ['plain', defaultPreprocessParams(64)],
+    ['with local contrast equalisation', defaultPreprocessParams(64, { claheMaxSlope: 3 })],
+  ])('gives the training path (through the cache) and the serving path identical model inputs (%s)', async (_, params) => {
     await loadPreprocessedDataset(await listing(), params, { cacheDir });
     const cached = await loadPreprocessedDataset(await listing(), params, { cacheDir });
     expect(cached.files.map((f) => f.relPath)).toEqual(names);
@@ -49,6 +63,24 @@ describe.skipIf(!root)('preprocessing', () => {
     const input = toModelInput(out.pixels);
     expect(Math.max(...input)).toBeLessThanOrEqual(1);
     expect(Math.min(...input)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('equalises local contrast only when asked, and records how in the parameters', async () => {
+    // A dim head whose two halves differ by a few grey levels, on a black background.
+    const side = 128;
+    const grey = new Uint8Array(side * side);
+    for (let y = 16; y < side - 16; y++) {
+      for (let x = 16; x < side - 16; x++) grey[y * side + x] = 60 + (x < side / 2 ? 0 : 6) + ((x + y) % 8 < 4 ? 3 : 0);
+    }
+    const bytes = await sharp(grey, { raw: { width: side, height: side, channels: 1 } }).png().toBuffer();
+    const plainParams = defaultPreprocessParams(64);
+    const equalisedParams = defaultPreprocessParams(64, { claheMaxSlope: 3 });
+    expect(plainParams.clahe).toBeUndefined();
+    expect(equalisedParams.clahe).toEqual({ tile: 11, maxSlope: 3 });
+    const plain = await preprocessImage(bytes, plainParams);
+    const equalised = await preprocessImage(bytes, equalisedParams);
+    expect(equalised.geometry).toEqual(plain.geometry);
+    expect(spread(equalised.pixels)).toBeGreaterThan(2 * spread(plain.pixels));
   });
 
   it('rejects what is not an image with a clear reason', async () => {

@@ -22,6 +22,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--epochs <n>', 'maximum epochs', intOption, 30)
     .option('--batch-size <n>', 'images per step', intOption, 32)
     .option('--input-size <n>', 'model input side in pixels', intOption, 96)
+    .option('--clahe <max-slope>', 'equalise local contrast in the preprocessing (sharp clahe over regions a sixth of the input), with this contrast limit, e.g. 3', nonNegativeOption)
     .option('--lr <rate>', 'peak learning rate', Number.parseFloat, 2e-3)
     .option('--average-decay <d>', 'moving average of the weights for validation and the artifact (0: off)', Number.parseFloat, DEFAULT_AVERAGE_DECAY)
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
@@ -65,6 +66,7 @@ export function registerTrainCommand(program: Command): void {
         epochs: opts.epochs as number,
         batchSize: opts.batchSize as number,
         inputSize: opts.inputSize as number,
+        claheMaxSlope: opts.clahe as number | undefined,
         learningRate: opts.lr as number,
         patience: opts.patience as number,
         averageDecay: opts.averageDecay as number,

@@ -25,6 +25,8 @@ export interface PrepareOptions {
    */
   excludeNearDuplicatesOf?: string;
   inputSize: number;
+  /** Local contrast equalisation with this contrast limit (see PreprocessOptions); absent: off. */
+  claheMaxSlope?: number;
   seed: number;
   /** A saved split to reuse instead of drawing one with `seed` (see reuseSplit). */
   savedSplit?: SavedSplit;
@@ -68,7 +70,7 @@ function subsample(listing: DatasetListing, maxImages: number | undefined, seed:
 
 /** Preprocesses (cached), finds near-duplicate groups and splits without leaks. */
 export async function prepareTaskData(options: PrepareOptions): Promise<PreparedTaskData> {
-  const params = defaultPreprocessParams(options.inputSize);
+  const params = defaultPreprocessParams(options.inputSize, { claheMaxSlope: options.claheMaxSlope });
   const threshold = options.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
   const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
   const loaded = await loadPreprocessedDataset(listing, params, {

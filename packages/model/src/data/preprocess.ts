@@ -15,10 +15,29 @@ export interface PreprocessParams {
   trimThreshold: number;
   /** Share of a row or column that must be foreground for it to count as head. */
   trimMinShare: number;
+  /**
+   * Contrast-limited adaptive histogram equalisation of the resized image (sharp's `clahe`), which
+   * evens out the contrast of scans from different scanners and renderings; absent when off.
+   */
+  clahe?: ClaheParams;
 }
 
-export function defaultPreprocessParams(size: number): PreprocessParams {
-  return { version: PREPROCESS_VERSION, size, trimThreshold: 20, trimMinShare: 0.01 };
+export interface ClaheParams {
+  /** Side of the square region whose histogram equalises each pixel, in pixels of the model input. */
+  tile: number;
+  /** Contrast limit: how far the local histogram may steepen the grey levels (sharp's maxSlope). */
+  maxSlope: number;
+}
+
+export interface PreprocessOptions {
+  /** Turns on local contrast equalisation with this contrast limit (e.g. 3); regions are a sixth of the input. */
+  claheMaxSlope?: number;
+}
+
+export function defaultPreprocessParams(size: number, options: PreprocessOptions = {}): PreprocessParams {
+  const params: PreprocessParams = { version: PREPROCESS_VERSION, size, trimThreshold: 20, trimMinShare: 0.01 };
+  if (options.claheMaxSlope) params.clahe = { tile: Math.max(2, Math.round(size / 6)), maxSlope: options.claheMaxSlope };
+  return params;
 }
 
 /** Where the model's square input sits in the original image, to map heatmaps and boxes back. */
@@ -126,8 +145,9 @@ export async function preprocessGrey(image: GreyImage, params: PreprocessParams)
   if (info.channels !== 1 || data.length !== params.size * params.size) {
     throw new Error(`preprocessing produced ${info.width}x${info.height}x${info.channels}`);
   }
+  const pixels = params.clahe ? await equaliseLocally(data, params.size, params.clahe) : data;
   return {
-    pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength),
     size: params.size,
     geometry: {
       originalWidth: image.width,
@@ -137,6 +157,15 @@ export async function preprocessGrey(image: GreyImage, params: PreprocessParams)
       squareSide: side,
     },
   };
+}
+
+/** A separate pipeline, so that the equalisation sees the resized pixels (sharp orders its own operations). */
+async function equaliseLocally(pixels: Buffer, size: number, clahe: ClaheParams): Promise<Buffer> {
+  return sharp(pixels, { raw: { width: size, height: size, channels: 1 } })
+    .clahe({ width: clahe.tile, height: clahe.tile, maxSlope: clahe.maxSlope })
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
 }
 
 /** The one preprocessing entry point, shared by training (cache) and serving. */

@@ -35,6 +35,8 @@ export interface TrainOptions extends ServingViewOptions {
   epochs?: number;
   batchSize?: number;
   inputSize?: number;
+  /** Local contrast equalisation in the preprocessing, with this contrast limit (e.g. 3); absent: off. */
+  claheMaxSlope?: number;
   learningRate?: number;
   patience?: number;
   seed?: number;
@@ -125,6 +127,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     extraTrainDir: options.extraTrainDir,
     excludeNearDuplicatesOf: options.excludeNearDuplicatesOf,
     inputSize,
+    claheMaxSlope: options.claheMaxSlope,
     seed: splitSeed,
     savedSplit,
     validationJoinsTraining: options.validationJoinsTraining,
