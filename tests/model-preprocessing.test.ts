@@ -65,6 +65,16 @@ describe.skipIf(!root)('preprocessing', () => {
     expect(Math.min(...input)).toBeGreaterThanOrEqual(0);
   });
 
+  it('keeps the images before equalisation for near-duplicate search, so equalisation moves no image between splits', async () => {
+    const plain = await loadPreprocessedDataset(await listing(), defaultPreprocessParams(64), { cacheDir });
+    const equalised = await loadPreprocessedDataset(await listing(), defaultPreprocessParams(64, { claheMaxSlope: 3 }), { cacheDir });
+    expect(equalised.params.clahe).toBeDefined();
+    expect(equalised.files).toEqual(plain.files);
+    expect(equalised.matchPixels).toEqual(plain.pixels);
+    expect(equalised.pixels).not.toEqual(plain.pixels);
+    expect(plain.matchPixels).toBeUndefined();
+  });
+
   it('equalises local contrast only when asked, and records how in the parameters', async () => {
     // A dim head whose two halves differ by a few grey levels, on a black background.
     const side = 128;

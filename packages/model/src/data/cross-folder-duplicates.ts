@@ -1,6 +1,6 @@
 import type { LabeledFile } from './dataset-folder.js';
 import { groupNearDuplicates, signatures } from './near-duplicates.js';
-import type { PreprocessedDataset } from './preprocessed-dataset.js';
+import { concatenate, imagesAt, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 
 /**
  * For each image of `own`: whether its near-duplicate group, formed over both datasets together,
@@ -9,9 +9,7 @@ import type { PreprocessedDataset } from './preprocessed-dataset.js';
 export function groupReachesOther(own: PreprocessedDataset, other: PreprocessedDataset, threshold: number): boolean[] {
   const size = own.params.size;
   if (other.params.size !== size) throw new Error('both datasets must be preprocessed alike to compare them');
-  const union = new Uint8Array(own.pixels.length + other.pixels.length);
-  union.set(own.pixels);
-  union.set(other.pixels, own.pixels.length);
+  const union = concatenate(matchingPixels(own), matchingPixels(other));
   const ownCount = own.files.length;
   const { groupOf } = groupNearDuplicates(signatures(union, ownCount + other.files.length, size), threshold);
   const groupsOfOther = new Set<number>();
@@ -21,13 +19,12 @@ export function groupReachesOther(own: PreprocessedDataset, other: PreprocessedD
 
 /** The images of `dataset` at `indices`, in that order. */
 export function subsetDataset(dataset: PreprocessedDataset, indices: readonly number[]): PreprocessedDataset {
-  const area = dataset.params.size * dataset.params.size;
-  const pixels = new Uint8Array(indices.length * area);
-  indices.forEach((i, k) => pixels.set(dataset.pixels.subarray(i * area, (i + 1) * area), k * area));
+  const size = dataset.params.size;
   return {
     ...dataset,
     files: indices.map((i) => dataset.files[i] as LabeledFile),
-    pixels,
+    pixels: imagesAt(dataset.pixels, indices, size),
+    ...(dataset.matchPixels ? { matchPixels: imagesAt(dataset.matchPixels, indices, size) } : {}),
     geometries: indices.map((i) => dataset.geometries[i] as PreprocessedDataset['geometries'][number]),
   };
 }

@@ -1,5 +1,5 @@
 import { groupReachesOther, subsetDataset } from './cross-folder-duplicates.js';
-import type { PreprocessedDataset } from './preprocessed-dataset.js';
+import { concatenate, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 
 /** What another folder added to the training split, and what it could not add. */
 export interface ExtraTrainingRecord {
@@ -34,18 +34,22 @@ export function mergeExtraTrainingData(
   dir: string,
   threshold: number,
 ): MergedTrainingData {
-  if (extra.params.size !== main.params.size) throw new Error('extra training data must be preprocessed like the main dataset');
+  if (JSON.stringify(extra.params) !== JSON.stringify(main.params)) throw new Error('extra training data must be preprocessed like the main dataset');
   const reachesMain = groupReachesOther(extra, main, threshold);
   const keptIndices = reachesMain.flatMap((hit, j) => (hit ? [] : [j]));
   const keptSet = subsetDataset(extra, keptIndices);
   const mainCount = main.files.length;
-  const pixels = new Uint8Array(main.pixels.length + keptSet.pixels.length);
-  pixels.set(main.pixels);
-  pixels.set(keptSet.pixels, main.pixels.length);
+  const pixels = concatenate(main.pixels, keptSet.pixels);
   const kept: Record<string, number> = {};
   for (const file of keptSet.files) kept[file.label] = (kept[file.label] ?? 0) + 1;
   return {
-    dataset: { ...main, files: [...main.files, ...keptSet.files], pixels, geometries: [...main.geometries, ...keptSet.geometries] },
+    dataset: {
+      ...main,
+      files: [...main.files, ...keptSet.files],
+      pixels,
+      ...(main.matchPixels ? { matchPixels: concatenate(matchingPixels(main), matchingPixels(keptSet)) } : {}),
+      geometries: [...main.geometries, ...keptSet.geometries],
+    },
     extraIndices: keptIndices.map((_, k) => mainCount + k),
     record: {
       dir,

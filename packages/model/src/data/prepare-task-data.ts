@@ -6,7 +6,7 @@ import { listImagesByFolder, listLabeledImages, type DatasetListing } from './da
 import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { defaultPreprocessParams } from './preprocess.js';
-import { loadPreprocessedDataset, type PreprocessedDataset } from './preprocessed-dataset.js';
+import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
 
 export interface PrepareOptions {
@@ -87,7 +87,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     ({ dataset: mainDataset, record: excluded } = withoutNearDuplicatesOf(loaded, otherSet, options.excludeNearDuplicatesOf, threshold));
     if (mainDataset.files.length === 0) throw new Error(`every image of ${options.dataDir} has a near-duplicate in ${options.excludeNearDuplicatesOf}`);
   }
-  const groups = groupNearDuplicates(signatures(mainDataset.pixels, mainDataset.files.length, params.size), threshold);
+  const groups = groupNearDuplicates(signatures(matchingPixels(mainDataset), mainDataset.files.length, params.size), threshold);
   const splitOptions = { seed: options.seed, fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS };
   const reused = options.savedSplit ? reuseSplit(mainDataset.files, groups.groupOf, options.savedSplit, splitOptions) : undefined;
   const drawn = reused ?? splitByGroups(mainDataset.files, groups.groupOf, splitOptions);
@@ -126,8 +126,8 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
       cacheDir: options.cacheDir,
       onProgress: (d, t) => options.onProgress?.('preprocess test', d, t),
     });
-    const testSigs = signatures(testSet.pixels, testSet.files.length, params.size);
-    const trainingSigs = signatures(dataset.pixels, dataset.files.length, params.size);
+    const testSigs = signatures(matchingPixels(testSet), testSet.files.length, params.size);
+    const trainingSigs = signatures(matchingPixels(dataset), dataset.files.length, params.size);
     prepared.external = { dataset: testSet, hasDuplicateInTraining: hasNearDuplicateIn(testSigs, trainingSigs, threshold) };
   }
   return prepared;
@@ -149,12 +149,7 @@ export function trainingSetFingerprint(prepared: PreparedTaskData): string {
 export function crossSplitDuplicates(prepared: PreparedTaskData): number {
   const { dataset, indices, duplicateThreshold } = prepared;
   const size = dataset.params.size;
-  const area = size * size;
-  const pick = (idx: number[]) => {
-    const pixels = new Uint8Array(idx.length * area);
-    idx.forEach((i, k) => pixels.set(dataset.pixels.subarray(i * area, (i + 1) * area), k * area));
-    return signatures(pixels, idx.length, size);
-  };
+  const pick = (idx: number[]) => signatures(imagesAt(matchingPixels(dataset), idx, size), idx.length, size);
   const train = pick(indices.train);
   let count = 0;
   for (const other of [indices.val, indices.test]) {

@@ -34,6 +34,12 @@ export interface PreprocessOptions {
   claheMaxSlope?: number;
 }
 
+/** The same preprocessing without the contrast equalisation: what near-duplicate search compares. */
+export function withoutEqualisation(params: PreprocessParams): PreprocessParams {
+  const { clahe: _clahe, ...plain } = params;
+  return plain;
+}
+
 export function defaultPreprocessParams(size: number, options: PreprocessOptions = {}): PreprocessParams {
   const params: PreprocessParams = { version: PREPROCESS_VERSION, size, trimThreshold: 20, trimMinShare: 0.01 };
   if (options.claheMaxSlope) params.clahe = { tile: Math.max(2, Math.round(size / 6)), maxSlope: options.claheMaxSlope };
@@ -159,8 +165,11 @@ export async function preprocessGrey(image: GreyImage, params: PreprocessParams)
   };
 }
 
-/** A separate pipeline, so that the equalisation sees the resized pixels (sharp orders its own operations). */
-async function equaliseLocally(pixels: Buffer, size: number, clahe: ClaheParams): Promise<Buffer> {
+/**
+ * Local contrast equalisation of a resized size × size image. A separate pipeline, so that it sees the
+ * resized pixels (sharp orders its own operations).
+ */
+export async function equaliseLocally(pixels: Uint8Array, size: number, clahe: ClaheParams): Promise<Buffer> {
   return sharp(pixels, { raw: { width: size, height: size, channels: 1 } })
     .clahe({ width: clahe.tile, height: clahe.tile, maxSlope: clahe.maxSlope })
     .toColourspace('b-w')

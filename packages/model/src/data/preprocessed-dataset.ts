@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { DatasetListing, LabeledFile } from './dataset-folder.js';
-import { preprocessImage, type InputGeometry, type PreprocessParams } from './preprocess.js';
+import { equaliseLocally, preprocessImage, withoutEqualisation, type InputGeometry, type PreprocessParams } from './preprocess.js';
 
 /** Every image of a listing, preprocessed once; an epoch reads these pixels and never decodes a file. */
 export interface PreprocessedDataset {
@@ -13,6 +13,33 @@ export interface PreprocessedDataset {
   geometries: InputGeometry[];
   /** Files that could not be decoded, with the reason. */
   rejected: { relPath: string; reason: string }[];
+  /**
+   * With contrast equalisation (params.clahe), the same images before it. Near-duplicate search
+   * compares these, so that which images count as copies, and so every split, does not depend on
+   * the preprocessing option a model was trained with. Absent otherwise: `pixels` serve.
+   */
+  matchPixels?: Uint8Array;
+}
+
+/** The size × size images at `indices` of a pixel array, in that order. */
+export function imagesAt(pixels: Uint8Array, indices: readonly number[], size: number): Uint8Array {
+  const area = size * size;
+  const out = new Uint8Array(indices.length * area);
+  indices.forEach((i, k) => out.set(pixels.subarray(i * area, (i + 1) * area), k * area));
+  return out;
+}
+
+/** Two pixel arrays, one after the other. */
+export function concatenate(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The pixels near-duplicate search compares (see PreprocessedDataset.matchPixels). */
+export function matchingPixels(dataset: PreprocessedDataset): Uint8Array {
+  return dataset.matchPixels ?? dataset.pixels;
 }
 
 interface CacheIndex {
@@ -36,12 +63,26 @@ function cacheKey(listing: DatasetListing, params: PreprocessParams): string {
   return hash.digest('hex').slice(0, 24);
 }
 
-/** Preprocesses a listing, reading and writing a cache under cacheDir when given. */
+/**
+ * Preprocesses a listing, reading and writing a cache under cacheDir when given. With contrast
+ * equalisation, the cached images are those without it, equalised on loading: the same steps in the
+ * same order as preprocessImage, so training and serving still see identical pixels.
+ */
 export async function loadPreprocessedDataset(
   listing: DatasetListing,
   params: PreprocessParams,
   options: PreprocessOptions = {},
 ): Promise<PreprocessedDataset> {
+  if (params.clahe) {
+    const clahe = params.clahe;
+    const plain = await loadPreprocessedDataset(listing, withoutEqualisation(params), options);
+    const area = params.size * params.size;
+    const pixels = new Uint8Array(plain.pixels.length);
+    for (let i = 0; i < plain.files.length; i++) {
+      pixels.set(await equaliseLocally(plain.pixels.subarray(i * area, (i + 1) * area), params.size, clahe), i * area);
+    }
+    return { ...plain, params, pixels, matchPixels: plain.pixels };
+  }
   const key = cacheKey(listing, params);
   const cached = options.cacheDir ? await readCache(options.cacheDir, key) : undefined;
   if (cached) return cached;

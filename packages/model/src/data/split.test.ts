@@ -121,6 +121,26 @@ describe('extra training data', () => {
     expect(merged.dataset.pixels.subarray(0, 6 * area)).toEqual(main.pixels);
   });
 
+  it('compares the images before contrast equalisation, where a dataset has them', () => {
+    // Model inputs that share nothing (noise), over the images near-duplicate search must compare.
+    const noisy = (d: PreprocessedDataset, seed: number): PreprocessedDataset => {
+      const random = createRandom(seed);
+      return { ...d, pixels: d.pixels.map(() => Math.floor(random() * 256)), matchPixels: d.pixels };
+    };
+    const [equalisedMain, equalisedExtra] = [noisy(main, 1), noisy(extra, 2)];
+    const merged = mergeExtraTrainingData(equalisedMain, equalisedExtra, '/extra', DEFAULT_DUPLICATE_THRESHOLD);
+    expect(merged.record.files.map((f) => f.relPath)).toEqual(['tumor/2.png', 'tumor/3.png', 'no_tumor/4.png']);
+    const area = side * side;
+    expect(merged.dataset.matchPixels?.subarray(6 * area, 7 * area)).toEqual(fresh);
+    expect(merged.dataset.pixels.subarray(6 * area, 7 * area)).toEqual(equalisedExtra.pixels.subarray(2 * area, 3 * area));
+    const { dataset: kept, record } = withoutNearDuplicatesOf(equalisedExtra, equalisedMain, '/main', DEFAULT_DUPLICATE_THRESHOLD);
+    expect(record.dropped).toEqual(['tumor/0.png', 'no_tumor/1.png']);
+    expect(kept.matchPixels?.subarray(0, area)).toEqual(fresh);
+    // The other way round: copies among the model inputs only are not copies.
+    const swapped = (d: PreprocessedDataset, seed: number): PreprocessedDataset => ({ ...noisy(d, seed), pixels: d.pixels, matchPixels: noisy(d, seed).pixels });
+    expect(withoutNearDuplicatesOf(swapped(extra, 2), swapped(main, 1), '/main', DEFAULT_DUPLICATE_THRESHOLD).record.dropped).toEqual([]);
+  });
+
   it('refuses data preprocessed to another size', () => {
     const other = { ...extra, params: defaultPreprocessParams(64) };
     expect(() => mergeExtraTrainingData(main, other, '/extra', DEFAULT_DUPLICATE_THRESHOLD)).toThrow(/preprocessed like/);

@@ -1,7 +1,7 @@
 import { subsetDataset } from '../data/cross-folder-duplicates.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { groupNearDuplicates, hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
-import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
+import { loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
 import type { LoadedModel } from '../model/loaded-model.js';
@@ -117,8 +117,7 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
 
 /** Near-duplicate group ids of some images of a dataset, among those images only. */
 function nearDuplicateGroups(dataset: PreprocessedDataset, indices: readonly number[]): Int32Array {
-  const { pixels } = subsetDataset(dataset, indices);
-  return groupNearDuplicates(signatures(pixels, indices.length, dataset.params.size)).groupOf;
+  return groupNearDuplicates(signatures(matchingPixels(subsetDataset(dataset, indices)), indices.length, dataset.params.size)).groupOf;
 }
 
 /** Which images of a folder {@link evaluateModel} evaluates. */
@@ -152,7 +151,7 @@ export async function evaluateModel(
   if (!options.withoutCopiesIn) return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines, asDetection: detection }), rejected: dataset.rejected };
   const reference = await loadPreprocessedDataset(options.withoutCopiesIn, preprocessing, { cacheDir: options.cacheDir });
   const size = preprocessing.size;
-  const copies = hasNearDuplicateIn(signatures(dataset.pixels, dataset.files.length, size), signatures(reference.pixels, reference.files.length, size));
+  const copies = hasNearDuplicateIn(signatures(matchingPixels(dataset), dataset.files.length, size), signatures(matchingPixels(reference), reference.files.length, size));
   const indices = copies.flatMap((copy, i) => (copy ? [] : [i]));
   if (indices.length === 0) throw new Error('every image has a near-duplicate among the images to leave out: nothing left to evaluate');
   return {
