@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inputBatch, toModelInput } from '../packages/model/src/data/model-input.js';
 import { decodeGrey } from '../packages/model/src/data/decode-image.js';
@@ -8,7 +9,6 @@ import { ImageDecodeError } from '../packages/model/src/data/image-decode-error.
 import { loadPreprocessedDataset } from '../packages/model/src/data/preprocessed-dataset.js';
 import { defaultPreprocessParams, preprocessImage } from '../packages/model/src/data/preprocess.js';
 import type { DatasetListing } from '../packages/model/src/data/dataset-folder.js';
-import sharp from 'sharp';
 import { datasetsDir } from './helpers/repo-paths.js';
 
 /** Standard deviation of the grey levels of the middle half of a square image. */

@@ -47,7 +47,8 @@ export function mergeExtraTrainingData(
       ...main,
       files: [...main.files, ...keptSet.files],
       pixels,
-      ...(main.matchPixels ? { matchPixels: concatenate(matchingPixels(main), matchingPixels(keptSet)) } : {}),
+      // Both or neither have them: the two are preprocessed alike.
+      ...(main.matchPixels ? { matchPixels: concatenate(main.matchPixels, matchingPixels(keptSet)) } : {}),
       geometries: [...main.geometries, ...keptSet.geometries],
     },
     extraIndices: keptIndices.map((_, k) => mainCount + k),

@@ -137,7 +137,7 @@ describe('extra training data', () => {
     expect(record.dropped).toEqual(['tumor/0.png', 'no_tumor/1.png']);
     expect(kept.matchPixels?.subarray(0, area)).toEqual(fresh);
     // The other way round: copies among the model inputs only are not copies.
-    const swapped = (d: PreprocessedDataset, seed: number): PreprocessedDataset => ({ ...noisy(d, seed), pixels: d.pixels, matchPixels: noisy(d, seed).pixels });
+    const swapped = (d: PreprocessedDataset, seed: number): PreprocessedDataset => ({ ...d, matchPixels: noisy(d, seed).pixels });
     expect(withoutNearDuplicatesOf(swapped(extra, 2), swapped(main, 1), '/main', DEFAULT_DUPLICATE_THRESHOLD).record.dropped).toEqual([]);
   });
 
