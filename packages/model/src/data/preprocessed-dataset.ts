@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { forEachConcurrently } from '../util/concurrently.js';
 import type { DatasetListing, LabeledFile } from './dataset-folder.js';
 import { equaliseLocally, preprocessImage, withoutEqualisation, type InputGeometry, type PreprocessParams } from './preprocess.js';
 
@@ -78,9 +79,9 @@ export async function loadPreprocessedDataset(
     const plain = await loadPreprocessedDataset(listing, withoutEqualisation(params), options);
     const area = params.size * params.size;
     const pixels = new Uint8Array(plain.pixels.length);
-    for (let i = 0; i < plain.files.length; i++) {
+    await forEachConcurrently(plain.files.length, options.concurrency ?? 8, async (i) => {
       pixels.set(await equaliseLocally(plain.pixels.subarray(i * area, (i + 1) * area), params.size, clahe), i * area);
-    }
+    });
     return { ...plain, params, pixels, matchPixels: plain.pixels };
   }
   const key = cacheKey(listing, params);
@@ -97,22 +98,17 @@ async function preprocessAll(
   { concurrency = 8, onProgress }: PreprocessOptions,
 ): Promise<PreprocessedDataset> {
   const results: ({ pixels: Uint8Array; geometry: InputGeometry } | { reason: string })[] = new Array(files.length);
-  let next = 0;
   let done = 0;
-  const work = async () => {
-    while (next < files.length) {
-      const index = next++;
-      const file = files[index] as LabeledFile;
-      try {
-        const out = await preprocessImage(await readFile(file.path), params);
-        results[index] = { pixels: out.pixels, geometry: out.geometry };
-      } catch (error) {
-        results[index] = { reason: (error as Error).message };
-      }
-      onProgress?.(++done, files.length);
+  await forEachConcurrently(files.length, concurrency, async (index) => {
+    const file = files[index] as LabeledFile;
+    try {
+      const out = await preprocessImage(await readFile(file.path), params);
+      results[index] = { pixels: out.pixels, geometry: out.geometry };
+    } catch (error) {
+      results[index] = { reason: (error as Error).message };
     }
-  };
-  await Promise.all(Array.from({ length: concurrency }, work));
+    onProgress?.(++done, files.length);
+  });
   const area = params.size * params.size;
   const kept: LabeledFile[] = [];
   const geometries: InputGeometry[] = [];
