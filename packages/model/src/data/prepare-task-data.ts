@@ -25,7 +25,7 @@ export interface PrepareOptions {
    */
   excludeNearDuplicatesOf?: string;
   inputSize: number;
-  /** Local contrast equalisation with this contrast limit (see PreprocessOptions); absent: off. */
+  /** Local contrast equalisation with this contrast limit (see PreprocessChoices); absent: off. */
   claheMaxSlope?: number;
   seed: number;
   /** A saved split to reuse instead of drawing one with `seed` (see reuseSplit). */

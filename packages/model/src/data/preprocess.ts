@@ -29,7 +29,7 @@ export interface ClaheParams {
   maxSlope: number;
 }
 
-export interface PreprocessOptions {
+export interface PreprocessChoices {
   /** Turns on local contrast equalisation with this contrast limit (e.g. 3); regions are a sixth of the input. */
   claheMaxSlope?: number;
 }
@@ -40,7 +40,7 @@ export function withoutEqualisation(params: PreprocessParams): PreprocessParams 
   return plain;
 }
 
-export function defaultPreprocessParams(size: number, options: PreprocessOptions = {}): PreprocessParams {
+export function defaultPreprocessParams(size: number, options: PreprocessChoices = {}): PreprocessParams {
   const params: PreprocessParams = { version: PREPROCESS_VERSION, size, trimThreshold: 20, trimMinShare: 0.01 };
   if (options.claheMaxSlope) params.clahe = { tile: Math.max(2, Math.round(size / 6)), maxSlope: options.claheMaxSlope };
   return params;

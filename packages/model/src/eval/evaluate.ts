@@ -1,7 +1,6 @@
-import { subsetDataset } from '../data/cross-folder-duplicates.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { groupNearDuplicates, hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
-import { loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
+import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
 import type { LoadedModel } from '../model/loaded-model.js';
@@ -77,15 +76,12 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
   const classes = manifest.classes;
   const labelClasses = options.asDetection ? DETECTION_CLASSES : classes;
   const camClass = manifest.heatmapClass ? classes.indexOf(manifest.heatmapClass) : -1;
-  const area = manifest.inputSize * manifest.inputSize;
   const batchSize = options.batchSize ?? 32;
   const probabilities = new Float32Array(indices.length * classes.length);
   const located: LocatedOutline[] = [];
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = indices.slice(start, start + batchSize);
-    const pixels = new Uint8Array(batch.length * area);
-    batch.forEach((index, i) => pixels.set(dataset.pixels.subarray(index * area, (index + 1) * area), i * area));
-    const out = model.forwardPass.run(pixels, batch.length, camClass);
+    const out = model.forwardPass.run(imagesAt(dataset.pixels, batch, manifest.inputSize), batch.length, camClass);
     probabilities.set(out.probabilities, start * classes.length);
     batch.forEach((index, i) => {
       const entry = options.outlines?.[dataset.files[index]!.relPath];
@@ -117,7 +113,8 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
 
 /** Near-duplicate group ids of some images of a dataset, among those images only. */
 function nearDuplicateGroups(dataset: PreprocessedDataset, indices: readonly number[]): Int32Array {
-  return groupNearDuplicates(signatures(matchingPixels(subsetDataset(dataset, indices)), indices.length, dataset.params.size)).groupOf;
+  const size = dataset.params.size;
+  return groupNearDuplicates(signatures(imagesAt(matchingPixels(dataset), indices, size), indices.length, size)).groupOf;
 }
 
 /** Which images of a folder {@link evaluateModel} evaluates. */
