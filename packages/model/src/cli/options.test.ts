@@ -5,6 +5,7 @@ import { augmentationOption, fractionOption, nonNegativeOption } from './options
 describe('augmentationOption', () => {
   it('reads numbers and booleans key by key', () => {
     expect(augmentationOption('rotateDeg=20, scale=0.15,flip=false')).toEqual({ rotateDeg: 20, scale: 0.15, flip: false });
+    expect(augmentationOption('gamma=0.3,sharpen=0.5,noise=0.02')).toEqual({ gamma: 0.3, sharpen: 0.5, noise: 0.02 });
   });
 
   it('names the known keys when one is unknown', () => {

@@ -35,7 +35,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--convs-per-block <n>', 'convolutions per block', intOption)
     .option('--residual', 'residual blocks: each block adds its input (1×1 projected where the width changes) before its last ReLU')
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
-    .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1', augmentationOption)
+    .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1,gamma=0.3,sharpen=0.5,noise=0.02', augmentationOption)
     .option('--weight-by-group', 'in the loss, each near-duplicate group of training images weighs as one image (class totals kept)')
     .option('--outline-guidance <weight>', "on outlined training images, a loss term of this weight (e.g. 0.2) asks the classifier's activation map to lie inside the outline (needs --outlines; 0: off)", nonNegativeOption, 0)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/index.js';
 import type { PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import { createRandom } from '../util/random.js';
-import { augmentBatch, augmentWithMasks } from './augmentation.js';
+import { DEFAULT_AUGMENTATION, augmentBatch, augmentWithMasks } from './augmentation.js';
 import { outlineGuidanceLoss, outlineMasks } from './outline-guidance.js';
 
 beforeAll(async () => {
@@ -73,7 +73,7 @@ describe('the outline guidance loss', () => {
 });
 
 describe('augmentation with masks', () => {
-  const config = { flip: true, rotateDeg: 20, scale: 0.1, shift: 0.1, brightness: 0.2, contrast: 0.3 };
+  const config = { ...DEFAULT_AUGMENTATION, flip: true, rotateDeg: 20, scale: 0.1, shift: 0.1, brightness: 0.2, contrast: 0.3 };
 
   it('gives the images augmentBatch gives, and moves each mask as its image', () => {
     const [plain, withMasks, moved, movedAlone] = tf.tidy(() => {
