@@ -36,6 +36,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--residual', 'residual blocks: each block adds its input (1×1 projected where the width changes) before its last ReLU')
     .option('--dropout <p>', 'dropout before the classifier', fractionOption)
     .option('--augmentation <list>', 'changes to the default augmentation, e.g. rotateDeg=20,scale=0.15,shift=0.1,gamma=0.3,sharpen=0.5,noise=0.02', augmentationOption)
+    .option('--balance-extra-train-data', "in the loss, balance the classes of --extra-train-data's images among themselves too, so neither source moves the other's prior")
+    .option('--extra-per-epoch <n>', "each epoch trains on n of --extra-train-data's images, drawn afresh, besides all of --data's training images", intOption)
     .option('--weight-by-group', 'in the loss, each near-duplicate group of training images weighs as one image (class totals kept)')
     .option('--outline-guidance <weight>', "on outlined training images, a loss term of this weight (e.g. 0.2) asks the classifier's activation map to lie inside the outline (needs --outlines; 0: off)", nonNegativeOption, 0)
     .option('--mixup <alpha>', 'blend image pairs and their targets by a Beta(alpha, alpha) weight, e.g. 0.2 (0: off)', nonNegativeOption, 0)
@@ -82,6 +84,8 @@ export function registerTrainCommand(program: Command): void {
         augmentation: opts.augmentation as Partial<AugmentationConfig> | undefined,
         mixup: opts.mixup as number,
         weightByGroup: opts.weightByGroup === true,
+        balanceExtraTrainData: opts.balanceExtraTrainData === true,
+        extraPerEpoch: opts.extraPerEpoch as number | undefined,
         outlineGuidance: opts.outlineGuidance as number,
         sharpness: opts.sharpness as number,
         selectBy: opts.selectBy as SelectBy,

@@ -51,6 +51,10 @@ export interface TrainingRecord {
   mixup?: number;
   /** Each near-duplicate group of training images weighed as one image (groupBalancedWeights). */
   weightByGroup?: boolean;
+  /** The extra training images' classes balanced among themselves too (sourceBalancedWeights). */
+  balanceExtraTrainData?: boolean;
+  /** Extra training images drawn afresh for each epoch, besides all the main ones; absent: all of them every epoch. */
+  extraPerEpoch?: number;
   /** Outline guidance of the classifier's activation map on outlined training images (outline-guidance.ts). */
   outlineGuidance?: { weight: number; outlinedImages: number };
   /** Sharpness-aware minimisation's radius rho; absent: plain steps. */

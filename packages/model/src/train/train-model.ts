@@ -12,9 +12,10 @@ import { coarseLabelMasks } from './coarse-labels.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { groupBalancedWeights } from './group-weights.js';
+import { sourceBalancedWeights } from './source-balance.js';
 import { initialiseFrom } from './initial-weights.js';
 import { outlineGuidanceFor } from './outline-guidance.js';
-import { adamFor, readWeights, runTrainingLoop, validationScore, writeWeights, type EpochRecord, type LoopState, type SelectBy } from './training-loop.js';
+import { adamFor, imagesPerEpoch, readWeights, runTrainingLoop, validationScore, writeWeights, type EpochRecord, type LoopState, type SelectBy } from './training-loop.js';
 import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 import { writeTrainedArtifact } from './write-artifact.js';
 
@@ -62,6 +63,10 @@ export interface TrainOptions extends ServingViewOptions {
   mixup?: number;
   /** Weigh each near-duplicate group of training images as one image in the loss (see groupBalancedWeights). */
   weightByGroup?: boolean;
+  /** Balance the extra training images' classes among themselves too (see sourceBalancedWeights). */
+  balanceExtraTrainData?: boolean;
+  /** Each epoch trains on this many of the extra training images, drawn afresh, besides all the main ones; absent: all. */
+  extraPerEpoch?: number;
   /** Weight of the outline guidance term (outline-guidance.ts; needs outlinesFile); 0 or absent: off. */
   outlineGuidance?: number;
   /** Sharpness-aware minimisation's radius (0 or absent: off); each step then costs two gradient passes. */
@@ -100,6 +105,13 @@ function classWeights(labels: Int32Array, train: number[], numClasses: number): 
   const counts = new Array<number>(numClasses).fill(0);
   for (const i of train) counts[labels[i] as number]! += 1;
   return counts.map((c) => (c === 0 ? 0 : train.length / (numClasses * c)));
+}
+
+/** The product of the per-image weights given, or undefined when none is. */
+function multiplied(factors: (Float32Array | undefined)[]): Float32Array | undefined {
+  const given = factors.filter((f): f is Float32Array => f !== undefined);
+  if (given.length === 0) return undefined;
+  return given.reduce((acc, f) => acc.map((w, i) => w * (f[i] as number)));
 }
 
 /** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
@@ -160,6 +172,17 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   // (its own class mix, and a look the model can tell apart) must not move the prior on the main source.
   const mainTrain = indices.train.filter((i) => i < prepared.split.assignments.length);
   const weightsPerClass = classWeights(labels, mainTrain, classes.length);
+  const extraTrain = indices.train.filter((i) => i >= prepared.split.assignments.length);
+  if ((options.balanceExtraTrainData || options.extraPerEpoch !== undefined) && !options.extraTrainDir) {
+    throw new Error('--balance-extra-train-data and --extra-per-epoch need --extra-train-data');
+  }
+  const sampleWeights = multiplied([
+    options.weightByGroup ? groupBalancedWeights(labels, (i) => prepared.split.assignments[i]?.group, indices.train) : undefined,
+    options.balanceExtraTrainData ? sourceBalancedWeights(labels, weightsPerClass, extraTrain) : undefined,
+  ]);
+  const epochData = options.extraPerEpoch !== undefined
+    ? { train: mainTrain, sampled: { indices: extraTrain, perEpoch: options.extraPerEpoch } }
+    : { train: indices.train };
   const shared = new SharedArrayBuffer(dataset.pixels.byteLength);
   new Uint8Array(shared).set(dataset.pixels);
   const guidance = options.outlineGuidance && options.outlinesFile
@@ -175,7 +198,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     size: inputSize,
     numClasses: classes.length,
     classWeights: weightsPerClass,
-    ...(options.weightByGroup ? { sampleWeights: groupBalancedWeights(labels, (i) => prepared.split.assignments[i]?.group, indices.train) } : {}),
+    ...(sampleWeights ? { sampleWeights } : {}),
     ...(guidance ? { outlineGuidance: guidance.init } : {}),
     labelSmoothing: 0.05,
     mixup: options.mixup ?? 0,
@@ -197,7 +220,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       model,
       optimizer,
       pool,
-      { train: indices.train, val: indices.val, labels, numClasses: classes.length },
+      { ...epochData, val: indices.val, labels, numClasses: classes.length },
       {
         epochs,
         batchSize,
@@ -229,7 +252,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   }
   writeWeights(model, state.bestWeights);
   const seconds = (Date.now() - started) / 1000;
-  const trainedImages = state.history.length * indices.train.length;
+  const trainedImages = state.history.length * imagesPerEpoch(epochData.train, epochData.sampled);
   const trainingSeconds = state.history.reduce((s, h) => s + h.seconds, 0);
   const manifest = await writeTrainedArtifact({
     model,
@@ -252,6 +275,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
       augmentation: { ...augmentation },
       ...(options.mixup ? { mixup: options.mixup } : {}),
       ...(options.weightByGroup ? { weightByGroup: true } : {}),
+      ...(options.balanceExtraTrainData ? { balanceExtraTrainData: true } : {}),
+      ...(options.extraPerEpoch !== undefined ? { extraPerEpoch: options.extraPerEpoch } : {}),
       ...(guidance ? { outlineGuidance: guidance.record } : {}),
       ...(options.sharpness ? { sharpness: options.sharpness } : {}),
       ...(options.selectBy === 'loss' || options.selectBy === 'last' ? { selectBy: options.selectBy } : {}),

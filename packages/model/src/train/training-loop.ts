@@ -101,6 +101,26 @@ export function adamFor(model: tf.LayersModel): FlatAdam {
   return new FlatAdam(model.trainableWeights.map((w) => ({ name: w.name, size: (w.shape as number[]).reduce((a, b) => a * b, 1) })));
 }
 
+/** Images drawn afresh each epoch, without replacement, from a larger pool (e.g. extra training data). */
+export interface SampledImages {
+  indices: number[];
+  perEpoch: number;
+}
+
+/**
+ * One epoch's training images in the order they are used: every image of `train`, plus `perEpoch` of
+ * `sampled` drawn anew; without `sampled` the same order as shuffling `train` alone.
+ */
+export function epochImages(train: readonly number[], sampled: SampledImages | undefined, random: () => number): number[] {
+  const drawn = sampled ? shuffleInPlace([...sampled.indices], random).slice(0, sampled.perEpoch) : [];
+  return shuffleInPlace([...train, ...drawn], random);
+}
+
+/** How many images an epoch trains on. */
+export function imagesPerEpoch(train: readonly number[], sampled: SampledImages | undefined): number {
+  return train.length + (sampled ? Math.min(sampled.perEpoch, sampled.indices.length) : 0);
+}
+
 /**
  * Synchronous data-parallel training: each step splits the batch over the workers, averages their
  * gradients (weighted by shard size) and batch-norm statistics, and applies Adam once in this thread.
@@ -110,12 +130,12 @@ export async function runTrainingLoop(
   model: tf.LayersModel,
   optimizer: FlatAdam,
   pool: GradientWorkerPool,
-  data: { train: number[]; val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
+  data: { train: number[]; sampled?: SampledImages; val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
   options: LoopOptions,
   state: LoopState,
 ): Promise<LoopState> {
   const positions = weightPositions(model);
-  const stepsPerEpoch = Math.ceil(data.train.length / options.batchSize);
+  const stepsPerEpoch = Math.ceil(imagesPerEpoch(data.train, data.sampled) / options.batchSize);
   const average = options.averageDecay
     ? new WeightAverage(options.averageDecay, state.average?.values ?? readWeights(model), state.average?.steps ?? 0)
     : undefined;
@@ -127,7 +147,7 @@ export async function runTrainingLoop(
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
-    const order = shuffleInPlace([...data.train], createRandom(options.seed * 1000 + epoch));
+    const order = epochImages(data.train, data.sampled, createRandom(options.seed * 1000 + epoch));
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
