@@ -116,6 +116,24 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     await expect(trainModel({ ...tiny, outDir: path.join(work, 'joined-again'), splitFile: joinedSplit })).rejects.toThrow(/no images in validation.*--select-by last/);
   });
 
+  it('trains each epoch on all main images and part of the extra ones, and refuses the extra-data flags without extra data', async () => {
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 2, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
+    await expect(trainModel({ ...tiny, outDir: path.join(work, 'sampled-none'), extraPerEpoch: 8 })).rejects.toThrow(/--extra-per-epoch needs --extra-train-data/);
+    await expect(trainModel({ ...tiny, outDir: path.join(work, 'balanced-none'), balanceExtraTrainData: true })).rejects.toThrow(/--balance-extra-train-data needs --extra-train-data/);
+    let stepsPerEpoch = 0;
+    const { manifest, prepared } = await trainModel({
+      ...tiny, outDir: path.join(work, 'sampled'), extraTrainDir: path.join(root as string, 'brain-mri-4class', 'Training'),
+      extraPerEpoch: 8, balanceExtraTrainData: true, batchSize: 8, onStep: (_done, steps) => { stepsPerEpoch = steps; },
+    });
+    const main = prepared.indices.train.filter((i) => i < prepared.split.assignments.length).length;
+    const extra = prepared.indices.train.length - main;
+    expect(extra).toBeGreaterThanOrEqual(16);
+    expect(manifest.training).toMatchObject({ extraPerEpoch: 8, balanceExtraTrainData: true });
+    // Each epoch: the main training images and 8 extra ones, not all the extra images.
+    expect(stepsPerEpoch).toBe(Math.ceil((main + 8) / 8));
+    expect(stepsPerEpoch).toBeLessThan(Math.ceil((main + extra) / 8));
+  });
+
   it('guides the activation map by the outlines of the training images when told, and refuses without outlines', async () => {
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 96, workers: 1, cacheDir: path.join(work, 'cache') };
     const outlinesFile = path.join(br35h, 'annotations/tumor-outlines.json');

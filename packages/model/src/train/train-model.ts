@@ -119,6 +119,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   checkServingViews(options);
   if (options.outlineGuidance && !options.outlinesFile) throw new Error('outline guidance needs the outlines: add --outlines');
   if (options.outlineGuidance && options.mixup) throw new Error('outline guidance cannot follow blended images: drop --mixup');
+  if (!options.extraTrainDir && options.balanceExtraTrainData) throw new Error('--balance-extra-train-data needs --extra-train-data');
+  if (!options.extraTrainDir && options.extraPerEpoch !== undefined) throw new Error('--extra-per-epoch needs --extra-train-data');
   if (options.validationJoinsTraining && options.selectBy !== 'last') {
     throw new Error('with the validation images in training nothing can pick the best epoch or stop early: add --select-by last');
   }
@@ -173,9 +175,6 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const mainTrain = indices.train.filter((i) => i < prepared.split.assignments.length);
   const weightsPerClass = classWeights(labels, mainTrain, classes.length);
   const extraTrain = indices.train.filter((i) => i >= prepared.split.assignments.length);
-  if ((options.balanceExtraTrainData || options.extraPerEpoch !== undefined) && !options.extraTrainDir) {
-    throw new Error('--balance-extra-train-data and --extra-per-epoch need --extra-train-data');
-  }
   const sampleWeights = multiplied([
     options.weightByGroup ? groupBalancedWeights(labels, (i) => prepared.split.assignments[i]?.group, indices.train) : undefined,
     options.balanceExtraTrainData ? sourceBalancedWeights(labels, weightsPerClass, extraTrain) : undefined,
