@@ -105,8 +105,9 @@ export function registerTrainCommand(program: Command): void {
         onEpoch: (e) => {
           steps.stop();
           epochLabel = e.epoch + 1;
+          const validation = Number.isFinite(e.valLoss) ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy.toFixed(4)}` : '';
           process.stderr.write(
-            `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)} val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy.toFixed(4)} lr ${e.learningRate.toExponential(2)} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`,
+            `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}${validation} lr ${e.learningRate.toExponential(2)} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`,
           );
         },
       });

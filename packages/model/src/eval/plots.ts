@@ -21,14 +21,19 @@ export interface HistoryPoint {
   member?: string;
 }
 
-/** Loss and accuracy per epoch, training and validation, side by side; one row per ensemble member. */
+/**
+ * Loss and accuracy per epoch, training and validation, side by side; one row per ensemble member.
+ * A run without validation images (NaN in memory, null once saved as JSON) draws training curves only.
+ */
 export function trainingCurvesSvg(history: HistoryPoint[]): Promise<string> {
-  const rows = history.flatMap((h) => [
-    { epoch: h.epoch, member: h.member, metric: 'loss', split: 'train', value: h.loss },
-    { epoch: h.epoch, member: h.member, metric: 'loss', split: 'validation', value: h.valLoss },
-    { epoch: h.epoch, member: h.member, metric: 'accuracy', split: 'train', value: h.accuracy },
-    { epoch: h.epoch, member: h.member, metric: 'accuracy', split: 'validation', value: h.valAccuracy },
-  ]);
+  const rows = history
+    .flatMap((h) => [
+      { epoch: h.epoch, member: h.member, metric: 'loss', split: 'train', value: h.loss },
+      { epoch: h.epoch, member: h.member, metric: 'loss', split: 'validation', value: h.valLoss },
+      { epoch: h.epoch, member: h.member, metric: 'accuracy', split: 'train', value: h.accuracy },
+      { epoch: h.epoch, member: h.member, metric: 'accuracy', split: 'validation', value: h.valAccuracy },
+    ])
+    .filter((row) => Number.isFinite(row.value));
   const byMember = history.some((h) => h.member !== undefined);
   return toSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
