@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import { trainLocator } from '../train/train-locator.js';
 import { intOption } from './options.js';
+import { epochLine } from './progress.js';
 
 export function registerLocateCommand(program: Command): void {
   program
@@ -22,10 +23,7 @@ export function registerLocateCommand(program: Command): void {
         seed: opts.seed,
         cacheDir: path.resolve(opts.cache),
         command: `btd ${process.argv.slice(2).join(' ')}`,
-        onEpoch: (e) =>
-          process.stderr.write(
-            `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} hit ${e.accuracy.toFixed(4)} val_loss ${e.valLoss.toFixed(4)} val_hit ${e.valAccuracy.toFixed(4)} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`,
-          ),
+        onEpoch: (e) => process.stderr.write(epochLine(e, 'hit')),
       });
       const test = manifest.metrics?.test as { location?: unknown } | undefined;
       process.stdout.write(`${JSON.stringify({ version: manifest.version, locator: manifest.locator, location: test?.location }, null, 2)}\n`);

@@ -53,3 +53,24 @@ export function createProgress(label: string, options: ProgressOptions = {}): Pr
     },
   };
 }
+
+/** What an epoch line shows: a training run's or a locator head's epoch record. */
+export interface EpochLineRecord {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  accuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  seconds: number;
+  isBest: boolean;
+}
+
+/**
+ * One line per epoch on stderr: its training loss and score (`scoreName`, e.g. `acc`), the same on
+ * validation when the run has validation examples (NaN otherwise), then `extra` (e.g. the learning rate).
+ */
+export function epochLine(e: EpochLineRecord, scoreName: string, extra = ''): string {
+  const validation = Number.isFinite(e.valLoss) ? ` val_loss ${e.valLoss.toFixed(4)} val_${scoreName} ${e.valAccuracy.toFixed(4)}` : '';
+  return `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} ${scoreName} ${e.accuracy.toFixed(4)}${validation}${extra} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`;
+}

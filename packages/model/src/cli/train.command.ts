@@ -3,7 +3,7 @@ import path from 'node:path';
 import { isTask } from '../model/tasks.js';
 import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
-import { createProgress } from './progress.js';
+import { createProgress, epochLine } from './progress.js';
 import type { SelectBy } from '../train/training-loop.js';
 import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, selectByOption, withServingViewOptions } from './options.js';
 
@@ -105,10 +105,7 @@ export function registerTrainCommand(program: Command): void {
         onEpoch: (e) => {
           steps.stop();
           epochLabel = e.epoch + 1;
-          const validation = Number.isFinite(e.valLoss) ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy.toFixed(4)}` : '';
-          process.stderr.write(
-            `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}${validation} lr ${e.learningRate.toExponential(2)} ${e.seconds.toFixed(1)}s${e.isBest ? ' *best' : ''}\n`,
-          );
+          process.stderr.write(epochLine(e, 'acc', ` lr ${e.learningRate.toExponential(2)}`));
         },
       });
       process.stdout.write(`${JSON.stringify({ outDir: result.outDir, version: result.manifest.version, metrics: result.manifest.metrics }, null, 2)}\n`);
