@@ -1,4 +1,5 @@
 import { SingleBar, Presets } from 'cli-progress';
+import type { EpochRecord } from '../train/training-loop.js';
 
 /** A progress display: a bar on a terminal, plain lines otherwise. */
 export interface Progress {
@@ -54,20 +55,11 @@ export function createProgress(label: string, options: ProgressOptions = {}): Pr
   };
 }
 
-/** What an epoch line shows: a training run's or a locator head's epoch record. */
-export interface EpochLineRecord {
-  epoch: number;
-  epochs: number;
-  loss: number;
-  accuracy: number;
-  valLoss: number;
-  valAccuracy: number;
-  seconds: number;
-  isBest: boolean;
-}
+/** What an epoch line shows: a training run's or a locator head's epoch record (its learning rate goes in `extra`). */
+export type EpochLineRecord = Omit<EpochRecord, 'learningRate'> & { epochs: number; isBest: boolean };
 
 /**
- * One line per epoch on stderr: its training loss and score (`scoreName`, e.g. `acc`), the same on
+ * The line a command writes per epoch: its training loss and score (`scoreName`, e.g. `acc`), the same on
  * validation when the run has validation examples (NaN otherwise), then `extra` (e.g. the learning rate).
  */
 export function epochLine(e: EpochLineRecord, scoreName: string, extra = ''): string {
