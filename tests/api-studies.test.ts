@@ -50,6 +50,33 @@ describe('POST /v1/studies → result', () => {
     expect(metrics).toContain('btd_submit_to_result_seconds_count 1');
   });
 
+  it('reads a 16-bit PNG export of a slice, with 12 bits used, as the slice itself', async () => {
+    await harness.startWorker();
+    const [slice] = mriSlices('yes', 1);
+    const grey = await sharp(slice!.bytes).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    // Windowing maps the lowest and highest stored values to 0 and 255, so this slice must span them.
+    expect([Math.min(...grey.data), Math.max(...grey.data)]).toEqual([0, 255]);
+    const scanner = Uint16Array.from(grey.data, (v) => v * 16);
+    const png = await sharp(scanner, { raw: { width: grey.info.width, height: grey.info.height, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
+      body: studyForm([
+        { name: slice!.name, bytes: slice!.bytes },
+        { name: 'export-12bit.png', bytes: png, type: 'image/png' },
+      ]),
+    });
+    expect(submitted.status).toBe(202);
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
+    const [jpeg, wide] = study.images.map((image) => image.result!);
+    expect(wide!.label).toBe(jpeg!.label);
+    expect(wide!.tumorProbability).toBeCloseTo(jpeg!.tumorProbability, 5);
+    expect(wide!.box).toEqual(jpeg!.box);
+    const brightness = async (overlayUrl: string) => {
+      const overlay = await fetch(`${harness.env.url}${overlayUrl}`, { headers: harness.env.auth('alice') });
+      return (await sharp(Buffer.from(await overlay.arrayBuffer())).stats()).channels[1]!.mean;
+    };
+    expect(await brightness(wide!.overlayUrl)).toBeCloseTo(await brightness(jpeg!.overlayUrl), 0);
+  });
+
   it('stores the original under its deterministic key and enqueues one job per image', async () => {
     const slices = mriSlices('no', 3);
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {

@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import sharp, { type Channels, type Sharp } from 'sharp';
 import { ImageDecodeError } from './image-decode-error.js';
 
 /** A single-channel 8-bit image in row-major order. */
@@ -8,27 +8,83 @@ export interface GreyImage {
   data: Uint8Array;
 }
 
+/** An 8-bit sRGB image (3 channels) in row-major order, for drawing on. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  channels: Channels;
+  data: Buffer;
+}
+
 /** Refuse images above this many pixels before decoding (decompression bombs). */
 export const MAX_INPUT_PIXELS = 64_000_000;
 
 /**
- * Decodes JPEG, PNG, WebP, TIFF or GIF bytes by their content (never by file name) to greyscale.
- * Transparent areas become black, matching the scanner background.
+ * The decoder for `bytes`: orientation applied, transparent areas black (the scanner background).
+ * 16-bit images (PNG or TIFF exports of raw scanner values, often 12 bits used of 16) are stretched from
+ * their lowest to their highest stored value, as a viewer's default window does; 8-bit images are taken as
+ * rendered. Other sample formats (float, 32-bit, signed) are refused rather than clipped.
  */
-export async function decodeGrey(bytes: Uint8Array): Promise<GreyImage> {
+async function openImage(bytes: Uint8Array): Promise<{ pipeline: Sharp; wide: boolean }> {
+  const pipeline = sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).rotate().flatten({ background: '#000000' });
+  const { depth } = await pipeline.metadata();
+  if (depth !== 'uchar' && depth !== 'ushort') {
+    throw new ImageDecodeError(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
+  }
+  return { pipeline, wide: depth === 'ushort' };
+}
+
+/** Maps 16-bit grey values linearly from [lowest, highest] onto [0, 255]; a flat image becomes black. */
+export function windowToBytes(values: Uint16Array): Uint8Array {
+  let low = 65_535;
+  let high = 0;
+  for (const v of values) {
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  const out = new Uint8Array(values.length);
+  if (high <= low) return out;
+  const scale = 255 / (high - low);
+  for (let i = 0; i < values.length; i++) out[i] = Math.round(((values[i] as number) - low) * scale);
+  return out;
+}
+
+async function wideToGrey(pipeline: Sharp): Promise<GreyImage> {
+  const { data, info } = await pipeline.toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
+  // A typed view needs an even offset; sharp's buffers have one, but a copy costs little if not.
+  const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data);
+  const values = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  return { width: info.width, height: info.height, data: windowToBytes(values) };
+}
+
+async function decode<T>(bytes: Uint8Array, read: (image: { pipeline: Sharp; wide: boolean }) => Promise<T>): Promise<T> {
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty file: 0 bytes');
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS })
-      .rotate()
-      .flatten({ background: '#000000' })
-      .toColourspace('b-w')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return await read(await openImage(bytes));
   } catch (error) {
     if (error instanceof ImageDecodeError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new ImageDecodeError(`not a decodable image: ${reason}`, { cause: error });
   }
+}
+
+/** Decodes JPEG, PNG, WebP, TIFF or GIF bytes by their content (never by file name) to 8-bit greyscale. */
+export async function decodeGrey(bytes: Uint8Array): Promise<GreyImage> {
+  return decode(bytes, async ({ pipeline, wide }) => {
+    if (wide) return wideToGrey(pipeline);
+    const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  });
+}
+
+/** Decodes an image for display: colour kept, 16-bit images windowed as `decodeGrey` windows them. */
+export async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
+  return decode(bytes, async ({ pipeline, wide }) => {
+    const source = wide ? await wideToGrey(pipeline) : undefined;
+    const rgb = source ? sharp(source.data, { raw: { width: source.width, height: source.height, channels: 1 } }) : pipeline;
+    const { data, info } = await rgb.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels, data };
+  });
 }

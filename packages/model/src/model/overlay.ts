@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import type { Prediction } from './loaded-model.js';
+import { decodeRgb } from '../data/decode-image.js';
 
 /** Colour for a heat value in [0, 1]: transparent blue → yellow → red, a ramp radiologists read easily. */
 export function heatColour(v: number): [number, number, number, number] {
@@ -66,9 +67,7 @@ function strokeBox(pixels: Buffer, width: number, height: number, channels: numb
 /** A PNG of the image with the heatmap blended over it and the box outlined. */
 export async function renderOverlay(image: Uint8Array, prediction: Prediction): Promise<Buffer> {
   // One decode to raw pixels gives the size too; the drawing happens on them, and one encode follows.
-  const base = await sharp(image).rotate().flatten({ background: '#000000' }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const { width, height, channels } = base.info;
-  const pixels = base.data;
+  const { width, height, channels, data: pixels } = await decodeRgb(image);
   const heatmap = prediction.heatmap;
   if (heatmap) {
     const rgba = heatmapRgba(heatmap.data);

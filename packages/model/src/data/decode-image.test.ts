@@ -1,0 +1,136 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { decodeGrey, decodeRgb, windowToBytes } from './decode-image.js';
+import { ImageDecodeError } from './image-decode-error.js';
+import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
+
+const width = 64;
+const height = 48;
+
+/** A head-like test image: a bright ellipse with a gradient on black, every grey level from 0 to 255 present. */
+function phantom(): Uint8Array {
+  const pixels = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const inside = ((x - 32) / 26) ** 2 + ((y - 24) / 20) ** 2 <= 1;
+      pixels[y * width + x] = inside ? 40 + ((x * 7 + y * 3) % 216) : 0;
+    }
+  }
+  pixels[0] = 255;
+  return pixels;
+}
+
+async function png8(pixels: Uint8Array): Promise<Buffer> {
+  return sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();
+}
+
+/** The same pixels stored as 16-bit values times `factor` (16: a 12-bit scanner range; 257: full range). */
+async function png16(pixels: Uint8Array, factor: number, channels: 1 | 3 = 1): Promise<Buffer> {
+  const values = new Uint16Array(width * height * channels);
+  for (let i = 0; i < values.length; i++) values[i] = (pixels[Math.floor(i / channels)] as number) * factor;
+  return sharp(values, { raw: { width, height, channels } })
+    .toColourspace(channels === 1 ? 'grey16' : 'rgb16')
+    .png()
+    .toBuffer();
+}
+
+/** An uncompressed single-channel TIFF of 32-bit floats (sharp writes only 8 or 16 bits, so it is built here). */
+function floatTiff(w: number, h: number, value: number): Buffer {
+  const tags: [number, number, number][] = [
+    [256, 3, w], // ImageWidth, SHORT
+    [257, 3, h], // ImageLength
+    [258, 3, 32], // BitsPerSample
+    [259, 3, 1], // Compression: none
+    [262, 3, 1], // PhotometricInterpretation: black is zero
+    [273, 4, 0], // StripOffsets, LONG: set below
+    [277, 3, 1], // SamplesPerPixel
+    [278, 3, h], // RowsPerStrip
+    [279, 4, w * h * 4], // StripByteCounts
+    [339, 3, 3], // SampleFormat: IEEE float
+  ];
+  const ifdSize = 2 + tags.length * 12 + 4;
+  const dataOffset = 8 + ifdSize;
+  const out = Buffer.alloc(dataOffset + w * h * 4);
+  out.write('II', 0, 'latin1');
+  out.writeUInt16LE(42, 2);
+  out.writeUInt32LE(8, 4);
+  out.writeUInt16LE(tags.length, 8);
+  tags.forEach(([tag, type, v], i) => {
+    const at = 10 + i * 12;
+    out.writeUInt16LE(tag, at);
+    out.writeUInt16LE(type, at + 2);
+    out.writeUInt32LE(1, at + 4);
+    if (type === 3) out.writeUInt16LE(v, at + 8);
+    else out.writeUInt32LE(tag === 273 ? dataOffset : v, at + 8);
+  });
+  for (let i = 0; i < w * h; i++) out.writeFloatLE(value, dataOffset + i * 4);
+  return out;
+}
+
+describe('decodeGrey', () => {
+  it.each([
+    ['12 bits used of 16', 16],
+    ['the full 16-bit range', 257],
+  ])('windows a 16-bit greyscale PNG (%s) to the pixels of the 8-bit image', async (_, factor) => {
+    const pixels = phantom();
+    const bytes = await png16(pixels, factor);
+    expect((await sharp(bytes).metadata()).depth).toBe('ushort');
+    const grey = await decodeGrey(bytes);
+    expect([grey.width, grey.height]).toEqual([width, height]);
+    expect(Buffer.from(grey.data).equals(Buffer.from(pixels))).toBe(true);
+  });
+
+  it('gives a 12-bit PNG the model input of the same image at 8 bits', async () => {
+    const pixels = phantom();
+    const params = defaultPreprocessParams(32);
+    const [eight, twelve] = await Promise.all([preprocessImage(await png8(pixels), params), preprocessImage(await png16(pixels, 16), params)]);
+    expect(Buffer.from(twelve.pixels).equals(Buffer.from(eight.pixels))).toBe(true);
+    expect(twelve.geometry).toEqual(eight.geometry);
+  });
+
+  it('windows a 16-bit colour PNG through its grey levels', async () => {
+    const pixels = phantom();
+    const grey = await decodeGrey(await png16(pixels, 16, 3));
+    const differences = grey.data.reduce((n, v, i) => n + (Math.abs(v - (pixels[i] as number)) > 1 ? 1 : 0), 0);
+    expect(differences).toBe(0);
+  });
+
+  it('refuses a floating-point image with the reason instead of clipping it', async () => {
+    const tiff = floatTiff(8, 8, 0.5);
+    expect((await sharp(tiff).metadata()).depth).toBe('float');
+    const error = await decodeGrey(tiff).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImageDecodeError);
+    expect((error as Error).message).toMatch(/unsupported sample format float: send 8- or 16-bit images/);
+  });
+
+  it('reports bytes that are no image', async () => {
+    await expect(decodeGrey(new TextEncoder().encode('not an image'))).rejects.toThrow(/not a decodable image/);
+    await expect(decodeGrey(new Uint8Array())).rejects.toThrow(/empty file/);
+  });
+});
+
+describe('decodeRgb', () => {
+  it('draws a 12-bit PNG as the 8-bit image, not near black', async () => {
+    const pixels = phantom();
+    const [eight, twelve] = await Promise.all([decodeRgb(await png8(pixels)), decodeRgb(await png16(pixels, 16))]);
+    expect(twelve.channels).toBe(3);
+    expect([twelve.width, twelve.height]).toEqual([width, height]);
+    expect(twelve.data.equals(eight.data)).toBe(true);
+  });
+
+  it('keeps colour in an 8-bit colour image', async () => {
+    const red = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#c00000' } }).png().toBuffer();
+    const rgb = await decodeRgb(red);
+    expect([...rgb.data.subarray(0, 3)]).toEqual([192, 0, 0]);
+  });
+});
+
+describe('windowToBytes', () => {
+  it('stretches the lowest stored value to 0 and the highest to 255', () => {
+    expect([...windowToBytes(Uint16Array.from([1000, 1500, 2000, 3000]))]).toEqual([0, 64, 128, 255]);
+  });
+
+  it('turns a flat image black instead of dividing by zero', () => {
+    expect([...windowToBytes(Uint16Array.from([700, 700, 700]))]).toEqual([0, 0, 0]);
+  });
+});
