@@ -4,6 +4,7 @@ import type { ErrorBody } from '@btd/api';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm, type UploadFile } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
+import { dicomFile, TransferSyntax } from './helpers/dicom-file.js';
 
 const MAX_UPLOAD_BYTES = 200_000;
 
@@ -34,11 +35,32 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       files: () => [{ name: 'notes.jpg', bytes: Buffer.from('Findings: none.\n'.repeat(40)) }],
       status: 415,
       code: 'unsupported_type',
-      mentions: 'JPEG or PNG',
+      mentions: 'accepted: JPEG, PNG or DICOM',
     },
     {
       name: 'a PNG declaring 30000×30000 pixels',
       files: () => [{ name: 'bomb.png', bytes: pngDeclaring(30_000, 30_000), type: 'image/png' }],
+      status: 422,
+      code: 'image_too_large',
+      mentions: '30000×30000',
+    },
+    {
+      name: 'a DICOM slice compressed as JPEG 2000',
+      files: () => [{ name: 'slice.dcm', bytes: dicomFile({ width: 64, height: 64, bitsAllocated: 8, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.jpeg2000 }), type: 'application/dicom' }],
+      status: 422,
+      code: 'image_undecodable',
+      mentions: 'JPEG 2000 (1.2.840.10008.1.2.4.91); send it uncompressed or as 8-bit JPEG',
+    },
+    {
+      name: 'a DICOM series in one multi-frame file',
+      files: () => [{ name: 'series.dcm', bytes: dicomFile({ width: 8, height: 8, pixels: new Uint16Array(8 * 8 * 4), frames: 4 }), type: 'application/dicom' }],
+      status: 422,
+      code: 'image_undecodable',
+      mentions: 'DICOM holds 4 frames; send one slice per file',
+    },
+    {
+      name: 'a DICOM header declaring 30000×30000 pixels',
+      files: () => [{ name: 'bomb.dcm', bytes: dicomFile({ width: 30_000, height: 30_000, pixels: [] }), type: 'application/dicom' }],
       status: 422,
       code: 'image_too_large',
       mentions: '30000×30000',

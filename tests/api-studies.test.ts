@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
+import { dicomFile } from './helpers/dicom-file.js';
 
 const harness = useApiHarness();
 
@@ -50,31 +51,38 @@ describe('POST /v1/studies → result', () => {
     expect(metrics).toContain('btd_submit_to_result_seconds_count 1');
   });
 
-  it('reads a 16-bit PNG export of a slice, with 12 bits used, as the slice itself', async () => {
+  it('reads a 16-bit PNG export and a DICOM file of a slice, 12 bits used, as the slice itself', async () => {
     await harness.startWorker();
     const [slice] = mriSlices('yes', 1);
     const grey = await sharp(slice!.bytes).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
     // Windowing maps the lowest and highest stored values to 0 and 255, so this slice must span them.
     expect([Math.min(...grey.data), Math.max(...grey.data)]).toEqual([0, 255]);
     const scanner = Uint16Array.from(grey.data, (v) => v * 16);
-    const png = await sharp(scanner, { raw: { width: grey.info.width, height: grey.info.height, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+    const { width, height } = grey.info;
+    const png = await sharp(scanner, { raw: { width, height, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+    const dicom = dicomFile({ width, height, pixels: scanner, bitsStored: 12, window: { center: 2040.5, width: 4081 } });
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
       body: studyForm([
         { name: slice!.name, bytes: slice!.bytes },
         { name: 'export-12bit.png', bytes: png, type: 'image/png' },
+        { name: 'slice.dcm', bytes: dicom, type: 'application/dicom' },
       ]),
     });
     expect(submitted.status).toBe(202);
+    const keys = await harness.env.objectKeys();
+    expect(keys.filter((key) => key.startsWith(`originals/alice/${submitted.body.studyId}/`))).toHaveLength(3);
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
-    const [jpeg, wide] = study.images.map((image) => image.result!);
-    expect(wide!.label).toBe(jpeg!.label);
-    expect(wide!.tumorProbability).toBeCloseTo(jpeg!.tumorProbability, 5);
-    expect(wide!.box).toEqual(jpeg!.box);
+    const [jpeg, ...others] = study.images.map((image) => image.result!);
     const brightness = async (overlayUrl: string) => {
       const overlay = await fetch(`${harness.env.url}${overlayUrl}`, { headers: harness.env.auth('alice') });
       return (await sharp(Buffer.from(await overlay.arrayBuffer())).stats()).channels[1]!.mean;
     };
-    expect(await brightness(wide!.overlayUrl)).toBeCloseTo(await brightness(jpeg!.overlayUrl), 0);
+    for (const other of others) {
+      expect(other.label).toBe(jpeg!.label);
+      expect(other.tumorProbability).toBeCloseTo(jpeg!.tumorProbability, 5);
+      expect(other.box).toEqual(jpeg!.box);
+      expect(await brightness(other.overlayUrl)).toBeCloseTo(await brightness(jpeg!.overlayUrl), 0);
+    }
   });
 
   it('stores the original under its deterministic key and enqueues one job per image', async () => {

@@ -56,7 +56,7 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     await page.setInputFiles('#file', { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not an image\n'.repeat(50)) });
     const error = page.locator('#error');
     await error.waitFor({ state: 'visible' });
-    expect(await error.textContent()).toMatch(/Rejected: "notes\.jpg".*JPEG or PNG/);
+    expect(await error.textContent()).toMatch(/Rejected: "notes\.jpg".*JPEG, PNG or DICOM/);
     expect(await error.getAttribute('role')).toBe('alert');
     expect(await harness.env.objectKeys()).toEqual([]);
   });

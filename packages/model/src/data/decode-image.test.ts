@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
 import { decodeGrey, decodeRgb, windowToBytes } from './decode-image.js';
 import { ImageDecodeError } from './image-decode-error.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
@@ -7,18 +8,7 @@ import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 const width = 64;
 const height = 48;
 
-/** A head-like test image: a bright ellipse with a gradient on black, every grey level from 0 to 255 present. */
-function phantom(): Uint8Array {
-  const pixels = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const inside = ((x - 32) / 26) ** 2 + ((y - 24) / 20) ** 2 <= 1;
-      pixels[y * width + x] = inside ? 40 + ((x * 7 + y * 3) % 216) : 0;
-    }
-  }
-  pixels[0] = 255;
-  return pixels;
-}
+const phantom = () => headPhantom(width, height);
 
 async function png8(pixels: Uint8Array): Promise<Buffer> {
   return sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();

@@ -1,4 +1,5 @@
 import sharp, { type Channels, type Sharp } from 'sharp';
+import { decodeDicomGrey, isDicom } from './dicom.js';
 import { ImageDecodeError } from './image-decode-error.js';
 
 /** A single-channel 8-bit image in row-major order. */
@@ -58,10 +59,17 @@ async function wideToGrey(pipeline: Sharp): Promise<GreyImage> {
   return { width: info.width, height: info.height, data: windowToBytes(values) };
 }
 
-async function decode<T>(bytes: Uint8Array, read: (image: { pipeline: Sharp; wide: boolean }) => Promise<T>): Promise<T> {
+interface Readers<T> {
+  raster(image: { pipeline: Sharp; wide: boolean }): Promise<T>;
+  grey(image: GreyImage): Promise<T>;
+}
+
+/** DICOM goes to its own decoder, any other content to sharp. */
+async function decode<T>(bytes: Uint8Array, readers: Readers<T>): Promise<T> {
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty file: 0 bytes');
   try {
-    return await read(await openImage(bytes));
+    if (isDicom(bytes)) return await readers.grey(await decodeDicomGrey(bytes, MAX_INPUT_PIXELS));
+    return await readers.raster(await openImage(bytes));
   } catch (error) {
     if (error instanceof ImageDecodeError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
@@ -69,22 +77,35 @@ async function decode<T>(bytes: Uint8Array, read: (image: { pipeline: Sharp; wid
   }
 }
 
-/** Decodes JPEG, PNG, WebP, TIFF or GIF bytes by their content (never by file name) to 8-bit greyscale. */
+/**
+ * Decodes JPEG, PNG, WebP, TIFF, GIF or DICOM bytes by their content (never by file name) to 8-bit
+ * greyscale; DICOM as `decodeDicomGrey` describes.
+ */
 export async function decodeGrey(bytes: Uint8Array): Promise<GreyImage> {
-  return decode(bytes, async ({ pipeline, wide }) => {
-    if (wide) return wideToGrey(pipeline);
-    const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  return decode(bytes, {
+    async raster({ pipeline, wide }) {
+      if (wide) return wideToGrey(pipeline);
+      const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+      if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
+      return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    },
+    grey: async (image) => image,
   });
 }
 
-/** Decodes an image for display: colour kept, 16-bit images windowed as `decodeGrey` windows them. */
+async function toRgb(pipeline: Sharp): Promise<RgbImage> {
+  const { data, info } = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: info.channels, data };
+}
+
+function greyPipeline({ width, height, data }: GreyImage): Sharp {
+  return sharp(data, { raw: { width, height, channels: 1 } });
+}
+
+/** Decodes an image for display: colour kept; 16-bit and DICOM images windowed as `decodeGrey` windows them. */
 export async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
-  return decode(bytes, async ({ pipeline, wide }) => {
-    const source = wide ? await wideToGrey(pipeline) : undefined;
-    const rgb = source ? sharp(source.data, { raw: { width: source.width, height: source.height, channels: 1 } }) : pipeline;
-    const { data, info } = await rgb.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, channels: info.channels, data };
+  return decode(bytes, {
+    raster: async ({ pipeline, wide }) => toRgb(wide ? greyPipeline(await wideToGrey(pipeline)) : pipeline),
+    grey: async (image) => toRgb(greyPipeline(image)),
   });
 }

@@ -1,3 +1,4 @@
+import { decodeDicomGrey, readDicomHeader } from '@btd/model';
 import sharp from 'sharp';
 
 /** Pixel dimensions read from an image header. */
@@ -9,8 +10,8 @@ export interface ImageDimensions {
 /**
  * One accepted upload format. Intake checks every file against these before anything is stored.
  *
- * A new format (DICOM, say) implements the same three steps: recognise its magic bytes, read
- * the dimensions from its header without decoding pixels, and prove the pixel data decodes.
+ * Each format implements the same three steps: recognise its magic bytes, read the dimensions
+ * from its header without decoding pixels, and prove the pixel data decodes.
  */
 export interface InputFormat {
   /** MIME type stored with the original and reported to clients. */
@@ -47,8 +48,27 @@ function rasterFormat(mime: string, label: string, extension: string): InputForm
   };
 }
 
+/**
+ * DICOM Part 10 files holding one slice, uncompressed or as 8-bit JPEG; decoding applies the file's
+ * rescale and window, as the workers will (the model package's `decodeDicomGrey`).
+ */
+const dicomFormat: InputFormat = {
+  mime: 'application/dicom',
+  label: 'DICOM',
+  extension: 'dcm',
+  matches: (detectedMime) => detectedMime === 'application/dicom',
+  async readDimensions(bytes) {
+    const { width, height } = readDicomHeader(bytes);
+    return { width, height };
+  },
+  async verifyDecodable(bytes, maxPixels) {
+    await decodeDicomGrey(bytes, maxPixels);
+  },
+};
+
 /** Formats accepted by `POST /v1/studies`, in the order they are tried. */
 export const inputFormats: readonly InputFormat[] = [
   rasterFormat('image/jpeg', 'JPEG', 'jpg'),
   rasterFormat('image/png', 'PNG', 'png'),
+  dicomFormat,
 ];

@@ -19,7 +19,7 @@ export interface AcceptedImage {
   readonly height: number;
 }
 
-const formatList = inputFormats.map((format) => format.label).join(' or ');
+const formatList = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(inputFormats.map((format) => format.label));
 
 function reject(statusCode: number, code: string, filename: string, message: string): ApiError {
   return new ApiError(statusCode, code, `${JSON.stringify(filename)}: ${message}`, { file: filename });

@@ -104,7 +104,7 @@ export const StudyListSchema = Type.Object({
 /** Documents the multipart form; the handler reads and checks the parts itself. */
 export const StudyFormDocSchema = Type.Object({
   file: Type.Array(Type.String({ format: 'binary' }), {
-    description: 'One or more JPEG or PNG images (the type is read from the content, not the name).',
+    description: 'One or more JPEG, PNG or DICOM images (the type is read from the content, not the name).',
   }),
   externalId: Type.Optional(ExternalIdSchema),
   priority: Type.Optional(PrioritySchema),

@@ -1,0 +1,117 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
+import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
+import { decodeGrey, decodeRgb, MAX_INPUT_PIXELS } from './decode-image.js';
+import { decodeDicomGrey, isDicom, readDicomHeader } from './dicom.js';
+import { ImageDecodeError } from './image-decode-error.js';
+import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
+
+const width = 40;
+const height = 30;
+
+const slice = () => headPhantom(width, height);
+
+async function refusal(bytes: Uint8Array): Promise<Error> {
+  const error = await decodeGrey(bytes).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ImageDecodeError);
+  return error as Error;
+}
+
+describe('DICOM', () => {
+  it('is recognised by DICM after the preamble, and its header read without the pixels', () => {
+    const file = dicomFile({ width, height, pixels: slice(), bitsAllocated: 8 });
+    expect(isDicom(file)).toBe(true);
+    expect(isDicom(new Uint8Array(200))).toBe(false);
+    expect(readDicomHeader(file)).toEqual({ width, height, frames: 1, transferSyntax: TransferSyntax.explicitLittle });
+  });
+
+  it.each([
+    ['explicit VR little endian', TransferSyntax.explicitLittle],
+    ['implicit VR little endian', TransferSyntax.implicitLittle],
+    ['explicit VR big endian', TransferSyntax.explicitBig],
+  ])('reads 12-bit values (%s) through the window the file carries', async (_, transferSyntax) => {
+    const pixels = slice();
+    // Stored 0–4080, window spanning exactly that range: the display levels are the slice's own.
+    const file = dicomFile({ width, height, pixels: Array.from(pixels, (v) => v * 16), bitsStored: 12, transferSyntax, window: { center: 2040.5, width: 4081 } });
+    const grey = await decodeGrey(file);
+    expect([grey.width, grey.height]).toEqual([width, height]);
+    expect(Buffer.from(grey.data).equals(Buffer.from(pixels))).toBe(true);
+  });
+
+  it('applies the rescale to signed values, then clips to the window', async () => {
+    // Hounsfield-like: stored −1000…1000, intercept −24; window 0 ± 50.
+    const stored = [-1000, -100, 0, 24, 49, 74, 1000, 24];
+    const file = dicomFile({ width: 4, height: 2, pixels: stored, signed: true, rescale: { slope: 1, intercept: -24 }, window: { center: 0, width: 100 } });
+    const grey = await decodeDicomGrey(file, MAX_INPUT_PIXELS);
+    // ((v − (c − 0.5)) / (w − 1) + 0.5) × 255, clipped: −1024 → 0, −124 → 0, −24 → 67, 0 → 129, 25 → 193, 50 → 255.
+    expect([...grey.data]).toEqual([0, 0, 67, 129, 193, 255, 255, 129]);
+  });
+
+  it('stretches from the lowest to the highest value when the file carries no window, and inverts MONOCHROME1', async () => {
+    const values = [100, 200, 300, 400];
+    const plain = await decodeDicomGrey(dicomFile({ width: 2, height: 2, pixels: values }), MAX_INPUT_PIXELS);
+    expect([...plain.data]).toEqual([0, 85, 170, 255]);
+    const inverted = await decodeDicomGrey(dicomFile({ width: 2, height: 2, pixels: values, photometric: 'MONOCHROME1' }), MAX_INPUT_PIXELS);
+    expect([...inverted.data]).toEqual([255, 170, 85, 0]);
+  });
+
+  it('ignores bits above BitsStored', async () => {
+    // 0xF000 in the unused high bits of a 12-bit value must not count.
+    const file = dicomFile({ width: 2, height: 1, pixels: [0xf000 | 0, 0xf000 | 4095], bitsStored: 12 });
+    expect([...(await decodeDicomGrey(file, MAX_INPUT_PIXELS)).data]).toEqual([0, 255]);
+  });
+
+  it('greys an RGB secondary capture, planar or interleaved, as it greys the same PNG', async () => {
+    const rgb = new Uint8Array(width * height * 3);
+    for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 37) % 256;
+    const expected = await decodeGrey(await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer());
+    const planar = new Uint8Array(rgb.length);
+    for (let i = 0; i < width * height; i++) for (let c = 0; c < 3; c++) planar[c * width * height + i] = rgb[3 * i + c] as number;
+    for (const [pixels, isPlanar] of [[rgb, false], [planar, true]] as const) {
+      const grey = await decodeGrey(dicomFile({ width, height, pixels, bitsAllocated: 8, samples: 3, planar: isPlanar }));
+      expect(Buffer.from(grey.data).equals(Buffer.from(expected.data))).toBe(true);
+    }
+  });
+
+  it('decodes a baseline JPEG frame', async () => {
+    const pixels = slice();
+    const jpeg = await sharp(pixels, { raw: { width, height, channels: 1 } }).jpeg({ quality: 100 }).toBuffer();
+    const file = dicomFile({ width, height, bitsAllocated: 8, encapsulated: jpeg, transferSyntax: TransferSyntax.jpegBaseline });
+    const grey = await decodeGrey(file);
+    const direct = await sharp(jpeg).toColourspace('b-w').raw().toBuffer();
+    // No window in the file: the JPEG's levels are stretched from lowest to highest, which they already span.
+    expect(Math.max(...grey.data.map((v, i) => Math.abs(v - (direct[i] as number))))).toBeLessThanOrEqual(1);
+  });
+
+  it('gives a DICOM slice the model input of the same slice as PNG, and draws it for the overlay', async () => {
+    const pixels = slice();
+    const params = defaultPreprocessParams(32);
+    const png = await sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();
+    const dicom = dicomFile({ width, height, pixels: Array.from(pixels, (v) => v * 16), bitsStored: 12 });
+    const [fromPng, fromDicom] = await Promise.all([preprocessImage(png, params), preprocessImage(dicom, params)]);
+    expect(Buffer.from(fromDicom.pixels).equals(Buffer.from(fromPng.pixels))).toBe(true);
+    expect(fromDicom.geometry).toEqual(fromPng.geometry);
+    const [drawnPng, drawnDicom] = await Promise.all([decodeRgb(png), decodeRgb(dicom)]);
+    expect(drawnDicom.data.equals(drawnPng.data)).toBe(true);
+  });
+
+  it.each([
+    ['JPEG 2000', () => dicomFile({ width, height, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.jpeg2000 }), /DICOM pixel data is JPEG 2000 \(1\.2\.840\.10008\.1\.2\.4\.91\); send it uncompressed or as 8-bit JPEG/],
+    ['several frames', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(12), frames: 3 }), /DICOM holds 3 frames; send one slice per file/],
+    ['no pixel data promised in full', () => dicomFile({ width, height, pixels: new Uint16Array(10) }), /DICOM pixel data is truncated: 20 of 2400 bytes/],
+    ['a cut-off file', () => dicomFile({ width, height, pixels: new Uint16Array(width * height) }).subarray(0, 500), /DICOM (pixel data is truncated|cannot be parsed)/],
+  ])('refuses %s with the reason', async (_, make, reason) => {
+    expect((await refusal(make())).message).toMatch(reason);
+  });
+
+  it('refuses a file whose header is not DICOM after the magic', async () => {
+    const bytes = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from([1, 2, 3])]);
+    expect((await refusal(bytes)).message).toMatch(/^DICOM cannot be parsed: /);
+  });
+
+  it('refuses an image over the pixel limit before reading its pixels', async () => {
+    const file = dicomFile({ width: 100, height: 100, pixels: new Uint16Array(100 * 100) });
+    await expect(decodeDicomGrey(file, 9_999)).rejects.toThrow('DICOM image has 100×100 pixels; the limit is 9999');
+  });
+});

@@ -1,0 +1,176 @@
+import dicomParser, { type DataSet } from 'dicom-parser';
+import sharp from 'sharp';
+import { ImageDecodeError } from './image-decode-error.js';
+import type { GreyImage } from './decode-image.js';
+
+/** What a DICOM header says of its image, read without touching the pixel data. */
+export interface DicomHeader {
+  width: number;
+  height: number;
+  frames: number;
+  /** Transfer syntax UID; implicit VR little endian when the file meta group names none. */
+  transferSyntax: string;
+}
+
+const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
+const EXPLICIT_BIG = '1.2.840.10008.1.2.2';
+const UNCOMPRESSED = new Set([IMPLICIT_LITTLE, '1.2.840.10008.1.2.1', EXPLICIT_BIG]);
+/** 8-bit JPEG, which sharp decodes. */
+const JPEG_8BIT = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
+/** Syntaxes that are refused, by name, so the sender knows what to change. */
+const REFUSED_SYNTAXES: Record<string, string> = {
+  '1.2.840.10008.1.2.1.99': 'deflated explicit VR little endian',
+  '1.2.840.10008.1.2.4.57': 'JPEG lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG lossless (first-order prediction)',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS near-lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.5': 'RLE lossless',
+};
+
+const TAG = {
+  transferSyntax: 'x00020010',
+  samplesPerPixel: 'x00280002',
+  photometric: 'x00280004',
+  planarConfiguration: 'x00280006',
+  frames: 'x00280008',
+  rows: 'x00280010',
+  columns: 'x00280011',
+  bitsAllocated: 'x00280100',
+  bitsStored: 'x00280101',
+  pixelRepresentation: 'x00280103',
+  windowCenter: 'x00281050',
+  windowWidth: 'x00281051',
+  rescaleIntercept: 'x00281052',
+  rescaleSlope: 'x00281053',
+  pixelData: 'x7fe00010',
+} as const;
+
+/** True for a DICOM Part 10 file: `DICM` after the 128-byte preamble. */
+export function isDicom(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && String.fromCharCode(...bytes.subarray(128, 132)) === 'DICM';
+}
+
+function parse(bytes: Uint8Array, headerOnly: boolean): DataSet {
+  try {
+    return dicomParser.parseDicom(bytes, headerOnly ? { untilTag: TAG.pixelData } : undefined);
+  } catch (error) {
+    // dicom-parser throws strings, or objects holding one, as well as errors.
+    const reason = typeof error === 'string' ? error : error instanceof Error ? error.message : String((error as { exception?: unknown }).exception ?? error);
+    throw new ImageDecodeError(`DICOM cannot be parsed: ${reason.replace(/^dicomParser\.\w+:\s*/, '')}`);
+  }
+}
+
+function headerOf(data: DataSet): DicomHeader {
+  const width = data.uint16(TAG.columns);
+  const height = data.uint16(TAG.rows);
+  if (!width || !height) throw new ImageDecodeError('DICOM has no image: Rows or Columns missing');
+  const frames = data.intString(TAG.frames) ?? 1;
+  return { width, height, frames, transferSyntax: data.string(TAG.transferSyntax)?.trim() || IMPLICIT_LITTLE };
+}
+
+/** Reads the image's size and encoding from a DICOM header; the pixel data is not read. */
+export function readDicomHeader(bytes: Uint8Array): DicomHeader {
+  return headerOf(parse(bytes, true));
+}
+
+/**
+ * Decodes a single-frame DICOM image to 8-bit grey, as a viewer shows it: the modality rescale
+ * (slope, intercept), then the first VOI window the file carries, or its lowest to highest value if it
+ * carries none, and MONOCHROME1 inverted. Uncompressed and 8-bit JPEG encodings are read; any other
+ * encoding, several frames, or pixel data shorter than the header promises is refused with the reason.
+ */
+export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Promise<GreyImage> {
+  const data = parse(bytes, false);
+  const { width, height, frames, transferSyntax } = headerOf(data);
+  if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
+  if (frames > 1) throw new ImageDecodeError(`DICOM holds ${frames} frames; send one slice per file`);
+  const element = data.elements[TAG.pixelData];
+  if (!element) throw new ImageDecodeError('DICOM has no pixel data');
+  const photometric = data.string(TAG.photometric)?.trim() || 'MONOCHROME2';
+  const samples = data.uint16(TAG.samplesPerPixel) ?? 1;
+
+  if (JPEG_8BIT.has(transferSyntax)) {
+    const jpeg = dicomParser.readEncapsulatedPixelDataFromFragments(data, element, 0, element.fragments?.length ?? 1);
+    const grey = await sharp(jpeg, { failOn: 'error' }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    if (grey.info.width !== width || grey.info.height !== height) {
+      throw new ImageDecodeError(`DICOM JPEG is ${grey.info.width}×${grey.info.height}, the header says ${width}×${height}`);
+    }
+    return samples === 1 ? toDisplay(data, Float64Array.from(grey.data), width, height, photometric) : { width, height, data: new Uint8Array(grey.data) };
+  }
+  if (!UNCOMPRESSED.has(transferSyntax)) {
+    const name = REFUSED_SYNTAXES[transferSyntax] ?? 'an unknown encoding';
+    throw new ImageDecodeError(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or as 8-bit JPEG`);
+  }
+  const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
+  const needed = width * height * samples * (bitsAllocated / 8);
+  if (element.dataOffset + Math.min(element.length, needed) > bytes.length || element.length < needed) {
+    throw new ImageDecodeError(`DICOM pixel data is truncated: ${Math.min(element.length, bytes.length - element.dataOffset)} of ${needed} bytes`);
+  }
+  const pixels = bytes.subarray(element.dataOffset, element.dataOffset + needed);
+  if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, photometric);
+  if (samples !== 1) throw new ImageDecodeError(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
+  const values = storedValues(data, pixels, width * height, bitsAllocated, transferSyntax !== EXPLICIT_BIG);
+  return toDisplay(data, values, width, height, photometric);
+}
+
+/** The stored values of a grey image, unsigned or two's complement, masked to BitsStored. */
+function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: number, littleEndian: boolean): Float64Array {
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new ImageDecodeError(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
+  const bitsStored = Math.min(data.uint16(TAG.bitsStored) ?? bitsAllocated, bitsAllocated);
+  const signed = data.uint16(TAG.pixelRepresentation) === 1;
+  const mask = 2 ** bitsStored - 1;
+  const signBit = 2 ** (bitsStored - 1);
+  const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);
+  const values = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const raw = (bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(2 * i, littleEndian)) & mask;
+    values[i] = signed && raw >= signBit ? raw - 2 * signBit : raw;
+  }
+  return values;
+}
+
+/** Modality rescale, then the VOI window (DICOM PS3.3 C.11.2.1.2.1, linear) or the full range, to 0–255. */
+function toDisplay(data: DataSet, values: Float64Array, width: number, height: number, photometric: string): GreyImage {
+  if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') {
+    throw new ImageDecodeError(`DICOM photometric interpretation ${photometric} with one sample is not read`);
+  }
+  const slope = data.floatString(TAG.rescaleSlope) ?? 1;
+  const intercept = data.floatString(TAG.rescaleIntercept) ?? 0;
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = (values[i] as number) * slope + intercept;
+    values[i] = v;
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  const center = data.floatString(TAG.windowCenter);
+  const windowWidth = data.floatString(TAG.windowWidth);
+  const out = new Uint8Array(values.length);
+  const windowed = center !== undefined && windowWidth !== undefined && windowWidth >= 1;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    const level = windowed
+      ? ((v - (center - 0.5)) / (windowWidth - 1) + 0.5) * 255
+      : high > low ? ((v - low) / (high - low)) * 255 : 0;
+    const grey = Math.round(Math.min(255, Math.max(0, level)));
+    out[i] = photometric === 'MONOCHROME1' ? 255 - grey : grey;
+  }
+  return { width, height, data: out };
+}
+
+/** An uncompressed 8-bit RGB image (a secondary capture, say) to grey, as sharp greys an RGB JPEG or PNG. */
+async function rgbToGrey(data: DataSet, pixels: Uint8Array, width: number, height: number, bitsAllocated: number, photometric: string): Promise<GreyImage> {
+  if (bitsAllocated !== 8 || photometric !== 'RGB') throw new ImageDecodeError(`DICOM colour image (${photometric}, ${bitsAllocated} bits) is not read; 8-bit RGB is`);
+  let interleaved = pixels;
+  if (data.uint16(TAG.planarConfiguration) === 1) {
+    // Planes R…R G…G B…B into R G B triples.
+    const plane = width * height;
+    interleaved = new Uint8Array(3 * plane);
+    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) interleaved[3 * i + c] = pixels[c * plane + i] as number;
+  }
+  const grey = await sharp(interleaved, { raw: { width, height, channels: 3 } }).toColourspace('b-w').raw().toBuffer();
+  return { width, height, data: new Uint8Array(grey) };
+}
