@@ -24,6 +24,8 @@ export interface DicomImageSpec {
   rescale?: { slope: number; intercept: number };
   frames?: number;
   transferSyntax?: string;
+  /** Modality (0008,0060); MR unless given. */
+  modality?: string;
 }
 
 const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
@@ -118,7 +120,7 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
 
   const elements: ElementSpec[] = [
     { group: 8, element: 0x16, vr: 'UI', value: text(MR_IMAGE_STORAGE, '\0') },
-    { group: 8, element: 0x60, vr: 'CS', value: text('MR') },
+    { group: 8, element: 0x60, vr: 'CS', value: text(spec.modality ?? 'MR') },
     { group: 0x28, element: 2, vr: 'US', value: us(samples, little) },
     { group: 0x28, element: 4, vr: 'CS', value: text(spec.photometric ?? (samples === 3 ? 'RGB' : 'MONOCHROME2')) },
   ];

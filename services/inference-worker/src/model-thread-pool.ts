@@ -19,7 +19,7 @@ export type ModelThreadReply =
   | { type: 'loaded'; id: number; manifest: ModelManifest; plan: ForwardPlan; backend: BackendInfo }
   | { type: 'prediction'; id: number; prediction: Prediction }
   | { type: 'pieces'; id: number; results: PieceResult[] }
-  | { type: 'error'; id: number; message: string; decode: boolean };
+  | { type: 'error'; id: number; message: string; decode: boolean; unsupported: boolean };
 
 type Answer = Extract<ModelThreadReply, { type: 'loaded' | 'prediction' | 'pieces' }>;
 
@@ -186,7 +186,7 @@ export class ModelThreadPool {
     const waiting = thread.pending.get(reply.id);
     if (!waiting) return;
     thread.pending.delete(reply.id);
-    if (reply.type === 'error') waiting.reject(reply.decode ? new ImageDecodeError(reply.message) : new Error(reply.message));
+    if (reply.type === 'error') waiting.reject(reply.decode ? new ImageDecodeError(reply.message, { unsupported: reply.unsupported }) : new Error(reply.message));
     else waiting.resolve(reply);
   }
 

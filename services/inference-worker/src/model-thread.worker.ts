@@ -13,6 +13,7 @@ const failure = (error: unknown, id: number): ModelThreadReply => ({
   id,
   message: (error as Error).message,
   decode: error instanceof ImageDecodeError,
+  unsupported: error instanceof ImageDecodeError && error.unsupported,
 });
 
 async function answer(request: Exclude<ModelThreadRequest, { type: 'unload' | 'close' }>): Promise<ModelThreadReply> {

@@ -91,6 +91,7 @@ describe('decodeGrey', () => {
     const error = await decodeGrey(tiff).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImageDecodeError);
     expect((error as Error).message).toMatch(/unsupported sample format float: send 8- or 16-bit images/);
+    expect((error as ImageDecodeError).unsupported).toBe(true);
   });
 
   it('reports bytes that are no image', async () => {

@@ -1,6 +1,6 @@
 import sharp, { type Channels, type Sharp } from 'sharp';
 import { decodeDicomGrey, isDicom } from './dicom.js';
-import { ImageDecodeError } from './image-decode-error.js';
+import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 
 /** A single-channel 8-bit image in row-major order. */
 export interface GreyImage {
@@ -30,7 +30,7 @@ async function openImage(bytes: Uint8Array): Promise<{ pipeline: Sharp; wide: bo
   const pipeline = sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).rotate().flatten({ background: '#000000' });
   const { depth } = await pipeline.metadata();
   if (depth !== 'uchar' && depth !== 'ushort') {
-    throw new ImageDecodeError(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
+    throw unsupportedImage(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
   }
   return { pipeline, wide: depth === 'ushort' };
 }

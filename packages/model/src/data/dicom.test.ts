@@ -99,10 +99,25 @@ describe('DICOM', () => {
   it.each([
     ['JPEG 2000', () => dicomFile({ width, height, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.jpeg2000 }), /DICOM pixel data is JPEG 2000 \(1\.2\.840\.10008\.1\.2\.4\.91\); send it uncompressed or as 8-bit JPEG/],
     ['several frames', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(12), frames: 3 }), /DICOM holds 3 frames; send one slice per file/],
+    ['a CT slice', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' }), /DICOM modality is CT; btd analyses MR slices/],
     ['no pixel data promised in full', () => dicomFile({ width, height, pixels: new Uint16Array(10) }), /DICOM pixel data is truncated: 20 of 2400 bytes/],
     ['a cut-off file', () => dicomFile({ width, height, pixels: new Uint16Array(width * height) }).subarray(0, 500), /DICOM (pixel data is truncated|cannot be parsed)/],
   ])('refuses %s with the reason', async (_, make, reason) => {
     expect((await refusal(make())).message).toMatch(reason);
+  });
+
+  it.each([
+    ['JPEG 2000', dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.jpeg2000 })],
+    ['several frames', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(8), frames: 2 })],
+    ['a CT slice', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' })],
+  ])('tells %s, which it does not analyse, from a broken file', async (_, file) => {
+    expect((await refusal(file)).unsupported).toBe(true);
+  });
+
+  it('reads a secondary capture marked OT, and calls a cut-off file broken rather than unsupported', async () => {
+    await expect(decodeGrey(dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], modality: 'OT' }))).resolves.toMatchObject({ width: 2, height: 2 });
+    const cut = dicomFile({ width, height, pixels: new Uint16Array(10) });
+    expect((await refusal(cut)).unsupported).toBe(false);
   });
 
   it('refuses a file whose header is not DICOM after the magic', async () => {

@@ -1,6 +1,6 @@
 import dicomParser, { type DataSet } from 'dicom-parser';
 import sharp from 'sharp';
-import { ImageDecodeError } from './image-decode-error.js';
+import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
 
 /** What a DICOM header says of its image, read without touching the pixel data. */
@@ -44,8 +44,12 @@ const TAG = {
   windowWidth: 'x00281051',
   rescaleIntercept: 'x00281052',
   rescaleSlope: 'x00281053',
+  modality: 'x00080060',
   pixelData: 'x7fe00010',
 } as const;
+
+/** Modalities analysed: MR, and OT (other), which secondary captures of MR images often carry. */
+const ANALYSED_MODALITIES = new Set(['MR', 'OT']);
 
 /** True for a DICOM Part 10 file: `DICM` after the 128-byte preamble. */
 export function isDicom(bytes: Uint8Array): boolean {
@@ -78,14 +82,17 @@ export function readDicomHeader(bytes: Uint8Array): DicomHeader {
 /**
  * Decodes a single-frame DICOM image to 8-bit grey, as a viewer shows it: the modality rescale
  * (slope, intercept), then the first VOI window the file carries, or its lowest to highest value if it
- * carries none, and MONOCHROME1 inverted. Uncompressed and 8-bit JPEG encodings are read; any other
- * encoding, several frames, or pixel data shorter than the header promises is refused with the reason.
+ * carries none, and MONOCHROME1 inverted. Uncompressed and 8-bit JPEG encodings are read. Any other
+ * encoding, several frames, a modality other than MR (or OT), or pixel data shorter than the header
+ * promises is refused with the reason.
  */
 export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Promise<GreyImage> {
   const data = parse(bytes, false);
   const { width, height, frames, transferSyntax } = headerOf(data);
   if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
-  if (frames > 1) throw new ImageDecodeError(`DICOM holds ${frames} frames; send one slice per file`);
+  if (frames > 1) throw unsupportedImage(`DICOM holds ${frames} frames; send one slice per file`);
+  const modality = data.string(TAG.modality)?.trim();
+  if (modality && !ANALYSED_MODALITIES.has(modality)) throw unsupportedImage(`DICOM modality is ${modality}; btd analyses MR slices`);
   const element = data.elements[TAG.pixelData];
   if (!element) throw new ImageDecodeError('DICOM has no pixel data');
   const photometric = data.string(TAG.photometric)?.trim() || 'MONOCHROME2';
@@ -101,7 +108,7 @@ export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Pro
   }
   if (!UNCOMPRESSED.has(transferSyntax)) {
     const name = REFUSED_SYNTAXES[transferSyntax] ?? 'an unknown encoding';
-    throw new ImageDecodeError(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or as 8-bit JPEG`);
+    throw unsupportedImage(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or as 8-bit JPEG`);
   }
   const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
   const needed = width * height * samples * (bitsAllocated / 8);
@@ -110,14 +117,14 @@ export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Pro
   }
   const pixels = bytes.subarray(element.dataOffset, element.dataOffset + needed);
   if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, photometric);
-  if (samples !== 1) throw new ImageDecodeError(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
+  if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
   const values = storedValues(data, pixels, width * height, bitsAllocated, transferSyntax !== EXPLICIT_BIG);
   return toDisplay(data, values, width, height, photometric);
 }
 
 /** The stored values of a grey image, unsigned or two's complement, masked to BitsStored. */
 function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: number, littleEndian: boolean): Float64Array {
-  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new ImageDecodeError(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
   const bitsStored = Math.min(data.uint16(TAG.bitsStored) ?? bitsAllocated, bitsAllocated);
   const signed = data.uint16(TAG.pixelRepresentation) === 1;
   const mask = 2 ** bitsStored - 1;
@@ -134,7 +141,7 @@ function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllo
 /** Modality rescale, then the VOI window (DICOM PS3.3 C.11.2.1.2.1, linear) or the full range, to 0–255. */
 function toDisplay(data: DataSet, values: Float64Array, width: number, height: number, photometric: string): GreyImage {
   if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') {
-    throw new ImageDecodeError(`DICOM photometric interpretation ${photometric} with one sample is not read`);
+    throw unsupportedImage(`DICOM photometric interpretation ${photometric} with one sample is not read`);
   }
   const slope = data.floatString(TAG.rescaleSlope) ?? 1;
   const intercept = data.floatString(TAG.rescaleIntercept) ?? 0;
@@ -163,7 +170,7 @@ function toDisplay(data: DataSet, values: Float64Array, width: number, height: n
 
 /** An uncompressed 8-bit RGB image (a secondary capture, say) to grey, as sharp greys an RGB JPEG or PNG. */
 async function rgbToGrey(data: DataSet, pixels: Uint8Array, width: number, height: number, bitsAllocated: number, photometric: string): Promise<GreyImage> {
-  if (bitsAllocated !== 8 || photometric !== 'RGB') throw new ImageDecodeError(`DICOM colour image (${photometric}, ${bitsAllocated} bits) is not read; 8-bit RGB is`);
+  if (bitsAllocated !== 8 || photometric !== 'RGB') throw unsupportedImage(`DICOM colour image (${photometric}, ${bitsAllocated} bits) is not read; 8-bit RGB is`);
   let interleaved = pixels;
   if (data.uint16(TAG.planarConfiguration) === 1) {
     // Planes R…R G…G B…B into R G B triples.

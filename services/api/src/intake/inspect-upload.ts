@@ -1,3 +1,4 @@
+import { ImageDecodeError } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
 import { inputFormats, type InputFormat } from './input-formats.js';
@@ -60,6 +61,7 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
     throw reject(422, 'image_too_large', filename, `declares ${declared}; the limit is ${limits.maxPixels}`);
   }
   await format.verifyDecodable(bytes, limits.maxPixels).catch((error: unknown) => {
+    if (error instanceof ImageDecodeError && error.unsupported) throw reject(422, 'image_unsupported', filename, error.message);
     const reason = describeFailure(error);
     const code = /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
     const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
