@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageDecodeError, initBackend, loadModel, readArtifactDir, type ArtifactFiles, type LoadedModel } from '@btd/model';
 import { ModelThreadPool } from '@btd/inference-worker';
 import { REPO_ROOT, datasetsDir } from './helpers/index.js';
+import { dicomFile } from './helpers/dicom-file.js';
 
 // Held-out Br35H scans: one each model is sure of, and ones that send each model to its rotated copies.
 const SCANS = ['no/no1102.jpg', 'no/no1182.jpg', 'yes/y110.jpg', 'yes/y379.jpg'];
@@ -58,7 +59,7 @@ describe.skipIf(!root)('the model thread pool', () => {
     type.dispose();
   });
 
-  it('runs a class-activation heatmap whole on one thread, and reports undecodable input as such', async () => {
+  it('runs a class-activation heatmap whole on one thread, and reports undecodable and unsupported input as such', async () => {
     const type = await pool.load(files['tumor-type']!);
     const before = pool.workDone();
     const withMap = await type.predict(Buffer.from(scans[0]!));
@@ -66,7 +67,11 @@ describe.skipIf(!root)('the model thread pool', () => {
     const expected = await inProcess['tumor-type']!.predict(scans[0]!);
     expect(withMap.box).toEqual(expected.box);
     expect(withMap.heatmap?.width).toBe(expected.heatmap?.width);
-    await expect(type.predict(new TextEncoder().encode('not an image'), { heatmap: false })).rejects.toBeInstanceOf(ImageDecodeError);
+    await expect(type.predict(new TextEncoder().encode('not an image'), { heatmap: false })).rejects.toMatchObject({ name: 'ImageDecodeError', unsupported: false });
+    const ct = dicomFile({ width: 8, height: 8, pixels: new Uint16Array(64), modality: 'CT' });
+    const refusal = await type.predict(ct).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(ImageDecodeError);
+    expect(refusal).toMatchObject({ unsupported: true, message: 'DICOM modality is CT; btd analyses MR slices' });
     type.dispose();
   });
 

@@ -4,6 +4,10 @@ import { createLogger, inferenceJobId, overlayKey, resultKey, resultsPrefix, typ
 import { DirectoryModelProvider, ModelThreadPool, type ImageResultDocument } from '@btd/inference-worker';
 import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
 import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
+import { dicomFile } from './helpers/dicom-file.js';
+
+const ctSlice = dicomFile({ width: 8, height: 8, pixels: new Uint16Array(64), modality: 'CT' });
+const NOT_ANALYSED = /not an image btd analyses: DICOM modality is CT; btd analyses MR slices/;
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -102,6 +106,7 @@ describe('inference worker against Redis and s3rver', () => {
     ['a text file', new TextEncoder().encode('this is not an image, whatever the extension says'), /not a decodable image/],
     ['a truncated JPEG', 'truncate', /not a decodable image/],
     ['zero bytes', new Uint8Array(0), /not a decodable image/],
+    ['a CT slice in DICOM', ctSlice, NOT_ANALYSED],
   ] as const)('fails %s once, without retries, and posts the reason', async (_name, input, reason) => {
     const image = input === 'truncate' ? tumourImage.subarray(0, 600) : input;
     const { imageId, jobId } = await env.submit(image);
@@ -146,7 +151,7 @@ describe('inference worker against Redis and s3rver', () => {
     expect((await env.inference.getJob(jobId))?.attemptsMade).toBe(1);
   });
 
-  it('with the models on a pool of threads, gives the in-process result and still fails undecodable input at once', async () => {
+  it('with the models on a pool of threads, gives the in-process result and still fails undecodable or unsupported input at once', async () => {
     const inProcess = env.startWorker(models);
     const first = await env.submit(tumourImage);
     const expected = await env.resultOf(first.imageId);
@@ -161,6 +166,7 @@ describe('inference worker against Redis and s3rver', () => {
       env.startWorker(threaded, { modelThreads: true });
       const again = await env.submit(tumourImage);
       const bogus = await env.submit(new TextEncoder().encode('not an image'));
+      const ct = await env.submit(ctSlice);
       const message = await env.resultOf(again.imageId);
       expectSucceeded(message);
       for (const key of ['probabilities', 'typeProbabilities'] as const) {
@@ -172,6 +178,8 @@ describe('inference worker against Redis and s3rver', () => {
       expect(failed.kind === 'failed' && failed.reason).toMatch(/not a decodable image/);
       await waitFor(async () => (await env.inference.getJobState(bogus.jobId)) === 'failed');
       expect((await env.inference.getJob(bogus.jobId))?.attemptsMade).toBe(1);
+      const refused = await env.resultOf(ct.imageId);
+      expect(refused.kind === 'failed' && refused.reason).toMatch(NOT_ANALYSED);
     } finally {
       await env.close();
       await threaded.close();
