@@ -73,6 +73,13 @@ describe('POST /v1/studies → result', () => {
     expect(keys.filter((key) => key.startsWith(`originals/alice/${submitted.body.studyId}/`))).toHaveLength(3);
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
     const [jpeg, ...others] = study.images.map((image) => image.result!);
+    expect(study.verdict).toMatchObject({
+      label: jpeg!.label,
+      tumorProbability: Math.max(...study.images.map((image) => image.result!.tumorProbability)),
+      tumorImages: jpeg!.label === 'tumor' ? 3 : 0,
+      analysedImages: 3,
+      failedImages: 0,
+    });
     const brightness = async (overlayUrl: string) => {
       const overlay = await fetch(`${harness.env.url}${overlayUrl}`, { headers: harness.env.auth('alice') });
       return (await sharp(Buffer.from(await overlay.arrayBuffer())).stats()).channels[1]!.mean;

@@ -50,6 +50,23 @@ export const WebhookViewSchema = Type.Object({
   failedAt: Type.Optional(Type.String({ description: 'Set once every attempt has failed.' })),
 });
 
+export const StudyVerdictSchema = Type.Object(
+  {
+    label: Type.Enum(['tumor', 'no_tumor', 'incomplete'], {
+      description:
+        'tumor: at least one image shows a tumour; no_tumor: every image was analysed and none does; ' +
+        'incomplete: none of the analysed images does, but some could not be analysed (one of them might).',
+    }),
+    tumorProbability: Type.Optional(Type.Number({ description: 'The highest tumour probability of any analysed image.' })),
+    imageId: Type.Optional(Type.String({ description: 'The image with that probability: the one to look at first.' })),
+    tumorImages: Type.Integer({ description: 'Images called tumour.' }),
+    analysedImages: Type.Integer(),
+    failedImages: Type.Integer(),
+  },
+  { description: "The study's verdict over its images, once every image has finished." },
+);
+export type StudyVerdict = Static<typeof StudyVerdictSchema>;
+
 export const StudyViewSchema = Type.Object(
   {
     studyId: Type.String(),
@@ -60,6 +77,7 @@ export const StudyViewSchema = Type.Object(
     createdAt: Type.String(),
     completedAt: Type.Optional(Type.String()),
     failure: Type.Optional(Type.Object({ reason: Type.String() })),
+    verdict: Type.Optional(StudyVerdictSchema),
     images: Type.Array(ImageViewSchema),
     webhook: Type.Optional(WebhookViewSchema),
     links: Type.Object({ self: Type.String() }),

@@ -1,5 +1,40 @@
 import { describe, expect, it } from 'vitest';
-import { typeAgreesWithDetection } from './study-view.js';
+import type { ImageRecord } from '../store/records.js';
+import { studyVerdict, typeAgreesWithDetection } from './study-view.js';
+
+type VerdictInput = Pick<ImageRecord, 'id' | 'state' | 'summary'>;
+
+function done(id: string, tumorProbability: number): VerdictInput {
+  const summary = { label: tumorProbability >= 0.5 ? 'tumor' : 'no_tumor', tumorProbability } as NonNullable<ImageRecord['summary']>;
+  return { id, state: 'done', summary };
+}
+
+const failed = (id: string): VerdictInput => ({ id, state: 'failed' });
+const queued = (id: string): VerdictInput => ({ id, state: 'queued' });
+
+describe('studyVerdict', () => {
+  it('calls a study tumour when any image shows one, and points at the most likely image', () => {
+    expect(studyVerdict([done('a', 0.1), done('b', 0.93), done('c', 0.7), failed('d')])).toEqual({
+      label: 'tumor',
+      tumorProbability: 0.93,
+      imageId: 'b',
+      tumorImages: 2,
+      analysedImages: 3,
+      failedImages: 1,
+    });
+  });
+
+  it('calls a study free of tumour only when every image was analysed', () => {
+    expect(studyVerdict([done('a', 0.1), done('b', 0.3)])).toMatchObject({ label: 'no_tumor', tumorProbability: 0.3, imageId: 'b', tumorImages: 0 });
+    expect(studyVerdict([done('a', 0.1), failed('b')])).toMatchObject({ label: 'incomplete', tumorProbability: 0.1, analysedImages: 1, failedImages: 1 });
+    expect(studyVerdict([failed('a')])).toEqual({ label: 'incomplete', tumorImages: 0, analysedImages: 0, failedImages: 1 });
+  });
+
+  it('gives no verdict while an image is still to be analysed', () => {
+    expect(studyVerdict([done('a', 0.99), queued('b')])).toBeUndefined();
+    expect(studyVerdict([])).toBeUndefined();
+  });
+});
 
 describe('typeAgreesWithDetection', () => {
   it('agrees when both models find a tumour, or neither does', () => {

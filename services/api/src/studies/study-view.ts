@@ -1,5 +1,5 @@
 import type { ImageRecord, StudyRecord, DeliveryRecord } from '../store/records.js';
-import type { StudyView, SubmittedStudy } from '../schemas/study.schemas.js';
+import type { StudyVerdict, StudyView, SubmittedStudy } from '../schemas/study.schemas.js';
 
 /** Path of a study resource. */
 export function studyPath(studyId: string): string {
@@ -61,6 +61,29 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
   return { ...base, result };
 }
 
+/**
+ * The study's verdict once every image has finished: a tumour if any analysed image shows one (an
+ * image that failed cannot take that back), no tumour only if every image was analysed, else
+ * incomplete; with the image of highest tumour probability, the one to look at first.
+ */
+export function studyVerdict(images: readonly Pick<ImageRecord, 'id' | 'state' | 'summary'>[]): StudyVerdict | undefined {
+  if (images.length === 0 || images.some((image) => image.state !== 'done' && image.state !== 'failed')) return undefined;
+  const analysed = images.filter((image) => image.state === 'done' && image.summary);
+  const tumorImages = analysed.filter((image) => image.summary!.label === 'tumor').length;
+  const failedImages = images.length - analysed.length;
+  const top = analysed.reduce<(typeof analysed)[number] | undefined>(
+    (best, image) => (!best || image.summary!.tumorProbability > best.summary!.tumorProbability ? image : best),
+    undefined,
+  );
+  return {
+    label: tumorImages > 0 ? 'tumor' : failedImages > 0 ? 'incomplete' : 'no_tumor',
+    ...(top ? { tumorProbability: top.summary!.tumorProbability, imageId: top.id } : {}),
+    tumorImages,
+    analysedImages: analysed.length,
+    failedImages,
+  };
+}
+
 /** Webhook progress as clients see it (never the URL, which may carry a token). */
 export function webhookView(delivery: DeliveryRecord | undefined): StudyView['webhook'] {
   if (!delivery) return undefined;
@@ -79,6 +102,7 @@ export function studyView(
   delivery: DeliveryRecord | undefined,
 ): StudyView {
   const state = study.state === 'queued' && activeImageIds.size > 0 ? 'processing' : study.state;
+  const verdict = studyVerdict(images);
   return {
     ...submittedView(study, []),
     priority: study.priority,
@@ -86,6 +110,7 @@ export function studyView(
     createdAt: study.createdAt,
     ...(study.completedAt ? { completedAt: study.completedAt } : {}),
     ...(study.state === 'failed' ? { failure: { reason: study.failureReason ?? 'unknown' } } : {}),
+    ...(verdict ? { verdict } : {}),
     images: images.map((image) => imageView(image, activeImageIds.has(image.id))),
     ...(delivery ? { webhook: webhookView(delivery) } : {}),
   };
