@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
-import { decodeGrey, decodeRgb, windowToBytes } from './decode-image.js';
+import { decodeGrey, decodeRgb } from './decode-image.js';
+import { stretchToBytes } from './grey-levels.js';
 import { ImageDecodeError } from './image-decode-error.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 
@@ -116,12 +117,16 @@ describe('decodeRgb', () => {
   });
 });
 
-describe('windowToBytes', () => {
+describe('stretchToBytes', () => {
   it('stretches the lowest stored value to 0 and the highest to 255', () => {
-    expect([...windowToBytes(Uint16Array.from([1000, 1500, 2000, 3000]))]).toEqual([0, 64, 128, 255]);
+    expect([...stretchToBytes(Uint16Array.from([1000, 1500, 2000, 3000]))]).toEqual([0, 64, 128, 255]);
   });
 
   it('turns a flat image black instead of dividing by zero', () => {
-    expect([...windowToBytes(Uint16Array.from([700, 700, 700]))]).toEqual([0, 0, 0]);
+    expect([...stretchToBytes(Uint16Array.from([700, 700, 700]))]).toEqual([0, 0, 0]);
+  });
+
+  it('stretches negative and fractional values, as a rescaled DICOM holds', () => {
+    expect([...stretchToBytes(Float64Array.from([-1000, -500.5, 0]))]).toEqual([0, 127, 255]);
   });
 });

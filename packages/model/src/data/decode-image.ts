@@ -1,5 +1,6 @@
 import sharp, { type Channels, type Sharp } from 'sharp';
 import { decodeDicomGrey, isDicom } from './dicom.js';
+import { stretchToBytes } from './grey-levels.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 
 /** A single-channel 8-bit image in row-major order. */
@@ -35,28 +36,13 @@ async function openImage(bytes: Uint8Array): Promise<{ pipeline: Sharp; wide: bo
   return { pipeline, wide: depth === 'ushort' };
 }
 
-/** Maps 16-bit grey values linearly from [lowest, highest] onto [0, 255]; a flat image becomes black. */
-export function windowToBytes(values: Uint16Array): Uint8Array {
-  let low = 65_535;
-  let high = 0;
-  for (const v of values) {
-    if (v < low) low = v;
-    if (v > high) high = v;
-  }
-  const out = new Uint8Array(values.length);
-  if (high <= low) return out;
-  const scale = 255 / (high - low);
-  for (let i = 0; i < values.length; i++) out[i] = Math.round(((values[i] as number) - low) * scale);
-  return out;
-}
-
 async function wideToGrey(pipeline: Sharp): Promise<GreyImage> {
   const { data, info } = await pipeline.toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
   if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
   // A typed view needs an even offset; sharp's buffers have one, but a copy costs little if not.
   const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data);
   const values = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
-  return { width: info.width, height: info.height, data: windowToBytes(values) };
+  return { width: info.width, height: info.height, data: stretchToBytes(values) };
 }
 
 interface Readers<T> {

@@ -1,5 +1,6 @@
 import dicomParser, { type DataSet } from 'dicom-parser';
 import sharp from 'sharp';
+import { stretchToBytes } from './grey-levels.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
 
@@ -138,34 +139,29 @@ function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllo
   return values;
 }
 
-/** Modality rescale, then the VOI window (DICOM PS3.3 C.11.2.1.2.1, linear) or the full range, to 0–255. */
+/** Modality rescale, then the VOI window or the full range, to 0–255; MONOCHROME1 inverted. */
 function toDisplay(data: DataSet, values: Float64Array, width: number, height: number, photometric: string): GreyImage {
   if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') {
     throw unsupportedImage(`DICOM photometric interpretation ${photometric} with one sample is not read`);
   }
   const slope = data.floatString(TAG.rescaleSlope) ?? 1;
   const intercept = data.floatString(TAG.rescaleIntercept) ?? 0;
-  let low = Infinity;
-  let high = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = (values[i] as number) * slope + intercept;
-    values[i] = v;
-    if (v < low) low = v;
-    if (v > high) high = v;
-  }
+  for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) * slope + intercept;
   const center = data.floatString(TAG.windowCenter);
   const windowWidth = data.floatString(TAG.windowWidth);
-  const out = new Uint8Array(values.length);
-  const windowed = center !== undefined && windowWidth !== undefined && windowWidth >= 1;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i] as number;
-    const level = windowed
-      ? ((v - (center - 0.5)) / (windowWidth - 1) + 0.5) * 255
-      : high > low ? ((v - low) / (high - low)) * 255 : 0;
-    const grey = Math.round(Math.min(255, Math.max(0, level)));
-    out[i] = photometric === 'MONOCHROME1' ? 255 - grey : grey;
-  }
+  const out = center !== undefined && windowWidth !== undefined && windowWidth >= 1 ? applyWindow(values, center, windowWidth) : stretchToBytes(values);
+  if (photometric === 'MONOCHROME1') for (let i = 0; i < out.length; i++) out[i] = 255 - (out[i] as number);
   return { width, height, data: out };
+}
+
+/** The linear VOI window of DICOM PS3.3 C.11.2.1.2.1, onto 0–255. */
+function applyWindow(values: Float64Array, center: number, width: number): Uint8Array {
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const level = (((values[i] as number) - (center - 0.5)) / (width - 1) + 0.5) * 255;
+    out[i] = Math.round(Math.min(255, Math.max(0, level)));
+  }
+  return out;
 }
 
 /** An uncompressed 8-bit RGB image (a secondary capture, say) to grey, as sharp greys an RGB JPEG or PNG. */
