@@ -26,6 +26,8 @@ export interface DicomImageSpec {
   transferSyntax?: string;
   /** Modality (0008,0060); MR unless given. */
   modality?: string;
+  /** Instance identifiers, written when given. */
+  identifiers?: { studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUid?: string; accessionNumber?: string };
 }
 
 const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
@@ -118,9 +120,16 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
   groupLength.writeUInt32LE(meta.length);
   const metaGroup = Buffer.concat([encode([{ group: 2, element: 0, vr: 'UL', value: groupLength }], true, true), meta]);
 
+  const ids = spec.identifiers ?? {};
+  const optional = (group: number, element: number, vr: string, value: string | undefined): ElementSpec[] =>
+    value ? [{ group, element, vr, value: text(value, vr === 'UI' ? '\0' : ' ') }] : [];
   const elements: ElementSpec[] = [
     { group: 8, element: 0x16, vr: 'UI', value: text(MR_IMAGE_STORAGE, '\0') },
+    ...optional(8, 0x18, 'UI', ids.sopInstanceUid),
+    ...optional(8, 0x50, 'SH', ids.accessionNumber),
     { group: 8, element: 0x60, vr: 'CS', value: text(spec.modality ?? 'MR') },
+    ...optional(0x20, 0xd, 'UI', ids.studyInstanceUid),
+    ...optional(0x20, 0xe, 'UI', ids.seriesInstanceUid),
     { group: 0x28, element: 2, vr: 'US', value: us(samples, little) },
     { group: 0x28, element: 4, vr: 'CS', value: text(spec.photometric ?? (samples === 3 ? 'RGB' : 'MONOCHROME2')) },
   ];

@@ -23,7 +23,15 @@ describe('DICOM', () => {
     const file = dicomFile({ width, height, pixels: slice(), bitsAllocated: 8 });
     expect(isDicom(file)).toBe(true);
     expect(isDicom(new Uint8Array(200))).toBe(false);
-    expect(readDicomHeader(file)).toEqual({ width, height, frames: 1, transferSyntax: TransferSyntax.explicitLittle });
+    expect(readDicomHeader(file)).toEqual({ width, height, frames: 1, transferSyntax: TransferSyntax.explicitLittle, identifiers: {} });
+  });
+
+  it('reads the identifiers a PACS knows the image by, without their padding', () => {
+    const identifiers = { studyInstanceUid: '1.2.3.4', seriesInstanceUid: '1.2.3.4.5', sopInstanceUid: '1.2.3.4.5.67', accessionNumber: 'ACC123' };
+    for (const transferSyntax of [TransferSyntax.explicitLittle, TransferSyntax.implicitLittle]) {
+      const file = dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], identifiers, transferSyntax });
+      expect(readDicomHeader(file).identifiers).toEqual(identifiers);
+    }
   });
 
   it.each([

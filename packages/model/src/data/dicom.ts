@@ -4,6 +4,14 @@ import { stretchToBytes } from './grey-levels.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
 
+/** The identifiers a PACS knows the image by; each present only when the file carries it. */
+export interface DicomIdentifiers {
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
+  sopInstanceUid?: string;
+  accessionNumber?: string;
+}
+
 /** What a DICOM header says of its image, read without touching the pixel data. */
 export interface DicomHeader {
   width: number;
@@ -11,6 +19,7 @@ export interface DicomHeader {
   frames: number;
   /** Transfer syntax UID; implicit VR little endian when the file meta group names none. */
   transferSyntax: string;
+  identifiers: DicomIdentifiers;
 }
 
 const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
@@ -46,8 +55,14 @@ const TAG = {
   rescaleIntercept: 'x00281052',
   rescaleSlope: 'x00281053',
   modality: 'x00080060',
+  studyInstanceUid: 'x0020000d',
+  seriesInstanceUid: 'x0020000e',
+  sopInstanceUid: 'x00080018',
+  accessionNumber: 'x00080050',
   pixelData: 'x7fe00010',
 } as const;
+
+const IDENTIFIER_TAGS = ['studyInstanceUid', 'seriesInstanceUid', 'sopInstanceUid', 'accessionNumber'] as const;
 
 /** Modalities analysed: MR, and OT (other), which secondary captures of MR images often carry. */
 const ANALYSED_MODALITIES = new Set(['MR', 'OT']);
@@ -72,7 +87,13 @@ function headerOf(data: DataSet): DicomHeader {
   const height = data.uint16(TAG.rows);
   if (!width || !height) throw new ImageDecodeError('DICOM has no image: Rows or Columns missing');
   const frames = data.intString(TAG.frames) ?? 1;
-  return { width, height, frames, transferSyntax: data.string(TAG.transferSyntax)?.trim() || IMPLICIT_LITTLE };
+  const identifiers: DicomIdentifiers = {};
+  for (const name of IDENTIFIER_TAGS) {
+    // UIDs are padded with NUL to an even length, other strings with a space.
+    const value = data.string(TAG[name])?.replace(/\0+$/, '').trim();
+    if (value) identifiers[name] = value;
+  }
+  return { width, height, frames, transferSyntax: data.string(TAG.transferSyntax)?.trim() || IMPLICIT_LITTLE, identifiers };
 }
 
 /** Reads the image's size and encoding from a DICOM header; the pixel data is not read. */

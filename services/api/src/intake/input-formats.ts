@@ -1,17 +1,18 @@
-import { decodeDicomGrey, readDicomHeader } from '@btd/model';
+import { decodeDicomGrey, readDicomHeader, type DicomIdentifiers } from '@btd/model';
 import sharp from 'sharp';
 
-/** Pixel dimensions read from an image header. */
-export interface ImageDimensions {
+/** What an image header says: its pixel dimensions and, for DICOM, the identifiers a PACS knows it by. */
+export interface ImageHeader {
   readonly width: number;
   readonly height: number;
+  readonly dicom?: DicomIdentifiers;
 }
 
 /**
  * One accepted upload format. Intake checks every file against these before anything is stored.
  *
- * Each format implements the same three steps: recognise its magic bytes, read the dimensions
- * from its header without decoding pixels, and prove the pixel data decodes.
+ * Each format implements the same three steps: recognise its magic bytes, read its header
+ * (dimensions first) without decoding pixels, and prove the pixel data decodes.
  */
 export interface InputFormat {
   /** MIME type stored with the original and reported to clients. */
@@ -23,7 +24,7 @@ export interface InputFormat {
   /** True when the content sniffed by `file-type` is this format. */
   matches(detectedMime: string | undefined): boolean;
   /** Header-only read: cheap even for a decompression bomb. */
-  readDimensions(bytes: Uint8Array): Promise<ImageDimensions>;
+  readHeader(bytes: Uint8Array): Promise<ImageHeader>;
   /** Decodes every pixel (never more than `maxPixels`); throws when the data is truncated or corrupt. */
   verifyDecodable(bytes: Uint8Array, maxPixels: number): Promise<void>;
 }
@@ -34,7 +35,7 @@ function rasterFormat(mime: string, label: string, extension: string): InputForm
     label,
     extension,
     matches: (detectedMime) => detectedMime === mime,
-    async readDimensions(bytes) {
+    async readHeader(bytes) {
       // The pixel limit is checked by the caller with a precise message; sharp's own would
       // refuse to read the header at all.
       const metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -57,9 +58,9 @@ const dicomFormat: InputFormat = {
   label: 'DICOM',
   extension: 'dcm',
   matches: (detectedMime) => detectedMime === 'application/dicom',
-  async readDimensions(bytes) {
-    const { width, height } = readDicomHeader(bytes);
-    return { width, height };
+  async readHeader(bytes) {
+    const { width, height, identifiers } = readDicomHeader(bytes);
+    return { width, height, dicom: identifiers };
   },
   async verifyDecodable(bytes, maxPixels) {
     await decodeDicomGrey(bytes, maxPixels);

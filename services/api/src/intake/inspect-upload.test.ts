@@ -21,14 +21,14 @@ describe('inspectUpload', () => {
     const accepted = await inspectUpload(slice!.bytes, slice!.name, limits);
     const metadata = await sharp(slice!.bytes).metadata();
     expect(accepted.format.mime).toBe('image/jpeg');
-    expect([accepted.width, accepted.height]).toEqual([metadata.width, metadata.height]);
+    expect([accepted.header.width, accepted.header.height]).toEqual([metadata.width, metadata.height]);
   });
 
   it('recognises PNG by content even when the name says .jpg', async () => {
     const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#777' } }).png().toBuffer();
     const accepted = await inspectUpload(png, 'mislabelled.jpg', limits);
     expect(accepted.format.mime).toBe('image/png');
-    expect([accepted.width, accepted.height]).toEqual([40, 30]);
+    expect([accepted.header.width, accepted.header.height]).toEqual([40, 30]);
   });
 
   it('rejects an empty file', async () => {

@@ -1,7 +1,7 @@
 import { ImageDecodeError } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
-import { inputFormats, type InputFormat } from './input-formats.js';
+import { inputFormats, type ImageHeader, type InputFormat } from './input-formats.js';
 
 /** Limits every uploaded image must satisfy. */
 export interface UploadLimits {
@@ -16,8 +16,7 @@ export interface AcceptedImage {
   readonly filename: string;
   readonly bytes: Uint8Array;
   readonly format: InputFormat;
-  readonly width: number;
-  readonly height: number;
+  readonly header: ImageHeader;
 }
 
 const formatList = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(inputFormats.map((format) => format.label));
@@ -52,12 +51,12 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
     throw reject(413, 'file_too_large', filename, `is ${bytes.length} bytes; the limit is ${limits.maxBytes}`);
   }
   const format = await detectFormat(bytes, filename);
-  const dimensions = await format.readDimensions(bytes).catch((error: unknown) => {
+  const header = await format.readHeader(bytes).catch((error: unknown) => {
     throw reject(422, 'image_unreadable', filename, `${format.label} header cannot be read (${describeFailure(error)})`);
   });
-  const pixels = dimensions.width * dimensions.height;
+  const pixels = header.width * header.height;
   if (pixels > limits.maxPixels) {
-    const declared = `${dimensions.width}×${dimensions.height} = ${pixels} pixels`;
+    const declared = `${header.width}×${header.height} = ${pixels} pixels`;
     throw reject(422, 'image_too_large', filename, `declares ${declared}; the limit is ${limits.maxPixels}`);
   }
   await format.verifyDecodable(bytes, limits.maxPixels).catch((error: unknown) => {
@@ -67,5 +66,5 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
     const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
     throw reject(422, code, filename, `${format.label} data ${what} (${reason})`);
   });
-  return { filename, bytes, format, width: dimensions.width, height: dimensions.height };
+  return { filename, bytes, format, header };
 }

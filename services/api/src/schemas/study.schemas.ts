@@ -31,12 +31,23 @@ const ImageResultSchema = Type.Object({
   timings: Type.Record(Type.String(), Type.Number(), { description: 'Milliseconds per stage on the worker.' }),
 });
 
+const DicomIdentifiersSchema = Type.Object(
+  {
+    studyInstanceUid: Type.Optional(Type.String()),
+    seriesInstanceUid: Type.Optional(Type.String()),
+    sopInstanceUid: Type.Optional(Type.String()),
+    accessionNumber: Type.Optional(Type.String()),
+  },
+  { description: 'For a DICOM original: the identifiers it carried, to file the result against the right instance.' },
+);
+
 const ImageViewSchema = Type.Object({
   imageId: Type.String(),
   filename: Type.String(),
   contentType: Type.String(),
   width: Type.Integer(),
   height: Type.Integer(),
+  dicom: Type.Optional(DicomIdentifiersSchema),
   state: StudyStateSchema,
   result: Type.Optional(ImageResultSchema),
   failure: Type.Optional(Type.Object({ reason: Type.String() })),

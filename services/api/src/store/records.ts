@@ -1,3 +1,4 @@
+import type { DicomIdentifiers } from '@btd/model';
 import type { ResultSummary, StudyPriority } from '@btd/shared';
 
 /** Where a study stands. */
@@ -36,6 +37,8 @@ export interface ImageRecord {
   width: number;
   height: number;
   bytes: number;
+  /** For a DICOM original, the identifiers the PACS knows it by. */
+  dicom?: DicomIdentifiers;
   objectKey: string;
   state: ImageState;
   summary?: ResultSummary;
@@ -107,7 +110,7 @@ export function hashFromPairs(pairs: readonly string[]): Flat {
 /** Fields stored as JSON, per record type. */
 export const JSON_FIELDS = {
   study: ['imageIds', 'doneCount', 'failedCount'],
-  image: ['width', 'height', 'bytes', 'summary'],
+  image: ['width', 'height', 'bytes', 'dicom', 'summary'],
   batch: ['studyCount', 'processingStudies', 'doneStudies', 'failedStudies'],
   delivery: ['attempts', 'lastStatus'],
 } as const;

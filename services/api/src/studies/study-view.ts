@@ -39,6 +39,7 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
     contentType: image.contentType,
     width: image.width,
     height: image.height,
+    ...(image.dicom ? { dicom: image.dicom } : {}),
     state: image.state === 'queued' && active ? ('processing' as const) : image.state,
   };
   if (image.state === 'failed') return { ...base, failure: { reason: image.reason ?? 'unknown' } };
