@@ -7,7 +7,7 @@ import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from '.
 import { dicomFile } from './helpers/dicom-file.js';
 
 const ctSlice = dicomFile({ width: 8, height: 8, pixels: new Uint16Array(64), modality: 'CT' });
-const NOT_ANALYSED = /not an image btd analyses: DICOM modality is CT; btd analyses MR slices/;
+const NOT_ANALYSED = /^DICOM modality is CT; btd analyses MR slices$/;
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -103,9 +103,9 @@ describe('inference worker against Redis and s3rver', () => {
   });
 
   it.each([
-    ['a text file', new TextEncoder().encode('this is not an image, whatever the extension says'), /not a decodable image/],
+    ['a text file', new TextEncoder().encode('this is not an image, whatever the extension says'), /^not a decodable image: (?!not a decodable image)/],
     ['a truncated JPEG', 'truncate', /not a decodable image/],
-    ['zero bytes', new Uint8Array(0), /not a decodable image/],
+    ['zero bytes', new Uint8Array(0), /^not a decodable image: empty file \(0 bytes\)$/],
     ['a CT slice in DICOM', ctSlice, NOT_ANALYSED],
   ] as const)('fails %s once, without retries, and posts the reason', async (_name, input, reason) => {
     const image = input === 'truncate' ? tumourImage.subarray(0, 600) : input;

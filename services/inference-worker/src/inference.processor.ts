@@ -36,7 +36,8 @@ export interface InferenceJobReturn {
 /** Turns input problems into `UnrecoverableError`s: retrying cannot fix them. */
 function asPermanent(error: unknown): UnrecoverableError | undefined {
   if (error instanceof UnrecoverableError) return error;
-  if (error instanceof ImageDecodeError) return new UnrecoverableError(`${error.unsupported ? 'not an image btd analyses' : 'not a decodable image'}: ${error.message}`);
+  // The message says what is wrong with the image ("not a decodable image: …", "DICOM modality is CT; …").
+  if (error instanceof ImageDecodeError) return new UnrecoverableError(error.message);
   if (error instanceof ObjectNotFoundError) return new UnrecoverableError('the original image is missing from storage');
   return undefined;
 }

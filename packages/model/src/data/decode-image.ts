@@ -52,7 +52,7 @@ interface Readers<T> {
 
 /** DICOM goes to its own decoder, any other content to sharp. */
 async function decode<T>(bytes: Uint8Array, readers: Readers<T>): Promise<T> {
-  if (bytes.byteLength === 0) throw new ImageDecodeError('empty file: 0 bytes');
+  if (bytes.byteLength === 0) throw new ImageDecodeError('not a decodable image: empty file (0 bytes)');
   try {
     if (isDicom(bytes)) return await readers.grey(await decodeDicomGrey(bytes, MAX_INPUT_PIXELS));
     return await readers.raster(await openImage(bytes));
