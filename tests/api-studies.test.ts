@@ -61,7 +61,7 @@ describe('POST /v1/studies → result', () => {
     const { width, height } = grey.info;
     const png = await sharp(scanner, { raw: { width, height, channels: 1 } }).toColourspace('grey16').png().toBuffer();
     const identifiers = { studyInstanceUid: '1.2.826.0.1.99.1', seriesInstanceUid: '1.2.826.0.1.99.1.2', sopInstanceUid: '1.2.826.0.1.99.1.2.3', accessionNumber: 'ACC-4711' };
-    const dicom = dicomFile({ width, height, pixels: scanner, bitsStored: 12, window: { center: 2040.5, width: 4081 }, identifiers });
+    const dicom = dicomFile({ width, height, pixels: scanner, bitsStored: 12, window: { center: 2040.5, width: 4081 }, identifiers, orientation: [1, 0, 0, 0, 1, 0] });
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
       body: studyForm([
         { name: slice!.name, bytes: slice!.bytes },
@@ -73,7 +73,7 @@ describe('POST /v1/studies → result', () => {
     const keys = await harness.env.objectKeys();
     expect(keys.filter((key) => key.startsWith(`originals/alice/${submitted.body.studyId}/`))).toHaveLength(3);
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
-    expect(study.images.map((image) => image.dicom)).toEqual([undefined, undefined, identifiers]);
+    expect(study.images.map((image) => image.dicom)).toEqual([undefined, undefined, { ...identifiers, plane: 'axial' }]);
     expect(study.images[2]).toMatchObject({ contentType: 'application/dicom', width, height });
     const [jpeg, ...others] = study.images.map((image) => image.result!);
     expect(study.verdict).toMatchObject({

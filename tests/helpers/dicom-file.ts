@@ -26,6 +26,8 @@ export interface DicomImageSpec {
   transferSyntax?: string;
   /** Modality (0008,0060); MR unless given. */
   modality?: string;
+  /** Image Orientation (Patient): row then column direction cosines, written when given. */
+  orientation?: readonly number[];
   /** Instance identifiers, written when given. */
   identifiers?: { studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUid?: string; accessionNumber?: string };
 }
@@ -130,6 +132,7 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
     { group: 8, element: 0x60, vr: 'CS', value: text(spec.modality ?? 'MR') },
     ...optional(0x20, 0xd, 'UI', ids.studyInstanceUid),
     ...optional(0x20, 0xe, 'UI', ids.seriesInstanceUid),
+    ...optional(0x20, 0x37, 'DS', spec.orientation?.join('\\')),
     { group: 0x28, element: 2, vr: 'US', value: us(samples, little) },
     { group: 0x28, element: 4, vr: 'CS', value: text(spec.photometric ?? (samples === 3 ? 'RGB' : 'MONOCHROME2')) },
   ];

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, decodeRgb, MAX_INPUT_PIXELS } from './decode-image.js';
-import { decodeDicomGrey, isDicom, readDicomHeader } from './dicom.js';
+import { decodeDicomGrey, isDicom, readDicomHeader, slicePlane } from './dicom.js';
 import { ImageDecodeError } from './image-decode-error.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 
@@ -24,6 +24,19 @@ describe('DICOM', () => {
     expect(isDicom(file)).toBe(true);
     expect(isDicom(new Uint8Array(200))).toBe(false);
     expect(readDicomHeader(file)).toEqual({ width, height, frames: 1, transferSyntax: TransferSyntax.explicitLittle, identifiers: {} });
+  });
+
+  it('tells the plane of a slice from its orientation', () => {
+    expect(slicePlane([1, 0, 0, 0, 1, 0])).toBe('axial');
+    expect(slicePlane([0, 1, 0, 0, 0, -1])).toBe('sagittal');
+    expect(slicePlane([1, 0, 0, 0, 0, -1])).toBe('coronal');
+    // Tilted 20° about the left-right axis: still axial; 45°: between axial and coronal.
+    expect(slicePlane([1, 0, 0, 0, Math.cos(0.35), -Math.sin(0.35)])).toBe('axial');
+    expect(slicePlane([1, 0, 0, 0, Math.SQRT1_2, -Math.SQRT1_2])).toBe('oblique');
+    expect(slicePlane([0, 0, 0, 0, 0, 0])).toBeUndefined();
+    const sagittal = dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], orientation: [0, 1, 0, 0, 0, -1] });
+    expect(readDicomHeader(sagittal).plane).toBe('sagittal');
+    expect(readDicomHeader(dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3] })).plane).toBeUndefined();
   });
 
   it('reads the identifiers a PACS knows the image by, without their padding', () => {

@@ -12,6 +12,9 @@ export interface DicomIdentifiers {
   accessionNumber?: string;
 }
 
+/** The plane of a slice in the patient's frame; oblique when it is more than about 37° off all three. */
+export type SlicePlane = 'axial' | 'coronal' | 'sagittal' | 'oblique';
+
 /** What a DICOM header says of its image, read without touching the pixel data. */
 export interface DicomHeader {
   width: number;
@@ -20,6 +23,8 @@ export interface DicomHeader {
   /** Transfer syntax UID; implicit VR little endian when the file meta group names none. */
   transferSyntax: string;
   identifiers: DicomIdentifiers;
+  /** From Image Orientation (Patient), when the file has it. */
+  plane?: SlicePlane;
 }
 
 const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
@@ -59,6 +64,7 @@ const TAG = {
   seriesInstanceUid: 'x0020000e',
   sopInstanceUid: 'x00080018',
   accessionNumber: 'x00080050',
+  orientation: 'x00200037',
   pixelData: 'x7fe00010',
 } as const;
 
@@ -93,7 +99,25 @@ function headerOf(data: DataSet): DicomHeader {
     const value = data.string(TAG[name])?.replace(/\0+$/, '').trim();
     if (value) identifiers[name] = value;
   }
-  return { width, height, frames, transferSyntax: data.string(TAG.transferSyntax)?.trim() || IMPLICIT_LITTLE, identifiers };
+  const orientation = Array.from({ length: 6 }, (_, i) => data.floatString(TAG.orientation, i));
+  const plane = orientation.every((v) => v !== undefined) ? slicePlane(orientation as number[]) : undefined;
+  return { width, height, frames, transferSyntax: data.string(TAG.transferSyntax)?.trim() || IMPLICIT_LITTLE, identifiers, ...(plane ? { plane } : {}) };
+}
+
+/**
+ * The plane of a slice from its row and column direction cosines (Image Orientation (Patient)): the
+ * axis its normal runs along, x (left–right) for sagittal, y (front–back) for coronal, z (feet–head)
+ * for axial, provided the normal's component along it is at least 0.8.
+ */
+export function slicePlane(orientation: readonly number[]): SlicePlane | undefined {
+  const [rx = 0, ry = 0, rz = 0, cx = 0, cy = 0, cz = 0] = orientation;
+  const normal = [ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx];
+  const length = Math.hypot(...normal);
+  if (!(length > 0)) return undefined;
+  const along = normal.map((v) => Math.abs(v) / length);
+  const axis = along.indexOf(Math.max(...along));
+  if ((along[axis] as number) < 0.8) return 'oblique';
+  return (['sagittal', 'coronal', 'axial'] as const)[axis];
 }
 
 /** Reads the image's size and encoding from a DICOM header; the pixel data is not read. */

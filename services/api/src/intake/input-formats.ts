@@ -1,11 +1,14 @@
-import { decodeDicomGrey, readDicomHeader, type DicomIdentifiers } from '@btd/model';
+import { decodeDicomGrey, readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
 
-/** What an image header says: its pixel dimensions and, for DICOM, the identifiers a PACS knows it by. */
+/** For a DICOM image: the identifiers a PACS knows it by, and the plane of the slice. */
+export type DicomImageInfo = DicomIdentifiers & { plane?: SlicePlane };
+
+/** What an image header says: its pixel dimensions and, for DICOM, what the header tells of the slice. */
 export interface ImageHeader {
   readonly width: number;
   readonly height: number;
-  readonly dicom?: DicomIdentifiers;
+  readonly dicom?: DicomImageInfo;
 }
 
 /**
@@ -59,8 +62,8 @@ const dicomFormat: InputFormat = {
   extension: 'dcm',
   matches: (detectedMime) => detectedMime === 'application/dicom',
   async readHeader(bytes) {
-    const { width, height, identifiers } = readDicomHeader(bytes);
-    return { width, height, dicom: identifiers };
+    const { width, height, identifiers, plane } = readDicomHeader(bytes);
+    return { width, height, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
   },
   async verifyDecodable(bytes, maxPixels) {
     await decodeDicomGrey(bytes, maxPixels);

@@ -37,8 +37,15 @@ const DicomIdentifiersSchema = Type.Object(
     seriesInstanceUid: Type.Optional(Type.String()),
     sopInstanceUid: Type.Optional(Type.String()),
     accessionNumber: Type.Optional(Type.String()),
+    plane: Type.Optional(
+      Type.Enum(['axial', 'coronal', 'sagittal', 'oblique'], {
+        description:
+          'Plane of the slice, from Image Orientation (Patient). The detector is meant for axial slices through the brain: ' +
+          'it calls most healthy sagittal and coronal slices from other sources a tumour.',
+      }),
+    ),
   },
-  { description: 'For a DICOM original: the identifiers it carried, to file the result against the right instance.' },
+  { description: 'For a DICOM original: the identifiers it carried, to file the result against the right instance, and its plane.' },
 );
 
 const ImageViewSchema = Type.Object({

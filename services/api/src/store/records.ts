@@ -1,5 +1,5 @@
-import type { DicomIdentifiers } from '@btd/model';
 import type { ResultSummary, StudyPriority } from '@btd/shared';
+import type { DicomImageInfo } from '../intake/input-formats.js';
 
 /** Where a study stands. */
 export type StudyState = 'queued' | 'processing' | 'done' | 'failed';
@@ -37,8 +37,8 @@ export interface ImageRecord {
   width: number;
   height: number;
   bytes: number;
-  /** For a DICOM original, the identifiers the PACS knows it by. */
-  dicom?: DicomIdentifiers;
+  /** For a DICOM original, the identifiers the PACS knows it by and the slice's plane. */
+  dicom?: DicomImageInfo;
   objectKey: string;
   state: ImageState;
   summary?: ResultSummary;
