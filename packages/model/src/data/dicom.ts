@@ -158,9 +158,8 @@ export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Pro
   }
   const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
   const needed = width * height * samples * (bitsAllocated / 8);
-  if (element.dataOffset + Math.min(element.length, needed) > bytes.length || element.length < needed) {
-    throw new ImageDecodeError(`DICOM pixel data is truncated: ${Math.min(element.length, bytes.length - element.dataOffset)} of ${needed} bytes`);
-  }
+  const available = Math.min(element.length, bytes.length - element.dataOffset);
+  if (available < needed) throw new ImageDecodeError(`DICOM pixel data is truncated: ${available} of ${needed} bytes`);
   const pixels = bytes.subarray(element.dataOffset, element.dataOffset + needed);
   if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, photometric);
   if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);

@@ -69,16 +69,13 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
  */
 export function studyVerdict(images: readonly Pick<ImageRecord, 'id' | 'state' | 'summary'>[]): StudyVerdict | undefined {
   if (images.length === 0 || images.some((image) => image.state !== 'done' && image.state !== 'failed')) return undefined;
-  const analysed = images.filter((image) => image.state === 'done' && image.summary);
-  const tumorImages = analysed.filter((image) => image.summary!.label === 'tumor').length;
+  const analysed = images.flatMap((image) => (image.state === 'done' && image.summary ? [{ imageId: image.id, ...image.summary }] : []));
+  const tumorImages = analysed.filter((image) => image.label === 'tumor').length;
   const failedImages = images.length - analysed.length;
-  const top = analysed.reduce<(typeof analysed)[number] | undefined>(
-    (best, image) => (!best || image.summary!.tumorProbability > best.summary!.tumorProbability ? image : best),
-    undefined,
-  );
+  const top = analysed.reduce<(typeof analysed)[number] | undefined>((best, image) => (!best || image.tumorProbability > best.tumorProbability ? image : best), undefined);
   return {
     label: tumorImages > 0 ? 'tumor' : failedImages > 0 ? 'incomplete' : 'no_tumor',
-    ...(top ? { tumorProbability: top.summary!.tumorProbability, imageId: top.id } : {}),
+    ...(top ? { tumorProbability: top.tumorProbability, imageId: top.imageId } : {}),
     tumorImages,
     analysedImages: analysed.length,
     failedImages,
