@@ -45,11 +45,18 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       mentions: '30000×30000',
     },
     {
-      name: 'a DICOM slice compressed as JPEG 2000',
-      files: () => [{ name: 'slice.dcm', bytes: dicomFile({ width: 64, height: 64, bitsAllocated: 8, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.jpeg2000 }), type: 'application/dicom' }],
+      name: 'a DICOM video',
+      files: () => [{ name: 'cine.dcm', bytes: dicomFile({ width: 64, height: 64, bitsAllocated: 8, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.mpeg4 }), type: 'application/dicom' }],
       status: 422,
       code: 'image_unsupported',
-      mentions: 'JPEG 2000 (1.2.840.10008.1.2.4.91); send it uncompressed or as 8-bit JPEG',
+      mentions: 'MPEG-4 video (1.2.840.10008.1.2.4.102); send it uncompressed or in a still-image encoding',
+    },
+    {
+      name: 'a DICOM slice whose JPEG 2000 data is broken',
+      files: () => [{ name: 'slice.dcm', bytes: dicomFile({ width: 64, height: 64, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.jpeg2000 }), type: 'application/dicom' }],
+      status: 422,
+      code: 'image_undecodable',
+      mentions: 'DICOM JPEG 2000 pixel data cannot be decoded',
     },
     {
       name: 'a DICOM series in one multi-frame file',

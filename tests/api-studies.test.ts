@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import type { StudyView, SubmittedStudy } from '@btd/api';
 import { describe, expect, it } from 'vitest';
@@ -92,6 +93,22 @@ describe('POST /v1/studies → result', () => {
       expect(other.tumorProbability).toBeCloseTo(jpeg!.tumorProbability, 5);
       expect(other.box).toEqual(jpeg!.box);
       expect(await brightness(other.overlayUrl)).toBeCloseTo(await brightness(jpeg!.overlayUrl), 0);
+    }
+  });
+
+  it('analyses DICOM slices compressed as a PACS sends them as it analyses the uncompressed slice', async () => {
+    await harness.startWorker();
+    const names = ['uncompressed.dcm', 'jpeg-lossless.dcm', 'jpeg-ls-lossless.dcm', 'jpeg-2000-lossless.dcm', 'rle.dcm', 'deflated.dcm'];
+    const files = names.map((name) => ({ name, bytes: readFileSync(new URL(`./fixtures/dicom/${name}`, import.meta.url)), type: 'application/dicom' }));
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm(files) });
+    expect(submitted.status).toBe(202);
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
+    expect(study.images.map((image) => image.state)).toEqual(names.map(() => 'done'));
+    const [uncompressed, ...compressed] = study.images.map((image) => image.result!);
+    for (const result of compressed) {
+      expect(result.label).toBe(uncompressed!.label);
+      expect(result.tumorProbability).toBe(uncompressed!.tumorProbability);
+      expect(result.box).toEqual(uncompressed!.box);
     }
   });
 

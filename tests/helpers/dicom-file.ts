@@ -5,6 +5,7 @@ export const TransferSyntax = {
   explicitBig: '1.2.840.10008.1.2.2',
   jpegBaseline: '1.2.840.10008.1.2.4.50',
   jpeg2000: '1.2.840.10008.1.2.4.91',
+  mpeg4: '1.2.840.10008.1.2.4.102',
 } as const;
 
 export interface DicomImageSpec {

@@ -118,7 +118,7 @@ describe('DICOM', () => {
   });
 
   it.each([
-    ['JPEG 2000', () => dicomFile({ width, height, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.jpeg2000 }), /DICOM pixel data is JPEG 2000 \(1\.2\.840\.10008\.1\.2\.4\.91\); send it uncompressed or as 8-bit JPEG/],
+    ['MPEG-4 video', () => dicomFile({ width, height, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.mpeg4 }), /DICOM pixel data is MPEG-4 video \(1\.2\.840\.10008\.1\.2\.4\.102\); send it uncompressed or in a still-image encoding/],
     ['several frames', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(12), frames: 3 }), /DICOM holds 3 frames; send one slice per file/],
     ['a CT slice', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' }), /DICOM modality is CT; btd analyses MR slices/],
     ['no pixel data promised in full', () => dicomFile({ width, height, pixels: new Uint16Array(10) }), /DICOM pixel data is truncated: 20 of 2400 bytes/],
@@ -128,7 +128,7 @@ describe('DICOM', () => {
   });
 
   it.each([
-    ['JPEG 2000', dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.jpeg2000 })],
+    ['MPEG-4 video', dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.mpeg4 })],
     ['several frames', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(8), frames: 2 })],
     ['a CT slice', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' })],
   ])('tells %s, which it does not analyse, from a broken file', async (_, file) => {

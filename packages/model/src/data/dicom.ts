@@ -1,5 +1,6 @@
 import dicomParser, { type DataSet } from 'dicom-parser';
 import sharp from 'sharp';
+import { decompressFrame, isDecompressible } from './dicom-codecs.js';
 import { stretchToBytes } from './grey-levels.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
@@ -29,19 +30,16 @@ export interface DicomHeader {
 
 const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
 const EXPLICIT_BIG = '1.2.840.10008.1.2.2';
-const UNCOMPRESSED = new Set([IMPLICIT_LITTLE, '1.2.840.10008.1.2.1', EXPLICIT_BIG]);
+/** Uncompressed pixel data; the deflated syntax compresses the data set, which the parser inflates. */
+const UNCOMPRESSED = new Set([IMPLICIT_LITTLE, '1.2.840.10008.1.2.1', EXPLICIT_BIG, '1.2.840.10008.1.2.1.99']);
 /** 8-bit JPEG, which sharp decodes. */
 const JPEG_8BIT = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
 /** Syntaxes that are refused, by name, so the sender knows what to change. */
 const REFUSED_SYNTAXES: Record<string, string> = {
-  '1.2.840.10008.1.2.1.99': 'deflated explicit VR little endian',
-  '1.2.840.10008.1.2.4.57': 'JPEG lossless',
-  '1.2.840.10008.1.2.4.70': 'JPEG lossless (first-order prediction)',
-  '1.2.840.10008.1.2.4.80': 'JPEG-LS lossless',
-  '1.2.840.10008.1.2.4.81': 'JPEG-LS near-lossless',
-  '1.2.840.10008.1.2.4.90': 'JPEG 2000 lossless',
-  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
-  '1.2.840.10008.1.2.5': 'RLE lossless',
+  '1.2.840.10008.1.2.4.100': 'MPEG2 video',
+  '1.2.840.10008.1.2.4.102': 'MPEG-4 video',
+  '1.2.840.10008.1.2.4.201': 'HTJ2K lossless',
+  '1.2.840.10008.1.2.4.203': 'HTJ2K',
 };
 
 const TAG = {
@@ -128,8 +126,8 @@ export function readDicomHeader(bytes: Uint8Array): DicomHeader {
 /**
  * Decodes a single-frame DICOM image to 8-bit grey, as a viewer shows it: the modality rescale
  * (slope, intercept), then the first VOI window the file carries, or its lowest to highest value if it
- * carries none, and MONOCHROME1 inverted. Uncompressed and 8-bit JPEG encodings are read. Any other
- * encoding, several frames, a modality other than MR (or OT), or pixel data shorter than the header
+ * carries none, and MONOCHROME1 inverted. Uncompressed (also deflated), 8-bit JPEG, and grey JPEG
+ * lossless, JPEG-LS, JPEG 2000 and RLE encodings are read. Any other encoding, several frames, a modality other than MR (or OT), or pixel data shorter than the header
  * promises is refused with the reason.
  */
 export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Promise<GreyImage> {
@@ -152,32 +150,47 @@ export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Pro
     }
     return samples === 1 ? toDisplay(data, Float64Array.from(grey.data), width, height, photometric) : { width, height, data: new Uint8Array(grey.data) };
   }
+  const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
+  if (isDecompressible(transferSyntax)) {
+    if (samples !== 1) throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel) is not read; send it uncompressed`);
+    if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
+    const frame = dicomParser.readEncapsulatedPixelDataFromFragments(data, element, 0, element.fragments?.length ?? 1);
+    const pixels = await decompressFrame(transferSyntax, frame, { width, height, bitsAllocated });
+    return toDisplay(data, storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric);
+  }
   if (!UNCOMPRESSED.has(transferSyntax)) {
     const name = REFUSED_SYNTAXES[transferSyntax] ?? 'an unknown encoding';
-    throw unsupportedImage(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or as 8-bit JPEG`);
+    throw unsupportedImage(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or in a still-image encoding DICOM defines (JPEG, JPEG lossless, JPEG-LS, JPEG 2000, RLE)`);
   }
-  const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
+  // A deflated file's data set is read from the inflated copy the parser made.
+  const dataBytes = data.byteArray;
   const needed = width * height * samples * (bitsAllocated / 8);
-  const available = Math.min(element.length, bytes.length - element.dataOffset);
+  const available = Math.min(element.length, dataBytes.length - element.dataOffset);
   if (available < needed) throw new ImageDecodeError(`DICOM pixel data is truncated: ${available} of ${needed} bytes`);
-  const pixels = bytes.subarray(element.dataOffset, element.dataOffset + needed);
+  const pixels = dataBytes.subarray(element.dataOffset, element.dataOffset + needed);
   if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, photometric);
   if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
-  const values = storedValues(data, pixels, width * height, bitsAllocated, transferSyntax !== EXPLICIT_BIG);
+  const values = storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: transferSyntax !== EXPLICIT_BIG, decompressed: false });
   return toDisplay(data, values, width, height, photometric);
 }
 
-/** The stored values of a grey image, unsigned or two's complement, masked to BitsStored. */
-function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: number, littleEndian: boolean): Float64Array {
+/**
+ * The stored values of a grey image, unsigned or two's complement, masked to BitsStored. Values a
+ * lossy codec decoded above BitsStored's range (JPEG 2000 overshoots at sharp edges) are clamped to its
+ * highest value, as masking would wrap them to dark.
+ */
+function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: number, options: { littleEndian: boolean; decompressed: boolean }): Float64Array {
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
   const bitsStored = Math.min(data.uint16(TAG.bitsStored) ?? bitsAllocated, bitsAllocated);
   const signed = data.uint16(TAG.pixelRepresentation) === 1;
   const mask = 2 ** bitsStored - 1;
   const signBit = 2 ** (bitsStored - 1);
+  const clamp = options.decompressed && !signed;
   const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);
   const values = new Float64Array(count);
   for (let i = 0; i < count; i++) {
-    const raw = (bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(2 * i, littleEndian)) & mask;
+    const word = bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(2 * i, options.littleEndian);
+    const raw = clamp ? Math.min(word, mask) : word & mask;
     values[i] = signed && raw >= signBit ? raw - 2 * signBit : raw;
   }
   return values;

@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
+import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
+import { decodeGrey } from './decode-image.js';
+import { decodeRle } from './dicom-codecs.js';
+import { ImageDecodeError } from './image-decode-error.js';
+
+const fixture = (name: string) => readFileSync(new URL(`../../../../tests/fixtures/dicom/${name}`, import.meta.url));
+
+/** Largest and mean absolute difference of two grey images, in display levels. */
+function difference(a: Uint8Array, b: Uint8Array): { max: number; mean: number } {
+  let max = 0;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs((a[i] as number) - (b[i] as number));
+    max = Math.max(max, d);
+    sum += d;
+  }
+  return { max, mean: sum / a.length };
+}
+
+async function refusal(bytes: Uint8Array): Promise<ImageDecodeError> {
+  const error = await decodeGrey(bytes).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ImageDecodeError);
+  return error as ImageDecodeError;
+}
+
+describe('compressed DICOM', () => {
+  it('has fixtures made from the slice the writer makes today', () => {
+    // make-fixtures.ts compressed these sources with DCMTK and GDCM; they must still be what the tests expect.
+    expect(fixture('uncompressed.dcm').equals(phantomSlice12Bit())).toBe(true);
+    expect(fixture('uncompressed-signed.dcm').equals(phantomSlice12Bit(true))).toBe(true);
+  });
+
+  it.each([
+    ['deflated explicit VR little endian (DCMTK)', 'deflated.dcm'],
+    ['JPEG lossless, first-order prediction (DCMTK)', 'jpeg-lossless.dcm'],
+    ['JPEG lossless, selection value 6 (DCMTK)', 'jpeg-lossless-sv6.dcm'],
+    ['JPEG-LS lossless (DCMTK)', 'jpeg-ls-lossless.dcm'],
+    ['JPEG 2000 lossless (GDCM)', 'jpeg-2000-lossless.dcm'],
+    ['RLE lossless (DCMTK)', 'rle.dcm'],
+    ['signed JPEG lossless, its last pixel in the byte before the end marker', 'jpeg-lossless-signed.dcm'],
+    ['signed JPEG-LS lossless', 'jpeg-ls-lossless-signed.dcm'],
+    ['signed JPEG 2000 lossless', 'jpeg-2000-lossless-signed.dcm'],
+    ['signed RLE lossless', 'rle-signed.dcm'],
+  ])('reads %s exactly as the uncompressed slice', async (_, name) => {
+    const source = name.includes('signed') ? 'uncompressed-signed.dcm' : 'uncompressed.dcm';
+    const [expected, grey] = await Promise.all([decodeGrey(fixture(source)), decodeGrey(fixture(name))]);
+    expect([grey.width, grey.height]).toEqual([PHANTOM_WIDTH, PHANTOM_HEIGHT]);
+    expect(difference(grey.data, expected.data).max).toBe(0);
+  });
+
+  it('reads lossy JPEG-LS and JPEG 2000 close to the slice, without wrapping what overshoots 12 bits', async () => {
+    const expected = await decodeGrey(fixture('uncompressed.dcm'));
+    // Near-lossless with a deviation of at most 3 of 4096 stored levels: at most one display level.
+    expect(difference((await decodeGrey(fixture('jpeg-ls-near-lossless.dcm'))).data, expected.data).max).toBeLessThanOrEqual(1);
+    // JPEG 2000 at 60 dB overshoots above 4095 by the one bright pixel; masked to 12 bits it would turn dark.
+    const jpeg2000 = difference((await decodeGrey(fixture('jpeg-2000.dcm'))).data, expected.data);
+    expect(jpeg2000.mean).toBeLessThan(4);
+    expect(jpeg2000.max).toBeLessThan(64);
+  });
+
+  it('calls broken compressed data broken, not unsupported', async () => {
+    const broken = dicomFile({ width: 8, height: 8, encapsulated: Uint8Array.from({ length: 64 }, (_, i) => i), transferSyntax: TransferSyntax.jpeg2000 });
+    const error = await refusal(broken);
+    expect(error.message).toMatch(/^DICOM JPEG 2000 pixel data cannot be decoded/);
+    expect(error.unsupported).toBe(false);
+    const cut = fixture('jpeg-ls-lossless.dcm');
+    expect((await refusal(cut.subarray(0, cut.length - 400))).unsupported).toBe(false);
+  });
+
+  it('refuses a frame whose size differs from the header', async () => {
+    const wide = Buffer.from(fixture('rle.dcm'));
+    // Columns (0028,0011) is the last US value before Bits Allocated; claim one column more.
+    const at = wide.indexOf(Buffer.from([0x28, 0x00, 0x11, 0x00, 0x55, 0x53, 0x02, 0x00]));
+    wide.writeUInt16LE(PHANTOM_WIDTH + 1, at + 8);
+    expect((await refusal(wide)).message).toMatch(/DICOM RLE segment 1 is truncated/);
+    const j2k = Buffer.from(fixture('jpeg-2000-lossless.dcm'));
+    j2k.writeUInt16LE(PHANTOM_WIDTH + 1, j2k.indexOf(Buffer.from([0x28, 0x00, 0x11, 0x00, 0x55, 0x53, 0x02, 0x00])) + 8);
+    expect((await refusal(j2k)).message).toBe(`DICOM compressed frame is ${PHANTOM_WIDTH}×${PHANTOM_HEIGHT}, the header says ${PHANTOM_WIDTH + 1}×${PHANTOM_HEIGHT}`);
+  });
+
+  it('decodes RLE runs and literals, and refuses a header that does not fit the image', () => {
+    // One segment: a literal run of 3 bytes (n = 2), then a replicate run of 4 × 9 (n = −3), then a no-op (−128).
+    const frame = new Uint8Array(64 + 7);
+    new DataView(frame.buffer).setUint32(0, 1, true);
+    new DataView(frame.buffer).setUint32(4, 64, true);
+    frame.set([2, 1, 2, 3, 0xfd, 9, 0x80], 64);
+    expect([...decodeRle(frame, { width: 7, height: 1, bitsAllocated: 8 })]).toEqual([1, 2, 3, 9, 9, 9, 9]);
+    expect(() => decodeRle(frame, { width: 7, height: 1, bitsAllocated: 16 })).toThrow('DICOM RLE frame has 1 segments; a grey image of 16 bits has 2');
+    expect(() => decodeRle(frame, { width: 8, height: 1, bitsAllocated: 8 })).toThrow('DICOM RLE segment 1 is truncated: 7 of 8 bytes');
+    expect(() => decodeRle(frame.subarray(0, 40), { width: 7, height: 1, bitsAllocated: 8 })).toThrow('shorter than its 64-byte header');
+  });
+
+  it('refuses compressed colour and video encodings with what to send instead', async () => {
+    const colour = dicomFile({ width: 4, height: 4, bitsAllocated: 8, samples: 3, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.jpeg2000 });
+    expect((await refusal(colour)).message).toMatch(/compressed colour image \(3 samples per pixel\) is not read; send it uncompressed/);
+    const video = await refusal(dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.mpeg4 }));
+    expect(video.unsupported).toBe(true);
+    expect(video.message).toMatch(/DICOM pixel data is MPEG-4 video \(1\.2\.840\.10008\.1\.2\.4\.102\); send it uncompressed or in a still-image encoding/);
+  });
+});

@@ -1,0 +1,192 @@
+import { ImageDecodeError } from './image-decode-error.js';
+
+/** What the header says a frame holds; the decoded frame must agree. */
+export interface FrameLayout {
+  width: number;
+  height: number;
+  /** 8 or 16. */
+  bitsAllocated: number;
+}
+
+interface Codec {
+  name: string;
+  /** The frame's samples, one or two bytes each, little endian. */
+  decode(frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array>;
+}
+
+/** OpenJPEG logs each frame's progress; output on stdout would break `btd eval --json`. */
+const QUIET = { print: () => undefined, printErr: () => undefined };
+
+/** Runs one of the WebAssembly decoders (CharLS, OpenJPEG) on a frame and copies its samples out. */
+function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: FrameLayout): Uint8Array {
+  try {
+    decoder.getEncodedBuffer(frame.length).set(frame);
+    decoder.decode();
+    const info = decoder.getFrameInfo();
+    // OpenJPEG returns an empty frame, not an error, for bytes that hold no codestream.
+    if (!info.width || !info.height) throw new Error('no image in the data');
+    checkLayout(info.width, info.height, info.componentCount, Math.ceil(info.bitsPerSample / 8), layout);
+    // A view of the decoder's memory, freed by `delete`: copy it.
+    return new Uint8Array(decoder.getDecodedBuffer());
+  } finally {
+    decoder.delete();
+  }
+}
+
+/** A codec whose WebAssembly module is compiled on first use, once per thread. */
+function wasmCodec(name: string, load: () => Promise<new () => WasmFrameDecoder>): Codec {
+  let decoderClass: Promise<new () => WasmFrameDecoder> | undefined;
+  return {
+    name,
+    async decode(frame, layout) {
+      decoderClass ??= load();
+      const Decoder = await decoderClass;
+      return decodeInWasm(new Decoder(), frame, layout);
+    },
+  };
+}
+
+const jpegLs = wasmCodec('JPEG-LS', async () => {
+  const module = await import('@cornerstonejs/codec-charls/decodewasmjs');
+  return (await module.default(QUIET)).JpegLSDecoder;
+});
+
+const jpeg2000 = wasmCodec('JPEG 2000', async () => {
+  const module = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
+  return (await module.default(QUIET)).J2KDecoder;
+});
+
+const jpegLossless: Codec = {
+  name: 'JPEG lossless',
+  async decode(frame, layout) {
+    const { Decoder } = await import('jpeg-lossless-decoder-js');
+    const decoder = new Decoder();
+    const copy = withTrailingFill(frame);
+    const samples = decoder.decode(copy.buffer, 0, copy.length, layout.bitsAllocated / 8);
+    checkLayout(decoder.xDim, decoder.yDim, decoder.numComp, samples.BYTES_PER_ELEMENT, layout);
+    return littleEndianBytes(samples);
+  },
+};
+
+/**
+ * A copy of a JPEG lossless frame, with its own buffer, and two zero bytes between the last entropy-coded
+ * byte and the end-of-image marker. jpeg-lossless-decoder-js 2.1 gives 0 for the last pixel when that
+ * pixel's Huffman code ends in the byte before the marker (it sees the marker first); bits after the last
+ * pixel are never read as pixels, so the fill changes nothing else.
+ */
+function withTrailingFill(frame: Uint8Array): Uint8Array<ArrayBuffer> {
+  let end = frame.length;
+  while (end > 2 && frame[end - 1] === 0) end--; // DICOM pads a fragment to an even length
+  const endsWithEoi = frame[end - 2] === 0xff && frame[end - 1] === 0xd9;
+  if (!endsWithEoi) return new Uint8Array(frame);
+  const copy = new Uint8Array(end + 2);
+  copy.set(frame.subarray(0, end - 2));
+  copy.set([0, 0, 0xff, 0xd9], end - 2);
+  return copy;
+}
+
+const rle: Codec = {
+  name: 'RLE lossless',
+  async decode(frame, layout) {
+    return Promise.resolve(decodeRle(frame, layout));
+  },
+};
+
+/** The compressed transfer syntaxes read, by UID. */
+const CODECS: Record<string, Codec> = {
+  '1.2.840.10008.1.2.4.57': jpegLossless,
+  '1.2.840.10008.1.2.4.70': jpegLossless,
+  '1.2.840.10008.1.2.4.80': jpegLs,
+  '1.2.840.10008.1.2.4.81': jpegLs,
+  '1.2.840.10008.1.2.4.90': jpeg2000,
+  '1.2.840.10008.1.2.4.91': jpeg2000,
+  '1.2.840.10008.1.2.5': rle,
+};
+
+/** Whether a grey frame in this transfer syntax can be decompressed here. */
+export function isDecompressible(transferSyntax: string): boolean {
+  return transferSyntax in CODECS;
+}
+
+/**
+ * Decompresses one grey frame (JPEG lossless, JPEG-LS, JPEG 2000 or RLE) into its stored samples,
+ * one or two bytes each (as `bitsAllocated` says), little endian, unmasked: the caller masks them to
+ * BitsStored and reads the sign as for uncompressed pixel data.
+ */
+export async function decompressFrame(transferSyntax: string, frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
+  const codec = CODECS[transferSyntax];
+  if (!codec) throw new ImageDecodeError(`DICOM transfer syntax ${transferSyntax} has no decoder`);
+  try {
+    return await codec.decode(frame, layout);
+  } catch (error) {
+    if (error instanceof ImageDecodeError) throw error;
+    // The WebAssembly decoders throw numbers (exception pointers) or strings, not errors.
+    const reason = error instanceof Error ? `: ${error.message}` : '';
+    throw new ImageDecodeError(`DICOM ${codec.name} pixel data cannot be decoded${reason}`);
+  }
+}
+
+function checkLayout(width: number, height: number, components: number, bytesPerSample: number, layout: FrameLayout): void {
+  if (width !== layout.width || height !== layout.height) {
+    throw new ImageDecodeError(`DICOM compressed frame is ${width}×${height}, the header says ${layout.width}×${layout.height}`);
+  }
+  if (components !== 1) throw new ImageDecodeError(`DICOM compressed frame has ${components} components, the header says 1`);
+  if (bytesPerSample !== layout.bitsAllocated / 8) {
+    throw new ImageDecodeError(`DICOM compressed frame has ${8 * bytesPerSample}-bit samples, the header says ${layout.bitsAllocated}`);
+  }
+}
+
+function littleEndianBytes(samples: Uint8Array | Uint16Array): Uint8Array {
+  if (samples instanceof Uint8Array) return samples;
+  const bytes = new Uint8Array(samples.length * 2);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < samples.length; i++) view.setUint16(2 * i, samples[i] as number, true);
+  return bytes;
+}
+
+/**
+ * RLE lossless (DICOM PS3.5 annex G): a header of 16 little-endian 32-bit words (the number of
+ * segments, then each segment's offset), then one PackBits segment per byte of a sample, the most
+ * significant byte first. Decoded here: it is a few lines of PackBits, and the npm packages that read it
+ * come as parts of whole DICOM viewers.
+ */
+export function decodeRle(frame: Uint8Array, layout: FrameLayout): Uint8Array {
+  const bytesPerSample = layout.bitsAllocated / 8;
+  const count = layout.width * layout.height;
+  if (frame.length < 64) throw new ImageDecodeError(`DICOM RLE frame is ${frame.length} bytes, shorter than its 64-byte header`);
+  const header = new DataView(frame.buffer, frame.byteOffset, 64);
+  const segments = header.getUint32(0, true);
+  if (segments !== bytesPerSample) {
+    throw new ImageDecodeError(`DICOM RLE frame has ${segments} segments; a grey image of ${layout.bitsAllocated} bits has ${bytesPerSample}`);
+  }
+  const out = new Uint8Array(count * bytesPerSample);
+  for (let s = 0; s < segments; s++) {
+    const start = header.getUint32(4 + 4 * s, true);
+    const end = s + 1 < segments ? header.getUint32(8 + 4 * s, true) : frame.length;
+    if (start < 64 || end > frame.length || start > end) throw new ImageDecodeError(`DICOM RLE segment ${s + 1} lies outside the frame`);
+    // Segment s holds byte (bytesPerSample - 1 - s) of each little-endian sample.
+    unpackBits(frame.subarray(start, end), out, bytesPerSample - 1 - s, bytesPerSample, count, s + 1);
+  }
+  return out;
+}
+
+function unpackBits(segment: Uint8Array, out: Uint8Array, first: number, stride: number, count: number, index: number): void {
+  let written = 0;
+  let at = 0;
+  const put = (value: number) => {
+    if (written < count) out[first + stride * written] = value;
+    written++;
+  };
+  while (at < segment.length && written < count) {
+    const n = (segment[at++] as number) << 24 >> 24;
+    if (n >= 0) {
+      if (at + n + 1 > segment.length) break;
+      for (let i = 0; i <= n; i++) put(segment[at++] as number);
+    } else if (n !== -128) {
+      if (at >= segment.length) break;
+      const value = segment[at++] as number;
+      for (let i = 0; i < 1 - n; i++) put(value);
+    }
+  }
+  if (written < count) throw new ImageDecodeError(`DICOM RLE segment ${index} is truncated: ${written} of ${count} bytes`);
+}
