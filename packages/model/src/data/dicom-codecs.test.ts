@@ -81,6 +81,24 @@ describe('compressed DICOM', () => {
     expect((await refusal(j2k)).message).toBe(`DICOM compressed frame is ${PHANTOM_WIDTH}×${PHANTOM_HEIGHT}, the header says ${PHANTOM_WIDTH + 1}×${PHANTOM_HEIGHT}`);
   });
 
+  it('refuses a codestream that declares more pixels than the header before decoding it', async () => {
+    const expected = `DICOM compressed frame is 30000×30000, the header says ${PHANTOM_WIDTH}×${PHANTOM_HEIGHT}`;
+    // JPEG 2000: Xsiz and Ysiz, 32 bits each, 4 bytes into the SIZ segment (marker FF51).
+    const j2k = Buffer.from(fixture('jpeg-2000-lossless.dcm'));
+    const siz = j2k.indexOf(Buffer.from([0xff, 0x51]));
+    j2k.writeUInt32BE(30_000, siz + 6);
+    j2k.writeUInt32BE(30_000, siz + 10);
+    expect((await refusal(j2k)).message).toBe(expected);
+    // JPEG-LS and JPEG lossless: Y and X, 16 bits each, 3 bytes into the start-of-frame segment (FFF7, FFC3).
+    for (const [name, marker] of [['jpeg-ls-lossless.dcm', 0xf7], ['jpeg-lossless.dcm', 0xc3]] as const) {
+      const file = Buffer.from(fixture(name));
+      const sof = file.indexOf(Buffer.from([0xff, marker]));
+      file.writeUInt16BE(30_000, sof + 5);
+      file.writeUInt16BE(30_000, sof + 7);
+      expect((await refusal(file)).message).toBe(expected);
+    }
+  });
+
   it('decodes RLE runs and literals, and refuses a header that does not fit the image', () => {
     // One segment: a literal run of 3 bytes (n = 2), then a replicate run of 4 × 9 (n = −3), then a no-op (−128).
     const frame = new Uint8Array(64 + 7);

@@ -17,14 +17,25 @@ interface Codec {
 /** OpenJPEG logs each frame's progress; output on stdout would break `btd eval --json`. */
 const QUIET = { print: () => undefined, printErr: () => undefined };
 
-/** Runs one of the WebAssembly decoders (CharLS, OpenJPEG) on a frame and copies its samples out. */
-function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: FrameLayout): Uint8Array {
+/** A frame's size as its codestream declares it, read before anything is decoded. */
+interface CodestreamSize {
+  width: number;
+  height: number;
+  components: number;
+}
+
+/**
+ * Runs one of the WebAssembly decoders (CharLS, OpenJPEG) on a frame and copies its samples out.
+ * `declared` reads the codestream's own size first, so a frame claiming more pixels than the DICOM
+ * header (a decompression bomb) is refused before the decoder allocates for it.
+ */
+function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: FrameLayout, declared: () => CodestreamSize): Uint8Array {
   try {
     decoder.getEncodedBuffer(frame.length).set(frame);
+    const size = declared();
+    checkLayout(size.width, size.height, size.components, undefined, layout);
     decoder.decode();
     const info = decoder.getFrameInfo();
-    // OpenJPEG returns an empty frame, not an error, for bytes that hold no codestream.
-    if (!info.width || !info.height) throw new Error('no image in the data');
     checkLayout(info.width, info.height, info.componentCount, Math.ceil(info.bitsPerSample / 8), layout);
     // A view of the decoder's memory, freed by `delete`: copy it.
     return new Uint8Array(decoder.getDecodedBuffer());
@@ -34,31 +45,75 @@ function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: Fram
 }
 
 /** A codec whose WebAssembly module is compiled on first use, once per thread. */
-function wasmCodec(name: string, load: () => Promise<new () => WasmFrameDecoder>): Codec {
+function wasmCodec(name: string, load: () => Promise<new () => WasmFrameDecoder>, declared: (decoder: WasmFrameDecoder, frame: Uint8Array) => CodestreamSize): Codec {
   let decoderClass: Promise<new () => WasmFrameDecoder> | undefined;
   return {
     name,
     async decode(frame, layout) {
       decoderClass ??= load();
-      const Decoder = await decoderClass;
-      return decodeInWasm(new Decoder(), frame, layout);
+      const decoder = new (await decoderClass)();
+      return decodeInWasm(decoder, frame, layout, () => declared(decoder, frame));
     },
   };
 }
 
-const jpegLs = wasmCodec('JPEG-LS', async () => {
-  const module = await import('@cornerstonejs/codec-charls/decodewasmjs');
-  return (await module.default(QUIET)).JpegLSDecoder;
-});
+const jpegLs = wasmCodec(
+  'JPEG-LS',
+  async () => {
+    const module = await import('@cornerstonejs/codec-charls/decodewasmjs');
+    return (await module.default(QUIET)).JpegLSDecoder;
+  },
+  (_, frame) => jpegFrameSize(frame),
+);
 
-const jpeg2000 = wasmCodec('JPEG 2000', async () => {
-  const module = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
-  return (await module.default(QUIET)).J2KDecoder;
-});
+const jpeg2000 = wasmCodec(
+  'JPEG 2000',
+  async () => {
+    const module = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
+    return (await module.default(QUIET)).J2KDecoder;
+  },
+  (_, frame) => jpeg2000FrameSize(frame),
+);
+
+/**
+ * The size in a JPEG 2000 codestream's SIZ segment, which follows its SOC marker (FF4F FF51); a JP2
+ * file's boxes before the codestream are skipped. Throws if there is none.
+ */
+export function jpeg2000FrameSize(frame: Uint8Array): CodestreamSize {
+  const start = Buffer.from(frame.buffer, frame.byteOffset, Math.min(frame.length, 4096)).indexOf(SOC_SIZ);
+  if (start < 0 || start + 42 > frame.length) throw new Error('no JPEG 2000 codestream header');
+  const siz = new DataView(frame.buffer, frame.byteOffset + start + 4);
+  // Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, four tile fields, Csiz: the image runs from the offsets to the sizes.
+  const width = siz.getUint32(4) - siz.getUint32(12);
+  const height = siz.getUint32(8) - siz.getUint32(16);
+  return { width, height, components: siz.getUint16(36) };
+}
+
+const SOC_SIZ = Buffer.from([0xff, 0x4f, 0xff, 0x51]);
+
+/** Start-of-frame markers: JPEG's SOF0–SOF15 (but DHT, JPG and DAC, which share the range) and JPEG-LS's SOF55. */
+const START_OF_FRAME = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf, 0xf7]);
+
+/** The size in a JPEG or JPEG-LS frame header, found by walking the marker segments after SOI; throws if there is none. */
+export function jpegFrameSize(frame: Uint8Array): CodestreamSize {
+  const at = (i: number) => frame[i] ?? 0;
+  if (at(0) !== 0xff || at(1) !== 0xd8) throw new Error('no JPEG start-of-image marker');
+  let pos = 2;
+  while (pos + 9 < frame.length) {
+    while (at(pos) === 0xff && at(pos + 1) === 0xff) pos++; // fill bytes
+    if (at(pos) !== 0xff) break;
+    const marker = at(pos + 1);
+    if (START_OF_FRAME.has(marker)) return { height: (at(pos + 5) << 8) | at(pos + 6), width: (at(pos + 7) << 8) | at(pos + 8), components: at(pos + 9) };
+    pos += 2 + ((at(pos + 2) << 8) | at(pos + 3));
+  }
+  throw new Error('no JPEG frame header');
+}
 
 const jpegLossless: Codec = {
   name: 'JPEG lossless',
   async decode(frame, layout) {
+    const size = jpegFrameSize(frame);
+    checkLayout(size.width, size.height, size.components, undefined, layout);
     const { Decoder } = await import('jpeg-lossless-decoder-js');
     const decoder = new Decoder();
     const copy = withTrailingFill(frame);
@@ -105,7 +160,7 @@ const CODECS: Record<string, Codec> = {
 
 /** Whether a grey frame in this transfer syntax can be decompressed here. */
 export function isDecompressible(transferSyntax: string): boolean {
-  return transferSyntax in CODECS;
+  return Object.hasOwn(CODECS, transferSyntax);
 }
 
 /**
@@ -126,12 +181,13 @@ export async function decompressFrame(transferSyntax: string, frame: Uint8Array,
   }
 }
 
-function checkLayout(width: number, height: number, components: number, bytesPerSample: number, layout: FrameLayout): void {
+/** Refuses a frame whose size, components or (once decoded) sample size differ from the header's. */
+function checkLayout(width: number, height: number, components: number, bytesPerSample: number | undefined, layout: FrameLayout): void {
   if (width !== layout.width || height !== layout.height) {
     throw new ImageDecodeError(`DICOM compressed frame is ${width}×${height}, the header says ${layout.width}×${layout.height}`);
   }
   if (components !== 1) throw new ImageDecodeError(`DICOM compressed frame has ${components} components, the header says 1`);
-  if (bytesPerSample !== layout.bitsAllocated / 8) {
+  if (bytesPerSample !== undefined && bytesPerSample !== layout.bitsAllocated / 8) {
     throw new ImageDecodeError(`DICOM compressed frame has ${8 * bytesPerSample}-bit samples, the header says ${layout.bitsAllocated}`);
   }
 }
