@@ -7,6 +7,7 @@ import { metricsPlugin } from './plugins/metrics.plugin.js';
 import { openapiPlugin } from './plugins/openapi.plugin.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { batchesRoutes } from './routes/batches.routes.js';
+import { dicomwebRoutes } from './routes/dicomweb.routes.js';
 import { modelsRoutes } from './routes/models.routes.js';
 import { operationsRoutes } from './routes/operations.routes.js';
 import { studiesRoutes } from './routes/studies.routes.js';
@@ -39,7 +40,7 @@ export const apiApp: FastifyPluginAsync<ApiAppOptions> = async (app, { ctx, rout
 
   await app.register(operationsRoutes, { ctx });
   await app.register(uploadPageRoutes);
-  for (const resource of [studiesRoutes, batchesRoutes, adminRoutes, modelsRoutes, trainingsRoutes, ...routes] as ApiRoutes[]) {
+  for (const resource of [studiesRoutes, batchesRoutes, dicomwebRoutes, adminRoutes, modelsRoutes, trainingsRoutes, ...routes] as ApiRoutes[]) {
     await app.register(resource, { ctx });
   }
 };

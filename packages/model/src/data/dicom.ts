@@ -24,6 +24,8 @@ export interface DicomHeader {
   /** Transfer syntax UID; implicit VR little endian when the file meta group names none. */
   transferSyntax: string;
   identifiers: DicomIdentifiers;
+  /** SOP Class UID (MR Image Storage, say), when the file has it. */
+  sopClassUid?: string;
   /** From Image Orientation (Patient), when the file has it. */
   plane?: SlicePlane;
 }
@@ -61,6 +63,7 @@ const TAG = {
   studyInstanceUid: 'x0020000d',
   seriesInstanceUid: 'x0020000e',
   sopInstanceUid: 'x00080018',
+  sopClassUid: 'x00080016',
   accessionNumber: 'x00080050',
   orientation: 'x00200037',
   pixelData: 'x7fe00010',
@@ -91,15 +94,18 @@ function headerOf(data: DataSet): DicomHeader {
   const height = data.uint16(TAG.rows);
   if (!width || !height) throw new ImageDecodeError('DICOM has no image: Rows or Columns missing');
   const frames = data.intString(TAG.frames) ?? 1;
+  // UIDs are padded with NUL to an even length, other strings with a space.
+  const text = (tag: string) => data.string(tag)?.replace(/\0+$/, '').trim() || undefined;
   const identifiers: DicomIdentifiers = {};
   for (const name of IDENTIFIER_TAGS) {
-    // UIDs are padded with NUL to an even length, other strings with a space.
-    const value = data.string(TAG[name])?.replace(/\0+$/, '').trim();
+    const value = text(TAG[name]);
     if (value) identifiers[name] = value;
   }
+  const sopClassUid = text(TAG.sopClassUid);
   const orientation = Array.from({ length: 6 }, (_, i) => data.floatString(TAG.orientation, i));
   const plane = orientation.every((v) => v !== undefined) ? slicePlane(orientation as number[]) : undefined;
-  return { width, height, frames, transferSyntax: data.string(TAG.transferSyntax)?.trim() || IMPLICIT_LITTLE, identifiers, ...(plane ? { plane } : {}) };
+  const transferSyntax = text(TAG.transferSyntax) ?? IMPLICIT_LITTLE;
+  return { width, height, frames, transferSyntax, identifiers, ...(sopClassUid ? { sopClassUid } : {}), ...(plane ? { plane } : {}) };
 }
 
 /**

@@ -53,8 +53,8 @@ function rasterFormat(mime: string, label: string, extension: string): InputForm
 }
 
 /**
- * DICOM Part 10 files holding one slice, uncompressed or as 8-bit JPEG; decoding applies the file's
- * rescale and window, as the workers will (the model package's `decodeDicomGrey`).
+ * DICOM Part 10 files holding one slice, uncompressed or in a compressed encoding the model package
+ * reads; decoding applies the file's rescale and window, as the workers will (`decodeDicomGrey`).
  */
 const dicomFormat: InputFormat = {
   mime: 'application/dicom',

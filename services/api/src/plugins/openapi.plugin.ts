@@ -17,6 +17,7 @@ export const openapiPlugin = fp(async (app: FastifyInstance) => {
       tags: [
         { name: 'studies', description: 'Submit images and read results' },
         { name: 'batches', description: 'Many studies, submitted in chunks' },
+        { name: 'dicomweb', description: 'DICOMweb STOW-RS: DICOM instances pushed by a PACS or router' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
     },

@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import sharp from 'sharp';
+import type { ErrorBody, StudyView } from '@btd/api';
+import { describe, expect, it } from 'vitest';
+import { mriSlices } from './api-fixtures.js';
+import { call, waitForStudy } from './api-client.js';
+import { useApiHarness } from './api-harness.js';
+import { dicomFile, TransferSyntax, type DicomImageSpec } from './helpers/dicom-file.js';
+
+const harness = useApiHarness();
+
+type DicomJson = Record<string, { vr: string; Value?: Record<string, { vr: string; Value?: unknown[] }>[] | unknown[] }>;
+type Item = Record<string, { vr: string; Value?: unknown[] }>;
+
+const STUDY_A = '1.2.826.0.1.3680043.2.1143.9.1';
+const STUDY_B = '1.2.826.0.1.3680043.2.1143.9.2';
+const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
+
+/** A 12-bit DICOM instance of a real Br35H slice, in study `study`, with SOP instance `sop`. */
+async function instance(study: string, sop: string, extra: Partial<DicomImageSpec> = {}): Promise<Buffer> {
+  const [slice] = mriSlices('yes', 1);
+  const grey = await sharp(slice!.bytes).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  const { width, height } = grey.info;
+  const pixels = Uint16Array.from(grey.data, (v) => v * 16);
+  return dicomFile({ width, height, pixels, bitsStored: 12, identifiers: { studyInstanceUid: study, seriesInstanceUid: `${study}.1`, sopInstanceUid: sop }, ...extra });
+}
+
+/** A `multipart/related; type="application/dicom"` body, as a STOW-RS client sends it. */
+function stowBody(parts: { bytes: Uint8Array; type?: string }[]): { body: Buffer; contentType: string } {
+  const boundary = `stow-${randomBytes(8).toString('hex')}`;
+  const chunks = parts.flatMap(({ bytes, type = 'application/dicom' }) => [Buffer.from(`--${boundary}\r\nContent-Type: ${type}\r\n\r\n`), Buffer.from(bytes), Buffer.from('\r\n')]);
+  return { body: Buffer.concat([...chunks, Buffer.from(`--${boundary}--\r\n`)]), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}` };
+}
+
+async function stow(path: string, parts: { bytes: Uint8Array; type?: string }[], headers: Record<string, string> = {}) {
+  const { body, contentType } = stowBody(parts);
+  const response = await fetch(`${harness.env.url}${path}`, { method: 'POST', headers: { ...harness.env.auth('alice'), 'content-type': contentType, ...headers }, body });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : {}) as DicomJson };
+}
+
+const items = (body: DicomJson, tag: string) => (body[tag]?.Value ?? []) as Item[];
+const sopOf = (item: Item) => item['00081155']?.Value?.[0];
+const studyIdOf = (item: Item) => String(item['00081190']?.Value?.[0]).split('/v1/studies/')[1];
+
+async function inferenceJobs(): Promise<number> {
+  const counts = await harness.env.api.ctx.queues.inference.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+  return Object.values(counts).reduce((sum, n) => sum + n, 0);
+}
+
+describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
+  it('stores the instances of each DICOM study as one btd study, reports the others with their reasons, and answers a retry with the same studies', async () => {
+    await harness.startWorker();
+    const parts = [
+      { bytes: await instance(STUDY_A, `${STUDY_A}.1.1`) },
+      { bytes: await instance(STUDY_B, `${STUDY_B}.1.1`) },
+      { bytes: await instance(STUDY_A, `${STUDY_A}.1.2`, { transferSyntax: TransferSyntax.implicitLittle }) },
+      { bytes: await instance(STUDY_A, `${STUDY_A}.1.3`, { modality: 'CT' }) },
+      { bytes: dicomFile({ width: 8, height: 8, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.jpeg2000, identifiers: { studyInstanceUid: STUDY_A, sopInstanceUid: `${STUDY_A}.1.4` } }) },
+      { bytes: mriSlices('no', 1)[0]!.bytes, type: 'image/jpeg' },
+      { bytes: await instance(STUDY_A, `${STUDY_A}.1.1`) },
+    ];
+    const answer = await stow('/v1/dicomweb/studies?priority=stat', parts);
+    expect(answer.status).toBe(202);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/dicom\+json/);
+
+    const stored = items(answer.body, '00081199');
+    expect(stored.map(sopOf)).toEqual([`${STUDY_A}.1.1`, `${STUDY_B}.1.1`, `${STUDY_A}.1.2`]);
+    expect(stored.every((item) => item['00081150']?.Value?.[0] === MR_IMAGE_STORAGE)).toBe(true);
+    const [studyA, studyB, studyA2] = stored.map(studyIdOf);
+    expect(studyA).toBe(studyA2);
+    expect(studyB).not.toBe(studyA);
+
+    const failed = items(answer.body, '00081198');
+    const reasons = failed.map((item) => [sopOf(item) ?? null, item['00081197']?.Value?.[0], String(item['00000902']?.Value?.[0])]);
+    expect(reasons).toEqual([
+      [`${STUDY_A}.1.3`, 0x0122, expect.stringContaining('DICOM modality is CT')],
+      [`${STUDY_A}.1.4`, 0xc000, expect.stringContaining('JPEG 2000 pixel data cannot be decoded')],
+      [null, 0xc000, 'part 6 is image/jpeg; send each instance as application/dicom'],
+      [`${STUDY_A}.1.1`, 0x0110, `SOP instance ${STUDY_A}.1.1 is sent twice in this request`],
+    ]);
+
+    // Each btd study holds its DICOM study's instances, is analysed, and reports them by UID.
+    const views = await Promise.all([studyA!, studyB!].map(async (id) => waitForStudy(harness.env, 'alice', id)));
+    expect(views.map((view) => view.images.map((image) => image.dicom?.sopInstanceUid))).toEqual([[`${STUDY_A}.1.1`, `${STUDY_A}.1.2`], [`${STUDY_B}.1.1`]]);
+    expect(views.every((view: StudyView) => view.state === 'done' && view.priority === 'stat')).toBe(true);
+    expect(views[0]!.images[0]!.result!.tumorProbability).toBe(views[0]!.images[1]!.result!.tumorProbability);
+    const jobs = await inferenceJobs();
+    expect(jobs).toBe(3);
+
+    // A PACS retrying the same request gets the same studies back, and no new work is queued.
+    const retry = await stow('/v1/dicomweb/studies?priority=stat', parts);
+    expect(retry.status).toBe(202);
+    expect(items(retry.body, '00081199').map(studyIdOf)).toEqual([studyA, studyB, studyA]);
+    expect(await inferenceJobs()).toBe(jobs);
+  });
+
+  it('refuses, under /studies/{uid}, the instances of another study, and answers 409 storing nothing when no instance is stored', async () => {
+    const answer = await stow(`/v1/dicomweb/studies/${STUDY_B}`, [{ bytes: await instance(STUDY_A, `${STUDY_A}.2.1`) }, { bytes: await instance(STUDY_B, `${STUDY_B}.2.1`) }]);
+    expect(answer.status).toBe(202);
+    expect(answer.headers.get('location')).toMatch(/^\/v1\/studies\/stu_/);
+    expect(answer.body['00081190']?.Value?.[0]).toMatch(/\/v1\/studies\/stu_/);
+    const [wrong] = items(answer.body, '00081198');
+    expect([sopOf(wrong!), wrong!['00081197']?.Value?.[0], wrong!['00000902']?.Value?.[0]]).toEqual([
+      `${STUDY_A}.2.1`,
+      0xa900,
+      `instance belongs to study ${STUDY_A}, not to ${STUDY_B} of the URL`,
+    ]);
+
+    const before = await harness.env.objectKeys();
+    const none = await stow('/v1/dicomweb/studies', [{ bytes: Buffer.from('not a DICOM file at all') }]);
+    expect(none.status).toBe(409);
+    expect(items(none.body, '00081198')[0]!['00000902']?.Value?.[0]).toMatch(/accepted: JPEG, PNG or DICOM/);
+    expect(await harness.env.objectKeys()).toEqual(before);
+  });
+
+  it('answers a request that is not a STOW-RS request with the reason', async () => {
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array(await instance(STUDY_A, `${STUDY_A}.3.1`))]), 'a.dcm');
+    const formData = await call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/dicomweb/studies', { body: form });
+    expect([formData.status, formData.body.code]).toEqual([415, 'unsupported_media_type']);
+    expect(formData.body.message).toMatch(/send DICOM instances as multipart\/related; type="application\/dicom"/);
+
+    const metadata = await stow('/v1/dicomweb/studies', [{ bytes: await instance(STUDY_A, `${STUDY_A}.3.1`) }], {
+      'content-type': 'multipart/related; type="application/dicom+json"; boundary=x',
+    });
+    expect(metadata.status).toBe(415);
+
+    const cut = stowBody([{ bytes: await instance(STUDY_A, `${STUDY_A}.3.1`) }]);
+    const truncated = await fetch(`${harness.env.url}/v1/dicomweb/studies`, {
+      method: 'POST',
+      headers: { ...harness.env.auth('alice'), 'content-type': cut.contentType },
+      body: cut.body.subarray(0, cut.body.length - 20),
+    });
+    expect([truncated.status, ((await truncated.json()) as ErrorBody).code]).toEqual([400, 'malformed_multipart']);
+
+    const badField = await stow('/v1/dicomweb/studies?priority=urgent', [{ bytes: await instance(STUDY_A, `${STUDY_A}.3.1`) }]);
+    expect(badField.status).toBe(400);
+
+    const anonymous = await fetch(`${harness.env.url}/v1/dicomweb/studies`, { method: 'POST', headers: { 'content-type': cut.contentType }, body: cut.body });
+    expect(anonymous.status).toBe(401);
+    expect(await harness.env.objectKeys()).toEqual([]);
+    expect(await inferenceJobs()).toBe(0);
+  });
+});
