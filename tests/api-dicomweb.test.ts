@@ -53,7 +53,7 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     await harness.startWorker();
     const parts = [
       { bytes: await instance(STUDY_A, `${STUDY_A}.1.1`) },
-      { bytes: await instance(STUDY_B, `${STUDY_B}.1.1`) },
+      { bytes: await instance(STUDY_B, `${STUDY_B}.1.1`, { orientation: [0, 1, 0, 0, 0, -1] }) },
       { bytes: await instance(STUDY_A, `${STUDY_A}.1.2`, { transferSyntax: TransferSyntax.implicitLittle }) },
       { bytes: await instance(STUDY_A, `${STUDY_A}.1.3`, { modality: 'CT' }) },
       { bytes: dicomFile({ width: 8, height: 8, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.jpeg2000, identifiers: { studyInstanceUid: STUDY_A, sopInstanceUid: `${STUDY_A}.1.4` } }) },
@@ -85,6 +85,9 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     expect(views.map((view) => view.images.map((image) => image.dicom?.sopInstanceUid))).toEqual([[`${STUDY_A}.1.1`, `${STUDY_A}.1.2`], [`${STUDY_B}.1.1`]]);
     expect(views.every((view: StudyView) => view.state === 'done' && view.priority === 'stat')).toBe(true);
     expect(views[0]!.images[0]!.result!.tumorProbability).toBe(views[0]!.images[1]!.result!.tumorProbability);
+    // Study B's slice is sagittal: its result and the study's verdict say not to rely on it.
+    expect(views.map((view) => view.verdict!.cautions)).toEqual([[], ['plane_not_axial']]);
+    expect(views[1]!.images[0]!.result!.cautions.map((caution) => caution.code)).toEqual(['plane_not_axial']);
     const jobs = await inferenceJobs();
     expect(jobs).toBe(3);
 

@@ -76,6 +76,7 @@ describe('POST /v1/studies → result', () => {
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
     expect(study.images.map((image) => image.dicom)).toEqual([undefined, undefined, { ...identifiers, plane: 'axial' }]);
     expect(study.images[2]).toMatchObject({ contentType: 'application/dicom', width, height });
+    expect(study.images.map((image) => image.result!.cautions)).toEqual([[], [], []]);
     const [jpeg, ...others] = study.images.map((image) => image.result!);
     expect(study.verdict).toMatchObject({
       label: jpeg!.label,

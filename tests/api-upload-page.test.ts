@@ -3,6 +3,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
 import { useApiHarness } from './api-harness.js';
+import { dicomFile } from './helpers/dicom-file.js';
+import { headPhantom } from './helpers/head-phantom.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -49,6 +51,16 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     expect(await page.locator('#overlay').getAttribute('alt')).toContain('Heatmap overlay');
     expect(await page.locator('#error').isHidden()).toBe(true);
     expect(await page.locator('#status').textContent()).toContain('Done');
+    expect(await page.locator('#cautions').isHidden()).toBe(true);
+  });
+
+  it('warns not to rely on the answer for a DICOM slice that is not axial', async () => {
+    await harness.startWorker();
+    const sagittal = dicomFile({ width: 64, height: 48, pixels: headPhantom(64, 48), bitsAllocated: 8, orientation: [0, 1, 0, 0, 0, -1] });
+    await page.goto(`${harness.env.url}/#key=${encodeURIComponent(harness.env.keys.alice)}`);
+    await page.setInputFiles('#file', { name: 'sagittal.dcm', mimeType: 'application/dicom', buffer: sagittal });
+    await page.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await page.locator('#cautions').textContent()).toMatch(/^Sagittal slice: the detector is meant for axial slices through the brain.*do not rely on this answer\.$/);
   });
 
   it('shows the reason when a file is refused', async () => {

@@ -79,6 +79,8 @@ async function showResult(image) {
   fillTable($('type-probabilities'), result.type.probabilities);
   $('type-label').textContent = result.type.label;
   $('type-disagrees').hidden = result.type.agreesWithDetection;
+  $('cautions').textContent = result.cautions.map((caution) => `${caution.message[0].toUpperCase()}${caution.message.slice(1)}.`).join(' ');
+  $('cautions').hidden = result.cautions.length === 0;
   $('models').textContent = `Models: ${result.models.map((m) => `${m.name} ${m.version}`).join(', ')}.`;
   await showOverlay(result);
   $('result').hidden = false;

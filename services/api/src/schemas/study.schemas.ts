@@ -7,6 +7,14 @@ export const StudyStateSchema = Type.Enum(['queued', 'processing', 'done', 'fail
 
 const Probabilities = Type.Record(Type.String(), Type.Number(), { description: 'Class name → probability.' });
 
+export const ResultCautionSchema = Type.Object({
+  code: Type.Enum(['plane_not_axial'], {
+    description: 'plane_not_axial: a DICOM slice whose plane is not axial; the detector is meant for axial slices through the brain.',
+  }),
+  message: Type.String(),
+});
+export type ResultCaution = Static<typeof ResultCautionSchema>;
+
 const ImageResultSchema = Type.Object({
   label: Type.String({ description: 'Verdict of the tumour-or-not model.' }),
   tumorProbability: Type.Number({ description: 'Probability that the image shows a tumour.' }),
@@ -27,6 +35,7 @@ const ImageResultSchema = Type.Object({
     description: 'Location of the finding in the original image pixels, or null.',
   }),
   overlayUrl: Type.String({ description: 'Heatmap overlay PNG (needs the same bearer key).' }),
+  cautions: Type.Array(ResultCautionSchema, { description: 'What to know before relying on this result; empty when nothing is known against it.' }),
   models: Type.Array(Type.Object({ task: Type.String(), name: Type.String(), version: Type.String() })),
   timings: Type.Record(Type.String(), Type.Number(), { description: 'Milliseconds per stage on the worker.' }),
 });
@@ -80,6 +89,7 @@ export const StudyVerdictSchema = Type.Object(
     tumorImages: Type.Integer({ description: 'Images called tumour.' }),
     analysedImages: Type.Integer(),
     failedImages: Type.Integer(),
+    cautions: Type.Array(Type.String(), { description: 'The caution codes any analysed image carries (see an image result\'s cautions).' }),
   },
   { description: "The study's verdict over its images, once every image has finished." },
 );

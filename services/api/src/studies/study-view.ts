@@ -1,5 +1,5 @@
 import type { ImageRecord, StudyRecord, DeliveryRecord } from '../store/records.js';
-import type { StudyVerdict, StudyView, SubmittedStudy } from '../schemas/study.schemas.js';
+import type { ResultCaution, StudyVerdict, StudyView, SubmittedStudy } from '../schemas/study.schemas.js';
 
 /** Path of a study resource. */
 export function studyPath(studyId: string): string {
@@ -18,6 +18,18 @@ export function overlayPath(studyId: string, imageId: string): string {
  */
 export function typeAgreesWithDetection(label: string, typeLabel: string): boolean {
   return (label === 'tumor') === (typeLabel !== 'no_tumor');
+}
+
+/**
+ * What the reader of an image's result must know before relying on it. The detector is meant for
+ * axial slices through the brain and calls most healthy sagittal and coronal slices from other sources
+ * a tumour; a DICOM slice says its plane, so a result on another plane carries a caution.
+ */
+export function resultCautions(image: Pick<ImageRecord, 'dicom'>): ResultCaution[] {
+  const plane = image.dicom?.plane;
+  if (!plane || plane === 'axial') return [];
+  const message = `${plane} slice: the detector is meant for axial slices through the brain and calls most healthy slices of other planes a tumour; do not rely on this answer`;
+  return [{ code: 'plane_not_axial', message }];
 }
 
 /** Answer to a submission: the ids to poll. */
@@ -56,6 +68,7 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
     },
     box: summary.box,
     overlayUrl: overlayPath(image.studyId, image.id),
+    cautions: resultCautions(image),
     models: summary.models,
     timings: summary.timings,
   };
@@ -65,11 +78,14 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
 /**
  * The study's verdict once every image has finished: a tumour if any analysed image shows one (an
  * image that failed cannot take that back), no tumour only if every image was analysed, else
- * incomplete; with the image of highest tumour probability, the one to look at first.
+ * incomplete; with the image of highest tumour probability, the one to look at first, and the
+ * cautions any analysed image carries.
  */
-export function studyVerdict(images: readonly Pick<ImageRecord, 'id' | 'state' | 'summary'>[]): StudyVerdict | undefined {
+export function studyVerdict(images: readonly Pick<ImageRecord, 'id' | 'state' | 'summary' | 'dicom'>[]): StudyVerdict | undefined {
   if (images.length === 0 || images.some((image) => image.state !== 'done' && image.state !== 'failed')) return undefined;
-  const analysed = images.flatMap((image) => (image.state === 'done' && image.summary ? [{ imageId: image.id, ...image.summary }] : []));
+  const analysedImages = images.filter((image) => image.state === 'done' && image.summary);
+  const analysed = analysedImages.map((image) => ({ imageId: image.id, ...image.summary! }));
+  const cautions = [...new Set(analysedImages.flatMap((image) => resultCautions(image).map((caution) => caution.code)))];
   const tumorImages = analysed.filter((image) => image.label === 'tumor').length;
   const failedImages = images.length - analysed.length;
   const top = analysed.reduce<(typeof analysed)[number] | undefined>((best, image) => (!best || image.tumorProbability > best.tumorProbability ? image : best), undefined);
@@ -79,6 +95,7 @@ export function studyVerdict(images: readonly Pick<ImageRecord, 'id' | 'state' |
     tumorImages,
     analysedImages: analysed.length,
     failedImages,
+    cautions,
   };
 }
 
