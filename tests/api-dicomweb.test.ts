@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import type { ErrorBody, StudyView } from '@btd/api';
 import { describe, expect, it } from 'vitest';
@@ -96,6 +97,16 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     expect(retry.status).toBe(202);
     expect(items(retry.body, '00081199').map(studyIdOf)).toEqual([studyA, studyB, studyA]);
     expect(await inferenceJobs()).toBe(jobs);
+  });
+
+  it('stores a multi-frame instance as one image per frame of its study', async () => {
+    const bytes = readFileSync(new URL('./fixtures/dicom/jpeg-ls-lossless-3-frames.dcm', import.meta.url));
+    const answer = await stow('/v1/dicomweb/studies', [{ bytes }]);
+    expect(answer.status).toBe(200);
+    const [stored] = items(answer.body, '00081199');
+    expect(sopOf(stored!)).toBe('1.2.826.0.1.3680043.2.1143.7.2.1.1');
+    const view = await call<StudyView>(harness.env, 'alice', 'GET', `/v1/studies/${studyIdOf(stored!)}`);
+    expect(view.body.images.map((image) => image.dicom?.frameNumber)).toEqual([1, 2, 3]);
   });
 
   it('refuses, under /studies/{uid}, the instances of another study, and answers 409 storing nothing when no instance is stored', async () => {

@@ -59,11 +59,11 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       mentions: 'DICOM JPEG 2000 pixel data cannot be decoded',
     },
     {
-      name: 'a DICOM series in one multi-frame file',
-      files: () => [{ name: 'series.dcm', bytes: dicomFile({ width: 8, height: 8, pixels: new Uint16Array(8 * 8 * 4), frames: 4 }), type: 'application/dicom' }],
-      status: 422,
-      code: 'image_unsupported',
-      mentions: 'DICOM holds 4 frames; send one slice per file',
+      name: 'a multi-frame DICOM file with more frames than a study may hold images',
+      files: () => [{ name: 'series.dcm', bytes: dicomFile({ width: 2, height: 2, pixels: new Uint16Array(2 * 2 * 65), frames: 65 }), type: 'application/dicom' }],
+      status: 413,
+      code: 'too_many_images',
+      mentions: 'the study holds 65 images (each frame of a multi-frame DICOM file is one); at most 64 per study',
     },
     {
       name: 'a CT slice sent as DICOM',

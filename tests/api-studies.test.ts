@@ -113,6 +113,25 @@ describe('POST /v1/studies → result', () => {
     }
   });
 
+  it('analyses each frame of a multi-frame DICOM file as an image of the study, storing the file once', async () => {
+    await harness.startWorker();
+    const bytes = readFileSync(new URL('./fixtures/dicom/rle-3-frames.dcm', import.meta.url));
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'series.dcm', bytes, type: 'application/dicom' }]) });
+    expect(submitted.status).toBe(202);
+    expect(submitted.body.images).toHaveLength(3);
+    const originals = (await harness.env.objectKeys()).filter((key) => key.startsWith(`originals/alice/${submitted.body.studyId}/`));
+    expect(originals).toHaveLength(1);
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
+    expect(study.images.map((image) => [image.state, image.dicom?.frameNumber, image.dicom?.numberOfFrames])).toEqual([
+      ['done', 1, 3],
+      ['done', 2, 3],
+      ['done', 3, 3],
+    ]);
+    // The second frame is the first upside down: were every job to read the first frame, the results would match.
+    const [first, second] = study.images.map((image) => ({ tumorProbability: image.result!.tumorProbability, box: image.result!.box }));
+    expect(second).not.toEqual(first);
+  });
+
   it('stores the original under its deterministic key and enqueues one job per image', async () => {
     const slices = mriSlices('no', 3);
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {

@@ -8,6 +8,13 @@ export const TransferSyntax = {
   mpeg4: '1.2.840.10008.1.2.4.102',
 } as const;
 
+/** Attributes an enhanced (multi-frame) image keeps per frame, in functional group sequences. */
+export interface FrameAttributes {
+  window?: { center: number; width: number };
+  rescale?: { slope: number; intercept: number };
+  orientation?: readonly number[];
+}
+
 export interface DicomImageSpec {
   width: number;
   height: number;
@@ -29,6 +36,8 @@ export interface DicomImageSpec {
   modality?: string;
   /** Image Orientation (Patient): row then column direction cosines, written when given. */
   orientation?: readonly number[];
+  /** Shared and per-frame functional groups (little endian only), written when given. */
+  functionalGroups?: { shared?: FrameAttributes; perFrame?: FrameAttributes[] };
   /** Instance identifiers, written when given. */
   identifiers?: { studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUid?: string; accessionNumber?: string };
 }
@@ -89,17 +98,30 @@ function pixelBytes(spec: DicomImageSpec, little: boolean): Buffer {
   return out;
 }
 
+/** An item of a sequence (or of encapsulated pixel data), little endian. */
+function item(body: Buffer, tag = 0xe000): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt16LE(0xfffe, 0);
+  head.writeUInt16LE(tag, 2);
+  head.writeUInt32LE(body.length, 4);
+  return Buffer.concat([head, body]);
+}
+
+/** One functional groups item: each attribute in its own one-item sequence, as PS3.3 C.7.6.16 nests them. */
+function functionalGroupItem(attributes: FrameAttributes, explicit: boolean): Buffer {
+  const sequence = (group: number, element: number, inner: ElementSpec[]): ElementSpec => ({ group, element, vr: 'SQ', value: item(encode(inner, explicit, true)) });
+  const ds = (group: number, element: number, value: number | string): ElementSpec => ({ group, element, vr: 'DS', value: text(String(value)) });
+  const elements: ElementSpec[] = [];
+  if (attributes.orientation) elements.push(sequence(0x20, 0x9116, [ds(0x20, 0x37, attributes.orientation.join('\\'))]));
+  if (attributes.window) elements.push(sequence(0x28, 0x9132, [ds(0x28, 0x1050, attributes.window.center), ds(0x28, 0x1051, attributes.window.width)]));
+  if (attributes.rescale) elements.push(sequence(0x28, 0x9145, [ds(0x28, 0x1052, attributes.rescale.intercept), ds(0x28, 0x1053, attributes.rescale.slope)]));
+  return item(encode(elements, explicit, true));
+}
+
 /** An encapsulated pixel data value: an empty offset table, one fragment, the sequence delimiter. */
 function encapsulatedValue(frame: Uint8Array): Buffer {
-  const item = (tag: number, body: Buffer) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt16LE(0xfffe, 0);
-    head.writeUInt16LE(tag, 2);
-    head.writeUInt32LE(body.length, 4);
-    return Buffer.concat([head, body]);
-  };
   const padded = Buffer.concat([Buffer.from(frame), Buffer.alloc(frame.length % 2)]);
-  return Buffer.concat([item(0xe000, Buffer.alloc(0)), item(0xe000, padded), item(0xe0dd, Buffer.alloc(0))]);
+  return Buffer.concat([item(Buffer.alloc(0)), item(padded), item(Buffer.alloc(0), 0xe0dd)]);
 }
 
 /** A DICOM Part 10 file (MR image storage) holding one image as `spec` describes, for tests. */
@@ -159,6 +181,9 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
       { group: 0x28, element: 0x1053, vr: 'DS', value: text(String(spec.rescale.slope)) },
     );
   }
+  const groups = spec.functionalGroups;
+  if (groups?.shared) elements.push({ group: 0x5200, element: 0x9229, vr: 'SQ', value: functionalGroupItem(groups.shared, explicit) });
+  if (groups?.perFrame) elements.push({ group: 0x5200, element: 0x9230, vr: 'SQ', value: Buffer.concat(groups.perFrame.map((frame) => functionalGroupItem(frame, explicit))) });
   elements.push(
     spec.encapsulated
       ? { group: 0x7fe0, element: 0x10, vr: 'OB', value: encapsulatedValue(spec.encapsulated), undefinedLength: true }

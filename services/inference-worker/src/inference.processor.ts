@@ -103,16 +103,18 @@ interface Predicted {
 }
 
 /** One model after the other, on this thread; the overlay renders (in sharp's pool) during the second. */
-async function predictInTurn(image: Uint8Array, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
-  const binary = await binaryModel.predict(image, { heatmap: true });
-  const [overlay, type] = await Promise.all([renderOverlay(image, binary), typeModel.predict(image, { heatmap: false })]);
+async function predictInTurn(image: Uint8Array, frame: number, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
+  const binary = await binaryModel.predict(image, { heatmap: true, frame });
+  const [overlay, type] = await Promise.all([renderOverlay(image, binary, frame), typeModel.predict(image, { heatmap: false, frame })]);
   return { binary, type, overlay };
 }
 
 /** Both models at once, each on a thread of its own; the overlay renders as soon as the binary model is done. */
-async function predictSideBySide(image: Uint8Array, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
-  const binaryAndOverlay = binaryModel.predict(image, { heatmap: true }).then(async (binary) => ({ binary, overlay: await renderOverlay(image, binary) }));
-  const [{ binary, overlay }, type] = await Promise.all([binaryAndOverlay, typeModel.predict(image, { heatmap: false })]);
+async function predictSideBySide(image: Uint8Array, frame: number, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
+  const binaryAndOverlay = binaryModel
+    .predict(image, { heatmap: true, frame })
+    .then(async (binary) => ({ binary, overlay: await renderOverlay(image, binary, frame) }));
+  const [{ binary, overlay }, type] = await Promise.all([binaryAndOverlay, typeModel.predict(image, { heatmap: false, frame })]);
   return { binary, type, overlay };
 }
 
@@ -126,7 +128,7 @@ async function analyse(
   const started = performance.now();
   const image = await deps.store.get(job.objectKey);
   const downloaded = performance.now();
-  const predicted = await (deps.parallelModels ? predictSideBySide : predictInTurn)(image, binaryModel, typeModel);
+  const predicted = await (deps.parallelModels ? predictSideBySide : predictInTurn)(image, job.frame ?? 0, binaryModel, typeModel);
   const binary: TaskOutcome = { model: binaryModel, prediction: predicted.binary };
   const type: TaskOutcome = { model: typeModel, prediction: predicted.type };
   const overlay = predicted.overlay;

@@ -40,7 +40,7 @@ export class PooledModel implements LoadedModel {
     // Class activation maps depend on the final probabilities; only a locator's maps come from a piece.
     if (withMaps && this.plan.locator === 'none') return this.pool.predictWhole(this.model, image, options);
     const t0 = performance.now();
-    const input = await preprocessShared(image, this.manifest.preprocessing);
+    const input = await preprocessShared(image, this.manifest.preprocessing, options.frame);
     const t1 = performance.now();
     const base = await this.pool.runPieces(this.model, input.pixels, basePieces(this.plan, withMaps, true));
     const rotated = await this.pool.runPieces(this.model, input.pixels, rotationPieces(this.plan, meanOfMembers(this.plan, base)));

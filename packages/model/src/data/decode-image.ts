@@ -50,11 +50,12 @@ interface Readers<T> {
   grey(image: GreyImage): Promise<T>;
 }
 
-/** DICOM goes to its own decoder, any other content to sharp. */
-async function decode<T>(bytes: Uint8Array, readers: Readers<T>): Promise<T> {
+/** DICOM goes to its own decoder, any other content to sharp; only DICOM has frames past the first. */
+async function decode<T>(bytes: Uint8Array, readers: Readers<T>, frame: number): Promise<T> {
   if (bytes.byteLength === 0) throw new ImageDecodeError('not a decodable image: empty file (0 bytes)');
   try {
-    if (isDicom(bytes)) return await readers.grey(await decodeDicomGrey(bytes, MAX_INPUT_PIXELS));
+    if (isDicom(bytes)) return await readers.grey(await decodeDicomGrey(bytes, MAX_INPUT_PIXELS, frame));
+    if (frame !== 0) throw new ImageDecodeError(`frame ${frame + 1} asked of an image that is not DICOM, which has one`);
     return await readers.raster(await openImage(bytes));
   } catch (error) {
     if (error instanceof ImageDecodeError) throw error;
@@ -65,9 +66,9 @@ async function decode<T>(bytes: Uint8Array, readers: Readers<T>): Promise<T> {
 
 /**
  * Decodes JPEG, PNG, WebP, TIFF, GIF or DICOM bytes by their content (never by file name) to 8-bit
- * greyscale; DICOM as `decodeDicomGrey` describes.
+ * greyscale; DICOM as `decodeDicomGrey` describes, one frame (0-based; the first unless given).
  */
-export async function decodeGrey(bytes: Uint8Array): Promise<GreyImage> {
+export async function decodeGrey(bytes: Uint8Array, frame = 0): Promise<GreyImage> {
   return decode(bytes, {
     async raster({ pipeline, wide }) {
       if (wide) return wideToGrey(pipeline);
@@ -76,7 +77,7 @@ export async function decodeGrey(bytes: Uint8Array): Promise<GreyImage> {
       return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
     },
     grey: async (image) => image,
-  });
+  }, frame);
 }
 
 async function toRgb(pipeline: Sharp): Promise<RgbImage> {
@@ -88,10 +89,14 @@ function greyPipeline({ width, height, data }: GreyImage): Sharp {
   return sharp(data, { raw: { width, height, channels: 1 } });
 }
 
-/** Decodes an image for display: colour kept; 16-bit and DICOM images windowed as `decodeGrey` windows them. */
-export async function decodeRgb(bytes: Uint8Array): Promise<RgbImage> {
-  return decode(bytes, {
-    raster: async ({ pipeline, wide }) => toRgb(wide ? greyPipeline(await wideToGrey(pipeline)) : pipeline),
-    grey: async (image) => toRgb(greyPipeline(image)),
-  });
+/** Decodes an image (one frame of a DICOM image) for display: colour kept; 16-bit and DICOM images windowed as `decodeGrey` windows them. */
+export async function decodeRgb(bytes: Uint8Array, frame = 0): Promise<RgbImage> {
+  return decode(
+    bytes,
+    {
+      raster: async ({ pipeline, wide }) => toRgb(wide ? greyPipeline(await wideToGrey(pipeline)) : pipeline),
+      grey: async (image) => toRgb(greyPipeline(image)),
+    },
+    frame,
+  );
 }

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
+import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomFrames12Bit, phantomFrames12BitFile, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
-import { decodeGrey } from './decode-image.js';
+import { decodeGrey, MAX_INPUT_PIXELS } from './decode-image.js';
 import { decodeRle } from './dicom-codecs.js';
+import { decodeDicomGrey } from './dicom.js';
 import { ImageDecodeError } from './image-decode-error.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../../../tests/fixtures/dicom/${name}`, import.meta.url));
@@ -31,6 +32,21 @@ describe('compressed DICOM', () => {
     // make-fixtures.ts compressed these sources with DCMTK and GDCM; they must still be what the tests expect.
     expect(fixture('uncompressed.dcm').equals(phantomSlice12Bit())).toBe(true);
     expect(fixture('uncompressed-signed.dcm').equals(phantomSlice12Bit(true))).toBe(true);
+    expect(fixture('uncompressed-3-frames.dcm').equals(phantomFrames12BitFile())).toBe(true);
+  });
+
+  it.each([
+    ['RLE', 'rle-3-frames.dcm'],
+    ['JPEG-LS', 'jpeg-ls-lossless-3-frames.dcm'],
+  ])('reads each frame of a multi-frame %s file (DCMTK) exactly as the uncompressed frames', async (_, name) => {
+    expect(phantomFrames12Bit()).toHaveLength(3);
+    for (const frame of [0, 1, 2]) {
+      const [expected, grey] = await Promise.all([decodeDicomGrey(fixture('uncompressed-3-frames.dcm'), MAX_INPUT_PIXELS, frame), decodeDicomGrey(fixture(name), MAX_INPUT_PIXELS, frame)]);
+      expect(difference(grey.data, expected.data).max).toBe(0);
+    }
+    // The frames differ, so each was read from its own place.
+    const [first, second] = await Promise.all([0, 1].map(async (frame) => decodeDicomGrey(fixture(name), MAX_INPUT_PIXELS, frame)));
+    expect(difference(first!.data, second!.data).max).toBeGreaterThan(0);
   });
 
   it.each([

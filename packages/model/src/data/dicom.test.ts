@@ -119,7 +119,6 @@ describe('DICOM', () => {
 
   it.each([
     ['MPEG-4 video', () => dicomFile({ width, height, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.mpeg4 }), /DICOM pixel data is MPEG-4 video \(1\.2\.840\.10008\.1\.2\.4\.102\); send it uncompressed or in a still-image encoding/],
-    ['several frames', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(12), frames: 3 }), /DICOM holds 3 frames; send one slice per file/],
     ['a CT slice', () => dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' }), /DICOM modality is CT; btd analyses MR slices/],
     ['no pixel data promised in full', () => dicomFile({ width, height, pixels: new Uint16Array(10) }), /DICOM pixel data is truncated: 20 of 2400 bytes/],
     ['a cut-off file', () => dicomFile({ width, height, pixels: new Uint16Array(width * height) }).subarray(0, 500), /DICOM (pixel data is truncated|cannot be parsed)/],
@@ -129,10 +128,45 @@ describe('DICOM', () => {
 
   it.each([
     ['MPEG-4 video', dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.mpeg4 })],
-    ['several frames', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(8), frames: 2 })],
     ['a CT slice', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' })],
   ])('tells %s, which it does not analyse, from a broken file', async (_, file) => {
     expect((await refusal(file)).unsupported).toBe(true);
+  });
+
+  it('reads each frame of a multi-frame file, and refuses a frame it does not have', async () => {
+    const frames = [slice(), slice().map((v) => 255 - v), slice().reverse()];
+    const pixels = Uint16Array.from(frames.flatMap((frame) => Array.from(frame, (v) => v * 16)));
+    // One window for all: the levels come back as they were.
+    const file = dicomFile({ width, height, pixels, bitsStored: 12, frames: 3, window: { center: 2040.5, width: 4081 } });
+    expect(readDicomHeader(file).frames).toBe(3);
+    for (const [i, expected] of frames.entries()) {
+      const grey = await decodeDicomGrey(file, MAX_INPUT_PIXELS, i);
+      expect(Buffer.from(grey.data).equals(Buffer.from(expected))).toBe(true);
+    }
+    await expect(decodeDicomGrey(file, MAX_INPUT_PIXELS, 3)).rejects.toThrow('DICOM has 3 frame(s); frame 4 does not exist');
+    await expect(decodeDicomGrey(file.subarray(0, file.length - 100), MAX_INPUT_PIXELS, 2)).rejects.toThrow(/DICOM (pixel data is truncated|cannot be parsed)/);
+  });
+
+  it("reads an enhanced image's rescale, window and orientation from its frames' functional groups", async () => {
+    const stored = [100, 200, 300, 400];
+    const file = dicomFile({
+      width: 2,
+      height: 1,
+      pixels: stored,
+      frames: 2,
+      functionalGroups: {
+        // Shared: a rescale of ×2 and a sagittal plane; per frame: a window of its own.
+        shared: { rescale: { slope: 2, intercept: 0 }, orientation: [0, 1, 0, 0, 0, -1] },
+        perFrame: [{ window: { center: 300.5, width: 400 } }, { window: { center: 700.5, width: 400 } }],
+      },
+    });
+    expect(readDicomHeader(file).plane).toBe('sagittal');
+    // Rescaled, frame 1 holds 200 and 400, a quarter into its window from either end; frame 2 600 and 800, likewise in its own.
+    expect([...(await decodeDicomGrey(file, MAX_INPUT_PIXELS, 0)).data]).toEqual([64, 191]);
+    expect([...(await decodeDicomGrey(file, MAX_INPUT_PIXELS, 1)).data]).toEqual([64, 191]);
+    const topLevel = dicomFile({ width: 2, height: 1, pixels: stored, frames: 2, window: { center: 300.5, width: 200 } });
+    // Without functional groups, the top-level window serves every frame: frame 2 holds 300 and 400.
+    expect([...(await decodeDicomGrey(topLevel, MAX_INPUT_PIXELS, 1)).data]).toEqual([128, 255]);
   });
 
   it('reads a secondary capture marked OT, and calls a cut-off file broken rather than unsupported', async () => {

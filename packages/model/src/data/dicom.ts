@@ -1,7 +1,7 @@
-import dicomParser, { type DataSet } from 'dicom-parser';
+import dicomParser, { type DataSet, type Element } from 'dicom-parser';
 import sharp from 'sharp';
 import { decompressFrame, isDecompressible } from './dicom-codecs.js';
-import { stretchToBytes } from './grey-levels.js';
+import { displayParameters, frameGroup, PLANE_ORIENTATION_GROUP, rgbToGrey, storedValues, toDisplay } from './dicom-display.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
 
@@ -48,17 +48,10 @@ const TAG = {
   transferSyntax: 'x00020010',
   samplesPerPixel: 'x00280002',
   photometric: 'x00280004',
-  planarConfiguration: 'x00280006',
   frames: 'x00280008',
   rows: 'x00280010',
   columns: 'x00280011',
   bitsAllocated: 'x00280100',
-  bitsStored: 'x00280101',
-  pixelRepresentation: 'x00280103',
-  windowCenter: 'x00281050',
-  windowWidth: 'x00281051',
-  rescaleIntercept: 'x00281052',
-  rescaleSlope: 'x00281053',
   modality: 'x00080060',
   studyInstanceUid: 'x0020000d',
   seriesInstanceUid: 'x0020000e',
@@ -83,10 +76,14 @@ function parse(bytes: Uint8Array, headerOnly: boolean): DataSet {
   try {
     return dicomParser.parseDicom(bytes, headerOnly ? { untilTag: TAG.pixelData } : undefined);
   } catch (error) {
-    // dicom-parser throws strings, or objects holding one, as well as errors.
-    const reason = typeof error === 'string' ? error : error instanceof Error ? error.message : String((error as { exception?: unknown }).exception ?? error);
-    throw new ImageDecodeError(`DICOM cannot be parsed: ${reason.replace(/^dicomParser\.\w+:\s*/, '')}`);
+    throw new ImageDecodeError(`DICOM cannot be parsed: ${parserReason(error)}`);
   }
+}
+
+/** dicom-parser throws strings, or objects holding one, as well as errors. */
+function parserReason(error: unknown): string {
+  const reason = typeof error === 'string' ? error : error instanceof Error ? error.message : String((error as { exception?: unknown }).exception ?? error);
+  return reason.replace(/^dicomParser\.\w+:\s*/, '');
 }
 
 function headerOf(data: DataSet): DicomHeader {
@@ -102,7 +99,9 @@ function headerOf(data: DataSet): DicomHeader {
     if (value) identifiers[name] = value;
   }
   const sopClassUid = text(TAG.sopClassUid);
-  const orientation = Array.from({ length: 6 }, (_, i) => data.floatString(TAG.orientation, i));
+  // A classic image has its orientation top-level; an enhanced one in its first frame's functional groups.
+  const oriented = frameGroup(data, 0, PLANE_ORIENTATION_GROUP);
+  const orientation = Array.from({ length: 6 }, (_, i) => oriented.floatString(TAG.orientation, i));
   const plane = orientation.every((v) => v !== undefined) ? slicePlane(orientation as number[]) : undefined;
   const transferSyntax = text(TAG.transferSyntax) ?? IMPLICIT_LITTLE;
   return { width, height, frames, transferSyntax, identifiers, ...(sopClassUid ? { sopClassUid } : {}), ...(plane ? { plane } : {}) };
@@ -130,39 +129,41 @@ export function readDicomHeader(bytes: Uint8Array): DicomHeader {
 }
 
 /**
- * Decodes a single-frame DICOM image to 8-bit grey, as a viewer shows it: the modality rescale
- * (slope, intercept), then the first VOI window the file carries, or its lowest to highest value if it
- * carries none, and MONOCHROME1 inverted. Uncompressed (also deflated), 8-bit JPEG, and grey JPEG
- * lossless, JPEG-LS, JPEG 2000 and RLE encodings are read. Any other encoding, several frames, a modality other than MR (or OT), or pixel data shorter than the header
- * promises is refused with the reason.
+ * Decodes one frame of a DICOM image (the first unless `frame`, 0-based, says otherwise) to 8-bit grey,
+ * as a viewer shows it: the modality rescale (slope, intercept), then the first VOI window the frame
+ * carries, or its lowest to highest value if it carries none, and MONOCHROME1 inverted. An enhanced
+ * (multi-frame) image's rescale and window come from the frame's functional groups. Uncompressed (also
+ * deflated), 8-bit JPEG, and grey JPEG lossless, JPEG-LS, JPEG 2000 and RLE encodings are read. Any
+ * other encoding, a modality other than MR (or OT), or pixel data shorter than the header promises is
+ * refused with the reason.
  */
-export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Promise<GreyImage> {
+export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number, frame = 0): Promise<GreyImage> {
   const data = parse(bytes, false);
   const { width, height, frames, transferSyntax } = headerOf(data);
   if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
-  if (frames > 1) throw unsupportedImage(`DICOM holds ${frames} frames; send one slice per file`);
+  if (!Number.isInteger(frame) || frame < 0 || frame >= frames) throw new ImageDecodeError(`DICOM has ${frames} frame(s); frame ${frame + 1} does not exist`);
   const modality = data.string(TAG.modality)?.trim();
   if (modality && !ANALYSED_MODALITIES.has(modality)) throw unsupportedImage(`DICOM modality is ${modality}; btd analyses MR slices`);
   const element = data.elements[TAG.pixelData];
   if (!element) throw new ImageDecodeError('DICOM has no pixel data');
   const photometric = data.string(TAG.photometric)?.trim() || 'MONOCHROME2';
   const samples = data.uint16(TAG.samplesPerPixel) ?? 1;
+  const display = displayParameters(data, frame);
 
   if (JPEG_8BIT.has(transferSyntax)) {
-    const jpeg = dicomParser.readEncapsulatedPixelDataFromFragments(data, element, 0, element.fragments?.length ?? 1);
+    const jpeg = encapsulatedFrame(data, element, frame, frames);
     const grey = await sharp(jpeg, { failOn: 'error' }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
     if (grey.info.width !== width || grey.info.height !== height) {
       throw new ImageDecodeError(`DICOM JPEG is ${grey.info.width}×${grey.info.height}, the header says ${width}×${height}`);
     }
-    return samples === 1 ? toDisplay(data, Float64Array.from(grey.data), width, height, photometric) : { width, height, data: new Uint8Array(grey.data) };
+    return samples === 1 ? toDisplay(Float64Array.from(grey.data), width, height, photometric, display) : { width, height, data: new Uint8Array(grey.data) };
   }
   const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
   if (isDecompressible(transferSyntax)) {
     if (samples !== 1) throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel) is not read; send it uncompressed`);
     if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
-    const frame = dicomParser.readEncapsulatedPixelDataFromFragments(data, element, 0, element.fragments?.length ?? 1);
-    const pixels = await decompressFrame(transferSyntax, frame, { width, height, bitsAllocated });
-    return toDisplay(data, storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric);
+    const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated });
+    return toDisplay(storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric, display);
   }
   if (!UNCOMPRESSED.has(transferSyntax)) {
     const name = REFUSED_SYNTAXES[transferSyntax] ?? 'an unknown encoding';
@@ -170,73 +171,25 @@ export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number): Pro
   }
   // A deflated file's data set is read from the inflated copy the parser made.
   const dataBytes = data.byteArray;
-  const needed = width * height * samples * (bitsAllocated / 8);
+  const frameBytes = width * height * samples * (bitsAllocated / 8);
+  const needed = (frame + 1) * frameBytes;
   const available = Math.min(element.length, dataBytes.length - element.dataOffset);
   if (available < needed) throw new ImageDecodeError(`DICOM pixel data is truncated: ${available} of ${needed} bytes`);
-  const pixels = dataBytes.subarray(element.dataOffset, element.dataOffset + needed);
+  const start = element.dataOffset + frame * frameBytes;
+  const pixels = dataBytes.subarray(start, start + frameBytes);
   if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, photometric);
   if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
   const values = storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: transferSyntax !== EXPLICIT_BIG, decompressed: false });
-  return toDisplay(data, values, width, height, photometric);
+  return toDisplay(values, width, height, photometric, display);
 }
 
-/**
- * The stored values of a grey image, unsigned or two's complement, masked to BitsStored. Values a
- * lossy codec decoded above BitsStored's range (JPEG 2000 overshoots at sharp edges) are clamped to its
- * highest value, as masking would wrap them to dark.
- */
-function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: number, options: { littleEndian: boolean; decompressed: boolean }): Float64Array {
-  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
-  const bitsStored = Math.min(data.uint16(TAG.bitsStored) ?? bitsAllocated, bitsAllocated);
-  const signed = data.uint16(TAG.pixelRepresentation) === 1;
-  const mask = 2 ** bitsStored - 1;
-  const signBit = 2 ** (bitsStored - 1);
-  const clamp = options.decompressed && !signed;
-  const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);
-  const values = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    const word = bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(2 * i, options.littleEndian);
-    const raw = clamp ? Math.min(word, mask) : word & mask;
-    values[i] = signed && raw >= signBit ? raw - 2 * signBit : raw;
+/** The compressed bytes of one frame: every fragment for a single frame, else as the offset table or the fragments place it. */
+function encapsulatedFrame(data: DataSet, element: Element, frame: number, frames: number): Uint8Array {
+  if (!element.fragments?.length) throw new ImageDecodeError('DICOM compressed pixel data has no fragments');
+  try {
+    if (frames === 1) return dicomParser.readEncapsulatedPixelDataFromFragments(data, element, 0, element.fragments.length);
+    return dicomParser.readEncapsulatedImageFrame(data, element, frame);
+  } catch (error) {
+    throw new ImageDecodeError(`DICOM frame ${frame + 1} of ${frames} cannot be located in the compressed pixel data: ${parserReason(error)}`);
   }
-  return values;
-}
-
-/** Modality rescale, then the VOI window or the full range, to 0–255; MONOCHROME1 inverted. */
-function toDisplay(data: DataSet, values: Float64Array, width: number, height: number, photometric: string): GreyImage {
-  if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') {
-    throw unsupportedImage(`DICOM photometric interpretation ${photometric} with one sample is not read`);
-  }
-  const slope = data.floatString(TAG.rescaleSlope) ?? 1;
-  const intercept = data.floatString(TAG.rescaleIntercept) ?? 0;
-  for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) * slope + intercept;
-  const center = data.floatString(TAG.windowCenter);
-  const windowWidth = data.floatString(TAG.windowWidth);
-  const out = center !== undefined && windowWidth !== undefined && windowWidth >= 1 ? applyWindow(values, center, windowWidth) : stretchToBytes(values);
-  if (photometric === 'MONOCHROME1') for (let i = 0; i < out.length; i++) out[i] = 255 - (out[i] as number);
-  return { width, height, data: out };
-}
-
-/** The linear VOI window of DICOM PS3.3 C.11.2.1.2.1, onto 0–255. */
-function applyWindow(values: Float64Array, center: number, width: number): Uint8Array {
-  const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const level = (((values[i] as number) - (center - 0.5)) / (width - 1) + 0.5) * 255;
-    out[i] = Math.round(Math.min(255, Math.max(0, level)));
-  }
-  return out;
-}
-
-/** An uncompressed 8-bit RGB image (a secondary capture, say) to grey, as sharp greys an RGB JPEG or PNG. */
-async function rgbToGrey(data: DataSet, pixels: Uint8Array, width: number, height: number, bitsAllocated: number, photometric: string): Promise<GreyImage> {
-  if (bitsAllocated !== 8 || photometric !== 'RGB') throw unsupportedImage(`DICOM colour image (${photometric}, ${bitsAllocated} bits) is not read; 8-bit RGB is`);
-  let interleaved = pixels;
-  if (data.uint16(TAG.planarConfiguration) === 1) {
-    // Planes R…R G…G B…B into R G B triples.
-    const plane = width * height;
-    interleaved = new Uint8Array(3 * plane);
-    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) interleaved[3 * i + c] = pixels[c * plane + i] as number;
-  }
-  const grey = await sharp(interleaved, { raw: { width, height, channels: 3 } }).toColourspace('b-w').raw().toBuffer();
-  return { width, height, data: new Uint8Array(grey) };
 }

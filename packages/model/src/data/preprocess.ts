@@ -178,6 +178,6 @@ export async function equaliseLocally(pixels: Uint8Array, size: number, clahe: C
 }
 
 /** The one preprocessing entry point, shared by training (cache) and serving. */
-export async function preprocessImage(bytes: Uint8Array, params: PreprocessParams): Promise<PreprocessedImage> {
-  return preprocessGrey(await decodeGrey(bytes), params);
+export async function preprocessImage(bytes: Uint8Array, params: PreprocessParams, frame = 0): Promise<PreprocessedImage> {
+  return preprocessGrey(await decodeGrey(bytes, frame), params);
 }

@@ -21,6 +21,8 @@ export interface Prediction {
 export interface PredictOptions {
   /** Compute the heatmap (and the box); default true. */
   heatmap?: boolean;
+  /** The frame of a multi-frame DICOM image to analyse, 0-based; default the first. */
+  frame?: number;
 }
 
 /** A model ready to serve: its manifest, a predict function and an idempotent dispose. */
@@ -33,19 +35,19 @@ export interface LoadedModel {
 const NO_TUMOR = 'no_tumor';
 
 /**
- * Preprocessed inputs per image buffer and parameter set. The worker runs two models on the same
+ * Preprocessed inputs per image buffer, frame and parameter set. The worker runs two models on the same
  * bytes; when they share their preprocessing (as the shipped models do), the image is decoded,
  * trimmed and resized once. Entries go with the buffer.
  */
 const preprocessed = new WeakMap<Uint8Array, Map<string, Promise<PreprocessedImage>>>();
 
-export function preprocessShared(image: Uint8Array, params: PreprocessParams): Promise<PreprocessedImage> {
-  const key = JSON.stringify(params);
+export function preprocessShared(image: Uint8Array, params: PreprocessParams, frame = 0): Promise<PreprocessedImage> {
+  const key = `${frame}:${JSON.stringify(params)}`;
   let byParams = preprocessed.get(image);
   if (!byParams) preprocessed.set(image, (byParams = new Map()));
   let result = byParams.get(key);
   if (!result) {
-    result = preprocessImage(image, params);
+    result = preprocessImage(image, params, frame);
     byParams.set(key, result);
     // A failure is not kept: the next call tries again (and reports the error again).
     result.catch(() => byParams.delete(key));
@@ -94,7 +96,7 @@ class ArtifactModel implements LoadedModel {
   async predict(image: Uint8Array, options: PredictOptions = {}): Promise<Prediction> {
     if (this.disposed) throw new Error(`model ${this.manifest.name}@${this.manifest.version} is disposed`);
     const t0 = performance.now();
-    const input = await preprocessShared(image, this.manifest.preprocessing);
+    const input = await preprocessShared(image, this.manifest.preprocessing, options.frame);
     const t1 = performance.now();
     const out = this.forward.run(input.pixels, 1, this.heatmapClass);
     return predictionFrom(this.manifest, input, { probabilities: out.probabilities, maps: { values: out.cams, side: out.camSide } }, options, {

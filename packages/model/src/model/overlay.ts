@@ -64,10 +64,10 @@ function strokeBox(pixels: Buffer, width: number, height: number, channels: numb
   }
 }
 
-/** A PNG of the image with the heatmap blended over it and the box outlined. */
-export async function renderOverlay(image: Uint8Array, prediction: Prediction): Promise<Buffer> {
+/** A PNG of the image (the frame the prediction was made on) with the heatmap blended over it and the box outlined. */
+export async function renderOverlay(image: Uint8Array, prediction: Prediction, frame = 0): Promise<Buffer> {
   // One decode to raw pixels gives the size too; the drawing happens on them, and one encode follows.
-  const { width, height, channels, data: pixels } = await decodeRgb(image);
+  const { width, height, channels, data: pixels } = await decodeRgb(image, frame);
   const heatmap = prediction.heatmap;
   if (heatmap) {
     const rgba = heatmapRgba(heatmap.data);

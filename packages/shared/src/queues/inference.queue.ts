@@ -17,6 +17,8 @@ export const InferenceJobSchema = Type.Object(
     imageId: Id,
     /** Key of the original image in the bucket (see `originalKey`). */
     objectKey: Type.String({ minLength: 1, maxLength: 1024 }),
+    /** For one frame of a multi-frame DICOM original, which (0-based); the images of its frames share the original. */
+    frame: Type.Optional(Type.Integer({ minimum: 0, maximum: 65_535 })),
     clientId: Id,
   },
   { additionalProperties: false },

@@ -25,8 +25,8 @@ export interface StowInstance {
   readonly sopClassUid?: string;
   readonly sopInstanceUid?: string;
   readonly studyInstanceUid?: string;
-  /** Set when it was stored and queued: the btd study and image it became. */
-  stored?: { studyId: string; imageId: string };
+  /** Set when it was stored and queued: the btd study it became part of (one image, or one per frame). */
+  stored?: { studyId: string };
   failure?: { reason: number; comment: string };
 }
 
@@ -38,7 +38,7 @@ export interface StowOptions {
   readonly studyInstanceUid?: string;
   /** The request's Idempotency-Key, if it sent one. */
   readonly idempotencyKey?: string;
-  readonly limits: UploadLimits & { readonly maxImagesPerStudy: number };
+  readonly limits: UploadLimits;
 }
 
 interface Candidate {
@@ -107,21 +107,14 @@ async function submitGroup(ctx: ApiContext, studyInstanceUid: string, members: C
   const failAll = (reason: number, comment: string) => {
     for (const { instance } of members) instance.failure = { reason, comment };
   };
-  const limit = options.limits.maxImagesPerStudy;
-  if (members.length > limit) {
-    failAll(FailureReason.outOfResources, `study ${studyInstanceUid} has ${members.length} instances in this request; at most ${limit} per request`);
-    return;
-  }
   const form = { fields: options.fields, images: members.map(({ image }) => image) };
   try {
     const response = await submitStudy(ctx, form, { clientId: options.clientId, idempotencyKey: studyKey(studyInstanceUid, members, options) }, log);
     const submitted = response.body as SubmittedStudy;
-    members.forEach(({ instance }, i) => {
-      instance.stored = { studyId: submitted.studyId, imageId: submitted.images[i]!.imageId };
-    });
+    for (const { instance } of members) instance.stored = { studyId: submitted.studyId };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    failAll(FailureReason.processingFailure, error.message);
+    failAll(error.code === 'too_many_images' ? FailureReason.outOfResources : FailureReason.processingFailure, error.message);
   }
 }
 

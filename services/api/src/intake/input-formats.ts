@@ -1,13 +1,18 @@
 import { decodeDicomGrey, readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
 
-/** For a DICOM image: the identifiers a PACS knows it by, and the plane of the slice. */
-export type DicomImageInfo = DicomIdentifiers & { plane?: SlicePlane };
+/**
+ * For a DICOM image: the identifiers a PACS knows it by, the plane of the slice and, for one frame of a
+ * multi-frame original, which (1-based, as DICOM numbers frames) of how many.
+ */
+export type DicomImageInfo = DicomIdentifiers & { plane?: SlicePlane; frameNumber?: number; numberOfFrames?: number };
 
-/** What an image header says: its pixel dimensions and, for DICOM, what the header tells of the slice. */
+/** What an image header says: its pixel dimensions, its frames (DICOM) and, for DICOM, what the header tells of the slice. */
 export interface ImageHeader {
   readonly width: number;
   readonly height: number;
+  /** Images in the file: 1 but for a multi-frame DICOM image, whose every frame is analysed as an image. */
+  readonly frames: number;
   readonly dicom?: DicomImageInfo;
 }
 
@@ -43,7 +48,7 @@ function rasterFormat(mime: string, label: string, extension: string): InputForm
       // refuse to read the header at all.
       const metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
       if (!metadata.width || !metadata.height) throw new Error('header has no dimensions');
-      return { width: metadata.width, height: metadata.height };
+      return { width: metadata.width, height: metadata.height, frames: 1 };
     },
     async verifyDecodable(bytes, maxPixels) {
       // Shrinking to a thumbnail still reads the whole stream, which is what proves it complete.
@@ -62,11 +67,14 @@ const dicomFormat: InputFormat = {
   extension: 'dcm',
   matches: (detectedMime) => detectedMime === 'application/dicom',
   async readHeader(bytes) {
-    const { width, height, identifiers, plane } = readDicomHeader(bytes);
-    return { width, height, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
+    const { width, height, frames, identifiers, plane } = readDicomHeader(bytes);
+    if (!Number.isInteger(frames) || frames < 1) throw new Error(`Number of Frames is ${frames}`);
+    return { width, height, frames, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
   },
   async verifyDecodable(bytes, maxPixels) {
-    await decodeDicomGrey(bytes, maxPixels);
+    // Every frame: each becomes an image, and each must be there and decode.
+    const { frames } = readDicomHeader(bytes);
+    for (let frame = 0; frame < frames; frame++) await decodeDicomGrey(bytes, maxPixels, frame);
   },
 };
 

@@ -53,8 +53,10 @@ const DicomIdentifiersSchema = Type.Object(
           'it calls most healthy sagittal and coronal slices from other sources a tumour.',
       }),
     ),
+    frameNumber: Type.Optional(Type.Integer({ minimum: 1, description: 'Of a multi-frame original: the frame this image is, 1-based as DICOM numbers them.' })),
+    numberOfFrames: Type.Optional(Type.Integer({ minimum: 2, description: 'Of a multi-frame original: its frames, each analysed as an image of the study.' })),
   },
-  { description: 'For a DICOM original: the identifiers it carried, to file the result against the right instance, and its plane.' },
+  { description: 'For a DICOM original: the identifiers it carried, to file the result against the right instance, its plane, and its frame.' },
 );
 
 const ImageViewSchema = Type.Object({

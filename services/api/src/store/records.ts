@@ -37,7 +37,7 @@ export interface ImageRecord {
   width: number;
   height: number;
   bytes: number;
-  /** For a DICOM original, the identifiers the PACS knows it by and the slice's plane. */
+  /** For a DICOM original, the identifiers the PACS knows it by, the slice's plane and, of a multi-frame original, the frame. */
   dicom?: DicomImageInfo;
   objectKey: string;
   state: ImageState;

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { enqueueInferenceBulk, originalKey, studyOriginalsPrefix, type StudyPriority } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
+import type { AcceptedImage } from '../intake/inspect-upload.js';
 import type { StudyForm } from '../intake/read-study-form.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
@@ -28,24 +29,40 @@ export function fingerprintOf(form: StudyForm, batchId: string | undefined): str
   return createHash('sha256').update(JSON.stringify({ fields: form.fields, batchId, files })).digest('hex');
 }
 
-function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string): { study: StudyRecord; images: ImageRecord[] } {
-  const studyId = newId('stu');
-  const images = form.images.map((accepted): ImageRecord => {
-    const id = newId('img');
+/** The images a file becomes: one, or one per frame of a multi-frame DICOM file, all sharing its stored original. */
+function imagesOf(accepted: AcceptedImage, studyId: string, clientId: string): ImageRecord[] {
+  const { header } = accepted;
+  const ids = Array.from({ length: header.frames }, () => newId('img'));
+  const objectKey = originalKey({ clientId, studyId, imageId: ids[0]! });
+  return ids.map((id, frame): ImageRecord => {
+    const dicom = header.dicom && header.frames > 1 ? { ...header.dicom, frameNumber: frame + 1, numberOfFrames: header.frames } : header.dicom;
     return {
       id,
       studyId,
-      clientId: target.clientId,
+      clientId,
       filename: accepted.filename,
       contentType: accepted.format.mime,
-      width: accepted.header.width,
-      height: accepted.header.height,
-      ...(accepted.header.dicom ? { dicom: accepted.header.dicom } : {}),
+      width: header.width,
+      height: header.height,
+      ...(dicom ? { dicom } : {}),
       bytes: accepted.bytes.length,
-      objectKey: originalKey({ clientId: target.clientId, studyId, imageId: id }),
+      objectKey,
       state: 'queued',
     };
   });
+}
+
+/** A file to store: its bytes under the key its images share. */
+interface Original {
+  key: string;
+  file: AcceptedImage;
+}
+
+function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string): { study: StudyRecord; images: ImageRecord[]; originals: Original[] } {
+  const studyId = newId('stu');
+  const perFile = form.images.map((file) => imagesOf(file, studyId, target.clientId));
+  const images = perFile.flat();
+  const originals = perFile.map((fileImages, i) => ({ key: fileImages[0]!.objectKey, file: form.images[i]! }));
   const study: StudyRecord = {
     id: studyId,
     clientId: target.clientId,
@@ -59,7 +76,7 @@ function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string
     failedCount: 0,
     fingerprint,
   };
-  return { study, images };
+  return { study, images, originals };
 }
 
 function accepted(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 'filename'>[]): StoredResponse {
@@ -67,21 +84,25 @@ function accepted(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 
 }
 
 /** Stores originals, records and jobs; undoes what it did if a step fails. */
-async function persist(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[], form: StudyForm, log: FastifyBaseLogger) {
+async function persist(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[], originals: readonly Original[], log: FastifyBaseLogger) {
   let recorded = false;
   try {
-    // The originals and the records are written side by side; only the jobs wait for both.
+    // The originals and the records are written side by side; only the jobs wait for both. A multi-frame
+    // file's images share one original, stored once.
     const [stored, created] = await Promise.allSettled([
-      Promise.all(images.map((image, i) => ctx.objectStore.put(image.objectKey, form.images[i]!.bytes, image.contentType))),
+      Promise.all(originals.map(({ key, file }) => ctx.objectStore.put(key, file.bytes, file.format.mime))),
       ctx.studies.create(study, images),
     ]);
     recorded = created.status === 'fulfilled';
     if (stored.status === 'rejected') throw stored.reason;
     if (created.status === 'rejected') throw created.reason;
-    const jobs = images.map((image) => ({
-      payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, clientId: study.clientId },
-      priority: study.priority,
-    }));
+    const jobs = images.map((image) => {
+      const frame = image.dicom?.frameNumber;
+      return {
+        payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, ...(frame ? { frame: frame - 1 } : {}), clientId: study.clientId },
+        priority: study.priority,
+      };
+    });
     await enqueueInferenceBulk(ctx.queues.inference, jobs);
   } catch (error) {
     log.warn({ err: error, studyId: study.id }, 'submission failed; removing what was stored');
@@ -117,14 +138,14 @@ async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: 
 }
 
 async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, fingerprint: string, log: FastifyBaseLogger) {
-  const { study, images } = buildRecords(form, target, fingerprint);
+  const { study, images, originals } = buildRecords(form, target, fingerprint);
   const externalId = study.externalId;
   if (externalId) {
     const existing = await claimExternalId(ctx, study, externalId);
     if (existing) return existing;
   }
   try {
-    await persist(ctx, study, images, form, log);
+    await persist(ctx, study, images, originals, log);
   } catch (error) {
     if (externalId) await ctx.externalIds.release(study.clientId, externalId, study.id).catch(() => undefined);
     throw error;
@@ -135,10 +156,15 @@ async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarge
 
 /**
  * Submits a checked study: stores the originals under deterministic keys, creates the records
- * and enqueues one inference job per image. A repeated `Idempotency-Key` or `externalId`
+ * and enqueues one inference job per image (per frame of a multi-frame DICOM file). A repeated `Idempotency-Key` or `externalId`
  * returns the first submission's ids without new work.
  */
 export async function submitStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, log: FastifyBaseLogger) {
+  const count = form.images.reduce((sum, image) => sum + image.header.frames, 0);
+  const limit = ctx.config.maxImagesPerStudy;
+  if (count > limit) {
+    throw new ApiError(413, 'too_many_images', `the study holds ${count} images (each frame of a multi-frame DICOM file is one); at most ${limit} per study`);
+  }
   const fingerprint = fingerprintOf(form, target.batch?.id);
   return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, () => createStudy(ctx, form, target, fingerprint, log));
 }
