@@ -128,6 +128,28 @@ export function readDicomHeader(bytes: Uint8Array): DicomHeader {
   return headerOf(parse(bytes, true));
 }
 
+/** A parsed DICOM image whose frames decode one by one, the file parsed once. */
+export interface DicomImage {
+  readonly header: DicomHeader;
+  /** One frame (0-based) as `decodeDicomGrey` describes. */
+  decodeFrame(frame: number): Promise<GreyImage>;
+}
+
+/**
+ * Parses a DICOM image and checks what holds for every frame: the pixel limit and the modality (MR or OT).
+ *
+ * @throws ImageDecodeError when the file cannot be parsed, is too large or is not an MR image
+ */
+export function openDicomImage(bytes: Uint8Array, maxPixels: number): DicomImage {
+  const data = parse(bytes, false);
+  const header = headerOf(data);
+  const { width, height } = header;
+  if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
+  const modality = data.string(TAG.modality)?.trim();
+  if (modality && !ANALYSED_MODALITIES.has(modality)) throw unsupportedImage(`DICOM modality is ${modality}; btd analyses MR slices`);
+  return { header, decodeFrame: async (frame) => decodeFrame(data, header, frame) };
+}
+
 /**
  * Decodes one frame of a DICOM image (the first unless `frame`, 0-based, says otherwise) to 8-bit grey,
  * as a viewer shows it: the modality rescale (slope, intercept), then the first VOI window the frame
@@ -138,12 +160,12 @@ export function readDicomHeader(bytes: Uint8Array): DicomHeader {
  * refused with the reason.
  */
 export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number, frame = 0): Promise<GreyImage> {
-  const data = parse(bytes, false);
-  const { width, height, frames, transferSyntax } = headerOf(data);
-  if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
+  return openDicomImage(bytes, maxPixels).decodeFrame(frame);
+}
+
+async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): Promise<GreyImage> {
+  const { width, height, frames, transferSyntax } = header;
   if (!Number.isInteger(frame) || frame < 0 || frame >= frames) throw new ImageDecodeError(`DICOM has ${frames} frame(s); frame ${frame + 1} does not exist`);
-  const modality = data.string(TAG.modality)?.trim();
-  if (modality && !ANALYSED_MODALITIES.has(modality)) throw unsupportedImage(`DICOM modality is ${modality}; btd analyses MR slices`);
   const element = data.elements[TAG.pixelData];
   if (!element) throw new ImageDecodeError('DICOM has no pixel data');
   const photometric = data.string(TAG.photometric)?.trim() || 'MONOCHROME2';

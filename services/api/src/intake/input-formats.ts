@@ -1,4 +1,4 @@
-import { decodeDicomGrey, readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
+import { openDicomImage, readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
 
 /**
@@ -73,8 +73,8 @@ const dicomFormat: InputFormat = {
   },
   async verifyDecodable(bytes, maxPixels) {
     // Every frame: each becomes an image, and each must be there and decode.
-    const { frames } = readDicomHeader(bytes);
-    for (let frame = 0; frame < frames; frame++) await decodeDicomGrey(bytes, maxPixels, frame);
+    const image = openDicomImage(bytes, maxPixels);
+    for (let frame = 0; frame < image.header.frames; frame++) await image.decodeFrame(frame);
   },
 };
 
