@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../packages/model/src/model/loaded-model.js';
@@ -337,6 +338,12 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect(['tumor', 'no_tumor']).toContain(line.label);
     expect((await readFile(heatmap)).subarray(1, 4).toString('latin1')).toBe('PNG');
     await expect(run('node', [bin, 'predict', '--model', outDir, bad])).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('not a decodable image') });
+    // A multi-frame DICOM file: one line and one overlay per frame.
+    const series = fileURLToPath(new URL('./fixtures/dicom/rle-3-frames.dcm', import.meta.url));
+    const framesOut = await run('node', [bin, 'predict', '--model', outDir, '--heatmap', heatmap, series]);
+    const lines = framesOut.stdout.trim().split('\n').map((text) => JSON.parse(text) as { frame: number; heatmap: string });
+    expect(lines.map((frameLine) => frameLine.frame)).toEqual([1, 2, 3]);
+    expect(lines.map((frameLine) => path.basename(frameLine.heatmap))).toEqual(['overlay-rle-3-frames-frame1.png', 'overlay-rle-3-frames-frame2.png', 'overlay-rle-3-frames-frame3.png']);
   }, 600_000);
 });
 

@@ -2,23 +2,31 @@ import type { Command } from 'commander';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
+import { isDicom, readDicomHeader } from '../data/dicom.js';
 import { ImageDecodeError } from '../data/image-decode-error.js';
 import { loadModel } from '../model/loaded-model.js';
 import { renderOverlay } from '../model/overlay.js';
 
-function overlayPath(pattern: string, file: string, many: boolean): string {
+/** Where an image's overlay goes: the pattern itself for one image, else the pattern with the file's name (and frame). */
+function overlayPath(pattern: string, file: string, many: boolean, frame: number | undefined): string {
   if (!many) return pattern;
   const ext = path.extname(pattern) || '.png';
-  return `${pattern.slice(0, pattern.length - path.extname(pattern).length)}-${path.basename(file, path.extname(file))}${ext}`;
+  const name = `${path.basename(file, path.extname(file))}${frame === undefined ? '' : `-frame${frame}`}`;
+  return `${pattern.slice(0, pattern.length - path.extname(pattern).length)}-${name}${ext}`;
+}
+
+/** The frames to predict of a file: every frame of a multi-frame DICOM file, else its one image. */
+function framesOf(bytes: Uint8Array): number {
+  return isDicom(bytes) ? readDicomHeader(bytes).frames : 1;
 }
 
 export function registerPredictCommand(program: Command): void {
   program
     .command('predict')
-    .description('predict label, probabilities and tumour box for image files (one JSON line each)')
+    .description('predict label, probabilities and tumour box for image files (one JSON line each; per frame of a multi-frame DICOM file)')
     .requiredOption('--model <dir>', 'model artifact folder')
     .option('--heatmap <out.png>', 'write the heatmap overlay (with several files: out-<name>.png)')
-    .argument('<files...>', 'image files (JPEG, PNG, ...)')
+    .argument('<files...>', 'image files (JPEG, PNG, DICOM, ...)')
     .action(async (files: string[], opts: { model: string; heatmap?: string }) => {
       await initBackend();
       const model = await loadModel(path.resolve(opts.model));
@@ -27,14 +35,18 @@ export function registerPredictCommand(program: Command): void {
         for (const file of files) {
           try {
             const bytes = await readFile(file);
-            const p = await model.predict(bytes, { heatmap: true });
-            const line: Record<string, unknown> = { file, label: p.label, probabilities: p.probabilities, box: p.box, peak: p.peak, timings: p.timings };
-            if (opts.heatmap) {
-              const out = overlayPath(opts.heatmap, file, files.length > 1);
-              await writeFile(out, await renderOverlay(bytes, p));
-              line.heatmap = out;
+            const frames = framesOf(bytes);
+            for (let frame = 0; frame < frames; frame++) {
+              const p = await model.predict(bytes, { heatmap: true, frame });
+              const frameNumber = frames > 1 ? frame + 1 : undefined;
+              const line: Record<string, unknown> = { file, ...(frameNumber ? { frame: frameNumber } : {}), label: p.label, probabilities: p.probabilities, box: p.box, peak: p.peak, timings: p.timings };
+              if (opts.heatmap) {
+                const out = overlayPath(opts.heatmap, file, files.length > 1 || frames > 1, frameNumber);
+                await writeFile(out, await renderOverlay(bytes, p, frame));
+                line.heatmap = out;
+              }
+              process.stdout.write(`${JSON.stringify(line)}\n`);
             }
-            process.stdout.write(`${JSON.stringify(line)}\n`);
           } catch (error) {
             if (!(error instanceof ImageDecodeError) && (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
             failures++;
