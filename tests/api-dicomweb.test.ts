@@ -122,9 +122,12 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     ]);
 
     const before = await harness.env.objectKeys();
-    const none = await stow('/v1/dicomweb/studies', [{ bytes: Buffer.from('not a DICOM file at all') }]);
+    const video = dicomFile({ width: 8, height: 8, bitsAllocated: 8, encapsulated: new Uint8Array(64), transferSyntax: TransferSyntax.mpeg4, identifiers: { studyInstanceUid: STUDY_A, sopInstanceUid: `${STUDY_A}.2.2` } });
+    const none = await stow('/v1/dicomweb/studies', [{ bytes: Buffer.from('not a DICOM file at all') }, { bytes: video }]);
     expect(none.status).toBe(409);
-    expect(items(none.body, '00081198')[0]!['00000902']?.Value?.[0]).toMatch(/accepted: JPEG, PNG or DICOM/);
+    const [text, cine] = items(none.body, '00081198');
+    expect([text!['00081197']?.Value?.[0], text!['00000902']?.Value?.[0]]).toEqual([0xc000, expect.stringMatching(/accepted: JPEG, PNG or DICOM/)]);
+    expect([cine!['00081197']?.Value?.[0], cine!['00000902']?.Value?.[0]]).toEqual([0xc122, expect.stringMatching(/MPEG-4 video/)]);
     expect(await harness.env.objectKeys()).toEqual(before);
   });
 

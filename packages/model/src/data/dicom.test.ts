@@ -23,7 +23,7 @@ describe('DICOM', () => {
     const file = dicomFile({ width, height, pixels: slice(), bitsAllocated: 8 });
     expect(isDicom(file)).toBe(true);
     expect(isDicom(new Uint8Array(200))).toBe(false);
-    expect(readDicomHeader(file)).toEqual({ width, height, frames: 1, transferSyntax: TransferSyntax.explicitLittle, identifiers: {}, sopClassUid: '1.2.840.10008.5.1.4.1.1.4' });
+    expect(readDicomHeader(file)).toEqual({ width, height, frames: 1, transferSyntax: TransferSyntax.explicitLittle, identifiers: {}, sopClassUid: '1.2.840.10008.5.1.4.1.1.4', modality: 'MR' });
   });
 
   it('tells the plane of a slice from its orientation', () => {

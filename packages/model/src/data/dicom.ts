@@ -26,6 +26,8 @@ export interface DicomHeader {
   identifiers: DicomIdentifiers;
   /** SOP Class UID (MR Image Storage, say), when the file has it. */
   sopClassUid?: string;
+  /** Modality (MR, CT, …), when the file has it. */
+  modality?: string;
   /** From Image Orientation (Patient), when the file has it. */
   plane?: SlicePlane;
 }
@@ -67,6 +69,11 @@ const IDENTIFIER_TAGS = ['studyInstanceUid', 'seriesInstanceUid', 'sopInstanceUi
 /** Modalities analysed: MR, and OT (other), which secondary captures of MR images often carry. */
 const ANALYSED_MODALITIES = new Set(['MR', 'OT']);
 
+/** Whether btd analyses images of this modality; a file that names none is taken as MR. */
+export function isAnalysedModality(modality: string | undefined): boolean {
+  return modality === undefined || ANALYSED_MODALITIES.has(modality);
+}
+
 /** True for a DICOM Part 10 file: `DICM` after the 128-byte preamble. */
 export function isDicom(bytes: Uint8Array): boolean {
   return bytes.length >= 132 && String.fromCharCode(...bytes.subarray(128, 132)) === 'DICM';
@@ -99,12 +106,13 @@ function headerOf(data: DataSet): DicomHeader {
     if (value) identifiers[name] = value;
   }
   const sopClassUid = text(TAG.sopClassUid);
+  const modality = text(TAG.modality);
   // A classic image has its orientation top-level; an enhanced one in its first frame's functional groups.
   const oriented = frameGroup(data, 0, PLANE_ORIENTATION_GROUP);
   const orientation = Array.from({ length: 6 }, (_, i) => oriented.floatString(TAG.orientation, i));
   const plane = orientation.every((v) => v !== undefined) ? slicePlane(orientation as number[]) : undefined;
   const transferSyntax = text(TAG.transferSyntax) ?? IMPLICIT_LITTLE;
-  return { width, height, frames, transferSyntax, identifiers, ...(sopClassUid ? { sopClassUid } : {}), ...(plane ? { plane } : {}) };
+  return { width, height, frames, transferSyntax, identifiers, ...(sopClassUid ? { sopClassUid } : {}), ...(modality ? { modality } : {}), ...(plane ? { plane } : {}) };
 }
 
 /**
@@ -145,8 +153,7 @@ export function openDicomImage(bytes: Uint8Array, maxPixels: number): DicomImage
   const header = headerOf(data);
   const { width, height } = header;
   if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
-  const modality = data.string(TAG.modality)?.trim();
-  if (modality && !ANALYSED_MODALITIES.has(modality)) throw unsupportedImage(`DICOM modality is ${modality}; btd analyses MR slices`);
+  if (!isAnalysedModality(header.modality)) throw unsupportedImage(`DICOM modality is ${header.modality}; btd analyses MR slices`);
   return { header, decodeFrame: async (frame) => decodeFrame(data, header, frame) };
 }
 

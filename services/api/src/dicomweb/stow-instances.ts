@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { readDicomHeader } from '@btd/model';
+import { isAnalysedModality, readDicomHeader, type DicomHeader } from '@btd/model';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import { inspectUpload, type AcceptedImage, type UploadLimits } from '../intake/inspect-upload.js';
@@ -46,29 +46,32 @@ interface Candidate {
   image: AcceptedImage;
 }
 
-/** The UIDs a part's DICOM header carries, if it has one that parses. */
-function uidsOf(bytes: Uint8Array): Pick<StowInstance, 'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid'> {
+/** A part's DICOM header, if it has one that parses. */
+function headerOf(bytes: Uint8Array): DicomHeader | undefined {
   try {
-    const header = readDicomHeader(bytes);
-    const { sopInstanceUid, studyInstanceUid } = header.identifiers;
-    return { ...(header.sopClassUid ? { sopClassUid: header.sopClassUid } : {}), ...(sopInstanceUid ? { sopInstanceUid } : {}), ...(studyInstanceUid ? { studyInstanceUid } : {}) };
+    return readDicomHeader(bytes);
   } catch {
-    return {};
+    return undefined;
   }
 }
 
-/** The STOW-RS failure reason for an intake refusal. */
-function reasonFor(error: ApiError): number {
-  if (error.code === 'image_unsupported') {
-    return /pixel data is|compressed colour|bits per sample/.test(error.message) ? FailureReason.transferSyntaxNotSupported : FailureReason.sopClassNotSupported;
-  }
+/** The UIDs a DICOM header carries, for the response. */
+function uidsOf(header: DicomHeader | undefined): Pick<StowInstance, 'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid'> {
+  const { sopInstanceUid, studyInstanceUid } = header?.identifiers ?? {};
+  return { ...(header?.sopClassUid ? { sopClassUid: header.sopClassUid } : {}), ...(sopInstanceUid ? { sopInstanceUid } : {}), ...(studyInstanceUid ? { studyInstanceUid } : {}) };
+}
+
+/** The STOW-RS failure reason for an intake refusal: an unsupported image is of another modality, or else in an encoding not read. */
+function reasonFor(error: ApiError, header: DicomHeader | undefined): number {
+  if (error.code === 'image_unsupported') return isAnalysedModality(header?.modality) ? FailureReason.transferSyntaxNotSupported : FailureReason.sopClassNotSupported;
   if (error.code === 'file_too_large' || error.code === 'image_too_large') return FailureReason.outOfResources;
   return FailureReason.cannotUnderstand;
 }
 
 /** Checks one part as `POST /v1/studies` checks a file; a refusal becomes the instance's failure. */
 async function inspectPart(part: StowPart, options: StowOptions): Promise<Candidate | StowInstance> {
-  const instance: StowInstance = { index: part.index, ...uidsOf(part.bytes) };
+  const header = headerOf(part.bytes);
+  const instance: StowInstance = { index: part.index, ...uidsOf(header) };
   const fail = (reason: number, comment: string): StowInstance => ({ ...instance, failure: { reason, comment } });
   if (part.contentType !== undefined && part.contentType.toLowerCase() !== 'application/dicom') {
     return fail(FailureReason.cannotUnderstand, `part ${part.index} is ${part.contentType}; send each instance as application/dicom`);
@@ -77,7 +80,7 @@ async function inspectPart(part: StowPart, options: StowOptions): Promise<Candid
   try {
     image = await inspectUpload(part.bytes, `${instance.sopInstanceUid ?? `instance-${part.index}`}.dcm`, options.limits);
   } catch (error) {
-    if (error instanceof ApiError) return fail(reasonFor(error), error.message);
+    if (error instanceof ApiError) return fail(reasonFor(error, header), error.message);
     throw error;
   }
   if (image.format.mime !== 'application/dicom') return fail(FailureReason.cannotUnderstand, `part ${part.index} is ${image.format.label}, not a DICOM instance`);
