@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import dicomParser from 'dicom-parser';
 import sharp from 'sharp';
 import type { StudyView, SubmittedStudy } from '@btd/api';
 import { describe, expect, it } from 'vitest';
@@ -89,6 +90,22 @@ describe('POST /v1/studies → result', () => {
       const overlay = await fetch(`${harness.env.url}${overlayUrl}`, { headers: harness.env.auth('alice') });
       return (await sharp(Buffer.from(await overlay.arrayBuffer())).stats()).channels[1]!.mean;
     };
+    // The overlay as a DICOM Secondary Capture: in the slice's study, pointing at it, pixel for pixel the PNG overlay.
+    const dicomImage = study.images[2]!;
+    const capture = await fetch(`${harness.env.url}${dicomImage.result!.overlayDicomUrl}`, { headers: harness.env.auth('alice') });
+    expect([capture.status, capture.headers.get('content-type')]).toEqual([200, 'application/dicom']);
+    const parsed = dicomParser.parseDicom(new Uint8Array(await capture.arrayBuffer()));
+    const uid = (tag: string, data = parsed) => data.string(tag)?.replace(/\0+$/, '');
+    expect([uid('x00080016'), uid('x0020000d'), uid('x00081155', parsed.elements.x00082112!.items![0]!.dataSet!)]).toEqual([
+      '1.2.840.10008.5.1.4.1.1.7',
+      identifiers.studyInstanceUid,
+      identifiers.sopInstanceUid,
+    ]);
+    expect(parsed.string('x00204000')).toMatch(/^btd: (tumor|no_tumor) \(tumour probability \d\.\d{3}\); type /);
+    const overlayPng = await fetch(`${harness.env.url}${dicomImage.result!.overlayUrl}`, { headers: harness.env.auth('alice') });
+    const rgb = await sharp(Buffer.from(await overlayPng.arrayBuffer())).removeAlpha().raw().toBuffer();
+    const pixels = parsed.elements.x7fe00010!;
+    expect(Buffer.from(parsed.byteArray.subarray(pixels.dataOffset, pixels.dataOffset + pixels.length)).equals(rgb)).toBe(true);
     for (const other of others) {
       expect(other.label).toBe(jpeg!.label);
       expect(other.tumorProbability).toBeCloseTo(jpeg!.tumorProbability, 5);

@@ -38,6 +38,8 @@ export interface DicomImageSpec {
   orientation?: readonly number[];
   /** Shared and per-frame functional groups (little endian only), written when given. */
   functionalGroups?: { shared?: FrameAttributes; perFrame?: FrameAttributes[] };
+  /** Patient's name and id, written when given. */
+  patient?: { name?: string; id?: string };
   /** Instance identifiers, written when given. */
   identifiers?: { studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUid?: string; accessionNumber?: string };
 }
@@ -153,6 +155,8 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
     ...optional(8, 0x18, 'UI', ids.sopInstanceUid),
     ...optional(8, 0x50, 'SH', ids.accessionNumber),
     { group: 8, element: 0x60, vr: 'CS', value: text(spec.modality ?? 'MR') },
+    ...optional(0x10, 0x10, 'PN', spec.patient?.name),
+    ...optional(0x10, 0x20, 'LO', spec.patient?.id),
     ...optional(0x20, 0xd, 'UI', ids.studyInstanceUid),
     ...optional(0x20, 0xe, 'UI', ids.seriesInstanceUid),
     ...optional(0x20, 0x37, 'DS', spec.orientation?.join('\\')),

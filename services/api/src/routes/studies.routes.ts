@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ObjectNotFoundError } from '@btd/shared';
 import type { ApiContext } from '../context.js';
+import { overlayCapture } from '../dicom-results/overlay-capture.js';
 import { notFound } from '../errors/api-error.js';
 import { readStudyForm, type StudyFormLimits } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
@@ -114,6 +115,33 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         throw error instanceof ObjectNotFoundError ? notFound('overlay of image', imageId) : error;
       });
       return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
+    },
+  );
+
+  app.get(
+    '/v1/studies/:id/images/:imageId/overlay.dcm',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Heatmap overlay of an analysed image as a DICOM Secondary Capture',
+        description:
+          'For a PACS to file beside the slice: same patient and study as a DICOM original (a study UID derived from the btd study otherwise), ' +
+          'a btd series, Source Image Sequence pointing at the slice, and the result in Image Comments. The same image always gives the same SOP Instance UID.',
+        security: bearerAuth,
+        params: ImageParamsSchema,
+        produces: ['application/dicom'],
+        response: { 200: { type: 'string', format: 'binary', description: 'DICOM Part 10 file' }, ...commonErrors },
+      },
+    },
+    async (request, reply) => {
+      const study = await ownedStudy(ctx, clientOf(request), request.params.id);
+      const imageId = request.params.imageId;
+      const image = study.imageIds.includes(imageId) ? await ctx.studies.image(imageId) : undefined;
+      if (!image) throw notFound('overlay of image', imageId);
+      const capture = await overlayCapture(ctx, study, image).catch((error: unknown) => {
+        throw error instanceof ObjectNotFoundError ? notFound('overlay of image', imageId) : error;
+      });
+      return reply.type('application/dicom').header('content-disposition', `attachment; filename="${imageId}-overlay.dcm"`).send(capture);
     },
   );
 };

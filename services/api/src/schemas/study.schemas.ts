@@ -35,6 +35,9 @@ const ImageResultSchema = Type.Object({
     description: 'Location of the finding in the original image pixels, or null.',
   }),
   overlayUrl: Type.String({ description: 'Heatmap overlay PNG (needs the same bearer key).' }),
+  overlayDicomUrl: Type.String({
+    description: 'The same overlay as a DICOM Secondary Capture in the slice\'s study, for a PACS to file beside it (needs the same bearer key).',
+  }),
   cautions: Type.Array(ResultCautionSchema, { description: 'What to know before relying on this result; empty when nothing is known against it.' }),
   models: Type.Array(Type.Object({ task: Type.String(), name: Type.String(), version: Type.String() })),
   timings: Type.Record(Type.String(), Type.Number(), { description: 'Milliseconds per stage on the worker.' }),

@@ -6,9 +6,9 @@ export function studyPath(studyId: string): string {
   return `/v1/studies/${studyId}`;
 }
 
-/** Path of an image's heatmap overlay. */
-export function overlayPath(studyId: string, imageId: string): string {
-  return `${studyPath(studyId)}/images/${imageId}/overlay.png`;
+/** Path of an image's heatmap overlay; `.dcm` for the DICOM Secondary Capture of it. */
+export function overlayPath(studyId: string, imageId: string, format: 'png' | 'dcm' = 'png'): string {
+  return `${studyPath(studyId)}/images/${imageId}/overlay.${format}`;
 }
 
 /**
@@ -68,6 +68,7 @@ function imageView(image: ImageRecord, active: boolean): StudyView['images'][num
     },
     box: summary.box,
     overlayUrl: overlayPath(image.studyId, image.id),
+    overlayDicomUrl: overlayPath(image.studyId, image.id, 'dcm'),
     cautions: resultCautions(image),
     models: summary.models,
     timings: summary.timings,
