@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { ObjectNotFoundError } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { overlayCapture } from '../dicom-results/overlay-capture.js';
 import { notFound } from '../errors/api-error.js';
 import { readStudyForm, type StudyFormLimits } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
+import type { ImageRecord, StudyRecord } from '../store/records.js';
 import { bearerAuth, commonErrors } from '../schemas/common.schemas.js';
 import {
   ImageParamsSchema,
@@ -27,6 +29,17 @@ export function formLimits(ctx: ApiContext): StudyFormLimits {
 
 /** `/v1/studies`: submit, read, list, and the overlay image. */
 export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  /** Runs `read` on an analysed image of the caller's study; 404 while it has no overlay, or if its objects are gone. */
+  const withOverlay = async <T>(request: FastifyRequest, params: { id: string; imageId: string }, read: (study: StudyRecord, image: ImageRecord) => Promise<T>) => {
+    const { id, imageId } = params;
+    const study = await ownedStudy(ctx, clientOf(request), id);
+    const image = study.imageIds.includes(imageId) ? await ctx.studies.image(imageId) : undefined;
+    if (!image?.overlayKey) throw notFound('overlay of image', imageId);
+    return read(study, image).catch((error: unknown) => {
+      throw error instanceof ObjectNotFoundError ? notFound('overlay of image', imageId) : error;
+    });
+  };
+
   app.post(
     '/v1/studies',
     {
@@ -107,13 +120,7 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       },
     },
     async (request, reply) => {
-      const study = await ownedStudy(ctx, clientOf(request), request.params.id);
-      const imageId = request.params.imageId;
-      const image = study.imageIds.includes(imageId) ? await ctx.studies.image(imageId) : undefined;
-      if (!image?.overlayKey) throw notFound('overlay of image', imageId);
-      const png = await ctx.objectStore.get(image.overlayKey).catch((error: unknown) => {
-        throw error instanceof ObjectNotFoundError ? notFound('overlay of image', imageId) : error;
-      });
+      const png = await withOverlay(request, request.params, async (_, image) => ctx.objectStore.get(image.overlayKey!));
       return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
     },
   );
@@ -134,14 +141,9 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       },
     },
     async (request, reply) => {
-      const study = await ownedStudy(ctx, clientOf(request), request.params.id);
-      const imageId = request.params.imageId;
-      const image = study.imageIds.includes(imageId) ? await ctx.studies.image(imageId) : undefined;
-      if (!image) throw notFound('overlay of image', imageId);
-      const capture = await overlayCapture(ctx, study, image).catch((error: unknown) => {
-        throw error instanceof ObjectNotFoundError ? notFound('overlay of image', imageId) : error;
-      });
-      return reply.type('application/dicom').header('content-disposition', `attachment; filename="${imageId}-overlay.dcm"`).send(capture);
+      const capture = await withOverlay(request, request.params, async (study, image) => overlayCapture(ctx, study, image));
+      const filename = `${request.params.imageId}-overlay.dcm`;
+      return reply.type('application/dicom').header('content-disposition', `attachment; filename="${filename}"`).send(capture);
     },
   );
 };
