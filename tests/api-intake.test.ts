@@ -63,7 +63,7 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       files: () => [{ name: 'series.dcm', bytes: dicomFile({ width: 2, height: 2, pixels: new Uint16Array(2 * 2 * 65), frames: 65 }), type: 'application/dicom' }],
       status: 413,
       code: 'too_many_images',
-      mentions: 'the study holds 65 images (each frame of a multi-frame DICOM file is one); at most 64 per study',
+      mentions: '"series.dcm": holds 65 frames, each an image; at most 64 per study',
     },
     {
       name: 'a CT slice sent as DICOM',

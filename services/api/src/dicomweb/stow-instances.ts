@@ -64,7 +64,7 @@ function uidsOf(header: DicomHeader | undefined): Pick<StowInstance, 'sopClassUi
 /** The STOW-RS failure reason for an intake refusal: an unsupported image is of another modality, or else in an encoding not read. */
 function reasonFor(error: ApiError, header: DicomHeader | undefined): number {
   if (error.code === 'image_unsupported') return isAnalysedModality(header?.modality) ? FailureReason.transferSyntaxNotSupported : FailureReason.sopClassNotSupported;
-  if (error.code === 'file_too_large' || error.code === 'image_too_large') return FailureReason.outOfResources;
+  if (['file_too_large', 'image_too_large', 'too_many_images'].includes(error.code)) return FailureReason.outOfResources;
   return FailureReason.cannotUnderstand;
 }
 

@@ -1,10 +1,11 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { mriSlices, pngDeclaring, truncatedJpeg } from '../../../../tests/api-fixtures.js';
+import { dicomFile } from '../../../../tests/helpers/dicom-file.js';
 import { ApiError } from '../errors/api-error.js';
 import { inspectUpload } from './inspect-upload.js';
 
-const limits = { maxBytes: 1_000_000, maxPixels: 4_000_000 };
+const limits = { maxBytes: 1_000_000, maxPixels: 4_000_000, maxImages: 8 };
 
 async function rejection(bytes: Uint8Array, name = 'scan.jpg'): Promise<ApiError> {
   const error = await inspectUpload(bytes, name, limits).then(
@@ -29,6 +30,14 @@ describe('inspectUpload', () => {
     const accepted = await inspectUpload(png, 'mislabelled.jpg', limits);
     expect(accepted.format.mime).toBe('image/png');
     expect([accepted.header.width, accepted.header.height]).toEqual([40, 30]);
+  });
+
+  it('counts the frames of a multi-frame DICOM file, and refuses too many before decoding any', async () => {
+    const frames = (count: number) => dicomFile({ width: 4, height: 4, pixels: new Uint16Array(16 * count), frames: count });
+    expect((await inspectUpload(frames(8), 'series.dcm', limits)).header.frames).toBe(8);
+    // Nine frames promised, one sent: were it decoded first, the refusal would be for truncation.
+    const error = await rejection(frames(9).subarray(0, frames(9).length - 8 * 32), 'series.dcm');
+    expect([error.statusCode, error.code, error.message]).toEqual([413, 'too_many_images', '"series.dcm": holds 9 frames, each an image; at most 8 per study']);
   });
 
   it('rejects an empty file', async () => {

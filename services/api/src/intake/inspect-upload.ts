@@ -9,6 +9,8 @@ export interface UploadLimits {
   readonly maxBytes: number;
   /** Largest accepted width × height, against decompression bombs. */
   readonly maxPixels: number;
+  /** Most images one file may hold (the frames of a multi-frame DICOM file), checked before any is decoded. */
+  readonly maxImages: number;
 }
 
 /** An uploaded file that passed every check and may be stored. */
@@ -41,7 +43,7 @@ function describeFailure(error: unknown): string {
 
 /**
  * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
- * a header declaring at most `maxPixels`, and pixel data that decodes to the end.
+ * a header declaring at most `maxPixels` (and at most `maxImages` frames), and pixel data that decodes to the end.
  *
  * @throws ApiError (4xx) naming the file and the precise reason
  */
@@ -58,6 +60,9 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
   if (pixels > limits.maxPixels) {
     const declared = `${header.width}×${header.height} = ${pixels} pixels`;
     throw reject(422, 'image_too_large', filename, `declares ${declared}; the limit is ${limits.maxPixels}`);
+  }
+  if (header.frames > limits.maxImages) {
+    throw reject(413, 'too_many_images', filename, `holds ${header.frames} frames, each an image; at most ${limits.maxImages} per study`);
   }
   await format.verifyDecodable(bytes, limits.maxPixels).catch((error: unknown) => {
     if (error instanceof ImageDecodeError && error.unsupported) throw reject(422, 'image_unsupported', filename, error.message);

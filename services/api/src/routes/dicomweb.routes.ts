@@ -36,7 +36,7 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
         fields: checkStudyFields(request.query as Record<string, string>),
         ...(studyInstanceUid ? { studyInstanceUid } : {}),
         ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}),
-        limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels },
+        limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy },
       },
       request.log,
     );

@@ -24,7 +24,7 @@ import { multipartValidator, requireRedis, sendStored } from './route-helpers.js
 /** Upload limits from the configuration. */
 export function formLimits(ctx: ApiContext): StudyFormLimits {
   const { maxUploadBytes, maxImagePixels, maxImagesPerStudy } = ctx.config;
-  return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxFiles: maxImagesPerStudy };
+  return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy, maxFiles: maxImagesPerStudy };
 }
 
 /** `/v1/studies`: submit, read, list, and the overlay image. */
