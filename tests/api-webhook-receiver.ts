@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export interface ReceivedHook {
   headers: IncomingHttpHeaders;
   body: string;
+  /** The body's bytes, for binary payloads. */
+  raw: Buffer;
   path: string;
   receivedAt: number;
 }
@@ -27,7 +29,8 @@ export async function startWebhookReceiver(statuses: number[] = []): Promise<Web
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8'), path: request.url ?? '/', receivedAt: Date.now() });
+      const raw = Buffer.concat(chunks);
+      received.push({ headers: request.headers, body: raw.toString('utf8'), raw, path: request.url ?? '/', receivedAt: Date.now() });
       response.writeHead(replies.shift() ?? 200).end();
     });
   });

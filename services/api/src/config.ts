@@ -80,6 +80,19 @@ export const ApiConfigSchema = Type.Object({
       description: 'HMAC secret for X-Btd-Signature (unset: generated once into DATA_DIR/webhook-secret).',
     }),
   ),
+  /** A PACS's DICOMweb endpoint that the heatmap captures of finished studies are stored to. */
+  pacsStowUrl: Type.Optional(
+    Type.String({
+      env: 'PACS_STOW_URL',
+      pattern: '^https?://',
+      description:
+        "DICOMweb base URL of a PACS, e.g. https://pacs.example/dicom-web: each finished study's heatmap captures of DICOM images are stored there by STOW-RS (unset: none are).",
+    }),
+  ),
+  /** Authorization header sent with those STOW-RS requests. */
+  pacsStowAuthorization: Type.Optional(
+    Type.String({ env: 'PACS_STOW_AUTHORIZATION', minLength: 1, description: 'Authorization header value for PACS_STOW_URL, e.g. "Basic …" or "Bearer …".' }),
+  ),
   /** Per-attempt timeout of a webhook POST. */
   webhookTimeoutMs: Type.Integer({
     env: 'WEBHOOK_TIMEOUT_MS',

@@ -4,6 +4,7 @@ import { ResultMessageSchema, assertNever, type Logger, type ResultMessage } fro
 import type { ApiContext } from '../context.js';
 import type { StudyRecord } from '../store/records.js';
 import type { AppliedResult } from '../store/study-store.js';
+import { queuePacsExport } from '../dicom-results/pacs-export.js';
 import { announceBatchCompleted, announceStudyCompleted } from '../webhooks/completion-events.js';
 
 function observe(ctx: ApiContext, study: StudyRecord, message: ResultMessage): void {
@@ -26,7 +27,10 @@ function observe(ctx: ApiContext, study: StudyRecord, message: ResultMessage): v
 async function announce(ctx: ApiContext, study: StudyRecord, outcome: AppliedResult): Promise<void> {
   const finished = outcome.finishedStudy;
   if (!finished) return;
-  await announceStudyCompleted(ctx, finished);
+  if (finished.callbackUrl || ctx.config.pacsStowUrl) {
+    const images = await ctx.studies.images(finished);
+    await Promise.all([announceStudyCompleted(ctx, finished, images), queuePacsExport(ctx, finished, images)]);
+  }
   if (study.batchId && outcome.batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
 }
 

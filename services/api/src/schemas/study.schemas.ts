@@ -113,6 +113,8 @@ export const StudyViewSchema = Type.Object(
     verdict: Type.Optional(StudyVerdictSchema),
     images: Type.Array(ImageViewSchema),
     webhook: Type.Optional(WebhookViewSchema),
+    /** With PACS_STOW_URL set: the STOW-RS export of the heatmap captures of its DICOM images, once the study finished. */
+    pacsExport: Type.Optional(WebhookViewSchema),
     links: Type.Object({ self: Type.String() }),
   },
 );

@@ -4,6 +4,7 @@ import type { ApiContext } from '../context.js';
 import { notFound } from '../errors/api-error.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
 import type { StudyView } from '../schemas/study.schemas.js';
+import { pacsExportId } from '../dicom-results/pacs-export.js';
 import { studyDeliveryId } from '../webhooks/completion-events.js';
 import { studyView } from './study-view.js';
 
@@ -25,6 +26,9 @@ async function activeImages(ctx: ApiContext, images: readonly ImageRecord[]): Pr
 export async function readStudyView(ctx: ApiContext, study: StudyRecord): Promise<StudyView> {
   const images = await ctx.studies.images(study);
   const active = study.state === 'queued' || study.state === 'processing' ? await activeImages(ctx, images) : new Set<string>();
-  const delivery = study.callbackUrl ? await ctx.deliveries.get(studyDeliveryId(study.id)) : undefined;
-  return studyView(study, images, active, delivery);
+  const [delivery, pacsExport] = await Promise.all([
+    study.callbackUrl ? ctx.deliveries.get(studyDeliveryId(study.id)) : undefined,
+    ctx.config.pacsStowUrl ? ctx.deliveries.get(pacsExportId(study.id)) : undefined,
+  ]);
+  return studyView(study, images, active, delivery, pacsExport);
 }

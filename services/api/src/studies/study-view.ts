@@ -109,13 +109,15 @@ export function webhookView(delivery: DeliveryRecord | undefined): StudyView['we
 
 /**
  * The full study: state and, per image, the result. `activeImageIds` are images a worker is
- * on right now, which makes a queued study show as processing.
+ * on right now, which makes a queued study show as processing; `delivery` and `pacsExport` are its
+ * webhook and its export of heatmap captures to the PACS, if any.
  */
 export function studyView(
   study: StudyRecord,
   images: readonly ImageRecord[],
   activeImageIds: ReadonlySet<string>,
   delivery: DeliveryRecord | undefined,
+  pacsExport?: DeliveryRecord,
 ): StudyView {
   const state = study.state === 'queued' && activeImageIds.size > 0 ? 'processing' : study.state;
   const verdict = studyVerdict(images);
@@ -129,5 +131,6 @@ export function studyView(
     ...(verdict ? { verdict } : {}),
     images: images.map((image) => imageView(image, activeImageIds.has(image.id))),
     ...(delivery ? { webhook: webhookView(delivery) } : {}),
+    ...(pacsExport ? { pacsExport: webhookView(pacsExport) } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import { enqueueWebhook } from '@btd/shared';
 import { batchView } from '../batches/batch-view.js';
 import type { ApiContext } from '../context.js';
-import type { StudyRecord } from '../store/records.js';
+import type { ImageRecord, StudyRecord } from '../store/records.js';
 import { studyView } from '../studies/study-view.js';
 
 /** Delivery ids follow from the subject, so a completion announced twice is delivered once. */
@@ -21,9 +21,8 @@ async function announce(ctx: ApiContext, id: string, clientId: string, url: stri
 }
 
 /** Queues the `study.completed` webhook of a finished study that asked for one. */
-export async function announceStudyCompleted(ctx: ApiContext, study: StudyRecord): Promise<void> {
+export async function announceStudyCompleted(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[]): Promise<void> {
   if (!study.callbackUrl) return;
-  const images = await ctx.studies.images(study);
   const view = studyView(study, images, new Set(), undefined);
   await announce(ctx, studyDeliveryId(study.id), study.clientId, study.callbackUrl, 'study.completed', { study: view });
 }

@@ -1,9 +1,11 @@
 import { UnrecoverableError, type Job, type Processor } from 'bullmq';
 import type { Logger, WebhookJob } from '@btd/shared';
 import type { ApiContext } from '../context.js';
+import { PACS_EXPORT_EVENT, pacsExportRequest } from '../dicom-results/pacs-export.js';
+import type { DeliveryRecord } from '../store/records.js';
 import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.js';
 
-async function post(url: string, body: string, headers: Record<string, string>, timeoutMs: number) {
+async function post(url: string, body: string | Buffer, headers: Record<string, string>, timeoutMs: number) {
   try {
     const response = await fetch(url, {
       method: 'POST',
@@ -20,8 +22,19 @@ async function post(url: string, body: string, headers: Record<string, string>, 
   }
 }
 
+/** A webhook: the stored JSON body, signed afresh (new timestamp). */
+function signedRequest(ctx: ApiContext, delivery: DeliveryRecord): { body: string; headers: Record<string, string> } {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers = {
+    [SIGNATURE_HEADER]: signWebhook(ctx.webhookSecret, delivery.body, timestamp),
+    'x-btd-event': delivery.event,
+    'x-btd-delivery': delivery.id,
+  };
+  return { body: delivery.body, headers };
+}
+
 /**
- * Delivers one webhook: POSTs the stored body, signed afresh (new timestamp) on every attempt,
+ * Delivers one webhook (or a PACS export, which goes the same way: see `pacs-export.ts`): POSTs the stored body, signed afresh (new timestamp) on every attempt,
  * and records the attempt on the delivery. A non-2xx answer throws, so BullMQ retries with
  * exponential backoff; a delivery that already succeeded is not sent again.
  */
@@ -31,13 +44,8 @@ export function createWebhookProcessor(ctx: ApiContext, logger: Logger): Process
     const delivery = await ctx.deliveries.get(job.data.deliveryId);
     if (!delivery) throw new UnrecoverableError(`delivery ${job.data.deliveryId} does not exist`);
     if (delivery.deliveredAt) return;
-    const timestamp = Math.floor(Date.now() / 1000);
-    const headers = {
-      [SIGNATURE_HEADER]: signWebhook(ctx.webhookSecret, delivery.body, timestamp),
-      'x-btd-event': delivery.event,
-      'x-btd-delivery': delivery.id,
-    };
-    const outcome = await post(delivery.url, delivery.body, headers, ctx.config.webhookTimeoutMs);
+    const request = delivery.event === PACS_EXPORT_EVENT ? await pacsExportRequest(ctx, delivery) : signedRequest(ctx, delivery);
+    const outcome = await post(delivery.url, request.body, request.headers, ctx.config.webhookTimeoutMs);
     await ctx.deliveries.recordAttempt(delivery.id, outcome.status, outcome.error);
     ctx.metrics.webhookAttempts.inc({ outcome: outcome.error ? 'failed' : 'delivered' });
     if (outcome.error) {
