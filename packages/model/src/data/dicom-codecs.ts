@@ -10,6 +10,12 @@ export interface FrameLayout {
 
 interface Codec {
   name: string;
+  /**
+   * The frame's size as its codestream declares it, read before anything is decoded, so that a frame
+   * claiming more pixels than the DICOM header (a decompression bomb) is refused before a decoder
+   * allocates for it. Throws if the codestream has no header.
+   */
+  declaredSize?(frame: Uint8Array): CodestreamSize;
   /** The frame's samples, one or two bytes each, little endian. */
   decode(frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array>;
 }
@@ -24,16 +30,10 @@ interface CodestreamSize {
   components: number;
 }
 
-/**
- * Runs one of the WebAssembly decoders (CharLS, OpenJPEG) on a frame and copies its samples out.
- * `declared` reads the codestream's own size first, so a frame claiming more pixels than the DICOM
- * header (a decompression bomb) is refused before the decoder allocates for it.
- */
-function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: FrameLayout, declared: () => CodestreamSize): Uint8Array {
+/** Runs one of the WebAssembly decoders (CharLS, OpenJPEG) on a frame and copies its samples out. */
+function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: FrameLayout): Uint8Array {
   try {
     decoder.getEncodedBuffer(frame.length).set(frame);
-    const size = declared();
-    checkLayout(size.width, size.height, size.components, undefined, layout);
     decoder.decode();
     const info = decoder.getFrameInfo();
     checkLayout(info.width, info.height, info.componentCount, Math.ceil(info.bitsPerSample / 8), layout);
@@ -45,35 +45,27 @@ function decodeInWasm(decoder: WasmFrameDecoder, frame: Uint8Array, layout: Fram
 }
 
 /** A codec whose WebAssembly module is compiled on first use, once per thread. */
-function wasmCodec(name: string, load: () => Promise<new () => WasmFrameDecoder>, declared: (decoder: WasmFrameDecoder, frame: Uint8Array) => CodestreamSize): Codec {
+function wasmCodec(name: string, declaredSize: (frame: Uint8Array) => CodestreamSize, load: () => Promise<new () => WasmFrameDecoder>): Codec {
   let decoderClass: Promise<new () => WasmFrameDecoder> | undefined;
   return {
     name,
+    declaredSize,
     async decode(frame, layout) {
       decoderClass ??= load();
-      const decoder = new (await decoderClass)();
-      return decodeInWasm(decoder, frame, layout, () => declared(decoder, frame));
+      return decodeInWasm(new (await decoderClass)(), frame, layout);
     },
   };
 }
 
-const jpegLs = wasmCodec(
-  'JPEG-LS',
-  async () => {
-    const module = await import('@cornerstonejs/codec-charls/decodewasmjs');
-    return (await module.default(QUIET)).JpegLSDecoder;
-  },
-  (_, frame) => jpegFrameSize(frame),
-);
+const jpegLs = wasmCodec('JPEG-LS', (frame) => jpegFrameSize(frame), async () => {
+  const module = await import('@cornerstonejs/codec-charls/decodewasmjs');
+  return (await module.default(QUIET)).JpegLSDecoder;
+});
 
-const jpeg2000 = wasmCodec(
-  'JPEG 2000',
-  async () => {
-    const module = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
-    return (await module.default(QUIET)).J2KDecoder;
-  },
-  (_, frame) => jpeg2000FrameSize(frame),
-);
+const jpeg2000 = wasmCodec('JPEG 2000', (frame) => jpeg2000FrameSize(frame), async () => {
+  const module = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
+  return (await module.default(QUIET)).J2KDecoder;
+});
 
 /**
  * The size in a JPEG 2000 codestream's SIZ segment, which follows its SOC marker (FF4F FF51); a JP2
@@ -111,9 +103,8 @@ export function jpegFrameSize(frame: Uint8Array): CodestreamSize {
 
 const jpegLossless: Codec = {
   name: 'JPEG lossless',
+  declaredSize: (frame) => jpegFrameSize(frame),
   async decode(frame, layout) {
-    const size = jpegFrameSize(frame);
-    checkLayout(size.width, size.height, size.components, undefined, layout);
     const { Decoder } = await import('jpeg-lossless-decoder-js');
     const decoder = new Decoder();
     const copy = withTrailingFill(frame);
@@ -172,6 +163,8 @@ export async function decompressFrame(transferSyntax: string, frame: Uint8Array,
   const codec = CODECS[transferSyntax];
   if (!codec) throw new ImageDecodeError(`DICOM transfer syntax ${transferSyntax} has no decoder`);
   try {
+    const declared = codec.declaredSize?.(frame);
+    if (declared) checkLayout(declared.width, declared.height, declared.components, undefined, layout);
     return await codec.decode(frame, layout);
   } catch (error) {
     if (error instanceof ImageDecodeError) throw error;

@@ -57,8 +57,7 @@ export function displayParameters(data: DataSet, frame: number): DisplayParamete
  * lossy codec decoded above BitsStored's range (JPEG 2000 overshoots at sharp edges) are clamped to its
  * highest value, as masking would wrap them to dark.
  */
-export function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: number, options: { littleEndian: boolean; decompressed: boolean }): Float64Array {
-  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
+export function storedValues(data: DataSet, pixels: Uint8Array, count: number, bitsAllocated: 8 | 16, options: { littleEndian: boolean; decompressed: boolean }): Float64Array {
   const bitsStored = Math.min(data.uint16(TAG.bitsStored) ?? bitsAllocated, bitsAllocated);
   const signed = data.uint16(TAG.pixelRepresentation) === 1;
   const mask = 2 ** bitsStored - 1;

@@ -188,9 +188,9 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
     return samples === 1 ? toDisplay(Float64Array.from(grey.data), width, height, photometric, display) : { width, height, data: new Uint8Array(grey.data) };
   }
   const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
   if (isDecompressible(transferSyntax)) {
     if (samples !== 1) throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel) is not read; send it uncompressed`);
-    if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
     const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated });
     return toDisplay(storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric, display);
   }
