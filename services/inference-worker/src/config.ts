@@ -80,6 +80,13 @@ export const WorkerConfigSchema = Type.Object({
     maximum: 64,
     description: 'With WORKER_MODEL_THREADS, how many threads the models run on, each forward pass split over them (0: one per core).',
   }),
+  /** Bytes of multi-frame originals kept between the jobs of their frames. */
+  multiFrameCacheBytes: Type.Integer({
+    env: 'WORKER_MULTIFRAME_CACHE_BYTES',
+    default: 256 * 1024 * 1024,
+    minimum: 0,
+    description: 'Bytes of multi-frame DICOM originals kept in memory, so that the jobs of their frames download each file once (0: none kept).',
+  }),
   /** TensorFlow.js backend; unset picks tfjs-node when installed, else wasm. */
   tfBackend: Type.Optional(
     Type.Union([Type.Literal('tensorflow'), Type.Literal('wasm'), Type.Literal('cpu')], {

@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { INFERENCE_QUEUE, closeWorker, once, type InferenceJob, type Logger, type ObjectStore, type Redis, type ResultsQueue } from '@btd/shared';
 import type { WorkerConfig } from './config.js';
 import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
+import { createOriginalReader } from './original-reader.js';
 import type { ModelProvider } from './model-provider.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
@@ -10,6 +11,8 @@ export interface InferenceWorkerOptions {
   config: Pick<WorkerConfig, 'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> & {
     workerId?: string | undefined;
     modelThreads?: boolean;
+    /** Multi-frame originals kept between their frames' jobs (default 256 MiB). */
+    multiFrameCacheBytes?: number;
     /** The process's shutdown limit; closing waits for jobs in flight for half of it (default 30 s). */
     shutdownTimeoutMs?: number;
   };
@@ -39,7 +42,8 @@ function isFinalFailure(job: Job, error: Error): boolean {
  */
 export function startInferenceWorker(options: InferenceWorkerOptions): RunningInferenceWorker {
   const { config, logger, metrics } = options;
-  const processor = createInferenceProcessor({ ...options, parallelModels: options.config.modelThreads === true });
+  const originals = createOriginalReader(options.store, config.multiFrameCacheBytes ?? 256 * 1024 * 1024);
+  const processor = createInferenceProcessor({ ...options, originals, parallelModels: config.modelThreads === true });
   const worker = new Worker<InferenceJob, InferenceJobReturn>(INFERENCE_QUEUE, processor, {
     connection: options.connection,
     prefix: config.queuePrefix,

@@ -14,11 +14,14 @@ import {
   type ResultsQueue,
 } from '@btd/shared';
 import type { ModelProvider, ServedModel } from './model-provider.js';
+import type { OriginalReader } from './original-reader.js';
 import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
 
 /** What the processor needs; all long-lived, owned by the caller. */
 export interface InferenceProcessorDeps {
   store: ObjectStore;
+  /** Where the originals are read from (the store, keeping multi-frame files between their frames). */
+  originals: OriginalReader;
   results: ResultsQueue;
   models: ModelProvider;
   logger: Logger;
@@ -126,7 +129,7 @@ async function analyse(
   log: Logger,
 ): Promise<InferenceJobReturn> {
   const started = performance.now();
-  const image = await deps.store.get(job.objectKey);
+  const image = await deps.originals.get(job.objectKey, job.frame !== undefined);
   const downloaded = performance.now();
   const predicted = await (deps.parallelModels ? predictSideBySide : predictInTurn)(image, job.frame ?? 0, binaryModel, typeModel);
   const binary: TaskOutcome = { model: binaryModel, prediction: predicted.binary };
