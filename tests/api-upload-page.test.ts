@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
@@ -61,6 +61,15 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     await page.setInputFiles('#file', { name: 'sagittal.dcm', mimeType: 'application/dicom', buffer: sagittal });
     await page.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
     expect(await page.locator('#cautions').textContent()).toMatch(/^Sagittal slice: the detector is meant for axial slices through the brain.*do not rely on this answer\.$/);
+  });
+
+  it('shows, for a multi-frame DICOM file, the frame most likely to show a tumour and how many frames do', async () => {
+    await harness.startWorker();
+    const series = readFileSync(new URL('./fixtures/dicom/rle-3-frames.dcm', import.meta.url));
+    await page.goto(`${harness.env.url}/#key=${encodeURIComponent(harness.env.keys.alice)}`);
+    await page.setInputFiles('#file', { name: 'series.dcm', mimeType: 'application/dicom', buffer: series });
+    await page.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await page.locator('#status').textContent()).toMatch(/^Done: series\.dcm, 3 frames: [0-3] of 3 analysed called tumour; frame [1-3], the most likely, is shown\.$/);
   });
 
   it('shows the reason when a file is refused', async () => {

@@ -100,6 +100,13 @@ async function poll(location) {
   throw new Error('No result after five minutes. Is an inference worker running?');
 }
 
+/** For a file of several frames: which frame is shown, and how many were called tumour. */
+function framesSummary(study, shown) {
+  const { tumorImages = 0, analysedImages = 0 } = study.verdict ?? {};
+  const frame = shown.dicom?.frameNumber ?? study.images.indexOf(shown) + 1;
+  return `${study.images.length} frames: ${tumorImages} of ${analysedImages} analysed called tumour; frame ${frame}, the most likely, is shown`;
+}
+
 async function analyse(file) {
   showError('');
   $('result').hidden = true;
@@ -117,8 +124,10 @@ async function analyse(file) {
     const response = await fetch('/v1/studies', { method: 'POST', headers, body: form });
     if (!response.ok) throw new Error(await errorMessage(response));
     const study = await poll(response.headers.get('location'));
-    await showResult(study.images[0]);
-    showStatus(`Done: ${file.name}.`);
+    // A multi-frame file is one image per frame: show the one the verdict points at, most likely a tumour.
+    const shown = study.images.find((image) => image.imageId === study.verdict?.imageId) ?? study.images.find((image) => image.result);
+    await showResult(shown);
+    showStatus(study.images.length === 1 ? `Done: ${file.name}.` : `Done: ${file.name}, ${framesSummary(study, shown)}.`);
   } catch (error) {
     showStatus('No result.');
     showError(error instanceof Error ? error.message : String(error));
