@@ -24,6 +24,23 @@ const COPIED = [
   'ReferringPhysicianName',
 ] as const;
 
+/**
+ * Attributes the Secondary Capture IOD requires to be present even when unknown (type 2): empty unless
+ * the original has them.
+ */
+const TYPE_2_EMPTY = {
+  PatientName: '',
+  PatientID: '',
+  PatientBirthDate: '',
+  PatientSex: '',
+  StudyDate: '',
+  StudyTime: '',
+  ReferringPhysicianName: '',
+  StudyID: '',
+  AccessionNumber: '',
+  PatientOrientation: '',
+};
+
 /** A UID under the 2.25 root, derived from `seed`: the same seed always gives the same UID (PS3.5 B.2). */
 export function uidFrom(seed: string): string {
   return `2.25.${BigInt(`0x${createHash('sha256').update(seed).digest('hex').slice(0, 32)}`).toString()}`;
@@ -77,6 +94,7 @@ export function secondaryCapture(spec: CaptureSpec): Buffer {
   const { date, time } = dicomDateTime(spec.createdAt);
   const fromOriginal = spec.original ? originalAttributes(spec.original, spec.frameNumber) : {};
   const dataset = {
+    ...TYPE_2_EMPTY,
     StudyInstanceUID: uidFrom(`btd study ${spec.studyId}`),
     ...fromOriginal,
     SOPClassUID: SECONDARY_CAPTURE,
