@@ -1,0 +1,109 @@
+// DICOM decode benchmark: what reading a 512×512 MR slice costs in each encoding btd reads, as intake
+// (which decodes every upload once to prove it whole) and each job (which decodes it for the models and
+// again for the overlay) pay it. The slice is a Br35H scan (or noise without the datasets) scaled to
+// 512×512 and stored on 12 bits; the compressed files are made by DCMTK and GDCM (Debian packages
+// `dcmtk` and `libgdcm-tools`), and an encoding whose tool is missing is left out.
+// Build first (npx tsc -b packages/model). Usage: node bench/dicom-decode.js [repeats=30].
+// Writes bench/results/dicom-decode.json.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import dcmjs from 'dcmjs';
+import sharp from 'sharp';
+import { decodeDicomGrey } from '../packages/model/dist/index.js';
+import { median } from './lib/stats.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repeats = Number(process.argv[2] ?? 30);
+const SIDE = 512;
+const MAX_PIXELS = 64_000_000;
+
+/** The slice's 8-bit levels: a Br35H tumour scan when the datasets are present, else noise. */
+async function sliceLevels() {
+  const scan = path.resolve(here, '../../shared/datasets/br35h/yes/y0.jpg');
+  const source = existsSync(scan) ? sharp(scan) : sharp({ create: { width: SIDE, height: SIDE, channels: 1, noise: { type: 'gaussian', mean: 100, sigma: 40 } } });
+  return { from: existsSync(scan) ? 'br35h/yes/y0.jpg' : 'noise', levels: await source.toColourspace('b-w').resize(SIDE, SIDE, { fit: 'fill' }).raw().toBuffer() };
+}
+
+/** An uncompressed 12-bit MR DICOM file of the slice (explicit VR little endian), written with dcmjs. */
+function uncompressedDicom(levels) {
+  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const values = Uint16Array.from(levels, (v, i) => v * 16 + (i % 16));
+  const sop = '2.25.42';
+  const meta = {
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
+    MediaStorageSOPInstanceUID: sop,
+    TransferSyntaxUID: '1.2.840.10008.1.2.1',
+    ImplementationClassUID: '2.25.43',
+  };
+  const dataset = {
+    SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
+    SOPInstanceUID: sop,
+    StudyInstanceUID: '2.25.44',
+    SeriesInstanceUID: '2.25.45',
+    Modality: 'MR',
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: 'MONOCHROME2',
+    Rows: SIDE,
+    Columns: SIDE,
+    BitsAllocated: 16,
+    BitsStored: 12,
+    HighBit: 11,
+    PixelRepresentation: 0,
+    PixelData: [values.buffer],
+    _vrMap: { PixelData: 'OW' },
+  };
+  const file = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
+  file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  return Buffer.from(file.write());
+}
+
+const encodings = [
+  ['uncompressed', null],
+  ['deflated', ['dcmconv', '+td']],
+  ['RLE lossless', ['dcmcrle']],
+  ['JPEG lossless', ['dcmcjpeg', '+e1']],
+  ['JPEG-LS lossless', ['dcmcjpls', '+el']],
+  ['JPEG 2000 lossless', ['gdcmconv', '--j2k']],
+];
+
+const work = await mkdtemp(path.join(os.tmpdir(), 'btd-dicom-bench-'));
+const { from, levels } = await sliceLevels();
+const source = path.join(work, 'uncompressed.dcm');
+await writeFile(source, uncompressedDicom(levels));
+const reference = await decodeDicomGrey(await readFile(source), MAX_PIXELS);
+const rows = [];
+for (const [name, tool] of encodings) {
+  const file = tool ? path.join(work, `${name.replaceAll(' ', '-')}.dcm`) : source;
+  if (tool) {
+    try {
+      execFileSync(tool[0], [...tool.slice(1), source, file], { stdio: 'ignore' });
+    } catch {
+      console.warn(`${name}: ${tool[0]} is missing or failed; left out`);
+      continue;
+    }
+  }
+  const bytes = await readFile(file);
+  const first = performance.now();
+  const grey = await decodeDicomGrey(bytes, MAX_PIXELS);
+  const firstMs = performance.now() - first;
+  const times = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await decodeDicomGrey(bytes, MAX_PIXELS);
+    times.push(performance.now() - t0);
+  }
+  const same = Buffer.from(grey.data).equals(Buffer.from(reference.data));
+  rows.push({ encoding: name, kilobytes: Math.round((await stat(file)).size / 1024), firstDecodeMs: Number(firstMs.toFixed(1)), medianDecodeMs: Number(median(times).toFixed(2)), sameAsUncompressed: same });
+}
+await rm(work, { recursive: true, force: true });
+
+console.table(rows);
+const result = { date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadAverage: os.loadavg(), slice: `${SIDE}×${SIDE}, 12 bits stored, from ${from}`, repeats, rows };
+await mkdir(path.join(here, 'results'), { recursive: true });
+await writeFile(path.join(here, 'results', 'dicom-decode.json'), `${JSON.stringify(result, null, 2)}\n`);
