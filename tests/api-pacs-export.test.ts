@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseMultipart } from '@remix-run/multipart-parser';
 import type { StudyView, SubmittedStudy } from '@btd/api';
@@ -33,6 +34,7 @@ describe('export of heatmap captures to a PACS (PACS_STOW_URL)', () => {
       body: studyForm([
         { name: 'slice.dcm', bytes: dicom, type: 'application/dicom' },
         { name: slice!.name, bytes: slice!.bytes },
+        { name: 'series.dcm', bytes: readFileSync(new URL('./fixtures/dicom/rle-3-frames.dcm', import.meta.url)), type: 'application/dicom' },
       ]),
     });
     expect(submitted.status).toBe(202);
@@ -42,9 +44,11 @@ describe('export of heatmap captures to a PACS (PACS_STOW_URL)', () => {
     expect(stored!.headers.authorization).toBe('Basic YnRkOnNlY3JldA==');
     const contentType = String(stored!.headers['content-type']);
     expect(contentType).toMatch(/^multipart\/related; type="application\/dicom"; boundary=/);
-    // Only the DICOM image's capture: the JPEG has no patient or study to file under.
+    // The DICOM images' captures, one per frame of the multi-frame file; none for the JPEG, which has no patient or study to file under.
     const parts = [...parseMultipart(new Uint8Array(stored!.raw), { boundary: contentType.split('boundary=')[1]!, maxFileSize: 50_000_000 })];
-    expect(parts.map((part) => part.mediaType)).toEqual(['application/dicom']);
+    expect(parts.map((part) => part.mediaType)).toEqual(Array(4).fill('application/dicom'));
+    const frames = parts.slice(1).map((part) => dicomParser.parseDicom(part.bytes).elements.x00082112?.items?.[0]?.dataSet?.intString('x00081160'));
+    expect(frames).toEqual([1, 2, 3]);
     const capture = dicomParser.parseDicom(parts[0]!.bytes);
     const text = (tag: string) => capture.string(tag)?.replace(/\0+$/, '');
     expect([text('x00080016'), text('x0020000d'), text('x00100010'), text('x00100020')]).toEqual(['1.2.840.10008.5.1.4.1.1.7', identifiers.studyInstanceUid, 'Doe^Jane', 'P-55']);

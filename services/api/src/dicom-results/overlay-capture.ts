@@ -16,17 +16,20 @@ export function resultComment(image: Pick<ImageRecord, 'summary' | 'dicom'>): st
   return `${parts.join('; ')}.`;
 }
 
+/** Reads an image's original; the images of a multi-frame file share one, which a caller may read once. */
+export type OriginalLoader = (objectKey: string) => Promise<Uint8Array>;
+
 /**
  * The heatmap overlay of an analysed image as a DICOM Secondary Capture (see `secondaryCapture`),
  * built from the stored overlay PNG, the image's result and, for a DICOM original, its header.
  *
  * @throws ApiError 404 while the image has no result
  */
-export async function overlayCapture(ctx: ApiContext, study: StudyRecord, image: ImageRecord): Promise<Buffer> {
+export async function overlayCapture(ctx: ApiContext, study: StudyRecord, image: ImageRecord, loadOriginal: OriginalLoader = async (key) => ctx.objectStore.get(key)): Promise<Buffer> {
   if (!image.overlayKey || !image.summary) throw notFound('overlay of image', image.id);
   const [png, original] = await Promise.all([
     ctx.objectStore.get(image.overlayKey),
-    image.contentType === 'application/dicom' ? ctx.objectStore.get(image.objectKey) : Promise.resolve(undefined),
+    image.contentType === 'application/dicom' ? loadOriginal(image.objectKey) : Promise.resolve(undefined),
   ]);
   const { data, info } = await sharp(png).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   return secondaryCapture({

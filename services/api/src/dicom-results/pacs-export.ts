@@ -36,9 +36,16 @@ export async function pacsExportRequest(ctx: ApiContext, delivery: DeliveryRecor
   if (!study) throw new Error(`study ${studyId} of export ${delivery.id} does not exist`);
   const images = (await ctx.studies.images(study)).filter(exportable);
   const boundary = `btd-${randomBytes(12).toString('hex')}`;
+  // The frames of a multi-frame file share its original: read it once for all of them.
+  const originals = new Map<string, Promise<Uint8Array>>();
+  const loadOriginal = async (key: string) => {
+    let original = originals.get(key);
+    if (!original) originals.set(key, (original = ctx.objectStore.get(key)));
+    return original;
+  };
   const parts: Buffer[] = [];
   for (const image of images) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), await overlayCapture(ctx, study, image), Buffer.from('\r\n'));
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), await overlayCapture(ctx, study, image, loadOriginal), Buffer.from('\r\n'));
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   const authorization = ctx.config.pacsStowAuthorization;
