@@ -38,8 +38,10 @@ export interface DicomImageSpec {
   orientation?: readonly number[];
   /** Shared and per-frame functional groups (little endian only), written when given. */
   functionalGroups?: { shared?: FrameAttributes; perFrame?: FrameAttributes[] };
-  /** Patient's name and id, written when given. */
+  /** Patient's name and id, written when given (in Latin-1: give `characterSet` 'ISO_IR 100' for names beyond ASCII). */
   patient?: { name?: string; id?: string };
+  /** Specific Character Set (0008,0005), written when given. */
+  characterSet?: string;
   /** Instance identifiers, written when given. */
   identifiers?: { studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUid?: string; accessionNumber?: string };
 }
@@ -151,6 +153,7 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
   const optional = (group: number, element: number, vr: string, value: string | undefined): ElementSpec[] =>
     value ? [{ group, element, vr, value: text(value, vr === 'UI' ? '\0' : ' ') }] : [];
   const elements: ElementSpec[] = [
+    ...optional(8, 5, 'CS', spec.characterSet),
     { group: 8, element: 0x16, vr: 'UI', value: text(MR_IMAGE_STORAGE, '\0') },
     ...optional(8, 0x18, 'UI', ids.sopInstanceUid),
     ...optional(8, 0x50, 'SH', ids.accessionNumber),

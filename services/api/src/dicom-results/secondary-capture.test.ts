@@ -43,6 +43,14 @@ describe('secondaryCapture', () => {
     expect(capture.intString('x00200013')).toBe(2);
   });
 
+  it("keeps a patient's name beyond ASCII, re-encoded as UTF-8 and labelled so", () => {
+    const latin1 = dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], characterSet: 'ISO_IR 100', patient: { name: 'Müller^Jörg', id: 'P-2' } });
+    const capture = parse(secondaryCapture({ ...spec, original: latin1 }));
+    expect(text(capture, 'x00080005')).toBe('ISO_IR 192');
+    const name = capture.elements.x00100010!;
+    expect(Buffer.from(capture.byteArray.subarray(name.dataOffset, name.dataOffset + name.length)).toString('utf8').trim()).toBe('Müller^Jörg');
+  });
+
   it('holds the overlay as 8-bit RGB, pixel for pixel', () => {
     const capture = parse(secondaryCapture(spec));
     expect([capture.uint16('x00280010'), capture.uint16('x00280011'), capture.uint16('x00280002'), text(capture, 'x00280004')]).toEqual([2, 3, 3, 'RGB']);
