@@ -151,6 +151,9 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     });
     expect([truncated.status, ((await truncated.json()) as ErrorBody).code]).toEqual([400, 'malformed_multipart']);
 
+    const xml = await stow('/v1/dicomweb/studies', [{ bytes: await instance(STUDY_A, `${STUDY_A}.3.1`) }], { accept: 'application/dicom+xml' });
+    expect([xml.status, (xml.body as unknown as ErrorBody).code]).toEqual([406, 'not_acceptable']);
+
     const badField = await stow('/v1/dicomweb/studies?priority=urgent', [{ bytes: await instance(STUDY_A, `${STUDY_A}.3.1`) }]);
     expect(badField.status).toBe(400);
 

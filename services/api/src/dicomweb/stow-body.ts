@@ -45,6 +45,19 @@ export function stowBoundary(contentType: string | undefined): string {
   return boundary;
 }
 
+/**
+ * Checks that the client accepts the DICOM JSON answer (PS3.18 8.7: an origin server answers 406 when it
+ * offers none of the acceptable media types; btd offers `application/dicom+json`, not the XML form).
+ */
+export function checkStowAccept(accept: string | undefined): void {
+  if (!accept) return;
+  const ranges = accept.split(',').map((range) => range.split(';')[0]!.trim().toLowerCase());
+  const served = ['application/dicom+json', 'application/json', 'application/*', '*/*'];
+  if (!ranges.some((range) => served.includes(range))) {
+    throw new ApiError(406, 'not_acceptable', `Accept ${JSON.stringify(accept)}: the answer is application/dicom+json`);
+  }
+}
+
 function translateError(error: unknown, limits: StowBodyLimits, parts: number): unknown {
   if (error instanceof MaxFileSizeExceededError) {
     return new ApiError(413, 'file_too_large', `instance ${parts + 1} is larger than the limit of ${limits.maxBytes} bytes`);

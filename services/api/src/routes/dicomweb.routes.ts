@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.js';
-import { readStowParts, stowBoundary } from '../dicomweb/stow-body.js';
+import { checkStowAccept, readStowParts, stowBoundary } from '../dicomweb/stow-body.js';
 import { storeInstances } from '../dicomweb/stow-instances.js';
 import { stowResponse } from '../dicomweb/stow-response.js';
 import { checkStudyFields } from '../intake/read-study-form.js';
@@ -24,6 +24,7 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
 
   const store = async (request: FastifyRequest, reply: FastifyReply, studyInstanceUid: string | undefined) => {
     const client = clientOf(request);
+    checkStowAccept(request.headers.accept);
     const boundary = stowBoundary(request.headers['content-type']);
     const { maxUploadBytes, maxImagePixels, maxImagesPerStudy } = ctx.config;
     const parts = await readStowParts(request.body as Readable, boundary, { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy });

@@ -36,6 +36,7 @@ export const stowSchema = {
     202: StowResponseSchema,
     409: StowResponseSchema,
     ...commonErrors,
+    406: Type.Ref('Error'),
     413: Type.Ref('Error'),
     415: Type.Ref('Error'),
   },
