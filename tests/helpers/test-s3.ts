@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { EMBEDDED_S3_CREDENTIALS, ObjectStore, startEmbeddedS3, type EmbeddedS3, type ObjectStoreOptions } from '@btd/shared';
 import { startTestMinio } from './test-minio.js';
 
@@ -35,6 +35,37 @@ export interface TestS3Server {
 /** Starts the test file's S3 server; call `close()` in `afterAll`. */
 export async function startTestS3(): Promise<TestS3> {
   return testS3On(inject('testContainers') ? await startTestMinio() : await startS3rver());
+}
+
+/** The test file's S3 server with one bucket, started before its tests and closed after them. */
+export interface TestBucket {
+  readonly s3: TestS3;
+  readonly store: ObjectStore;
+}
+
+/** Registers the hooks that start the test file's S3 server and bucket; the getters work inside tests. */
+export function useTestBucket(): TestBucket {
+  let s3: TestS3 | undefined;
+  let store: ObjectStore | undefined;
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    store = await s3.createBucket();
+  });
+  afterAll(async () => {
+    await s3?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the test bucket is only available inside a test');
+    return value;
+  };
+  return {
+    get s3() {
+      return started(s3);
+    },
+    get store() {
+      return started(store);
+    },
+  };
 }
 
 async function startS3rver(): Promise<TestS3Server> {

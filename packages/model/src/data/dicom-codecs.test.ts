@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomFrames12Bit, phantomFrames12BitFile, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
+import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, MAX_INPUT_PIXELS } from './decode-image.js';
 import { decodeRle } from './dicom-codecs.js';
 import { decodeDicomGrey } from './dicom.js';
-import { ImageDecodeError } from './image-decode-error.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../../../tests/fixtures/dicom/${name}`, import.meta.url));
 
@@ -19,12 +19,6 @@ function difference(a: Uint8Array, b: Uint8Array): { max: number; mean: number }
     sum += d;
   }
   return { max, mean: sum / a.length };
-}
-
-async function refusal(bytes: Uint8Array): Promise<ImageDecodeError> {
-  const error = await decodeGrey(bytes).catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(ImageDecodeError);
-  return error as ImageDecodeError;
 }
 
 describe('compressed DICOM', () => {
@@ -79,11 +73,11 @@ describe('compressed DICOM', () => {
 
   it('calls broken compressed data broken, not unsupported', async () => {
     const broken = dicomFile({ width: 8, height: 8, encapsulated: Uint8Array.from({ length: 64 }, (_, i) => i), transferSyntax: TransferSyntax.jpeg2000 });
-    const error = await refusal(broken);
+    const error = await decodeRefusal(broken);
     expect(error.message).toMatch(/^DICOM JPEG 2000 pixel data cannot be decoded/);
     expect(error.unsupported).toBe(false);
     const cut = fixture('jpeg-ls-lossless.dcm');
-    expect((await refusal(cut.subarray(0, cut.length - 400))).unsupported).toBe(false);
+    expect((await decodeRefusal(cut.subarray(0, cut.length - 400))).unsupported).toBe(false);
   });
 
   it('refuses a frame whose size differs from the header', async () => {
@@ -91,10 +85,10 @@ describe('compressed DICOM', () => {
     // Columns (0028,0011) is the last US value before Bits Allocated; claim one column more.
     const at = wide.indexOf(Buffer.from([0x28, 0x00, 0x11, 0x00, 0x55, 0x53, 0x02, 0x00]));
     wide.writeUInt16LE(PHANTOM_WIDTH + 1, at + 8);
-    expect((await refusal(wide)).message).toMatch(/DICOM RLE segment 1 is truncated/);
+    expect((await decodeRefusal(wide)).message).toMatch(/DICOM RLE segment 1 is truncated/);
     const j2k = Buffer.from(fixture('jpeg-2000-lossless.dcm'));
     j2k.writeUInt16LE(PHANTOM_WIDTH + 1, j2k.indexOf(Buffer.from([0x28, 0x00, 0x11, 0x00, 0x55, 0x53, 0x02, 0x00])) + 8);
-    expect((await refusal(j2k)).message).toBe(`DICOM compressed frame is ${PHANTOM_WIDTH}×${PHANTOM_HEIGHT}, the header says ${PHANTOM_WIDTH + 1}×${PHANTOM_HEIGHT}`);
+    expect((await decodeRefusal(j2k)).message).toBe(`DICOM compressed frame is ${PHANTOM_WIDTH}×${PHANTOM_HEIGHT}, the header says ${PHANTOM_WIDTH + 1}×${PHANTOM_HEIGHT}`);
   });
 
   it('refuses a codestream that declares more pixels than the header before decoding it', async () => {
@@ -104,14 +98,14 @@ describe('compressed DICOM', () => {
     const siz = j2k.indexOf(Buffer.from([0xff, 0x51]));
     j2k.writeUInt32BE(30_000, siz + 6);
     j2k.writeUInt32BE(30_000, siz + 10);
-    expect((await refusal(j2k)).message).toBe(expected);
+    expect((await decodeRefusal(j2k)).message).toBe(expected);
     // JPEG-LS and JPEG lossless: Y and X, 16 bits each, 3 bytes into the start-of-frame segment (FFF7, FFC3).
     for (const [name, marker] of [['jpeg-ls-lossless.dcm', 0xf7], ['jpeg-lossless.dcm', 0xc3]] as const) {
       const file = Buffer.from(fixture(name));
       const sof = file.indexOf(Buffer.from([0xff, marker]));
       file.writeUInt16BE(30_000, sof + 5);
       file.writeUInt16BE(30_000, sof + 7);
-      expect((await refusal(file)).message).toBe(expected);
+      expect((await decodeRefusal(file)).message).toBe(expected);
     }
   });
 
@@ -129,8 +123,8 @@ describe('compressed DICOM', () => {
 
   it('refuses compressed colour and video encodings with what to send instead', async () => {
     const colour = dicomFile({ width: 4, height: 4, bitsAllocated: 8, samples: 3, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.jpeg2000 });
-    expect((await refusal(colour)).message).toMatch(/compressed colour image \(3 samples per pixel\) is not read; send it uncompressed/);
-    const video = await refusal(dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.mpeg4 }));
+    expect((await decodeRefusal(colour)).message).toMatch(/compressed colour image \(3 samples per pixel\) is not read; send it uncompressed/);
+    const video = await decodeRefusal(dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.mpeg4 }));
     expect(video.unsupported).toBe(true);
     expect(video.message).toMatch(/DICOM pixel data is MPEG-4 video \(1\.2\.840\.10008\.1\.2\.4\.102\); send it uncompressed or in a still-image encoding/);
   });

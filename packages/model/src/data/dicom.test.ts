@@ -1,22 +1,16 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
+import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, decodeRgb, MAX_INPUT_PIXELS } from './decode-image.js';
 import { decodeDicomGrey, isDicom, readDicomHeader, slicePlane } from './dicom.js';
-import { ImageDecodeError } from './image-decode-error.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 
 const width = 40;
 const height = 30;
 
 const slice = () => headPhantom(width, height);
-
-async function refusal(bytes: Uint8Array): Promise<Error> {
-  const error = await decodeGrey(bytes).catch((e: unknown) => e);
-  expect(error).toBeInstanceOf(ImageDecodeError);
-  return error as Error;
-}
 
 describe('DICOM', () => {
   it('is recognised by DICM after the preamble, and its header read without the pixels', () => {
@@ -123,14 +117,14 @@ describe('DICOM', () => {
     ['no pixel data promised in full', () => dicomFile({ width, height, pixels: new Uint16Array(10) }), /DICOM pixel data is truncated: 20 of 2400 bytes/],
     ['a cut-off file', () => dicomFile({ width, height, pixels: new Uint16Array(width * height) }).subarray(0, 500), /DICOM (pixel data is truncated|cannot be parsed)/],
   ])('refuses %s with the reason', async (_, make, reason) => {
-    expect((await refusal(make())).message).toMatch(reason);
+    expect((await decodeRefusal(make())).message).toMatch(reason);
   });
 
   it.each([
     ['MPEG-4 video', dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(10), transferSyntax: TransferSyntax.mpeg4 })],
     ['a CT slice', dicomFile({ width: 2, height: 2, pixels: new Uint16Array(4), modality: 'CT' })],
   ])('tells %s, which it does not analyse, from a broken file', async (_, file) => {
-    expect((await refusal(file)).unsupported).toBe(true);
+    expect((await decodeRefusal(file)).unsupported).toBe(true);
   });
 
   it('reads each frame of a multi-frame file, and refuses a frame it does not have', async () => {
@@ -172,12 +166,12 @@ describe('DICOM', () => {
   it('reads a secondary capture marked OT, and calls a cut-off file broken rather than unsupported', async () => {
     await expect(decodeGrey(dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], modality: 'OT' }))).resolves.toMatchObject({ width: 2, height: 2 });
     const cut = dicomFile({ width, height, pixels: new Uint16Array(10) });
-    expect((await refusal(cut)).unsupported).toBe(false);
+    expect((await decodeRefusal(cut)).unsupported).toBe(false);
   });
 
   it('refuses a file whose header is not DICOM after the magic', async () => {
     const bytes = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from([1, 2, 3])]);
-    expect((await refusal(bytes)).message).toMatch(/^DICOM cannot be parsed: /);
+    expect((await decodeRefusal(bytes)).message).toMatch(/^DICOM cannot be parsed: /);
   });
 
   it('refuses an image over the pixel limit before reading its pixels', async () => {
