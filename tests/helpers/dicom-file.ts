@@ -39,7 +39,7 @@ export interface DicomImageSpec {
   /** Shared and per-frame functional groups (little endian only), written when given. */
   functionalGroups?: { shared?: FrameAttributes; perFrame?: FrameAttributes[] };
   /** Patient's name and id, written when given (in Latin-1: give `characterSet` 'ISO_IR 100' for names beyond ASCII). */
-  patient?: { name?: string; id?: string };
+  patient?: { name?: string; id?: string; issuer?: string };
   /** Specific Character Set (0008,0005), written when given. */
   characterSet?: string;
   /** Instance identifiers, written when given. */
@@ -160,6 +160,7 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
     { group: 8, element: 0x60, vr: 'CS', value: text(spec.modality ?? 'MR') },
     ...optional(0x10, 0x10, 'PN', spec.patient?.name),
     ...optional(0x10, 0x20, 'LO', spec.patient?.id),
+    ...optional(0x10, 0x21, 'LO', spec.patient?.issuer),
     ...optional(0x20, 0xd, 'UI', ids.studyInstanceUid),
     ...optional(0x20, 0xe, 'UI', ids.seriesInstanceUid),
     ...optional(0x20, 0x37, 'DS', spec.orientation?.join('\\')),

@@ -28,6 +28,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
     .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
     .option('--split-seed <n>', 'seed for the split only (default: --seed), e.g. to train ensemble members on one split', intOption)
+    .option('--patients <file>', 'which patient each image belongs to: a CSV with the columns path and patient, or a JSON object from path to patient (a DICOM file\'s Patient ID serves without it); one patient\'s images share a split')
     .option('--split <file>', "reuse the train/validation/test assignment of a split.json (e.g. a shipped model's), to compare candidates on one split")
     .option('--validation-joins-training', 'train on the validation images too (a final run of a schedule chosen on validation; needs --select-by last, fits no temperature)')
     .option('--workers <n>', 'gradient worker threads (default: one per core)', intOption)
@@ -62,6 +63,7 @@ export function registerTrainCommand(program: Command): void {
         testDataDir: opts.testData ? path.resolve(String(opts.testData)) : undefined,
         extraTrainDir: opts.extraTrainData ? path.resolve(String(opts.extraTrainData)) : undefined,
         excludeNearDuplicatesOf: opts.excludeNearDuplicatesOf ? path.resolve(String(opts.excludeNearDuplicatesOf)) : undefined,
+        patientsFile: opts.patients ? path.resolve(String(opts.patients)) : undefined,
         initFrom: opts.initFrom ? path.resolve(String(opts.initFrom)) : undefined,
         initMember: opts.initMember as number | undefined,
         outDir: path.resolve(String(opts.out ?? `models/${task}`)),

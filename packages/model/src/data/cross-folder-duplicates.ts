@@ -1,20 +1,27 @@
 import type { LabeledFile } from './dataset-folder.js';
 import { groupNearDuplicates, signatures } from './near-duplicates.js';
+import { joinPatientGroups } from './patient-groups.js';
 import { concatenate, imagesAt, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 
 /**
- * For each image of `own`: whether its near-duplicate group, formed over both datasets together,
- * holds an image of `other`. Groups are transitive, so a chain of copies that links the two counts.
+ * For each image of `own`: whether its group, formed over both datasets together, holds an image of
+ * `other`; `byCopies` counts near-duplicates only, `reaches` also joins the images of one patient,
+ * DICOM study or multi-frame file (joinPatientGroups). Groups are transitive, so a chain of copies
+ * that links the two counts, and so does a copy of another image of a patient the other holds.
  */
-export function groupReachesOther(own: PreprocessedDataset, other: PreprocessedDataset, threshold: number): boolean[] {
+export function groupReachesOther(own: PreprocessedDataset, other: PreprocessedDataset, threshold: number): { reaches: boolean[]; byCopies: boolean[] } {
   const size = own.params.size;
   if (other.params.size !== size) throw new Error('both datasets must be preprocessed alike to compare them');
   const union = concatenate(matchingPixels(own), matchingPixels(other));
   const ownCount = own.files.length;
   const { groupOf } = groupNearDuplicates(signatures(union, ownCount + other.files.length, size), threshold);
-  const groupsOfOther = new Set<number>();
-  for (let j = ownCount; j < groupOf.length; j++) groupsOfOther.add(groupOf[j] as number);
-  return Array.from({ length: ownCount }, (_, i) => groupsOfOther.has(groupOf[i] as number));
+  const { groupOf: joined } = joinPatientGroups([...own.files, ...other.files], groupOf);
+  const reach = (groups: Int32Array): boolean[] => {
+    const groupsOfOther = new Set<number>();
+    for (let j = ownCount; j < groups.length; j++) groupsOfOther.add(groups[j] as number);
+    return Array.from({ length: ownCount }, (_, i) => groupsOfOther.has(groups[i] as number));
+  };
+  return { reaches: reach(joined), byCopies: reach(groupOf) };
 }
 
 /** The images of `dataset` at `indices`, in that order. */
@@ -40,9 +47,10 @@ export interface ExclusionRecord {
 }
 
 /**
- * Drops every image of `dataset` whose near-duplicate group reaches an image of `other`. A model
- * trained on what remains has seen no copy of any image of `other`, so it can start the training
- * of a model evaluated on `other`'s images without leaking them.
+ * Drops every image of `dataset` whose near-duplicate group reaches an image of `other`, or whose
+ * patient or DICOM study has images there. A model trained on what remains has seen no copy of any
+ * image of `other`, nor its patients, so it can start the training of a model evaluated on
+ * `other`'s images without leaking them.
  */
 export function withoutNearDuplicatesOf(
   dataset: PreprocessedDataset,
@@ -50,7 +58,7 @@ export function withoutNearDuplicatesOf(
   dir: string,
   threshold: number,
 ): { dataset: PreprocessedDataset; record: ExclusionRecord } {
-  const reaches = groupReachesOther(dataset, other, threshold);
+  const { reaches } = groupReachesOther(dataset, other, threshold);
   const kept = reaches.flatMap((hit, i) => (hit ? [] : [i]));
   return {
     dataset: subsetDataset(dataset, kept),

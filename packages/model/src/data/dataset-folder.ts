@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { classOfFolder, labelOfFolderAllowingCoarse, type Task } from '../model/tasks.js';
+import { dicomListingEntry } from './dicom-listing.js';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif', '.dcm']);
 
@@ -12,6 +13,15 @@ export interface LabeledFile {
   label: string;
   size: number;
   mtimeMs: number;
+  /**
+   * The frame (0-based) of a multi-frame DICOM file this item is; absent for a file that holds one
+   * image. Each frame is an item of its own, named `<file>#frame=<n>` (n from 1, as in DICOM).
+   */
+  frame?: number;
+  /** Whose scan it is (a DICOM Patient ID with its issuer, or a patients file's entry): one patient's images share a split. */
+  patient?: string;
+  /** The DICOM study it belongs to, when the file names one: one study's images share a split. */
+  study?: string;
 }
 
 export interface DatasetListing {
@@ -50,11 +60,21 @@ async function listImages(dataDir: string, labelOf: (folder: string) => string |
     }
     const names = (await readdir(path.join(dataDir, entry.name))).sort();
     for (const name of names) {
-      if (!IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())) continue;
+      const extension = path.extname(name).toLowerCase();
+      // Files from a PACS export often have no extension at all; those are listed when they are DICOM.
+      if (extension !== '' && !IMAGE_EXTENSIONS.has(extension)) continue;
       const full = path.join(dataDir, entry.name, name);
       const info = await stat(full);
       if (!info.isFile()) continue;
-      files.push({ path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs });
+      const file: LabeledFile = { path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs };
+      const dicom = extension === '.dcm' || extension === '' ? await dicomListingEntry(full, info.size) : undefined;
+      if (!dicom) {
+        if (extension !== '') files.push(file);
+        continue;
+      }
+      const owner = { ...(dicom.patient ? { patient: dicom.patient } : {}), ...(dicom.study ? { study: dicom.study } : {}) };
+      if (dicom.frames <= 1) files.push({ ...file, ...owner });
+      else for (let frame = 0; frame < dicom.frames; frame++) files.push({ ...file, relPath: `${file.relPath}#frame=${frame + 1}`, frame, ...owner });
     }
   }
   if (files.length === 0) {

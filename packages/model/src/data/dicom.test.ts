@@ -41,6 +41,14 @@ describe('DICOM', () => {
     }
   });
 
+  it('reads the patient ID and its issuer, and leaves them out when the ID is absent or blank', () => {
+    const pixels = [0, 1, 2, 3];
+    expect(readDicomHeader(dicomFile({ width: 2, height: 2, pixels, patient: { id: 'P-0042 ', issuer: 'HOSP' } })).patient).toEqual({ id: 'P-0042', issuer: 'HOSP' });
+    expect(readDicomHeader(dicomFile({ width: 2, height: 2, pixels, patient: { id: 'P-7' }, transferSyntax: TransferSyntax.implicitLittle })).patient).toEqual({ id: 'P-7' });
+    expect(readDicomHeader(dicomFile({ width: 2, height: 2, pixels, patient: { id: '  ', name: 'Doe^J' } })).patient).toBeUndefined();
+    expect(readDicomHeader(dicomFile({ width: 2, height: 2, pixels })).patient).toBeUndefined();
+  });
+
   it.each([
     ['explicit VR little endian', TransferSyntax.explicitLittle],
     ['implicit VR little endian', TransferSyntax.implicitLittle],

@@ -30,6 +30,8 @@ export interface DicomHeader {
   modality?: string;
   /** From Image Orientation (Patient), when the file has it. */
   plane?: SlicePlane;
+  /** Patient ID (0010,0020) and its issuer (0010,0021), when the file has an ID: what keeps a patient's slices in one split. */
+  patient?: { id: string; issuer?: string };
 }
 
 const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
@@ -61,6 +63,8 @@ const TAG = {
   sopClassUid: 'x00080016',
   accessionNumber: 'x00080050',
   orientation: 'x00200037',
+  patientId: 'x00100020',
+  issuerOfPatientId: 'x00100021',
   pixelData: 'x7fe00010',
 } as const;
 
@@ -112,7 +116,20 @@ function headerOf(data: DataSet): DicomHeader {
   const orientation = Array.from({ length: 6 }, (_, i) => oriented.floatString(TAG.orientation, i));
   const plane = orientation.every((v) => v !== undefined) ? slicePlane(orientation as number[]) : undefined;
   const transferSyntax = text(TAG.transferSyntax) ?? IMPLICIT_LITTLE;
-  return { width, height, frames, transferSyntax, identifiers, ...(sopClassUid ? { sopClassUid } : {}), ...(modality ? { modality } : {}), ...(plane ? { plane } : {}) };
+  const patientId = text(TAG.patientId);
+  const issuer = text(TAG.issuerOfPatientId);
+  const patient = patientId ? { id: patientId, ...(issuer ? { issuer } : {}) } : undefined;
+  return {
+    width,
+    height,
+    frames,
+    transferSyntax,
+    identifiers,
+    ...(sopClassUid ? { sopClassUid } : {}),
+    ...(modality ? { modality } : {}),
+    ...(plane ? { plane } : {}),
+    ...(patient ? { patient } : {}),
+  };
 }
 
 /**

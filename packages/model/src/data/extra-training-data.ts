@@ -10,6 +10,8 @@ export interface ExtraTrainingRecord {
   kept: Record<string, number>;
   /** Images dropped because their near-duplicate group reaches an image of the main dataset. */
   droppedNearDuplicates: number;
+  /** Other images dropped because their patient or DICOM study has images in the main dataset (or a copy of theirs does). */
+  droppedSamePatient: number;
   /** Kept images, relative to `dir`. */
   files: { relPath: string; label: string }[];
 }
@@ -26,7 +28,8 @@ export interface MergedTrainingData {
  * Adds another labelled folder to the training split only. Near-duplicates are grouped over the
  * union of both folders, and an extra image joins only when its whole group holds no image of the
  * main dataset: no copy of a validation or test image can enter training, not even through a chain
- * of copies, and images the main set already holds are not counted twice.
+ * of copies, and images the main set already holds are not counted twice. Nor does an image whose
+ * patient or DICOM study has images in the main dataset.
  */
 export function mergeExtraTrainingData(
   main: PreprocessedDataset,
@@ -35,8 +38,9 @@ export function mergeExtraTrainingData(
   threshold: number,
 ): MergedTrainingData {
   if (JSON.stringify(extra.params) !== JSON.stringify(main.params)) throw new Error('extra training data must be preprocessed like the main dataset');
-  const reachesMain = groupReachesOther(extra, main, threshold);
-  const keptIndices = reachesMain.flatMap((hit, j) => (hit ? [] : [j]));
+  // A patient seen in the main dataset may be held out there: none of their images may train either.
+  const { reaches, byCopies } = groupReachesOther(extra, main, threshold);
+  const keptIndices = reaches.flatMap((hit, j) => (hit ? [] : [j]));
   const keptSet = subsetDataset(extra, keptIndices);
   const mainCount = main.files.length;
   const pixels = concatenate(main.pixels, keptSet.pixels);
@@ -56,7 +60,8 @@ export function mergeExtraTrainingData(
       dir,
       listed: extra.files.length,
       kept,
-      droppedNearDuplicates: extra.files.length - keptIndices.length,
+      droppedNearDuplicates: byCopies.filter(Boolean).length,
+      droppedSamePatient: reaches.filter((hit, j) => hit && !byCopies[j]).length,
       files: keptSet.files.map((file) => ({ relPath: file.relPath, label: file.label })),
     },
   };

@@ -112,7 +112,7 @@ function normalise(v: Float32Array): void {
 }
 
 /** Union-find over item indices. */
-class DisjointSets {
+export class DisjointSets {
   private readonly parent: Int32Array;
   constructor(n: number) {
     this.parent = Int32Array.from({ length: n }, (_, i) => i);

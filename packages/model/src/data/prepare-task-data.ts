@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { Task } from '../model/tasks.js';
 import { createRandom, shuffleInPlace } from '../util/random.js';
 import { withoutNearDuplicatesOf, type ExclusionRecord } from './cross-folder-duplicates.js';
 import { listImagesByFolder, listLabeledImages, type DatasetListing } from './dataset-folder.js';
 import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
+import { joinPatientGroups, patientsAcrossSplits, sharesPatientWith, type PatientGrouping } from './patient-groups.js';
+import { defaultPatientsFile, readPatientsFile, withPatients } from './patients-file.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
@@ -24,6 +27,12 @@ export interface PrepareOptions {
    * dropped from dataDir before the split (see withoutNearDuplicatesOf).
    */
   excludeNearDuplicatesOf?: string;
+  /**
+   * Which patient each image of dataDir belongs to (see readPatientsFile), for images whose DICOM
+   * header does not say, or says it wrong: one patient's images go to one split. Default:
+   * `patients.csv` or `patients.json` at dataDir's root, when there is one.
+   */
+  patientsFile?: string;
   inputSize: number;
   /** Local contrast equalisation with this contrast limit (see PreprocessChoices); absent: off. */
   claheMaxSlope?: number;
@@ -46,6 +55,12 @@ export interface PreparedTaskData {
   duplicateGroups: number;
   duplicateThreshold: number;
   straddling: number;
+  /** Present when images have patients, DICOM studies or frames: how their groups were joined. */
+  patientGrouping?: PatientGrouping;
+  /** Patients with images in more than one split: zero by construction, recorded as evidence. */
+  patientsAcrossSplits: number;
+  /** The patients file, how many entries it has and which match no image. */
+  patientsFile?: { file: string; entries: number; unmatched: string[] };
   /** Images another folder added to the training split. */
   extra?: ExtraTrainingRecord;
   /** Images of dataDir held out because they resemble another folder. */
@@ -55,7 +70,7 @@ export interface PreparedTaskData {
   /** How many validation images joined training (validationJoinsTraining). */
   validationJoinedTraining?: number;
   /** The separate test folder, with which of its images have a near-duplicate in the training folder. */
-  external?: { dataset: PreprocessedDataset; hasDuplicateInTraining: boolean[] };
+  external?: { dataset: PreprocessedDataset; hasDuplicateInTraining: boolean[]; sharesPatientWithTraining: boolean[] };
 }
 
 const SPLIT_FRACTIONS = { train: 0.72, val: 0.13, test: 0.15 } as const;
@@ -87,10 +102,19 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     ({ dataset: mainDataset, record: excluded } = withoutNearDuplicatesOf(loaded, otherSet, options.excludeNearDuplicatesOf, threshold));
     if (mainDataset.files.length === 0) throw new Error(`every image of ${options.dataDir} has a near-duplicate in ${options.excludeNearDuplicatesOf}`);
   }
+  let patientsFile: PreparedTaskData['patientsFile'];
+  const patientsPath = options.patientsFile ?? (await defaultPatientsFile(options.dataDir));
+  if (patientsPath) {
+    const patients = await readPatientsFile(patientsPath);
+    const applied = withPatients(mainDataset.files, patients);
+    mainDataset = { ...mainDataset, files: applied.files };
+    patientsFile = { file: patientsPath, entries: patients.size, unmatched: applied.unmatched };
+  }
   const groups = groupNearDuplicates(signatures(matchingPixels(mainDataset), mainDataset.files.length, params.size), threshold);
+  const { groupOf, grouping: patientGrouping } = joinPatientGroups(mainDataset.files, groups.groupOf);
   const splitOptions = { seed: options.seed, fractions: options.testDataDir ? SPLIT_FRACTIONS_EXTERNAL_TEST : SPLIT_FRACTIONS };
-  const reused = options.savedSplit ? reuseSplit(mainDataset.files, groups.groupOf, options.savedSplit, splitOptions) : undefined;
-  const drawn = reused ?? splitByGroups(mainDataset.files, groups.groupOf, splitOptions);
+  const reused = options.savedSplit ? reuseSplit(mainDataset.files, groupOf, options.savedSplit, splitOptions) : undefined;
+  const drawn = reused ?? splitByGroups(mainDataset.files, groupOf, splitOptions);
   const joined = options.validationJoinsTraining ? joinValidationToTraining(drawn) : undefined;
   const split = joined ?? drawn;
   const indices: Record<SplitName, number[]> = { train: [], val: [], test: [] };
@@ -115,6 +139,9 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     duplicateGroups: groups.duplicateGroups,
     duplicateThreshold: threshold,
     straddling: straddlingGroups(split.assignments).length,
+    ...(patientGrouping ? { patientGrouping } : {}),
+    patientsAcrossSplits: patientsAcrossSplits(mainDataset.files, split.assignments.map((a) => a.split)).length,
+    ...(patientsFile ? { patientsFile } : {}),
     ...(extra ? { extra } : {}),
     ...(excluded ? { excluded } : {}),
     ...(reused ? { reusedSplit: { fingerprint: options.savedSplit?.fingerprint, movedOutOfTraining: reused.movedOutOfTraining } } : {}),
@@ -128,7 +155,11 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     });
     const testSigs = signatures(matchingPixels(testSet), testSet.files.length, params.size);
     const trainingSigs = signatures(matchingPixels(dataset), dataset.files.length, params.size);
-    prepared.external = { dataset: testSet, hasDuplicateInTraining: hasNearDuplicateIn(testSigs, trainingSigs, threshold) };
+    prepared.external = {
+      dataset: testSet,
+      hasDuplicateInTraining: hasNearDuplicateIn(testSigs, trainingSigs, threshold),
+      sharesPatientWithTraining: sharesPatientWith(testSet.files, dataset.files),
+    };
   }
   return prepared;
 }
@@ -157,4 +188,15 @@ export function crossSplitDuplicates(prepared: PreparedTaskData): number {
     count += hasNearDuplicateIn(pick(other), train, duplicateThreshold).filter(Boolean).length;
   }
   return count;
+}
+
+/** What a manifest and the leakage report say of the patients, studies and frames behind a split (absent without any). */
+export function patientsRecord(prepared: PreparedTaskData): (PatientGrouping & { acrossSplits: number; file?: string; unmatchedEntries?: number }) | undefined {
+  if (!prepared.patientGrouping) return undefined;
+  const file = prepared.patientsFile;
+  return {
+    ...prepared.patientGrouping,
+    acrossSplits: prepared.patientsAcrossSplits,
+    ...(file ? { file: path.relative(process.cwd(), file.file) || file.file, unmatchedEntries: file.unmatched.length } : {}),
+  };
 }

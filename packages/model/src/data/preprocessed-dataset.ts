@@ -60,7 +60,10 @@ function cacheKey(listing: DatasetListing, params: PreprocessParams): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(params));
   // The label is part of the key: one folder read for two tasks gives two labellings.
-  for (const f of listing.files) hash.update(`${f.path}\0${f.label}\0${f.size}\0${Math.round(f.mtimeMs)}\n`);
+  for (const f of listing.files) {
+    const frame = f.frame === undefined ? '' : `#${f.frame}`;
+    hash.update(`${f.path}${frame}\0${f.label}\0${f.size}\0${Math.round(f.mtimeMs)}\n`);
+  }
   return hash.digest('hex').slice(0, 24);
 }
 
@@ -99,10 +102,11 @@ async function preprocessAll(
 ): Promise<PreprocessedDataset> {
   const results: ({ pixels: Uint8Array; geometry: InputGeometry } | { reason: string })[] = new Array(files.length);
   let done = 0;
+  const read = fileReader(files);
   await forEachConcurrently(files.length, concurrency, async (index) => {
     const file = files[index] as LabeledFile;
     try {
-      const out = await preprocessImage(await readFile(file.path), params);
+      const out = await preprocessImage(await read(file), params, file.frame);
       results[index] = { pixels: out.pixels, geometry: out.geometry };
     } catch (error) {
       results[index] = { reason: (error as Error).message };
@@ -125,6 +129,25 @@ async function preprocessAll(
     geometries.push(result.geometry);
   });
   return { params, files: kept, pixels: pixels.slice(0, kept.length * area), geometries, rejected };
+}
+
+/**
+ * Reads each file's bytes; a multi-frame file is read once for all its frames and let go after its
+ * last frame's read.
+ */
+function fileReader(files: readonly LabeledFile[]): (file: LabeledFile) => Promise<Uint8Array> {
+  const framesLeft = new Map<string, number>();
+  for (const f of files) if (f.frame !== undefined) framesLeft.set(f.path, (framesLeft.get(f.path) ?? 0) + 1);
+  const reading = new Map<string, Promise<Uint8Array>>();
+  return (file) => {
+    const left = framesLeft.get(file.path);
+    if (left === undefined) return readFile(file.path);
+    let bytes = reading.get(file.path);
+    if (!bytes) reading.set(file.path, (bytes = readFile(file.path)));
+    if (left <= 1) reading.delete(file.path);
+    framesLeft.set(file.path, left - 1);
+    return bytes;
+  };
 }
 
 async function readCache(cacheDir: string, key: string): Promise<PreprocessedDataset | undefined> {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { blobSlice } from '../../../../tests/helpers/blob-slice.js';
 import { createRandom } from '../util/random.js';
 import { withoutNearDuplicatesOf } from './cross-folder-duplicates.js';
 import { mergeExtraTrainingData } from './extra-training-data.js';
@@ -7,20 +8,7 @@ import { defaultPreprocessParams } from './preprocess.js';
 import type { PreprocessedDataset } from './preprocessed-dataset.js';
 import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type SplitItem } from './split.js';
 
-/** Synthetic 32×32 "slices": smooth random blobs, distinct per seed. */
-function slice(seed: number, side = 32): Uint8Array {
-  const random = createRandom(seed);
-  const blobs = Array.from({ length: 6 }, () => ({ x: random() * side, y: random() * side, r: 3 + random() * 8, v: 60 + random() * 190 }));
-  const out = new Uint8Array(side * side);
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      let v = 0;
-      for (const b of blobs) v += b.v * Math.exp(-((x - b.x) ** 2 + (y - b.y) ** 2) / (2 * b.r * b.r));
-      out[y * side + x] = Math.min(255, v);
-    }
-  }
-  return out;
-}
+const slice = blobSlice;
 
 function recontrast(pixels: Uint8Array, gain: number, offset: number): Uint8Array {
   return pixels.map((v) => Math.max(0, Math.min(255, Math.round(v * gain + offset))));
@@ -119,6 +107,22 @@ describe('extra training data', () => {
     const area = side * side;
     expect(merged.dataset.pixels.subarray(6 * area, 7 * area)).toEqual(fresh);
     expect(merged.dataset.pixels.subarray(0, 6 * area)).toEqual(main.pixels);
+  });
+
+  it('leaves out an extra image whose patient or DICOM study has images in the main set, and its copies', () => {
+    const owned = (d: PreprocessedDataset, owners: ({ patient?: string; study?: string } | undefined)[]): PreprocessedDataset => ({
+      ...d,
+      files: d.files.map((f, i) => ({ ...f, ...owners[i] })),
+    });
+    const mainOwned = owned(main, [{ patient: 'A' }, {}, {}, { study: '1.2.3' }]);
+    const more = dataset([...extraImages, slice(302, side), slice(303, side)], ['tumor', 'no_tumor', 'tumor', 'tumor', 'no_tumor', 'tumor', 'no_tumor'], 'extra');
+    // 2 is a new slice of main's patient A, and 3 its copy (filed under patient B); 4 is of main's
+    // study 1.2.3; 5 and 6 belong to patients main does not hold.
+    const extraOwned = owned(more, [undefined, undefined, { patient: 'A' }, { patient: 'B' }, { patient: 'C', study: '1.2.3' }, { patient: 'D' }]);
+    const merged = mergeExtraTrainingData(mainOwned, extraOwned, '/extra', DEFAULT_DUPLICATE_THRESHOLD);
+    expect(merged.record.droppedNearDuplicates).toBe(2);
+    expect(merged.record.droppedSamePatient).toBe(3);
+    expect(merged.record.files.map((f) => f.relPath)).toEqual(['tumor/5.png', 'no_tumor/6.png']);
   });
 
   it('compares the images before contrast equalisation, where a dataset has them', () => {

@@ -1,3 +1,4 @@
+import type { PatientGrouping } from '../data/patient-groups.js';
 import type { PreprocessParams } from '../data/preprocess.js';
 import type { ArchitectureConfig } from './architecture.js';
 import type { Task } from './tasks.js';
@@ -26,6 +27,12 @@ export interface SplitRecord {
   counts: Record<string, Record<string, number>>;
   /** Groups found in more than one split: zero by construction, recorded as evidence. */
   straddlingGroups: number;
+  /**
+   * When images have patients (DICOM Patient IDs or a patients file), DICOM studies or frames: how
+   * many, how many groups joining them left, and the patients found in more than one split (zero by
+   * construction, recorded as evidence).
+   */
+  patients?: PatientGrouping & { acrossSplits: number; file?: string; unmatchedEntries?: number };
   /**
    * The saved split.json whose assignment was reused (`btd train --split`), if any, and the training
    * images moved out of training because a near-duplicate of theirs was held out at this input size.
@@ -140,7 +147,7 @@ export interface ModelManifest {
     perClass: Record<string, number>;
     rejected: number;
     /** Another folder that joined the training split only, without any near-duplicate of the main dataset. */
-    extraTraining?: { dir: string; listed: number; kept: Record<string, number>; droppedNearDuplicates: number };
+    extraTraining?: { dir: string; listed: number; kept: Record<string, number>; droppedNearDuplicates: number; droppedSamePatient?: number };
     /**
      * Images of `dir` held out before the split because their near-duplicate group reaches an image
      * of this folder: a model trained here can start another's training on that folder without leaks.

@@ -28,6 +28,8 @@ export interface TrainOptions extends ServingViewOptions {
   extraTrainDir?: string;
   /** A folder none of whose near-duplicates may be used: they leave dataDir before the split. */
   excludeNearDuplicatesOf?: string;
+  /** Which patient each image belongs to (see readPatientsFile): one patient's images share a split. */
+  patientsFile?: string;
   /** An artifact whose weights training starts from (the classifier's only with the same classes); see initialiseFrom. */
   initFrom?: string;
   /** With an ensemble artifact as initFrom: which member (from 1). */
@@ -140,6 +142,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     testDataDir: options.testDataDir,
     extraTrainDir: options.extraTrainDir,
     excludeNearDuplicatesOf: options.excludeNearDuplicatesOf,
+    patientsFile: options.patientsFile,
     inputSize,
     claheMaxSlope: options.claheMaxSlope,
     seed: splitSeed,

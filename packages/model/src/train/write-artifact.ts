@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { PreparedTaskData } from '../data/prepare-task-data.js';
+import { patientsRecord, type PreparedTaskData } from '../data/prepare-task-data.js';
 import { evaluateOnDataset, predictOnDataset, type EvaluableModel, type EvaluationResult } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import type { ArchitectureConfig } from '../model/architecture.js';
@@ -27,6 +27,11 @@ interface ArtifactInput {
 /** A sortable version: UTC time to the second. */
 export function newVersion(now = new Date()): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+function patientsOf(prepared: PreparedTaskData): { patients?: NonNullable<ReturnType<typeof patientsRecord>> } {
+  const patients = patientsRecord(prepared);
+  return patients ? { patients } : {};
 }
 
 function splitCounts(prepared: PreparedTaskData): Record<string, Record<string, number>> {
@@ -64,7 +69,15 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       perClass,
       rejected: prepared.dataset.rejected.length,
       ...(extra
-        ? { extraTraining: { dir: path.relative(process.cwd(), extra.dir), listed: extra.listed, kept: extra.kept, droppedNearDuplicates: extra.droppedNearDuplicates } }
+        ? {
+            extraTraining: {
+              dir: path.relative(process.cwd(), extra.dir),
+              listed: extra.listed,
+              kept: extra.kept,
+              droppedNearDuplicates: extra.droppedNearDuplicates,
+              ...(extra.droppedSamePatient ? { droppedSamePatient: extra.droppedSamePatient } : {}),
+            },
+          }
         : {}),
       ...(excluded ? { excludedNearDuplicatesOf: { dir: path.relative(process.cwd(), excluded.dir), compared: excluded.compared, dropped: excluded.dropped.length } } : {}),
     },
@@ -77,6 +90,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       duplicateGroups: prepared.duplicateGroups,
       counts: splitCounts(prepared),
       straddlingGroups: prepared.straddling,
+      ...(patientsOf(prepared)),
       ...(options.splitFile && prepared.reusedSplit
         ? { reusedFrom: { file: path.relative(process.cwd(), options.splitFile), fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining } }
         : {}),

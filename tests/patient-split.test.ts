@@ -1,0 +1,133 @@
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listLabeledImages } from '../packages/model/src/data/dataset-folder.js';
+import { groupNearDuplicates, signatures } from '../packages/model/src/data/near-duplicates.js';
+import { patientsAcrossSplits } from '../packages/model/src/data/patient-groups.js';
+import { prepareTaskData } from '../packages/model/src/data/prepare-task-data.js';
+import { splitByGroups } from '../packages/model/src/data/split.js';
+import { blobSlice } from './helpers/blob-slice.js';
+import { dicomFile } from './helpers/dicom-file.js';
+import { REPO_ROOT } from './helpers/index.js';
+
+const SIDE = 48;
+
+const slice = (seed: number) => blobSlice(seed, SIDE);
+
+const concat = (parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+
+/** Runs `btd split --json` and returns what it prints. */
+async function btdSplit(...args: string[]): Promise<Record<string, unknown>> {
+  const bin = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
+  const { stdout } = await promisify(execFile)('node', [bin, 'split', '--task', 'tumor-binary', '--input-size', '32', '--json', ...args], { cwd: REPO_ROOT });
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('splits that keep each patient on one side', () => {
+  let dir: string;
+  let dicomDir: string;
+  let pngDir: string;
+  const patientsPerClass = 10;
+  const slicesPerPatient = 3;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'btd-patient-split-'));
+    dicomDir = path.join(dir, 'dicom');
+    pngDir = path.join(dir, 'png');
+    let seed = 1;
+    for (const [folder, prefix] of [['yes', 'T'], ['no', 'H']] as const) {
+      await mkdir(path.join(dicomDir, folder), { recursive: true });
+      await mkdir(path.join(pngDir, folder), { recursive: true });
+      for (let p = 0; p < patientsPerClass; p++) {
+        const patient = { id: `${prefix}${p}`, issuer: 'HOSP' };
+        const identifiers = { studyInstanceUid: `1.2.826.0.1.${folder === 'yes' ? 1 : 2}.${p}` };
+        for (let s = 0; s < slicesPerPatient; s++) {
+          const pixels = slice(seed++);
+          await writeFile(path.join(dicomDir, folder, `${prefix}${p}-${s}.dcm`), dicomFile({ width: SIDE, height: SIDE, bitsAllocated: 8, pixels, patient, identifiers }));
+          await sharp(Buffer.from(pixels), { raw: { width: SIDE, height: SIDE, channels: 1 } }).png().toFile(path.join(pngDir, folder, `${prefix}${p}-${s}.png`));
+        }
+      }
+    }
+    // A multi-frame series without a Patient ID or a study, and a file as a PACS exports it: no extension.
+    await writeFile(
+      path.join(dicomDir, 'yes', 'series.dcm'),
+      dicomFile({ width: SIDE, height: SIDE, bitsAllocated: 8, frames: 3, pixels: concat([slice(900), slice(901), slice(902)]) }),
+    );
+    await writeFile(path.join(dicomDir, 'no', 'IM0001'), dicomFile({ width: SIDE, height: SIDE, bitsAllocated: 8, pixels: slice(903), patient: { id: 'H0', issuer: 'HOSP' } }));
+    await writeFile(path.join(dicomDir, 'no', 'NOTES'), 'not an image');
+    await writeFile(
+      path.join(dir, 'patients.csv'),
+      ['path,patient', ...['yes', 'no'].flatMap((f) => Array.from({ length: patientsPerClass * slicesPerPatient }, (_, i) => `${f}/${f === 'yes' ? 'T' : 'H'}${Math.floor(i / slicesPerPatient)}-${i % slicesPerPatient}.png,${f}${Math.floor(i / slicesPerPatient)}`)), 'yes/missing.png,x'].join('\n'),
+    );
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists each frame of a multi-frame file as an image, and DICOM files without an extension', async () => {
+    const { files } = await listLabeledImages(dicomDir, 'tumor-binary');
+    const series = files.filter((f) => f.relPath.startsWith('yes/series.dcm'));
+    expect(series.map((f) => [f.relPath, f.frame])).toEqual([
+      ['yes/series.dcm#frame=1', 0],
+      ['yes/series.dcm#frame=2', 1],
+      ['yes/series.dcm#frame=3', 2],
+    ]);
+    expect(series.every((f) => f.patient === undefined && f.study === undefined)).toBe(true);
+    const exported = files.find((f) => f.relPath === 'no/IM0001');
+    expect(exported?.patient).toBe('HOSP/H0');
+    expect(files.some((f) => f.relPath === 'no/NOTES')).toBe(false);
+    expect(files.find((f) => f.relPath === 'yes/T3-1.dcm')).toMatchObject({ patient: 'HOSP/T3', study: '1.2.826.0.1.1.3' });
+  });
+
+  it('keeps every patient, study and multi-frame file in one split, where near-duplicate groups alone would not', async () => {
+    const prepared = await prepareTaskData({ task: 'tumor-binary', dataDir: dicomDir, inputSize: 32, seed: 3 });
+    const { files } = prepared.dataset;
+    expect(files).toHaveLength(2 * patientsPerClass * slicesPerPatient + 4);
+    // Each frame is decoded on its own: the three frames of the series give three different inputs.
+    const area = 32 * 32;
+    const frameInputs = files.flatMap((f, i) => (f.frame === undefined ? [] : [Buffer.from(prepared.dataset.pixels.subarray(i * area, (i + 1) * area)).toString('hex')]));
+    expect(new Set(frameInputs).size).toBe(3);
+
+    const splitOf = prepared.split.assignments.map((a) => a.split);
+    expect(prepared.patientsAcrossSplits).toBe(0);
+    expect(patientsAcrossSplits(files, splitOf)).toEqual([]);
+    expect(new Set(files.flatMap((f, i) => (f.frame === undefined ? [] : [splitOf[i]]))).size).toBe(1);
+    expect(prepared.patientGrouping).toMatchObject({ patients: 2 * patientsPerClass, imagesWithPatient: 2 * patientsPerClass * slicesPerPatient + 1, studies: 2 * patientsPerClass, multiFrameFiles: 1 });
+    // No two slices are copies, so joining patients is what made the groups; split by copies alone, patients straddle.
+    const nearDuplicates = groupNearDuplicates(signatures(prepared.dataset.pixels, files.length, 32));
+    expect(nearDuplicates.duplicateGroups).toBe(0);
+    expect(prepared.patientGrouping?.groupsAfter).toBe(2 * patientsPerClass + 1);
+    const byCopiesAlone = splitByGroups(files, nearDuplicates.groupOf, prepared.split);
+    expect(patientsAcrossSplits(files, byCopiesAlone.assignments.map((a) => a.split)).length).toBeGreaterThan(0);
+  });
+
+  it('takes patients from a patients file for images without DICOM headers, and reports it in the leakage report', async () => {
+    const report = await btdSplit('--data', pngDir, '--patients', path.join(dir, 'patients.csv'), '--cache', path.join(dir, 'cache'));
+    expect(report.patients).toMatchObject({ patients: 2 * patientsPerClass, imagesWithPatient: 2 * patientsPerClass * slicesPerPatient, acrossSplits: 0, unmatchedEntries: 1, groupsAfter: 2 * patientsPerClass });
+    expect(report.straddlingGroups).toBe(0);
+    // Without the file the report says nothing of patients, and the split is that of the copies alone.
+    const without = await btdSplit('--data', pngDir, '--cache', path.join(dir, 'cache'));
+    expect(without.patients).toBeUndefined();
+    expect(without.fingerprint).not.toBe(report.fingerprint);
+    // A patients.csv at the data folder's root is read without the option.
+    await copyFile(path.join(dir, 'patients.csv'), path.join(pngDir, 'patients.csv'));
+    try {
+      const byDefault = await btdSplit('--data', pngDir, '--cache', path.join(dir, 'cache'));
+      expect(byDefault.fingerprint).toBe(report.fingerprint);
+      expect(byDefault.patients).toMatchObject({ file: path.relative(REPO_ROOT, path.join(pngDir, 'patients.csv')), acrossSplits: 0 });
+    } finally {
+      await rm(path.join(pngDir, 'patients.csv'));
+    }
+  });
+
+  it('refuses a patients file without the path and patient columns', async () => {
+    const bad = path.join(dir, 'bad.csv');
+    await writeFile(bad, 'file,subject\nyes/T0-0.png,1\n');
+    await expect(btdSplit('--data', pngDir, '--patients', bad)).rejects.toThrow(/expected a header row with the columns path and patient, found file, subject/);
+  });
+});
