@@ -2,11 +2,11 @@
 // (which decodes every upload once to prove it whole) and each job (which decodes it for the models and
 // again for the overlay) pay it. The slice is a Br35H scan (or noise without the datasets) scaled to
 // 512×512 and stored on 12 bits; the compressed files are made by DCMTK and GDCM (Debian packages
-// `dcmtk` and `libgdcm-tools`), and an encoding whose tool is missing is left out.
+// `dcmtk` and `libgdcm-tools`) and OpenJPH (`openjph-tools`), and an encoding whose tool is missing is left out.
 // Build first (npx tsc -b packages/model). Usage: node bench/dicom-decode.js [repeats=30].
 // Writes bench/results/dicom-decode.json.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,15 +30,21 @@ async function sliceLevels() {
 }
 
 /** An uncompressed 12-bit MR DICOM file of the slice (explicit VR little endian), written with dcmjs. */
-function uncompressedDicom(levels) {
+const storedValues = (levels) => Uint16Array.from(levels, (v, i) => v * 16 + (i % 16));
+
+/**
+ * A 12-bit MR DICOM file of the slice, written with dcmjs: uncompressed (explicit VR little endian),
+ * or around one compressed frame in the given transfer syntax.
+ */
+function sliceDicom(levels, compressed) {
   const { DicomDict, DicomMetaDictionary } = dcmjs.data;
-  const values = Uint16Array.from(levels, (v, i) => v * 16 + (i % 16));
+  const values = storedValues(levels);
   const sop = '2.25.42';
   const meta = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
     MediaStorageSOPInstanceUID: sop,
-    TransferSyntaxUID: '1.2.840.10008.1.2.1',
+    TransferSyntaxUID: compressed?.transferSyntax ?? '1.2.840.10008.1.2.1',
     ImplementationClassUID: '2.25.43',
   };
   const dataset = {
@@ -55,8 +61,8 @@ function uncompressedDicom(levels) {
     BitsStored: 12,
     HighBit: 11,
     PixelRepresentation: 0,
-    PixelData: [values.buffer],
-    _vrMap: { PixelData: 'OW' },
+    PixelData: [compressed ? new Uint8Array(compressed.frame).buffer : values.buffer],
+    _vrMap: { PixelData: compressed ? 'OB' : 'OW' },
   };
   const file = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
@@ -70,21 +76,35 @@ const encodings = [
   ['JPEG lossless', ['dcmcjpeg', '+e1']],
   ['JPEG-LS lossless', ['dcmcjpls', '+el']],
   ['JPEG 2000 lossless', ['gdcmconv', '--j2k']],
+  ['HTJ2K lossless', htj2k],
 ];
+
+/** HTJ2K, which neither DCMTK nor GDCM writes: OpenJPH's command line (`openjph-tools`) encodes the slice, dcmjs wraps it. */
+function htj2k(work, levels) {
+  const pgm = path.join(work, 'slice.pgm');
+  const codestream = path.join(work, 'slice.j2c');
+  const values = storedValues(levels);
+  const body = Buffer.alloc(values.length * 2);
+  values.forEach((v, i) => body.writeUInt16BE(v, 2 * i));
+  writeFileSync(pgm, Buffer.concat([Buffer.from(`P5\n${SIDE} ${SIDE}\n4095\n`), body]));
+  execFileSync('ojph_compress', ['-i', pgm, '-o', codestream, '-reversible', 'true'], { stdio: 'ignore' });
+  return sliceDicom(levels, { transferSyntax: '1.2.840.10008.1.2.4.201', frame: readFileSync(codestream) });
+}
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'btd-dicom-bench-'));
 const { from, levels } = await sliceLevels();
 const source = path.join(work, 'uncompressed.dcm');
-await writeFile(source, uncompressedDicom(levels));
+await writeFile(source, sliceDicom(levels));
 const reference = await decodeDicomGrey(await readFile(source), MAX_PIXELS);
 const rows = [];
 for (const [name, tool] of encodings) {
   const file = tool ? path.join(work, `${name.replaceAll(' ', '-')}.dcm`) : source;
   if (tool) {
     try {
-      execFileSync(tool[0], [...tool.slice(1), source, file], { stdio: 'ignore' });
+      if (typeof tool === 'function') writeFileSync(file, tool(work, levels));
+      else execFileSync(tool[0], [...tool.slice(1), source, file], { stdio: 'ignore' });
     } catch {
-      console.warn(`${name}: ${tool[0]} is missing or failed; left out`);
+      console.warn(`${name}: ${typeof tool === 'function' ? 'ojph_compress' : tool[0]} is missing or failed; left out`);
       continue;
     }
   }

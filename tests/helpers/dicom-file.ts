@@ -5,6 +5,8 @@ export const TransferSyntax = {
   explicitBig: '1.2.840.10008.1.2.2',
   jpegBaseline: '1.2.840.10008.1.2.4.50',
   jpeg2000: '1.2.840.10008.1.2.4.91',
+  htj2kLossless: '1.2.840.10008.1.2.4.201',
+  htj2k: '1.2.840.10008.1.2.4.203',
   mpeg4: '1.2.840.10008.1.2.4.102',
 } as const;
 

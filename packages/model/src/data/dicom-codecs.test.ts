@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomFrames12Bit, phantomFrames12BitFile, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
+import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomEncapsulated12Bit, phantomFrames12Bit, phantomFrames12BitFile, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
 import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, MAX_INPUT_PIXELS } from './decode-image.js';
@@ -50,6 +50,7 @@ describe('compressed DICOM', () => {
     ['JPEG-LS lossless (DCMTK)', 'jpeg-ls-lossless.dcm'],
     ['JPEG 2000 lossless (GDCM)', 'jpeg-2000-lossless.dcm'],
     ['RLE lossless (DCMTK)', 'rle.dcm'],
+    ['HTJ2K lossless (OpenJPH)', 'htj2k-lossless.dcm'],
     ['signed JPEG lossless, its last pixel in the byte before the end marker', 'jpeg-lossless-signed.dcm'],
     ['signed JPEG-LS lossless', 'jpeg-ls-lossless-signed.dcm'],
     ['signed JPEG 2000 lossless', 'jpeg-2000-lossless-signed.dcm'],
@@ -61,7 +62,7 @@ describe('compressed DICOM', () => {
     expect(difference(grey.data, expected.data).max).toBe(0);
   });
 
-  it('reads lossy JPEG-LS and JPEG 2000 close to the slice, without wrapping what overshoots 12 bits', async () => {
+  it('reads lossy JPEG-LS, JPEG 2000 and HTJ2K close to the slice, without wrapping what overshoots 12 bits', async () => {
     const expected = await decodeGrey(fixture('uncompressed.dcm'));
     // Near-lossless with a deviation of at most 3 of 4096 stored levels: at most one display level.
     expect(difference((await decodeGrey(fixture('jpeg-ls-near-lossless.dcm'))).data, expected.data).max).toBeLessThanOrEqual(1);
@@ -69,6 +70,23 @@ describe('compressed DICOM', () => {
     const jpeg2000 = difference((await decodeGrey(fixture('jpeg-2000.dcm'))).data, expected.data);
     expect(jpeg2000.mean).toBeLessThan(4);
     expect(jpeg2000.max).toBeLessThan(64);
+    const htj2k = difference((await decodeGrey(fixture('htj2k.dcm'))).data, expected.data);
+    expect(htj2k.max).toBeGreaterThan(0);
+    expect(htj2k.mean).toBeLessThan(4);
+    expect(htj2k.max).toBeLessThan(64);
+  });
+
+  it('refuses an HTJ2K frame of signed samples, and one that declares more pixels than the header, before decoding it', async () => {
+    const codestream = fixture('htj2k-lossless.dcm');
+    const start = codestream.indexOf(Buffer.from([0xff, 0x4f, 0xff, 0x51]));
+    const frame = codestream.subarray(start, codestream.lastIndexOf(Buffer.from([0xff, 0xd9])) + 2);
+    const signed = await decodeRefusal(phantomEncapsulated12Bit(frame, TransferSyntax.htj2kLossless, { signed: true }));
+    expect(signed.unsupported).toBe(true);
+    expect(signed.message).toBe('DICOM HTJ2K pixel data with signed samples is not read; send it uncompressed or as JPEG 2000');
+    const huge = Buffer.from(frame);
+    huge.writeUInt32BE(30_000, 8);
+    huge.writeUInt32BE(30_000, 12);
+    expect((await decodeRefusal(phantomEncapsulated12Bit(huge, TransferSyntax.htj2k))).message).toBe(`DICOM compressed frame is 30000×30000, the header says ${PHANTOM_WIDTH}×${PHANTOM_HEIGHT}`);
   });
 
   it('calls broken compressed data broken, not unsupported', async () => {

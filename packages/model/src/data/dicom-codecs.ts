@@ -1,4 +1,4 @@
-import { ImageDecodeError } from './image-decode-error.js';
+import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 
 /** What the header says a frame holds; the decoded frame must agree. */
 export interface FrameLayout {
@@ -6,6 +6,8 @@ export interface FrameLayout {
   height: number;
   /** 8 or 16. */
   bitsAllocated: number;
+  /** Pixel Representation 1: two's complement samples. */
+  signed?: boolean;
 }
 
 interface Codec {
@@ -20,8 +22,11 @@ interface Codec {
   decode(frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array>;
 }
 
-/** OpenJPEG logs each frame's progress; output on stdout would break `btd eval --json`. */
-const QUIET = { print: () => undefined, printErr: () => undefined };
+/**
+ * OpenJPEG logs each frame's progress; output on stdout would break `btd eval --json`. A new object
+ * for each module: Emscripten builds its module on the object it is given.
+ */
+const quiet = () => ({ print: () => undefined, printErr: () => undefined });
 
 /** A frame's size as its codestream declares it, read before anything is decoded. */
 interface CodestreamSize {
@@ -59,13 +64,31 @@ function wasmCodec(name: string, declaredSize: (frame: Uint8Array) => Codestream
 
 const jpegLs = wasmCodec('JPEG-LS', (frame) => jpegFrameSize(frame), async () => {
   const module = await import('@cornerstonejs/codec-charls/decodewasmjs');
-  return (await module.default(QUIET)).JpegLSDecoder;
+  return (await module.default(quiet())).JpegLSDecoder;
 });
 
 const jpeg2000 = wasmCodec('JPEG 2000', (frame) => jpeg2000FrameSize(frame), async () => {
   const module = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
-  return (await module.default(QUIET)).J2KDecoder;
+  return (await module.default(quiet())).J2KDecoder;
 });
+
+const htj2kCodec = wasmCodec('HTJ2K', (frame) => jpeg2000FrameSize(frame), async () => {
+  const module = await import('@cornerstonejs/codec-openjph/wasmjs');
+  return (await module.default(quiet())).HTJ2KDecoder;
+});
+
+/**
+ * High-throughput JPEG 2000 (JPEG 2000 part 15, OpenJPH), unsigned samples only: no independent
+ * encoder at hand wrote a signed HTJ2K frame that OpenJPH reads back as written, so such frames are
+ * refused rather than read as they might be.
+ */
+const htj2k: Codec = {
+  ...htj2kCodec,
+  async decode(frame, layout) {
+    if (layout.signed) throw unsupportedImage('DICOM HTJ2K pixel data with signed samples is not read; send it uncompressed or as JPEG 2000');
+    return htj2kCodec.decode(frame, layout);
+  },
+};
 
 /**
  * The size in a JPEG 2000 codestream's SIZ segment, which follows its SOC marker (FF4F FF51); a JP2
@@ -146,6 +169,9 @@ const CODECS: Record<string, Codec> = {
   '1.2.840.10008.1.2.4.81': jpegLs,
   '1.2.840.10008.1.2.4.90': jpeg2000,
   '1.2.840.10008.1.2.4.91': jpeg2000,
+  '1.2.840.10008.1.2.4.201': htj2k,
+  '1.2.840.10008.1.2.4.202': htj2k,
+  '1.2.840.10008.1.2.4.203': htj2k,
   '1.2.840.10008.1.2.5': rle,
 };
 
@@ -155,7 +181,7 @@ export function isDecompressible(transferSyntax: string): boolean {
 }
 
 /**
- * Decompresses one grey frame (JPEG lossless, JPEG-LS, JPEG 2000 or RLE) into its stored samples,
+ * Decompresses one grey frame (JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K or RLE) into its stored samples,
  * one or two bytes each (as `bitsAllocated` says), little endian, unmasked: the caller masks them to
  * BitsStored and reads the sign as for uncompressed pixel data.
  */

@@ -43,9 +43,14 @@ const JPEG_8BIT = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
 /** Syntaxes that are refused, by name, so the sender knows what to change. */
 const REFUSED_SYNTAXES: Record<string, string> = {
   '1.2.840.10008.1.2.4.100': 'MPEG2 video',
+  '1.2.840.10008.1.2.4.101': 'MPEG2 video',
   '1.2.840.10008.1.2.4.102': 'MPEG-4 video',
-  '1.2.840.10008.1.2.4.201': 'HTJ2K lossless',
-  '1.2.840.10008.1.2.4.203': 'HTJ2K',
+  '1.2.840.10008.1.2.4.103': 'MPEG-4 video',
+  '1.2.840.10008.1.2.4.104': 'MPEG-4 video',
+  '1.2.840.10008.1.2.4.105': 'MPEG-4 video',
+  '1.2.840.10008.1.2.4.106': 'MPEG-4 video',
+  '1.2.840.10008.1.2.4.107': 'HEVC video',
+  '1.2.840.10008.1.2.4.108': 'HEVC video',
 };
 
 const TAG = {
@@ -56,6 +61,7 @@ const TAG = {
   rows: 'x00280010',
   columns: 'x00280011',
   bitsAllocated: 'x00280100',
+  pixelRepresentation: 'x00280103',
   modality: 'x00080060',
   studyInstanceUid: 'x0020000d',
   seriesInstanceUid: 'x0020000e',
@@ -179,7 +185,7 @@ export function openDicomImage(bytes: Uint8Array, maxPixels: number): DicomImage
  * as a viewer shows it: the modality rescale (slope, intercept), then the first VOI window the frame
  * carries, or its lowest to highest value if it carries none, and MONOCHROME1 inverted. An enhanced
  * (multi-frame) image's rescale and window come from the frame's functional groups. Uncompressed (also
- * deflated), 8-bit JPEG, and grey JPEG lossless, JPEG-LS, JPEG 2000 and RLE encodings are read. Any
+ * deflated), 8-bit JPEG, and grey JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K (unsigned) and RLE encodings are read. Any
  * other encoding, a modality other than MR (or OT), or pixel data shorter than the header promises is
  * refused with the reason.
  */
@@ -208,12 +214,13 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
   if (isDecompressible(transferSyntax)) {
     if (samples !== 1) throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel) is not read; send it uncompressed`);
-    const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated });
+    const signed = data.uint16(TAG.pixelRepresentation) === 1;
+    const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated, signed });
     return toDisplay(storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric, display);
   }
   if (!UNCOMPRESSED.has(transferSyntax)) {
     const name = REFUSED_SYNTAXES[transferSyntax] ?? 'an unknown encoding';
-    throw unsupportedImage(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or in a still-image encoding DICOM defines (JPEG, JPEG lossless, JPEG-LS, JPEG 2000, RLE)`);
+    throw unsupportedImage(`DICOM pixel data is ${name} (${transferSyntax}); send it uncompressed or in a still-image encoding DICOM defines (JPEG, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K, RLE)`);
   }
   // A deflated file's data set is read from the inflated copy the parser made.
   const dataBytes = data.byteArray;

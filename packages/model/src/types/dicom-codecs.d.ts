@@ -32,6 +32,11 @@ declare module '@cornerstonejs/codec-openjpeg/decodewasmjs' {
   export default factory;
 }
 
+declare module '@cornerstonejs/codec-openjph/wasmjs' {
+  const factory: (options?: EmscriptenOutput) => Promise<{ HTJ2KDecoder: new () => WasmFrameDecoder }>;
+  export default factory;
+}
+
 declare module 'jpeg-lossless-decoder-js' {
   export class Decoder {
     decode(buffer: ArrayBuffer, offset: number, length: number, numBytes?: number): Uint8Array | Uint16Array;
