@@ -34,6 +34,12 @@ if (chosen.length === 0) {
   console.error(`no images left: ${values.split} puts none in ${values.set} outside the excluded ones`);
   process.exit(1);
 }
+// A link stands for a whole file, so the frames of a multi-frame file cannot be chosen one by one.
+const frames = chosen.filter((a) => /#frame=\d+$/.test(a.relPath));
+if (frames.length > 0) {
+  console.error(`${frames.length} of the chosen images are frames of multi-frame DICOM files (e.g. ${frames[0].relPath}); a link would bring every frame of its file`);
+  process.exit(1);
+}
 if (await access(values.out).then(() => true, () => false)) {
   console.error(`${values.out} exists: give a folder that does not exist yet (it is never overwritten)`);
   process.exit(1);

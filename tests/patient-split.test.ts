@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,9 @@ import { groupNearDuplicates, signatures } from '../packages/model/src/data/near
 import { patientsAcrossSplits } from '../packages/model/src/data/patient-groups.js';
 import { prepareTaskData } from '../packages/model/src/data/prepare-task-data.js';
 import { splitByGroups } from '../packages/model/src/data/split.js';
+import { reviewImageName, writeReviewPack } from '../packages/model/src/eval/review-pack.js';
+import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
+import { loadModel } from '../packages/model/src/model/loaded-model.js';
 import { blobSlice } from './helpers/blob-slice.js';
 import { dicomFile } from './helpers/dicom-file.js';
 import { REPO_ROOT } from './helpers/index.js';
@@ -69,6 +72,12 @@ describe('splits that keep each patient on one side', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  async function writeModel(): Promise<string> {
+    const out = path.join(dir, 'model');
+    await writeInitialArtifact({ task: 'tumor-binary', outDir: out });
+    return out;
+  }
+
   it('lists each frame of a multi-frame file as an image, and DICOM files without an extension', async () => {
     const { files } = await listLabeledImages(dicomDir, 'tumor-binary');
     const series = files.filter((f) => f.relPath.startsWith('yes/series.dcm'));
@@ -82,6 +91,23 @@ describe('splits that keep each patient on one side', () => {
     expect(exported?.patient).toBe('HOSP/H0');
     expect(files.some((f) => f.relPath === 'no/NOTES')).toBe(false);
     expect(files.find((f) => f.relPath === 'yes/T3-1.dcm')).toMatchObject({ patient: 'HOSP/T3', study: '1.2.826.0.1.1.3' });
+  });
+
+  it('writes a review overlay for each wrong frame of a multi-frame file, from that frame', async () => {
+    const model = await loadModel(await writeModel());
+    try {
+      const wrong = [1, 3].map((n) => ({ relPath: `yes/series.dcm#frame=${n}`, actual: 'tumor', predicted: 'no_tumor', probability: 0.9, group: 'yes/series.dcm#frame=1', groupSize: 3 }));
+      const review = path.join(dir, 'review');
+      const index = await readFile(await writeReviewPack(model, dicomDir, wrong, review), 'utf8');
+      expect(wrong.map((e) => reviewImageName(e.relPath))).toEqual(['yes__series-frame1.png', 'yes__series-frame3.png']);
+      const overlays = await Promise.all(wrong.map(async (e) => sharp(path.join(review, reviewImageName(e.relPath))).raw().toBuffer({ resolveWithObject: true })));
+      expect(overlays.map((o) => [o.info.width, o.info.height])).toEqual([[SIDE, SIDE], [SIDE, SIDE]]);
+      // Frames 1 and 3 are different slices: an overlay drawn from the first frame each time would repeat itself.
+      expect(overlays[0]!.data.equals(overlays[1]!.data)).toBe(false);
+      expect(index).toContain('`yes/series.dcm#frame=3`');
+    } finally {
+      model.dispose();
+    }
   });
 
   it('keeps every patient, study and multi-frame file in one split, where near-duplicate groups alone would not', async () => {

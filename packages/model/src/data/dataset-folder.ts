@@ -30,6 +30,19 @@ export interface DatasetListing {
   ignoredFolders: string[];
 }
 
+const FRAME_SUFFIX = /#frame=(\d+)$/;
+
+/** An item's name: the file's relative path, and for a frame of a multi-frame file `#frame=<n>` (n from 1). */
+export function itemPath(fileRelPath: string, frame?: number): string {
+  return frame === undefined ? fileRelPath : `${fileRelPath}#frame=${frame + 1}`;
+}
+
+/** The file and the frame (0-based) an item's name stands for. */
+export function parseItemPath(relPath: string): { file: string; frame?: number } {
+  const match = FRAME_SUFFIX.exec(relPath);
+  return match ? { file: relPath.slice(0, match.index), frame: Number(match[1]) - 1 } : { file: relPath };
+}
+
 /** The part of a listing whose relative paths are in `relPaths`. */
 export function subsetListing(listing: DatasetListing, relPaths: ReadonlySet<string>): DatasetListing {
   return { ...listing, files: listing.files.filter((f) => relPaths.has(f.relPath)) };
@@ -74,7 +87,7 @@ async function listImages(dataDir: string, labelOf: (folder: string) => string |
       }
       const owner = { ...(dicom.patient ? { patient: dicom.patient } : {}), ...(dicom.study ? { study: dicom.study } : {}) };
       if (dicom.frames <= 1) files.push({ ...file, ...owner });
-      else for (let frame = 0; frame < dicom.frames; frame++) files.push({ ...file, relPath: `${file.relPath}#frame=${frame + 1}`, frame, ...owner });
+      else for (let frame = 0; frame < dicom.frames; frame++) files.push({ ...file, relPath: itemPath(file.relPath, frame), frame, ...owner });
     }
   }
   if (files.length === 0) {

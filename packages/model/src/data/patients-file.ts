@@ -1,7 +1,7 @@
 import { parse } from 'csv-parse/sync';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { LabeledFile } from './dataset-folder.js';
+import { parseItemPath, type LabeledFile } from './dataset-folder.js';
 
 /** Patient per image path relative to the dataset folder (`yes/y0.jpg`); a file's entry covers all its frames. */
 export type PatientsByPath = ReadonlyMap<string, string>;
@@ -59,7 +59,6 @@ export async function defaultPatientsFile(dataDir: string): Promise<string | und
   return undefined;
 }
 
-const withoutFrame = (relPath: string) => relPath.replace(/#frame=\d+$/, '');
 
 /**
  * The files with the patients a patients file gives them, in place of any their DICOM header gave,
@@ -68,7 +67,7 @@ const withoutFrame = (relPath: string) => relPath.replace(/#frame=\d+$/, '');
 export function withPatients(files: readonly LabeledFile[], patients: PatientsByPath): { files: LabeledFile[]; unmatched: string[] } {
   const used = new Set<string>();
   const out = files.map((f) => {
-    const key = patients.has(f.relPath) ? f.relPath : withoutFrame(f.relPath);
+    const key = patients.has(f.relPath) ? f.relPath : parseItemPath(f.relPath).file;
     const patient = patients.get(key);
     if (patient === undefined) return f;
     used.add(key);

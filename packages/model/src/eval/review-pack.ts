@@ -1,12 +1,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parseItemPath } from '../data/dataset-folder.js';
 import type { LoadedModel } from '../model/loaded-model.js';
 import { renderOverlay } from '../model/overlay.js';
 import type { Misclassified } from './errors-by-group.js';
 
-/** Overlay file name of an image: its path relative to the dataset with folders joined by `__`. */
+/** Overlay file name of an image: its path relative to the dataset with folders joined by `__` (and `-frame<n>` for a frame). */
 export function reviewImageName(relPath: string): string {
-  return `${relPath.split(/[\\/]/).join('__').replace(/\.[^.]+$/, '')}.png`;
+  const { file, frame } = parseItemPath(relPath);
+  const base = file.split(/[\\/]/).join('__').replace(/\.[^.]+$/, '');
+  return `${base}${frame === undefined ? '' : `-frame${frame + 1}`}.png`;
 }
 
 /**
@@ -18,10 +21,11 @@ export async function writeReviewPack(model: LoadedModel, dataDir: string, miscl
   await mkdir(outDir, { recursive: true });
   const rows: string[] = [];
   for (const e of misclassified) {
-    const bytes = await readFile(path.join(dataDir, e.relPath));
-    const prediction = await model.predict(bytes, { heatmap: true });
+    const { file, frame } = parseItemPath(e.relPath);
+    const bytes = await readFile(path.join(dataDir, file));
+    const prediction = await model.predict(bytes, { heatmap: true, frame });
     const name = reviewImageName(e.relPath);
-    await writeFile(path.join(outDir, name), await renderOverlay(bytes, prediction));
+    await writeFile(path.join(outDir, name), await renderOverlay(bytes, prediction, frame));
     rows.push(`| \`${e.relPath}\` | ${e.actual} | ${e.predicted} | ${e.probability.toFixed(3)} | ${e.groupSize} (\`${e.group}\`) | ![${e.relPath}](${name}) |`);
   }
   const m = model.manifest;
