@@ -10,6 +10,7 @@ import { groupNearDuplicates, signatures } from '../packages/model/src/data/near
 import { patientsAcrossSplits } from '../packages/model/src/data/patient-groups.js';
 import { prepareTaskData } from '../packages/model/src/data/prepare-task-data.js';
 import { splitByGroups } from '../packages/model/src/data/split.js';
+import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { reviewImageName, writeReviewPack } from '../packages/model/src/eval/review-pack.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import { loadModel } from '../packages/model/src/model/loaded-model.js';
@@ -105,6 +106,21 @@ describe('splits that keep each patient on one side', () => {
       // Frames 1 and 3 are different slices: an overlay drawn from the first frame each time would repeat itself.
       expect(overlays[0]!.data.equals(overlays[1]!.data)).toBe(false);
       expect(index).toContain('`yes/series.dcm#frame=3`');
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('counts errors, and resamples the accuracy, by patient, study and multi-frame file where the images have them', async () => {
+    const model = await loadModel(await writeModel());
+    try {
+      const dicom = await evaluateModel(model, dicomDir);
+      expect(dicom.n).toBe(2 * patientsPerClass * slicesPerPatient + 4);
+      // 20 patients (IM0001 is one of H0's) and the multi-frame series, against 64 images none of which is a copy.
+      expect(dicom.byGroup?.groups).toBe(2 * patientsPerClass + 1);
+      const pngs = await evaluateModel(model, pngDir);
+      expect(pngs.byGroup?.groups).toBe(2 * patientsPerClass * slicesPerPatient);
+      expect((await evaluateModel(model, pngDir, { patientsFile: path.join(dir, 'patients.csv') })).byGroup?.groups).toBe(2 * patientsPerClass);
     } finally {
       model.dispose();
     }

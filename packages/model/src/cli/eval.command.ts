@@ -27,6 +27,7 @@ export function registerEvalCommand(program: Command): void {
       '--without-copies-in-training',
       "with --split: leave out every image with a near-duplicate among the split's training images too, and among the model's own when its split.json lists the images of --data",
     )
+    .option('--patients <file>', 'which patient each image belongs to (CSV with the columns path and patient, or JSON); default patients.csv or patients.json in --data. Errors are then counted, and the interval resampled, by patient')
     .option('--as-detection', 'score as a tumour detector on a tumor/no_tumor folder: every class but no_tumor counts as a tumour')
     .option('--cache <dir>', 'preprocessed-image cache (off by default)')
     .option('--record <name>', "store the result in the model's manifest as metrics.<name>, e.g. testWithoutCopiesInTraining")
@@ -43,6 +44,7 @@ export function registerEvalCommand(program: Command): void {
           maxImages: opts.maxImages,
           cacheDir: opts.cache ? path.resolve(opts.cache) : undefined,
           asDetection: opts.asDetection,
+          patientsFile: opts.patients ? path.resolve(opts.patients) : undefined,
           ...(await imageSelection(opts, model.manifest.task)),
         });
         if (opts.review) {
@@ -89,6 +91,7 @@ interface EvalOptions {
   withoutCopiesInTraining?: boolean;
   cache?: string;
   asDetection?: boolean;
+  patients?: string;
   record?: string;
   review?: string;
   json?: boolean;

@@ -2,6 +2,8 @@
  * Which images a model got wrong, and its accuracy with each near-duplicate group of the evaluated
  * images counted once. A test split can hold many copies of one scan (Br35H has groups of 25), and a
  * model is right or wrong on all of them alike, so plain accuracy weighs such a scan many times.
+ * Where images have patients, a group also holds every image of its patients (and of its DICOM
+ * studies and multi-frame files): one patient's slices are not independent either.
  */
 import { groupBootstrapInterval, type GroupTally } from './group-bootstrap.js';
 import { topClass } from './metrics.js';
@@ -19,7 +21,7 @@ export interface Misclassified {
 }
 
 export interface GroupedAccuracy {
-  /** Near-duplicate groups among the evaluated images; an image without copies is a group of one. */
+  /** Near-duplicate groups (joined by patient where known) among the evaluated images; an image without copies is a group of one. */
   groups: number;
   /** Mean over the groups of the share of each group's images predicted right. */
   accuracy: number;
@@ -37,7 +39,7 @@ export interface ErrorsByGroup {
 /**
  * @param relPaths the evaluated images, in the order of `actual`
  * @param probabilities n × classes, row-major
- * @param groupOf a group id per image: images with the same id are near-duplicates
+ * @param groupOf a group id per image: images with the same id are near-duplicates (or of one patient)
  */
 export function errorsByGroup(
   relPaths: readonly string[],

@@ -1,5 +1,7 @@
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { groupNearDuplicates, hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
+import { joinPatientGroups } from '../data/patient-groups.js';
+import { defaultPatientsFile, readPatientsFile, withPatients } from '../data/patients-file.js';
 import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
@@ -111,10 +113,15 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
   return { ...metrics, ...errorsByGroup(relPaths, actual, probabilities, classes, nearDuplicateGroups(dataset, indices)) };
 }
 
-/** Near-duplicate group ids of some images of a dataset, among those images only. */
+/**
+ * Group ids of some images of a dataset, among those images only: near-duplicates, joined with the
+ * images of one patient, DICOM study or multi-frame file, so that the errors are counted, and the
+ * accuracy's interval resampled, by what is independent.
+ */
 function nearDuplicateGroups(dataset: PreprocessedDataset, indices: readonly number[]): Int32Array {
   const size = dataset.params.size;
-  return groupNearDuplicates(signatures(imagesAt(matchingPixels(dataset), indices, size), indices.length, size)).groupOf;
+  const { groupOf } = groupNearDuplicates(signatures(imagesAt(matchingPixels(dataset), indices, size), indices.length, size));
+  return joinPatientGroups(indices.map((i) => dataset.files[i]!), groupOf).groupOf;
 }
 
 /** Which images of a folder {@link evaluateModel} evaluates. */
@@ -128,6 +135,8 @@ export interface FolderEvaluationOptions {
   withoutCopiesIn?: DatasetListing;
   /** Score as a tumour detector on a folder of `tumor` / `no_tumor` images (see {@link EvaluateOptions.asDetection}). */
   asDetection?: boolean;
+  /** Which patient each image belongs to (see readPatientsFile); default: `patients.csv` or `patients.json` at the folder's root. */
+  patientsFile?: string;
 }
 
 /** Evaluates a model on a folder with one sub-folder per class (aliases accepted). */
@@ -138,6 +147,8 @@ export async function evaluateModel(
 ): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[]; leftOutAsCopies?: number }> {
   const detection = options.asDetection ?? false;
   let listing = await listLabeledImages(dataDir, detection ? DETECTION_TASK : model.manifest.task);
+  const patientsFile = options.patientsFile ?? (await defaultPatientsFile(dataDir));
+  if (patientsFile) listing = { ...listing, files: withPatients(listing.files, await readPatientsFile(patientsFile)).files };
   if (options.only) listing = subsetListing(listing, options.only);
   if (options.maxImages && listing.files.length > options.maxImages) {
     const step = listing.files.length / options.maxImages;
