@@ -118,8 +118,11 @@ describe('splits that keep each patient on one side', () => {
       expect(dicom.n).toBe(2 * patientsPerClass * slicesPerPatient + 4);
       // 20 patients (IM0001 is one of H0's) and the multi-frame series, against 64 images none of which is a copy.
       expect(dicom.byGroup?.groups).toBe(2 * patientsPerClass + 1);
+      // The series has neither a patient nor a study, so the verdicts by patient leave it out.
+      expect(dicom.byPatient).toMatchObject({ patients: 2 * patientsPerClass, images: 2 * patientsPerClass * slicesPerPatient + 1, tumourPatients: patientsPerClass });
       const pngs = await evaluateModel(model, pngDir);
       expect(pngs.byGroup?.groups).toBe(2 * patientsPerClass * slicesPerPatient);
+      expect(pngs.byPatient).toBeUndefined();
       expect((await evaluateModel(model, pngDir, { patientsFile: path.join(dir, 'patients.csv') })).byGroup?.groups).toBe(2 * patientsPerClass);
     } finally {
       model.dispose();

@@ -6,6 +6,7 @@ import { listImagesByFolder, listLabeledImages, subsetListing, type DatasetListi
 import { readSplitFile } from '../data/split-file.js';
 import { DETECTION_TASK, evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
+import { describePatientVerdicts } from '../eval/patient-verdicts.js';
 import { writeReviewPack } from '../eval/review-pack.js';
 import { checkRecordName, recordEvaluation } from '../eval/recorded-evaluation.js';
 import { loadModel } from '../model/loaded-model.js';
@@ -70,6 +71,7 @@ export function registerEvalCommand(program: Command): void {
           const g = result.byGroup;
           console.log(`accuracy 95% interval (near-duplicate groups resampled) ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}; each group counted once: ${pct(g.accuracy)} of ${g.groups} groups (${g.groupsWithErrors} with errors)`);
         }
+        if (result.byPatient) console.log(describePatientVerdicts(result.byPatient));
         for (const e of result.misclassified ?? []) console.log(`wrong: ${e.relPath} ${e.actual} called ${e.predicted} (p ${e.probability.toFixed(3)}; ${e.groupSize} in its group)`);
         if (result.location) console.log(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
         if (result.leftOutAsCopies !== undefined) console.log(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);

@@ -10,6 +10,7 @@ import type { ModelManifest } from '../model/manifest.js';
 import { TASK_CLASSES, type Task } from '../model/tasks.js';
 import { errorsByGroup, type GroupedAccuracy, type Misclassified } from './errors-by-group.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
+import { patientVerdicts, type PatientVerdicts } from './patient-verdicts.js';
 import { locationMetrics, type LocationMetrics, type OutlineEntry, type Outlines } from './outlines.js';
 
 export interface EvaluationResult extends ClassificationMetrics {
@@ -18,6 +19,8 @@ export interface EvaluationResult extends ClassificationMetrics {
   byGroup?: GroupedAccuracy;
   /** Every image predicted wrong, largest near-duplicate groups first. */
   misclassified?: Misclassified[];
+  /** Where images have patients (or DICOM studies): the verdict per patient, as the service gives one per study. */
+  byPatient?: PatientVerdicts;
 }
 
 export interface EvaluateOptions {
@@ -109,8 +112,13 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
   const metrics: EvaluationResult = classificationMetrics(actual, probabilities, classes, POSITIVE[options.asDetection ? DETECTION_TASK : model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
   const indices = options.indices ?? dataset.files.map((_, i) => i);
-  const relPaths = indices.map((index) => dataset.files[index]!.relPath);
-  return { ...metrics, ...errorsByGroup(relPaths, actual, probabilities, classes, nearDuplicateGroups(dataset, indices)) };
+  const files = indices.map((index) => dataset.files[index]!);
+  const byPatient = patientVerdicts(files.map((f) => f.patient ?? f.study), actual, probabilities, classes);
+  return {
+    ...metrics,
+    ...errorsByGroup(files.map((f) => f.relPath), actual, probabilities, classes, nearDuplicateGroups(dataset, indices)),
+    ...(byPatient ? { byPatient } : {}),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelManifest } from '../model/manifest.js';
 import type { EvaluationResult } from './evaluate.js';
+import { describePatientVerdicts } from './patient-verdicts.js';
 import { confusionSvg, trainingCurvesSvg, type HistoryPoint } from './plots.js';
 
 const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
@@ -45,8 +46,9 @@ function errorLines(m: EvaluationResult): string[] {
   const g = m.byGroup;
   const lines = [
     '',
-    `Accuracy's 95% interval from resampling the near-duplicate groups: ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}. Each group counted once: ${pct(g.accuracy)} of ${g.groups} groups right (${g.groupsWithErrors} with errors).`,
+    `Accuracy's 95% interval from resampling the near-duplicate groups (joined by patient where known): ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}. Each group counted once: ${pct(g.accuracy)} of ${g.groups} groups right (${g.groupsWithErrors} with errors).`,
   ];
+  if (m.byPatient) lines.push('', describePatientVerdicts(m.byPatient));
   if (m.misclassified.length === 0) return lines;
   lines.push(
     '',
