@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { dicomFile } from '../../../../tests/helpers/dicom-file.js';
 import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
 import { decodeGrey, decodeRgb } from './decode-image.js';
 import { stretchToBytes } from './grey-levels.js';
@@ -114,6 +115,26 @@ describe('decodeRgb', () => {
     const red = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#c00000' } }).png().toBuffer();
     const rgb = await decodeRgb(red);
     expect([...rgb.data.subarray(0, 3)]).toEqual([192, 0, 0]);
+  });
+});
+
+describe('a DICOM frame read twice', () => {
+  const [width, height] = [16, 12];
+  const pixels = Array.from({ length: width * height }, (_, i) => (i * 37) % 4096);
+
+  it('is decoded once for the models and the overlay of the same bytes, and each reader gets pixels of its own', async () => {
+    const file = dicomFile({ width, height, pixels, bitsStored: 12 });
+    const grey = await decodeGrey(file);
+    // Change the pixel data in place: a reader of the same bytes still gets the first decode.
+    const changed = file.subarray(file.length - 2 * width * height).map((v) => 255 - v);
+    file.set(changed, file.length - changed.length);
+    const rgb = await decodeRgb(file);
+    expect(Array.from({ length: width * height }, (_, i) => rgb.data[3 * i])).toEqual([...grey.data]);
+    // Other bytes (a copy) are decoded afresh, and show the change.
+    expect((await decodeGrey(Buffer.from(file))).data).not.toEqual(grey.data);
+    // A caller may change what it was given without changing what the next reader gets.
+    grey.data.fill(0);
+    expect((await decodeGrey(file)).data.some((v) => v > 0)).toBe(true);
   });
 });
 

@@ -50,11 +50,35 @@ interface Readers<T> {
   grey(image: GreyImage): Promise<T>;
 }
 
+/** How many decoded DICOM frames are kept for a second reader of the same bytes. */
+const RECENT_DICOM_FRAMES = 8;
+const recentDicomFrames: { bytes: Uint8Array; frame: number; grey: Promise<GreyImage> }[] = [];
+
+/**
+ * One frame of a DICOM image, decoded once for the readers that ask for it in turn: a job decodes
+ * its image for the models, then again for the overlay, and a compressed frame (JPEG 2000 above
+ * all) costs more to decode than the rest of that work. The last few frames decoded are kept, by
+ * the identity of their bytes, and a failure is not kept. Readers must not change the pixels.
+ */
+function decodeDicomFrameOnce(bytes: Uint8Array, frame: number): Promise<GreyImage> {
+  const at = recentDicomFrames.findIndex((entry) => entry.bytes === bytes && entry.frame === frame);
+  if (at >= 0) return recentDicomFrames[at]!.grey;
+  const grey = decodeDicomGrey(bytes, MAX_INPUT_PIXELS, frame);
+  const entry = { bytes, frame, grey };
+  recentDicomFrames.unshift(entry);
+  recentDicomFrames.length = Math.min(recentDicomFrames.length, RECENT_DICOM_FRAMES);
+  grey.catch(() => {
+    const index = recentDicomFrames.indexOf(entry);
+    if (index >= 0) recentDicomFrames.splice(index, 1);
+  });
+  return grey;
+}
+
 /** DICOM goes to its own decoder, any other content to sharp; only DICOM has frames past the first. */
 async function decode<T>(bytes: Uint8Array, readers: Readers<T>, frame: number): Promise<T> {
   if (bytes.byteLength === 0) throw new ImageDecodeError('not a decodable image: empty file (0 bytes)');
   try {
-    if (isDicom(bytes)) return await readers.grey(await decodeDicomGrey(bytes, MAX_INPUT_PIXELS, frame));
+    if (isDicom(bytes)) return await readers.grey(await decodeDicomFrameOnce(bytes, frame));
     if (frame !== 0) throw new ImageDecodeError(`frame ${frame + 1} asked of an image that is not DICOM, which has one`);
     return await readers.raster(await openImage(bytes));
   } catch (error) {
@@ -76,7 +100,8 @@ export async function decodeGrey(bytes: Uint8Array, frame = 0): Promise<GreyImag
       if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
       return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
     },
-    grey: async (image) => image,
+    // A copy: the decoded frame is kept for the next reader, and a caller may change its own pixels.
+    grey: async (image) => ({ ...image, data: image.data.slice() }),
   }, frame);
 }
 
