@@ -170,6 +170,19 @@ describe('splits that keep each patient on one side', () => {
     }
   });
 
+  it("reads a separate test folder's own patients file, and counts its images of patients the data folder holds", async () => {
+    const testDir = path.join(dir, 'png-test');
+    await mkdir(path.join(testDir, 'yes'), { recursive: true });
+    await mkdir(path.join(testDir, 'no'), { recursive: true });
+    for (const [name, seed] of [['yes/a.png', 700], ['yes/b.png', 701], ['no/c.png', 702]] as const) {
+      await sharp(Buffer.from(slice(seed)), { raw: { width: SIDE, height: SIDE, channels: 1 } }).png().toFile(path.join(testDir, name));
+    }
+    // yes0 has slices in the data folder; the other two patients do not.
+    await writeFile(path.join(testDir, 'patients.csv'), 'path,patient\nyes/a.png,yes0\nyes/b.png,elsewhere\nno/c.png,new\n');
+    const report = await btdSplit('--data', pngDir, '--patients', path.join(dir, 'patients.csv'), '--test-data', testDir, '--cache', path.join(dir, 'cache'));
+    expect(report.externalTest).toEqual({ images: 3, withNearDuplicateInData: 0, withPatientInData: 1 });
+  });
+
   it('refuses a patients file without the path and patient columns', async () => {
     const bad = path.join(dir, 'bad.csv');
     await writeFile(bad, 'file,subject\nyes/T0-0.png,1\n');

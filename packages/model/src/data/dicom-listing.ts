@@ -11,7 +11,7 @@ export interface DicomListingEntry {
 }
 
 /** Headers end well before this in nearly every file; a longer one is read whole. */
-const HEAD_BYTES = 256 * 1024;
+const HEAD_BYTES = 64 * 1024;
 
 async function readHead(file: string, size: number): Promise<Uint8Array> {
   if (size <= HEAD_BYTES) return readFile(file);
@@ -34,7 +34,7 @@ function headerOrUndefined(bytes: Uint8Array): DicomHeader | undefined {
 }
 
 /**
- * Reads a DICOM file's header (its first 256 KiB, or the whole file when the header runs longer or
+ * Reads a DICOM file's header (its first 64 KiB, or the whole file when the header runs longer or
  * the data set is deflated). Undefined for a file that is not DICOM or whose header cannot be read:
  * preprocessing then rejects it with the reason.
  */

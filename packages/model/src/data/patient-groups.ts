@@ -60,7 +60,7 @@ export function joinPatientGroups(files: readonly LabeledFile[], groupOf: Int32A
   };
 }
 
-/** Images whose patient has images in more than one split (must be none). */
+/** Patients with images in more than one split (must be none). */
 export function patientsAcrossSplits(files: readonly LabeledFile[], splitOf: readonly string[]): string[] {
   const splitsOf = new Map<string, Set<string>>();
   files.forEach((f, i) => {

@@ -87,28 +87,19 @@ function subsample(listing: DatasetListing, maxImages: number | undefined, seed:
 export async function prepareTaskData(options: PrepareOptions): Promise<PreparedTaskData> {
   const params = defaultPreprocessParams(options.inputSize, { claheMaxSlope: options.claheMaxSlope });
   const threshold = options.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
+  /** A folder's images preprocessed, with the patients its patients file (or `patientsFile`) gives them. */
+  const load = async (listing: DatasetListing, dir: string, stage: string, patientsFile?: string) => {
+    const dataset = await loadPreprocessedDataset(listing, params, { cacheDir: options.cacheDir, onProgress: (d, t) => options.onProgress?.(stage, d, t) });
+    return withPatientsOf(dataset, patientsFile ?? (await defaultPatientsFile(dir)));
+  };
   const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
-  const loaded = await loadPreprocessedDataset(listing, params, {
-    cacheDir: options.cacheDir,
-    onProgress: (d, t) => options.onProgress?.('preprocess', d, t),
-  });
+  const { dataset: loaded, patientsFile } = await load(listing, options.dataDir, 'preprocess', options.patientsFile);
   let mainDataset = loaded;
   let excluded: ExclusionRecord | undefined;
   if (options.excludeNearDuplicatesOf) {
-    const otherSet = await loadPreprocessedDataset(await listImagesByFolder(options.excludeNearDuplicatesOf), params, {
-      cacheDir: options.cacheDir,
-      onProgress: (d, t) => options.onProgress?.('preprocess excluded', d, t),
-    });
+    const { dataset: otherSet } = await load(await listImagesByFolder(options.excludeNearDuplicatesOf), options.excludeNearDuplicatesOf, 'preprocess excluded');
     ({ dataset: mainDataset, record: excluded } = withoutNearDuplicatesOf(loaded, otherSet, options.excludeNearDuplicatesOf, threshold));
     if (mainDataset.files.length === 0) throw new Error(`every image of ${options.dataDir} has a near-duplicate in ${options.excludeNearDuplicatesOf}`);
-  }
-  let patientsFile: PreparedTaskData['patientsFile'];
-  const patientsPath = options.patientsFile ?? (await defaultPatientsFile(options.dataDir));
-  if (patientsPath) {
-    const patients = await readPatientsFile(patientsPath);
-    const applied = withPatients(mainDataset.files, patients);
-    mainDataset = { ...mainDataset, files: applied.files };
-    patientsFile = { file: patientsPath, entries: patients.size, unmatched: applied.unmatched };
   }
   const groups = groupNearDuplicates(signatures(matchingPixels(mainDataset), mainDataset.files.length, params.size), threshold);
   const { groupOf, grouping: patientGrouping } = joinPatientGroups(mainDataset.files, groups.groupOf);
@@ -123,10 +114,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   let extra: ExtraTrainingRecord | undefined;
   if (options.extraTrainDir) {
     const extraListing = subsample(await listLabeledImages(options.extraTrainDir, options.task, { coarse: true }), options.maxImages, options.seed);
-    const extraSet = await loadPreprocessedDataset(extraListing, params, {
-      cacheDir: options.cacheDir,
-      onProgress: (d, t) => options.onProgress?.('preprocess extra', d, t),
-    });
+    const { dataset: extraSet } = await load(extraListing, options.extraTrainDir, 'preprocess extra');
     const merged = mergeExtraTrainingData(mainDataset, extraSet, options.extraTrainDir, threshold);
     dataset = merged.dataset;
     extra = merged.record;
@@ -149,10 +137,7 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   };
   if (options.testDataDir) {
     const testListing = subsample(await listLabeledImages(options.testDataDir, options.task), options.maxImages, options.seed);
-    const testSet = await loadPreprocessedDataset(testListing, params, {
-      cacheDir: options.cacheDir,
-      onProgress: (d, t) => options.onProgress?.('preprocess test', d, t),
-    });
+    const { dataset: testSet } = await load(testListing, options.testDataDir, 'preprocess test');
     const testSigs = signatures(matchingPixels(testSet), testSet.files.length, params.size);
     const trainingSigs = signatures(matchingPixels(dataset), dataset.files.length, params.size);
     prepared.external = {
@@ -162,6 +147,14 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     };
   }
   return prepared;
+}
+
+/** A dataset's images with the patients a patients file gives them, and what the file matched. */
+async function withPatientsOf(dataset: PreprocessedDataset, file: string | undefined): Promise<{ dataset: PreprocessedDataset; patientsFile?: PreparedTaskData['patientsFile'] }> {
+  if (!file) return { dataset };
+  const patients = await readPatientsFile(file);
+  const applied = withPatients(dataset.files, patients);
+  return { dataset: { ...dataset, files: applied.files }, patientsFile: { file, entries: patients.size, unmatched: applied.unmatched } };
 }
 
 /**
