@@ -29,11 +29,6 @@ export function newVersion(now = new Date()): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-function patientsOf(prepared: PreparedTaskData): { patients?: NonNullable<ReturnType<typeof patientsRecord>> } {
-  const patients = patientsRecord(prepared);
-  return patients ? { patients } : {};
-}
-
 function splitCounts(prepared: PreparedTaskData): Record<string, Record<string, number>> {
   const counts: Record<string, Record<string, number>> = {};
   for (const a of prepared.split.assignments) {
@@ -51,6 +46,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
   const perClass: Record<string, number> = {};
   for (const a of prepared.split.assignments) perClass[a.label] = (perClass[a.label] ?? 0) + 1;
   const { extra, excluded } = prepared;
+  const patients = patientsRecord(prepared);
   const manifest: ModelManifest = {
     name: options.task,
     task: options.task,
@@ -90,7 +86,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
       duplicateGroups: prepared.duplicateGroups,
       counts: splitCounts(prepared),
       straddlingGroups: prepared.straddling,
-      ...(patientsOf(prepared)),
+      ...(patients ? { patients } : {}),
       ...(options.splitFile && prepared.reusedSplit
         ? { reusedFrom: { file: path.relative(process.cwd(), options.splitFile), fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining } }
         : {}),
