@@ -14,6 +14,7 @@ import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { reviewImageName, writeReviewPack } from '../packages/model/src/eval/review-pack.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import { loadModel } from '../packages/model/src/model/loaded-model.js';
+import { trainModel } from '../packages/model/src/train/train-model.js';
 import { blobSlice } from './helpers/blob-slice.js';
 import { dicomFile } from './helpers/dicom-file.js';
 import { REPO_ROOT } from './helpers/index.js';
@@ -149,6 +150,19 @@ describe('splits that keep each patient on one side', () => {
     expect(prepared.patientGrouping?.groupsAfter).toBe(2 * patientsPerClass + 1);
     const byCopiesAlone = splitByGroups(files, nearDuplicates.groupOf, prepared.split);
     expect(patientsAcrossSplits(files, byCopiesAlone.assignments.map((a) => a.split)).length).toBeGreaterThan(0);
+  });
+
+  it('records the patients in a trained model\'s manifest, and its test verdicts by patient', async () => {
+    const out = path.join(dir, 'trained');
+    const { manifest } = await trainModel({ task: 'tumor-binary', dataDir: dicomDir, outDir: out, epochs: 1, inputSize: 32, filters: [4, 8], convsPerBlock: 1, workers: 1, seed: 3 });
+    expect(manifest.split?.patients).toMatchObject({ patients: 2 * patientsPerClass, studies: 2 * patientsPerClass, multiFrameFiles: 1, groupsAfter: 2 * patientsPerClass + 1, acrossSplits: 0 });
+    const split = JSON.parse(await readFile(path.join(out, 'split.json'), 'utf8')) as { assignments: { relPath: string; split: string }[] };
+    expect(split.assignments.filter((a) => a.relPath.startsWith('yes/series.dcm#frame=')).map((a) => a.split)).toSatisfy((splits: string[]) => splits.length === 3 && new Set(splits).size === 1);
+    // Slices are named <patient>-<n>.dcm; IM0001 is H0's.
+    const patientOf = (relPath: string) => (relPath === 'no/IM0001' ? 'H0' : relPath.split('/')[1]!.split('-')[0]);
+    const testPatients = new Set(split.assignments.filter((a) => a.split === 'test' && !a.relPath.includes('series')).map((a) => patientOf(a.relPath)));
+    expect(testPatients.size).toBeGreaterThan(0);
+    expect(manifest.metrics?.test?.byPatient?.patients).toBe(testPatients.size);
   });
 
   it('takes patients from a patients file for images without DICOM headers, and reports it in the leakage report', async () => {
