@@ -1,7 +1,6 @@
 // DICOM decode benchmark: what reading a 512×512 MR slice costs in each encoding btd reads, as intake
-// (which decodes every upload once to prove it whole) and each job pay it (a job decodes it once when its
-// worker runs the models on a pool of threads, and twice, for the models and for the overlay, when they
-// run on a thread of their own). The slice is a Br35H scan (or noise without the datasets) scaled to
+// (which decodes every upload once to prove it whole) and each job pay it (once: a worker preprocesses
+// the image for its models and draws the overlay on its main thread, from one decode). The slice is a Br35H scan (or noise without the datasets) scaled to
 // 512×512 and stored on 12 bits; the compressed files are made by DCMTK and GDCM (Debian packages
 // `dcmtk` and `libgdcm-tools`) and OpenJPH (`openjph-tools`), and an encoding whose tool is missing is left out.
 // Build first (npx tsc -b packages/model). Usage: node bench/dicom-decode.js [repeats=30].
