@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomEncapsulated12Bit, phantomFrames12Bit, phantomFrames12BitFile, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
+import { PHANTOM_HEIGHT, PHANTOM_WIDTH, phantomEncapsulated12Bit, phantomFrames12Bit, phantomFrames12BitFile, phantomRgbSlice, phantomSlice12Bit } from '../../../../tests/fixtures/dicom/phantom-slice.js';
 import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, MAX_INPUT_PIXELS } from './decode-image.js';
@@ -27,6 +27,7 @@ describe('compressed DICOM', () => {
     expect(fixture('uncompressed.dcm').equals(phantomSlice12Bit())).toBe(true);
     expect(fixture('uncompressed-signed.dcm').equals(phantomSlice12Bit(true))).toBe(true);
     expect(fixture('uncompressed-3-frames.dcm').equals(phantomFrames12BitFile())).toBe(true);
+    expect(fixture('uncompressed-rgb.dcm').equals(phantomRgbSlice())).toBe(true);
   });
 
   it.each([
@@ -59,6 +60,19 @@ describe('compressed DICOM', () => {
     const source = name.includes('signed') ? 'uncompressed-signed.dcm' : 'uncompressed.dcm';
     const [expected, grey] = await Promise.all([decodeGrey(fixture(source)), decodeGrey(fixture(name))]);
     expect([grey.width, grey.height]).toEqual([PHANTOM_WIDTH, PHANTOM_HEIGHT]);
+    expect(difference(grey.data, expected.data).max).toBe(0);
+  });
+
+  it.each([
+    ['RLE (DCMTK)', 'rle-rgb.dcm'],
+    ['JPEG-LS lossless (DCMTK)', 'jpeg-ls-lossless-rgb.dcm'],
+    ['JPEG lossless (DCMTK)', 'jpeg-lossless-rgb.dcm'],
+    ['JPEG 2000 lossless (GDCM)', 'jpeg-2000-lossless-rgb.dcm'],
+    ['HTJ2K lossless with its colour transform, YBR_RCT (OpenJPH)', 'htj2k-lossless-rgb.dcm'],
+  ])('reads an 8-bit RGB slice compressed as %s exactly as the uncompressed one', async (_, name) => {
+    const [expected, grey] = await Promise.all([decodeGrey(fixture('uncompressed-rgb.dcm')), decodeGrey(fixture(name))]);
+    expect([grey.width, grey.height]).toEqual([PHANTOM_WIDTH, PHANTOM_HEIGHT]);
+    // The slice's green and blue vary apart from its red, so a channel read in the wrong place would show.
     expect(difference(grey.data, expected.data).max).toBe(0);
   });
 
@@ -139,9 +153,13 @@ describe('compressed DICOM', () => {
     expect(() => decodeRle(frame.subarray(0, 40), { width: 7, height: 1, bitsAllocated: 8 })).toThrow('shorter than its 64-byte header');
   });
 
-  it('refuses compressed colour and video encodings with what to send instead', async () => {
-    const colour = dicomFile({ width: 4, height: 4, bitsAllocated: 8, samples: 3, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.jpeg2000 });
-    expect((await decodeRefusal(colour)).message).toMatch(/compressed colour image \(3 samples per pixel\) is not read; send it uncompressed/);
+  it('refuses compressed colour of more than 8 bits, colour not in RGB, and video encodings, with what to send instead', async () => {
+    const colour = dicomFile({ width: 4, height: 4, bitsAllocated: 16, samples: 3, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.jpeg2000 });
+    expect((await decodeRefusal(colour)).message).toMatch(/compressed colour image \(3 samples per pixel, 16 bits\) is not read; grey or 8-bit RGB is/);
+    const rle = Buffer.from(fixture('rle-rgb.dcm'));
+    const ybr = rle.indexOf(Buffer.from('RGB '));
+    rle.write('XYZ ', ybr, 'latin1');
+    expect((await decodeRefusal(rle)).message).toBe('DICOM colour image (XYZ, 8 bits) is not read; 8-bit RGB is');
     const video = await decodeRefusal(dicomFile({ width: 4, height: 4, bitsAllocated: 8, encapsulated: new Uint8Array(16), transferSyntax: TransferSyntax.mpeg4 }));
     expect(video.unsupported).toBe(true);
     expect(video.message).toMatch(/DICOM pixel data is MPEG-4 video \(1\.2\.840\.10008\.1\.2\.4\.102\); send it uncompressed or in a still-image encoding/);

@@ -8,6 +8,8 @@ export interface FrameLayout {
   bitsAllocated: number;
   /** Pixel Representation 1: two's complement samples. */
   signed?: boolean;
+  /** Samples per pixel: 1 (grey, the default) or 3 (colour, 8 bits). */
+  samples?: number;
 }
 
 interface Codec {
@@ -181,9 +183,10 @@ export function isDecompressible(transferSyntax: string): boolean {
 }
 
 /**
- * Decompresses one grey frame (JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K or RLE) into its stored samples,
+ * Decompresses one frame (JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K or RLE) into its stored samples,
  * one or two bytes each (as `bitsAllocated` says), little endian, unmasked: the caller masks them to
- * BitsStored and reads the sign as for uncompressed pixel data.
+ * BitsStored and reads the sign as for uncompressed pixel data. A colour frame's samples come
+ * interleaved (R G B per pixel), whatever Planar Configuration says.
  */
 export async function decompressFrame(transferSyntax: string, frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
   const codec = CODECS[transferSyntax];
@@ -205,7 +208,8 @@ function checkLayout(width: number, height: number, components: number, bytesPer
   if (width !== layout.width || height !== layout.height) {
     throw new ImageDecodeError(`DICOM compressed frame is ${width}×${height}, the header says ${layout.width}×${layout.height}`);
   }
-  if (components !== 1) throw new ImageDecodeError(`DICOM compressed frame has ${components} components, the header says 1`);
+  const samples = layout.samples ?? 1;
+  if (components !== samples) throw new ImageDecodeError(`DICOM compressed frame has ${components} components, the header says ${samples}`);
   if (bytesPerSample !== undefined && bytesPerSample !== layout.bitsAllocated / 8) {
     throw new ImageDecodeError(`DICOM compressed frame has ${8 * bytesPerSample}-bit samples, the header says ${layout.bitsAllocated}`);
   }
@@ -227,20 +231,25 @@ function littleEndianBytes(samples: Uint8Array | Uint16Array): Uint8Array {
  */
 export function decodeRle(frame: Uint8Array, layout: FrameLayout): Uint8Array {
   const bytesPerSample = layout.bitsAllocated / 8;
+  const samples = layout.samples ?? 1;
   const count = layout.width * layout.height;
   if (frame.length < 64) throw new ImageDecodeError(`DICOM RLE frame is ${frame.length} bytes, shorter than its 64-byte header`);
   const header = new DataView(frame.buffer, frame.byteOffset, 64);
   const segments = header.getUint32(0, true);
-  if (segments !== bytesPerSample) {
-    throw new ImageDecodeError(`DICOM RLE frame has ${segments} segments; a grey image of ${layout.bitsAllocated} bits has ${bytesPerSample}`);
+  if (segments !== samples * bytesPerSample) {
+    const image = samples === 1 ? 'a grey image' : `an image of ${samples} samples`;
+    throw new ImageDecodeError(`DICOM RLE frame has ${segments} segments; ${image} of ${layout.bitsAllocated} bits has ${samples * bytesPerSample}`);
   }
-  const out = new Uint8Array(count * bytesPerSample);
+  const out = new Uint8Array(count * samples * bytesPerSample);
   for (let s = 0; s < segments; s++) {
     const start = header.getUint32(4 + 4 * s, true);
     const end = s + 1 < segments ? header.getUint32(8 + 4 * s, true) : frame.length;
     if (start < 64 || end > frame.length || start > end) throw new ImageDecodeError(`DICOM RLE segment ${s + 1} lies outside the frame`);
-    // Segment s holds byte (bytesPerSample - 1 - s) of each little-endian sample.
-    unpackBits(frame.subarray(start, end), out, bytesPerSample - 1 - s, bytesPerSample, count, s + 1);
+    // Segments come sample by sample (R, G, B), each most significant byte first: segment s holds byte
+    // (bytesPerSample - 1 - s % bytesPerSample) of sample floor(s / bytesPerSample), written interleaved.
+    const sample = Math.floor(s / bytesPerSample);
+    const byte = bytesPerSample - 1 - (s % bytesPerSample);
+    unpackBits(frame.subarray(start, end), out, sample * bytesPerSample + byte, samples * bytesPerSample, count, s + 1);
   }
   return out;
 }

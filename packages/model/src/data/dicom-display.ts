@@ -96,10 +96,18 @@ function applyWindow(values: Float64Array, center: number, width: number): Uint8
 }
 
 /** An uncompressed 8-bit RGB image (a secondary capture, say) to grey, as sharp greys an RGB JPEG or PNG. */
-export async function rgbToGrey(data: DataSet, pixels: Uint8Array, width: number, height: number, bitsAllocated: number, photometric: string): Promise<GreyImage> {
+export async function rgbToGrey(
+  data: DataSet,
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  bitsAllocated: number,
+  photometric: string,
+  options: { interleaved?: boolean } = {},
+): Promise<GreyImage> {
   if (bitsAllocated !== 8 || photometric !== 'RGB') throw unsupportedImage(`DICOM colour image (${photometric}, ${bitsAllocated} bits) is not read; 8-bit RGB is`);
   let interleaved = pixels;
-  if (data.uint16(TAG.planarConfiguration) === 1) {
+  if (!options.interleaved && data.uint16(TAG.planarConfiguration) === 1) {
     // Planes R…R G…G B…B into R G B triples.
     const plane = width * height;
     interleaved = new Uint8Array(3 * plane);

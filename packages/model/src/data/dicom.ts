@@ -213,9 +213,14 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
   const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
   if (isDecompressible(transferSyntax)) {
-    if (samples !== 1) throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel) is not read; send it uncompressed`);
+    if (samples !== 1 && !(samples === 3 && bitsAllocated === 8)) {
+      throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel, ${bitsAllocated} bits) is not read; grey or 8-bit RGB is`);
+    }
     const signed = data.uint16(TAG.pixelRepresentation) === 1;
-    const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated, signed });
+    const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated, signed, samples });
+    // JPEG 2000's colour transforms (YBR_RCT, YBR_ICT) are undone by the decoder: its samples are RGB.
+    const decoded = photometric === 'YBR_RCT' || photometric === 'YBR_ICT' ? 'RGB' : photometric;
+    if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, decoded, { interleaved: true });
     return toDisplay(storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric, display);
   }
   if (!UNCOMPRESSED.has(transferSyntax)) {
