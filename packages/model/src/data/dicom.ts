@@ -185,9 +185,9 @@ export function openDicomImage(bytes: Uint8Array, maxPixels: number): DicomImage
  * as a viewer shows it: the modality rescale (slope, intercept), then the first VOI window the frame
  * carries, or its lowest to highest value if it carries none, and MONOCHROME1 inverted. An enhanced
  * (multi-frame) image's rescale and window come from the frame's functional groups. Uncompressed (also
- * deflated), 8-bit JPEG, and grey JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K (unsigned) and RLE encodings are read. Any
- * other encoding, a modality other than MR (or OT), or pixel data shorter than the header promises is
- * refused with the reason.
+ * deflated), 8-bit JPEG, and JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K (unsigned only) and RLE encodings
+ * are read, grey or 8-bit RGB (taken to grey). Any other encoding, a modality other than MR (or OT), or
+ * pixel data shorter than the header promises is refused with the reason.
  */
 export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number, frame = 0): Promise<GreyImage> {
   return openDicomImage(bytes, maxPixels).decodeFrame(frame);
