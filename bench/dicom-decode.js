@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import dcmjs from 'dcmjs';
 import sharp from 'sharp';
 import { decodeDicomGrey, decodeRgb, defaultPreprocessParams, preprocessImage } from '../packages/model/dist/index.js';
+import { sliceDicom, storedValues } from './lib/dicom-slice.js';
 import { median } from './lib/stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -27,46 +27,6 @@ async function sliceLevels() {
   const scan = path.resolve(here, '../../shared/datasets/br35h/yes/y0.jpg');
   const source = existsSync(scan) ? sharp(scan) : sharp({ create: { width: SIDE, height: SIDE, channels: 1, noise: { type: 'gaussian', mean: 100, sigma: 40 } } });
   return { from: existsSync(scan) ? 'br35h/yes/y0.jpg' : 'noise', levels: await source.toColourspace('b-w').resize(SIDE, SIDE, { fit: 'fill' }).raw().toBuffer() };
-}
-
-/** An uncompressed 12-bit MR DICOM file of the slice (explicit VR little endian), written with dcmjs. */
-const storedValues = (levels) => Uint16Array.from(levels, (v, i) => v * 16 + (i % 16));
-
-/**
- * A 12-bit MR DICOM file of the slice, written with dcmjs: uncompressed (explicit VR little endian),
- * or around one compressed frame in the given transfer syntax.
- */
-function sliceDicom(levels, compressed) {
-  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
-  const values = storedValues(levels);
-  const sop = '2.25.42';
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
-    MediaStorageSOPInstanceUID: sop,
-    TransferSyntaxUID: compressed?.transferSyntax ?? '1.2.840.10008.1.2.1',
-    ImplementationClassUID: '2.25.43',
-  };
-  const dataset = {
-    SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
-    SOPInstanceUID: sop,
-    StudyInstanceUID: '2.25.44',
-    SeriesInstanceUID: '2.25.45',
-    Modality: 'MR',
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    Rows: SIDE,
-    Columns: SIDE,
-    BitsAllocated: 16,
-    BitsStored: 12,
-    HighBit: 11,
-    PixelRepresentation: 0,
-    PixelData: [compressed ? new Uint8Array(compressed.frame).buffer : values.buffer],
-    _vrMap: { PixelData: compressed ? 'OB' : 'OW' },
-  };
-  const file = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(file.write());
 }
 
 const encodings = [
@@ -88,7 +48,7 @@ function htj2k(work, levels) {
   values.forEach((v, i) => body.writeUInt16BE(v, 2 * i));
   writeFileSync(pgm, Buffer.concat([Buffer.from(`P5\n${SIDE} ${SIDE}\n4095\n`), body]));
   execFileSync('ojph_compress', ['-i', pgm, '-o', codestream, '-reversible', 'true'], { stdio: 'ignore' });
-  return sliceDicom(levels, { transferSyntax: '1.2.840.10008.1.2.4.201', frame: readFileSync(codestream) });
+  return sliceDicom(levels, SIDE, { compressed: { transferSyntax: '1.2.840.10008.1.2.4.201', frame: readFileSync(codestream) } });
 }
 
 const params = defaultPreprocessParams(96);
@@ -120,7 +80,7 @@ async function jobDecodes(bytes) {
 const work = await mkdtemp(path.join(os.tmpdir(), 'btd-dicom-bench-'));
 const { from, levels } = await sliceLevels();
 const source = path.join(work, 'uncompressed.dcm');
-await writeFile(source, sliceDicom(levels));
+await writeFile(source, sliceDicom(levels, SIDE));
 const reference = await decodeDicomGrey(await readFile(source), MAX_PIXELS);
 const rows = [];
 for (const [name, tool] of encodings) {

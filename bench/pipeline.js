@@ -1,5 +1,5 @@
 // Pipeline benchmark: the real API and inference worker processes on one machine, fed 256×256
-// JPEGs through `POST /v1/studies`. For 1 and 2 workers it measures the maximum throughput
+// JPEGs (or DICOM slices, --format) through `POST /v1/studies`. For 1 and 2 workers it measures the maximum throughput
 // (closed loop) and the submit-to-result latency at half that rate (fixed-rate open loop), next
 // to the models' own throughput in a tight loop measured in the same run. A virtual machine's speed
 // drifts from minute to minute, so the tight loop and the closed loop alternate for --rounds rounds
@@ -16,6 +16,8 @@
 //
 // The load is --images distinct held-out Br35H scans (half with a tumour), each submitted as one
 // 256×256 JPEG, in turn; --images 1 repeats one tumour scan, which the tumor-type model is unsure of.
+// --format dicom submits each as a 512×512 12-bit MR DICOM file instead, as a PACS sends it, and
+// dicom-jpeg2000 or dicom-jpeg-ls compressed losslessly (by GDCM's gdcmconv, DCMTK's dcmcjpls).
 //
 // --pin-workers gives each worker process one core of its own (worker i on core i, with `taskset`), as a
 // worker container limited to one CPU would have: the one-worker run then uses one core for its
@@ -23,7 +25,8 @@
 // server, Redis and the load generator are not pinned.
 //
 //   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--images 32] [--model-threads false] [--pin-workers]
-// Writes bench/results/pipeline.json.
+//     [--format jpeg|dicom|dicom-jpeg2000|dicom-jpeg-ls]
+// Writes bench/results/pipeline.json (pipeline-<format>.json for a DICOM format).
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -42,7 +45,7 @@ import { postStudy, studyUploadBody } from './lib/study-upload.js';
 import { median } from './lib/stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUTPUT = path.join(ROOT, 'bench/results/pipeline.json');
+
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TARGETS = { oneWorkerOverTightLoop: 0.8, twoWorkersOverOne: 1.6, p50AtHalfRateMs: 100 };
 
@@ -58,6 +61,8 @@ const { values: args } = parseArgs({
     'model-threads': { type: 'string', default: 'true' },
     // Each worker on a core of its own (worker i on core i); the model-threads run stays unpinned.
     'pin-workers': { type: 'boolean', default: false },
+    // What is submitted: jpeg (256×256), or a 512×512 12-bit MR slice as dicom, dicom-jpeg2000 or dicom-jpeg-ls.
+    format: { type: 'string', default: 'jpeg' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -66,6 +71,9 @@ const WORKER_COUNTS = args.workers.split(',').map(Number);
 const WORKER_CONCURRENCY = Number(args.concurrency);
 const IMAGES = Number(args.images);
 const PIN_WORKERS = args['pin-workers'];
+const FORMAT = args.format;
+/** One results file per format, so that a DICOM run does not replace the JPEG figures. */
+const OUTPUT = path.join(ROOT, `bench/results/pipeline${FORMAT === 'jpeg' ? '' : `-${FORMAT}`}.json`);
 /** Pipeline runs: the worker counts, then (unless --model-threads false) one worker with model threads. */
 const SCENARIOS = [
   ...WORKER_COUNTS.map((workers) => ({ workers, modelThreads: false, pinned: PIN_WORKERS })),
@@ -187,10 +195,10 @@ function cpuMsPerImage(before, after, images) {
 
 /** Submits studies and times each one until the API has applied its result. */
 class Client {
-  constructor(url, key, images, events) {
+  constructor(url, key, images, contentType, events) {
     this.url = url;
     this.key = key;
-    this.uploads = images.map(studyUploadBody);
+    this.uploads = images.map((image) => studyUploadBody(image, contentType));
     this.next = 0;
     this.waiting = new Map(); // result job id → resolve
     this.early = new Map(); // result job id → time, for results applied before the POST answered
@@ -470,12 +478,12 @@ const loadAtStart = os.loadavg().map((load) => Math.round(load * 100) / 100);
 async function main() {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'btd-bench-'));
   const backend = await initBackend(process.env.TF_BACKEND ? { prefer: process.env.TF_BACKEND } : {});
-  const { images, from } = await benchImages(IMAGES);
+  const { images, from, width, height, contentType } = await benchImages(IMAGES, FORMAT);
   const models = await modelsDir(scratch);
   const system = await startSystem(scratch, models.dir);
   const events = new QueueEvents(RESULTS_QUEUE, { connection: { url: REDIS_URL }, prefix: system.prefix });
   await events.waitUntilReady();
-  const client = new Client(system.url, system.key, images, events);
+  const client = new Client(system.url, system.key, images, contentType, events);
   const runs = [];
   try {
     for (const scenario of SCENARIOS) runs.push(await measureWorkers(system, client, scenario, models.dir, images));
@@ -496,7 +504,7 @@ async function main() {
     loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((load) => Math.round(load * 100) / 100) },
     backend: getBackendInfo() ?? backend,
     models: models.shipped ? 'shipped (models/)' : 'untrained, same architecture (no shipped models yet)',
-    images: { count: images.length, width: 256, height: 256, format: 'jpeg', meanBytes: Math.round(images.reduce((sum, image) => sum + image.length, 0) / images.length), from },
+    images: { count: images.length, width, height, format: FORMAT, meanBytes: Math.round(images.reduce((sum, image) => sum + image.length, 0) / images.length), from },
     secondsPerMeasurement: SECONDS,
     rounds: ROUNDS,
     pinnedWorkers: PIN_WORKERS,

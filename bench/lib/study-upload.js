@@ -4,13 +4,14 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 
-/** A ready-to-send `multipart/form-data` body: a routine study of one JPEG. */
-export function studyUploadBody(jpeg) {
+/** A ready-to-send `multipart/form-data` body: a routine study of one image (a JPEG unless `contentType` says otherwise). */
+export function studyUploadBody(image, contentType = 'image/jpeg') {
   const boundary = `----btd-bench-${randomBytes(12).toString('hex')}`;
+  const filename = contentType === 'application/dicom' ? 'scan.dcm' : 'scan.jpg';
   const head =
     `--${boundary}\r\nContent-Disposition: form-data; name="priority"\r\n\r\nroutine\r\n` +
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="scan.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
-  const body = Buffer.concat([Buffer.from(head), jpeg, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: ${contentType}\r\n\r\n`;
+  const body = Buffer.concat([Buffer.from(head), image, Buffer.from(`\r\n--${boundary}--\r\n`)]);
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
