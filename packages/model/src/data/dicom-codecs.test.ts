@@ -76,6 +76,12 @@ describe('compressed DICOM', () => {
     expect(difference(grey.data, expected.data).max).toBe(0);
   });
 
+  it('reads a deflated file from a plain Uint8Array as from a Buffer', async () => {
+    const file = fixture('deflated.dcm');
+    const [fromBuffer, fromArray] = await Promise.all([decodeDicomGrey(file, MAX_INPUT_PIXELS), decodeDicomGrey(new Uint8Array(file), MAX_INPUT_PIXELS)]);
+    expect(difference(fromArray.data, fromBuffer.data).max).toBe(0);
+  });
+
   it('reads lossy JPEG-LS, JPEG 2000 and HTJ2K close to the slice, without wrapping what overshoots 12 bits', async () => {
     const expected = await decodeGrey(fixture('uncompressed.dcm'));
     // Near-lossless with a deviation of at most 3 of 4096 stored levels: at most one display level.

@@ -90,8 +90,11 @@ export function isDicom(bytes: Uint8Array): boolean {
 }
 
 function parse(bytes: Uint8Array, headerOnly: boolean): DataSet {
+  // dicom-parser inflates a deflated data set with Buffer methods: a plain Uint8Array (as bytes that
+  // crossed to another thread arrive) is viewed as a Buffer, without a copy.
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    return dicomParser.parseDicom(bytes, headerOnly ? { untilTag: TAG.pixelData } : undefined);
+    return dicomParser.parseDicom(buffer, headerOnly ? { untilTag: TAG.pixelData } : undefined);
   } catch (error) {
     throw new ImageDecodeError(`DICOM cannot be parsed: ${parserReason(error)}`);
   }
