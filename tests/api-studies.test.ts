@@ -119,7 +119,7 @@ describe('POST /v1/studies → result', () => {
     const names = ['uncompressed.dcm', 'jpeg-lossless.dcm', 'jpeg-ls-lossless.dcm', 'jpeg-2000-lossless.dcm', 'rle.dcm', 'deflated.dcm'];
     const files = names.map((name) => ({ name, bytes: readFileSync(new URL(`./fixtures/dicom/${name}`, import.meta.url)), type: 'application/dicom' }));
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm(files) });
-    expect(submitted.status).toBe(202);
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
     expect(study.images.map((image) => image.state)).toEqual(names.map(() => 'done'));
     const [uncompressed, ...compressed] = study.images.map((image) => image.result!);

@@ -20,6 +20,7 @@ import { createApiContext, type ApiContext, type ApiDependencies } from './conte
 import { createApiMetrics } from './metrics/api-metrics.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { buildServer, listen } from './server.js';
+import { dicomFramesCheck } from './intake/dicom-frames-check.js';
 
 /** A started API: HTTP server plus results and webhook consumers. */
 export interface RunningApi {
@@ -67,7 +68,8 @@ async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiD
   // The queues share the producer connection, whose outages are already logged once.
   for (const queue of Object.values(queues)) queue.on('error', (error) => logger.debug({ err: error, queue: queue.name }, 'queue error'));
   const metrics = createApiMetrics(Object.values(queues));
-  return { config, redis, objectStore, queues, keyRing: ring, metrics, webhookSecret, local };
+  const intakeChecks = { dicomFrames: dicomFramesCheck(config.intakeDecodeThreads) };
+  return { config, redis, objectStore, queues, keyRing: ring, metrics, webhookSecret, intakeChecks, local };
 }
 
 /**
@@ -86,6 +88,7 @@ export async function startApi(config: ApiConfig, logger: Logger, routes: readon
     await Promise.allSettled(Object.values(ctx.queues).map((queue) => queue.close()));
     await closeRedis(ctx.redis);
     ctx.objectStore.close();
+    await ctx.intakeChecks.dicomFrames.close();
   });
   const close = once(async () => {
     await stopIntake();

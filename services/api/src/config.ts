@@ -57,6 +57,15 @@ export const ApiConfigSchema = Type.Object({
     minimum: 1,
     description: 'Largest accepted width × height of an image (decompression-bomb guard).',
   }),
+  /** Threads that decode uploaded DICOM frames to prove them whole. */
+  intakeDecodeThreads: Type.Optional(
+    Type.Integer({
+      env: 'INTAKE_DECODE_THREADS',
+      minimum: 0,
+      maximum: 32,
+      description: 'Threads that decode uploaded DICOM frames to prove them whole, off the event loop (unset: one per core, at most 4; 0: on the event loop).',
+    }),
+  ),
   /** Most images in one study. */
   maxImagesPerStudy: Type.Integer({
     env: 'MAX_IMAGES_PER_STUDY',

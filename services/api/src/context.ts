@@ -1,6 +1,7 @@
 import type { InferenceQueue, ObjectStore, Redis, ResultsQueue, WebhooksQueue } from '@btd/shared';
 import type { ApiKeyRing } from './auth/api-keys.js';
 import type { ApiConfig } from './config.js';
+import type { IntakeChecks } from './intake/input-formats.js';
 import type { ApiMetrics } from './metrics/api-metrics.js';
 import { BatchStore } from './store/batch-store.js';
 import { DeliveryStore } from './store/delivery-store.js';
@@ -20,6 +21,8 @@ export interface ApiDependencies {
   readonly metrics: ApiMetrics;
   /** Signs webhook bodies. */
   readonly webhookSecret: string;
+  /** How uploads' pixel data is proved whole: DICOM frames on a pool of threads (closed with the connections). */
+  readonly intakeChecks: IntakeChecks;
 }
 
 /** Everything a route or processor needs: the dependencies plus the stores built on them. */

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { isAnalysedModality, readDicomHeader, type DicomHeader } from '@btd/model';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
+import type { IntakeChecks } from '../intake/input-formats.js';
 import { inspectUpload, type AcceptedImage, type UploadLimits } from '../intake/inspect-upload.js';
 import type { StudyFields } from '../intake/read-study-form.js';
 import type { SubmittedStudy } from '../schemas/study.schemas.js';
@@ -39,6 +40,7 @@ export interface StowOptions {
   /** The request's Idempotency-Key, if it sent one. */
   readonly idempotencyKey?: string;
   readonly limits: UploadLimits;
+  readonly checks: IntakeChecks;
 }
 
 interface Candidate {
@@ -78,7 +80,7 @@ async function inspectPart(part: StowPart, options: StowOptions): Promise<Candid
   }
   let image: AcceptedImage;
   try {
-    image = await inspectUpload(part.bytes, `${instance.sopInstanceUid ?? `instance-${part.index}`}.dcm`, options.limits);
+    image = await inspectUpload(part.bytes, `${instance.sopInstanceUid ?? `instance-${part.index}`}.dcm`, options.limits, options.checks);
   } catch (error) {
     if (error instanceof ApiError) return fail(reasonFor(error, header), error.message);
     throw error;
@@ -130,8 +132,9 @@ export async function storeInstances(ctx: ApiContext, parts: readonly StowPart[]
   const instances: StowInstance[] = [];
   const groups = new Map<string, Candidate[]>();
   const seen = new Set<string>();
-  for (const part of parts) {
-    const inspected = await inspectPart(part, options);
+  // Side by side: the frames decode on the intake threads; the answer keeps the request's order.
+  const inspections = await Promise.all(parts.map(async (part) => inspectPart(part, options)));
+  for (const inspected of inspections) {
     if (!('image' in inspected)) {
       instances.push(inspected);
       continue;

@@ -1,5 +1,11 @@
-import { openDicomImage, readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
+import { readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
+import type { DicomFramesCheck } from './dicom-frames-check.js';
+
+/** How intake proves pixel data whole, where a format needs more than its own decoder on the event loop. */
+export interface IntakeChecks {
+  readonly dicomFrames: DicomFramesCheck;
+}
 
 /**
  * For a DICOM image: the identifiers a PACS knows it by, the plane of the slice and, for one frame of a
@@ -34,7 +40,7 @@ export interface InputFormat {
   /** Header-only read: cheap even for a decompression bomb. */
   readHeader(bytes: Uint8Array): Promise<ImageHeader>;
   /** Decodes every pixel (never more than `maxPixels`); throws when the data is truncated or corrupt. */
-  verifyDecodable(bytes: Uint8Array, maxPixels: number): Promise<void>;
+  verifyDecodable(bytes: Uint8Array, maxPixels: number, checks: IntakeChecks): Promise<void>;
 }
 
 function rasterFormat(mime: string, label: string, extension: string): InputFormat {
@@ -71,10 +77,9 @@ const dicomFormat: InputFormat = {
     if (!Number.isInteger(frames) || frames < 1) throw new Error(`Number of Frames is ${frames}`);
     return { width, height, frames, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
   },
-  async verifyDecodable(bytes, maxPixels) {
+  async verifyDecodable(bytes, maxPixels, checks) {
     // Every frame: each becomes an image, and each must be there and decode.
-    const image = openDicomImage(bytes, maxPixels);
-    for (let frame = 0; frame < image.header.frames; frame++) await image.decodeFrame(frame);
+    await checks.dicomFrames.verify(bytes, maxPixels);
   },
 };
 

@@ -1,8 +1,10 @@
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mriSlices, pngDeclaring, truncatedJpeg } from '../../../../tests/api-fixtures.js';
-import { dicomFile } from '../../../../tests/helpers/dicom-file.js';
+import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { ApiError } from '../errors/api-error.js';
+import { inlineDicomFramesCheck, pooledDicomFramesCheck } from './dicom-frames-check.js';
 import { inspectUpload } from './inspect-upload.js';
 
 const limits = { maxBytes: 1_000_000, maxPixels: 4_000_000, maxImages: 8 };
@@ -65,5 +67,51 @@ describe('inspectUpload', () => {
   it('rejects a truncated JPEG whose header is intact', async () => {
     const error = await rejection(truncatedJpeg());
     expect([error.statusCode, error.code]).toEqual([422, 'image_truncated']);
+  });
+});
+
+describe.each([
+  ['on the event loop', () => inlineDicomFramesCheck()],
+  ['on a pool of threads', () => pooledDicomFramesCheck(2)],
+])('DICOM frames checked %s', (_, makeCheck) => {
+  const check = makeCheck();
+  const checks = { dicomFrames: check };
+  const fixture = (name: string) => readFileSync(new URL(`../../../../tests/fixtures/dicom/${name}`, import.meta.url));
+  const refusal = async (bytes: Uint8Array) => {
+    const error = await inspectUpload(bytes, 'slice.dcm', limits, checks).then(
+      () => new Error('accepted'),
+      (caught: unknown) => caught,
+    );
+    if (!(error instanceof ApiError)) throw error;
+    return [error.statusCode, error.code, error.message];
+  };
+  afterAll(() => check.close());
+
+  it('accepts compressed slices and multi-frame files whose every frame decodes, several at once', async () => {
+    const names = ['jpeg-2000-lossless.dcm', 'htj2k-lossless.dcm', 'jpeg-ls-lossless-3-frames.dcm', 'rle-rgb.dcm', 'deflated.dcm'];
+    const accepted = await Promise.all(names.map(async (name) => inspectUpload(fixture(name), name, limits, checks)));
+    expect(accepted.map((a) => a.header.frames)).toEqual([1, 1, 3, 1, 1]);
+  });
+
+  it('refuses a file cut short, and a frame that does not decode, as undecodable with the reason', async () => {
+    const cut = fixture('jpeg-ls-lossless-3-frames.dcm');
+    expect(await refusal(cut.subarray(0, cut.length - 400))).toEqual([
+      422,
+      'image_undecodable',
+      '"slice.dcm": DICOM data cannot be decoded (DICOM cannot be parsed: dicomParser:parseDicomDataSetExplicit: buffer overrun)',
+    ]);
+    const garbage = dicomFile({ width: 8, height: 8, encapsulated: Uint8Array.from({ length: 64 }, (_, i) => i), transferSyntax: TransferSyntax.jpeg2000 });
+    expect(await refusal(garbage)).toEqual([
+      422,
+      'image_undecodable',
+      '"slice.dcm": DICOM data cannot be decoded (DICOM JPEG 2000 pixel data cannot be decoded: no JPEG 2000 codestream header)',
+    ]);
+  });
+
+  it('refuses an encoding it does not read as unsupported, with the reason', async () => {
+    const htj2k = fixture('htj2k-lossless.dcm');
+    const codestream = htj2k.subarray(htj2k.indexOf(Buffer.from([0xff, 0x4f, 0xff, 0x51])), htj2k.lastIndexOf(Buffer.from([0xff, 0xd9])) + 2);
+    const signed = dicomFile({ width: 64, height: 48, bitsStored: 12, signed: true, encapsulated: codestream, transferSyntax: TransferSyntax.htj2kLossless });
+    expect(await refusal(signed)).toEqual([422, 'image_unsupported', '"slice.dcm": DICOM HTJ2K pixel data with signed samples is not read; send it uncompressed or as JPEG 2000']);
   });
 });

@@ -1,7 +1,11 @@
 import { ImageDecodeError } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
-import { inputFormats, type ImageHeader, type InputFormat } from './input-formats.js';
+import { inlineDicomFramesCheck } from './dicom-frames-check.js';
+import { inputFormats, type ImageHeader, type InputFormat, type IntakeChecks } from './input-formats.js';
+
+/** Every check on the calling thread (for callers without the API's thread pool, such as tests). */
+const INLINE_CHECKS: IntakeChecks = { dicomFrames: inlineDicomFramesCheck() };
 
 /** Limits every uploaded image must satisfy. */
 export interface UploadLimits {
@@ -43,11 +47,12 @@ function describeFailure(error: unknown): string {
 
 /**
  * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
- * a header declaring at most `maxPixels` (and at most `maxImages` frames), and pixel data that decodes to the end.
+ * a header declaring at most `maxPixels` (and at most `maxImages` frames), and pixel data that decodes to the end
+ * (a DICOM file's frames through `checks`, off the event loop in the API).
  *
  * @throws ApiError (4xx) naming the file and the precise reason
  */
-export async function inspectUpload(bytes: Uint8Array, filename: string, limits: UploadLimits): Promise<AcceptedImage> {
+export async function inspectUpload(bytes: Uint8Array, filename: string, limits: UploadLimits, checks: IntakeChecks = INLINE_CHECKS): Promise<AcceptedImage> {
   if (bytes.length === 0) throw reject(400, 'empty_file', filename, 'is empty');
   if (bytes.length > limits.maxBytes) {
     throw reject(413, 'file_too_large', filename, `is ${bytes.length} bytes; the limit is ${limits.maxBytes}`);
@@ -64,7 +69,7 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
   if (header.frames > limits.maxImages) {
     throw reject(413, 'too_many_images', filename, `holds ${header.frames} frames, each an image; at most ${limits.maxImages} per study`);
   }
-  await format.verifyDecodable(bytes, limits.maxPixels).catch((error: unknown) => {
+  await format.verifyDecodable(bytes, limits.maxPixels, checks).catch((error: unknown) => {
     if (error instanceof ImageDecodeError && error.unsupported) throw reject(422, 'image_unsupported', filename, error.message);
     const reason = describeFailure(error);
     const code = /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type { StudyPriority } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
+import type { IntakeChecks } from './input-formats.js';
 import { inspectUpload, type AcceptedImage, type UploadLimits } from './inspect-upload.js';
 
 /** Text fields of a study submission, checked. */
@@ -118,14 +119,17 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
  *
  * @throws ApiError (4xx) with the precise reason
  */
-export async function readStudyForm(request: FastifyRequest, limits: StudyFormLimits): Promise<StudyForm> {
+export async function readStudyForm(request: FastifyRequest, limits: StudyFormLimits, checks: IntakeChecks): Promise<StudyForm> {
   if (!request.isMultipart()) {
     throw new ApiError(415, 'not_multipart', 'send the study as multipart/form-data with one or more "file" parts');
   }
   const { raw, files } = await readParts(request, limits);
   const fields = checkStudyFields(raw);
   if (files.length === 0) throw new ApiError(400, 'no_files', 'the study has no image: add one or more "file" parts');
-  const images: AcceptedImage[] = [];
-  for (const file of files) images.push(await inspectUpload(file.bytes, file.filename, limits));
+  // Side by side (DICOM frames decode on the intake threads); a refusal names the first bad file in order.
+  const inspected = await Promise.allSettled(files.map(async (file) => inspectUpload(file.bytes, file.filename, limits, checks)));
+  const refused = inspected.find((result) => result.status === 'rejected');
+  if (refused) throw refused.reason;
+  const images = inspected.map((result) => (result as PromiseFulfilledResult<AcceptedImage>).value);
   return { fields, images };
 }

@@ -54,7 +54,7 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       const client = clientOf(request);
       const batch = await ownedBatch(ctx, client, request.params.id);
       if (batch.state !== 'open') throw new ApiError(409, 'batch_not_open', `the batch is ${batch.state} and takes no more studies`);
-      const form = await readStudyForm(request, formLimits(ctx));
+      const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks);
       const target = { clientId: client.id, batch, idempotencyKey: request.headers['idempotency-key'] };
       return sendStored(reply, await submitStudy(ctx, form, target, request.log));
     },

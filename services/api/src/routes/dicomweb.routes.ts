@@ -38,6 +38,7 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
         ...(studyInstanceUid ? { studyInstanceUid } : {}),
         ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}),
         limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy },
+        checks: ctx.intakeChecks,
       },
       request.log,
     );

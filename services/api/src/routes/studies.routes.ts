@@ -55,7 +55,7 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     },
     async (request, reply) => {
       const client = clientOf(request);
-      const form = await readStudyForm(request, formLimits(ctx));
+      const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks);
       const target = { clientId: client.id, idempotencyKey: request.headers['idempotency-key'] };
       return sendStored(reply, await submitStudy(ctx, form, target, request.log));
     },
