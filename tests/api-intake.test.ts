@@ -87,6 +87,18 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       mentions: String(MAX_UPLOAD_BYTES),
     },
     {
+      // The DICOM file's frames decode on an intake thread, so the empty file fails first; the answer still names the first bad file.
+      name: 'two bad files, naming the first even when the second fails sooner',
+      files: () => [
+        goodFile,
+        { name: 'broken.dcm', bytes: dicomFile({ width: 8, height: 8, encapsulated: Uint8Array.from({ length: 64 }, (_, i) => i), transferSyntax: TransferSyntax.jpeg2000 }) },
+        { name: 'empty.jpg', bytes: new Uint8Array(0) },
+      ],
+      status: 422,
+      code: 'image_undecodable',
+      mentions: 'broken.dcm',
+    },
+    {
       name: 'a good image followed by a bad one',
       files: () => [goodFile, { name: 'second.jpg', bytes: truncatedJpeg() }],
       status: 422,

@@ -41,13 +41,29 @@ export interface InputFormat {
   readHeader(bytes: Uint8Array): Promise<ImageHeader>;
   /** Decodes every pixel (never more than `maxPixels`); throws when the data is truncated or corrupt. */
   verifyDecodable(bytes: Uint8Array, maxPixels: number, checks: IntakeChecks): Promise<void>;
+  /** True when the file visibly stops before its image ends (no end marker), whatever the decoder said. */
+  endsEarly?(bytes: Uint8Array): boolean;
 }
 
-function rasterFormat(mime: string, label: string, extension: string): InputFormat {
+/** A JPEG ends early when no end-of-image marker follows its last scan (an EXIF thumbnail has its own, earlier). */
+function jpegEndsEarly(bytes: Uint8Array): boolean {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return buffer.lastIndexOf(JPEG_EOI) < buffer.lastIndexOf(JPEG_SOS);
+}
+const JPEG_SOS = Buffer.from([0xff, 0xda]);
+const JPEG_EOI = Buffer.from([0xff, 0xd9]);
+
+/** A PNG ends early without its IEND chunk. */
+function pngEndsEarly(bytes: Uint8Array): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).lastIndexOf('IEND', undefined, 'latin1') < 0;
+}
+
+function rasterFormat(mime: string, label: string, extension: string, endsEarly: (bytes: Uint8Array) => boolean): InputFormat {
   return {
     mime,
     label,
     extension,
+    endsEarly,
     matches: (detectedMime) => detectedMime === mime,
     async readHeader(bytes) {
       // The pixel limit is checked by the caller with a precise message; sharp's own would
@@ -58,7 +74,13 @@ function rasterFormat(mime: string, label: string, extension: string): InputForm
     },
     async verifyDecodable(bytes, maxPixels) {
       // Shrinking to a thumbnail still reads the whole stream, which is what proves it complete.
-      await sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels }).resize(8, 8).raw().toBuffer();
+      const decode = () => sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels }).resize(8, 8).raw().toBuffer();
+      // While other images decode, libvips can lose a failure's message ("Unknown error"); a second
+      // decode says what is wrong (truncated or corrupt), which the refusal names.
+      await decode().catch(async (error: unknown) => {
+        if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
+        await decode();
+      });
     },
   };
 }
@@ -85,7 +107,7 @@ const dicomFormat: InputFormat = {
 
 /** Formats accepted by `POST /v1/studies`, in the order they are tried. */
 export const inputFormats: readonly InputFormat[] = [
-  rasterFormat('image/jpeg', 'JPEG', 'jpg'),
-  rasterFormat('image/png', 'PNG', 'png'),
+  rasterFormat('image/jpeg', 'JPEG', 'jpg', jpegEndsEarly),
+  rasterFormat('image/png', 'PNG', 'png', pngEndsEarly),
   dicomFormat,
 ];

@@ -68,6 +68,24 @@ describe('inspectUpload', () => {
     const error = await rejection(truncatedJpeg());
     expect([error.statusCode, error.code]).toEqual([422, 'image_truncated']);
   });
+
+  it('rejects a PNG cut short as truncated', async () => {
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).png().toBuffer();
+    const error = await rejection(png.subarray(0, png.length - 200), 'cut.png');
+    expect([error.statusCode, error.code]).toEqual([422, 'image_truncated']);
+  });
+
+  it('calls a truncated JPEG truncated while other images decode beside it', async () => {
+    // libvips can lose the message of a failure while another image decodes; 40 pairs side by side.
+    const [slice] = mriSlices('yes', 1);
+    const codes = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const [, refused] = await Promise.allSettled([inspectUpload(slice!.bytes, 'good.jpg', limits), inspectUpload(truncatedJpeg(), 'cut.jpg', limits)]);
+        return refused.status === 'rejected' ? (refused.reason as ApiError).code : 'accepted';
+      }),
+    );
+    expect(new Set(codes)).toEqual(new Set(['image_truncated']));
+  });
 });
 
 describe.each([

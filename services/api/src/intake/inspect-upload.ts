@@ -40,9 +40,10 @@ async function detectFormat(bytes: Uint8Array, filename: string): Promise<InputF
   return Promise.reject(reject(415, 'unsupported_type', filename, `is ${seen}; accepted: ${formatList}`));
 }
 
+/** The decoder's reason, first line only: libvips appends the messages of other images decoding meanwhile. */
 function describeFailure(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/^vips\w*:\s*/i, '').trim();
+  return (text.split('\n')[0] ?? '').replace(/^vips\w*:\s*/i, '').trim();
 }
 
 /**
@@ -72,9 +73,12 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
   await format.verifyDecodable(bytes, limits.maxPixels, checks).catch((error: unknown) => {
     if (error instanceof ImageDecodeError && error.unsupported) throw reject(422, 'image_unsupported', filename, error.message);
     const reason = describeFailure(error);
-    const code = /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
+    // The file's own end marker decides first: libvips can lose its message while other images decode.
+    const endsEarly = format.endsEarly?.(bytes) === true;
+    const code = endsEarly || /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
     const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
-    throw reject(422, code, filename, `${format.label} data ${what} (${reason})`);
+    const because = endsEarly && /^unknown error$/i.test(reason) ? 'it stops before its end marker' : reason;
+    throw reject(422, code, filename, `${format.label} data ${what} (${because})`);
   });
   return { filename, bytes, format, header };
 }
