@@ -52,19 +52,20 @@ interface Readers<T> {
 
 /** How many decoded DICOM frames are kept for a second reader of the same bytes. */
 const RECENT_DICOM_FRAMES = 8;
-const recentDicomFrames: { bytes: Uint8Array; frame: number; grey: Promise<GreyImage> }[] = [];
+const recentDicomFrames: { bytes: WeakRef<Uint8Array>; frame: number; grey: Promise<GreyImage> }[] = [];
 
 /**
  * One frame of a DICOM image, decoded once for the readers that ask for it in turn: a job decodes
  * its image for the models, then again for the overlay, and a compressed frame (JPEG 2000 above
  * all) costs more to decode than the rest of that work. The last few frames decoded are kept, by
- * the identity of their bytes, and a failure is not kept. Readers must not change the pixels.
+ * the identity of their bytes (held weakly: the cache keeps no file in memory), and a failure is
+ * not kept. Readers must not change the pixels.
  */
 function decodeDicomFrameOnce(bytes: Uint8Array, frame: number): Promise<GreyImage> {
-  const at = recentDicomFrames.findIndex((entry) => entry.bytes === bytes && entry.frame === frame);
+  const at = recentDicomFrames.findIndex((entry) => entry.bytes.deref() === bytes && entry.frame === frame);
   if (at >= 0) return recentDicomFrames[at]!.grey;
   const grey = decodeDicomGrey(bytes, MAX_INPUT_PIXELS, frame);
-  const entry = { bytes, frame, grey };
+  const entry = { bytes: new WeakRef(bytes), frame, grey };
   recentDicomFrames.unshift(entry);
   recentDicomFrames.length = Math.min(recentDicomFrames.length, RECENT_DICOM_FRAMES);
   grey.catch(() => {

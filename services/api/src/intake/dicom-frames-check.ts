@@ -11,6 +11,14 @@ export interface DicomFramesCheck {
   close(): Promise<void>;
 }
 
+/** The intake threads failed (not the file): an error of the service, never a refusal of the upload. */
+export class DicomFramesCheckUnavailable extends Error {
+  constructor(cause: unknown) {
+    super(`DICOM frames could not be checked: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'DicomFramesCheckUnavailable';
+  }
+}
+
 /** On the calling thread: the WebAssembly decoders hold it for the whole decode of each frame. */
 export function inlineDicomFramesCheck(): DicomFramesCheck {
   return { verify: decodeEveryFrame, close: async () => {} };
@@ -28,14 +36,17 @@ function workerScript(): string {
 /**
  * On a pool of `threads` worker threads (piscina), so that a JPEG 2000 frame (about 35 ms of CPU for
  * a 512×512 slice) does not hold the event loop, and the frames of a request decode side by side.
- * A refusal comes back as the same ImageDecodeError the decoder threw.
+ * A refusal comes back as the same ImageDecodeError the decoder threw; a failure of the threads
+ * themselves as DicomFramesCheckUnavailable. `script` is the task's module (this package's own by default).
  */
-export function pooledDicomFramesCheck(threads: number): DicomFramesCheck {
-  const pool = new Piscina<DicomCheckTask, DicomCheckResult>({ filename: workerScript(), minThreads: 0, maxThreads: threads, idleTimeout: 30_000 });
+export function pooledDicomFramesCheck(threads: number, script = workerScript()): DicomFramesCheck {
+  const pool = new Piscina<DicomCheckTask, DicomCheckResult>({ filename: script, minThreads: 0, maxThreads: threads, idleTimeout: 30_000 });
   let closing: Promise<void> | undefined;
   return {
     async verify(bytes, maxPixels) {
-      const result = await pool.run({ bytes, maxPixels });
+      const result = await pool.run({ bytes, maxPixels }).catch((error: unknown) => {
+        throw new DicomFramesCheckUnavailable(error);
+      });
       if (result.ok) return;
       throw result.decode ? new ImageDecodeError(result.message, { unsupported: result.unsupported }) : new Error(result.message);
     },

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mriSlices, pngDeclaring, truncatedJpeg } from '../../../../tests/api-fixtures.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { ApiError } from '../errors/api-error.js';
-import { inlineDicomFramesCheck, pooledDicomFramesCheck } from './dicom-frames-check.js';
+import { DicomFramesCheckUnavailable, inlineDicomFramesCheck, pooledDicomFramesCheck } from './dicom-frames-check.js';
 import { inspectUpload } from './inspect-upload.js';
 
 const limits = { maxBytes: 1_000_000, maxPixels: 4_000_000, maxImages: 8 };
@@ -85,6 +85,15 @@ describe('inspectUpload', () => {
       }),
     );
     expect(new Set(codes)).toEqual(new Set(['image_truncated']));
+  });
+});
+
+describe('DICOM frames checked on threads that have failed', () => {
+  it('fails the request as the service\'s error, not as a refusal of the file', async () => {
+    const check = pooledDicomFramesCheck(1, new URL('../../../../tests/fixtures/threads/failing-task.mjs', import.meta.url).href);
+    const file = readFileSync(new URL('../../../../tests/fixtures/dicom/jpeg-2000-lossless.dcm', import.meta.url));
+    await expect(inspectUpload(file, 'slice.dcm', limits, { dicomFrames: check })).rejects.toBeInstanceOf(DicomFramesCheckUnavailable);
+    await check.close();
   });
 });
 

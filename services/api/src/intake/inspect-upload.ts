@@ -1,7 +1,7 @@
 import { ImageDecodeError } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
-import { inlineDicomFramesCheck } from './dicom-frames-check.js';
+import { DicomFramesCheckUnavailable, inlineDicomFramesCheck } from './dicom-frames-check.js';
 import { inputFormats, type ImageHeader, type InputFormat, type IntakeChecks } from './input-formats.js';
 
 /** Every check on the calling thread (for callers without the API's thread pool, such as tests). */
@@ -71,6 +71,7 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
     throw reject(413, 'too_many_images', filename, `holds ${header.frames} frames, each an image; at most ${limits.maxImages} per study`);
   }
   await format.verifyDecodable(bytes, limits.maxPixels, checks).catch((error: unknown) => {
+    if (error instanceof DicomFramesCheckUnavailable) throw error;
     if (error instanceof ImageDecodeError && error.unsupported) throw reject(422, 'image_unsupported', filename, error.message);
     const reason = describeFailure(error);
     // The file's own end marker decides first: libvips can lose its message while other images decode.
