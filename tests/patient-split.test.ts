@@ -156,7 +156,10 @@ describe('splits that keep each patient on one side', () => {
     const out = path.join(dir, 'trained');
     const { manifest } = await trainModel({ task: 'tumor-binary', dataDir: dicomDir, outDir: out, epochs: 1, inputSize: 32, filters: [4, 8], convsPerBlock: 1, workers: 1, seed: 3 });
     expect(manifest.split?.patients).toMatchObject({ patients: 2 * patientsPerClass, studies: 2 * patientsPerClass, multiFrameFiles: 1, groupsAfter: 2 * patientsPerClass + 1, acrossSplits: 0 });
-    const split = JSON.parse(await readFile(path.join(out, 'split.json'), 'utf8')) as { assignments: { relPath: string; split: string }[] };
+    const splitText = await readFile(path.join(out, 'split.json'), 'utf8');
+    // Counts only: no patient's ID (HOSP/T0 … HOSP/H9) is written into the artifact.
+    for (const text of [splitText, await readFile(path.join(out, 'manifest.json'), 'utf8')]) expect(text).not.toMatch(/HOSP\/[TH]\d/);
+    const split = JSON.parse(splitText) as { assignments: { relPath: string; split: string }[] };
     expect(split.assignments.filter((a) => a.relPath.startsWith('yes/series.dcm#frame=')).map((a) => a.split)).toSatisfy((splits: string[]) => splits.length === 3 && new Set(splits).size === 1);
     // Slices are named <patient>-<n>.dcm; IM0001 is H0's.
     const patientOf = (relPath: string) => (relPath === 'no/IM0001' ? 'H0' : relPath.split('/')[1]!.split('-')[0]);
