@@ -14,3 +14,4 @@ export * from './keys.js';
 export * from './model-task.js';
 export * from './assert-never.js';
 export * from './registry/index.js';
+export * from './thread-script.js';

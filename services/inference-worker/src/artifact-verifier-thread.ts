@@ -1,6 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { ArtifactVerificationError, type ArtifactFiles } from '@btd/shared';
-import { threadScript } from './thread-script.js';
+import { ArtifactVerificationError, threadScript, type ArtifactFiles } from '@btd/shared';
 
 export interface VerifyRequest {
   id: number;
@@ -24,7 +23,7 @@ export class ArtifactVerifierThread {
   private failure: Error | undefined;
 
   constructor() {
-    this.worker = new Worker(threadScript('artifact-verifier.worker'));
+    this.worker = new Worker(threadScript(import.meta.url, 'artifact-verifier.worker'));
     this.worker.on('message', (reply: VerifyReply) => {
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;

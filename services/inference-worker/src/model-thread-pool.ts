@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { ImageDecodeError, type BackendInfo, type ForwardPiece, type ForwardPlan, type ModelManifest, type PieceResult, type Prediction, type PredictOptions } from '@btd/model';
-import type { ArtifactFiles } from '@btd/shared';
+import { threadScript, type ArtifactFiles } from '@btd/shared';
 import { PooledModel } from './pooled-model.js';
-import { threadScript } from './thread-script.js';
 
 export type Backend = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -62,7 +61,7 @@ export class ModelThreadPool {
     private readonly backend?: Backend,
   ) {
     this.threads = Array.from({ length: count }, () => {
-      const thread = new PoolThread(new Worker(threadScript('model-thread.worker')));
+      const thread = new PoolThread(new Worker(threadScript(import.meta.url, 'model-thread.worker')));
       thread.worker.on('message', (reply: ModelThreadReply) => this.settle(thread, reply));
       thread.worker.on('error', (error) => this.fail(error));
       thread.worker.on('exit', (code) => this.fail(new Error(`model thread exited with code ${code}`)));

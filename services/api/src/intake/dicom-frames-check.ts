@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ImageDecodeError } from '@btd/model';
+import { threadScript } from '@btd/shared';
 import { Piscina } from 'piscina';
 import { decodeEveryFrame } from './decode-every-frame.js';
 import type { DicomCheckResult, DicomCheckTask } from './dicom-check.worker.js';
@@ -25,21 +26,12 @@ export function inlineDicomFramesCheck(): DicomFramesCheck {
 }
 
 /**
- * URL of the worker script: beside this module when compiled, or the compiled copy in dist/ when
- * running from TypeScript source (under a test runner).
- */
-function workerScript(): string {
-  const url = import.meta.url.endsWith('.ts') ? new URL('../../dist/intake/dicom-check.worker.js', import.meta.url) : new URL('./dicom-check.worker.js', import.meta.url);
-  return url.href;
-}
-
-/**
  * On a pool of `threads` worker threads (piscina), so that a JPEG 2000 frame (about 35 ms of CPU for
  * a 512×512 slice) does not hold the event loop, and the frames of a request decode side by side.
  * A refusal comes back as the same ImageDecodeError the decoder threw; a failure of the threads
  * themselves as DicomFramesCheckUnavailable. `script` is the task's module (this package's own by default).
  */
-export function pooledDicomFramesCheck(threads: number, script = workerScript()): DicomFramesCheck {
+export function pooledDicomFramesCheck(threads: number, script = threadScript(import.meta.url, 'dicom-check.worker').href): DicomFramesCheck {
   const pool = new Piscina<DicomCheckTask, DicomCheckResult>({ filename: script, minThreads: 0, maxThreads: threads, idleTimeout: 30_000 });
   let closing: Promise<void> | undefined;
   return {
