@@ -64,7 +64,7 @@ export async function defaultPatientsFile(dataDir: string): Promise<string | und
  * The files with the patients a patients file gives them, in place of any their DICOM header gave,
  * and the file's entries that match no image (a typo, or an image left out of this run).
  */
-export function withPatients(files: readonly LabeledFile[], patients: PatientsByPath): { files: LabeledFile[]; unmatched: string[] } {
+export function withPatients<T extends LabeledFile>(files: readonly T[], patients: PatientsByPath): { files: T[]; unmatched: string[] } {
   const used = new Set<string>();
   const out = files.map((f) => {
     const key = patients.has(f.relPath) ? f.relPath : parseItemPath(f.relPath).file;
@@ -74,4 +74,27 @@ export function withPatients(files: readonly LabeledFile[], patients: PatientsBy
     return { ...f, patient };
   });
   return { files: out, unmatched: [...patients.keys()].filter((k) => !used.has(k)) };
+}
+
+/** What a patients file gave a run: the file, how many entries it has, and those that match no image. */
+export interface PatientsFileRecord {
+  file: string;
+  entries: number;
+  unmatched: string[];
+}
+
+/**
+ * Images with the patients that `file`, or else the patients file at `dataDir`'s root, gives them;
+ * unchanged, without a record, when there is neither.
+ */
+export async function withPatientsFile<T extends LabeledFile>(
+  files: readonly T[],
+  dataDir: string,
+  file?: string,
+): Promise<{ files: T[]; patientsFile?: PatientsFileRecord }> {
+  const chosen = file ?? (await defaultPatientsFile(dataDir));
+  if (!chosen) return { files: [...files] };
+  const patients = await readPatientsFile(chosen);
+  const applied = withPatients(files, patients);
+  return { files: applied.files, patientsFile: { file: chosen, entries: patients.size, unmatched: applied.unmatched } };
 }

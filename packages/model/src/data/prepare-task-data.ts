@@ -7,7 +7,7 @@ import { listImagesByFolder, listLabeledImages, type DatasetListing } from './da
 import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { joinPatientGroups, patientsAcrossSplits, sharesPatientWith, type PatientGrouping } from './patient-groups.js';
-import { defaultPatientsFile, readPatientsFile, withPatients } from './patients-file.js';
+import { withPatientsFile, type PatientsFileRecord } from './patients-file.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
@@ -60,7 +60,7 @@ export interface PreparedTaskData {
   /** Patients with images in more than one split: zero by construction, recorded as evidence. */
   patientsAcrossSplits: number;
   /** The patients file, how many entries it has and which match no image. */
-  patientsFile?: { file: string; entries: number; unmatched: string[] };
+  patientsFile?: PatientsFileRecord;
   /** Images another folder added to the training split. */
   extra?: ExtraTrainingRecord;
   /** Images of dataDir held out because they resemble another folder. */
@@ -90,7 +90,8 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   /** A folder's images preprocessed, with the patients its patients file (or `patientsFile`) gives them. */
   const load = async (listing: DatasetListing, dir: string, stage: string, patientsFile?: string) => {
     const dataset = await loadPreprocessedDataset(listing, params, { cacheDir: options.cacheDir, onProgress: (d, t) => options.onProgress?.(stage, d, t) });
-    return withPatientsOf(dataset, patientsFile ?? (await defaultPatientsFile(dir)));
+    const { files, patientsFile: record } = await withPatientsFile(dataset.files, dir, patientsFile);
+    return { dataset: { ...dataset, files }, patientsFile: record };
   };
   const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
   const { dataset: loaded, patientsFile } = await load(listing, options.dataDir, 'preprocess', options.patientsFile);
@@ -147,14 +148,6 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     };
   }
   return prepared;
-}
-
-/** A dataset's images with the patients a patients file gives them, and what the file matched. */
-async function withPatientsOf(dataset: PreprocessedDataset, file: string | undefined): Promise<{ dataset: PreprocessedDataset; patientsFile?: PreparedTaskData['patientsFile'] }> {
-  if (!file) return { dataset };
-  const patients = await readPatientsFile(file);
-  const applied = withPatients(dataset.files, patients);
-  return { dataset: { ...dataset, files: applied.files }, patientsFile: { file, entries: patients.size, unmatched: applied.unmatched } };
 }
 
 /**

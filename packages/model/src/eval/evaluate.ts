@@ -1,7 +1,7 @@
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
 import { groupNearDuplicates, hasNearDuplicateIn, signatures } from '../data/near-duplicates.js';
 import { joinPatientGroups } from '../data/patient-groups.js';
-import { defaultPatientsFile, readPatientsFile, withPatients } from '../data/patients-file.js';
+import { withPatientsFile } from '../data/patients-file.js';
 import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak } from '../model/heatmap.js';
@@ -155,8 +155,7 @@ export async function evaluateModel(
 ): Promise<EvaluationResult & { rejected: { relPath: string; reason: string }[]; leftOutAsCopies?: number }> {
   const detection = options.asDetection ?? false;
   let listing = await listLabeledImages(dataDir, detection ? DETECTION_TASK : model.manifest.task);
-  const patientsFile = options.patientsFile ?? (await defaultPatientsFile(dataDir));
-  if (patientsFile) listing = { ...listing, files: withPatients(listing.files, await readPatientsFile(patientsFile)).files };
+  listing = { ...listing, files: (await withPatientsFile(listing.files, dataDir, options.patientsFile)).files };
   if (options.only) listing = subsetListing(listing, options.only);
   if (options.maxImages && listing.files.length > options.maxImages) {
     const step = listing.files.length / options.maxImages;
