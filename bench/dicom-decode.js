@@ -7,14 +7,14 @@
 // Writes bench/results/dicom-decode.json.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { decodeDicomGrey, decodeRgb, defaultPreprocessParams, preprocessImage } from '../packages/model/dist/index.js';
-import { sliceDicom, storedValues } from './lib/dicom-slice.js';
+import { sliceDicom, storedValues, transcodeWith } from './lib/dicom-slice.js';
 import { median } from './lib/stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -83,18 +83,16 @@ const source = path.join(work, 'uncompressed.dcm');
 await writeFile(source, sliceDicom(levels, SIDE));
 const reference = await decodeDicomGrey(await readFile(source), MAX_PIXELS);
 const rows = [];
+const sourceBytes = await readFile(source);
 for (const [name, tool] of encodings) {
-  const file = tool ? path.join(work, `${name.replaceAll(' ', '-')}.dcm`) : source;
-  if (tool) {
-    try {
-      if (typeof tool === 'function') writeFileSync(file, tool(work, levels));
-      else execFileSync(tool[0], [...tool.slice(1), source, file], { stdio: 'ignore' });
-    } catch {
-      console.warn(`${name}: ${typeof tool === 'function' ? 'ojph_compress' : tool[0]} is missing or failed; left out`);
-      continue;
-    }
+  let bytes = sourceBytes;
+  try {
+    if (typeof tool === 'function') bytes = tool(work, levels);
+    else if (tool) bytes = await transcodeWith(tool, sourceBytes);
+  } catch {
+    console.warn(`${name}: ${typeof tool === 'function' ? 'ojph_compress' : tool[0]} is missing or failed; left out`);
+    continue;
   }
-  const bytes = await readFile(file);
   const first = performance.now();
   const grey = await decodeDicomGrey(bytes, MAX_PIXELS);
   const firstMs = performance.now() - first;
@@ -108,7 +106,7 @@ for (const [name, tool] of encodings) {
   const job = await jobDecodes(bytes);
   rows.push({
     encoding: name,
-    kilobytes: Math.round((await stat(file)).size / 1024),
+    kilobytes: Math.round(bytes.length / 1024),
     firstDecodeMs: Number(firstMs.toFixed(1)),
     medianDecodeMs: Number(median(times).toFixed(2)),
     sameAsUncompressed: same,
