@@ -116,7 +116,7 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
   const byPatient = patientVerdicts(files.map((f) => f.patient ?? f.study), actual, probabilities, classes);
   return {
     ...metrics,
-    ...errorsByGroup(files.map((f) => f.relPath), actual, probabilities, classes, nearDuplicateGroups(dataset, indices)),
+    ...errorsByGroup(files.map((f) => f.relPath), actual, probabilities, classes, evaluationGroups(dataset, indices)),
     ...(byPatient ? { byPatient } : {}),
   };
 }
@@ -126,7 +126,7 @@ export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDa
  * images of one patient, DICOM study or multi-frame file, so that the errors are counted, and the
  * accuracy's interval resampled, by what is independent.
  */
-function nearDuplicateGroups(dataset: PreprocessedDataset, indices: readonly number[]): Int32Array {
+function evaluationGroups(dataset: PreprocessedDataset, indices: readonly number[]): Int32Array {
   const size = dataset.params.size;
   const { groupOf } = groupNearDuplicates(signatures(imagesAt(matchingPixels(dataset), indices, size), indices.length, size));
   return joinPatientGroups(indices.map((i) => dataset.files[i]!), groupOf).groupOf;
