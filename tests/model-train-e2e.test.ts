@@ -99,6 +99,17 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     })).rejects.toThrow(/other training images/);
   });
 
+  it('repeats a run from its seed: the same seed writes the same weights, another seed other weights', async () => {
+    // As the first test's run (seed 1, two workers, dropout 0.3), without its checkpoint and outlines.
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 2, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 2, cacheDir: path.join(work, 'cache') };
+    await trainModel({ ...tiny, outDir: path.join(work, 'repeated') });
+    await trainModel({ ...tiny, outDir: path.join(work, 'other-seed'), seed: 2, splitSeed: 1 });
+    const weights = (dir: string) => readFile(path.join(dir, 'weights.bin'));
+    const first = await weights(outDir);
+    expect((await weights(path.join(work, 'repeated'))).equals(first)).toBe(true);
+    expect((await weights(path.join(work, 'other-seed'))).equals(first)).toBe(false);
+  });
+
   it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
     await expect(trainModel({ ...tiny, outDir: path.join(work, 'joined-best'), validationJoinsTraining: true })).rejects.toThrow(/--select-by last/);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '../util/random.js';
 
 /** A compact CNN sized for CPU training: blocks of (conv, batch norm, ReLU) × convsPerBlock, then max-pool. */
 export interface ArchitectureConfig {
@@ -28,12 +29,20 @@ export const CAM_LAYER = 'cam_features';
 /** Name of the classifier layer, whose kernel weighs the class activation map. */
 export const CLASSIFIER_LAYER = 'classifier';
 
-export function buildClassifier(config: ArchitectureConfig): tf.LayersModel {
+/**
+ * The classifier with fresh weights. With a seed every kernel is drawn from it (each layer from a
+ * seed of its own), so a training run starts from the same weights each time it is repeated;
+ * without one, from tfjs's unseeded generator.
+ */
+export function buildClassifier(config: ArchitectureConfig, seed?: number): tf.LayersModel {
+  const layerSeeds = seed === undefined ? undefined : createRandom(seed);
+  const initialiser = (kind: 'heNormal' | 'glorotUniform') =>
+    layerSeeds ? tf.initializers[kind]({ seed: Math.floor(layerSeeds() * 2 ** 31) }) : kind;
   const input = tf.input({ shape: [config.inputSize, config.inputSize, 1], name: 'image' });
   const regularizer = config.l2 > 0 ? tf.regularizers.l2({ l2: config.l2 }) : undefined;
   let x: tf.SymbolicTensor = input;
   const conv = (filters: number, kernelSize: number, name: string) =>
-    tf.layers.conv2d({ filters, kernelSize, padding: 'same', useBias: false, kernelInitializer: 'heNormal', kernelRegularizer: regularizer, name });
+    tf.layers.conv2d({ filters, kernelSize, padding: 'same', useBias: false, kernelInitializer: initialiser('heNormal'), kernelRegularizer: regularizer, name });
   // Momentum 0.9: with a few dozen steps per epoch, 0.99 leaves the moving statistics near their
   // initial values for several epochs and validation sees a different network than training.
   const batchNorm = (name: string) => tf.layers.batchNormalization({ momentum: 0.9, name });
@@ -57,7 +66,7 @@ export function buildClassifier(config: ArchitectureConfig): tf.LayersModel {
   x = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.dropout({ rate: config.dropout, name: 'dropout' }).apply(x) as tf.SymbolicTensor;
   const output = tf.layers
-    .dense({ units: config.numClasses, activation: 'softmax', kernelRegularizer: regularizer, name: CLASSIFIER_LAYER })
+    .dense({ units: config.numClasses, activation: 'softmax', kernelInitializer: initialiser('glorotUniform'), kernelRegularizer: regularizer, name: CLASSIFIER_LAYER })
     .apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output, name: 'btd_cnn' });
 }

@@ -5,6 +5,7 @@ import { inputBatch } from '../data/model-input.js';
 import { createRandom } from '../util/random.js';
 import { CAM_LAYER, CLASSIFIER_LAYER } from '../model/architecture.js';
 import { augmentBatch, augmentWithMasks } from './augmentation.js';
+import { seedDropout } from './dropout-seed.js';
 import { mixBatch } from './mixup.js';
 import { outlineGuidanceLoss } from './outline-guidance.js';
 import type { PredictResult, StepResult, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -86,6 +87,7 @@ function step(s: State, msg: Extract<WorkerRequest, { type: 'step' }>): StepResu
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = trainable.filter((v) => v.name.includes('kernel'));
   let correct = 0;
+  seedDropout(model, msg.seed);
   const { value, grads } = tf.variableGrads(() => {
     const random = createRandom(msg.seed);
     const { images: augmented, masks } = augmentedBatch(s, msg.indices, random);

@@ -166,7 +166,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     inputSize,
     numClasses: classes.length,
   };
-  const model = buildClassifier(architecture);
+  const model = buildClassifier(architecture, seed);
   const initialisedFrom = options.initFrom
     ? await initialiseFrom(options.initFrom, model, { dataDir: options.dataDir, splitFingerprint: prepared.split.fingerprint, ...(prepared.reusedSplit ? { reusedSplit: { fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining.length } } : {}) }, { classes, member: options.initMember })
     : undefined;
