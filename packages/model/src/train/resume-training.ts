@@ -1,0 +1,47 @@
+import type * as tf from '@tensorflow/tfjs';
+import { trainingSetFingerprint, type PreparedTaskData } from '../data/prepare-task-data.js';
+import { loadCheckpoint } from './checkpoint.js';
+import type { FlatAdam } from './flat-adam.js';
+import { validationScore, writeWeights, type LoopState, type SelectBy } from './training-loop.js';
+
+/**
+ * The loop state of a checkpoint in `dir`, with its weights and Adam's moments loaded into the
+ * model and optimizer; `fresh` when there is no checkpoint. Refused when the checkpoint was made
+ * on another split or with other training images.
+ */
+export async function resumeTraining(
+  dir: string,
+  model: tf.LayersModel,
+  optimizer: FlatAdam,
+  prepared: PreparedTaskData,
+  fresh: LoopState,
+  selectBy: SelectBy | undefined,
+): Promise<LoopState> {
+  const checkpoint = await loadCheckpoint(dir);
+  if (!checkpoint) return fresh;
+  if (checkpoint.state.splitFingerprint !== prepared.split.fingerprint) {
+    throw new Error(`checkpoint in ${dir} was made on another split; remove it to start over`);
+  }
+  const trainingSet = checkpoint.state.trainingSetFingerprint;
+  if (trainingSet !== undefined && trainingSet !== trainingSetFingerprint(prepared)) {
+    throw new Error(`checkpoint in ${dir} was made with other training images (another --extra-train-data?); remove it to start over`);
+  }
+  writeWeights(model, checkpoint.latest);
+  try {
+    await optimizer.setWeights(checkpoint.optimizer);
+  } catch {
+    // Adam's moments are keyed by variable name; if they do not match, resume with fresh moments.
+  }
+  const { state } = checkpoint;
+  // The best epoch's score, recomputed so that it compares with this run's --select-by.
+  const bestRecord = state.history.find((h) => h.epoch === state.bestEpoch);
+  return {
+    epoch: state.epoch,
+    history: state.history,
+    // With --select-by last the kept weights are those the last epoch evaluated (its moving average, if kept).
+    bestEpoch: selectBy === 'last' ? state.epoch : state.bestEpoch,
+    bestScore: bestRecord ? validationScore({ accuracy: bestRecord.valAccuracy, loss: bestRecord.valLoss }, selectBy) : state.bestScore,
+    bestWeights: selectBy === 'last' ? (checkpoint.average?.values ?? checkpoint.latest) : checkpoint.best,
+    ...(checkpoint.average ? { average: checkpoint.average } : {}),
+  };
+}
