@@ -121,6 +121,21 @@ export function imagesPerEpoch(train: readonly number[], sampled: SampledImages 
   return train.length + (sampled ? Math.min(sampled.perEpoch, sampled.indices.length) : 0);
 }
 
+type LoopData = { train: number[]; sampled?: SampledImages; val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array };
+
+/** What every step of a loop updates: the weights in shared memory, Adam, the moving average. */
+interface LoopContext {
+  pool: GradientWorkerPool;
+  optimizer: FlatAdam;
+  positions: { trainable: number[]; nonTrainable: number[] };
+  /** The weights after the latest update: sent with the next step, and what the average follows. */
+  current: Float32Array[];
+  trainable: Float32Array[];
+  /** Sharpness-aware steps take their gradient at these moved weights (batch-norm statistics as in `current`). */
+  probe?: ReturnType<typeof sharpnessWeights>;
+  average?: WeightAverage;
+}
+
 /**
  * Synchronous data-parallel training: each step splits the batch over the workers, averages their
  * gradients (weighted by shard size) and batch-norm statistics, and applies Adam once in this thread.
@@ -130,70 +145,38 @@ export async function runTrainingLoop(
   model: tf.LayersModel,
   optimizer: FlatAdam,
   pool: GradientWorkerPool,
-  data: { train: number[]; sampled?: SampledImages; val: number[]; labels: Int32Array; numClasses: number; targets?: Float32Array },
+  data: LoopData,
   options: LoopOptions,
   state: LoopState,
 ): Promise<LoopState> {
   const positions = weightPositions(model);
-  const stepsPerEpoch = Math.ceil(imagesPerEpoch(data.train, data.sampled) / options.batchSize);
-  const average = options.averageDecay
-    ? new WeightAverage(options.averageDecay, state.average?.values ?? readWeights(model), state.average?.steps ?? 0)
-    : undefined;
-  // The weights after the latest update: sent with the next step, and what the average follows.
   const current = inSharedMemory(readWeights(model));
-  const trainable = positions.trainable.map((i) => current[i] as Float32Array);
-  // Sharpness-aware steps take their gradient at these moved weights (batch-norm statistics as in `current`).
-  const probe = options.sharpness ? sharpnessWeights(current, positions, options.sharpness) : undefined;
+  const ctx: LoopContext = {
+    pool,
+    optimizer,
+    positions,
+    current,
+    trainable: positions.trainable.map((i) => current[i] as Float32Array),
+    ...(options.sharpness ? { probe: sharpnessWeights(current, positions, options.sharpness) } : {}),
+    ...(options.averageDecay
+      ? { average: new WeightAverage(options.averageDecay, state.average?.values ?? readWeights(model), state.average?.steps ?? 0) }
+      : {}),
+  };
   for (let epoch = state.epoch + 1; epoch <= options.epochs; epoch++) {
     if (options.signal?.aborted) throw new Error('training aborted');
     const started = Date.now();
-    const order = epochImages(data.train, data.sampled, createRandom(options.seed * 1000 + epoch));
-    let lossSum = 0;
-    let correct = 0;
-    let seen = 0;
-    let lr = options.learningRate;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      if (options.signal?.aborted) throw new Error('training aborted');
-      const batch = order.slice(s * options.batchSize, (s + 1) * options.batchSize);
-      const shards = Array.from({ length: pool.size }, (_, w) => Int32Array.from(batch.filter((_, i) => i % pool.size === w)));
-      const seed = options.seed * 1_000_003 + epoch * 10_007 + s;
-      const results = await pool.step(current, shards, seed);
-      lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
-      const total = results.reduce((n, r) => n + r.count, 0);
-      const shares = results.map((r) => r.count / total);
-      let update = results;
-      if (probe) {
-        positions.nonTrainable.forEach((i) => (probe.all[i] as Float32Array).set(current[i] as Float32Array));
-        sharpnessProbe(trainable, results.map((r) => r.grads), shares, probe.rho, probe.trainable);
-        // Same images and augmentation; the loss, accuracy and batch-norm statistics stay those at `current`.
-        update = await pool.step(probe.all, shards, seed);
-      }
-      optimizer.apply(
-        trainable,
-        update.map((r) => r.grads),
-        shares,
-        lr,
-      );
-      averageStatistics(positions.nonTrainable.map((i) => current[i] as Float32Array), results);
-      average?.update(current);
-      for (const r of results) {
-        lossSum += r.loss * r.count;
-        correct += r.correct;
-        seen += r.count;
-      }
-      options.onStep?.(s + 1, stepsPerEpoch, lossSum / seen);
-    }
+    const trained = await trainEpoch(ctx, epoch, data, options);
     writeWeights(model, current);
-    const evaluated = average ? average.snapshot() : current.map((w) => w.slice());
-    if (average) state.average = { values: evaluated, steps: average.steps };
+    const evaluated = ctx.average ? ctx.average.snapshot() : current.map((w) => w.slice());
+    if (ctx.average) state.average = { values: evaluated, steps: ctx.average.steps };
     const val = await validate(evaluated, pool, data);
     const record: EpochRecord = {
       epoch,
-      loss: lossSum / seen,
-      accuracy: correct / seen,
+      loss: trained.loss,
+      accuracy: trained.accuracy,
       valLoss: val.loss,
       valAccuracy: val.accuracy,
-      learningRate: lr,
+      learningRate: trained.learningRate,
       seconds: (Date.now() - started) / 1000,
     };
     state.history.push(record);
@@ -209,6 +192,54 @@ export async function runTrainingLoop(
     if (epoch - state.bestEpoch >= options.patience) break;
   }
   return state;
+}
+
+/** One epoch's steps; its training loss and accuracy, and the learning rate of its last step. */
+async function trainEpoch(ctx: LoopContext, epoch: number, data: LoopData, options: LoopOptions): Promise<Pick<EpochRecord, 'loss' | 'accuracy' | 'learningRate'>> {
+  const stepsPerEpoch = Math.ceil(imagesPerEpoch(data.train, data.sampled) / options.batchSize);
+  const order = epochImages(data.train, data.sampled, createRandom(options.seed * 1000 + epoch));
+  let lossSum = 0;
+  let correct = 0;
+  let seen = 0;
+  let lr = options.learningRate;
+  for (let s = 0; s < stepsPerEpoch; s++) {
+    if (options.signal?.aborted) throw new Error('training aborted');
+    lr = learningRateAt((epoch - 1) * stepsPerEpoch + s, stepsPerEpoch, options);
+    const batch = order.slice(s * options.batchSize, (s + 1) * options.batchSize);
+    const results = await trainStep(ctx, batch, options.seed * 1_000_003 + epoch * 10_007 + s, lr);
+    for (const r of results) {
+      lossSum += r.loss * r.count;
+      correct += r.correct;
+      seen += r.count;
+    }
+    options.onStep?.(s + 1, stepsPerEpoch, lossSum / seen);
+  }
+  return { loss: lossSum / seen, accuracy: correct / seen, learningRate: lr };
+}
+
+/** One Adam update from the batch's gradients, averaged over the workers' shards; returns what each worker measured. */
+async function trainStep(ctx: LoopContext, batch: number[], seed: number, lr: number): Promise<StepResult[]> {
+  const { pool, positions, current, probe } = ctx;
+  const shards = Array.from({ length: pool.size }, (_, w) => Int32Array.from(batch.filter((_, i) => i % pool.size === w)));
+  const results = await pool.step(current, shards, seed);
+  const total = results.reduce((n, r) => n + r.count, 0);
+  const shares = results.map((r) => r.count / total);
+  let update = results;
+  if (probe) {
+    positions.nonTrainable.forEach((i) => (probe.all[i] as Float32Array).set(current[i] as Float32Array));
+    sharpnessProbe(ctx.trainable, results.map((r) => r.grads), shares, probe.rho, probe.trainable);
+    // Same images and augmentation; the loss, accuracy and batch-norm statistics stay those at `current`.
+    update = await pool.step(probe.all, shards, seed);
+  }
+  ctx.optimizer.apply(
+    ctx.trainable,
+    update.map((r) => r.grads),
+    shares,
+    lr,
+  );
+  averageStatistics(positions.nonTrainable.map((i) => current[i] as Float32Array), results);
+  ctx.average?.update(current);
+  return results;
 }
 
 /** A second set of weights in shared memory for sharpness-aware steps, with views of its trainable ones. */
