@@ -43,10 +43,6 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
   const { options, prepared } = input;
   const outDir = options.outDir;
   await saveModelWeights(input.model, outDir);
-  const perClass: Record<string, number> = {};
-  for (const a of prepared.split.assignments) perClass[a.label] = (perClass[a.label] ?? 0) + 1;
-  const { extra, excluded } = prepared;
-  const patients = patientsRecord(prepared);
   const manifest: ModelManifest = {
     name: options.task,
     task: options.task,
@@ -59,64 +55,15 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     backend: input.backend,
     testTimeFlip: true,
     ...(options.task === 'tumor-binary' ? { heatmapClass: 'tumor' } : {}),
-    dataset: {
-      dir: path.relative(process.cwd(), options.dataDir) || '.',
-      files: prepared.split.assignments.length,
-      perClass,
-      rejected: prepared.dataset.rejected.length,
-      ...(extra
-        ? {
-            extraTraining: {
-              dir: path.relative(process.cwd(), extra.dir),
-              listed: extra.listed,
-              kept: extra.kept,
-              droppedNearDuplicates: extra.droppedNearDuplicates,
-              ...(extra.droppedSamePatient ? { droppedSamePatient: extra.droppedSamePatient } : {}),
-            },
-          }
-        : {}),
-      ...(excluded ? { excludedNearDuplicatesOf: { dir: path.relative(process.cwd(), excluded.dir), compared: excluded.compared, dropped: excluded.dropped.length } } : {}),
-    },
-    split: {
-      seed: prepared.split.seed,
-      fractions: { ...prepared.split.fractions },
-      fingerprint: prepared.split.fingerprint,
-      file: ARTIFACT_FILES.split,
-      duplicateThreshold: prepared.duplicateThreshold,
-      duplicateGroups: prepared.duplicateGroups,
-      counts: splitCounts(prepared),
-      straddlingGroups: prepared.straddling,
-      ...(patients ? { patients } : {}),
-      ...(options.splitFile && prepared.reusedSplit
-        ? { reusedFrom: { file: path.relative(process.cwd(), options.splitFile), fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining } }
-        : {}),
-      ...(prepared.validationJoinedTraining !== undefined ? { validationJoinedTraining: prepared.validationJoinedTraining } : {}),
-    },
+    dataset: datasetRecord(input),
+    split: splitRecord(input),
     training: input.training,
   };
   applyServingViews(manifest, options);
   await writeManifest(outDir, manifest);
   await writeFile(path.join(outDir, ARTIFACT_FILES.history), `${JSON.stringify(input.history, null, 2)}\n`);
-  await writeFile(
-    path.join(outDir, ARTIFACT_FILES.split),
-    JSON.stringify({
-      fingerprint: prepared.split.fingerprint,
-      assignments: prepared.split.assignments,
-      ...(extra ? { extraTraining: { dir: path.relative(process.cwd(), extra.dir), files: extra.files } } : {}),
-      ...(excluded ? { excludedNearDuplicatesOf: { dir: path.relative(process.cwd(), excluded.dir), dropped: excluded.dropped } } : {}),
-      ...(prepared.external
-        ? {
-            externalTest: {
-              dir: options.testDataDir,
-              files: prepared.external.dataset.files.map((f, i) => ({ relPath: f.relPath, label: f.label, duplicateInTraining: prepared.external!.hasDuplicateInTraining[i] })),
-            },
-          }
-        : {}),
-    }),
-  );
-  const probe = await renderProbeImage();
-  await writeFile(path.join(outDir, ARTIFACT_FILES.probe), probe);
-
+  await writeFile(path.join(outDir, ARTIFACT_FILES.split), JSON.stringify(splitFile(input)));
+  await writeFile(path.join(outDir, ARTIFACT_FILES.probe), await renderProbeImage());
   return finishArtifact(
     outDir,
     manifest,
@@ -126,6 +73,73 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     },
     input.history,
   );
+}
+
+/** Paths in the manifest are relative to where the command ran, as it was given them. */
+const relative = (dir: string) => path.relative(process.cwd(), dir);
+
+/** The manifest's `dataset`: the folder, its images per class, and the extra or excluded images. */
+function datasetRecord({ options, prepared }: ArtifactInput): ModelManifest['dataset'] {
+  const perClass: Record<string, number> = {};
+  for (const a of prepared.split.assignments) perClass[a.label] = (perClass[a.label] ?? 0) + 1;
+  const { extra, excluded } = prepared;
+  return {
+    dir: relative(options.dataDir) || '.',
+    files: prepared.split.assignments.length,
+    perClass,
+    rejected: prepared.dataset.rejected.length,
+    ...(extra
+      ? {
+          extraTraining: {
+            dir: relative(extra.dir),
+            listed: extra.listed,
+            kept: extra.kept,
+            droppedNearDuplicates: extra.droppedNearDuplicates,
+            ...(extra.droppedSamePatient ? { droppedSamePatient: extra.droppedSamePatient } : {}),
+          },
+        }
+      : {}),
+    ...(excluded ? { excludedNearDuplicatesOf: { dir: relative(excluded.dir), compared: excluded.compared, dropped: excluded.dropped.length } } : {}),
+  };
+}
+
+/** The manifest's `split`: how it was drawn or reused, its counts and fingerprint, and that no group straddles. */
+function splitRecord({ options, prepared }: ArtifactInput): NonNullable<ModelManifest['split']> {
+  const patients = patientsRecord(prepared);
+  return {
+    seed: prepared.split.seed,
+    fractions: { ...prepared.split.fractions },
+    fingerprint: prepared.split.fingerprint,
+    file: ARTIFACT_FILES.split,
+    duplicateThreshold: prepared.duplicateThreshold,
+    duplicateGroups: prepared.duplicateGroups,
+    counts: splitCounts(prepared),
+    straddlingGroups: prepared.straddling,
+    ...(patients ? { patients } : {}),
+    ...(options.splitFile && prepared.reusedSplit
+      ? { reusedFrom: { file: relative(options.splitFile), fingerprint: prepared.reusedSplit.fingerprint, movedOutOfTraining: prepared.reusedSplit.movedOutOfTraining } }
+      : {}),
+    ...(prepared.validationJoinedTraining !== undefined ? { validationJoinedTraining: prepared.validationJoinedTraining } : {}),
+  };
+}
+
+/** The artifact's `split.json`: every image's split and group, and the extra, excluded and external test images. */
+function splitFile({ options, prepared }: ArtifactInput): object {
+  const { extra, excluded, external } = prepared;
+  return {
+    fingerprint: prepared.split.fingerprint,
+    assignments: prepared.split.assignments,
+    ...(extra ? { extraTraining: { dir: relative(extra.dir), files: extra.files } } : {}),
+    ...(excluded ? { excludedNearDuplicatesOf: { dir: relative(excluded.dir), dropped: excluded.dropped } } : {}),
+    ...(external
+      ? {
+          externalTest: {
+            dir: options.testDataDir,
+            files: external.dataset.files.map((f, i) => ({ relPath: f.relPath, label: f.label, duplicateInTraining: external.hasDuplicateInTraining[i] })),
+          },
+        }
+      : {}),
+  };
 }
 
 async function evaluateArtifact(served: EvaluableModel, input: ArtifactInput): Promise<Record<string, EvaluationResult>> {
