@@ -176,6 +176,16 @@ describe('splits that keep each patient on one side', () => {
     const without = await btdSplit('--data', pngDir, '--cache', path.join(dir, 'cache'));
     expect(without.patients).toBeUndefined();
     expect(without.fingerprint).not.toBe(report.fingerprint);
+    // That split, checked with the patients: its straddling patients are leaks, and --json exits with 1 too.
+    const copiesOnly = path.join(dir, 'copies-only-split.json');
+    await btdSplit('--data', pngDir, '--cache', path.join(dir, 'cache'), '--out', copiesOnly);
+    const checked = await btdSplit('--data', pngDir, '--patients', path.join(dir, 'patients.csv'), '--cache', path.join(dir, 'cache'), '--split', copiesOnly).then(
+      () => undefined,
+      (error: { code?: number; stdout?: string }) => error,
+    );
+    expect(checked?.code).toBe(1);
+    const leaky = JSON.parse(checked?.stdout ?? '{}') as { savedSplit?: { trainingImagesWithNearDuplicateHeldOut: number }; patients?: { acrossSplits: number } };
+    expect((leaky.savedSplit?.trainingImagesWithNearDuplicateHeldOut ?? 0) + (leaky.patients?.acrossSplits ?? 0)).toBeGreaterThan(0);
     // A patients.csv at the data folder's root is read without the option.
     await copyFile(path.join(dir, 'patients.csv'), path.join(pngDir, 'patients.csv'));
     try {

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { crossSplitDuplicates, patientsRecord, prepareTaskData } from '../data/prepare-task-data.js';
+import { hasLeaks, leakageReport, leakageReportLines } from '../data/leakage-report.js';
+import { prepareTaskData } from '../data/prepare-task-data.js';
 import { readSplitFile } from '../data/split-file.js';
 import { isTask } from '../model/tasks.js';
 import { intOption } from './options.js';
@@ -32,69 +33,10 @@ export function registerSplitCommand(program: Command): void {
         savedSplit: opts.split ? await readSplitFile(path.resolve(opts.split)) : undefined,
         cacheDir: path.resolve(opts.cache),
       });
-      // A saved split is reused with every straddling group moved out of training: what moved is what leaked.
-      const leakedIntoTraining = prepared.reusedSplit?.movedOutOfTraining ?? [];
-      const patients = patientsRecord(prepared);
-      const counts: Record<string, number> = {};
-      for (const a of prepared.split.assignments) counts[a.split] = (counts[a.split] ?? 0) + 1;
-      const external = prepared.external;
-      const report = {
-        images: prepared.dataset.files.length,
-        rejected: prepared.dataset.rejected,
-        duplicateThreshold: prepared.duplicateThreshold,
-        nearDuplicateGroups: prepared.duplicateGroups,
-        imagesInDuplicateGroups: countGrouped(prepared.split.assignments.map((a) => a.group)),
-        splitCounts: counts,
-        straddlingGroups: prepared.straddling,
-        crossSplitNearDuplicates: crossSplitDuplicates(prepared),
-        ...(patients ? { patients } : {}),
-        fingerprint: prepared.split.fingerprint,
-        ...(opts.split ? { savedSplit: { file: opts.split, trainingImagesWithNearDuplicateHeldOut: leakedIntoTraining.length, examples: leakedIntoTraining.slice(0, 10) } } : {}),
-        ...(external
-          ? {
-              externalTest: {
-                images: external.dataset.files.length,
-                withNearDuplicateInData: external.hasDuplicateInTraining.filter(Boolean).length,
-                withPatientInData: external.sharesPatientWithTraining.filter(Boolean).length,
-              },
-            }
-          : {}),
-      };
+      const report = leakageReport(prepared, opts.split);
       if (opts.out) await writeFile(path.resolve(opts.out), JSON.stringify({ ...report, assignments: prepared.split.assignments }, null, 1));
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(report)}\n`);
-        return;
-      }
-      console.log(`${report.images} images, ${report.rejected.length} rejected; ${report.nearDuplicateGroups} near-duplicate groups (${report.imagesInDuplicateGroups} images, correlation ≥ ${report.duplicateThreshold})`);
-      console.log(`split ${JSON.stringify(counts)}, fingerprint ${report.fingerprint.slice(0, 16)}`);
-      if (report.savedSplit) {
-        console.log(`saved split ${opts.split}: ${leakedIntoTraining.length} training images have a near-duplicate among its validation or test images${leakedIntoTraining.length ? ` (e.g. ${leakedIntoTraining.slice(0, 3).join(', ')})` : ''}`);
-      } else {
-        console.log(`groups straddling splits: ${report.straddlingGroups}; near-duplicate pairs across splits (recomputed): ${report.crossSplitNearDuplicates}`);
-      }
-      if (patients) {
-        const fromFile = patients.file ? `; ${patients.file}: ${patients.unmatchedEntries} entries match no image` : '';
-        console.log(
-          `${patients.patients} patients (${patients.imagesWithPatient} images), ${patients.studies} DICOM studies, ${patients.multiFrameFiles} multi-frame files: ` +
-            `${patients.groupsBefore} groups joined into ${patients.groupsAfter}; patients in more than one split: ${patients.acrossSplits}${fromFile}`,
-        );
-      }
-      if (report.externalTest) {
-        const { withNearDuplicateInData, withPatientInData, images } = report.externalTest;
-        console.log(`test folder: ${withNearDuplicateInData} of ${images} images have a near-duplicate in the data folder, ${withPatientInData} a patient or study there`);
-      }
-      const leaks =
-        report.straddlingGroups > 0 ||
-        report.crossSplitNearDuplicates > 0 ||
-        leakedIntoTraining.length > 0 ||
-        (patients?.acrossSplits ?? 0) > 0;
-      console.log(leaks ? 'LEAKS FOUND' : 'no leaks');
-      if (leaks) process.exitCode = 1;
+      if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+      else for (const line of leakageReportLines(report)) console.log(line);
+      if (hasLeaks(report)) process.exitCode = 1;
     });
-}
-
-function countGrouped(groups: number[]): number {
-  const sizes = new Map<number, number>();
-  for (const g of groups) sizes.set(g, (sizes.get(g) ?? 0) + 1);
-  return [...sizes.values()].filter((s) => s > 1).reduce((a, b) => a + b, 0);
 }
