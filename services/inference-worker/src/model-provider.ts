@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import { loadModel, type LoadedModel } from '@btd/model';
 import {
   ArtifactIntegrityError,
@@ -15,9 +14,9 @@ import {
 } from '@btd/shared';
 import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client';
 import { ArtifactVerifierThread } from './artifact-verifier-thread.js';
+import { ModelSlot, type ServedModel } from './model-slot.js';
 
-/** A model being served, with what every result must record about it. */
-export type ServedModel = LoadedModel & { readonly task: ModelTask; readonly version: string; readonly contentHash: string };
+export type { ServedModel } from './model-slot.js';
 
 /** A hold on a served model: it is not disposed before `release()`, even after a swap. */
 export interface ModelLease {
@@ -59,45 +58,6 @@ export interface RegistryModelProviderOptions {
    * from this thread's jobs; this thread then only loads a version that passed.
    */
   verifyOnThread?: boolean;
-}
-
-/** One loaded version and who still uses it. */
-class ModelSlot {
-  leases = 0;
-  private retiredAt: number | undefined;
-  private disposed = false;
-  readonly served: ServedModel;
-
-  constructor(task: ModelTask, version: string, contentHash: string, private readonly inner: LoadedModel, private readonly graceMs: number) {
-    const predict: LoadedModel['predict'] = async (image, options) => {
-      this.leases += 1;
-      try {
-        return await inner.predict(image, options);
-      } finally {
-        this.leases -= 1;
-        this.disposeIfIdle();
-      }
-    };
-    // The provider owns the model's life: a job calling dispose() must not pull it from under others.
-    this.served = Object.freeze({ manifest: inner.manifest, predict, dispose: () => {}, task, version, contentHash });
-  }
-
-  retire(): void {
-    this.retiredAt = performance.now();
-    setTimeout(() => this.disposeIfIdle(), this.graceMs + 1).unref();
-  }
-
-  get isDisposed(): boolean {
-    return this.disposed;
-  }
-
-  disposeIfIdle(force = false): void {
-    if (this.disposed || this.retiredAt === undefined) return;
-    const graceOver = performance.now() - this.retiredAt >= this.graceMs;
-    if (!force && (this.leases > 0 || !graceOver)) return;
-    this.disposed = true;
-    this.inner.dispose();
-  }
 }
 
 function createMetrics(registry: MetricsRegistry | undefined) {
