@@ -59,27 +59,33 @@ export function registerEvalCommand(program: Command): void {
           ...result,
           ...(result.location ? { pointingGame: result.location.pointingGame, iou50: result.location.iou50 } : {}),
         };
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(output)}\n`);
-          return;
-        }
-        const pct = (v: number | undefined) => (v === undefined ? '–' : `${(100 * v).toFixed(2)}%`);
-        console.log(`${output.model.name} ${output.model.version} on ${opts.data}: n=${result.n}`);
-        console.log(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${result.auc === undefined ? '' : `  AUC ${result.auc.toFixed(4)}`}`);
-        console.log(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
-        if (result.byGroup) {
-          const g = result.byGroup;
-          console.log(`accuracy 95% interval (near-duplicate groups resampled) ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}; each group counted once: ${pct(g.accuracy)} of ${g.groups} groups (${g.groupsWithErrors} with errors)`);
-        }
-        if (result.byPatient) console.log(describePatientVerdicts(result.byPatient));
-        for (const e of result.misclassified ?? []) console.log(`wrong: ${e.relPath} ${e.actual} called ${e.predicted} (p ${e.probability.toFixed(3)}; ${e.groupSize} in its group)`);
-        if (result.location) console.log(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
-        if (result.leftOutAsCopies !== undefined) console.log(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);
-        if (result.rejected.length > 0) console.log(`rejected ${result.rejected.length} unreadable files: ${result.rejected.map((r) => `${r.relPath} (${r.reason})`).join('; ')}`);
+        if (opts.json) process.stdout.write(`${JSON.stringify(output)}\n`);
+        else for (const line of evaluationLines(result, `${output.model.name} ${output.model.version} on ${opts.data}`)) console.log(line);
       } finally {
         model.dispose();
       }
     });
+}
+
+/** What `evaluateModel` returns for a folder. */
+type FolderEvaluation = Awaited<ReturnType<typeof evaluateModel>>;
+
+/** The evaluation as the lines `btd eval` prints without --json. */
+function evaluationLines(result: FolderEvaluation, title: string): string[] {
+  const pct = (v: number | undefined) => (v === undefined ? '–' : `${(100 * v).toFixed(2)}%`);
+  const lines = [`${title}: n=${result.n}`];
+  lines.push(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${result.auc === undefined ? '' : `  AUC ${result.auc.toFixed(4)}`}`);
+  lines.push(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
+  if (result.byGroup) {
+    const g = result.byGroup;
+    lines.push(`accuracy 95% interval (near-duplicate groups resampled) ${pct(g.accuracyInterval[0])}–${pct(g.accuracyInterval[1])}; each group counted once: ${pct(g.accuracy)} of ${g.groups} groups (${g.groupsWithErrors} with errors)`);
+  }
+  if (result.byPatient) lines.push(describePatientVerdicts(result.byPatient));
+  for (const e of result.misclassified ?? []) lines.push(`wrong: ${e.relPath} ${e.actual} called ${e.predicted} (p ${e.probability.toFixed(3)}; ${e.groupSize} in its group)`);
+  if (result.location) lines.push(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
+  if (result.leftOutAsCopies !== undefined) lines.push(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);
+  if (result.rejected.length > 0) lines.push(`rejected ${result.rejected.length} unreadable files: ${result.rejected.map((r) => `${r.relPath} (${r.reason})`).join('; ')}`);
+  return lines;
 }
 
 interface EvalOptions {
