@@ -110,6 +110,19 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect((await weights(path.join(work, 'other-seed'))).equals(first)).toBe(false);
   });
 
+  it('resumes an interrupted run, in the same process, to the weights of an uninterrupted one', async () => {
+    // Earlier tests built networks in this process, so tfjs has made their variable names unique with suffixes.
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 3, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 2, cacheDir: path.join(work, 'cache') };
+    await trainModel({ ...tiny, outDir: path.join(work, 'uninterrupted') });
+    const checkpointDir = path.join(work, 'interrupted-ckpt');
+    const controller = new AbortController();
+    const interrupted = trainModel({ ...tiny, outDir: path.join(work, 'interrupted'), checkpointDir, signal: controller.signal, onEpoch: (e) => e.epoch === 2 && controller.abort() });
+    await expect(interrupted).rejects.toThrow(/aborted/);
+    await trainModel({ ...tiny, outDir: path.join(work, 'resumed-run'), checkpointDir, resumeFrom: checkpointDir });
+    const weights = (dir: string) => readFile(path.join(work, dir, 'weights.bin'));
+    expect((await weights('resumed-run')).equals(await weights('uninterrupted'))).toBe(true);
+  });
+
   it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
     await expect(trainModel({ ...tiny, outDir: path.join(work, 'joined-best'), validationJoinsTraining: true })).rejects.toThrow(/--select-by last/);

@@ -60,10 +60,16 @@ describe('FlatAdam', () => {
     const saved = await first.getWeights();
     expect(saved.map((s) => s.name)).toEqual(['iter', 'w0/m', 'w1/m', 'w0/v', 'w1/v']);
     const second = new FlatAdam(variables);
-    await second.setWeights(saved);
+    expect(await second.setWeights(saved)).toEqual([]);
     saved.forEach((s) => s.tensor.dispose());
     for (const step of steps.slice(3)) second.apply(resumed, step.grads, step.shares, step.lr);
     expect(resumed).toEqual(straight);
+  });
+
+  it('names the variables whose moments a saved state lacks', async () => {
+    const adam = new FlatAdam(variables);
+    expect(await adam.setWeights([{ name: 'w0/m', tensor: tf.zeros([variables[0]!.size]) }, { name: 'w0/v', tensor: tf.zeros([variables[0]!.size]) }])).toEqual(['w1']);
+    expect(await adam.setWeights([{ name: 'w0_1/m', tensor: tf.zeros([variables[0]!.size]) }])).toEqual(['w0', 'w1']);
   });
 
   it('refuses a saved state of another size', async () => {

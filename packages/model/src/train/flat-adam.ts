@@ -60,18 +60,26 @@ export class FlatAdam {
     return Promise.resolve([{ name: ITERATIONS, tensor: tf.scalar(this.iterations, 'int32') }, ...moments('m', this.m), ...moments('v', this.v)]);
   }
 
-  /** Restores a state saved by {@link getWeights} (or by `tf.train.adam`); entries it does not know are ignored. */
-  async setWeights(state: readonly NamedState[]): Promise<void> {
+  /**
+   * Restores a state saved by {@link getWeights} (or by `tf.train.adam`); entries it does not know
+   * are ignored. Returns the names of the variables whose moments the state lacks (they keep theirs).
+   */
+  async setWeights(state: readonly NamedState[]): Promise<string[]> {
     const byName = new Map(state.map((entry) => [entry.name, entry.tensor]));
     const iterations = byName.get(ITERATIONS);
     this.iterations = iterations ? ((await iterations.data())[0] as number) : 0;
+    const missing = new Set<string>();
     for (const [k, variable] of this.variables.entries()) {
       for (const [suffix, arrays] of [['m', this.m], ['v', this.v]] as const) {
         const saved = byName.get(`${variable.name}/${suffix}`);
-        if (!saved) continue;
+        if (!saved) {
+          missing.add(variable.name);
+          continue;
+        }
         if (saved.size !== variable.size) throw new Error(`optimizer state ${variable.name}/${suffix} has ${saved.size} values, expected ${variable.size}`);
         (arrays[k] as Float32Array).set((await saved.data()) as Float32Array);
       }
     }
+    return [...missing];
   }
 }

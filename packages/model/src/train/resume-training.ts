@@ -27,10 +27,10 @@ export async function resumeTraining(
     throw new Error(`checkpoint in ${dir} was made with other training images (another --extra-train-data?); remove it to start over`);
   }
   writeWeights(model, checkpoint.latest);
-  try {
-    await optimizer.setWeights(checkpoint.optimizer);
-  } catch {
-    // Adam's moments are keyed by variable name; if they do not match, resume with fresh moments.
+  // Adam's moments are keyed by the weights' names: a checkpoint of this network holds every one.
+  const missing = await optimizer.setWeights(checkpoint.optimizer);
+  if (missing.length > 0) {
+    throw new Error(`checkpoint in ${dir} holds no optimizer state for ${missing.length} of this network's weights (e.g. ${missing[0]}); remove it to start over`);
   }
   const { state } = checkpoint;
   // The best epoch's score, recomputed so that it compares with this run's --select-by.

@@ -96,9 +96,14 @@ export function weightPositions(model: tf.LayersModel): { trainable: number[]; n
   return { trainable: model.trainableWeights.map(at), nonTrainable: model.nonTrainableWeights.map(at) };
 }
 
-/** An Adam for a model's trainable weights, in the order the gradient workers return them. */
+/**
+ * An Adam for a model's trainable weights, in the order the gradient workers return them. Its state
+ * is keyed by the weights' names as the network names them: tfjs adds a suffix (`_1`, …) to a name
+ * already taken in the process, so a checkpoint resumed in a process that built other networks
+ * before would otherwise match none of its moments.
+ */
 export function adamFor(model: tf.LayersModel): FlatAdam {
-  return new FlatAdam(model.trainableWeights.map((w) => ({ name: w.name, size: (w.shape as number[]).reduce((a, b) => a * b, 1) })));
+  return new FlatAdam(model.trainableWeights.map((w) => ({ name: w.originalName, size: (w.shape as number[]).reduce((a, b) => a * b, 1) })));
 }
 
 /** Images drawn afresh each epoch, without replacement, from a larger pool (e.g. extra training data). */
