@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -166,6 +166,33 @@ describe('splits that keep each patient on one side', () => {
     const testPatients = new Set(split.assignments.filter((a) => a.split === 'test' && !a.relPath.includes('series')).map((a) => patientOf(a.relPath)));
     expect(testPatients.size).toBeGreaterThan(0);
     expect(manifest.metrics?.test?.byPatient?.patients).toBe(testPatients.size);
+  });
+
+  it("takes whose each scan is from the run's own listing, never from a cache another run wrote, and caches no patient's ID", async () => {
+    const cacheDir = path.join(dir, 'cache-shared');
+    const cacheEntries = async () => (await readdir(cacheDir)).filter((name) => name.endsWith('.json'));
+    const model = await loadModel(await writeModel());
+    try {
+      // An evaluation with the patients file writes the cache of the PNG folder, one of the DICOM folder follows.
+      const withFile = await evaluateModel(model, pngDir, { cacheDir, patientsFile: path.join(dir, 'patients.csv') });
+      expect(withFile.byPatient?.patients).toBe(2 * patientsPerClass);
+      expect((await evaluateModel(model, pngDir, { cacheDir })).byPatient).toBeUndefined();
+      await evaluateModel(model, dicomDir, { cacheDir });
+    } finally {
+      model.dispose();
+    }
+    const entries = await cacheEntries();
+    expect(entries).toHaveLength(2);
+    const fresh = await prepareTaskData({ task: 'tumor-binary', dataDir: pngDir, inputSize: model.manifest.inputSize, seed: 1 });
+    const fromCache = await prepareTaskData({ task: 'tumor-binary', dataDir: pngDir, inputSize: model.manifest.inputSize, seed: 1, cacheDir });
+    expect(await cacheEntries()).toEqual(entries);
+    expect(fromCache.patientGrouping).toBeUndefined();
+    expect(fromCache.split.fingerprint).toBe(fresh.split.fingerprint);
+    for (const name of entries) {
+      const text = await readFile(path.join(cacheDir, name), 'utf8');
+      expect(text).not.toContain('"patient"');
+      expect(text).not.toContain('"study"');
+    }
   });
 
   it('takes patients from a patients file for images without DICOM headers, and reports it in the leakage report', async () => {

@@ -89,7 +89,7 @@ export async function loadPreprocessedDataset(
   }
   const key = cacheKey(listing, params);
   const cached = options.cacheDir ? await readCache(options.cacheDir, key) : undefined;
-  if (cached) return cached;
+  if (cached) return withListingFiles(cached, listing.files);
   const dataset = await preprocessAll(listing.files, params, options);
   if (options.cacheDir) await writeCache(options.cacheDir, key, dataset);
   return dataset;
@@ -162,11 +162,22 @@ async function readCache(cacheDir: string, key: string): Promise<PreprocessedDat
   }
 }
 
+/**
+ * A cached dataset with the listing's own records of its files. The cache key covers what the
+ * pixels depend on, not whose scan each file is: that comes from the listing (a patients file
+ * given this time, or none), never from the run that wrote the cache.
+ */
+function withListingFiles(cached: PreprocessedDataset, files: readonly LabeledFile[]): PreprocessedDataset {
+  const byPath = new Map(files.map((f) => [f.relPath, f]));
+  return { ...cached, files: cached.files.map((f) => byPath.get(f.relPath) ?? f) };
+}
+
 async function writeCache(cacheDir: string, key: string, dataset: PreprocessedDataset): Promise<void> {
   await mkdir(cacheDir, { recursive: true });
   const index: CacheIndex = {
     params: dataset.params,
-    files: dataset.files,
+    // No patient or study identifiers in the cache: they are the listing's to give.
+    files: dataset.files.map(({ patient: _patient, study: _study, ...file }) => file),
     geometries: dataset.geometries,
     rejected: dataset.rejected,
   };
