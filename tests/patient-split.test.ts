@@ -14,6 +14,7 @@ import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
 import { reviewImageName, writeReviewPack } from '../packages/model/src/eval/review-pack.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import { loadModel } from '../packages/model/src/model/loaded-model.js';
+import { calibrateArtifact } from '../packages/model/src/train/calibrate-artifact.js';
 import { trainModel } from '../packages/model/src/train/train-model.js';
 import { blobSlice } from './helpers/blob-slice.js';
 import { dicomFile } from './helpers/dicom-file.js';
@@ -166,6 +167,17 @@ describe('splits that keep each patient on one side', () => {
     const testPatients = new Set(split.assignments.filter((a) => a.split === 'test' && !a.relPath.includes('series')).map((a) => patientOf(a.relPath)));
     expect(testPatients.size).toBeGreaterThan(0);
     expect(manifest.metrics?.test?.byPatient?.patients).toBe(testPatients.size);
+  });
+
+  it('counts by the same patients when a model trained with a patients file is calibrated again', async () => {
+    const out = path.join(dir, 'trained-png');
+    const patientsFile = path.join(dir, 'patients.csv');
+    const { manifest } = await trainModel({ task: 'tumor-binary', dataDir: pngDir, outDir: out, epochs: 1, inputSize: 32, filters: [4, 8], convsPerBlock: 1, workers: 1, seed: 3, patientsFile });
+    const trained = manifest.metrics?.test;
+    expect(trained?.byPatient?.patients).toBeGreaterThan(0);
+    const calibrated = (await calibrateArtifact({ modelDir: out, dataDir: pngDir })).metrics?.test;
+    expect(calibrated?.byPatient?.patients).toBe(trained?.byPatient?.patients);
+    expect(calibrated?.byGroup?.groups).toBe(trained?.byGroup?.groups);
   });
 
   it("takes whose each scan is from the run's own listing, never from a cache another run wrote, and caches no patient's ID", async () => {

@@ -98,3 +98,15 @@ export async function withPatientsFile<T extends LabeledFile>(
   const applied = withPatients(files, patients);
   return { files: applied.files, patientsFile: { file: chosen, entries: patients.size, unmatched: applied.unmatched } };
 }
+
+/**
+ * The images of a trained artifact's dataset folder with the patients its split was drawn with:
+ * from the patients file its manifest records (`split.patients.file`, relative to where it was
+ * trained) while that file is there, else from the folder's own patients file, if any. Evaluating
+ * the artifact again then counts errors, and resamples its interval, by the same patients.
+ */
+export async function withRecordedPatients<T extends LabeledFile>(files: readonly T[], dataDir: string, recorded: string | undefined): Promise<T[]> {
+  const file = recorded ? path.resolve(recorded) : undefined;
+  const present = file && (await stat(file).catch(() => null))?.isFile() ? file : undefined;
+  return (await withPatientsFile(files, dataDir, present)).files;
+}

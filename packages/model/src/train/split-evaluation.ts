@@ -1,4 +1,5 @@
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
+import { withRecordedPatients } from '../data/patients-file.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import { readSplitFile } from '../data/split-file.js';
 import { evaluateOnDataset, predictOnDataset, type EvaluationResult } from '../eval/evaluate.js';
@@ -29,17 +30,15 @@ export interface SplitEvaluationOptions extends SplitData {
 export async function splitEvaluation(manifest: ModelManifest, options: SplitEvaluationOptions): Promise<ArtifactEvaluation> {
   const split = await readSplitFile(options.splitFile);
   const outlines = options.outlinesFile ? await readOutlines(options.outlinesFile) : undefined;
-  const listing = await listLabeledImages(options.dataDir, manifest.task);
+  const listed = await listLabeledImages(options.dataDir, manifest.task);
+  const listing = { ...listed, files: await withRecordedPatients(listed.files, options.dataDir, manifest.split?.patients?.file) };
   const load = async (name: string): Promise<PreprocessedDataset | undefined> => {
     const names = new Set(split.assignments.filter((a) => a.split === name).map((a) => a.relPath));
     if (names.size === 0) return undefined;
     return loadPreprocessedDataset(subsetListing(listing, names), manifest.preprocessing, { cacheDir: options.cacheDir });
   };
   const [val, test] = [await load('val'), await load('test')];
-  const external =
-    split.externalTest && options.testDataDir
-      ? await loadPreprocessedDataset(await listLabeledImages(options.testDataDir, manifest.task), manifest.preprocessing, { cacheDir: options.cacheDir })
-      : undefined;
+  const external = split.externalTest && options.testDataDir ? await loadTestFolder(options.testDataDir, manifest, options.cacheDir) : undefined;
   return {
     validation: (served) => Promise.resolve(val ? predictOnDataset(served, val) : undefined),
     metrics: (served) => {
@@ -55,4 +54,11 @@ export async function splitEvaluation(manifest: ModelManifest, options: SplitEva
       return Promise.resolve(metrics);
     },
   };
+}
+
+/** A separate test folder's images, with the patients its own patients file gives them. */
+async function loadTestFolder(dir: string, manifest: ModelManifest, cacheDir: string | undefined): Promise<PreprocessedDataset> {
+  const listed = await listLabeledImages(dir, manifest.task);
+  const listing = { ...listed, files: await withRecordedPatients(listed.files, dir, undefined) };
+  return loadPreprocessedDataset(listing, manifest.preprocessing, { cacheDir });
 }

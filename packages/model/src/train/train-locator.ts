@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
+import { withRecordedPatients } from '../data/patients-file.js';
 import { inputBatch } from '../data/model-input.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import type { InputGeometry } from '../data/preprocess.js';
@@ -126,7 +127,8 @@ export async function trainLocator(options: LocatorOptions): Promise<ModelManife
 
 async function reevaluateLocation(options: LocatorOptions, manifest: ModelManifest, listing: DatasetListing, outlines: Outlines, assignments: SplitAssignment[]): Promise<void> {
   const test = new Set(assignments.filter((a) => a.split === 'test').map((a) => a.relPath));
-  const testSet = await loadPreprocessedDataset(subsetListing(listing, test), manifest.preprocessing, { cacheDir: options.cacheDir });
+  const files = await withRecordedPatients(listing.files, options.dataDir, manifest.split?.patients?.file);
+  const testSet = await loadPreprocessedDataset(subsetListing({ ...listing, files }, test), manifest.preprocessing, { cacheDir: options.cacheDir });
   const served = await loadModel(options.modelDir);
   try {
     const metrics = { ...(manifest.metrics ?? {}) };
