@@ -113,6 +113,7 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
   it('resumes an interrupted run, in the same process, to the weights of an uninterrupted one', async () => {
     // Earlier tests built networks in this process, so tfjs has made their variable names unique with suffixes.
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 3, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 2, cacheDir: path.join(work, 'cache') };
+    const tensorsBefore = tf.memory().numTensors;
     await trainModel({ ...tiny, outDir: path.join(work, 'uninterrupted') });
     const checkpointDir = path.join(work, 'interrupted-ckpt');
     const controller = new AbortController();
@@ -121,6 +122,8 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     await trainModel({ ...tiny, outDir: path.join(work, 'resumed-run'), checkpointDir, resumeFrom: checkpointDir });
     const weights = (dir: string) => readFile(path.join(work, dir, 'weights.bin'));
     expect((await weights('resumed-run')).equals(await weights('uninterrupted'))).toBe(true);
+    // Neither the interrupted run's network nor the checkpoint's optimizer state is left behind.
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
   it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {

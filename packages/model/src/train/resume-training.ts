@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { trainingSetFingerprint, type PreparedTaskData } from '../data/prepare-task-data.js';
-import { loadCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import type { FlatAdam } from './flat-adam.js';
 import { validationScore, writeWeights, type LoopState, type SelectBy } from './training-loop.js';
 
@@ -19,6 +19,21 @@ export async function resumeTraining(
 ): Promise<LoopState> {
   const checkpoint = await loadCheckpoint(dir);
   if (!checkpoint) return fresh;
+  try {
+    return await restore(dir, checkpoint, model, optimizer, prepared, selectBy);
+  } finally {
+    for (const { tensor } of checkpoint.optimizer) tensor.dispose();
+  }
+}
+
+async function restore(
+  dir: string,
+  checkpoint: LoadedCheckpoint,
+  model: tf.LayersModel,
+  optimizer: FlatAdam,
+  prepared: PreparedTaskData,
+  selectBy: SelectBy | undefined,
+): Promise<LoopState> {
   if (checkpoint.state.splitFingerprint !== prepared.split.fingerprint) {
     throw new Error(`checkpoint in ${dir} was made on another split; remove it to start over`);
   }

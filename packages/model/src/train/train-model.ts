@@ -56,11 +56,21 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   if (samples.coarse && (options.mixup ?? 0) > 0) throw new Error('--mixup cannot blend coarse labels (e.g. yes for any tumour type) of --extra-train-data');
   const architecture = architectureFor(options, run);
   const model = buildClassifier(architecture, run.seed);
+  try {
+    return await trainBuilt(options, run, started, { model, architecture, prepared, samples }, backend.name);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Trains the network built for the run and writes its artifact. */
+async function trainBuilt(options: TrainOptions, run: RunSettings, started: number, parts: RunParts, backend: string): Promise<TrainResult> {
+  const { model, architecture, prepared, samples } = parts;
   const initialisedFrom = options.initFrom ? await initialiseFrom(options.initFrom, model, runIdentity(options, prepared), { classes: run.classes, member: options.initMember }) : undefined;
   const guidance = options.outlineGuidance && options.outlinesFile
     ? await outlineGuidanceFor(prepared.dataset, samples.labels, samples.mainTrain, options.outlinesFile, options.outlineGuidance)
     : undefined;
-  const { state, earlierSeconds } = await trainEpochs(options, run, { model, architecture, prepared, samples, ...(guidance ? { guidance: guidance.init } : {}) });
+  const { state, earlierSeconds } = await trainEpochs(options, run, { ...parts, ...(guidance ? { guidance: guidance.init } : {}) });
   writeWeights(model, state.bestWeights);
   const seconds = (Date.now() - started) / 1000 + earlierSeconds;
   const manifest = await writeTrainedArtifact({
@@ -68,12 +78,11 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     options: { ...options, inputSize: run.inputSize },
     classes: run.classes,
     architecture,
-    backend: backend.name,
+    backend,
     prepared,
     history: state.history,
     training: trainingRecord(options, run, { state, samples, seconds, ...(guidance ? { outlineGuidance: guidance.record } : {}), ...(initialisedFrom ? { initialisedFrom } : {}) }),
   });
-  model.dispose();
   return { outDir: options.outDir, manifest, prepared };
 }
 
