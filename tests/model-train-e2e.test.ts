@@ -120,6 +120,7 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const interrupted = trainModel({ ...tiny, outDir: path.join(work, 'interrupted'), checkpointDir, signal: controller.signal, onEpoch: (e) => e.epoch === 2 && controller.abort() });
     await expect(interrupted).rejects.toThrow(/aborted/);
     await trainModel({ ...tiny, outDir: path.join(work, 'resumed-run'), checkpointDir, resumeFrom: checkpointDir });
+    await expect(trainModel({ ...tiny, outDir: path.join(work, 'resumed-nothing'), resumeFrom: path.join(work, 'no-such-checkpoint') })).rejects.toThrow(/no checkpoint to resume/);
     const weights = (dir: string) => readFile(path.join(work, dir, 'weights.bin'));
     expect((await weights('resumed-run')).equals(await weights('uninterrupted'))).toBe(true);
     // Neither the interrupted run's network nor the checkpoint's optimizer state is left behind.

@@ -6,19 +6,19 @@ import { validationScore, writeWeights, type LoopState, type SelectBy } from './
 
 /**
  * The loop state of a checkpoint in `dir`, with its weights and Adam's moments loaded into the
- * model and optimizer; `fresh` when there is no checkpoint. Refused when the checkpoint was made
- * on another split or with other training images.
+ * model and optimizer. Refused when there is none, or when it was made on another split, with other
+ * training images or for another network.
  */
 export async function resumeTraining(
   dir: string,
   model: tf.LayersModel,
   optimizer: FlatAdam,
   prepared: PreparedTaskData,
-  fresh: LoopState,
   selectBy: SelectBy | undefined,
 ): Promise<LoopState> {
   const checkpoint = await loadCheckpoint(dir);
-  if (!checkpoint) return fresh;
+  // Told to resume, a run never starts over in silence: a mistyped folder would cost a whole training.
+  if (!checkpoint) throw new Error(`no checkpoint to resume in ${dir} (no readable state.json)`);
   try {
     return await restore(dir, checkpoint, model, optimizer, prepared, selectBy);
   } finally {

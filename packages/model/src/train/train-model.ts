@@ -107,7 +107,7 @@ async function trainEpochs(options: TrainOptions, run: RunSettings, parts: RunPa
   const pool = await startGradientWorkers(options, run, parts);
   let state: LoopState = { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) };
   try {
-    if (options.resumeFrom) state = await resumeTraining(options.resumeFrom, model, optimizer, prepared, state, options.selectBy);
+    if (options.resumeFrom) state = await resumeTraining(options.resumeFrom, model, optimizer, prepared, options.selectBy);
     const earlierSeconds = state.history.reduce((sum, h) => sum + h.seconds, 0);
     const checkpoint = options.checkpointDir ? checkpointWriter(options.checkpointDir, model, optimizer, prepared) : undefined;
     state = await runTrainingLoop(
