@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, type Env } from '@btd/shared';
+import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
 
 /**
  * Every setting of the API service. Each field names its environment variable (`env`), says what
@@ -103,7 +103,7 @@ export const ApiConfigSchema = Type.Object({
     Type.String({ env: 'PACS_STOW_AUTHORIZATION', minLength: 1, description: 'Authorization header value for PACS_STOW_URL, e.g. "Basic …" or "Bearer …".' }),
   ),
   /** Per-attempt timeout of a webhook POST. */
-  webhookTimeoutMs: Type.Integer({
+  webhookTimeoutMs: timerMsField({
     env: 'WEBHOOK_TIMEOUT_MS',
     default: 10_000,
     minimum: 100,
@@ -124,7 +124,7 @@ export const ApiConfigSchema = Type.Object({
     description: 'Webhook deliveries sent in parallel by this API process.',
   }),
   /** Hard limit on a graceful shutdown. */
-  shutdownTimeoutMs: Type.Integer({
+  shutdownTimeoutMs: timerMsField({
     env: 'SHUTDOWN_TIMEOUT_MS',
     default: 20_000,
     minimum: 100,

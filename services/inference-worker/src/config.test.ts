@@ -2,6 +2,17 @@ import { ConfigError } from '@btd/shared';
 import { describe, expect, it } from 'vitest';
 import { loadWorkerConfig } from './config.js';
 
+/** The env names a configuration is refused for. */
+function refusedKeys(env: Record<string, string>): string[] {
+  try {
+    loadWorkerConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues.map((issue) => issue.env).sort();
+  }
+  return [];
+}
+
 describe('loadWorkerConfig', () => {
   it('has working defaults for a local run', () => {
     const config = loadWorkerConfig({});
@@ -11,12 +22,12 @@ describe('loadWorkerConfig', () => {
 
   it('lists every bad setting at once', () => {
     const bad = { WORKER_CONCURRENCY: '0', MODEL_SOURCE: 'ftp', TF_BACKEND: 'gpu', WORKER_LOCK_DURATION_MS: 'soon' };
-    try {
-      loadWorkerConfig(bad);
-      expect.unreachable();
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).issues.map((issue) => issue.env).sort()).toEqual(Object.keys(bad).sort());
-    }
+    expect(refusedKeys(bad)).toEqual(Object.keys(bad).sort());
+  });
+
+  it("refuses durations longer than Node's timers honour, which would fire after 1 ms", () => {
+    const long = { SHUTDOWN_TIMEOUT_MS: '3000000000', MODEL_POLL_INTERVAL_MS: '2147483648', WORKER_LOCK_DURATION_MS: '4000000000', WORKER_STALLED_INTERVAL_MS: '9999999999' };
+    expect(refusedKeys(long)).toEqual(Object.keys(long).sort());
+    expect(loadWorkerConfig({ SHUTDOWN_TIMEOUT_MS: '2147483647' }).shutdownTimeoutMs).toBe(2_147_483_647);
   });
 });

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, type Env } from '@btd/shared';
+import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
 
 /** Every setting of the inference worker. */
 export const WorkerConfigSchema = Type.Object({
@@ -19,14 +19,14 @@ export const WorkerConfigSchema = Type.Object({
    * How long a job's lock lasts without renewal. A synchronous forward pass blocks the event
    * loop, so renewal can be late: the lock must outlast the slowest inference many times over.
    */
-  lockDurationMs: Type.Integer({
+  lockDurationMs: timerMsField({
     env: 'WORKER_LOCK_DURATION_MS',
     default: 60_000,
     minimum: 1000,
     description: 'Job lock duration; a job whose worker died is retried after about this long.',
   }),
   /** How often the worker looks for jobs whose worker died. */
-  stalledIntervalMs: Type.Integer({
+  stalledIntervalMs: timerMsField({
     env: 'WORKER_STALLED_INTERVAL_MS',
     default: 30_000,
     minimum: 500,
@@ -53,7 +53,7 @@ export const WorkerConfigSchema = Type.Object({
     description: 'Directory with the bundled artifacts <dir>/tumor-binary and <dir>/tumor-type.',
   }),
   /** How often the registry is polled in case a promotion notice was missed. */
-  modelPollIntervalMs: Type.Integer({
+  modelPollIntervalMs: timerMsField({
     env: 'MODEL_POLL_INTERVAL_MS',
     default: 30_000,
     minimum: 1000,
@@ -103,7 +103,7 @@ export const WorkerConfigSchema = Type.Object({
     description: 'Port serving Prometheus /metrics and /healthz (0: off).',
   }),
   /** Hard limit on a graceful shutdown; in-flight jobs past it are recovered by another worker. */
-  shutdownTimeoutMs: Type.Integer({
+  shutdownTimeoutMs: timerMsField({
     env: 'SHUTDOWN_TIMEOUT_MS',
     default: 30_000,
     minimum: 100,

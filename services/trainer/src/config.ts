@@ -5,6 +5,7 @@ import {
   queueConfigFields,
   redisConfigFields,
   s3ConfigFields,
+  timerMsField,
   type Env,
 } from '@btd/shared';
 
@@ -82,14 +83,14 @@ export const TrainerConfigSchema = Type.Object({
     description: 'Preferred TensorFlow.js backend (tensorflow, wasm, cpu); falls back when unavailable.',
   }),
   /** Job lock; the trainer renews it while training, and a crashed trainer's job is retaken after it. */
-  lockDurationMs: Type.Integer({
+  lockDurationMs: timerMsField({
     env: 'TRAINER_LOCK_MS',
     default: 120_000,
     minimum: 1000,
     description: 'BullMQ lock duration of a training job in ms; a crashed trainer\'s job is retaken after it.',
   }),
   /** Hard limit on shutdown; a running training is checkpointed and handed back to the queue first. */
-  shutdownTimeoutMs: Type.Integer({
+  shutdownTimeoutMs: timerMsField({
     env: 'SHUTDOWN_TIMEOUT_MS',
     default: 30_000,
     minimum: 1000,

@@ -10,6 +10,14 @@ import { Type } from '@sinclair/typebox';
  * Every field carries its env name (`env`), a description and, where sensible, a default.
  */
 
+/** The longest delay Node's timers honour (2^31 - 1 ms): a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A duration in milliseconds that a timer or a lock waits for, bounded by what Node's timers honour. */
+export function timerMsField(field: { env: string; default: number; minimum: number; description: string }) {
+  return Type.Integer({ ...field, maximum: MAX_TIMER_MS });
+}
+
 /** Redis connection used by BullMQ queues and workers. */
 export const redisConfigFields = {
   /** Redis connection URL. */
