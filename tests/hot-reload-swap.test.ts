@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadModel } from '@btd/model';
 import { createLogger, ModelRegistry } from '@btd/shared';
 import { RegistryModelProvider } from '../services/inference-worker/src/model-provider.js';
 import { mriSlices } from './api-fixtures.js';
@@ -131,6 +132,33 @@ describe('hot reload under a steady stream of jobs', () => {
       await events.close();
     }
   }, 240_000);
+
+  it('disposes a promoted model that finishes loading while the worker shuts down', async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding = false;
+    let loaded = 0;
+    const slow = await startProvider({
+      metrics: new MetricsRegistry(),
+      verifyOnThread: false,
+      load: async (files) => {
+        if (holding) await held;
+        const model = await loadModel(files);
+        loaded += 1;
+        return { manifest: model.manifest, predict: (image, options) => model.predict(image, options), dispose: () => ((loaded -= 1), model.dispose()) };
+      },
+    });
+    holding = true;
+    const next = await publish();
+    await env.registry.promote(TASK, next, { by: 'test', reason: 'promoted during shutdown' });
+    const refreshing = slow.refresh(TASK);
+    await sleep(50);
+    const closing = slow.close();
+    await sleep(50);
+    release();
+    await Promise.all([closing, refreshing]);
+    expect(loaded).toBe(0);
+  });
 
   it('lets a job that took the old model finish on it, then disposes the old model', async () => {
     const lease = provider.acquire(TASK);

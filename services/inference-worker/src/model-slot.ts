@@ -35,10 +35,13 @@ export class ModelSlot {
     return this.disposed;
   }
 
+  /** Disposes a retired version once no job holds it and its grace is over; with `force`, any version now. */
   disposeIfIdle(force = false): void {
-    if (this.disposed || this.retiredAt === undefined) return;
-    const graceOver = performance.now() - this.retiredAt >= this.graceMs;
-    if (!force && (this.leases > 0 || !graceOver)) return;
+    if (this.disposed) return;
+    if (!force) {
+      if (this.retiredAt === undefined || this.leases > 0) return;
+      if (performance.now() - this.retiredAt < this.graceMs) return;
+    }
     this.disposed = true;
     this.inner.dispose();
   }
