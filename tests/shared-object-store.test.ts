@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ObjectNotFoundError, ObjectStore } from '@btd/shared';
 import { useTestBucket } from './helpers/index.js';
@@ -13,6 +14,22 @@ describe('ObjectStore against s3rver', () => {
     await expect(fresh.ping()).resolves.toBeUndefined();
     fresh.close();
     fresh.close();
+  });
+
+  it('fails a request to an endpoint that accepts the connection and never answers, instead of waiting for ever', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const store = new ObjectStore({ ...bucket.s3.bucketOptions(), s3Endpoint: `http://127.0.0.1:${port}`, s3TimeoutMs: 300 });
+    try {
+      await expect(store.get('any/key')).rejects.toThrow(/timed out/i);
+      expect(sockets.length).toBeGreaterThan(0);
+    } finally {
+      store.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('creates its bucket once when several services start at the same moment', async () => {

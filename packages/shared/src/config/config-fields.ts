@@ -67,6 +67,13 @@ export const s3ConfigFields = {
   s3SecretAccessKey: Type.Optional(
     Type.String({ env: 'S3_SECRET_ACCESS_KEY', description: 'S3 secret access key.' }),
   ),
+  /** How long an S3 request may wait to connect, or wait in silence for data, before it fails. */
+  s3TimeoutMs: timerMsField({
+    env: 'S3_TIMEOUT_MS',
+    default: 30_000,
+    minimum: 100,
+    description: 'An S3 request fails when its connection takes longer, or its socket stays silent this long (its job is then retried).',
+  }),
   /** Path-style addressing, which MinIO and s3rver need. */
   s3ForcePathStyle: Type.Boolean({
     env: 'S3_FORCE_PATH_STYLE',

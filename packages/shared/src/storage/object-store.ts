@@ -20,6 +20,11 @@ export interface ObjectStoreOptions {
   s3AccessKeyId?: string | undefined;
   s3SecretAccessKey?: string | undefined;
   s3ForcePathStyle: boolean;
+  /**
+   * A request fails when connecting takes longer, or its socket stays silent this long (default
+   * 30 s): an endpoint that accepts connections and never answers must not hold a job for ever.
+   */
+  s3TimeoutMs?: number;
 }
 
 /** Metadata returned by {@link ObjectStore.head}. */
@@ -37,6 +42,7 @@ export interface ListedObject {
 }
 
 const DELETE_BATCH = 1000; // the S3 limit for one DeleteObjects call
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -70,6 +76,8 @@ export class ObjectStore {
       credentials,
       // One layer owns retries: BullMQ retries jobs, so the SDK only smooths over blips.
       maxAttempts: 2,
+      // An idle limit rather than a total one: a large upload that keeps moving is not cut off.
+      requestHandler: { connectionTimeout: options.s3TimeoutMs ?? DEFAULT_TIMEOUT_MS, socketTimeout: options.s3TimeoutMs ?? DEFAULT_TIMEOUT_MS },
     });
   }
 
