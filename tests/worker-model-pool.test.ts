@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ImageDecodeError, initBackend, loadModel, readArtifactDir, type ArtifactFiles, type LoadedModel } from '@btd/model';
 import { ModelThreadPool } from '@btd/inference-worker';
 import { REPO_ROOT, datasetsDir } from './helpers/index.js';
@@ -97,6 +98,19 @@ describe.skipIf(!root)('the model thread pool', () => {
       expect(prediction.probabilities['tumor']).toBeCloseTo(expected.probabilities['tumor'] as number, 6);
     }
     next.dispose();
+  });
+
+  it('reports a thread that dies once, fails the requests it cannot serve, and still closes', async () => {
+    const broken: Error[] = [];
+    const own = ModelThreadPool.start(2, 'wasm', (error) => broken.push(error));
+    const model = await own.load(files['tumor-binary']!);
+    // As an out-of-memory kill or a native abort would end it.
+    await (own as unknown as { threads: { worker: Worker }[] }).threads[0]!.worker.terminate();
+    await vi.waitFor(() => expect(broken).toHaveLength(1));
+    expect(broken[0]!.message).toMatch(/model thread exited/);
+    await expect(model.predict(scans[0]!, { heatmap: false })).rejects.toThrow(/model thread exited/);
+    await own.close(200);
+    expect(broken).toHaveLength(1);
   });
 
   it('rejects the requests in flight when closed, and every later one', async () => {

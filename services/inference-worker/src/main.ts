@@ -36,7 +36,13 @@ async function start(config: WorkerConfig, workerId: string, logger: Logger, shu
 
   await waitForRedis(producer, config.redisUrl);
   await store.ensureBucket();
-  const models = await openModelSource({ config, workerId, store, redis: producer, logger, metrics: metrics.registry });
+  // With a model thread dead every job would fail here: stop taking them (those in flight fail this
+  // attempt and are retried, by other workers) and exit non-zero, so that the supervisor restarts this one.
+  const onBroken = (error: Error) => {
+    logger.fatal({ err: error }, 'a model thread died; shutting down so that the worker is restarted');
+    void shutdown.run('model thread died').then(() => process.exit(1));
+  };
+  const models = await openModelSource({ config, workerId, store, redis: producer, logger, metrics: metrics.registry, onBroken });
   shutdown.add('models', SHUTDOWN_PHASE.resources, () => models.close());
 
   const running = startInferenceWorker({ config: { ...config, workerId }, connection, store, results, models, logger, metrics });

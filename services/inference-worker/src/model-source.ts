@@ -19,6 +19,8 @@ export interface ModelSourceDeps {
   redis: Redis;
   logger: Logger;
   metrics: MetricsRegistry;
+  /** Called once if a model thread dies: the models can no longer run, so the worker should stop and be restarted. */
+  onBroken?: (error: Error) => void;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface ModelSourceDeps {
  */
 export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableModelProvider> {
   const { config } = deps;
-  const pool = ModelThreadPool.start(modelThreadCount(config), config.tfBackend);
+  const pool = ModelThreadPool.start(modelThreadCount(config), config.tfBackend, deps.onBroken);
   try {
     const provider = await openProvider(deps, (files) => pool.load(files));
     deps.logger.info({ threads: pool.size, backend: pool.backendInfo }, pool.size > 1 ? 'models run on a thread pool' : 'models run on a thread of their own');

@@ -37,6 +37,8 @@ class PoolThread {
   load = 0;
   /** Work answered so far, in the same units. */
   done = 0;
+  /** Set once the thread has exited, whatever the cause. */
+  exited = false;
 
   constructor(readonly worker: Worker) {}
 }
@@ -59,22 +61,30 @@ export class ModelThreadPool {
   private constructor(
     count: number,
     private readonly backend?: Backend,
+    private readonly onBroken?: (error: Error) => void,
   ) {
     this.threads = Array.from({ length: count }, () => {
       const thread = new PoolThread(new Worker(threadScript(import.meta.url, 'model-thread.worker')));
       thread.worker.on('message', (reply: ModelThreadReply) => this.settle(thread, reply));
       thread.worker.on('error', (error) => this.fail(error));
-      thread.worker.on('exit', (code) => this.fail(new Error(`model thread exited with code ${code}`)));
+      thread.worker.on('exit', (code) => {
+        thread.exited = true;
+        this.fail(new Error(`model thread exited with code ${code}`));
+      });
       // An idle model thread must not keep the process alive; one with requests in flight does.
       thread.worker.unref();
       return thread;
     });
   }
 
-  /** Starts `count` threads; models are loaded onto them with {@link load}. */
-  static start(count: number, backend?: Backend): ModelThreadPool {
+  /**
+   * Starts `count` threads; models are loaded onto them with {@link load}. A thread that dies
+   * (out of memory, a native abort) leaves the pool failing every request: `onBroken` is then
+   * called once, so that the worker can stop taking jobs and be restarted.
+   */
+  static start(count: number, backend?: Backend, onBroken?: (error: Error) => void): ModelThreadPool {
     if (!(Number.isInteger(count) && count >= 1)) throw new Error(`a model thread pool needs a positive whole number of threads, got ${count}`);
-    return new ModelThreadPool(count, backend);
+    return new ModelThreadPool(count, backend, onBroken);
   }
 
   get size(): number {
@@ -190,6 +200,7 @@ export class ModelThreadPool {
   }
 
   private fail(error: Error): void {
+    if (!this.failure && !this.closed) this.onBroken?.(error);
     this.failure ??= error;
     for (const thread of this.threads) {
       for (const waiting of thread.pending.values()) waiting.reject(error);
@@ -207,7 +218,9 @@ export class ModelThreadPool {
     this.closed = true;
     this.fail(new Error('model thread pool closed'));
     await Promise.all(
-      this.threads.map(async ({ worker }) => {
+      this.threads.map(async ({ worker, exited: gone }) => {
+        // A thread that already died sends no second exit.
+        if (gone) return;
         const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
         worker.ref();
         worker.postMessage({ type: 'close' } satisfies ModelThreadRequest);
