@@ -21,6 +21,13 @@ describe('API keys', () => {
     expect(await harness.env.objectKeys()).toEqual([]);
   });
 
+  it('refuses a /v1 route reached through a percent-encoded path as it refuses the plain one', async () => {
+    for (const path of ['/v1/models', '/%761/models', '/v%31/models', '/%76%31/trainings', '/%761/models/tumor-binary/versions']) {
+      const response = await call<ErrorBody>(harness.env, null, 'GET', path);
+      expect([response.status, response.body.code], path).toEqual([401, 'unauthorized']);
+    }
+  });
+
   it('leaves health, docs and the upload page open', async () => {
     for (const path of ['/healthz', '/readyz', '/docs/json', '/']) {
       expect((await call(harness.env, null, 'GET', path)).status, path).toBe(200);

@@ -10,8 +10,15 @@ declare module 'fastify' {
   }
 }
 
-function isProtected(url: string): boolean {
-  return url === '/v1' || url.startsWith('/v1/') || url.startsWith('/v1?');
+const underV1 = (path: string): boolean => path === '/v1' || path.startsWith('/v1/') || path.startsWith('/v1?');
+
+/**
+ * Whether a request needs a key: by the route the router matched, which it found in the decoded
+ * path (`/%761/models` reaches `/v1/models`), and by the raw path for a `/v1` path no route matches.
+ */
+function isProtected(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url;
+  return (route !== undefined && underV1(route)) || underV1(request.url);
 }
 
 function unauthorized(message: string): ApiError {
@@ -36,7 +43,7 @@ export async function requireAdmin(request: FastifyRequest): Promise<void> {
 export const authPlugin = fp<{ keyRing: ApiKeyRing }>(async (app: FastifyInstance, { keyRing }) => {
   app.decorateRequest('client', null);
   app.addHook('onRequest', async (request, reply) => {
-    if (!isProtected(request.url)) return;
+    if (!isProtected(request)) return;
     const header = request.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     reply.header('www-authenticate', 'Bearer realm="btd"');
