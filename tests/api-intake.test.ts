@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ErrorBody } from '@btd/api';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm, type UploadFile } from './api-client.js';
@@ -116,6 +116,17 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       await expectNothingStored();
     });
   }
+
+  it('closes the connection of an upload refused before its end, so that it does not hold up a shutdown', async () => {
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.alloc(2 * MAX_UPLOAD_BYTES, 1)]), 'large.jpg');
+    form.append('file', new Blob([Buffer.alloc(8 << 20, 1)]), 'more.jpg');
+    const refused = await call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/studies', { body: form });
+    expect([refused.status, refused.body.code]).toEqual([413, 'file_too_large']);
+    const server = harness.env.api.app.server;
+    const open = () => new Promise<number>((resolve) => server.getConnections((_error, count) => resolve(count)));
+    await vi.waitFor(async () => expect(await open()).toBe(0), { timeout: 5_000 });
+  });
 
   it('refuses a file sent under an unknown field name', async () => {
     const answer = await submit([goodFile], {}, 'image');

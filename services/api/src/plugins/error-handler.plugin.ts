@@ -22,6 +22,9 @@ function describeValidation(context: string | undefined, issues: readonly Valida
 }
 
 function send(reply: FastifyReply, statusCode: number, code: string, message: string, extra: object = {}) {
+  // Refused before its body was read to the end (a too-large or unknown part), a request would
+  // keep its connection busy for the rest of the upload and hold up a graceful shutdown: close it.
+  if (!reply.request.raw.complete) reply.header('connection', 'close');
   return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...extra });
 }
 
