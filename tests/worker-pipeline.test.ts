@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
-import { DirectoryModelProvider, ModelThreadPool, type ImageResultDocument } from '@btd/inference-worker';
+import { DirectoryModelProvider, ModelThreadPool, type ImageResultDocument, type ModelProvider, type ServedModel } from '@btd/inference-worker';
 import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
 import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
 import { dicomFile } from './helpers/dicom-file.js';
@@ -44,6 +44,25 @@ function expectSucceeded(message: ResultMessage): asserts message is Extract<Res
 }
 
 describe('inference worker against Redis and s3rver', () => {
+  it('holds the models a job took until the job is done, so that a promotion meanwhile cannot dispose them', async () => {
+    let held = 0;
+    let heldWhilePredicting = 0;
+    const leasing: ModelProvider = {
+      current: (task) => models.current(task),
+      acquire: (task) => {
+        const lease = models.acquire(task);
+        held += 1;
+        const predict: ServedModel['predict'] = (image, options) => ((heldWhilePredicting = Math.max(heldWhilePredicting, held)), lease.model.predict(image, options));
+        return { model: { ...lease.model, predict }, release: () => ((held -= 1), lease.release()) };
+      },
+    };
+    const { imageId } = await env.submit(tumourImage, 'stat');
+    env.startWorker(leasing);
+    expectSucceeded(await env.resultOf(imageId));
+    expect(heldWhilePredicting).toBe(2);
+    expect(held).toBe(0);
+  });
+
   it('analyses an image: result documents, overlay and one result message', async () => {
     const { studyId, imageId, jobId } = await env.submit(tumourImage, 'stat');
     env.startWorker(models);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { loadModel, type LoadedModel } from '@btd/model';
 import { MODEL_TASKS, digestArtifact, once, readArtifactDirectory, type ArtifactFiles, type Logger, type ModelTask } from '@btd/shared';
-import type { ModelProvider, ServedModel } from './model-provider.js';
+import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
 
 /**
  * Serves fixed models from a directory laid out like `models/`: `<dir>/tumor-binary/`,
@@ -54,6 +54,11 @@ export class DirectoryModelProvider implements ModelProvider {
     const model = this.models.get(task);
     if (!model) throw new Error(`no model loaded for ${task}`);
     return model;
+  }
+
+  /** The folder's models are never replaced, so a lease holds nothing back. */
+  acquire(task: ModelTask): ModelLease {
+    return { model: this.current(task), release: () => {} };
   }
 
   /** Disposes every model; call after the worker has drained. Idempotent. */

@@ -13,7 +13,7 @@ import {
   type ObjectStore,
   type ResultsQueue,
 } from '@btd/shared';
-import type { ModelProvider, ServedModel } from './model-provider.js';
+import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
 import type { OriginalReader } from './original-reader.js';
 import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
 
@@ -68,29 +68,50 @@ function parsePayload(data: unknown): InferenceJob {
 export function createInferenceProcessor(deps: InferenceProcessorDeps): (job: Job<InferenceJob>) => Promise<InferenceJobReturn> {
   return async (job) => {
     const payload = parsePayload(job.data);
-    // Take both models once, so a hot swap mid-job cannot mix versions within one result.
-    const binary = deps.models.current('tumor-binary');
-    const type = deps.models.current('tumor-type');
-    const log = deps.logger.child({
-      jobId: job.id,
-      queue: job.queueName,
-      attempt: job.attemptsMade + 1,
-      modelVersion: `${binary.version}+${type.version}`,
-    });
+    // Take both models once, so a hot swap mid-job cannot mix versions within one result, and hold
+    // them: a replaced model stays loaded until this job is done with it, however long it takes.
+    const leases = takeModels(deps.models);
     try {
-      return await analyse(deps, payload, binary, type, log);
-    } catch (error) {
-      const permanent = asPermanent(error);
-      if (permanent || isLastAttempt(job)) {
-        const reason = (permanent ?? (error as Error)).message;
-        await postFailure(deps.results, payload, reason);
-        log.warn({ reason, permanent: permanent !== undefined }, 'image failed; failure posted');
-      } else {
-        log.warn({ err: error }, 'attempt failed; will retry');
-      }
-      throw permanent ?? error;
+      return await processWith(deps, job, payload, leases.binary.model, leases.type.model);
+    } finally {
+      leases.binary.release();
+      leases.type.release();
     }
   };
+}
+
+/** Leases on both models, or none if the second cannot be had. */
+function takeModels(models: ModelProvider): { binary: ModelLease; type: ModelLease } {
+  const binary = models.acquire('tumor-binary');
+  try {
+    return { binary, type: models.acquire('tumor-type') };
+  } catch (error) {
+    binary.release();
+    throw error;
+  }
+}
+
+/** Runs the job on the models it took; a failure on the last attempt, or for good, posts a `failed` result. */
+async function processWith(deps: InferenceProcessorDeps, job: Job<InferenceJob>, payload: InferenceJob, binary: ServedModel, type: ServedModel): Promise<InferenceJobReturn> {
+  const log = deps.logger.child({
+    jobId: job.id,
+    queue: job.queueName,
+    attempt: job.attemptsMade + 1,
+    modelVersion: `${binary.version}+${type.version}`,
+  });
+  try {
+    return await analyse(deps, payload, binary, type, log);
+  } catch (error) {
+    const permanent = asPermanent(error);
+    if (permanent || isLastAttempt(job)) {
+      const reason = (permanent ?? (error as Error)).message;
+      await postFailure(deps.results, payload, reason);
+      log.warn({ reason, permanent: permanent !== undefined }, 'image failed; failure posted');
+    } else {
+      log.warn({ err: error }, 'attempt failed; will retry');
+    }
+    throw permanent ?? error;
+  }
 }
 
 /** Posts a `failed` result; like every result, at most once per image. */
