@@ -5,7 +5,7 @@ import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadModel } from '@btd/model';
-import { createLogger, ModelRegistry } from '@btd/shared';
+import { createLogger, ModelRegistry, ModelRuntimeUnavailableError } from '@btd/shared';
 import { RegistryModelProvider } from '../services/inference-worker/src/model-provider.js';
 import { mriSlices } from './api-fixtures.js';
 import { claimWrongInputSize, makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
@@ -132,6 +132,32 @@ describe('hot reload under a steady stream of jobs', () => {
       await events.close();
     }
   }, 240_000);
+
+  it('retries a promoted model whose load met unavailable model threads, instead of refusing it', async () => {
+    let failNext = false;
+    const refused: string[] = [];
+    const retrying = await startProvider({
+      metrics: new MetricsRegistry(),
+      verifyOnThread: false,
+      load: async (files) => {
+        if (!failNext) return loadModel(files);
+        failNext = false;
+        throw new ModelRuntimeUnavailableError('model thread exited with code 1');
+      },
+    });
+    try {
+      retrying.on('refused', (event: { version: string }) => refused.push(event.version));
+      failNext = true;
+      const next = await publish();
+      await env.registry.promote(TASK, next, { by: 'test', reason: 'promoted while the threads were down' });
+      await retrying.refresh(TASK);
+      await retrying.refresh(TASK);
+      expect(refused).toEqual([]);
+      expect(retrying.current(TASK).version).toBe(next);
+    } finally {
+      await retrying.close();
+    }
+  });
 
   it('disposes a promoted model that finishes loading while the worker shuts down', async () => {
     let release = () => {};

@@ -4,6 +4,7 @@ import {
   ArtifactIntegrityError,
   ArtifactVerificationError,
   MODEL_TASKS,
+  ModelRuntimeUnavailableError,
   once,
   verifyArtifact,
   type ArtifactFiles,
@@ -243,6 +244,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
     try {
       return await (this.options.load ?? loadModel)(files);
     } catch (error) {
+      if (error instanceof ModelRuntimeUnavailableError) throw error;
       throw new ArtifactVerificationError(task, version, `does not load: ${(error as Error).message}`, { cause: error });
     }
   }

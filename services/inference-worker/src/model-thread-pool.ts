@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { ImageDecodeError, type BackendInfo, type ForwardPiece, type ForwardPlan, type ModelManifest, type PieceResult, type Prediction, type PredictOptions } from '@btd/model';
-import { threadScript, type ArtifactFiles } from '@btd/shared';
+import { ModelRuntimeUnavailableError, threadScript, type ArtifactFiles } from '@btd/shared';
 import { PooledModel } from './pooled-model.js';
 
 export type Backend = 'tensorflow' | 'wasm' | 'cpu';
@@ -174,7 +174,7 @@ export class ModelThreadPool {
     };
     if (this.failure || this.closed) {
       done();
-      return Promise.reject(this.failure ?? new Error('model thread pool closed'));
+      return Promise.reject(this.failure ?? new ModelRuntimeUnavailableError('model thread pool closed'));
     }
     const id = this.nextId++;
     if (thread.pending.size === 0) thread.worker.ref();
@@ -199,7 +199,9 @@ export class ModelThreadPool {
     else waiting.resolve(reply);
   }
 
-  private fail(error: Error): void {
+  private fail(cause: Error): void {
+    // Not an artifact's fault: a load that meets it is retried later, not refused.
+    const error = new ModelRuntimeUnavailableError(cause.message, { cause });
     if (!this.failure && !this.closed) this.onBroken?.(error);
     this.failure ??= error;
     for (const thread of this.threads) {

@@ -1,5 +1,5 @@
 import type { ArtifactFiles } from './artifact-files.js';
-import { ArtifactVerificationError } from './registry.errors.js';
+import { ArtifactVerificationError, ModelRuntimeUnavailableError } from './registry.errors.js';
 
 /** What the verifier needs of a loaded model; `LoadedModel` of `@btd/model` satisfies it. */
 export interface VerifiableModel {
@@ -67,12 +67,17 @@ export async function verifyArtifact<M extends VerifiableModel>(files: ArtifactF
   try {
     model = await options.load(files);
   } catch (error) {
+    if (error instanceof ModelRuntimeUnavailableError) throw error;
     throw new ArtifactVerificationError(task, version, `does not load: ${(error as Error).message}`, { cause: error });
   }
   let problem: string | null;
   try {
     problem = await checkModel(model, files, options as VerifyArtifactOptions<VerifiableModel>);
   } catch (error) {
+    if (error instanceof ModelRuntimeUnavailableError) {
+      model.dispose();
+      throw error;
+    }
     problem = `probe prediction failed: ${(error as Error).message}`;
   }
   if (problem === null) return model;

@@ -45,3 +45,14 @@ export class ArtifactVerificationError extends Error {
     this.name = 'ArtifactVerificationError';
   }
 }
+
+/**
+ * Thrown when what loads and runs models (a worker's model threads) cannot do it: the fault is not
+ * the artifact's, so a version that meets it is retried later, never refused.
+ */
+export class ModelRuntimeUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ModelRuntimeUnavailableError';
+  }
+}
