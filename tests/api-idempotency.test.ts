@@ -42,6 +42,32 @@ describe('Idempotency-Key', () => {
     expect(await jobCount()).toBe(1);
   });
 
+  it('answers a study it stored and queued with success, and replays it, when remembering the response meets Redis errors', async () => {
+    const redis = harness.env.api.ctx.redis;
+    const set = redis.set.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+    let failures = 2;
+    // The first two writes of the finished response fail, as a Redis blip would make them.
+    const flaky = async (...args: unknown[]) => {
+      if (failures > 0 && String(args[1]).includes('"state":"done"')) {
+        failures -= 1;
+        throw new Error('Connection is closed.');
+      }
+      return set(...args);
+    };
+    Object.assign(redis, { set: flaky });
+    try {
+      const headers = { 'idempotency-key': randomUUID() };
+      const original = await submit('alice', first!.bytes, {}, headers);
+      expect(original.status).toBe(202);
+      expect(failures).toBe(0);
+      const retry = await submit('alice', first!.bytes, {}, headers);
+      expect([retry.status, retry.body.studyId, retry.headers.get('idempotent-replayed')]).toEqual([202, original.body.studyId, 'true']);
+      expect(await jobCount()).toBe(1);
+    } finally {
+      Object.assign(redis, { set });
+    }
+  });
+
   it('refuses the same key for different content', async () => {
     const headers = { 'idempotency-key': randomUUID() };
     await submit('alice', first!.bytes, {}, headers);

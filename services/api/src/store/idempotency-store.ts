@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
@@ -12,10 +13,21 @@ export interface StoredResponse {
   readonly body: unknown;
 }
 
-type Entry = { state: 'pending'; fingerprint: string } | { state: 'done'; fingerprint: string; response: StoredResponse };
+/** A pending entry names its claimant, so that a request whose claim expired cannot free another's. */
+type Entry = { state: 'pending'; fingerprint: string; claimant?: string } | { state: 'done'; fingerprint: string; response: StoredResponse };
 
-/** Outcome of {@link IdempotencyStore.claim}. */
-export type Claim = { kind: 'claimed' } | { kind: 'replay'; response: StoredResponse };
+/** Outcome of {@link IdempotencyStore.claim}: `entry` is what the claim wrote, which only its own release deletes. */
+export type Claim = { kind: 'claimed'; entry: string } | { kind: 'replay'; response: StoredResponse };
+
+/** Where the response of finished work could not be remembered. */
+export interface IdempotencyLog {
+  error(details: object, message: string): void;
+}
+
+/** Deletes the key only if it still holds this claim. */
+const RELEASE_OWN_CLAIM = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/** Pauses between attempts to remember a response: a blip of Redis should not lose it. */
+const COMPLETE_RETRY_MS = [100, 400];
 
 const POLL_MS = 50;
 /** A claim whose request died (process killed) frees itself after this, instead of blocking retries for the full TTL. */
@@ -42,9 +54,9 @@ export class IdempotencyStore {
   async claim(clientId: string, idempotencyKey: string, fingerprint: string): Promise<Claim> {
     const key = this.keys.idempotency(clientId, idempotencyKey);
     const deadline = Date.now() + this.waitMs;
-    const pending = JSON.stringify({ state: 'pending', fingerprint } satisfies Entry);
+    const pending = JSON.stringify({ state: 'pending', fingerprint, claimant: randomUUID() } satisfies Entry);
     for (;;) {
-      if ((await this.redis.set(key, pending, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed' };
+      if ((await this.redis.set(key, pending, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed', entry: pending };
       const text = await this.redis.get(key);
       const entry = text ? (JSON.parse(text) as Entry) : undefined;
       if (entry && entry.fingerprint !== fingerprint) {
@@ -74,6 +86,7 @@ export class IdempotencyStore {
     idempotencyKey: string | undefined,
     fingerprint: string,
     work: () => Promise<StoredResponse>,
+    log?: IdempotencyLog,
   ): Promise<StoredResponse & { replayed: boolean }> {
     if (!idempotencyKey) return { replayed: false, ...(await work()) };
     const claim = await this.claim(clientId, idempotencyKey, fingerprint);
@@ -82,15 +95,31 @@ export class IdempotencyStore {
     try {
       response = await work();
     } catch (error) {
-      await this.release(clientId, idempotencyKey).catch(() => undefined);
+      await this.release(clientId, idempotencyKey, claim.entry).catch(() => undefined);
       throw error;
     }
-    await this.complete(clientId, idempotencyKey, fingerprint, response);
+    // The work is done (a study stored and queued): failing to remember its response must not
+    // become an error that the client retries, which would do the work a second time.
+    await this.completeRetrying(clientId, idempotencyKey, fingerprint, response).catch((error: unknown) => {
+      log?.error({ err: error }, 'could not remember the response under its Idempotency-Key; answering it anyway');
+    });
     return { replayed: false, ...response };
   }
 
-  /** Frees a claimed key after the request failed, so a retry can run it again. */
-  async release(clientId: string, idempotencyKey: string): Promise<void> {
-    await this.redis.del(this.keys.idempotency(clientId, idempotencyKey));
+  private async completeRetrying(clientId: string, idempotencyKey: string, fingerprint: string, response: StoredResponse): Promise<void> {
+    for (const pause of [...COMPLETE_RETRY_MS, undefined]) {
+      try {
+        await this.complete(clientId, idempotencyKey, fingerprint, response);
+        return;
+      } catch (error) {
+        if (pause === undefined) throw error;
+        await sleep(pause);
+      }
+    }
+  }
+
+  /** Frees a key this request claimed (`entry`) after its work failed, so a retry can run it again. */
+  async release(clientId: string, idempotencyKey: string, entry: string): Promise<void> {
+    await this.redis.eval(RELEASE_OWN_CLAIM, 1, this.keys.idempotency(clientId, idempotencyKey), entry);
   }
 }

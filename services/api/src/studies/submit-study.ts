@@ -166,5 +166,5 @@ export async function submitStudy(ctx: ApiContext, form: StudyForm, target: Subm
     throw new ApiError(413, 'too_many_images', `the study holds ${count} images (each frame of a multi-frame DICOM file is one); at most ${limit} per study`);
   }
   const fingerprint = fingerprintOf(form, target.batch?.id);
-  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, () => createStudy(ctx, form, target, fingerprint, log));
+  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, () => createStudy(ctx, form, target, fingerprint, log), log);
 }
