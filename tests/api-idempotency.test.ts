@@ -91,6 +91,12 @@ describe('Idempotency-Key', () => {
     const retried = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-7' }, headers });
     expect(created.status).toBe(201);
     expect(retried.body.batchId).toBe(created.body.batchId);
+    // The same fields in another order are the same request.
+    const ordered = { 'idempotency-key': randomUUID() };
+    const one = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-8', priority: 'stat' }, headers: ordered });
+    const other = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { priority: 'stat', externalId: 'RUN-8' }, headers: ordered });
+    expect([one.status, other.status]).toEqual([201, 201]);
+    expect(other.body.batchId).toBe(one.body.batchId);
   });
 });
 

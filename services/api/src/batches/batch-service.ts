@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import stableStringify from 'safe-stable-stringify';
 import type { ApiClient } from '../auth/api-keys.js';
 import type { ApiContext } from '../context.js';
 import { ApiError, notFound } from '../errors/api-error.js';
@@ -17,7 +18,8 @@ export async function ownedBatch(ctx: ApiContext, client: ApiClient, batchId: st
 
 /** Creates an open batch; with an Idempotency-Key a retry returns the same batch. */
 export async function createBatch(ctx: ApiContext, client: ApiClient, input: CreateBatch, idempotencyKey: string | undefined) {
-  const fingerprint = createHash('sha256').update(JSON.stringify(['batch', input])).digest('hex');
+  // Keys sorted: the same batch sent with its fields in another order is the same request.
+  const fingerprint = createHash('sha256').update(stableStringify(['batch', input]) ?? '').digest('hex');
   return ctx.idempotency.run(client.id, idempotencyKey, fingerprint, async () => {
     const batch: BatchRecord = {
       id: newId('bat'),
