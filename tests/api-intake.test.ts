@@ -128,6 +128,21 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
     await vi.waitFor(async () => expect(await open()).toBe(0), { timeout: 5_000 });
   });
 
+  it('refuses a text field typed as JSON that does not hold JSON, as a bad field', async () => {
+    const boundary = `b${randomBytes(6).toString('hex')}`;
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="priority"\r\nContent-Type: application/json\r\n\r\nstat\r\n`),
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="good.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      goodFile.bytes,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const headers = { ...harness.env.auth('alice'), 'content-type': `multipart/form-data; boundary=${boundary}` };
+    const response = await fetch(`${harness.env.url}/v1/studies`, { method: 'POST', headers, body });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as ErrorBody).code).toBe('invalid_field');
+    await expectNothingStored();
+  });
+
   it('refuses a file sent under an unknown field name', async () => {
     const answer = await submit([goodFile], {}, 'image');
     expect([answer.status, answer.body.code]).toEqual([400, 'unknown_field']);

@@ -79,6 +79,9 @@ function translateMultipartError(error: unknown, currentFile: string, limits: St
   if (code === 'FST_FILES_LIMIT') return new ApiError(413, 'too_many_files', `at most ${limits.maxFiles} files per study`);
   if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') return new ApiError(413, 'too_many_fields', 'too many form fields');
   if (code === 'FST_PROTO_VIOLATION') return new ApiError(400, 'unknown_field', `unknown form field; ${EXPECTED}`);
+  if (code === 'FST_INVALID_JSON_FIELD_ERROR') {
+    return new ApiError(400, 'invalid_field', 'a form field typed application/json does not hold valid JSON; send the study fields as plain text');
+  }
   if (error instanceof Error && /multipart|boundary|unexpected end of form/i.test(error.message)) {
     return new ApiError(400, 'malformed_multipart', `the multipart body cannot be parsed (${error.message})`);
   }
