@@ -74,6 +74,34 @@ describe('batches', () => {
     expect(receiver.received.filter((received) => received.path === '/batch')).toHaveLength(1);
   });
 
+  it('completes a batch closed while a chunk was being stored, once that chunk fails and is taken back', async () => {
+    const { ctx } = harness.env.api;
+    const [a, c] = mriSlices('no', 2);
+    const batchId = (await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} })).body.batchId;
+    const first = await call<SubmittedStudy>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, { body: studyForm([{ name: 'a.jpg', bytes: a!.bytes }]) });
+    const studyA = (await ctx.studies.get(first.body.studyId))!;
+    await ctx.studies.applyResult(studyA, { kind: 'failed', studyId: studyA.id, imageId: studyA.imageIds[0]!, clientId: 'alice', finishedAt: new Date().toISOString(), reason: 'unreadable' });
+    // The next chunk's original is slow to store, and its jobs then cannot be queued.
+    const { objectStore } = ctx;
+    const inference = ctx.queues.inference;
+    const put = objectStore.put.bind(objectStore);
+    const addBulk = inference.addBulk.bind(inference);
+    Object.assign(objectStore, { put: async (...args: Parameters<typeof put>) => (await sleep(600), put(...args)) });
+    Object.assign(inference, { addBulk: () => Promise.reject(new Error('Connection is closed.')) });
+    try {
+      const chunk = call<ErrorBody>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, { body: studyForm([{ name: 'c.jpg', bytes: c!.bytes }]) });
+      await sleep(300);
+      const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/close`);
+      expect([closed.body.state, closed.body.counts.total]).toEqual(['closed', 2]);
+      expect((await chunk).status).toBe(503);
+    } finally {
+      Object.assign(objectStore, { put });
+      Object.assign(inference, { addBulk });
+    }
+    const batch = (await getBatch(batchId)).body;
+    expect([batch.state, batch.counts.total, batch.counts.failed]).toEqual(['done', 1, 1]);
+  });
+
   it('completes an empty batch when it is closed', async () => {
     const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} });
     const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);

@@ -47,10 +47,31 @@ redis.call('PERSIST', KEYS[5])
 for i = 6, #KEYS do hsetJson(KEYS[i], ARGV[i - 2]) end
 redis.call('ZADD', KEYS[2], ARGV[1], studyId)
 if ARGV[2] ~= '' then
-  local position = redis.call('HINCRBY', KEYS[3], 'studyCount', 1)
+  local count = redis.call('HINCRBY', KEYS[3], 'studyCount', 1)
+  -- Positions only grow: a study rolled back gives back its count, never its position, which the
+  -- next study would then share (and paging by position could skip one of the two).
+  redis.call('HSETNX', KEYS[3], 'lastPosition', count - 1)
+  local position = redis.call('HINCRBY', KEYS[3], 'lastPosition', 1)
   redis.call('ZADD', KEYS[4], position, studyId)
 end
 return 'ok'
+`);
+
+/**
+ * Removes a study that could not be fully submitted (its jobs were never enqueued), with its
+ * images and index entries; in a batch, takes it out of the count and, if the batch was closed
+ * meanwhile and every other study has finished, completes the batch.
+ *
+ * KEYS: study, client index, batch, batch studies, ...images. ARGV: studyId, batchId or '', now (ISO).
+ * Returns the batch's state, or ''.
+ */
+export const removeStudyScript = redisScript(`${LUA_COMPLETE_BATCH}
+for i = 5, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[2] == '' then return '' end
+if redis.call('ZREM', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[3], 'studyCount', -1) end
+return completeBatchIfFinished(KEYS[3], ARGV[3])
 `);
 
 /**

@@ -1,7 +1,7 @@
 import type { Redis, ResultMessage } from '@btd/shared';
 import type { RecordKeys } from './record-keys.js';
 import { JSON_FIELDS, fromHash, hashFromPairs, toHash, type ImageRecord, type StudyRecord, type StudyState } from './records.js';
-import { applyResultScript, createStudyScript } from './study-scripts.js';
+import { applyResultScript, createStudyScript, removeStudyScript } from './study-scripts.js';
 
 /** What applying a result changed. */
 export interface AppliedResult {
@@ -49,16 +49,21 @@ export class StudyStore {
     if (outcome !== 'ok') throw new BatchNotOpenError(String(outcome));
   }
 
-  /** Removes a study that could not be fully submitted (its jobs were never enqueued). */
-  async remove(study: StudyRecord): Promise<void> {
-    const multi = this.redis.multi();
-    multi.del(this.keys.study(study.id), ...study.imageIds.map((id) => this.keys.image(id)));
-    multi.zrem(this.keys.clientStudies(study.clientId), study.id);
-    if (study.batchId) {
-      multi.zrem(this.keys.batchStudies(study.batchId), study.id);
-      multi.hincrby(this.keys.batch(study.batchId), 'studyCount', -1);
-    }
-    await multi.exec();
+  /**
+   * Removes a study that could not be fully submitted (its jobs were never enqueued). Its batch,
+   * if closed meanwhile with every other study finished, is completed. Returns the batch's state
+   * ('' outside batches).
+   */
+  async remove(study: StudyRecord): Promise<string> {
+    const batchId = study.batchId ?? '';
+    const keys = [
+      this.keys.study(study.id),
+      this.keys.clientStudies(study.clientId),
+      this.keys.batch(batchId),
+      this.keys.batchStudies(batchId),
+      ...study.imageIds.map((id) => this.keys.image(id)),
+    ];
+    return String(await removeStudyScript(this.redis, keys, [study.id, batchId, new Date().toISOString()]));
   }
 
   /** The study, or undefined. Callers check `clientId` themselves. */

@@ -9,6 +9,7 @@ import type { StudyForm } from '../intake/read-study-form.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
 import { BatchNotOpenError } from '../store/study-store.js';
+import { announceBatchCompleted } from '../webhooks/completion-events.js';
 import { studyPath, submittedView } from './study-view.js';
 
 /** Who submits, and into which batch. */
@@ -106,12 +107,22 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
     await enqueueInferenceBulk(ctx.queues.inference, jobs);
   } catch (error) {
     log.warn({ err: error, studyId: study.id }, 'submission failed; removing what was stored');
-    if (recorded) await ctx.studies.remove(study).catch((e: unknown) => log.error({ err: e, studyId: study.id }, 'could not remove study record'));
+    if (recorded) await removeRecorded(ctx, study, log);
     await ctx.objectStore
       .deletePrefix(studyOriginalsPrefix(study.clientId, study.id))
       .catch((e: unknown) => log.error({ err: e, studyId: study.id }, 'could not remove originals'));
     if (error instanceof BatchNotOpenError) throw new ApiError(409, 'batch_not_open', `the batch is ${error.batchState} and takes no more studies`);
     throw error;
+  }
+}
+
+/** Removes the records of a study whose submission failed; a batch that this completes is announced. */
+async function removeRecorded(ctx: ApiContext, study: StudyRecord, log: FastifyBaseLogger): Promise<void> {
+  try {
+    const batchState = await ctx.studies.remove(study);
+    if (study.batchId && batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
+  } catch (error) {
+    log.error({ err: error, studyId: study.id }, 'could not remove study record');
   }
 }
 
