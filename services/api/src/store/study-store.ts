@@ -36,10 +36,7 @@ export class StudyStore {
   async create(study: StudyRecord, images: readonly ImageRecord[]): Promise<void> {
     const batchId = study.batchId ?? '';
     const keys = [
-      this.keys.study(study.id),
-      this.keys.clientStudies(study.clientId),
-      this.keys.batch(batchId),
-      this.keys.batchStudies(batchId),
+      ...this.studyKeys(study),
       // Without an external id, PERSIST on the study's own key is a harmless no-op.
       study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
       ...images.map((image) => this.keys.image(image.id)),
@@ -55,15 +52,14 @@ export class StudyStore {
    * ('' outside batches).
    */
   async remove(study: StudyRecord): Promise<string> {
+    const keys = [...this.studyKeys(study), ...study.imageIds.map((id) => this.keys.image(id))];
+    return String(await removeStudyScript(this.redis, keys, [study.id, study.batchId ?? '', new Date().toISOString()]));
+  }
+
+  /** The keys a study's scripts start with: the study, its client's index, its batch and the batch's index. */
+  private studyKeys(study: StudyRecord): string[] {
     const batchId = study.batchId ?? '';
-    const keys = [
-      this.keys.study(study.id),
-      this.keys.clientStudies(study.clientId),
-      this.keys.batch(batchId),
-      this.keys.batchStudies(batchId),
-      ...study.imageIds.map((id) => this.keys.image(id)),
-    ];
-    return String(await removeStudyScript(this.redis, keys, [study.id, batchId, new Date().toISOString()]));
+    return [this.keys.study(study.id), this.keys.clientStudies(study.clientId), this.keys.batch(batchId), this.keys.batchStudies(batchId)];
   }
 
   /** The study, or undefined. Callers check `clientId` themselves. */
