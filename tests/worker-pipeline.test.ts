@@ -63,6 +63,24 @@ describe('inference worker against Redis and s3rver', () => {
     expect(held).toBe(0);
   });
 
+  it('leaves the documents of a posted result as they are when its job runs again', async () => {
+    const { imageId, jobId } = await env.submit(tumourImage, 'stat');
+    env.startWorker(models);
+    const message = await env.resultOf(imageId);
+    expectSucceeded(message);
+    const done = await waitFor(async () => ((await env.inference.getJobState(jobId)) === 'completed' ? env.inference.getJob(jobId) : undefined));
+    const { returnvalue, finishedOn } = done;
+    // As after a lost lock: the job runs once more, though its result went out.
+    await done.retry('completed');
+    const again = await waitFor(async () => {
+      const job = await env.inference.getJob(jobId);
+      return job && (await job.getState()) === 'completed' && job.finishedOn !== finishedOn ? job : undefined;
+    });
+    expect(again.returnvalue).toEqual(returnvalue);
+    const document = await env.store.getJson<ImageResultDocument>(resultKey(imageId));
+    expect(document.finishedAt).toBe(message.finishedAt);
+  });
+
   it('analyses an image: result documents, overlay and one result message', async () => {
     const { studyId, imageId, jobId } = await env.submit(tumourImage, 'stat');
     env.startWorker(models);

@@ -7,10 +7,12 @@ import {
   ObjectNotFoundError,
   overlayKey,
   postResult,
+  resultJobId,
   resultKey,
   type InferenceJob,
   type Logger,
   type ObjectStore,
+  type ResultMessage,
   type ResultsQueue,
 } from '@btd/shared';
 import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
@@ -59,8 +61,9 @@ function parsePayload(data: unknown): InferenceJob {
 /**
  * Creates the processor of inference jobs: read the original, run both models (the binary one
  * with its heatmap), write the result documents and overlay under deterministic keys, then post
- * the result. Running a job twice rewrites the same objects and posts nothing new (the result's
- * job id is derived from the image id), so a retry after a crash is harmless.
+ * the result. A job run again after its result was posted writes nothing and posts nothing; one
+ * that crashed before posting rewrites the same objects (the result's job id is derived from the
+ * image id, so at most one result goes out), so a retry after a crash is harmless.
  *
  * Bad input fails at once with `UnrecoverableError` and a `failed` result; other errors are
  * retried by BullMQ, and a `failed` result is posted only when the last attempt fails.
@@ -120,6 +123,12 @@ export async function postFailure(results: ResultsQueue, job: InferenceJob, reas
   await postResult(results, { kind: 'failed', studyId, imageId, clientId, finishedAt: new Date().toISOString(), reason });
 }
 
+/** The result already posted for an image, if any (kept with its job for a day; see RESULT_JOB_OPTIONS). */
+async function postedResult(results: ResultsQueue, imageId: string): Promise<ResultMessage | undefined> {
+  const posted = await results.getJob(resultJobId(imageId));
+  return posted?.data;
+}
+
 interface Predicted {
   binary: Prediction;
   type: Prediction;
@@ -149,6 +158,14 @@ async function analyse(
   typeModel: ServedModel,
   log: Logger,
 ): Promise<InferenceJobReturn> {
+  const posted = await postedResult(deps.results, job.imageId);
+  if (posted) {
+    // Run again after its result went out (a lost lock, a crash after posting): the documents and
+    // overlay must stay those the posted result describes, even if the models changed since.
+    log.info({ kind: posted.kind }, 'result already posted; nothing to redo');
+    if (posted.kind === 'failed') throw new UnrecoverableError(posted.reason);
+    return { label: posted.summary.label, tumorProbability: posted.summary.tumorProbability, typeLabel: posted.summary.typeLabel };
+  }
   const started = performance.now();
   const image = await deps.originals.get(job.objectKey, job.frame !== undefined);
   const downloaded = performance.now();
