@@ -136,6 +136,13 @@ describe('externalId', () => {
     expect(await harness.env.redis.ttl(claimKey)).toBe(-1);
   });
 
+  it('lists no study for an external id whose submission has not stored its study yet', async () => {
+    const { ctx } = harness.env.api;
+    await harness.env.redis.set(ctx.keys.externalId('alice', 'PENDING-1'), 'stu_still_storing', 'EX', 60);
+    const listed = await call<{ items: unknown[]; total: number }>(harness.env, 'alice', 'GET', '/v1/studies?externalId=PENDING-1');
+    expect([listed.status, listed.body.items.length, listed.body.total]).toEqual([200, 0, 0]);
+  });
+
   it('finds a study by its external id', async () => {
     const original = await submit('alice', first!.bytes, { externalId: 'ACC-45' });
     const found = await call<{ items: { studyId: string }[] }>(harness.env, 'alice', 'GET', '/v1/studies?externalId=ACC-45');

@@ -103,7 +103,9 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         links: { self: studyPath(study.id) },
       }));
       const more = !externalId && offset + limit < found.total;
-      return { items, total: found.total, ...(more ? { next: `limit=${limit}&offset=${offset + limit}` } : {}) };
+      // An external id claimed by a submission still storing its study names no study yet.
+      const total = externalId ? items.length : found.total;
+      return { items, total, ...(more ? { next: `limit=${limit}&offset=${offset + limit}` } : {}) };
     },
   );
 
