@@ -63,24 +63,30 @@ export async function promoteVersion(ctx: RegistryContext, request: PromotionReq
     };
     await ctx.store.putJson(registryKeys.promotion(task, at, next.sequence), next);
     await ctx.store.putJson(registryKeys.pointer(task), next);
+    // Under the lock: the statuses of two promotions close together must land in their order.
+    await writeStatuses(ctx, next);
     return { record: next, changed: true };
   });
-  if (changed) await afterPromotion(ctx, record);
+  if (changed) await announce(ctx, record);
   return record;
 }
 
-async function afterPromotion(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
-  const { task, version, contentHash, sequence, action } = record;
-  // Announced first: workers should not wait for the bookkeeping below.
-  try {
-    await announcePromotion(ctx.redis, ctx.namespace, { task, version, contentHash, sequence, action });
-  } catch {
-    // The pointer is already written; workers that miss the notice find it by polling.
-  }
+/** The promoted version's status, and the one it replaced. */
+async function writeStatuses(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
+  const { task, version, action } = record;
   await writeStatus(ctx, task, version, { state: 'promoted', reasons: [] });
   if (record.previousVersion) {
     const why = action === 'rollback' ? `rolled back to ${version}` : `replaced by ${version}`;
     await writeStatus(ctx, task, record.previousVersion, { state: 'retired', reasons: [why] });
+  }
+}
+
+async function announce(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
+  const { task, version, contentHash, sequence, action } = record;
+  try {
+    await announcePromotion(ctx.redis, ctx.namespace, { task, version, contentHash, sequence, action });
+  } catch {
+    // The pointer is already written; workers that miss the notice find it by polling.
   }
 }
 
