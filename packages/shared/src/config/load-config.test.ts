@@ -21,6 +21,7 @@ describe('loadConfig', () => {
       s3Bucket: 'btd',
       s3Region: 'us-east-1',
       s3ForcePathStyle: false,
+      s3TimeoutMs: 30_000,
       logLevel: 'info',
       port: 8080,
       apiKeysFile: '/keys',
