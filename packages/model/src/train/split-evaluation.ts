@@ -1,5 +1,5 @@
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
-import { withRecordedPatients } from '../data/patients-file.js';
+import { withPatientsFile, withRecordedPatients } from '../data/patients-file.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import { readSplitFile } from '../data/split-file.js';
 import { evaluateOnDataset, predictOnDataset, type EvaluationResult } from '../eval/evaluate.js';
@@ -59,6 +59,6 @@ export async function splitEvaluation(manifest: ModelManifest, options: SplitEva
 /** A separate test folder's images, with the patients its own patients file gives them. */
 async function loadTestFolder(dir: string, manifest: ModelManifest, cacheDir: string | undefined): Promise<PreprocessedDataset> {
   const listed = await listLabeledImages(dir, manifest.task);
-  const listing = { ...listed, files: await withRecordedPatients(listed.files, dir, undefined) };
+  const listing = { ...listed, files: (await withPatientsFile(listed.files, dir)).files };
   return loadPreprocessedDataset(listing, manifest.preprocessing, { cacheDir });
 }
