@@ -48,7 +48,6 @@ describe('inference worker against Redis and s3rver', () => {
     let held = 0;
     let heldWhilePredicting = 0;
     const leasing: ModelProvider = {
-      current: (task) => models.current(task),
       acquire: (task) => {
         const lease = models.acquire(task);
         held += 1;

@@ -27,7 +27,6 @@ export interface ModelLease {
 
 /** Gives a job the models to run; a job takes its models once, at its start. */
 export interface ModelProvider {
-  current(task: ModelTask): ServedModel;
   /** The current model, kept loaded (even when a promotion replaces it) until the lease is released. */
   acquire(task: ModelTask): ModelLease;
   /** Told which worker uses the models, a provider that reloads them can time its loads between jobs. */

@@ -38,7 +38,6 @@ export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableMo
     const provider = await openProvider(deps, (files) => pool.load(files));
     deps.logger.info({ threads: pool.size, backend: pool.backendInfo }, pool.size > 1 ? 'models run on a thread pool' : 'models run on a thread of their own');
     return {
-      current: (task) => provider.current(task),
       acquire: (task) => provider.acquire(task),
       ...(provider.followJobsOf ? { followJobsOf: (worker: JobEvents) => provider.followJobsOf?.(worker) } : {}),
       close: async () => {
