@@ -50,11 +50,13 @@ export async function readPatientsFile(file: string): Promise<PatientsByPath> {
 
 const DEFAULT_NAMES = ['patients.csv', 'patients.json'];
 
+const isFile = async (file: string): Promise<boolean> => (await stat(file).catch(() => null))?.isFile() ?? false;
+
 /** `patients.csv` or `patients.json` at a dataset folder's root, when there is one. */
 export async function defaultPatientsFile(dataDir: string): Promise<string | undefined> {
   for (const name of DEFAULT_NAMES) {
     const file = path.join(dataDir, name);
-    if ((await stat(file).catch(() => null))?.isFile()) return file;
+    if (await isFile(file)) return file;
   }
   return undefined;
 }
@@ -107,6 +109,5 @@ export async function withPatientsFile<T extends LabeledFile>(
  */
 export async function withRecordedPatients<T extends LabeledFile>(files: readonly T[], dataDir: string, recorded: string | undefined): Promise<T[]> {
   const file = recorded ? path.resolve(recorded) : undefined;
-  const present = file && (await stat(file).catch(() => null))?.isFile() ? file : undefined;
-  return (await withPatientsFile(files, dataDir, present)).files;
+  return (await withPatientsFile(files, dataDir, file && (await isFile(file)) ? file : undefined)).files;
 }
