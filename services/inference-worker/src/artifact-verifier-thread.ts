@@ -1,15 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { ArtifactVerificationError, threadScript, type ArtifactFiles } from '@btd/shared';
-
-export interface VerifyRequest {
-  id: number;
-  task: string;
-  version: string;
-  files: ArtifactFiles;
-  tolerance?: number;
-}
-
-export type VerifyReply = { id: number; ok: true } | { id: number; ok: false; reason: string };
+import { threadScript, type ArtifactFiles } from '@btd/shared';
+import { verifyReplyError, type VerifyReply, type VerifyRequest } from './artifact-verify-request.js';
 
 /**
  * A long-lived thread that verifies artifacts before the serving thread loads them. Verification
@@ -29,7 +20,7 @@ export class ArtifactVerifierThread {
       if (!waiting) return;
       this.pending.delete(reply.id);
       if (reply.ok) waiting.resolve();
-      else waiting.reject(new ArtifactVerificationError(waiting.task, waiting.version, reply.reason));
+      else waiting.reject(verifyReplyError(reply, waiting.task, waiting.version));
     });
     this.worker.on('error', (error) => this.failAll(error));
     this.worker.on('exit', (code) => this.failAll(new Error(`artifact verifier thread exited with code ${code}`)));
@@ -37,7 +28,10 @@ export class ArtifactVerifierThread {
     this.worker.unref();
   }
 
-  /** Resolves when the artifact passed; rejects with {@link ArtifactVerificationError} when it did not. */
+  /**
+   * Resolves when the artifact passed; rejects with an `ArtifactVerificationError` when it did not,
+   * and with another error when the thread could not verify it.
+   */
   verify(task: string, version: string, files: ArtifactFiles, tolerance?: number): Promise<void> {
     const id = this.nextId++;
     if (this.failure) return Promise.reject(this.failure);

@@ -1,7 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { initBackend, loadModel } from '@btd/model';
-import { ArtifactVerificationError, verifyArtifact } from '@btd/shared';
-import type { VerifyReply, VerifyRequest } from './artifact-verifier-thread.js';
+import { answerVerifyRequest, type VerifyRequest } from './artifact-verify-request.js';
 
 /**
  * Verifies promoted artifacts on its own thread and backend (load, input shape, probe output), so
@@ -10,24 +9,9 @@ import type { VerifyReply, VerifyRequest } from './artifact-verifier-thread.js';
 const port = parentPort;
 if (!port) throw new Error('artifact-verifier.worker must run in a worker thread');
 const ready = initBackend();
+// A backend that fails to start is reported with each request, not as an unhandled rejection.
+ready.catch(() => undefined);
 
 port.on('message', (request: VerifyRequest) => {
-  void (async () => {
-    let reply: VerifyReply;
-    try {
-      await ready;
-      const model = await verifyArtifact(request.files, {
-        task: request.task,
-        version: request.version,
-        load: loadModel,
-        ...(request.tolerance === undefined ? {} : { tolerance: request.tolerance }),
-      });
-      model.dispose();
-      reply = { id: request.id, ok: true };
-    } catch (error) {
-      const reason = error instanceof ArtifactVerificationError ? error.reason : `verification failed: ${(error as Error).message}`;
-      reply = { id: request.id, ok: false, reason };
-    }
-    port.postMessage(reply);
-  })();
+  void answerVerifyRequest(request, ready, loadModel).then((reply) => port.postMessage(reply));
 });
