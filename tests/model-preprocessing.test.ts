@@ -9,6 +9,7 @@ import { ImageDecodeError } from '../packages/model/src/data/image-decode-error.
 import { loadPreprocessedDataset } from '../packages/model/src/data/preprocessed-dataset.js';
 import { defaultPreprocessParams, preprocessImage } from '../packages/model/src/data/preprocess.js';
 import type { DatasetListing } from '../packages/model/src/data/dataset-folder.js';
+import { headPhantom } from './helpers/head-phantom.js';
 import { datasetsDir } from './helpers/repo-paths.js';
 
 /** Standard deviation of the grey levels of the middle half of a square image. */
@@ -98,5 +99,21 @@ describe.skipIf(!root)('preprocessing', () => {
     await expect(preprocessImage(Buffer.from('not an image at all'), defaultPreprocessParams(64))).rejects.toBeInstanceOf(ImageDecodeError);
     const jpeg = await readFile(path.join(root!, 'br35h', 'no/no1.jpg'));
     await expect(preprocessImage(jpeg.subarray(0, 300), defaultPreprocessParams(64))).rejects.toBeInstanceOf(ImageDecodeError);
+  });
+});
+
+/** A PNG of {@link headPhantom}: a textured head on black. */
+function phantomPng(width: number, height: number): Promise<Buffer> {
+  return sharp(headPhantom(width, height), { raw: { width, height, channels: 1 } }).png().toBuffer();
+}
+
+describe('preprocessing refuses what it cannot analyse', () => {
+  it.each([
+    ['wide', 20_000, 100],
+    ['tall', 100, 20_000],
+  ])('a %s image whose padded head region is over the resize limit, as an unsupported image naming its size', async (_, width, height) => {
+    const refusal = await preprocessImage(await phantomPng(width, height), defaultPreprocessParams(64)).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(ImageDecodeError);
+    expect(refusal).toMatchObject({ unsupported: true, message: expect.stringContaining(`${width}×${height}`) });
   });
 });

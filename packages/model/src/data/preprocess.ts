@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { decodeGrey, type GreyImage } from './decode-image.js';
+import { unsupportedImage } from './image-decode-error.js';
 
 /**
  * Preprocessing parameters. Bump PREPROCESS_VERSION whenever the pixels this module produces change:
@@ -135,10 +136,30 @@ function squareCrop(image: GreyImage, box: Box, side: number, padLeft: number, p
   return square;
 }
 
+/**
+ * Longest side of the padded square that the resize takes: sharp refuses a raw input of more than
+ * 0x3FFF × 0x3FFF pixels (its default pixel limit), whatever the image's own size.
+ */
+const MAX_SQUARE_SIDE = 0x3fff;
+
+/**
+ * Refuses a head region whose padded square sharp would not resize. Only very wide or tall images
+ * get there (e.g. 20000×100): refused as unsupported, they are reported like any other image this
+ * package does not analyse, instead of failing as an error that looks worth retrying.
+ */
+function checkSquareSide(image: GreyImage, box: Box, side: number): void {
+  if (side <= MAX_SQUARE_SIDE) return;
+  throw unsupportedImage(
+    `image of ${image.width}×${image.height} pixels: its head region (${box.width}×${box.height}) padded to a square is ${side}×${side} pixels, ` +
+      `over the ${MAX_SQUARE_SIDE}×${MAX_SQUARE_SIDE} preprocessing can resize; send an image at most ${MAX_SQUARE_SIDE} pixels wide and high`,
+  );
+}
+
 /** Crop to the head, pad to a centred square with black, resize to params.size. */
 export async function preprocessGrey(image: GreyImage, params: PreprocessParams): Promise<PreprocessedImage> {
   const box = findForeground(image, params);
   const side = Math.max(box.width, box.height);
+  checkSquareSide(image, box, side);
   const padLeft = Math.floor((side - box.width) / 2);
   const padTop = Math.floor((side - box.height) / 2);
   // Cropping and padding copy pixels unchanged, so they happen here; only the resize needs sharp.
