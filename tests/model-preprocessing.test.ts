@@ -116,4 +116,24 @@ describe('preprocessing refuses what it cannot analyse', () => {
     expect(refusal).toBeInstanceOf(ImageDecodeError);
     expect(refusal).toMatchObject({ unsupported: true, message: expect.stringContaining(`${width}×${height}`) });
   });
+
+  /** A PNG of one grey level throughout. */
+  const blankPng = (width: number, height: number, level: number) => sharp(Buffer.alloc(width * height, level), { raw: { width, height, channels: 1 } }).png().toBuffer();
+
+  it.each([
+    ['a 1×1 image', () => blankPng(1, 1, 128), /1×1 pixels is too small to analyse/],
+    ['an image 31 pixels high', () => phantomPng(200, 31), /200×31 pixels is too small to analyse/],
+    ['an all-black image', () => blankPng(256, 256, 0), /blank: every pixel has grey level 0/],
+    ['an all-white image', () => blankPng(256, 256, 255), /blank: every pixel has grey level 255/],
+    ['a 16-bit image of one stored value', () => blankPng(64, 64, 90).then((png) => sharp(png).toColourspace('grey16').png().toBuffer()), /blank/],
+  ])('%s, as an unsupported image', async (_, image, reason) => {
+    const refusal = await preprocessImage(await image(), defaultPreprocessParams(64)).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(ImageDecodeError);
+    expect(refusal).toMatchObject({ unsupported: true, message: expect.stringMatching(reason) });
+  });
+
+  it('but analyses a head of 32×32 pixels, the smallest it accepts', async () => {
+    const out = await preprocessImage(await phantomPng(32, 32), defaultPreprocessParams(64));
+    expect(out.geometry).toMatchObject({ originalWidth: 32, originalHeight: 32 });
+  });
 });

@@ -108,10 +108,12 @@ describe('DICOM', () => {
   });
 
   it('gives a DICOM slice the model input of the same slice as PNG, and draws it for the overlay', async () => {
-    const pixels = slice();
+    // Larger than the other tests' slice: preprocessing refuses images under 32 pixels a side.
+    const [analysedWidth, analysedHeight] = [64, 48];
+    const pixels = headPhantom(analysedWidth, analysedHeight);
     const params = defaultPreprocessParams(32);
-    const png = await sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();
-    const dicom = dicomFile({ width, height, pixels: Array.from(pixels, (v) => v * 16), bitsStored: 12 });
+    const png = await sharp(pixels, { raw: { width: analysedWidth, height: analysedHeight, channels: 1 } }).png().toBuffer();
+    const dicom = dicomFile({ width: analysedWidth, height: analysedHeight, pixels: Array.from(pixels, (v) => v * 16), bitsStored: 12 });
     const [fromPng, fromDicom] = await Promise.all([preprocessImage(png, params), preprocessImage(dicom, params)]);
     expect(Buffer.from(fromDicom.pixels).equals(Buffer.from(fromPng.pixels))).toBe(true);
     expect(fromDicom.geometry).toEqual(fromPng.geometry);

@@ -155,8 +155,35 @@ function checkSquareSide(image: GreyImage, box: Box, side: number): void {
   );
 }
 
+/**
+ * Fewest pixels an analysed image has across and down. The scans the models learned from are at least
+ * 150 pixels on their shorter side (the smallest in both Br35H and the 4-class set is 150×198) and MR
+ * slices are stored at 64 pixels and up; below 32 an image holds too little of a head to resize into
+ * the model's input, yet the network would still call it, e.g. a 1×1 image a tumour with 0.999.
+ */
+const MIN_IMAGE_SIDE = 32;
+
+/** The one grey level of an image whose pixels all have it, else undefined. */
+function singleGreyLevel({ data }: GreyImage): number | undefined {
+  const first = data[0];
+  return data.every((level) => level === first) ? first : undefined;
+}
+
+/**
+ * Refuses, as unsupported, images that show nothing to analyse: too small, or blank (one grey level
+ * throughout, such as an all-black export), which the network would otherwise classify with confidence.
+ */
+function checkAnalysable(image: GreyImage): void {
+  if (Math.min(image.width, image.height) < MIN_IMAGE_SIDE) {
+    throw unsupportedImage(`image of ${image.width}×${image.height} pixels is too small to analyse: send images at least ${MIN_IMAGE_SIDE} pixels wide and high`);
+  }
+  const level = singleGreyLevel(image);
+  if (level !== undefined) throw unsupportedImage(`image is blank: every pixel has grey level ${level}, so there is nothing to analyse`);
+}
+
 /** Crop to the head, pad to a centred square with black, resize to params.size. */
 export async function preprocessGrey(image: GreyImage, params: PreprocessParams): Promise<PreprocessedImage> {
+  checkAnalysable(image);
   const box = findForeground(image, params);
   const side = Math.max(box.width, box.height);
   checkSquareSide(image, box, side);
