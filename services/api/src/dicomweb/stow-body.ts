@@ -1,11 +1,11 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   MaxFileSizeExceededError,
   MaxPartsExceededError,
   MaxTotalSizeExceededError,
   MultipartParseError,
+  MultipartParser,
   getMultipartBoundary,
-  parseMultipartStream,
 } from '@remix-run/multipart-parser';
 import { ApiError } from '../errors/api-error.js';
 
@@ -58,7 +58,17 @@ export function checkStowAccept(accept: string | undefined): void {
   }
 }
 
+/** Longest preamble read before the first delimiter (RFC 2046 5.1.1 allows one; clients send a CRLF or a line). */
+const MAX_PREAMBLE_BYTES = 8192;
+
+/** Node's error for a request whose client closed the connection before the body ended. */
+function isClientAbort(error: unknown): boolean {
+  return error instanceof Error && error.message === 'aborted' && (error as { code?: string }).code === 'ECONNRESET';
+}
+
 function translateError(error: unknown, limits: StowBodyLimits, parts: number): unknown {
+  // Not a dependency's fault, though the code (ECONNRESET) is the one a lost Redis connection gives.
+  if (isClientAbort(error)) return new ApiError(400, 'request_aborted', 'the client closed the connection before the body ended');
   if (error instanceof MaxFileSizeExceededError) {
     return new ApiError(413, 'file_too_large', `instance ${parts + 1} is larger than the limit of ${limits.maxBytes} bytes`);
   }
@@ -78,14 +88,54 @@ function translateError(error: unknown, limits: StowBodyLimits, parts: number): 
 export async function readStowParts(body: Readable, boundary: string, limits: StowBodyLimits): Promise<StowPart[]> {
   const parts: StowPart[] = [];
   try {
-    const stream = Readable.toWeb(body) as ReadableStream<Uint8Array>;
-    const options = { boundary, maxFileSize: limits.maxBytes, maxParts: limits.maxParts, maxTotalSize: limits.maxBytes * limits.maxParts };
-    for await (const part of parseMultipartStream(stream, options)) {
-      parts.push({ index: parts.length + 1, contentType: part.mediaType, bytes: part.bytes });
+    const parser = new MultipartParser(boundary, { maxFileSize: limits.maxBytes, maxParts: limits.maxParts, maxTotalSize: limits.maxBytes * limits.maxParts });
+    for await (const chunk of fromFirstDelimiter(body as AsyncIterable<Buffer>, boundary)) {
+      // The epilogue, after the close delimiter, is not part of the body either; it is read and dropped.
+      if (isFinished(parser)) continue;
+      for (const part of parser.write(chunk)) parts.push({ index: parts.length + 1, contentType: part.mediaType, bytes: part.bytes });
     }
+    parser.finish();
   } catch (error) {
     throw translateError(error, limits, parts.length);
   }
   if (parts.length === 0) throw new ApiError(400, 'no_files', 'the request holds no DICOM instance');
   return parts;
+}
+
+/**
+ * The body from its first delimiter on: the preamble before it (RFC 2046 5.1.1), which clients such
+ * as dicomweb-client send as one CRLF, is not part of any instance. A body with no delimiter in its
+ * first {@link MAX_PREAMBLE_BYTES} is malformed.
+ */
+async function* fromFirstDelimiter(body: AsyncIterable<Buffer>, boundary: string): AsyncGenerator<Buffer> {
+  const delimiter = Buffer.from(`--${boundary}`);
+  let preamble: Buffer | undefined = Buffer.alloc(0);
+  for await (const chunk of body) {
+    if (!preamble) {
+      yield chunk;
+      continue;
+    }
+    const seen: Buffer = Buffer.concat([preamble, chunk]);
+    const at = seen.indexOf(delimiter);
+    if (at >= 0) {
+      preamble = undefined;
+      yield seen.subarray(at);
+    } else if (seen.length > MAX_PREAMBLE_BYTES + delimiter.length) {
+      throw new MultipartParseError(`no boundary delimiter in the first ${MAX_PREAMBLE_BYTES} bytes`);
+    } else {
+      preamble = seen;
+    }
+  }
+  // Left to the parser, which names what is missing.
+  if (preamble?.length) yield preamble;
+}
+
+/** Whether the parser has read the close delimiter (its `finish` throws until then). */
+function isFinished(parser: MultipartParser): boolean {
+  try {
+    parser.finish();
+    return true;
+  } catch {
+    return false;
+  }
 }
