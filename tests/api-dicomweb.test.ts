@@ -97,6 +97,41 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     expect(retry.status).toBe(202);
     expect(items(retry.body, '00081199').map(studyIdOf)).toEqual([studyA, studyB, studyA]);
     expect(await inferenceJobs()).toBe(jobs);
+
+    // So does one resending the instances it stored in another order.
+    const reordered = await stow('/v1/dicomweb/studies?priority=stat', [parts[2]!, parts[1]!, parts[0]!]);
+    expect(reordered.status).toBe(200);
+    expect(items(reordered.body, '00081199').map((item) => [sopOf(item), studyIdOf(item)])).toEqual([
+      [`${STUDY_A}.1.2`, studyA],
+      [`${STUDY_B}.1.1`, studyB],
+      [`${STUDY_A}.1.1`, studyA],
+    ]);
+    expect(await inferenceJobs()).toBe(jobs);
+  });
+
+  it('stores the instances of two studies sent with one long Idempotency-Key as two studies', async () => {
+    const key = 'k'.repeat(255);
+    const parts = [{ bytes: await instance(STUDY_A, `${STUDY_A}.4.1`) }, { bytes: await instance(STUDY_B, `${STUDY_B}.4.1`) }];
+    const answer = await stow('/v1/dicomweb/studies', parts, { 'idempotency-key': key });
+    expect(answer.status).toBe(200);
+    const studies = items(answer.body, '00081199').map(studyIdOf);
+    expect(new Set(studies).size).toBe(2);
+    const retry = await stow('/v1/dicomweb/studies', parts, { 'idempotency-key': key });
+    expect(items(retry.body, '00081199').map(studyIdOf)).toEqual(studies);
+  });
+
+  it('stores instances framed as dicomweb-client frames them: a CRLF before the first delimiter, a quoted boundary, no CRLF after the last', async () => {
+    const boundary = `client-${randomBytes(8).toString('hex')}`;
+    const bytes = await instance(STUDY_A, `${STUDY_A}.5.1`);
+    const body = Buffer.concat([Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), bytes, Buffer.from(`\r\n--${boundary}--`)]);
+    const response = await fetch(`${harness.env.url}/v1/dicomweb/studies`, {
+      method: 'POST',
+      headers: { ...harness.env.auth('alice'), 'content-type': `multipart/related; type="application/dicom"; boundary="${boundary}"` },
+      body,
+    });
+    const answer = (await response.json()) as DicomJson;
+    expect(response.status).toBe(200);
+    expect(items(answer, '00081199').map(sopOf)).toEqual([`${STUDY_A}.5.1`]);
   });
 
   it('stores a multi-frame instance as one image per frame of its study', async () => {

@@ -101,7 +101,8 @@ async function inspectPart(part: StowPart, options: StowOptions): Promise<Candid
  * request gets the same btd study back instead of a second one.
  */
 function studyKey(studyInstanceUid: string, members: readonly Candidate[], options: StowOptions): string {
-  if (options.idempotencyKey) return `${options.idempotencyKey}:${studyInstanceUid}`.slice(0, 255);
+  // Hashed, not joined: a long key (up to 255 characters) cut to length would give two studies one key.
+  if (options.idempotencyKey) return `stow-key:${createHash('sha256').update(JSON.stringify([options.idempotencyKey, studyInstanceUid])).digest('hex')}`;
   const content = members.map(({ image }) => createHash('sha256').update(image.bytes).digest('hex')).sort();
   const digest = createHash('sha256').update(JSON.stringify({ studyInstanceUid, fields: options.fields, content })).digest('hex');
   return `stow:${digest}`;
@@ -114,7 +115,8 @@ async function submitGroup(ctx: ApiContext, studyInstanceUid: string, members: C
   };
   const form = { fields: options.fields, images: members.map(({ image }) => image) };
   try {
-    const response = await submitStudy(ctx, form, { clientId: options.clientId, idempotencyKey: studyKey(studyInstanceUid, members, options) }, log);
+    const target = { clientId: options.clientId, idempotencyKey: studyKey(studyInstanceUid, members, options), filesInAnyOrder: true };
+    const response = await submitStudy(ctx, form, target, log);
     const submitted = response.body as SubmittedStudy;
     for (const { instance } of members) instance.stored = { studyId: submitted.studyId };
   } catch (error) {

@@ -17,6 +17,11 @@ export interface SubmitTarget {
   readonly clientId: string;
   readonly batch?: { readonly id: string; readonly priority: StudyPriority };
   readonly idempotencyKey?: string;
+  /**
+   * The files carry no order (the instances of a STOW-RS request): a resend of the same files in
+   * another order is the same submission.
+   */
+  readonly filesInAnyOrder?: boolean;
 }
 
 /** New random id with a readable kind prefix, e.g. `stu_3f9a…`. */
@@ -24,9 +29,10 @@ export function newId(kind: 'stu' | 'img' | 'bat'): string {
   return `${kind}_${randomBytes(10).toString('hex')}`;
 }
 
-/** Identifies "the same submission": its fields and the bytes of every file, in order. */
-export function fingerprintOf(form: StudyForm, batchId: string | undefined): string {
+/** Identifies "the same submission": its fields and the bytes of every file, in order unless `inAnyOrder`. */
+export function fingerprintOf(form: StudyForm, batchId: string | undefined, inAnyOrder = false): string {
   const files = form.images.map((image) => createHash('sha256').update(image.bytes).digest('hex'));
+  if (inAnyOrder) files.sort();
   return createHash('sha256').update(JSON.stringify({ fields: form.fields, batchId, files })).digest('hex');
 }
 
@@ -176,6 +182,6 @@ export async function submitStudy(ctx: ApiContext, form: StudyForm, target: Subm
   if (count > limit) {
     throw new ApiError(413, 'too_many_images', `the study holds ${count} images (each frame of a multi-frame DICOM file is one); at most ${limit} per study`);
   }
-  const fingerprint = fingerprintOf(form, target.batch?.id);
+  const fingerprint = fingerprintOf(form, target.batch?.id, target.filesInAnyOrder);
   return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, () => createStudy(ctx, form, target, fingerprint, log), log);
 }
