@@ -35,7 +35,7 @@ describe('secondaryCapture', () => {
     expect(text(capture, 'x0020000d')).toBe('1.2.826.0.1.7');
     expect(text(capture, 'x00080050')).toBe('ACC-9');
     // Its own series, not the slice's.
-    expect(text(capture, 'x0020000e')).toBe(uidFrom('btd overlay series stu_1'));
+    expect(text(capture, 'x0020000e')).toBe(uidFrom('btd overlay series stu_1 1.2.826.0.1.7'));
     const source = capture.elements.x00082112?.items?.[0]?.dataSet;
     expect(source && [text(source, 'x00081150'), text(source, 'x00081155')]).toEqual(['1.2.840.10008.5.1.4.1.1.4', '1.2.826.0.1.7.1.1']);
     expect(text(capture, 'x00204000')).toBe(spec.comment);
@@ -56,6 +56,17 @@ describe('secondaryCapture', () => {
     expect([capture.uint16('x00280010'), capture.uint16('x00280011'), capture.uint16('x00280002'), text(capture, 'x00280004')]).toEqual([2, 3, 3, 'RGB']);
     const pixels = capture.elements.x7fe00010!;
     expect(Buffer.from(capture.byteArray.subarray(pixels.dataOffset, pixels.dataOffset + 18)).equals(Buffer.from(rgb.data))).toBe(true);
+  });
+
+  it('puts the overlays of originals from two DICOM studies in two series, one in each study', () => {
+    const otherStudy = dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], identifiers: { studyInstanceUid: '1.2.826.0.1.8', sopInstanceUid: '1.2.826.0.1.8.1.1' } });
+    const first = parse(secondaryCapture({ ...spec, original }));
+    const second = parse(secondaryCapture({ ...spec, imageId: 'img_2', original: otherStudy }));
+    expect([text(first, 'x0020000d'), text(second, 'x0020000d')]).toEqual(['1.2.826.0.1.7', '1.2.826.0.1.8']);
+    expect(text(second, 'x0020000e')).not.toBe(text(first, 'x0020000e'));
+    // Two slices of one DICOM study share the series.
+    const sameStudy = dicomFile({ width: 2, height: 2, pixels: [0, 1, 2, 3], identifiers: { studyInstanceUid: '1.2.826.0.1.7', sopInstanceUid: '1.2.826.0.1.7.1.2' } });
+    expect(text(parse(secondaryCapture({ ...spec, imageId: 'img_3', original: sameStudy })), 'x0020000e')).toBe(text(first, 'x0020000e'));
   });
 
   it('gives the same UIDs every time, and a JPEG or PNG original a study of its own', () => {

@@ -86,17 +86,18 @@ function originalAttributes(original: Uint8Array, frameNumber: number | undefine
 /**
  * A DICOM Secondary Capture of an image's heatmap overlay, for a PACS to file beside the slice it was
  * made from: the same patient and study (copied from a DICOM original; for a JPEG or PNG original a
- * study UID derived from the btd study), a series of btd's own, a reference to the source instance,
+ * study UID derived from the btd study), a series of btd's own in that study, a reference to the source instance,
  * and the result in Image Comments. Explicit VR little endian, 8-bit RGB.
  */
 export function secondaryCapture(spec: CaptureSpec): Buffer {
   const sopInstanceUid = uidFrom(`btd overlay ${spec.imageId}`);
   const { date, time } = dicomDateTime(spec.createdAt);
   const fromOriginal = spec.original ? originalAttributes(spec.original, spec.frameNumber) : {};
+  const studyInstanceUid = (fromOriginal.StudyInstanceUID as string | undefined) ?? uidFrom(`btd study ${spec.studyId}`);
   const dataset = {
     ...TYPE_2_EMPTY,
-    StudyInstanceUID: uidFrom(`btd study ${spec.studyId}`),
     ...fromOriginal,
+    StudyInstanceUID: studyInstanceUid,
     SOPClassUID: SECONDARY_CAPTURE,
     SOPInstanceUID: sopInstanceUid,
     ImageType: ['DERIVED', 'SECONDARY'],
@@ -104,7 +105,9 @@ export function secondaryCapture(spec: CaptureSpec): Buffer {
     ConversionType: 'WSD',
     Manufacturer: 'btd',
     SoftwareVersions: spec.softwareVersions,
-    SeriesInstanceUID: uidFrom(`btd overlay series ${spec.studyId}`),
+    // One series per DICOM study of the btd study: its originals may come from several, and a
+    // series never spans two.
+    SeriesInstanceUID: uidFrom(`btd overlay series ${spec.studyId} ${studyInstanceUid}`),
     SeriesNumber: 9001,
     SeriesDescription: 'btd tumour heatmap',
     InstanceNumber: spec.instanceNumber,
