@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -49,5 +49,28 @@ describe('btd predict on several files', () => {
       { file: wide, error: expect.stringContaining('20000×100') },
       expect.objectContaining({ file: PROBE, label: expect.any(String) }),
     ]);
+  });
+
+  it('gives each image its own overlay when several share a name, and prints where each went', async () => {
+    // Three scans called "scan", each its own size, so that an overlay shows which image it was drawn on.
+    const inputs = [
+      { file: path.join(dir, 'a', 'scan.png'), side: 192, format: 'png' },
+      { file: path.join(dir, 'b', 'scan.png'), side: 160, format: 'png' },
+      { file: path.join(dir, 'scan.jpg'), side: 224, format: 'jpeg' },
+    ] as const;
+    for (const { file, side, format } of inputs) {
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, await sharp(PROBE).resize(side, side).toFormat(format).toBuffer());
+    }
+    const { code, lines } = await btdPredict('--heatmap', path.join(dir, 'overlay.png'), ...inputs.map((input) => input.file));
+    expect(code).toBe(0);
+    expect(lines.map((line) => [line.file, path.basename(line.heatmap ?? '')])).toEqual([
+      [inputs[0].file, 'overlay-scan.png'],
+      [inputs[1].file, 'overlay-scan-2.png'],
+      [inputs[2].file, 'overlay-scan-3.png'],
+    ]);
+    for (const [i, line] of lines.entries()) {
+      expect(await sharp(line.heatmap).metadata()).toMatchObject({ width: inputs[i]!.side, height: inputs[i]!.side });
+    }
   });
 });
