@@ -25,7 +25,9 @@ const DOWNLOADS_IN_FLIGHT = 8;
 
 function isInside(child: string, root: string): boolean {
   const relative = path.relative(root, child);
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+  // `..scans` is a folder inside the root; only `..` itself or `../...` leaves it.
+  const leaves = relative === '..' || relative.startsWith(`..${path.sep}`);
+  return relative === '' || (!leaves && !path.isAbsolute(relative));
 }
 
 async function resolveLocal(folder: string, allowedRoots: readonly string[] | null): Promise<string> {
