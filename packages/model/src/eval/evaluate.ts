@@ -147,7 +147,28 @@ export interface FolderEvaluationOptions {
   patientsFile?: string;
 }
 
-/** Evaluates a model on a folder with one sub-folder per class (aliases accepted). */
+/** Refuses a selection (`only`, e.g. a split file's test images) that names none of the folder's images. */
+function checkImagesSelected(dataDir: string, listing: DatasetListing, only: ReadonlySet<string>): void {
+  if (listing.files.length > 0) return;
+  throw new Error(`none of the ${only.size} images asked for (e.g. by a split file) is in ${dataDir}, so there is nothing to evaluate (their paths must be relative to that folder)`);
+}
+
+/** How many refusals the error of {@link checkImagesAnalysed} names; the rest are counted. */
+const REFUSALS_NAMED = 3;
+
+/** Refuses a folder none of whose images could be analysed, naming the first reasons. */
+function checkImagesAnalysed(dataDir: string, dataset: PreprocessedDataset): void {
+  if (dataset.files.length > 0) return;
+  const named = dataset.rejected.slice(0, REFUSALS_NAMED).map((r) => `${r.relPath}: ${r.reason}`);
+  const more = dataset.rejected.length > REFUSALS_NAMED ? `; and ${dataset.rejected.length - REFUSALS_NAMED} more` : '';
+  throw new Error(`none of the ${dataset.rejected.length} images in ${dataDir} could be analysed, so nothing was evaluated (${named.join('; ')}${more})`);
+}
+
+/**
+ * Evaluates a model on a folder with one sub-folder per class (aliases accepted). Refuses when no
+ * image is left to evaluate: the figures of none (accuracy 0, n = 0) would read as a model that is
+ * always wrong, and `btd eval --record` or a promotion gate would keep them.
+ */
 export async function evaluateModel(
   model: EvaluableModel,
   dataDir: string,
@@ -156,13 +177,17 @@ export async function evaluateModel(
   const detection = options.asDetection ?? false;
   let listing = await listLabeledImages(dataDir, detection ? DETECTION_TASK : model.manifest.task);
   listing = { ...listing, files: (await withPatientsFile(listing.files, dataDir, options.patientsFile)).files };
-  if (options.only) listing = subsetListing(listing, options.only);
+  if (options.only) {
+    listing = subsetListing(listing, options.only);
+    checkImagesSelected(dataDir, listing, options.only);
+  }
   if (options.maxImages && listing.files.length > options.maxImages) {
     const step = listing.files.length / options.maxImages;
     listing.files = Array.from({ length: options.maxImages }, (_, i) => listing.files[Math.floor(i * step)]!);
   }
   const preprocessing = model.manifest.preprocessing;
   const dataset = await loadPreprocessedDataset(listing, preprocessing, { cacheDir: options.cacheDir });
+  checkImagesAnalysed(dataDir, dataset);
   if (!options.withoutCopiesIn) return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines, asDetection: detection }), rejected: dataset.rejected };
   const reference = await loadPreprocessedDataset(options.withoutCopiesIn, preprocessing, { cacheDir: options.cacheDir });
   const size = preprocessing.size;
