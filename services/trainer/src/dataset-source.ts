@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeArtifactName, type ObjectStore } from '@btd/shared';
+import { assertSafeArtifactName, type ListedObject, type ObjectStore } from '@btd/shared';
 import type { DatasetSpec } from './dataset-spec.js';
 
 /** Thrown when a request names a dataset the trainer may not or cannot read: bad input, not retried. */
@@ -40,9 +40,33 @@ async function resolveLocal(folder: string, allowedRoots: readonly string[] | nu
   return absolute;
 }
 
-async function sameSize(file: string, size: number): Promise<boolean> {
+/** The ETags of a mirror's files when they were downloaded, kept beside the mirror (never inside, where the loader reads). */
+const etagRecordOf = (dir: string): string => `${dir}.etags.json`;
+
+async function readEtags(file: string): Promise<Map<string, string>> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return new Map();
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return new Map();
+    return new Map(Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+  } catch {
+    // A damaged record only costs downloads: every file is fetched again.
+    return new Map();
+  }
+}
+
+async function writeEtags(file: string, etags: Map<string, string>): Promise<void> {
+  const partial = `${file}.${randomUUID()}.part`;
+  await writeFile(partial, JSON.stringify(Object.fromEntries(etags)));
+  await rename(partial, file);
+}
+
+/** Whether the mirrored file still holds the object's bytes: same size and, when the store gives one, the ETag it was downloaded with. */
+async function isCurrent(file: string, item: ListedObject, downloadedEtag: string | undefined): Promise<boolean> {
   const info = await stat(file).catch(() => null);
-  return info?.isFile() === true && info.size === size;
+  if (info?.isFile() !== true || info.size !== item.size) return false;
+  return item.etag === undefined || item.etag === downloadedEtag;
 }
 
 async function removeStale(dir: string, keep: Set<string>): Promise<void> {
@@ -56,8 +80,9 @@ async function removeStale(dir: string, keep: Set<string>): Promise<void> {
 
 /**
  * Mirrors every object under an S3 prefix into the cache, downloading only what is missing or
- * changed in size, and removing files that left the prefix. The mirror then goes through the
- * model package's folder loader, exactly like a local dataset.
+ * changed (in size or ETag: an object replaced by other bytes of the same size is downloaded
+ * again), and removing files that left the prefix. The mirror then goes through the model
+ * package's folder loader, exactly like a local dataset.
  */
 export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir: string): Promise<string> {
   const dir = path.join(cacheDir, 's3', createHash('sha256').update(`${store.bucket}/${prefix}`).digest('hex').slice(0, 16));
@@ -65,6 +90,8 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
   for await (const item of store.list(prefix)) if (!item.key.endsWith('/')) objects.push(item);
   if (objects.length === 0) throw new InvalidDatasetError(`no objects under s3://${store.bucket}/${prefix}`);
   await mkdir(dir, { recursive: true });
+  const recorded = await readEtags(etagRecordOf(dir));
+  const etags = new Map<string, string>();
   const keep = new Set<string>();
   const queue = [...objects];
   const download = async (): Promise<void> => {
@@ -77,15 +104,19 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
       }
       const target = path.join(dir, ...relative.split('/'));
       keep.add(target);
-      if (await sameSize(target, item.size)) continue;
-      await mkdir(path.dirname(target), { recursive: true });
-      // Write then rename, so an interrupted download never leaves a truncated image behind.
-      const partial = `${target}.${randomUUID()}.part`;
-      await writeFile(partial, await store.get(item.key));
-      await rename(partial, target);
+      if (!(await isCurrent(target, item, recorded.get(relative)))) {
+        await mkdir(path.dirname(target), { recursive: true });
+        // Write then rename, so an interrupted download never leaves a truncated image behind.
+        const partial = `${target}.${randomUUID()}.part`;
+        await writeFile(partial, await store.get(item.key));
+        await rename(partial, target);
+      }
+      if (item.etag !== undefined) etags.set(relative, item.etag);
     }
   };
   await Promise.all(Array.from({ length: DOWNLOADS_IN_FLIGHT }, download));
+  // Written once every file is in place: a file whose download was cut short has no ETag recorded and is fetched again.
+  await writeEtags(etagRecordOf(dir), etags);
   await removeStale(dir, keep);
   return dir;
 }

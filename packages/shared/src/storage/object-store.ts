@@ -39,6 +39,8 @@ export interface ObjectInfo {
 export interface ListedObject {
   key: string;
   size: number;
+  /** The object's ETag as the store reports it (changes when the bytes do), when it reports one. */
+  etag?: string;
 }
 
 const DELETE_BATCH = 1000; // the S3 limit for one DeleteObjects call
@@ -161,7 +163,7 @@ export class ObjectStore {
       const page = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker: marker, MaxKeys: pageSize }));
       const contents = page.Contents ?? [];
       for (const item of contents) {
-        if (item.Key) yield { key: item.Key, size: item.Size ?? 0 };
+        if (item.Key) yield { key: item.Key, size: item.Size ?? 0, ...(item.ETag ? { etag: item.ETag } : {}) };
       }
       marker = contents.at(-1)?.Key;
       if (!page.IsTruncated || marker === undefined) return;
