@@ -1,15 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { PromotionLockTimeoutError } from './registry.errors.js';
+import { PromotionLockLostError, PromotionLockTimeoutError } from './registry.errors.js';
 
 // Deletes the key only if it still holds our token, so a holder whose lease expired cannot release
 // the lock a later holder took.
 const RELEASE_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+// Extends the lease only while the key still holds our token.
+const EXTEND_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+
+/** What a holder of the lock can ask of it. */
+export interface LockLease {
+  /** Throws {@link PromotionLockLostError} unless the lock is still this holder's; call it before a write that must be exclusive. */
+  assertHeld(): Promise<void>;
+}
 
 /**
  * A lease-based mutual exclusion on one Redis key (SET NX PX + token-checked delete). S3 has no
- * compare-and-swap, so promoters serialise here before reading and rewriting the pointer.
+ * compare-and-swap, so promoters serialise here before reading and rewriting the pointer. The lease
+ * is renewed every third of its length while its holder works, so slow S3 requests do not let a
+ * second promoter in; a holder that lost it anyway learns so from {@link LockLease.assertHeld}.
  */
 export class PromotionLock {
   constructor(
@@ -19,7 +29,7 @@ export class PromotionLock {
   ) {}
 
   /** Runs `fn` while holding the lock; waits up to `waitMs` for it. */
-  async withLock<T>(task: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
+  async withLock<T>(task: string, fn: (lease: LockLease) => Promise<T>, waitMs = 10_000): Promise<T> {
     const token = randomUUID();
     const started = Date.now();
     let delay = 25;
@@ -30,9 +40,22 @@ export class PromotionLock {
       await sleep(delay + Math.random() * delay);
       delay = Math.min(delay * 2, 500);
     }
+    let lost = false;
+    const extend = async () => (await this.redis.eval(EXTEND_SCRIPT, 1, this.key, token, this.ttlMs)) === 1;
+    const renewal = setInterval(() => {
+      // A failed renewal (Redis unreachable) is left to assertHeld, whose read fails the same way.
+      extend().then((held) => (lost ||= !held), () => undefined);
+    }, this.ttlMs / 3);
+    const lease: LockLease = {
+      assertHeld: async () => {
+        lost ||= (await this.redis.get(this.key)) !== token;
+        if (lost) throw new PromotionLockLostError(task);
+      },
+    };
     try {
-      return await fn();
+      return await fn(lease);
     } finally {
+      clearInterval(renewal);
       await this.redis.eval(RELEASE_SCRIPT, 1, this.key, token);
     }
   }

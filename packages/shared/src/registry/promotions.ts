@@ -42,7 +42,7 @@ export async function promoteVersion(ctx: RegistryContext, request: PromotionReq
   const { task, version } = request;
   const digest = await readDigest(ctx, task, version);
   if (!digest) throw new VersionNotFoundError(task, version);
-  const { record, changed } = await lockFor(ctx, task).withLock(task, async () => {
+  const { record, changed } = await lockFor(ctx, task).withLock(task, async (lease) => {
     const current = await readPointer(ctx, task);
     const currentVersion = current?.version ?? null;
     if (request.expectedCurrent !== undefined && request.expectedCurrent !== currentVersion) {
@@ -61,7 +61,10 @@ export async function promoteVersion(ctx: RegistryContext, request: PromotionReq
       previousVersion: currentVersion,
       sequence: (current?.sequence ?? 0) + 1,
     };
+    // Each write only while the lock is still ours: a lapsed lease may have let another promoter in.
+    await lease.assertHeld();
     await ctx.store.putJson(registryKeys.promotion(task, at, next.sequence), next);
+    await lease.assertHeld();
     await ctx.store.putJson(registryKeys.pointer(task), next);
     // Under the lock: the statuses of two promotions close together must land in their order.
     await writeStatuses(ctx, next);

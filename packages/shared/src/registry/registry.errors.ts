@@ -30,6 +30,14 @@ export class PromotionLockTimeoutError extends Error {
   }
 }
 
+/** Thrown when a promoter's lock lapsed before it wrote the pointer: another promotion may have begun, so nothing is written. */
+export class PromotionLockLostError extends Error {
+  constructor(readonly task: string) {
+    super(`the promotion lock of ${task} lapsed before the pointer was written; try again`);
+    this.name = 'PromotionLockLostError';
+  }
+}
+
 /** Thrown by a rollback when the history holds no earlier version to return to. */
 export class NoRollbackTargetError extends Error {
   constructor(readonly task: string) {

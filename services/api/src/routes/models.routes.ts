@@ -10,6 +10,7 @@ import {
   ModelRegistry,
   NoRollbackTargetError,
   PromotionConflictError,
+  PromotionLockLostError,
   PromotionLockTimeoutError,
   VersionNotFoundError,
   verifyArtifact,
@@ -40,7 +41,7 @@ function toApiError(error: unknown): unknown {
   if (error instanceof ArtifactVerificationError) return new ApiError(422, 'model_refused', error.message);
   if (error instanceof ArtifactIntegrityError) return new ApiError(422, 'model_corrupt', error.message);
   if (error instanceof PromotionConflictError) return new ApiError(409, 'promotion_conflict', error.message);
-  if (error instanceof PromotionLockTimeoutError) return new ApiError(409, 'promotion_in_progress', error.message);
+  if (error instanceof PromotionLockTimeoutError || error instanceof PromotionLockLostError) return new ApiError(409, 'promotion_in_progress', error.message);
   if (error instanceof NoRollbackTargetError) return new ApiError(409, 'no_rollback_target', error.message);
   return error;
 }
