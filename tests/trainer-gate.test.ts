@@ -74,6 +74,43 @@ describe('the promotion gate on a fixed evaluation set', () => {
     expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
   });
 
+  it('fails, instead of comparing with nothing, when reading the promoted model fails once', async () => {
+    const baseline = await promoteBaseline('tumor');
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const get = env.store.get.bind(env.store);
+    let failures = 0;
+    env.store.get = async (key: string) => {
+      if (failures === 0 && key === `models/tumor-binary/${baseline}/weights.bin`) {
+        failures += 1;
+        throw Object.assign(new Error('socket timed out after 30000 ms'), { name: 'TimeoutError' });
+      }
+      return get(key);
+    };
+    await expect(evaluateCandidate('tumor-binary', candidate, gate())).rejects.toThrow(/timed out/);
+    expect(failures).toBe(1);
+    // The retry reads it and refuses the worse candidate.
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate());
+    expect(evidence).toMatchObject({ baseline: { version: baseline }, decision: { promote: false } });
+  });
+
+  it('compares with nothing when the promoted model is gone from the registry', async () => {
+    const baseline = await promoteBaseline('tumor');
+    await env.store.delete(`models/tumor-binary/${baseline}/content-hash.json`);
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate());
+    expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
+  });
+
+  it('compares with nothing when the promoted model fails its own probe', async () => {
+    const dir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'tumor' });
+    await scrambleWeights(dir);
+    const { version: baseline } = await env.registry.publishDirectory('tumor-binary', dir);
+    await env.registry.promote('tumor-binary', baseline, { by: 'test', reason: 'baseline' });
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate());
+    expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
+  });
+
   it('keeps the candidate back when no evaluation set is configured', async () => {
     const candidate = await makeArtifact(env.dir, 'tumor-binary');
     const evidence = await evaluateCandidate('tumor-binary', candidate, gate({ evaluationDir: null, evaluationSet: null }));

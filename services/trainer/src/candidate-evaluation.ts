@@ -1,5 +1,14 @@
 import { evaluateModel, loadModel, type LoadedModel } from '@btd/model';
-import { readArtifactDirectory, verifyArtifact, type Logger, type ModelRegistry } from '@btd/shared';
+import {
+  ArtifactIntegrityError,
+  ArtifactVerificationError,
+  VersionNotFoundError,
+  readArtifactDirectory,
+  verifyArtifact,
+  type FetchedArtifact,
+  type Logger,
+  type ModelRegistry,
+} from '@btd/shared';
 import { decidePromotion, gateMetrics, type GateDecision, type GateMetrics } from './promotion-gate.js';
 
 /** The gate's evidence, recorded in the candidate's manifest (`evaluation`) and registry status. */
@@ -37,17 +46,31 @@ async function measure(model: LoadedModel, ctx: GateContext, dir: string): Promi
 
 async function measureBaseline(task: string, version: string | null, ctx: GateContext, dir: string): Promise<GateEvidence['baseline']> {
   if (!version) return null;
-  let model: LoadedModel | undefined;
-  try {
-    const artifact = await ctx.registry.fetchArtifact(task, version);
-    model = await loadModel(artifact.files);
-    return { version, metrics: await measure(model, ctx, dir) };
-  } catch (error) {
-    // A promoted model that no longer loads is no bar to clear; the candidate is compared with nothing.
+  // A promoted model that is gone, corrupt or no longer loads is no bar to clear: the candidate is
+  // compared with nothing. Any other error (S3, network, the runtime) fails the attempt, which is
+  // retried: a blip must not let a worse candidate through.
+  const waive = (error: unknown): null => {
     ctx.logger.warn({ err: error, modelVersion: version }, 'promoted model could not be evaluated');
     return null;
+  };
+  let artifact: FetchedArtifact;
+  try {
+    artifact = await ctx.registry.fetchArtifact(task, version);
+  } catch (error) {
+    if (error instanceof ArtifactIntegrityError || error instanceof VersionNotFoundError) return waive(error);
+    throw error;
+  }
+  let model: LoadedModel;
+  try {
+    model = await verifyArtifact(artifact.files, { task, version, load: loadModel });
+  } catch (error) {
+    if (error instanceof ArtifactVerificationError) return waive(error);
+    throw error;
+  }
+  try {
+    return { version, metrics: await measure(model, ctx, dir) };
   } finally {
-    model?.dispose();
+    model.dispose();
   }
 }
 
