@@ -49,7 +49,7 @@ export class TrainingApiClient {
   }
 
   private async call<T>(method: string, route: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
-    const url = new URL(route, this.connection.url);
+    const url = endpoint(this.connection.url, route);
     const headers: Record<string, string> = { authorization: `Bearer ${this.connection.key}`, accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
@@ -69,6 +69,13 @@ export class TrainingApiClient {
     if (parsed === undefined) throw new Error(`${url.origin} answered ${method} ${route} with something other than JSON; is --api the btd API?`);
     return parsed as T;
   }
+}
+
+/** A route under the API's base URL, whose path is kept: an API behind a gateway may sit under `/btd/`. */
+export function endpoint(base: string, route: string): URL {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${route}`;
+  return url;
 }
 
 function parseJson(text: string): unknown {
