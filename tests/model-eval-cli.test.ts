@@ -70,3 +70,24 @@ describe('btd eval with nothing to evaluate', () => {
     expect(JSON.parse(evaluated.stdout)).toMatchObject({ n: 1 });
   });
 });
+
+describe('btd eval on tumour scans only', () => {
+  let data: string;
+
+  beforeAll(async () => {
+    data = await mkdtemp(path.join(tmpdir(), 'btd-eval-tumours-'));
+    await mkdir(path.join(data, 'yes'));
+    await copyFile(PROBE, path.join(data, 'yes', 'probe.png'));
+  });
+
+  afterAll(() => rm(data, { recursive: true, force: true }));
+
+  it('shows the specificity no image measured as a dash, and as null in --json', async () => {
+    const printed = await btdEval('--model', SHIPPED_MODEL, '--data', data);
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toMatch(/ specificity – /);
+    expect(printed.stdout).not.toMatch(/NaN/);
+    const json = await btdEval('--model', SHIPPED_MODEL, '--data', data, '--json');
+    expect(JSON.parse(json.stdout)).toMatchObject({ n: 1, specificity: null });
+  });
+});

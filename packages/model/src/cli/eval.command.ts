@@ -72,9 +72,11 @@ type FolderEvaluation = Awaited<ReturnType<typeof evaluateModel>>;
 
 /** The evaluation as the lines `btd eval` prints without --json. */
 function evaluationLines(result: FolderEvaluation, title: string): string[] {
-  const pct = (v: number | undefined) => (v === undefined ? '–' : `${(100 * v).toFixed(2)}%`);
+  // A rate nothing measured (NaN: specificity without negatives, AUC of one class) shows as a dash.
+  const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(2)}%`);
+  const auc = result.auc === undefined ? '' : `  AUC ${Number.isNaN(result.auc) ? '–' : result.auc.toFixed(4)}`;
   const lines = [`${title}: n=${result.n}`];
-  lines.push(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${result.auc === undefined ? '' : `  AUC ${result.auc.toFixed(4)}`}`);
+  lines.push(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${auc}`);
   lines.push(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
   if (result.byGroup) {
     const g = result.byGroup;

@@ -4,6 +4,7 @@ export interface ClassMetrics {
   precision: number;
   recall: number;
   f1: number;
+  /** Share of the images of other classes not called this one; NaN (null in JSON) when there are none. */
   specificity: number;
   support: number;
 }
@@ -11,10 +12,18 @@ export interface ClassMetrics {
 export interface ClassificationMetrics {
   n: number;
   accuracy: number;
-  /** For binary tasks: of the positive class; otherwise macro averages. */
+  /**
+   * For binary tasks: of the positive class; otherwise macro averages over the classes present in the
+   * truth or the predictions, as scikit-learn averages (a class neither present nor predicted says
+   * nothing of the model).
+   */
   precision: number;
   recall: number;
   f1: number;
+  /**
+   * As precision; NaN (null in JSON) where no image measures it: a binary set without negatives or,
+   * averaged, a set of one class called that class only. The average leaves out classes it is NaN for.
+   */
   specificity: number;
   /** ROC AUC of the positive class (binary tasks only). */
   auc?: number;
@@ -26,7 +35,8 @@ export interface ClassificationMetrics {
   classes: string[];
 }
 
-const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
+/** a / b, or `whenNone` when b is 0. */
+const ratio = (a: number, b: number, whenNone = 0) => (b === 0 ? whenNone : a / b);
 
 export function confusionMatrix(actual: readonly number[], predicted: readonly number[], classes: number): number[][] {
   const m = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
@@ -48,7 +58,9 @@ export function perClassMetrics(confusion: number[][], classes: readonly string[
       const tn = total - tp - fp - fn;
       const precision = ratio(tp, predicted);
       const recall = ratio(tp, support);
-      return [name, { precision, recall, f1: ratio(2 * precision * recall, precision + recall), specificity: ratio(tn, tn + fp), support }];
+      // Without negatives nothing measures specificity: 0 would read as every negative called positive.
+      const specificity = ratio(tn, tn + fp, Number.NaN);
+      return [name, { precision, recall, f1: ratio(2 * precision * recall, precision + recall), specificity, support }];
     }),
   );
 }
@@ -124,7 +136,23 @@ export function classificationMetrics(
     const auc = rocAuc(actual.map((_, i) => probabilities[i * k + pos] as number), actual.map((a) => a === pos));
     return { ...base, precision: m.precision, recall: m.recall, f1: m.f1, specificity: m.specificity, auc };
   }
-  const values = Object.values(perClass);
-  const mean = (f: (m: ClassMetrics) => number) => values.reduce((s, m) => s + f(m), 0) / values.length;
-  return { ...base, precision: mean((m) => m.precision), recall: mean((m) => m.recall), f1: mean((m) => m.f1), specificity: mean((m) => m.specificity) };
+  const seen = classesSeen(confusion).map((c) => perClass[classes[c] as string] as ClassMetrics);
+  const definedSpecificities = seen.map((m) => m.specificity).filter((v) => !Number.isNaN(v));
+  return {
+    ...base,
+    precision: mean(seen.map((m) => m.precision)),
+    recall: mean(seen.map((m) => m.recall)),
+    f1: mean(seen.map((m) => m.f1)),
+    specificity: mean(definedSpecificities),
+  };
+}
+
+/** Indices of the classes that some image has, or that some image was called: those a macro average counts. */
+function classesSeen(confusion: readonly (readonly number[])[]): number[] {
+  return confusion.flatMap((row, c) => (row.some((count) => count > 0) || confusion.some((other) => (other[c] as number) > 0) ? [c] : []));
+}
+
+/** Mean of some values; NaN when there are none. */
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? Number.NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
 }

@@ -5,7 +5,12 @@ import type { EvaluationResult } from './evaluate.js';
 import { describePatientVerdicts } from './patient-verdicts.js';
 import { confusionSvg, trainingCurvesSvg, type HistoryPoint } from './plots.js';
 
-const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
+/**
+ * Whether a rate was measured. Metrics read back from a manifest hold null where the evaluation had
+ * NaN (JSON has no NaN): a specificity without negatives, an AUC of one class.
+ */
+const measured = (v: number | null | undefined): v is number => typeof v === 'number' && !Number.isNaN(v);
+const pct = (v: number | null | undefined) => (measured(v) ? `${(100 * v).toFixed(1)}%` : '–');
 
 const SET_TITLES: Record<string, string> = {
   test: 'Held-out test split (no near-duplicate of it in training)',
@@ -20,7 +25,7 @@ function metricsSection(name: string, m: EvaluationResult): string {
     '',
     '| n | accuracy | precision | recall | F1 | specificity | AUC | calibration error |',
     '|---|---|---|---|---|---|---|---|',
-    `| ${m.n} | ${pct(m.accuracy)} | ${pct(m.precision)} | ${pct(m.recall)} | ${pct(m.f1)} | ${pct(m.specificity)} | ${m.auc === undefined ? '–' : m.auc.toFixed(4)} | ${m.calibrationError.toFixed(4)} |`,
+    `| ${m.n} | ${pct(m.accuracy)} | ${pct(m.precision)} | ${pct(m.recall)} | ${pct(m.f1)} | ${pct(m.specificity)} | ${measured(m.auc) ? m.auc.toFixed(4) : '–'} | ${m.calibrationError.toFixed(4)} |`,
     '',
     '| class | precision | recall | F1 | support |',
     '|---|---|---|---|---|',
