@@ -127,10 +127,11 @@ export async function scrambleWeights(dir: string): Promise<void> {
   await writeFile(file, bytes);
 }
 
-/** A manifest that promises another input size than the topology has. */
+/** A manifest that promises another input size than the topology has (its preprocessing agreeing, so that the topology refuses it). */
 export async function claimWrongInputSize(dir: string): Promise<void> {
   const file = path.join(dir, 'manifest.json');
   const manifest = JSON.parse(await readFile(file, 'utf8')) as ModelManifest;
   manifest.inputSize += 16;
+  manifest.preprocessing.size = manifest.inputSize;
   await writeFile(file, JSON.stringify(manifest, null, 2));
 }

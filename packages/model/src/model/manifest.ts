@@ -1,5 +1,5 @@
 import type { PatientGrouping } from '../data/patient-groups.js';
-import type { PreprocessParams } from '../data/preprocess.js';
+import { PREPROCESS_VERSION, type PreprocessParams } from '../data/preprocess.js';
 import type { ArchitectureConfig } from './architecture.js';
 import type { Task } from './tasks.js';
 
@@ -187,6 +187,37 @@ export function isProbabilityBound(value: unknown): value is number {
   return typeof value === 'number' && value > 0 && value <= 1;
 }
 
+const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+const isIntegerIn = (value: unknown, min: number, max: number): value is number => Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+
+/** The parameters preprocessing version {@link PREPROCESS_VERSION} reads. */
+const PREPROCESS_KEYS = new Set(['version', 'size', 'trimThreshold', 'trimMinShare', 'clahe']);
+
+/**
+ * Why a manifest's preprocessing is not the one this build would give its model, if it is not. A model
+ * is only valid with the pixels it was trained on: an unknown version, a parameter missing (the
+ * default would silently move the crop) or unknown (a later build's), or an input of another size
+ * than the network's would be served wrong, or fail on every image, instead of being refused at load.
+ */
+function preprocessingProblems(preprocessing: unknown, inputSize: unknown): string[] {
+  if (!preprocessing || typeof preprocessing !== 'object') return ['preprocessing missing'];
+  const p = preprocessing as Partial<PreprocessParams>;
+  if (p.version !== PREPROCESS_VERSION) return [`preprocessing version ${String(p.version)} (this build reproduces version ${PREPROCESS_VERSION})`];
+  const problems = Object.keys(p).filter((key) => !PREPROCESS_KEYS.has(key)).map((key) => `preprocessing.${key} (unknown to preprocessing version ${PREPROCESS_VERSION})`);
+  if (p.size !== inputSize) problems.push(`preprocessing.size ${String(p.size)} does not match inputSize ${String(inputSize)}`);
+  if (!isFiniteNumber(p.trimThreshold) || p.trimThreshold < 0 || p.trimThreshold > 255) problems.push(`preprocessing.trimThreshold ${String(p.trimThreshold)} (a grey level 0–255)`);
+  if (!isFiniteNumber(p.trimMinShare) || p.trimMinShare < 0 || p.trimMinShare > 1) problems.push(`preprocessing.trimMinShare ${String(p.trimMinShare)} (a share 0–1)`);
+  if (p.clahe !== undefined && !isClahe(p.clahe)) problems.push(`preprocessing.clahe ${JSON.stringify(p.clahe)} (tile a whole number of pixels 1–65536, maxSlope a whole number 0–100)`);
+  return problems;
+}
+
+/** Local contrast equalisation parameters sharp's `clahe` accepts. */
+function isClahe(value: unknown): boolean {
+  if (!value || typeof value !== 'object') return false;
+  const { tile, maxSlope, ...others } = value as Record<string, unknown>;
+  return isIntegerIn(tile, 1, 65536) && isIntegerIn(maxSlope, 0, 100) && Object.keys(others).length === 0;
+}
+
 export function assertManifest(value: unknown): ModelManifest {
   const m = value as Partial<ModelManifest> | null;
   const problems: string[] = [];
@@ -194,11 +225,12 @@ export function assertManifest(value: unknown): ModelManifest {
   if (m.task !== 'tumor-binary' && m.task !== 'tumor-type') problems.push(`task ${String(m.task)}`);
   if (!Array.isArray(m.classes) || m.classes.length < 2) problems.push('classes');
   if (typeof m.inputSize !== 'number' || m.inputSize < 8) problems.push('inputSize');
-  if (!m.preprocessing || typeof m.preprocessing.version !== 'number') problems.push('preprocessing');
+  problems.push(...preprocessingProblems(m.preprocessing, m.inputSize));
   if (typeof m.version !== 'string' || !m.version) problems.push('version');
   if (m.testTimeRotations !== undefined && !isRotationList(m.testTimeRotations)) problems.push('testTimeRotations');
   if (m.testTimeRotationsBelow !== undefined && !(m.testTimeRotations && isProbabilityBound(m.testTimeRotationsBelow))) problems.push('testTimeRotationsBelow');
   if (m.calibration !== undefined && !(typeof m.calibration?.temperature === 'number' && m.calibration.temperature > 0)) problems.push('calibration temperature');
+  if (m.heatmapClass !== undefined && !(Array.isArray(m.classes) && m.classes.includes(m.heatmapClass))) problems.push(`heatmapClass ${String(m.heatmapClass)} is not one of the classes`);
   if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
   return m as ModelManifest;
 }

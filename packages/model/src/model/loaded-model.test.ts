@@ -1,0 +1,50 @@
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../backend/index.js';
+import { readArtifactDir, type ArtifactFiles } from './artifact.js';
+import { loadModel } from './loaded-model.js';
+import type { ModelManifest } from './manifest.js';
+
+/** The models this repository ships, whose manifests must keep loading. */
+const SHIPPED = ['tumor-binary', 'tumor-type'].map((name) => fileURLToPath(new URL(`../../../../models/${name}`, import.meta.url)));
+
+/** The artifact's files with its manifest changed by `change`, in memory. */
+function withManifest(files: ArtifactFiles, change: (manifest: Record<string, unknown> & ModelManifest) => void): ArtifactFiles {
+  const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json'])) as Record<string, unknown> & ModelManifest;
+  change(manifest);
+  return { ...files, 'manifest.json': new TextEncoder().encode(JSON.stringify(manifest)) };
+}
+
+describe('loading an artifact', () => {
+  let binary: ArtifactFiles;
+
+  beforeAll(async () => {
+    await initBackend();
+    binary = await readArtifactDir(SHIPPED[0]!);
+  });
+
+  it.each(SHIPPED)('loads the shipped model %s', async (dir) => {
+    const model = await loadModel(dir);
+    expect(model.manifest.preprocessing.size).toBe(model.manifest.inputSize);
+    model.dispose();
+  });
+
+  it.each<[string, (m: Record<string, unknown> & ModelManifest) => void, RegExp]>([
+    ['an unknown preprocessing version', (m) => (m.preprocessing.version = 2), /preprocessing version 2 \(this build reproduces version 1\)/],
+    ['a preprocessing size other than the input size', (m) => (m.preprocessing.size = 128), /preprocessing\.size 128 does not match inputSize 96/],
+    ['no trim threshold', (m) => delete (m.preprocessing as Partial<ModelManifest['preprocessing']>).trimThreshold, /preprocessing\.trimThreshold undefined/],
+    ['a share that JSON could not hold (NaN)', (m) => (m.preprocessing.trimMinShare = Number.NaN), /preprocessing\.trimMinShare null/],
+    ['a contrast equalisation region of no pixels', (m) => (m.preprocessing.clahe = { tile: 0, maxSlope: 3 }), /preprocessing\.clahe/],
+    ['a contrast limit sharp does not take', (m) => (m.preprocessing.clahe = { tile: 16, maxSlope: 2.5 }), /preprocessing\.clahe/],
+    ['a preprocessing parameter this build does not know', (m) => Object.assign(m.preprocessing, { gamma: 0.8 }), /preprocessing\.gamma \(unknown to preprocessing version 1\)/],
+    ['a heatmap class that is not a class', (m) => (m.heatmapClass = 'tumour'), /heatmapClass tumour is not one of the classes/],
+  ])('refuses a manifest with %s, saying why', async (_, change, reason) => {
+    await expect(loadModel(withManifest(binary, change))).rejects.toThrow(reason);
+  });
+
+  it('loads a manifest with local contrast equalisation sharp can apply', async () => {
+    const model = await loadModel(withManifest(binary, (m) => (m.preprocessing.clahe = { tile: 16, maxSlope: 3 })));
+    expect(model.manifest.preprocessing.clahe).toEqual({ tile: 16, maxSlope: 3 });
+    model.dispose();
+  });
+});
