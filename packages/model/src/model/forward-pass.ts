@@ -39,6 +39,15 @@ function runnerFor(model: tf.LayersModel, capture?: string): Runner {
 }
 
 /**
+ * Refuses an ensemble whose members differ in input or activation-map size (their maps could not be
+ * averaged). Checked on the models before anything is folded, so that a refusal leaves no tensors behind.
+ */
+function checkMembersAlike(models: readonly tf.LayersModel[]): void {
+  const sides = new Set(models.map((model) => JSON.stringify([model.inputs[0]!.shape, model.getLayer(CAM_LAYER).outputShape])));
+  if (sides.size > 1) throw new Error('ensemble members must share their input size and activation-map size');
+}
+
+/**
  * Runs a classifier, or an ensemble of classifiers whose probabilities are averaged, and reads the
  * class activation map. With global average pooling followed by a dense layer, Grad-CAM's channel
  * weights are exactly the dense kernel's column for the class, so the map costs one matrix product
@@ -62,18 +71,23 @@ export class ForwardPass {
     /** Temperature applied to the (averaged) probabilities; 1 leaves them as they are. */
     private readonly temperature = 1,
   ) {
-    if (locator) this.locatorPredict = runnerFor(locator);
     const list = Array.isArray(models) ? models : [models as tf.LayersModel];
     if (list.length === 0) throw new Error('a forward pass needs at least one classifier');
-    this.members = list.map((model) => {
-      return {
-        model,
-        ...runnerFor(model, CAM_LAYER),
-        classifierKernel: model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D,
-      };
-    });
-    const sides = new Set(this.members.map((m) => JSON.stringify([m.model.inputs[0]!.shape, m.model.getLayer(CAM_LAYER).outputShape])));
-    if (sides.size > 1) throw new Error('ensemble members must share their input size and activation-map size');
+    checkMembersAlike(list);
+    const runnersMade: Runner[] = [];
+    const fold = (model: tf.LayersModel, capture?: string): Runner => {
+      const runner = runnerFor(model, capture);
+      runnersMade.push(runner);
+      return runner;
+    };
+    try {
+      if (locator) this.locatorPredict = fold(locator);
+      this.members = list.map((model) => ({ model, ...fold(model, CAM_LAYER), classifierKernel: model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D }));
+    } catch (error) {
+      // The folded copies hold tensors of their own, which no one could dispose after a refusal.
+      for (const runner of runnersMade) runner.folded?.dispose();
+      throw error;
+    }
     const classes = this.members[0]!.classifierKernel.shape[1];
     const kind: LocatorKind = !locator ? 'none' : isLocatorHead(locator, list[0]!) ? 'head' : 'network';
     this.plan = { members: this.members.length, classes, locator: kind, views, temperature };

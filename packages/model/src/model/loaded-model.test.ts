@@ -1,7 +1,12 @@
+import * as tf from '@tensorflow/tfjs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/index.js';
-import { readArtifactDir, type ArtifactFiles } from './artifact.js';
+import { buildClassifier, DEFAULT_ARCHITECTURE } from './architecture.js';
+import { readArtifactDir, saveModelWeights, type ArtifactFiles } from './artifact.js';
 import { loadModel } from './loaded-model.js';
 import type { ModelManifest } from './manifest.js';
 
@@ -46,5 +51,23 @@ describe('loading an artifact', () => {
     const model = await loadModel(withManifest(binary, (m) => (m.preprocessing.clahe = { tile: 16, maxSlope: 3 })));
     expect(model.manifest.preprocessing.clahe).toEqual({ tile: 16, maxSlope: 3 });
     model.dispose();
+  });
+
+  it('leaves no tensor behind when it refuses an ensemble whose members differ, locator and all', async () => {
+    // The shipped detector (with its locator head) and a second member of three blocks: its activation map is twice as wide.
+    const odd = buildClassifier({ ...DEFAULT_ARCHITECTURE, filters: [16, 32, 64], inputSize: 96, numClasses: 2 }, 1);
+    const dir = await mkdtemp(path.join(tmpdir(), 'btd-odd-member-'));
+    await saveModelWeights(odd, dir, { topology: 'member-2.json', weights: 'member-2.bin' });
+    odd.dispose();
+    const ensemble = withManifest({ ...binary, ...(await readArtifactDir(dir)) }, (m) => {
+      const member = (topology: string, version: string) => ({ topology, version, createdAt: '' });
+      m.ensemble = { members: [member('model.json', 'a'), member('member-2.json', 'b')], durationSeconds: 0 };
+    });
+    await rm(dir, { recursive: true, force: true });
+    const before = tf.memory().numTensors;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await expect(loadModel(ensemble)).rejects.toThrow(/ensemble members must share their input size and activation-map size/);
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -126,16 +126,19 @@ export async function loadModel(source: string | ArtifactFiles): Promise<Serving
   const manifest = parseManifest(files);
   const topologies = manifest.ensemble?.members.map((member) => member.topology) ?? [ARTIFACT_FILES.topology];
   const models: tf.LayersModel[] = [];
+  let locator: tf.LayersModel | undefined;
   try {
     for (const topology of topologies) {
       const model = await modelFromArtifact(files, topology);
       models.push(model);
       checkClassifier(model, manifest, topology);
     }
-    const locator = files[ARTIFACT_FILES.locatorTopology] ? await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology) : undefined;
+    if (files[ARTIFACT_FILES.locatorTopology]) locator = await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology);
     return new ArtifactModel(manifest, new ForwardPass(models, { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations, rotateBelow: manifest.testTimeRotationsBelow }, locator, manifest.calibration?.temperature));
   } catch (error) {
+    // A refused artifact leaves nothing loaded: a worker that retries it must not grow with each try.
     for (const model of models) model.dispose();
+    locator?.dispose();
     throw error;
   }
 }
