@@ -13,7 +13,7 @@ import {
 } from '@btd/shared';
 import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
 import { makeArtifact, useRegistryEnv } from './registry-fixtures.js';
-import { TEST_REDIS_URL } from './helpers/index.js';
+import { TEST_REDIS_URL, waitFor } from './helpers/index.js';
 import { TINY_TRAINING, linkDataset, trainerConfig, uploadDataset } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'trainer-test', level: 'silent', pretty: false });
@@ -103,6 +103,38 @@ describe('the trainer', () => {
       state: 'candidate',
       reasons: ['no evaluation set is configured for tumor-binary'],
     });
+  }, 300_000);
+
+  it('finishes the version it published when recording the outcome failed, instead of publishing and promoting a second one', async () => {
+    const baselineDir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const baseline = (await env.registry.publishDirectory('tumor-binary', baselineDir)).version;
+    await env.registry.promote('tumor-binary', baseline, { by: 'test', reason: 'baseline' });
+    const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 120);
+    const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), { yes: 8, no: 0 }, 300);
+    // The outcome cannot be written once (S3 answers 503), after the candidate was published and promoted.
+    const record = env.registry.recordTraining.bind(env.registry);
+    let rejected = 0;
+    env.registry.recordTraining = async (...args: Parameters<typeof record>) => {
+      if (rejected++ === 0) throw new Error('S3 503 SlowDown');
+      return record(...args);
+    };
+    start({ evalSetTumorBinary: evalSet });
+    const request = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' } as const;
+    const job = await enqueueTraining(queue, 'req-retried', request);
+    await waitFor(async () => ((await queue.getJob(job.id!))?.attemptsMade ?? 0) >= 1 || undefined, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
+    expect(await job.getState()).toBe('delayed');
+    expect(await env.registry.listVersionIds('tumor-binary')).toHaveLength(2);
+    // Retry now rather than after the backoff.
+    await (await queue.getJob(job.id!))!.promote();
+    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+
+    expect(rejected).toBe(2);
+    expect(result).toMatchObject({ promoted: true, reasons: [] });
+    expect((await env.registry.listVersionIds('tumor-binary')).sort()).toEqual([baseline, result.version].sort());
+    const history = await env.registry.history('tumor-binary');
+    expect(history.map((r) => r.version)).toEqual([result.version, baseline]);
+    expect(await env.registry.promoted('tumor-binary')).toMatchObject({ version: result.version, previousVersion: baseline, sequence: 2 });
+    expect(await env.registry.readTraining('tumor-binary', job.id!)).toEqual(result);
   }, 300_000);
 
   it('fails a request for a folder outside the allowed roots at once, without retries', async () => {

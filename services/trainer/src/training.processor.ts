@@ -10,6 +10,7 @@ import {
   type TrainingJob,
   type TrainingJobHandle,
   type TrainingResult,
+  type VersionStatus,
 } from '@btd/shared';
 import { Value } from '@sinclair/typebox/value';
 import { DelayedError, UnrecoverableError } from 'bullmq';
@@ -17,6 +18,7 @@ import { evaluateCandidate, type GateEvidence } from './candidate-evaluation.js'
 import type { TrainerConfig } from './config.js';
 import { InvalidDatasetError, resolveEvaluationSet, resolveTrainingDataset, type DatasetResolver } from './dataset-source.js';
 import { describeDataset, parseDatasetSpec } from './dataset-spec.js';
+import { findEarlierPublication } from './earlier-publication.js';
 import { annotateManifest } from './manifest-annotation.js';
 import { createProgressReporter, type ProgressReporter } from './training-progress.js';
 import { TrainingWorkspace } from './training-workspace.js';
@@ -112,15 +114,22 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     });
   }
 
-  async function publish(ctx: JobContext, outDir: string, evidence: GateEvidence): Promise<TrainingResult> {
-    const { task, requestedBy, dataset, hyperParameters } = ctx.data;
-    await annotateManifest(outDir, evidence);
-    const source = { kind: 'training', jobId: ctx.jobId, requestedBy, dataset: describeDataset(dataset), hyperParameters: hyperParameters ?? {} };
-    const published = await deps.registry.publishDirectory(task, outDir, { source, gate: evidence, reasons: evidence.decision.reasons });
+  /**
+   * Settles a published candidate: keeps it back or promotes it, as the gate decided. `earlier` is
+   * the status an earlier attempt of the job recorded for it: a version that attempt already
+   * promoted (or that was refused since) is not promoted again.
+   */
+  async function settle(ctx: JobContext, published: { version: string; contentHash: string }, evidence: GateEvidence, earlier?: VersionStatus): Promise<TrainingResult> {
+    const { task, requestedBy } = ctx.data;
     const base = { task, version: published.version, contentHash: published.contentHash, metrics: { ...evidence.candidate } };
     const refused = (reasons: string[]) => deps.registry.setStatus(task, published.version, { state: 'candidate', reasons }).then(() => ({ ...base, promoted: false, reasons }));
     if (!evidence.decision.promote) return { ...base, promoted: false, reasons: evidence.decision.reasons };
     if (ctx.data.autoPromote === false) return refused(['passed the gate; automatic promotion was not requested']);
+    if (earlier) {
+      const current = await deps.registry.promoted(task);
+      if (current?.version === published.version || earlier.state === 'promoted' || earlier.state === 'retired') return { ...base, promoted: true, reasons: [] };
+      if (earlier.state === 'refused') return { ...base, promoted: false, reasons: earlier.reasons };
+    }
     try {
       const reason = `passed the promotion gate on ${evidence.evaluationSet ?? 'no evaluation set'}`;
       await deps.registry.promote(task, published.version, { by: `trainer for ${requestedBy}`, reason, expectedCurrent: evidence.comparedWith });
@@ -132,17 +141,36 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     return { ...base, promoted: true, reasons: [] };
   }
 
-  async function run(ctx: JobContext): Promise<TrainingResult> {
-    const previous = await deps.registry.readTraining<TrainingResult>(ctx.data.task, ctx.jobId);
-    if (previous) return previous;
+  async function publish(ctx: JobContext, outDir: string, evidence: GateEvidence): Promise<TrainingResult> {
+    const { task, requestedBy, dataset, hyperParameters } = ctx.data;
+    await annotateManifest(outDir, evidence);
+    const source = { kind: 'training', jobId: ctx.jobId, requestedBy, dataset: describeDataset(dataset), hyperParameters: hyperParameters ?? {} };
+    const published = await deps.registry.publishDirectory(task, outDir, { source, gate: evidence, reasons: evidence.decision.reasons });
+    return settle(ctx, published, evidence);
+  }
+
+  /** Trains, runs the gate and publishes; a job whose earlier attempt already published finishes that version instead. */
+  async function produce(ctx: JobContext, workspace: TrainingWorkspace): Promise<TrainingResult> {
+    const earlier = await findEarlierPublication(deps.registry, ctx.data.task, ctx.jobId, ctx.job.timestamp);
+    if (earlier) {
+      ctx.log.info({ modelVersion: earlier.version }, 'an earlier attempt published this training; finishing that version');
+      ctx.progress({ phase: 'publishing' });
+      return settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status);
+    }
     ctx.progress({ phase: 'preparing' });
     const dataDir = await resolveTrainingDataset(ctx.data.dataset, resolver);
-    const workspace = new TrainingWorkspace(deps.config.workDir, ctx.jobId);
     await train(ctx, dataDir, workspace);
     ctx.progress({ phase: 'evaluating' });
     const evidence = await gate(ctx, workspace.outDir);
     ctx.progress({ phase: 'publishing' });
-    const result = await publish(ctx, workspace.outDir, evidence);
+    return publish(ctx, workspace.outDir, evidence);
+  }
+
+  async function run(ctx: JobContext): Promise<TrainingResult> {
+    const previous = await deps.registry.readTraining<TrainingResult>(ctx.data.task, ctx.jobId);
+    if (previous) return previous;
+    const workspace = new TrainingWorkspace(deps.config.workDir, ctx.jobId);
+    const result = await produce(ctx, workspace);
     await deps.registry.recordTraining(ctx.data.task, ctx.jobId, result);
     await workspace.remove();
     ctx.progress({ phase: 'done' });
