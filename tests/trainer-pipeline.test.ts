@@ -1,3 +1,4 @@
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { QueueEvents } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -5,6 +6,7 @@ import {
   createLogger,
   createTrainingQueue,
   createWorkerConnection,
+  TRAINING_JOB_NAME,
   enqueueTraining,
   type Redis,
   type TrainingProgress,
@@ -135,6 +137,40 @@ describe('the trainer', () => {
     expect(history.map((r) => r.version)).toEqual([result.version, baseline]);
     expect(await env.registry.promoted('tumor-binary')).toMatchObject({ version: result.version, previousVersion: baseline, sequence: 2 });
     expect(await env.registry.readTraining('tumor-binary', job.id!)).toEqual(result);
+  }, 300_000);
+
+  it('retries from its checkpoint, naming the setting, when the evaluation set cannot be read at the gate', async () => {
+    const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 140);
+    const evalSet = path.join(env.dir, 'trainer', 'eval');
+    start({ evalSetTumorBinary: evalSet });
+    const request = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' } as const;
+    const job = await enqueueTraining(queue, 'req-eval-set', request);
+    const failed = await waitFor(async () => {
+      const current = await queue.getJob(job.id!);
+      return current && current.attemptsMade >= 1 ? current : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
+    expect(failed.failedReason).toBe(`the evaluation set configured in EVAL_SET_TUMOR_BINARY cannot be used: dataset folder ${evalSet} does not exist`);
+    expect(await failed.getState()).toBe('delayed');
+    const checkpoint = path.join(env.dir, 'trainer', 'jobs', job.id!, 'checkpoint');
+    expect((await readdir(checkpoint)).length).toBeGreaterThan(0);
+
+    // The operator fixes the set; the retry goes on from the checkpoint instead of training again.
+    await linkDataset(evalSet, { yes: 8, no: 0 }, 300);
+    await failed.promote();
+    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+    expect(result).toMatchObject({ promoted: true });
+    expect((progress.get(job.id!) ?? []).filter((p) => p.phase === 'training').map((p) => p.epoch)).toEqual([1]);
+    expect(await stat(path.join(env.dir, 'trainer', 'jobs', job.id!)).catch(() => null)).toBeNull();
+  }, 300_000);
+
+  it('removes the checkpoint and output of a training that fails for the last time', async () => {
+    const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 140);
+    start({ evalSetTumorBinary: path.join(env.dir, 'trainer', 'no-such-eval-set') });
+    const request = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' } as const;
+    const job = await queue.add(TRAINING_JOB_NAME, request, { jobId: 'training-last-attempt', attempts: 1 });
+    await expect(job.waitUntilFinished(events, 180_000)).rejects.toThrow(/EVAL_SET_TUMOR_BINARY/);
+    expect((progress.get(job.id!) ?? []).some((p) => p.phase === 'evaluating')).toBe(true);
+    expect(await stat(path.join(env.dir, 'trainer', 'jobs', job.id!)).catch(() => null)).toBeNull();
   }, 300_000);
 
   it('fails a request for a folder outside the allowed roots at once, without retries', async () => {

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTrainingQueue, enqueueTraining, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
@@ -21,7 +22,7 @@ afterEach(async () => {
   await queue.close();
 });
 
-function start(): TrainerProcess {
+function start(extraEnv: Record<string, string> = {}): TrainerProcess {
   const workDir = path.join(env.dir, 'trainer');
   const trainer = spawnTrainer({
     ...env.serviceEnv,
@@ -30,6 +31,7 @@ function start(): TrainerProcess {
     MODELS_DIR: path.join(env.dir, 'no-bundled-models'),
     // Short locks, so a killed trainer's job is retaken within seconds.
     TRAINER_LOCK_MS: '5000',
+    ...extraEnv,
   });
   children.push(trainer);
   return trainer;
@@ -87,4 +89,24 @@ describe('a trainer restarted mid-training', () => {
     expect(history).toHaveLength(epochs);
     expect(third.logs.some((line) => line.includes('"training finished"'))).toBe(true);
   }, 400_000);
+});
+
+describe('a trainer with an evaluation set it cannot use', () => {
+  it('refuses to start, naming the setting, with the exit code of invalid configuration', async () => {
+    const missing = path.join(env.dir, 'eval-sets', 'tumor-binry');
+    const trainer = start({ EVAL_SET_TUMOR_BINARY: missing, EVAL_SET_TUMOR_TYPE: 's3://eval-sets/empty/' });
+    await expect(trainer.ready).rejects.toThrow(/exited with 78/);
+    expect(await trainer.exited).toEqual({ code: 78, signal: null });
+    const fatal = trainer.logs.find((line) => line.includes('"trainer could not start'));
+    expect(fatal).toContain(`EVAL_SET_TUMOR_BINARY: evaluation set of tumor-binary cannot be used: dataset folder ${missing} does not exist`);
+    expect(fatal).toContain('EVAL_SET_TUMOR_TYPE: evaluation set of tumor-type cannot be used: no objects under s3://');
+
+    // Once both are there, it starts.
+    await mkdir(missing, { recursive: true });
+    await env.store.put('eval-sets/empty/glioma/a.jpg', 'x', 'image/jpeg');
+    const fixed = start({ EVAL_SET_TUMOR_BINARY: missing, EVAL_SET_TUMOR_TYPE: 's3://eval-sets/empty/' });
+    await fixed.ready;
+    fixed.child.kill('SIGTERM');
+    expect(await fixed.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
 });

@@ -21,6 +21,15 @@ export interface DatasetResolver {
   allowedRoots: readonly string[];
 }
 
+/** The resolver of a trainer: S3 datasets mirrored under `<workDir>/datasets`, local ones from the comma-separated roots. */
+export function createDatasetResolver(store: ObjectStore, config: { workDir: string; datasetRoots: string }): DatasetResolver {
+  return {
+    store,
+    cacheDir: path.resolve(config.workDir, 'datasets'),
+    allowedRoots: config.datasetRoots.split(',').map((root) => root.trim()).filter(Boolean),
+  };
+}
+
 const DOWNLOADS_IN_FLIGHT = 8;
 
 function isInside(child: string, root: string): boolean {
@@ -125,6 +134,16 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
 export async function resolveTrainingDataset(spec: DatasetSpec, resolver: DatasetResolver): Promise<string> {
   if (spec.kind === 's3') return mirrorPrefix(resolver.store, spec.prefix, resolver.cacheDir);
   return resolveLocal(spec.path, resolver.allowedRoots);
+}
+
+/** Checks, without downloading it, that a configured evaluation set is there: the folder exists, or the prefix holds objects. */
+export async function checkEvaluationSet(spec: DatasetSpec, resolver: DatasetResolver): Promise<void> {
+  if (spec.kind === 'local') {
+    await resolveLocal(spec.path, null);
+    return;
+  }
+  const first = await resolver.store.list(spec.prefix, 1).next();
+  if (first.done) throw new InvalidDatasetError(`no objects under s3://${resolver.store.bucket}/${spec.prefix}`);
 }
 
 /** Turns a configured evaluation set into a local folder; the operator chose it, so no root check. */

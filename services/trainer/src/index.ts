@@ -4,3 +4,4 @@ export * from './training.processor.js';
 export * from './promotion-gate.js';
 export * from './dataset-source.js';
 export * from './dataset-spec.js';
+export * from './evaluation-sets.js';

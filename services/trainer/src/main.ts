@@ -1,5 +1,6 @@
 import { initBackend } from '@btd/model';
 import {
+  ConfigError,
   ModelRegistry,
   ObjectStore,
   SHUTDOWN_PHASE,
@@ -14,6 +15,8 @@ import {
   type Logger,
 } from '@btd/shared';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
+import { createDatasetResolver } from './dataset-source.js';
+import { checkEvaluationSets } from './evaluation-sets.js';
 import { startTrainer } from './trainer.js';
 
 async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown): Promise<void> {
@@ -31,6 +34,8 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
 
   await waitForRedis(redis, config.redisUrl);
   await store.ensureBucket();
+  // A mistyped EVAL_SET_* stops the trainer here rather than failing every training after its last epoch.
+  await checkEvaluationSets(config, createDatasetResolver(store, config));
   const registry = new ModelRegistry({ store, redis, namespace: config.queuePrefix });
   // The gate needs a promoted model to compare with; an empty registry gets the bundled ones first.
   logger.info({ seeded: await registry.seedFromDirectory(config.modelsDir, 'trainer') }, 'model registry checked');
@@ -49,5 +54,6 @@ try {
 } catch (error) {
   logger.fatal({ err: error }, `trainer could not start: ${(error as Error).message}`);
   await shutdown.run('start-up failed');
-  process.exit(1);
+  // A setting at fault exits like invalid configuration (78, EX_CONFIG): a supervisor should not restart into it.
+  process.exit(error instanceof ConfigError ? 78 : 1);
 }

@@ -16,9 +16,10 @@ import { Value } from '@sinclair/typebox/value';
 import { DelayedError, UnrecoverableError } from 'bullmq';
 import { evaluateCandidate, type GateEvidence } from './candidate-evaluation.js';
 import type { TrainerConfig } from './config.js';
-import { InvalidDatasetError, resolveEvaluationSet, resolveTrainingDataset, type DatasetResolver } from './dataset-source.js';
-import { describeDataset, parseDatasetSpec } from './dataset-spec.js';
+import { InvalidDatasetError, createDatasetResolver, resolveTrainingDataset } from './dataset-source.js';
+import { describeDataset } from './dataset-spec.js';
 import { findEarlierPublication } from './earlier-publication.js';
+import { configuredEvaluationSet, resolveConfiguredEvaluationSet } from './evaluation-sets.js';
 import { annotateManifest } from './manifest-annotation.js';
 import { createProgressReporter, type ProgressReporter } from './training-progress.js';
 import { TrainingWorkspace } from './training-workspace.js';
@@ -50,17 +51,19 @@ async function handBack(ctx: JobContext): Promise<never> {
   throw new DelayedError();
 }
 
+/** Whether a job that threw `error` fails for good: no attempt is left, or it may not be retried (a hand-back is no failure). */
+function isLastAttempt(job: TrainingJobHandle, error: unknown): boolean {
+  if (error instanceof DelayedError) return false;
+  return error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts?.attempts ?? 1);
+}
+
 /**
  * Processes one training job: mirror or check the dataset, train with per-epoch checkpoints
  * (resuming an earlier attempt's), run the promotion gate, publish the candidate and promote it
  * when it passes. A job that already recorded its outcome returns it without training again.
  */
 export function createTrainingProcessor(deps: TrainingProcessorDeps) {
-  const resolver: DatasetResolver = {
-    store: deps.store,
-    cacheDir: path.resolve(deps.config.workDir, 'datasets'),
-    allowedRoots: deps.config.datasetRoots.split(',').map((root) => root.trim()).filter(Boolean),
-  };
+  const resolver = createDatasetResolver(deps.store, deps.config);
   const cacheDir = path.resolve(deps.config.workDir, 'cache');
 
   async function train(ctx: JobContext, dataDir: string, workspace: TrainingWorkspace): Promise<void> {
@@ -101,13 +104,13 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
   }
 
   async function gate(ctx: JobContext, outDir: string): Promise<GateEvidence> {
-    const configured = ctx.data.task === 'tumor-binary' ? deps.config.evalSetTumorBinary : deps.config.evalSetTumorType;
-    const evaluationDir = configured ? await resolveEvaluationSet(parseDatasetSpec(configured), resolver) : null;
+    // An unusable set is the trainer's setting at fault, not the request: the error names the setting and the job is retried from its checkpoint.
+    const evaluationDir = await resolveConfiguredEvaluationSet(deps.config, ctx.data.task, resolver);
     return evaluateCandidate(ctx.data.task, outDir, {
       registry: deps.registry,
       logger: ctx.log,
       evaluationDir,
-      evaluationSet: configured ?? null,
+      evaluationSet: configuredEvaluationSet(deps.config, ctx.data.task)?.value ?? null,
       maxImages: deps.config.evalMaxImages,
       tolerance: deps.config.gateTolerance,
       cacheDir,
@@ -166,6 +169,13 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     return publish(ctx, workspace.outDir, evidence);
   }
 
+  /** A job that failed for good is never resumed: its checkpoint and output go. */
+  async function removeWorkspace(ctx: JobContext): Promise<void> {
+    await new TrainingWorkspace(deps.config.workDir, ctx.jobId)
+      .remove()
+      .catch((error: unknown) => ctx.log.warn({ err: error }, 'could not remove the workspace of a failed training'));
+  }
+
   async function run(ctx: JobContext): Promise<TrainingResult> {
     const previous = await deps.registry.readTraining<TrainingResult>(ctx.data.task, ctx.jobId);
     if (previous) return previous;
@@ -187,8 +197,9 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     try {
       return await run(ctx);
     } catch (error) {
-      if (error instanceof InvalidDatasetError) throw new UnrecoverableError(error.message);
-      throw error;
+      const failure = error instanceof InvalidDatasetError ? new UnrecoverableError(error.message) : error;
+      if (isLastAttempt(job, failure)) await removeWorkspace(ctx);
+      throw failure;
     } finally {
       await progress.flush();
     }
