@@ -5,6 +5,22 @@ import { useTestBucket } from './helpers/index.js';
 
 const bucket = useTestBucket();
 
+/** Runs `test` with a store whose endpoint accepts connections and never answers. */
+async function withSilentEndpoint(timeoutMs: number, test: (store: ObjectStore, sockets: Socket[]) => Promise<void>): Promise<void> {
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => void sockets.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { port } = silent.address() as AddressInfo;
+  const store = new ObjectStore({ ...bucket.s3.bucketOptions(), s3Endpoint: `http://127.0.0.1:${port}`, s3TimeoutMs: timeoutMs });
+  try {
+    await test(store, sockets);
+  } finally {
+    store.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+}
+
 describe('ObjectStore against s3rver', () => {
   it('creates its bucket idempotently', async () => {
     const fresh = new ObjectStore(bucket.s3.bucketOptions());
@@ -17,19 +33,20 @@ describe('ObjectStore against s3rver', () => {
   });
 
   it('fails a request to an endpoint that accepts the connection and never answers, instead of waiting for ever', async () => {
-    const sockets: Socket[] = [];
-    const silent = createServer((socket) => void sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const { port } = silent.address() as AddressInfo;
-    const store = new ObjectStore({ ...bucket.s3.bucketOptions(), s3Endpoint: `http://127.0.0.1:${port}`, s3TimeoutMs: 300 });
-    try {
+    await withSilentEndpoint(300, async (store, sockets) => {
       await expect(store.get('any/key')).rejects.toThrow(/timed out/i);
       expect(sockets.length).toBeGreaterThan(0);
-    } finally {
-      store.close();
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
+  });
+
+  it('cancels a read when its signal is aborted, without waiting for the request timeout', async () => {
+    await withSilentEndpoint(20_000, async (store) => {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 200);
+      const started = Date.now();
+      await expect(store.get('any/key', { signal: controller.signal })).rejects.toThrow(/abort/i);
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
   });
 
   it('creates its bucket once when several services start at the same moment', async () => {

@@ -1,5 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueEvents } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -9,6 +10,7 @@ import {
   TRAINING_JOB_NAME,
   enqueueTraining,
   type Redis,
+  type TrainingJob,
   type TrainingProgress,
   type TrainingQueue,
   type TrainingResult,
@@ -50,15 +52,55 @@ function start(overrides: Parameters<typeof trainerConfig>[2] = {}): Trainer {
   return trainer;
 }
 
+/** Publishes and promotes a baseline that calls every image no_tumor: on a tumour-only evaluation set any candidate is at least as good. */
+async function promoteNoTumorBaseline(): Promise<string> {
+  const dir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+  const { version } = await env.registry.publishDirectory('tumor-binary', dir);
+  await env.registry.promote('tumor-binary', version, { by: 'test', reason: 'baseline' });
+  return version;
+}
+
+/** An evaluation set of tumour slices only (links to real ones). */
+const tumourOnlyEvalSet = (count: number) => linkDataset(path.join(env.dir, 'trainer', 'eval'), { yes: count, no: 0 }, 300);
+
+/** A request for one epoch of tiny training on the given dataset. */
+const oneEpochOn = (dataset: TrainingJob['dataset']): TrainingJob => ({ task: 'tumor-binary', dataset, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' });
+
+/** Makes every read of a key under `prefix` take `ms` longer; the function returned counts them. */
+function slowReadsUnder(prefix: string, ms: number): () => number {
+  const get = env.store.get.bind(env.store);
+  let reads = 0;
+  env.store.get = async (key: string, options?: Parameters<typeof get>[1]) => {
+    if (key.startsWith(prefix)) {
+      reads += 1;
+      await sleep(ms);
+    }
+    return get(key, options);
+  };
+  return () => reads;
+}
+
+/**
+ * Once `underWay` holds, closes the trainer (what SIGTERM does) and checks that the job, in `phase`,
+ * went back to the queue unlocked and without spending an attempt.
+ */
+async function expectHandedBackWhenClosedDuring(phase: TrainingProgress['phase'], running: Trainer, jobId: string, underWay: () => boolean): Promise<void> {
+  await waitFor(underWay, { timeoutMs: 180_000, intervalMs: 50, what: `the ${phase} phase to be under way` });
+  expect((await queue.getJob(jobId))?.progress).toMatchObject({ phase });
+  await running.close();
+  const after = (await queue.getJob(jobId))!;
+  expect(['delayed', 'waiting']).toContain(await after.getState());
+  expect(after.attemptsMade).toBe(0);
+  expect(await env.redis.exists(`${env.prefix}:training:${jobId}:lock`)).toBe(0);
+}
+
 describe('the trainer', () => {
   it('trains on an S3 dataset with progress per epoch, then publishes and promotes a candidate that passes the gate', async () => {
-    const baselineDir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
-    const baseline = (await env.registry.publishDirectory('tumor-binary', baselineDir)).version;
-    await env.registry.promote('tumor-binary', baseline, { by: 'test', reason: 'baseline' });
+    const baseline = await promoteNoTumorBaseline();
     await uploadDataset(env.store, 'datasets/tiny/', 20, 0);
     // Tumour images only: the baseline misses all of them, so any candidate is at least as good and
     // the outcome does not hang on how well two epochs of a tiny model happen to do.
-    const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), { yes: 10, no: 0 }, 300);
+    const evalSet = await tumourOnlyEvalSet(10);
     start({ evalSetTumorBinary: evalSet });
 
     const hyperParameters = { ...TINY_TRAINING, testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 };
@@ -108,11 +150,9 @@ describe('the trainer', () => {
   }, 300_000);
 
   it('finishes the version it published when recording the outcome failed, instead of publishing and promoting a second one', async () => {
-    const baselineDir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
-    const baseline = (await env.registry.publishDirectory('tumor-binary', baselineDir)).version;
-    await env.registry.promote('tumor-binary', baseline, { by: 'test', reason: 'baseline' });
+    const baseline = await promoteNoTumorBaseline();
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 120);
-    const evalSet = await linkDataset(path.join(env.dir, 'trainer', 'eval'), { yes: 8, no: 0 }, 300);
+    const evalSet = await tumourOnlyEvalSet(8);
     // The outcome cannot be written once (S3 answers 503), after the candidate was published and promoted.
     const record = env.registry.recordTraining.bind(env.registry);
     let rejected = 0;
@@ -121,7 +161,7 @@ describe('the trainer', () => {
       return record(...args);
     };
     start({ evalSetTumorBinary: evalSet });
-    const request = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' } as const;
+    const request = oneEpochOn({ kind: 'local', path: dataset });
     const job = await enqueueTraining(queue, 'req-retried', request);
     await waitFor(async () => ((await queue.getJob(job.id!))?.attemptsMade ?? 0) >= 1 || undefined, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
     expect(await job.getState()).toBe('delayed');
@@ -143,7 +183,7 @@ describe('the trainer', () => {
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 140);
     const evalSet = path.join(env.dir, 'trainer', 'eval');
     start({ evalSetTumorBinary: evalSet });
-    const request = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' } as const;
+    const request = oneEpochOn({ kind: 'local', path: dataset });
     const job = await enqueueTraining(queue, 'req-eval-set', request);
     const failed = await waitFor(async () => {
       const current = await queue.getJob(job.id!);
@@ -166,11 +206,38 @@ describe('the trainer', () => {
   it('removes the checkpoint and output of a training that fails for the last time', async () => {
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 140);
     start({ evalSetTumorBinary: path.join(env.dir, 'trainer', 'no-such-eval-set') });
-    const request = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { ...TINY_TRAINING, epochs: 1 }, requestedBy: 'ops' } as const;
+    const request = oneEpochOn({ kind: 'local', path: dataset });
     const job = await queue.add(TRAINING_JOB_NAME, request, { jobId: 'training-last-attempt', attempts: 1 });
     await expect(job.waitUntilFinished(events, 180_000)).rejects.toThrow(/EVAL_SET_TUMOR_BINARY/);
     expect((progress.get(job.id!) ?? []).some((p) => p.phase === 'evaluating')).toBe(true);
     expect(await stat(path.join(env.dir, 'trainer', 'jobs', job.id!)).catch(() => null)).toBeNull();
+  }, 300_000);
+
+  it('hands the job back to the queue, without spending an attempt, when shut down while mirroring its dataset', async () => {
+    await uploadDataset(env.store, 'datasets/large/', 16, 0);
+    // A large dataset: every download takes a second, 32 of them take four rounds of 8.
+    const downloads = slowReadsUnder('datasets/large/', 1000);
+    // Closing waits for running trainings for half the shutdown limit: 2 s.
+    const trainer = start({ shutdownTimeoutMs: 4000 });
+    const request = oneEpochOn({ kind: 's3', prefix: 'datasets/large/' });
+    const job = await enqueueTraining(queue, 'req-shutdown-preparing', request);
+    await expectHandedBackWhenClosedDuring('preparing', trainer, job.id!, () => downloads() > 0);
+    expect(downloads()).toBeLessThan(32);
+    expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
+  }, 120_000);
+
+  it('hands the job back to the queue, publishing nothing, when shut down during the gate', async () => {
+    const baseline = await promoteNoTumorBaseline();
+    const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 160);
+    const evalSet = await tumourOnlyEvalSet(8);
+    // Reading the promoted model for the comparison is slow.
+    const baselineReads = slowReadsUnder(`models/tumor-binary/${baseline}/`, 2000);
+    const trainer = start({ evalSetTumorBinary: evalSet });
+    const request = oneEpochOn({ kind: 'local', path: dataset });
+    const job = await enqueueTraining(queue, 'req-shutdown-evaluating', request);
+    await expectHandedBackWhenClosedDuring('evaluating', trainer, job.id!, () => baselineReads() > 0);
+    expect(await env.registry.listVersionIds('tumor-binary')).toEqual([baseline]);
+    expect((await env.registry.promoted('tumor-binary'))?.version).toBe(baseline);
   }, 300_000);
 
   it('fails a request for a folder outside the allowed roots at once, without retries', async () => {

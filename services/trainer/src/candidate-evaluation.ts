@@ -33,6 +33,8 @@ export interface GateContext {
   maxImages: number;
   tolerance: number;
   cacheDir: string;
+  /** Aborted when the trainer shuts down: the gate stops between its steps with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 async function measure(model: LoadedModel, ctx: GateContext, dir: string): Promise<GateMetrics> {
@@ -60,6 +62,7 @@ async function measureBaseline(task: string, version: string | null, ctx: GateCo
     if (error instanceof ArtifactIntegrityError || error instanceof VersionNotFoundError) return waive(error);
     throw error;
   }
+  ctx.signal?.throwIfAborted();
   let model: LoadedModel;
   try {
     model = await verifyArtifact(artifact.files, { task, version, load: loadModel });
@@ -88,7 +91,9 @@ export async function evaluateCandidate(task: string, outDir: string, ctx: GateC
       return { ...base, candidate: null, baseline: null, decision: { promote: false, reasons }, comparedWith: null };
     }
     const comparedWith = (await ctx.registry.promoted(task))?.version ?? null;
+    ctx.signal?.throwIfAborted();
     const metrics = await measure(candidate, ctx, ctx.evaluationDir);
+    ctx.signal?.throwIfAborted();
     const baseline = await measureBaseline(task, comparedWith, ctx, ctx.evaluationDir);
     const decision = decidePromotion(metrics, baseline?.metrics ?? null, ctx.tolerance);
     return { ...base, candidate: metrics, baseline, decision, comparedWith };

@@ -19,14 +19,17 @@ export interface DatasetResolver {
   cacheDir: string;
   /** Absolute folders under which local datasets may live; empty allows none. */
   allowedRoots: readonly string[];
+  /** Aborted when the trainer shuts down: a mirror stops before its next download. */
+  signal?: AbortSignal;
 }
 
 /** The resolver of a trainer: S3 datasets mirrored under `<workDir>/datasets`, local ones from the comma-separated roots. */
-export function createDatasetResolver(store: ObjectStore, config: { workDir: string; datasetRoots: string }): DatasetResolver {
+export function createDatasetResolver(store: ObjectStore, config: { workDir: string; datasetRoots: string }, signal?: AbortSignal): DatasetResolver {
   return {
     store,
     cacheDir: path.resolve(config.workDir, 'datasets'),
     allowedRoots: config.datasetRoots.split(',').map((root) => root.trim()).filter(Boolean),
+    ...(signal ? { signal } : {}),
   };
 }
 
@@ -91,9 +94,10 @@ async function removeStale(dir: string, keep: Set<string>): Promise<void> {
  * Mirrors every object under an S3 prefix into the cache, downloading only what is missing or
  * changed (in size or ETag: an object replaced by other bytes of the same size is downloaded
  * again), and removing files that left the prefix. The mirror then goes through the model
- * package's folder loader, exactly like a local dataset.
+ * package's folder loader, exactly like a local dataset. An aborted `signal` cancels the downloads
+ * in flight and starts no other (what is downloaded stays for the next mirror).
  */
-export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir: string): Promise<string> {
+export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir: string, signal?: AbortSignal): Promise<string> {
   const dir = path.join(cacheDir, 's3', createHash('sha256').update(`${store.bucket}/${prefix}`).digest('hex').slice(0, 16));
   const objects = [];
   for await (const item of store.list(prefix)) if (!item.key.endsWith('/')) objects.push(item);
@@ -105,6 +109,7 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
   const queue = [...objects];
   const download = async (): Promise<void> => {
     for (let item = queue.shift(); item; item = queue.shift()) {
+      signal?.throwIfAborted();
       const relative = item.key.slice(prefix.length);
       try {
         assertSafeArtifactName(relative);
@@ -117,7 +122,7 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
         await mkdir(path.dirname(target), { recursive: true });
         // Write then rename, so an interrupted download never leaves a truncated image behind.
         const partial = `${target}.${randomUUID()}.part`;
-        await writeFile(partial, await store.get(item.key));
+        await writeFile(partial, await store.get(item.key, signal ? { signal } : {}));
         await rename(partial, target);
       }
       if (item.etag !== undefined) etags.set(relative, item.etag);
@@ -132,7 +137,7 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
 
 /** Turns a training request's dataset into a local folder with one sub-folder per class. */
 export async function resolveTrainingDataset(spec: DatasetSpec, resolver: DatasetResolver): Promise<string> {
-  if (spec.kind === 's3') return mirrorPrefix(resolver.store, spec.prefix, resolver.cacheDir);
+  if (spec.kind === 's3') return mirrorPrefix(resolver.store, spec.prefix, resolver.cacheDir, resolver.signal);
   return resolveLocal(spec.path, resolver.allowedRoots);
 }
 
@@ -148,6 +153,6 @@ export async function checkEvaluationSet(spec: DatasetSpec, resolver: DatasetRes
 
 /** Turns a configured evaluation set into a local folder; the operator chose it, so no root check. */
 export async function resolveEvaluationSet(spec: DatasetSpec, resolver: DatasetResolver): Promise<string> {
-  if (spec.kind === 's3') return mirrorPrefix(resolver.store, spec.prefix, resolver.cacheDir);
+  if (spec.kind === 's3') return mirrorPrefix(resolver.store, spec.prefix, resolver.cacheDir, resolver.signal);
   return resolveLocal(spec.path, null);
 }

@@ -63,7 +63,7 @@ function isLastAttempt(job: TrainingJobHandle, error: unknown): boolean {
  * when it passes. A job that already recorded its outcome returns it without training again.
  */
 export function createTrainingProcessor(deps: TrainingProcessorDeps) {
-  const resolver = createDatasetResolver(deps.store, deps.config);
+  const resolver = createDatasetResolver(deps.store, deps.config, deps.shutdownSignal);
   const cacheDir = path.resolve(deps.config.workDir, 'cache');
 
   async function train(ctx: JobContext, dataDir: string, workspace: TrainingWorkspace): Promise<void> {
@@ -114,6 +114,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       maxImages: deps.config.evalMaxImages,
       tolerance: deps.config.gateTolerance,
       cacheDir,
+      signal: deps.shutdownSignal,
     });
   }
 
@@ -152,21 +153,33 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     return settle(ctx, published, evidence);
   }
 
+  /**
+   * Runs one phase. A shutdown before it, or one that makes it fail, hands the job back to the queue
+   * without spending an attempt (the mirror and the gate stop at their next step when the signal is
+   * aborted; publishing, a few writes, is finished once begun).
+   */
+  async function phase<T>(ctx: JobContext, name: 'preparing' | 'evaluating' | 'publishing', work: () => Promise<T>): Promise<T> {
+    if (deps.shutdownSignal.aborted) await handBack(ctx);
+    ctx.progress({ phase: name });
+    try {
+      return await work();
+    } catch (error) {
+      if (deps.shutdownSignal.aborted && !(error instanceof DelayedError)) await handBack(ctx);
+      throw error;
+    }
+  }
+
   /** Trains, runs the gate and publishes; a job whose earlier attempt already published finishes that version instead. */
   async function produce(ctx: JobContext, workspace: TrainingWorkspace): Promise<TrainingResult> {
     const earlier = await findEarlierPublication(deps.registry, ctx.data.task, ctx.jobId, ctx.job.timestamp);
     if (earlier) {
       ctx.log.info({ modelVersion: earlier.version }, 'an earlier attempt published this training; finishing that version');
-      ctx.progress({ phase: 'publishing' });
-      return settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status);
+      return phase(ctx, 'publishing', () => settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status));
     }
-    ctx.progress({ phase: 'preparing' });
-    const dataDir = await resolveTrainingDataset(ctx.data.dataset, resolver);
+    const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolver));
     await train(ctx, dataDir, workspace);
-    ctx.progress({ phase: 'evaluating' });
-    const evidence = await gate(ctx, workspace.outDir);
-    ctx.progress({ phase: 'publishing' });
-    return publish(ctx, workspace.outDir, evidence);
+    const evidence = await phase(ctx, 'evaluating', () => gate(ctx, workspace.outDir));
+    return phase(ctx, 'publishing', () => publish(ctx, workspace.outDir, evidence));
   }
 
   /** A job that failed for good is never resumed: its checkpoint and output go. */

@@ -115,10 +115,13 @@ export class ObjectStore {
     await this.put(key, JSON.stringify(value), 'application/json');
   }
 
-  /** Reads a whole object. Throws {@link ObjectNotFoundError} when it does not exist. */
-  async get(key: string): Promise<Buffer> {
+  /**
+   * Reads a whole object. Throws {@link ObjectNotFoundError} when it does not exist; an aborted
+   * `signal` cancels the request.
+   */
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Buffer> {
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), options.signal ? { abortSignal: options.signal } : {});
       if (!response.Body) return Buffer.alloc(0);
       return Buffer.from(await response.Body.transformToByteArray());
     } catch (error) {
