@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { TObject } from '@sinclair/typebox';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { describeConfig } from '@btd/shared';
+import { ApiConfigSchema } from '@btd/api';
+import { WorkerConfigSchema } from '@btd/inference-worker';
+import { TrainerConfigSchema } from '@btd/trainer';
+import { REPO_ROOT } from './helpers/index.js';
+
+/** The parts of a docker-compose.yml service these checks read. */
+interface ComposeService {
+  build?: { context?: string; target?: string };
+  environment?: Record<string, string | number | boolean | null> | string[];
+  ports?: string[];
+  volumes?: string[];
+}
+
+function readCompose(): { services: Record<string, ComposeService> } {
+  // `merge` resolves the `<<: *service-env` keys as Compose does.
+  return parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+}
+
+/** A service's environment as Compose hands it over, whichever of its two forms the file uses. */
+function environmentOf(service: ComposeService): Map<string, string> {
+  const entries = Array.isArray(service.environment)
+    ? service.environment.map((line) => {
+        const at = line.indexOf('=');
+        return at < 0 ? [line, ''] : [line.slice(0, at), line.slice(at + 1)];
+      })
+    : Object.entries(service.environment ?? {}).map(([key, value]) => [key, value === null ? '' : String(value)]);
+  return new Map(entries as [string, string][]);
+}
+
+const SCHEMAS: Record<string, TObject> = {
+  api: ApiConfigSchema,
+  'inference-worker': WorkerConfigSchema,
+  trainer: TrainerConfigSchema,
+};
+
+describe('docker-compose.yml', () => {
+  const compose = readCompose();
+
+  it.each(Object.keys(SCHEMAS))('sets only settings that %s reads', (name) => {
+    const service = compose.services[name];
+    expect(service, `service ${name}`).toBeDefined();
+    const known = new Set(describeConfig(SCHEMAS[name]!).map((field) => field.env));
+    const unknown = [...environmentOf(service!).keys()].filter((key) => !known.has(key));
+    expect(unknown, `set for ${name} in docker-compose.yml but not a setting of it`).toEqual([]);
+  });
+
+  it('builds each service from a stage of the root Dockerfile', () => {
+    const stages = new Set([...readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim)].map((match) => match[1]));
+    for (const name of Object.keys(SCHEMAS)) {
+      expect(compose.services[name]?.build?.target, `build target of ${name}`).toBe(name);
+      expect(stages.has(name), `Dockerfile stage ${name}`).toBe(true);
+    }
+  });
+});
+
+describe('infra/prometheus.yml', () => {
+  const compose = readCompose();
+  const prometheus = parse(readFileSync(path.join(REPO_ROOT, 'infra/prometheus.yml'), 'utf8')) as {
+    scrape_configs: { job_name: string; metrics_path?: string; static_configs?: { targets: string[] }[]; dns_sd_configs?: { names: string[]; port: number }[] }[];
+  };
+  const job = (name: string) => prometheus.scrape_configs.find((config) => config.job_name === name);
+
+  it('scrapes the API on the port it listens on', () => {
+    const api = job('btd-api');
+    expect(api?.metrics_path ?? '/metrics').toBe('/metrics');
+    expect(api?.static_configs?.flatMap((config) => config.targets)).toEqual([`api:${environmentOf(compose.services.api!).get('PORT')}`]);
+  });
+
+  it('scrapes every inference worker on its metrics port', () => {
+    const workers = job('btd-inference-worker');
+    const port = Number(environmentOf(compose.services['inference-worker']!).get('WORKER_METRICS_PORT'));
+    expect(port).toBeGreaterThan(0);
+    expect(workers?.metrics_path ?? '/metrics').toBe('/metrics');
+    expect(workers?.dns_sd_configs).toEqual([expect.objectContaining({ names: ['inference-worker'], port })]);
+  });
+});
