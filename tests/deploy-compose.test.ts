@@ -12,6 +12,7 @@ import { REPO_ROOT } from './helpers/index.js';
 /** The parts of a docker-compose.yml service these checks read. */
 interface ComposeService {
   build?: { context?: string; target?: string };
+  env_file?: string | (string | { path: string; required?: boolean })[];
   environment?: Record<string, string | number | boolean | null> | string[];
   ports?: string[];
   volumes?: string[];
@@ -48,6 +49,28 @@ describe('docker-compose.yml', () => {
     const known = new Set(describeConfig(SCHEMAS[name]!).map((field) => field.env));
     const unknown = [...environmentOf(service!).keys()].filter((key) => !known.has(key));
     expect(unknown, `set for ${name} in docker-compose.yml but not a setting of it`).toEqual([]);
+  });
+
+  it.each(Object.keys(SCHEMAS))('hands the settings of .env on to %s', (name) => {
+    const files = compose.services[name]?.env_file;
+    const paths = (typeof files === 'string' ? [files] : (files ?? [])).map((file) => (typeof file === 'string' ? file : file.path));
+    expect(paths, `env_file of ${name}`).toContain('.env');
+  });
+
+  it('fixes the settings that name places inside the containers, whatever .env says', () => {
+    // Mount target to source; a source may be `${VAR:-default}`, colon and all.
+    const mounts = (name: string) =>
+      new Map((compose.services[name]?.volumes ?? []).map((volume) => /^(\$\{[^}]*\}|[^:]+):([^:]+)/.exec(volume)!.slice(1, 3).reverse() as [string, string]));
+    const api = environmentOf(compose.services.api!);
+    expect(api.get('HOST')).toBe('0.0.0.0');
+    expect(mounts('api').get(api.get('DATA_DIR'))).toBe('api-data');
+    const trainer = environmentOf(compose.services.trainer!);
+    expect(mounts('trainer').get('/app/data')).toBe('trainer-data');
+    expect(trainer.get('TRAINER_WORK_DIR')).toMatch(/^\/app\/data\//);
+    expect(mounts('trainer').has(trainer.get('TRAINER_DATASET_ROOTS'))).toBe(true);
+    const imageModels = /^\s*MODELS_DIR=(\S+)/m.exec(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'))?.[1];
+    expect(imageModels).toBe('/app/models');
+    for (const name of ['inference-worker', 'trainer']) expect(environmentOf(compose.services[name]!).get('MODELS_DIR'), name).toBe(imageModels);
   });
 
   it('builds each service from a stage of the root Dockerfile', () => {
