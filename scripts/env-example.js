@@ -23,7 +23,7 @@ const LAUNCHER_SETTINGS = [
   { env: 'WORKERS', description: 'npm start: inference worker processes (also --workers N).', default: '1' },
   { env: 'EMBEDDED_S3_PORT', description: 'npm start: port of the embedded s3rver used when S3_ENDPOINT is unset.', default: '4569' },
   { env: 'MINIO_ROOT_USER', description: 'docker compose: MinIO user (also the services\' S3 access key).', default: 'btd' },
-  { env: 'MINIO_ROOT_PASSWORD', description: 'docker compose: MinIO password (also the services\' S3 secret). Change it.', default: undefined },
+  { env: 'MINIO_ROOT_PASSWORD', description: 'docker compose: MinIO password (also the services\' S3 secret); required, 8 characters or more: compose stops without it.', default: undefined },
   { env: 'MINIO_CONSOLE_PORT', description: 'docker compose: host port of the MinIO console.', default: '9001' },
   { env: 'DATASETS_DIR', description: 'docker compose: host folder mounted read-only at /datasets for the trainer.', default: './data/datasets' },
   { env: 'PROMETHEUS_PORT', description: 'docker compose (--profile monitoring): host port of Prometheus.', default: '9090' },

@@ -73,6 +73,13 @@ describe('docker-compose.yml', () => {
     for (const name of ['inference-worker', 'trainer']) expect(environmentOf(compose.services[name]!).get('MODELS_DIR'), name).toBe(imageModels);
   });
 
+  it('starts MinIO only with a password the operator chose, never a default one', () => {
+    const text = readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8');
+    const uses = [...text.matchAll(/\$\{MINIO_ROOT_PASSWORD([^}]*)\}/g)].map((match) => match[1]);
+    expect(uses.length).toBeGreaterThan(0);
+    for (const use of uses) expect(use, 'MINIO_ROOT_PASSWORD must be required (${MINIO_ROOT_PASSWORD:?…})').toMatch(/^:\?/);
+  });
+
   it('builds each service from a stage of the root Dockerfile', () => {
     const stages = new Set([...readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim)].map((match) => match[1]));
     for (const name of Object.keys(SCHEMAS)) {
