@@ -10,12 +10,14 @@ import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
 import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
 import { dicomFile } from './helpers/dicom-file.js';
+import { waitFor } from './helpers/index.js';
 
-// The PACS answers the first export with 503, then stores.
+// The PACS answers the first export with 503, then stores; it takes longer to answer than a webhook
+// receiver may (WEBHOOK_TIMEOUT_MS), as a PACS storing a study's captures can.
 let pacs: WebhookReceiver;
-const overrides: Record<string, string> = { PACS_STOW_AUTHORIZATION: 'Basic YnRkOnNlY3JldA==' };
+const overrides: Record<string, string> = { PACS_STOW_AUTHORIZATION: 'Basic YnRkOnNlY3JldA==', WEBHOOK_TIMEOUT_MS: '300' };
 beforeAll(async () => {
-  pacs = await startWebhookReceiver([503]);
+  pacs = await startWebhookReceiver([503], 800);
   overrides.PACS_STOW_URL = `${pacs.url}/dicom-web/`;
 });
 afterAll(async () => {
@@ -53,9 +55,13 @@ describe('export of heatmap captures to a PACS (PACS_STOW_URL)', () => {
     const text = (tag: string) => capture.string(tag)?.replace(/\0+$/, '');
     expect([text('x00080016'), text('x0020000d'), text('x00100010'), text('x00100020')]).toEqual(['1.2.840.10008.5.1.4.1.1.7', identifiers.studyInstanceUid, 'Doe^Jane', 'P-55']);
 
-    const view = await call<StudyView>(harness.env, 'alice', 'GET', `/v1/studies/${submitted.body.studyId}`);
-    expect(view.body.pacsExport).toMatchObject({ attempts: 2, lastStatus: 200, deliveredAt: expect.any(String) });
-    expect(view.body.webhook).toBeUndefined();
+    // The PACS answers after its reply delay, longer than WEBHOOK_TIMEOUT_MS, and the export waits for it.
+    const view = await waitFor(async () => {
+      const polled = await call<StudyView>(harness.env, 'alice', 'GET', `/v1/studies/${submitted.body.studyId}`);
+      return polled.body.pacsExport?.lastStatus === 200 && polled.body;
+    }, { timeoutMs: 10_000, what: 'the export to be delivered' });
+    expect(view.pacsExport).toMatchObject({ attempts: 2, lastStatus: 200, deliveredAt: expect.any(String) });
+    expect(view.webhook).toBeUndefined();
   });
 
   it('exports nothing for a study without a DICOM image', async () => {

@@ -21,8 +21,8 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-/** Starts a receiver answering each request with the next status of `statuses` (then 200). */
-export async function startWebhookReceiver(statuses: number[] = []): Promise<WebhookReceiver> {
+/** Starts a receiver answering each request with the next status of `statuses` (then 200), `replyAfterMs` after its body arrived. */
+export async function startWebhookReceiver(statuses: number[] = [], replyAfterMs = 0): Promise<WebhookReceiver> {
   const received: ReceivedHook[] = [];
   const replies = [...statuses];
   const server = createServer((request, response) => {
@@ -31,7 +31,8 @@ export async function startWebhookReceiver(statuses: number[] = []): Promise<Web
     request.on('end', () => {
       const raw = Buffer.concat(chunks);
       received.push({ headers: request.headers, body: raw.toString('utf8'), raw, path: request.url ?? '/', receivedAt: Date.now() });
-      response.writeHead(replies.shift() ?? 200).end();
+      const status = replies.shift() ?? 200;
+      setTimeout(() => response.writeHead(status).end(), replyAfterMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

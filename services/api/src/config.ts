@@ -102,6 +102,13 @@ export const ApiConfigSchema = Type.Object({
   pacsStowAuthorization: Type.Optional(
     Type.String({ env: 'PACS_STOW_AUTHORIZATION', minLength: 1, description: 'Authorization header value for PACS_STOW_URL, e.g. "Basic …" or "Bearer …".' }),
   ),
+  /** Per-attempt timeout of a STOW-RS request to the PACS. */
+  pacsStowTimeoutMs: timerMsField({
+    env: 'PACS_STOW_TIMEOUT_MS',
+    default: 120_000,
+    minimum: 100,
+    description: "Timeout of one attempt to store a study's captures in the PACS (PACS_STOW_URL), in milliseconds: a PACS may take far longer to store a study than a webhook receiver to answer.",
+  }),
   /** Per-attempt timeout of a webhook POST. */
   webhookTimeoutMs: timerMsField({
     env: 'WEBHOOK_TIMEOUT_MS',

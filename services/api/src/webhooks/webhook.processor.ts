@@ -44,8 +44,9 @@ export function createWebhookProcessor(ctx: ApiContext, logger: Logger): Process
     const delivery = await ctx.deliveries.get(job.data.deliveryId);
     if (!delivery) throw new UnrecoverableError(`delivery ${job.data.deliveryId} does not exist`);
     if (delivery.deliveredAt) return;
-    const request = delivery.event === PACS_EXPORT_EVENT ? await pacsExportRequest(ctx, delivery) : signedRequest(ctx, delivery);
-    const outcome = await post(delivery.url, request.body, request.headers, ctx.config.webhookTimeoutMs);
+    const pacsExport = delivery.event === PACS_EXPORT_EVENT;
+    const request = pacsExport ? await pacsExportRequest(ctx, delivery) : signedRequest(ctx, delivery);
+    const outcome = await post(delivery.url, request.body, request.headers, pacsExport ? ctx.config.pacsStowTimeoutMs : ctx.config.webhookTimeoutMs);
     await ctx.deliveries.recordAttempt(delivery.id, outcome.status, outcome.error);
     ctx.metrics.webhookAttempts.inc({ outcome: outcome.error ? 'failed' : 'delivered' });
     if (outcome.error) {
