@@ -51,6 +51,18 @@ describe('graceful shutdown', () => {
     expect(await env.objectKeys()).toEqual([`originals/alice/${studyId}/${images[0]!.imageId}`]);
   });
 
+  it('refuses to start on an invalid setting, naming it, with the exit code of invalid configuration', async () => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'services/api/dist/main.js')], {
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: TEST_REDIS_URL, PORT: 'eighty' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const errors: Buffer[] = [];
+    child.stderr!.on('data', (chunk: Buffer) => errors.push(chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(code).toBe(78);
+    expect(Buffer.concat(errors).toString()).toContain('PORT');
+  });
+
   it('stops on SIGTERM with exit code 0 after draining, as a process', async () => {
     const prefix = uniquePrefix();
     const dataDir = await mkdtemp(path.join(tmpdir(), 'btd-api-main-'));

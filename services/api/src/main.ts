@@ -1,18 +1,8 @@
-import { ConfigError, SHUTDOWN_PHASE, Shutdown, createLogger } from '@btd/shared';
+import { SHUTDOWN_PHASE, Shutdown, createLogger, loadConfigOrExit } from '@btd/shared';
 import { startApi } from './api.js';
 import { loadApiConfig } from './config.js';
 
-function loadConfigOrExit() {
-  try {
-    return loadApiConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(error.message);
-    process.exit(1);
-  }
-}
-
-const config = loadConfigOrExit();
+const config = loadConfigOrExit(loadApiConfig);
 const logger = createLogger({ name: 'api', level: config.logLevel });
 const api = await startApi(config, logger).catch((error: unknown) => {
   logger.fatal({ err: error }, error instanceof Error ? error.message : 'the API could not start');
