@@ -127,6 +127,27 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
+  it('resumes a run that stopped early on patience to that same stop, by accuracy or by loss, and to its last epoch', async () => {
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 6, patience: 1, learningRate: 0.02, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
+    for (const selectBy of ['accuracy', 'loss'] as const) {
+      const checkpointDir = path.join(work, `stopped-${selectBy}-ckpt`);
+      const stopped = await trainModel({ ...tiny, selectBy, outDir: path.join(work, `stopped-${selectBy}`), checkpointDir });
+      expect(stopped.manifest.training.epochsRun).toBeLessThan(tiny.epochs);
+      // As when the trainer dies after training (in its gate or while publishing) and retries the job.
+      const resumed: number[] = [];
+      const again = await trainModel({ ...tiny, selectBy, outDir: path.join(work, `stopped-${selectBy}-resumed`), checkpointDir, resumeFrom: checkpointDir, onEpoch: (e) => resumed.push(e.epoch) });
+      expect(resumed).toEqual([]);
+      expect(again.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training.epochsRun, bestEpoch: stopped.manifest.training.bestEpoch });
+      const weights = (dir: string) => readFile(path.join(work, dir, 'weights.bin'));
+      expect((await weights(`stopped-${selectBy}-resumed`)).equals(await weights(`stopped-${selectBy}`))).toBe(true);
+      // Resumed with --select-by last, it keeps the epoch it stopped at, without training on.
+      const last: number[] = [];
+      const kept = await trainModel({ ...tiny, selectBy: 'last', outDir: path.join(work, `stopped-${selectBy}-last`), resumeFrom: checkpointDir, onEpoch: (e) => last.push(e.epoch) });
+      expect(last).toEqual([]);
+      expect(kept.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training.epochsRun, bestEpoch: stopped.manifest.training.epochsRun });
+    }
+  });
+
   it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {
     const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache') };
     await expect(trainModel({ ...tiny, outDir: path.join(work, 'joined-best'), validationJoinsTraining: true })).rejects.toThrow(/--select-by last/);

@@ -19,6 +19,8 @@ export interface CheckpointState {
   optimizerShapes: number[][];
   /** Steps behind the weights' moving average, when the run keeps one (saved in average.weights). */
   averageSteps?: number;
+  /** The run ended with this epoch (its last, or its patience ran out); absent in checkpoints of older runs. */
+  finished?: boolean;
 }
 
 async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {

@@ -58,5 +58,6 @@ async function restore(
     bestScore: bestRecord ? validationScore({ accuracy: bestRecord.valAccuracy, loss: bestRecord.valLoss }, selectBy) : state.bestScore,
     bestWeights: selectBy === 'last' ? (checkpoint.average?.values ?? checkpoint.latest) : checkpoint.best,
     ...(checkpoint.average ? { average: checkpoint.average } : {}),
+    ...(state.finished ? { finished: true } : {}),
   };
 }

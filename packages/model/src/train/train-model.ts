@@ -170,7 +170,15 @@ function checkpointWriter(dir: string, model: tf.LayersModel, optimizer: FlatAda
   return (state) =>
     saveCheckpoint(
       dir,
-      { epoch: state.epoch, history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, splitFingerprint: prepared.split.fingerprint, trainingSetFingerprint: trainingSetFingerprint(prepared) },
+      {
+        epoch: state.epoch,
+        history: state.history,
+        bestEpoch: state.bestEpoch,
+        bestScore: state.bestScore,
+        splitFingerprint: prepared.split.fingerprint,
+        trainingSetFingerprint: trainingSetFingerprint(prepared),
+        finished: state.finished === true,
+      },
       { shapes, latest: readWeights(model), best: state.bestWeights, ...(state.average ? { average: state.average } : {}) },
       optimizer,
     );

@@ -50,6 +50,8 @@ export interface LoopState {
   bestWeights: Float32Array[];
   /** Moving average of the weights, when the loop keeps one. */
   average?: { values: Float32Array[]; steps: number };
+  /** The run ended with `epoch`: its last epoch, or its patience ran out. Resumed, it trains no further. */
+  finished?: boolean;
 }
 
 /** Cosine decay to 5% after a linear warm-up; per step. */
@@ -67,6 +69,14 @@ export function readWeights(model: tf.LayersModel): Float32Array[] {
 
 export function writeWeights(model: tf.LayersModel, weights: Float32Array[]): void {
   tf.tidy(() => model.weights.forEach((w, i) => w.write(tf.tensor(weights[i] as Float32Array, w.shape as number[]))));
+}
+
+/**
+ * Whether a run at `state` has met its stopping rule: `patience` epochs since its best one. A run
+ * that keeps its last epoch (select-by `last`) has its last epoch as best, so never meets it.
+ */
+export function patienceRanOut(state: Pick<LoopState, 'epoch' | 'bestEpoch'>, patience: number): boolean {
+  return state.epoch > 0 && state.epoch - state.bestEpoch >= patience;
 }
 
 /** Whether validation score `a` beats `b` (see validationScore). */
@@ -154,6 +164,9 @@ export async function runTrainingLoop(
   options: LoopOptions,
   state: LoopState,
 ): Promise<LoopState> {
+  // A checkpoint of a finished run (one that stopped early too) resumes to that same end, whatever
+  // now picks the kept epoch; one written before checkpoints said so, to the stop its patience makes.
+  if (state.finished || patienceRanOut(state, options.patience)) return state;
   const positions = weightPositions(model);
   const current = inSharedMemory(readWeights(model));
   const ctx: LoopContext = {
@@ -193,8 +206,9 @@ export async function runTrainingLoop(
       state.bestScore = score;
       state.bestWeights = evaluated;
     }
+    state.finished = epoch === options.epochs || patienceRanOut(state, options.patience);
     await options.onEpoch?.(record, isBest);
-    if (epoch - state.bestEpoch >= options.patience) break;
+    if (state.finished) break;
   }
   return state;
 }
