@@ -119,6 +119,16 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const controller = new AbortController();
     const interrupted = trainModel({ ...tiny, outDir: path.join(work, 'interrupted'), checkpointDir, signal: controller.signal, onEpoch: (e) => e.epoch === 2 && controller.abort() });
     await expect(interrupted).rejects.toThrow(/aborted/);
+    // Other settings would not continue the same run: refused, each of them named.
+    await expect(trainModel({ ...tiny, batchSize: 8, inputSize: 40, outDir: path.join(work, 'resumed-other'), resumeFrom: checkpointDir }))
+      .rejects.toThrow(/other settings: --input-size 32 \(now 40\), --batch-size 32 \(now 8\)/);
+    // A checkpoint from before they recorded their settings, of another network: refused by its weights' shapes.
+    const older = path.join(work, 'older-ckpt');
+    await cp(checkpointDir, older, { recursive: true });
+    const { settings: _settings, ...olderState } = JSON.parse(await readFile(path.join(older, 'state.json'), 'utf8')) as { settings: unknown };
+    await writeFile(path.join(older, 'state.json'), JSON.stringify(olderState));
+    await expect(trainModel({ ...tiny, filters: [8, 24], outDir: path.join(work, 'resumed-older'), resumeFrom: older }))
+      .rejects.toThrow(/weights of another network \(weight \d+ is 3×3×8×16 there, 3×3×8×24 here\)/);
     await trainModel({ ...tiny, outDir: path.join(work, 'resumed-run'), checkpointDir, resumeFrom: checkpointDir });
     await expect(trainModel({ ...tiny, outDir: path.join(work, 'resumed-nothing'), resumeFrom: path.join(work, 'no-such-checkpoint') })).rejects.toThrow(/no checkpoint to resume/);
     const weights = (dir: string) => readFile(path.join(work, dir, 'weights.bin'));

@@ -48,7 +48,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--outlines <file>', 'tumour outlines (VIA JSON) for location metrics on the test split (and --outline-guidance)')
     .option('--cache <dir>', 'preprocessed-image cache', 'data/cache')
     .option('--checkpoint <dir>', 'write a checkpoint every epoch here')
-    .option('--resume <dir>', 'resume from a checkpoint folder');
+    .option('--resume <dir>', 'resume from a checkpoint folder, with the settings its run was started with');
   withServingViewOptions(command)
     .action(async (opts: Record<string, string | number | boolean | number[] | Partial<AugmentationConfig> | undefined>) => {
       const task = String(opts.task);

@@ -21,6 +21,8 @@ export interface CheckpointState {
   averageSteps?: number;
   /** The run ended with this epoch (its last, or its patience ran out); absent in checkpoints of older runs. */
   finished?: boolean;
+  /** The run's settings (see recordedSettings); absent in checkpoints of older runs. */
+  settings?: Record<string, unknown>;
 }
 
 async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
@@ -83,14 +85,19 @@ export interface LoadedCheckpoint {
   optimizer: { name: string; tensor: tf.Tensor }[];
 }
 
-/** Reads a checkpoint, or undefined when the folder holds none. */
-export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint | undefined> {
-  let state: CheckpointState;
+/** A checkpoint's state file alone, or undefined when the folder holds no checkpoint. */
+export async function readCheckpointState(dir: string): Promise<CheckpointState | undefined> {
   try {
-    state = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
+    return JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
   } catch {
     return undefined;
   }
+}
+
+/** Reads a checkpoint, or undefined when the folder holds none. */
+export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint | undefined> {
+  const state = await readCheckpointState(dir);
+  if (!state) return undefined;
   const latest = split(await readFile(path.join(dir, 'latest.weights')), state.weightShapes);
   const best = split(await readFile(path.join(dir, 'best.weights')), state.weightShapes);
   const opt = split(await readFile(path.join(dir, 'optimizer.weights')), state.optimizerShapes);

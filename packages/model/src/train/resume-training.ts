@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { trainingSetFingerprint, type PreparedTaskData } from '../data/prepare-task-data.js';
 import { loadCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import type { FlatAdam } from './flat-adam.js';
+import { noCheckpointError } from './resume-settings.js';
 import { validationScore, writeWeights, type LoopState, type SelectBy } from './training-loop.js';
 
 /**
@@ -17,8 +18,7 @@ export async function resumeTraining(
   selectBy: SelectBy | undefined,
 ): Promise<LoopState> {
   const checkpoint = await loadCheckpoint(dir);
-  // Told to resume, a run never starts over in silence: a mistyped folder would cost a whole training.
-  if (!checkpoint) throw new Error(`no checkpoint to resume in ${dir} (no readable state.json)`);
+  if (!checkpoint) throw noCheckpointError(dir);
   try {
     return await restore(dir, checkpoint, model, optimizer, prepared, selectBy);
   } finally {
@@ -40,6 +40,12 @@ async function restore(
   const trainingSet = checkpoint.state.trainingSetFingerprint;
   if (trainingSet !== undefined && trainingSet !== trainingSetFingerprint(prepared)) {
     throw new Error(`checkpoint in ${dir} was made with other training images (another --extra-train-data?); remove it to start over`);
+  }
+  const shapes = model.weights.map((w) => (w.shape as number[]).join('×'));
+  const recordedShapes = checkpoint.state.weightShapes.map((shape) => shape.join('×'));
+  const differs = Array.from({ length: Math.max(recordedShapes.length, shapes.length) }, (_, i) => i).find((i) => recordedShapes[i] !== shapes[i]);
+  if (differs !== undefined) {
+    throw new Error(`checkpoint in ${dir} holds the weights of another network (weight ${differs + 1} is ${recordedShapes[differs] ?? 'absent'} there, ${shapes[differs] ?? 'absent'} here); remove it to start over`);
   }
   writeWeights(model, checkpoint.latest);
   // Adam's moments are keyed by the weights' names: a checkpoint of this network holds every one.

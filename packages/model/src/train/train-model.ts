@@ -9,6 +9,7 @@ import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { initialiseFrom } from './initial-weights.js';
 import { outlineGuidanceFor } from './outline-guidance.js';
+import { recordedSettings, settingsToResume, type RecordedSettings } from './resume-settings.js';
 import { resumeTraining } from './resume-training.js';
 import { checkServingViews } from './serving-views.js';
 import { architectureFor, checkTrainOptions, runSettings, type RunSettings, type TrainOptions } from './train-options.js';
@@ -45,7 +46,9 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   }
   const started = Date.now();
   const backend = await initBackend({ prefer: options.backend });
-  const run = runSettings(options);
+  const asked = runSettings(options);
+  // A checkpoint made under other settings is refused before the data is read.
+  const run = options.resumeFrom ? await settingsToResume(options.resumeFrom, options, asked) : asked;
   const prepared = await prepareTaskData({
     ...options,
     inputSize: run.inputSize,
@@ -109,7 +112,8 @@ async function trainEpochs(options: TrainOptions, run: RunSettings, parts: RunPa
   try {
     if (options.resumeFrom) state = await resumeTraining(options.resumeFrom, model, optimizer, prepared, options.selectBy);
     const earlierSeconds = state.history.reduce((sum, h) => sum + h.seconds, 0);
-    const checkpoint = options.checkpointDir ? checkpointWriter(options.checkpointDir, model, optimizer, prepared) : undefined;
+    const settings = recordedSettings(options, run, parts.architecture);
+    const checkpoint = options.checkpointDir ? checkpointWriter(options.checkpointDir, { model, optimizer, prepared, settings }) : undefined;
     state = await runTrainingLoop(
       model,
       optimizer,
@@ -164,8 +168,11 @@ async function startGradientWorkers(options: TrainOptions, run: RunSettings, par
   });
 }
 
-/** Saves the loop's state, the latest, best and averaged weights and Adam's moments in `dir`. */
-function checkpointWriter(dir: string, model: tf.LayersModel, optimizer: FlatAdam, prepared: PreparedTaskData): (state: LoopState) => Promise<void> {
+/** Saves the loop's state and the run's settings, the latest, best and averaged weights and Adam's moments in `dir`. */
+function checkpointWriter(
+  dir: string,
+  { model, optimizer, prepared, settings }: { model: tf.LayersModel; optimizer: FlatAdam; prepared: PreparedTaskData; settings: RecordedSettings },
+): (state: LoopState) => Promise<void> {
   const shapes = model.weights.map((w) => w.shape as number[]);
   return (state) =>
     saveCheckpoint(
@@ -178,6 +185,7 @@ function checkpointWriter(dir: string, model: tf.LayersModel, optimizer: FlatAda
         splitFingerprint: prepared.split.fingerprint,
         trainingSetFingerprint: trainingSetFingerprint(prepared),
         finished: state.finished === true,
+        settings,
       },
       { shapes, latest: readWeights(model), best: state.bestWeights, ...(state.average ? { average: state.average } : {}) },
       optimizer,
