@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,30 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
       expect(last).toEqual([]);
       expect(kept.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training.epochsRun, bestEpoch: stopped.manifest.training.epochsRun });
     }
+  });
+
+  it('refuses to train without images of every class, naming the class and the files it could not read', async () => {
+    const tiny = { task: 'tumor-binary' as const, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, workers: 1, cacheDir: path.join(work, 'cache') };
+    const scans = (await readdir(path.join(br35h, 'yes'))).sort().slice(0, 12);
+    const folder = async (name: string, no: 'empty' | 'unreadable', yes: 'scans' | 'unreadable' = 'scans') => {
+      const dir = path.join(work, name);
+      await mkdir(path.join(dir, 'no'), { recursive: true });
+      await mkdir(path.join(dir, 'yes'), { recursive: true });
+      for (const scan of scans) {
+        if (yes === 'scans') await cp(path.join(br35h, 'yes', scan), path.join(dir, 'yes', scan));
+        else await writeFile(path.join(dir, 'yes', scan), 'not an image');
+        if (no === 'unreadable') await writeFile(path.join(dir, 'no', `n-${scan}`), 'not an image');
+      }
+      return dir;
+    };
+    await expect(trainModel({ ...tiny, dataDir: await folder('one-class', 'empty'), outDir: path.join(work, 'one-class-model') }))
+      .rejects.toThrow(/no_tumor has none \(no_tumor: its folder is empty or missing\)/);
+    await expect(trainModel({ ...tiny, dataDir: await folder('unreadable-class', 'unreadable'), outDir: path.join(work, 'unreadable-class-model') }))
+      .rejects.toThrow(new RegExp(`no_tumor has none \\(no_tumor: none of its 12 files could be read: no/n-${scans[0]} \\(not a decodable image.*, and 9 more\\)`));
+    await expect(trainModel({ ...tiny, dataDir: await folder('unreadable-all', 'unreadable', 'unreadable'), outDir: path.join(work, 'unreadable-all-model') }))
+      .rejects.toThrow(/tumor and no_tumor have none \(tumor: none of its 12 files could be read: .*; no_tumor: none of its 12 files could be read: /);
+    expect(existsSync(path.join(work, 'one-class-model', 'model.json'))).toBe(false);
+    expect(existsSync(path.join(work, 'unreadable-class-model', 'model.json'))).toBe(false);
   });
 
   it('trains on the validation images too when told, on the same test images, and fits no temperature', async () => {
