@@ -26,6 +26,8 @@ export class GradientWorkerPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Why the pool cannot serve any more (a worker exited or failed); every request from then on gets it. */
+  private failure: Error | undefined;
   backend = 'unknown';
 
   private constructor() {}
@@ -49,9 +51,12 @@ export class GradientWorkerPool {
           };
           worker.on('message', onReady);
           worker.once('error', reject);
+          worker.once('exit', (code) => reject(new Error(`gradient worker ${i + 1} of ${count} exited while starting (exit code ${code})`)));
         }),
       );
-      worker.on('error', (error) => pool.failAll(error));
+      // A worker that fails or exits takes the pool with it: a step without its shard would never finish.
+      worker.on('error', (error) => pool.fail(new Error(`gradient worker ${i + 1} of ${count} failed: ${error.message}`, { cause: error })));
+      worker.on('exit', (code) => pool.fail(new Error(`gradient worker ${i + 1} of ${count} exited (exit code ${code})`)));
       worker.postMessage(init);
     }
     try {
@@ -79,12 +84,21 @@ export class GradientWorkerPool {
     else pending.resolve(reply);
   }
 
+  /** Fails what is pending and every later request, unless the pool was closed (its workers then exit as told). */
+  private fail(error: Error): void {
+    if (this.closed) return;
+    this.failure ??= error;
+    this.failAll(this.failure);
+  }
+
   private failAll(error: Error): void {
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
   }
 
   private request<T extends StepResult | PredictResult>(worker: Worker, message: WorkerRequest & { id: number }): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('worker pool closed'));
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.pending.set(message.id, { resolve: resolve as Pending['resolve'], reject });
       worker.postMessage(message);
