@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -6,9 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { inputBatch, toModelInput } from '../packages/model/src/data/model-input.js';
 import { decodeGrey } from '../packages/model/src/data/decode-image.js';
 import { ImageDecodeError } from '../packages/model/src/data/image-decode-error.js';
-import { loadPreprocessedDataset } from '../packages/model/src/data/preprocessed-dataset.js';
+import { imagesAt, loadPreprocessedDataset, type PreprocessedDataset } from '../packages/model/src/data/preprocessed-dataset.js';
 import { defaultPreprocessParams, preprocessImage } from '../packages/model/src/data/preprocess.js';
-import type { DatasetListing } from '../packages/model/src/data/dataset-folder.js';
+import { listLabeledImages, type DatasetListing } from '../packages/model/src/data/dataset-folder.js';
 import { headPhantom } from './helpers/head-phantom.js';
 import { datasetsDir } from './helpers/repo-paths.js';
 
@@ -99,6 +99,38 @@ describe.skipIf(!root)('preprocessing', () => {
     await expect(preprocessImage(Buffer.from('not an image at all'), defaultPreprocessParams(64))).rejects.toBeInstanceOf(ImageDecodeError);
     const jpeg = await readFile(path.join(root!, 'br35h', 'no/no1.jpg'));
     await expect(preprocessImage(jpeg.subarray(0, 300), defaultPreprocessParams(64))).rejects.toBeInstanceOf(ImageDecodeError);
+  });
+
+  it('does not serve a replaced file from the cache, even at the same size and modification time', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'btd-replaced-'));
+    try {
+      await mkdir(path.join(dir, 'yes'));
+      await mkdir(path.join(dir, 'no'));
+      await cp(path.join(root!, 'br35h', 'yes/y0.jpg'), path.join(dir, 'yes/a.jpg'));
+      await cp(path.join(root!, 'br35h', 'no/no1.jpg'), path.join(dir, 'no/b.jpg'));
+      const params = defaultPreprocessParams(32);
+      const load = async (cache?: string) => loadPreprocessedDataset(await listLabeledImages(dir, 'tumor-binary'), params, { cacheDir: cache });
+      const image = (dataset: PreprocessedDataset) => Buffer.from(imagesAt(dataset.pixels, [dataset.files.findIndex((f) => f.relPath === 'yes/a.jpg')], 32));
+      const before = await load(cacheDir);
+      // Another scan in its place, as a restore from a backup, cp -p or rsync -a leave it: padded to the
+      // same size (a JPEG decoder stops at its end marker), with the old modification time.
+      const target = path.join(dir, 'yes/a.jpg');
+      const old = await stat(target);
+      const others = (await readdir(path.join(root!, 'br35h', 'yes'))).sort().slice(1, 40);
+      const sizes = await Promise.all(others.map(async (name) => (await stat(path.join(root!, 'br35h', 'yes', name))).size));
+      const other = others.find((name, i) => name.endsWith('.jpg') && sizes[i]! < old.size)!;
+      const replaced = Buffer.alloc(old.size);
+      (await readFile(path.join(root!, 'br35h', 'yes', other))).copy(replaced);
+      await writeFile(target, replaced);
+      await utimes(target, old.atime, old.mtime);
+      const now = await stat(target);
+      expect([now.size, Math.round(now.mtimeMs)]).toEqual([old.size, Math.round(old.mtimeMs)]);
+      const fresh = await load(undefined);
+      expect(image(fresh).equals(image(before))).toBe(false);
+      expect(image(await load(cacheDir)).equals(image(fresh))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

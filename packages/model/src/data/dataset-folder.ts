@@ -14,6 +14,12 @@ export interface LabeledFile {
   size: number;
   mtimeMs: number;
   /**
+   * When the file's contents or metadata last changed (absent where a listing is made up). Unlike
+   * the modification time, no copy or restore can set it back: a file replaced by one of the same
+   * size and modification time (cp -p, rsync -a, tar x) still shows a new one.
+   */
+  ctimeMs?: number;
+  /**
    * The frame (0-based) of a multi-frame DICOM file this item is; absent for a file that holds one
    * image. Each frame is an item of its own, named `<file>#frame=<n>` (n from 1, as in DICOM).
    */
@@ -79,7 +85,7 @@ async function listImages(dataDir: string, labelOf: (folder: string) => string |
       const full = path.join(dataDir, entry.name, name);
       const info = await stat(full);
       if (!info.isFile()) continue;
-      const file: LabeledFile = { path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs };
+      const file: LabeledFile = { path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs };
       const dicom = extension === '.dcm' || extension === '' ? await dicomListingEntry(full, info.size) : undefined;
       if (!dicom) {
         if (extension !== '') files.push(file);

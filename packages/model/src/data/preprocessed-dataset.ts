@@ -59,10 +59,12 @@ export interface PreprocessOptions {
 function cacheKey(listing: DatasetListing, params: PreprocessParams): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(params));
-  // The label is part of the key: one folder read for two tasks gives two labellings.
+  // The label is part of the key: one folder read for two tasks gives two labellings. The change
+  // time too: a file replaced by another of the same size keeps its modification time when copied
+  // with it, and its cached pixels would be the old file's.
   for (const f of listing.files) {
     const frame = f.frame === undefined ? '' : `#${f.frame}`;
-    hash.update(`${f.path}${frame}\0${f.label}\0${f.size}\0${Math.round(f.mtimeMs)}\n`);
+    hash.update(`${f.path}${frame}\0${f.label}\0${f.size}\0${Math.round(f.mtimeMs)}\0${Math.round(f.ctimeMs ?? 0)}\n`);
   }
   return hash.digest('hex').slice(0, 24);
 }
