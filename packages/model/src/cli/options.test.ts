@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { augmentationOption, fractionOption, nonNegativeOption } from './options.js';
+import { augmentationOption, fractionOption, nonNegativeOption, positiveOption } from './options.js';
 
 describe('augmentationOption', () => {
   it('reads numbers and booleans key by key', () => {
@@ -35,5 +35,13 @@ describe('nonNegativeOption', () => {
     expect(() => nonNegativeOption('-0.2')).toThrow(InvalidArgumentError);
     expect(() => nonNegativeOption('')).toThrow(InvalidArgumentError);
     expect(() => nonNegativeOption('a')).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('positiveOption', () => {
+  it('accepts numbers above 0, nothing else', () => {
+    expect(positiveOption('0.002')).toBe(0.002);
+    expect(positiveOption('2e-3')).toBe(0.002);
+    for (const value of ['0', '-1', '', 'abc', '1e400', '0.002x']) expect(() => positiveOption(value)).toThrow(InvalidArgumentError);
   });
 });

@@ -5,7 +5,7 @@ import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress, epochLine } from './progress.js';
 import type { SelectBy } from '../train/training-loop.js';
-import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, selectByOption, withServingViewOptions } from './options.js';
+import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, positiveOption, selectByOption, withServingViewOptions } from './options.js';
 
 export function registerTrainCommand(program: Command): void {
   const command = program
@@ -23,8 +23,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--batch-size <n>', 'images per step', intOption, 32)
     .option('--input-size <n>', 'model input side in pixels', intOption, 96)
     .option('--clahe <max-slope>', 'equalise local contrast in the preprocessing (sharp clahe over regions a sixth of the input), with this contrast limit, e.g. 3', nonNegativeOption)
-    .option('--lr <rate>', 'peak learning rate', Number.parseFloat, 2e-3)
-    .option('--average-decay <d>', 'moving average of the weights for validation and the artifact (0: off)', Number.parseFloat, DEFAULT_AVERAGE_DECAY)
+    .option('--lr <rate>', 'peak learning rate', positiveOption, 2e-3)
+    .option('--average-decay <d>', 'decay per step of the moving average of the weights for validation and the artifact: 0 (off) or more, below 1', fractionOption, DEFAULT_AVERAGE_DECAY)
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)
     .option('--seed <n>', 'seed for split, shuffling and augmentation', intOption, 1)
     .option('--split-seed <n>', 'seed for the split only (default: --seed), e.g. to train ensemble members on one split', intOption)
