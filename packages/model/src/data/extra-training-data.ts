@@ -12,6 +12,8 @@ export interface ExtraTrainingRecord {
   droppedNearDuplicates: number;
   /** Other images dropped because their patient or DICOM study has images in the main dataset (or a copy of theirs does). */
   droppedSamePatient: number;
+  /** Images dropped first because their near-duplicate group (or patient) reaches the `--exclude-near-duplicates-of` folder, when one is given. */
+  droppedExcluded?: number;
   /** Kept images, relative to `dir`. */
   files: { relPath: string; label: string }[];
 }

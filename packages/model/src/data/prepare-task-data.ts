@@ -97,9 +97,10 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   const { dataset: loaded, patientsFile } = await load(listing, options.dataDir, 'preprocess', options.patientsFile);
   let mainDataset = loaded;
   let excluded: ExclusionRecord | undefined;
+  let excludedSet: PreprocessedDataset | undefined;
   if (options.excludeNearDuplicatesOf) {
-    const { dataset: otherSet } = await load(await listImagesByFolder(options.excludeNearDuplicatesOf), options.excludeNearDuplicatesOf, 'preprocess excluded');
-    ({ dataset: mainDataset, record: excluded } = withoutNearDuplicatesOf(loaded, otherSet, options.excludeNearDuplicatesOf, threshold));
+    ({ dataset: excludedSet } = await load(await listImagesByFolder(options.excludeNearDuplicatesOf), options.excludeNearDuplicatesOf, 'preprocess excluded'));
+    ({ dataset: mainDataset, record: excluded } = withoutNearDuplicatesOf(loaded, excludedSet, options.excludeNearDuplicatesOf, threshold));
     if (mainDataset.files.length === 0) throw new Error(`every image of ${options.dataDir} has a near-duplicate in ${options.excludeNearDuplicatesOf}`);
   }
   const groups = groupNearDuplicates(signatures(matchingPixels(mainDataset), mainDataset.files.length, params.size), threshold);
@@ -115,10 +116,12 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
   let extra: ExtraTrainingRecord | undefined;
   if (options.extraTrainDir) {
     const extraListing = subsample(await listLabeledImages(options.extraTrainDir, options.task, { coarse: true }), options.maxImages, options.seed);
-    const { dataset: extraSet } = await load(extraListing, options.extraTrainDir, 'preprocess extra');
-    const merged = mergeExtraTrainingData(mainDataset, extraSet, options.extraTrainDir, threshold);
+    const { dataset: extraLoaded } = await load(extraListing, options.extraTrainDir, 'preprocess extra');
+    // The held-out folder's copies stay out of the extra images too: the model sees no copy of any of its images.
+    const heldOut = excludedSet ? withoutNearDuplicatesOf(extraLoaded, excludedSet, options.excludeNearDuplicatesOf as string, threshold) : undefined;
+    const merged = mergeExtraTrainingData(mainDataset, heldOut?.dataset ?? extraLoaded, options.extraTrainDir, threshold);
     dataset = merged.dataset;
-    extra = merged.record;
+    extra = { ...merged.record, listed: extraLoaded.files.length, ...(heldOut ? { droppedExcluded: heldOut.record.dropped.length } : {}) };
     indices.train.push(...merged.extraIndices);
   }
   const prepared: PreparedTaskData = {

@@ -147,7 +147,7 @@ export interface ModelManifest {
     perClass: Record<string, number>;
     rejected: number;
     /** Another folder that joined the training split only, without any near-duplicate of the main dataset. */
-    extraTraining?: { dir: string; listed: number; kept: Record<string, number>; droppedNearDuplicates: number; droppedSamePatient?: number };
+    extraTraining?: { dir: string; listed: number; kept: Record<string, number>; droppedNearDuplicates: number; droppedSamePatient?: number; droppedExcluded?: number };
     /**
      * Images of `dir` held out before the split because their near-duplicate group reaches an image
      * of this folder: a model trained here can start another's training on that folder without leaks.

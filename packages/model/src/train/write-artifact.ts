@@ -96,6 +96,7 @@ function datasetRecord({ options, prepared }: ArtifactInput): ModelManifest['dat
             kept: extra.kept,
             droppedNearDuplicates: extra.droppedNearDuplicates,
             ...(extra.droppedSamePatient ? { droppedSamePatient: extra.droppedSamePatient } : {}),
+            ...(extra.droppedExcluded !== undefined ? { droppedExcluded: extra.droppedExcluded } : {}),
           },
         }
       : {}),
