@@ -106,6 +106,22 @@ describe('rollback', () => {
     expect((await env.registry.status('tumor-binary', c))?.reasons).toEqual([`rolled back to ${b}`]);
   });
 
+  it('orders the history and rolls back by sequence, whatever the promoters\' clocks say', async () => {
+    const [a, b, c] = [await publishNew(), await publishNew(), await publishNew()];
+    await env.registry.promote('tumor-binary', a, { by: 'api', reason: 'a' });
+    // A promoter on a host whose clock runs a minute ahead, then one on a host with the right time.
+    const ahead = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix, now: () => new Date(Date.now() + 60_000) });
+    await ahead.promote('tumor-binary', b, { by: 'trainer', reason: 'b' });
+    await env.registry.promote('tumor-binary', c, { by: 'api', reason: 'c' });
+
+    const history = await env.registry.history('tumor-binary');
+    expect(history.map((r) => [r.sequence, r.version])).toEqual([[3, c], [2, b], [1, a]]);
+    expect((await env.registry.history('tumor-binary', 1)).map((r) => r.version)).toEqual([c]);
+    const back = await env.registry.rollback('tumor-binary', { by: 'ops', reason: 'c misbehaves' });
+    expect(back).toMatchObject({ action: 'rollback', version: b, previousVersion: c, sequence: 4 });
+    expect((await env.registry.promoted('tumor-binary'))?.version).toBe(b);
+  });
+
   it('never rolls back to a version that fails to load', async () => {
     const brokenDir = await makeArtifact(env.dir, 'tumor-binary');
     const broken = (await env.registry.publishDirectory('tumor-binary', brokenDir)).version;

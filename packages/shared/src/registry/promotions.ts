@@ -93,22 +93,34 @@ async function announce(ctx: RegistryContext, record: PromotionRecord): Promise<
   }
 }
 
-/** The task's promotion history, newest first. */
+/** The sequence number a history key ends with (`<time>-<sequence>.json`), or -1 for a key of another shape. */
+function sequenceOfKey(key: string): number {
+  const match = /-(\d+)\.json$/.exec(key);
+  return match ? Number(match[1]) : -1;
+}
+
+/**
+ * The task's promotion history, newest first: by sequence number, which each promotion takes from
+ * the pointer under the lock. The time in a key is the promoter's clock, and promoters on hosts
+ * whose clocks disagree would put their records out of order.
+ */
 export async function readHistory(ctx: RegistryContext, task: string, limit = 50): Promise<PromotionRecord[]> {
   assertTaskName(task);
-  const keys = (await ctx.store.listKeys(registryKeys.promotions(task))).sort().reverse().slice(0, limit);
+  const keys = (await ctx.store.listKeys(registryKeys.promotions(task)))
+    .sort((a, b) => sequenceOfKey(b) - sequenceOfKey(a) || b.localeCompare(a))
+    .slice(0, limit);
   const records = await Promise.all(keys.map((key) => getJsonOrNull<PromotionRecord>(ctx.store, key)));
   return records.filter((record): record is PromotionRecord => record !== null);
 }
 
 /**
  * The version a rollback returns to: the most recent earlier promotion that is neither the current
- * version nor one that was itself rolled back from, so repeated rollbacks walk back in time
- * instead of flipping between two versions.
+ * version (the pointer's) nor one that was itself rolled back from, so repeated rollbacks walk back
+ * in time instead of flipping between two versions.
  */
 export async function findRollbackTarget(ctx: RegistryContext, task: string): Promise<string> {
-  const history = await readHistory(ctx, task, 1000);
-  const current = history[0]?.version;
+  const [pointer, history] = await Promise.all([readPointer(ctx, task), readHistory(ctx, task, 1000)]);
+  const current = pointer?.version;
   const rolledBackFrom = new Set(
     history.filter((r) => r.action === 'rollback' && r.previousVersion).map((r) => r.previousVersion as string),
   );
