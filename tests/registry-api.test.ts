@@ -107,6 +107,29 @@ describe('/v1/models', () => {
     const none = await call('ops', 'POST', '/v1/models/tumor-binary/rollback', { reason: 'again' });
     expect(none).toMatchObject({ status: 409, body: { code: 'no_rollback_target' } });
   });
+
+  it('answers 409 to a rollback when a promotion lands while its target is checked, and keeps that promotion', async () => {
+    const [a, b, c] = [await publish(), await publish(), await publish()];
+    await registry.promote('tumor-binary', a, { by: 'seed', reason: 'a' });
+    await registry.promote('tumor-binary', b, { by: 'seed', reason: 'b' });
+    // While the API fetches A (the rollback's target) for its check, the trainer promotes C.
+    const store = env.api.ctx.objectStore;
+    const get = store.get.bind(store);
+    store.get = async (...args: Parameters<typeof store.get>) => {
+      if (args[0].endsWith(`/${a}/weights.bin`)) await registry.promote('tumor-binary', c, { by: 'trainer for ops', reason: 'passed the gate' });
+      return get(...args);
+    };
+
+    const back = await call('ops', 'POST', '/v1/models/tumor-binary/rollback', { reason: 'B is bad' });
+    expect(back).toMatchObject({ status: 409, body: { code: 'promotion_conflict' } });
+    expect((await registry.promoted('tumor-binary'))?.version).toBe(c);
+    const history = await call('alice', 'GET', '/v1/models/tumor-binary/promotions');
+    expect(history.body.promotions.map((p: { version: string; action: string }) => [p.action, p.version])).toEqual([
+      ['promote', c],
+      ['promote', b],
+      ['promote', a],
+    ]);
+  });
 });
 
 describe('/v1/trainings', () => {

@@ -122,6 +122,26 @@ describe('rollback', () => {
     expect((await env.registry.promoted('tumor-binary'))?.version).toBe(b);
   });
 
+  it('does not undo a promotion that lands while the rollback target is being checked', async () => {
+    const [a, b, c] = [await publishNew(), await publishNew(), await publishNew()];
+    await env.registry.promote('tumor-binary', a, { by: 't', reason: 'a' });
+    await env.registry.promote('tumor-binary', b, { by: 't', reason: 'b' });
+    // The trainer promotes C while the rollback (back to A) loads and probes A.
+    const promoteMeanwhile: ArtifactCheck = async (artifact) => {
+      await env.registry.promote('tumor-binary', c, { by: 'trainer', reason: 'passed the gate' });
+      await loadsAndProbes(artifact);
+    };
+
+    const rollback = env.registry.rollback('tumor-binary', { by: 'ops', reason: 'b is bad', check: promoteMeanwhile });
+    await expect(rollback).rejects.toMatchObject({ name: 'PromotionConflictError', expected: b, actual: c });
+    expect((await env.registry.promoted('tumor-binary'))?.version).toBe(c);
+    expect((await env.registry.history('tumor-binary')).map((r) => r.action)).toEqual(['promote', 'promote', 'promote']);
+    // Told of a pointer it did not expect, a rollback changes nothing either.
+    const stale = env.registry.rollback('tumor-binary', { by: 'ops', reason: 'b is bad', expectedCurrent: b });
+    await expect(stale).rejects.toBeInstanceOf(PromotionConflictError);
+    expect((await env.registry.promoted('tumor-binary'))?.version).toBe(c);
+  });
+
   it('never rolls back to a version that fails to load', async () => {
     const brokenDir = await makeArtifact(env.dir, 'tumor-binary');
     const broken = (await env.registry.publishDirectory('tumor-binary', brokenDir)).version;

@@ -6,6 +6,7 @@ import { findRollbackTarget, promoteVersion, readHistory, readPointer, type Arti
 import { getJsonOrNull, type RegistryContext } from './registry-context.js';
 import { registryKeys } from './registry-keys.js';
 import type { PromotionNotice, PromotionRecord, RefusalReport, VersionState, VersionStatus } from './registry.schemas.js';
+import { PromotionConflictError } from './registry.errors.js';
 import { seedFromDirectory, type SeedOutcome } from './seed-registry.js';
 import { listRefusals, readStatus, reportRefusal, writeStatus } from './version-status.js';
 import * as versions from './model-versions.js';
@@ -147,10 +148,20 @@ export class ModelRegistry {
     return this.promoteChecked({ task, version, action: 'promote', ...options }, options.check);
   }
 
-  /** Returns the task to its previous promotion (or `to`), after the optional check passes. */
+  /**
+   * Returns the task to its previous promotion (or `to`), after the optional check passes. The
+   * target is chosen against the pointer as it is now, and the rollback only goes ahead while the
+   * pointer still names that version: a promotion that lands during the check makes it fail with
+   * {@link PromotionConflictError} instead of being undone.
+   */
   async rollback(task: string, options: ManualPromotionOptions & { to?: string }): Promise<PromotionRecord> {
-    const version = options.to ?? (await findRollbackTarget(this.ctx, task));
-    return this.promoteChecked({ task, version, action: 'rollback', ...options }, options.check);
+    const { version, current } = options.to === undefined
+      ? await findRollbackTarget(this.ctx, task)
+      : { version: options.to, current: (await readPointer(this.ctx, task))?.version ?? null };
+    if (options.expectedCurrent !== undefined && options.expectedCurrent !== current) {
+      throw new PromotionConflictError(task, options.expectedCurrent, current);
+    }
+    return this.promoteChecked({ task, version, action: 'rollback', ...options, expectedCurrent: current }, options.check);
   }
 
   private async promoteChecked(request: PromotionRequest, check?: ArtifactCheck): Promise<PromotionRecord> {

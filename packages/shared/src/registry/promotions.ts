@@ -113,18 +113,25 @@ export async function readHistory(ctx: RegistryContext, task: string, limit = 50
   return records.filter((record): record is PromotionRecord => record !== null);
 }
 
+/** What a rollback goes back to, and the version it goes back from (the pointer's when the target was chosen). */
+export interface RollbackTarget {
+  version: string;
+  current: string | null;
+}
+
 /**
  * The version a rollback returns to: the most recent earlier promotion that is neither the current
  * version (the pointer's) nor one that was itself rolled back from, so repeated rollbacks walk back
- * in time instead of flipping between two versions.
+ * in time instead of flipping between two versions. `current` is the version it was chosen
+ * against: a rollback passes it as `expectedCurrent`, so a promotion landing meanwhile is not undone.
  */
-export async function findRollbackTarget(ctx: RegistryContext, task: string): Promise<string> {
+export async function findRollbackTarget(ctx: RegistryContext, task: string): Promise<RollbackTarget> {
   const [pointer, history] = await Promise.all([readPointer(ctx, task), readHistory(ctx, task, 1000)]);
-  const current = pointer?.version;
+  const current = pointer?.version ?? null;
   const rolledBackFrom = new Set(
     history.filter((r) => r.action === 'rollback' && r.previousVersion).map((r) => r.previousVersion as string),
   );
   const target = history.find((r) => r.version !== current && !rolledBackFrom.has(r.version));
   if (!target) throw new NoRollbackTargetError(task);
-  return target.version;
+  return { version: target.version, current };
 }
