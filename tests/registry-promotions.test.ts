@@ -5,6 +5,7 @@ import { loadModel } from '@btd/model';
 import {
   ArtifactVerificationError,
   ModelRegistry,
+  ModelRuntimeUnavailableError,
   NoRollbackTargetError,
   PromotionConflictError,
   verifyArtifact,
@@ -91,6 +92,24 @@ describe('promotion', () => {
     const [refusal] = await env.registry.refusals('tumor-binary', broken);
     expect(refusal).toMatchObject({ by: 'carol', reason: expect.stringMatching(/probe image gives/) });
     expect((await env.registry.status('tumor-binary', broken))?.state).toBe('refused');
+  });
+
+  it('does not refuse a version whose check could not run for the checker\'s own reasons', async () => {
+    const [current, next] = [await publishNew(), await publishNew()];
+    await env.registry.promote('tumor-binary', current, { by: 't', reason: 'x' });
+    const runtimeGone: ArtifactCheck = () => Promise.reject(new ModelRuntimeUnavailableError('the model backend cannot start'));
+    const outage: ArtifactCheck = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:9000'));
+
+    await expect(env.registry.promote('tumor-binary', next, { by: 'carol', reason: 'try', check: runtimeGone })).rejects.toBeInstanceOf(
+      ModelRuntimeUnavailableError,
+    );
+    await expect(env.registry.rollback('tumor-binary', { by: 'carol', reason: 'try', to: next, check: outage })).rejects.toThrow(/ECONNREFUSED/);
+    expect((await env.registry.promoted('tumor-binary'))?.version).toBe(current);
+    expect(await env.registry.refusals('tumor-binary', next)).toEqual([]);
+    expect(await env.registry.status('tumor-binary', next)).toMatchObject({ state: 'candidate', reasons: [] });
+    // Once the checker works again, the version is promoted like any other.
+    await env.registry.promote('tumor-binary', next, { by: 'carol', reason: 'try', check: loadsAndProbes });
+    expect((await env.registry.promoted('tumor-binary'))?.version).toBe(next);
   });
 });
 

@@ -6,7 +6,7 @@ import { findRollbackTarget, promoteVersion, readHistory, readPointer, type Arti
 import { getJsonOrNull, type RegistryContext } from './registry-context.js';
 import { registryKeys } from './registry-keys.js';
 import type { PromotionNotice, PromotionRecord, RefusalReport, VersionState, VersionStatus } from './registry.schemas.js';
-import { PromotionConflictError } from './registry.errors.js';
+import { ArtifactVerificationError, PromotionConflictError } from './registry.errors.js';
 import { seedFromDirectory, type SeedOutcome } from './seed-registry.js';
 import { listRefusals, readStatus, reportRefusal, writeStatus } from './version-status.js';
 import * as versions from './model-versions.js';
@@ -40,7 +40,11 @@ export interface VersionSummary {
 export interface ManualPromotionOptions {
   by: string;
   reason: string;
-  /** Loads and probes the artifact first; a throw refuses the promotion and is recorded. */
+  /**
+   * Loads and probes the artifact first; a throw stops the promotion. An {@link ArtifactVerificationError}
+   * (the artifact's fault) is also recorded as a refusal of the version; any other error (e.g.
+   * `ModelRuntimeUnavailableError`) leaves the version as it was.
+   */
   check?: ArtifactCheck;
   expectedCurrent?: string | null;
 }
@@ -170,7 +174,11 @@ export class ModelRegistry {
       try {
         await check(artifact);
       } catch (error) {
-        await reportRefusal(this.ctx, request.task, request.version, request.by, (error as Error).message);
+        // Only the artifact's own fault refuses the version; a check that could not run (no model
+        // runtime, an outage) says nothing about it.
+        if (error instanceof ArtifactVerificationError) {
+          await reportRefusal(this.ctx, request.task, request.version, request.by, error.message);
+        }
         throw error;
       }
     }

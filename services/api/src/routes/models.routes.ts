@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import { initBackend, loadModel } from '@btd/model';
 import {
@@ -8,6 +9,7 @@ import {
   DIGEST_FILE,
   MODEL_TASKS,
   ModelRegistry,
+  ModelRuntimeUnavailableError,
   NoRollbackTargetError,
   PromotionConflictError,
   PromotionLockLostError,
@@ -43,6 +45,9 @@ function toApiError(error: unknown): unknown {
   if (error instanceof PromotionConflictError) return new ApiError(409, 'promotion_conflict', error.message);
   if (error instanceof PromotionLockTimeoutError || error instanceof PromotionLockLostError) return new ApiError(409, 'promotion_in_progress', error.message);
   if (error instanceof NoRollbackTargetError) return new ApiError(409, 'no_rollback_target', error.message);
+  if (error instanceof ModelRuntimeUnavailableError) {
+    return new ApiError(503, 'model_runtime_unavailable', 'the API cannot load models to check this version now; the version is not refused, retry later');
+  }
   return error;
 }
 
@@ -50,9 +55,18 @@ const rethrow = (error: unknown): never => {
   throw toApiError(error);
 };
 
+/** {@link rethrow} for a promotion or rollback, logging first why this process could not check the version (its client is only told that it could not). */
+const rethrowChecked = (log: FastifyBaseLogger) => (error: unknown): never => {
+  if (error instanceof ModelRuntimeUnavailableError) log.error({ err: error }, 'could not check a model version');
+  return rethrow(error);
+};
+
 /** A manual promotion or rollback only goes ahead once the artifact has loaded and passed its probe here. */
 const loadsAndProbes: ArtifactCheck = async (artifact) => {
-  await initBackend();
+  // A backend that cannot start is this process's fault, not the artifact's: the version is not refused.
+  await initBackend().catch((error: unknown) => {
+    throw new ModelRuntimeUnavailableError(`the model backend cannot start: ${(error as Error).message}`, { cause: error });
+  });
   const model = await verifyArtifact(artifact.files, { task: artifact.task, version: artifact.version, load: loadModel });
   model.dispose();
 };
@@ -205,7 +219,7 @@ export const modelsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     async (request) => {
       const { version, reason, expectedCurrent } = request.body;
       const options = { by: clientOf(request).id, reason, check: loadsAndProbes, ...(expectedCurrent ? { expectedCurrent } : {}) };
-      return registry.promote(request.params.task, version, options).catch(rethrow);
+      return registry.promote(request.params.task, version, options).catch(rethrowChecked(request.log));
     },
   );
 
@@ -225,7 +239,7 @@ export const modelsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     async (request) => {
       const { reason, to } = request.body;
       const options = { by: clientOf(request).id, reason, check: loadsAndProbes, ...(to ? { to } : {}) };
-      return registry.rollback(request.params.task, options).catch(rethrow);
+      return registry.rollback(request.params.task, options).catch(rethrowChecked(request.log));
     },
   );
 };
