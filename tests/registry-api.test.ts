@@ -153,6 +153,43 @@ describe('/v1/trainings', () => {
     expect((await call('alice', 'GET', '/v1/trainings/training-nope')).status).toBe(404);
   });
 
+  it('replays a retry with the same Idempotency-Key and refuses the key for a different request', async () => {
+    const headers = { 'idempotency-key': 'nightly-2' };
+    const first = await call('ops', 'POST', '/v1/trainings', request, headers);
+    expect(first).toMatchObject({ status: 202, body: { state: 'waiting' } });
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    // The same request with its fields in another order is a retry.
+    const reordered = { hyperParameters: { inputSize: 48, epochs: 2 }, dataset: { path: '/data/br35h', kind: 'local' }, task: 'tumor-binary' };
+    const retry = await call('ops', 'POST', '/v1/trainings', reordered, headers);
+    expect(retry).toMatchObject({ status: 202, body: first.body });
+    expect([retry.headers.location, retry.headers['idempotent-replayed']]).toEqual([first.headers.location, 'true']);
+
+    const other = { task: 'tumor-type', dataset: { kind: 'local', path: '/data/other' }, hyperParameters: { epochs: 50 } };
+    const reused = await call('ops', 'POST', '/v1/trainings', other, headers);
+    expect(reused).toMatchObject({ status: 422, body: { code: 'idempotency_key_reused' } });
+
+    // Once the key is forgotten (IDEMPOTENCY_TTL_SECONDS) the training it started still tells a retry from another request.
+    await env.redis.del(env.api.ctx.keys.idempotency('ops', 'nightly-2'));
+    expect(await call('ops', 'POST', '/v1/trainings', other, headers)).toMatchObject({ status: 422, body: { code: 'idempotency_key_reused' } });
+    const late = await call('ops', 'POST', '/v1/trainings', request, headers);
+    expect(late).toMatchObject({ status: 202, body: { id: first.body.id } });
+    expect(late.headers['idempotent-replayed']).toBe('true');
+
+    // A replay shows the training as it stands now.
+    const result = { task: 'tumor-binary', version: 'v1', contentHash: 'h', promoted: true, reasons: [], metrics: {} };
+    const worker = new Worker(TRAINING_QUEUE, () => Promise.resolve(result), { connection: { url: env.config.redisUrl }, prefix: env.prefix });
+    try {
+      await expect.poll(async () => (await call('alice', 'GET', first.headers.location as string)).body.state).toBe('completed');
+    } finally {
+      await worker.close();
+    }
+    expect((await call('ops', 'POST', '/v1/trainings', request, headers)).body).toMatchObject({ id: first.body.id, state: 'completed' });
+
+    const shown = await call('alice', 'GET', first.headers.location as string);
+    expect(shown.body.request).toEqual({ ...request, requestedBy: 'ops' });
+    expect((await call('alice', 'GET', '/v1/trainings')).body.items).toHaveLength(1);
+  });
+
   it('never shows a training as completed without its result, however its end falls between reads', async () => {
     // A stand-in trainer that finishes each job at once: the end of a job falls between the API's
     // reads of it as often as it can.

@@ -1,21 +1,25 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@fastify/type-provider-typebox';
+import { Type, type Static } from '@fastify/type-provider-typebox';
+import stableStringify from 'safe-stable-stringify';
 import {
   createTrainingQueue,
   enqueueTraining,
   TrainingRequestSchema,
   TrainingProgressSchema,
   TrainingResultSchema,
+  type TrainingJob,
   type TrainingJobHandle,
   type TrainingQueue,
   type TrainingProgress,
 } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { ApiError, notFound } from '../errors/api-error.js';
+import { idempotencyKeyReused } from '../store/idempotency-store.js';
 import { clientOf, requireAdmin } from '../plugins/auth.plugin.js';
 import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
-import { requireRedis } from './route-helpers.js';
+import { requireRedis, sendStored } from './route-helpers.js';
 
 const TrainingViewSchema = Type.Object({
   id: Type.String(),
@@ -82,7 +86,7 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
         security: bearerAuth,
         headers: IdempotencyHeadersSchema,
         body: TrainingRequestSchema,
-        response: { 202: SubmittedTrainingSchema, ...commonErrors, 403: Type.Ref('Error'), 422: Type.Ref('Error') },
+        response: { 202: SubmittedTrainingSchema, ...commonErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error') },
       },
       preHandler: [requireAdmin, requireRedis(ctx)],
     },
@@ -94,11 +98,32 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
         if (first.done) throw new ApiError(422, 'dataset_empty', `no objects under ${dataset.prefix} in the bucket`);
       }
       const key = request.headers['idempotency-key'];
-      // The same key from the same client names the same training; without one, every call is new.
-      const requestId = key ? createHash('sha256').update(`${client.id}\n${key}`).digest('hex').slice(0, 32) : randomUUID();
-      const job = await enqueueTraining(queue, requestId, { ...request.body, requestedBy: client.id });
-      const self = trainingPath(job.id!);
-      return reply.code(202).header('location', self).send({ id: job.id!, state: await job.getState(), links: { self } });
+      const payload: TrainingJob = { ...request.body, requestedBy: client.id };
+      // Keys sorted: the same request with its fields in another order is the same request.
+      const fingerprint = createHash('sha256').update(stableStringify(['training', request.body]) ?? '').digest('hex');
+      const response = await ctx.idempotency.run(
+        client.id,
+        key,
+        fingerprint,
+        async () => {
+          // The same key from the same client names the same training; without one, every call is new.
+          const requestId = key ? createHash('sha256').update(`${client.id}\n${key}`).digest('hex').slice(0, 32) : randomUUID();
+          const job = await enqueueTraining(queue, requestId, payload);
+          // A training outlives the memory of its key (kept for IDEMPOTENCY_TTL_SECONDS): the queue,
+          // which returns the job already there under this id, tells a retry from another request.
+          const existing = key ? await queue.getJob(job.id!) : undefined;
+          if (existing && !isDeepStrictEqual(existing.data, payload)) throw idempotencyKeyReused();
+          const self = trainingPath(job.id!);
+          const body = { id: job.id!, state: await job.getState(), links: { self } };
+          return { statusCode: 202, location: self, body, ...(existing && existing.timestamp !== job.timestamp ? { replayed: true } : {}) };
+        },
+        request.log,
+      );
+      if (!response.replayed) return sendStored(reply, response);
+      // A replay answers with the training as it stands now, not as it was when first submitted.
+      const first = response.body as Static<typeof SubmittedTrainingSchema>;
+      const state = await queue.getJobState(first.id);
+      return sendStored(reply, { ...response, body: { ...first, state: state === 'unknown' ? first.state : state } });
     },
   );
 

@@ -24,6 +24,11 @@ export interface IdempotencyLog {
   error(details: object, message: string): void;
 }
 
+/** The answer to a request whose Idempotency-Key was already used for a different request. */
+export function idempotencyKeyReused(): ApiError {
+  return new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used for a different request');
+}
+
 /** Deletes the key only if it still holds this claim. */
 const RELEASE_OWN_CLAIM = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 /** Pauses between attempts to remember a response: a blip of Redis should not lose it. */
@@ -60,7 +65,7 @@ export class IdempotencyStore {
       const text = await this.redis.get(key);
       const entry = text ? (JSON.parse(text) as Entry) : undefined;
       if (entry && entry.fingerprint !== fingerprint) {
-        throw new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used for a different request');
+        throw idempotencyKeyReused();
       }
       if (entry?.state === 'done') return { kind: 'replay', response: entry.response };
       if (Date.now() > deadline) {
