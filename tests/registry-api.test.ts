@@ -224,6 +224,9 @@ describe('/v1/trainings', () => {
     expect(extra.status).toBe(400);
     const zeroAngle = await call('ops', 'POST', '/v1/trainings', { ...request, hyperParameters: { epochs: 2, testTimeRotations: [0, 5] } });
     expect(zeroAngle.status).toBe(400);
+    // A threshold for rotations without the rotations: the trainer would refuse it, so the API does.
+    const thresholdAlone = await call('ops', 'POST', '/v1/trainings', { ...request, hyperParameters: { epochs: 2, testTimeRotationsBelow: 0.9 } });
+    expect(thresholdAlone).toMatchObject({ status: 400, body: { code: 'invalid_request', message: expect.stringMatching(/hyperParameters: .*needs rotations/) } });
     const empty = await call('ops', 'POST', '/v1/trainings', { ...request, dataset: { kind: 's3', prefix: 'datasets/none/' } });
     expect(empty).toMatchObject({ status: 422, body: { code: 'dataset_empty' } });
     expect((await call('ops', 'GET', '/v1/trainings')).body.items).toHaveLength(0);

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueEvents } from 'bullmq';
@@ -239,6 +239,22 @@ describe('the trainer', () => {
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([baseline]);
     expect((await env.registry.promoted('tumor-binary'))?.version).toBe(baseline);
   }, 300_000);
+
+  it('fails a request with hyper-parameters training refuses at once, without retries', async () => {
+    start();
+    const dataset = path.join(env.dir, 'trainer', 'set');
+    await mkdir(path.join(dataset, 'yes'), { recursive: true });
+    // Sent past the API, whose check refuses it: a threshold for test-time rotations without rotations.
+    const request: TrainingJob = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { epochs: 1, testTimeRotationsBelow: 0.9 }, requestedBy: 'ops' };
+    const job = await enqueueTraining(queue, 'req-options', request);
+    const failed = await waitFor(async () => {
+      const current = await queue.getJob(job.id!);
+      return current && current.attemptsMade >= 1 ? current : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100, what: 'the first attempt to end' });
+    expect(await failed.getState()).toBe('failed');
+    expect([failed.attemptsMade, failed.failedReason]).toEqual([1, 'a threshold for test-time rotations needs rotations (--test-time-rotations)']);
+    expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
+  });
 
   it('fails a request for a folder outside the allowed roots at once, without retries', async () => {
     start();

@@ -33,6 +33,8 @@ export type { Box, Heatmap, Point } from './model/heatmap.js';
 export { renderOverlay } from './model/overlay.js';
 export { writeInitialArtifact } from './model/initial-artifact.js';
 export { trainModel, type TrainOptions, type TrainResult } from './train/train-model.js';
+export { checkTrainOptions, type CheckedTrainOptions } from './train/train-options.js';
+export { InvalidOptionsError } from './train/invalid-options.error.js';
 export { trainLocator, type LocatorOptions } from './train/train-locator.js';
 export { calibrateArtifact, type CalibrateOptions } from './train/calibrate-artifact.js';
 export { evaluateModel, evaluateOnDataset, type EvaluationResult } from './eval/evaluate.js';

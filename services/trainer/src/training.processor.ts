@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { trainModel } from '@btd/model';
+import { checkTrainOptions, InvalidOptionsError, trainModel } from '@btd/model';
 import {
   PromotionConflictError,
   TRAINING_QUEUE,
@@ -176,6 +176,8 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       ctx.log.info({ modelVersion: earlier.version }, 'an earlier attempt published this training; finishing that version');
       return phase(ctx, 'publishing', () => settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status));
     }
+    // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
+    checkTrainOptions(ctx.data.hyperParameters ?? {});
     const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolver));
     await train(ctx, dataDir, workspace);
     const evidence = await phase(ctx, 'evaluating', () => gate(ctx, workspace.outDir));
@@ -210,7 +212,8 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     try {
       return await run(ctx);
     } catch (error) {
-      const failure = error instanceof InvalidDatasetError ? new UnrecoverableError(error.message) : error;
+      // A dataset it cannot read, or options trainModel refuses, would fail every attempt alike.
+      const failure = error instanceof InvalidDatasetError || error instanceof InvalidOptionsError ? new UnrecoverableError(error.message) : error;
       if (isLastAttempt(job, failure)) await removeWorkspace(ctx);
       throw failure;
     } finally {

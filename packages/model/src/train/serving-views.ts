@@ -1,4 +1,5 @@
 import { isProbabilityBound, isRotationList, type ModelManifest } from '../model/manifest.js';
+import { InvalidOptionsError } from './invalid-options.error.js';
 
 /** How an artifact is to be served beyond the image and its mirror (see the manifest's fields). */
 export interface ServingViewOptions {
@@ -9,18 +10,18 @@ export interface ServingViewOptions {
 }
 
 /**
- * Refuses settings that no manifest may hold, before any work is done; `rotations` are those the
- * artifact has now (none for one being trained).
+ * Refuses settings that no manifest may hold, before any work is done, with {@link InvalidOptionsError};
+ * `rotations` are those the artifact has now (none for one being trained).
  */
 export function checkServingViews(options: ServingViewOptions, rotations?: number[]): void {
   if (options.testTimeRotations && !isRotationList(options.testTimeRotations)) {
-    throw new Error(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
+    throw new InvalidOptionsError(`test-time rotations must be non-zero angles of at most 45 degrees, got ${String(options.testTimeRotations)}`);
   }
   if (options.testTimeRotationsBelow !== undefined && !isProbabilityBound(options.testTimeRotationsBelow)) {
-    throw new Error(`the threshold for test-time rotations must be above 0 and at most 1, got ${String(options.testTimeRotationsBelow)}`);
+    throw new InvalidOptionsError(`the threshold for test-time rotations must be above 0 and at most 1, got ${String(options.testTimeRotationsBelow)}`);
   }
   if (options.testTimeRotationsBelow !== undefined && (options.testTimeRotations ?? rotations ?? []).length === 0) {
-    throw new Error('a threshold for test-time rotations needs rotations (--test-time-rotations)');
+    throw new InvalidOptionsError('a threshold for test-time rotations needs rotations (--test-time-rotations)');
   }
 }
 

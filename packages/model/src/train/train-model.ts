@@ -11,7 +11,7 @@ import { initialiseFrom } from './initial-weights.js';
 import { outlineGuidanceFor } from './outline-guidance.js';
 import { recordedSettings, settingsToResume, type RecordedSettings } from './resume-settings.js';
 import { resumeTraining } from './resume-training.js';
-import { checkServingViews } from './serving-views.js';
+import { InvalidOptionsError } from './invalid-options.error.js';
 import { architectureFor, checkTrainOptions, runSettings, type RunSettings, type TrainOptions } from './train-options.js';
 import { adamFor, readWeights, runTrainingLoop, writeWeights, type LoopState } from './training-loop.js';
 import { trainingRecord } from './training-record.js';
@@ -36,13 +36,15 @@ interface RunParts {
   guidance?: NonNullable<WorkerInit['outlineGuidance']>;
 }
 
-/** Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact. */
+/**
+ * Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact.
+ * Options that cannot make a run are refused with {@link InvalidOptionsError}.
+ */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
-  checkServingViews(options);
   checkTrainOptions(options);
   const savedSplit = options.splitFile ? await readSplitFile(options.splitFile) : undefined;
   if (savedSplit && !savedSplit.assignments.some((a) => a.split === 'val') && options.selectBy !== 'last') {
-    throw new Error(`${options.splitFile} puts no images in validation, so nothing can pick the best epoch or stop early: add --select-by last`);
+    throw new InvalidOptionsError(`${options.splitFile} puts no images in validation, so nothing can pick the best epoch or stop early: add --select-by last`);
   }
   const started = Date.now();
   const backend = await initBackend({ prefer: options.backend });
@@ -56,7 +58,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     savedSplit,
   });
   const samples = trainingSamples(options, prepared, run.classes);
-  if (samples.coarse && (options.mixup ?? 0) > 0) throw new Error('--mixup cannot blend coarse labels (e.g. yes for any tumour type) of --extra-train-data');
+  if (samples.coarse && (options.mixup ?? 0) > 0) throw new InvalidOptionsError('--mixup cannot blend coarse labels (e.g. yes for any tumour type) of --extra-train-data');
   const architecture = architectureFor(options, run);
   const model = buildClassifier(architecture, run.seed);
   try {

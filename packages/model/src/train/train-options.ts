@@ -4,7 +4,8 @@ import type { PrepareOptions } from '../data/prepare-task-data.js';
 import { TASK_CLASSES } from '../model/tasks.js';
 import { DEFAULT_AUGMENTATION, type AugmentationConfig } from './augmentation.js';
 import type { EpochRecord, SelectBy } from './training-loop.js';
-import type { ServingViewOptions } from './serving-views.js';
+import { InvalidOptionsError } from './invalid-options.error.js';
+import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 
 /** What the data preparation is told as it is (see PrepareOptions); validationJoinsTraining needs selectBy 'last'. */
 type DataOptions = Pick<
@@ -70,14 +71,33 @@ export interface TrainOptions extends ServingViewOptions, DataOptions {
 /** About 200 steps of memory: several epochs on these datasets, short against a whole run. */
 export const DEFAULT_AVERAGE_DECAY = 0.995;
 
-/** Refuses combinations of options that cannot make a run, before any data is read. */
-export function checkTrainOptions(options: TrainOptions): void {
-  if (options.outlineGuidance && !options.outlinesFile) throw new Error('outline guidance needs the outlines: add --outlines');
-  if (options.outlineGuidance && options.mixup) throw new Error('outline guidance cannot follow blended images: drop --mixup');
-  if (!options.extraTrainDir && options.balanceExtraTrainData) throw new Error('--balance-extra-train-data needs --extra-train-data');
-  if (!options.extraTrainDir && options.extraPerEpoch !== undefined) throw new Error('--extra-per-epoch needs --extra-train-data');
+/** The options {@link checkTrainOptions} looks at; a training request's hyper-parameters can be checked alone. */
+export type CheckedTrainOptions = Pick<
+  TrainOptions,
+  | keyof ServingViewOptions
+  | 'outlineGuidance'
+  | 'outlinesFile'
+  | 'mixup'
+  | 'extraTrainDir'
+  | 'balanceExtraTrainData'
+  | 'extraPerEpoch'
+  | 'validationJoinsTraining'
+  | 'selectBy'
+>;
+
+/**
+ * Refuses, with {@link InvalidOptionsError}, options and combinations of them that cannot make a
+ * run, before any data is read. It needs no data, so a service can check a request with it before
+ * queueing it.
+ */
+export function checkTrainOptions(options: CheckedTrainOptions): void {
+  checkServingViews(options);
+  if (options.outlineGuidance && !options.outlinesFile) throw new InvalidOptionsError('outline guidance needs the outlines: add --outlines');
+  if (options.outlineGuidance && options.mixup) throw new InvalidOptionsError('outline guidance cannot follow blended images: drop --mixup');
+  if (!options.extraTrainDir && options.balanceExtraTrainData) throw new InvalidOptionsError('--balance-extra-train-data needs --extra-train-data');
+  if (!options.extraTrainDir && options.extraPerEpoch !== undefined) throw new InvalidOptionsError('--extra-per-epoch needs --extra-train-data');
   if (options.validationJoinsTraining && options.selectBy !== 'last') {
-    throw new Error('with the validation images in training nothing can pick the best epoch or stop early: add --select-by last');
+    throw new InvalidOptionsError('with the validation images in training nothing can pick the best epoch or stop early: add --select-by last');
   }
 }
 

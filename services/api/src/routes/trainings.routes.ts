@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@fastify/type-provider-typebox';
 import stableStringify from 'safe-stable-stringify';
+import { checkTrainOptions, InvalidOptionsError } from '@btd/model';
 import {
   createTrainingQueue,
   enqueueTraining,
@@ -92,7 +93,14 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
     },
     async (request, reply) => {
       const client = clientOf(request);
-      const { dataset } = request.body;
+      const { dataset, hyperParameters = {} } = request.body;
+      // Cross-field rules the schema cannot state: the trainer's own check, so it never meets a request it refuses.
+      try {
+        checkTrainOptions(hyperParameters);
+      } catch (error) {
+        if (error instanceof InvalidOptionsError) throw new ApiError(400, 'invalid_request', `body/hyperParameters: ${error.message}`);
+        throw error;
+      }
       if (dataset.kind === 's3') {
         const first = await ctx.objectStore.list(dataset.prefix).next();
         if (first.done) throw new ApiError(422, 'dataset_empty', `no objects under ${dataset.prefix} in the bucket`);
