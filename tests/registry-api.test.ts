@@ -229,6 +229,10 @@ describe('/v1/trainings', () => {
     expect(thresholdAlone).toMatchObject({ status: 400, body: { code: 'invalid_request', message: expect.stringMatching(/hyperParameters: .*needs rotations/) } });
     const empty = await call('ops', 'POST', '/v1/trainings', { ...request, dataset: { kind: 's3', prefix: 'datasets/none/' } });
     expect(empty).toMatchObject({ status: 422, body: { code: 'dataset_empty' } });
+    // Folder markers, as consoles and sync tools write them, are no images: the trainer's mirror skips them.
+    for (const marker of ['datasets/new/', 'datasets/new/yes/', 'datasets/new/no/']) await env.store.put(marker, '', 'application/x-directory');
+    const markersOnly = await call('ops', 'POST', '/v1/trainings', { ...request, dataset: { kind: 's3', prefix: 'datasets/new/' } });
+    expect(markersOnly).toMatchObject({ status: 422, body: { code: 'dataset_empty' } });
     expect((await call('ops', 'GET', '/v1/trainings')).body.items).toHaveLength(0);
   });
 });

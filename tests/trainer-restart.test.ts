@@ -94,6 +94,8 @@ describe('a trainer restarted mid-training', () => {
 describe('a trainer with an evaluation set it cannot use', () => {
   it('refuses to start, naming the setting, with the exit code of invalid configuration', async () => {
     const missing = path.join(env.dir, 'eval-sets', 'tumor-binry');
+    // A folder marker alone is no evaluation set.
+    await env.store.put('eval-sets/empty/', '', 'application/x-directory');
     const trainer = start({ EVAL_SET_TUMOR_BINARY: missing, EVAL_SET_TUMOR_TYPE: 's3://eval-sets/empty/' });
     await expect(trainer.ready).rejects.toThrow(/exited with 78/);
     expect(await trainer.exited).toEqual({ code: 78, signal: null });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeArtifactName, type ListedObject, type ObjectStore } from '@btd/shared';
+import { assertSafeArtifactName, isFolderMarker, type ListedObject, type ObjectStore } from '@btd/shared';
 import type { DatasetSpec } from './dataset-spec.js';
 
 /** Thrown when a request names a dataset the trainer may not or cannot read: bad input, not retried. */
@@ -100,7 +100,7 @@ async function removeStale(dir: string, keep: Set<string>): Promise<void> {
 export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir: string, signal?: AbortSignal): Promise<string> {
   const dir = path.join(cacheDir, 's3', createHash('sha256').update(`${store.bucket}/${prefix}`).digest('hex').slice(0, 16));
   const objects = [];
-  for await (const item of store.list(prefix)) if (!item.key.endsWith('/')) objects.push(item);
+  for await (const item of store.list(prefix)) if (!isFolderMarker(item.key)) objects.push(item);
   if (objects.length === 0) throw new InvalidDatasetError(`no objects under s3://${store.bucket}/${prefix}`);
   await mkdir(dir, { recursive: true });
   const recorded = await readEtags(etagRecordOf(dir));
@@ -141,14 +141,14 @@ export async function resolveTrainingDataset(spec: DatasetSpec, resolver: Datase
   return resolveLocal(spec.path, resolver.allowedRoots);
 }
 
-/** Checks, without downloading it, that a configured evaluation set is there: the folder exists, or the prefix holds objects. */
+/** Checks, without downloading it, that a configured evaluation set is there: the folder exists, or the prefix holds files (not only folder markers). */
 export async function checkEvaluationSet(spec: DatasetSpec, resolver: DatasetResolver): Promise<void> {
   if (spec.kind === 'local') {
     await resolveLocal(spec.path, null);
     return;
   }
-  const first = await resolver.store.list(spec.prefix, 1).next();
-  if (first.done) throw new InvalidDatasetError(`no objects under s3://${resolver.store.bucket}/${spec.prefix}`);
+  // Folder markers alone are no set: the mirror skips them and would find nothing to evaluate on.
+  if (!(await resolver.store.hasFilesUnder(spec.prefix))) throw new InvalidDatasetError(`no objects under s3://${resolver.store.bucket}/${spec.prefix}`);
 }
 
 /** Turns a configured evaluation set into a local folder; the operator chose it, so no root check. */

@@ -43,6 +43,11 @@ export interface ListedObject {
   etag?: string;
 }
 
+/** Whether a key is a folder marker (it ends with `/`): it names a folder, and holds no file to read. */
+export function isFolderMarker(key: string): boolean {
+  return key.endsWith('/');
+}
+
 const DELETE_BATCH = 1000; // the S3 limit for one DeleteObjects call
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -171,6 +176,15 @@ export class ObjectStore {
       marker = contents.at(-1)?.Key;
       if (!page.IsTruncated || marker === undefined) return;
     }
+  }
+
+  /**
+   * Whether some object under `prefix` holds a file: a folder marker alone (an empty `datasets/new/`
+   * that consoles and sync tools write for a folder, see {@link isFolderMarker}) does not count.
+   */
+  async hasFilesUnder(prefix: string): Promise<boolean> {
+    for await (const item of this.list(prefix)) if (!isFolderMarker(item.key)) return true;
+    return false;
   }
 
   /** All keys under `prefix`, collected from {@link ObjectStore.list}. */

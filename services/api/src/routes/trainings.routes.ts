@@ -102,8 +102,8 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
         throw error;
       }
       if (dataset.kind === 's3') {
-        const first = await ctx.objectStore.list(dataset.prefix).next();
-        if (first.done) throw new ApiError(422, 'dataset_empty', `no objects under ${dataset.prefix} in the bucket`);
+        // Folder markers alone (`datasets/new/`) are no dataset: the trainer's mirror skips them.
+        if (!(await ctx.objectStore.hasFilesUnder(dataset.prefix))) throw new ApiError(422, 'dataset_empty', `no files under ${dataset.prefix} in the bucket (folder markers do not count)`);
       }
       const key = request.headers['idempotency-key'];
       const payload: TrainingJob = { ...request.body, requestedBy: client.id };
