@@ -36,9 +36,16 @@ describe('API keys', () => {
 
   it('keeps admin routes for admin clients', async () => {
     expect((await call<ErrorBody>(harness.env, 'alice', 'GET', '/v1/admin/queues')).status).toBe(403);
-    const admin = await call<{ queues: { name: string }[] }>(harness.env, 'ops', 'GET', '/v1/admin/queues');
+    const training = { task: 'tumor-binary', dataset: { kind: 'local', path: '/data/br35h' }, hyperParameters: { epochs: 2 } };
+    expect((await call(harness.env, 'ops', 'POST', '/v1/trainings', { body: training })).status).toBe(202);
+    const admin = await call<{ queues: { name: string; counts: Record<string, number> }[] }>(harness.env, 'ops', 'GET', '/v1/admin/queues');
     expect(admin.status).toBe(200);
-    expect(admin.body.queues.map((queue) => queue.name).sort()).toEqual(['inference', 'results', 'webhooks']);
+    expect(admin.body.queues.map((queue) => queue.name).sort()).toEqual(['inference', 'results', 'training', 'webhooks']);
+    // The training queue is the one the route fills, and the metrics watch it too.
+    expect(admin.body.queues.find((queue) => queue.name === 'training')?.counts).toMatchObject({ waiting: 1 });
+    const metrics = await call<string>(harness.env, null, 'GET', '/metrics');
+    expect(metrics.body).toContain('btd_queue_jobs{queue="training",state="waiting"} 1');
+    expect(metrics.body).toContain('btd_queue_workers{queue="training"} 0');
   });
 });
 

@@ -6,6 +6,7 @@ import {
   createInferenceQueue,
   createProducerConnection,
   createResultsQueue,
+  createTrainingQueue,
   createWebhooksQueue,
   once,
   waitForRedis,
@@ -64,6 +65,7 @@ async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiD
     inference: createInferenceQueue(redis, config.queuePrefix),
     results: createResultsQueue(redis, config.queuePrefix),
     webhooks: createWebhooksQueue(redis, config.queuePrefix),
+    training: createTrainingQueue(redis, config.queuePrefix),
   };
   // The queues share the producer connection, whose outages are already logged once.
   for (const queue of Object.values(queues)) queue.on('error', (error) => logger.debug({ err: error, queue: queue.name }, 'queue error'));

@@ -1,4 +1,4 @@
-import type { InferenceQueue, ObjectStore, Redis, ResultsQueue, WebhooksQueue } from '@btd/shared';
+import type { InferenceQueue, ObjectStore, Redis, ResultsQueue, TrainingQueue, WebhooksQueue } from '@btd/shared';
 import type { ApiKeyRing } from './auth/api-keys.js';
 import type { ApiConfig } from './config.js';
 import type { IntakeChecks } from './intake/input-formats.js';
@@ -16,7 +16,13 @@ export interface ApiDependencies {
   /** Producer connection: no offline queue, so requests fail fast with 503 while Redis is down. */
   readonly redis: Redis;
   readonly objectStore: ObjectStore;
-  readonly queues: { readonly inference: InferenceQueue; readonly results: ResultsQueue; readonly webhooks: WebhooksQueue };
+  /** Every queue the API fills or reads; each is listed by `GET /v1/admin/queues` and the `btd_queue_*` metrics, and closed at shutdown. */
+  readonly queues: {
+    readonly inference: InferenceQueue;
+    readonly results: ResultsQueue;
+    readonly webhooks: WebhooksQueue;
+    readonly training: TrainingQueue;
+  };
   readonly keyRing: ApiKeyRing;
   readonly metrics: ApiMetrics;
   /** Signs webhook bodies. */

@@ -24,7 +24,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
       preHandler: requireAdmin,
     },
     async () => {
-      const queues = [ctx.queues.inference, ctx.queues.results, ctx.queues.webhooks];
+      const queues = Object.values(ctx.queues);
       const statuses = await Promise.all(
         queues.map(async (queue) => ({
           name: queue.name,

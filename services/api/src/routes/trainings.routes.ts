@@ -5,7 +5,6 @@ import { Type, type Static } from '@fastify/type-provider-typebox';
 import stableStringify from 'safe-stable-stringify';
 import { checkTrainOptions, InvalidOptionsError } from '@btd/model';
 import {
-  createTrainingQueue,
   enqueueTraining,
   TrainingRequestSchema,
   TrainingProgressSchema,
@@ -73,10 +72,7 @@ const tags = ['trainings'];
 
 /** `/v1/trainings`: start a training (admin) and follow its progress. */
 export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  const queue = createTrainingQueue(ctx.redis, ctx.config.queuePrefix);
-  // Shares the producer connection, whose outages are logged once by the API.
-  queue.on('error', (error) => app.log.debug({ err: error, queue: queue.name }, 'queue error'));
-  app.addHook('onClose', async () => queue.close());
+  const queue = ctx.queues.training;
 
   app.post(
     '/v1/trainings',
