@@ -88,4 +88,13 @@ describe('OpenAPI document', () => {
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger');
   });
+
+  it('declares, with a description, every tag its operations use', async () => {
+    type Doc = { tags: { name: string; description?: string }[]; paths: Record<string, Record<string, { tags?: string[] }>> };
+    const doc = await call<Doc>(harness.env, null, 'GET', '/docs/json');
+    const used = new Set(Object.values(doc.body.paths).flatMap((operations) => Object.values(operations).flatMap((operation) => operation.tags ?? [])));
+    expect([...used]).toEqual(expect.arrayContaining(['models', 'trainings']));
+    const declared = Object.fromEntries(doc.body.tags.map((tag) => [tag.name, tag.description]));
+    for (const tag of used) expect(declared[tag], tag).toMatch(/\w/);
+  });
 });
