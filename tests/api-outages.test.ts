@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorBody, SubmittedStudy } from '@btd/api';
@@ -7,7 +10,7 @@ import { Redis } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3 } from './helpers/index.js';
+import { startTestS3, waitFor } from './helpers/index.js';
 
 /** A free TCP port in 63xx, for a Redis of this test's own. */
 async function freePort(): Promise<number> {
@@ -21,8 +24,10 @@ async function freePort(): Promise<number> {
   }
 }
 
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+/** A Redis of this test's own; with `dir`, it keeps every write there (as production's AOF does) across a restart. */
+async function startRedis(port: number, dir?: string): Promise<ChildProcess> {
+  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
   const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 });
   probe.on('error', () => {});
   for (let i = 0; i < 100; i++) {
@@ -77,6 +82,46 @@ describe('outages', () => {
     for (let i = 0; i < 100 && env.api.ctx.redis.status !== 'ready'; i++) await sleep(50);
     expect((await submit(env)).status).toBe(202);
     expect((await call(env, null, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  it('leaves no study behind, nor a claim on its key or external id, when Redis goes away mid-submission and comes back', async () => {
+    const port = await freePort();
+    const dir = await mkdtemp(path.join(tmpdir(), 'btd-redis-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    let redis = await startRedis(port, dir);
+    cleanups.push(async () => stopRedis(redis));
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const env = await startApiEnv(s3, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    cleanups.push(env.close);
+
+    // The original's upload waits until Redis has gone, after the study's records were written.
+    const store = env.api.ctx.objectStore;
+    const put = store.put.bind(store);
+    let letUploadFinish = () => {};
+    const uploadMayFinish = new Promise<void>((resolve) => (letUploadFinish = resolve));
+    store.put = async (...args: Parameters<typeof put>) => {
+      await uploadMayFinish;
+      return put(...args);
+    };
+    const form = () => studyForm([{ name: 'a.jpg', bytes: slice!.bytes }], { externalId: 'ACC-77' });
+    const headers = { 'idempotency-key': 'submission-77' };
+    const first = call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: form(), headers });
+    await waitFor(async () => (await env.redisKeys()).some((key) => key.includes(':api:study:')), { what: 'the study record' });
+    await stopRedis(redis);
+    letUploadFinish();
+    await sleep(500);
+    redis = await startRedis(port, dir);
+    expect((await first).status).toBe(503);
+
+    store.put = put;
+    expect((await env.redisKeys()).filter((key) => key.includes(':api:study:'))).toEqual([]);
+    const retried = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', { body: form(), headers });
+    expect(retried.status).toBe(202);
+    expect(retried.headers.get('idempotent-replayed')).toBeNull();
+    const view = await call<{ state: string }>(env, 'alice', 'GET', `/v1/studies/${retried.body.studyId}`);
+    expect(view.body.state).toBe('queued');
+    expect(await env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized')).toBe(1);
   });
 
   it('answers 503 while S3 is down and leaves no record behind', async () => {

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
 import type { RecordKeys } from './record-keys.js';
+import { UNDO_PAUSES_MS, withPauses } from './with-pauses.js';
 
 /** A response remembered under an Idempotency-Key. */
 export interface StoredResponse {
@@ -100,27 +101,17 @@ export class IdempotencyStore {
     try {
       response = await work();
     } catch (error) {
-      await this.release(clientId, idempotencyKey, claim.entry).catch(() => undefined);
+      await withPauses(() => this.release(clientId, idempotencyKey, claim.entry), UNDO_PAUSES_MS).catch((releaseError: unknown) => {
+        log?.error({ err: releaseError }, 'could not free the Idempotency-Key of a failed request; it frees itself after its pending TTL');
+      });
       throw error;
     }
     // The work is done (a study stored and queued): failing to remember its response must not
     // become an error that the client retries, which would do the work a second time.
-    await this.completeRetrying(clientId, idempotencyKey, fingerprint, response).catch((error: unknown) => {
+    await withPauses(() => this.complete(clientId, idempotencyKey, fingerprint, response), COMPLETE_RETRY_MS).catch((error: unknown) => {
       log?.error({ err: error }, 'could not remember the response under its Idempotency-Key; answering it anyway');
     });
     return { replayed: false, ...response };
-  }
-
-  private async completeRetrying(clientId: string, idempotencyKey: string, fingerprint: string, response: StoredResponse): Promise<void> {
-    for (const pause of [...COMPLETE_RETRY_MS, undefined]) {
-      try {
-        await this.complete(clientId, idempotencyKey, fingerprint, response);
-        return;
-      } catch (error) {
-        if (pause === undefined) throw error;
-        await sleep(pause);
-      }
-    }
   }
 
   /** Frees a key this request claimed (`entry`) after its work failed, so a retry can run it again. */

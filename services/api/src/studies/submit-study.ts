@@ -9,6 +9,7 @@ import type { StudyForm } from '../intake/read-study-form.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
 import { BatchNotOpenError } from '../store/study-store.js';
+import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { announceBatchCompleted } from '../webhooks/completion-events.js';
 import { studyPath, submittedView } from './study-view.js';
 
@@ -92,7 +93,6 @@ function accepted(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 
 
 /** Stores originals, records and jobs; undoes what it did if a step fails. */
 async function persist(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[], originals: readonly Original[], log: FastifyBaseLogger) {
-  let recorded = false;
   try {
     // The originals and the records are written side by side; only the jobs wait for both. A multi-frame
     // file's images share one original, stored once.
@@ -100,7 +100,6 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
       Promise.all(originals.map(({ key, file }) => ctx.objectStore.put(key, file.bytes, file.format.mime))),
       ctx.studies.create(study, images),
     ]);
-    recorded = created.status === 'fulfilled';
     if (stored.status === 'rejected') throw stored.reason;
     if (created.status === 'rejected') throw created.reason;
     const jobs = images.map((image) => {
@@ -113,7 +112,9 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
     await enqueueInferenceBulk(ctx.queues.inference, jobs);
   } catch (error) {
     log.warn({ err: error, studyId: study.id }, 'submission failed; removing what was stored');
-    if (recorded) await removeRecorded(ctx, study, log);
+    // Also when creating the records seemed to fail: only its reply may have been lost, and removing
+    // is harmless when nothing was written. A batch that takes no more studies wrote nothing.
+    if (!(error instanceof BatchNotOpenError)) await removeRecorded(ctx, study, log);
     await ctx.objectStore
       .deletePrefix(studyOriginalsPrefix(study.clientId, study.id))
       .catch((e: unknown) => log.error({ err: e, studyId: study.id }, 'could not remove originals'));
@@ -122,10 +123,13 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
   }
 }
 
-/** Removes the records of a study whose submission failed; a batch that this completes is announced. */
+/**
+ * Removes the records of a study whose submission failed, waiting out a short Redis outage: left
+ * behind, the study would stay queued for ever with no job. A batch that this completes is announced.
+ */
 async function removeRecorded(ctx: ApiContext, study: StudyRecord, log: FastifyBaseLogger): Promise<void> {
   try {
-    const batchState = await ctx.studies.remove(study);
+    const batchState = await withPauses(() => ctx.studies.remove(study), UNDO_PAUSES_MS);
     if (study.batchId && batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
   } catch (error) {
     log.error({ err: error, studyId: study.id }, 'could not remove study record');
@@ -164,7 +168,11 @@ async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarge
   try {
     await persist(ctx, study, images, originals, log);
   } catch (error) {
-    if (externalId) await ctx.externalIds.release(study.clientId, externalId, study.id).catch(() => undefined);
+    if (externalId) {
+      await withPauses(() => ctx.externalIds.release(study.clientId, externalId, study.id), UNDO_PAUSES_MS).catch((releaseError: unknown) => {
+        log.error({ err: releaseError, studyId: study.id }, 'could not free the externalId of a failed submission');
+      });
+    }
     throw error;
   }
   log.info({ studyId: study.id, images: images.length, priority: study.priority, batchId: study.batchId }, 'study queued');
