@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
- * Undoing a failed submission (its records, its external id, its Idempotency-Key claim) waits out
- * a Redis restart of a few seconds (each for about 7.5 s): left undone, a study would stay queued with no job, and its
- * key and external id would answer retries with it.
+ * Pauses between attempts to undo a failed submission (remove its records, free its external id
+ * and its Idempotency-Key claim): about 7.5 s in all for each, which waits out a Redis restart of
+ * a few seconds. Left undone, the study would stay queued with no job, and its key and external id
+ * would answer retries with it.
  */
 export const UNDO_PAUSES_MS = [100, 400, 1000, 2000, 4000] as const;
 
