@@ -68,9 +68,10 @@ async function readEtags(file: string): Promise<Map<string, string>> {
   }
 }
 
-async function writeEtags(file: string, etags: Map<string, string>): Promise<void> {
+/** Writes `file` through a `.part` file renamed over it, so that an interruption never leaves it truncated. */
+async function writeWhole(file: string, data: string | Uint8Array): Promise<void> {
   const partial = `${file}.${randomUUID()}.part`;
-  await writeFile(partial, JSON.stringify(Object.fromEntries(etags)));
+  await writeFile(partial, data);
   await rename(partial, file);
 }
 
@@ -120,17 +121,14 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
       keep.add(target);
       if (!(await isCurrent(target, item, recorded.get(relative)))) {
         await mkdir(path.dirname(target), { recursive: true });
-        // Write then rename, so an interrupted download never leaves a truncated image behind.
-        const partial = `${target}.${randomUUID()}.part`;
-        await writeFile(partial, await store.get(item.key, signal ? { signal } : {}));
-        await rename(partial, target);
+        await writeWhole(target, await store.get(item.key, signal ? { signal } : {}));
       }
       if (item.etag !== undefined) etags.set(relative, item.etag);
     }
   };
   await Promise.all(Array.from({ length: DOWNLOADS_IN_FLIGHT }, download));
   // Written once every file is in place: a file whose download was cut short has no ETag recorded and is fetched again.
-  await writeEtags(etagRecordOf(dir), etags);
+  await writeWhole(etagRecordOf(dir), JSON.stringify(Object.fromEntries(etags)));
   await removeStale(dir, keep);
   return dir;
 }
