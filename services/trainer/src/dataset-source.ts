@@ -35,6 +35,9 @@ export function createDatasetResolver(store: ObjectStore, config: { workDir: str
 
 const DOWNLOADS_IN_FLIGHT = 8;
 
+/** The refusal of an S3 prefix that holds no file (folder markers do not count). */
+const emptyPrefix = (store: ObjectStore, prefix: string): InvalidDatasetError => new InvalidDatasetError(`no objects under s3://${store.bucket}/${prefix}`);
+
 function isInside(child: string, root: string): boolean {
   const relative = path.relative(root, child);
   // `..scans` is a folder inside the root; only `..` itself or `../...` leaves it.
@@ -102,7 +105,7 @@ export async function mirrorPrefix(store: ObjectStore, prefix: string, cacheDir:
   const dir = path.join(cacheDir, 's3', createHash('sha256').update(`${store.bucket}/${prefix}`).digest('hex').slice(0, 16));
   const objects = [];
   for await (const item of store.list(prefix)) if (!isFolderMarker(item.key)) objects.push(item);
-  if (objects.length === 0) throw new InvalidDatasetError(`no objects under s3://${store.bucket}/${prefix}`);
+  if (objects.length === 0) throw emptyPrefix(store, prefix);
   await mkdir(dir, { recursive: true });
   const recorded = await readEtags(etagRecordOf(dir));
   const etags = new Map<string, string>();
@@ -146,7 +149,7 @@ export async function checkEvaluationSet(spec: DatasetSpec, resolver: DatasetRes
     return;
   }
   // Folder markers alone are no set: the mirror skips them and would find nothing to evaluate on.
-  if (!(await resolver.store.hasFilesUnder(spec.prefix))) throw new InvalidDatasetError(`no objects under s3://${resolver.store.bucket}/${spec.prefix}`);
+  if (!(await resolver.store.hasFilesUnder(spec.prefix))) throw emptyPrefix(resolver.store, spec.prefix);
 }
 
 /** Turns a configured evaluation set into a local folder; the operator chose it, so no root check. */
