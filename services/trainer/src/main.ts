@@ -1,5 +1,6 @@
 import { initBackend } from '@btd/model';
 import {
+  CONFIG_EXIT_CODE,
   ConfigError,
   ModelRegistry,
   ObjectStore,
@@ -54,6 +55,6 @@ try {
 } catch (error) {
   logger.fatal({ err: error }, `trainer could not start: ${(error as Error).message}`);
   await shutdown.run('start-up failed');
-  // A setting at fault exits like invalid configuration (78, EX_CONFIG): a supervisor should not restart into it.
-  process.exit(error instanceof ConfigError ? 78 : 1);
+  // A setting at fault (an unusable EVAL_SET_*) exits like invalid configuration.
+  process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
 }

@@ -94,9 +94,14 @@ export function describeConfig(schema: TObject): ConfigFieldDoc[] {
 }
 
 /**
+ * The exit code of a service stopped by its configuration: 78 (EX_CONFIG), which supervisors can tell
+ * apart from a crash, so they do not restart it into the same mistake.
+ */
+export const CONFIG_EXIT_CODE = 78;
+
+/**
  * Runs a service's config loader at start-up. On a {@link ConfigError} it prints the list of
- * problems and exits with 78 (EX_CONFIG), a code supervisors can tell apart from a crash, so
- * they do not restart into the same mistake. Other errors propagate.
+ * problems and exits with {@link CONFIG_EXIT_CODE}. Other errors propagate.
  */
 export function loadConfigOrExit<T>(load: () => T): T {
   try {
@@ -104,6 +109,6 @@ export function loadConfigOrExit<T>(load: () => T): T {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(error.message);
-    process.exit(78);
+    process.exit(CONFIG_EXIT_CODE);
   }
 }
