@@ -80,6 +80,14 @@ function slowReadsUnder(prefix: string, ms: number): () => number {
   return () => reads;
 }
 
+/** The job once its first attempt has ended, as the queue holds it then. */
+function afterFirstAttempt(jobId: string, options: Parameters<typeof waitFor>[1]) {
+  return waitFor(async () => {
+    const current = await queue.getJob(jobId);
+    return current && current.attemptsMade >= 1 ? current : undefined;
+  }, options);
+}
+
 /**
  * Once `underWay` holds, closes the trainer (what SIGTERM does) and checks that the job, in `phase`,
  * went back to the queue unlocked and without spending an attempt.
@@ -163,7 +171,7 @@ describe('the trainer', () => {
     start({ evalSetTumorBinary: evalSet });
     const request = oneEpochOn({ kind: 'local', path: dataset });
     const job = await enqueueTraining(queue, 'req-retried', request);
-    await waitFor(async () => ((await queue.getJob(job.id!))?.attemptsMade ?? 0) >= 1 || undefined, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
+    await afterFirstAttempt(job.id!, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
     expect(await job.getState()).toBe('delayed');
     expect(await env.registry.listVersionIds('tumor-binary')).toHaveLength(2);
     // Retry now rather than after the backoff.
@@ -185,10 +193,7 @@ describe('the trainer', () => {
     start({ evalSetTumorBinary: evalSet });
     const request = oneEpochOn({ kind: 'local', path: dataset });
     const job = await enqueueTraining(queue, 'req-eval-set', request);
-    const failed = await waitFor(async () => {
-      const current = await queue.getJob(job.id!);
-      return current && current.attemptsMade >= 1 ? current : undefined;
-    }, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
+    const failed = await afterFirstAttempt(job.id!, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
     expect(failed.failedReason).toBe(`the evaluation set configured in EVAL_SET_TUMOR_BINARY cannot be used: dataset folder ${evalSet} does not exist`);
     expect(await failed.getState()).toBe('delayed');
     const checkpoint = path.join(env.dir, 'trainer', 'jobs', job.id!, 'checkpoint');
@@ -247,10 +252,7 @@ describe('the trainer', () => {
     // Sent past the API, whose check refuses it: a threshold for test-time rotations without rotations.
     const request: TrainingJob = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { epochs: 1, testTimeRotationsBelow: 0.9 }, requestedBy: 'ops' };
     const job = await enqueueTraining(queue, 'req-options', request);
-    const failed = await waitFor(async () => {
-      const current = await queue.getJob(job.id!);
-      return current && current.attemptsMade >= 1 ? current : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 100, what: 'the first attempt to end' });
+    const failed = await afterFirstAttempt(job.id!, { timeoutMs: 30_000, intervalMs: 100, what: 'the first attempt to end' });
     expect(await failed.getState()).toBe('failed');
     expect([failed.attemptsMade, failed.failedReason]).toEqual([1, 'a threshold for test-time rotations needs rotations (--test-time-rotations)']);
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
