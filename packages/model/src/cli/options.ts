@@ -57,6 +57,13 @@ export function nonNegativeOption(value: string): number {
   return n;
 }
 
+/** `3`: the contrast limit of local contrast equalisation, a whole number as sharp's clahe takes it (0: off). */
+export function claheOption(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 100) throw new InvalidArgumentError('expected a whole number from 0 (off) to 100');
+  return n;
+}
+
 /** `rotateDeg=20,scale=0.15,flip=false`: changes to the default augmentation, key by key. */
 export function augmentationOption(value: string): Partial<AugmentationConfig> {
   const config: Record<string, number | boolean> = {};

@@ -19,6 +19,9 @@ describe('btd train', () => {
     ['--lr', '-0.001', 'expected a number above 0'],
     ['--average-decay', 'abc', 'expected a number from 0 up to (not including) 1'],
     ['--average-decay', '1.5', 'expected a number from 0 up to (not including) 1'],
+    // A model trained so would be refused at load: its manifest would record a limit sharp does not take.
+    ['--clahe', '2.5', 'expected a whole number from 0 (off) to 100'],
+    ['--clahe', '101', 'expected a whole number from 0 (off) to 100'],
   ])('refuses %s %s, naming the option, instead of training with it', async (option, value, reason) => {
     const error = await refusal(option, value);
     expect(error).toContain(`option '${option} <`);

@@ -5,7 +5,7 @@ import type { AugmentationConfig } from '../train/augmentation.js';
 import { DEFAULT_AVERAGE_DECAY, trainModel } from '../train/train-model.js';
 import { createProgress, epochLine } from './progress.js';
 import type { SelectBy } from '../train/training-loop.js';
-import { augmentationOption, fractionOption, intOption, listOption, nonNegativeOption, positiveOption, selectByOption, withServingViewOptions } from './options.js';
+import { augmentationOption, claheOption, fractionOption, intOption, listOption, nonNegativeOption, positiveOption, selectByOption, withServingViewOptions } from './options.js';
 
 export function registerTrainCommand(program: Command): void {
   const command = program
@@ -22,7 +22,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--epochs <n>', 'maximum epochs', intOption, 30)
     .option('--batch-size <n>', 'images per step', intOption, 32)
     .option('--input-size <n>', 'model input side in pixels', intOption, 96)
-    .option('--clahe <max-slope>', 'equalise local contrast in the preprocessing (sharp clahe over regions a sixth of the input), with this contrast limit, e.g. 3', nonNegativeOption)
+    .option('--clahe <max-slope>', 'equalise local contrast in the preprocessing (sharp clahe over regions a sixth of the input), with this contrast limit, e.g. 3', claheOption)
     .option('--lr <rate>', 'peak learning rate', positiveOption, 2e-3)
     .option('--average-decay <d>', 'decay per step of the moving average of the weights for validation and the artifact: 0 (off) or more, below 1', fractionOption, DEFAULT_AVERAGE_DECAY)
     .option('--patience <n>', 'early stopping patience (epochs)', intOption, 10)

@@ -83,6 +83,7 @@ export type CheckedTrainOptions = Pick<
   | 'extraPerEpoch'
   | 'validationJoinsTraining'
   | 'selectBy'
+  | 'claheMaxSlope'
 >;
 
 /**
@@ -92,6 +93,11 @@ export type CheckedTrainOptions = Pick<
  */
 export function checkTrainOptions(options: CheckedTrainOptions): void {
   checkServingViews(options);
+  // sharp's clahe takes a whole contrast limit up to 100, and a manifest records no other.
+  const slope = options.claheMaxSlope;
+  if (slope !== undefined && !(Number.isInteger(slope) && slope >= 0 && slope <= 100)) {
+    throw new InvalidOptionsError(`--clahe ${slope}: the contrast limit is a whole number from 0 (off) to 100`);
+  }
   if (options.outlineGuidance && !options.outlinesFile) throw new InvalidOptionsError('outline guidance needs the outlines: add --outlines');
   if (options.outlineGuidance && options.mixup) throw new InvalidOptionsError('outline guidance cannot follow blended images: drop --mixup');
   if (!options.extraTrainDir && options.balanceExtraTrainData) throw new InvalidOptionsError('--balance-extra-train-data needs --extra-train-data');
