@@ -21,9 +21,10 @@ import { createApiContext, type ApiContext, type ApiDependencies } from './conte
 import { createApiMetrics } from './metrics/api-metrics.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { buildServer, listen } from './server.js';
+import { startPendingSweeps } from './studies/pending-submissions.js';
 import { dicomFramesCheck } from './intake/dicom-frames-check.js';
 
-/** A started API: HTTP server plus results and webhook consumers. */
+/** A started API: HTTP server plus results and webhook consumers, and the sweep of pending submissions. */
 export interface RunningApi {
   /** Base URL it listens on, e.g. `http://127.0.0.1:3000`. */
   readonly url: string;
@@ -33,7 +34,7 @@ export interface RunningApi {
   readonly local: LoadedKeyRing['local'];
   /** Shutdown step 1: stop accepting requests (in-flight ones finish). */
   stopIntake(): Promise<void>;
-  /** Shutdown step 2: let result and webhook jobs in flight finish. */
+  /** Shutdown step 2: stop sweeping pending submissions, let result and webhook jobs in flight finish. */
   drain(): Promise<void>;
   /** Shutdown step 3: close queues, Redis and S3 clients. */
   closeConnections(): Promise<void>;
@@ -83,9 +84,12 @@ export async function startApi(config: ApiConfig, logger: Logger, routes: readon
   const ctx = createApiContext(deps);
   const app = await buildServer(ctx, logger, routes);
   const workers = startApiWorkers(ctx, logger);
+  const sweeps = startPendingSweeps(ctx, logger);
   const url = await listen(app, config.host, config.port);
   const stopIntake = once(() => app.close());
-  const drain = once(() => workers.close());
+  const drain = once(async () => {
+    await Promise.all([sweeps.close(), workers.close()]);
+  });
   const closeConnections = once(async () => {
     await Promise.allSettled(Object.values(ctx.queues).map((queue) => queue.close()));
     await closeRedis(ctx.redis);

@@ -19,6 +19,6 @@ logger.info({ url: api.url, docs: `${api.url}/docs` }, 'API listening');
 
 new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs })
   .add('stop HTTP intake', SHUTDOWN_PHASE.intake, api.stopIntake)
-  .add('drain result and webhook consumers', SHUTDOWN_PHASE.drain, api.drain)
+  .add('stop the pending-submission sweep, drain result and webhook consumers', SHUTDOWN_PHASE.drain, api.drain)
   .add('close queues, Redis and S3', SHUTDOWN_PHASE.connections, api.closeConnections)
   .listen();

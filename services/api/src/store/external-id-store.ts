@@ -1,6 +1,6 @@
 import type { Redis } from '@btd/shared';
 import type { RecordKeys } from './record-keys.js';
-import { redisScript } from './redis-script.js';
+import { deleteIfHolds, redisScript } from './redis-script.js';
 
 const CLAIM_TTL_SECONDS = 120;
 
@@ -11,11 +11,6 @@ const CLAIM_TTL_SECONDS = 120;
 const claimOrHolder = redisScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return false end
 return redis.call('GET', KEYS[1])
-`);
-
-const releaseIfOwner = redisScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 `);
 
 /**
@@ -45,6 +40,6 @@ export class ExternalIdStore {
 
   /** Gives the external id back after a failed submission, unless someone else holds it. */
   async release(clientId: string, externalId: string, studyId: string): Promise<void> {
-    await releaseIfOwner(this.redis, [this.keys.externalId(clientId, externalId)], [studyId]);
+    await deleteIfHolds(this.redis, [this.keys.externalId(clientId, externalId)], [studyId]);
   }
 }

@@ -22,6 +22,13 @@ export interface RecordKeys {
   externalId(clientId: string, externalId: string): string;
   idempotency(clientId: string, idempotencyKey: string): string;
   delivery(deliveryId: string): string;
+  /**
+   * Sorted set of the studies whose submission has written its records but not yet enqueued its
+   * jobs, scored by createdAt (ms); what a killed API leaves here is settled by the sweep.
+   */
+  readonly pendingSubmissions: string;
+  /** Held (SET NX PX) by the API replica sweeping the pending submissions. */
+  readonly pendingSweepLock: string;
   /** Pattern matching every record key, for clean-up in tests. */
   readonly all: string;
 }
@@ -40,6 +47,8 @@ export function recordKeys(prefix: string): RecordKeys {
     externalId: (client, externalId) => `${base}:client:${client}:external:${digest(externalId)}`,
     idempotency: (client, key) => `${base}:client:${client}:idempotency:${digest(key)}`,
     delivery: (id) => `${base}:delivery:${id}`,
+    pendingSubmissions: `${base}:pending-submissions`,
+    pendingSweepLock: `${base}:pending-submissions:lock`,
     all: `${base}:*`,
   };
 }

@@ -29,3 +29,9 @@ local function hsetJson(key, json)
   if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
 end
 `;
+
+/** Deletes KEYS[1] if it holds ARGV[1] (a claim or lock of ours, not one taken over since); returns 1 if it did. */
+export const deleteIfHolds = redisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);

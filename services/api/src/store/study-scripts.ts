@@ -31,10 +31,12 @@ end
  * longer open (so `close` and a late chunk cannot interleave).
  *
  * Also makes the external-id claim permanent, in the same step, so a study and its claim
- * never outlive one another.
+ * never outlive one another; and lists the study as a pending submission until its jobs are
+ * enqueued, so one whose API was killed in between is found and settled.
  *
- * KEYS: study, client index, batch, batch studies, external-id claim, ...images. ARGV: createdAt
- * (ms), batchId or '', study fields (JSON), ...image fields (JSON). Returns 'ok' or the batch's state.
+ * KEYS: study, client index, batch, batch studies, external-id claim, pending submissions, ...images.
+ * ARGV: createdAt (ms), batchId or '', study fields (JSON), ...image fields (JSON). Returns 'ok' or
+ * the batch's state.
  */
 export const createStudyScript = redisScript(`${LUA_HSET_JSON}
 if ARGV[2] ~= '' then
@@ -44,8 +46,9 @@ end
 hsetJson(KEYS[1], ARGV[3])
 local studyId = redis.call('HGET', KEYS[1], 'id')
 redis.call('PERSIST', KEYS[5])
-for i = 6, #KEYS do hsetJson(KEYS[i], ARGV[i - 2]) end
+for i = 7, #KEYS do hsetJson(KEYS[i], ARGV[i - 3]) end
 redis.call('ZADD', KEYS[2], ARGV[1], studyId)
+redis.call('ZADD', KEYS[6], ARGV[1], studyId)
 if ARGV[2] ~= '' then
   local count = redis.call('HINCRBY', KEYS[3], 'studyCount', 1)
   -- Positions only grow: a study rolled back gives back its count, never its position, which the
@@ -62,13 +65,16 @@ return 'ok'
  * images and index entries; in a batch, takes it out of the count and, if the batch was closed
  * meanwhile and every other study has finished, completes the batch.
  *
- * KEYS: study, client index, batch, batch studies, ...images. ARGV: studyId, batchId or '', now (ISO).
- * Returns the batch's state, or ''.
+ * Also takes it off the pending submissions. Removing a study twice changes nothing more.
+ *
+ * KEYS: study, client index, batch, batch studies, pending submissions, ...images. ARGV: studyId,
+ * batchId or '', now (ISO). Returns the batch's state, or ''.
  */
 export const removeStudyScript = redisScript(`${LUA_COMPLETE_BATCH}
-for i = 5, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 if ARGV[2] == '' then return '' end
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[3], 'studyCount', -1) end
 return completeBatchIfFinished(KEYS[3], ARGV[3])

@@ -39,6 +39,7 @@ export class StudyStore {
       ...this.studyKeys(study),
       // Without an external id, PERSIST on the study's own key is a harmless no-op.
       study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
+      this.keys.pendingSubmissions,
       ...images.map((image) => this.keys.image(image.id)),
     ];
     const args = [Date.parse(study.createdAt), batchId, JSON.stringify(toHash(study)), ...images.map((image) => JSON.stringify(toHash(image)))];
@@ -52,8 +53,18 @@ export class StudyStore {
    * ('' outside batches).
    */
   async remove(study: StudyRecord): Promise<string> {
-    const keys = [...this.studyKeys(study), ...study.imageIds.map((id) => this.keys.image(id))];
+    const keys = [...this.studyKeys(study), this.keys.pendingSubmissions, ...study.imageIds.map((id) => this.keys.image(id))];
     return String(await removeStudyScript(this.redis, keys, [study.id, study.batchId ?? '', new Date().toISOString()]));
+  }
+
+  /** The pending submissions (records written, jobs maybe not enqueued) created at or before `createdBeforeMs`, oldest first. */
+  async pendingSubmissions(createdBeforeMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.pendingSubmissions, '-inf', createdBeforeMs, 'LIMIT', 0, limit);
+  }
+
+  /** Takes a study off the pending submissions: its jobs are enqueued, or it was settled otherwise. */
+  async settlePending(studyId: string): Promise<void> {
+    await this.redis.zrem(this.keys.pendingSubmissions, studyId);
   }
 
   /** The keys a study's scripts start with: the study, its client's index, its batch and the batch's index. */

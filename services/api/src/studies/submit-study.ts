@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { enqueueInferenceBulk, originalKey, studyOriginalsPrefix, type StudyPriority } from '@btd/shared';
+import { enqueueInferenceBulk, originalKey, studyOriginalsPrefix, type InferenceJob, type StudyPriority } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import type { AcceptedImage } from '../intake/inspect-upload.js';
@@ -102,14 +102,7 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
     ]);
     if (stored.status === 'rejected') throw stored.reason;
     if (created.status === 'rejected') throw created.reason;
-    const jobs = images.map((image) => {
-      const frame = image.dicom?.frameNumber;
-      return {
-        payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, ...(frame ? { frame: frame - 1 } : {}), clientId: study.clientId },
-        priority: study.priority,
-      };
-    });
-    await enqueueInferenceBulk(ctx.queues.inference, jobs);
+    await enqueueInferenceBulk(ctx.queues.inference, inferenceJobsOf(study, images));
   } catch (error) {
     log.warn({ err: error, studyId: study.id }, 'submission failed; removing what was stored');
     // Also when creating the records seemed to fail: only its reply may have been lost, and removing
@@ -121,16 +114,42 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
     if (error instanceof BatchNotOpenError) throw new ApiError(409, 'batch_not_open', `the batch is ${error.batchState} and takes no more studies`);
     throw error;
   }
+  // Submitted: the study leaves the pending submissions. Should Redis refuse that for the whole
+  // pause, the sweep finds its jobs and drops the entry later, so the answer is still 202.
+  await withPauses(() => ctx.studies.settlePending(study.id), UNDO_PAUSES_MS).catch((error: unknown) => {
+    log.warn({ err: error, studyId: study.id }, 'could not take the study off the pending submissions; the sweep will');
+  });
+}
+
+/** The inference jobs of a study's images (one per frame of a multi-frame DICOM original). */
+export function inferenceJobsOf(study: StudyRecord, images: readonly ImageRecord[]): { payload: InferenceJob; priority: StudyPriority }[] {
+  return images.map((image) => {
+    const frame = image.dicom?.frameNumber;
+    return {
+      payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, ...(frame ? { frame: frame - 1 } : {}), clientId: study.clientId },
+      priority: study.priority,
+    };
+  });
+}
+
+/**
+ * Removes the records of a study whose jobs were never enqueued (and its pending-submission entry);
+ * a batch that this completes is announced. Idempotent: the batch's count is given back once, and
+ * its completion is delivered once however often it is announced.
+ */
+export async function removeStudyRecords(ctx: ApiContext, study: StudyRecord): Promise<void> {
+  const batchState = await ctx.studies.remove(study);
+  if (study.batchId && batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
 }
 
 /**
  * Removes the records of a study whose submission failed, waiting out a short Redis outage: left
- * behind, the study would stay queued for ever with no job. A batch that this completes is announced.
+ * behind, the study would stay queued with no job until the sweep of pending submissions removes
+ * it. A batch that this completes is announced.
  */
 async function removeRecorded(ctx: ApiContext, study: StudyRecord, log: FastifyBaseLogger): Promise<void> {
   try {
-    const batchState = await withPauses(() => ctx.studies.remove(study), UNDO_PAUSES_MS);
-    if (study.batchId && batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
+    await withPauses(() => removeStudyRecords(ctx, study), UNDO_PAUSES_MS);
   } catch (error) {
     log.error({ err: error, studyId: study.id }, 'could not remove study record');
   }

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { enqueueInferenceBulk, inferenceJobId, once, studyOriginalsPrefix, type Logger } from '@btd/shared';
+import type { ApiContext } from '../context.js';
+import { deleteIfHolds } from '../store/redis-script.js';
+import { inferenceJobsOf, removeStudyRecords } from './submit-study.js';
+
+/**
+ * How old a pending submission must be before the sweep settles it. A live submission gets from
+ * its records to its jobs (or removes them) well within this: the study's createdAt is set before
+ * the external id is claimed (a wait of at most 15 s), the originals' uploads run beside the
+ * records and fail after S3_TIMEOUT_MS (30 s by default) of silence, with one retry by the S3
+ * client, an upload that keeps moving takes seconds per file, and the enqueueing is one Redis
+ * round trip that fails at once while Redis is away. Ten minutes is many times that, with room for
+ * clocks of replicas that differ a little: an entry this old belongs to an API that was killed
+ * (or whose own clean-up Redis refused), never to one still at work, which the sweep would race.
+ */
+export const PENDING_SUBMISSION_AGE_MS = 10 * 60_000;
+
+/** How often each API process sweeps, and how long after its start it first does. */
+export const PENDING_SWEEP_INTERVAL_MS = 60_000;
+const FIRST_SWEEP_DELAY_MS = 10_000;
+
+/** Most pending submissions settled by one sweep, oldest first; the next sweep takes the rest. */
+const SWEEP_LIMIT = 100;
+
+/**
+ * Lease of the sweep lock, so that one replica sweeps at a time. Every step is idempotent anyway
+ * (jobs by deterministic id, removal by script, a batch's completion delivered once), so a lease
+ * that runs out during a slow sweep costs a second sweeper's work, never a wrong result.
+ */
+const SWEEP_LOCK_MS = 2 * 60_000;
+
+/**
+ * How a pending submission was settled: `gone` (no study any more), `submitted` (every image had
+ * its job, or had finished), `enqueued` (the missing jobs were enqueued), `removed` (an original
+ * was missing: the study, its originals and its external id's claim were removed).
+ */
+export type PendingOutcome = 'gone' | 'submitted' | 'enqueued' | 'removed';
+
+export interface SettledSubmission {
+  readonly studyId: string;
+  readonly outcome: PendingOutcome;
+}
+
+const LOG_MESSAGES: Readonly<Record<PendingOutcome, string>> = {
+  gone: 'pending submission without a study: entry dropped',
+  submitted: 'pending submission had its jobs: entry dropped',
+  enqueued: 'pending submission had no jobs: enqueued them',
+  removed: 'pending submission lacks an original: study removed and its externalId freed',
+};
+
+async function settle(ctx: ApiContext, studyId: string): Promise<PendingOutcome> {
+  const study = await ctx.studies.get(studyId);
+  if (!study) {
+    await ctx.studies.settlePending(studyId);
+    return 'gone';
+  }
+  const images = await ctx.studies.images(study);
+  // A finished image had its job, which may since have been trimmed from the queue.
+  const hasJob = await Promise.all(images.map(async (image) => image.state !== 'queued' || Boolean(await ctx.queues.inference.getJob(inferenceJobId(image.id)))));
+  const missing = images.filter((_, i) => !hasJob[i]);
+  if (missing.length === 0) {
+    await ctx.studies.settlePending(study.id);
+    return 'submitted';
+  }
+  const objectKeys = [...new Set(missing.map((image) => image.objectKey))];
+  const stored = await Promise.all(objectKeys.map((key) => ctx.objectStore.exists(key)));
+  if (stored.every(Boolean)) {
+    await enqueueInferenceBulk(ctx.queues.inference, inferenceJobsOf(study, missing));
+    await ctx.studies.settlePending(study.id);
+    return 'enqueued';
+  }
+  // The records go last (their removal also drops the entry): a sweep cut short before leaves the
+  // entry, and the next one repeats the steps, each harmless the second time.
+  await ctx.objectStore.deletePrefix(studyOriginalsPrefix(study.clientId, study.id));
+  if (study.externalId) await ctx.externalIds.release(study.clientId, study.externalId, study.id);
+  await removeStudyRecords(ctx, study);
+  return 'removed';
+}
+
+export interface SweepOptions {
+  /** Settles only submissions at least this old (default {@link PENDING_SUBMISSION_AGE_MS}). */
+  readonly olderThanMs?: number;
+  /** Checked between submissions: the sweep stops early once it returns true (shutdown). */
+  readonly stopped?: () => boolean;
+}
+
+/**
+ * Settles the submissions whose records were written but whose jobs may never have been enqueued
+ * (the API was killed in between): enqueues the missing jobs when the originals are stored,
+ * removes the study and frees its externalId otherwise. Returns what it settled; nothing when
+ * another replica is sweeping. A submission it could not settle (S3 or Redis failing) is logged
+ * and left to the next sweep.
+ */
+export async function sweepPendingSubmissions(ctx: ApiContext, log: Logger, options: SweepOptions = {}): Promise<SettledSubmission[]> {
+  const due = await ctx.studies.pendingSubmissions(Date.now() - (options.olderThanMs ?? PENDING_SUBMISSION_AGE_MS), SWEEP_LIMIT);
+  if (due.length === 0) return [];
+  const lock = ctx.keys.pendingSweepLock;
+  const token = randomUUID();
+  if ((await ctx.redis.set(lock, token, 'PX', SWEEP_LOCK_MS, 'NX')) !== 'OK') return [];
+  const settled: SettledSubmission[] = [];
+  try {
+    for (const studyId of due) {
+      if (options.stopped?.()) break;
+      try {
+        const outcome = await settle(ctx, studyId);
+        log.info({ studyId, outcome }, LOG_MESSAGES[outcome]);
+        settled.push({ studyId, outcome });
+      } catch (error) {
+        log.error({ err: error, studyId }, 'could not settle a pending submission; the next sweep tries again');
+      }
+    }
+  } finally {
+    await deleteIfHolds(ctx.redis, [lock], [token]).catch(() => undefined);
+  }
+  return settled;
+}
+
+/** The periodic sweep of an API process. */
+export interface PendingSweeps {
+  /** Stops the timer and waits for a sweep in progress (which stops after its current submission); safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Sweeps shortly after start and then every {@link PENDING_SWEEP_INTERVAL_MS}, on a timer that keeps no process alive. */
+export function startPendingSweeps(ctx: ApiContext, log: Logger): PendingSweeps {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> = Promise.resolve();
+  const schedule = (delayMs: number) => {
+    timer = setTimeout(() => {
+      sweeping = sweepPendingSubmissions(ctx, log, { stopped: () => stopped })
+        .then(
+          () => undefined,
+          (error: unknown) => log.warn({ err: error }, 'could not sweep the pending submissions; trying again later'),
+        )
+        .finally(() => {
+          if (!stopped) schedule(PENDING_SWEEP_INTERVAL_MS);
+        });
+    }, delayMs).unref();
+  };
+  schedule(FIRST_SWEEP_DELAY_MS);
+  return {
+    close: once(async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await sweeping;
+    }),
+  };
+}
