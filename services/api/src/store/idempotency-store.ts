@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
 import type { RecordKeys } from './record-keys.js';
+import { deleteIfHolds } from './redis-script.js';
 import { UNDO_PAUSES_MS, withPauses } from './with-pauses.js';
 
 /** A response remembered under an Idempotency-Key. */
@@ -30,8 +31,6 @@ export function idempotencyKeyReused(): ApiError {
   return new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used for a different request');
 }
 
-/** Deletes the key only if it still holds this claim. */
-const RELEASE_OWN_CLAIM = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 /** Pauses between attempts to remember a response: a blip of Redis should not lose it. */
 const COMPLETE_RETRY_MS = [100, 400];
 
@@ -116,6 +115,7 @@ export class IdempotencyStore {
 
   /** Frees a key this request claimed (`entry`) after its work failed, so a retry can run it again. */
   async release(clientId: string, idempotencyKey: string, entry: string): Promise<void> {
-    await this.redis.eval(RELEASE_OWN_CLAIM, 1, this.keys.idempotency(clientId, idempotencyKey), entry);
+    // Only while the key still holds this claim: a claim that lapsed and was taken over stays.
+    await deleteIfHolds(this.redis, [this.keys.idempotency(clientId, idempotencyKey)], [entry]);
   }
 }
