@@ -41,6 +41,30 @@ describe('study webhooks', () => {
     expect(receiver.received).toHaveLength(2);
   });
 
+  it('sends a webhook the receiver accepted once, when recording the delivery meets a Redis blip', async () => {
+    const receiver = await harness.startReceiver();
+    await harness.startWorker();
+    const deliveries = harness.env.api.ctx.deliveries;
+    const recordAttempt = deliveries.recordAttempt.bind(deliveries);
+    let failures = 1;
+    // The receiver has answered 200; the write that records it fails, as it would while Redis restarts.
+    deliveries.recordAttempt = async (...args: Parameters<typeof recordAttempt>) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error('Connection is closed.');
+      }
+      return recordAttempt(...args);
+    };
+    const [slice] = mriSlices('yes', 1);
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
+      body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }], { callbackUrl: `${receiver.url}/hooks/btd` }),
+    });
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId, (s) => s.webhook?.deliveredAt !== undefined);
+    expect(failures).toBe(0);
+    expect(study.webhook).toMatchObject({ attempts: 1, lastStatus: 200 });
+    expect(receiver.received).toHaveLength(1);
+  });
+
   it('sends nothing for a study without callbackUrl', async () => {
     await harness.startWorker();
     const [slice] = mriSlices('no', 1);

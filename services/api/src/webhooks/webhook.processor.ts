@@ -3,6 +3,7 @@ import type { Logger, WebhookJob } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { PACS_EXPORT_EVENT, pacsExportRequest } from '../dicom-results/pacs-export.js';
 import type { DeliveryRecord } from '../store/records.js';
+import { REDIS_RESTART_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.js';
 
 async function post(url: string, body: string | Buffer, headers: Record<string, string>, timeoutMs: number) {
@@ -36,7 +37,9 @@ function signedRequest(ctx: ApiContext, delivery: DeliveryRecord): { body: strin
 /**
  * Delivers one webhook (or a PACS export, which goes the same way: see `pacs-export.ts`): POSTs the stored body, signed afresh (new timestamp) on every attempt,
  * and records the attempt on the delivery. A non-2xx answer throws, so BullMQ retries with
- * exponential backoff; a delivery that already succeeded is not sent again.
+ * exponential backoff; a delivery recorded as succeeded is not sent again. Delivery is at least
+ * once: one the receiver accepted is sent again only when it could not be recorded (the process
+ * died in between, or Redis stayed away for longer than the recording waits).
  */
 export function createWebhookProcessor(ctx: ApiContext, logger: Logger): Processor<WebhookJob> {
   return async (job: Job<WebhookJob>) => {
@@ -47,7 +50,9 @@ export function createWebhookProcessor(ctx: ApiContext, logger: Logger): Process
     const pacsExport = delivery.event === PACS_EXPORT_EVENT;
     const request = pacsExport ? await pacsExportRequest(ctx, delivery) : signedRequest(ctx, delivery);
     const outcome = await post(delivery.url, request.body, request.headers, pacsExport ? ctx.config.pacsStowTimeoutMs : ctx.config.webhookTimeoutMs);
-    await ctx.deliveries.recordAttempt(delivery.id, outcome.status, outcome.error);
+    // The receiver has answered: the attempt is recorded through a Redis restart of a few seconds,
+    // since a delivery left unrecorded would be sent again by the job's retry.
+    await withPauses(() => ctx.deliveries.recordAttempt(delivery.id, outcome.status, outcome.error), REDIS_RESTART_PAUSES_MS);
     ctx.metrics.webhookAttempts.inc({ outcome: outcome.error ? 'failed' : 'delivered' });
     if (outcome.error) {
       log.warn({ deliveryId: delivery.id, status: outcome.status, error: outcome.error }, 'webhook attempt failed');
