@@ -17,8 +17,9 @@ export const WebhookJobSchema = Type.Object({ deliveryId: Type.String({ minLengt
 export type WebhookJob = Static<typeof WebhookJobSchema>;
 
 /**
- * Receivers are often down for minutes: eight attempts from 2 s doubling span about eight
- * minutes before the delivery is marked failed.
+ * Receivers are often down for minutes: eight attempts, the waits between them doubling from 2 s to
+ * 128 s and each cut by a random share of up to half (jitter), wait about 2 to 4 minutes in all
+ * before the delivery is marked failed.
  */
 export const WEBHOOK_JOB_OPTIONS: DefaultJobOptions = Object.freeze({
   attempts: 8,
