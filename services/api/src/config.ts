@@ -18,9 +18,9 @@ export const ApiConfigSchema = Type.Object({
   }),
   /** TCP port of the HTTP server. */
   port: Type.Integer({ env: 'PORT', default: 3000, minimum: 0, maximum: 65535, description: 'HTTP port (0 picks a free one).' }),
-  /** Base URL clients reach the API at, used for absolute links in webhook bodies. */
+  /** Base URL clients reach the API at, used for absolute links in webhook bodies and STOW-RS answers. */
   publicUrl: Type.Optional(
-    Type.String({ env: 'PUBLIC_URL', pattern: '^https?://', description: 'External base URL, e.g. https://btd.example.org (links in webhooks).' }),
+    Type.String({ env: 'PUBLIC_URL', pattern: '^https?://', description: 'External base URL, e.g. https://btd.example.org (links in webhooks and STOW-RS answers).' }),
   ),
   /** Inline API keys. */
   apiKeys: Type.Optional(
