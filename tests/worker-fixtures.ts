@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { initBackend } from '@btd/model';
 import {
   Redis,
@@ -26,8 +27,21 @@ import {
   type ModelProvider,
   type RunningInferenceWorker,
   type WorkerConfig,
+  type WorkerMetrics,
 } from '@btd/inference-worker';
-import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, spawnService, uniquePrefix, waitFor, type ServiceProcess, type TestS3 } from './helpers/index.js';
+import {
+  REPO_ROOT,
+  TEST_REDIS_URL,
+  deleteKeysWithPrefix,
+  sampleImages,
+  spawnService,
+  startTestS3,
+  uniquePrefix,
+  waitFor,
+  writeTestModels,
+  type ServiceProcess,
+  type TestS3,
+} from './helpers/index.js';
 
 /** Worker settings for tests: short locks so stalled jobs come back within seconds. */
 export const FAST_RECOVERY = { lockDurationMs: 2000, stalledIntervalMs: 500, maxStalledCount: 2 } as const;
@@ -44,8 +58,8 @@ export interface WorkerTestEnv {
   readonly env: Record<string, string>;
   /** Stores an image and enqueues its inference job; returns the ids. */
   submit(image: Uint8Array, priority?: StudyPriority): Promise<{ studyId: string; imageId: string; jobId: string }>;
-  /** Starts an in-process worker with the given models. */
-  startWorker(models: ModelProvider, config?: Partial<WorkerConfig>): RunningInferenceWorker;
+  /** Starts an in-process worker with the given models, reporting to `metrics` when given. */
+  startWorker(models: ModelProvider, config?: Partial<WorkerConfig>, metrics?: WorkerMetrics): RunningInferenceWorker;
   /** Waits for the result message of an image. */
   resultOf(imageId: string, timeoutMs?: number): Promise<ResultMessage>;
   close(): Promise<void>;
@@ -78,7 +92,7 @@ export async function startWorkerEnv(s3: TestS3): Promise<WorkerTestEnv> {
       const job = await enqueueInference(inference, { ...ids, objectKey }, priority);
       return { studyId: ids.studyId, imageId: ids.imageId, jobId: job.id as string };
     },
-    startWorker(models, config = {}) {
+    startWorker(models, config = {}, metrics) {
       const connection = createWorkerConnection(TEST_REDIS_URL);
       const running = startInferenceWorker({
         config: { queuePrefix: prefix, concurrency: 1, lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1, ...config },
@@ -87,6 +101,7 @@ export async function startWorkerEnv(s3: TestS3): Promise<WorkerTestEnv> {
         results,
         models,
         logger,
+        ...(metrics ? { metrics } : {}),
       });
       workers.push({ running, connection });
       return running;
@@ -118,6 +133,72 @@ export async function loadTestModels(modelsDir: string): Promise<DirectoryModelP
 /** Reads a file into a Uint8Array. */
 export async function readImage(file: string): Promise<Uint8Array> {
   return new Uint8Array(await readFile(file));
+}
+
+/** What the in-process worker tests of one file share: its S3 server, the test models, an image, and one env per test. */
+export interface WorkerSuite {
+  readonly s3: TestS3;
+  readonly modelsDir: string;
+  readonly models: DirectoryModelProvider;
+  /** A Br35H image with a tumour. */
+  readonly tumourImage: Uint8Array;
+  /** The running test's queues and bucket, closed after it. */
+  readonly env: WorkerTestEnv;
+  /** Starts a fresh env for the rest of the test, once the test has closed its own. */
+  renewEnv(): Promise<void>;
+}
+
+/** Registers the hooks of a {@link WorkerSuite}; its getters work inside tests. */
+export function useWorkerSuite(): WorkerSuite {
+  let s3: TestS3 | undefined;
+  let modelsDir: string | undefined;
+  let models: DirectoryModelProvider | undefined;
+  let tumourImage: Uint8Array | undefined;
+  let env: WorkerTestEnv | undefined;
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    modelsDir = await writeTestModels();
+    models = await loadTestModels(modelsDir);
+    const [file] = await sampleImages('br35h/yes', 1);
+    tumourImage = await readImage(file as string);
+  });
+  afterAll(async () => {
+    await models?.close();
+    await s3?.close();
+    if (modelsDir) await rm(modelsDir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    env = await startWorkerEnv(started(s3));
+  });
+  afterEach(async () => {
+    await env?.close();
+    env = undefined;
+  });
+  return {
+    get s3() {
+      return started(s3);
+    },
+    get modelsDir() {
+      return started(modelsDir);
+    },
+    get models() {
+      return started(models);
+    },
+    get tumourImage() {
+      return started(tumourImage);
+    },
+    get env() {
+      return started(env);
+    },
+    async renewEnv() {
+      env = await startWorkerEnv(started(s3));
+    },
+  };
+}
+
+function started<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('the worker suite is only available inside a test');
+  return value;
 }
 
 /** A worker service running as a child process. */

@@ -1,9 +1,8 @@
-import { rm } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger, inferenceJobId, overlayKey, resultKey, resultsPrefix, type ResultMessage } from '@btd/shared';
 import { DirectoryModelProvider, ModelThreadPool, type ImageResultDocument, type ModelProvider, type ServedModel } from '@btd/inference-worker';
-import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
-import { loadTestModels, readImage, startWorkerEnv, type WorkerTestEnv } from './worker-fixtures.js';
+import { waitFor } from './helpers/index.js';
+import { useWorkerSuite } from './worker-fixtures.js';
 import { dicomFile } from './helpers/dicom-file.js';
 
 const ctSlice = dicomFile({ width: 8, height: 8, pixels: new Uint16Array(64), modality: 'CT' });
@@ -11,33 +10,7 @@ const NOT_ANALYSED = /^DICOM modality is CT; btd analyses MR slices$/;
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-let s3: TestS3;
-let modelsDir: string;
-let models: DirectoryModelProvider;
-let tumourImage: Uint8Array;
-let env: WorkerTestEnv;
-
-beforeAll(async () => {
-  s3 = await startTestS3();
-  modelsDir = await writeTestModels();
-  models = await loadTestModels(modelsDir);
-  const [file] = await sampleImages('br35h/yes', 1);
-  tumourImage = await readImage(file as string);
-});
-
-afterAll(async () => {
-  await models?.close();
-  await s3?.close();
-  if (modelsDir) await rm(modelsDir, { recursive: true, force: true });
-});
-
-beforeEach(async () => {
-  env = await startWorkerEnv(s3);
-});
-
-afterEach(async () => {
-  await env.close();
-});
+const suite = useWorkerSuite();
 
 function expectSucceeded(message: ResultMessage): asserts message is Extract<ResultMessage, { kind: 'succeeded' }> {
   expect(message.kind, JSON.stringify(message)).toBe('succeeded');
@@ -45,6 +18,7 @@ function expectSucceeded(message: ResultMessage): asserts message is Extract<Res
 
 describe('inference worker against Redis and s3rver', () => {
   it('holds the models a job took until the job is done, so that a promotion meanwhile cannot dispose them', async () => {
+    const { env, models, tumourImage } = suite;
     let held = 0;
     let heldWhilePredicting = 0;
     const leasing: ModelProvider = {
@@ -64,6 +38,7 @@ describe('inference worker against Redis and s3rver', () => {
   });
 
   it('leaves the documents of a posted result as they are when its job runs again', async () => {
+    const { env, models, tumourImage } = suite;
     const { imageId, jobId } = await env.submit(tumourImage, 'stat');
     env.startWorker(models);
     const message = await env.resultOf(imageId);
@@ -82,6 +57,7 @@ describe('inference worker against Redis and s3rver', () => {
   });
 
   it('analyses an image: result documents, overlay and one result message', async () => {
+    const { env, models, tumourImage } = suite;
     const { studyId, imageId, jobId } = await env.submit(tumourImage, 'stat');
     env.startWorker(models);
     const message = await env.resultOf(imageId);
@@ -111,6 +87,7 @@ describe('inference worker against Redis and s3rver', () => {
   });
 
   it('is idempotent: a repeated job rewrites the same objects and posts no second result', async () => {
+    const { env, models, tumourImage } = suite;
     const { imageId, jobId } = await env.submit(tumourImage);
     env.startWorker(models);
     const first = await env.resultOf(imageId);
@@ -130,6 +107,7 @@ describe('inference worker against Redis and s3rver', () => {
   });
 
   it('runs stat jobs before routine ones', async () => {
+    const { env, models, tumourImage } = suite;
     const routine = [await env.submit(tumourImage, 'routine'), await env.submit(tumourImage, 'routine')];
     const stat = await env.submit(tumourImage, 'stat');
     env.startWorker(models, { concurrency: 1 });
@@ -145,6 +123,7 @@ describe('inference worker against Redis and s3rver', () => {
     ['zero bytes', new Uint8Array(0), /^not a decodable image: empty file \(0 bytes\)$/],
     ['a CT slice in DICOM', ctSlice, NOT_ANALYSED],
   ] as const)('fails %s once, without retries, and posts the reason', async (_name, input, reason) => {
+    const { env, models, tumourImage } = suite;
     const image = input === 'truncate' ? tumourImage.subarray(0, 600) : input;
     const { imageId, jobId } = await env.submit(image);
     env.startWorker(models);
@@ -158,25 +137,8 @@ describe('inference worker against Redis and s3rver', () => {
     expect(await env.store.listKeys(resultsPrefix(imageId))).toEqual([]);
   });
 
-  it('retries through an S3 outage with backoff and completes once S3 is back', async () => {
-    const { imageId, jobId } = await env.submit(tumourImage);
-    await s3.stop();
-    try {
-      env.startWorker(models);
-      await waitFor(async () => ((await env.inference.getJob(jobId))?.attemptsMade ?? 0) >= 1, { what: 'a failed attempt' });
-    } finally {
-      await s3.restart();
-    }
-    const message = await env.resultOf(imageId);
-    expect(message.kind).toBe('succeeded');
-    // The result is posted from inside the job, just before BullMQ records the job as completed.
-    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'completed', { what: 'the job to be recorded as completed' });
-    const job = await env.inference.getJob(jobId);
-    expect(job?.attemptsMade).toBeGreaterThanOrEqual(2);
-    expect(job?.stacktrace.length).toBeGreaterThanOrEqual(1);
-  });
-
   it('fails a job whose original is missing without retrying', async () => {
+    const { env, models, tumourImage } = suite;
     const { imageId, jobId } = await env.submit(tumourImage);
     const job = await env.inference.getJob(jobId);
     await env.store.delete(job!.data.objectKey);
@@ -189,6 +151,7 @@ describe('inference worker against Redis and s3rver', () => {
   });
 
   it('with the models on a pool of threads, gives the in-process result and still fails undecodable or unsupported input at once', async () => {
+    const { env, models, modelsDir, tumourImage } = suite;
     const inProcess = env.startWorker(models);
     const first = await env.submit(tumourImage);
     const expected = await env.resultOf(first.imageId);
@@ -221,7 +184,7 @@ describe('inference worker against Redis and s3rver', () => {
       await env.close();
       await threaded.close();
       await pool.close();
-      env = await startWorkerEnv(s3);
+      await suite.renewEnv();
     }
   });
 });

@@ -17,6 +17,7 @@ describe('loadWorkerConfig', () => {
   it('has working defaults for a local run', () => {
     const config = loadWorkerConfig({});
     expect(config).toMatchObject({ concurrency: 2, modelSource: 'registry', queuePrefix: 'btd', metricsPort: 0, lockDurationMs: 60_000, modelsDir: 'models' });
+    expect(config).toMatchObject({ s3OutageBudgetMs: 3_600_000, s3OutageMaxDelayMs: 30_000 });
     expect(Object.isFrozen(config)).toBe(true);
   });
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
+import { S3_OUTAGE_DEFAULTS } from './s3-outage.js';
 
 /** Every setting of the inference worker. */
 export const WorkerConfigSchema = Type.Object({
@@ -38,6 +39,23 @@ export const WorkerConfigSchema = Type.Object({
     default: 2,
     minimum: 0,
     description: 'Times a job may stall (worker died) before it is failed.',
+  }),
+  /**
+   * An S3 outage is nothing wrong with the images in flight: their jobs wait for S3 without spending
+   * attempts, for this long in all per job; past it they fail as for any other error.
+   */
+  s3OutageBudgetMs: timerMsField({
+    env: 'WORKER_S3_OUTAGE_BUDGET_MS',
+    default: S3_OUTAGE_DEFAULTS.budgetMs,
+    minimum: 0,
+    description: 'How long a job waits out an S3 outage (unreachable, time-outs, 5xx, throttling) without spending its attempts; then it fails as for any error (0: no waiting).',
+  }),
+  /** A job waiting for S3 tries again after about as long as the outage has lasted, at most this long. */
+  s3OutageMaxDelayMs: timerMsField({
+    env: 'WORKER_S3_OUTAGE_MAX_DELAY_MS',
+    default: S3_OUTAGE_DEFAULTS.maxDelayMs,
+    minimum: 100,
+    description: 'Longest wait between two tries of a job while S3 stays unreachable (the wait grows from 1 s).',
   }),
   /** Where models come from. */
   modelSource: Type.Union([Type.Literal('registry'), Type.Literal('directory')], {

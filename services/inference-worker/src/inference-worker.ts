@@ -3,7 +3,8 @@ import { INFERENCE_QUEUE, closeWorker, once, type InferenceJob, type Logger, typ
 import type { WorkerConfig } from './config.js';
 import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
 import { createOriginalReader } from './original-reader.js';
-import type { ModelProvider } from './model-provider.js';
+import type { JobEvents, ModelProvider } from './model-provider.js';
+import { S3Outage, S3_OUTAGE_DEFAULTS } from './s3-outage.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What {@link startInferenceWorker} wires together; the caller owns and closes each of them. */
@@ -15,7 +16,7 @@ export interface InferenceWorkerOptions {
     multiFrameCacheBytes?: number;
     /** The process's shutdown limit; closing waits for jobs in flight for half of it (default 30 s). */
     shutdownTimeoutMs?: number;
-  };
+  } & Partial<Pick<WorkerConfig, 's3OutageBudgetMs' | 's3OutageMaxDelayMs'>>;
   /** A connection made with `createWorkerConnection` (blocking commands, no request retry limit). */
   connection: Redis;
   store: ObjectStore;
@@ -36,6 +37,16 @@ function isFinalFailure(job: Job, error: Error): boolean {
   return error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
 }
 
+/** A worker's job events, a deferred job ending like a failed one: BullMQ emits nothing when a job delays itself. */
+function withDeferrals(worker: JobEvents, outage: S3Outage): JobEvents {
+  return {
+    on(event, listener) {
+      if (event === 'failed') outage.onDeferred(listener);
+      return worker.on(event, listener);
+    },
+  };
+}
+
 /**
  * Starts consuming the inference queue. Jobs whose worker died are picked up again after the
  * lock expires (stalled-job recovery); the processor is safe to run twice.
@@ -43,7 +54,12 @@ function isFinalFailure(job: Job, error: Error): boolean {
 export function startInferenceWorker(options: InferenceWorkerOptions): RunningInferenceWorker {
   const { config, logger, metrics } = options;
   const originals = createOriginalReader(options.store, config.multiFrameCacheBytes ?? 256 * 1024 * 1024);
-  const processor = createInferenceProcessor({ ...options, originals, parallelModels: config.modelThreads === true });
+  const outage = new S3Outage(
+    { budgetMs: config.s3OutageBudgetMs ?? S3_OUTAGE_DEFAULTS.budgetMs, maxDelayMs: config.s3OutageMaxDelayMs ?? S3_OUTAGE_DEFAULTS.maxDelayMs },
+    logger,
+    metrics,
+  );
+  const processor = createInferenceProcessor({ ...options, originals, outage, parallelModels: config.modelThreads === true });
   const worker = new Worker<InferenceJob, InferenceJobReturn>(INFERENCE_QUEUE, processor, {
     connection: options.connection,
     prefix: config.queuePrefix,
@@ -71,7 +87,7 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
   });
   worker.on('stalled', (jobId) => logger.warn({ jobId, queue: INFERENCE_QUEUE }, 'job stalled (its worker died); requeued'));
   worker.on('error', (error) => logger.error({ err: error, queue: INFERENCE_QUEUE }, 'worker error'));
-  options.models.followJobsOf?.(worker);
+  options.models.followJobsOf?.(withDeferrals(worker, outage));
   // Half the shutdown limit, so that the results queue and the store still close in time.
   const close = once(async () => {
     await closeWorker(worker, (config.shutdownTimeoutMs ?? 30_000) / 2, logger);

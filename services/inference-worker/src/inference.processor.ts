@@ -18,6 +18,7 @@ import {
 import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
 import type { OriginalReader } from './original-reader.js';
 import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
+import type { S3Outage } from './s3-outage.js';
 
 /** What the processor needs; all long-lived, owned by the caller. */
 export interface InferenceProcessorDeps {
@@ -29,6 +30,8 @@ export interface InferenceProcessorDeps {
   logger: Logger;
   /** Run a job's two models at once (they are on threads of their own) instead of one after the other. */
   parallelModels?: boolean;
+  /** Defers jobs that find S3 unreachable without spending their attempts; without it, an outage fails attempts like any error. */
+  outage?: S3Outage;
 }
 
 /** Return value of a completed job, kept (small) in Redis with the job. */
@@ -65,17 +68,18 @@ function parsePayload(data: unknown): InferenceJob {
  * that crashed before posting rewrites the same objects (the result's job id is derived from the
  * image id, so at most one result goes out), so a retry after a crash is harmless.
  *
- * Bad input fails at once with `UnrecoverableError` and a `failed` result; other errors are
- * retried by BullMQ, and a `failed` result is posted only when the last attempt fails.
+ * Bad input fails at once with `UnrecoverableError` and a `failed` result. S3 being unreachable
+ * defers the job without spending an attempt (see `S3Outage`), within its outage budget. Other
+ * errors are retried by BullMQ, and a `failed` result is posted only when the last attempt fails.
  */
-export function createInferenceProcessor(deps: InferenceProcessorDeps): (job: Job<InferenceJob>) => Promise<InferenceJobReturn> {
-  return async (job) => {
+export function createInferenceProcessor(deps: InferenceProcessorDeps): (job: Job<InferenceJob>, token?: string) => Promise<InferenceJobReturn> {
+  return async (job, token) => {
     const payload = parsePayload(job.data);
     // Take both models once, so a hot swap mid-job cannot mix versions within one result, and hold
     // them: a replaced model stays loaded until this job is done with it, however long it takes.
     const leases = takeModels(deps.models);
     try {
-      return await processWith(deps, job, payload, leases.binary.model, leases.type.model);
+      return await processWith(deps, { job, token, payload }, leases.binary.model, leases.type.model);
     } finally {
       leases.binary.release();
       leases.type.release();
@@ -94,8 +98,18 @@ function takeModels(models: ModelProvider): { binary: ModelLease; type: ModelLea
   }
 }
 
-/** Runs the job on the models it took; a failure on the last attempt, or for good, posts a `failed` result. */
-async function processWith(deps: InferenceProcessorDeps, job: Job<InferenceJob>, payload: InferenceJob, binary: ServedModel, type: ServedModel): Promise<InferenceJobReturn> {
+/** A job being run: the job, the token of its lock and its checked payload. */
+interface RunningJob {
+  job: Job<InferenceJob>;
+  token: string | undefined;
+  payload: InferenceJob;
+}
+
+/**
+ * Runs the job on the models it took. S3 unreachable defers it; a failure on the last attempt, or
+ * for good, posts a `failed` result.
+ */
+async function processWith(deps: InferenceProcessorDeps, { job, token, payload }: RunningJob, binary: ServedModel, type: ServedModel): Promise<InferenceJobReturn> {
   const log = deps.logger.child({
     jobId: job.id,
     queue: job.queueName,
@@ -103,8 +117,11 @@ async function processWith(deps: InferenceProcessorDeps, job: Job<InferenceJob>,
     modelVersion: `${binary.version}+${type.version}`,
   });
   try {
-    return await analyse(deps, payload, binary, type, log);
+    const analysed = await analyse(deps, payload, binary, type, log);
+    deps.outage?.reachable();
+    return analysed;
   } catch (error) {
+    await deps.outage?.deferIfUnavailable(job, token, error, log);
     const permanent = asPermanent(error);
     if (permanent || isLastAttempt(job)) {
       const reason = (permanent ?? (error as Error)).message;

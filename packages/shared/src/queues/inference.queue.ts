@@ -40,8 +40,9 @@ export type StudyPriority = Static<typeof StudyPrioritySchema>;
 export const INFERENCE_PRIORITY: Readonly<Record<StudyPriority, number>> = Object.freeze({ stat: 1, routine: 10 });
 
 /**
- * Five attempts over roughly 1 + 2 + 4 + 8 s cover a restarting S3 or Redis; bad input fails
- * at once through `UnrecoverableError` instead.
+ * Five attempts over roughly 1 + 2 + 4 + 8 s cover a restarting Redis or a passing fault; bad input
+ * fails at once through `UnrecoverableError` instead. An S3 outage spends none of them: the worker
+ * puts the job back until S3 answers, within an outage budget of its own.
  */
 export const INFERENCE_JOB_OPTIONS: DefaultJobOptions = Object.freeze({
   attempts: 5,

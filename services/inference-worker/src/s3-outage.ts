@@ -1,0 +1,112 @@
+import { DelayedError, type Job } from 'bullmq';
+import { isStoreUnavailable, type Logger } from '@btd/shared';
+import type { WorkerMetrics } from './worker-metrics.js';
+
+/** How jobs wait out an S3 outage. */
+export interface S3OutagePolicy {
+  /**
+   * How long a job may wait for S3 in all, from the first time it found S3 unreachable. Past it, an
+   * outage error spends the job's attempts like any other error, and the job fails as it did before.
+   */
+  budgetMs: number;
+  /** Longest wait of a job between two tries while S3 stays unreachable. */
+  maxDelayMs: number;
+}
+
+/** The defaults of `WORKER_S3_OUTAGE_BUDGET_MS` and `WORKER_S3_OUTAGE_MAX_DELAY_MS`. */
+export const S3_OUTAGE_DEFAULTS: Readonly<S3OutagePolicy> = Object.freeze({ budgetMs: 3_600_000, maxDelayMs: 30_000 });
+
+/** The first wait of a job, unless the cap is shorter. */
+const FIRST_DELAY_MS = 1000;
+
+/**
+ * What a job waiting out an outage keeps in its progress: the outage survives in Redis with the job,
+ * so that whichever worker runs it next counts the same budget.
+ */
+export interface S3OutageProgress {
+  /** When the job first found S3 unreachable, in milliseconds since the epoch. */
+  s3UnavailableSince: number;
+}
+
+/** When the job first found S3 unreachable, if it has. */
+export function outageStartOf(job: Job): number | undefined {
+  const { progress } = job;
+  if (typeof progress !== 'object' || progress === null) return undefined;
+  const since = (progress as Partial<S3OutageProgress>).s3UnavailableSince;
+  return typeof since === 'number' ? since : undefined;
+}
+
+/**
+ * A worker's view of S3 while its jobs find it unreachable. An outage (connection refused or reset,
+ * time-out, 5xx, throttling: see `isStoreUnavailable`) is nothing wrong with the image, so the job
+ * goes back to the delayed set without spending an attempt and tries again later, waiting about as
+ * long as the outage has lasted so far (from 1 s, doubling, up to the cap), until its budget is spent.
+ */
+export class S3Outage {
+  /** Since when this worker's jobs find S3 unreachable; undefined while it answers. */
+  private since: number | undefined;
+  private readonly deferredListeners: (() => void)[] = [];
+
+  constructor(
+    private readonly policy: S3OutagePolicy,
+    private readonly logger: Logger,
+    private readonly metrics?: Pick<WorkerMetrics, 's3Unavailable' | 's3Deferrals'>,
+  ) {}
+
+  /** Calls `listener` when a job is deferred: BullMQ emits neither `completed` nor `failed` for it. */
+  onDeferred(listener: () => void): void {
+    this.deferredListeners.push(listener);
+  }
+
+  /** A job went through: S3 answers. */
+  reachable(): void {
+    if (this.since === undefined) return;
+    this.logger.info({ unreachableForMs: Date.now() - this.since }, 'S3 reachable again; deferred jobs resume');
+    this.since = undefined;
+    this.metrics?.s3Unavailable.set(0);
+  }
+
+  /**
+   * Defers the job when `error` says S3 is unreachable and the job's budget is not spent: records
+   * when its outage began, moves it to the delayed set and throws `DelayedError`, which BullMQ takes
+   * for neither a success nor a failure. Otherwise returns, and the error takes its usual course.
+   */
+  async deferIfUnavailable(job: Job, token: string | undefined, error: unknown, log: Logger): Promise<void> {
+    if (token === undefined || !isStoreUnavailable(error)) return;
+    const now = Date.now();
+    const recorded = outageStartOf(job);
+    const since = recorded ?? now;
+    const context = { err: error, s3UnavailableSince: new Date(since).toISOString(), budgetMs: this.policy.budgetMs };
+    if (now - since >= this.policy.budgetMs) {
+      log.error(context, 'S3 unreachable for longer than the outage budget; the job now spends its attempts');
+      return;
+    }
+    this.unreachable(now);
+    if (recorded === undefined) await job.updateProgress({ s3UnavailableSince: since } satisfies S3OutageProgress);
+    const delayMs = this.delayFor(now, since);
+    await job.moveToDelayed(now + delayMs, token);
+    this.metrics?.s3Deferrals.inc();
+    for (const listener of this.deferredListeners) listener();
+    // Every deferral of a long outage would flood the log: the first one of a job is the one to see.
+    log[recorded === undefined ? 'warn' : 'debug']({ ...context, delayMs }, 'S3 unreachable; job deferred without spending an attempt');
+    throw new DelayedError();
+  }
+
+  private unreachable(now: number): void {
+    if (this.since !== undefined) return;
+    this.since = now;
+    this.logger.error({ maxDelayMs: this.policy.maxDelayMs, budgetMs: this.policy.budgetMs }, 'S3 unreachable; jobs wait for it without spending attempts');
+    this.metrics?.s3Unavailable.set(1);
+  }
+
+  /**
+   * As long as the outage has lasted, so each wait about doubles the last, within [1 s, cap]. The
+   * outage is the older of the job's and this worker's, so that a job taken late in an outage does
+   * not start again from 1 s. Jitter spreads the jobs deferred together over the second half.
+   */
+  private delayFor(now: number, jobSince: number): number {
+    const lasted = now - Math.min(jobSince, this.since ?? jobSince);
+    const delay = Math.min(this.policy.maxDelayMs, Math.max(FIRST_DELAY_MS, lasted));
+    return Math.round(delay * (0.5 + Math.random() * 0.5));
+  }
+}

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { INFERENCE_JOB_NAME, inferenceJobId, originalKey, overlayKey, resultJobId } from '@btd/shared';
+import { createWorkerMetrics, outageStartOf, type ModelProvider, type WorkerMetrics } from '@btd/inference-worker';
+import { sleep, waitFor } from './helpers/index.js';
+import { useWorkerSuite } from './worker-fixtures.js';
+
+/** Two attempts 100 ms apart: the whole retry span an outage would have to outlast is a tenth of a second. */
+const SHORT_RETRIES = { attempts: 2, backoff: { type: 'fixed', delay: 100 } } as const;
+/** Waits between tries capped short, so that a job goes through soon after S3 is back. */
+const QUICK_OUTAGE_RETRIES = { s3OutageMaxDelayMs: 200 } as const;
+
+const suite = useWorkerSuite();
+
+/** Stores an image (or not, with `null`) and enqueues its job with {@link SHORT_RETRIES}. */
+async function submit(image: Uint8Array | null): Promise<{ imageId: string; jobId: string }> {
+  const ids = { clientId: 'tester', studyId: `s-${randomUUID()}`, imageId: `i-${randomUUID()}` };
+  const objectKey = originalKey(ids);
+  if (image) await suite.env.store.put(objectKey, image, 'image/jpeg');
+  const job = await suite.env.inference.add(INFERENCE_JOB_NAME, { ...ids, objectKey }, { jobId: inferenceJobId(ids.imageId), ...SHORT_RETRIES });
+  return { imageId: ids.imageId, jobId: job.id as string };
+}
+
+async function jobOf(jobId: string) {
+  const job = await suite.env.inference.getJob(jobId);
+  if (!job) throw new Error(`job ${jobId} is gone`);
+  return job;
+}
+
+async function metricValue(metrics: WorkerMetrics, name: string): Promise<number | undefined> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((entry) => entry.name === name);
+  return metric?.values[0]?.value;
+}
+
+describe('inference worker during an S3 outage', () => {
+  it('waits out an outage far longer than its retry span without spending an attempt, then completes', async () => {
+    const { env, s3, models, tumourImage } = suite;
+    const { imageId, jobId } = await submit(tumourImage);
+    const metrics = createWorkerMetrics();
+    // As a registry provider counts jobs in flight, to load models between them: a deferral ends a job too.
+    let inFlight = 0;
+    const following: ModelProvider = {
+      acquire: (task) => models.acquire(task),
+      followJobsOf(worker) {
+        worker.on('active', () => (inFlight += 1));
+        for (const end of ['completed', 'failed'] as const) worker.on(end, () => (inFlight -= 1));
+      },
+    };
+    await s3.stop();
+    const outageStarted = Date.now();
+    try {
+      env.startWorker(following, QUICK_OUTAGE_RETRIES, metrics);
+      // Taken, found S3 down and put back, several times over (or, wrongly, failed for good).
+      await waitFor(
+        async () => {
+          const job = await jobOf(jobId);
+          return job.attemptsStarted >= 3 || job.finishedOn !== undefined;
+        },
+        { what: 'the job to be tried three times' },
+      );
+      await sleep(Math.max(0, outageStarted + 2000 - Date.now()));
+      const waiting = await jobOf(jobId);
+      expect(waiting.attemptsMade).toBe(0);
+      expect(waiting.failedReason).toBeUndefined();
+      expect(await env.results.getJob(resultJobId(imageId))).toBeUndefined();
+      expect(outageStartOf(waiting)).toBeGreaterThanOrEqual(outageStarted);
+      expect(await metricValue(metrics, 'btd_worker_s3_unavailable')).toBe(1);
+      expect(await metricValue(metrics, 'btd_worker_s3_deferrals_total')).toBeGreaterThanOrEqual(2);
+    } finally {
+      await s3.restart();
+    }
+    const message = await env.resultOf(imageId, 15_000);
+    expect(message.kind).toBe('succeeded');
+    await waitFor(async () => (await env.inference.getJobState(jobId)) === 'completed', { what: 'the job to be recorded as completed' });
+    const done = await jobOf(jobId);
+    expect(done.attemptsMade).toBe(1);
+    expect(done.stacktrace ?? []).toEqual([]);
+    expect(await metricValue(metrics, 'btd_worker_s3_unavailable')).toBe(0);
+    await waitFor(() => inFlight === 0, { what: 'no job to be counted in flight', timeoutMs: 2000 });
+  });
+
+  it('waits the same way when S3 goes down between reading the original and writing the results', async () => {
+    const { env, s3, models, tumourImage } = suite;
+    const { imageId, jobId } = await submit(tumourImage);
+    let outage: Promise<void> | undefined;
+    // S3 stops while the first forward pass runs: the original was read, the overlay and document cannot be written.
+    const stopping: ModelProvider = {
+      acquire: (task) => {
+        const lease = models.acquire(task);
+        const predict: typeof lease.model.predict = async (image, options) => {
+          outage ??= s3.stop();
+          await outage;
+          return lease.model.predict(image, options);
+        };
+        return { model: { ...lease.model, predict }, release: () => lease.release() };
+      },
+    };
+    try {
+      env.startWorker(stopping, QUICK_OUTAGE_RETRIES);
+      await waitFor(
+        async () => {
+          const job = await jobOf(jobId);
+          return outageStartOf(job) !== undefined || job.finishedOn !== undefined;
+        },
+        { what: 'the job to be deferred' },
+      );
+      await sleep(1000);
+      const waiting = await jobOf(jobId);
+      expect([waiting.attemptsMade, await env.results.getJob(resultJobId(imageId))]).toEqual([0, undefined]);
+    } finally {
+      await outage;
+      await s3.restart();
+    }
+    expect((await env.resultOf(imageId, 15_000)).kind).toBe('succeeded');
+    expect(await env.store.exists(overlayKey(imageId))).toBe(true);
+  });
+
+  it('fails the job as before once the outage outlasts its budget', async () => {
+    const { env, s3, models, tumourImage } = suite;
+    const { imageId, jobId } = await submit(tumourImage);
+    await s3.stop();
+    try {
+      env.startWorker(models, { ...QUICK_OUTAGE_RETRIES, s3OutageBudgetMs: 500 });
+      const message = await env.resultOf(imageId, 15_000);
+      expect(message.kind === 'failed' && message.reason).toMatch(/ECONNREFUSED/);
+      await waitFor(async () => (await env.inference.getJobState(jobId)) === 'failed', { what: 'the job to be recorded as failed' });
+      const failed = await jobOf(jobId);
+      expect(failed.attemptsMade).toBe(SHORT_RETRIES.attempts);
+      expect(failed.attemptsStarted).toBeGreaterThan(SHORT_RETRIES.attempts);
+    } finally {
+      await s3.restart();
+    }
+  });
+
+  it('still fails a job whose original is missing or undecodable at once, without waiting', async () => {
+    const { env, models } = suite;
+    const missing = await submit(null);
+    const undecodable = await submit(new TextEncoder().encode('not an image'));
+    env.startWorker(models, QUICK_OUTAGE_RETRIES);
+    const reasons = [await env.resultOf(missing.imageId), await env.resultOf(undecodable.imageId)].map((message) => message.kind === 'failed' && message.reason);
+    expect(reasons).toEqual([expect.stringMatching(/missing from storage/), expect.stringMatching(/not a decodable image/)]);
+    for (const { jobId } of [missing, undecodable]) {
+      await waitFor(async () => (await env.inference.getJobState(jobId)) === 'failed', { what: 'the job to be recorded as failed' });
+      const job = await jobOf(jobId);
+      expect([job.attemptsStarted, job.attemptsMade]).toEqual([1, 1]);
+      expect(outageStartOf(job)).toBeUndefined();
+    }
+  });
+});
