@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
-import type { ErrorBody, StudyView } from '@btd/api';
+import { SUBMISSION_LEASE_MS, type ErrorBody, type StudyView } from '@btd/api';
 import { describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
 import { call, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
+import { elapse, holdNextEnqueue, pendingStudy } from './api-killed-submission.js';
 import { dicomFile, TransferSyntax, type DicomImageSpec } from './helpers/dicom-file.js';
 
 const harness = useApiHarness();
@@ -118,6 +119,27 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     expect(new Set(studies).size).toBe(2);
     const retry = await stow('/v1/dicomweb/studies', parts, { 'idempotency-key': key });
     expect(items(retry.body, '00081199').map(studyIdOf)).toEqual(studies);
+  });
+
+  it('answers the same instances, resent after the API was killed before enqueueing their jobs, with the study it stored, analysed once', async () => {
+    const parts = [{ bytes: await instance(STUDY_A, `${STUDY_A}.6.1`) }, { bytes: await instance(STUDY_A, `${STUDY_A}.6.2`) }];
+    const held = holdNextEnqueue(harness.env);
+    const first = stow('/v1/dicomweb/studies', parts);
+    const studyId = await pendingStudy(harness.env);
+    try {
+      await elapse(harness.env, SUBMISSION_LEASE_MS + 60_000);
+      const retry = await stow('/v1/dicomweb/studies', [parts[1]!, parts[0]!]);
+      expect([retry.status, retry.headers.get('location')]).toEqual([200, `/v1/studies/${studyId}`]);
+      expect(items(retry.body, '00081199').map(studyIdOf)).toEqual([studyId, studyId]);
+    } finally {
+      held.fail();
+      await first;
+    }
+    await harness.startWorker();
+    expect((await waitForStudy(harness.env, 'alice', studyId)).state).toBe('done');
+    expect(await inferenceJobs()).toBe(2);
+    const listed = await call<{ total: number }>(harness.env, 'alice', 'GET', '/v1/studies');
+    expect(listed.body.total).toBe(1);
   });
 
   it('stores instances framed as dicomweb-client frames them: a CRLF before the first delimiter, a quoted boundary, no CRLF after the last', async () => {

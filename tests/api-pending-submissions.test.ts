@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { sweepPendingSubmissions, type ErrorBody, type RunningApi, type StudyView, type SubmittedStudy } from '@btd/api';
-import { createLogger, inferenceJobId, originalKey } from '@btd/shared';
+import { createLogger, inferenceJobId } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
+import { killedSubmission as killed, type KilledRequest } from './api-killed-submission.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
 
@@ -11,40 +11,11 @@ const [slice] = mriSlices('yes', 1);
 const log = createLogger({ name: 'sweep-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
 
 type Ctx = RunningApi['ctx'];
-type Study = Parameters<Ctx['studies']['create']>[0];
 
 const ctx = (): Ctx => harness.env.api.ctx;
 const sweepNow = () => sweepPendingSubmissions(ctx(), log, { olderThanMs: 0 });
 const pending = () => harness.env.redis.zrange(ctx().keys.pendingSubmissions, 0, -1);
-
-/**
- * What an API killed between writing a study's records and enqueueing its jobs leaves: the
- * external id claimed, the records (and pending entry) written, the original stored unless
- * `withOriginal` is false, and no job.
- */
-async function killedSubmission(options: { externalId?: string; withOriginal: boolean }): Promise<Study> {
-  const studyId = `stu_${randomBytes(10).toString('hex')}`;
-  const imageId = `img_${randomBytes(10).toString('hex')}`;
-  const objectKey = originalKey({ clientId: 'alice', studyId, imageId });
-  const study: Study = {
-    id: studyId,
-    clientId: 'alice',
-    ...(options.externalId ? { externalId: options.externalId } : {}),
-    priority: 'routine',
-    state: 'queued',
-    createdAt: new Date().toISOString(),
-    imageIds: [imageId],
-    doneCount: 0,
-    failedCount: 0,
-    fingerprint: 'killed-submission',
-  };
-  const image = { id: imageId, studyId, clientId: 'alice', filename: 'a.jpg', contentType: 'image/jpeg', width: 512, height: 512, bytes: slice!.bytes.length, objectKey, state: 'queued' as const };
-  if (options.externalId) expect(await ctx().externalIds.claim('alice', options.externalId, studyId)).toBeUndefined();
-  await Promise.all([options.withOriginal ? ctx().objectStore.put(objectKey, slice!.bytes, 'image/jpeg') : undefined, ctx().studies.create(study, [image])]);
-  expect(await pending()).toEqual([studyId]);
-  expect(await ctx().queues.inference.getJob(inferenceJobId(imageId))).toBeUndefined();
-  return study;
-}
+const killedSubmission = (request: KilledRequest) => killed(harness.env, slice!.bytes, request);
 
 describe('pending submissions', () => {
   it('enqueues the jobs of a study whose API was killed before it could, and the study then finishes', async () => {

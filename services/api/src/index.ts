@@ -12,6 +12,8 @@ export { LOCAL_CLIENT, loadApiKeyRing, type ApiClient, type ApiKeyRing } from '.
 export { clientOf, requireAdmin } from './plugins/auth.plugin.js';
 export { ApiError, notFound } from './errors/api-error.js';
 export { recordKeys } from './store/record-keys.js';
+export { fingerprintOf } from './studies/submit-study.js';
+export { SUBMISSION_LEASE_MS } from './studies/resume-submission.js';
 export { PENDING_SUBMISSION_AGE_MS, sweepPendingSubmissions, type PendingOutcome, type SettledSubmission, type SweepOptions } from './studies/pending-submissions.js';
 export { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';
 export type { StudyView, SubmittedStudy } from './schemas/study.schemas.js';

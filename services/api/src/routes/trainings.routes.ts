@@ -121,7 +121,7 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
           const body = { id: job.id!, state: await job.getState(), links: { self } };
           return { statusCode: 202, location: self, body, ...(existing && existing.timestamp !== job.timestamp ? { replayed: true } : {}) };
         },
-        request.log,
+        { log: request.log },
       );
       if (!response.replayed) return sendStored(reply, response);
       // A replay answers with the training as it stands now, not as it was when first submitted.

@@ -15,11 +15,47 @@ export interface StoredResponse {
   readonly body: unknown;
 }
 
-/** A pending entry names its claimant, so that a request whose claim expired cannot free another's. */
-type Entry = { state: 'pending'; fingerprint: string; claimant?: string } | { state: 'done'; fingerprint: string; response: StoredResponse };
+/**
+ * A pending entry names its claimant, so that a request whose claim expired cannot free another's;
+ * once the submission's records are written it also names its study (see {@link HeldClaim}).
+ */
+type Entry =
+  | { state: 'pending'; fingerprint: string; claimant?: string; studyId?: string }
+  | { state: 'done'; fingerprint: string; response: StoredResponse };
 
-/** Outcome of {@link IdempotencyStore.claim}: `entry` is what the claim wrote, which only its own release deletes. */
-export type Claim = { kind: 'claimed'; entry: string } | { kind: 'replay'; response: StoredResponse };
+/**
+ * The claim a request holds on its key. A study submission hands it to `StudyStore.create`, which
+ * writes the records only while the key still holds `entry`, and in the same step replaces it by
+ * `linkedEntry(studyId)`, kept for `ttlSeconds` like a response: from then on the key lasts as long
+ * as the study's submission does, so a retry after the request died finds that study instead of
+ * creating a second one.
+ */
+export interface HeldClaim {
+  readonly key: string;
+  /** The entry as claimed, which only this request's release deletes. */
+  readonly entry: string;
+  readonly ttlSeconds: number;
+  linkedEntry(studyId: string): string;
+}
+
+/** Outcome of {@link IdempotencyStore.claim}. */
+export type Claim = ({ kind: 'claimed' } & HeldClaim) | { kind: 'replay'; response: StoredResponse };
+
+/** What became of the submission a linked entry names, as {@link RunOptions.resume} finds it. */
+export type UnfinishedSubmission =
+  /** Still in its own request's hands: wait for that request's response. */
+  | { state: 'running' }
+  /** Removed (its request undid it, or the sweep did): the key is free for a new submission. */
+  | { state: 'gone' }
+  /** Its jobs are enqueued (by its request, the sweep, or the resumption just now): answer with it. */
+  | { state: 'finished'; response: StoredResponse };
+
+/** How {@link IdempotencyStore.run} reports and resumes. */
+export interface RunOptions {
+  readonly log?: IdempotencyLog;
+  /** Looks at the submission a linked entry names and resumes it when its request died; without it, a retry waits for the response. */
+  readonly resume?: (studyId: string) => Promise<UnfinishedSubmission>;
+}
 
 /** Where the response of finished work could not be remembered. */
 export interface IdempotencyLog {
@@ -31,11 +67,20 @@ export function idempotencyKeyReused(): ApiError {
   return new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used for a different request');
 }
 
+/** The answer to a request whose Idempotency-Key another request with the same key is still working on. */
+export function idempotencyInProgress(): ApiError {
+  return new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later');
+}
+
 /** Pauses between attempts to remember a response: a blip of Redis should not lose it. */
 const COMPLETE_RETRY_MS = [100, 400];
 
 const POLL_MS = 50;
-/** A claim whose request died (process killed) frees itself after this, instead of blocking retries for the full TTL. */
+/**
+ * A claim whose request died (process killed) before writing any record frees itself after this,
+ * instead of blocking retries for the full TTL. Once the records are written, the claim follows
+ * the study instead (see {@link HeldClaim}).
+ */
 const PENDING_TTL_SECONDS = 120;
 
 /**
@@ -52,26 +97,35 @@ export class IdempotencyStore {
   ) {}
 
   /**
-   * Claims the key for a request, or returns the response of the request that claimed it.
+   * Claims the key for a request, or returns the response of the request that claimed it; for a
+   * key that names an unfinished submission, `resume` decides (see {@link RunOptions.resume}).
    * @throws ApiError 422 when the key was used for a different request, 409 when the first
    *   request is still running after the wait
    */
-  async claim(clientId: string, idempotencyKey: string, fingerprint: string): Promise<Claim> {
+  async claim(clientId: string, idempotencyKey: string, fingerprint: string, resume?: RunOptions['resume']): Promise<Claim> {
     const key = this.keys.idempotency(clientId, idempotencyKey);
     const deadline = Date.now() + this.waitMs;
-    const pending = JSON.stringify({ state: 'pending', fingerprint, claimant: randomUUID() } satisfies Entry);
+    const pending = { state: 'pending', fingerprint, claimant: randomUUID() } satisfies Entry;
+    const entry = JSON.stringify(pending);
+    const held: HeldClaim = { key, entry, ttlSeconds: this.ttlSeconds, linkedEntry: (studyId) => JSON.stringify({ ...pending, studyId } satisfies Entry) };
     for (;;) {
-      if ((await this.redis.set(key, pending, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed', entry: pending };
+      if ((await this.redis.set(key, entry, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed', ...held };
       const text = await this.redis.get(key);
-      const entry = text ? (JSON.parse(text) as Entry) : undefined;
-      if (entry && entry.fingerprint !== fingerprint) {
+      const found = text ? (JSON.parse(text) as Entry) : undefined;
+      if (found && found.fingerprint !== fingerprint) {
         throw idempotencyKeyReused();
       }
-      if (entry?.state === 'done') return { kind: 'replay', response: entry.response };
-      if (Date.now() > deadline) {
-        throw new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later');
+      if (found?.state === 'done') return { kind: 'replay', response: found.response };
+      const unfinished = found?.studyId && resume ? await resume(found.studyId) : undefined;
+      if (unfinished?.state === 'finished') {
+        // Not remembering it loses nothing: the next retry finds the study finished again.
+        await this.complete(clientId, idempotencyKey, fingerprint, unfinished.response).catch(() => undefined);
+        return { kind: 'replay', response: unfinished.response };
       }
-      await sleep(POLL_MS);
+      // The study is gone: free the key (unless it changed meanwhile) and claim it afresh.
+      if (unfinished?.state === 'gone') await deleteIfHolds(this.redis, [key], [text!]);
+      else if (Date.now() > deadline) throw idempotencyInProgress();
+      else await sleep(POLL_MS);
     }
   }
 
@@ -82,24 +136,27 @@ export class IdempotencyStore {
   }
 
   /**
-   * Runs `work` once per key: the first call runs it and remembers its response, later calls
-   * with the same key and fingerprint get that response back with `replayed` set. Without a
-   * key, `work` simply runs.
+   * Runs `work` once per key: the first call runs it (with the claim) and remembers its response,
+   * later calls with the same key and fingerprint get that response back with `replayed` set.
+   * Without a key, `work` simply runs.
    */
   async run(
     clientId: string,
     idempotencyKey: string | undefined,
     fingerprint: string,
-    work: () => Promise<StoredResponse>,
-    log?: IdempotencyLog,
+    work: (claim?: HeldClaim) => Promise<StoredResponse>,
+    options: RunOptions = {},
   ): Promise<StoredResponse & { replayed: boolean }> {
     if (!idempotencyKey) return { replayed: false, ...(await work()) };
-    const claim = await this.claim(clientId, idempotencyKey, fingerprint);
+    const { log } = options;
+    const claim = await this.claim(clientId, idempotencyKey, fingerprint, options.resume);
     if (claim.kind === 'replay') return { ...claim.response, replayed: true };
     let response: StoredResponse;
     try {
-      response = await work();
+      response = await work(claim);
     } catch (error) {
+      // An entry the study's records took over stays: it follows the study, which the failed
+      // request removed (a retry then finds it gone) or a retry resumed (and answers with it).
       await withPauses(() => this.release(clientId, idempotencyKey, claim.entry), UNDO_PAUSES_MS).catch((releaseError: unknown) => {
         log?.error({ err: releaseError }, 'could not free the Idempotency-Key of a failed request; it frees itself after its pending TTL');
       });
@@ -113,9 +170,15 @@ export class IdempotencyStore {
     return { replayed: false, ...response };
   }
 
+  /** Frees a key whose entry names a study that its failed request removed, so a retry stores it afresh. */
+  async unlink(claim: HeldClaim, studyId: string): Promise<void> {
+    await deleteIfHolds(this.redis, [claim.key], [claim.linkedEntry(studyId)]);
+  }
+
   /** Frees a key this request claimed (`entry`) after its work failed, so a retry can run it again. */
   async release(clientId: string, idempotencyKey: string, entry: string): Promise<void> {
-    // Only while the key still holds this claim: a claim that lapsed and was taken over stays.
+    // Only while the key still holds this claim: a claim that lapsed and was taken over stays, and
+    // so does one that a study's records took over.
     await deleteIfHolds(this.redis, [this.keys.idempotency(clientId, idempotencyKey)], [entry]);
   }
 }

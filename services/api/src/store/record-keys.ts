@@ -29,6 +29,11 @@ export interface RecordKeys {
   readonly pendingSubmissions: string;
   /** Held (SET NX PX) by the API replica sweeping the pending submissions. */
   readonly pendingSweepLock: string;
+  /**
+   * Held (SET NX PX) by whoever settles one pending submission: the sweep, a retry that resumes it,
+   * or its own request undoing it after a failure; so that one never undoes what another completes.
+   */
+  submissionLock(studyId: string): string;
   /** Pattern matching every record key, for clean-up in tests. */
   readonly all: string;
 }
@@ -49,6 +54,7 @@ export function recordKeys(prefix: string): RecordKeys {
     delivery: (id) => `${base}:delivery:${id}`,
     pendingSubmissions: `${base}:pending-submissions`,
     pendingSweepLock: `${base}:pending-submissions:lock`,
+    submissionLock: (id) => `${base}:submission-lock:${id}`,
     all: `${base}:*`,
   };
 }

@@ -37,6 +37,11 @@ export interface ImageRecord {
   width: number;
   height: number;
   bytes: number;
+  /**
+   * SHA-256 of the original file (hex), by which a retry of an unfinished submission stores an
+   * original that never reached S3 from its own copy. Absent from records older than it.
+   */
+  sha256?: string;
   /** For a DICOM original, the identifiers the PACS knows it by, the slice's plane and, of a multi-frame original, the frame. */
   dicom?: DicomImageInfo;
   objectKey: string;

@@ -32,13 +32,18 @@ end
  *
  * Also makes the external-id claim permanent, in the same step, so a study and its claim
  * never outlive one another; and lists the study as a pending submission until its jobs are
- * enqueued, so one whose API was killed in between is found and settled.
+ * enqueued, so one whose API was killed in between is found and settled. With an
+ * Idempotency-Key, writes only while the key still holds the request's claim, and replaces the
+ * claim by the entry naming the study, which lasts as long as a response would: a retry after
+ * the API was killed finds the study, never a lapsed claim.
  *
- * KEYS: study, client index, batch, batch studies, external-id claim, pending submissions, ...images.
- * ARGV: createdAt (ms), batchId or '', study fields (JSON), ...image fields (JSON). Returns 'ok' or
- * the batch's state.
+ * KEYS: study, client index, batch, batch studies, external-id claim, pending submissions,
+ * Idempotency-Key entry, ...images. ARGV: createdAt (ms), batchId or '', study fields (JSON),
+ * the claim or '', the entry naming the study, its TTL (s), ...image fields (JSON). Returns 'ok',
+ * 'claim_lost', or the batch's state.
  */
 export const createStudyScript = redisScript(`${LUA_HSET_JSON}
+if ARGV[4] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[4] then return 'claim_lost' end
 if ARGV[2] ~= '' then
   local batchState = redis.call('HGET', KEYS[3], 'state')
   if batchState ~= 'open' then return batchState or 'missing' end
@@ -46,7 +51,8 @@ end
 hsetJson(KEYS[1], ARGV[3])
 local studyId = redis.call('HGET', KEYS[1], 'id')
 redis.call('PERSIST', KEYS[5])
-for i = 7, #KEYS do hsetJson(KEYS[i], ARGV[i - 3]) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[7], ARGV[5], 'EX', ARGV[6]) end
+for i = 8, #KEYS do hsetJson(KEYS[i], ARGV[i - 1]) end
 redis.call('ZADD', KEYS[2], ARGV[1], studyId)
 redis.call('ZADD', KEYS[6], ARGV[1], studyId)
 if ARGV[2] ~= '' then

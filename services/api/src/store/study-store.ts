@@ -1,4 +1,5 @@
 import type { Redis, ResultMessage } from '@btd/shared';
+import type { HeldClaim } from './idempotency-store.js';
 import type { RecordKeys } from './record-keys.js';
 import { JSON_FIELDS, fromHash, hashFromPairs, toHash, type ImageRecord, type StudyRecord, type StudyState } from './records.js';
 import { applyResultScript, createStudyScript, removeStudyScript } from './study-scripts.js';
@@ -22,6 +23,14 @@ export class BatchNotOpenError extends Error {
   }
 }
 
+/** Thrown when a study is created under an Idempotency-Key claim that lapsed and was taken by another request. */
+export class ClaimLostError extends Error {
+  constructor() {
+    super('the Idempotency-Key claim lapsed before the study was stored');
+    this.name = 'ClaimLostError';
+  }
+}
+
 /** Studies and their images, as Redis hashes with per-client and per-batch indexes. */
 export class StudyStore {
   constructor(
@@ -30,20 +39,31 @@ export class StudyStore {
   ) {}
 
   /**
-   * Creates a study with its images atomically.
+   * Creates a study with its images atomically; with the request's Idempotency-Key `claim`, only
+   * while the key still holds it, which the entry naming the study then replaces.
    * @throws BatchNotOpenError when `study.batchId` names a batch that no longer takes studies
+   * @throws ClaimLostError when the claim lapsed and another request took the key
    */
-  async create(study: StudyRecord, images: readonly ImageRecord[]): Promise<void> {
+  async create(study: StudyRecord, images: readonly ImageRecord[], claim?: HeldClaim): Promise<void> {
     const batchId = study.batchId ?? '';
     const keys = [
       ...this.studyKeys(study),
       // Without an external id, PERSIST on the study's own key is a harmless no-op.
       study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
       this.keys.pendingSubmissions,
+      // Without a claim the script leaves this key alone.
+      claim?.key ?? this.keys.study(study.id),
       ...images.map((image) => this.keys.image(image.id)),
     ];
-    const args = [Date.parse(study.createdAt), batchId, JSON.stringify(toHash(study)), ...images.map((image) => JSON.stringify(toHash(image)))];
+    const args = [
+      Date.parse(study.createdAt),
+      batchId,
+      JSON.stringify(toHash(study)),
+      ...(claim ? [claim.entry, claim.linkedEntry(study.id), claim.ttlSeconds] : ['', '', 0]),
+      ...images.map((image) => JSON.stringify(toHash(image))),
+    ];
     const outcome = await createStudyScript(this.redis, keys, args);
+    if (outcome === 'claim_lost') throw new ClaimLostError();
     if (outcome !== 'ok') throw new BatchNotOpenError(String(outcome));
   }
 
@@ -60,6 +80,11 @@ export class StudyStore {
   /** The pending submissions (records written, jobs maybe not enqueued) created at or before `createdBeforeMs`, oldest first. */
   async pendingSubmissions(createdBeforeMs: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.pendingSubmissions, '-inf', createdBeforeMs, 'LIMIT', 0, limit);
+  }
+
+  /** Whether the study is a pending submission: its records are written and its jobs maybe not enqueued. */
+  async isPending(studyId: string): Promise<boolean> {
+    return (await this.redis.zscore(this.keys.pendingSubmissions, studyId)) !== null;
   }
 
   /** Takes a study off the pending submissions: its jobs are enqueued, or it was settled otherwise. */

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { enqueueInferenceBulk, inferenceJobId, once, studyOriginalsPrefix, type Logger } from '@btd/shared';
+import { enqueueInferenceBulk, once, studyOriginalsPrefix, type Logger } from '@btd/shared';
 import type { ApiContext } from '../context.js';
-import { deleteIfHolds } from '../store/redis-script.js';
-import { inferenceJobsOf, removeStudyRecords } from './submit-study.js';
+import { whileHolding } from '../store/redis-lock.js';
+import { absentOriginals, imagesWithoutJobs, inferenceJobsOf, withSubmissionLock } from './resume-submission.js';
+import { removeStudyRecords } from './undo-submission.js';
 
 /**
  * How old a pending submission must be before the sweep settles it. A live submission gets from
@@ -33,9 +33,10 @@ const SWEEP_LOCK_MS = 2 * 60_000;
 /**
  * How a pending submission was settled: `gone` (no study any more), `submitted` (every image had
  * its job, or had finished), `enqueued` (the missing jobs were enqueued), `removed` (an original
- * was missing: the study, its originals and its external id's claim were removed).
+ * was missing: the study, its originals and its external id's claim were removed), `busy` (a
+ * retry was resuming it, or its request undoing it: left to them, and to the next sweep).
  */
-export type PendingOutcome = 'gone' | 'submitted' | 'enqueued' | 'removed';
+export type PendingOutcome = 'gone' | 'submitted' | 'enqueued' | 'removed' | 'busy';
 
 export interface SettledSubmission {
   readonly studyId: string;
@@ -47,25 +48,24 @@ const LOG_MESSAGES: Readonly<Record<PendingOutcome, string>> = {
   submitted: 'pending submission had its jobs: entry dropped',
   enqueued: 'pending submission had no jobs: enqueued them',
   removed: 'pending submission lacks an original: study removed and its externalId freed',
+  busy: 'pending submission is being settled by another request: left to it',
 };
 
-async function settle(ctx: ApiContext, studyId: string): Promise<PendingOutcome> {
+/** Under the submission's lock (a retry may be resuming it): settles one pending submission. */
+async function settleLocked(ctx: ApiContext, studyId: string): Promise<PendingOutcome> {
   const study = await ctx.studies.get(studyId);
   if (!study) {
     await ctx.studies.settlePending(studyId);
     return 'gone';
   }
-  const images = await ctx.studies.images(study);
-  // A finished image had its job, which may since have been trimmed from the queue.
-  const hasJob = await Promise.all(images.map(async (image) => image.state !== 'queued' || Boolean(await ctx.queues.inference.getJob(inferenceJobId(image.id)))));
-  const missing = images.filter((_, i) => !hasJob[i]);
+  // Taken off the pending submissions meanwhile (a retry resumed it): nothing left to do.
+  if (!(await ctx.studies.isPending(study.id))) return 'submitted';
+  const missing = await imagesWithoutJobs(ctx, await ctx.studies.images(study));
   if (missing.length === 0) {
     await ctx.studies.settlePending(study.id);
     return 'submitted';
   }
-  const objectKeys = [...new Set(missing.map((image) => image.objectKey))];
-  const stored = await Promise.all(objectKeys.map((key) => ctx.objectStore.exists(key)));
-  if (stored.every(Boolean)) {
+  if ((await absentOriginals(ctx, missing)).length === 0) {
     await enqueueInferenceBulk(ctx.queues.inference, inferenceJobsOf(study, missing));
     await ctx.studies.settlePending(study.id);
     return 'enqueued';
@@ -76,6 +76,11 @@ async function settle(ctx: ApiContext, studyId: string): Promise<PendingOutcome>
   if (study.externalId) await ctx.externalIds.release(study.clientId, study.externalId, study.id);
   await removeStudyRecords(ctx, study);
   return 'removed';
+}
+
+async function settle(ctx: ApiContext, studyId: string): Promise<PendingOutcome> {
+  const held = await withSubmissionLock(ctx, studyId, () => settleLocked(ctx, studyId));
+  return held.acquired ? held.value : 'busy';
 }
 
 export interface SweepOptions {
@@ -95,11 +100,8 @@ export interface SweepOptions {
 export async function sweepPendingSubmissions(ctx: ApiContext, log: Logger, options: SweepOptions = {}): Promise<SettledSubmission[]> {
   const due = await ctx.studies.pendingSubmissions(Date.now() - (options.olderThanMs ?? PENDING_SUBMISSION_AGE_MS), SWEEP_LIMIT);
   if (due.length === 0) return [];
-  const lock = ctx.keys.pendingSweepLock;
-  const token = randomUUID();
-  if ((await ctx.redis.set(lock, token, 'PX', SWEEP_LOCK_MS, 'NX')) !== 'OK') return [];
-  const settled: SettledSubmission[] = [];
-  try {
+  const held = await whileHolding(ctx.redis, ctx.keys.pendingSweepLock, SWEEP_LOCK_MS, async () => {
+    const settled: SettledSubmission[] = [];
     for (const studyId of due) {
       if (options.stopped?.()) break;
       try {
@@ -110,10 +112,9 @@ export async function sweepPendingSubmissions(ctx: ApiContext, log: Logger, opti
         log.error({ err: error, studyId }, 'could not settle a pending submission; the next sweep tries again');
       }
     }
-  } finally {
-    await deleteIfHolds(ctx.redis, [lock], [token]).catch(() => undefined);
-  }
-  return settled;
+    return settled;
+  });
+  return held.acquired ? held.value : [];
 }
 
 /** The periodic sweep of an API process. */

@@ -1,3 +1,4 @@
+import type { StoredResponse } from '../store/idempotency-store.js';
 import type { ImageRecord, StudyRecord, DeliveryRecord } from '../store/records.js';
 import type { ResultCaution, StudyVerdict, StudyView, SubmittedStudy } from '../schemas/study.schemas.js';
 
@@ -42,6 +43,11 @@ export function submittedView(study: StudyRecord, images: readonly Pick<ImageRec
     images: images.map((image) => ({ imageId: image.id, filename: image.filename })),
     links: { self: studyPath(study.id) },
   };
+}
+
+/** The answer to an accepted submission (first or replayed): 202, where to poll, and the ids. */
+export function acceptedResponse(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 'filename'>[]): StoredResponse {
+  return { statusCode: 202, location: studyPath(study.id), body: submittedView(study, images) };
 }
 
 function imageView(image: ImageRecord, active: boolean): StudyView['images'][number] {

@@ -1,17 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { enqueueInferenceBulk, originalKey, studyOriginalsPrefix, type InferenceJob, type StudyPriority } from '@btd/shared';
+import { enqueueInferenceBulk, originalKey, type StudyPriority } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import type { AcceptedImage } from '../intake/inspect-upload.js';
 import type { StudyForm } from '../intake/read-study-form.js';
-import type { StoredResponse } from '../store/idempotency-store.js';
+import { idempotencyInProgress, type HeldClaim, type StoredResponse } from '../store/idempotency-store.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
-import { BatchNotOpenError } from '../store/study-store.js';
+import { BatchNotOpenError, ClaimLostError } from '../store/study-store.js';
 import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
-import { announceBatchCompleted } from '../webhooks/completion-events.js';
-import { studyPath, submittedView } from './study-view.js';
+import { fileDigest, inferenceJobsOf, resumeSubmission } from './resume-submission.js';
+import { acceptedResponse } from './study-view.js';
+import { undoSubmission } from './undo-submission.js';
 
 /** Who submits, and into which batch. */
 export interface SubmitTarget {
@@ -32,7 +33,7 @@ export function newId(kind: 'stu' | 'img' | 'bat'): string {
 
 /** Identifies "the same submission": its fields and the bytes of every file, in order unless `inAnyOrder`. */
 export function fingerprintOf(form: StudyForm, batchId: string | undefined, inAnyOrder = false): string {
-  const files = form.images.map((image) => createHash('sha256').update(image.bytes).digest('hex'));
+  const files = form.images.map((image) => fileDigest(image.bytes));
   if (inAnyOrder) files.sort();
   return createHash('sha256').update(JSON.stringify({ fields: form.fields, batchId, files })).digest('hex');
 }
@@ -42,6 +43,7 @@ function imagesOf(accepted: AcceptedImage, studyId: string, clientId: string): I
   const { header } = accepted;
   const ids = Array.from({ length: header.frames }, () => newId('img'));
   const objectKey = originalKey({ clientId, studyId, imageId: ids[0]! });
+  const sha256 = fileDigest(accepted.bytes);
   return ids.map((id, frame): ImageRecord => {
     const dicom = header.dicom && header.frames > 1 ? { ...header.dicom, frameNumber: frame + 1, numberOfFrames: header.frames } : header.dicom;
     return {
@@ -54,6 +56,7 @@ function imagesOf(accepted: AcceptedImage, studyId: string, clientId: string): I
       height: header.height,
       ...(dicom ? { dicom } : {}),
       bytes: accepted.bytes.length,
+      sha256,
       objectKey,
       state: 'queued',
     };
@@ -66,7 +69,14 @@ interface Original {
   file: AcceptedImage;
 }
 
-function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string): { study: StudyRecord; images: ImageRecord[]; originals: Original[] } {
+/** What one submission stores: its records and its originals. */
+interface Submission {
+  readonly study: StudyRecord;
+  readonly images: ImageRecord[];
+  readonly originals: Original[];
+}
+
+function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string): Submission {
   const studyId = newId('stu');
   const perFile = form.images.map((file) => imagesOf(file, studyId, target.clientId));
   const images = perFile.flat();
@@ -87,18 +97,17 @@ function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string
   return { study, images, originals };
 }
 
-function accepted(study: StudyRecord, images: readonly Pick<ImageRecord, 'id' | 'filename'>[]): StoredResponse {
-  return { statusCode: 202, location: studyPath(study.id), body: submittedView(study, images) };
-}
-
-/** Stores originals, records and jobs; undoes what it did if a step fails. */
-async function persist(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[], originals: readonly Original[], log: FastifyBaseLogger) {
+/**
+ * Stores originals, records (taking over the Idempotency-Key `claim`, if any) and jobs; undoes
+ * what it did if a step fails.
+ */
+async function persist(ctx: ApiContext, { study, images, originals }: Submission, claim: HeldClaim | undefined, log: FastifyBaseLogger) {
   try {
     // The originals and the records are written side by side; only the jobs wait for both. A multi-frame
     // file's images share one original, stored once.
     const [stored, created] = await Promise.allSettled([
       Promise.all(originals.map(({ key, file }) => ctx.objectStore.put(key, file.bytes, file.format.mime))),
-      ctx.studies.create(study, images),
+      ctx.studies.create(study, images, claim),
     ]);
     if (stored.status === 'rejected') throw stored.reason;
     if (created.status === 'rejected') throw created.reason;
@@ -106,12 +115,11 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
   } catch (error) {
     log.warn({ err: error, studyId: study.id }, 'submission failed; removing what was stored');
     // Also when creating the records seemed to fail: only its reply may have been lost, and removing
-    // is harmless when nothing was written. A batch that takes no more studies wrote nothing.
-    if (!(error instanceof BatchNotOpenError)) await removeRecorded(ctx, study, log);
-    await ctx.objectStore
-      .deletePrefix(studyOriginalsPrefix(study.clientId, study.id))
-      .catch((e: unknown) => log.error({ err: e, studyId: study.id }, 'could not remove originals'));
+    // is harmless when nothing was written. A refused creation wrote nothing.
+    const recordsWritten = !(error instanceof BatchNotOpenError || error instanceof ClaimLostError);
+    await undoSubmission(ctx, study, { recordsWritten, ...(claim ? { claim } : {}) }, log);
     if (error instanceof BatchNotOpenError) throw new ApiError(409, 'batch_not_open', `the batch is ${error.batchState} and takes no more studies`);
+    if (error instanceof ClaimLostError) throw idempotencyInProgress();
     throw error;
   }
   // Submitted: the study leaves the pending submissions. Should Redis refuse that for the whole
@@ -121,46 +129,13 @@ async function persist(ctx: ApiContext, study: StudyRecord, images: readonly Ima
   });
 }
 
-/** The inference jobs of a study's images (one per frame of a multi-frame DICOM original). */
-export function inferenceJobsOf(study: StudyRecord, images: readonly ImageRecord[]): { payload: InferenceJob; priority: StudyPriority }[] {
-  return images.map((image) => {
-    const frame = image.dicom?.frameNumber;
-    return {
-      payload: { studyId: study.id, imageId: image.id, objectKey: image.objectKey, ...(frame ? { frame: frame - 1 } : {}), clientId: study.clientId },
-      priority: study.priority,
-    };
-  });
-}
-
-/**
- * Removes the records of a study whose jobs were never enqueued (and its pending-submission entry);
- * a batch that this completes is announced. Idempotent: the batch's count is given back once, and
- * its completion is delivered once however often it is announced.
- */
-export async function removeStudyRecords(ctx: ApiContext, study: StudyRecord): Promise<void> {
-  const batchState = await ctx.studies.remove(study);
-  if (study.batchId && batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
-}
-
-/**
- * Removes the records of a study whose submission failed, waiting out a short Redis outage: left
- * behind, the study would stay queued with no job until the sweep of pending submissions removes
- * it. A batch that this completes is announced.
- */
-async function removeRecorded(ctx: ApiContext, study: StudyRecord, log: FastifyBaseLogger): Promise<void> {
-  try {
-    await withPauses(() => removeStudyRecords(ctx, study), UNDO_PAUSES_MS);
-  } catch (error) {
-    log.error({ err: error, studyId: study.id }, 'could not remove study record');
-  }
-}
-
 /**
  * Claims the study's external id. When another submission holds it, answers with that study if
- * this is a retry of it (same fingerprint) or 409 otherwise; while the holder is still being
- * created, waits, and takes the id over if the holder's claim lapses (it died half-way).
+ * this is a retry of it (same fingerprint), resuming it if its request died before its jobs were
+ * enqueued, or 409 otherwise; while the holder is still being created, waits, and takes the id
+ * over if the holder's claim lapses (it died half-way).
  */
-async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: string): Promise<StoredResponse | undefined> {
+async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: string, files: readonly AcceptedImage[], log: FastifyBaseLogger): Promise<StoredResponse | undefined> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const holderId = await ctx.externalIds.claim(study.clientId, externalId, study.id);
@@ -170,38 +145,33 @@ async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: 
       if (holder.fingerprint !== study.fingerprint) {
         throw new ApiError(409, 'external_id_conflict', `externalId already names study ${holderId}, submitted with different content`);
       }
-      return { ...accepted(holder, await ctx.studies.images(holder)), replayed: true };
+      const found = await resumeSubmission(ctx, holderId, files, log);
+      if (found.state === 'finished') return { ...found.response, replayed: true };
+      if (found.state === 'running') return { ...acceptedResponse(holder, await ctx.studies.images(holder)), replayed: true };
     }
     if (Date.now() > deadline) throw new ApiError(409, 'external_id_in_progress', 'a submission with this externalId is still running; retry later');
     await sleep(50);
   }
 }
 
-async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, fingerprint: string, log: FastifyBaseLogger) {
-  const { study, images, originals } = buildRecords(form, target, fingerprint);
-  const externalId = study.externalId;
-  if (externalId) {
-    const existing = await claimExternalId(ctx, study, externalId);
+async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, fingerprint: string, claim: HeldClaim | undefined, log: FastifyBaseLogger) {
+  const submission = buildRecords(form, target, fingerprint);
+  const { study, images } = submission;
+  if (study.externalId) {
+    const existing = await claimExternalId(ctx, study, study.externalId, form.images, log);
     if (existing) return existing;
   }
-  try {
-    await persist(ctx, study, images, originals, log);
-  } catch (error) {
-    if (externalId) {
-      await withPauses(() => ctx.externalIds.release(study.clientId, externalId, study.id), UNDO_PAUSES_MS).catch((releaseError: unknown) => {
-        log.error({ err: releaseError, studyId: study.id }, 'could not free the externalId of a failed submission');
-      });
-    }
-    throw error;
-  }
+  // A failure undoes the submission, and frees its external id, inside.
+  await persist(ctx, submission, claim, log);
   log.info({ studyId: study.id, images: images.length, priority: study.priority, batchId: study.batchId }, 'study queued');
-  return accepted(study, images);
+  return acceptedResponse(study, images);
 }
 
 /**
  * Submits a checked study: stores the originals under deterministic keys, creates the records
  * and enqueues one inference job per image (per frame of a multi-frame DICOM file). A repeated `Idempotency-Key` or `externalId`
- * returns the first submission's ids without new work.
+ * returns the first submission's ids without new work, resuming that submission first if its
+ * request died before its jobs were enqueued.
  */
 export async function submitStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, log: FastifyBaseLogger) {
   const count = form.images.reduce((sum, image) => sum + image.header.frames, 0);
@@ -210,5 +180,9 @@ export async function submitStudy(ctx: ApiContext, form: StudyForm, target: Subm
     throw new ApiError(413, 'too_many_images', `the study holds ${count} images (each frame of a multi-frame DICOM file is one); at most ${limit} per study`);
   }
   const fingerprint = fingerprintOf(form, target.batch?.id, target.filesInAnyOrder);
-  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, () => createStudy(ctx, form, target, fingerprint, log), log);
+  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, (claim) => createStudy(ctx, form, target, fingerprint, claim, log), {
+    log,
+    // A retry of a submission whose request died answers with (and resumes) that study.
+    resume: (studyId) => resumeSubmission(ctx, studyId, form.images, log),
+  });
 }
