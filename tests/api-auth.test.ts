@@ -16,9 +16,19 @@ describe('API keys', () => {
     expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
     const wrong = await call<ErrorBody>(harness.env, null, 'GET', '/v1/studies', { headers: { authorization: 'Bearer not-a-real-key-at-all' } });
     expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Bearer realm="btd"');
     const basic = await call<ErrorBody>(harness.env, null, 'GET', '/v1/studies', { headers: { authorization: `Basic ${harness.env.keys.alice}` } });
     expect(basic.status).toBe(401);
     expect(await harness.env.objectKeys()).toEqual([]);
+  });
+
+  it('sends the WWW-Authenticate challenge with 401 answers only, not with answers to a known key', async () => {
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]) });
+    const listed = await call(harness.env, 'alice', 'GET', '/v1/studies');
+    const unknown = await call<ErrorBody>(harness.env, 'alice', 'GET', '/v1/studies/stu_00000000000000000000');
+    const forbidden = await call<ErrorBody>(harness.env, 'alice', 'GET', '/v1/admin/queues');
+    expect([submitted, listed, unknown, forbidden].map((answer) => answer.status)).toEqual([202, 200, 404, 403]);
+    for (const answer of [submitted, listed, unknown, forbidden]) expect(answer.headers.get('www-authenticate'), String(answer.status)).toBeNull();
   });
 
   it('refuses a /v1 route reached through a percent-encoded path as it refuses the plain one', async () => {

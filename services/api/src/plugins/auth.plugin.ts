@@ -25,6 +25,9 @@ function unauthorized(message: string): ApiError {
   return new ApiError(401, 'unauthorized', message);
 }
 
+/** The challenge of a 401: the scheme that would succeed (RFC 9110, 11.6.1). */
+const CHALLENGE = 'Bearer realm="btd"';
+
 /** The caller of a `/v1` route (the auth hook has already run). */
 export function clientOf(request: FastifyRequest): ApiClient {
   if (!request.client) throw unauthorized('missing API key');
@@ -39,17 +42,21 @@ export async function requireAdmin(request: FastifyRequest): Promise<void> {
 /**
  * Requires `Authorization: Bearer <key>` on every `/v1` route and sets `request.client`.
  * Runs on `onRequest`, before the body is read, so an unauthenticated upload costs nothing.
+ * Every 401 answer, wherever it was thrown, carries the `WWW-Authenticate` challenge; no other does.
  */
 export const authPlugin = fp<{ keyRing: ApiKeyRing }>(async (app: FastifyInstance, { keyRing }) => {
   app.decorateRequest('client', null);
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (!isProtected(request)) return;
     const header = request.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    reply.header('www-authenticate', 'Bearer realm="btd"');
     if (!match) throw unauthorized('send the API key as "Authorization: Bearer <key>"');
     const client = keyRing.identify(match[1]!);
     if (!client) throw unauthorized('unknown API key');
     request.client = client;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (reply.statusCode === 401) reply.header('www-authenticate', CHALLENGE);
+    return payload;
   });
 });
