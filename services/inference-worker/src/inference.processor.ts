@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Value } from '@sinclair/typebox/value';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { ImageDecodeError, renderOverlay, type Prediction } from '@btd/model';
+import { ImageDecodeError, renderOverlay } from '@btd/model';
 import {
   InferenceJobSchema,
   ObjectNotFoundError,
@@ -17,6 +17,7 @@ import {
 } from '@btd/shared';
 import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
 import type { OriginalReader } from './original-reader.js';
+import { analysisTimings, timed, type TimedPrediction } from './job-timings.js';
 import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
 import type { S3Outage } from './s3-outage.js';
 
@@ -147,24 +148,25 @@ async function postedResult(results: ResultsQueue, imageId: string): Promise<Res
 }
 
 interface Predicted {
-  binary: Prediction;
-  type: Prediction;
+  binary: TimedPrediction;
+  type: TimedPrediction;
   overlay: Uint8Array;
 }
 
 /** One model after the other, on this thread; the overlay renders (in sharp's pool) during the second. */
 async function predictInTurn(image: Uint8Array, frame: number, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
-  const binary = await binaryModel.predict(image, { heatmap: true, frame });
-  const [overlay, type] = await Promise.all([renderOverlay(image, binary, frame), typeModel.predict(image, { heatmap: false, frame })]);
+  const binary = await timed(binaryModel.predict(image, { heatmap: true, frame }));
+  const [overlay, type] = await Promise.all([renderOverlay(image, binary.prediction, frame), timed(typeModel.predict(image, { heatmap: false, frame }))]);
   return { binary, type, overlay };
 }
 
 /** Both models at once, each on a thread of its own; the overlay renders as soon as the binary model is done. */
 async function predictSideBySide(image: Uint8Array, frame: number, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
-  const binaryAndOverlay = binaryModel
-    .predict(image, { heatmap: true, frame })
-    .then(async (binary) => ({ binary, overlay: await renderOverlay(image, binary, frame) }));
-  const [{ binary, overlay }, type] = await Promise.all([binaryAndOverlay, typeModel.predict(image, { heatmap: false, frame })]);
+  const binaryAndOverlay = timed(binaryModel.predict(image, { heatmap: true, frame })).then(async (binary) => ({
+    binary,
+    overlay: await renderOverlay(image, binary.prediction, frame),
+  }));
+  const [{ binary, overlay }, type] = await Promise.all([binaryAndOverlay, timed(typeModel.predict(image, { heatmap: false, frame }))]);
   return { binary, type, overlay };
 }
 
@@ -175,6 +177,7 @@ async function analyse(
   typeModel: ServedModel,
   log: Logger,
 ): Promise<InferenceJobReturn> {
+  const started = performance.now();
   const posted = await postedResult(deps.results, job.imageId);
   if (posted) {
     // Run again after its result went out (a lost lock, a crash after posting): the documents and
@@ -183,12 +186,12 @@ async function analyse(
     if (posted.kind === 'failed') throw new UnrecoverableError(posted.reason);
     return { label: posted.summary.label, tumorProbability: posted.summary.tumorProbability, typeLabel: posted.summary.typeLabel };
   }
-  const started = performance.now();
+  const downloading = performance.now();
   const image = await deps.originals.get(job.objectKey, job.frame !== undefined);
   const downloaded = performance.now();
   const predicted = await (deps.parallelModels ? predictSideBySide : predictInTurn)(image, job.frame ?? 0, binaryModel, typeModel);
-  const binary: TaskOutcome = { model: binaryModel, prediction: predicted.binary };
-  const type: TaskOutcome = { model: typeModel, prediction: predicted.type };
+  const binary: TaskOutcome = { model: binaryModel, prediction: predicted.binary.prediction };
+  const type: TaskOutcome = { model: typeModel, prediction: predicted.type.prediction };
   const overlay = predicted.overlay;
   const predictedAt = performance.now();
 
@@ -202,8 +205,11 @@ async function analyse(
   ]);
   const uploaded = performance.now();
 
+  // On the job's clock: the models' parts count once where they ran side by side, and the total
+  // (from the job's start) holds every part.
   const summary = resultSummary(binary, type, {
-    downloadMs: downloaded - started,
+    downloadMs: downloaded - downloading,
+    ...analysisTimings([predicted.binary, predicted.type]),
     uploadMs: uploaded - predictedAt,
     totalMs: uploaded - started,
   });

@@ -37,8 +37,8 @@ describe('tumorProbability', () => {
 });
 
 describe('resultSummary', () => {
-  it('combines both models and sums their timings', () => {
-    const summary = resultSummary(binary, type, { downloadMs: 1.26, uploadMs: 7, totalMs: 40.04 });
+  it("combines both models, with the job's timings to 0.1 ms: each part rounded down, the total up", () => {
+    const summary = resultSummary(binary, type, { downloadMs: 1.26, preprocessMs: 5, modelMs: 15.04, heatmapMs: 4, uploadMs: 7, totalMs: 40.04 });
     expect(summary).toEqual({
       label: 'tumor',
       tumorProbability: 0.8,
@@ -50,7 +50,7 @@ describe('resultSummary', () => {
         { task: 'tumor-binary', name: 'tumor-binary-net', version: 'tumor-binary-v3' },
         { task: 'tumor-type', name: 'tumor-type-net', version: 'tumor-type-v3' },
       ],
-      timings: { downloadMs: 1.3, preprocessMs: 5, modelMs: 15, heatmapMs: 4, uploadMs: 7, totalMs: 40 },
+      timings: { downloadMs: 1.2, preprocessMs: 5, modelMs: 15, heatmapMs: 4, uploadMs: 7, totalMs: 40.1 },
     });
   });
 });

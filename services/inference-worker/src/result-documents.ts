@@ -1,5 +1,6 @@
 import type { Prediction } from '@btd/model';
 import type { InferenceJob, ModelTask, ResultSummary, ResultTimings } from '@btd/shared';
+import { roundedTimings } from './job-timings.js';
 import type { ServedModel } from './model-provider.js';
 
 /** The prediction of one model on one image, as run by the processor. */
@@ -65,26 +66,12 @@ export function tumorProbability(probabilities: Record<string, number>): number 
   throw new Error(`binary model has neither a tumor nor a no_tumor class: ${Object.keys(probabilities).join(', ')}`);
 }
 
-/** Sum of a timing over both models' predictions. */
-function summed(outcomes: readonly TaskOutcome[], key: keyof Prediction['timings']): number {
-  return outcomes.reduce((total, { prediction }) => total + prediction.timings[key], 0);
-}
-
-/** Builds the summary the API stores and shows for an image. */
-export function resultSummary(
-  binary: TaskOutcome,
-  type: TaskOutcome,
-  io: { downloadMs: number; uploadMs: number; totalMs: number },
-): ResultSummary {
+/**
+ * Builds the summary the API stores and shows for an image. `timings` are the job's, measured on its
+ * own clock (see `analysisTimings`), before rounding.
+ */
+export function resultSummary(binary: TaskOutcome, type: TaskOutcome, timings: ResultTimings): ResultSummary {
   const both = [binary, type];
-  const timings: ResultTimings = {
-    downloadMs: round(io.downloadMs),
-    preprocessMs: round(summed(both, 'preprocessMs')),
-    modelMs: round(summed(both, 'modelMs')),
-    heatmapMs: round(summed(both, 'heatmapMs')),
-    uploadMs: round(io.uploadMs),
-    totalMs: round(io.totalMs),
-  };
   return {
     label: binary.prediction.label,
     tumorProbability: tumorProbability(binary.prediction.probabilities),
@@ -93,10 +80,6 @@ export function resultSummary(
     typeProbabilities: type.prediction.probabilities,
     box: binary.prediction.box,
     models: both.map(({ model }) => ({ task: model.task, name: model.manifest.name, version: model.version })),
-    timings,
+    timings: roundedTimings(timings),
   };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
 }

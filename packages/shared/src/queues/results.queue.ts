@@ -20,19 +20,23 @@ export const BoxSchema = Type.Object({ x: Type.Number(), y: Type.Number(), width
 /** Which model produced part of a result. */
 export const ModelRefSchema = Type.Object({ task: ModelTaskSchema, name: Type.String(), version: Type.String() });
 
-/** Where the time of one job went, in milliseconds. */
+/**
+ * Where the time of one job went, in milliseconds of the job's own clock: models that ran side by
+ * side count once for the time they overlapped, so `totalMs` is at least the sum of the other parts
+ * (each rounded down to 0.1 ms, the total up). Each model's own timings are in the result document.
+ */
 export const ResultTimingsSchema = Type.Object({
   /** Reading the original from S3. */
   downloadMs: Type.Number(),
-  /** Decoding and resizing, summed over both models. */
+  /** Decoding, cropping and resizing the image for the models (once when they share it). */
   preprocessMs: Type.Number(),
-  /** Forward passes, summed over both models. */
+  /** Forward passes, while those of one model or of both ran. */
   modelMs: Type.Number(),
-  /** Computing the heatmap. */
+  /** Computing the heatmap and box, while no forward pass ran. */
   heatmapMs: Type.Number(),
   /** Writing the result objects and the overlay after both models ran. */
   uploadMs: Type.Number(),
-  /** Whole job, as seen by the worker. */
+  /** The whole job on the worker, from its start to its result objects written. */
   totalMs: Type.Number(),
 });
 

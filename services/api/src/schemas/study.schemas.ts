@@ -40,7 +40,10 @@ const ImageResultSchema = Type.Object({
   }),
   cautions: Type.Array(ResultCautionSchema, { description: 'What to know before relying on this result; empty when nothing is known against it.' }),
   models: Type.Array(Type.Object({ task: Type.String(), name: Type.String(), version: Type.String() })),
-  timings: Type.Record(Type.String(), Type.Number(), { description: 'Milliseconds per stage on the worker.' }),
+  timings: Type.Record(Type.String(), Type.Number(), {
+    description:
+      'Milliseconds per stage on the worker (downloadMs, preprocessMs, modelMs, heatmapMs, uploadMs), on the job\'s own clock, and totalMs, the whole job, which is at least their sum.',
+  }),
 });
 
 const DicomIdentifiersSchema = Type.Object(
