@@ -40,6 +40,36 @@ const SCHEMAS: Record<string, TObject> = {
   trainer: TrainerConfigSchema,
 };
 
+/** Variables an image may set that are no btd setting: read by Node's libraries (Fastify, pino, …). */
+const LIBRARY_ENV = new Set(['NODE_ENV']);
+
+/** One stage of the Dockerfile: what it is built from, and the variables its own `ENV` lines set. */
+interface DockerStage {
+  from: string;
+  env: Map<string, string>;
+}
+
+/** The Dockerfile's stages by name, with their `ENV key=value` instructions (continued lines joined). */
+function dockerStages(): Map<string, DockerStage> {
+  const text = readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const stages = new Map<string, DockerStage>();
+  let current: DockerStage | undefined;
+  for (const line of text.split('\n')) {
+    const from = /^FROM\s+(\S+)\s+AS\s+(\S+)/i.exec(line);
+    if (from) stages.set(from[2]!, (current = { from: from[1]!, env: new Map() }));
+    const env = /^ENV\s+(.*)$/i.exec(line);
+    if (env && current) for (const [, key, value] of env[1]!.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(\S*)/g)) current.env.set(key!, value!);
+  }
+  return stages;
+}
+
+/** The variables a stage's image holds: its own, and those of the stages it is built from. */
+function imageEnv(stages: Map<string, DockerStage>, name: string): Map<string, string> {
+  const stage = stages.get(name);
+  if (!stage) return new Map();
+  return new Map([...imageEnv(stages, stage.from), ...stage.env]);
+}
+
 describe('docker-compose.yml', () => {
   const compose = readCompose();
 
@@ -68,9 +98,13 @@ describe('docker-compose.yml', () => {
     expect(mounts('trainer').get('/app/data')).toBe('trainer-data');
     expect(trainer.get('TRAINER_WORK_DIR')).toMatch(/^\/app\/data\//);
     expect(mounts('trainer').has(trainer.get('TRAINER_DATASET_ROOTS'))).toBe(true);
-    const imageModels = /^\s*MODELS_DIR=(\S+)/m.exec(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'))?.[1];
-    expect(imageModels).toBe('/app/models');
-    for (const name of ['inference-worker', 'trainer']) expect(environmentOf(compose.services[name]!).get('MODELS_DIR'), name).toBe(imageModels);
+    const stages = dockerStages();
+    for (const name of ['inference-worker', 'trainer']) {
+      const imageModels = imageEnv(stages, name).get('MODELS_DIR');
+      expect(imageModels, `MODELS_DIR of the ${name} image`).toBe('/app/models');
+      expect(environmentOf(compose.services[name]!).get('MODELS_DIR'), name).toBe(imageModels);
+    }
+    expect(imageEnv(stages, 'api').get('DATA_DIR')).toBe(api.get('DATA_DIR'));
   });
 
   it('starts MinIO only with a password the operator chose, never a default one', () => {
@@ -86,6 +120,32 @@ describe('docker-compose.yml', () => {
       expect(compose.services[name]?.build?.target, `build target of ${name}`).toBe(name);
       expect(stages.has(name), `Dockerfile stage ${name}`).toBe(true);
     }
+  });
+});
+
+describe('Dockerfile', () => {
+  const stages = dockerStages();
+
+  it.each(Object.keys(SCHEMAS))("sets in %s's image only settings that service reads", (name) => {
+    expect(stages.has(name), `Dockerfile stage ${name}`).toBe(true);
+    const known = new Set(describeConfig(SCHEMAS[name]!).map((field) => field.env));
+    const unknown = [...imageEnv(stages, name).keys()].filter((key) => !known.has(key) && !LIBRARY_ENV.has(key));
+    expect(unknown, `set in the ${name} image (its stage or one it is built from) but not a setting of it`).toEqual([]);
+  });
+
+  it('runs the images on a Node.js major that every production dependency admits', () => {
+    const major = Number(/^ARG\s+NODE_VERSION=(\d+)/m.exec(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'))?.[1]);
+    // Even majors are the long-term-support lines.
+    expect(major % 2, `NODE_VERSION ${major}`).toBe(0);
+    const lock = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; engines?: { node?: string } }>;
+    };
+    // A lone lower bound (`>=22`, `>= 0.8`) is what a newer Node.js fails; ranges with upper bounds or alternatives are left out.
+    const needsNewer = Object.entries(lock.packages).flatMap(([name, entry]) => {
+      const bound = entry.dev ? undefined : /^>=\s*(\d+)[.\dx]*$/.exec(entry.engines?.node?.trim() ?? '');
+      return bound && Number(bound[1]) > major ? [`${name} (${entry.engines?.node})`] : [];
+    });
+    expect(needsNewer, `production dependencies that need a newer Node.js than ${major}`).toEqual([]);
   });
 });
 
