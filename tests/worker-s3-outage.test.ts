@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { INFERENCE_JOB_NAME, inferenceJobId, originalKey, overlayKey, resultJobId } from '@btd/shared';
-import { createWorkerMetrics, outageStartOf, type ModelProvider, type WorkerMetrics } from '@btd/inference-worker';
+import { INFERENCE_JOB_NAME, inferenceJobId, originalKey, outageStartOf, overlayKey, resultJobId } from '@btd/shared';
+import { createWorkerMetrics, type ModelProvider, type WorkerMetrics } from '@btd/inference-worker';
 import { sleep, waitFor } from './helpers/index.js';
 import { useWorkerSuite } from './worker-fixtures.js';
 

@@ -1,5 +1,5 @@
 import { Worker } from 'bullmq';
-import { RESULTS_QUEUE, WEBHOOKS_QUEUE, closeRedis, closeWorker, createWorkerConnection, once, type Logger } from '@btd/shared';
+import { RESULTS_QUEUE, S3Outage, S3_OUTAGE_DEFAULTS, WEBHOOKS_QUEUE, closeRedis, closeWorker, createWorkerConnection, once, type Logger } from '@btd/shared';
 import type { ApiContext } from './context.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { createResultsProcessor } from './results/results.processor.js';
@@ -15,8 +15,8 @@ export interface ApiWorkers {
 }
 
 /**
- * Starts the results consumer (applies worker results to studies) and the webhook sender.
- * Results wait in Redis while no API runs, so none is lost across restarts.
+ * Starts the results consumer (applies worker results to studies) and the webhook sender (which
+ * also sends PACS exports). Results wait in Redis while no API runs, so none is lost across restarts.
  */
 export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
   const connection = createWorkerConnection(ctx.config.redisUrl);
@@ -27,7 +27,13 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     prefix,
     concurrency: ctx.config.resultsConcurrency,
   });
-  const webhooks = new Worker(WEBHOOKS_QUEUE, createWebhookProcessor(ctx, logger), {
+  // PACS exports read S3; an outage defers them instead of spending their attempts.
+  const exportOutage = new S3Outage(
+    { budgetMs: ctx.config.pacsExportS3OutageBudgetMs, maxDelayMs: S3_OUTAGE_DEFAULTS.maxDelayMs },
+    logger.child({ queue: WEBHOOKS_QUEUE }),
+    { s3Unavailable: ctx.metrics.pacsExportS3Unavailable, s3Deferrals: ctx.metrics.pacsExportS3Deferrals },
+  );
+  const webhooks = new Worker(WEBHOOKS_QUEUE, createWebhookProcessor(ctx, logger, exportOutage), {
     connection,
     prefix,
     concurrency: ctx.config.webhookConcurrency,

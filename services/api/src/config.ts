@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
+import { S3_OUTAGE_DEFAULTS, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
 
 /**
  * Every setting of the API service. Each field names its environment variable (`env`), says what
@@ -108,6 +108,17 @@ export const ApiConfigSchema = Type.Object({
     default: 120_000,
     minimum: 100,
     description: "Timeout of one attempt to store a study's captures in the PACS (PACS_STOW_URL), in milliseconds: a PACS may take far longer to store a study than a webhook receiver to answer.",
+  }),
+  /**
+   * An export builds its captures from the originals and overlays in S3 at each attempt; an S3
+   * outage is nothing wrong with the export, so it waits for S3 without spending attempts, for this
+   * long per outage; past it the export spends them and fails as for any other error.
+   */
+  pacsExportS3OutageBudgetMs: timerMsField({
+    env: 'PACS_EXPORT_S3_OUTAGE_BUDGET_MS',
+    default: S3_OUTAGE_DEFAULTS.budgetMs,
+    minimum: 0,
+    description: 'How long a PACS export waits out an S3 outage (unreachable, time-outs, 5xx, throttling) without spending its attempts, in milliseconds; then it fails as for any error (0: no waiting).',
   }),
   /** Per-attempt timeout of a webhook POST. */
   webhookTimeoutMs: timerMsField({

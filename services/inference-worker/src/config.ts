@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
-import { S3_OUTAGE_DEFAULTS } from './s3-outage.js';
+import { S3_OUTAGE_DEFAULTS, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
 
 /** Every setting of the inference worker. */
 export const WorkerConfigSchema = Type.Object({

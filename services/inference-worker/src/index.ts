@@ -7,4 +7,3 @@ export * from './result-documents.js';
 export * from './worker-metrics.js';
 export * from './model-thread-pool.js';
 export * from './pooled-model.js';
-export * from './s3-outage.js';

@@ -1,10 +1,9 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { INFERENCE_QUEUE, closeWorker, once, type InferenceJob, type Logger, type ObjectStore, type Redis, type ResultsQueue } from '@btd/shared';
+import { INFERENCE_QUEUE, S3Outage, S3_OUTAGE_DEFAULTS, closeWorker, once, type InferenceJob, type Logger, type ObjectStore, type Redis, type ResultsQueue } from '@btd/shared';
 import type { WorkerConfig } from './config.js';
 import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
 import { createOriginalReader } from './original-reader.js';
 import type { JobEvents, ModelProvider } from './model-provider.js';
-import { S3Outage, S3_OUTAGE_DEFAULTS } from './s3-outage.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What {@link startInferenceWorker} wires together; the caller owns and closes each of them. */

@@ -14,12 +14,12 @@ import {
   type ObjectStore,
   type ResultMessage,
   type ResultsQueue,
+  type S3Outage,
 } from '@btd/shared';
 import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
 import type { OriginalReader } from './original-reader.js';
 import { analysisTimings, timed, type TimedPrediction } from './job-timings.js';
 import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
-import type { S3Outage } from './s3-outage.js';
 
 /** What the processor needs; all long-lived, owned by the caller. */
 export interface InferenceProcessorDeps {

@@ -4,3 +4,4 @@ export * from './results.queue.js';
 export * from './webhooks.queue.js';
 export * from './training.queue.js';
 export * from './close-worker.js';
+export * from './s3-outage.js';

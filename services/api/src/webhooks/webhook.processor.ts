@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job, type Processor } from 'bullmq';
-import type { Logger, WebhookJob } from '@btd/shared';
+import type { Logger, S3Outage, WebhookJob } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { PACS_EXPORT_EVENT, pacsExportRequest } from '../dicom-results/pacs-export.js';
 import type { DeliveryRecord } from '../store/records.js';
@@ -34,21 +34,44 @@ function signedRequest(ctx: ApiContext, delivery: DeliveryRecord): { body: strin
   return { body: delivery.body, headers };
 }
 
+/** A delivery being sent: its job, the token of the job's lock and the job's logger. */
+interface RunningDelivery {
+  job: Job<WebhookJob>;
+  token: string | undefined;
+  log: Logger;
+}
+
+/**
+ * A PACS export's request, built from S3. S3 being unreachable defers the job without spending an
+ * attempt (see `S3Outage`), within the export's outage budget.
+ */
+async function exportRequest(ctx: ApiContext, delivery: DeliveryRecord, outage: S3Outage | undefined, { job, token, log }: RunningDelivery) {
+  try {
+    const request = await pacsExportRequest(ctx, delivery);
+    outage?.reachable();
+    return request;
+  } catch (error) {
+    await outage?.deferIfUnavailable(job, token, error, log);
+    throw error;
+  }
+}
+
 /**
  * Delivers one webhook (or a PACS export, which goes the same way: see `pacs-export.ts`): POSTs the stored body, signed afresh (new timestamp) on every attempt,
  * and records the attempt on the delivery. A non-2xx answer throws, so BullMQ retries with
- * exponential backoff; a delivery recorded as succeeded is not sent again. Delivery is at least
- * once: one the receiver accepted is sent again only when it could not be recorded (the process
- * died in between, or Redis stayed away for longer than the recording waits).
+ * exponential backoff; a delivery recorded as succeeded is not sent again. An export that finds S3
+ * unreachable while building its request waits for it through `outage`, without spending attempts.
+ * Delivery is at least once: one the receiver accepted is sent again only when it could not be
+ * recorded (the process died in between, or Redis stayed away for longer than the recording waits).
  */
-export function createWebhookProcessor(ctx: ApiContext, logger: Logger): Processor<WebhookJob> {
-  return async (job: Job<WebhookJob>) => {
+export function createWebhookProcessor(ctx: ApiContext, logger: Logger, outage?: S3Outage): Processor<WebhookJob> {
+  return async (job: Job<WebhookJob>, token?: string) => {
     const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1 });
     const delivery = await ctx.deliveries.get(job.data.deliveryId);
     if (!delivery) throw new UnrecoverableError(`delivery ${job.data.deliveryId} does not exist`);
     if (delivery.deliveredAt) return;
     const pacsExport = delivery.event === PACS_EXPORT_EVENT;
-    const request = pacsExport ? await pacsExportRequest(ctx, delivery) : signedRequest(ctx, delivery);
+    const request = pacsExport ? await exportRequest(ctx, delivery, outage, { job, token, log }) : signedRequest(ctx, delivery);
     const outcome = await post(delivery.url, request.body, request.headers, pacsExport ? ctx.config.pacsStowTimeoutMs : ctx.config.webhookTimeoutMs);
     // The receiver has answered: the attempt is recorded through a Redis restart of a few seconds,
     // since a delivery left unrecorded would be sent again by the job's retry.

@@ -1,20 +1,27 @@
 import { DelayedError, type Job } from 'bullmq';
-import { isStoreUnavailable, type Logger } from '@btd/shared';
-import type { WorkerMetrics } from './worker-metrics.js';
+import type { Logger } from '../logger.js';
+import { isStoreUnavailable } from '../storage/store-unavailable.js';
 
 /** How jobs wait out an S3 outage. */
 export interface S3OutagePolicy {
   /**
    * How long a job may wait for S3 in all, from the first time it found S3 unreachable. Past it, an
-   * outage error spends the job's attempts like any other error, and the job fails as it did before.
+   * outage error spends the job's attempts like any other error, and the job fails as it would
+   * without waiting.
    */
   budgetMs: number;
   /** Longest wait of a job between two tries while S3 stays unreachable. */
   maxDelayMs: number;
 }
 
-/** The defaults of `WORKER_S3_OUTAGE_BUDGET_MS` and `WORKER_S3_OUTAGE_MAX_DELAY_MS`. */
+/** The default budget (an hour) and longest wait (30 s) of {@link S3OutagePolicy}. */
 export const S3_OUTAGE_DEFAULTS: Readonly<S3OutagePolicy> = Object.freeze({ budgetMs: 3_600_000, maxDelayMs: 30_000 });
+
+/** What an {@link S3Outage} reports to: a gauge at 1 while jobs wait for S3, and a count of deferrals. */
+export interface S3OutageMetrics {
+  readonly s3Unavailable: { set(value: number): void };
+  readonly s3Deferrals: { inc(): void };
+}
 
 /** The first wait of a job, unless the cap is shorter. */
 const FIRST_DELAY_MS = 1000;
@@ -38,7 +45,7 @@ export function outageStartOf(job: Job): number | undefined {
 
 /**
  * A worker's view of S3 while its jobs find it unreachable. An outage (connection refused or reset,
- * time-out, 5xx, throttling: see `isStoreUnavailable`) is nothing wrong with the image, so the job
+ * time-out, 5xx, throttling: see `isStoreUnavailable`) is nothing wrong with the job, so the job
  * goes back to the delayed set without spending an attempt and tries again later, waiting about as
  * long as the outage has lasted so far (from 1 s, doubling, up to the cap), until its budget is spent.
  */
@@ -50,7 +57,7 @@ export class S3Outage {
   constructor(
     private readonly policy: S3OutagePolicy,
     private readonly logger: Logger,
-    private readonly metrics?: Pick<WorkerMetrics, 's3Unavailable' | 's3Deferrals'>,
+    private readonly metrics?: S3OutageMetrics,
   ) {}
 
   /** Calls `listener` when a job is deferred: BullMQ emits neither `completed` nor `failed` for it. */
