@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { PACS_EXPORT_EVENT } from '../services/api/src/dicom-results/pacs-export.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
-import type { WebhookReceiver } from './api-webhook-receiver.js';
+import { startWebhookReceiver, type WebhookReceiver } from './api-webhook-receiver.js';
 import { sleep, waitFor } from './helpers/index.js';
 
 /** How long an export waits out one outage: far longer than its retries below, short enough to outlast. */
@@ -91,19 +91,83 @@ describe('PACS export during an S3 outage', () => {
     expect(await metricValue('btd_pacs_export_s3_unavailable')).toBe(0);
   });
 
-  it('fails the export as before once the outage outlasts its budget', async () => {
+  it('gives a later outage a whole budget once the export got through to S3 in between', async () => {
+    const studyId = await finishedStudy();
+    // The PACS takes longer to answer than the budget, and refuses the first export.
+    const pacs = await startWebhookReceiver([503], BUDGET_MS + 500);
+    try {
+      await harness.s3.stop();
+      let queued: { deliveryId: string; jobId: string };
+      let firstOutage: number;
+      try {
+        queued = await queueExport(studyId, pacs);
+        const deferred = await waitFor(
+          async () => {
+            const job = await jobOf(queued.jobId);
+            return (outageStartOf(job) !== undefined || job.finishedOn !== undefined) && job;
+          },
+          { what: 'the export to be deferred' },
+        );
+        firstOutage = outageStartOf(deferred) ?? expect.unreachable('the export failed instead of waiting for S3');
+      } finally {
+        await harness.s3.restart();
+      }
+      // Built from S3 and sent: while the PACS takes its time, S3 goes down again, and the retry
+      // after the PACS's refusal finds it down, longer after the first outage began than the budget.
+      await pacs.waitFor(1, '/studies', 10_000);
+      await harness.s3.stop();
+      try {
+        const waiting = await waitFor(
+          async () => {
+            const job = await jobOf(queued.jobId);
+            return ((outageStartOf(job) ?? 0) > firstOutage || job.finishedOn !== undefined) && job;
+          },
+          { what: 'the retry to find S3 down' },
+        );
+        expect(Date.now() - firstOutage).toBeGreaterThan(BUDGET_MS);
+        expect([waiting.attemptsMade, waiting.finishedOn]).toEqual([1, undefined]);
+        expect(await deliveryOf(queued.deliveryId)).toMatchObject({ lastStatus: 503 });
+        expect(await deliveryOf(queued.deliveryId)).not.toHaveProperty('failedAt');
+      } finally {
+        await harness.s3.restart();
+      }
+      await pacs.waitFor(2, '/studies', 15_000);
+      await waitFor(async () => (await deliveryOf(queued.deliveryId)).deliveredAt, { what: 'the export to be recorded' });
+    } finally {
+      await pacs.close();
+    }
+  });
+
+  it('fails the export as before once an outage outlasts its budget, and a retry by hand waits for S3 anew', async () => {
     const studyId = await finishedStudy();
     const pacs = await harness.startReceiver();
     await harness.s3.stop();
+    let queued: { deliveryId: string; jobId: string };
     try {
-      const queued = await queueExport(studyId, pacs);
+      queued = await queueExport(studyId, pacs);
       await waitFor(async () => (await deliveryOf(queued.deliveryId)).failedAt, { what: 'the export to fail', timeoutMs: 10_000 });
       const failed = await jobOf(queued.jobId);
       expect([failed.attemptsMade, await harness.env.api.ctx.queues.webhooks.getJobState(queued.jobId)]).toEqual([SHORT_RETRIES.attempts, 'failed']);
       expect(failed.attemptsStarted).toBeGreaterThan(SHORT_RETRIES.attempts);
       expect(pacs.received).toEqual([]);
+
+      // S3 is still down when the export is retried by hand: it waits for S3 instead of failing at once.
+      const retried = Date.now();
+      await failed.retry('failed');
+      const state = await waitFor(
+        async () => {
+          const job = await jobOf(queued.jobId);
+          const now = await harness.env.api.ctx.queues.webhooks.getJobState(queued.jobId);
+          return job.attemptsStarted > failed.attemptsStarted && ['delayed', 'failed', 'completed'].includes(now) && now;
+        },
+        { what: 'the retried export to be tried' },
+      );
+      expect(state).toBe('delayed');
+      expect(outageStartOf(await jobOf(queued.jobId))).toBeGreaterThanOrEqual(retried);
     } finally {
       await harness.s3.restart();
     }
+    await pacs.waitFor(1, '/studies', 15_000);
+    await waitFor(async () => (await deliveryOf(queued.deliveryId)).deliveredAt, { what: 'the export to be recorded' });
   });
 });

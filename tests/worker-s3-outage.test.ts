@@ -132,6 +132,62 @@ describe('inference worker during an S3 outage', () => {
     }
   });
 
+  it('gives a later outage a whole budget once the job got through to S3 in between', async () => {
+    const { env, s3, models, tumourImage } = suite;
+    const budgetMs = 1500;
+    const { imageId, jobId } = await submit(tumourImage);
+    let firstOutage: number | undefined;
+    let secondOutage: Promise<void> | undefined;
+    // Back from the first outage, the job reads its original; its forward pass then fails once (a
+    // passing fault, not S3) when the first outage began longer ago than the budget, and S3 goes
+    // down again before the retry.
+    const failingOnce: ModelProvider = {
+      acquire: (task) => {
+        const lease = models.acquire(task);
+        const predict: typeof lease.model.predict = async (image, options) => {
+          if (secondOutage === undefined) {
+            secondOutage = sleep(Math.max(0, (firstOutage ?? 0) + budgetMs + 200 - Date.now())).then(() => s3.stop());
+            await secondOutage;
+            throw new Error('model thread crashed');
+          }
+          return lease.model.predict(image, options);
+        };
+        return { model: { ...lease.model, predict }, release: () => lease.release() };
+      },
+    };
+    await s3.stop();
+    try {
+      env.startWorker(failingOnce, { ...QUICK_OUTAGE_RETRIES, s3OutageBudgetMs: budgetMs });
+      const deferred = await waitFor(
+        async () => {
+          const job = await jobOf(jobId);
+          return (outageStartOf(job) !== undefined || job.finishedOn !== undefined) && job;
+        },
+        { what: 'the job to be deferred' },
+      );
+      firstOutage = outageStartOf(deferred) ?? expect.unreachable('the job failed instead of waiting for S3');
+    } finally {
+      await s3.restart();
+    }
+    await waitFor(() => secondOutage !== undefined, { what: 'the forward pass', timeoutMs: 10_000 });
+    try {
+      await secondOutage;
+      const waiting = await waitFor(
+        async () => {
+          const job = await jobOf(jobId);
+          return ((outageStartOf(job) ?? 0) > (firstOutage ?? 0) || job.finishedOn !== undefined) && job;
+        },
+        { what: 'the retry to find S3 down' },
+      );
+      expect(Date.now() - (firstOutage ?? 0)).toBeGreaterThan(budgetMs);
+      const posted = await env.results.getJob(resultJobId(imageId));
+      expect([waiting.attemptsMade, waiting.finishedOn, posted?.data]).toEqual([1, undefined, undefined]);
+    } finally {
+      await s3.restart();
+    }
+    expect((await env.resultOf(imageId, 15_000)).kind).toBe('succeeded');
+  });
+
   it('still fails a job whose original is missing or undecodable at once, without waiting', async () => {
     const { env, models } = suite;
     const missing = await submit(null);

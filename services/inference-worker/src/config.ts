@@ -41,7 +41,7 @@ export const WorkerConfigSchema = Type.Object({
   }),
   /**
    * An S3 outage is nothing wrong with the images in flight: their jobs wait for S3 without spending
-   * attempts, for this long in all per job; past it they fail as for any other error.
+   * attempts, each for this long in all per outage; past it they fail as for any other error.
    */
   s3OutageBudgetMs: timerMsField({
     env: 'WORKER_S3_OUTAGE_BUDGET_MS',

@@ -119,7 +119,7 @@ async function processWith(deps: InferenceProcessorDeps, { job, token, payload }
   });
   try {
     const analysed = await analyse(deps, payload, binary, type, log);
-    deps.outage?.reachable();
+    await deps.outage?.reachable(job);
     return analysed;
   } catch (error) {
     await deps.outage?.deferIfUnavailable(job, token, error, log);

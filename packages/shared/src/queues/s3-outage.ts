@@ -5,9 +5,9 @@ import { isStoreUnavailable } from '../storage/store-unavailable.js';
 /** How jobs wait out an S3 outage. */
 export interface S3OutagePolicy {
   /**
-   * How long a job may wait for S3 in all, from the first time it found S3 unreachable. Past it, an
-   * outage error spends the job's attempts like any other error, and the job fails as it would
-   * without waiting.
+   * How long a job may wait for S3 in all, from the first time it found S3 unreachable in the
+   * current outage. Past it, an outage error spends the job's attempts like any other error, and the
+   * job fails as it would without waiting.
    */
   budgetMs: number;
   /** Longest wait of a job between two tries while S3 stays unreachable. */
@@ -31,11 +31,11 @@ const FIRST_DELAY_MS = 1000;
  * so that whichever worker runs it next counts the same budget.
  */
 export interface S3OutageProgress {
-  /** When the job first found S3 unreachable, in milliseconds since the epoch. */
+  /** When the job first found S3 unreachable in its current outage, in milliseconds since the epoch. */
   s3UnavailableSince: number;
 }
 
-/** When the job first found S3 unreachable, if it has. */
+/** When the job first found S3 unreachable in its current outage, if it is in one. */
 export function outageStartOf(job: Job): number | undefined {
   const { progress } = job;
   if (typeof progress !== 'object' || progress === null) return undefined;
@@ -43,11 +43,19 @@ export function outageStartOf(job: Job): number | undefined {
   return typeof since === 'number' ? since : undefined;
 }
 
+/** Whether a failure of the job's current try would fail it for good (BullMQ retries no more). */
+function onLastAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
 /**
  * A worker's view of S3 while its jobs find it unreachable. An outage (connection refused or reset,
  * time-out, 5xx, throttling: see `isStoreUnavailable`) is nothing wrong with the job, so the job
  * goes back to the delayed set without spending an attempt and tries again later, waiting about as
  * long as the outage has lasted so far (from 1 s, doubling, up to the cap), until its budget is spent.
+ *
+ * A job's outage ends when it gets through to S3 ({@link reachable}), or when a try of it ends in
+ * another error or fails it for good: a later outage, or a retry by hand, starts a whole budget.
  */
 export class S3Outage {
   /** Since when this worker's jobs find S3 unreachable; undefined while it answers. */
@@ -65,27 +73,32 @@ export class S3Outage {
     this.deferredListeners.push(listener);
   }
 
-  /** A job went through: S3 answers. */
-  reachable(): void {
-    if (this.since === undefined) return;
-    this.logger.info({ unreachableForMs: Date.now() - this.since }, 'S3 reachable again; deferred jobs resume');
-    this.since = undefined;
-    this.metrics?.s3Unavailable.set(0);
+  /** The job's requests to S3 went through: S3 answers, and the job's outage, if it was in one, is over. */
+  async reachable(job: Job): Promise<void> {
+    if (this.since !== undefined) {
+      this.logger.info({ unreachableForMs: Date.now() - this.since }, 'S3 reachable again; deferred jobs resume');
+      this.since = undefined;
+      this.metrics?.s3Unavailable.set(0);
+    }
+    await this.forget(job);
   }
 
   /**
    * Defers the job when `error` says S3 is unreachable and the job's budget is not spent: records
    * when its outage began, moves it to the delayed set and throws `DelayedError`, which BullMQ takes
-   * for neither a success nor a failure. Otherwise returns, and the error takes its usual course.
+   * for neither a success nor a failure. Otherwise returns, and the error takes its usual course;
+   * a job whose try ends so, in another error or for good, forgets its outage first.
    */
   async deferIfUnavailable(job: Job, token: string | undefined, error: unknown, log: Logger): Promise<void> {
-    if (token === undefined || !isStoreUnavailable(error)) return;
+    if (!isStoreUnavailable(error)) return this.forget(job);
+    if (token === undefined) return;
     const now = Date.now();
     const recorded = outageStartOf(job);
     const since = recorded ?? now;
     const context = { err: error, s3UnavailableSince: new Date(since).toISOString(), budgetMs: this.policy.budgetMs };
     if (now - since >= this.policy.budgetMs) {
       log.error(context, 'S3 unreachable for longer than the outage budget; the job now spends its attempts');
+      if (onLastAttempt(job)) await this.forget(job);
       return;
     }
     this.unreachable(now);
@@ -97,6 +110,20 @@ export class S3Outage {
     // Every deferral of a long outage would flood the log: the first one of a job is the one to see.
     log[recorded === undefined ? 'warn' : 'debug']({ ...context, delayMs }, 'S3 unreachable; job deferred without spending an attempt');
     throw new DelayedError();
+  }
+
+  /**
+   * Ends the job's outage, if it was in one. Failing to (Redis away) leaves the job counting from
+   * the outage's start, as it did before; it is no reason to fail the job.
+   */
+  private async forget(job: Job): Promise<void> {
+    if (outageStartOf(job) === undefined) return;
+    const { s3UnavailableSince: _ended, ...rest } = job.progress as S3OutageProgress & Record<string, unknown>;
+    try {
+      await job.updateProgress(rest);
+    } catch (error) {
+      this.logger.warn({ err: error, jobId: job.id }, "could not clear the job's S3 outage; its next one counts from this one's start");
+    }
   }
 
   private unreachable(now: number): void {

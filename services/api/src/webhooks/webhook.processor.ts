@@ -43,12 +43,13 @@ interface RunningDelivery {
 
 /**
  * A PACS export's request, built from S3. S3 being unreachable defers the job without spending an
- * attempt (see `S3Outage`), within the export's outage budget.
+ * attempt (see `S3Outage`), within the export's outage budget; once the request is built, the job's
+ * outage, if it was in one, is over.
  */
 async function exportRequest(ctx: ApiContext, delivery: DeliveryRecord, outage: S3Outage | undefined, { job, token, log }: RunningDelivery) {
   try {
     const request = await pacsExportRequest(ctx, delivery);
-    outage?.reachable();
+    await outage?.reachable(job);
     return request;
   } catch (error) {
     await outage?.deferIfUnavailable(job, token, error, log);
