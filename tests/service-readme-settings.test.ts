@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TObject } from '@sinclair/typebox';
 import { describe, expect, it } from 'vitest';
-import { describeConfig } from '@btd/shared';
+import { createLogger, describeConfig, type ModelRegistry } from '@btd/shared';
 import { ApiConfigSchema } from '@btd/api';
+import { RegistryModelProvider, WorkerConfigSchema, createWorkerMetrics } from '@btd/inference-worker';
 import { TrainerConfigSchema } from '@btd/trainer';
 import { REPO_ROOT } from './helpers/index.js';
 
@@ -20,16 +21,23 @@ const ENV_NAME = /`([A-Z][A-Z0-9_]*)`/g;
  * `heading`. A row's first cell holds one or more variables in code spans.
  */
 function settingsTable(readme: string, heading: string): SettingsRow[] {
+  return tableRows(readme, heading, /^\|\s*(variable|env)\s*\|/).map(([first = '', second = '']) => ({
+    names: [...first.matchAll(ENV_NAME)].map((match) => match[1]!),
+    defaultCell: second,
+  }));
+}
+
+/** The cells of each row of the first table under the README's heading `heading` whose header matches `header`. */
+function tableRows(readme: string, heading: string, header: RegExp): string[][] {
   const lines = readme.split('\n');
   const start = lines.findIndex((line) => line.replace(/^#+\s*/, '') === heading && line.startsWith('#'));
   expect(start, `heading "${heading}"`).toBeGreaterThanOrEqual(0);
-  const header = lines.findIndex((line, index) => index > start && /^\|\s*(variable|env)\s*\|/.test(line));
-  expect(header, `settings table under "${heading}"`).toBeGreaterThan(start);
-  const rows: SettingsRow[] = [];
-  for (const line of lines.slice(header + 2)) {
+  const at = lines.findIndex((line, index) => index > start && header.test(line));
+  expect(at, `table under "${heading}"`).toBeGreaterThan(start);
+  const rows: string[][] = [];
+  for (const line of lines.slice(at + 2)) {
     if (!line.startsWith('|')) break;
-    const [first = '', second = ''] = line.split('|').slice(1).map((cell) => cell.trim());
-    rows.push({ names: [...first.matchAll(ENV_NAME)].map((match) => match[1]!), defaultCell: second });
+    rows.push(line.split('|').slice(1).map((cell) => cell.trim()));
   }
   return rows;
 }
@@ -51,6 +59,7 @@ function statesDefault(cell: string, schemaDefault: string | undefined): boolean
 const READMES: { service: string; file: string; heading: string; schema: TObject }[] = [
   { service: 'api', file: 'services/api/README.md', heading: 'Settings', schema: ApiConfigSchema },
   { service: 'trainer', file: 'services/trainer/README.md', heading: 'Configuration', schema: TrainerConfigSchema },
+  { service: 'inference-worker', file: 'services/inference-worker/README.md', heading: 'Configuration', schema: WorkerConfigSchema },
 ];
 
 describe.each(READMES)("$file's settings table", ({ file, heading, schema }) => {
@@ -78,5 +87,22 @@ describe.each(READMES)("$file's settings table", ({ file, heading, schema }) => 
         .filter(({ cell, applied }) => !statesDefault(cell, applied)),
     );
     expect(wrong).toEqual([]);
+  });
+});
+
+describe("services/inference-worker/README.md's metrics table", () => {
+  it('names every btd_ metric a worker serves, and no other', async () => {
+    const readme = readFileSync(path.join(REPO_ROOT, 'services/inference-worker/README.md'), 'utf8');
+    const documented = tableRows(readme, 'Metrics', /^\|\s*metric\s*\|/).map(([first = '']) => /`(btd_\w+)`/.exec(first)?.[1]);
+    const metrics = createWorkerMetrics();
+    // The model metrics come with the registry provider, which reads nothing before it starts.
+    new RegistryModelProvider({
+      registry: {} as ModelRegistry,
+      logger: createLogger({ name: 'readme', level: 'silent', pretty: false }),
+      workerId: 'readme',
+      metrics: metrics.registry,
+    });
+    const served = (await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => name.startsWith('btd_'));
+    expect(documented.sort()).toEqual(served.sort());
   });
 });
