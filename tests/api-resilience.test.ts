@@ -1,10 +1,11 @@
+import { Worker } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { startApi, type SubmittedStudy } from '@btd/api';
-import { RESULT_JOB_NAME, createLogger, createResultsQueue } from '@btd/shared';
+import { RESULTS_QUEUE, RESULT_JOB_NAME, createLogger, createResultsQueue, createWorkerConnection, postResult, resultJobId } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
-import { waitFor } from './helpers/index.js';
+import { TEST_REDIS_URL, sleep, waitFor } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -26,6 +27,55 @@ describe('results consumer', () => {
       expect(done.state).toBe('done');
     } finally {
       await again.close();
+    }
+  });
+
+  it('applies a result that two API processes in turn died holding, instead of failing it as stalled', async () => {
+    const [slice] = mriSlices('yes', 1);
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }]) });
+    await harness.env.api.close();
+    const { studyId, images } = submitted.body;
+    const imageId = images[0]!.imageId;
+    const results = createResultsQueue(harness.env.redis, harness.env.prefix);
+    await postResult(results, { kind: 'failed', studyId, imageId, clientId: 'alice', finishedAt: new Date().toISOString(), reason: 'not a decodable image' });
+
+    // Each process takes the result and dies holding it: its lock lapses, and a stall check finds it
+    // (BullMQ checks twice: the first marks the active jobs, the next moves those still unlocked).
+    const connection = createWorkerConnection(TEST_REDIS_URL);
+    const dying = new Worker(RESULTS_QUEUE, null, { connection, prefix: harness.env.prefix, autorun: false, lockDuration: 100, maxStalledCount: 10 });
+    const checkStalled = async () => {
+      // A check leaves a marker that skips every other check for its stalled interval (the first
+      // API's for 30 s): the next check is due.
+      await harness.env.redis.del(`${harness.env.prefix}:${RESULTS_QUEUE}:stalled-check`);
+      await (dying as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
+    };
+    try {
+      expect((await dying.getNextJob('first-api', { block: false }))?.id).toBe(resultJobId(imageId));
+      await sleep(150);
+      await checkStalled();
+      await checkStalled(); // stalled once: back to waiting
+      expect((await dying.getNextJob('second-api', { block: false }))?.id).toBe(resultJobId(imageId));
+      await sleep(150);
+      await checkStalled(); // marked; the next API's first check finds it stalled a second time
+    } finally {
+      await dying.close();
+      connection.disconnect();
+    }
+    await harness.env.redis.del(`${harness.env.prefix}:${RESULTS_QUEUE}:stalled-check`);
+
+    const again = await startApi(harness.env.config, createLogger({ name: 'api-test', level: 'silent', pretty: false }));
+    try {
+      const finished = async () => {
+        const job = await results.getJob(resultJobId(imageId));
+        return job?.finishedOn ? job : undefined;
+      };
+      const job = await waitFor(finished, { what: 'the result job to finish' });
+      expect([await job.getState(), job.failedReason]).toEqual(['completed', undefined]);
+      const study = await waitForStudy({ ...harness.env, url: again.url }, 'alice', studyId);
+      expect([study.state, study.failure?.reason]).toEqual(['failed', 'not a decodable image']);
+    } finally {
+      await again.close();
+      await results.close();
     }
   });
 

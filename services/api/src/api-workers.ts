@@ -15,6 +15,15 @@ export interface ApiWorkers {
 }
 
 /**
+ * Times a result or webhook job may be found stalled before BullMQ fails it (its default is once).
+ * Such a job stalls only when the API process holding it died or stopped before it finished (a
+ * webhook waits up to WEBHOOK_TIMEOUT_MS for its receiver, a PACS export two minutes), and running
+ * it again is harmless, while failing it would drop the result or the delivery for good. Ten
+ * restarts in a row with the same job still end one that kills its process every time.
+ */
+const API_CONSUMER_MAX_STALLED_COUNT = 10;
+
+/**
  * Starts the results consumer (applies worker results to studies) and the webhook sender (which
  * also sends PACS exports). Results wait in Redis while no API runs, so none is lost across restarts.
  */
@@ -26,6 +35,7 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     connection,
     prefix,
     concurrency: ctx.config.resultsConcurrency,
+    maxStalledCount: API_CONSUMER_MAX_STALLED_COUNT,
   });
   // PACS exports read S3; an outage defers them instead of spending their attempts.
   const exportOutage = new S3Outage(
@@ -37,6 +47,7 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     connection,
     prefix,
     concurrency: ctx.config.webhookConcurrency,
+    maxStalledCount: API_CONSUMER_MAX_STALLED_COUNT,
   });
   webhooks.on('failed', (job) => {
     if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
