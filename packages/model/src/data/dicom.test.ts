@@ -107,6 +107,17 @@ describe('DICOM', () => {
     expect(Math.max(...grey.data.map((v, i) => Math.abs(v - (direct[i] as number))))).toBeLessThanOrEqual(1);
   });
 
+  it('refuses a JPEG frame that declares more pixels than the DICOM header before decoding it', async () => {
+    const jpeg = await sharp(slice(), { raw: { width, height, channels: 1 } }).jpeg().toBuffer();
+    // The frame header (SOF0) of the same JPEG, made to declare 16000×16000 pixels: a decompression bomb.
+    const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
+    const bomb = Buffer.from(jpeg);
+    bomb.writeUInt16BE(16_000, sof + 5);
+    bomb.writeUInt16BE(16_000, sof + 7);
+    const file = dicomFile({ width, height, bitsAllocated: 8, encapsulated: bomb, transferSyntax: TransferSyntax.jpegBaseline });
+    expect((await decodeRefusal(file)).message).toBe(`DICOM JPEG declares 16000×16000 pixels, the header says ${width}×${height}`);
+  });
+
   it('gives a DICOM slice the model input of the same slice as PNG, and draws it for the overlay', async () => {
     // Larger than the other tests' slice: preprocessing refuses images under 32 pixels a side.
     const [analysedWidth, analysedHeight] = [64, 48];

@@ -1,6 +1,6 @@
 import dicomParser, { type DataSet, type Element } from 'dicom-parser';
 import sharp from 'sharp';
-import { decompressFrame, isDecompressible } from './dicom-codecs.js';
+import { decompressFrame, isDecompressible, jpegFrameSize } from './dicom-codecs.js';
 import { displayParameters, frameGroup, PLANE_ORIENTATION_GROUP, rgbToGrey, storedValues, toDisplay } from './dicom-display.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
@@ -207,7 +207,9 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
 
   if (JPEG_8BIT.has(transferSyntax)) {
     const jpeg = encapsulatedFrame(data, element, frame, frames);
-    const grey = await sharp(jpeg, { failOn: 'error' }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    checkJpegSize(jpeg, width, height);
+    // The limit holds even if the frame header read above is not the one libjpeg decodes.
+    const grey = await sharp(jpeg, { failOn: 'error', limitInputPixels: width * height }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
     if (grey.info.width !== width || grey.info.height !== height) {
       throw new ImageDecodeError(`DICOM JPEG is ${grey.info.width}×${grey.info.height}, the header says ${width}×${height}`);
     }
@@ -242,6 +244,22 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
   if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
   const values = storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: transferSyntax !== EXPLICIT_BIG, decompressed: false });
   return toDisplay(values, width, height, photometric, display);
+}
+
+/**
+ * Refuses a JPEG frame whose own header declares another size than the DICOM header, before it is
+ * decoded: the DICOM header passed the pixel limit, and a 1 MB JPEG may declare 16000×16000 pixels.
+ */
+function checkJpegSize(jpeg: Uint8Array, width: number, height: number): void {
+  let declared: { width: number; height: number };
+  try {
+    declared = jpegFrameSize(jpeg);
+  } catch (error) {
+    throw new ImageDecodeError(`DICOM JPEG frame cannot be read: ${(error as Error).message}`);
+  }
+  if (declared.width !== width || declared.height !== height) {
+    throw new ImageDecodeError(`DICOM JPEG declares ${declared.width}×${declared.height} pixels, the header says ${width}×${height}`);
+  }
 }
 
 /** The compressed bytes of one frame: every fragment for a single frame, else as the offset table or the fragments place it. */
