@@ -1,8 +1,11 @@
+import { deflateRawSync } from 'node:zlib';
+
 /** DICOM transfer syntaxes the writer below can produce. */
 export const TransferSyntax = {
   implicitLittle: '1.2.840.10008.1.2',
   explicitLittle: '1.2.840.10008.1.2.1',
   explicitBig: '1.2.840.10008.1.2.2',
+  deflated: '1.2.840.10008.1.2.1.99',
   jpegBaseline: '1.2.840.10008.1.2.4.50',
   jpeg2000: '1.2.840.10008.1.2.4.91',
   htj2kLossless: '1.2.840.10008.1.2.4.201',
@@ -46,6 +49,8 @@ export interface DicomImageSpec {
   characterSet?: string;
   /** Instance identifiers, written when given. */
   identifiers?: { studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUid?: string; accessionNumber?: string };
+  /** Zero bytes in a private element (0029,1010) before the pixel data, written when given. */
+  privateBytes?: number;
 }
 
 const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
@@ -191,6 +196,7 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
       { group: 0x28, element: 0x1053, vr: 'DS', value: text(String(spec.rescale.slope)) },
     );
   }
+  if (spec.privateBytes) elements.push({ group: 0x29, element: 0x1010, vr: 'OB', value: Buffer.alloc(spec.privateBytes + (spec.privateBytes % 2)) });
   const groups = spec.functionalGroups;
   if (groups?.shared) elements.push({ group: 0x5200, element: 0x9229, vr: 'SQ', value: functionalGroupItem(groups.shared, explicit) });
   if (groups?.perFrame) elements.push({ group: 0x5200, element: 0x9230, vr: 'SQ', value: Buffer.concat(groups.perFrame.map((frame) => functionalGroupItem(frame, explicit))) });
@@ -199,5 +205,8 @@ export function dicomFile(spec: DicomImageSpec): Buffer {
       ? { group: 0x7fe0, element: 0x10, vr: 'OB', value: encapsulatedValue(spec.encapsulated), undefinedLength: true }
       : { group: 0x7fe0, element: 0x10, vr: bits === 8 ? 'OB' : 'OW', value: pixelBytes(spec, little) },
   );
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), metaGroup, encode(elements, explicit, little)]);
+  const dataSet = encode(elements, explicit, little);
+  // The deflated syntax is explicit VR little endian with the data set (not the file meta group) deflated.
+  const stored = syntax === TransferSyntax.deflated ? deflateRawSync(dataSet) : dataSet;
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), metaGroup, stored]);
 }

@@ -5,6 +5,7 @@ import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, decodeRgb, MAX_INPUT_PIXELS } from './decode-image.js';
 import { decodeDicomGrey, isDicom, readDicomHeader, slicePlane } from './dicom.js';
+import { MAX_INFLATED_DICOM_BYTES } from './dicom-inflate.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 
 const width = 40;
@@ -116,6 +117,18 @@ describe('DICOM', () => {
     bomb.writeUInt16BE(16_000, sof + 7);
     const file = dicomFile({ width, height, bitsAllocated: 8, encapsulated: bomb, transferSyntax: TransferSyntax.jpegBaseline });
     expect((await decodeRefusal(file)).message).toBe(`DICOM JPEG declares 16000×16000 pixels, the header says ${width}×${height}`);
+  });
+
+  it('reads a deflated file, and refuses one whose data set inflates past its bound without inflating it further', async () => {
+    const pixels = slice();
+    const deflated = dicomFile({ width, height, pixels, bitsAllocated: 8, transferSyntax: TransferSyntax.deflated });
+    expect(await decodeGrey(deflated)).toEqual(await decodeGrey(dicomFile({ width, height, pixels, bitsAllocated: 8 })));
+    // A few tens of kilobytes that inflate past the bound: at a thousand to one, 4 MB would make 4 GB.
+    const bomb = dicomFile({ width, height, pixels, bitsAllocated: 8, transferSyntax: TransferSyntax.deflated, privateBytes: MAX_INFLATED_DICOM_BYTES });
+    expect(bomb.length).toBeLessThan(MAX_INFLATED_DICOM_BYTES / 500);
+    const refusal = 'DICOM cannot be parsed: its deflated data set inflates to more than 64 MiB; send it uncompressed';
+    expect(() => readDicomHeader(bomb)).toThrow(refusal);
+    expect((await decodeRefusal(bomb)).message).toBe(refusal);
   });
 
   it('gives a DICOM slice the model input of the same slice as PNG, and draws it for the overlay', async () => {

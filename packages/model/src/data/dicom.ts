@@ -1,6 +1,7 @@
 import dicomParser, { type DataSet, type Element } from 'dicom-parser';
 import sharp from 'sharp';
 import { decompressFrame, isDecompressible, jpegFrameSize } from './dicom-codecs.js';
+import { inflateDataSet } from './dicom-inflate.js';
 import { displayParameters, frameGroup, PLANE_ORIENTATION_GROUP, rgbToGrey, storedValues, toDisplay } from './dicom-display.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
@@ -90,11 +91,12 @@ export function isDicom(bytes: Uint8Array): boolean {
 }
 
 function parse(bytes: Uint8Array, headerOnly: boolean): DataSet {
-  // dicom-parser inflates a deflated data set with Buffer methods: a plain Uint8Array (as bytes that
-  // crossed to another thread arrive) is viewed as a Buffer, without a copy.
+  // dicom-parser reads Buffers with Buffer methods: a plain Uint8Array (as bytes that crossed to
+  // another thread arrive) is viewed as a Buffer, without a copy. A deflated data set is inflated by
+  // `inflateDataSet`, which bounds it.
   const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    return dicomParser.parseDicom(buffer, headerOnly ? { untilTag: TAG.pixelData } : undefined);
+    return dicomParser.parseDicom(buffer, { inflater: inflateDataSet, ...(headerOnly ? { untilTag: TAG.pixelData } : {}) });
   } catch (error) {
     throw new ImageDecodeError(`DICOM cannot be parsed: ${parserReason(error)}`);
   }

@@ -1,0 +1,31 @@
+import { inflateRawSync } from 'node:zlib';
+import { ImageDecodeError } from './image-decode-error.js';
+
+/**
+ * Most bytes the data set of a deflated DICOM file (transfer syntax 1.2.840.10008.1.2.1.99) may
+ * inflate to: 64 MiB, twice a series of 64 slices of 512×512 16-bit pixels. Deflate packs up to about
+ * a thousand bytes into one, so without a bound a 4 MB upload would inflate to 4 GB.
+ */
+export const MAX_INFLATED_DICOM_BYTES = 64 * 1024 * 1024;
+
+/**
+ * dicom-parser's `inflater`: the file's bytes with its deflated data set (from `position`) inflated in
+ * place, refused past {@link MAX_INFLATED_DICOM_BYTES} before more than that is held. The parser's own
+ * inflater has no bound.
+ */
+export function inflateDataSet(bytes: Uint8Array, position: number): Buffer {
+  const deflated = Buffer.from(bytes.buffer, bytes.byteOffset + position, bytes.byteLength - position);
+  let inflated: Buffer;
+  try {
+    inflated = inflateRawSync(deflated, { maxOutputLength: MAX_INFLATED_DICOM_BYTES });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new ImageDecodeError(`its deflated data set inflates to more than ${MAX_INFLATED_DICOM_BYTES / 2 ** 20} MiB; send it uncompressed`);
+    }
+    throw new ImageDecodeError(`its deflated data set cannot be inflated (${(error as Error).message})`);
+  }
+  const whole = Buffer.allocUnsafe(position + inflated.length);
+  whole.set(bytes.subarray(0, position));
+  whole.set(inflated, position);
+  return whole;
+}
