@@ -45,6 +45,8 @@ export async function startApiEnv(s3: TestS3, overrides: Record<string, string> 
     PORT: '0',
     DATA_DIR: dataDir,
     WEBHOOK_SECRET: webhookSecret,
+    // The tests' webhook receivers and PACS listen on loopback, which is not a public address.
+    WEBHOOK_ALLOWED_NETWORKS: '127.0.0.1/32',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...overrides,
   });

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { S3_OUTAGE_DEFAULTS, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
+import { ConfigError, S3_OUTAGE_DEFAULTS, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
+import { invalidNetworks } from './webhooks/callback-addresses.js';
 
 /**
  * Every setting of the API service. Each field names its environment variable (`env`), says what
@@ -120,6 +121,13 @@ export const ApiConfigSchema = Type.Object({
     minimum: 0,
     description: 'How long a PACS export waits out an S3 outage (unreachable, time-outs, 5xx, throttling) without spending its attempts, in milliseconds; then it fails as for any error (0: no waiting).',
   }),
+  /** Non-public networks that clients' webhooks may reach. */
+  webhookAllowedNetworks: Type.String({
+    env: 'WEBHOOK_ALLOWED_NETWORKS',
+    default: '',
+    description:
+      "Comma-separated addresses and CIDR ranges of non-public networks (loopback, private, link-local, …) that clients' callbackUrl webhooks may reach, e.g. 10.20.0.0/16 for a hospital's integration engine; public addresses are always allowed (empty: public addresses only).",
+  }),
   /** Per-attempt timeout of a webhook POST. */
   webhookTimeoutMs: timerMsField({
     env: 'WEBHOOK_TIMEOUT_MS',
@@ -159,5 +167,10 @@ export type ApiConfig = Readonly<Static<typeof ApiConfigSchema>>;
  * @throws ConfigError listing every invalid setting at once
  */
 export function loadApiConfig(env: Env = process.env): ApiConfig {
-  return loadConfig(ApiConfigSchema, env);
+  const config = loadConfig(ApiConfigSchema, env);
+  const invalid = invalidNetworks(config.webhookAllowedNetworks);
+  if (invalid.length > 0) {
+    throw new ConfigError([{ env: 'WEBHOOK_ALLOWED_NETWORKS', message: `not an address or CIDR range: ${invalid.join(', ')}` }]);
+  }
+  return config;
 }

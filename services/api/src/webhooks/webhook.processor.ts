@@ -4,24 +4,9 @@ import type { ApiContext } from '../context.js';
 import { PACS_EXPORT_EVENT, pacsExportRequest } from '../dicom-results/pacs-export.js';
 import type { DeliveryRecord } from '../store/records.js';
 import { REDIS_RESTART_PAUSES_MS, withPauses } from '../store/with-pauses.js';
+import { callbackAddressPolicy } from './callback-addresses.js';
+import { postOutbound } from './outbound-post.js';
 import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.js';
-
-async function post(url: string, body: string | Buffer, headers: Record<string, string>, timeoutMs: number) {
-  try {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'btd-webhooks/1', ...headers },
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-      // A redirect could send the signed result somewhere the client never configured.
-      redirect: 'manual',
-    });
-    await response.body?.cancel();
-    return { status: response.status, error: response.ok ? undefined : `HTTP ${response.status}` };
-  } catch (error) {
-    return { status: 0, error: error instanceof Error ? error.message : String(error) };
-  }
-}
 
 /** A webhook: the stored JSON body, signed afresh (new timestamp). */
 function signedRequest(ctx: ApiContext, delivery: DeliveryRecord): { body: string; headers: Record<string, string> } {
@@ -66,6 +51,8 @@ async function exportRequest(ctx: ApiContext, delivery: DeliveryRecord, outage: 
  * recorded (the process died in between, or Redis stayed away for longer than the recording waits).
  */
 export function createWebhookProcessor(ctx: ApiContext, logger: Logger, outage?: S3Outage): Processor<WebhookJob> {
+  // A client's callbackUrl reaches only the networks the operator allows; the PACS is the operator's own.
+  const callbackAddresses = callbackAddressPolicy(ctx.config.webhookAllowedNetworks);
   return async (job: Job<WebhookJob>, token?: string) => {
     const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1 });
     const delivery = await ctx.deliveries.get(job.data.deliveryId);
@@ -73,7 +60,12 @@ export function createWebhookProcessor(ctx: ApiContext, logger: Logger, outage?:
     if (delivery.deliveredAt) return;
     const pacsExport = delivery.event === PACS_EXPORT_EVENT;
     const request = pacsExport ? await exportRequest(ctx, delivery, outage, { job, token, log }) : signedRequest(ctx, delivery);
-    const outcome = await post(delivery.url, request.body, request.headers, pacsExport ? ctx.config.pacsStowTimeoutMs : ctx.config.webhookTimeoutMs);
+    const outcome = await postOutbound(
+      delivery.url,
+      request.body,
+      request.headers,
+      pacsExport ? { timeoutMs: ctx.config.pacsStowTimeoutMs } : { timeoutMs: ctx.config.webhookTimeoutMs, policy: callbackAddresses },
+    );
     // The receiver has answered: the attempt is recorded through a Redis restart of a few seconds,
     // since a delivery left unrecorded would be sent again by the job's retry.
     await withPauses(() => ctx.deliveries.recordAttempt(delivery.id, outcome.status, outcome.error), REDIS_RESTART_PAUSES_MS);
