@@ -25,7 +25,7 @@ export const ApiConfigSchema = Type.Object({
   ),
   /** Inline API keys. */
   apiKeys: Type.Optional(
-    Type.String({ env: 'API_KEYS', description: 'API keys as client:key pairs separated by commas (keys of 16+ characters).' }),
+    Type.String({ env: 'API_KEYS', secret: true, description: 'API keys as client:key pairs separated by commas (keys of 16+ characters).' }),
   ),
   /** File with API keys, one `client:key` per line. */
   apiKeysFile: Type.Optional(
@@ -86,6 +86,7 @@ export const ApiConfigSchema = Type.Object({
   webhookSecret: Type.Optional(
     Type.String({
       env: 'WEBHOOK_SECRET',
+      secret: true,
       minLength: 16,
       description: 'HMAC secret for X-Btd-Signature (unset: generated once into DATA_DIR/webhook-secret).',
     }),
@@ -101,7 +102,7 @@ export const ApiConfigSchema = Type.Object({
   ),
   /** Authorization header sent with those STOW-RS requests. */
   pacsStowAuthorization: Type.Optional(
-    Type.String({ env: 'PACS_STOW_AUTHORIZATION', minLength: 1, description: 'Authorization header value for PACS_STOW_URL, e.g. "Basic …" or "Bearer …".' }),
+    Type.String({ env: 'PACS_STOW_AUTHORIZATION', secret: true, minLength: 1, description: 'Authorization header value for PACS_STOW_URL, e.g. "Basic …" or "Bearer …".' }),
   ),
   /** Per-attempt timeout of a STOW-RS request to the PACS. */
   pacsStowTimeoutMs: timerMsField({

@@ -65,7 +65,7 @@ export const s3ConfigFields = {
   ),
   /** Secret access key; unset uses the AWS SDK's default credential chain. */
   s3SecretAccessKey: Type.Optional(
-    Type.String({ env: 'S3_SECRET_ACCESS_KEY', description: 'S3 secret access key.' }),
+    Type.String({ env: 'S3_SECRET_ACCESS_KEY', secret: true, description: 'S3 secret access key.' }),
   ),
   /** How long an S3 request may wait to connect, or wait in silence for data, before it fails. */
   s3TimeoutMs: timerMsField({

@@ -51,6 +51,21 @@ describe('loadConfig', () => {
     expect((error as ConfigError).message).toContain('5 problems');
   });
 
+  it("never shows a secret's value in an error, nor the credentials in a URL", () => {
+    const withSecret = Type.Object({ ...redisConfigFields, token: Type.String({ env: 'TOKEN', secret: true, minLength: 16 }) });
+    const error = (() => {
+      try {
+        loadConfig(withSecret, { TOKEN: 'hunter2-token', REDIS_URL: 'tcp://:redis-password@redis:6379' });
+      } catch (caught) {
+        return caught as ConfigError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error?.message).not.toMatch(/hunter2|redis-password/);
+    expect(error?.issues.find((issue) => issue.env === 'TOKEN')?.message).toMatch(/\(a value not shown: it is a secret\)$/);
+    expect(error?.issues.find((issue) => issue.env === 'REDIS_URL')?.message).toMatch(/\(got "tcp:\/\/…@redis:6379"\)$/);
+  });
+
   it('rejects numbers that are only almost numbers', () => {
     for (const port of ['80a', '0x50', '1e3', ' ']) {
       expect(() => loadConfig(Schema, { API_KEYS_FILE: 'k', PORT: port }), port).toThrow(ConfigError);

@@ -34,14 +34,24 @@ function coerce(raw: string, schema: TSchema): unknown {
   return raw;
 }
 
+/**
+ * A value as a config error shows it, on stderr and in the logs that collect it: a setting annotated
+ * `secret: true` not at all, and any other without the credentials a URL may carry (`redis://:pw@host`).
+ */
+function shownValue(schema: TSchema, value: unknown): string {
+  if ((schema as { secret?: unknown }).secret === true) return 'a value not shown: it is a secret';
+  const text = typeof value === 'string' ? value.replace(/\/\/[^/?#\s]*@/g, '//…@') : value;
+  return `got ${typeof text === 'string' ? JSON.stringify(text) : String(text)}`;
+}
+
 function describeErrors(schema: TSchema, value: unknown): string {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  const shown = shownValue(schema, value);
   const literals = (schema.anyOf as TSchema[] | undefined)?.map((option) => option.const as unknown);
   if (literals && literals.every((literal) => literal !== undefined)) {
-    return `expected one of ${literals.join(', ')} (got ${shown})`;
+    return `expected one of ${literals.join(', ')} (${shown})`;
   }
   const first = Value.Errors(schema, value).First();
-  return `${first?.message ?? 'invalid value'} (got ${shown})`;
+  return `${first?.message ?? 'invalid value'} (${shown})`;
 }
 
 function isRequired(key: string, object: TSchema): boolean {

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@btd/shared';
+import { loadApiConfig } from './config.js';
+
+describe('API configuration', () => {
+  it('shows no secret of a setting it refuses: not the webhook secret, not credentials in a URL', () => {
+    const secrets = { WEBHOOK_SECRET: 'hunter2-short', REDIS_URL: 'http://:redis-password@redis:6379', PACS_STOW_URL: 'dicomweb://pacs-user:pacs-password@pacs' };
+    const error = (() => {
+      try {
+        loadApiConfig(secrets);
+      } catch (caught) {
+        return caught as ConfigError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error?.issues.map((issue) => issue.env).sort()).toEqual(['PACS_STOW_URL', 'REDIS_URL', 'WEBHOOK_SECRET']);
+    expect(error?.message).not.toMatch(/hunter2|redis-password|pacs-password/);
+  });
+
+  it('names the entries of WEBHOOK_ALLOWED_NETWORKS that are not addresses or CIDR ranges', () => {
+    expect(loadApiConfig({ WEBHOOK_ALLOWED_NETWORKS: '10.20.0.0/16, fd00::/8' }).webhookAllowedNetworks).toBe('10.20.0.0/16, fd00::/8');
+    expect(() => loadApiConfig({ WEBHOOK_ALLOWED_NETWORKS: '10.20.0.0/16, intranet' })).toThrow('WEBHOOK_ALLOWED_NETWORKS: not an address or CIDR range: intranet');
+  });
+});
