@@ -98,6 +98,24 @@ describe('Idempotency-Key', () => {
     expect([one.status, other.status]).toEqual([201, 201]);
     expect(other.body.batchId).toBe(one.body.batchId);
   });
+
+  it('replays a batch whose API died before remembering its response, instead of creating a second', async () => {
+    const { ctx } = harness.env.api;
+    const idempotencyKey = randomUUID();
+    // The response is never remembered, as when the process dies right after storing the batch.
+    const complete = ctx.idempotency.complete.bind(ctx.idempotency);
+    ctx.idempotency.complete = () => Promise.reject(new Error('Connection is closed.'));
+    const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-9' }, headers: { 'idempotency-key': idempotencyKey } });
+    ctx.idempotency.complete = complete;
+    expect(created.status).toBe(201);
+    // By the client's retry, two minutes on, a claim left pending has lapsed.
+    const key = ctx.keys.idempotency('alice', idempotencyKey);
+    if ((JSON.parse((await harness.env.redis.get(key)) ?? '{}') as { state?: string }).state === 'pending') await harness.env.redis.del(key);
+
+    const retried = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { externalId: 'RUN-9' }, headers: { 'idempotency-key': idempotencyKey } });
+    expect([retried.status, retried.body.batchId, retried.headers.get('idempotent-replayed')]).toEqual([201, created.body.batchId, 'true']);
+    expect(await harness.env.redis.zcard(ctx.keys.clientBatches('alice'))).toBe(1);
+  });
 });
 
 describe('externalId', () => {

@@ -3,7 +3,9 @@ import stableStringify from 'safe-stable-stringify';
 import type { ApiClient } from '../auth/api-keys.js';
 import type { ApiContext } from '../context.js';
 import { ApiError, notFound } from '../errors/api-error.js';
+import { idempotencyInProgress } from '../store/idempotency-store.js';
 import type { BatchRecord } from '../store/records.js';
+import { ClaimLostError } from '../store/study-store.js';
 import type { CreateBatch, BatchView } from '../schemas/batch.schemas.js';
 import { newId } from '../studies/submit-study.js';
 import { announceBatchCompleted, batchDeliveryId } from '../webhooks/completion-events.js';
@@ -20,7 +22,7 @@ export async function ownedBatch(ctx: ApiContext, client: ApiClient, batchId: st
 export async function createBatch(ctx: ApiContext, client: ApiClient, input: CreateBatch, idempotencyKey: string | undefined) {
   // Keys sorted: the same batch sent with its fields in another order is the same request.
   const fingerprint = createHash('sha256').update(stableStringify(['batch', input]) ?? '').digest('hex');
-  return ctx.idempotency.run(client.id, idempotencyKey, fingerprint, async () => {
+  return ctx.idempotency.run(client.id, idempotencyKey, fingerprint, async (claim) => {
     const batch: BatchRecord = {
       id: newId('bat'),
       clientId: client.id,
@@ -33,8 +35,14 @@ export async function createBatch(ctx: ApiContext, client: ApiClient, input: Cre
       doneStudies: 0,
       failedStudies: 0,
     };
-    await ctx.batches.create(batch);
-    return { statusCode: 201, location: batchPath(batch.id), body: batchView(batch, { studies: [] }, undefined) };
+    const response = { statusCode: 201, location: batchPath(batch.id), body: batchView(batch, { studies: [] }, undefined) };
+    try {
+      await ctx.batches.create(batch, claim && { claim, response });
+    } catch (error) {
+      if (error instanceof ClaimLostError) throw idempotencyInProgress();
+      throw error;
+    }
+    return response;
   });
 }
 

@@ -36,6 +36,12 @@ export interface HeldClaim {
   readonly entry: string;
   readonly ttlSeconds: number;
   linkedEntry(studyId: string): string;
+  /**
+   * The entry remembering `response`, for work whose whole response is known before its records
+   * are written (a batch): the records' write replaces the claim by it in the same step, so a
+   * retry after the request died replays that response instead of doing the work again.
+   */
+  doneEntry(response: StoredResponse): string;
 }
 
 /** Outcome of {@link IdempotencyStore.claim}. */
@@ -70,6 +76,11 @@ export function idempotencyKeyReused(): ApiError {
 /** The answer to a request whose Idempotency-Key another request with the same key is still working on. */
 export function idempotencyInProgress(): ApiError {
   return new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later');
+}
+
+/** The entry that remembers a request's response for replays. */
+function doneEntry(fingerprint: string, response: StoredResponse): string {
+  return JSON.stringify({ state: 'done', fingerprint, response } satisfies Entry);
 }
 
 /** Pauses between attempts to remember a response: a blip of Redis should not lose it. */
@@ -107,7 +118,13 @@ export class IdempotencyStore {
     const deadline = Date.now() + this.waitMs;
     const pending = { state: 'pending', fingerprint, claimant: randomUUID() } satisfies Entry;
     const entry = JSON.stringify(pending);
-    const held: HeldClaim = { key, entry, ttlSeconds: this.ttlSeconds, linkedEntry: (studyId) => JSON.stringify({ ...pending, studyId } satisfies Entry) };
+    const held: HeldClaim = {
+      key,
+      entry,
+      ttlSeconds: this.ttlSeconds,
+      linkedEntry: (studyId) => JSON.stringify({ ...pending, studyId } satisfies Entry),
+      doneEntry: (response) => doneEntry(fingerprint, response),
+    };
     for (;;) {
       if ((await this.redis.set(key, entry, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed', ...held };
       const text = await this.redis.get(key);
@@ -131,8 +148,7 @@ export class IdempotencyStore {
 
   /** Stores the response of a claimed key for replays. */
   async complete(clientId: string, idempotencyKey: string, fingerprint: string, response: StoredResponse): Promise<void> {
-    const entry: Entry = { state: 'done', fingerprint, response };
-    await this.redis.set(this.keys.idempotency(clientId, idempotencyKey), JSON.stringify(entry), 'EX', this.ttlSeconds);
+    await this.redis.set(this.keys.idempotency(clientId, idempotencyKey), doneEntry(fingerprint, response), 'EX', this.ttlSeconds);
   }
 
   /**

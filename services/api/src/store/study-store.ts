@@ -23,10 +23,10 @@ export class BatchNotOpenError extends Error {
   }
 }
 
-/** Thrown when a study is created under an Idempotency-Key claim that lapsed and was taken by another request. */
+/** Thrown when a study or batch is created under an Idempotency-Key claim that lapsed and was taken by another request. */
 export class ClaimLostError extends Error {
   constructor() {
-    super('the Idempotency-Key claim lapsed before the study was stored');
+    super('the Idempotency-Key claim lapsed before the records were stored');
     this.name = 'ClaimLostError';
   }
 }
