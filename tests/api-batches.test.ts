@@ -66,7 +66,8 @@ describe('batches', () => {
     expect(done.studies.items.every((item) => item.state === 'done')).toBe(true);
 
     const [hook] = await receiver.waitFor(1, '/batch');
-    expect(verifyWebhookSignature(harness.env.webhookSecret, String(hook!.headers['x-btd-signature']), hook!.body)).toBe(true);
+    const { secret } = (await call<{ secret: string }>(harness.env, 'alice', 'GET', '/v1/webhooks/secret')).body;
+    expect(verifyWebhookSignature(secret, String(hook!.headers['x-btd-signature']), hook!.body)).toBe(true);
     const body = JSON.parse(hook!.body) as { event: string; batch: BatchView };
     expect(body.event).toBe('batch.completed');
     expect(body.batch).toMatchObject({ batchId, state: 'done', externalId: 'NIGHTLY-1', counts: { total: 6, done: 6 } });

@@ -3,8 +3,17 @@ import { verifyWebhookSignature, type StudyView, type SubmittedStudy } from '@bt
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
+import type { TestClient } from './api-test-env.js';
 
 const harness = useApiHarness();
+
+/** The secret a client's webhooks are signed with, as the API gives it to that client. */
+async function webhookSecretOf(client: TestClient): Promise<string> {
+  const answer = await call<{ secret: string }>(harness.env, client, 'GET', '/v1/webhooks/secret');
+  expect(answer.status).toBe(200);
+  expect(answer.headers.get('cache-control')).toBe('no-store');
+  return answer.body.secret;
+}
 
 describe('study webhooks', () => {
   it('delivers a signed study.completed, retrying after a failed attempt, and shows the attempts', async () => {
@@ -17,13 +26,17 @@ describe('study webhooks', () => {
     const hooks = await receiver.waitFor(2);
     const [failed, delivered] = hooks;
 
-    // Every attempt is signed afresh over its own timestamp and the same body.
+    // Every attempt is signed afresh over its own timestamp and the same body, with alice's own secret:
+    // neither bob's (which bob could sign with) nor the deployment's WEBHOOK_SECRET verifies it.
+    const secret = await webhookSecretOf('alice');
+    expect(await webhookSecretOf('bob')).not.toBe(secret);
     for (const hook of hooks) {
       const signature = String(hook.headers['x-btd-signature']);
       expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
-      expect(verifyWebhookSignature(harness.env.webhookSecret, signature, hook.body)).toBe(true);
-      expect(verifyWebhookSignature('some-other-secret-value', signature, hook.body)).toBe(false);
-      expect(verifyWebhookSignature(harness.env.webhookSecret, signature, hook.body.replace('done', 'failed'))).toBe(false);
+      expect(verifyWebhookSignature(secret, signature, hook.body)).toBe(true);
+      expect(verifyWebhookSignature(await webhookSecretOf('bob'), signature, hook.body)).toBe(false);
+      expect(verifyWebhookSignature(harness.env.webhookSecret, signature, hook.body)).toBe(false);
+      expect(verifyWebhookSignature(secret, signature, hook.body.replace('done', 'failed'))).toBe(false);
       expect(hook.headers['x-btd-event']).toBe('study.completed');
       expect(hook.path).toBe('/hooks/btd?token=abc');
     }

@@ -13,6 +13,7 @@ import { operationsRoutes } from './routes/operations.routes.js';
 import { studiesRoutes } from './routes/studies.routes.js';
 import { trainingsRoutes } from './routes/trainings.routes.js';
 import { uploadPageRoutes } from './routes/upload-page.routes.js';
+import { webhooksRoutes } from './routes/webhooks.routes.js';
 import { ErrorSchema } from './schemas/common.schemas.js';
 
 /**
@@ -40,7 +41,7 @@ export const apiApp: FastifyPluginAsync<ApiAppOptions> = async (app, { ctx, rout
 
   await app.register(operationsRoutes, { ctx });
   await app.register(uploadPageRoutes);
-  for (const resource of [studiesRoutes, batchesRoutes, dicomwebRoutes, adminRoutes, modelsRoutes, trainingsRoutes, ...routes] as ApiRoutes[]) {
+  for (const resource of [studiesRoutes, batchesRoutes, dicomwebRoutes, webhooksRoutes, adminRoutes, modelsRoutes, trainingsRoutes, ...routes] as ApiRoutes[]) {
     await app.register(resource, { ctx });
   }
 };

@@ -82,13 +82,13 @@ export const ApiConfigSchema = Type.Object({
     minimum: 60,
     description: 'How long a submission is remembered under its Idempotency-Key, in seconds.',
   }),
-  /** Secret that signs webhook bodies. */
+  /** Secret that each client's webhook signing secret is derived from. */
   webhookSecret: Type.Optional(
     Type.String({
       env: 'WEBHOOK_SECRET',
       secret: true,
       minLength: 16,
-      description: 'HMAC secret for X-Btd-Signature (unset: generated once into DATA_DIR/webhook-secret).',
+      description: "Secret each client's webhook signing secret is derived from (GET /v1/webhooks/secret gives a client its own; unset: generated once into DATA_DIR/webhook-secret).",
     }),
   ),
   /** A PACS's DICOMweb endpoint that the heatmap captures of finished studies are stored to. */

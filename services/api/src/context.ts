@@ -25,7 +25,7 @@ export interface ApiDependencies {
   };
   readonly keyRing: ApiKeyRing;
   readonly metrics: ApiMetrics;
-  /** Signs webhook bodies. */
+  /** Each client's webhook signing secret is derived from it (`clientWebhookSecret`). */
   readonly webhookSecret: string;
   /** How uploads' pixel data is proved whole: DICOM frames on a pool of threads (closed with the connections). */
   readonly intakeChecks: IntakeChecks;

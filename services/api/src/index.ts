@@ -15,7 +15,7 @@ export { recordKeys } from './store/record-keys.js';
 export { fingerprintOf } from './studies/submit-study.js';
 export { SUBMISSION_LEASE_MS } from './studies/resume-submission.js';
 export { PENDING_SUBMISSION_AGE_MS, sweepPendingSubmissions, type PendingOutcome, type SettledSubmission, type SweepOptions } from './studies/pending-submissions.js';
-export { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';
+export { SIGNATURE_HEADER, clientWebhookSecret, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';
 export type { StudyView, SubmittedStudy } from './schemas/study.schemas.js';
 export type { BatchView } from './schemas/batch.schemas.js';
 /** Body of every error answer. */

@@ -18,6 +18,7 @@ export const openapiPlugin = fp(async (app: FastifyInstance) => {
         { name: 'studies', description: 'Submit images and read results' },
         { name: 'batches', description: 'Many studies, submitted in chunks' },
         { name: 'dicomweb', description: 'DICOMweb STOW-RS: DICOM instances pushed by a PACS or router' },
+        { name: 'webhooks', description: 'The secret that signs your webhooks' },
         { name: 'models', description: 'The model registry: versions, their evidence and status, promotion history; promotion and rollback (admin)' },
         { name: 'trainings', description: 'Start a training (admin) and follow it to its published, possibly promoted, version' },
         { name: 'operations', description: 'Health, readiness and metrics' },

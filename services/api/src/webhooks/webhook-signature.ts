@@ -3,6 +3,15 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 /** Header carrying the signature of every webhook delivery. */
 export const SIGNATURE_HEADER = 'x-btd-signature';
 
+/**
+ * The secret that signs the webhooks of one client: derived from the deployment's `WEBHOOK_SECRET`
+ * and the client id, so that no client can sign a webhook another client's receiver would accept,
+ * while the operator keeps one secret. A client reads its own at `GET /v1/webhooks/secret`.
+ */
+export function clientWebhookSecret(webhookSecret: string, clientId: string): string {
+  return createHmac('sha256', webhookSecret).update(`btd webhook signing secret\n${clientId}`, 'utf8').digest('base64url');
+}
+
 function hmacHex(secret: string, timestamp: number, body: string): string {
   return createHmac('sha256', secret).update(`${timestamp}.${body}`, 'utf8').digest('hex');
 }

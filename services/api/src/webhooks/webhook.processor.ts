@@ -6,13 +6,13 @@ import type { DeliveryRecord } from '../store/records.js';
 import { REDIS_RESTART_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { callbackAddressPolicy } from './callback-addresses.js';
 import { postOutbound } from './outbound-post.js';
-import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.js';
+import { SIGNATURE_HEADER, clientWebhookSecret, signWebhook } from './webhook-signature.js';
 
-/** A webhook: the stored JSON body, signed afresh (new timestamp). */
+/** A webhook: the stored JSON body, signed afresh (new timestamp) with its client's secret. */
 function signedRequest(ctx: ApiContext, delivery: DeliveryRecord): { body: string; headers: Record<string, string> } {
   const timestamp = Math.floor(Date.now() / 1000);
   const headers = {
-    [SIGNATURE_HEADER]: signWebhook(ctx.webhookSecret, delivery.body, timestamp),
+    [SIGNATURE_HEADER]: signWebhook(clientWebhookSecret(ctx.webhookSecret, delivery.clientId), delivery.body, timestamp),
     'x-btd-event': delivery.event,
     'x-btd-delivery': delivery.id,
   };
