@@ -7,8 +7,9 @@ import { useApiHarness } from './api-harness.js';
 import { dicomFile, TransferSyntax } from './helpers/dicom-file.js';
 
 const MAX_UPLOAD_BYTES = 200_000;
+const MAX_SUBMISSION_BYTES = 500_000;
 
-const harness = useApiHarness({ MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) });
+const harness = useApiHarness({ MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES), MAX_SUBMISSION_BYTES: String(MAX_SUBMISSION_BYTES) });
 
 /** Nothing of a rejected submission may remain: no object, no record, no job. */
 async function expectNothingStored(): Promise<void> {
@@ -85,6 +86,14 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       status: 413,
       code: 'file_too_large',
       mentions: String(MAX_UPLOAD_BYTES),
+    },
+    {
+      // Each within MAX_UPLOAD_BYTES; the third is not read to its end, let alone checked.
+      name: 'files that add up to more than a request may hold',
+      files: () => [1, 2, 3].map((n) => ({ name: `part-${n}.jpg`, bytes: randomBytes(MAX_UPLOAD_BYTES - 10_000) })),
+      status: 413,
+      code: 'request_too_large',
+      mentions: `more than ${MAX_SUBMISSION_BYTES} bytes (MAX_SUBMISSION_BYTES)`,
     },
     {
       // The DICOM file's frames decode on an intake thread, so the empty file fails first; the answer still names the first bad file.

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ConfigError, S3_OUTAGE_DEFAULTS, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
+import { ConfigError, S3_OUTAGE_DEFAULTS, type ConfigIssue, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
 import { invalidNetworks } from './webhooks/callback-addresses.js';
 
 /**
@@ -50,6 +50,14 @@ export const ApiConfigSchema = Type.Object({
     default: 20 * 1024 * 1024,
     minimum: 1024,
     description: 'Largest accepted image file in bytes (default 20 MiB).',
+  }),
+  /** Most bytes of files in one request, which the API holds in memory until all are checked. */
+  maxSubmissionBytes: Type.Integer({
+    env: 'MAX_SUBMISSION_BYTES',
+    default: 256 * 1024 * 1024,
+    minimum: 1024,
+    description:
+      "Most bytes of image files in one request (a study's files, a batch chunk's, or a STOW-RS request's instances), all held in memory until every one is checked; at least MAX_UPLOAD_BYTES (default 256 MiB).",
   }),
   /** Largest accepted width × height, against decompression bombs. */
   maxImagePixels: Type.Integer({
@@ -169,9 +177,12 @@ export type ApiConfig = Readonly<Static<typeof ApiConfigSchema>>;
  */
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const config = loadConfig(ApiConfigSchema, env);
+  const issues: ConfigIssue[] = [];
   const invalid = invalidNetworks(config.webhookAllowedNetworks);
-  if (invalid.length > 0) {
-    throw new ConfigError([{ env: 'WEBHOOK_ALLOWED_NETWORKS', message: `not an address or CIDR range: ${invalid.join(', ')}` }]);
+  if (invalid.length > 0) issues.push({ env: 'WEBHOOK_ALLOWED_NETWORKS', message: `not an address or CIDR range: ${invalid.join(', ')}` });
+  if (config.maxSubmissionBytes < config.maxUploadBytes) {
+    issues.push({ env: 'MAX_SUBMISSION_BYTES', message: `is ${config.maxSubmissionBytes}, less than MAX_UPLOAD_BYTES (${config.maxUploadBytes}): no file of that size could be sent` });
   }
+  if (issues.length > 0) throw new ConfigError(issues);
   return config;
 }

@@ -4,7 +4,7 @@ import { ApiError } from '../errors/api-error.js';
 import { readStowParts } from './stow-body.js';
 
 const BOUNDARY = 'b0undary';
-const LIMITS = { maxBytes: 1000, maxParts: 10 };
+const LIMITS = { maxBytes: 1000, maxParts: 10, maxTotalBytes: 2500 };
 const part = (text: string) => `--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n${text}`;
 
 async function read(chunks: (string | Error)[]): Promise<string[]> {
@@ -50,6 +50,12 @@ describe('reading a STOW-RS body', () => {
     expect(await refusal(['not a multipart body'])).toEqual({ status: 400, code: 'malformed_multipart' });
     expect(await refusal(['x'.repeat(9000), part('AAA')])).toEqual({ status: 400, code: 'malformed_multipart' });
     expect(await refusal([])).toEqual({ status: 400, code: 'malformed_multipart' });
+  });
+
+  it('refuses instances that add up to more than the request may hold, each within its own limit', async () => {
+    const instances = ['A', 'B', 'C'].map((letter) => `${part(letter.repeat(900))}\r\n`).join('');
+    expect(await refusal([instances, `--${BOUNDARY}--\r\n`])).toEqual({ status: 413, code: 'request_too_large' });
+    expect(await read([instances.slice(0, instances.lastIndexOf(`--${BOUNDARY}`)), `--${BOUNDARY}--\r\n`])).toEqual(['A'.repeat(900), 'B'.repeat(900)]);
   });
 
   it('reports a client that closed the connection mid-body as such, not as a lost dependency', async () => {

@@ -8,6 +8,7 @@ import {
   getMultipartBoundary,
 } from '@remix-run/multipart-parser';
 import { ApiError } from '../errors/api-error.js';
+import { submissionTooLarge } from '../intake/read-study-form.js';
 
 /** One part of a STOW-RS request: a DICOM instance, or what the sender put in its place. */
 export interface StowPart {
@@ -23,6 +24,8 @@ export interface StowBodyLimits {
   readonly maxBytes: number;
   /** Most instances. */
   readonly maxParts: number;
+  /** Most bytes of all the instances together. */
+  readonly maxTotalBytes: number;
 }
 
 const EXPECTED_TYPE = 'multipart/related; type="application/dicom"; boundary=…';
@@ -73,9 +76,7 @@ function translateError(error: unknown, limits: StowBodyLimits, parts: number): 
     return new ApiError(413, 'file_too_large', `instance ${parts + 1} is larger than the limit of ${limits.maxBytes} bytes`);
   }
   if (error instanceof MaxPartsExceededError) return new ApiError(413, 'too_many_files', `at most ${limits.maxParts} instances per request`);
-  if (error instanceof MaxTotalSizeExceededError) {
-    return new ApiError(413, 'request_too_large', `the instances add up to more than ${limits.maxBytes * limits.maxParts} bytes`);
-  }
+  if (error instanceof MaxTotalSizeExceededError) return submissionTooLarge(limits.maxTotalBytes);
   if (error instanceof MultipartParseError) return new ApiError(400, 'malformed_multipart', `the multipart body cannot be parsed (${error.message})`);
   return error;
 }
@@ -88,7 +89,7 @@ function translateError(error: unknown, limits: StowBodyLimits, parts: number): 
 export async function readStowParts(body: Readable, boundary: string, limits: StowBodyLimits): Promise<StowPart[]> {
   const parts: StowPart[] = [];
   try {
-    const parser = new MultipartParser(boundary, { maxFileSize: limits.maxBytes, maxParts: limits.maxParts, maxTotalSize: limits.maxBytes * limits.maxParts });
+    const parser = new MultipartParser(boundary, { maxFileSize: limits.maxBytes, maxParts: limits.maxParts, maxTotalSize: limits.maxTotalBytes });
     for await (const chunk of fromFirstDelimiter(body as AsyncIterable<Buffer>, boundary)) {
       // The epilogue, after the close delimiter, is not part of the body either; it is read and dropped.
       if (isFinished(parser)) continue;

@@ -21,6 +21,8 @@ export interface StudyForm {
 /** Limits of one submission. */
 export interface StudyFormLimits extends UploadLimits {
   readonly maxFiles: number;
+  /** Most bytes of all the files together, held in memory until every one is checked. */
+  readonly maxTotalBytes: number;
 }
 
 const FILE_FIELDS = new Set(['file', 'files']);
@@ -68,6 +70,11 @@ function cleanFilename(given: string | undefined, index: number): string {
   return base.slice(0, 200) || `image-${index + 1}`;
 }
 
+/** A request whose files add up to more than `maxTotalBytes`; shared with STOW-RS, whose instances count the same way. */
+export function submissionTooLarge(maxTotalBytes: number): ApiError {
+  return new ApiError(413, 'request_too_large', `the files add up to more than ${maxTotalBytes} bytes (MAX_SUBMISSION_BYTES); send fewer in one request`);
+}
+
 function translateMultipartError(error: unknown, currentFile: string, limits: StudyFormLimits): unknown {
   if (error instanceof ApiError) return error;
   const code = (error as { code?: string }).code;
@@ -92,6 +99,7 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
   const raw: Record<string, string> = {};
   const files: { filename: string; bytes: Buffer }[] = [];
   let current = '';
+  let totalBytes = 0;
   try {
     const parts = request.parts({
       limits: { fileSize: limits.maxBytes, files: limits.maxFiles, fields: 10, fieldSize: 4096, parts: limits.maxFiles + 10 },
@@ -100,7 +108,11 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
       if (part.type === 'file') {
         current = cleanFilename(part.filename, files.length);
         if (!FILE_FIELDS.has(part.fieldname)) throw new ApiError(400, 'unknown_field', `unknown file field "${part.fieldname}"; ${EXPECTED}`);
-        files.push({ filename: current, bytes: await part.toBuffer() });
+        const bytes = await part.toBuffer();
+        totalBytes += bytes.length;
+        // Refused as soon as the files read add up to more, before the rest of the body is read.
+        if (totalBytes > limits.maxTotalBytes) throw submissionTooLarge(limits.maxTotalBytes);
+        files.push({ filename: current, bytes });
       } else {
         if (!(TEXT_FIELDS as readonly string[]).includes(part.fieldname)) {
           throw new ApiError(400, 'unknown_field', `unknown field "${part.fieldname}"; ${EXPECTED}`);

@@ -26,8 +26,8 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
     const client = clientOf(request);
     checkStowAccept(request.headers.accept);
     const boundary = stowBoundary(request.headers['content-type']);
-    const { maxUploadBytes, maxImagePixels, maxImagesPerStudy } = ctx.config;
-    const parts = await readStowParts(request.body as Readable, boundary, { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy });
+    const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
+    const parts = await readStowParts(request.body as Readable, boundary, { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes });
     const idempotencyKey = request.headers['idempotency-key'];
     const instances = await storeInstances(
       ctx,

@@ -23,8 +23,8 @@ import { multipartValidator, requireRedis, sendStored } from './route-helpers.js
 
 /** Upload limits from the configuration. */
 export function formLimits(ctx: ApiContext): StudyFormLimits {
-  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy } = ctx.config;
-  return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy, maxFiles: maxImagesPerStudy };
+  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
+  return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy, maxFiles: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes };
 }
 
 /** `/v1/studies`: submit, read, list, and the overlay image. */
