@@ -103,6 +103,27 @@ describe('batches', () => {
     expect([batch.state, batch.counts.total, batch.counts.failed]).toEqual(['done', 1, 1]);
   });
 
+  it('answers a retried chunk with the study it stored, even once the batch is closed, and refuses new ones', async () => {
+    const [a, b] = mriSlices('yes', 2);
+    const batchId = (await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} })).body.batchId;
+    const send = (bytes: Uint8Array, headers: Record<string, string>) =>
+      call<SubmittedStudy & ErrorBody>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, { body: studyForm([{ name: 'a.jpg', bytes }]), headers });
+    const first = await send(a!.bytes, { 'idempotency-key': 'chunk-1' });
+    expect(first.status).toBe(202);
+    await call(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/close`);
+    const stored = await harness.env.objectKeys();
+
+    // Its answer was lost (a dropped connection) and the client retries after the batch was closed.
+    const retried = await send(a!.bytes, { 'idempotency-key': 'chunk-1' });
+    expect([retried.status, retried.body.studyId, retried.headers.get('idempotent-replayed')]).toEqual([202, first.body.studyId, 'true']);
+    for (const headers of [{}, { 'idempotency-key': 'chunk-2' }]) {
+      const refused = await send(b!.bytes, headers);
+      expect([refused.status, refused.body.code]).toEqual([409, 'batch_not_open']);
+    }
+    expect(await harness.env.objectKeys()).toEqual(stored);
+    expect((await getBatch(batchId)).body.counts.total).toBe(1);
+  });
+
   it('completes an empty batch when it is closed', async () => {
     const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} });
     const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);
