@@ -4,10 +4,12 @@ import path from 'node:path';
 import { initBackend, loadModel, writeInitialArtifact, type ModelManifest, type Task } from '@btd/model';
 import { afterEach, beforeEach } from 'vitest';
 import { ModelRegistry, ObjectStore, Redis } from '@btd/shared';
-import { TEST_REDIS_URL, deleteKeysWithPrefix, startTestS3, uniquePrefix } from './helpers/index.js';
+import { TEST_REDIS_URL, deleteKeysWithPrefix, startTestS3, uniquePrefix, type TestS3 } from './helpers/index.js';
 
 /** One test's world: its own s3rver and bucket, its own Redis namespace, a scratch folder. */
 export interface RegistryTestEnv {
+  /** The test's S3 server, to stop and restart it. */
+  s3: TestS3;
   store: ObjectStore;
   redis: Redis;
   /** Queue prefix and registry namespace, unique per test. */
@@ -39,7 +41,7 @@ export async function startRegistryEnv(): Promise<RegistryTestEnv> {
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   };
-  return { store, redis, prefix, registry, dir, serviceEnv, close };
+  return { s3, store, redis, prefix, registry, dir, serviceEnv, close };
 }
 
 /**
@@ -108,6 +110,14 @@ export async function makeArtifact(root: string, task: Task, options: { alwaysSa
   const manifest = await writeInitialArtifact({ task, outDir: dir, inputSize: options.inputSize ?? 32 });
   if (options.alwaysSays) await makeConstant(dir, manifest.classes, options.alwaysSays);
   return dir;
+}
+
+/** Publishes and promotes a model of `task` that answers `alwaysSays` for any image; returns its version. */
+export async function promoteConstantBaseline(env: RegistryTestEnv, alwaysSays: string, task: Task = 'tumor-binary'): Promise<string> {
+  const dir = await makeArtifact(env.dir, task, { alwaysSays });
+  const { version } = await env.registry.publishDirectory(task, dir);
+  await env.registry.promote(task, version, { by: 'test', reason: 'baseline' });
+  return version;
 }
 
 /**

@@ -1,8 +1,20 @@
 import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { ObjectStore } from '@btd/shared';
+import { QueueEvents } from 'bullmq';
+import { afterEach, beforeEach } from 'vitest';
+import {
+  createLogger,
+  createTrainingQueue,
+  createWorkerConnection,
+  type ObjectStore,
+  type Redis,
+  type TrainingProgress,
+  type TrainingQueue,
+} from '@btd/shared';
 import type { TrainerConfig } from '../services/trainer/src/config.js';
+import { startTrainer, type Trainer, type TrainerDeps } from '../services/trainer/src/trainer.js';
 import { REPO_ROOT, TEST_REDIS_URL, datasetsDir, spawnService, type ServiceProcess } from './helpers/index.js';
+import type { RegistryTestEnv } from './registry-fixtures.js';
 
 /** Sorted Br35H file names of one folder, from `offset` on (tests take disjoint slices). */
 async function br35h(folder: 'yes' | 'no', offset: number, count: number): Promise<string[]> {
@@ -53,8 +65,62 @@ export function trainerConfig(prefix: string, workDir: string, overrides: Partia
     modelsDir: path.join(workDir, 'no-bundled-models'),
     backend: 'wasm',
     lockDurationMs: 30_000,
+    s3OutageBudgetMs: 3_600_000,
     shutdownTimeoutMs: 30_000,
     ...overrides,
+  };
+}
+
+/** A test's training queue on its registry env, the progress its jobs report, and the in-process trainer it starts. */
+export interface TrainerTestBed {
+  readonly queue: TrainingQueue;
+  /** Every progress each job reported, in order, by job id. */
+  readonly progress: Map<string, TrainingProgress[]>;
+  readonly events: QueueEvents;
+  /** Starts a trainer in this process with {@link trainerConfig} and `overrides`; it is closed after the test. */
+  start(overrides?: Partial<TrainerConfig> & Pick<TrainerDeps['config'], 's3OutageMaxDelayMs'>): Trainer;
+}
+
+/** Registers the hooks of a {@link TrainerTestBed} on `env` (call after `useRegistryEnv`); its getters work inside tests. */
+export function useTrainerTestBed(env: RegistryTestEnv): TrainerTestBed {
+  const logger = createLogger({ name: 'trainer-test', level: 'silent', pretty: false });
+  const progress = new Map<string, TrainingProgress[]>();
+  let connection: Redis | undefined;
+  let queue: TrainingQueue | undefined;
+  let events: QueueEvents | undefined;
+  let trainer: Trainer | undefined;
+  beforeEach(async () => {
+    connection = createWorkerConnection(TEST_REDIS_URL);
+    queue = createTrainingQueue(env.redis, env.prefix);
+    events = new QueueEvents('training', { connection: { url: TEST_REDIS_URL }, prefix: env.prefix });
+    progress.clear();
+    events.on('progress', ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), data as TrainingProgress]));
+    await events.waitUntilReady();
+  });
+  afterEach(async () => {
+    await trainer?.close();
+    trainer = undefined;
+    await events?.close();
+    await queue?.close();
+    connection?.disconnect();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the trainer test bed is only available inside a test');
+    return value;
+  };
+  return {
+    get queue() {
+      return started(queue);
+    },
+    get events() {
+      return started(events);
+    },
+    progress,
+    start({ s3OutageMaxDelayMs, ...overrides } = {}) {
+      const config = { ...trainerConfig(env.prefix, path.join(env.dir, 'trainer'), overrides), ...(s3OutageMaxDelayMs === undefined ? {} : { s3OutageMaxDelayMs }) };
+      trainer = startTrainer({ config, connection: started(connection), registry: env.registry, store: env.store, logger });
+      return trainer;
+    },
   };
 }
 

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactVerificationError, createLogger } from '@btd/shared';
 import { evaluateCandidate, type GateContext } from '../services/trainer/src/candidate-evaluation.js';
-import { makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
+import { makeArtifact, promoteConstantBaseline, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
 import { linkDataset } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'gate-test', level: 'silent', pretty: false });
@@ -27,12 +27,7 @@ function gate(overrides: Partial<GateContext> = {}): GateContext {
   };
 }
 
-async function promoteBaseline(alwaysSays: string): Promise<string> {
-  const dir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays });
-  const { version } = await env.registry.publishDirectory('tumor-binary', dir);
-  await env.registry.promote('tumor-binary', version, { by: 'test', reason: 'baseline' });
-  return version;
-}
+const promoteBaseline = (alwaysSays: string): Promise<string> => promoteConstantBaseline(env, alwaysSays);
 
 describe('the promotion gate on a fixed evaluation set', () => {
   it('refuses a candidate that misses tumours the promoted model finds, and says why', async () => {

@@ -1,64 +1,19 @@
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { QueueEvents } from 'bullmq';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createLogger,
-  createTrainingQueue,
-  createWorkerConnection,
-  TRAINING_JOB_NAME,
-  enqueueTraining,
-  type Redis,
-  type TrainingJob,
-  type TrainingProgress,
-  type TrainingQueue,
-  type TrainingResult,
-} from '@btd/shared';
-import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
-import { makeArtifact, useRegistryEnv } from './registry-fixtures.js';
-import { TEST_REDIS_URL, waitFor } from './helpers/index.js';
-import { TINY_TRAINING, linkDataset, trainerConfig, uploadDataset } from './trainer-fixtures.js';
-
-const logger = createLogger({ name: 'trainer-test', level: 'silent', pretty: false });
+import { describe, expect, it } from 'vitest';
+import { TRAINING_JOB_NAME, enqueueTraining, type TrainingJob, type TrainingProgress, type TrainingResult } from '@btd/shared';
+import type { Trainer } from '../services/trainer/src/trainer.js';
+import { promoteConstantBaseline, useRegistryEnv } from './registry-fixtures.js';
+import { waitFor } from './helpers/index.js';
+import { TINY_TRAINING, linkDataset, uploadDataset, useTrainerTestBed } from './trainer-fixtures.js';
 
 const env = useRegistryEnv();
-let connection: Redis;
-let queue: TrainingQueue;
-let events: QueueEvents;
-let trainer: Trainer | undefined;
-const progress = new Map<string, TrainingProgress[]>();
-
-beforeEach(async () => {
-  connection = createWorkerConnection(TEST_REDIS_URL);
-  queue = createTrainingQueue(env.redis, env.prefix);
-  events = new QueueEvents('training', { connection: { url: TEST_REDIS_URL }, prefix: env.prefix });
-  progress.clear();
-  events.on('progress', ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), data as TrainingProgress]));
-  await events.waitUntilReady();
-});
-
-afterEach(async () => {
-  await trainer?.close();
-  trainer = undefined;
-  await events.close();
-  await queue.close();
-  connection.disconnect();
-});
-
-function start(overrides: Parameters<typeof trainerConfig>[2] = {}): Trainer {
-  const config = trainerConfig(env.prefix, path.join(env.dir, 'trainer'), overrides);
-  trainer = startTrainer({ config, connection, registry: env.registry, store: env.store, logger });
-  return trainer;
-}
+const bed = useTrainerTestBed(env);
+const { progress, start } = bed;
 
 /** Publishes and promotes a baseline that calls every image no_tumor: on a tumour-only evaluation set any candidate is at least as good. */
-async function promoteNoTumorBaseline(): Promise<string> {
-  const dir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
-  const { version } = await env.registry.publishDirectory('tumor-binary', dir);
-  await env.registry.promote('tumor-binary', version, { by: 'test', reason: 'baseline' });
-  return version;
-}
+const promoteNoTumorBaseline = (): Promise<string> => promoteConstantBaseline(env, 'no_tumor');
 
 /** An evaluation set of tumour slices only (links to real ones). */
 const tumourOnlyEvalSet = (count: number) => linkDataset(path.join(env.dir, 'trainer', 'eval'), { yes: count, no: 0 }, 300);
@@ -83,7 +38,7 @@ function slowReadsUnder(prefix: string, ms: number): () => number {
 /** The job once its first attempt has ended, as the queue holds it then. */
 function afterFirstAttempt(jobId: string, options: Parameters<typeof waitFor>[1]) {
   return waitFor(async () => {
-    const current = await queue.getJob(jobId);
+    const current = await bed.queue.getJob(jobId);
     return current && current.attemptsMade >= 1 ? current : undefined;
   }, options);
 }
@@ -94,9 +49,9 @@ function afterFirstAttempt(jobId: string, options: Parameters<typeof waitFor>[1]
  */
 async function expectHandedBackWhenClosedDuring(phase: TrainingProgress['phase'], running: Trainer, jobId: string, underWay: () => boolean): Promise<void> {
   await waitFor(underWay, { timeoutMs: 180_000, intervalMs: 50, what: `the ${phase} phase to be under way` });
-  expect((await queue.getJob(jobId))?.progress).toMatchObject({ phase });
+  expect((await bed.queue.getJob(jobId))?.progress).toMatchObject({ phase });
   await running.close();
-  const after = (await queue.getJob(jobId))!;
+  const after = (await bed.queue.getJob(jobId))!;
   expect(['delayed', 'waiting']).toContain(await after.getState());
   expect(after.attemptsMade).toBe(0);
   expect(await env.redis.exists(`${env.prefix}:training:${jobId}:lock`)).toBe(0);
@@ -113,8 +68,8 @@ describe('the trainer', () => {
 
     const hyperParameters = { ...TINY_TRAINING, testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 };
     const request = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/tiny/' }, hyperParameters, requestedBy: 'ops' } as const;
-    const job = await enqueueTraining(queue, 'req-1', request);
-    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+    const job = await enqueueTraining(bed.queue, 'req-1', request);
+    const result = (await job.waitUntilFinished(bed.events, 180_000)) as TrainingResult;
 
     const epochs = (progress.get(job.id!) ?? []).filter((p) => p.phase === 'training');
     expect(epochs.map((p) => p.epoch)).toEqual([1, 2]);
@@ -131,23 +86,23 @@ describe('the trainer', () => {
     expect(listed).toMatchObject({ version: result.version, state: 'promoted', source: { kind: 'training', jobId: job.id, dataset: 's3://datasets/tiny/' } });
 
     // The same request again is the same job; a redelivered job returns its recorded outcome without training.
-    expect((await enqueueTraining(queue, 'req-1', request)).id).toBe(job.id);
-    await (await queue.getJob(job.id!))!.remove();
-    const again = await enqueueTraining(queue, 'req-1', request);
-    expect(await again.waitUntilFinished(events, 30_000)).toEqual(result);
+    expect((await enqueueTraining(bed.queue, 'req-1', request)).id).toBe(job.id);
+    await (await bed.queue.getJob(job.id!))!.remove();
+    const again = await enqueueTraining(bed.queue, 'req-1', request);
+    expect(await again.waitUntilFinished(bed.events, 30_000)).toEqual(result);
     expect(await env.registry.listVersionIds('tumor-binary')).toHaveLength(2);
   }, 300_000);
 
   it('keeps a candidate back, with the reason, when the gate cannot pass it', async () => {
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'local-set'), 16, 40);
     start();
-    const job = await enqueueTraining(queue, 'req-2', {
+    const job = await enqueueTraining(bed.queue, 'req-2', {
       task: 'tumor-binary',
       dataset: { kind: 'local', path: dataset },
       hyperParameters: { ...TINY_TRAINING, epochs: 1 },
       requestedBy: 'ops',
     });
-    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+    const result = (await job.waitUntilFinished(bed.events, 180_000)) as TrainingResult;
 
     expect(result).toMatchObject({ promoted: false, reasons: ['no evaluation set is configured for tumor-binary'] });
     expect(await env.registry.promoted('tumor-binary')).toBeNull();
@@ -170,13 +125,13 @@ describe('the trainer', () => {
     };
     start({ evalSetTumorBinary: evalSet });
     const request = oneEpochOn({ kind: 'local', path: dataset });
-    const job = await enqueueTraining(queue, 'req-retried', request);
+    const job = await enqueueTraining(bed.queue, 'req-retried', request);
     await afterFirstAttempt(job.id!, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
     expect(await job.getState()).toBe('delayed');
     expect(await env.registry.listVersionIds('tumor-binary')).toHaveLength(2);
     // Retry now rather than after the backoff.
-    await (await queue.getJob(job.id!))!.promote();
-    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+    await (await bed.queue.getJob(job.id!))!.promote();
+    const result = (await job.waitUntilFinished(bed.events, 180_000)) as TrainingResult;
 
     expect(rejected).toBe(2);
     expect(result).toMatchObject({ promoted: true, reasons: [] });
@@ -192,7 +147,7 @@ describe('the trainer', () => {
     const evalSet = path.join(env.dir, 'trainer', 'eval');
     start({ evalSetTumorBinary: evalSet });
     const request = oneEpochOn({ kind: 'local', path: dataset });
-    const job = await enqueueTraining(queue, 'req-eval-set', request);
+    const job = await enqueueTraining(bed.queue, 'req-eval-set', request);
     const failed = await afterFirstAttempt(job.id!, { timeoutMs: 180_000, intervalMs: 200, what: 'the first attempt to fail' });
     expect(failed.failedReason).toBe(`the evaluation set configured in EVAL_SET_TUMOR_BINARY cannot be used: dataset folder ${evalSet} does not exist`);
     expect(await failed.getState()).toBe('delayed');
@@ -202,7 +157,7 @@ describe('the trainer', () => {
     // The operator fixes the set; the retry goes on from the checkpoint instead of training again.
     await linkDataset(evalSet, { yes: 8, no: 0 }, 300);
     await failed.promote();
-    const result = (await job.waitUntilFinished(events, 180_000)) as TrainingResult;
+    const result = (await job.waitUntilFinished(bed.events, 180_000)) as TrainingResult;
     expect(result).toMatchObject({ promoted: true });
     expect((progress.get(job.id!) ?? []).filter((p) => p.phase === 'training').map((p) => p.epoch)).toEqual([1]);
     expect(await stat(path.join(env.dir, 'trainer', 'jobs', job.id!)).catch(() => null)).toBeNull();
@@ -212,8 +167,8 @@ describe('the trainer', () => {
     const dataset = await linkDataset(path.join(env.dir, 'trainer', 'set'), 16, 140);
     start({ evalSetTumorBinary: path.join(env.dir, 'trainer', 'no-such-eval-set') });
     const request = oneEpochOn({ kind: 'local', path: dataset });
-    const job = await queue.add(TRAINING_JOB_NAME, request, { jobId: 'training-last-attempt', attempts: 1 });
-    await expect(job.waitUntilFinished(events, 180_000)).rejects.toThrow(/EVAL_SET_TUMOR_BINARY/);
+    const job = await bed.queue.add(TRAINING_JOB_NAME, request, { jobId: 'training-last-attempt', attempts: 1 });
+    await expect(job.waitUntilFinished(bed.events, 180_000)).rejects.toThrow(/EVAL_SET_TUMOR_BINARY/);
     expect((progress.get(job.id!) ?? []).some((p) => p.phase === 'evaluating')).toBe(true);
     expect(await stat(path.join(env.dir, 'trainer', 'jobs', job.id!)).catch(() => null)).toBeNull();
   }, 300_000);
@@ -225,7 +180,7 @@ describe('the trainer', () => {
     // Closing waits for running trainings for half the shutdown limit: 2 s.
     const trainer = start({ shutdownTimeoutMs: 4000 });
     const request = oneEpochOn({ kind: 's3', prefix: 'datasets/large/' });
-    const job = await enqueueTraining(queue, 'req-shutdown-preparing', request);
+    const job = await enqueueTraining(bed.queue, 'req-shutdown-preparing', request);
     await expectHandedBackWhenClosedDuring('preparing', trainer, job.id!, () => downloads() > 0);
     expect(downloads()).toBeLessThan(32);
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
@@ -239,7 +194,7 @@ describe('the trainer', () => {
     const baselineReads = slowReadsUnder(`models/tumor-binary/${baseline}/`, 2000);
     const trainer = start({ evalSetTumorBinary: evalSet });
     const request = oneEpochOn({ kind: 'local', path: dataset });
-    const job = await enqueueTraining(queue, 'req-shutdown-evaluating', request);
+    const job = await enqueueTraining(bed.queue, 'req-shutdown-evaluating', request);
     await expectHandedBackWhenClosedDuring('evaluating', trainer, job.id!, () => baselineReads() > 0);
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([baseline]);
     expect((await env.registry.promoted('tumor-binary'))?.version).toBe(baseline);
@@ -251,7 +206,7 @@ describe('the trainer', () => {
     await mkdir(path.join(dataset, 'yes'), { recursive: true });
     // Sent past the API, whose check refuses it: a threshold for test-time rotations without rotations.
     const request: TrainingJob = { task: 'tumor-binary', dataset: { kind: 'local', path: dataset }, hyperParameters: { epochs: 1, testTimeRotationsBelow: 0.9 }, requestedBy: 'ops' };
-    const job = await enqueueTraining(queue, 'req-options', request);
+    const job = await enqueueTraining(bed.queue, 'req-options', request);
     const failed = await afterFirstAttempt(job.id!, { timeoutMs: 30_000, intervalMs: 100, what: 'the first attempt to end' });
     expect(await failed.getState()).toBe('failed');
     expect([failed.attemptsMade, failed.failedReason]).toEqual([1, 'a threshold for test-time rotations needs rotations (--test-time-rotations)']);
@@ -260,9 +215,9 @@ describe('the trainer', () => {
 
   it('fails a request for a folder outside the allowed roots at once, without retries', async () => {
     start();
-    const job = await enqueueTraining(queue, 'req-3', { task: 'tumor-binary', dataset: { kind: 'local', path: '/etc' }, requestedBy: 'ops' });
-    await expect(job.waitUntilFinished(events, 30_000)).rejects.toThrow(/outside the allowed roots/);
-    const failed = await queue.getJob(job.id!);
+    const job = await enqueueTraining(bed.queue, 'req-3', { task: 'tumor-binary', dataset: { kind: 'local', path: '/etc' }, requestedBy: 'ops' });
+    await expect(job.waitUntilFinished(bed.events, 30_000)).rejects.toThrow(/outside the allowed roots/);
+    const failed = await bed.queue.getJob(job.id!);
     expect(failed?.attemptsMade).toBe(1);
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
   });

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import {
+  S3_OUTAGE_DEFAULTS,
   loadConfig,
   logConfigFields,
   queueConfigFields,
@@ -88,6 +89,17 @@ export const TrainerConfigSchema = Type.Object({
     default: 120_000,
     minimum: 1000,
     description: 'BullMQ lock duration of a training job in ms; a crashed trainer\'s job is retaken after it.',
+  }),
+  /**
+   * Mirroring a dataset, the gate's reads and publishing find S3 unreachable now and then; a training
+   * then goes back to the queue without spending its attempts (three, about 1.5 min apart in all),
+   * for this long in all per outage, and resumes from its checkpoint; past it, it spends them.
+   */
+  s3OutageBudgetMs: timerMsField({
+    env: 'TRAINER_S3_OUTAGE_BUDGET_MS',
+    default: S3_OUTAGE_DEFAULTS.budgetMs,
+    minimum: 0,
+    description: 'How long a training waits out an S3 outage (unreachable, time-outs, 5xx, throttling) without spending its attempts, in milliseconds; then it fails as for any error (0: no waiting).',
   }),
   /** Hard limit on shutdown; a running training is checkpointed and handed back to the queue first. */
   shutdownTimeoutMs: timerMsField({

@@ -1,4 +1,5 @@
-import { closeWorker, once, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
+import { setMaxListeners } from 'node:events';
+import { closeWorker, once, S3Outage, S3_OUTAGE_DEFAULTS, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
 import { Worker, type ConnectionOptions } from 'bullmq';
 import type { TrainerConfig } from './config.js';
 import { createTrainingProcessor } from './training.processor.js';
@@ -8,10 +9,13 @@ export interface TrainerDeps {
   config: Pick<
     TrainerConfig,
     'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance'
-  > & {
-    /** The process's shutdown limit; closing waits for running trainings to hand back for half of it (default 30 s). */
-    shutdownTimeoutMs?: number;
-  };
+  > &
+    Partial<Pick<TrainerConfig, 's3OutageBudgetMs'>> & {
+      /** The process's shutdown limit; closing waits for running trainings to hand back for half of it (default 30 s). */
+      shutdownTimeoutMs?: number;
+      /** Longest wait of a training between two tries while S3 stays unreachable (default 30 s). */
+      s3OutageMaxDelayMs?: number;
+    };
   /** A worker connection (`createWorkerConnection`). */
   connection: ConnectionOptions;
   registry: ModelRegistry;
@@ -29,12 +33,16 @@ export interface Trainer {
 /** Starts consuming the training queue. */
 export function startTrainer(deps: TrainerDeps): Trainer {
   const shutdown = new AbortController();
+  // Every download of a dataset mirror listens to it, twice while the SDK waits to retry one (S3 unreachable).
+  setMaxListeners(64, shutdown.signal);
+  const { s3OutageBudgetMs = S3_OUTAGE_DEFAULTS.budgetMs, s3OutageMaxDelayMs = S3_OUTAGE_DEFAULTS.maxDelayMs } = deps.config;
   const processor = createTrainingProcessor({
     registry: deps.registry,
     store: deps.store,
     logger: deps.logger,
     config: deps.config,
     shutdownSignal: shutdown.signal,
+    outage: new S3Outage({ budgetMs: s3OutageBudgetMs, maxDelayMs: s3OutageMaxDelayMs }, deps.logger.child({ queue: TRAINING_QUEUE })),
   });
   const worker = new Worker<TrainingJob, TrainingResult>(TRAINING_QUEUE, processor, {
     connection: deps.connection,

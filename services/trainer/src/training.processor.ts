@@ -4,11 +4,15 @@ import {
   PromotionConflictError,
   TRAINING_QUEUE,
   TrainingJobSchema,
+  isStoreUnavailable,
+  outageOf,
   type Logger,
   type ModelRegistry,
   type ObjectStore,
+  type S3Outage,
   type TrainingJob,
   type TrainingJobHandle,
+  type TrainingPhase,
   type TrainingResult,
   type VersionStatus,
 } from '@btd/shared';
@@ -32,6 +36,8 @@ export interface TrainingProcessorDeps {
   config: Pick<TrainerConfig, 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance'>;
   /** Aborted when the trainer shuts down: a running training stops and its job goes back to the queue. */
   shutdownSignal: AbortSignal;
+  /** Defers trainings that find S3 unreachable without spending their attempts; without it, an outage fails attempts like any error. */
+  outage?: S3Outage;
 }
 
 interface JobContext {
@@ -50,6 +56,12 @@ async function handBack(ctx: JobContext): Promise<never> {
   await ctx.job.moveToDelayed(Date.now() + 1000, ctx.token);
   throw new DelayedError();
 }
+
+/** A training's phases in order: an S3 outage is over once the job gets through the phase that met it. */
+const PHASES: readonly TrainingPhase[] = ['preparing', 'training', 'evaluating', 'publishing', 'done'];
+
+/** Whether the job's progress holds a phase: a trainer reported on it, in this try or an earlier one. */
+const hasReported = (job: TrainingJobHandle): boolean => typeof job.progress === 'object' && job.progress !== null && 'phase' in job.progress;
 
 /** Whether a job that threw `error` fails for good: no attempt is left, or it may not be retried (a hand-back is no failure). */
 function isLastAttempt(job: TrainingJobHandle, error: unknown): boolean {
@@ -145,12 +157,30 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     return { ...base, promoted: true, reasons: [] };
   }
 
+  /** Records the job's outcome, which a redelivered job returns; the last step of publishing. */
+  async function record(ctx: JobContext, result: TrainingResult): Promise<TrainingResult> {
+    await deps.registry.recordTraining(ctx.data.task, ctx.jobId, result);
+    return result;
+  }
+
   async function publish(ctx: JobContext, outDir: string, evidence: GateEvidence): Promise<TrainingResult> {
     const { task, requestedBy, dataset, hyperParameters } = ctx.data;
     await annotateManifest(outDir, evidence);
     const source = { kind: 'training', jobId: ctx.jobId, requestedBy, dataset: describeDataset(dataset), hyperParameters: hyperParameters ?? {} };
     const published = await deps.registry.publishDirectory(task, outDir, { source, gate: evidence, reasons: evidence.decision.reasons });
-    return settle(ctx, published, evidence);
+    return record(ctx, await settle(ctx, published, evidence));
+  }
+
+  /**
+   * The job got through `name`: an S3 outage it met in that phase or an earlier one is over (one it
+   * met in a later phase is not, so that a try that fails there again does not start a new budget).
+   */
+  async function gotThrough(ctx: JobContext, name: TrainingPhase): Promise<void> {
+    const during = outageOf(ctx.job)?.s3UnavailableDuring as TrainingPhase | undefined;
+    if (during !== undefined && PHASES.indexOf(name) < PHASES.indexOf(during)) return;
+    // The outage is cleared from the progress as the reporter last wrote it.
+    await ctx.progress.flush();
+    await deps.outage?.reachable(ctx.job);
   }
 
   /**
@@ -161,12 +191,28 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
   async function phase<T>(ctx: JobContext, name: 'preparing' | 'evaluating' | 'publishing', work: () => Promise<T>): Promise<T> {
     if (deps.shutdownSignal.aborted) await handBack(ctx);
     ctx.progress({ phase: name });
+    let done: T;
     try {
-      return await work();
+      done = await work();
     } catch (error) {
       if (deps.shutdownSignal.aborted && !(error instanceof DelayedError)) await handBack(ctx);
       throw error;
     }
+    await gotThrough(ctx, name);
+    return done;
+  }
+
+  /**
+   * A try that found S3 unreachable goes back to the queue without spending an attempt, as on
+   * shutdown, keeping its checkpoint (see `S3Outage`); one that ends in another error forgets its outage.
+   */
+  async function deferIfUnavailable(ctx: JobContext, error: unknown): Promise<void> {
+    if (error instanceof DelayedError) return;
+    // The deferral keeps the progress reported so far and adds the outage to it; a job that has
+    // reported nothing yet reports its phase, so that its progress is one the API can show.
+    if (isStoreUnavailable(error) && !hasReported(ctx.job)) ctx.progress({});
+    await ctx.progress.flush();
+    await deps.outage?.deferIfUnavailable(ctx.job, ctx.token, error, ctx.log, ctx.progress.phase());
   }
 
   /** Trains, runs the gate and publishes; a job whose earlier attempt already published finishes that version instead. */
@@ -174,7 +220,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     const earlier = await findEarlierPublication(deps.registry, ctx.data.task, ctx.jobId, ctx.job.timestamp);
     if (earlier) {
       ctx.log.info({ modelVersion: earlier.version }, 'an earlier attempt published this training; finishing that version');
-      return phase(ctx, 'publishing', () => settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status));
+      return phase(ctx, 'publishing', async () => record(ctx, await settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status)));
     }
     // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
     checkTrainOptions(ctx.data.hyperParameters ?? {});
@@ -193,10 +239,12 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
 
   async function run(ctx: JobContext): Promise<TrainingResult> {
     const previous = await deps.registry.readTraining<TrainingResult>(ctx.data.task, ctx.jobId);
-    if (previous) return previous;
+    if (previous) {
+      await gotThrough(ctx, 'done');
+      return previous;
+    }
     const workspace = new TrainingWorkspace(deps.config.workDir, ctx.jobId);
     const result = await produce(ctx, workspace);
-    await deps.registry.recordTraining(ctx.data.task, ctx.jobId, result);
     await workspace.remove();
     ctx.progress({ phase: 'done' });
     return result;
@@ -212,6 +260,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     try {
       return await run(ctx);
     } catch (error) {
+      await deferIfUnavailable(ctx, error);
       // A dataset it cannot read, or options trainModel refuses, would fail every attempt alike.
       const failure = error instanceof InvalidDatasetError || error instanceof InvalidOptionsError ? new UnrecoverableError(error.message) : error;
       if (isLastAttempt(job, failure)) await removeWorkspace(ctx);

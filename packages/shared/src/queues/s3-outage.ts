@@ -27,20 +27,30 @@ export interface S3OutageMetrics {
 const FIRST_DELAY_MS = 1000;
 
 /**
- * What a job waiting out an outage keeps in its progress: the outage survives in Redis with the job,
- * so that whichever worker runs it next counts the same budget.
+ * What a job waiting out an outage keeps in its progress, beside whatever else its progress holds:
+ * the outage survives in Redis with the job, so that whichever worker runs it next counts the same
+ * budget.
  */
 export interface S3OutageProgress {
   /** When the job first found S3 unreachable in its current outage, in milliseconds since the epoch. */
   s3UnavailableSince: number;
+  /** The step the job was in then, for a job that runs in steps (a training's phases) and says so. */
+  s3UnavailableDuring?: string;
+}
+
+const progressFieldsOf = (job: Job): Record<string, unknown> =>
+  typeof job.progress === 'object' && job.progress !== null ? (job.progress as Record<string, unknown>) : {};
+
+/** The job's current outage, as its progress records it, if it is in one. */
+export function outageOf(job: Job): S3OutageProgress | undefined {
+  const { s3UnavailableSince: since, s3UnavailableDuring: step } = progressFieldsOf(job);
+  if (typeof since !== 'number') return undefined;
+  return typeof step === 'string' ? { s3UnavailableSince: since, s3UnavailableDuring: step } : { s3UnavailableSince: since };
 }
 
 /** When the job first found S3 unreachable in its current outage, if it is in one. */
 export function outageStartOf(job: Job): number | undefined {
-  const { progress } = job;
-  if (typeof progress !== 'object' || progress === null) return undefined;
-  const since = (progress as Partial<S3OutageProgress>).s3UnavailableSince;
-  return typeof since === 'number' ? since : undefined;
+  return outageOf(job)?.s3UnavailableSince;
 }
 
 /** Whether a failure of the job's current try would fail it for good (BullMQ retries no more). */
@@ -85,11 +95,12 @@ export class S3Outage {
 
   /**
    * Defers the job when `error` says S3 is unreachable and the job's budget is not spent: records
-   * when its outage began, moves it to the delayed set and throws `DelayedError`, which BullMQ takes
-   * for neither a success nor a failure. Otherwise returns, and the error takes its usual course;
-   * a job whose try ends so, in another error or for good, forgets its outage first.
+   * when its outage began (and in which `step`, when given), keeping the rest of its progress,
+   * moves it to the delayed set and throws `DelayedError`, which BullMQ takes for neither a success
+   * nor a failure. Otherwise returns, and the error takes its usual course; a job whose try ends
+   * so, in another error or for good, forgets its outage first.
    */
-  async deferIfUnavailable(job: Job, token: string | undefined, error: unknown, log: Logger): Promise<void> {
+  async deferIfUnavailable(job: Job, token: string | undefined, error: unknown, log: Logger, step?: string): Promise<void> {
     if (!isStoreUnavailable(error)) return this.forget(job);
     if (token === undefined) return;
     const now = Date.now();
@@ -102,7 +113,10 @@ export class S3Outage {
       return;
     }
     this.unreachable(now);
-    if (recorded === undefined) await job.updateProgress({ s3UnavailableSince: since } satisfies S3OutageProgress);
+    if (recorded === undefined) {
+      const outage: S3OutageProgress = step === undefined ? { s3UnavailableSince: since } : { s3UnavailableSince: since, s3UnavailableDuring: step };
+      await job.updateProgress({ ...progressFieldsOf(job), ...outage });
+    }
     const delayMs = this.delayFor(now, since);
     await job.moveToDelayed(now + delayMs, token);
     this.metrics?.s3Deferrals.inc();
@@ -118,7 +132,7 @@ export class S3Outage {
    */
   private async forget(job: Job): Promise<void> {
     if (outageStartOf(job) === undefined) return;
-    const { s3UnavailableSince: _ended, ...rest } = job.progress as S3OutageProgress & Record<string, unknown>;
+    const { s3UnavailableSince: _ended, s3UnavailableDuring: _during, ...rest } = progressFieldsOf(job);
     try {
       await job.updateProgress(rest);
     } catch (error) {

@@ -72,6 +72,9 @@ export const TrainingPhaseSchema = Type.Union([
   Type.Literal('done'),
 ]);
 
+/** A phase of a training job. */
+export type TrainingPhase = Static<typeof TrainingPhaseSchema>;
+
 /** Metrics of the last finished epoch. */
 export const EpochMetricsSchema = Type.Object({
   epoch: Type.Integer(),
@@ -94,6 +97,13 @@ export const TrainingProgressSchema = Type.Object({
   valAccuracy: Type.Optional(Type.Number()),
   /** Epoch the run resumed after, when it continued from a checkpoint. */
   resumedFromEpoch: Type.Optional(Type.Integer()),
+  /**
+   * While the training waits out an S3 outage (see `S3Outage`): when it first found S3 unreachable,
+   * in milliseconds since the epoch; gone once it gets through the phase that found it so.
+   */
+  s3UnavailableSince: Type.Optional(Type.Integer()),
+  /** The phase that found S3 unreachable. */
+  s3UnavailableDuring: Type.Optional(TrainingPhaseSchema),
 });
 
 /** Progress of a training job. */

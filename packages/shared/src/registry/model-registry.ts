@@ -73,9 +73,9 @@ export class ModelRegistry {
 
   /** Publishes artifact files as a new candidate version (or returns the identical one already there). */
   async publish(task: string, files: ArtifactFiles, status: { reasons?: string[]; source?: Record<string, unknown>; gate?: unknown } = {}): Promise<versions.PublishedVersion> {
-    const published = await versions.publishArtifact(this.ctx, task, files);
-    if (!published.alreadyPublished) await writeStatus(this.ctx, task, published.version, { state: 'candidate', ...status });
-    return published;
+    // The status is written before the version is complete: a version that listings show has it,
+    // so a publisher retried after an outage or a crash finds what it published by its source.
+    return versions.publishArtifact(this.ctx, task, files, (version) => writeStatus(this.ctx, task, version, { state: 'candidate', ...status }));
   }
 
   /** Publishes an artifact directory; see {@link ModelRegistry.publish}. */

@@ -70,11 +70,17 @@ async function findByContentHash(ctx: RegistryContext, task: string, contentHash
 }
 
 /**
- * Publishes an artifact as an immutable version. The digest is written after every file, so a
- * crash half-way leaves an incomplete prefix that listings ignore. Publishing the same bytes again
- * returns the existing version, which makes a retried publisher harmless.
+ * Publishes an artifact as an immutable version. The digest is written after every file, and after
+ * `beforeComplete` (what must be there once the version is listed, such as its status), so a crash
+ * or an S3 outage half-way leaves an incomplete prefix that listings ignore. Publishing the same
+ * bytes again returns the existing version, which makes a retried publisher harmless.
  */
-export async function publishArtifact(ctx: RegistryContext, task: string, files: ArtifactFiles): Promise<PublishedVersion> {
+export async function publishArtifact(
+  ctx: RegistryContext,
+  task: string,
+  files: ArtifactFiles,
+  beforeComplete?: (version: string) => Promise<unknown>,
+): Promise<PublishedVersion> {
   assertTaskName(task);
   for (const name of Object.keys(files)) assertSafeArtifactName(name);
   if (files[DIGEST_FILE]) throw new Error(`artifact may not contain ${DIGEST_FILE}`);
@@ -86,6 +92,7 @@ export async function publishArtifact(ctx: RegistryContext, task: string, files:
   await Promise.all(
     Object.entries(files).map(([name, bytes]) => ctx.store.put(registryKeys.file(task, version, name), bytes, contentTypeOf(name))),
   );
+  await beforeComplete?.(version);
   await ctx.store.putJson(registryKeys.digest(task, version), digest);
   return { task, version, contentHash: digest.contentHash, alreadyPublished: false };
 }
