@@ -136,5 +136,7 @@ describe('outages', () => {
     const ready = await call<{ checks: { redis: { ok: boolean }; s3: { ok: boolean } } }>(env, null, 'GET', '/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body.checks).toMatchObject({ redis: { ok: true }, s3: { ok: false } });
+    // Anyone may ask: the answer says that S3 failed its check, not at which address and port.
+    expect(ready.body.checks.s3).toEqual({ ok: false, error: 'unreachable' });
   });
 });
