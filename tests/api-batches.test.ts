@@ -103,25 +103,29 @@ describe('batches', () => {
     expect([batch.state, batch.counts.total, batch.counts.failed]).toEqual(['done', 1, 1]);
   });
 
-  it('answers a retried chunk with the study it stored, even once the batch is closed, and refuses new ones', async () => {
-    const [a, b] = mriSlices('yes', 2);
+  it('answers a retried chunk with the study it stored, by its Idempotency-Key or its externalId, even once the batch is closed, and refuses new ones', async () => {
+    const [a, b, c] = mriSlices('yes', 3);
     const batchId = (await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} })).body.batchId;
-    const send = (bytes: Uint8Array, headers: Record<string, string>) =>
-      call<SubmittedStudy & ErrorBody>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, { body: studyForm([{ name: 'a.jpg', bytes }]), headers });
-    const first = await send(a!.bytes, { 'idempotency-key': 'chunk-1' });
-    expect(first.status).toBe(202);
+    const send = (bytes: Uint8Array, headers: Record<string, string>, fields: Record<string, string> = {}) =>
+      call<SubmittedStudy & ErrorBody>(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/studies`, { body: studyForm([{ name: 'a.jpg', bytes }], fields), headers });
+    const byKey = await send(a!.bytes, { 'idempotency-key': 'chunk-1' });
+    const byExternalId = await send(b!.bytes, {}, { externalId: 'ACC-1' });
+    expect([byKey.status, byExternalId.status]).toEqual([202, 202]);
     await call(harness.env, 'alice', 'POST', `/v1/batches/${batchId}/close`);
     const stored = await harness.env.objectKeys();
 
-    // Its answer was lost (a dropped connection) and the client retries after the batch was closed.
-    const retried = await send(a!.bytes, { 'idempotency-key': 'chunk-1' });
-    expect([retried.status, retried.body.studyId, retried.headers.get('idempotent-replayed')]).toEqual([202, first.body.studyId, 'true']);
-    for (const headers of [{}, { 'idempotency-key': 'chunk-2' }]) {
-      const refused = await send(b!.bytes, headers);
+    // Their answers were lost (a dropped connection) and the client retries after the batch was closed.
+    const retried = [await send(a!.bytes, { 'idempotency-key': 'chunk-1' }), await send(b!.bytes, {}, { externalId: 'ACC-1' })];
+    expect(retried.map((answer) => [answer.status, answer.body.studyId, answer.headers.get('idempotent-replayed')])).toEqual([
+      [202, byKey.body.studyId, 'true'],
+      [202, byExternalId.body.studyId, 'true'],
+    ]);
+    for (const [headers, fields] of [[{}, {}], [{ 'idempotency-key': 'chunk-2' }, {}], [{}, { externalId: 'ACC-2' }]] as const) {
+      const refused = await send(c!.bytes, headers, fields);
       expect([refused.status, refused.body.code]).toEqual([409, 'batch_not_open']);
     }
     expect(await harness.env.objectKeys()).toEqual(stored);
-    expect((await getBatch(batchId)).body.counts.total).toBe(1);
+    expect((await getBatch(batchId)).body.counts.total).toBe(2);
   });
 
   it('completes an empty batch when it is closed', async () => {
