@@ -19,6 +19,14 @@ export const ApiConfigSchema = Type.Object({
   }),
   /** TCP port of the HTTP server. */
   port: Type.Integer({ env: 'PORT', default: 3000, minimum: 0, maximum: 65535, description: 'HTTP port (0 picks a free one).' }),
+  /** How long a client may take to send a whole request; Fastify's default is no limit at all. */
+  httpRequestTimeoutMs: timerMsField({
+    env: 'HTTP_REQUEST_TIMEOUT_MS',
+    default: 300_000,
+    minimum: 1000,
+    description:
+      'How long a client may take to send a whole request, headers and body, in milliseconds; past it the connection is answered 408 and closed, so that clients that send slowly or stop halfway (Slowloris) cannot hold connections for good. Long enough for MAX_SUBMISSION_BYTES over the slowest link that uploads.',
+  }),
   /** Base URL clients reach the API at, used for absolute links in webhook bodies and STOW-RS answers. */
   publicUrl: Type.Optional(
     Type.String({ env: 'PUBLIC_URL', pattern: '^https?://', description: 'External base URL, e.g. https://btd.example.org (links in webhooks and STOW-RS answers).' }),

@@ -15,6 +15,9 @@ export async function buildServer(ctx: ApiContext, logger: Logger, routes: reado
     loggerInstance: logger.child({}, { serializers: requestSerializers }) as FastifyBaseLogger,
     // JSON bodies are small; uploads go through multipart with their own limits.
     bodyLimit: 1024 * 1024,
+    // Node checks the deadline of every open connection at this interval (30 s unless given).
+    requestTimeout: ctx.config.httpRequestTimeoutMs,
+    http: { connectionsCheckingInterval: Math.min(30_000, Math.ceil(ctx.config.httpRequestTimeoutMs / 4)) },
     requestIdHeader: 'x-request-id',
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);

@@ -8,6 +8,7 @@ import {
   getMultipartBoundary,
 } from '@remix-run/multipart-parser';
 import { ApiError } from '../errors/api-error.js';
+import { isClientAbort } from '../errors/client-abort.js';
 import { submissionTooLarge } from '../intake/read-study-form.js';
 
 /** One part of a STOW-RS request: a DICOM instance, or what the sender put in its place. */
@@ -64,13 +65,7 @@ export function checkStowAccept(accept: string | undefined): void {
 /** Longest preamble read before the first delimiter (RFC 2046 5.1.1 allows one; clients send a CRLF or a line). */
 const MAX_PREAMBLE_BYTES = 8192;
 
-/** Node's error for a request whose client closed the connection before the body ended. */
-function isClientAbort(error: unknown): boolean {
-  return error instanceof Error && error.message === 'aborted' && (error as { code?: string }).code === 'ECONNRESET';
-}
-
 function translateError(error: unknown, limits: StowBodyLimits, parts: number): unknown {
-  // Not a dependency's fault, though the code (ECONNRESET) is the one a lost Redis connection gives.
   if (isClientAbort(error)) return new ApiError(400, 'request_aborted', 'the client closed the connection before the body ended');
   if (error instanceof MaxFileSizeExceededError) {
     return new ApiError(413, 'file_too_large', `instance ${parts + 1} is larger than the limit of ${limits.maxBytes} bytes`);

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError } from '../errors/api-error.js';
+import { isClientAbort } from '../errors/client-abort.js';
 import { unavailableDependency } from '../errors/dependency-errors.js';
 
 interface ValidationIssue {
@@ -32,6 +33,10 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
   if (error instanceof ApiError) {
     request.log.info({ code: error.code, statusCode: error.statusCode }, 'request rejected');
     return send(reply, error.statusCode, error.code, error.message, error.details);
+  }
+  if (isClientAbort(error)) {
+    request.log.info({ code: 'request_aborted' }, 'request rejected');
+    return send(reply, 400, 'request_aborted', 'the connection closed before the body ended');
   }
   if (error.validation) {
     return send(reply, 400, 'invalid_request', describeValidation(error.validationContext, error.validation));
