@@ -46,7 +46,7 @@ function checkCallbackUrl(value: string): string {
   return value;
 }
 
-/** Checks the text fields; exported for the presigned-upload route, which takes them as JSON. */
+/** Checks the text fields; exported for STOW-RS, which takes them as query parameters. */
 export function checkStudyFields(raw: Readonly<Record<string, string>>): StudyFields {
   const fields: StudyFields = {};
   if (raw.externalId !== undefined) {

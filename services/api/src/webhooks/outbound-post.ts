@@ -10,11 +10,14 @@ export interface PostOutcome {
   readonly error?: string;
 }
 
-/** A connection refused by the address policy; its message names the address and the setting. */
+/**
+ * A connection refused by the address policy. Its message, which the client sees as `lastError`,
+ * names the host as the URL gave it, never the address a name resolved to: that would tell a client
+ * the internal address of any name it tries.
+ */
 class AddressNotAllowedError extends Error {
-  constructor(host: string, address: string) {
-    const named = host === address ? address : `${host} (${address})`;
-    super(`${named} is not a public address; WEBHOOK_ALLOWED_NETWORKS does not list its network`);
+  constructor(host: string) {
+    super(`${host} is not a public address; WEBHOOK_ALLOWED_NETWORKS does not list its network`);
     this.name = 'AddressNotAllowedError';
   }
 }
@@ -30,7 +33,7 @@ function allowedLookup(policy: CallbackAddressPolicy): LookupFunction {
       if (error) return callback(error, '', 0);
       const allowed = addresses.filter((entry) => policy.allows(entry.address));
       const first = allowed[0];
-      if (!first) return callback(new AddressNotAllowedError(hostname, addresses[0]?.address ?? hostname), '', 0);
+      if (!first) return callback(new AddressNotAllowedError(hostname), '', 0);
       if (options.all) return (callback as unknown as (error: null, addresses: LookupAddress[]) => void)(null, allowed);
       return callback(null, first.address, first.family);
     });
@@ -64,7 +67,7 @@ export function postOutbound(
     }
     // An address in the URL itself is connected to without a lookup: checked here.
     const literal = target.hostname.replace(/^\[|\]$/g, '');
-    if (policy && isIP(literal) && !policy.allows(literal)) return fail(new AddressNotAllowedError(literal, literal));
+    if (policy && isIP(literal) && !policy.allows(literal)) return fail(new AddressNotAllowedError(literal));
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     const requestOptions: RequestOptions = {
       method: 'POST',
