@@ -21,6 +21,12 @@ describe('API configuration', () => {
     expect(() => loadApiConfig({ MAX_UPLOAD_BYTES: '2000000', MAX_SUBMISSION_BYTES: '1000000' })).toThrow('MAX_SUBMISSION_BYTES: is 1000000, less than MAX_UPLOAD_BYTES (2000000)');
   });
 
+  it('refuses a budget of upload memory that would not take one request of the largest size', () => {
+    expect(() => loadApiConfig({ MAX_SUBMISSION_BYTES: '2000000', MAX_INFLIGHT_UPLOAD_BYTES: '1000000' })).toThrow(
+      'MAX_INFLIGHT_UPLOAD_BYTES: is 1000000, less than MAX_SUBMISSION_BYTES (2000000)',
+    );
+  });
+
   it('names the entries of WEBHOOK_ALLOWED_NETWORKS that are not addresses or CIDR ranges', () => {
     expect(loadApiConfig({ WEBHOOK_ALLOWED_NETWORKS: '10.20.0.0/16, fd00::/8' }).webhookAllowedNetworks).toBe('10.20.0.0/16, fd00::/8');
     expect(() => loadApiConfig({ WEBHOOK_ALLOWED_NETWORKS: '10.20.0.0/16, intranet' })).toThrow('WEBHOOK_ALLOWED_NETWORKS: not an address or CIDR range: intranet');

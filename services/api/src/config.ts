@@ -67,6 +67,18 @@ export const ApiConfigSchema = Type.Object({
     description:
       "Most bytes of image files in one request (a study's files, a batch chunk's, or a STOW-RS request's instances), all held in memory until every one is checked; at least MAX_UPLOAD_BYTES (default 256 MiB).",
   }),
+  /**
+   * Most bytes of uploads held in memory at once, over all requests of this process: each request
+   * stays within MAX_SUBMISSION_BYTES, but many in parallel could together hold more memory than the
+   * process has. Sized for a container of 2 GiB or more: four requests of the largest size.
+   */
+  maxInflightUploadBytes: Type.Integer({
+    env: 'MAX_INFLIGHT_UPLOAD_BYTES',
+    default: 1024 * 1024 * 1024,
+    minimum: 1024,
+    description:
+      'Most bytes of uploads this API process holds in memory at once, over all requests; a request that would go past it is answered 503 upload_capacity_exceeded with Retry-After; at least MAX_SUBMISSION_BYTES (default 1 GiB).',
+  }),
   /** Largest accepted width × height, against decompression bombs. */
   maxImagePixels: Type.Integer({
     env: 'MAX_IMAGE_PIXELS',
@@ -190,6 +202,12 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   if (invalid.length > 0) issues.push({ env: 'WEBHOOK_ALLOWED_NETWORKS', message: `not an address or CIDR range: ${invalid.join(', ')}` });
   if (config.maxSubmissionBytes < config.maxUploadBytes) {
     issues.push({ env: 'MAX_SUBMISSION_BYTES', message: `is ${config.maxSubmissionBytes}, less than MAX_UPLOAD_BYTES (${config.maxUploadBytes}): no file of that size could be sent` });
+  }
+  if (config.maxInflightUploadBytes < config.maxSubmissionBytes) {
+    issues.push({
+      env: 'MAX_INFLIGHT_UPLOAD_BYTES',
+      message: `is ${config.maxInflightUploadBytes}, less than MAX_SUBMISSION_BYTES (${config.maxSubmissionBytes}): a request of that size would be refused for good`,
+    });
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return config;

@@ -9,6 +9,7 @@ import { ExternalIdStore } from './store/external-id-store.js';
 import { IdempotencyStore } from './store/idempotency-store.js';
 import { recordKeys, type RecordKeys } from './store/record-keys.js';
 import { StudyStore } from './store/study-store.js';
+import { UploadMemoryBudget } from './uploads/upload-memory-budget.js';
 
 /** Connections and queues the API is built on; created and closed by `main.ts` (or a test). */
 export interface ApiDependencies {
@@ -39,6 +40,8 @@ export interface ApiContext extends ApiDependencies {
   readonly externalIds: ExternalIdStore;
   readonly idempotency: IdempotencyStore;
   readonly deliveries: DeliveryStore;
+  /** Bytes of uploads held in memory at once by this process, over all requests (MAX_INFLIGHT_UPLOAD_BYTES). */
+  readonly uploadMemory: UploadMemoryBudget;
 }
 
 /** Builds the stores over the dependencies. */
@@ -52,5 +55,6 @@ export function createApiContext(deps: ApiDependencies): ApiContext {
     externalIds: new ExternalIdStore(deps.redis, keys),
     idempotency: new IdempotencyStore(deps.redis, keys, deps.config.idempotencyTtlSeconds),
     deliveries: new DeliveryStore(deps.redis, keys),
+    uploadMemory: new UploadMemoryBudget(deps.config.maxInflightUploadBytes, deps.metrics.registry),
   };
 }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../errors/api-error.js';
+import { UploadMemoryBudget } from '../uploads/upload-memory-budget.js';
 import { readStowParts } from './stow-body.js';
 
 const BOUNDARY = 'b0undary';
@@ -16,7 +17,7 @@ async function read(chunks: (string | Error)[]): Promise<string[]> {
       }
     })(),
   );
-  const parts = await readStowParts(body, BOUNDARY, LIMITS);
+  const parts = await readStowParts(body, BOUNDARY, LIMITS, new UploadMemoryBudget(1_000_000).reserve(0));
   return parts.map((p) => Buffer.from(p.bytes).toString());
 }
 

@@ -10,6 +10,7 @@ import {
 import { ApiError } from '../errors/api-error.js';
 import { isClientAbort } from '../errors/client-abort.js';
 import { submissionTooLarge } from '../intake/read-study-form.js';
+import type { UploadReservation } from '../uploads/upload-memory-budget.js';
 
 /** One part of a STOW-RS request: a DICOM instance, or what the sender put in its place. */
 export interface StowPart {
@@ -77,15 +78,16 @@ function translateError(error: unknown, limits: StowBodyLimits, parts: number): 
 }
 
 /**
- * Reads every part of a STOW-RS body. Nothing is stored here.
+ * Reads every part of a STOW-RS body. Nothing is stored here. Each chunk of the body is counted in
+ * `held` as it arrives.
  *
- * @throws ApiError 413 past a limit, 400 for a malformed body or one without parts
+ * @throws ApiError 413 past a limit, 400 for a malformed body or one without parts; RetryLaterError 503 when `held` cannot take the bytes
  */
-export async function readStowParts(body: Readable, boundary: string, limits: StowBodyLimits): Promise<StowPart[]> {
+export async function readStowParts(body: Readable, boundary: string, limits: StowBodyLimits, held: UploadReservation): Promise<StowPart[]> {
   const parts: StowPart[] = [];
   try {
     const parser = new MultipartParser(boundary, { maxFileSize: limits.maxBytes, maxParts: limits.maxParts, maxTotalSize: limits.maxTotalBytes });
-    for await (const chunk of fromFirstDelimiter(body as AsyncIterable<Buffer>, boundary)) {
+    for await (const chunk of fromFirstDelimiter(counted(body as AsyncIterable<Buffer>, held), boundary)) {
       // The epilogue, after the close delimiter, is not part of the body either; it is read and dropped.
       if (isFinished(parser)) continue;
       for (const part of parser.write(chunk)) parts.push({ index: parts.length + 1, contentType: part.mediaType, bytes: part.bytes });
@@ -124,6 +126,13 @@ async function* fromFirstDelimiter(body: AsyncIterable<Buffer>, boundary: string
   }
   // Left to the parser, which names what is missing.
   if (preamble?.length) yield preamble;
+}
+
+async function* counted(body: AsyncIterable<Buffer>, held: UploadReservation): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    held.add(chunk.length);
+    yield chunk;
+  }
 }
 
 /** Whether the parser has read the close delimiter (its `finish` throws until then). */

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { FastifyRequest } from 'fastify';
+import type { MultipartFile } from '@fastify/multipart';
 import type { StudyPriority } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
+import type { UploadReservation } from '../uploads/upload-memory-budget.js';
 import type { IntakeChecks } from './input-formats.js';
 import { inspectUpload, type AcceptedImage, type UploadLimits } from './inspect-upload.js';
 
@@ -95,11 +97,31 @@ function translateMultipartError(error: unknown, currentFile: string, limits: St
   return error;
 }
 
-async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
+/**
+ * The bytes of a file part, each chunk counted as it arrives: against the request's limit, then
+ * against the memory that all uploads share (`held`), so a refusal comes before the rest is read.
+ */
+async function readFile(part: MultipartFile, count: (bytes: number) => void): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of part.file as AsyncIterable<Buffer>) {
+    count(chunk.length);
+    chunks.push(chunk);
+  }
+  // Past the file size limit busboy stops the file short and marks it truncated.
+  if (part.file.truncated) throw Object.assign(new Error('request file too large'), { code: 'FST_REQ_FILE_TOO_LARGE' });
+  return Buffer.concat(chunks);
+}
+
+async function readParts(request: FastifyRequest, limits: StudyFormLimits, held: UploadReservation) {
   const raw: Record<string, string> = {};
   const files: { filename: string; bytes: Buffer }[] = [];
   let current = '';
   let totalBytes = 0;
+  const count = (bytes: number) => {
+    totalBytes += bytes;
+    if (totalBytes > limits.maxTotalBytes) throw submissionTooLarge(limits.maxTotalBytes);
+    held.add(bytes);
+  };
   try {
     const parts = request.parts({
       limits: { fileSize: limits.maxBytes, files: limits.maxFiles, fields: 10, fieldSize: 4096, parts: limits.maxFiles + 10 },
@@ -108,11 +130,7 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
       if (part.type === 'file') {
         current = cleanFilename(part.filename, files.length);
         if (!FILE_FIELDS.has(part.fieldname)) throw new ApiError(400, 'unknown_field', `unknown file field "${part.fieldname}"; ${EXPECTED}`);
-        const bytes = await part.toBuffer();
-        totalBytes += bytes.length;
-        // Refused as soon as the files read add up to more, before the rest of the body is read.
-        if (totalBytes > limits.maxTotalBytes) throw submissionTooLarge(limits.maxTotalBytes);
-        files.push({ filename: current, bytes });
+        files.push({ filename: current, bytes: await readFile(part, count) });
       } else {
         if (!(TEXT_FIELDS as readonly string[]).includes(part.fieldname)) {
           throw new ApiError(400, 'unknown_field', `unknown field "${part.fieldname}"; ${EXPECTED}`);
@@ -130,15 +148,16 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits) {
 /**
  * Reads a `multipart/form-data` study submission completely and checks every part: known
  * fields only, valid values, at least one file, and each file's type, size, pixel count and
- * decodability. Nothing is stored here, so a rejected request leaves nothing behind.
+ * decodability. Nothing is stored here, so a rejected request leaves nothing behind. The files'
+ * bytes are counted in `held` as they arrive.
  *
- * @throws ApiError (4xx) with the precise reason
+ * @throws ApiError (4xx) with the precise reason; RetryLaterError 503 when `held` cannot take the bytes
  */
-export async function readStudyForm(request: FastifyRequest, limits: StudyFormLimits, checks: IntakeChecks): Promise<StudyForm> {
+export async function readStudyForm(request: FastifyRequest, limits: StudyFormLimits, checks: IntakeChecks, held: UploadReservation): Promise<StudyForm> {
   if (!request.isMultipart()) {
     throw new ApiError(415, 'not_multipart', 'send the study as multipart/form-data with one or more "file" parts');
   }
-  const { raw, files } = await readParts(request, limits);
+  const { raw, files } = await readParts(request, limits, held);
   const fields = checkStudyFields(raw);
   if (files.length === 0) throw new ApiError(400, 'no_files', 'the study has no image: add one or more "file" parts');
   // Side by side (DICOM frames decode on the intake threads); a refusal names the first bad file in order.

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import { ApiError } from '../errors/api-error.js';
 import { isClientAbort } from '../errors/client-abort.js';
 import { unavailableDependency } from '../errors/dependency-errors.js';
+import { RetryLaterError } from '../errors/retry-later.error.js';
 
 interface ValidationIssue {
   instancePath?: string;
@@ -32,6 +33,7 @@ function send(reply: FastifyReply, statusCode: number, code: string, message: st
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof ApiError) {
     request.log.info({ code: error.code, statusCode: error.statusCode }, 'request rejected');
+    if (error instanceof RetryLaterError) reply.header('retry-after', String(error.retryAfterSeconds));
     return send(reply, error.statusCode, error.code, error.message, error.details);
   }
   if (isClientAbort(error)) {

@@ -8,7 +8,7 @@ import { BatchPageQuerySchema, BatchParamsSchema, BatchViewSchema, CreateBatchSc
 import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
 import { studyUploadSchema } from '../schemas/study.schemas.js';
 import { submitStudy } from '../studies/submit-study.js';
-import { multipartValidator, requireRedis, sendStored } from './route-helpers.js';
+import { multipartValidator, requireRedis, sendStored, withUploadMemory } from './route-helpers.js';
 import { formLimits } from './studies.routes.js';
 
 const conflictErrors = { ...commonErrors, 409: Type.Ref('Error') };
@@ -54,15 +54,17 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       const client = clientOf(request);
       const batch = await ownedBatch(ctx, client, request.params.id);
       const idempotencyKey = request.headers['idempotency-key'];
-      const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks);
-      // A retry of a study the batch took before it closed, by its Idempotency-Key or its externalId,
-      // is answered with that study: only its files tell it from a new one. Storing a new one is
-      // refused atomically with the close.
-      if (batch.state !== 'open' && !idempotencyKey && !form.fields.externalId) {
-        throw new ApiError(409, 'batch_not_open', `the batch is ${batch.state} and takes no more studies`);
-      }
-      const target = { clientId: client.id, batch, idempotencyKey };
-      return sendStored(reply, await submitStudy(ctx, form, target, request.log));
+      return withUploadMemory(ctx, request, async (held) => {
+        const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks, held);
+        // A retry of a study the batch took before it closed, by its Idempotency-Key or its externalId,
+        // is answered with that study: only its files tell it from a new one. Storing a new one is
+        // refused atomically with the close.
+        if (batch.state !== 'open' && !idempotencyKey && !form.fields.externalId) {
+          throw new ApiError(409, 'batch_not_open', `the batch is ${batch.state} and takes no more studies`);
+        }
+        const target = { clientId: client.id, batch, idempotencyKey };
+        return sendStored(reply, await submitStudy(ctx, form, target, request.log));
+      });
     },
   );
 

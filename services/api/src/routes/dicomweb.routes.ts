@@ -10,7 +10,7 @@ import { clientOf } from '../plugins/auth.plugin.js';
 import { bearerAuth } from '../schemas/common.schemas.js';
 import { StowParamsSchema, stowSchema } from '../schemas/dicomweb.schemas.js';
 import { studyPath } from '../studies/study-view.js';
-import { multipartValidator, requireRedis } from './route-helpers.js';
+import { multipartValidator, requireRedis, withUploadMemory } from './route-helpers.js';
 
 const STOW_DESCRIPTION =
   'DICOMweb STOW-RS, for a PACS or router that pushes instances: each is checked as an upload to `POST /v1/studies` is, ' +
@@ -27,21 +27,24 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
     checkStowAccept(request.headers.accept);
     const boundary = stowBoundary(request.headers['content-type']);
     const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
-    const parts = await readStowParts(request.body as Readable, boundary, { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes });
     const idempotencyKey = request.headers['idempotency-key'];
-    const instances = await storeInstances(
-      ctx,
-      parts,
-      {
-        clientId: client.id,
-        fields: checkStudyFields(request.query as Record<string, string>),
-        ...(studyInstanceUid ? { studyInstanceUid } : {}),
-        ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}),
-        limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy },
-        checks: ctx.intakeChecks,
-      },
-      request.log,
-    );
+    const instances = await withUploadMemory(ctx, request, async (held) => {
+      const bodyLimits = { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes };
+      const parts = await readStowParts(request.body as Readable, boundary, bodyLimits, held);
+      return storeInstances(
+        ctx,
+        parts,
+        {
+          clientId: client.id,
+          fields: checkStudyFields(request.query as Record<string, string>),
+          ...(studyInstanceUid ? { studyInstanceUid } : {}),
+          ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}),
+          limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy },
+          checks: ctx.intakeChecks,
+        },
+        request.log,
+      );
+    });
     const base = ctx.config.publicUrl ?? `${request.protocol}://${request.host}`;
     const response = stowResponse(instances, (studyId) => `${base}${studyPath(studyId)}`);
     if (response.studyIds.length === 1) reply.header('location', studyPath(response.studyIds[0]!));

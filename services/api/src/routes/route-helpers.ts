@@ -1,8 +1,9 @@
-import type { FastifyReply, FastifySchemaCompiler } from 'fastify';
+import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
 import { DependencyUnavailableError } from '../errors/dependency-unavailable.error.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
+import type { UploadReservation } from '../uploads/upload-memory-budget.js';
 
 /**
  * Validator for multipart routes: the body schema only documents the form (the handler reads
@@ -26,4 +27,22 @@ export function sendStored(reply: FastifyReply, response: StoredResponse & { rep
   if (response.location) reply.header('location', response.location);
   if (response.replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(response.statusCode).send(response.body);
+}
+
+/**
+ * Runs `work` on an upload with its bytes held against the memory all uploads share: what its
+ * Content-Length announces (up to the most a request may hold) at once, more as more streams in. The
+ * bytes are given back when `work` ends, whether it answered, failed, or the client went away or
+ * timed out (the body then ends in an error that ends `work` too).
+ *
+ * @throws RetryLaterError 503 when the announced bytes do not fit
+ */
+export async function withUploadMemory<T>(ctx: ApiContext, request: FastifyRequest, work: (held: UploadReservation) => Promise<T>): Promise<T> {
+  const announced = Number.parseInt(request.headers['content-length'] ?? '0', 10) || 0;
+  const held = ctx.uploadMemory.reserve(Math.min(announced, ctx.config.maxSubmissionBytes));
+  try {
+    return await work(held);
+  } finally {
+    held.release();
+  }
 }

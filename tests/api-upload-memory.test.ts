@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm } from './api-client.js';
+import { useApiHarness } from './api-harness.js';
+
+const MAX_SUBMISSION_BYTES = 450_000;
+const MAX_INFLIGHT_UPLOAD_BYTES = 1_000_000;
+const TIMEOUT_MS = 8000;
+
+const harness = useApiHarness({
+  MAX_UPLOAD_BYTES: '200000',
+  MAX_SUBMISSION_BYTES: String(MAX_SUBMISSION_BYTES),
+  MAX_INFLIGHT_UPLOAD_BYTES: String(MAX_INFLIGHT_UPLOAD_BYTES),
+  HTTP_REQUEST_TIMEOUT_MS: String(TIMEOUT_MS),
+});
+
+/** An upload sent in part on a connection of its own, left waiting for the rest; `answer` is the server's first answer line. */
+interface HeldUpload {
+  readonly socket: Socket;
+  readonly answer: Promise<string>;
+}
+
+const FILE_PART = (name: string) => `--b\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: image/jpeg\r\n\r\n`;
+
+/** Sends the headers of a `POST /v1/studies` and the first `body` bytes, with `Content-Length: length` or (without one) chunked. */
+function holdUpload(body: string | Buffer, length?: number): HeldUpload {
+  const { hostname, port } = new URL(harness.env.url);
+  const framing = length === undefined ? 'Transfer-Encoding: chunked' : `Content-Length: ${length}`;
+  const head = `POST /v1/studies HTTP/1.1\r\nHost: btd\r\nAuthorization: Bearer ${harness.env.keys.alice}\r\nContent-Type: multipart/form-data; boundary=b\r\n${framing}\r\n\r\n`;
+  const bytes = Buffer.from(body);
+  const payload = length === undefined ? Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, Buffer.from('\r\n')]) : bytes;
+  const socket = connect(Number(port), hostname, () => socket.write(Buffer.concat([Buffer.from(head), payload])));
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(text.split('\r\n')[0] ?? ''));
+  });
+  return { socket, answer };
+}
+
+/** Bytes of uploads the API says it holds in memory (`btd_upload_bytes_in_memory`). */
+async function heldBytes(): Promise<number> {
+  const text = await (await fetch(`${harness.env.url}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith('btd_upload_bytes_in_memory '));
+  return Number(line?.split(' ')[1]);
+}
+
+async function waitForHeld(expected: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while ((await heldBytes()) !== expected && Date.now() < deadline) await sleep(50);
+  expect(await heldBytes()).toBe(expected);
+}
+
+function stowUpload(bytes: Buffer) {
+  const body = Buffer.concat([Buffer.from('--s\r\nContent-Type: application/dicom\r\n\r\n'), bytes, Buffer.from('\r\n--s--\r\n')]);
+  const headers = { ...harness.env.auth('alice'), 'content-type': 'multipart/related; type="application/dicom"; boundary=s' };
+  return fetch(`${harness.env.url}/v1/dicomweb/studies`, { method: 'POST', headers, body });
+}
+
+describe('the memory that parallel uploads share (MAX_INFLIGHT_UPLOAD_BYTES)', () => {
+  it('answers 503 with Retry-After to uploads that would go past it, takes the others, and is all given back', async () => {
+    const { env } = harness;
+    // Two uploads announce 450 kB each and send a little: 900 kB of the 1 MB are held for them.
+    const held = [holdUpload(FILE_PART('a.jpg'), MAX_SUBMISSION_BYTES), holdUpload(FILE_PART('b.jpg'), MAX_SUBMISSION_BYTES)];
+    await waitForHeld(2 * MAX_SUBMISSION_BYTES);
+
+    const [slice] = mriSlices('yes', 1);
+    const small = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm([slice!]) });
+    expect(small.status).toBe(202);
+
+    const large = [{ name: 'large.jpg', bytes: randomBytes(150_000) }];
+    const batch = await call<{ batchId: string }>(env, 'alice', 'POST', '/v1/batches', { body: {} });
+    const refused = [
+      await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm(large) }),
+      await call(env, 'alice', 'POST', `/v1/batches/${batch.body.batchId}/studies`, { body: studyForm(large) }),
+    ];
+    const stow = await stowUpload(randomBytes(150_000));
+    refused.push({ status: stow.status, headers: stow.headers, body: (await stow.json()) as Record<string, unknown> });
+    for (const answer of refused) {
+      expect(answer.status).toBe(503);
+      expect(answer.body.code).toBe('upload_capacity_exceeded');
+      expect(answer.headers.get('retry-after')).toBe('10');
+    }
+
+    // Without a Content-Length the bytes count as they arrive: the second file of 60 kB goes past.
+    const chunked = holdUpload(Buffer.concat([Buffer.from(FILE_PART('c.jpg')), randomBytes(60_000), Buffer.from(`\r\n${FILE_PART('d.jpg')}`), randomBytes(60_000)]));
+    expect(await chunked.answer).toBe('HTTP/1.1 503 Service Unavailable');
+
+    // One client goes away mid-body; the other is closed by the request deadline.
+    held[0]!.socket.destroy();
+    await waitForHeld(MAX_SUBMISSION_BYTES);
+    expect(await held[1]!.answer).toBe('HTTP/1.1 408 Request Timeout');
+    await waitForHeld(0);
+
+    const again = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm(large) });
+    expect(again.status).toBe(415); // read and checked: the memory is there again
+    await waitForHeld(0);
+  }, 30_000);
+});
