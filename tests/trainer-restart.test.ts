@@ -112,3 +112,46 @@ describe('a trainer with an evaluation set it cannot use', () => {
     expect(await fixed.exited).toEqual({ code: 0, signal: null });
   }, 60_000);
 });
+
+describe('a trainer started before S3', () => {
+  it('waits for S3, saying so, then checks its settings and starts', async () => {
+    const evalSet = 'eval-sets/binary/';
+    await env.store.put(`${evalSet}yes/a.jpg`, 'x', 'image/jpeg');
+    await env.s3.stop();
+    let trainer: TrainerProcess;
+    try {
+      trainer = start({ EVAL_SET_TUMOR_BINARY: `s3://${evalSet}` });
+      await waitFor(() => trainer.logs.filter((line) => line.includes('"S3 unreachable at start-up; waiting for it"')).length >= 2, {
+        timeoutMs: 30_000,
+        what: 'the trainer to wait for S3 twice',
+      });
+      expect(trainer.child.exitCode).toBeNull();
+    } finally {
+      await env.s3.restart();
+    }
+    await trainer.ready;
+    expect(trainer.logs.some((line) => line.includes('"S3 reachable; start-up goes on"'))).toBe(true);
+    trainer.child.kill('SIGTERM');
+    expect(await trainer.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
+
+  it('refuses to start at once, with the exit code of invalid configuration, when S3 refuses its credentials', async () => {
+    const trainer = start({ S3_ACCESS_KEY_ID: 'NOT-A-KEY' });
+    await expect(trainer.ready).rejects.toThrow(/exited with 78/);
+    const fatal = trainer.logs.find((line) => line.includes('"trainer could not start'));
+    expect(fatal).toContain('S3_ACCESS_KEY_ID: S3 refused access to bucket');
+  }, 30_000);
+
+  it('refuses to start, naming the setting, when an S3 evaluation set is missing once S3 answers', async () => {
+    await env.s3.stop();
+    let trainer: TrainerProcess;
+    try {
+      trainer = start({ EVAL_SET_TUMOR_TYPE: 's3://eval-sets/none/' });
+      await waitFor(() => trainer.logs.some((line) => line.includes('"S3 unreachable at start-up; waiting for it"')), { timeoutMs: 30_000, what: 'the trainer to wait for S3' });
+    } finally {
+      await env.s3.restart();
+    }
+    expect(await trainer.exited).toEqual({ code: 78, signal: null });
+    expect(trainer.logs.find((line) => line.includes('"trainer could not start'))).toContain('EVAL_SET_TUMOR_TYPE: evaluation set of tumor-type cannot be used');
+  }, 60_000);
+});

@@ -36,7 +36,7 @@ afterEach(async () => {
   await env.close();
 });
 
-function start(workerId: string): WorkerProcess {
+function start(workerId: string, extra: Record<string, string> = {}): WorkerProcess {
   const worker = spawnWorker(env, {
     MODELS_DIR: modelsDir,
     WORKER_ID: workerId,
@@ -44,6 +44,7 @@ function start(workerId: string): WorkerProcess {
     WORKER_LOCK_DURATION_MS: String(FAST_RECOVERY.lockDurationMs),
     WORKER_STALLED_INTERVAL_MS: String(FAST_RECOVERY.stalledIntervalMs),
     WORKER_MAX_STALLED_COUNT: String(FAST_RECOVERY.maxStalledCount),
+    ...extra,
   });
   children.push(worker);
   return worker;
@@ -94,4 +95,23 @@ describe('inference worker processes', () => {
     expect(images.map((image) => image.imageId)).toContain(imageId);
     expect(worker.logs.some((line) => line.includes('"shutdown complete"'))).toBe(true);
   });
+
+  it('started before S3, waits for it, saying so, then loads its models from the registry and takes jobs', async () => {
+    await s3.stop();
+    let worker: WorkerProcess;
+    try {
+      worker = start('worker-d', { MODEL_SOURCE: 'registry' });
+      await waitFor(() => worker.logs.filter((line) => line.includes('"S3 unreachable at start-up; waiting for it"')).length >= 2, {
+        timeoutMs: 30_000,
+        what: 'the worker to wait for S3 twice',
+      });
+      expect(worker.child.exitCode).toBeNull();
+    } finally {
+      await s3.restart();
+    }
+    await worker.ready;
+    expect(worker.logs.some((line) => line.includes('"S3 reachable; start-up goes on"'))).toBe(true);
+    const { imageId } = await env.submit(await readImage((await sampleImages('br35h/no', 1))[0] as string));
+    expect((await env.resultOf(imageId, 60_000)).kind).toBe('succeeded');
+  }, 90_000);
 });

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 import {
+  CONFIG_EXIT_CODE,
+  ConfigError,
   ObjectStore,
   SHUTDOWN_PHASE,
   Shutdown,
@@ -10,7 +12,9 @@ import {
   createWorkerConnection,
   loadConfigOrExit,
   logConnectionHealth,
+  openBucket,
   waitForRedis,
+  waitForStore,
   type Logger,
 } from '@btd/shared';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
@@ -35,14 +39,18 @@ async function start(config: WorkerConfig, workerId: string, logger: Logger, shu
   results.on('error', () => {});
 
   await waitForRedis(producer, config.redisUrl);
-  await store.ensureBucket();
+  // S3 may come up after the worker (MinIO under Docker Compose): the worker waits for it; a refusal stops the start.
+  const starting = new AbortController();
+  shutdown.add('start-up', SHUTDOWN_PHASE.intake, () => starting.abort());
+  const wait = { logger, signal: starting.signal };
+  await openBucket(store, wait);
   // With a model thread dead every job would fail here: stop taking them (those in flight fail this
   // attempt and are retried, by other workers) and exit non-zero, so that the supervisor restarts this one.
   const onBroken = (error: Error) => {
     logger.fatal({ err: error }, 'a model thread died; shutting down so that the worker is restarted');
     void shutdown.run('model thread died').then(() => process.exit(1));
   };
-  const models = await openModelSource({ config, workerId, store, redis: producer, logger, metrics: metrics.registry, onBroken });
+  const models = await waitForStore('models', () => openModelSource({ config, workerId, store, redis: producer, logger, metrics: metrics.registry, onBroken }), wait);
   shutdown.add('models', SHUTDOWN_PHASE.resources, () => models.close());
 
   const running = startInferenceWorker({ config: { ...config, workerId }, connection, store, results, models, logger, metrics });
@@ -62,7 +70,11 @@ shutdown.listen();
 try {
   await start(config, workerId, logger, shutdown);
 } catch (error) {
-  logger.fatal({ err: error }, `inference worker could not start: ${(error as Error).message}`);
-  await shutdown.run('start-up failed');
-  process.exit(1);
+  // Stopped by a signal while it waited for S3: the shutdown under way exits.
+  if (!shutdown.started) {
+    logger.fatal({ err: error }, `inference worker could not start: ${(error as Error).message}`);
+    await shutdown.run('start-up failed');
+    // A setting at fault (a bucket or credentials S3 refuses) exits like invalid configuration.
+    process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
+  }
 }

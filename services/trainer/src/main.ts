@@ -12,7 +12,9 @@ import {
   createWorkerConnection,
   loadConfigOrExit,
   logConnectionHealth,
+  openBucket,
   waitForRedis,
+  waitForStore,
   type Logger,
 } from '@btd/shared';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
@@ -34,12 +36,17 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
   logConnectionHealth(connection, 'worker', logger);
 
   await waitForRedis(redis, config.redisUrl);
-  await store.ensureBucket();
+  // S3 may come up after the trainer (MinIO under Docker Compose): each step waits for it; a refusal stops the start.
+  const starting = new AbortController();
+  shutdown.add('start-up', SHUTDOWN_PHASE.intake, () => starting.abort());
+  const wait = { logger, signal: starting.signal };
+  await openBucket(store, wait);
   // A mistyped EVAL_SET_* stops the trainer here rather than failing every training after its last epoch.
-  await checkEvaluationSets(config, createDatasetResolver(store, config));
+  await waitForStore('evaluation sets', () => checkEvaluationSets(config, createDatasetResolver(store, config)), wait);
   const registry = new ModelRegistry({ store, redis, namespace: config.queuePrefix });
   // The gate needs a promoted model to compare with; an empty registry gets the bundled ones first.
-  logger.info({ seeded: await registry.seedFromDirectory(config.modelsDir, 'trainer') }, 'model registry checked');
+  const seeded = await waitForStore('model registry', () => registry.seedFromDirectory(config.modelsDir, 'trainer'), wait);
+  logger.info({ seeded }, 'model registry checked');
 
   const trainer = startTrainer({ config, connection, registry, store, logger });
   shutdown.add('trainings (handed back to the queue)', SHUTDOWN_PHASE.drain, () => trainer.close());
@@ -53,8 +60,11 @@ shutdown.listen();
 try {
   await start(config, logger, shutdown);
 } catch (error) {
-  logger.fatal({ err: error }, `trainer could not start: ${(error as Error).message}`);
-  await shutdown.run('start-up failed');
-  // A setting at fault (an unusable EVAL_SET_*) exits like invalid configuration.
-  process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
+  // Stopped by a signal while it waited for S3: the shutdown under way exits.
+  if (!shutdown.started) {
+    logger.fatal({ err: error }, `trainer could not start: ${(error as Error).message}`);
+    await shutdown.run('start-up failed');
+    // A setting at fault (an unusable EVAL_SET_*, a bucket or credentials S3 refuses) exits like invalid configuration.
+    process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
+  }
 }

@@ -2,3 +2,4 @@ export * from './object-not-found.error.js';
 export * from './object-store.js';
 export * from './embedded-s3.js';
 export * from './store-unavailable.js';
+export * from './store-at-start.js';
