@@ -174,6 +174,25 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
     await expectNothingStored();
   });
 
+  it('refuses a callback URL in clear to another machine, as a study, a batch or a STOW-RS query', async () => {
+    const { env } = harness;
+    const http = 'http://hooks.example.org/btd';
+    const study = await submit([goodFile], { callbackUrl: http });
+    const batch = await call<ErrorBody>(env, 'alice', 'POST', '/v1/batches', { body: { callbackUrl: 'http://10.20.0.5/hooks' } });
+    const stowHeaders = { ...env.auth('alice'), 'content-type': 'multipart/related; type="application/dicom"; boundary=s' };
+    const stowAnswer = await fetch(`${env.url}/v1/dicomweb/studies?callbackUrl=${encodeURIComponent(http)}`, { method: 'POST', headers: stowHeaders, body: '--s--\r\n' });
+    const stow = { status: stowAnswer.status, body: (await stowAnswer.json()) as ErrorBody };
+    for (const answer of [study, batch, stow]) {
+      expect([answer.status, answer.body.code]).toEqual([400, 'invalid_field']);
+      expect(answer.body.message).toContain('must be an https URL');
+      expect(answer.body.message).toContain('WEBHOOK_REQUIRE_HTTPS');
+    }
+    await expectNothingStored();
+    // https anywhere, and http to a receiver on this machine, whose requests cross no network.
+    expect((await submit([goodFile], { callbackUrl: 'https://hooks.example.org/btd' })).status).toBe(202);
+    expect((await submit([goodFile], { callbackUrl: 'http://127.0.0.1:9/btd' })).status).toBe(202);
+  });
+
   it('refuses a submission without files, and one that is not multipart', async () => {
     const empty = await submit([], { externalId: 'ACC-1' });
     expect([empty.status, empty.body.code]).toEqual([400, 'no_files']);

@@ -157,6 +157,17 @@ export const ApiConfigSchema = Type.Object({
     description:
       "Comma-separated addresses and CIDR ranges of non-public networks (loopback, private, link-local, …) that clients' callbackUrl webhooks may reach, e.g. 10.20.0.0/16 for a hospital's integration engine; public addresses are always allowed (empty: public addresses only).",
   }),
+  /**
+   * A webhook's body carries the study's DICOM identifiers (study, series and SOP instance UIDs,
+   * accession number), which must not cross a network in clear; loopback receivers are exempt, their
+   * requests never leave the machine.
+   */
+  webhookRequireHttps: Type.Boolean({
+    env: 'WEBHOOK_REQUIRE_HTTPS',
+    default: true,
+    description:
+      "Refuse (400 invalid_field) a callbackUrl that is not https, since webhooks carry DICOM identifiers; http stays allowed to a loopback address (127.0.0.1, [::1]) on the API's own machine. false: http allowed everywhere.",
+  }),
   /** Per-attempt timeout of a webhook POST. */
   webhookTimeoutMs: timerMsField({
     env: 'WEBHOOK_TIMEOUT_MS',

@@ -4,6 +4,7 @@ import type { MultipartFile } from '@fastify/multipart';
 import type { StudyPriority } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
 import type { UploadReservation } from '../uploads/upload-memory-budget.js';
+import { checkCallbackUrl, type CallbackUrlPolicy } from '../webhooks/callback-url.js';
 import type { IntakeChecks } from './input-formats.js';
 import { inspectUpload, type AcceptedImage, type UploadLimits } from './inspect-upload.js';
 
@@ -25,6 +26,8 @@ export interface StudyFormLimits extends UploadLimits {
   readonly maxFiles: number;
   /** Most bytes of all the files together, held in memory until every one is checked. */
   readonly maxTotalBytes: number;
+  /** What the callbackUrl field must be. */
+  readonly callbacks: CallbackUrlPolicy;
 }
 
 const FILE_FIELDS = new Set(['file', 'files']);
@@ -36,20 +39,8 @@ function badField(field: string, message: string): ApiError {
   return new ApiError(400, 'invalid_field', `field "${field}" ${message}`);
 }
 
-function checkCallbackUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw badField('callbackUrl', 'is not a URL');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badField('callbackUrl', 'must be an http or https URL');
-  if (value.length > 2048) throw badField('callbackUrl', 'is longer than 2048 characters');
-  return value;
-}
-
 /** Checks the text fields; exported for STOW-RS, which takes them as query parameters. */
-export function checkStudyFields(raw: Readonly<Record<string, string>>): StudyFields {
+export function checkStudyFields(raw: Readonly<Record<string, string>>, callbacks: CallbackUrlPolicy): StudyFields {
   const fields: StudyFields = {};
   if (raw.externalId !== undefined) {
     if (!EXTERNAL_ID.test(raw.externalId)) {
@@ -61,7 +52,7 @@ export function checkStudyFields(raw: Readonly<Record<string, string>>): StudyFi
     if (raw.priority !== 'stat' && raw.priority !== 'routine') throw badField('priority', 'must be "stat" or "routine"');
     fields.priority = raw.priority;
   }
-  if (raw.callbackUrl !== undefined) fields.callbackUrl = checkCallbackUrl(raw.callbackUrl);
+  if (raw.callbackUrl !== undefined) fields.callbackUrl = checkCallbackUrl(raw.callbackUrl, callbacks);
   return fields;
 }
 
@@ -158,7 +149,7 @@ export async function readStudyForm(request: FastifyRequest, limits: StudyFormLi
     throw new ApiError(415, 'not_multipart', 'send the study as multipart/form-data with one or more "file" parts');
   }
   const { raw, files } = await readParts(request, limits, held);
-  const fields = checkStudyFields(raw);
+  const fields = checkStudyFields(raw, limits.callbacks);
   if (files.length === 0) throw new ApiError(400, 'no_files', 'the study has no image: add one or more "file" parts');
   // Side by side (DICOM frames decode on the intake threads); a refusal names the first bad file in order.
   const inspected = await Promise.allSettled(files.map(async (file) => inspectUpload(file.bytes, file.filename, limits, checks)));

@@ -8,6 +8,7 @@ import { BatchPageQuerySchema, BatchParamsSchema, BatchViewSchema, CreateBatchSc
 import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
 import { studyUploadSchema } from '../schemas/study.schemas.js';
 import { submitStudy } from '../studies/submit-study.js';
+import { checkCallbackUrl } from '../webhooks/callback-url.js';
 import { multipartValidator, requireRedis, sendStored, withUploadMemory } from './route-helpers.js';
 import { formLimits } from './studies.routes.js';
 
@@ -32,6 +33,7 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       preHandler: requireRedis(ctx),
     },
     async (request, reply) => {
+      if (request.body.callbackUrl) checkCallbackUrl(request.body.callbackUrl, { requireHttps: ctx.config.webhookRequireHttps });
       const created = await createBatch(ctx, clientOf(request), request.body, request.headers['idempotency-key']);
       return sendStored(reply, created);
     },

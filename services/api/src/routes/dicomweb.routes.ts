@@ -27,6 +27,8 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
     checkStowAccept(request.headers.accept);
     const boundary = stowBoundary(request.headers['content-type']);
     const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
+    // The query's fields are checked before the body is read.
+    const fields = checkStudyFields(request.query as Record<string, string>, { requireHttps: ctx.config.webhookRequireHttps });
     const idempotencyKey = request.headers['idempotency-key'];
     const instances = await withUploadMemory(ctx, request, async (held) => {
       const bodyLimits = { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes };
@@ -36,7 +38,7 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
         parts,
         {
           clientId: client.id,
-          fields: checkStudyFields(request.query as Record<string, string>),
+          fields,
           ...(studyInstanceUid ? { studyInstanceUid } : {}),
           ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}),
           limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy },

@@ -23,8 +23,15 @@ import { multipartValidator, requireRedis, sendStored, withUploadMemory } from '
 
 /** Upload limits from the configuration. */
 export function formLimits(ctx: ApiContext): StudyFormLimits {
-  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
-  return { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy, maxFiles: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes };
+  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes, webhookRequireHttps } = ctx.config;
+  return {
+    maxBytes: maxUploadBytes,
+    maxPixels: maxImagePixels,
+    maxImages: maxImagesPerStudy,
+    maxFiles: maxImagesPerStudy,
+    maxTotalBytes: maxSubmissionBytes,
+    callbacks: { requireHttps: webhookRequireHttps },
+  };
 }
 
 /** `/v1/studies`: submit, read, list, and the overlay image. */
