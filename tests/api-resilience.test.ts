@@ -1,7 +1,18 @@
 import { Worker } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { startApi, type SubmittedStudy } from '@btd/api';
-import { RESULTS_QUEUE, RESULT_JOB_NAME, createLogger, createResultsQueue, createWorkerConnection, postResult, resultJobId } from '@btd/shared';
+import { recordKeys, startApi, type SubmittedStudy } from '@btd/api';
+import {
+  RESULTS_QUEUE,
+  RESULT_JOB_NAME,
+  WEBHOOKS_QUEUE,
+  createLogger,
+  createResultsQueue,
+  createWebhooksQueue,
+  createWorkerConnection,
+  enqueueWebhook,
+  postResult,
+  resultJobId,
+} from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
@@ -109,3 +120,47 @@ describe('results consumer', () => {
   });
 });
 
+describe('webhook sender', () => {
+  it('marks a delivery failed, with the reason, when its job fails for stalling too often', async () => {
+    await harness.env.api.close();
+    const { prefix, redis } = harness.env;
+    const deliveryId = `delivery-${Date.now()}`;
+    const key = recordKeys(prefix).delivery(deliveryId);
+    await redis.hset(key, { id: deliveryId, clientId: 'alice', event: 'study.completed', url: 'https://hooks.example/study', body: '{}', attempts: '0' });
+    const webhooks = createWebhooksQueue(redis, prefix);
+    const job = await enqueueWebhook(webhooks, deliveryId);
+
+    // An API process takes the delivery and dies holding it, once more than its stall count allows:
+    // the stall check (a checker allowing no stall, so that one is enough) marks it to fail when next taken.
+    const connection = createWorkerConnection(TEST_REDIS_URL);
+    const dying = new Worker(WEBHOOKS_QUEUE, null, { connection, prefix, autorun: false, lockDuration: 100, maxStalledCount: 0 });
+    const checkStalled = async () => {
+      await redis.del(`${prefix}:${WEBHOOKS_QUEUE}:stalled-check`);
+      await (dying as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
+    };
+    try {
+      expect((await dying.getNextJob('dying-api', { block: false }))?.id).toBe(job.id);
+      await sleep(150);
+      await checkStalled();
+      await checkStalled();
+    } finally {
+      await dying.close();
+      connection.disconnect();
+    }
+
+    const again = await startApi(harness.env.config, createLogger({ name: 'api-test', level: 'silent', pretty: false }));
+    try {
+      const failed = await waitFor(async () => ((await webhooks.getJob(job.id!))?.finishedOn ? webhooks.getJob(job.id!) : undefined), { what: 'the delivery job to fail' });
+      expect([await failed!.getState(), failed!.failedReason]).toEqual(['failed', 'job stalled more than allowable limit']);
+      const delivery = await waitFor(async () => {
+        const fields = await redis.hgetall(key);
+        return fields.failedAt ? fields : undefined;
+      }, { what: 'the delivery to be marked failed', timeoutMs: 5000 });
+      expect(delivery.failedReason).toBe('job stalled more than allowable limit');
+      expect(delivery.deliveredAt).toBeUndefined();
+    } finally {
+      await again.close();
+      await webhooks.close();
+    }
+  });
+});

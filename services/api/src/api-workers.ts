@@ -49,10 +49,12 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     concurrency: ctx.config.webhookConcurrency,
     maxStalledCount: API_CONSUMER_MAX_STALLED_COUNT,
   });
-  webhooks.on('failed', (job) => {
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-      ctx.deliveries.markFailed(job.data.deliveryId).catch((error: unknown) => logger.error({ err: error }, 'could not mark delivery failed'));
-    }
+  // Failed for good, whichever way: attempts spent, a refusal, or stalled too often (the API process
+  // holding it died more than its stall count allows, which fails it without spending its attempts).
+  // BullMQ sets finishedOn only then, not on a failure it retries.
+  webhooks.on('failed', (job, error) => {
+    if (job?.finishedOn === undefined) return;
+    ctx.deliveries.markFailed(job.data.deliveryId, error.message).catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not mark delivery failed'));
   });
   for (const worker of [results, webhooks]) {
     worker.on('error', (error) => logger.error({ err: error, queue: worker.name }, 'queue consumer error'));

@@ -82,7 +82,8 @@ export const WebhookViewSchema = Type.Object({
   lastStatus: Type.Optional(Type.Integer({ description: 'HTTP status of the last attempt; 0 when no answer came.' })),
   lastError: Type.Optional(Type.String()),
   deliveredAt: Type.Optional(Type.String()),
-  failedAt: Type.Optional(Type.String({ description: 'Set once every attempt has failed.' })),
+  failedAt: Type.Optional(Type.String({ description: 'Set once the delivery is given up: every attempt failed, or the API processes sending it died too often.' })),
+  failedReason: Type.Optional(Type.String({ description: 'Why the delivery was given up, set with failedAt.' })),
 });
 
 export const StudyVerdictSchema = Type.Object(

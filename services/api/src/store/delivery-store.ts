@@ -9,6 +9,12 @@ hsetJson(KEYS[1], ARGV[1])
 return 1
 `);
 
+const markFailedUnlessDelivered = redisScript(`
+if redis.call('HEXISTS', KEYS[1], 'deliveredAt') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'failedAt', ARGV[1], 'failedReason', ARGV[2])
+return 1
+`);
+
 /** Webhook deliveries: URL, body and attempt history, kept out of the queue's job data. */
 export class DeliveryStore {
   constructor(
@@ -36,8 +42,11 @@ export class DeliveryStore {
     await multi.exec();
   }
 
-  /** Marks a delivery given up after its last attempt. */
-  async markFailed(deliveryId: string): Promise<void> {
-    await this.redis.hset(this.keys.delivery(deliveryId), 'failedAt', new Date().toISOString());
+  /**
+   * Marks a delivery given up (its job failed for good), with the reason; not one recorded as
+   * delivered, whose job can still fail as stalled when its process died before finishing it.
+   */
+  async markFailed(deliveryId: string, reason: string): Promise<void> {
+    await markFailedUnlessDelivered(this.redis, [this.keys.delivery(deliveryId)], [new Date().toISOString(), reason.slice(0, 300)]);
   }
 }

@@ -81,6 +81,8 @@ export interface DeliveryRecord {
   lastError?: string;
   deliveredAt?: string;
   failedAt?: string;
+  /** Why its job failed for good: the last attempt's error, or that it stalled too often. */
+  failedReason?: string;
 }
 
 type Flat = Record<string, string>;

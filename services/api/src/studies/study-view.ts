@@ -109,8 +109,8 @@ export function studyVerdict(images: readonly Pick<ImageRecord, 'id' | 'state' |
 /** Webhook progress as clients see it (never the URL, which may carry a token). */
 export function webhookView(delivery: DeliveryRecord | undefined): StudyView['webhook'] {
   if (!delivery) return undefined;
-  const { attempts, lastStatus, lastError, deliveredAt, failedAt } = delivery;
-  return { attempts, lastStatus, lastError, deliveredAt, failedAt };
+  const { attempts, lastStatus, lastError, deliveredAt, failedAt, failedReason } = delivery;
+  return { attempts, lastStatus, lastError, deliveredAt, failedAt, failedReason };
 }
 
 /**
