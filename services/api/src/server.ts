@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '@btd/shared';
@@ -9,6 +11,18 @@ const requestSerializers = {
   req: (request: { method: string; url: string; id: string }) => ({ method: request.method, path: request.url.split('?')[0], id: request.id }),
 };
 
+/** A client's request id that goes into the log as it is: 1–128 letters, digits and . _ : - (a UUID, a trace id). */
+const ACCEPTED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The id of a request in the log: the client's `X-Request-Id`, so that its own logs and ours can be
+ * matched, when it is a plain id; else (a megabyte of text, a line break forging a log line) a new one.
+ */
+export function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && ACCEPTED_REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 /** Builds the Fastify instance with the application registered, ready to listen or `inject`. */
 export async function buildServer(ctx: ApiContext, logger: Logger, routes: readonly ApiRoutes[] = []): Promise<FastifyInstance> {
   const app = Fastify({
@@ -18,7 +32,7 @@ export async function buildServer(ctx: ApiContext, logger: Logger, routes: reado
     // Node checks the deadline of every open connection at this interval (30 s unless given).
     requestTimeout: ctx.config.httpRequestTimeoutMs,
     http: { connectionsCheckingInterval: Math.min(30_000, Math.ceil(ctx.config.httpRequestTimeoutMs / 4)) },
-    requestIdHeader: 'x-request-id',
+    genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   await app.register(apiApp, { ctx, routes });
