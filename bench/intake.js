@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { inlineDicomFramesCheck, pooledDicomFramesCheck } from '../services/api/dist/intake/dicom-frames-check.js';
+import { inlineDicomReader, pooledDicomReader } from '../services/api/dist/intake/dicom-reader.js';
 import { inspectUpload } from '../services/api/dist/intake/inspect-upload.js';
 import { benchImages } from './lib/bench-images.js';
 import { median } from './lib/stats.js';
@@ -51,9 +51,9 @@ async function inspectBatch(files, checks) {
 const rows = [];
 for (const format of ['dicom', 'dicom-jpeg2000']) {
   const { images, from } = await benchImages(COUNT, format);
-  for (const [mode, makeCheck] of [['event loop', () => inlineDicomFramesCheck()], [`${THREADS} threads`, () => pooledDicomFramesCheck(THREADS)]]) {
+  for (const [mode, makeCheck] of [['event loop', () => inlineDicomReader()], [`${THREADS} threads`, () => pooledDicomReader(THREADS)]]) {
     const check = makeCheck();
-    const checks = { dicomFrames: check };
+    const checks = { dicom: check };
     await inspectBatch(images.slice(0, 4), checks); // warm-up: codecs compiled, threads started
     const runs = [];
     for (let round = 0; round < ROUNDS; round++) runs.push(await inspectBatch(images, checks));

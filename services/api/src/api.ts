@@ -22,7 +22,7 @@ import { createApiMetrics } from './metrics/api-metrics.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { buildServer, listen } from './server.js';
 import { startPendingSweeps } from './studies/pending-submissions.js';
-import { dicomFramesCheck } from './intake/dicom-frames-check.js';
+import { dicomReader } from './intake/dicom-reader.js';
 
 /** A started API: HTTP server plus results and webhook consumers, and the sweep of pending submissions. */
 export interface RunningApi {
@@ -71,7 +71,7 @@ async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiD
   // The queues share the producer connection, whose outages are already logged once.
   for (const queue of Object.values(queues)) queue.on('error', (error) => logger.debug({ err: error, queue: queue.name }, 'queue error'));
   const metrics = createApiMetrics(Object.values(queues));
-  const intakeChecks = { dicomFrames: dicomFramesCheck(config.intakeDecodeThreads) };
+  const intakeChecks = { dicom: dicomReader(config.intakeDecodeThreads) };
   return { config, redis, objectStore, queues, keyRing: ring, metrics, webhookSecret, intakeChecks, local };
 }
 
@@ -94,7 +94,7 @@ export async function startApi(config: ApiConfig, logger: Logger, routes: readon
     await Promise.allSettled(Object.values(ctx.queues).map((queue) => queue.close()));
     await closeRedis(ctx.redis);
     ctx.objectStore.close();
-    await ctx.intakeChecks.dicomFrames.close();
+    await ctx.intakeChecks.dicom.close();
   });
   const close = once(async () => {
     await stopIntake();

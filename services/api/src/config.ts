@@ -86,13 +86,13 @@ export const ApiConfigSchema = Type.Object({
     minimum: 1,
     description: 'Largest accepted width × height of an image (decompression-bomb guard).',
   }),
-  /** Threads that decode uploaded DICOM frames to prove them whole. */
+  /** Threads that read uploaded DICOM files: header and every frame. */
   intakeDecodeThreads: Type.Optional(
     Type.Integer({
       env: 'INTAKE_DECODE_THREADS',
       minimum: 0,
       maximum: 32,
-      description: 'Threads that decode uploaded DICOM frames to prove them whole, off the event loop (unset: one per core, at most 4; 0: on the event loop).',
+      description: 'Threads that read uploaded DICOM files off the event loop, each once per request: header parsed (a deflated data set inflated) and every frame decoded to prove it whole (unset: one per core, at most 4; 0: on the event loop).',
     }),
   ),
   /** Most images in one study. */

@@ -178,7 +178,42 @@ export interface DicomImage {
  */
 export function openDicomImage(bytes: Uint8Array, maxPixels: number): DicomImage {
   const data = parse(bytes, false);
+  return imageOf(data, headerOf(data), maxPixels);
+}
+
+/** A DICOM file parsed once, pixel data included: its header, and its image for decoding. */
+export interface ParsedDicom {
+  readonly header: DicomHeader;
+  /** The image as `openDicomImage` gives it; throws what that throws, or why the pixel data did not parse. */
+  image(maxPixels: number): DicomImage;
+}
+
+/**
+ * Parses a DICOM file once for both its header and its frames: a deflated file is inflated once,
+ * where `readDicomHeader` then `openDicomImage` would inflate it twice. A file whose header reads but
+ * whose data set does not (pixel data cut short) gives its header, and an image that throws the reason.
+ *
+ * @throws ImageDecodeError when the header cannot be read, as `readDicomHeader` throws it
+ */
+export function parseDicomFile(bytes: Uint8Array): ParsedDicom {
+  let data: DataSet;
+  try {
+    data = parse(bytes, false);
+  } catch (error) {
+    // Only on this failure is the header parsed on its own, to tell a bad header from a bad data set.
+    const header = readDicomHeader(bytes);
+    return {
+      header,
+      image: () => {
+        throw error;
+      },
+    };
+  }
   const header = headerOf(data);
+  return { header, image: (maxPixels) => imageOf(data, header, maxPixels) };
+}
+
+function imageOf(data: DataSet, header: DicomHeader, maxPixels: number): DicomImage {
   const { width, height } = header;
   if (width * height > maxPixels) throw new ImageDecodeError(`DICOM image has ${width}×${height} pixels; the limit is ${maxPixels}`);
   if (!isAnalysedModality(header.modality)) throw unsupportedImage(`DICOM modality is ${header.modality}; btd analyses MR slices`);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { isAnalysedModality, readDicomHeader, type DicomHeader } from '@btd/model';
+import { isAnalysedModality, isDicom, type DicomHeader } from '@btd/model';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import type { IntakeChecks } from '../intake/input-formats.js';
@@ -48,15 +48,6 @@ interface Candidate {
   image: AcceptedImage;
 }
 
-/** A part's DICOM header, if it has one that parses. */
-function headerOf(bytes: Uint8Array): DicomHeader | undefined {
-  try {
-    return readDicomHeader(bytes);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The UIDs a DICOM header carries, for the response. */
 function uidsOf(header: DicomHeader | undefined): Pick<StowInstance, 'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid'> {
   const { sopInstanceUid, studyInstanceUid } = header?.identifiers ?? {};
@@ -70,17 +61,22 @@ function reasonFor(error: ApiError, header: DicomHeader | undefined): number {
   return FailureReason.cannotUnderstand;
 }
 
-/** Checks one part as `POST /v1/studies` checks a file; a refusal becomes the instance's failure. */
+/**
+ * Checks one part as `POST /v1/studies` checks a file; a refusal becomes the instance's failure. The
+ * part is parsed once, on the intake threads: its UIDs for the answer (also that of a part refused), and
+ * for a part to store its frames decoded, which the inspection then takes as they are.
+ */
 async function inspectPart(part: StowPart, options: StowOptions): Promise<Candidate | StowInstance> {
-  const header = headerOf(part.bytes);
+  const wrongType = part.contentType !== undefined && part.contentType.toLowerCase() !== 'application/dicom';
+  const reading = isDicom(part.bytes) ? await options.checks.dicom.read(part.bytes, wrongType ? undefined : options.limits) : undefined;
+  const header = reading?.header;
   const instance: StowInstance = { index: part.index, ...uidsOf(header) };
   const fail = (reason: number, comment: string): StowInstance => ({ ...instance, failure: { reason, comment } });
-  if (part.contentType !== undefined && part.contentType.toLowerCase() !== 'application/dicom') {
-    return fail(FailureReason.cannotUnderstand, `part ${part.index} is ${part.contentType}; send each instance as application/dicom`);
-  }
+  if (wrongType) return fail(FailureReason.cannotUnderstand, `part ${part.index} is ${part.contentType}; send each instance as application/dicom`);
   let image: AcceptedImage;
   try {
-    image = await inspectUpload(part.bytes, `${instance.sopInstanceUid ?? `instance-${part.index}`}.dcm`, options.limits, options.checks);
+    const filename = `${instance.sopInstanceUid ?? `instance-${part.index}`}.dcm`;
+    image = await inspectUpload(reading?.bytes ?? part.bytes, filename, options.limits, options.checks, reading);
   } catch (error) {
     if (error instanceof ApiError) return fail(reasonFor(error, header), error.message);
     throw error;

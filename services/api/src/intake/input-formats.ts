@@ -1,10 +1,12 @@
-import { readDicomHeader, type DicomIdentifiers, type SlicePlane } from '@btd/model';
+import { ImageDecodeError, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
-import type { DicomFramesCheck } from './dicom-frames-check.js';
+import type { DicomReader, DicomReading } from './dicom-reader.js';
+import { dicomImageHeader, withinLimits, type DecodeLimits } from './dicom-reading.js';
 
-/** How intake proves pixel data whole, where a format needs more than its own decoder on the event loop. */
+/** How intake reads what it should not read on the event loop. */
 export interface IntakeChecks {
-  readonly dicomFrames: DicomFramesCheck;
+  /** DICOM files: parsed (a deflated one inflated) and their frames decoded, on the intake threads in the API. */
+  readonly dicom: DicomReader;
 }
 
 /**
@@ -22,11 +24,28 @@ export interface ImageHeader {
   readonly dicom?: DicomImageInfo;
 }
 
+/** A header that cannot be read; `cause` says why. */
+export class UnreadableHeader extends Error {
+  constructor(cause: unknown) {
+    super('header cannot be read', { cause });
+    this.name = 'UnreadableHeader';
+  }
+}
+
+/** What a format's inspection of a file found. */
+export interface FormatInspection {
+  /** The file's bytes from then on (a DICOM file's come back from the thread that read it). */
+  readonly bytes: Uint8Array;
+  readonly header: ImageHeader;
+  /** Why the pixel data does not decode; absent when it decodes, or when the header is beyond the limits and nothing was decoded. */
+  readonly decodeFailure?: Error;
+}
+
 /**
  * One accepted upload format. Intake checks every file against these before anything is stored.
  *
- * Each format implements the same three steps: recognise its magic bytes, read its header
- * (dimensions first) without decoding pixels, and prove the pixel data decodes.
+ * Each format recognises its magic bytes, reads its header (dimensions first) without decoding
+ * pixels, and, when the header is within the limits, proves the pixel data decodes.
  */
 export interface InputFormat {
   /** MIME type stored with the original and reported to clients. */
@@ -37,13 +56,19 @@ export interface InputFormat {
   readonly extension: string;
   /** True when the content sniffed by `file-type` is this format. */
   matches(detectedMime: string | undefined): boolean;
-  /** Header-only read: cheap even for a decompression bomb. */
-  readHeader(bytes: Uint8Array): Promise<ImageHeader>;
-  /** Decodes every pixel (never more than `maxPixels`); throws when the data is truncated or corrupt. */
-  verifyDecodable(bytes: Uint8Array, maxPixels: number, checks: IntakeChecks): Promise<void>;
+  /**
+   * Reads the header (cheap even for a decompression bomb) then, if it is within `limits`, decodes
+   * every pixel (never more than `limits.maxPixels`). `reading` is the file's DICOM reading when the
+   * caller already made it with the same limits.
+   *
+   * @throws UnreadableHeader when the header cannot be read
+   */
+  inspect(bytes: Uint8Array, limits: DecodeLimits, checks: IntakeChecks, reading?: DicomReading): Promise<FormatInspection>;
   /** True when the file visibly stops before its image ends (no end marker), whatever the decoder said. */
   endsEarly?(bytes: Uint8Array): boolean;
 }
+
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
 /** A JPEG ends early when no end-of-image marker follows its last scan (an EXIF thumbnail has its own, earlier). */
 function jpegEndsEarly(bytes: Uint8Array): boolean {
@@ -58,6 +83,12 @@ function pngEndsEarly(bytes: Uint8Array): boolean {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).lastIndexOf('IEND', undefined, 'latin1') < 0;
 }
 
+async function rasterHeader(bytes: Uint8Array): Promise<ImageHeader> {
+  const metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  if (!metadata.width || !metadata.height) throw new Error('header has no dimensions');
+  return { width: metadata.width, height: metadata.height, frames: 1 };
+}
+
 function rasterFormat(mime: string, label: string, extension: string, endsEarly: (bytes: Uint8Array) => boolean): InputFormat {
   return {
     mime,
@@ -65,43 +96,51 @@ function rasterFormat(mime: string, label: string, extension: string, endsEarly:
     extension,
     endsEarly,
     matches: (detectedMime) => detectedMime === mime,
-    async readHeader(bytes) {
+    async inspect(bytes, limits) {
       // The pixel limit is checked by the caller with a precise message; sharp's own would
       // refuse to read the header at all.
-      const metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
-      if (!metadata.width || !metadata.height) throw new Error('header has no dimensions');
-      return { width: metadata.width, height: metadata.height, frames: 1 };
-    },
-    async verifyDecodable(bytes, maxPixels) {
+      const header = await rasterHeader(bytes).catch((error: unknown) => {
+        throw new UnreadableHeader(error);
+      });
+      if (!withinLimits(header, limits)) return { bytes, header };
       // Shrinking to a thumbnail still reads the whole stream, which is what proves it complete.
-      const decode = () => sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels }).resize(8, 8).raw().toBuffer();
+      const decode = async () => sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels }).resize(8, 8).raw().toBuffer();
       // While other images decode, libvips can lose a failure's message ("Unknown error"); a second
       // decode says what is wrong (truncated or corrupt), which the refusal names.
-      await decode().catch(async (error: unknown) => {
-        if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
-        await decode();
-      });
+      const decodeFailure = await decode()
+        .catch(async (error: unknown) => {
+          if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
+          await decode();
+        })
+        .then(() => undefined, asError);
+      return { bytes, header, ...(decodeFailure ? { decodeFailure } : {}) };
     },
   };
 }
 
 /**
- * DICOM Part 10 files holding one slice, uncompressed or in a compressed encoding the model package
- * reads; decoding applies the file's rescale and window, as the workers will (`decodeDicomGrey`).
+ * DICOM Part 10 files holding one slice or a series of frames, uncompressed or in a compressed encoding
+ * the model package reads; decoding applies the file's rescale and window, as the workers will (`decodeDicomGrey`).
  */
 const dicomFormat: InputFormat = {
   mime: 'application/dicom',
   label: 'DICOM',
   extension: 'dcm',
   matches: (detectedMime) => detectedMime === 'application/dicom',
-  async readHeader(bytes) {
-    const { width, height, frames, identifiers, plane } = readDicomHeader(bytes);
-    if (!Number.isInteger(frames) || frames < 1) throw new Error(`Number of Frames is ${frames}`);
-    return { width, height, frames, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
-  },
-  async verifyDecodable(bytes, maxPixels, checks) {
-    // Every frame: each becomes an image, and each must be there and decode.
-    await checks.dicomFrames.verify(bytes, maxPixels);
+  async inspect(bytes, limits, checks, reading) {
+    // Parsed once, with every frame decoded when the header is within the limits, off the event loop.
+    const read = reading ?? (await checks.dicom.read(bytes, limits));
+    if (read.headerError !== undefined || !read.header) throw new UnreadableHeader(new Error(read.headerError));
+    let header: ImageHeader;
+    try {
+      header = dicomImageHeader(read.header);
+    } catch (error) {
+      throw new UnreadableHeader(error);
+    }
+    const failure = read.decodeFailure;
+    if (!failure) return { bytes: read.bytes, header };
+    const decodeFailure = failure.decode ? new ImageDecodeError(failure.message, { unsupported: failure.unsupported }) : new Error(failure.message);
+    return { bytes: read.bytes, header, decodeFailure };
   },
 };
 

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mriSlices, pngDeclaring, truncatedJpeg } from '../../../../tests/api-fixtures.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { ApiError } from '../errors/api-error.js';
-import { DicomFramesCheckUnavailable, inlineDicomFramesCheck, pooledDicomFramesCheck } from './dicom-frames-check.js';
+import { DicomReaderUnavailable, inlineDicomReader, pooledDicomReader } from './dicom-reader.js';
 import { inspectUpload } from './inspect-upload.js';
 
 const limits = { maxBytes: 1_000_000, maxPixels: 4_000_000, maxImages: 8 };
@@ -90,19 +90,19 @@ describe('inspectUpload', () => {
 
 describe('DICOM frames checked on threads that have failed', () => {
   it('fails the request as the service\'s error, not as a refusal of the file', async () => {
-    const check = pooledDicomFramesCheck(1, new URL('../../../../tests/fixtures/threads/failing-task.mjs', import.meta.url).href);
+    const check = pooledDicomReader(1, new URL('../../../../tests/fixtures/threads/failing-task.mjs', import.meta.url).href);
     const file = readFileSync(new URL('../../../../tests/fixtures/dicom/jpeg-2000-lossless.dcm', import.meta.url));
-    await expect(inspectUpload(file, 'slice.dcm', limits, { dicomFrames: check })).rejects.toBeInstanceOf(DicomFramesCheckUnavailable);
+    await expect(inspectUpload(file, 'slice.dcm', limits, { dicom: check })).rejects.toBeInstanceOf(DicomReaderUnavailable);
     await check.close();
   });
 });
 
 describe.each([
-  ['on the event loop', () => inlineDicomFramesCheck()],
-  ['on a pool of threads', () => pooledDicomFramesCheck(2)],
+  ['on the event loop', () => inlineDicomReader()],
+  ['on a pool of threads', () => pooledDicomReader(2)],
 ])('DICOM frames checked %s', (_, makeCheck) => {
   const check = makeCheck();
-  const checks = { dicomFrames: check };
+  const checks = { dicom: check };
   const fixture = (name: string) => readFileSync(new URL(`../../../../tests/fixtures/dicom/${name}`, import.meta.url));
   const refusal = async (bytes: Uint8Array) => {
     const error = await inspectUpload(bytes, 'slice.dcm', limits, checks).then(

@@ -1,11 +1,11 @@
 import { ImageDecodeError } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
-import { DicomFramesCheckUnavailable, inlineDicomFramesCheck } from './dicom-frames-check.js';
-import { inputFormats, type ImageHeader, type InputFormat, type IntakeChecks } from './input-formats.js';
+import { inlineDicomReader, type DicomReading } from './dicom-reader.js';
+import { inputFormats, UnreadableHeader, type ImageHeader, type InputFormat, type IntakeChecks } from './input-formats.js';
 
 /** Every check on the calling thread (for callers without the API's thread pool, such as tests). */
-const INLINE_CHECKS: IntakeChecks = { dicomFrames: inlineDicomFramesCheck() };
+const INLINE_CHECKS: IntakeChecks = { dicom: inlineDicomReader() };
 
 /** Limits every uploaded image must satisfy. */
 export interface UploadLimits {
@@ -46,22 +46,44 @@ function describeFailure(error: unknown): string {
   return (text.split('\n')[0] ?? '').replace(/^vips\w*:\s*/i, '').trim();
 }
 
+/** The refusal of pixel data that does not decode: unsupported, truncated or undecodable, with the decoder's reason. */
+function decodeRefusal(error: Error, format: InputFormat, bytes: Uint8Array, filename: string): ApiError {
+  if (error instanceof ImageDecodeError && error.unsupported) return reject(422, 'image_unsupported', filename, error.message);
+  const reason = describeFailure(error);
+  // The file's own end marker decides first: libvips can lose its message while other images decode.
+  const endsEarly = format.endsEarly?.(bytes) === true;
+  const code = endsEarly || /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
+  const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
+  const because = endsEarly && /^unknown error$/i.test(reason) ? 'it stops before its end marker' : reason;
+  return reject(422, code, filename, `${format.label} data ${what} (${because})`);
+}
+
 /**
  * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
  * a header declaring at most `maxPixels` (and at most `maxImages` frames), and pixel data that decodes to the end
- * (a DICOM file's frames through `checks`, off the event loop in the API).
+ * (a DICOM file is parsed and its frames decoded through `checks`, off the event loop in the API; `dicom`
+ * is that reading when the caller already made it with these limits, so that the file is parsed once).
+ * The accepted image's bytes are the file's from then on: those given may have been moved to a thread.
  *
  * @throws ApiError (4xx) naming the file and the precise reason
  */
-export async function inspectUpload(bytes: Uint8Array, filename: string, limits: UploadLimits, checks: IntakeChecks = INLINE_CHECKS): Promise<AcceptedImage> {
+export async function inspectUpload(
+  bytes: Uint8Array,
+  filename: string,
+  limits: UploadLimits,
+  checks: IntakeChecks = INLINE_CHECKS,
+  dicom?: DicomReading,
+): Promise<AcceptedImage> {
   if (bytes.length === 0) throw reject(400, 'empty_file', filename, 'is empty');
   if (bytes.length > limits.maxBytes) {
     throw reject(413, 'file_too_large', filename, `is ${bytes.length} bytes; the limit is ${limits.maxBytes}`);
   }
   const format = await detectFormat(bytes, filename);
-  const header = await format.readHeader(bytes).catch((error: unknown) => {
-    throw reject(422, 'image_unreadable', filename, `${format.label} header cannot be read (${describeFailure(error)})`);
+  const inspection = await format.inspect(bytes, limits, checks, dicom).catch((error: unknown) => {
+    if (!(error instanceof UnreadableHeader)) throw error;
+    throw reject(422, 'image_unreadable', filename, `${format.label} header cannot be read (${describeFailure(error.cause)})`);
   });
+  const { header } = inspection;
   const pixels = header.width * header.height;
   if (pixels > limits.maxPixels) {
     const declared = `${header.width}×${header.height} = ${pixels} pixels`;
@@ -70,16 +92,6 @@ export async function inspectUpload(bytes: Uint8Array, filename: string, limits:
   if (header.frames > limits.maxImages) {
     throw reject(413, 'too_many_images', filename, `holds ${header.frames} frames, each an image; at most ${limits.maxImages} per study`);
   }
-  await format.verifyDecodable(bytes, limits.maxPixels, checks).catch((error: unknown) => {
-    if (error instanceof DicomFramesCheckUnavailable) throw error;
-    if (error instanceof ImageDecodeError && error.unsupported) throw reject(422, 'image_unsupported', filename, error.message);
-    const reason = describeFailure(error);
-    // The file's own end marker decides first: libvips can lose its message while other images decode.
-    const endsEarly = format.endsEarly?.(bytes) === true;
-    const code = endsEarly || /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
-    const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
-    const because = endsEarly && /^unknown error$/i.test(reason) ? 'it stops before its end marker' : reason;
-    throw reject(422, code, filename, `${format.label} data ${what} (${because})`);
-  });
-  return { filename, bytes, format, header };
+  if (inspection.decodeFailure) throw decodeRefusal(inspection.decodeFailure, format, inspection.bytes, filename);
+  return { filename, bytes: inspection.bytes, format, header };
 }

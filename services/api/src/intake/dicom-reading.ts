@@ -1,0 +1,73 @@
+import { ImageDecodeError, parseDicomFile, type DicomHeader } from '@btd/model';
+import type { ImageHeader } from './input-formats.js';
+
+/** What a file's header may declare for its pixel data to be decoded at all (else it is refused from the header). */
+export interface DecodeLimits {
+  /** Largest width × height. */
+  readonly maxPixels: number;
+  /** Most images (frames) in one file. */
+  readonly maxImages: number;
+}
+
+/** Whether a header is within the limits; one that is not is refused before any pixel is decoded. */
+export function withinLimits(header: Pick<ImageHeader, 'width' | 'height' | 'frames'>, limits: DecodeLimits): boolean {
+  return header.width * header.height <= limits.maxPixels && header.frames <= limits.maxImages;
+}
+
+/** The image header of a DICOM header, whose Number of Frames must make at least one image. */
+export function dicomImageHeader({ width, height, frames, identifiers, plane }: DicomHeader): ImageHeader {
+  if (!Number.isInteger(frames) || frames < 1) throw new Error(`Number of Frames is ${frames}`);
+  return { width, height, frames, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
+}
+
+/** Why pixel data did not decode; an error's class and flags do not cross threads, so they travel as fields. */
+export interface DecodeFailure {
+  readonly message: string;
+  /** Thrown as an ImageDecodeError (else another error, such as a codec's). */
+  readonly decode: boolean;
+  readonly unsupported: boolean;
+}
+
+/** What one read of a DICOM file found; plain data, so that it crosses threads. */
+export interface DicomFindings {
+  /** The header, when it reads (kept when its frames make no image: STOW-RS answers with its UIDs). */
+  readonly header?: DicomHeader;
+  /** Why the header cannot be read, or makes no image; the file is then unreadable. */
+  readonly headerError?: string;
+  /** Why a frame did not decode, when the header was within the limits and its frames were decoded. */
+  readonly decodeFailure?: DecodeFailure;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Reads a DICOM file, parsed once: its header and, with `limits` that the header is within, every
+ * frame decoded (each becomes an image, and each must be there and decode). Without `limits`, the
+ * header only. Runs on an intake thread, or on the calling one.
+ */
+export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefined): Promise<DicomFindings> {
+  let parsed: ReturnType<typeof parseDicomFile>;
+  try {
+    parsed = parseDicomFile(bytes);
+  } catch (error) {
+    return { headerError: messageOf(error) };
+  }
+  const { header } = parsed;
+  let image: ImageHeader;
+  try {
+    image = dicomImageHeader(header);
+  } catch (error) {
+    return { header, headerError: messageOf(error) };
+  }
+  if (!limits || !withinLimits(image, limits)) return { header };
+  try {
+    const dicom = parsed.image(limits.maxPixels);
+    for (let frame = 0; frame < image.frames; frame++) await dicom.decodeFrame(frame);
+  } catch (error) {
+    const decode = error instanceof ImageDecodeError;
+    return { header, decodeFailure: { message: messageOf(error), decode, unsupported: decode && error.unsupported } };
+  }
+  return { header };
+}
