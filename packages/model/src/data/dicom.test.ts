@@ -4,7 +4,7 @@ import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
 import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, decodeRgb, MAX_INPUT_PIXELS } from './decode-image.js';
-import { decodeDicomGrey, isDicom, readDicomHeader, slicePlane } from './dicom.js';
+import { decodeDicomGrey, isDicom, parseDicomFile, readDicomHeader, slicePlane } from './dicom.js';
 import { MAX_INFLATED_DICOM_BYTES } from './dicom-inflate.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 
@@ -129,6 +129,19 @@ describe('DICOM', () => {
     const refusal = 'DICOM cannot be parsed: its deflated data set inflates to more than 64 MiB; send it uncompressed';
     expect(() => readDicomHeader(bomb)).toThrow(refusal);
     expect((await decodeRefusal(bomb)).message).toBe(refusal);
+  });
+
+  it('parses a file once for its header and its frames, and gives the header of one whose pixel data is cut short', async () => {
+    const pixels = slice();
+    const file = dicomFile({ width, height, pixels, bitsAllocated: 8, transferSyntax: TransferSyntax.deflated, identifiers: { sopInstanceUid: '1.2.3.4' } });
+    const parsed = parseDicomFile(file);
+    expect(parsed.header).toEqual(readDicomHeader(file));
+    expect(await parsed.image(MAX_INPUT_PIXELS).decodeFrame(0)).toEqual(await decodeDicomGrey(file, MAX_INPUT_PIXELS));
+    const plain = dicomFile({ width, height, pixels, bitsAllocated: 8, identifiers: { sopInstanceUid: '1.2.3.4' } });
+    const cut = parseDicomFile(plain.subarray(0, plain.length - 100));
+    expect(cut.header.identifiers.sopInstanceUid).toBe('1.2.3.4');
+    expect(() => cut.image(MAX_INPUT_PIXELS)).toThrow(/^DICOM cannot be parsed: /);
+    expect(() => parseDicomFile(file.subarray(0, 200))).toThrow(/^DICOM cannot be parsed: /);
   });
 
   it('gives a DICOM slice the model input of the same slice as PNG, and draws it for the overlay', async () => {
