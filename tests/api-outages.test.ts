@@ -124,6 +124,25 @@ describe('outages', () => {
     expect(await env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized')).toBe(1);
   });
 
+  it('waits for S3 that is down when it starts (MinIO coming up after it) and serves once S3 answers', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    await s3.stop();
+    let started = false;
+    const starting = startApiEnv(s3).then((env) => {
+      started = true;
+      cleanups.push(env.close);
+      return env;
+    });
+    // Without waiting, the start fails at once with the refused connection.
+    await sleep(2500);
+    expect(started).toBe(false);
+    await s3.restart();
+    const env = await starting;
+    const accepted = await submit(env);
+    expect(accepted.status).toBe(202);
+  });
+
   it('answers 503 while S3 is down and leaves no record behind', async () => {
     const s3 = await startTestS3();
     cleanups.push(s3.close);

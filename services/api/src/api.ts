@@ -9,6 +9,7 @@ import {
   createTrainingQueue,
   createWebhooksQueue,
   once,
+  openBucket,
   waitForRedis,
   type Logger,
 } from '@btd/shared';
@@ -56,7 +57,8 @@ async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiD
   const objectStore = new ObjectStore(config);
   try {
     await waitForRedis(redis, config.redisUrl);
-    await objectStore.ensureBucket();
+    // S3 may come up after the API (MinIO under Docker Compose): wait for it; a refusal stops the start.
+    await openBucket(objectStore, { logger });
   } catch (error) {
     redis.disconnect();
     objectStore.close();

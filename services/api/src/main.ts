@@ -1,4 +1,4 @@
-import { SHUTDOWN_PHASE, Shutdown, createLogger, loadConfigOrExit } from '@btd/shared';
+import { CONFIG_EXIT_CODE, ConfigError, SHUTDOWN_PHASE, Shutdown, createLogger, loadConfigOrExit } from '@btd/shared';
 import { startApi } from './api.js';
 import { loadApiConfig } from './config.js';
 
@@ -6,7 +6,8 @@ const config = loadConfigOrExit(loadApiConfig);
 const logger = createLogger({ name: 'api', level: config.logLevel });
 const api = await startApi(config, logger).catch((error: unknown) => {
   logger.fatal({ err: error }, error instanceof Error ? error.message : 'the API could not start');
-  process.exit(1);
+  // A setting at fault (a bucket or credentials S3 refuses) exits like invalid configuration.
+  process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
 });
 
 if (api.local?.created) {
