@@ -121,6 +121,13 @@ describe('results consumer', () => {
 });
 
 describe('webhook sender', () => {
+  it('marks no delivery failed that does not exist, as when a job names one that is gone', async () => {
+    const { prefix, redis } = harness.env;
+    const deliveryId = `delivery-gone-${Date.now()}`;
+    await harness.env.api.ctx.deliveries.markFailed(deliveryId, `delivery ${deliveryId} does not exist`);
+    expect(await redis.exists(recordKeys(prefix).delivery(deliveryId))).toBe(0);
+  });
+
   it('marks a delivery failed, with the reason, when its job fails for stalling too often', async () => {
     await harness.env.api.close();
     const { prefix, redis } = harness.env;

@@ -10,7 +10,7 @@ return 1
 `);
 
 const markFailedUnlessDelivered = redisScript(`
-if redis.call('HEXISTS', KEYS[1], 'deliveredAt') == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deliveredAt') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'failedAt', ARGV[1], 'failedReason', ARGV[2])
 return 1
 `);
@@ -44,7 +44,9 @@ export class DeliveryStore {
 
   /**
    * Marks a delivery given up (its job failed for good), with the reason; not one recorded as
-   * delivered, whose job can still fail as stalled when its process died before finishing it.
+   * delivered, whose job can still fail as stalled when its process died before finishing it, nor
+   * one that does not exist (its job fails for that reason), which would be left as a record of a
+   * failure and nothing else.
    */
   async markFailed(deliveryId: string, reason: string): Promise<void> {
     await markFailedUnlessDelivered(this.redis, [this.keys.delivery(deliveryId)], [new Date().toISOString(), reason.slice(0, 300)]);
