@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ObjectNotFoundError } from './object-not-found.error.js';
+import { ObjectReadInterruptedError } from './object-read-interrupted.error.js';
 
 /** Where and how to reach the bucket; matches the fields of `s3ConfigFields`. */
 export interface ObjectStoreOptions {
@@ -54,6 +55,15 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/**
+ * Whether reading a body failed in its connection (a system error such as ECONNRESET, or the
+ * socket's time-out) rather than in what arrived: a checksum that does not match is a plain Error.
+ */
+function isTransportFailure(error: unknown): boolean {
+  const { name, code } = error as { name?: string; code?: unknown };
+  return name === 'TimeoutError' || (typeof code === 'string' && code !== 'ABORT_ERR');
 }
 
 function isAlreadyCreated(error: unknown): boolean {
@@ -121,17 +131,25 @@ export class ObjectStore {
   }
 
   /**
-   * Reads a whole object. Throws {@link ObjectNotFoundError} when it does not exist; an aborted
-   * `signal` cancels the request.
+   * Reads a whole object. Throws {@link ObjectNotFoundError} when it does not exist, and
+   * {@link ObjectReadInterruptedError} when S3 breaks off its body; an aborted `signal` cancels the
+   * request.
    */
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Buffer> {
+    let response;
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), options.signal ? { abortSignal: options.signal } : {});
-      if (!response.Body) return Buffer.alloc(0);
-      return Buffer.from(await response.Body.transformToByteArray());
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), options.signal ? { abortSignal: options.signal } : {});
     } catch (error) {
       if (isNotFound(error)) throw new ObjectNotFoundError(this.bucket, key, { cause: error });
       throw error;
+    }
+    if (!response.Body) return Buffer.alloc(0);
+    try {
+      return Buffer.from(await response.Body.transformToByteArray());
+    } catch (error) {
+      // The SDK's errors end with the headers: those of the body are the socket's, and name no service.
+      if (options.signal?.aborted || !isTransportFailure(error)) throw error;
+      throw new ObjectReadInterruptedError(this.bucket, key, { cause: error });
     }
   }
 

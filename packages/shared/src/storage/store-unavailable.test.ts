@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ObjectReadInterruptedError } from './object-read-interrupted.error.js';
 import { ObjectStore } from './object-store.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 
@@ -26,8 +27,19 @@ async function answering(status: number, code: string): Promise<number> {
   return listening(createHttpServer((_request, response) => response.writeHead(status, { 'content-type': 'application/xml' }).end(body)));
 }
 
-/** What reading an object from a store on `port` throws. */
-async function readError(port: number): Promise<unknown> {
+/** An S3 endpoint that answers every read and sends part of the body, then resets or falls silent. */
+async function breakingOff(how: 'reset' | 'silent'): Promise<number> {
+  return listening(
+    createHttpServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'image/png', 'content-length': '100000' });
+      response.write(Buffer.alloc(10));
+      if (how === 'reset') setTimeout(() => response.socket?.destroy(), 20);
+    }),
+  );
+}
+
+/** What reading an object from a store on `port` throws, cancelled by `signal` when given. */
+async function readError(port: number, signal?: AbortSignal): Promise<unknown> {
   const store = new ObjectStore({
     s3Endpoint: `http://127.0.0.1:${port}`,
     s3Bucket: 'b',
@@ -38,7 +50,7 @@ async function readError(port: number): Promise<unknown> {
     s3TimeoutMs: 200,
   });
   try {
-    await store.get('key');
+    await store.get('key', signal ? { signal } : {});
   } catch (error) {
     return error;
   } finally {
@@ -60,6 +72,20 @@ describe('isStoreUnavailable', () => {
     const reset = await listening(createTcpServer((socket) => socket.destroy()));
     const silent = await listening(createTcpServer(() => {}));
     for (const port of [await closedPort(), reset, silent]) expect(isStoreUnavailable(await readError(port))).toBe(true);
+  });
+
+  it('takes an object whose body S3 resets or falls silent in for an outage, keeping the cause', async () => {
+    for (const how of ['reset', 'silent'] as const) {
+      const error = await readError(await breakingOff(how));
+      expect(isStoreUnavailable(error), how).toBe(true);
+      expect(error, how).toBeInstanceOf(ObjectReadInterruptedError);
+      expect((error as Error).cause, how).toBeInstanceOf(Error);
+    }
+  });
+
+  it('does not take a read its caller cancels mid-body for an outage', async () => {
+    const error = await readError(await breakingOff('silent'), AbortSignal.timeout(100));
+    expect(isStoreUnavailable(error)).toBe(false);
   });
 
   it('takes 5xx answers, throttling and request time-outs for an outage', async () => {

@@ -1,3 +1,5 @@
+import { ObjectReadInterruptedError } from './object-read-interrupted.error.js';
+
 /** What the AWS SDK attaches to the errors of its requests, as far as telling an outage goes. */
 interface SdkErrorShape {
   $metadata?: { httpStatusCode?: number };
@@ -16,8 +18,11 @@ const TIMEOUT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeout
  * answer came. With none, the request never got one: connection refused or reset, a time-out, a
  * name that does not resolve (as while a store's container restarts under Docker Compose). With one,
  * 5xx, 429, a request time-out, or what the SDK itself marks retryable (throttling) is an outage.
+ * So is an object whose body S3 broke off once it had answered ({@link ObjectReadInterruptedError}):
+ * the SDK's part ends with the headers, and the socket's error that follows carries no `$metadata`.
  */
 export function isStoreUnavailable(error: unknown): boolean {
+  if (error instanceof ObjectReadInterruptedError) return true;
   if (!(error instanceof Error) || !('$metadata' in error)) return false;
   const { $metadata, $retryable } = error as Error & SdkErrorShape;
   const status = $metadata?.httpStatusCode;

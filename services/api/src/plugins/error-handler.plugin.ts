@@ -36,8 +36,8 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
     if (error instanceof RetryLaterError) reply.header('retry-after', String(error.retryAfterSeconds));
     return send(reply, error.statusCode, error.code, error.message, error.details);
   }
-  // Only while the request's own body is still arriving: an object read from S3 whose connection
-  // resets mid-body fails with the same error, which is no fault of the client's.
+  // Only while the request's own body is still arriving: any other stream whose connection resets
+  // mid-body fails with the same error, which is no fault of the client's.
   if (isClientAbort(error) && !request.raw.complete) {
     request.log.info({ code: 'request_aborted' }, 'request rejected');
     return send(reply, 400, 'request_aborted', 'the connection closed before the body ended');
