@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorBody, SubmittedStudy } from '@btd/api';
 import { Redis } from '@btd/shared';
@@ -129,13 +130,15 @@ describe('outages', () => {
     cleanups.push(s3.close);
     await s3.stop();
     let started = false;
-    const starting = startApiEnv(s3).then((env) => {
+    const waiting: string[] = [];
+    const log = { write: (line: string) => void (JSON.parse(line).msg === 'S3 unreachable at start-up; waiting for it' && waiting.push(line)) };
+    const starting = startApiEnv(s3, {}, pino({ level: 'warn' }, log)).then((env) => {
       started = true;
       cleanups.push(env.close);
       return env;
     });
     // Without waiting, the start fails at once with the refused connection.
-    await sleep(2500);
+    await waitFor(() => waiting.length >= 2 || started, { timeoutMs: 30_000, what: 'the API to find S3 unreachable twice' });
     expect(started).toBe(false);
     await s3.restart();
     const env = await starting;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ObjectStore, Redis, createLogger } from '@btd/shared';
+import { ObjectStore, Redis, createLogger, type Logger } from '@btd/shared';
 import { loadApiConfig, startApi, type ApiConfig, type RunningApi } from '@btd/api';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, keysWithPrefix, uniquePrefix, type TestS3 } from './helpers/index.js';
 
@@ -29,8 +29,11 @@ export interface ApiTestEnv {
   close(): Promise<void>;
 }
 
-/** Starts the API in process on the test's s3rver, with a fresh prefix, bucket and keys. */
-export async function startApiEnv(s3: TestS3, overrides: Record<string, string> = {}): Promise<ApiTestEnv> {
+/**
+ * Starts the API in process on the test's s3rver, with a fresh prefix, bucket and keys; it logs to
+ * `logger` when given (a test that reads the log), else as `TEST_LOG_LEVEL` says (silent by default).
+ */
+export async function startApiEnv(s3: TestS3, overrides: Record<string, string> = {}, logger?: Logger): Promise<ApiTestEnv> {
   const prefix = uniquePrefix();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'btd-api-'));
   const keys = Object.fromEntries(CLIENTS.map((client) => [client, randomBytes(18).toString('base64url')])) as Record<TestClient, string>;
@@ -50,8 +53,7 @@ export async function startApiEnv(s3: TestS3, overrides: Record<string, string> 
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...overrides,
   });
-  const logger = createLogger({ name: 'api-test', level: config.logLevel, pretty: false });
-  const api = await startApi(config, logger);
+  const api = await startApi(config, logger ?? createLogger({ name: 'api-test', level: config.logLevel, pretty: false }));
   const store = new ObjectStore(config);
   const redis = new Redis(config.redisUrl);
   redis.on('error', () => {}); // outage tests stop Redis on purpose
