@@ -79,6 +79,27 @@ describe('inference worker during an S3 outage', () => {
     await waitFor(() => inFlight === 0, { what: 'no job to be counted in flight', timeoutMs: 2000 });
   });
 
+  it('reports S3 back once it answers again, though no deferred job comes back to get through', async () => {
+    const { env, s3, models, tumourImage } = suite;
+    const { jobId } = await submit(tumourImage);
+    const metrics = createWorkerMetrics();
+    await s3.stop();
+    try {
+      env.startWorker(models, QUICK_OUTAGE_RETRIES, metrics);
+      await waitFor(async () => outageStartOf(await jobOf(jobId)) !== undefined, { what: 'the job to be deferred' });
+      // Its delay ends in a paused queue: no job reaches this worker any more.
+      await env.inference.pause();
+      expect(await metricValue(metrics, 'btd_worker_s3_unavailable')).toBe(1);
+      await sleep(1000);
+      expect(await metricValue(metrics, 'btd_worker_s3_unavailable')).toBe(1);
+    } finally {
+      await s3.restart();
+    }
+    await waitFor(async () => (await metricValue(metrics, 'btd_worker_s3_unavailable')) === 0, { what: 'the gauge to return to 0', timeoutMs: 5000 });
+    expect((await jobOf(jobId)).attemptsMade).toBe(0);
+    expect(await env.inference.getJobState(jobId)).not.toBe('completed');
+  });
+
   it('waits the same way when S3 goes down between reading the original and writing the results', async () => {
     const { env, s3, models, tumourImage } = suite;
     const { imageId, jobId } = await submit(tumourImage);

@@ -42,6 +42,7 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     { budgetMs: ctx.config.pacsExportS3OutageBudgetMs, maxDelayMs: S3_OUTAGE_DEFAULTS.maxDelayMs },
     logger.child({ queue: WEBHOOKS_QUEUE }),
     { s3Unavailable: ctx.metrics.pacsExportS3Unavailable, s3Deferrals: ctx.metrics.pacsExportS3Deferrals },
+    () => ctx.objectStore.ping(),
   );
   const webhooks = new Worker(WEBHOOKS_QUEUE, createWebhookProcessor(ctx, logger, exportOutage), {
     connection,
@@ -62,6 +63,7 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
   return {
     close: once(async () => {
       const graceMs = ctx.config.shutdownTimeoutMs / 2;
+      exportOutage.close();
       await Promise.allSettled([closeWorker(results, graceMs, logger), closeWorker(webhooks, graceMs, logger)]);
       await closeRedis(connection);
     }),

@@ -57,6 +57,7 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
     { budgetMs: config.s3OutageBudgetMs ?? S3_OUTAGE_DEFAULTS.budgetMs, maxDelayMs: config.s3OutageMaxDelayMs ?? S3_OUTAGE_DEFAULTS.maxDelayMs },
     logger,
     metrics,
+    () => options.store.ping(),
   );
   const processor = createInferenceProcessor({ ...options, originals, outage, parallelModels: config.modelThreads === true });
   const worker = new Worker<InferenceJob, InferenceJobReturn>(INFERENCE_QUEUE, processor, {
@@ -89,6 +90,7 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
   options.models.followJobsOf?.(withDeferrals(worker, outage));
   // Half the shutdown limit, so that the results queue and the store still close in time.
   const close = once(async () => {
+    outage.close();
     await closeWorker(worker, (config.shutdownTimeoutMs ?? 30_000) / 2, logger);
   });
   return { worker, close };

@@ -7,7 +7,7 @@ export interface WorkerMetrics {
   readonly registry: Registry;
   readonly jobs: Counter<'outcome'>;
   readonly jobSeconds: Histogram<'outcome'>;
-  /** 1 while this worker's jobs find S3 unreachable and wait for it, 0 once one goes through. */
+  /** 1 from this worker's first deferral in an S3 outage until S3 answers it again (a job or the probe gets through). */
   readonly s3Unavailable: Gauge;
   /** Jobs put back to wait out an S3 outage, without spending an attempt. */
   readonly s3Deferrals: Counter;
@@ -27,7 +27,7 @@ export function createWorkerMetrics(): WorkerMetrics {
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
-    s3Unavailable: new Gauge({ name: 'btd_worker_s3_unavailable', help: '1 while jobs find S3 unreachable and wait for it', registers: [registry] }),
+    s3Unavailable: new Gauge({ name: 'btd_worker_s3_unavailable', help: '1 from the first job deferred in an S3 outage until S3 answers again', registers: [registry] }),
     s3Deferrals: new Counter({ name: 'btd_worker_s3_deferrals_total', help: 'Jobs deferred during an S3 outage without spending an attempt', registers: [registry] }),
   };
 }

@@ -17,7 +17,10 @@ export interface S3OutagePolicy {
 /** The default budget (an hour) and longest wait (30 s) of {@link S3OutagePolicy}. */
 export const S3_OUTAGE_DEFAULTS: Readonly<S3OutagePolicy> = Object.freeze({ budgetMs: 3_600_000, maxDelayMs: 30_000 });
 
-/** What an {@link S3Outage} reports to: a gauge at 1 while jobs wait for S3, and a count of deferrals. */
+/**
+ * What an {@link S3Outage} reports to: a gauge at 1 from the first deferral of an outage until S3
+ * answers again (a job gets through, or the outage's probe does), and a count of deferrals.
+ */
 export interface S3OutageMetrics {
   readonly s3Unavailable: { set(value: number): void };
   readonly s3Deferrals: { inc(): void };
@@ -66,16 +69,25 @@ function onLastAttempt(job: Job): boolean {
  *
  * A job's outage ends when it gets through to S3 ({@link reachable}), or when a try of it ends in
  * another error or fails it for good: a later outage, or a retry by hand, starts a whole budget.
+ *
+ * The worker's outage ends when a job gets through, or, given a `probe` (a light request such as
+ * `ObjectStore.ping`), when the probe gets an answer: it runs every `maxDelayMs` while the outage
+ * lasts, so that the gauge and the log see S3 back though no job comes (its deferred jobs taken by
+ * another worker, removed, or past their budget). With a budget of 0 nothing waits, and an outage
+ * error is a failure like any other.
  */
 export class S3Outage {
   /** Since when this worker's jobs find S3 unreachable; undefined while it answers. */
   private since: number | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly deferredListeners: (() => void)[] = [];
 
   constructor(
     private readonly policy: S3OutagePolicy,
     private readonly logger: Logger,
     private readonly metrics?: S3OutageMetrics,
+    private readonly probe?: () => Promise<unknown>,
   ) {}
 
   /** Calls `listener` when a job is deferred: BullMQ emits neither `completed` nor `failed` for it. */
@@ -85,12 +97,14 @@ export class S3Outage {
 
   /** The job's requests to S3 went through: S3 answers, and the job's outage, if it was in one, is over. */
   async reachable(job: Job): Promise<void> {
-    if (this.since !== undefined) {
-      this.logger.info({ unreachableForMs: Date.now() - this.since }, 'S3 reachable again; deferred jobs resume');
-      this.since = undefined;
-      this.metrics?.s3Unavailable.set(0);
-    }
+    this.answered();
     await this.forget(job);
+  }
+
+  /** Stops probing S3; safe to call twice. Call it before closing the store the probe uses. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.probeTimer);
   }
 
   /**
@@ -101,7 +115,8 @@ export class S3Outage {
    * so, in another error or for good, forgets its outage first.
    */
   async deferIfUnavailable(job: Job, token: string | undefined, error: unknown, log: Logger, step?: string): Promise<void> {
-    if (!isStoreUnavailable(error)) return this.forget(job);
+    // With no budget, nothing waits: the error is the job's failure, which its caller logs as such.
+    if (!isStoreUnavailable(error) || this.policy.budgetMs <= 0) return this.forget(job);
     if (token === undefined) return;
     const now = Date.now();
     const recorded = outageStartOf(job);
@@ -145,6 +160,35 @@ export class S3Outage {
     this.since = now;
     this.logger.error({ maxDelayMs: this.policy.maxDelayMs, budgetMs: this.policy.budgetMs }, 'S3 unreachable; jobs wait for it without spending attempts');
     this.metrics?.s3Unavailable.set(1);
+    this.scheduleProbe();
+  }
+
+  /** S3 answered this worker: the outage, if there was one, is over. */
+  private answered(): void {
+    clearTimeout(this.probeTimer);
+    if (this.since === undefined) return;
+    this.logger.info({ unreachableForMs: Date.now() - this.since }, 'S3 reachable again; deferred jobs resume');
+    this.since = undefined;
+    this.metrics?.s3Unavailable.set(0);
+  }
+
+  /** Probes S3 once `maxDelayMs` from now, and again after each failure, until the outage ends. */
+  private scheduleProbe(): void {
+    const { probe } = this;
+    if (!probe || this.closed) return;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => {
+      probe().then(
+        () => {
+          if (!this.closed) this.answered();
+        },
+        () => {
+          if (this.since !== undefined) this.scheduleProbe();
+        },
+      );
+    }, this.policy.maxDelayMs);
+    // A worker that is otherwise done does not stay up for a probe.
+    this.probeTimer.unref();
   }
 
   /**

@@ -16,7 +16,7 @@ export interface ApiMetrics {
   /** From the study's submission to one image's result. */
   readonly submitToResult: Histogram;
   readonly webhookAttempts: Counter<'outcome'>;
-  /** 1 while PACS exports find S3 unreachable and wait for it, 0 once one goes through. */
+  /** 1 from the first PACS export deferred in an S3 outage until S3 answers again (an export or the probe gets through). */
   readonly pacsExportS3Unavailable: Gauge;
   /** PACS exports put back to wait out an S3 outage, without spending an attempt. */
   readonly pacsExportS3Deferrals: Counter;
@@ -78,7 +78,7 @@ export function createApiMetrics(queues: readonly Queue[]): ApiMetrics {
       registers,
     }),
     webhookAttempts: new Counter({ name: 'btd_webhook_attempts_total', help: 'Webhook delivery attempts, by outcome.', labelNames: ['outcome'], registers }),
-    pacsExportS3Unavailable: new Gauge({ name: 'btd_pacs_export_s3_unavailable', help: '1 while PACS exports find S3 unreachable and wait for it.', registers }),
+    pacsExportS3Unavailable: new Gauge({ name: 'btd_pacs_export_s3_unavailable', help: '1 from the first PACS export deferred in an S3 outage until S3 answers again.', registers }),
     pacsExportS3Deferrals: new Counter({ name: 'btd_pacs_export_s3_deferrals_total', help: 'PACS exports deferred during an S3 outage without spending an attempt.', registers }),
   };
 }
