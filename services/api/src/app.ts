@@ -5,7 +5,6 @@ import { authPlugin } from './plugins/auth.plugin.js';
 import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
 import { metricsPlugin } from './plugins/metrics.plugin.js';
 import { openapiPlugin } from './plugins/openapi.plugin.js';
-import { requestDeadlinePlugin } from './plugins/request-deadline.plugin.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { dicomwebRoutes } from './routes/dicomweb.routes.js';
@@ -38,7 +37,6 @@ export const apiApp: FastifyPluginAsync<ApiAppOptions> = async (app, { ctx, rout
   await app.register(multipart);
   await app.register(errorHandlerPlugin);
   await app.register(metricsPlugin, { metrics: ctx.metrics });
-  await app.register(requestDeadlinePlugin, { timeoutMs: ctx.config.httpRequestTimeoutMs });
   await app.register(authPlugin, { keyRing: ctx.keyRing });
 
   await app.register(operationsRoutes, { ctx });

@@ -25,7 +25,7 @@ export const ApiConfigSchema = Type.Object({
     default: 300_000,
     minimum: 1000,
     description:
-      'How long a client may take to send a whole request, headers and body, in milliseconds; past it the connection is answered 408 and closed, so that clients that send slowly or stop halfway (Slowloris) cannot hold connections for good. Long enough for MAX_SUBMISSION_BYTES over the slowest link that uploads.',
+      'How long a client may take to send a whole request, headers and body, in milliseconds counted from its first byte; past it the connection is answered 408 and closed, so that clients that send slowly or stop halfway (Slowloris) cannot hold connections for good. Long enough for MAX_SUBMISSION_BYTES over the slowest link that uploads.',
   }),
   /** Base URL clients reach the API at, used for absolute links in webhook bodies and STOW-RS answers. */
   publicUrl: Type.Optional(

@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '@btd/shared';
 import { apiApp, type ApiRoutes } from './app.js';
+import { handleClientError } from './errors/client-error-handler.js';
 import type { ApiContext } from './context.js';
 
 /** Request log lines carry the path only: query strings may hold external ids (accession numbers). */
@@ -29,9 +30,16 @@ export async function buildServer(ctx: ApiContext, logger: Logger, routes: reado
     loggerInstance: logger.child({}, { serializers: requestSerializers }) as FastifyBaseLogger,
     // JSON bodies are small; uploads go through multipart with their own limits.
     bodyLimit: 1024 * 1024,
-    // Node checks the deadline of every open connection at this interval (30 s unless given).
+    // Node closes a connection whose request has not arrived whole, headers and body, this long after
+    // its first byte; it checks every open connection at the interval (30 s unless given). Its headers
+    // timeout (60 s by default) must not exceed the request timeout: Node would swap the two, and
+    // give the whole request the headers' 60 s, counted from the request's start.
     requestTimeout: ctx.config.httpRequestTimeoutMs,
-    http: { connectionsCheckingInterval: Math.min(30_000, Math.ceil(ctx.config.httpRequestTimeoutMs / 4)) },
+    http: {
+      headersTimeout: Math.min(60_000, ctx.config.httpRequestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(ctx.config.httpRequestTimeoutMs / 4)),
+    },
+    clientErrorHandler: handleClientError,
     genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
