@@ -6,6 +6,7 @@
 export * from './config/index.js';
 export * from './logger.js';
 export * from './redis.js';
+export * from './redis-lease.js';
 export * from './redis-unavailable.error.js';
 export * from './storage/index.js';
 export * from './queues/index.js';

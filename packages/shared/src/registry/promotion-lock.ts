@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import { renewLease } from '../redis-lease.js';
 import { PromotionLockLostError, PromotionLockTimeoutError } from './registry.errors.js';
 
 // Deletes the key only if it still holds our token, so a holder whose lease expired cannot release
 // the lock a later holder took.
 const RELEASE_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-// Extends the lease only while the key still holds our token.
-const EXTEND_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 /** What a holder of the lock can ask of it. */
 export interface LockLease {
@@ -40,22 +39,19 @@ export class PromotionLock {
       await sleep(delay + Math.random() * delay);
       delay = Math.min(delay * 2, 500);
     }
+    // A failed renewal (Redis unreachable) is left to assertHeld, whose read fails the same way.
+    const renewal = renewLease(this.redis, this.key, token, this.ttlMs);
     let lost = false;
-    const extend = async () => (await this.redis.eval(EXTEND_SCRIPT, 1, this.key, token, this.ttlMs)) === 1;
-    const renewal = setInterval(() => {
-      // A failed renewal (Redis unreachable) is left to assertHeld, whose read fails the same way.
-      extend().then((held) => (lost ||= !held), () => undefined);
-    }, this.ttlMs / 3);
     const lease: LockLease = {
       assertHeld: async () => {
-        lost ||= (await this.redis.get(this.key)) !== token;
+        lost ||= renewal.lost() || (await this.redis.get(this.key)) !== token;
         if (lost) throw new PromotionLockLostError(task);
       },
     };
     try {
       return await fn(lease);
     } finally {
-      clearInterval(renewal);
+      renewal.stop();
       await this.redis.eval(RELEASE_SCRIPT, 1, this.key, token);
     }
   }

@@ -21,7 +21,8 @@ export const SUBMISSION_LEASE_MS = 120_000;
 
 /**
  * Lease of a submission's lock. Its holders (the sweep, a resumption, an undo) store or remove a
- * study's originals, which fail after S3_TIMEOUT_MS of silence (30 s by default) with one retry.
+ * study's originals, which fail after S3_TIMEOUT_MS of silence (30 s by default) with one retry;
+ * the lease is renewed while they work, so it bounds only how long a holder that died keeps others out.
  */
 const SUBMISSION_LOCK_MS = 2 * 60_000;
 
