@@ -65,6 +65,25 @@ describe('ObjectStore against s3rver', () => {
     expect(await bucket.store.getJson('a/one.png')).toEqual({ replaced: true });
   });
 
+  it('serves each GET during an overwrite of its key the whole old or the whole new object', async () => {
+    // As the registry's pointer and statuses are read while a promotion overwrites them. A GET whose
+    // body falls short of its length would wait for the rest: the reader gives up after 2 s.
+    const reader = new ObjectStore({ ...bucket.s3.bucketOptions(), s3Bucket: bucket.store.bucket, s3TimeoutMs: 2_000 });
+    const read = () => reader.get('overwritten.json').then((body) => body.toString('utf8'), (error: Error) => `failed: ${error.message}`);
+    const versions = ['a', 'b'].map((fill) => JSON.stringify({ fill, pad: fill.repeat(128 << 10) }));
+    await bucket.store.put('overwritten.json', versions[0]!, 'application/json');
+    const odd: string[] = [];
+    try {
+      for (let i = 1; i <= 100 && odd.length === 0; i++) {
+        const [, ...bodies] = await Promise.all([bucket.store.put('overwritten.json', versions[i % 2]!, 'application/json'), read(), read()]);
+        for (const body of bodies) if (!versions.includes(body)) odd.push(body.startsWith('failed: ') ? body : `${body.length} bytes`);
+      }
+    } finally {
+      reader.close();
+    }
+    expect(odd).toEqual([]);
+  });
+
   it('reports missing objects as such', async () => {
     await expect(bucket.store.get('missing/key')).rejects.toBeInstanceOf(ObjectNotFoundError);
     expect(await bucket.store.head('missing/key')).toBeNull();

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import S3rver from 's3rver';
+import { AtomicFilesystemStore } from './atomic-filesystem-store.js';
 
 /** Credentials s3rver accepts. Only meant for the embedded, local server. */
 export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -27,7 +28,8 @@ export interface EmbeddedS3 {
 
 /**
  * Starts an s3rver: a real S3-protocol server storing objects on disk. `npm start` uses it
- * when no `S3_ENDPOINT` is configured, and tests use it instead of mocking S3.
+ * when no `S3_ENDPOINT` is configured, and tests use it instead of mocking S3. Its objects are
+ * written as S3 and MinIO write them, whole or not at all (see {@link AtomicFilesystemStore}).
  */
 export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<EmbeddedS3> {
   await mkdir(options.directory, { recursive: true });
@@ -39,6 +41,8 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
     silent: true,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
   });
+  // Before it serves anything: requests find the store on Koa's context prototype.
+  server.store = server.context.store = new AtomicFilesystemStore(options.directory);
   const info = await server.run();
   let closing: Promise<void> | undefined;
   return {
