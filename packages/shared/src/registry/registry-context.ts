@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { ObjectNotFoundError } from '../storage/object-not-found.error.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { RegistryRecordUnreadableError } from './registry.errors.js';
 
 /** What the registry's modules share: the bucket, Redis (locks and notices) and a clock. */
 export interface RegistryContext {
@@ -26,12 +28,32 @@ export function contentTypeOf(name: string): string {
   return CONTENT_TYPES[extension] ?? 'application/octet-stream';
 }
 
-/** Reads a JSON object, or returns null when there is none under the key. */
+/**
+ * Reads of a record that does not parse before it counts as unreadable. S3 and MinIO show a write
+ * whole or not at all, but a store that shows one in progress (s3rver's own file store does, for a
+ * moment after a PUT) shows the whole record a moment later; a record cut for good stays cut.
+ */
+const RECORD_READS = 3;
+const REREAD_PAUSE_MS = 50;
+
+/**
+ * Reads a JSON object, or returns null when there is none under the key. A body that stays empty or
+ * cut short over a few reads throws {@link RegistryRecordUnreadableError}.
+ */
 export async function getJsonOrNull<T>(store: ObjectStore, key: string): Promise<T | null> {
-  try {
-    return await store.getJson<T>(key);
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return null;
-    throw error;
+  for (let read = 1; ; read++) {
+    let bytes: Buffer;
+    try {
+      bytes = await store.get(key);
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return null;
+      throw error;
+    }
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch (error) {
+      if (read >= RECORD_READS) throw new RegistryRecordUnreadableError(key, bytes.length, { cause: error });
+      await sleep(REREAD_PAUSE_MS * read);
+    }
   }
 }

@@ -14,6 +14,17 @@ export class ArtifactIntegrityError extends Error {
   }
 }
 
+/**
+ * Thrown when a registry record (a digest, the pointer, a status) is there but stays empty or not
+ * JSON over several reads: a store serving a write in progress, or a record damaged in the bucket.
+ */
+export class RegistryRecordUnreadableError extends Error {
+  constructor(readonly key: string, readonly size: number, options?: { cause?: unknown }) {
+    super(`registry record ${key} is not readable JSON (${size} bytes)`, options);
+    this.name = 'RegistryRecordUnreadableError';
+  }
+}
+
 /** Thrown when the pointer moved since the caller read it (optimistic check of concurrent promoters). */
 export class PromotionConflictError extends Error {
   constructor(readonly task: string, readonly expected: string | null, readonly actual: string | null) {
