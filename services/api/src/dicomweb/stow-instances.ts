@@ -7,6 +7,7 @@ import type { IntakeChecks } from '../intake/input-formats.js';
 import { inspectUpload, type AcceptedImage, type UploadLimits } from '../intake/inspect-upload.js';
 import type { StudyFields } from '../intake/read-study-form.js';
 import type { SubmittedStudy } from '../schemas/study.schemas.js';
+import { fileDigest } from '../studies/resume-submission.js';
 import { submitStudy } from '../studies/submit-study.js';
 import type { StowPart } from './stow-body.js';
 
@@ -99,7 +100,7 @@ async function inspectPart(part: StowPart, options: StowOptions): Promise<Candid
 function studyKey(studyInstanceUid: string, members: readonly Candidate[], options: StowOptions): string {
   // Hashed, not joined: a long key (up to 255 characters) cut to length would give two studies one key.
   if (options.idempotencyKey) return `stow-key:${createHash('sha256').update(JSON.stringify([options.idempotencyKey, studyInstanceUid])).digest('hex')}`;
-  const content = members.map(({ image }) => createHash('sha256').update(image.bytes).digest('hex')).sort();
+  const content = members.map(({ image }) => fileDigest(image.bytes)).sort();
   const digest = createHash('sha256').update(JSON.stringify({ studyInstanceUid, fields: options.fields, content })).digest('hex');
   return `stow:${digest}`;
 }

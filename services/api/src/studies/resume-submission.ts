@@ -31,9 +31,17 @@ export async function withSubmissionLock<T>(ctx: ApiContext, studyId: string, wo
   return whileHolding(ctx.redis, ctx.keys.submissionLock(studyId), SUBMISSION_LOCK_MS, work);
 }
 
-/** SHA-256 (hex) of a file's bytes. */
+/** Digests already taken, by the buffer they were taken of: a request's fingerprint, its records and STOW-RS each need them. */
+const digests = new WeakMap<Uint8Array, string>();
+
+/** SHA-256 (hex) of a file's bytes, computed once per buffer. */
 export function fileDigest(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  let digest = digests.get(bytes);
+  if (digest === undefined) {
+    digest = createHash('sha256').update(bytes).digest('hex');
+    digests.set(bytes, digest);
+  }
+  return digest;
 }
 
 /** The inference jobs of a study's images (one per frame of a multi-frame DICOM original). */
