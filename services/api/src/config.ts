@@ -166,7 +166,7 @@ export const ApiConfigSchema = Type.Object({
     env: 'WEBHOOK_REQUIRE_HTTPS',
     default: true,
     description:
-      "Refuse (400 invalid_field) a callbackUrl that is not https, since webhooks carry DICOM identifiers; http stays allowed to a loopback address (127.0.0.1, [::1]) on the API's own machine. false: http allowed everywhere.",
+      "Refuse (400 invalid_field) a callbackUrl that is not https, since webhooks carry DICOM identifiers, and send no webhook to one stored while this was off (its delivery fails at once); http stays allowed to a loopback address (127.0.0.1, [::1]) on the API's own machine. false: http allowed everywhere.",
   }),
   /** Per-attempt timeout of a webhook POST. */
   webhookTimeoutMs: timerMsField({

@@ -1,10 +1,12 @@
 import { UnrecoverableError, type Job, type Processor } from 'bullmq';
 import type { Logger, S3Outage, WebhookJob } from '@btd/shared';
 import type { ApiContext } from '../context.js';
+import { ApiError } from '../errors/api-error.js';
 import { PACS_EXPORT_EVENT, pacsExportRequest } from '../dicom-results/pacs-export.js';
 import type { DeliveryRecord } from '../store/records.js';
 import { REDIS_RESTART_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { callbackAddressPolicy } from './callback-addresses.js';
+import { checkCallbackUrl, type CallbackUrlPolicy } from './callback-url.js';
 import { postOutbound } from './outbound-post.js';
 import { SIGNATURE_HEADER, clientWebhookSecret, signWebhook } from './webhook-signature.js';
 
@@ -17,6 +19,24 @@ function signedRequest(ctx: ApiContext, delivery: DeliveryRecord): { body: strin
     'x-btd-delivery': delivery.id,
   };
   return { body: delivery.body, headers };
+}
+
+/**
+ * Refuses, for good, a webhook whose callbackUrl the settings in force refuse: one stored while
+ * WEBHOOK_REQUIRE_HTTPS was off (or before it existed) is not sent in clear once it is on. No
+ * attempt is made, so none is recorded; the job's failure marks the delivery failed with the reason.
+ *
+ * @throws UnrecoverableError naming the rule, when the URL is refused
+ */
+function refuseUnlessAllowed(delivery: DeliveryRecord, policy: CallbackUrlPolicy, log: Logger): void {
+  try {
+    checkCallbackUrl(delivery.url, policy);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    const reason = `not sent, the settings in force refuse its callbackUrl: ${error.message}`;
+    log.warn({ deliveryId: delivery.id, reason }, 'webhook not sent: callbackUrl refused');
+    throw new UnrecoverableError(`webhook ${delivery.id}: ${reason}`);
+  }
 }
 
 /** A delivery being sent: its job, the token of the job's lock and the job's logger. */
@@ -53,12 +73,14 @@ async function exportRequest(ctx: ApiContext, delivery: DeliveryRecord, outage: 
 export function createWebhookProcessor(ctx: ApiContext, logger: Logger, outage?: S3Outage): Processor<WebhookJob> {
   // A client's callbackUrl reaches only the networks the operator allows; the PACS is the operator's own.
   const callbackAddresses = callbackAddressPolicy(ctx.config.webhookAllowedNetworks);
+  const callbackUrls: CallbackUrlPolicy = { requireHttps: ctx.config.webhookRequireHttps };
   return async (job: Job<WebhookJob>, token?: string) => {
     const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1 });
     const delivery = await ctx.deliveries.get(job.data.deliveryId);
     if (!delivery) throw new UnrecoverableError(`delivery ${job.data.deliveryId} does not exist`);
     if (delivery.deliveredAt) return;
     const pacsExport = delivery.event === PACS_EXPORT_EVENT;
+    if (!pacsExport) refuseUnlessAllowed(delivery, callbackUrls, log);
     const request = pacsExport ? await exportRequest(ctx, delivery, outage, { job, token, log }) : signedRequest(ctx, delivery);
     const outcome = await postOutbound(
       delivery.url,
