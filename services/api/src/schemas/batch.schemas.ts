@@ -48,7 +48,10 @@ export type BatchView = Static<typeof BatchViewSchema>;
 
 export const BatchParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }) });
 
-export const BatchPageQuerySchema = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Studies per page.' })),
-  after: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Position of the last study already seen (from `next`).' })),
-});
+export const BatchPageQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Studies per page.' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Position of the last study already seen (from `next`).' })),
+  },
+  { additionalProperties: false },
+);

@@ -146,11 +146,15 @@ export const StudySummarySchema = Type.Object({
 });
 export type StudySummary = Static<typeof StudySummarySchema>;
 
-export const StudyListQuerySchema = Type.Object({
-  externalId: Type.Optional(ExternalIdSchema),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-});
+// Unknown parameters are refused: a misspelt filter (`?externalID=`) must not list every study instead.
+export const StudyListQuerySchema = Type.Object(
+  {
+    externalId: Type.Optional(ExternalIdSchema),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  },
+  { additionalProperties: false },
+);
 
 export const StudyListSchema = Type.Object({
   items: Type.Array(StudySummarySchema),
