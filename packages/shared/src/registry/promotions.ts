@@ -1,11 +1,11 @@
 import { announcePromotion } from './promotion-channel.js';
-import { PromotionLock } from './promotion-lock.js';
+import { PromotionLock, type LockLease } from './promotion-lock.js';
 import { assertTaskName, registryKeys } from './registry-keys.js';
 import { getJsonOrNull, type RegistryContext } from './registry-context.js';
 import { NoRollbackTargetError, PromotionConflictError, VersionNotFoundError } from './registry.errors.js';
 import type { PromotionAction, PromotionRecord } from './registry.schemas.js';
 import { readDigest, type FetchedArtifact } from './model-versions.js';
-import { writeStatus } from './version-status.js';
+import { updateStatusLocked, withStatusLocks, type StatusUpdate } from './version-status.js';
 
 /** Checks an artifact before it is promoted (loads it, runs its probe); throws to refuse. */
 export type ArtifactCheck = (artifact: FetchedArtifact) => Promise<void>;
@@ -36,7 +36,8 @@ export async function readPointer(ctx: RegistryContext, task: string): Promise<P
 /**
  * Points a task at a version. Under the task's Redis lock: read the pointer, check the caller's
  * expectation, append the history record, then overwrite the pointer (a single PUT, which readers
- * see whole or not at all). The notice goes out after the lock is released.
+ * see whole or not at all) and write the statuses under their own locks. The notice goes out after
+ * the lock is released.
  */
 export async function promoteVersion(ctx: RegistryContext, request: PromotionRequest): Promise<PromotionRecord> {
   const { task, version } = request;
@@ -61,27 +62,40 @@ export async function promoteVersion(ctx: RegistryContext, request: PromotionReq
       previousVersion: currentVersion,
       sequence: (current?.sequence ?? 0) + 1,
     };
-    // Each write only while the lock is still ours: a lapsed lease may have let another promoter in.
-    await lease.assertHeld();
-    await ctx.store.putJson(registryKeys.promotion(task, at, next.sequence), next);
-    await lease.assertHeld();
-    await ctx.store.putJson(registryKeys.pointer(task), next);
-    // Under the lock: the statuses of two promotions close together must land in their order.
-    await writeStatuses(ctx, next);
+    await movePointer(ctx, lease, next);
     return { record: next, changed: true };
   });
   if (changed) await announce(ctx, record);
   return record;
 }
 
-/** The promoted version's status, and the one it replaced. */
-async function writeStatuses(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
-  const { task, version, action } = record;
-  await writeStatus(ctx, task, version, { state: 'promoted', reasons: [] });
+/**
+ * Appends the history record, overwrites the pointer and writes the statuses of the versions it
+ * names, holding the task's promotion lock (`lease`). The statuses are locked before the pointer
+ * moves: a worker that sees the new pointer and refuses the version writes its refusal after the
+ * promotion's status, not under it.
+ */
+async function movePointer(ctx: RegistryContext, lease: LockLease, next: PromotionRecord): Promise<void> {
+  const statuses = statusesOf(next);
+  await withStatusLocks(ctx, next.task, statuses.map(([version]) => version), async (statusLeases) => {
+    // Each write only while the lock is still ours: a lapsed lease may have let another promoter in.
+    await lease.assertHeld();
+    await ctx.store.putJson(registryKeys.promotion(next.task, new Date(next.at), next.sequence), next);
+    await lease.assertHeld();
+    await ctx.store.putJson(registryKeys.pointer(next.task), next);
+    // Under the promotion lock: the statuses of two promotions close together land in their order.
+    for (const [i, [version, update]] of statuses.entries()) await updateStatusLocked(ctx, next.task, version, statusLeases[i]!, update);
+  });
+}
+
+/** The statuses a promotion writes: the promoted version's, then that of the one it replaced. */
+function statusesOf(record: PromotionRecord): [string, StatusUpdate][] {
+  const statuses: [string, StatusUpdate][] = [[record.version, { state: 'promoted', reasons: [] }]];
   if (record.previousVersion) {
-    const why = action === 'rollback' ? `rolled back to ${version}` : `replaced by ${version}`;
-    await writeStatus(ctx, task, record.previousVersion, { state: 'retired', reasons: [why] });
+    const why = record.action === 'rollback' ? `rolled back to ${record.version}` : `replaced by ${record.version}`;
+    statuses.push([record.previousVersion, { state: 'retired', reasons: [why] }]);
   }
+  return statuses;
 }
 
 async function announce(ctx: RegistryContext, record: PromotionRecord): Promise<void> {
