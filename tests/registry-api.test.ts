@@ -217,6 +217,23 @@ describe('/v1/trainings', () => {
     }
   });
 
+  it('shows a metric the evaluation set could not measure as null, not 0', async () => {
+    // The gate's sensitivity on a set without tumour images: nothing measured it.
+    const result = { task: 'tumor-binary', version: 'v1', contentHash: 'h', promoted: false, reasons: ['sensitivity was not measured'], metrics: { n: 4, accuracy: 1, sensitivity: null, macroRecall: 1 } };
+    const worker = new Worker(TRAINING_QUEUE, () => Promise.resolve(result), { connection: { url: env.config.redisUrl }, prefix: env.prefix });
+    try {
+      const { id } = (await call('ops', 'POST', '/v1/trainings', request)).body as { id: string };
+      let shown = (await call('alice', 'GET', `/v1/trainings/${id}`)).body as { state: string; result?: { metrics: Record<string, unknown> } };
+      for (let polls = 0; polls < 2000 && shown.state !== 'completed'; polls++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        shown = (await call('alice', 'GET', `/v1/trainings/${id}`)).body as typeof shown;
+      }
+      expect(shown.result?.metrics).toEqual({ n: 4, accuracy: 1, sensitivity: null, macroRecall: 1 });
+    } finally {
+      await worker.close();
+    }
+  });
+
   it('refuses a malformed request or an empty S3 dataset before queueing', async () => {
     const badTask = await call('ops', 'POST', '/v1/trainings', { ...request, task: 'brain-age' });
     expect(badTask.status).toBe(400);

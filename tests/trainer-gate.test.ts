@@ -106,6 +106,21 @@ describe('the promotion gate on a fixed evaluation set', () => {
     expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
   });
 
+  it('keeps the candidate back, recording null, when the set has no tumour image to measure sensitivity on', async () => {
+    const baseline = await promoteBaseline('tumor');
+    const healthyOnly = await linkDataset(path.join(env.dir, 'eval-healthy'), { yes: 0, no: 4 }, 200);
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate({ evaluationDir: healthyOnly, evaluationSet: healthyOnly }));
+
+    expect(evidence.baseline).toEqual({ version: baseline, metrics: { n: 4, accuracy: 0, sensitivity: null, macroRecall: 0 } });
+    expect(evidence.candidate).toEqual({ n: 4, accuracy: 1, sensitivity: null, macroRecall: 1 });
+    expect(evidence.decision).toEqual({
+      promote: false,
+      reasons: ['sensitivity was not measured: the evaluation set has no tumour image to measure it on, so the candidate cannot be shown as good as the promoted model'],
+    });
+  });
+
   it('keeps the candidate back when no evaluation set is configured', async () => {
     const candidate = await makeArtifact(env.dir, 'tumor-binary');
     const evidence = await evaluateCandidate('tumor-binary', candidate, gate({ evaluationDir: null, evaluationSet: null }));

@@ -17,6 +17,10 @@ describe('tumourSensitivity', () => {
     ];
     expect(tumourSensitivity(classes, confusion)).toBeCloseTo(27 / 30);
   });
+
+  it('is unmeasured (null), not 0, on a set without tumour images', () => {
+    expect(tumourSensitivity(['tumor', 'no_tumor'], [[0, 0], [3, 7]])).toBeNull();
+  });
 });
 
 describe('gateMetrics', () => {
@@ -28,6 +32,16 @@ describe('gateMetrics', () => {
       confusion: [[6, 2], [1, 9]],
     });
     expect(metrics).toEqual({ n: 18, accuracy: 15 / 18, sensitivity: 0.75, macroRecall: expect.closeTo(0.825, 6) });
+  });
+
+  it('leaves out a class without images, whose recall is null, and measures no sensitivity without tumours', () => {
+    const metrics = gateMetrics(['tumor', 'no_tumor'], {
+      n: 10,
+      accuracy: 0.7,
+      perClass: { tumor: { recall: null, support: 0 }, no_tumor: { recall: 0.7, support: 10 } },
+      confusion: [[0, 0], [3, 7]],
+    });
+    expect(metrics).toEqual({ n: 10, accuracy: 0.7, sensitivity: null, macroRecall: 0.7 });
   });
 });
 
@@ -55,5 +69,14 @@ describe('decidePromotion', () => {
 
   it('promotes when there is nothing to compare with', () => {
     expect(decidePromotion(baseline, null).promote).toBe(true);
+    expect(decidePromotion({ ...baseline, sensitivity: null }, null).promote).toBe(true);
+  });
+
+  it('refuses, saying so, when the set cannot measure a compared rate, rather than reading it as 0', () => {
+    const noTumours = { n: 100, accuracy: 0.9, sensitivity: null, macroRecall: 0.9 };
+    const reason = 'sensitivity was not measured: the evaluation set has no tumour image to measure it on, so the candidate cannot be shown as good as the promoted model';
+    expect(decidePromotion(noTumours, noTumours)).toEqual({ promote: false, reasons: [reason] });
+    // A worse accuracy is still named beside it.
+    expect(decidePromotion({ ...noTumours, accuracy: 0.5 }, noTumours).reasons).toEqual(["accuracy 50.0% is below the promoted model's 90.0%", reason]);
   });
 });

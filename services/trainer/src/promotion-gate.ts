@@ -2,7 +2,8 @@
 export interface Evaluation {
   n: number;
   accuracy: number;
-  perClass: Record<string, { recall: number; support: number }>;
+  /** A class's recall is null when it has no images (support 0). */
+  perClass: Record<string, { recall: number | null; support: number }>;
   /** Rows are true classes, columns predicted classes, both in the model's class order. */
   confusion: number[][];
 }
@@ -12,10 +13,13 @@ export interface GateMetrics {
   /** Images evaluated. */
   n: number;
   accuracy: number;
-  /** Share of tumour images predicted as any tumour class (binary: recall of `tumor`). */
-  sensitivity: number;
-  /** Mean recall over classes present in the set. */
-  macroRecall: number;
+  /**
+   * Share of tumour images predicted as any tumour class (binary: recall of `tumor`); null when the
+   * set holds no tumour image, so that nothing measured it (recorded as null, never as 0).
+   */
+  sensitivity: number | null;
+  /** Mean recall over classes present in the set; null when none is. */
+  macroRecall: number | null;
 }
 
 /** The gate's verdict. */
@@ -32,7 +36,7 @@ const NO_TUMOUR = 'no_tumor';
  * of `tumor`; for the type task a glioma called meningioma still counts as found, because the
  * clinical cost is in calling a tumour "no tumour".
  */
-export function tumourSensitivity(classes: readonly string[], confusion: readonly (readonly number[])[]): number {
+export function tumourSensitivity(classes: readonly string[], confusion: readonly (readonly number[])[]): number | null {
   const negative = classes.indexOf(NO_TUMOUR);
   let tumours = 0;
   let found = 0;
@@ -43,13 +47,13 @@ export function tumourSensitivity(classes: readonly string[], confusion: readonl
     tumours += total;
     found += total - (negative >= 0 ? (counts[negative] ?? 0) : 0);
   });
-  return tumours === 0 ? 0 : found / tumours;
+  return tumours === 0 ? null : found / tumours;
 }
 
 /** Reduces an evaluation to the gate's metrics. */
 export function gateMetrics(classes: readonly string[], evaluation: Evaluation): GateMetrics {
-  const present = Object.values(evaluation.perClass).filter((c) => c.support > 0);
-  const macroRecall = present.length === 0 ? 0 : present.reduce((sum, c) => sum + c.recall, 0) / present.length;
+  const recalls = Object.values(evaluation.perClass).flatMap((c) => (c.support > 0 && c.recall !== null ? [c.recall] : []));
+  const macroRecall = recalls.length === 0 ? null : recalls.reduce((sum, recall) => sum + recall, 0) / recalls.length;
   return {
     n: evaluation.n,
     accuracy: evaluation.accuracy,
@@ -60,19 +64,30 @@ export function gateMetrics(classes: readonly string[], evaluation: Evaluation):
 
 const pct = (value: number): string => `${(value * 100).toFixed(1)}%`;
 
+/** The measures the gate compares, with the images each is measured on. */
+const COMPARED = [
+  { key: 'accuracy', on: 'image' },
+  { key: 'sensitivity', on: 'tumour image' },
+] as const;
+
 /**
  * Promote only when the candidate is at least as good as the promoted model on the same
  * evaluation set in both accuracy and sensitivity (within `tolerance`). Without a promoted model
- * to compare with, the candidate wins by default.
+ * to compare with, the candidate wins by default. A measure the set cannot give (null: sensitivity
+ * on a set without tumour images) shows nothing of either model, so the candidate is refused,
+ * saying so, rather than promoted on a comparison that did not take place.
  */
 export function decidePromotion(candidate: GateMetrics, baseline: GateMetrics | null, tolerance = 0): GateDecision {
   if (!baseline) return { promote: true, reasons: [] };
   const reasons: string[] = [];
-  if (candidate.accuracy < baseline.accuracy - tolerance) {
-    reasons.push(`accuracy ${pct(candidate.accuracy)} is below the promoted model's ${pct(baseline.accuracy)}`);
-  }
-  if (candidate.sensitivity < baseline.sensitivity - tolerance) {
-    reasons.push(`sensitivity ${pct(candidate.sensitivity)} is below the promoted model's ${pct(baseline.sensitivity)}`);
+  for (const { key, on } of COMPARED) {
+    const mine = candidate[key];
+    const theirs = baseline[key];
+    if (mine === null || theirs === null) {
+      reasons.push(`${key} was not measured: the evaluation set has no ${on} to measure it on, so the candidate cannot be shown as good as the promoted model`);
+    } else if (mine < theirs - tolerance) {
+      reasons.push(`${key} ${pct(mine)} is below the promoted model's ${pct(theirs)}`);
+    }
   }
   return { promote: reasons.length === 0, reasons };
 }

@@ -118,8 +118,11 @@ export const TrainingResultSchema = Type.Object({
   promoted: Type.Boolean(),
   /** Why the gate refused (empty when promoted). */
   reasons: Type.Array(Type.String()),
-  /** Candidate metrics on the task's evaluation set. */
-  metrics: Type.Record(Type.String(), Type.Number()),
+  /**
+   * Candidate metrics on the task's evaluation set; null where the set cannot measure one (the
+   * sensitivity of a set without tumour images), never 0.
+   */
+  metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()])),
 });
 
 /** Return value of a finished training job. */
