@@ -82,12 +82,14 @@ describe('btd eval on tumour scans only', () => {
 
   afterAll(() => rm(data, { recursive: true, force: true }));
 
-  it('shows the specificity no image measured as a dash, and as null in --json', async () => {
+  it('shows the rates no image measured as a dash with the reason, and as null in --json, every key kept', async () => {
     const printed = await btdEval('--model', SHIPPED_MODEL, '--data', data);
     expect(printed.code).toBe(0);
     expect(printed.stdout).toMatch(/ specificity – /);
+    expect(printed.stdout).toContain('not measured (–): specificity and AUC: every image is `tumor`, so none is a negative to measure them on.');
     expect(printed.stdout).not.toMatch(/NaN/);
-    const json = await btdEval('--model', SHIPPED_MODEL, '--data', data, '--json');
-    expect(JSON.parse(json.stdout)).toMatchObject({ n: 1, specificity: null });
+    const json = JSON.parse((await btdEval('--model', SHIPPED_MODEL, '--data', data, '--json')).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ n: 1, specificity: null, auc: null, perClass: { no_tumor: { recall: null, support: 0 } } });
+    for (const key of ['precision', 'recall', 'f1', 'specificity', 'auc']) expect(json).toHaveProperty(key);
   });
 });

@@ -9,6 +9,8 @@ import { readOutlines } from '../eval/outlines.js';
 import { describePatientVerdicts } from '../eval/patient-verdicts.js';
 import { writeReviewPack } from '../eval/review-pack.js';
 import { checkRecordName, recordEvaluation } from '../eval/recorded-evaluation.js';
+import type { Rate } from '../eval/metrics.js';
+import { measured, percent, unmeasuredRateNotes } from '../eval/unmeasured-rates.js';
 import { loadModel } from '../model/loaded-model.js';
 import type { Task } from '../model/tasks.js';
 import { collectOption, intOption } from './options.js';
@@ -72,11 +74,12 @@ type FolderEvaluation = Awaited<ReturnType<typeof evaluateModel>>;
 
 /** The evaluation as the lines `btd eval` prints without --json. */
 function evaluationLines(result: FolderEvaluation, title: string): string[] {
-  // A rate nothing measured (NaN: specificity without negatives, AUC of one class) shows as a dash.
-  const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${(100 * v).toFixed(2)}%`);
-  const auc = result.auc === undefined ? '' : `  AUC ${Number.isNaN(result.auc) ? '–' : result.auc.toFixed(4)}`;
+  // A rate nothing measured (null: specificity without negatives, AUC of one class) shows as a dash, with why.
+  const pct = (v: Rate | undefined) => percent(v, 2);
+  const auc = result.auc === undefined ? '' : `  AUC ${measured(result.auc) ? result.auc.toFixed(4) : '–'}`;
   const lines = [`${title}: n=${result.n}`];
   lines.push(`accuracy ${pct(result.accuracy)}  precision ${pct(result.precision)}  recall ${pct(result.recall)}  F1 ${pct(result.f1)}  specificity ${pct(result.specificity)}${auc}`);
+  lines.push(...unmeasuredRateNotes(result).map((note) => `not measured (–): ${note}`));
   lines.push(`confusion (rows actual ${result.classes.join('/')}): ${JSON.stringify(result.confusion)}`);
   if (result.byGroup) {
     const g = result.byGroup;

@@ -1,11 +1,23 @@
-/** Classification metrics from labels and probabilities. Every rate is a fraction in [0, 1]. */
+/**
+ * Classification metrics from labels and probabilities. Every rate is a fraction in [0, 1], or null
+ * where its denominator is empty: nothing measured it, and 0 would say the model got every such case wrong.
+ */
+
+/** A fraction in [0, 1], or null where no image measures it. */
+export type Rate = number | null;
 
 export interface ClassMetrics {
-  precision: number;
-  recall: number;
-  f1: number;
-  /** Share of the images of other classes not called this one; NaN (null in JSON) when there are none. */
-  specificity: number;
+  /** Share of the images called this class that are of it; null when none was called so. */
+  precision: Rate;
+  /** Share of the images of this class called so; null when there are none. */
+  recall: Rate;
+  /**
+   * 2·TP / (2·TP + FP + FN), the harmonic mean of precision and recall (0 when either is 0, the other
+   * then being 0 or unmeasured); null only when no image is of this class or was called so.
+   */
+  f1: Rate;
+  /** Share of the images of other classes not called this one; null when there are none. */
+  specificity: Rate;
   support: number;
 }
 
@@ -14,19 +26,16 @@ export interface ClassificationMetrics {
   accuracy: number;
   /**
    * For binary tasks: of the positive class; otherwise macro averages over the classes present in the
-   * truth or the predictions, as scikit-learn averages (a class neither present nor predicted says
-   * nothing of the model).
+   * truth or the predictions (a class neither present nor predicted says nothing of the model), each
+   * leaving out the classes the rate is null for, and null when it is null for all of them.
    */
-  precision: number;
-  recall: number;
-  f1: number;
-  /**
-   * As precision; NaN (null in JSON) where no image measures it: a binary set without negatives or,
-   * averaged, a set of one class called that class only. The average leaves out classes it is NaN for.
-   */
-  specificity: number;
-  /** ROC AUC of the positive class (binary tasks only). */
-  auc?: number;
+  precision: Rate;
+  recall: Rate;
+  f1: Rate;
+  /** As precision: null for a binary set without negatives or, averaged, a set of one class called that class only. */
+  specificity: Rate;
+  /** ROC AUC of the positive class (binary tasks only); null unless both classes have images. */
+  auc?: Rate;
   /** Expected calibration error over 10 equal-width confidence bins. */
   calibrationError: number;
   perClass: Record<string, ClassMetrics>;
@@ -35,8 +44,8 @@ export interface ClassificationMetrics {
   classes: string[];
 }
 
-/** a / b, or `whenNone` when b is 0. */
-const ratio = (a: number, b: number, whenNone = 0) => (b === 0 ? whenNone : a / b);
+/** a / b, or null when b is 0: a rate nothing measured. */
+const rate = (a: number, b: number): Rate => (b === 0 ? null : a / b);
 
 export function confusionMatrix(actual: readonly number[], predicted: readonly number[], classes: number): number[][] {
   const m = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
@@ -56,11 +65,14 @@ export function perClassMetrics(confusion: number[][], classes: readonly string[
       const fp = predicted - tp;
       const fn = support - tp;
       const tn = total - tp - fp - fn;
-      const precision = ratio(tp, predicted);
-      const recall = ratio(tp, support);
-      // Without negatives nothing measures specificity: 0 would read as every negative called positive.
-      const specificity = ratio(tn, tn + fp, Number.NaN);
-      return [name, { precision, recall, f1: ratio(2 * precision * recall, precision + recall), specificity, support }];
+      const metrics: ClassMetrics = {
+        precision: rate(tp, predicted),
+        recall: rate(tp, support),
+        f1: rate(2 * tp, 2 * tp + fp + fn),
+        specificity: rate(tn, tn + fp),
+        support,
+      };
+      return [name, metrics];
     }),
   );
 }
@@ -124,7 +136,7 @@ export function classificationMetrics(
   const n = actual.length;
   const base = {
     n,
-    accuracy: ratio(correct.filter(Boolean).length, n),
+    accuracy: n === 0 ? 0 : correct.filter(Boolean).length / n,
     calibrationError: expectedCalibrationError(confidences, correct),
     perClass,
     confusion,
@@ -134,16 +146,15 @@ export function classificationMetrics(
   if (pos >= 0) {
     const m = perClass[positiveClass as string] as ClassMetrics;
     const auc = rocAuc(actual.map((_, i) => probabilities[i * k + pos] as number), actual.map((a) => a === pos));
-    return { ...base, precision: m.precision, recall: m.recall, f1: m.f1, specificity: m.specificity, auc };
+    return { ...base, precision: m.precision, recall: m.recall, f1: m.f1, specificity: m.specificity, auc: Number.isNaN(auc) ? null : auc };
   }
   const seen = classesSeen(confusion).map((c) => perClass[classes[c] as string] as ClassMetrics);
-  const definedSpecificities = seen.map((m) => m.specificity).filter((v) => !Number.isNaN(v));
   return {
     ...base,
-    precision: mean(seen.map((m) => m.precision)),
-    recall: mean(seen.map((m) => m.recall)),
-    f1: mean(seen.map((m) => m.f1)),
-    specificity: mean(definedSpecificities),
+    precision: meanOfMeasured(seen.map((m) => m.precision)),
+    recall: meanOfMeasured(seen.map((m) => m.recall)),
+    f1: meanOfMeasured(seen.map((m) => m.f1)),
+    specificity: meanOfMeasured(seen.map((m) => m.specificity)),
   };
 }
 
@@ -152,7 +163,8 @@ function classesSeen(confusion: readonly (readonly number[])[]): number[] {
   return confusion.flatMap((row, c) => (row.some((count) => count > 0) || confusion.some((other) => (other[c] as number) > 0) ? [c] : []));
 }
 
-/** Mean of some values; NaN when there are none. */
-function mean(values: readonly number[]): number {
-  return values.length === 0 ? Number.NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
+/** Mean of the rates that were measured, leaving out the nulls; null when none was. */
+function meanOfMeasured(rates: readonly Rate[]): Rate {
+  const measured = rates.filter((v): v is number => v !== null);
+  return measured.length === 0 ? null : measured.reduce((sum, v) => sum + v, 0) / measured.length;
 }

@@ -4,13 +4,7 @@ import type { ModelManifest } from '../model/manifest.js';
 import type { EvaluationResult } from './evaluate.js';
 import { describePatientVerdicts } from './patient-verdicts.js';
 import { confusionSvg, trainingCurvesSvg, type HistoryPoint } from './plots.js';
-
-/**
- * Whether a rate was measured. Metrics read back from a manifest hold null where the evaluation had
- * NaN (JSON has no NaN): a specificity without negatives, an AUC of one class.
- */
-const measured = (v: number | null | undefined): v is number => typeof v === 'number' && !Number.isNaN(v);
-const pct = (v: number | null | undefined) => (measured(v) ? `${(100 * v).toFixed(1)}%` : '–');
+import { measured, percent as pct, unmeasuredRateNotes } from './unmeasured-rates.js';
 
 const SET_TITLES: Record<string, string> = {
   test: 'Held-out test split (no near-duplicate of it in training)',
@@ -31,6 +25,7 @@ function metricsSection(name: string, m: EvaluationResult): string {
     '|---|---|---|---|---|',
     ...Object.entries(m.perClass).map(([c, v]) => `| ${c} | ${pct(v.precision)} | ${pct(v.recall)} | ${pct(v.f1)} | ${v.support} |`),
     '',
+    ...notMeasuredLines(m),
     `Confusion (rows actual, columns predicted; ${m.classes.join(', ')}): \`${JSON.stringify(m.confusion)}\``,
   ];
   if (m.location) {
@@ -41,6 +36,12 @@ function metricsSection(name: string, m: EvaluationResult): string {
   }
   lines.push(...errorLines(m));
   return lines.join('\n');
+}
+
+/** Why the rates shown as – were not measured, as a paragraph below the tables. */
+function notMeasuredLines(m: EvaluationResult): string[] {
+  const notes = unmeasuredRateNotes(m);
+  return notes.length === 0 ? [] : [`Not measured (–): ${notes.join(' ')}`, ''];
 }
 
 /** Rows of the errors table at most; the manifest and `btd eval --json` list them all. */
