@@ -11,6 +11,7 @@ import {
   verifyArtifact,
   type ArtifactCheck,
 } from '@btd/shared';
+import { REPO_ROOT } from './helpers/index.js';
 import { makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
 
 const env = useRegistryEnv();
@@ -196,6 +197,19 @@ describe('seeding from bundled models', () => {
       expect(await env.registry.listVersionIds(task)).toHaveLength(1);
       expect(await env.registry.promoted(task)).toMatchObject({ action: 'seed', sequence: 1 });
     }
+  });
+
+  it('seeds the shipped models, which verify as served, with the rates their records could not measure kept null', async () => {
+    const outcomes = await env.registry.seedFromDirectory(path.join(REPO_ROOT, 'models'));
+    expect(outcomes.map((o) => o.outcome)).toEqual(['seeded', 'seeded']);
+    for (const { task, version } of outcomes) {
+      const artifact = await env.registry.fetchArtifact(task, version!);
+      const model = await verifyArtifact(artifact.files, { task, version: version!, load: loadModel });
+      model.dispose();
+    }
+    const [detector] = await env.registry.listVersions('tumor-binary');
+    // 310 tumour scans and no healthy one: no specificity, and no recall of no_tumor.
+    expect(detector?.manifest.metrics?.fourClassTestingWithoutCopies).toMatchObject({ n: 310, specificity: null, auc: null, perClass: { no_tumor: { recall: null } } });
   });
 
   it('leaves a task alone when its bundled model is missing', async () => {
