@@ -2,6 +2,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from './context.js';
 import { authPlugin } from './plugins/auth.plugin.js';
+import { contentTypePlugin } from './plugins/content-type.plugin.js';
 import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
 import { metricsPlugin } from './plugins/metrics.plugin.js';
 import { openapiPlugin } from './plugins/openapi.plugin.js';
@@ -35,6 +36,7 @@ export const apiApp: FastifyPluginAsync<ApiAppOptions> = async (app, { ctx, rout
   await app.register(openapiPlugin);
   // Limits are set per request in `request.parts()`, where the configured values are known.
   await app.register(multipart);
+  await app.register(contentTypePlugin);
   await app.register(errorHandlerPlugin);
   await app.register(metricsPlugin, { metrics: ctx.metrics });
   await app.register(authPlugin, { keyRing: ctx.keyRing });

@@ -23,6 +23,16 @@ function describeValidation(context: string | undefined, issues: readonly Valida
   return [...new Set(sentences.filter((s) => !s.endsWith('schema is false')))].join('; ');
 }
 
+/** Fastify's refusals of a JSON body, in the API's own codes and words. */
+function refusedBody(error: FastifyError, request: FastifyRequest): [number, string, string] | undefined {
+  if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return [400, 'invalid_request', 'the body is not valid JSON'];
+  if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return [400, 'invalid_request', 'the body is empty; send a JSON object (`{}` for none of the fields)'];
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return [413, 'request_too_large', `the body is larger than the ${request.routeOptions.bodyLimit} bytes a JSON request may hold`];
+  }
+  return undefined;
+}
+
 function send(reply: FastifyReply, statusCode: number, code: string, message: string, extra: object = {}) {
   // Refused before its body was read to the end (a too-large or unknown part), a request would
   // keep its connection busy for the rest of the upload and hold up a graceful shutdown: close it.
@@ -42,6 +52,8 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
     request.log.info({ code: 'request_aborted' }, 'request rejected');
     return send(reply, 400, 'request_aborted', 'the connection closed before the body ended');
   }
+  const body = refusedBody(error, request);
+  if (body) return send(reply, ...body);
   if (error.validation) {
     return send(reply, 400, 'invalid_request', describeValidation(error.validationContext, error.validation));
   }
