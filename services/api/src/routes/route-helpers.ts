@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
+import { ApiError } from '../errors/api-error.js';
 import { DependencyUnavailableError } from '../errors/dependency-unavailable.error.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
 import type { UploadReservation } from '../uploads/upload-memory-budget.js';
@@ -29,16 +30,31 @@ export function sendStored(reply: FastifyReply, response: StoredResponse & { rep
   return reply.code(response.statusCode).send(response.body);
 }
 
+/** Most bytes that the parts' headers (80 KiB each at most, as the multipart readers allow) and boundaries, the text fields, a preamble and an epilogue add to a request's files. */
+function framingAllowance(maxParts: number): number {
+  return (maxParts + 10) * 81 * 1024 + (1 << 20);
+}
+
 /**
  * Runs `work` on an upload with its bytes held against the memory all uploads share: what its
  * Content-Length announces (up to the most a request may hold) at once, more as more streams in. The
  * bytes are given back when `work` ends, whether it answered, failed, or the client went away or
- * timed out (the body then ends in an error that ends `work` too).
+ * timed out (the body then ends in an error that ends `work` too). A request that announces more than
+ * its files may add up to, with their framing, is refused before its body is read.
  *
+ * @throws ApiError 413 when the announced bytes are more than a request may hold
  * @throws RetryLaterError 503 when the announced bytes do not fit
  */
 export async function withUploadMemory<T>(ctx: ApiContext, request: FastifyRequest, work: (held: UploadReservation) => Promise<T>): Promise<T> {
   const announced = Number.parseInt(request.headers['content-length'] ?? '0', 10) || 0;
+  const { maxSubmissionBytes, maxImagesPerStudy } = ctx.config;
+  if (announced > maxSubmissionBytes + framingAllowance(maxImagesPerStudy)) {
+    throw new ApiError(
+      413,
+      'request_too_large',
+      `the request announces ${announced} bytes (Content-Length), more than its files may add up to (${maxSubmissionBytes} bytes, MAX_SUBMISSION_BYTES) with their multipart framing; send fewer in one request`,
+    );
+  }
   const held = ctx.uploadMemory.reserve(Math.min(announced, ctx.config.maxSubmissionBytes));
   try {
     return await work(held);
