@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
+import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectStore } from '@btd/shared';
 import { errorHandlerPlugin } from './error-handler.plugin.js';
@@ -53,4 +54,21 @@ describe('the error handler', () => {
       }
     },
   );
+
+  it('names the values a union of constants takes, as it does those of an enum', async () => {
+    const app = Fastify();
+    app.setValidatorCompiler(TypeBoxValidatorCompiler);
+    await app.register(errorHandlerPlugin);
+    const task = Type.Union([Type.Literal('tumor-binary'), Type.Literal('tumor-type')]);
+    const priority = Type.Enum(['stat', 'routine']);
+    app.get('/models/:task', { schema: { params: Type.Object({ task }), querystring: Type.Object({ priority: Type.Optional(priority) }) } }, async () => ({}));
+    try {
+      const unknownTask = await app.inject({ method: 'GET', url: '/models/nope' });
+      expect([unknownTask.statusCode, unknownTask.json()]).toMatchObject([400, { code: 'invalid_request', message: 'params/task must be one of: tumor-binary, tumor-type' }]);
+      const unknownPriority = await app.inject({ method: 'GET', url: '/models/tumor-type?priority=urgent' });
+      expect(unknownPriority.json()).toMatchObject({ message: 'querystring/priority must be one of: stat, routine' });
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -7,16 +7,35 @@ import { unavailableDependency } from '../errors/dependency-errors.js';
 import { RetryLaterError } from '../errors/retry-later.error.js';
 
 interface ValidationIssue {
+  keyword?: string;
   instancePath?: string;
   message?: string;
-  params?: { allowedValues?: unknown[]; additionalProperties?: unknown[] };
+  params?: { allowedValue?: unknown; allowedValues?: unknown[]; additionalProperties?: unknown[] };
+}
+
+/**
+ * The values allowed at each place where a union of constants (`Type.Union([Type.Literal(…), …])`, a
+ * model task say) failed: its violations are one per constant ("must be equal to constant") and one for
+ * the union ("must match a schema in anyOf"), which say nothing of the values it takes.
+ */
+function allowedConstants(issues: readonly ValidationIssue[]): Map<string, unknown[]> {
+  const allowed = new Map<string, unknown[]>();
+  for (const issue of issues) {
+    if (issue.keyword !== 'const' || !issue.params || !('allowedValue' in issue.params)) continue;
+    const path = issue.instancePath ?? '';
+    allowed.set(path, [...(allowed.get(path) ?? []), issue.params.allowedValue]);
+  }
+  return allowed;
 }
 
 /** One readable sentence per schema violation, e.g. `body/priority must be one of: stat, routine`. */
 function describeValidation(context: string | undefined, issues: readonly ValidationIssue[]): string {
+  const constants = allowedConstants(issues);
   const sentences = issues.map((issue) => {
     const where = `${context ?? 'request'}${issue.instancePath ?? ''}`;
-    if (issue.params?.allowedValues) return `${where} must be one of: ${issue.params.allowedValues.join(', ')}`;
+    const union = issue.keyword === 'const' || issue.keyword === 'anyOf' ? constants.get(issue.instancePath ?? '') : undefined;
+    const allowed = issue.params?.allowedValues ?? union;
+    if (allowed) return `${where} must be one of: ${allowed.join(', ')}`;
     if (issue.params?.additionalProperties) return `${where} has unknown field(s): ${issue.params.additionalProperties.join(', ')}`;
     return `${where} ${issue.message ?? 'is invalid'}`;
   });
