@@ -128,6 +128,23 @@ describe('batches', () => {
     expect((await getBatch(batchId)).body.counts.total).toBe(2);
   });
 
+  it('lists its studies at its links.studies, page by page as under studies in its view', async () => {
+    const { batchId, links } = (await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} })).body;
+    const submitted = await Promise.all(
+      mriSlices('yes', 3).map(async (slice) => {
+        const form = studyForm([{ name: slice.name, bytes: slice.bytes }]);
+        return (await call<SubmittedStudy>(harness.env, 'alice', 'POST', links.studies, { body: form })).body.studyId;
+      }),
+    );
+    const first = await call<BatchView['studies']>(harness.env, 'alice', 'GET', `${links.studies}?limit=2`);
+    expect([first.status, first.body.items.length]).toEqual([200, 2]);
+    expect(first.body.items).toEqual((await getBatch(batchId, '?limit=2')).body.studies.items);
+    const second = await call<BatchView['studies']>(harness.env, 'alice', 'GET', `${links.studies}?${first.body.next}`);
+    expect([second.body.items.length, second.body.next]).toEqual([1, undefined]);
+    expect([...first.body.items, ...second.body.items].map((item) => item.studyId).sort()).toEqual(submitted.sort());
+    expect((await call(harness.env, 'bob', 'GET', links.studies)).status).toBe(404);
+  });
+
   it('completes an empty batch when it is closed', async () => {
     const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} });
     const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);

@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import { closeBatch, createBatch, ownedBatch, readBatchView } from '../batches/batch-service.js';
@@ -88,6 +89,12 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     },
   );
 
+  const pageSchema = { params: BatchParamsSchema, querystring: BatchPageQuerySchema };
+  const readPage = async (request: FastifyRequest, params: Static<typeof BatchParamsSchema>, query: Static<typeof BatchPageQuerySchema>) => {
+    const batch = await ownedBatch(ctx, clientOf(request), params.id);
+    return readBatchView(ctx, batch, query.after ?? 0, query.limit ?? 100);
+  };
+
   app.get(
     '/v1/batches/:id',
     {
@@ -95,14 +102,25 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         tags: ['batches'],
         summary: 'Counts per state and one page of per-study status',
         security: bearerAuth,
-        params: BatchParamsSchema,
-        querystring: BatchPageQuerySchema,
+        ...pageSchema,
         response: { 200: BatchViewSchema, ...commonErrors },
       },
     },
-    async (request) => {
-      const batch = await ownedBatch(ctx, clientOf(request), request.params.id);
-      return readBatchView(ctx, batch, request.query.after ?? 0, request.query.limit ?? 100);
+    async (request) => readPage(request, request.params, request.query),
+  );
+
+  // The batch's `links.studies`: where studies are added, and where a client following the link reads them.
+  app.get(
+    '/v1/batches/:id/studies',
+    {
+      schema: {
+        tags: ['batches'],
+        summary: 'One page of per-study status, as under `studies` in GET /v1/batches/:id (`next` holds the query of the next page)',
+        security: bearerAuth,
+        ...pageSchema,
+        response: { 200: BatchViewSchema.properties.studies, ...commonErrors },
+      },
     },
+    async (request) => (await readPage(request, request.params, request.query)).studies,
   );
 };
