@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { EMBEDDED_S3_CREDENTIALS, maskRedisUrl, pingRedis, startEmbeddedS3 } from '@btd/shared';
+import { CONFIG_EXIT_CODE, EMBEDDED_S3_CREDENTIALS, isRedisNotReady, maskRedisUrl, pingRedis, redisRefusal, startEmbeddedS3 } from '@btd/shared';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVICES = {
@@ -53,10 +53,22 @@ function fail(message) {
   process.exit(1);
 }
 
+// Redis is not started here: one that does not run fails at once with how to get one, one that refuses
+// REDIS_URL's credentials exits as invalid configuration, and one still loading its dataset is waited for
+// by the services themselves (REDIS_STARTUP_TIMEOUT_MS).
 async function checkRedis(url) {
   try {
     await pingRedis(url, 3000);
   } catch (error) {
+    const refusal = redisRefusal(error, url);
+    if (refusal) {
+      console.error(`\n${refusal.message}\n`);
+      process.exit(CONFIG_EXIT_CODE);
+    }
+    if (isRedisNotReady(error)) {
+      console.warn(`Redis at ${maskRedisUrl(url)} is not ready yet (${error.detail}); the services wait for it`);
+      return;
+    }
     fail(`${error.message}\nOn Debian/Ubuntu: sudo apt-get install redis-server (or run: docker run -p 6379:6379 redis:7).`);
   }
 }

@@ -11,7 +11,7 @@ import { Redis } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, waitFor } from './helpers/index.js';
+import { startRedisServer, startTestS3, waitFor } from './helpers/index.js';
 
 /** A free TCP port in 63xx, for a Redis of this test's own. */
 async function freePort(): Promise<number> {
@@ -144,6 +144,28 @@ describe('outages', () => {
     const env = await starting;
     const accepted = await submit(env);
     expect(accepted.status).toBe(202);
+  });
+
+  it('waits for Redis that is not up when it starts (Redis coming up after it) and serves once Redis answers', async () => {
+    const port = await freePort();
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    let started = false;
+    const waiting: string[] = [];
+    const log = { write: (line: string) => void (JSON.parse(line).msg === 'Redis unreachable at start-up; waiting for it' && waiting.push(line)) };
+    const starting = startApiEnv(s3, { REDIS_URL: `redis://127.0.0.1:${port}` }, pino({ level: 'warn' }, log)).then((env) => {
+      started = true;
+      cleanups.push(env.close);
+      return env;
+    });
+    // Without waiting, the start fails after 5 s with the refused connection.
+    await waitFor(() => waiting.length >= 3 || started, { timeoutMs: 30_000, what: 'the API to find Redis unreachable three times' });
+    expect(started).toBe(false);
+    const redis = await startRedisServer({ port });
+    cleanups.push(redis.stop);
+    const env = await starting;
+    expect((await call(env, null, 'GET', '/readyz')).status).toBe(200);
+    expect((await submit(env)).status).toBe(202);
   });
 
   it('answers 503 while S3 is down and leaves no record behind', async () => {

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { mriSlices } from './api-fixtures.js';
 import { useApiHarness } from './api-harness.js';
-import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, uniquePrefix, waitFor } from './helpers/index.js';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, freePort, redisWaitLines, spawnService, uniquePrefix, useRedisServers, waitFor } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -91,6 +91,50 @@ describe('graceful shutdown', () => {
       child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
       await deleteKeysWithPrefix(harness.env.redis, prefix);
+    }
+  });
+});
+
+describe('an API process started before Redis', () => {
+  const startRedis = useRedisServers();
+  /** The API's main on a Redis at `redisUrl`, with a data folder of its own. */
+  async function startApiProcess(redisUrl: string) {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'btd-api-main-'));
+    const s3Env = harness.s3.env(harness.s3.bucketOptions());
+    const env = { REDIS_URL: redisUrl, QUEUE_PREFIX: uniquePrefix(), ...s3Env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir };
+    const api = spawnService(path.join(REPO_ROOT, 'services/api/dist/main.js'), env, 'API listening');
+    const close = async () => {
+      api.child.kill('SIGKILL');
+      await api.exited;
+      await rm(dataDir, { recursive: true, force: true });
+    };
+    return { ...api, close };
+  }
+
+  it('stops on SIGTERM while it waits, with exit code 0', async () => {
+    const api = await startApiProcess(`redis://127.0.0.1:${await freePort()}`);
+    try {
+      // Generous: a cold start imports Fastify, sharp, BullMQ and the AWS SDK, slow on a busy CI machine.
+      await waitFor(() => redisWaitLines(api.logs).length >= 2, { timeoutMs: 90_000, what: 'the API to wait for Redis twice' });
+      api.child.kill('SIGTERM');
+      expect(await api.exited).toEqual({ code: 0, signal: null });
+      expect(api.logs.some((line) => line.includes('"shutdown complete"'))).toBe(true);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('exits 78 at once, naming REDIS_URL without its password, when Redis refuses the credentials', async () => {
+    const redis = await startRedis({ args: ['--requirepass', 'right-password'] });
+    const api = await startApiProcess(`redis://:wrong-password@127.0.0.1:${redis.port}`);
+    try {
+      expect(await api.exited).toEqual({ code: 78, signal: null });
+      const fatal = api.logs.find((line) => line.includes('"level":60')) ?? '';
+      expect(fatal).toContain(`REDIS_URL: Redis at redis://:***@127.0.0.1:${redis.port} refused the connection (WRONGPASS`);
+      expect(redisWaitLines(api.logs)).toEqual([]);
+      expect(api.logs.join('\n')).not.toContain('wrong-password');
+    } finally {
+      await api.close();
     }
   });
 });

@@ -1,17 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { Queue, Worker } from 'bullmq';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  ConfigError,
+  REDACTED_PATHS,
   RedisUnavailableError,
   closeRedis,
   closeWorker,
   createProducerConnection,
   createWorkerConnection,
+  logConnectionHealth,
   pingRedis,
   waitForRedis,
+  waitForRedisAtStart,
   type Logger,
 } from '@btd/shared';
-import { TEST_REDIS_URL, freePort, sleep, waitFor } from './helpers/index.js';
+import { TEST_REDIS_URL, freePort, redisWaitLines, sleep, slowLoadingDataset, useRedisServers, waitFor } from './helpers/index.js';
 
 const servers: ChildProcess[] = [];
 
@@ -117,5 +123,95 @@ describe('closing a queue worker', () => {
     await startRedis(Number(new URL(redis.url).port));
     expect(['closed', 'abandoned']).toContain(await closeWorker(worker, 1000));
     await closeRedis(connection);
+  });
+});
+
+describe('waiting for Redis at start-up', () => {
+  const startRedis = useRedisServers();
+  const clients: ReturnType<typeof createProducerConnection>[] = [];
+  afterEach(() => {
+    for (const client of clients.splice(0)) client.disconnect();
+  });
+
+  /** A logger as the services' (with their redactions) whose lines the test reads, and a connection to `url`. */
+  function service(url: string) {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logger = pino({ level: 'info', redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, stream);
+    const client = createProducerConnection(url);
+    clients.push(client);
+    logConnectionHealth(client, 'producer', logger);
+    const waiting = () => redisWaitLines(lines);
+    return { logger, client, lines, waiting };
+  }
+
+  it('waits for a Redis that starts after the service, saying so, then goes on with a ready connection', async () => {
+    const port = await freePort();
+    const { logger, client, lines, waiting } = service(`redis://127.0.0.1:${port}`);
+    const opening = waitForRedisAtStart(client, `redis://127.0.0.1:${port}`, { logger, timeoutMs: 120_000 });
+    let opened = false;
+    void opening.then(() => (opened = true), () => (opened = true));
+    await waitFor(() => waiting().length >= 3, { timeoutMs: 30_000, what: 'three tries at start-up' });
+    expect(opened).toBe(false);
+    expect(waiting()[0]).toContain('ECONNREFUSED');
+    await startRedis({ port });
+    await opening;
+    expect(client.status).toBe('ready');
+    expect(await client.ping()).toBe('PONG');
+    expect(lines.some((line) => line.includes('"Redis reachable; start-up goes on"'))).toBe(true);
+  });
+
+  it('waits for a Redis still loading its dataset (LOADING)', async () => {
+    const dataset = await slowLoadingDataset(10_000);
+    try {
+      const redis = await startRedis({ args: dataset.args });
+      const { logger, client, waiting } = service(redis.url);
+      await expect(pingRedis(redis.url)).rejects.toThrow(/LOADING/);
+      await waitForRedisAtStart(client, redis.url, { logger, timeoutMs: 120_000 });
+      expect(waiting().length).toBeGreaterThanOrEqual(1);
+      expect(waiting()[0]).toContain('LOADING');
+      expect(await client.dbsize()).toBe(10_000);
+    } finally {
+      await dataset.remove();
+    }
+  });
+
+  it('refuses credentials Redis does not accept at once, naming REDIS_URL without the password', async () => {
+    const redis = await startRedis({ args: ['--requirepass', 'right-password'] });
+    for (const url of [`redis://:wrong-password@127.0.0.1:${redis.port}`, redis.url]) {
+      const { logger, client, lines, waiting } = service(url);
+      const error = await waitForRedisAtStart(client, url, { logger, timeoutMs: 120_000 }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues.map((issue) => issue.env)).toEqual(['REDIS_URL']);
+      expect((error as Error).message).toMatch(/refused the connection \((WRONGPASS|NOAUTH) /);
+      expect(waiting()).toEqual([]);
+      // The connection's own error, logged once, carries the AUTH command: its arguments are not logged.
+      await waitFor(() => lines.some((line) => line.includes('"Redis connection lost; reconnecting"')), { what: 'the connection error in the log' });
+      expect([(error as Error).message, ...lines].join('\n')).not.toContain('wrong-password');
+    }
+  });
+
+  it('gives up after timeoutMs with the reason Redis did not answer, naming the setting', async () => {
+    const url = `redis://:secret@127.0.0.1:${await freePort()}`;
+    const { logger, client, waiting } = service(url);
+    const error = await waitForRedisAtStart(client, url, { logger, timeoutMs: 1500 }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RedisUnavailableError);
+    expect((error as Error).message).toMatch(/^Redis did not answer at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ \(connect ECONNREFUSED .*; gave up after \d+ s, REDIS_STARTUP_TIMEOUT_MS\)/);
+    expect(waiting().length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops waiting when the service is stopped', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const { logger, client, waiting } = service(url);
+    const stopping = new AbortController();
+    const opening = waitForRedisAtStart(client, url, { logger, timeoutMs: 120_000, signal: stopping.signal });
+    await waitFor(() => waiting().length >= 1, { what: 'a first try' });
+    stopping.abort(new Error('SIGTERM'));
+    await expect(opening).rejects.toThrow('SIGTERM');
   });
 });

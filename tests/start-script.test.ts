@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from '@btd/shared';
-import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, freePort, sampleImages, uniquePrefix, waitFor, writeTestModels } from './helpers/index.js';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, freePort, sampleImages, uniquePrefix, useRedisServers, waitFor, writeTestModels } from './helpers/index.js';
 
 
 let dataDir: string;
@@ -74,5 +74,23 @@ describe('npm start (scripts/start.js)', () => {
     }
     expect(await exited).toBe(0);
     expect(output).toContain('stopped.');
+  });
+
+  const startRedis = useRedisServers();
+
+  it('exits 78 before starting anything, naming REDIS_URL without its password, when Redis refuses the credentials', async () => {
+    const redis = await startRedis({ args: ['--requirepass', 'right-password'] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts/start.js'), '--workers', '0', '--no-trainer'], {
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: `redis://:wrong-password@127.0.0.1:${redis.port}`, DATA_DIR: dataDir, MODELS_DIR: modelsDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(code).toBe(78);
+    expect(output).toContain(`REDIS_URL: Redis at redis://:***@127.0.0.1:${redis.port} refused the connection (WRONGPASS`);
+    expect(output).not.toContain('wrong-password');
+    expect(output).not.toContain('apt-get');
   });
 });

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTrainingQueue, enqueueTraining, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
-import { waitFor } from './helpers/index.js';
+import { freePort, redisWaitLines, useRedisServers, waitFor } from './helpers/index.js';
 import { useRegistryEnv } from './registry-fixtures.js';
 import { TINY_TRAINING, linkDataset, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
 
@@ -153,5 +153,31 @@ describe('a trainer started before S3', () => {
     }
     expect(await trainer.exited).toEqual({ code: 78, signal: null });
     expect(trainer.logs.find((line) => line.includes('"trainer could not start'))).toContain('EVAL_SET_TUMOR_TYPE: evaluation set of tumor-type cannot be used');
+  }, 60_000);
+});
+
+describe('a trainer started before Redis', () => {
+  const startRedis = useRedisServers();
+
+  it('waits for Redis, saying so, then starts', async () => {
+    const port = await freePort();
+    const trainer = start({ REDIS_URL: `redis://127.0.0.1:${port}` });
+    await waitFor(() => redisWaitLines(trainer.logs).length >= 2, { timeoutMs: 60_000, what: 'the trainer to wait for Redis twice' });
+    expect(trainer.child.exitCode).toBeNull();
+    await startRedis({ port });
+    await trainer.ready;
+    expect(trainer.logs.some((line) => line.includes('"Redis reachable; start-up goes on"'))).toBe(true);
+    trainer.child.kill('SIGTERM');
+    expect(await trainer.exited).toEqual({ code: 0, signal: null });
+  }, 90_000);
+
+  it('refuses to start at once, with the exit code of invalid configuration, when Redis refuses its credentials', async () => {
+    const redis = await startRedis({ args: ['--requirepass', 'right-password'] });
+    const trainer = start({ REDIS_URL: `redis://:wrong-password@127.0.0.1:${redis.port}` });
+    expect(await trainer.exited).toEqual({ code: 78, signal: null });
+    const fatal = trainer.logs.find((line) => line.includes('"trainer could not start'));
+    expect(fatal).toContain(`REDIS_URL: Redis at redis://:***@127.0.0.1:${redis.port} refused the connection (WRONGPASS`);
+    expect(redisWaitLines(trainer.logs)).toEqual([]);
+    expect(trainer.logs.join('\n')).not.toContain('wrong-password');
   }, 60_000);
 });

@@ -65,18 +65,20 @@ export interface WorkerTestEnv {
   close(): Promise<void>;
 }
 
-/** Creates a fresh queue prefix and bucket on the test's s3rver. */
-export async function startWorkerEnv(s3: TestS3): Promise<WorkerTestEnv> {
+/** Creates a fresh queue prefix and bucket on the test's s3rver, the queues on `redisUrl` (the tests' Redis unless given). */
+export async function startWorkerEnv(s3: TestS3, redisUrl = TEST_REDIS_URL): Promise<WorkerTestEnv> {
   const prefix = uniquePrefix();
   const store = await s3.createBucket();
   const storeOptions = { ...s3.bucketOptions(), s3Bucket: store.bucket };
-  const redis = new Redis(TEST_REDIS_URL);
-  const producer = createProducerConnection(TEST_REDIS_URL);
+  const redis = new Redis(redisUrl);
+  const producer = createProducerConnection(redisUrl);
+  // A test may start its Redis after the env, to see a worker wait for it.
+  for (const connection of [redis, producer]) connection.on('error', () => {});
   const inference = createInferenceQueue(producer, prefix);
   const results = createResultsQueue(producer, prefix);
   const workers: { running: RunningInferenceWorker; connection: Redis }[] = [];
   const logger = createLogger({ name: 'worker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
-  const env = { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, ...s3.env(storeOptions), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' };
+  const env = { REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, ...s3.env(storeOptions), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' };
   return {
     prefix,
     store,
@@ -93,7 +95,7 @@ export async function startWorkerEnv(s3: TestS3): Promise<WorkerTestEnv> {
       return { studyId: ids.studyId, imageId: ids.imageId, jobId: job.id as string };
     },
     startWorker(models, config = {}, metrics) {
-      const connection = createWorkerConnection(TEST_REDIS_URL);
+      const connection = createWorkerConnection(redisUrl);
       const running = startInferenceWorker({
         config: { queuePrefix: prefix, concurrency: 1, lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1, ...config },
         connection,

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { overlayKey } from '@btd/shared';
-import { sampleImages, startTestS3, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
+import { freePort, redisWaitLines, sampleImages, startTestS3, useRedisServers, waitFor, writeTestModels, type TestS3 } from './helpers/index.js';
 import { FAST_RECOVERY, readImage, spawnWorker, startWorkerEnv, type WorkerProcess, type WorkerTestEnv } from './worker-fixtures.js';
 
 let s3: TestS3;
@@ -36,8 +36,8 @@ afterEach(async () => {
   await env.close();
 });
 
-function start(workerId: string, extra: Record<string, string> = {}): WorkerProcess {
-  const worker = spawnWorker(env, {
+function start(workerId: string, extra: Record<string, string> = {}, on: WorkerTestEnv = env): WorkerProcess {
+  const worker = spawnWorker(on, {
     MODELS_DIR: modelsDir,
     WORKER_ID: workerId,
     WORKER_CONCURRENCY: '1',
@@ -114,4 +114,43 @@ describe('inference worker processes', () => {
     const { imageId } = await env.submit(await readImage((await sampleImages('br35h/no', 1))[0] as string));
     expect((await env.resultOf(imageId, 60_000)).kind).toBe('succeeded');
   }, 90_000);
+
+  describe('started before Redis', () => {
+    const startRedis = useRedisServers();
+
+    it('waits for it, saying so, then takes jobs', async () => {
+      const port = await freePort();
+      const late = await startWorkerEnv(s3, `redis://127.0.0.1:${port}`);
+      try {
+        const worker = start('worker-e', {}, late);
+        await waitFor(() => redisWaitLines(worker.logs).length >= 2, { timeoutMs: 60_000, what: 'the worker to wait for Redis twice' });
+        expect(worker.child.exitCode).toBeNull();
+        await startRedis({ port });
+        await worker.ready;
+        expect(worker.logs.some((line) => line.includes('"Redis reachable; start-up goes on"'))).toBe(true);
+        const { imageId } = await late.submit(await readImage((await sampleImages('br35h/no', 1))[0] as string));
+        expect((await late.resultOf(imageId, 60_000)).kind).toBe('succeeded');
+      } finally {
+        await late.close();
+      }
+    }, 120_000);
+
+    it('exits 0 on SIGTERM while it waits', async () => {
+      const worker = start('worker-f', { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+      await waitFor(() => redisWaitLines(worker.logs).length >= 1, { timeoutMs: 60_000, what: 'the worker to wait for Redis' });
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toEqual({ code: 0, signal: null });
+      expect(worker.logs.some((line) => line.includes('"shutdown complete"'))).toBe(true);
+    });
+
+    it('exits 78 at once, naming REDIS_URL without its password, when Redis refuses the credentials', async () => {
+      const redis = await startRedis({ args: ['--requirepass', 'right-password'] });
+      const worker = start('worker-g', { REDIS_URL: `redis://:wrong-password@127.0.0.1:${redis.port}` });
+      expect(await worker.exited).toEqual({ code: 78, signal: null });
+      const fatal = worker.logs.find((line) => line.includes('"level":60')) ?? '';
+      expect(fatal).toContain(`REDIS_URL: Redis at redis://:***@127.0.0.1:${redis.port} refused the connection (WRONGPASS`);
+      expect(redisWaitLines(worker.logs)).toEqual([]);
+      expect(worker.logs.join('\n')).not.toContain('wrong-password');
+    });
+  });
 });

@@ -6,3 +6,4 @@ export * from './test-models.js';
 export * from './wait-for.js';
 export * from './free-port.js';
 export * from './service-process.js';
+export * from './redis-server.js';

@@ -8,6 +8,8 @@ export * from './logger.js';
 export * from './redis.js';
 export * from './redis-lease.js';
 export * from './redis-unavailable.error.js';
+export * from './redis-at-start.js';
+export * from './wait-at-start.js';
 export * from './storage/index.js';
 export * from './queues/index.js';
 export * from './shutdown.js';

@@ -16,8 +16,10 @@ export interface CreateLoggerOptions {
 }
 
 /**
- * Paths whose values never reach the logs: credentials in request headers, and the object
- * fields that could carry image bytes if someone logged a whole payload by mistake.
+ * Paths whose values never reach the logs: credentials in request headers, the arguments of
+ * the Redis command that an ioredis error carries (AUTH and HELLO carry the password of
+ * REDIS_URL, other commands job data), and the object fields that could carry image bytes if
+ * someone logged a whole payload by mistake.
  */
 export const REDACTED_PATHS = [
   'authorization',
@@ -30,6 +32,7 @@ export const REDACTED_PATHS = [
   '*.apiKey',
   'secretAccessKey',
   '*.secretAccessKey',
+  'err.command.args',
 ];
 
 /**

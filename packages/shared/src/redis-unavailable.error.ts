@@ -2,6 +2,8 @@
 export class RedisUnavailableError extends Error {
   /** The Redis URL, with any password masked. */
   readonly url: string;
+  /** Why: the error Redis or the connection gave (`connect ECONNREFUSED …`), or that none came in time. */
+  readonly detail: string;
 
   constructor(url: string, detail: string, options?: { cause?: unknown }) {
     super(
@@ -10,5 +12,6 @@ export class RedisUnavailableError extends Error {
     );
     this.name = 'RedisUnavailableError';
     this.url = url;
+    this.detail = detail;
   }
 }

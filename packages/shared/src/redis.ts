@@ -83,15 +83,26 @@ export async function waitForRedis(client: Redis, url: string, timeoutMs = 5000)
 }
 
 /**
- * Opens a short-lived connection, sends PING and closes it. Throws
- * {@link RedisUnavailableError} when Redis does not answer within `timeoutMs`.
+ * Opens a short-lived connection, sends PING and closes it. Throws {@link RedisUnavailableError}
+ * when Redis does not answer PONG within `timeoutMs`, its `cause` the error that says why: a refused
+ * connection, refused credentials, or a Redis still loading its dataset (`LOADING`), which the
+ * connection does not wait out as a service's own connections do.
  */
 export async function pingRedis(url: string, timeoutMs = 2000): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+  });
   client.on('error', () => {});
   try {
     await waitForRedis(client, url, timeoutMs);
-    await client.ping();
+    await client.ping().catch((error: unknown) => {
+      throw new RedisUnavailableError(maskRedisUrl(url), error instanceof Error ? error.message : String(error), { cause: error });
+    });
   } finally {
     client.disconnect();
   }

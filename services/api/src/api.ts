@@ -10,7 +10,7 @@ import {
   createWebhooksQueue,
   once,
   openBucket,
-  waitForRedis,
+  waitForRedisAtStart,
   type Logger,
 } from '@btd/shared';
 import { startApiWorkers } from './api-workers.js';
@@ -48,17 +48,24 @@ async function webhookSecretOf(config: ApiConfig): Promise<string> {
   return (await readOrCreateSecret(path.resolve(config.dataDir, 'webhook-secret'), 16)).value;
 }
 
-/** Opens Redis (waiting for it, with a clear error if it never answers) and S3, and builds the queues. */
-async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiDependencies & { local: LoadedKeyRing['local'] }> {
+/** Options of {@link startApi}. */
+export interface StartApiOptions {
+  /** Aborted when the API is stopped while it waits for Redis or S3: the start then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Opens Redis and S3 (waiting for them, with a clear error if Redis never answers), and builds the queues. */
+async function openDependencies(config: ApiConfig, logger: Logger, signal?: AbortSignal): Promise<ApiDependencies & { local: LoadedKeyRing['local'] }> {
   const { ring, local } = await loadApiKeyRing(config);
   const webhookSecret = await webhookSecretOf(config);
   const redis = createProducerConnection(config.redisUrl);
   logConnectionHealth(redis, 'producer', logger);
   const objectStore = new ObjectStore(config);
   try {
-    await waitForRedis(redis, config.redisUrl);
-    // S3 may come up after the API (MinIO under Docker Compose): wait for it; a refusal stops the start.
-    await openBucket(objectStore, { logger });
+    // Redis and S3 may come up after the API (Docker Compose, Kubernetes): wait for them; a refusal stops the start.
+    const wait = { logger, signal };
+    await waitForRedisAtStart(redis, config.redisUrl, { ...wait, timeoutMs: config.redisStartupTimeoutMs });
+    await openBucket(objectStore, wait);
   } catch (error) {
     redis.disconnect();
     objectStore.close();
@@ -81,8 +88,8 @@ async function openDependencies(config: ApiConfig, logger: Logger): Promise<ApiD
  * Starts the API: dependencies, HTTP server (listening on `config.port`; 0 picks a free one)
  * and the queue consumers. `routes` adds further resources such as `/v1/models`.
  */
-export async function startApi(config: ApiConfig, logger: Logger, routes: readonly ApiRoutes[] = []): Promise<RunningApi> {
-  const { local, ...deps } = await openDependencies(config, logger);
+export async function startApi(config: ApiConfig, logger: Logger, routes: readonly ApiRoutes[] = [], options: StartApiOptions = {}): Promise<RunningApi> {
+  const { local, ...deps } = await openDependencies(config, logger, options.signal);
   const ctx = createApiContext(deps);
   const app = await buildServer(ctx, logger, routes);
   const workers = startApiWorkers(ctx, logger);

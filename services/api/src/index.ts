@@ -3,7 +3,7 @@
  * The btd API gateway: Fastify app, queue consumers and the helpers tests and the start
  * script need to run it in process.
  */
-export { startApi, type RunningApi } from './api.js';
+export { startApi, type RunningApi, type StartApiOptions } from './api.js';
 export { apiApp, type ApiAppOptions, type ApiRoutes } from './app.js';
 export { buildServer, listen } from './server.js';
 export { ApiConfigSchema, loadApiConfig, type ApiConfig } from './config.js';

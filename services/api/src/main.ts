@@ -4,9 +4,15 @@ import { loadApiConfig } from './config.js';
 
 const config = loadConfigOrExit(loadApiConfig);
 const logger = createLogger({ name: 'api', level: config.logLevel });
-const api = await startApi(config, logger).catch((error: unknown) => {
+const shutdown = new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs });
+// Stopped while it waits for Redis or S3, the API gives up its start and the shutdown exits.
+const starting = new AbortController();
+shutdown.add('start-up', SHUTDOWN_PHASE.intake, () => starting.abort()).listen();
+const api = await startApi(config, logger, [], { signal: starting.signal }).catch((error: unknown): Promise<never> => {
+  // Stopped by a signal while it waited: the shutdown under way exits.
+  if (shutdown.started) return new Promise<never>(() => {});
   logger.fatal({ err: error }, error instanceof Error ? error.message : 'the API could not start');
-  // A setting at fault (a bucket or credentials S3 refuses) exits like invalid configuration.
+  // A setting at fault (a bucket or credentials S3 refuses, a REDIS_URL Redis refuses) exits like invalid configuration.
   process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
 });
 
@@ -18,8 +24,7 @@ if (api.local?.created) {
 }
 logger.info({ url: api.url, docs: `${api.url}/docs` }, 'API listening');
 
-new Shutdown({ logger, timeoutMs: config.shutdownTimeoutMs })
+shutdown
   .add('stop HTTP intake', SHUTDOWN_PHASE.intake, api.stopIntake)
   .add('stop the pending-submission sweep, drain result and webhook consumers', SHUTDOWN_PHASE.drain, api.drain)
-  .add('close queues, Redis and S3', SHUTDOWN_PHASE.connections, api.closeConnections)
-  .listen();
+  .add('close queues, Redis and S3', SHUTDOWN_PHASE.connections, api.closeConnections);

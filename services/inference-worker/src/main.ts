@@ -13,7 +13,7 @@ import {
   loadConfigOrExit,
   logConnectionHealth,
   openBucket,
-  waitForRedis,
+  waitForRedisAtStart,
   waitForStore,
   type Logger,
 } from '@btd/shared';
@@ -38,11 +38,11 @@ async function start(config: WorkerConfig, workerId: string, logger: Logger, shu
   // The queue re-emits its connection's errors; they are logged once above.
   results.on('error', () => {});
 
-  await waitForRedis(producer, config.redisUrl);
-  // S3 may come up after the worker (MinIO under Docker Compose): the worker waits for it; a refusal stops the start.
+  // Redis and S3 may come up after the worker (Docker Compose, Kubernetes): it waits for them; a refusal stops the start.
   const starting = new AbortController();
   shutdown.add('start-up', SHUTDOWN_PHASE.intake, () => starting.abort());
   const wait = { logger, signal: starting.signal };
+  await waitForRedisAtStart(producer, config.redisUrl, { ...wait, timeoutMs: config.redisStartupTimeoutMs });
   await openBucket(store, wait);
   // With a model thread dead every job would fail here: stop taking them (those in flight fail this
   // attempt and are retried, by other workers) and exit non-zero, so that the supervisor restarts this one.
@@ -70,11 +70,11 @@ shutdown.listen();
 try {
   await start(config, workerId, logger, shutdown);
 } catch (error) {
-  // Stopped by a signal while it waited for S3: the shutdown under way exits.
+  // Stopped by a signal while it waited for Redis or S3: the shutdown under way exits.
   if (!shutdown.started) {
     logger.fatal({ err: error }, `inference worker could not start: ${(error as Error).message}`);
     await shutdown.run('start-up failed');
-    // A setting at fault (a bucket or credentials S3 refuses) exits like invalid configuration.
+    // A setting at fault (a bucket or credentials S3 refuses, a REDIS_URL Redis refuses) exits like invalid configuration.
     process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
   }
 }

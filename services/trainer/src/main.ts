@@ -13,7 +13,7 @@ import {
   loadConfigOrExit,
   logConnectionHealth,
   openBucket,
-  waitForRedis,
+  waitForRedisAtStart,
   waitForStore,
   type Logger,
 } from '@btd/shared';
@@ -35,11 +35,11 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
   logConnectionHealth(redis, 'producer', logger);
   logConnectionHealth(connection, 'worker', logger);
 
-  await waitForRedis(redis, config.redisUrl);
-  // S3 may come up after the trainer (MinIO under Docker Compose): each step waits for it; a refusal stops the start.
+  // Redis and S3 may come up after the trainer (Docker Compose, Kubernetes): it waits for them; a refusal stops the start.
   const starting = new AbortController();
   shutdown.add('start-up', SHUTDOWN_PHASE.intake, () => starting.abort());
   const wait = { logger, signal: starting.signal };
+  await waitForRedisAtStart(redis, config.redisUrl, { ...wait, timeoutMs: config.redisStartupTimeoutMs });
   await openBucket(store, wait);
   // A mistyped EVAL_SET_* stops the trainer here rather than failing every training after its last epoch.
   await waitForStore('evaluation sets', () => checkEvaluationSets(config, createDatasetResolver(store, config)), wait);
@@ -60,11 +60,11 @@ shutdown.listen();
 try {
   await start(config, logger, shutdown);
 } catch (error) {
-  // Stopped by a signal while it waited for S3: the shutdown under way exits.
+  // Stopped by a signal while it waited for Redis or S3: the shutdown under way exits.
   if (!shutdown.started) {
     logger.fatal({ err: error }, `trainer could not start: ${(error as Error).message}`);
     await shutdown.run('start-up failed');
-    // A setting at fault (an unusable EVAL_SET_*, a bucket or credentials S3 refuses) exits like invalid configuration.
+    // A setting at fault (an unusable EVAL_SET_*, a bucket or credentials S3 refuses, a REDIS_URL Redis refuses) exits like invalid configuration.
     process.exit(error instanceof ConfigError ? CONFIG_EXIT_CODE : 1);
   }
 }

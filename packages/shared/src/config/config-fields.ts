@@ -27,6 +27,18 @@ export const redisConfigFields = {
     pattern: '^rediss?://',
     description: 'Redis URL for queues (redis:// or rediss://).',
   }),
+  /**
+   * How long a service waits at start-up for a Redis that does not answer yet (not up, its name not
+   * resolving yet, loading its dataset), trying again with backoff, before it exits. Credentials
+   * Redis refuses stop it at once.
+   */
+  redisStartupTimeoutMs: timerMsField({
+    env: 'REDIS_STARTUP_TIMEOUT_MS',
+    default: 120_000,
+    minimum: 0,
+    description:
+      'How long the service waits at start-up for Redis to answer (not up yet, its name not resolving yet, LOADING its dataset), trying again 0.5 s doubling to 5 s apart, before it exits 1; credentials Redis refuses (NOAUTH, WRONGPASS) exit 78 at once (0: one try).',
+  }),
 };
 
 /** Queue key prefix, so several deployments or tests can share one Redis. */

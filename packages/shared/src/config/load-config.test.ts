@@ -18,6 +18,7 @@ describe('loadConfig', () => {
     const config = loadConfig(Schema, { API_KEYS_FILE: '/keys', PORT: '8080', S3_FORCE_PATH_STYLE: 'no', VERBOSE: 'yes' });
     expect(config).toEqual({
       redisUrl: 'redis://127.0.0.1:6379',
+      redisStartupTimeoutMs: 120_000,
       s3Bucket: 'btd',
       s3Region: 'us-east-1',
       s3ForcePathStyle: false,

@@ -1,16 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../config/config-error.js';
-import type { Logger } from '../logger.js';
+import { waitAtStart, type StartWaitOptions } from '../wait-at-start.js';
 import type { ObjectStore } from './object-store.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 
 /** How a service waits for S3 while it starts. */
-export interface StoreWaitOptions {
-  logger: Logger;
+export interface StoreWaitOptions extends StartWaitOptions {
   /** Longest wait between two tries (default 30 s); the first is 1 s, and each doubles the last. */
   maxDelayMs?: number;
-  /** Aborted when the service is stopped while it waits: the wait then rejects with the signal's reason. */
-  signal?: AbortSignal;
 }
 
 const FIRST_DELAY_MS = 1000;
@@ -20,30 +16,16 @@ const DEFAULT_MAX_DELAY_MS = 30_000;
  * Runs one start-up step that needs S3 until it gets through, waiting while S3 is unavailable (see
  * `isStoreUnavailable`: refused or reset connections, a name that does not resolve yet, time-outs,
  * 5xx), for as long as it takes: services that Docker Compose starts together with MinIO may be up
- * before it, and a service that gave up would need its supervisor to bring it back. Every other
- * error is the step's own and is thrown at once.
+ * before it. Every other error is the step's own and is thrown at once.
  *
  * Logs `S3 unreachable at start-up; waiting for it` at error on the first failure and at warn on each
- * later one (at most one line per `maxDelayMs`), and `S3 reachable; start-up goes on` once it answers.
+ * later try (see {@link waitAtStart}), and `S3 reachable; start-up goes on` once it answers.
  *
  * @param step what the step does, for the log (`bucket`, `evaluation sets`, `model registry`)
  */
 export async function waitForStore<T>(step: string, attempt: () => Promise<T>, options: StoreWaitOptions): Promise<T> {
-  const { logger, maxDelayMs = DEFAULT_MAX_DELAY_MS, signal } = options;
-  const started = Date.now();
-  for (let tries = 1; ; tries += 1) {
-    try {
-      const result = await attempt();
-      if (tries > 1) logger.info({ step, tries, waitedMs: Date.now() - started }, 'S3 reachable; start-up goes on');
-      return result;
-    } catch (error) {
-      if (!isStoreUnavailable(error)) throw error;
-      const retryInMs = Math.min(maxDelayMs, FIRST_DELAY_MS * 2 ** Math.min(tries - 1, 20));
-      const context = { err: error, step, tries, waitingForMs: Date.now() - started, retryInMs };
-      logger[tries === 1 ? 'error' : 'warn'](context, 'S3 unreachable at start-up; waiting for it');
-      await sleep(retryInMs, undefined, signal ? { signal } : {});
-    }
-  }
+  const s3 = { name: 'S3', isUnavailable: isStoreUnavailable, firstDelayMs: FIRST_DELAY_MS, maxDelayMs: options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS };
+  return waitAtStart(s3, step, attempt, options);
 }
 
 /** The HTTP status of an answer S3 gave, if an SDK error carries one. */
