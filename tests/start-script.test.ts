@@ -4,7 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from '@btd/shared';
-import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, freePort, sampleImages, uniquePrefix, useRedisServers, waitFor, writeTestModels } from './helpers/index.js';
+import { REPO_ROOT, TEST_REDIS_URL, deleteKeysWithPrefix, freePort, sampleImages, slowLoadingDataset, uniquePrefix, useRedisServers, waitFor, writeTestModels } from './helpers/index.js';
 
 
 let dataDir: string;
@@ -92,5 +92,30 @@ describe('npm start (scripts/start.js)', () => {
     expect(output).toContain(`REDIS_URL: Redis at redis://:***@127.0.0.1:${redis.port} refused the connection (WRONGPASS`);
     expect(output).not.toContain('wrong-password');
     expect(output).not.toContain('apt-get');
+  });
+
+  it('goes on with a Redis still loading its dataset, which the services wait for', { retry: 1, timeout: 420_000 }, async () => {
+    const dataset = await slowLoadingDataset(10_000);
+    try {
+      const redis = await startRedis({ args: dataset.args });
+      const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts/start.js'), '--workers', '0', '--no-trainer'], {
+        env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, PORT: String(await freePort()), EMBEDDED_S3_PORT: String(await freePort()), DATA_DIR: dataDir, MODELS_DIR: modelsDir, LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      try {
+        await waitFor(() => output.includes('btd is up') || child.exitCode !== null, { timeoutMs: 240_000, what: `the start banner in:\n${output}` });
+        expect(output).toContain(`Redis at ${redis.url} is not ready yet (LOADING`);
+        expect(output).toContain('btd is up');
+      } finally {
+        child.kill('SIGTERM');
+      }
+      expect(await exited).toBe(0);
+    } finally {
+      await dataset.remove();
+    }
   });
 });
