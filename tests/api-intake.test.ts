@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import sharp from 'sharp';
 import { describe, expect, it, vi } from 'vitest';
 import type { ErrorBody } from '@btd/api';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
@@ -23,6 +24,9 @@ async function expectNothingStored(): Promise<void> {
 async function submit(files: UploadFile[], fields: Record<string, string> = {}, fileField = 'file') {
   return call<ErrorBody>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm(files, fields, fileField) });
 }
+
+/** A PNG of 16×16 pixels that decodes whole. */
+const thumbnail = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 40, g: 90, b: 140 } } }).png().toBuffer();
 
 const [good] = mriSlices('yes', 1);
 const goodFile = { name: 'good.jpg', bytes: good!.bytes };
@@ -79,6 +83,21 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       status: 422,
       code: 'image_too_large',
       mentions: '30000×30000',
+    },
+    {
+      // Decodable, but the models refuse it: it is refused before it is stored and queued.
+      name: 'a PNG of 16×16 pixels',
+      files: () => [{ name: 'thumb.png', bytes: thumbnail, type: 'image/png' }],
+      status: 422,
+      code: 'image_too_small',
+      mentions: '"thumb.png": is 16×16 pixels, too small to analyse: send images at least 32 pixels wide and high',
+    },
+    {
+      name: 'a DICOM slice of 8×40 pixels',
+      files: () => [{ name: 'strip.dcm', bytes: dicomFile({ width: 8, height: 40, pixels: new Uint16Array(8 * 40).map((_, i) => i) }), type: 'application/dicom' }],
+      status: 422,
+      code: 'image_too_small',
+      mentions: 'is 8×40 pixels',
     },
     {
       name: 'a file over the size limit',

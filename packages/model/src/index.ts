@@ -6,6 +6,7 @@ export { decodeDicomGrey, isAnalysedModality, isDicom, openDicomImage, parseDico
 export {
   preprocessImage,
   defaultPreprocessParams,
+  MIN_IMAGE_SIDE,
   PREPROCESS_VERSION,
   type PreprocessParams,
   type PreprocessedImage,

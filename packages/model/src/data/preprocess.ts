@@ -161,7 +161,7 @@ function checkSquareSide(image: GreyImage, box: Box, side: number): void {
  * slices are stored at 64 pixels and up; below 32 an image holds too little of a head to resize into
  * the model's input, yet the network would still call it, e.g. a 1×1 image a tumour with 0.999.
  */
-const MIN_IMAGE_SIDE = 32;
+export const MIN_IMAGE_SIDE = 32;
 
 /** The one grey level of an image whose pixels all have it, else undefined. */
 function singleGreyLevel({ data }: GreyImage): number | undefined {

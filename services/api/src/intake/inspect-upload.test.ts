@@ -28,17 +28,18 @@ describe('inspectUpload', () => {
   });
 
   it('recognises PNG by content even when the name says .jpg', async () => {
-    const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#777' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 48, height: 36, channels: 3, background: '#777' } }).png().toBuffer();
     const accepted = await inspectUpload(png, 'mislabelled.jpg', limits);
     expect(accepted.format.mime).toBe('image/png');
-    expect([accepted.header.width, accepted.header.height]).toEqual([40, 30]);
+    expect([accepted.header.width, accepted.header.height]).toEqual([48, 36]);
   });
 
   it('counts the frames of a multi-frame DICOM file, and refuses too many before decoding any', async () => {
-    const frames = (count: number) => dicomFile({ width: 4, height: 4, pixels: new Uint16Array(16 * count), frames: count });
+    // Frames as small as the models take: 32×32 pixels of 2 bytes each.
+    const frames = (count: number) => dicomFile({ width: 32, height: 32, pixels: new Uint16Array(1024 * count), frames: count });
     expect((await inspectUpload(frames(8), 'series.dcm', limits)).header.frames).toBe(8);
     // Nine frames promised, one sent: were it decoded first, the refusal would be for truncation.
-    const error = await rejection(frames(9).subarray(0, frames(9).length - 8 * 32), 'series.dcm');
+    const error = await rejection(frames(9).subarray(0, frames(9).length - 8 * 2048), 'series.dcm');
     expect([error.statusCode, error.code, error.message]).toEqual([413, 'too_many_images', '"series.dcm": holds 9 frames, each an image; at most 8 per study']);
   });
 

@@ -1,4 +1,4 @@
-import { ImageDecodeError } from '@btd/model';
+import { ImageDecodeError, MIN_IMAGE_SIDE } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
 import { inlineDicomReader, type DicomReading } from './dicom-reader.js';
@@ -60,7 +60,8 @@ function decodeRefusal(error: Error, format: InputFormat, bytes: Uint8Array, fil
 
 /**
  * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
- * a header declaring at most `maxPixels` (and at most `maxImages` frames), and pixel data that decodes to the end
+ * a header declaring at most `maxPixels`, at least `MIN_IMAGE_SIDE` across and down (and at most `maxImages`
+ * frames), and pixel data that decodes to the end
  * (a DICOM file is parsed and its frames decoded through `checks`, off the event loop in the API; `dicom`
  * is that reading when the caller already made it with these limits, so that the file is parsed once).
  * The accepted image's bytes are the file's from then on: those given may have been moved to a thread.
@@ -93,5 +94,10 @@ export async function inspectUpload(
     throw reject(413, 'too_many_images', filename, `holds ${header.frames} frames, each an image; at most ${limits.maxImages} per study`);
   }
   if (inspection.decodeFailure) throw decodeRefusal(inspection.decodeFailure, format, inspection.bytes, filename);
+  // The models refuse such an image; its header tells so before anything is stored or queued.
+  if (Math.min(header.width, header.height) < MIN_IMAGE_SIDE) {
+    const size = `${header.width}×${header.height} pixels`;
+    throw reject(422, 'image_too_small', filename, `is ${size}, too small to analyse: send images at least ${MIN_IMAGE_SIDE} pixels wide and high`);
+  }
   return { filename, bytes: inspection.bytes, format, header };
 }
