@@ -99,6 +99,20 @@ describe('OpenAPI document', () => {
     expect(await ui.text()).toContain('swagger');
   });
 
+  it('lists the refusals a route with a JSON body or an Idempotency-Key answers with', async () => {
+    type Operation = { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown> };
+    const doc = await call<{ paths: Record<string, Record<string, Operation>> }>(harness.env, null, 'GET', '/docs/json');
+    const operations = Object.entries(doc.body.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ name: `${method} ${path}`, operation })));
+    const withJson = operations.filter(({ operation }) => operation.requestBody?.content['application/json']);
+    expect(withJson.map(({ name }) => name)).toEqual(expect.arrayContaining(['post /v1/batches', 'post /v1/trainings', 'post /v1/models/{task}/promote']));
+    // A body over 1 MiB, a body not JSON.
+    for (const { name, operation } of withJson) expect(Object.keys(operation.responses), name).toEqual(expect.arrayContaining(['413', '415']));
+    // idempotency_key_reused, idempotency_in_progress.
+    for (const name of ['post /v1/studies', 'post /v1/batches', 'post /v1/batches/{id}/studies', 'post /v1/trainings']) {
+      expect(Object.keys(operations.find((entry) => entry.name === name)!.operation.responses), name).toEqual(expect.arrayContaining(['409', '422']));
+    }
+  });
+
   it('declares, with a description, every tag its operations use', async () => {
     type Doc = { tags: { name: string; description?: string }[]; paths: Record<string, Record<string, { tags?: string[] }>> };
     const doc = await call<Doc>(harness.env, null, 'GET', '/docs/json');

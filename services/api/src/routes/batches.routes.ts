@@ -6,7 +6,7 @@ import { closeBatch, createBatch, ownedBatch, readBatchView } from '../batches/b
 import { readStudyForm } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
 import { BatchPageQuerySchema, BatchParamsSchema, BatchViewSchema, CreateBatchSchema } from '../schemas/batch.schemas.js';
-import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
+import { bearerAuth, commonErrors, IdempotencyHeadersSchema, jsonBodyErrors } from '../schemas/common.schemas.js';
 import { studyUploadSchema } from '../schemas/study.schemas.js';
 import { submitStudy } from '../studies/submit-study.js';
 import { checkCallbackUrl } from '../webhooks/callback-url.js';
@@ -29,7 +29,7 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         security: bearerAuth,
         headers: IdempotencyHeadersSchema,
         body: CreateBatchSchema,
-        response: { 201: BatchViewSchema, ...conflictErrors },
+        response: { 201: BatchViewSchema, ...conflictErrors, ...jsonBodyErrors, 422: Type.Ref('Error') },
       },
       preHandler: requireRedis(ctx),
     },

@@ -22,7 +22,7 @@ import {
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import { clientOf, requireAdmin } from '../plugins/auth.plugin.js';
-import { bearerAuth, commonErrors } from '../schemas/common.schemas.js';
+import { bearerAuth, commonErrors, jsonBodyErrors } from '../schemas/common.schemas.js';
 import {
   PromoteBodySchema,
   PromotionSchema,
@@ -108,7 +108,7 @@ async function detail(registry: ModelRegistry, task: string, version: string) {
   };
 }
 
-const adminErrors = { ...commonErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error') };
+const adminErrors = { ...commonErrors, ...jsonBodyErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error') };
 const TaskListSchema = Type.Object({ tasks: Type.Array(TaskOverviewSchema) });
 const VersionListSchema = Type.Object({
   task: Type.String(),

@@ -18,7 +18,7 @@ import type { ApiContext } from '../context.js';
 import { ApiError, notFound } from '../errors/api-error.js';
 import { idempotencyKeyReused } from '../store/idempotency-store.js';
 import { clientOf, requireAdmin } from '../plugins/auth.plugin.js';
-import { bearerAuth, commonErrors, IdempotencyHeadersSchema } from '../schemas/common.schemas.js';
+import { bearerAuth, commonErrors, IdempotencyHeadersSchema, jsonBodyErrors } from '../schemas/common.schemas.js';
 import { requireRedis, sendStored } from './route-helpers.js';
 
 const TrainingViewSchema = Type.Object({
@@ -83,7 +83,7 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
         security: bearerAuth,
         headers: IdempotencyHeadersSchema,
         body: TrainingRequestSchema,
-        response: { 202: SubmittedTrainingSchema, ...commonErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error') },
+        response: { 202: SubmittedTrainingSchema, ...commonErrors, ...jsonBodyErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error') },
       },
       preHandler: [requireAdmin, requireRedis(ctx)],
     },

@@ -20,6 +20,12 @@ export const commonErrors = {
   503: Type.Ref('Error'),
 };
 
+/** What a route that takes a JSON body may also answer: a body over 1 MiB (413), or not JSON (415). */
+export const jsonBodyErrors = {
+  413: Type.Ref('Error'),
+  415: Type.Ref('Error'),
+};
+
 export const IdPattern = '^[A-Za-z0-9_.-]{1,100}$';
 
 export const PrioritySchema = Type.Enum(['stat', 'routine'], {
