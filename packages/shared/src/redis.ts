@@ -121,17 +121,21 @@ export async function closeRedis(client: Redis): Promise<void> {
 /**
  * Logs a connection's outages once each (lost, then restored) instead of one line per
  * reconnect attempt, and keeps ioredis from printing "Unhandled error event" to stderr.
+ * A connection that never was ready is not said to be lost: it is still connecting.
  */
 export function logConnectionHealth(connection: Redis, name: string, logger: Logger): void {
   let down = false;
+  let wasReady = connection.status === 'ready';
   connection.on('error', (error: Error) => {
     if (down) return;
     down = true;
-    logger.error({ err: error, connection: name }, 'Redis connection lost; reconnecting');
+    logger.error({ err: error, connection: name }, wasReady ? 'Redis connection lost; reconnecting' : 'Redis not reachable; connecting');
   });
   connection.on('ready', () => {
+    const first = !wasReady;
+    wasReady = true;
     if (!down) return;
     down = false;
-    logger.info({ connection: name }, 'Redis connection restored');
+    logger.info({ connection: name }, first ? 'Redis connection established' : 'Redis connection restored');
   });
 }
