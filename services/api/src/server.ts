@@ -5,6 +5,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import type { Logger } from '@btd/shared';
 import { apiApp, type ApiRoutes } from './app.js';
 import { handleClientError } from './errors/client-error-handler.js';
+import { answerFrameworkError, MAX_PATH_PARAMETER_LENGTH } from './errors/framework-errors.js';
 import type { ApiContext } from './context.js';
 
 /** Request log lines carry the path only: query strings may hold external ids (accession numbers). */
@@ -40,6 +41,8 @@ export async function buildServer(ctx: ApiContext, logger: Logger, routes: reado
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(ctx.config.httpRequestTimeoutMs / 4)),
     },
     clientErrorHandler: handleClientError,
+    frameworkErrors: answerFrameworkError,
+    routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
     genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
