@@ -1,16 +1,21 @@
-import type { ServerResponse } from 'node:http';
+import { maxHeaderSize, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 
-/** What is answered to each error: Fastify's own answers, but a timed-out request's without a body. */
+/** An answer in the shape of every other refusal, with its `code`. */
+function refusal(statusCode: number, error: string, code: string, message: string): { status: string; body: string } {
+  return { status: `${statusCode} ${error}`, body: JSON.stringify({ statusCode, error, code, message }) };
+}
+
+/** What is answered to each error: a refusal as the API's error handler words one, but a timed-out request's without a body. */
 function answerTo(error: NodeJS.ErrnoException): { status: string; body: string } {
   switch (error.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return { status: '408 Request Timeout', body: '' };
     case 'HPE_HEADER_OVERFLOW':
-      return { status: '431 Request Header Fields Too Large', body: '{"error":"Request Header Fields Too Large","message":"Exceeded maximum allowed HTTP header size","statusCode":431}' };
+      return refusal(431, 'Request Header Fields Too Large', 'headers_too_large', `the request headers are larger than the ${maxHeaderSize} bytes the server reads`);
     default:
-      return { status: '400 Bad Request', body: '{"error":"Bad Request","message":"Client Error","statusCode":400}' };
+      return refusal(400, 'Bad Request', 'malformed_request', 'the request is not valid HTTP/1.1');
   }
 }
 
