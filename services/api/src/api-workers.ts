@@ -30,13 +30,15 @@ const API_CONSUMER_MAX_STALLED_COUNT = 10;
 export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
   const connection = createWorkerConnection(ctx.config.redisUrl);
   logConnectionHealth(connection, 'consumers', logger);
-  const prefix = ctx.config.queuePrefix;
-  const results = new Worker(RESULTS_QUEUE, createResultsProcessor(ctx, logger), {
+  // A job whose API process died is put back once its lock lapses and a stall check finds it.
+  const consumer = {
     connection,
-    prefix,
-    concurrency: ctx.config.resultsConcurrency,
+    prefix: ctx.config.queuePrefix,
+    lockDuration: ctx.config.consumerLockDurationMs,
+    stalledInterval: ctx.config.consumerStalledIntervalMs,
     maxStalledCount: API_CONSUMER_MAX_STALLED_COUNT,
-  });
+  };
+  const results = new Worker(RESULTS_QUEUE, createResultsProcessor(ctx, logger), { ...consumer, concurrency: ctx.config.resultsConcurrency });
   // PACS exports read S3; an outage defers them instead of spending their attempts.
   const exportOutage = new S3Outage(
     { budgetMs: ctx.config.pacsExportS3OutageBudgetMs, maxDelayMs: S3_OUTAGE_DEFAULTS.maxDelayMs },
@@ -44,12 +46,7 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     { s3Unavailable: ctx.metrics.pacsExportS3Unavailable, s3Deferrals: ctx.metrics.pacsExportS3Deferrals },
     () => ctx.objectStore.ping(),
   );
-  const webhooks = new Worker(WEBHOOKS_QUEUE, createWebhookProcessor(ctx, logger, exportOutage), {
-    connection,
-    prefix,
-    concurrency: ctx.config.webhookConcurrency,
-    maxStalledCount: API_CONSUMER_MAX_STALLED_COUNT,
-  });
+  const webhooks = new Worker(WEBHOOKS_QUEUE, createWebhookProcessor(ctx, logger, exportOutage), { ...consumer, concurrency: ctx.config.webhookConcurrency });
   // Failed for good, whichever way: attempts spent, a refusal, or stalled too often (the API process
   // holding it died more than its stall count allows, which fails it without spending its attempts).
   // BullMQ sets finishedOn only then, not on a failure it retries.

@@ -27,6 +27,13 @@ describe('API configuration', () => {
     );
   });
 
+  it('takes the lock and stall check of the result and webhook consumers, refusing a lock too short to be renewed in time', () => {
+    expect(loadApiConfig({})).toMatchObject({ consumerLockDurationMs: 30_000, consumerStalledIntervalMs: 30_000 });
+    expect(loadApiConfig({ CONSUMER_LOCK_DURATION_MS: '5000', CONSUMER_STALLED_INTERVAL_MS: '500' })).toMatchObject({ consumerLockDurationMs: 5000, consumerStalledIntervalMs: 500 });
+    expect(() => loadApiConfig({ CONSUMER_LOCK_DURATION_MS: '4999' })).toThrow('CONSUMER_LOCK_DURATION_MS');
+    expect(() => loadApiConfig({ CONSUMER_STALLED_INTERVAL_MS: '499' })).toThrow('CONSUMER_STALLED_INTERVAL_MS');
+  });
+
   it('names the entries of WEBHOOK_ALLOWED_NETWORKS that are not addresses or CIDR ranges', () => {
     expect(loadApiConfig({ WEBHOOK_ALLOWED_NETWORKS: '10.20.0.0/16, fd00::/8' }).webhookAllowedNetworks).toBe('10.20.0.0/16, fd00::/8');
     expect(() => loadApiConfig({ WEBHOOK_ALLOWED_NETWORKS: '10.20.0.0/16, intranet' })).toThrow('WEBHOOK_ALLOWED_NETWORKS: not an address or CIDR range: intranet');

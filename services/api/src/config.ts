@@ -189,6 +189,27 @@ export const ApiConfigSchema = Type.Object({
     minimum: 1,
     description: 'Webhook deliveries sent in parallel by this API process.',
   }),
+  /**
+   * How long a result or webhook job's lock lasts unless its holder renews it, which BullMQ does every
+   * half of it. An API process that dies holding a job renews it no more, so the job is taken up by
+   * another once the lock has lapsed; a lock too short lapses on a live holder whose event loop or
+   * Redis is held up for half of it, and its job is then run twice (a webhook sent twice).
+   */
+  consumerLockDurationMs: timerMsField({
+    env: 'CONSUMER_LOCK_DURATION_MS',
+    default: 30_000,
+    minimum: 5000,
+    description:
+      'Lock of a result or webhook job this API process holds, in milliseconds, renewed every half of it; a job whose API process died is taken up by another once its lock lapses (at least 5000, so that a held-up event loop or Redis does not let a live job be run twice).',
+  }),
+  /** How often the result and webhook consumers look for jobs whose lock has lapsed. */
+  consumerStalledIntervalMs: timerMsField({
+    env: 'CONSUMER_STALLED_INTERVAL_MS',
+    default: 30_000,
+    minimum: 500,
+    description:
+      'How often, in milliseconds, the API looks for result and webhook jobs whose API process died (their lock lapsed) and puts them back in their queue; one check per queue and interval over all API processes.',
+  }),
   /** Hard limit on a graceful shutdown. */
   shutdownTimeoutMs: timerMsField({
     env: 'SHUTDOWN_TIMEOUT_MS',
