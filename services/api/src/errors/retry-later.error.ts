@@ -13,3 +13,6 @@ export class RetryLaterError extends ApiError {
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
+
+/** How long a client is asked to wait when the request it retries (same Idempotency-Key or externalId) is still at work. */
+export const IN_PROGRESS_RETRY_AFTER_SECONDS = 5;

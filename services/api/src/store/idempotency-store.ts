@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from '@btd/shared';
 import { ApiError } from '../errors/api-error.js';
+import { IN_PROGRESS_RETRY_AFTER_SECONDS, RetryLaterError } from '../errors/retry-later.error.js';
 import type { RecordKeys } from './record-keys.js';
 import { deleteIfHolds } from './redis-script.js';
 import { UNDO_PAUSES_MS, withPauses } from './with-pauses.js';
@@ -75,7 +76,8 @@ export function idempotencyKeyReused(): ApiError {
 
 /** The answer to a request whose Idempotency-Key another request with the same key is still working on. */
 export function idempotencyInProgress(): ApiError {
-  return new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being processed; retry later');
+  const seconds = IN_PROGRESS_RETRY_AFTER_SECONDS;
+  return new RetryLaterError(409, 'idempotency_in_progress', `a request with this Idempotency-Key is still being processed; retry after ${seconds} seconds`, seconds);
 }
 
 /** The entry that remembers a request's response for replays. */

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { enqueueInferenceBulk, originalKey, type StudyPriority } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
+import { IN_PROGRESS_RETRY_AFTER_SECONDS, RetryLaterError } from '../errors/retry-later.error.js';
 import type { AcceptedImage } from '../intake/inspect-upload.js';
 import type { StudyForm } from '../intake/read-study-form.js';
 import { idempotencyInProgress, type HeldClaim, type StoredResponse } from '../store/idempotency-store.js';
@@ -149,7 +150,10 @@ async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: 
       if (found.state === 'finished') return { ...found.response, replayed: true };
       if (found.state === 'running') return { ...acceptedResponse(holder, await ctx.studies.images(holder)), replayed: true };
     }
-    if (Date.now() > deadline) throw new ApiError(409, 'external_id_in_progress', 'a submission with this externalId is still running; retry later');
+    if (Date.now() > deadline) {
+      const seconds = IN_PROGRESS_RETRY_AFTER_SECONDS;
+      throw new RetryLaterError(409, 'external_id_in_progress', `a submission with this externalId is still running; retry after ${seconds} seconds`, seconds);
+    }
     await sleep(50);
   }
 }
