@@ -11,7 +11,7 @@ import {
   type TrainingProgress,
   type TrainingQueue,
 } from '@btd/shared';
-import type { TrainerConfig } from '../services/trainer/src/config.js';
+import { loadTrainerConfig, type TrainerConfig } from '../services/trainer/src/config.js';
 import { startTrainer, type Trainer, type TrainerDeps } from '../services/trainer/src/trainer.js';
 import { REPO_ROOT, TEST_REDIS_URL, datasetsDir, spawnService, type ServiceProcess } from './helpers/index.js';
 import type { RegistryTestEnv } from './registry-fixtures.js';
@@ -48,9 +48,13 @@ export async function uploadDataset(store: ObjectStore, prefix: string, counts: 
   }
 }
 
-/** Trainer settings for a test: its own prefix and work dir, short locks, a small evaluation set. */
+/**
+ * Trainer settings for a test: its own prefix and work dir, short locks, a small evaluation set; the
+ * service's defaults for the rest.
+ */
 export function trainerConfig(prefix: string, workDir: string, overrides: Partial<TrainerConfig> = {}): TrainerConfig {
   return {
+    ...loadTrainerConfig({}),
     redisUrl: TEST_REDIS_URL,
     queuePrefix: prefix,
     s3Bucket: 'unused',

@@ -26,7 +26,7 @@ async function tinyStep(count: number, init: Pick<WorkerInit, 'labels' | 'numCla
     size: SIDE,
     labelSmoothing: 0,
     l2: 0,
-    augmentation: { flip: false, rotateDeg: 0, scale: 0, shift: 0, brightness: 0, contrast: 0 },
+    augmentation: { flip: false, rotateDeg: 0, scale: 0, shift: 0, brightness: 0, contrast: 0, gamma: 0, sharpen: 0, noise: 0 },
     ...init,
   });
   const indices = Int32Array.from({ length: count }, (_, i) => i);

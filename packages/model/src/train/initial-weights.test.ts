@@ -104,7 +104,7 @@ describe('starting a training run from another artifact', () => {
     await writeFile(path.join(source, 'member-2.json'), JSON.stringify(topology));
     await copyFile(path.join(other, 'weights.bin'), path.join(source, 'member-2.bin'));
     await editManifest((m) => {
-      m.ensemble = { members: [{ topology: 'model.json', version: 'pre', createdAt: m.createdAt }, { topology: 'member-2.json', version: 'other', createdAt: m.createdAt }] };
+      m.ensemble = { members: [{ topology: 'model.json', version: 'pre', createdAt: m.createdAt }, { topology: 'member-2.json', version: 'other', createdAt: m.createdAt }], durationSeconds: 0 };
     });
     const typeTarget = () => buildClassifier({ ...DEFAULT_ARCHITECTURE, filters: [8, 16], convsPerBlock: 1, inputSize: 48, numClasses: 4 });
     const types = { classes: TASK_CLASSES['tumor-type'] };
