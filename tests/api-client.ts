@@ -33,7 +33,7 @@ export async function call<T = Record<string, unknown>>(
   options: { body?: FormData | object; headers?: Record<string, string> } = {},
 ): Promise<Answer<T>> {
   const headers: Record<string, string> = { ...(client ? env.auth(client) : {}), ...options.headers };
-  let body: BodyInit | undefined;
+  let body: RequestInit['body'];
   if (options.body instanceof FormData) body = options.body;
   else if (options.body !== undefined) {
     body = JSON.stringify(options.body);

@@ -49,7 +49,7 @@ export async function killedSubmission(env: ApiTestEnv, bytes: Uint8Array, reque
   if (claim?.kind === 'replay') throw new Error('the Idempotency-Key was used before');
   if (request.externalId) expect(await ctx.externalIds.claim('alice', request.externalId, studyId)).toBeUndefined();
   await Promise.all([request.withOriginal ? ctx.objectStore.put(objectKey, bytes, 'image/jpeg') : undefined, ctx.studies.create(study, [image], claim)]);
-  expect(await env.redis.zrange(ctx.keys.pendingSubmissions, 0, -1)).toEqual([studyId]);
+  expect(await env.redis.zrange(ctx.keys.pendingSubmissions, 0, '-1')).toEqual([studyId]);
   expect(await ctx.queues.inference.getJob(inferenceJobId(imageId))).toBeUndefined();
   return study;
 }
@@ -67,7 +67,7 @@ export async function elapse(env: ApiTestEnv, ms: number): Promise<void> {
     if (ttl > ms) await redis.pexpire(key, ttl - ms);
     else if (ttl >= 0) await redis.del(key);
   }
-  const pending = await redis.zrange(keys.pendingSubmissions, 0, -1, 'WITHSCORES');
+  const pending = await redis.zrange(keys.pendingSubmissions, 0, '-1', 'WITHSCORES');
   for (let i = 0; i < pending.length; i += 2) {
     const studyId = pending[i]!;
     const createdAt = Number(pending[i + 1]) - ms;
@@ -104,7 +104,7 @@ export function holdNextEnqueue(env: ApiTestEnv): HeldEnqueue {
 /** Waits until a submission has written its records: the id of the one pending submission. */
 export async function pendingStudy(env: ApiTestEnv): Promise<string> {
   const [studyId] = await waitFor(async () => {
-    const pending = await env.redis.zrange(env.api.ctx.keys.pendingSubmissions, 0, -1);
+    const pending = await env.redis.zrange(env.api.ctx.keys.pendingSubmissions, 0, '-1');
     return pending.length > 0 && pending;
   }, { what: 'a submission to write its records' });
   return studyId!;

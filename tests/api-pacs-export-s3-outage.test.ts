@@ -84,7 +84,10 @@ describe('PACS export during an S3 outage', () => {
       await harness.s3.restart();
     }
     await pacs.waitFor(1, '/studies', 15_000);
-    const delivered = await waitFor(async () => (await deliveryOf(queued.deliveryId)).deliveredAt && deliveryOf(queued.deliveryId), { what: 'the export to be recorded' });
+    const delivered = await waitFor(async () => {
+      const delivery = await deliveryOf(queued.deliveryId);
+      return delivery.deliveredAt ? delivery : undefined;
+    }, { what: 'the export to be recorded' });
     expect(delivered.attempts).toBe(1);
     await waitFor(async () => (await jobOf(queued.jobId)).finishedOn !== undefined, { what: 'the job to be recorded as completed' });
     expect(await harness.env.api.ctx.queues.webhooks.getJobState(queued.jobId)).toBe('completed');

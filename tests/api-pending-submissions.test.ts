@@ -14,7 +14,7 @@ type Ctx = RunningApi['ctx'];
 
 const ctx = (): Ctx => harness.env.api.ctx;
 const sweepNow = () => sweepPendingSubmissions(ctx(), log, { olderThanMs: 0 });
-const pending = () => harness.env.redis.zrange(ctx().keys.pendingSubmissions, 0, -1);
+const pending = () => harness.env.redis.zrange(ctx().keys.pendingSubmissions, 0, '-1');
 const killedSubmission = (request: KilledRequest) => killed(harness.env, slice!.bytes, request);
 
 describe('pending submissions', () => {

@@ -16,11 +16,11 @@ const LATER_MS = SUBMISSION_LEASE_MS + 60_000;
 
 const ctx = () => harness.env.api.ctx;
 const sweepNow = () => sweepPendingSubmissions(ctx(), log, { olderThanMs: 0 });
-const pending = () => harness.env.redis.zrange(ctx().keys.pendingSubmissions, 0, -1);
+const pending = () => harness.env.redis.zrange(ctx().keys.pendingSubmissions, 0, '-1');
 
 /** alice's submission of the slice, as the killed request sent it. */
 function retry(request: Omit<KilledRequest, 'withOriginal'>, path = '/v1/studies') {
-  const fields = request.externalId ? { externalId: request.externalId } : {};
+  const fields: Record<string, string> = request.externalId ? { externalId: request.externalId } : {};
   const headers: Record<string, string> = request.idempotencyKey ? { 'idempotency-key': request.idempotencyKey } : {};
   return call<SubmittedStudy & ErrorBody>(harness.env, 'alice', 'POST', path, { body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }], fields), headers });
 }

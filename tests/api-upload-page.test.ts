@@ -7,6 +7,12 @@ import { dicomFile } from './helpers/dicom-file.js';
 import { headPhantom } from './helpers/head-phantom.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * The part of the page's DOM that the functions these tests run in Chromium read. The tests are compiled
+ * for Node, without the DOM's types; only those functions see a document.
+ */
+declare const document: { getElementById(id: string): { readonly naturalWidth: number; readonly textContent: string | null } | null };
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`upload page tests skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
 
@@ -47,7 +53,7 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     const verdict = await page.locator('#verdict').textContent();
     const typeLabel = await page.locator('#type-label').textContent();
     expect(await page.locator('#type-disagrees').isHidden()).toBe((verdict === 'tumor') === (typeLabel !== 'no_tumor'));
-    await page.waitForFunction(() => (document.getElementById('overlay') as HTMLImageElement).naturalWidth > 0);
+    await page.waitForFunction(() => document.getElementById('overlay')!.naturalWidth > 0);
     expect(await page.locator('#overlay').getAttribute('alt')).toContain('Heatmap overlay');
     expect(await page.locator('#error').isHidden()).toBe(true);
     expect(await page.locator('#status').textContent()).toContain('Done');

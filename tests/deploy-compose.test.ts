@@ -93,11 +93,11 @@ describe('docker-compose.yml', () => {
       new Map((compose.services[name]?.volumes ?? []).map((volume) => /^(\$\{[^}]*\}|[^:]+):([^:]+)/.exec(volume)!.slice(1, 3).reverse() as [string, string]));
     const api = environmentOf(compose.services.api!);
     expect(api.get('HOST')).toBe('0.0.0.0');
-    expect(mounts('api').get(api.get('DATA_DIR'))).toBe('api-data');
+    expect(mounts('api').get(api.get('DATA_DIR')!)).toBe('api-data');
     const trainer = environmentOf(compose.services.trainer!);
     expect(mounts('trainer').get('/app/data')).toBe('trainer-data');
     expect(trainer.get('TRAINER_WORK_DIR')).toMatch(/^\/app\/data\//);
-    expect(mounts('trainer').has(trainer.get('TRAINER_DATASET_ROOTS'))).toBe(true);
+    expect(mounts('trainer').has(trainer.get('TRAINER_DATASET_ROOTS')!)).toBe(true);
     const stages = dockerStages();
     for (const name of ['inference-worker', 'trainer']) {
       const imageModels = imageEnv(stages, name).get('MODELS_DIR');

@@ -142,19 +142,19 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     for (const selectBy of ['accuracy', 'loss'] as const) {
       const checkpointDir = path.join(work, `stopped-${selectBy}-ckpt`);
       const stopped = await trainModel({ ...tiny, selectBy, outDir: path.join(work, `stopped-${selectBy}`), checkpointDir });
-      expect(stopped.manifest.training.epochsRun).toBeLessThan(tiny.epochs);
+      expect(stopped.manifest.training!.epochsRun).toBeLessThan(tiny.epochs);
       // As when the trainer dies after training (in its gate or while publishing) and retries the job.
       const resumed: number[] = [];
       const again = await trainModel({ ...tiny, selectBy, outDir: path.join(work, `stopped-${selectBy}-resumed`), checkpointDir, resumeFrom: checkpointDir, onEpoch: (e) => resumed.push(e.epoch) });
       expect(resumed).toEqual([]);
-      expect(again.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training.epochsRun, bestEpoch: stopped.manifest.training.bestEpoch });
+      expect(again.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training!.epochsRun, bestEpoch: stopped.manifest.training!.bestEpoch });
       const weights = (dir: string) => readFile(path.join(work, dir, 'weights.bin'));
       expect((await weights(`stopped-${selectBy}-resumed`)).equals(await weights(`stopped-${selectBy}`))).toBe(true);
       // Resumed with --select-by last, it keeps the epoch it stopped at, without training on.
       const last: number[] = [];
       const kept = await trainModel({ ...tiny, selectBy: 'last', outDir: path.join(work, `stopped-${selectBy}-last`), resumeFrom: checkpointDir, onEpoch: (e) => last.push(e.epoch) });
       expect(last).toEqual([]);
-      expect(kept.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training.epochsRun, bestEpoch: stopped.manifest.training.epochsRun });
+      expect(kept.manifest.training).toMatchObject({ epochsRun: stopped.manifest.training!.epochsRun, bestEpoch: stopped.manifest.training!.epochsRun });
     }
   });
 
@@ -227,7 +227,7 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     const outlines = JSON.parse(await readFile(outlinesFile, 'utf8')) as Record<string, unknown>;
     const outlinedTraining = prepared.indices.train.filter((i) => prepared.dataset.files[i]!.relPath in outlines).length;
     expect(outlinedTraining).toBeGreaterThan(0);
-    expect(manifest.training.outlineGuidance).toEqual({ weight: 0.3, outlinedImages: outlinedTraining });
+    expect(manifest.training!.outlineGuidance).toEqual({ weight: 0.3, outlinedImages: outlinedTraining });
   });
 
   it('loads the artifact from a folder or from memory and reproduces its recorded probe output', async () => {

@@ -10,10 +10,11 @@ import { groupNearDuplicates, signatures } from '../packages/model/src/data/near
 import { patientsAcrossSplits } from '../packages/model/src/data/patient-groups.js';
 import { prepareTaskData } from '../packages/model/src/data/prepare-task-data.js';
 import { splitByGroups } from '../packages/model/src/data/split.js';
-import { evaluateModel } from '../packages/model/src/eval/evaluate.js';
+import { evaluateModel, type EvaluationResult } from '../packages/model/src/eval/evaluate.js';
 import { reviewImageName, writeReviewPack } from '../packages/model/src/eval/review-pack.js';
 import { writeInitialArtifact } from '../packages/model/src/model/initial-artifact.js';
 import { loadModel } from '../packages/model/src/model/loaded-model.js';
+import type { ModelManifest } from '../packages/model/src/model/manifest.js';
 import { calibrateArtifact } from '../packages/model/src/train/calibrate-artifact.js';
 import { trainModel } from '../packages/model/src/train/train-model.js';
 import { blobSlice } from './helpers/blob-slice.js';
@@ -25,6 +26,9 @@ const SIDE = 48;
 const slice = (seed: number) => blobSlice(seed, SIDE);
 
 const concat = (parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+
+/** A manifest's metrics on the test split: metrics.json holds, per split, what evaluating the model on it gave. */
+const testMetrics = (manifest: ModelManifest) => manifest.metrics?.test as EvaluationResult | undefined;
 
 /** Runs `btd split --json` and returns what it prints. */
 async function btdSplit(...args: string[]): Promise<Record<string, unknown>> {
@@ -166,16 +170,16 @@ describe('splits that keep each patient on one side', () => {
     const patientOf = (relPath: string) => (relPath === 'no/IM0001' ? 'H0' : relPath.split('/')[1]!.split('-')[0]);
     const testPatients = new Set(split.assignments.filter((a) => a.split === 'test' && !a.relPath.includes('series')).map((a) => patientOf(a.relPath)));
     expect(testPatients.size).toBeGreaterThan(0);
-    expect(manifest.metrics?.test?.byPatient?.patients).toBe(testPatients.size);
+    expect(testMetrics(manifest)?.byPatient?.patients).toBe(testPatients.size);
   });
 
   it('counts by the same patients when a model trained with a patients file is calibrated again', async () => {
     const out = path.join(dir, 'trained-png');
     const patientsFile = path.join(dir, 'patients.csv');
     const { manifest } = await trainModel({ task: 'tumor-binary', dataDir: pngDir, outDir: out, epochs: 1, inputSize: 32, filters: [4, 8], convsPerBlock: 1, workers: 1, seed: 3, patientsFile });
-    const trained = manifest.metrics?.test;
+    const trained = testMetrics(manifest);
     expect(trained?.byPatient?.patients).toBeGreaterThan(0);
-    const calibrated = (await calibrateArtifact({ modelDir: out, dataDir: pngDir })).metrics?.test;
+    const calibrated = testMetrics(await calibrateArtifact({ modelDir: out, dataDir: pngDir }));
     expect(calibrated?.byPatient?.patients).toBe(trained?.byPatient?.patients);
     expect(calibrated?.byGroup?.groups).toBe(trained?.byGroup?.groups);
   });

@@ -34,7 +34,7 @@ afterEach(async () => {
 
 async function call(client: TestClient, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await env.api.app.inject({ method, url, headers: { ...env.auth(client), ...headers }, ...(body === undefined ? {} : { payload: body as object }) });
-  return { status: response.statusCode, body: response.headers['content-type']?.includes('json') ? response.json() : response.body, headers: response.headers };
+  return { status: response.statusCode, body: response.headers['content-type']?.toString().includes('json') ? response.json() : response.body, headers: response.headers };
 }
 
 const publish = async (prepare?: (dir: string) => Promise<void>) => {

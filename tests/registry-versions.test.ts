@@ -62,7 +62,7 @@ describe('publishing', () => {
     const published = await env.registry.publishDirectory('tumor-binary', await makeArtifact(env.dir, 'tumor-binary'));
     const key = registryKeys.file('tumor-binary', published.version, 'weights.bin');
     const weights = await env.store.get(key);
-    weights[weights.length - 1] ^= 0xff;
+    weights[weights.length - 1]! ^= 0xff;
     await env.store.put(key, weights, 'application/octet-stream');
     await expect(env.registry.fetchArtifact('tumor-binary', published.version)).rejects.toBeInstanceOf(ArtifactIntegrityError);
   });

@@ -15,9 +15,9 @@ function randomiseBatchNorms(model: tf.LayersModel, seed: number): void {
     return a / 2147483648;
   };
   for (const layer of model.layers.filter((l) => l.getClassName() === 'BatchNormalization')) {
-    tf.tidy(() => layer.setWeights(layer.getWeights().map((w) => {
+    tf.tidy(() => layer.setWeights(layer.getWeights().map((w, i) => {
       const values = Float32Array.from({ length: w.size }, () => next());
-      const name = w.name;
+      const name = layer.weights[i]!.name;
       // gamma in [0.5, 1.5], beta and mean in [-0.5, 0.5], variance in [0.1, 2.1].
       const mapped = values.map((v) => (name.includes('gamma') ? 0.5 + v : name.includes('variance') ? 0.1 + 2 * v : v - 0.5));
       return tf.tensor(mapped, w.shape);

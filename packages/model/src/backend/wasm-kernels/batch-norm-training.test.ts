@@ -78,7 +78,7 @@ describe('BatchNormalization in training on wasm', () => {
     const kernelsOf = async (shape: number[]): Promise<string[]> => {
       const layer = tf.layers.batchNormalization({});
       const x = values(shape, 1);
-      const profile = await tf.profile(() => tf.tidy(() => layer.apply(x, { training: true })));
+      const profile = await tf.profile(() => tf.tidy(() => layer.apply(x, { training: true }) as tf.Tensor));
       x.dispose();
       return profile.kernelNames;
     };
@@ -92,7 +92,7 @@ describe('BatchNormalization in training on wasm', () => {
     const x = values([2, 3, 3, 8], 1);
     const growth = (): number => {
       const layer = tf.layers.batchNormalization({});
-      tf.tidy(() => layer.apply(x));
+      tf.tidy(() => layer.apply(x) as tf.Tensor);
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(layer.apply(t, { training: true }) as tf.Tensor))(x));
       return tf.memory().numTensors - before;

@@ -78,8 +78,8 @@ describe('channel-ops.wat kernels on the wasm heap', () => {
     const [dy, x] = [values(n, 2), values(n, 3)];
     const expected = [new Float64Array(c), new Float64Array(c)] as const;
     for (let i = 0; i < n; i++) {
-      expected[0][i % c] += dy[i]!;
-      expected[1][i % c] += dy[i]! * (x[i]! - centre[i % c]!);
+      expected[0][i % c]! += dy[i]!;
+      expected[1][i % c]! += dy[i]! * (x[i]! - centre[i % c]!);
     }
     expectClose(sumDy, expected[0], 1e-4);
     expectClose(sumDyX, expected[1], 1e-4);

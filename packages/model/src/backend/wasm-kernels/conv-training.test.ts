@@ -53,7 +53,7 @@ describe('Conv2D layers in training on wasm', () => {
     registerConvTraining();
     expect((await kernelsOfStep()).filter((k) => k === tf.Conv2DBackpropInput)).toHaveLength(1);
     const withBias = tf.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'relu' });
-    const profile = await tf.profile(() => tf.tidy(() => withBias.apply(x, { training: true })));
+    const profile = await tf.profile(() => tf.tidy(() => withBias.apply(x, { training: true }) as tf.Tensor));
     expect(profile.kernelNames).toContain(tf.FusedConv2D);
     x.dispose();
   });
