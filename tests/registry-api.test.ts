@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -72,6 +72,28 @@ describe('/v1/models', () => {
     expect((await call('alice', 'GET', `/v1/models/tumor-binary/versions/${version}/files/content-hash.json`)).status).toBe(404);
     expect((await call('alice', 'GET', '/v1/models/tumor-binary/versions/20990101T000000Z-00000000')).status).toBe(404);
     expect((await call('alice', 'GET', '/v1/models/brain-age/versions')).status).toBe(400);
+  });
+
+  it('lists versions without the per-image lists of their evaluations, which the version itself shows', async () => {
+    const wrong = Array.from({ length: 40 }, (_, i) => ({ relPath: `no/no${i}.jpg`, actual: 'no_tumor', predicted: 'tumor', probability: 0.9, group: `no/no${i}.jpg`, groupSize: 1 }));
+    const rejected = [{ relPath: 'yes/broken.jpg', reason: 'truncated' }];
+    const metrics = {
+      test: { n: 400, accuracy: 0.9, confusion: [[160, 40], [0, 200]], classes: ['tumor', 'no_tumor'], byGroup: { groups: 390, accuracy: 0.9, groupsWithErrors: 40, accuracyInterval: [0.87, 0.93] }, misclassified: wrong },
+      laterSet: { n: 10, accuracy: 1, misclassified: [], rejected, command: 'btd eval --record laterSet' },
+    };
+    const version = await publish(async (dir) => {
+      const file = path.join(dir, 'manifest.json');
+      await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), metrics }));
+    });
+
+    const listed = (await call('alice', 'GET', '/v1/models/tumor-binary/versions')).body.versions[0];
+    expect(listed.metrics).toEqual({
+      test: { n: 400, accuracy: 0.9, confusion: [[160, 40], [0, 200]], classes: ['tumor', 'no_tumor'], byGroup: metrics.test.byGroup },
+      laterSet: { n: 10, accuracy: 1, command: 'btd eval --record laterSet' },
+    });
+    const shown = (await call('alice', 'GET', `/v1/models/tumor-binary/versions/${version}`)).body;
+    expect(shown.metrics).toEqual(metrics);
+    expect(shown.manifest.metrics).toEqual(metrics);
   });
 
   it('lets only admins promote, after the version loads and passes its probe', async () => {

@@ -34,6 +34,7 @@ import {
   VersionParamsSchema,
   VersionSummarySchema,
 } from '../schemas/models.schemas.js';
+import { withoutPerImageLists } from '../models/listed-metrics.js';
 
 const versionPath = (task: string, version: string) => `/v1/models/${task}/versions/${version}`;
 
@@ -71,8 +72,10 @@ const loadsAndProbes: ArtifactCheck = async (artifact) => {
   model.dispose();
 };
 
-function summary(v: VersionSummary) {
-  const { metrics, evaluation } = v.manifest;
+/** A version as listed: its recorded metrics without their per-image lists, which its own view keeps. */
+function summary(v: VersionSummary, perImage: 'with per-image lists' | 'without' = 'without') {
+  const { evaluation } = v.manifest;
+  const metrics = v.manifest.metrics && perImage === 'without' ? withoutPerImageLists(v.manifest.metrics) : v.manifest.metrics;
   return {
     version: v.version,
     contentHash: v.contentHash,
@@ -98,7 +101,7 @@ async function detail(registry: ModelRegistry, task: string, version: string) {
   const report = files.find((f) => f.name === 'report.md');
   const curves = files.filter((f) => f.name.endsWith('.svg')).map((f) => f.url);
   return {
-    ...summary(described),
+    ...summary(described, 'with per-image lists'),
     task,
     manifest: described.manifest,
     ...(described.source === undefined ? {} : { source: described.source }),
@@ -151,7 +154,7 @@ export const modelsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     async (request) => {
       const { task } = request.params;
       const versions = await registry.listVersions(task);
-      return { task, promoted: versions.find((v) => v.promoted)?.version ?? null, versions: versions.map(summary) };
+      return { task, promoted: versions.find((v) => v.promoted)?.version ?? null, versions: versions.map((v) => summary(v)) };
     },
   );
 

@@ -35,7 +35,12 @@ export const VersionSummarySchema = Type.Object({
   reasons: Type.Array(Type.String(), { description: 'Why it is in this state (gate refusals, verification failures).' }),
   name: Type.String(),
   createdAt: Type.String(),
-  metrics: Type.Optional(Type.Unknown({ description: 'Metrics recorded in the manifest at training time.' })),
+  metrics: Type.Optional(
+    Type.Unknown({
+      description:
+        "Evaluations recorded in the manifest (training's test split, later ones by name); in a listing without their per-image lists (`misclassified`, `rejected`), which the version's own view keeps.",
+    }),
+  ),
   evaluation: Type.Optional(Type.Unknown({ description: 'Promotion gate evidence: evaluation set, candidate and baseline metrics.' })),
   links: Type.Object({ self: Type.String() }),
 });
