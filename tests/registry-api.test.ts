@@ -256,6 +256,42 @@ describe('/v1/trainings', () => {
     }
   });
 
+  it('lists trainings newest first, page by page over every state, and refuses a parameter it does not know', async () => {
+    const start = async () => (await call('ops', 'POST', '/v1/trainings', request)).body.id as string;
+    const finished = [await start(), await start()];
+    const result = { task: 'tumor-binary', version: 'v1', contentHash: 'h', promoted: true, reasons: [], metrics: {} };
+    const worker = new Worker(TRAINING_QUEUE, () => Promise.resolve(result), { connection: { url: env.config.redisUrl }, prefix: env.prefix });
+    try {
+      for (const id of finished) await expect.poll(async () => (await call('alice', 'GET', `/v1/trainings/${id}`)).body.state).toBe('completed');
+    } finally {
+      await worker.close();
+    }
+    const waiting = [await start(), await start(), await start()];
+
+    const seen: { id: string; state: string; createdAt: string }[] = [];
+    let query: string | undefined = 'limit=2';
+    const pages: number[] = [];
+    while (query !== undefined) {
+      const page = await call('alice', 'GET', `/v1/trainings?${query}`);
+      expect(page.status).toBe(200);
+      pages.push(page.body.items.length);
+      seen.push(...page.body.items);
+      query = page.body.next;
+    }
+    expect(pages).toEqual([2, 2, 1]);
+    expect(seen.map((t) => t.id).sort()).toEqual([...finished, ...waiting].sort());
+    expect(seen.map((t) => t.state)).toEqual(['waiting', 'waiting', 'waiting', 'completed', 'completed']);
+    const created = seen.map((t) => t.createdAt);
+    expect(created).toEqual([...created].sort().reverse());
+    expect((await call('alice', 'GET', '/v1/trainings')).body).toEqual({ items: seen });
+
+    const misspelt = await call('alice', 'GET', '/v1/trainings?limt=2');
+    expect(misspelt).toMatchObject({ status: 400, body: { code: 'invalid_request', message: expect.stringContaining('limt') } });
+    expect((await call('alice', 'GET', '/v1/trainings?limit=101')).status).toBe(400);
+    const gone = await call('alice', 'GET', '/v1/trainings?after=training-gone');
+    expect(gone).toMatchObject({ status: 400, body: { code: 'invalid_request', message: expect.stringContaining('training-gone') } });
+  });
+
   it('refuses a malformed request or an empty S3 dataset before queueing', async () => {
     const badTask = await call('ops', 'POST', '/v1/trainings', { ...request, task: 'brain-age' });
     expect(badTask.status).toBe(400);

@@ -19,6 +19,7 @@ import { ApiError, notFound } from '../errors/api-error.js';
 import { idempotencyKeyReused } from '../store/idempotency-store.js';
 import { clientOf, requireAdmin } from '../plugins/auth.plugin.js';
 import { bearerAuth, commonErrors, IdempotencyHeadersSchema, jsonBodyErrors } from '../schemas/common.schemas.js';
+import { trainingsPage } from '../trainings/trainings-page.js';
 import { requireRedis, sendStored } from './route-helpers.js';
 
 const TrainingViewSchema = Type.Object({
@@ -34,6 +35,17 @@ const TrainingViewSchema = Type.Object({
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
   links: Type.Object({ self: Type.String() }),
 });
+
+const TrainingIdSchema = Type.String({ pattern: '^training-[A-Za-z0-9_.-]{1,100}$' });
+
+// Unknown parameters are refused, as on the other lists: a misspelt `?limt=` must not answer the default page as if understood.
+const TrainingsPageQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50, description: 'Trainings per page.' })),
+    after: Type.Optional({ ...TrainingIdSchema, description: 'The last training already seen (from `next`): the page lists those created before it.' }),
+  },
+  { additionalProperties: false },
+);
 
 const SubmittedTrainingSchema = Type.Object({ id: Type.String(), state: Type.String(), links: Type.Object({ self: Type.String() }) });
 
@@ -138,7 +150,7 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
         tags,
         summary: 'State and progress of a training: epoch, loss, accuracy, then the published version',
         security: bearerAuth,
-        params: Type.Object({ id: Type.String({ pattern: '^training-[A-Za-z0-9_.-]{1,100}$' }) }),
+        params: Type.Object({ id: TrainingIdSchema }),
         response: { 200: TrainingViewSchema, ...commonErrors },
       },
     },
@@ -154,18 +166,26 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
     {
       schema: {
         tags,
-        summary: 'The 50 most recent trainings',
+        summary: 'Trainings, newest first, page by page (`next` holds the query of the next page)',
         security: bearerAuth,
-        response: { 200: Type.Object({ items: Type.Array(TrainingViewSchema) }), ...commonErrors },
+        querystring: TrainingsPageQuerySchema,
+        response: {
+          200: Type.Object({
+            items: Type.Array(TrainingViewSchema),
+            next: Type.Optional(Type.String({ description: 'Query string of the next page, while more follow.' })),
+          }),
+          ...commonErrors,
+        },
       },
     },
-    async () => {
-      // The ids only: each training is then read once, state first, as readTraining does.
-      const ids = await queue.getRanges(['active', 'waiting', 'delayed', 'completed', 'failed'], 0, 49);
-      const read = await Promise.all([...new Set(ids)].map((id) => readTraining(queue, id)));
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      // The ids only: each training of the page is then read once, state first, as readTraining does.
+      const page = await trainingsPage(queue, ctx.redis, limit, request.query.after);
+      const read = await Promise.all(page.ids.map((id) => readTraining(queue, id)));
       // A training removed between the listing and its read is left out.
-      const items = read.filter((item) => item !== undefined).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-      return { items: items.slice(0, 50) };
+      const items = read.filter((item) => item !== undefined);
+      return { items, ...(page.last ? { next: `limit=${limit}&after=${page.last}` } : {}) };
     },
   );
 };
