@@ -33,10 +33,10 @@ import {
   enqueueInference,
   inferenceJobId,
   originalKey,
-  readArtifactDirectory,
   startEmbeddedS3,
 } from '@btd/shared';
 import { ModelThreadPool, RegistryModelProvider, startInferenceWorker } from '@btd/inference-worker';
+import { republished } from './lib/republished.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = path.join(ROOT, 'bench', 'results', 'hot-reload.json');
@@ -90,15 +90,6 @@ async function prepareModels(scratch) {
     }
   }
   return { modelsDir, kind: Object.entries(kinds).map(([task, kind]) => `${task}: ${kind}`).join('; ') };
-}
-
-/** The same weights under a new manifest: a new version whose load costs what the served one did. */
-async function republished(modelsDir, task) {
-  const files = await readArtifactDirectory(path.join(modelsDir, task));
-  const manifest = JSON.parse(Buffer.from(files['manifest.json']).toString('utf8'));
-  manifest.version = `${manifest.version}-republished`;
-  manifest.createdAt = new Date().toISOString();
-  return { ...files, 'manifest.json': new TextEncoder().encode(JSON.stringify(manifest, null, 2)) };
 }
 
 async function openWorld(scratch) {

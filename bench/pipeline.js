@@ -27,20 +27,18 @@
 //   node bench/pipeline.js [--seconds 20] [--rounds 3] [--workers 1,2] [--concurrency 2] [--images 32] [--model-threads false] [--pin-workers]
 //     [--format jpeg|dicom|dicom-jpeg2000|dicom-jpeg-ls]
 // Writes bench/results/pipeline.json (pipeline-<format>.json for a DICOM format).
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QueueEvents } from 'bullmq';
 import { getBackendInfo, initBackend, loadModel, writeInitialArtifact } from '@btd/model';
 import { EMBEDDED_S3_CREDENTIALS, RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
 import { benchImages } from './lib/bench-images.js';
+import { freePort, startService } from './lib/service-process.js';
 import { postStudy, studyUploadBody } from './lib/study-upload.js';
 import { median } from './lib/stats.js';
 
@@ -94,14 +92,6 @@ function percentile(values, p) {
   return Math.round((sorted[low] + (sorted[high] - sorted[low]) * (rank - low)) * 10) / 10;
 }
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** The shipped models, or untrained ones of the same architecture (same cost) in a temp dir. */
 async function modelsDir(scratch) {
   const shipped = path.join(ROOT, 'models');
@@ -134,30 +124,6 @@ async function tightLoop(dir, images, seconds) {
   binary.dispose();
   type.dispose();
   return { imagesPerSecond: Math.round((count / elapsed) * 100) / 100, images: count, seconds: Math.round(elapsed * 10) / 10 };
-}
-
-/**
- * Starts a service as a child process and resolves once it logs `readyMessage`. With `cpu`, the
- * process and all its threads may run on that core only (`taskset` execs Node, so the pid is Node's).
- */
-function startService(script, env, readyMessage, cpu) {
-  const nodeArgs = process.env.BENCH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const command = [process.execPath, ...nodeArgs, path.join(ROOT, script)];
-  if (cpu !== undefined) command.unshift('taskset', '--cpu-list', String(cpu));
-  const child = spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const ready = new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      if (line.includes(readyMessage)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before it was ready`)));
-  });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  };
-  return { ready, stop, pid: child.pid };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; null without /proc. */
@@ -339,7 +305,7 @@ async function measureWorkers(system, client, { workers: count, modelThreads, pi
   const env = { ...system.env, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), WORKER_MODEL_THREADS: String(modelThreads) };
   const cores = os.cpus().length;
   const workers = Array.from({ length: count }, (_, i) =>
-    startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready', pinned ? i % cores : undefined),
+    startService('services/inference-worker/dist/main.js', { ...env, WORKER_ID: `bench-${i + 1}` }, 'inference worker ready', { cpu: pinned ? i % cores : undefined }),
   );
   try {
     await Promise.all(workers.map((worker) => worker.ready));

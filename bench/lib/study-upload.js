@@ -4,12 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 
-/** A ready-to-send `multipart/form-data` body: a routine study of one image (a JPEG unless `contentType` says otherwise). */
-export function studyUploadBody(image, contentType = 'image/jpeg') {
+/**
+ * A ready-to-send `multipart/form-data` body: a routine study of one image (a JPEG unless
+ * `contentType` says otherwise), with `fields` (externalId, callbackUrl, …) as parts of their own.
+ */
+export function studyUploadBody(image, contentType = 'image/jpeg', fields = {}) {
   const boundary = `----btd-bench-${randomBytes(12).toString('hex')}`;
   const filename = contentType === 'application/dicom' ? 'scan.dcm' : 'scan.jpg';
+  const part = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
   const head =
-    `--${boundary}\r\nContent-Disposition: form-data; name="priority"\r\n\r\nroutine\r\n` +
+    Object.entries({ priority: 'routine', ...fields }).map(([name, value]) => part(name, value)).join('') +
     `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: ${contentType}\r\n\r\n`;
   const body = Buffer.concat([Buffer.from(head), image, Buffer.from(`\r\n--${boundary}--\r\n`)]);
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };
