@@ -65,7 +65,14 @@ describe('btd-trainer', () => {
       reasons: ['no evaluation set is configured for tumor-binary'],
     });
     expect(await registry.listVersionIds('tumor-binary')).toEqual([outcome.version]);
-    expect(await registry.readManifest('tumor-binary', outcome.version)).toMatchObject({ testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 });
+    const manifest = await registry.readManifest('tumor-binary', outcome.version);
+    expect(manifest).toMatchObject({ testTimeRotations: [-5, 5], testTimeRotationsBelow: 0.9 });
+    // Without an evaluation set the gate measured nothing; the version's own test split did.
+    const test = manifest.metrics?.test as { n: number; accuracy: number; perClass: Record<string, { recall: number | null; support: number }> };
+    expect(test.n).toBeGreaterThan(0);
+    expect(outcome).toMatchObject({ metrics: null, testSplitMetrics: { n: test.n, accuracy: test.accuracy, sensitivity: test.perClass.tumor?.recall ?? null } });
+    const shown = await fetch(`${env.url}/v1/trainings/${outcome.id}`, { headers: { authorization: `Bearer ${env.keys.alice}` } });
+    expect(((await shown.json()) as { result: unknown }).result).toMatchObject({ metrics: null, testSplitMetrics: { n: test.n, accuracy: test.accuracy } });
 
     const listed = await cli(['list', '--json', '--key', env.keys.alice]);
     expect(listed.code).toBe(0);

@@ -25,6 +25,7 @@ import { describeDataset } from './dataset-spec.js';
 import { findEarlierPublication } from './earlier-publication.js';
 import { configuredEvaluationSet, resolveConfiguredEvaluationSet } from './evaluation-sets.js';
 import { annotateManifest } from './manifest-annotation.js';
+import { testSplitMetrics } from './test-split-metrics.js';
 import { createProgressReporter, type ProgressReporter } from './training-progress.js';
 import { TrainingWorkspace } from './training-workspace.js';
 
@@ -137,7 +138,9 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
    */
   async function settle(ctx: JobContext, published: { version: string; contentHash: string }, evidence: GateEvidence, earlier?: VersionStatus): Promise<TrainingResult> {
     const { task, requestedBy } = ctx.data;
-    const base = { task, version: published.version, contentHash: published.contentHash, metrics: { ...evidence.candidate } };
+    // The version's own test split as well as the gate's set, which may not be configured.
+    const testSplit = testSplitMetrics(await deps.registry.readManifest(task, published.version));
+    const base = { task, version: published.version, contentHash: published.contentHash, metrics: evidence.candidate ? { ...evidence.candidate } : null, testSplitMetrics: testSplit ? { ...testSplit } : null };
     const refused = (reasons: string[]) => deps.registry.setStatus(task, published.version, { state: 'candidate', reasons }).then(() => ({ ...base, promoted: false, reasons }));
     if (!evidence.decision.promote) return { ...base, promoted: false, reasons: evidence.decision.reasons };
     if (ctx.data.autoPromote === false) return refused(['passed the gate; automatic promotion was not requested']);

@@ -109,6 +109,9 @@ export const TrainingProgressSchema = Type.Object({
 /** Progress of a training job. */
 export type TrainingProgress = Static<typeof TrainingProgressSchema>;
 
+/** Measures of a model on a set of images, by name; a rate nothing measured is null, never 0. */
+const GateMetricsRecordSchema = Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()]));
+
 /** Return value of a finished training job. */
 export const TrainingResultSchema = Type.Object({
   task: ModelTaskSchema,
@@ -119,10 +122,19 @@ export const TrainingResultSchema = Type.Object({
   /** Why the gate refused (empty when promoted). */
   reasons: Type.Array(Type.String()),
   /**
-   * Candidate metrics on the task's evaluation set; null where the set cannot measure one (the
-   * sensitivity of a set without tumour images), never 0.
+   * The candidate's metrics on the gate's evaluation set (`EVAL_SET_*`): `n`, `accuracy`,
+   * `sensitivity`, `macroRecall`, a rate null where the set cannot measure it (the sensitivity of a
+   * set without tumour images), never 0. Null when no evaluation set is configured (`reasons` says
+   * so); outcomes recorded by earlier releases hold `{}` then.
    */
-  metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()])),
+  metrics: Type.Union([GateMetricsRecordSchema, Type.Null()]),
+  /**
+   * The same measures of the published version on the test split its training held out (from its
+   * manifest's `metrics.test`), whether or not an evaluation set is configured: images of the
+   * training's own dataset, not the gate's set. Null when the training held out no test image;
+   * absent from outcomes recorded by earlier releases.
+   */
+  testSplitMetrics: Type.Optional(Type.Union([GateMetricsRecordSchema, Type.Null()])),
 });
 
 /** Return value of a finished training job. */

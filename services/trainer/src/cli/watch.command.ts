@@ -13,8 +13,8 @@ const OUTAGE_TOLERANCE_MS = 120_000;
 function outcomeOf(view: TrainingView) {
   const result = view.result;
   if (!result) throw new Error(`training ${view.id} completed without a result; see GET /v1/trainings/${view.id}`);
-  const { task, version, contentHash, promoted, reasons, metrics } = result;
-  return { id: view.id, task, version, contentHash, promoted, reasons, metrics, finishedAt: view.finishedAt };
+  const { task, version, contentHash, promoted, reasons, metrics, testSplitMetrics } = result;
+  return { id: view.id, task, version, contentHash, promoted, reasons, metrics, testSplitMetrics: testSplitMetrics ?? null, finishedAt: view.finishedAt };
 }
 
 /**
