@@ -255,7 +255,7 @@ class Client {
     this.inFlight = 0;
   }
 
-  /** One request, retried on network errors and retryable answers, 0.5 s doubling to 8 s apart, until the deadline. */
+  /** One request, retried on network errors and retryable answers, 0.5 s doubling to 8 s apart (or after its Retry-After), until the deadline. */
   async request(method, route, options = {}) {
     this.inFlight += 1;
     try {
@@ -270,6 +270,7 @@ class Client {
       const headers = { authorization: `Bearer ${this.system.key}`, ...(contentType ? { 'content-type': contentType } : {}), ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) };
       let status;
       let answer;
+      let retryAfterMs = 0;
       try {
         const response = await fetch(`${this.system.url}${route}`, { method, headers, body, signal: AbortSignal.timeout(60_000) });
         status = response.status;
@@ -280,12 +281,13 @@ class Client {
           answer = text;
         }
         if (!retryable(status, answer)) return { status, body: answer, attempts: attempt + 1 };
+        retryAfterMs = Math.min(30, Number(response.headers.get('retry-after')) || 0) * 1000;
         this.retries.status[status] = (this.retries.status[status] ?? 0) + 1;
       } catch {
         this.retries.network += 1;
       }
       if (Date.now() > this.deadline) return { status: status ?? 0, body: answer ?? 'no answer before the deadline', attempts: attempt + 1 };
-      await sleep(Math.min(8000, 500 * 2 ** Math.min(attempt, 4)) * (0.75 + Math.random() / 2));
+      await sleep(Math.max(retryAfterMs, Math.min(8000, 500 * 2 ** Math.min(attempt, 4)) * (0.75 + Math.random() / 2)));
     }
   }
 
