@@ -155,7 +155,7 @@ export const ApiConfigSchema = Type.Object({
     env: 'WEBHOOK_ALLOWED_NETWORKS',
     default: '',
     description:
-      "Comma-separated addresses and CIDR ranges of non-public networks (loopback, private, link-local, …) that clients' callbackUrl webhooks may reach, e.g. 10.20.0.0/16 for a hospital's integration engine; public addresses are always allowed (empty: public addresses only).",
+      "Comma-separated addresses and CIDR ranges of non-public networks (loopback, private, link-local, …) that clients' callbackUrl webhooks may reach, e.g. 10.20.0.0/16 for a hospital's integration engine, or 127.0.0.1/32 for a receiver on this machine; public addresses are always allowed (empty: public addresses only). A callbackUrl whose host is another non-public address is refused at submission (400 invalid_field).",
   }),
   /**
    * A webhook's body carries the study's DICOM identifiers (study, series and SOP instance UIDs,

@@ -10,6 +10,7 @@ import { IdempotencyStore } from './store/idempotency-store.js';
 import { recordKeys, type RecordKeys } from './store/record-keys.js';
 import { StudyStore } from './store/study-store.js';
 import { UploadMemoryBudget } from './uploads/upload-memory-budget.js';
+import { callbackUrlPolicy, type CallbackUrlPolicy } from './webhooks/callback-url.js';
 
 /** Connections and queues the API is built on; created and closed by `main.ts` (or a test). */
 export interface ApiDependencies {
@@ -42,6 +43,8 @@ export interface ApiContext extends ApiDependencies {
   readonly deliveries: DeliveryStore;
   /** Bytes of uploads held in memory at once by this process, over all requests (MAX_INFLIGHT_UPLOAD_BYTES). */
   readonly uploadMemory: UploadMemoryBudget;
+  /** What a client's callbackUrl must be (WEBHOOK_REQUIRE_HTTPS, WEBHOOK_ALLOWED_NETWORKS), at submission and again when its webhook is sent. */
+  readonly callbackUrls: CallbackUrlPolicy;
 }
 
 /** Builds the stores over the dependencies. */
@@ -56,5 +59,6 @@ export function createApiContext(deps: ApiDependencies): ApiContext {
     idempotency: new IdempotencyStore(deps.redis, keys, deps.config.idempotencyTtlSeconds),
     deliveries: new DeliveryStore(deps.redis, keys),
     uploadMemory: new UploadMemoryBudget(deps.config.maxInflightUploadBytes, deps.metrics.registry),
+    callbackUrls: callbackUrlPolicy(deps.config),
   };
 }

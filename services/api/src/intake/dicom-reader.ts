@@ -68,7 +68,8 @@ export function pooledDicomReader(threads: number, script = threadScript(import.
     async read(bytes, limits) {
       reads.onThreads++;
       const { sent, transferList } = sendable(bytes);
-      const task: DicomReadTask = { bytes: sent, ...(limits ? { limits } : {}) };
+      // Only the limits the thread reads: the caller's may carry more (a study form's callbackUrl policy holds functions, which cannot be posted).
+      const task: DicomReadTask = { bytes: sent, ...(limits ? { limits: { maxPixels: limits.maxPixels, maxImages: limits.maxImages } } : {}) };
       const result = await pool.run(task, { transferList }).catch((error: unknown) => {
         throw new DicomReaderUnavailable(error);
       });

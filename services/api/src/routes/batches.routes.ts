@@ -34,7 +34,7 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       preHandler: requireRedis(ctx),
     },
     async (request, reply) => {
-      if (request.body.callbackUrl) checkCallbackUrl(request.body.callbackUrl, { requireHttps: ctx.config.webhookRequireHttps });
+      if (request.body.callbackUrl) checkCallbackUrl(request.body.callbackUrl, ctx.callbackUrls);
       const created = await createBatch(ctx, clientOf(request), request.body, request.headers['idempotency-key']);
       return sendStored(reply, created);
     },

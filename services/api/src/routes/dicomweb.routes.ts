@@ -28,7 +28,7 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
     const boundary = stowBoundary(request.headers['content-type']);
     const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
     // The query's fields are checked before the body is read.
-    const fields = checkStudyFields(request.query as Record<string, string>, { requireHttps: ctx.config.webhookRequireHttps });
+    const fields = checkStudyFields(request.query as Record<string, string>, ctx.callbackUrls);
     const idempotencyKey = request.headers['idempotency-key'];
     const instances = await withUploadMemory(ctx, request, async (held) => {
       const bodyLimits = { maxBytes: maxUploadBytes, maxParts: maxImagesPerStudy, maxTotalBytes: maxSubmissionBytes };

@@ -23,14 +23,14 @@ import { multipartValidator, requireRedis, sendStored, withUploadMemory } from '
 
 /** Upload limits from the configuration. */
 export function formLimits(ctx: ApiContext): StudyFormLimits {
-  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes, webhookRequireHttps } = ctx.config;
+  const { maxUploadBytes, maxImagePixels, maxImagesPerStudy, maxSubmissionBytes } = ctx.config;
   return {
     maxBytes: maxUploadBytes,
     maxPixels: maxImagePixels,
     maxImages: maxImagesPerStudy,
     maxFiles: maxImagesPerStudy,
     maxTotalBytes: maxSubmissionBytes,
-    callbacks: { requireHttps: webhookRequireHttps },
+    callbacks: ctx.callbackUrls,
   };
 }
 

@@ -72,6 +72,12 @@ function blockList(networks: readonly string[]): BlockList {
   return list;
 }
 
+/** The IP address a URL's host names by itself (`127.0.0.1`, `[::1]` without its brackets), connected to without a DNS lookup; undefined for a host name. */
+export function literalAddress(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return isIP(host) ? host : undefined;
+}
+
 /** Which addresses webhooks may be sent to. */
 export interface CallbackAddressPolicy {
   /** Whether a connection to `address` (IPv4 or IPv6, IPv4-mapped included) may be made. */

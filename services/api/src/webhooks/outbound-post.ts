@@ -1,25 +1,16 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
-import type { CallbackAddressPolicy } from './callback-addresses.js';
+import type { LookupFunction } from 'node:net';
+import { AddressNotAllowedError } from './address-not-allowed.error.js';
+import { literalAddress, type CallbackAddressPolicy } from './callback-addresses.js';
 
 /** What one POST came to: the status (0 when no answer came) and, unless 2xx, why it failed. */
 export interface PostOutcome {
   readonly status: number;
   readonly error?: string;
-}
-
-/**
- * A connection refused by the address policy. Its message, which the client sees as `lastError`,
- * names the host as the URL gave it, never the address a name resolved to: that would tell a client
- * the internal address of any name it tries.
- */
-class AddressNotAllowedError extends Error {
-  constructor(host: string) {
-    super(`${host} is not a public address; WEBHOOK_ALLOWED_NETWORKS does not list its network`);
-    this.name = 'AddressNotAllowedError';
-  }
+  /** The address policy refused every address of the host: nothing was sent, and nothing will be while the settings stay. */
+  readonly addressRefused?: true;
 }
 
 /**
@@ -58,7 +49,8 @@ export function postOutbound(
 ): Promise<PostOutcome> {
   const { timeoutMs, policy } = options;
   return new Promise<PostOutcome>((resolve) => {
-    const fail = (error: unknown) => resolve({ status: 0, error: describe(error, timeoutMs) });
+    const fail = (error: unknown) =>
+      resolve({ status: 0, error: describe(error, timeoutMs), ...(error instanceof AddressNotAllowedError ? { addressRefused: true as const } : {}) });
     let target: URL;
     try {
       target = new URL(url);
@@ -66,8 +58,8 @@ export function postOutbound(
       return fail(error);
     }
     // An address in the URL itself is connected to without a lookup: checked here.
-    const literal = target.hostname.replace(/^\[|\]$/g, '');
-    if (policy && isIP(literal) && !policy.allows(literal)) return fail(new AddressNotAllowedError(literal));
+    const literal = literalAddress(target);
+    if (policy && literal && !policy.allows(literal)) return fail(new AddressNotAllowedError(literal));
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     const requestOptions: RequestOptions = {
       method: 'POST',
