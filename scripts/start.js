@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CONFIG_EXIT_CODE, EMBEDDED_S3_CREDENTIALS, isRedisNotReady, maskRedisUrl, pingRedis, redisRefusal, startEmbeddedS3 } from '@btd/shared';
+import { CONFIG_EXIT_CODE, EMBEDDED_S3_CREDENTIALS, isRedisNotReady, isServiceReady, maskRedisUrl, pingRedis, redisRefusal, startEmbeddedS3 } from '@btd/shared';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVICES = {
@@ -114,23 +114,33 @@ async function modelsDirectory(env) {
 const children = new Map();
 let stopping = false;
 
+/**
+ * Starts a service; `ready` settles once it says it is ready over its IPC channel (the workers and
+ * the trainer, once their models are loaded and they take jobs), or false if it exits first.
+ */
 function launch(name, script, env) {
   // Own process group: Ctrl-C reaches only this script, which then stops each child once, in order.
-  const child = spawn(process.execPath, [script], { env, stdio: 'inherit', detached: true });
+  const child = spawn(process.execPath, [script], { env, stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true });
   children.set(name, child);
+  const ready = new Promise((resolve) => {
+    child.on('message', (message) => {
+      if (isServiceReady(message)) resolve(true);
+    });
+    child.once('exit', () => resolve(false));
+  });
   child.once('exit', (code, signal) => {
     children.delete(name);
     if (stopping) return;
     console.error(`\n${name} exited unexpectedly (${signal ?? `code ${code}`}); stopping everything.`);
     void stop(1);
   });
-  return child;
+  return { child, ready };
 }
 
+/** Waits until the API answers /readyz (it listens once Redis and S3 have answered, and they still do). */
 async function waitForApi(url, child) {
-  for (let attempt = 0; attempt < 600; attempt += 1) {
-    if (child.exitCode !== null) return false;
-    const ok = await fetch(`${url}/healthz`).then((response) => response.ok, () => false);
+  while (child.exitCode === null && !stopping) {
+    const ok = await fetch(`${url}/readyz`).then((response) => response.ok, () => false);
     if (ok) return true;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -177,13 +187,16 @@ async function main() {
 
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => void stop(0));
   const api = launch('api', SERVICES.api, servicesEnv);
+  const announcing = [];
   for (let i = 1; i <= options.workers; i += 1) {
-    launch(`worker-${i}`, SERVICES.worker, { ...servicesEnv, WORKER_ID: `worker-${i}` });
+    announcing.push(launch(`worker-${i}`, SERVICES.worker, { ...servicesEnv, WORKER_ID: `worker-${i}` }).ready);
   }
-  if (options.trainer && existsSync(SERVICES.trainer)) launch('trainer', SERVICES.trainer, servicesEnv);
+  if (options.trainer && existsSync(SERVICES.trainer)) announcing.push(launch('trainer', SERVICES.trainer, servicesEnv).ready);
 
+  // Up means every service answers: the API its /readyz, each worker and the trainer that it is ready.
   const url = `http://localhost:${env.PORT}`;
-  if (!(await waitForApi(url, api))) return;
+  const ready = await Promise.all([waitForApi(url, api.child), ...announcing]);
+  if (!ready.every(Boolean)) return;
   // The API prints a generated key once, when it creates it; later starts only say where it is.
   const keyFile = path.join(env.DATA_DIR, 'local-api-key');
   const configured = Boolean(env.API_KEYS || env.API_KEYS_FILE);

@@ -40,18 +40,27 @@ describe('npm start (scripts/start.js)', () => {
         DATA_DIR: dataDir,
         MODELS_DIR: modelsDir,
         TF_BACKEND: 'wasm',
-        LOG_LEVEL: 'warn',
+        // The worker's 'inference worker ready' line is logged at info.
+        LOG_LEVEL: 'info',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let bannerAt: number | undefined;
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (bannerAt === undefined && output.includes('btd is up')) bannerAt = Date.now();
+    });
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       await waitFor(() => output.includes('btd is up'), { timeoutMs: 240_000, what: `the start banner in:\n${output}` });
       expect(output).toContain(`http://localhost:${port}`);
       expect(output).not.toContain('UNTRAINED');
+      // Up means ready: the worker, which loads its models after the API answers, was ready before the
+      // banner (its log line, written asynchronously, may reach the output after it; its time does not).
+      const readyLine = await waitFor(() => output.split('\n').find((line) => line.includes('"msg":"inference worker ready"') && line.endsWith('}')), { timeoutMs: 60_000, what: 'the worker to log that it is ready' });
+      expect((JSON.parse(readyLine) as { time: number }).time).toBeLessThanOrEqual(bannerAt as number);
       // A lone worker on a machine with cores to spare runs its models on a thread per core.
       expect(output.includes('the models on a thread per core')).toBe(availableParallelism() > 1);
 

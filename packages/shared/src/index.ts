@@ -18,3 +18,4 @@ export * from './model-task.js';
 export * from './assert-never.js';
 export * from './registry/index.js';
 export * from './thread-script.js';
+export * from './service-ready.js';

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import {
   CONFIG_EXIT_CODE,
+  announceReady,
   ConfigError,
   ObjectStore,
   SHUTDOWN_PHASE,
@@ -60,6 +61,7 @@ async function start(config: WorkerConfig, workerId: string, logger: Logger, shu
     shutdown.add('metrics endpoint', SHUTDOWN_PHASE.connections, () => server.close());
   }
   logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency, modelSource: config.modelSource }, 'inference worker ready');
+  await announceReady(logger, 'inference-worker');
 }
 
 const config = loadConfigOrExit(() => loadWorkerConfig());

@@ -1,6 +1,7 @@
 import { initBackend } from '@btd/model';
 import {
   CONFIG_EXIT_CODE,
+  announceReady,
   ConfigError,
   ModelRegistry,
   ObjectStore,
@@ -51,6 +52,7 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
   const trainer = startTrainer({ config, connection, registry, store, logger });
   shutdown.add('trainings (handed back to the queue)', SHUTDOWN_PHASE.drain, () => trainer.close());
   logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency }, 'trainer consuming the training queue');
+  await announceReady(logger, 'trainer');
 }
 
 const config = loadConfigOrExit(() => loadTrainerConfig());
