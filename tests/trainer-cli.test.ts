@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModelRegistry, createLogger, createWorkerConnection, type Redis } from '@btd/shared';
+import { publishDatasets } from '../services/trainer/src/dataset-publication.js';
 import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
 import { useApiHarness } from './api-harness.js';
 import { REPO_ROOT, TEST_REDIS_URL, freePort } from './helpers/index.js';
@@ -78,6 +79,23 @@ describe('btd-trainer', () => {
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: outcome.id, state: 'completed', result: expect.objectContaining({ version: outcome.version }) })]);
   }, 300_000);
+
+  it('names the roots a running trainer reads when it cannot read the folder, and says a relative path is the trainer\'s', async () => {
+    const { env } = harness;
+    const publication = await publishDatasets({ redis: env.redis, prefix: env.prefix, datasetRoots: workDir, logger });
+    try {
+      const refused = await cli(['start', '--task', 'tumor-binary', '--data', 'data/scratch/tiny', '--epochs', '1', '--key', env.keys.ops]);
+      expect(refused).toMatchObject({ code: 1, stdout: '' });
+      expect(refused.stderr).toContain('btd-trainer: data/scratch/tiny is read by the trainer, relative to its working directory, not this one\n');
+      expect(refused.stderr).toContain(
+        `btd-trainer: the API refused the request: dataset folder data/scratch/tiny is not available to any running trainer: a local dataset must be a folder under the trainer's TRAINER_DATASET_ROOTS, ${workDir} (empty)`,
+      );
+      const listed = await cli(['list', '--json', '--key', env.keys.ops]);
+      expect(JSON.parse(listed.stdout)).toEqual([]);
+    } finally {
+      await publication.close();
+    }
+  });
 
   it('says why it cannot: not an admin key, an unknown or malformed id, an unknown key, no API', async () => {
     const { env } = harness;

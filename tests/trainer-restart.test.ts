@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTrainingQueue, enqueueTraining, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
+import { createTrainingQueue, enqueueTraining, liveTrainerDatasets, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
 import { freePort, redisWaitLines, useRedisServers, waitFor } from './helpers/index.js';
 import { useRegistryEnv } from './registry-fixtures.js';
 import { TINY_TRAINING, linkDataset, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
@@ -92,6 +92,19 @@ describe('a trainer restarted mid-training', () => {
 });
 
 describe('a trainer with an evaluation set it cannot use', () => {
+  it('publishes the dataset folders it can read while it runs, and withdraws them when stopped', async () => {
+    const workDir = path.join(env.dir, 'trainer');
+    await linkDataset(path.join(workDir, 'set'), 1, 0);
+    const trainer = start();
+    await trainer.ready;
+    expect(await liveTrainerDatasets(env.redis, env.prefix)).toEqual([
+      { trainer: expect.any(String), cwd: process.cwd(), roots: [{ path: workDir, folders: expect.arrayContaining(['set']) }] },
+    ]);
+    trainer.child.kill('SIGTERM');
+    expect(await trainer.exited).toEqual({ code: 0, signal: null });
+    expect(await liveTrainerDatasets(env.redis, env.prefix)).toEqual([]);
+  });
+
   it('refuses to start, naming the setting, with the exit code of invalid configuration', async () => {
     const missing = path.join(env.dir, 'eval-sets', 'tumor-binry');
     // A folder marker alone is no evaluation set.

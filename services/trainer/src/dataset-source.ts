@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeArtifactName, isFolderMarker, type ListedObject, type ObjectStore } from '@btd/shared';
+import { assertSafeArtifactName, isFolderMarker, isInsideFolder, type ListedObject, type ObjectStore } from '@btd/shared';
 import type { DatasetSpec } from './dataset-spec.js';
 
 /** Thrown when a request names a dataset the trainer may not or cannot read: bad input, not retried. */
@@ -23,12 +23,17 @@ export interface DatasetResolver {
   signal?: AbortSignal;
 }
 
+/** The folders of `TRAINER_DATASET_ROOTS` (comma-separated), as written. */
+export function datasetRootsOf(setting: string): string[] {
+  return setting.split(',').map((root) => root.trim()).filter(Boolean);
+}
+
 /** The resolver of a trainer: S3 datasets mirrored under `<workDir>/datasets`, local ones from the comma-separated roots. */
 export function createDatasetResolver(store: ObjectStore, config: { workDir: string; datasetRoots: string }, signal?: AbortSignal): DatasetResolver {
   return {
     store,
     cacheDir: path.resolve(config.workDir, 'datasets'),
-    allowedRoots: config.datasetRoots.split(',').map((root) => root.trim()).filter(Boolean),
+    allowedRoots: datasetRootsOf(config.datasetRoots),
     ...(signal ? { signal } : {}),
   };
 }
@@ -38,16 +43,9 @@ const DOWNLOADS_IN_FLIGHT = 8;
 /** The refusal of an S3 prefix that holds no file (folder markers do not count). */
 const emptyPrefix = (store: ObjectStore, prefix: string): InvalidDatasetError => new InvalidDatasetError(`no objects under s3://${store.bucket}/${prefix}`);
 
-function isInside(child: string, root: string): boolean {
-  const relative = path.relative(root, child);
-  // `..scans` is a folder inside the root; only `..` itself or `../...` leaves it.
-  const leaves = relative === '..' || relative.startsWith(`..${path.sep}`);
-  return relative === '' || (!leaves && !path.isAbsolute(relative));
-}
-
 async function resolveLocal(folder: string, allowedRoots: readonly string[] | null): Promise<string> {
   const absolute = path.resolve(folder);
-  if (allowedRoots && !allowedRoots.some((root) => isInside(absolute, path.resolve(root)))) {
+  if (allowedRoots && !allowedRoots.some((root) => isInsideFolder(absolute, path.resolve(root)))) {
     throw new InvalidDatasetError(`dataset folder ${folder} is outside the allowed roots (TRAINER_DATASET_ROOTS)`);
   }
   const info = await stat(absolute).catch(() => null);

@@ -19,6 +19,7 @@ import {
   type Logger,
 } from '@btd/shared';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
+import { publishDatasets } from './dataset-publication.js';
 import { createDatasetResolver } from './dataset-source.js';
 import { checkEvaluationSets } from './evaluation-sets.js';
 import { startTrainer } from './trainer.js';
@@ -51,6 +52,9 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
 
   const trainer = startTrainer({ config, connection, registry, store, logger });
   shutdown.add('trainings (handed back to the queue)', SHUTDOWN_PHASE.drain, () => trainer.close());
+  // The API reads it to refuse, before queueing, a local dataset that this trainer could not read.
+  const publication = await publishDatasets({ redis, prefix: config.queuePrefix, datasetRoots: config.datasetRoots, logger });
+  shutdown.add('dataset roots (withdrawn)', SHUTDOWN_PHASE.intake, () => publication.close());
   logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency }, 'trainer consuming the training queue');
   await announceReady(logger, 'trainer');
 }

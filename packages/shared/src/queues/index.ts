@@ -5,3 +5,4 @@ export * from './webhooks.queue.js';
 export * from './training.queue.js';
 export * from './close-worker.js';
 export * from './s3-outage.js';
+export * from './trainer-datasets.js';

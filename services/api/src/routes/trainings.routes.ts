@@ -19,6 +19,7 @@ import { ApiError, notFound } from '../errors/api-error.js';
 import { idempotencyKeyReused } from '../store/idempotency-store.js';
 import { clientOf, requireAdmin } from '../plugins/auth.plugin.js';
 import { bearerAuth, commonErrors, IdempotencyHeadersSchema, jsonBodyErrors } from '../schemas/common.schemas.js';
+import { assertDatasetFolderAvailable } from '../trainings/dataset-availability.js';
 import { trainingsPage } from '../trainings/trainings-page.js';
 import { requireRedis, sendStored } from './route-helpers.js';
 
@@ -122,6 +123,8 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
         key,
         fingerprint,
         async () => {
+          // Inside the claim: a retry of a training accepted before is answered as it was, whatever trainers run now.
+          if (dataset.kind === 'local') await assertDatasetFolderAvailable(ctx.redis, ctx.config.queuePrefix, dataset.path);
           // The same key from the same client names the same training; without one, every call is new.
           const requestId = key ? createHash('sha256').update(`${client.id}\n${key}`).digest('hex').slice(0, 32) : randomUUID();
           const job = await enqueueTraining(queue, requestId, payload);

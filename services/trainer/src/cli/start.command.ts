@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { ModelTask } from '@btd/shared';
 import { parseDatasetSpec } from '../dataset-spec.js';
@@ -46,7 +47,7 @@ export function registerStartCommand(program: Command): void {
     .command('start')
     .description('start a training (admin key); prints its id, or with --watch follows it to the end')
     .addOption(new Option('--task <task>', 'what to train').choices(TASKS).makeOptionMandatory())
-    .requiredOption('--data <dataset>', 's3://<prefix>/ in the bucket, or a folder on the trainer (under its TRAINER_DATASET_ROOTS)')
+    .requiredOption('--data <dataset>', 's3://<prefix>/ in the bucket, or a folder on the trainer under its TRAINER_DATASET_ROOTS (a relative path is read from the trainer\'s working directory)')
     .option('--epochs <n>', 'maximum epochs (1-500)', wholeNumber(1, 500))
     .option('--batch-size <n>', 'images per step (1-512)', wholeNumber(1, 512))
     .option('--input-size <n>', 'model input side in pixels (16-512)', wholeNumber(16, 512))
@@ -59,7 +60,12 @@ export function registerStartCommand(program: Command): void {
     .option('--watch', 'follow the training to its end, like `watch`');
   addIntervalOption(addApiOptions(command)).action(async (options: StartOptions) => {
     const connection = resolveConnection(options);
-    const { id } = await new TrainingApiClient(connection).start(requestOf(options), options.idempotencyKey);
+    const request = requestOf(options);
+    // The trainer reads the folder, on its own machine: this command's working directory means nothing to it.
+    if (request.dataset.kind === 'local' && !path.isAbsolute(request.dataset.path)) {
+      process.stderr.write(`btd-trainer: ${request.dataset.path} is read by the trainer, relative to its working directory, not this one\n`);
+    }
+    const { id } = await new TrainingApiClient(connection).start(request, options.idempotencyKey);
     if (!options.watch) {
       process.stdout.write(`${id}\n`);
       return;
