@@ -5,9 +5,12 @@
 // them in one batch, retries on network errors, 5xx and "in progress" answers with backoff), while
 // a schedule of faults hits it: a worker killed (-9) and one stopped (SIGTERM), each restarted; the
 // API killed (-9) and restarted three times; Redis stopped for 5 s and restarted on its data; s3rver
-// killed for 10 s and restarted on its data; a model version promoted mid-batch. A worker fault waits
-// for a job in flight, an API kill for a submission, a job or a result in flight (up to 20 s), and
-// each records what was in flight when it struck. Then it checks that
+// killed for 10 s and restarted on its data; a model version promoted mid-batch; and, when asked for
+// (--faults redis-kill), Redis killed (-9) three times mid-submission and restarted at once on its
+// append-only file, kept with --appendfsync (what docker-compose.yml runs). A worker fault waits
+// for a job in flight, an API kill for a submission, a job or a result in flight, a Redis kill for a
+// submission just answered 202 and another under way (up to 20 s), and each records what was in
+// flight when it struck. Then it checks that
 // nothing was lost or duplicated: every study accepted and finished (done, not failed), one study per
 // Idempotency-Key, the batch complete, one webhook per study and batch, no job left in any queue.
 //
@@ -15,9 +18,11 @@
 // under a temp directory, and stops and removes it all at the end, Ctrl-C included.
 //
 //   node bench/faults.js [--studies 60] [--batch 20] [--burst 4] [--interval 6] [--data ../shared/datasets/br35h]
-//     [--faults worker-kill,worker-term,api-kill,redis-restart,s3-restart,promote] [--timeout 1200] [--keep]
-// --keep leaves the temp directory (the services' logs, Redis's and s3rver's data) for inspection.
-// Writes bench/results/faults.json; exits 1 when a study, a webhook or a job was lost or duplicated.
+//     [--faults worker-kill,worker-term,api-kill,redis-restart,s3-restart,promote] [--appendfsync always|everysec|no]
+//     [--timeout 1200] [--out bench/results/faults.json] [--keep]
+// --faults also takes redis-kill, which no run makes unless asked. --keep leaves the temp directory
+// (the services' logs, Redis's and s3rver's data) for inspection.
+// Writes --out (bench/results/faults.json); exits 1 when a study, a webhook or a job was lost or duplicated.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -30,11 +35,15 @@ import { parseArgs } from 'node:util';
 import { EMBEDDED_S3_CREDENTIALS, ModelRegistry, ObjectStore, Redis, pingRedis } from '@btd/shared';
 import { freePort, startService } from './lib/service-process.js';
 import { republished } from './lib/republished.js';
+import { quantile } from './lib/stats.js';
 import { studyUploadBody } from './lib/study-upload.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUTPUT = path.join(ROOT, 'bench/results/faults.json');
 const ALL_FAULTS = ['worker-kill', 'worker-term', 'api-kill', 'redis-restart', 's3-restart', 'promote'];
+/** Faults a run makes only when --faults names them. */
+const OPT_IN_FAULTS = ['redis-kill'];
+/** Redis's appendfsync as docker-compose.yml runs it (Redis's own default, everysec, if it says none). */
+const COMPOSE_APPENDFSYNC = /"--appendfsync",\s*"(\w+)"/.exec(await readFile(path.join(ROOT, 'docker-compose.yml'), 'utf8'))?.[1] ?? 'everysec';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +57,9 @@ const { values: args } = parseArgs({
     // Studies are submitted in bursts of --burst, --interval seconds apart, so that the workers have a backlog now and then.
     burst: { type: 'string', default: '4' },
     interval: { type: 'string', default: '6' },
+    // Redis's appendfsync: always (an fsync before each answer), everysec or no.
+    appendfsync: { type: 'string', default: COMPOSE_APPENDFSYNC },
+    out: { type: 'string', default: 'bench/results/faults.json' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -57,7 +69,10 @@ const FAULTS = args.faults.split(',').filter(Boolean);
 const TIMEOUT_MS = Number(args.timeout) * 1000;
 const BURST = Number(args.burst);
 const INTERVAL_MS = Number(args.interval) * 1000;
-for (const fault of FAULTS) if (!ALL_FAULTS.includes(fault)) throw new Error(`--faults: unknown fault ${fault} (known: ${ALL_FAULTS.join(', ')})`);
+const OUTPUT = path.resolve(args.out);
+const KNOWN_FAULTS = [...ALL_FAULTS, ...OPT_IN_FAULTS];
+for (const fault of FAULTS) if (!KNOWN_FAULTS.includes(fault)) throw new Error(`--faults: unknown fault ${fault} (known: ${KNOWN_FAULTS.join(', ')})`);
+if (!['always', 'everysec', 'no'].includes(args.appendfsync)) throw new Error(`--appendfsync: always, everysec or no, not ${args.appendfsync}`);
 
 /**
  * When each fault strikes, in seconds after the first submission, all within the submissions (15 bursts
@@ -65,10 +80,13 @@ for (const fault of FAULTS) if (!ALL_FAULTS.includes(fault)) throw new Error(`--
  */
 const SCHEDULE = [
   { at: 8, fault: 'worker-kill' },
+  { at: 12, fault: 'redis-kill' },
   { at: 18, fault: 'api-kill' },
   { at: 28, fault: 'redis-restart' },
+  { at: 32, fault: 'redis-kill' },
   { at: 40, fault: 'promote' },
   { at: 48, fault: 'worker-term' },
+  { at: 52, fault: 'redis-kill' },
   { at: 58, fault: 'api-kill' },
   { at: 66, fault: 's3-restart' },
   { at: 82, fault: 'api-kill' },
@@ -89,7 +107,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** A redis-server with its append-only file under `dir`, on `port`; resolves once it answers PING. */
 async function startRedis(port, dir, log) {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', dir, '--save', ''], {
+  const options = ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', args.appendfsync, '--dir', dir, '--save', ''];
+  const child = spawn('redis-server', options, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (chunk) => log.write(chunk));
@@ -253,6 +272,8 @@ class Client {
     this.deadline = deadline;
     this.retries = { network: 0, status: {} };
     this.inFlight = 0;
+    // When the last 202 came: a Redis kill strikes just after one, while its writes are the freshest.
+    this.lastAcceptedAt = 0;
   }
 
   /** One request, retried on network errors and retryable answers, 0.5 s doubling to 8 s apart (or after its Retry-After), until the deadline. */
@@ -280,6 +301,7 @@ class Client {
         } catch {
           answer = text;
         }
+        if (status === 202) this.lastAcceptedAt = Date.now();
         if (!retryable(status, answer)) return { status, body: answer, attempts: attempt + 1 };
         retryAfterMs = Math.min(30, Number(response.headers.get('retry-after')) || 0) * 1000;
         this.retries.status[status] = (this.retries.status[status] ?? 0) + 1;
@@ -333,6 +355,7 @@ async function submitAll(client, system, images, runId) {
     pending.push(
       client.request('POST', route, { body, contentType, idempotencyKey: submission.key }).then((answer) => {
         submission.status = answer.status;
+        submission.answeredAt = Date.now();
         submission.attempts = answer.attempts;
         submission.studyId = answer.body?.studyId;
         if (answer.status !== 202) submission.error = answer.body;
@@ -385,8 +408,16 @@ function busiestWorker(now, system) {
  * an API kill for a request of the client's under way. Resolves with what was in flight then.
  */
 async function whenBusy(fault, system, client) {
-  const until = Date.now() + 20_000;
+  const since = Date.now();
+  const until = since + 20_000;
   for (;;) {
+    if (fault === 'redis-kill') {
+      // Within 20 ms of a submission answered 202 (polled every 5 ms), its burst's others under way; the queues are read once Redis is back.
+      const sinceAccepted = Date.now() - client.lastAcceptedAt;
+      if ((client.lastAcceptedAt > since && sinceAccepted <= 20) || Date.now() > until) return { requests: client.inFlight, msAfterLast202: sinceAccepted };
+      await sleep(5);
+      continue;
+    }
     if (fault === 'api-kill') {
       // The queues are read once the API is dead, so that the request is still under way when it dies.
       if (client.inFlight > 0 || Date.now() > until) return { requests: client.inFlight };
@@ -417,6 +448,16 @@ async function runFault(fault, system, client, log) {
     Object.assign(inFlightAtStrike, { ...(await inFlight(system, client)), requests: inFlightAtStrike.requests });
     entry.detail = 'API: SIGKILL; restarted at once';
     await system.startApi();
+  } else if (fault === 'redis-kill') {
+    // SIGKILL: no SHUTDOWN, so no last write or fsync of the append-only file; as a crash, an OOM kill or `docker kill`.
+    await system.redis.kill('SIGKILL');
+    const down = Date.now();
+    await system.startRedis();
+    // The benchmark's own connection takes a moment to come back.
+    let after = await inFlight(system, client);
+    for (let tries = 0; after.inference === null && tries < 50; tries += 1) after = await sleep(100).then(() => inFlight(system, client));
+    Object.assign(inFlightAtStrike, { ...after, requests: inFlightAtStrike.requests });
+    entry.detail = `Redis: SIGKILL ${inFlightAtStrike.msAfterLast202} ms after a 202 (appendfsync ${args.appendfsync}), restarted at once on its append-only file, answering after ${round1((Date.now() - down) / 1000)} s`;
   } else if (fault === 'redis-restart') {
     // SIGTERM is Redis's SHUTDOWN: the append-only file is flushed, as a Redis restarted by its supervisor does.
     await system.redis.kill('SIGTERM');
@@ -527,6 +568,8 @@ async function check(client, { submissions, batchId, batchClosed }, receiver) {
   // A submission whose answer named another study than the one the API lists for its externalId.
   const mismatched = accepted.filter((submission) => byExternalId.get(submission.externalId)?.[0]?.studyId !== submission.studyId).length;
   const missing = submissions.filter((submission) => !byExternalId.has(submission.externalId)).length;
+  // Answered 202, yet no study under its externalId afterwards: an acknowledged write the store lost.
+  const acceptedUnknown = accepted.filter((submission) => !byExternalId.has(submission.externalId)).length;
   const state = (name) => studies.filter((study) => study.state === name).length;
   const studyHooks = studies.map((study) => receiver.deliveries.get(`study-${study.studyId}`)?.times.length ?? 0);
   const unknownHooks = [...receiver.deliveries.entries()].filter(([id]) => !id.startsWith('study-') && !id.startsWith('batch-')).length;
@@ -543,6 +586,7 @@ async function check(client, { submissions, batchId, batchClosed }, receiver) {
       failed: state('failed'),
       unfinished: studies.length - state('done') - state('failed'),
       missing,
+      acceptedUnknown,
       duplicates,
       answerNamedAnotherStudy: mismatched,
       attempts: { total: submissions.reduce((sum, submission) => sum + (submission.attempts ?? 0), 0), retried: submissions.filter((submission) => submission.attempts > 1).length },
@@ -560,6 +604,21 @@ async function check(client, { submissions, batchId, batchClosed }, receiver) {
       total: [...receiver.deliveries.values()].reduce((sum, entry) => sum + entry.times.length, 0),
     },
     queues,
+  };
+}
+
+/** How long submissions took to be answered 202 (those answered at the first attempt, and all), and how many were accepted per second. */
+function submissionTimes(submissions, origin) {
+  const accepted = submissions.filter((submission) => submission.status === 202);
+  const times = (list) => {
+    const ms = list.map((submission) => submission.answeredAt - submission.submittedAt);
+    return { n: ms.length, p50: quantile(ms, 0.5), p95: quantile(ms, 0.95), max: quantile(ms, 1) };
+  };
+  const lastAnswer = Math.max(...accepted.map((submission) => submission.answeredAt));
+  return {
+    firstAttemptMs: times(accepted.filter((submission) => submission.attempts === 1)),
+    allMs: times(accepted),
+    acceptedPerSecond: accepted.length > 0 ? Math.round((accepted.length / ((lastAnswer - origin) / 1000)) * 100) / 100 : 0,
   };
 }
 
@@ -585,6 +644,7 @@ function problems(found, finishedInTime) {
   if (!finishedInTime) out.push('not everything finished before the deadline');
   if (studies.refused.length > 0) out.push(`${studies.refused.length} submissions not accepted`);
   if (studies.missing > 0) out.push(`${studies.missing} submissions without a study`);
+  if (studies.acceptedUnknown > 0) out.push(`${studies.acceptedUnknown} studies answered 202 but unknown afterwards`);
   if (studies.duplicates > 0) out.push(`${studies.duplicates} duplicate studies`);
   if (studies.answerNamedAnotherStudy > 0) out.push(`${studies.answerNamedAnotherStudy} answers naming another study than the one listed`);
   if (studies.failed > 0) out.push(`${studies.failed} studies failed`);
@@ -608,7 +668,11 @@ function printTable(report) {
     ['studies submitted / accepted', `${studies.submitted} / ${studies.accepted}`],
     ['studies done / failed / unfinished', `${studies.done} / ${studies.failed} / ${studies.unfinished}`],
     ['studies missing / duplicate (per Idempotency-Key and externalId)', `${studies.missing} / ${studies.duplicates}`],
+    ['studies answered 202 but unknown afterwards', String(studies.acceptedUnknown)],
     ['submissions retried / requests in all', `${studies.attempts.retried} / ${studies.attempts.total}`],
+    ['submission to 202, first attempt: p50 / p95 / max (n)', `${report.submissions.firstAttemptMs.p50} / ${report.submissions.firstAttemptMs.p95} / ${report.submissions.firstAttemptMs.max} ms (${report.submissions.firstAttemptMs.n})`],
+    ['submission to 202, retries included: p50 / p95 / max', `${report.submissions.allMs.p50} / ${report.submissions.allMs.p95} / ${report.submissions.allMs.max} ms`],
+    ['studies accepted per second, first submission to last 202', String(report.submissions.acceptedPerSecond)],
     ['client retries: network errors / by status', `${report.client.network} / ${JSON.stringify(report.client.status)}`],
     ...(batch ? [['batch state / total / done / failed (expected)', `${batch.state} / ${batch.counts?.total} / ${batch.counts?.done} / ${batch.counts?.failed} (${batch.expected})`], ['batch webhooks', String(batch.webhooks)]] : []),
     ['study webhooks exactly once / none / duplicate deliveries', `${webhooks.studiesWithOne} / ${webhooks.studiesWithNone} / ${webhooks.duplicateDeliveries}`],
@@ -681,13 +745,14 @@ async function main() {
         images: `Br35H scans as stored (JPEG), half tumour, from ${path.relative(ROOT, args.data)}`,
         workers: WORKERS,
         submissions: `bursts of ${BURST}, ${INTERVAL_MS / 1000} s apart`,
-        redis: 'redis-server --appendonly yes, its own port and directory',
+        redis: `redis-server --appendonly yes --appendfsync ${args.appendfsync}, its own port and directory`,
         s3: 'embedded s3rver in a process of its own',
       },
       wallSeconds,
       finishedInTime,
       faults,
       client: client.retries,
+      submissions: submissionTimes(submitted.submissions, origin),
       found,
       loggedErrors: await loggedErrors(scratch),
     };
