@@ -12,6 +12,7 @@ import { REPO_ROOT } from './helpers/index.js';
 /** The parts of a docker-compose.yml service these checks read. */
 interface ComposeService {
   build?: { context?: string; target?: string };
+  command?: string[];
   env_file?: string | (string | { path: string; required?: boolean })[];
   environment?: Record<string, string | number | boolean | null> | string[];
   ports?: string[];
@@ -112,6 +113,14 @@ describe('docker-compose.yml', () => {
     const uses = [...text.matchAll(/\$\{MINIO_ROOT_PASSWORD([^}]*)\}/g)].map((match) => match[1]);
     expect(uses.length).toBeGreaterThan(0);
     for (const use of uses) expect(use, 'MINIO_ROOT_PASSWORD must be required (${MINIO_ROOT_PASSWORD:?…})').toMatch(/^:\?/);
+  });
+
+  it('runs Redis with an append-only file fsynced before each answer, so that no acknowledged study is lost with its host', () => {
+    const command = compose.services.redis?.command ?? [];
+    const option = (name: string) => (command.includes(`--${name}`) ? command[command.indexOf(`--${name}`) + 1] : undefined);
+    expect(option('appendonly')).toBe('yes');
+    // everysec answers before the fsync: a host crash or power loss takes up to about 2 s of acknowledged writes with it.
+    expect(option('appendfsync')).toBe('always');
   });
 
   it('builds each service from a stage of the root Dockerfile', () => {
