@@ -157,3 +157,26 @@ describe('a version\'s status written by several writers at once', () => {
     expect(await env.registry.status(TASK, version)).toMatchObject({ state: 'promoted', reasons: [], source: { kind: 'training', jobId: '7' } });
   });
 });
+
+describe('a status write that cannot take or keep its lock', () => {
+  const statusLockKey = (version: string) => `${env.prefix}:registry:${TASK}:status-lock:${version}`;
+
+  it('says that another write of the status holds it, not that a promotion is in progress', async () => {
+    const version = await publishVersion();
+    await env.redis.set(statusLockKey(version), 'another writer', 'PX', 120_000);
+    await expect(env.registry.setStatus(TASK, version, { state: 'candidate', reasons: ['kept back'] })).rejects.toThrow(
+      new RegExp(`^another write of the status of ${TASK} version ${version} is in progress \\(waited \\d+ ms\\)$`),
+    );
+  }, 90_000);
+
+  it('says that the status lock lapsed, not the promotion lock, when a promotion loses it before writing the status', async () => {
+    const version = await publishVersion();
+    // The promoter stops right after writing the pointer, holding the version's status lock; another writer then takes it.
+    const held = holdingWrite(env.store, (key) => key === registryKeys.pointer(TASK), 'after');
+    const promotion = registryOn(held.store, env.redis).promote(TASK, version, { by: 'ops', reason: 'checked by hand' });
+    await held.reached;
+    await env.redis.set(statusLockKey(version), 'another writer', 'PX', 60_000);
+    held.release();
+    await expect(promotion).rejects.toThrow(`the status lock of ${TASK} version ${version} lapsed before its status was written; try again`);
+  });
+});

@@ -14,6 +14,16 @@ export interface LockLease {
   assertHeld(): Promise<void>;
 }
 
+/** How a lock's errors name it; without it, they speak of the promotion of the task. */
+export interface LockWording {
+  /** Who holds the lock, when a wait for it times out: `another write of the status of … is in progress`. */
+  busy: string;
+  /** The lock, when its lease lapsed: `the status lock of …`. */
+  lock: string;
+  /** What its holder writes under it: `the status`. */
+  writes: string;
+}
+
 /**
  * A lease-based mutual exclusion on one Redis key (SET NX PX + token-checked delete). S3 has no
  * compare-and-swap, so promoters serialise here before reading and rewriting the pointer. The lease
@@ -25,6 +35,7 @@ export class PromotionLock {
     private readonly redis: Redis,
     private readonly key: string,
     private readonly ttlMs = 30_000,
+    private readonly wording?: LockWording,
   ) {}
 
   /** Runs `fn` while holding the lock; waits up to `waitMs` for it. */
@@ -34,7 +45,7 @@ export class PromotionLock {
     let delay = 25;
     while ((await this.redis.set(this.key, token, 'PX', this.ttlMs, 'NX')) !== 'OK') {
       const waited = Date.now() - started;
-      if (waited >= waitMs) throw new PromotionLockTimeoutError(task, waited);
+      if (waited >= waitMs) throw new PromotionLockTimeoutError(task, waited, this.wording?.busy);
       // Jitter keeps competing promoters from retrying in lock-step.
       await sleep(delay + Math.random() * delay);
       delay = Math.min(delay * 2, 500);
@@ -45,7 +56,7 @@ export class PromotionLock {
     const lease: LockLease = {
       assertHeld: async () => {
         lost ||= renewal.lost() || (await this.redis.get(this.key)) !== token;
-        if (lost) throw new PromotionLockLostError(task);
+        if (lost) throw new PromotionLockLostError(task, this.wording?.lock, this.wording?.writes);
       },
     };
     try {

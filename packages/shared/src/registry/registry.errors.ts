@@ -33,18 +33,24 @@ export class PromotionConflictError extends Error {
   }
 }
 
-/** Thrown when the promotion lock of a task stays held by someone else for longer than the wait allows. */
+/**
+ * Thrown when a registry lock of a task (its promotion lock, or the status lock of one of its
+ * versions) stays held by someone else for longer than the wait allows; `busy` says who holds it.
+ */
 export class PromotionLockTimeoutError extends Error {
-  constructor(readonly task: string, waitedMs: number) {
-    super(`another promotion of ${task} is in progress (waited ${waitedMs} ms)`);
+  constructor(readonly task: string, waitedMs: number, busy = `another promotion of ${task} is in progress`) {
+    super(`${busy} (waited ${waitedMs} ms)`);
     this.name = 'PromotionLockTimeoutError';
   }
 }
 
-/** Thrown when a promoter's lock lapsed before it wrote the pointer: another promotion may have begun, so nothing is written. */
+/**
+ * Thrown when a holder's lock lapsed before it wrote what the lock guards (the pointer, a status):
+ * another writer may have begun, so nothing is written.
+ */
 export class PromotionLockLostError extends Error {
-  constructor(readonly task: string) {
-    super(`the promotion lock of ${task} lapsed before the pointer was written; try again`);
+  constructor(readonly task: string, lock = `the promotion lock of ${task}`, writes = 'the pointer') {
+    super(`${lock} lapsed before ${writes} was written; try again`);
     this.name = 'PromotionLockLostError';
   }
 }

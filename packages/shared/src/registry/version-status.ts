@@ -31,7 +31,11 @@ export async function readStatus(ctx: RegistryContext, task: string, version: st
  * the other's change.
  */
 function withStatusLock<T>(ctx: RegistryContext, task: string, version: string, fn: (lease: LockLease) => Promise<T>): Promise<T> {
-  const lock = new PromotionLock(ctx.redis, `${ctx.namespace}:registry:${task}:status-lock:${version}`);
+  const lock = new PromotionLock(ctx.redis, `${ctx.namespace}:registry:${task}:status-lock:${version}`, undefined, {
+    busy: `another write of the status of ${task} version ${version} is in progress`,
+    lock: `the status lock of ${task} version ${version}`,
+    writes: 'its status',
+  });
   return lock.withLock(task, fn, STATUS_LOCK_WAIT_MS);
 }
 
