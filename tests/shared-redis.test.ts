@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { Queue, Worker } from 'bullmq';
 import { pino } from 'pino';
@@ -19,27 +18,8 @@ import {
 } from '@btd/shared';
 import { TEST_REDIS_URL, freePort, redisWaitLines, sleep, slowLoadingDataset, useRedisServers, waitFor } from './helpers/index.js';
 
-const servers: ChildProcess[] = [];
-
-afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    if (server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGKILL');
-      await new Promise((resolve) => server.once('exit', resolve));
-    }
-  }
-});
-
-
-/** A throwaway redis-server, so a test can take Redis away without disturbing others. */
-async function startRedis(port?: number): Promise<{ url: string; process: ChildProcess }> {
-  port ??= await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  servers.push(child);
-  const url = `redis://127.0.0.1:${port}`;
-  await waitFor(() => pingRedis(url, 500).then(() => true), { timeoutMs: 10_000 });
-  return { url, process: child };
-}
+/** Throwaway redis-servers, so a test can take Redis away without disturbing others; stopped after each test. */
+const startRedis = useRedisServers();
 
 describe('Redis helpers', () => {
   it('pingRedis answers for a running Redis', async () => {
@@ -62,13 +42,13 @@ describe('Redis helpers', () => {
     try {
       await waitForRedis(client, redis.url);
       await client.set('k', 'v');
-      redis.process.kill('SIGKILL');
+      redis.child.kill('SIGKILL');
       await waitFor(() => client.status !== 'ready', { timeoutMs: 5000 });
       // No offline queue: the command fails while Redis is still down (it would wait for the
       // reconnection otherwise, which comes only below), so an HTTP handler can answer 503.
       await expect(client.get('k')).rejects.toThrow();
 
-      await startRedis(Number(new URL(redis.url).port));
+      await startRedis({ port: redis.port });
       await waitFor(() => client.status === 'ready', { timeoutMs: 10_000, what: 'reconnection' });
       await client.set('k', 'again');
       expect(await client.get('k')).toBe('again');
@@ -116,18 +96,17 @@ describe('closing a queue worker', () => {
 
   it('returns when called while the worker waits to reconnect after an outage', async () => {
     const { redis, connection, worker } = await startWorker(async () => {});
-    redis.process.kill('SIGKILL');
+    redis.child.kill('SIGKILL');
     // Long enough for the reconnect delay to reach its 2-second ceiling; Redis is back before the
     // blocking connection tries again, which is when a plain Worker.close() would never settle.
     await sleep(4000);
-    await startRedis(Number(new URL(redis.url).port));
+    await startRedis({ port: redis.port });
     expect(['closed', 'abandoned']).toContain(await closeWorker(worker, 1000));
     await closeRedis(connection);
   });
 });
 
 describe('waiting for Redis at start-up', () => {
-  const startRedis = useRedisServers();
   const clients: ReturnType<typeof createProducerConnection>[] = [];
   afterEach(() => {
     for (const client of clients.splice(0)) client.disconnect();
