@@ -160,6 +160,20 @@ describe('waiting for Redis at start-up', () => {
     }
   });
 
+  it('gives up on a Redis still loading after timeoutMs saying that it runs but cannot serve yet, not that none answered', async () => {
+    const dataset = await slowLoadingDataset(20_000);
+    try {
+      const redis = await startRedis({ args: dataset.args });
+      const { logger, client } = service(redis.url);
+      const error = await waitForRedisAtStart(client, redis.url, { logger, timeoutMs: 1000 }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect((error as Error).message).toMatch(/^Redis at redis:\/\/127\.0\.0\.1:\d+ answers but cannot serve yet \(LOADING .*; gave up after \d+ s, REDIS_STARTUP_TIMEOUT_MS\): .*raise REDIS_STARTUP_TIMEOUT_MS/);
+      expect((error as Error).message).not.toContain('Start one');
+    } finally {
+      await dataset.remove();
+    }
+  });
+
   it('refuses credentials Redis does not accept at once, naming REDIS_URL without the password', async () => {
     const redis = await startRedis({ args: ['--requirepass', 'right-password'] });
     for (const url of [`redis://:wrong-password@127.0.0.1:${redis.port}`, redis.url]) {

@@ -58,7 +58,7 @@ export function isRedisNotReady(error: unknown): boolean {
  * doubling to 5 s, each try logged (see {@link waitAtStart}), for up to `timeoutMs` in all.
  *
  * @throws ConfigError when Redis refuses the connection ({@link redisRefusal}), at once
- * @throws RedisUnavailableError when Redis did not answer within `timeoutMs`, saying why
+ * @throws RedisUnavailableError when Redis did not answer, or could not serve yet, within `timeoutMs`, saying why
  * @throws the signal's reason when `signal` is aborted during the wait
  */
 export async function waitForRedisAtStart(client: Redis, url: string, options: RedisStartOptions): Promise<void> {
@@ -78,7 +78,7 @@ export async function waitForRedisAtStart(client: Redis, url: string, options: R
     if (refusal) throw refusal;
     const detail = error instanceof RedisUnavailableError ? error.detail : String(error);
     const waited = `${Math.round((Date.now() - started) / 1000)} s`;
-    throw new RedisUnavailableError(maskRedisUrl(url), `${detail}; gave up after ${waited}, REDIS_STARTUP_TIMEOUT_MS`, { cause: error });
+    throw new RedisUnavailableError(maskRedisUrl(url), `${detail}; gave up after ${waited}, REDIS_STARTUP_TIMEOUT_MS`, { cause: error, notReady: isRedisNotReady(error) });
   }
   await waitForRedis(client, url, CONNECTION_READY_MS);
 }
