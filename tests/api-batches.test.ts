@@ -145,6 +145,36 @@ describe('batches', () => {
     expect((await call(harness.env, 'bob', 'GET', links.studies)).status).toBe(404);
   });
 
+  it('reads the page at its links.studies without the batch webhook\'s delivery, which its view reads', async () => {
+    const receiver = await harness.startReceiver();
+    const { batchId, links } = (await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: { callbackUrl: `${receiver.url}/batch` } })).body;
+    const deliveryKey = `${harness.env.prefix}:api:delivery:batch-${batchId}`;
+    const monitor = await harness.env.redis.duplicate().monitor();
+    try {
+      /** The Redis commands `request` sends that name the batch's delivery record; MONITOR lists commands in the order Redis runs them. */
+      const deliveryReads = async (request: () => Promise<unknown>): Promise<number> => {
+        const marker = `${harness.env.prefix}:marker:${Math.random()}`;
+        let reads = 0;
+        let seeMarker!: () => void;
+        const markerSeen = new Promise<void>((resolve) => (seeMarker = resolve));
+        const onCommand = (_time: string, args: string[]) => {
+          if (args.includes(deliveryKey)) reads += 1;
+          if (args.includes(marker)) seeMarker();
+        };
+        monitor.on('monitor', onCommand);
+        await request();
+        await harness.env.redis.get(marker);
+        await markerSeen;
+        monitor.off('monitor', onCommand);
+        return reads;
+      };
+      expect(await deliveryReads(() => getBatch(batchId))).toBeGreaterThan(0);
+      expect(await deliveryReads(() => call(harness.env, 'alice', 'GET', links.studies))).toBe(0);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
   it('completes an empty batch when it is closed', async () => {
     const created = await call<BatchView>(harness.env, 'alice', 'POST', '/v1/batches', { body: {} });
     const closed = await call<BatchView>(harness.env, 'alice', 'POST', `/v1/batches/${created.body.batchId}/close`);

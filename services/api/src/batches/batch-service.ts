@@ -9,7 +9,7 @@ import { ClaimLostError } from '../store/study-store.js';
 import type { CreateBatch, BatchView } from '../schemas/batch.schemas.js';
 import { newId } from '../studies/submit-study.js';
 import { announceBatchCompleted, batchDeliveryId } from '../webhooks/completion-events.js';
-import { batchPath, batchView } from './batch-view.js';
+import { batchPath, batchView, type StudyPage } from './batch-view.js';
 
 /** The batch if it exists and belongs to the client; 404 otherwise. */
 export async function ownedBatch(ctx: ApiContext, client: ApiClient, batchId: string): Promise<BatchRecord> {
@@ -46,13 +46,19 @@ export async function createBatch(ctx: ApiContext, client: ApiClient, input: Cre
   });
 }
 
-/** The batch with counts and one page of studies (`after` = position of the last one seen). */
-export async function readBatchView(ctx: ApiContext, batch: BatchRecord, after: number, limit: number): Promise<BatchView> {
+/** One page of the batch's studies (`after` = position of the last one seen). */
+export async function readStudyPage(ctx: ApiContext, batch: BatchRecord, after: number, limit: number): Promise<StudyPage> {
   const page = await ctx.batches.studyPage(batch.id, after, limit);
   const studies = (await ctx.studies.getMany(page.ids)).filter((study) => study !== undefined);
   const more = page.ids.length === limit && page.last !== undefined;
+  return { studies, ...(more ? { next: `limit=${limit}&after=${page.last}` } : {}) };
+}
+
+/** The batch with counts, its webhook's delivery and one page of studies (`after` = position of the last one seen). */
+export async function readBatchView(ctx: ApiContext, batch: BatchRecord, after: number, limit: number): Promise<BatchView> {
+  const page = await readStudyPage(ctx, batch, after, limit);
   const delivery = batch.callbackUrl ? await ctx.deliveries.get(batchDeliveryId(batch.id)) : undefined;
-  return batchView(batch, { studies, ...(more ? { next: `limit=${limit}&after=${page.last}` } : {}) }, delivery);
+  return batchView(batch, page, delivery);
 }
 
 /** Closes the batch to new studies; when nothing is pending it completes (and announces) at once. */

@@ -23,12 +23,19 @@ function studyItem(study: StudyRecord): BatchView['studies']['items'][number] {
   };
 }
 
+/** One page of a batch's studies, and the query of the next while more follow. */
+export interface StudyPage {
+  studies: readonly StudyRecord[];
+  next?: string;
+}
+
+/** One page of a batch's studies as shown under `studies` in its view, and alone at its `links.studies`. */
+export function studyPageView(page: StudyPage): BatchView['studies'] {
+  return { items: page.studies.map(studyItem), ...(page.next ? { next: page.next } : {}) };
+}
+
 /** The batch with its counts and one page of its studies. */
-export function batchView(
-  batch: BatchRecord,
-  page: { studies: readonly StudyRecord[]; next?: string },
-  delivery: DeliveryRecord | undefined,
-): BatchView {
+export function batchView(batch: BatchRecord, page: StudyPage, delivery: DeliveryRecord | undefined): BatchView {
   const self = batchPath(batch.id);
   return {
     batchId: batch.id,
@@ -39,7 +46,7 @@ export function batchView(
     ...(batch.closedAt ? { closedAt: batch.closedAt } : {}),
     ...(batch.completedAt ? { completedAt: batch.completedAt } : {}),
     counts: batchCounts(batch),
-    studies: { items: page.studies.map(studyItem), ...(page.next ? { next: page.next } : {}) },
+    studies: studyPageView(page),
     ...(delivery ? { webhook: webhookView(delivery) } : {}),
     links: { self, studies: `${self}/studies`, close: `${self}/close` },
   };

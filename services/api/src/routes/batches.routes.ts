@@ -1,8 +1,8 @@
-import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
-import { closeBatch, createBatch, ownedBatch, readBatchView } from '../batches/batch-service.js';
+import { closeBatch, createBatch, ownedBatch, readBatchView, readStudyPage } from '../batches/batch-service.js';
+import { studyPageView } from '../batches/batch-view.js';
 import { readStudyForm } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
 import { BatchPageQuerySchema, BatchParamsSchema, BatchViewSchema, CreateBatchSchema } from '../schemas/batch.schemas.js';
@@ -90,10 +90,6 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
   );
 
   const pageSchema = { params: BatchParamsSchema, querystring: BatchPageQuerySchema };
-  const readPage = async (request: FastifyRequest, params: Static<typeof BatchParamsSchema>, query: Static<typeof BatchPageQuerySchema>) => {
-    const batch = await ownedBatch(ctx, clientOf(request), params.id);
-    return readBatchView(ctx, batch, query.after ?? 0, query.limit ?? 100);
-  };
 
   app.get(
     '/v1/batches/:id',
@@ -106,7 +102,10 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         response: { 200: BatchViewSchema, ...commonErrors },
       },
     },
-    async (request) => readPage(request, request.params, request.query),
+    async (request) => {
+      const batch = await ownedBatch(ctx, clientOf(request), request.params.id);
+      return readBatchView(ctx, batch, request.query.after ?? 0, request.query.limit ?? 100);
+    },
   );
 
   // The batch's `links.studies`: where studies are added, and where a client following the link reads them.
@@ -121,6 +120,10 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
         response: { 200: BatchViewSchema.properties.studies, ...commonErrors },
       },
     },
-    async (request) => (await readPage(request, request.params, request.query)).studies,
+    // The page alone: the batch's webhook delivery, which its view shows, is not read.
+    async (request) => {
+      const batch = await ownedBatch(ctx, clientOf(request), request.params.id);
+      return studyPageView(await readStudyPage(ctx, batch, request.query.after ?? 0, request.query.limit ?? 100));
+    },
   );
 };
