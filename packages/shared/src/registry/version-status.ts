@@ -40,16 +40,13 @@ function withStatusLock<T>(ctx: RegistryContext, task: string, version: string, 
 }
 
 /** Runs `fn` holding the status lock of each version, taken in the order given; `fn` gets their leases in that order. */
-export async function withStatusLocks<T>(
-  ctx: RegistryContext,
-  task: string,
-  versions: readonly string[],
-  fn: (leases: LockLease[]) => Promise<T>,
-  held: LockLease[] = [],
-): Promise<T> {
-  const [version, ...rest] = versions;
-  if (version === undefined) return fn(held);
-  return withStatusLock(ctx, task, version, (lease) => withStatusLocks(ctx, task, rest, fn, [...held, lease]));
+export async function withStatusLocks<T>(ctx: RegistryContext, task: string, versions: readonly string[], fn: (leases: LockLease[]) => Promise<T>): Promise<T> {
+  // Each lock is taken inside the one before, so that all are held while `fn` runs.
+  const holding = (held: LockLease[]): Promise<T> => {
+    const version = versions[held.length];
+    return version === undefined ? fn(held) : withStatusLock(ctx, task, version, (lease) => holding([...held, lease]));
+  };
+  return holding([]);
 }
 
 /**
