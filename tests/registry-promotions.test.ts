@@ -212,6 +212,15 @@ describe('seeding from bundled models', () => {
     expect(detector?.manifest.metrics?.fourClassTestingWithoutCopies).toMatchObject({ n: 310, specificity: null, auc: null, perClass: { no_tumor: { recall: null } } });
   });
 
+  it('says that another worker or trainer is seeding the task when its seed lock stays held, not that a promotion is in progress', async () => {
+    // A first seeder holds the lock of tumor-binary, as a worker still publishing its bundled model does.
+    await env.redis.set(`${env.prefix}:registry:tumor-binary:seed-lock`, 'a first seeder', 'PX', 60_000);
+    await expect(env.registry.seedFromDirectory(path.join(REPO_ROOT, 'models'), 'worker-1', { lockWaitMs: 200 })).rejects.toThrow(
+      /^another worker or trainer is seeding tumor-binary from its bundled model \(waited \d+ ms\)$/,
+    );
+    expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
+  });
+
   it('leaves a task alone when its bundled model is missing', async () => {
     const outcomes = await env.registry.seedFromDirectory(path.join(env.dir, 'no-models-here'));
     expect(outcomes.map((o) => o.outcome)).toEqual(['missing', 'missing']);

@@ -7,7 +7,7 @@ import { getJsonOrNull, type RegistryContext } from './registry-context.js';
 import { registryKeys } from './registry-keys.js';
 import type { PromotionNotice, PromotionRecord, RefusalReport, VersionState, VersionStatus } from './registry.schemas.js';
 import { ArtifactVerificationError, PromotionConflictError } from './registry.errors.js';
-import { seedFromDirectory, type SeedOutcome } from './seed-registry.js';
+import { seedFromDirectory, type SeedOptions, type SeedOutcome } from './seed-registry.js';
 import { listRefusals, readStatus, reportRefusal, writeStatus } from './version-status.js';
 import * as versions from './model-versions.js';
 
@@ -216,8 +216,8 @@ export class ModelRegistry {
   }
 
   /** Publishes and promotes bundled models for tasks the registry has no version of. */
-  seedFromDirectory(modelsDir: string, by?: string): Promise<SeedOutcome[]> {
-    return seedFromDirectory(this.ctx, modelsDir, by);
+  seedFromDirectory(modelsDir: string, by?: string, options?: SeedOptions): Promise<SeedOutcome[]> {
+    return seedFromDirectory(this.ctx, modelsDir, by, options);
   }
 
   /** Calls `onNotice` for every promotion announced on this registry's channel. */

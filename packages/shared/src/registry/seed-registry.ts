@@ -40,16 +40,33 @@ async function seedTask(ctx: RegistryContext, modelsDir: string, task: string, b
   return { task, outcome: 'seeded', version: published.version };
 }
 
+/** Options of {@link seedFromDirectory}. */
+export interface SeedOptions {
+  /** How long to wait for a task's seed lock while another worker or trainer seeds it (default 120 s). */
+  lockWaitMs?: number;
+}
+
+const SEED_LOCK_MS = 120_000;
+
+/** A task's seed lock, whose errors speak of seeding the task, not of promoting it. */
+function seedLock(ctx: RegistryContext, task: string): PromotionLock {
+  return new PromotionLock(ctx.redis, `${ctx.namespace}:registry:${task}:seed-lock`, SEED_LOCK_MS, {
+    busy: `another worker or trainer is seeding ${task} from its bundled model`,
+    lock: `the seed lock of ${task}`,
+    writes: 'its bundled model',
+  });
+}
+
 /**
  * Publishes and promotes the bundled `models/<task>/` artifact of every task that has no version
  * in the registry yet. Several workers starting together serialise on a Redis lock, so exactly
- * one of them seeds.
+ * one of them seeds; one that waits longer than `lockWaitMs` for it throws
+ * `PromotionLockTimeoutError` saying that another worker or trainer is seeding the task.
  */
-export async function seedFromDirectory(ctx: RegistryContext, modelsDir: string, by = 'seed'): Promise<SeedOutcome[]> {
+export async function seedFromDirectory(ctx: RegistryContext, modelsDir: string, by = 'seed', options: SeedOptions = {}): Promise<SeedOutcome[]> {
   const outcomes: SeedOutcome[] = [];
   for (const task of MODEL_TASKS) {
-    const lock = new PromotionLock(ctx.redis, `${ctx.namespace}:registry:${task}:seed-lock`, 120_000);
-    outcomes.push(await lock.withLock(task, () => seedTask(ctx, modelsDir, task, by), 120_000));
+    outcomes.push(await seedLock(ctx, task).withLock(task, () => seedTask(ctx, modelsDir, task, by), options.lockWaitMs ?? SEED_LOCK_MS));
   }
   return outcomes;
 }
