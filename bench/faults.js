@@ -17,12 +17,9 @@
 // Build first (npx tsc -b). Needs redis-server on the PATH; starts everything itself on free ports
 // under a temp directory, and stops and removes it all at the end, Ctrl-C included.
 //
-//   node bench/faults.js [--studies 60] [--batch 20] [--burst 4] [--interval 6] [--data ../shared/datasets/br35h]
-//     [--faults worker-kill,worker-term,api-kill,redis-restart,s3-restart,promote] [--appendfsync always|everysec|no]
-//     [--timeout 1200] [--out bench/results/faults.json] [--keep]
-// --faults also takes redis-kill, which no run makes unless asked. --keep leaves the temp directory
-// (the services' logs, Redis's and s3rver's data) for inspection.
-// Writes --out (bench/results/faults.json); exits 1 when a study, a webhook or a job was lost or duplicated.
+//   node bench/faults.js [options]      (--help lists them with their defaults)
+// Writes --out (bench/results/faults.json); exits 1 when a study, a webhook or a job was lost or
+// duplicated, 2 on an option it does not know or a value it cannot take.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -45,24 +42,59 @@ const OPT_IN_FAULTS = ['redis-kill'];
 /** Redis's appendfsync as docker-compose.yml runs it (Redis's own default, everysec, if it says none). */
 const COMPOSE_APPENDFSYNC = /"--appendfsync",\s*"(\w+)"/.exec(await readFile(path.join(ROOT, 'docker-compose.yml'), 'utf8'))?.[1] ?? 'everysec';
 
-const { values: args } = parseArgs({
-  options: {
-    studies: { type: 'string', default: '60' },
-    // How many of the studies go into the batch (the others are submitted one by one).
-    batch: { type: 'string' },
-    data: { type: 'string', default: path.resolve(ROOT, '../shared/datasets/br35h') },
-    faults: { type: 'string', default: ALL_FAULTS.join(',') },
-    // Seconds until everything must have finished, from the first submission.
-    timeout: { type: 'string', default: '1200' },
-    // Studies are submitted in bursts of --burst, --interval seconds apart, so that the workers have a backlog now and then.
-    burst: { type: 'string', default: '4' },
-    interval: { type: 'string', default: '6' },
-    // Redis's appendfsync: always (an fsync before each answer), everysec or no.
-    appendfsync: { type: 'string', default: COMPOSE_APPENDFSYNC },
-    out: { type: 'string', default: 'bench/results/faults.json' },
-    keep: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `Usage: node bench/faults.js [options]
+
+  --studies N          studies submitted (default 60)
+  --batch N            how many of them go into one batch, the others one by one (default: a third of --studies)
+  --burst N            studies submitted together, every --interval seconds (default 4)
+  --interval S         seconds between bursts (default 6)
+  --data DIR           the Br35H folder the scans are drawn from (default ../shared/datasets/br35h, beside the repository)
+  --faults LIST        the faults made, comma-separated, '' for none (default ${ALL_FAULTS.join(',')});
+                       also takes ${OPT_IN_FAULTS.join(', ')}, which no run makes unless named
+  --appendfsync MODE   Redis's appendfsync: always, everysec or no (default ${COMPOSE_APPENDFSYNC}, as docker-compose.yml runs it)
+  --timeout S          seconds from the first submission until everything must have finished (default 1200)
+  --out FILE           the results file (default bench/results/faults.json)
+  --keep               keep the temp directory (the services' logs, Redis's and s3rver's data) (default: removed)
+  -h, --help           print this and exit
+
+Build first (npx tsc -b); needs redis-server on the PATH.`;
+
+/** Says what is wrong with the command line, and how to use it, on stderr; exits 2. */
+function usageError(message) {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function readOptions() {
+  try {
+    return parseArgs({
+      options: {
+        studies: { type: 'string', default: '60' },
+        batch: { type: 'string' },
+        data: { type: 'string', default: path.resolve(ROOT, '../shared/datasets/br35h') },
+        faults: { type: 'string', default: ALL_FAULTS.join(',') },
+        timeout: { type: 'string', default: '1200' },
+        // Studies are submitted in bursts, so that the workers have a backlog now and then.
+        burst: { type: 'string', default: '4' },
+        interval: { type: 'string', default: '6' },
+        appendfsync: { type: 'string', default: COMPOSE_APPENDFSYNC },
+        out: { type: 'string', default: 'bench/results/faults.json' },
+        keep: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (error) {
+    // An unknown option, a missing value or a stray argument.
+    if (error.code?.startsWith('ERR_PARSE_ARGS')) usageError(error.message);
+    throw error;
+  }
+}
+
+const args = readOptions();
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const STUDIES = Number(args.studies);
 const IN_BATCH = Math.min(STUDIES, Number(args.batch ?? Math.round(STUDIES / 3)));
 const FAULTS = args.faults.split(',').filter(Boolean);
@@ -71,8 +103,8 @@ const BURST = Number(args.burst);
 const INTERVAL_MS = Number(args.interval) * 1000;
 const OUTPUT = path.resolve(args.out);
 const KNOWN_FAULTS = [...ALL_FAULTS, ...OPT_IN_FAULTS];
-for (const fault of FAULTS) if (!KNOWN_FAULTS.includes(fault)) throw new Error(`--faults: unknown fault ${fault} (known: ${KNOWN_FAULTS.join(', ')})`);
-if (!['always', 'everysec', 'no'].includes(args.appendfsync)) throw new Error(`--appendfsync: always, everysec or no, not ${args.appendfsync}`);
+for (const fault of FAULTS) if (!KNOWN_FAULTS.includes(fault)) usageError(`--faults: unknown fault ${fault} (known: ${KNOWN_FAULTS.join(', ')})`);
+if (!['always', 'everysec', 'no'].includes(args.appendfsync)) usageError(`--appendfsync: always, everysec or no, not ${args.appendfsync}`);
 
 /**
  * When each fault strikes, in seconds after the first submission, all within the submissions (15 bursts

@@ -101,3 +101,27 @@ describe('benchmarks in the README', () => {
     expect(leftOut.sort()).toEqual(benchmarks.filter((name) => !run.includes(name)).sort());
   });
 });
+
+describe('bench/faults.js on the command line', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bench/faults.js'), ...args], { encoding: 'utf8' });
+  const optionsIn = (text: string) => [...text.matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map((match) => match[0]);
+
+  it('lists with --help, and a default for, every option, the documents\' among them, and exits 0', () => {
+    const help = run('--help');
+    expect(help.status, help.stderr).toBe(0);
+    const optionLines = help.stdout.split('\n').filter((line) => /^\s+(?:-\w, )?--[a-z]/.test(line));
+    expect(optionLines.filter((line) => !line.includes('--help') && !line.includes('(default'))).toEqual([]);
+    const listed = new Set(optionLines.map((line) => optionsIn(line)[0]));
+    const documented = DOCUMENTS.flatMap((file) => [...read(file).matchAll(/node bench\/faults\.js([^`\n|]*)/g)].flatMap((match) => optionsIn(match[1]!)));
+    expect(documented.length).toBeGreaterThan(0);
+    expect(documented.filter((option) => !listed.has(option))).toEqual([]);
+  });
+
+  it('refuses an option it does not know with its usage and exit code 2, before starting anything', () => {
+    const result = run('--no-such-option');
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("Unknown option '--no-such-option'");
+    expect(result.stderr).toContain('Usage: node bench/faults.js');
+    expect(result.stdout).toBe('');
+  });
+});
