@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import stableStringify from 'safe-stable-stringify';
 import type { ApiClient } from '../auth/api-keys.js';
 import type { ApiContext } from '../context.js';
-import { ApiError, notFound } from '../errors/api-error.js';
+import { ApiError, batchNotOpen, notFound } from '../errors/api-error.js';
+import type { FieldsCheck } from '../intake/read-study-form.js';
 import { idempotencyInProgress } from '../store/idempotency-store.js';
 import type { BatchRecord } from '../store/records.js';
 import { ClaimLostError } from '../store/study-store.js';
@@ -16,6 +17,32 @@ export async function ownedBatch(ctx: ApiContext, client: ApiClient, batchId: st
   const batch = await ctx.batches.get(batchId);
   if (!batch || batch.clientId !== client.id) throw notFound('batch', batchId);
   return batch;
+}
+
+/**
+ * Whether a study for a batch that takes no more may still be a retry of one it took before it
+ * closed: its Idempotency-Key or its externalId names a submission, and only its files tell.
+ */
+async function mayBeRetry(ctx: ApiContext, clientId: string, idempotencyKey: string | undefined, externalId: string | undefined): Promise<boolean> {
+  if (idempotencyKey !== undefined && (await ctx.idempotency.names(clientId, idempotencyKey))) return true;
+  return externalId !== undefined && (await ctx.externalIds.lookup(clientId, externalId)) !== undefined;
+}
+
+/**
+ * The check of a chunk's text fields before its files, for a batch that was not open when the request
+ * came: 409 batch_not_open as soon as they tell that the chunk cannot be a retry of a study the batch
+ * took, that is when its Idempotency-Key (if any) names no request and its externalId, sent before
+ * the files or absent from the whole form, names no study. None for an open batch: the insert refuses
+ * a study for one closed meanwhile, in one step with the close.
+ */
+export function closedBatchCheck(ctx: ApiContext, clientId: string, batch: BatchRecord, idempotencyKey: string | undefined): FieldsCheck | undefined {
+  if (batch.state === 'open') return undefined;
+  return async ({ externalId }, complete) => {
+    // An externalId may still follow the first file.
+    if (!complete && externalId === undefined) return;
+    if (await mayBeRetry(ctx, clientId, idempotencyKey, externalId)) return;
+    throw batchNotOpen(batch.state);
+  };
 }
 
 /** Creates an open batch; with an Idempotency-Key a retry returns the same batch. */

@@ -19,6 +19,11 @@ export class ApiError extends Error {
   }
 }
 
+/** 409 for a study added to a batch that is closed (or done). */
+export function batchNotOpen(state: string): ApiError {
+  return new ApiError(409, 'batch_not_open', `the batch is ${state} and takes no more studies`);
+}
+
 /** 404 that does not reveal whether the resource exists for another client. */
 export function notFound(what: string, id: string): ApiError {
   return new ApiError(404, 'not_found', `${what} ${id} not found`);

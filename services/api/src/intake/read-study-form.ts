@@ -30,6 +30,13 @@ export interface StudyFormLimits extends UploadLimits {
   readonly callbacks: CallbackUrlPolicy;
 }
 
+/**
+ * Looks at a form's text fields before its files: at its first file part, with the fields sent before
+ * that part (`complete` false), and once every part is read, before any file is inspected (`complete`
+ * true). What it throws is the answer, given without the files read, or without them inspected.
+ */
+export type FieldsCheck = (fields: StudyFields, complete: boolean) => Promise<void>;
+
 const FILE_FIELDS = new Set(['file', 'files']);
 const TEXT_FIELDS = ['externalId', 'priority', 'callbackUrl'] as const;
 const EXPECTED = `expected file, ${TEXT_FIELDS.join(', ')}`;
@@ -103,7 +110,7 @@ async function readFile(part: MultipartFile, count: (bytes: number) => void): Pr
   return Buffer.concat(chunks);
 }
 
-async function readParts(request: FastifyRequest, limits: StudyFormLimits, held: UploadReservation) {
+async function readParts(request: FastifyRequest, limits: StudyFormLimits, held: UploadReservation, beforeFiles: FieldsCheck | undefined) {
   const raw: Record<string, string> = {};
   const files: { filename: string; bytes: Buffer }[] = [];
   let current = '';
@@ -121,6 +128,7 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits, held:
       if (part.type === 'file') {
         current = cleanFilename(part.filename, files.length);
         if (!FILE_FIELDS.has(part.fieldname)) throw new ApiError(400, 'unknown_field', `unknown file field "${part.fieldname}"; ${EXPECTED}`);
+        if (files.length === 0 && beforeFiles) await beforeFiles(checkStudyFields(raw, limits.callbacks), false);
         files.push({ filename: current, bytes: await readFile(part, count) });
       } else {
         if (!(TEXT_FIELDS as readonly string[]).includes(part.fieldname)) {
@@ -140,17 +148,25 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits, held:
  * Reads a `multipart/form-data` study submission completely and checks every part: known
  * fields only, valid values, at least one file, and each file's type, size, pixel count and
  * decodability. Nothing is stored here, so a rejected request leaves nothing behind. The files'
- * bytes are counted in `held` as they arrive.
+ * bytes are counted in `held` as they arrive; `beforeFiles` may refuse the form before they are
+ * read, or before they are inspected.
  *
  * @throws ApiError (4xx) with the precise reason; RetryLaterError 503 when `held` cannot take the bytes
  */
-export async function readStudyForm(request: FastifyRequest, limits: StudyFormLimits, checks: IntakeChecks, held: UploadReservation): Promise<StudyForm> {
+export async function readStudyForm(
+  request: FastifyRequest,
+  limits: StudyFormLimits,
+  checks: IntakeChecks,
+  held: UploadReservation,
+  beforeFiles?: FieldsCheck,
+): Promise<StudyForm> {
   if (!request.isMultipart()) {
     throw new ApiError(415, 'not_multipart', 'send the study as multipart/form-data with one or more "file" parts');
   }
-  const { raw, files } = await readParts(request, limits, held);
+  const { raw, files } = await readParts(request, limits, held, beforeFiles);
   const fields = checkStudyFields(raw, limits.callbacks);
   if (files.length === 0) throw new ApiError(400, 'no_files', 'the study has no image: add one or more "file" parts');
+  await beforeFiles?.(fields, true);
   // Side by side (DICOM frames decode on the intake threads); a refusal names the first bad file in order.
   const inspected = await Promise.allSettled(files.map(async (file) => inspectUpload(file.bytes, file.filename, limits, checks)));
   const refused = inspected.find((result) => result.status === 'rejected');

@@ -1,7 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
-import { ApiError } from '../errors/api-error.js';
-import { closeBatch, createBatch, ownedBatch, readBatchView, readStudyPage } from '../batches/batch-service.js';
+import { closeBatch, closedBatchCheck, createBatch, ownedBatch, readBatchView, readStudyPage } from '../batches/batch-service.js';
 import { studyPageView } from '../batches/batch-view.js';
 import { readStudyForm } from '../intake/read-study-form.js';
 import { clientOf } from '../plugins/auth.plugin.js';
@@ -46,6 +45,10 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       schema: {
         tags: ['batches'],
         summary: 'Add one study to an open batch (same form as POST /v1/studies)',
+        description:
+          'A batch closed or done answers 409 batch_not_open, but a retry of a study it took (same files, and the same Idempotency-Key or externalId) ' +
+          'is answered with that study. Send the text fields before the files: a chunk whose externalId comes first and names no study is then ' +
+          'refused before any of its files is read (otherwise once the form is read, before any file is inspected).',
         security: bearerAuth,
         params: BatchParamsSchema,
         ...studyUploadSchema,
@@ -55,16 +58,14 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     },
     async (request, reply) => {
       const client = clientOf(request);
+      // A batch unknown or another client's is refused (404) before any file is read; one no longer
+      // open (409) as soon as the text fields tell that the chunk is no retry of a study it took.
+      // Storing a new one is refused atomically with the close.
       const batch = await ownedBatch(ctx, client, request.params.id);
       const idempotencyKey = request.headers['idempotency-key'];
+      const beforeFiles = closedBatchCheck(ctx, client.id, batch, idempotencyKey);
       return withUploadMemory(ctx, request, async (held) => {
-        const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks, held);
-        // A retry of a study the batch took before it closed, by its Idempotency-Key or its externalId,
-        // is answered with that study: only its files tell it from a new one. Storing a new one is
-        // refused atomically with the close.
-        if (batch.state !== 'open' && !idempotencyKey && !form.fields.externalId) {
-          throw new ApiError(409, 'batch_not_open', `the batch is ${batch.state} and takes no more studies`);
-        }
+        const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks, held, beforeFiles);
         const target = { clientId: client.id, batch, idempotencyKey };
         return sendStored(reply, await submitStudy(ctx, form, target, request.log));
       });

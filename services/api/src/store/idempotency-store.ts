@@ -148,6 +148,11 @@ export class IdempotencyStore {
     }
   }
 
+  /** Whether the key names a request of the client's, finished or still running. */
+  async names(clientId: string, idempotencyKey: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.idempotency(clientId, idempotencyKey))) === 1;
+  }
+
   /** Stores the response of a claimed key for replays. */
   async complete(clientId: string, idempotencyKey: string, fingerprint: string, response: StoredResponse): Promise<void> {
     await this.redis.set(this.keys.idempotency(clientId, idempotencyKey), doneEntry(fingerprint, response), 'EX', this.ttlSeconds);
