@@ -30,6 +30,11 @@ export interface RecordKeys {
   /** Held (SET NX PX) by the API replica sweeping the pending submissions. */
   readonly pendingSweepLock: string;
   /**
+   * Sorted set of the originals failed submissions left in the bucket while S3 refused their
+   * removal (`{"clientId","studyId"}`), scored by when (ms); the sweep removes them.
+   */
+  readonly leftOriginals: string;
+  /**
    * Held (SET NX PX) by whoever settles one pending submission: the sweep, a retry that resumes it,
    * or its own request undoing it after a failure; so that one never undoes what another completes.
    */
@@ -54,6 +59,7 @@ export function recordKeys(prefix: string): RecordKeys {
     delivery: (id) => `${base}:delivery:${id}`,
     pendingSubmissions: `${base}:pending-submissions`,
     pendingSweepLock: `${base}:pending-submissions:lock`,
+    leftOriginals: `${base}:left-originals`,
     submissionLock: (id) => `${base}:submission-lock:${id}`,
     all: `${base}:*`,
   };

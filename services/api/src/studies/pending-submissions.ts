@@ -1,6 +1,7 @@
 import { enqueueInferenceBulk, once, studyOriginalsPrefix, type Logger } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { whileHolding } from '../store/redis-lock.js';
+import { sweepLeftOriginals } from './left-originals.js';
 import { absentOriginals, imagesWithoutJobs, inferenceJobsOf, withSubmissionLock } from './resume-submission.js';
 import { removeStudyRecords } from './undo-submission.js';
 
@@ -123,7 +124,10 @@ export interface PendingSweeps {
   close(): Promise<void>;
 }
 
-/** Sweeps shortly after start and then every {@link PENDING_SWEEP_INTERVAL_MS}, on a timer that keeps no process alive. */
+/**
+ * Sweeps the pending submissions, then the originals failed submissions left behind, shortly after
+ * start and then every {@link PENDING_SWEEP_INTERVAL_MS}, on a timer that keeps no process alive.
+ */
 export function startPendingSweeps(ctx: ApiContext, log: Logger): PendingSweeps {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -131,6 +135,7 @@ export function startPendingSweeps(ctx: ApiContext, log: Logger): PendingSweeps 
   const schedule = (delayMs: number) => {
     timer = setTimeout(() => {
       sweeping = sweepPendingSubmissions(ctx, log, { stopped: () => stopped })
+        .then(() => sweepLeftOriginals(ctx, log, () => stopped))
         .then(
           () => undefined,
           (error: unknown) => log.warn({ err: error }, 'could not sweep the pending submissions; trying again later'),

@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { studyOriginalsPrefix } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import type { HeldClaim } from '../store/idempotency-store.js';
 import type { StudyRecord } from '../store/records.js';
 import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { announceBatchCompleted } from '../webhooks/completion-events.js';
+import { removeOriginals } from './left-originals.js';
 import { withSubmissionLock } from './resume-submission.js';
 
 /** What a failed submission has to undo besides its originals and its externalId claim. */
@@ -36,15 +36,15 @@ export async function removeStudyRecords(ctx: ApiContext, study: StudyRecord): P
 /**
  * Removes what a failed submission stored, each step waiting out a short Redis outage: left
  * behind, the study would stay queued with no job until the sweep of pending submissions removes
- * it, and its externalId and Idempotency-Key would answer retries with it. A batch that this
- * completes is announced.
+ * it, and its externalId and Idempotency-Key would answer retries with it. Originals that S3
+ * refuses to remove are left to the sweep. A batch that this completes is announced.
  */
 async function removeSubmission(ctx: ApiContext, study: StudyRecord, undo: Undo, log: FastifyBaseLogger): Promise<void> {
   const { clientId, externalId } = study;
   const step = async (work: () => Promise<unknown>, failure: string) =>
     withPauses(work, UNDO_PAUSES_MS).catch((error: unknown) => log.error({ err: error, studyId: study.id }, failure));
   if (undo.recordsWritten) await step(() => removeStudyRecords(ctx, study), 'could not remove study record');
-  await ctx.objectStore.deletePrefix(studyOriginalsPrefix(clientId, study.id)).catch((error: unknown) => log.error({ err: error, studyId: study.id }, 'could not remove originals'));
+  await removeOriginals(ctx, study, log);
   if (externalId) await step(() => ctx.externalIds.release(clientId, externalId, study.id), 'could not free the externalId of a failed submission');
   const { claim } = undo;
   if (claim && undo.recordsWritten) await step(() => ctx.idempotency.unlink(claim, study.id), 'could not free the Idempotency-Key of a failed submission');

@@ -1,0 +1,121 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sweepLeftOriginals, type ErrorBody, type SubmittedStudy } from '@btd/api';
+import { createLogger, studyOriginalsPrefix } from '@btd/shared';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm } from './api-client.js';
+import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
+import { startTestS3, useRedisServers, type TestS3 } from './helpers/index.js';
+
+const slices = mriSlices('yes', 2);
+const sweepLog = createLogger({ name: 'left-originals-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
+
+/** The API's record keys the test left, outside the queues. */
+const apiKeys = async (env: ApiTestEnv) => (await env.redisKeys()).filter((key) => key.includes(':api:'));
+
+interface LogLine {
+  level: number;
+  msg: string;
+  studyId?: string;
+  bucket?: string;
+  prefix?: string;
+}
+
+/** Registered first, so that its servers stop after the clean-ups below (after-each hooks run last first). */
+const startRedis = useRedisServers();
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** An API whose log lines the test reads. */
+async function startLoggedApi(s3: TestS3, overrides: Record<string, string> = {}): Promise<{ env: ApiTestEnv; lines: LogLine[] }> {
+  const lines: LogLine[] = [];
+  const env = await startApiEnv(s3, overrides, pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) }));
+  cleanups.push(env.close);
+  return { env, lines };
+}
+
+/**
+ * Submits a study of two files whose first original is stored and whose second meets S3 stopped,
+ * so that the failed submission's undo finds S3 down too; resolves with its answer.
+ */
+async function submitIntoOutage(env: ApiTestEnv, s3: TestS3, alsoDown?: () => Promise<void>) {
+  const store = env.api.ctx.objectStore;
+  const put = store.put.bind(store);
+  let first: ReturnType<typeof put> | undefined;
+  store.put = async (...args: Parameters<typeof put>) => {
+    if (!first) return (first = put(...args));
+    await first;
+    await s3.stop();
+    await alsoDown?.();
+    return put(...args);
+  };
+  try {
+    return await call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: studyForm(slices.map(({ name, bytes }) => ({ name, bytes }))) });
+  } finally {
+    store.put = put;
+  }
+}
+
+describe('originals of a submission that failed during an S3 outage', () => {
+  it('are recorded for the sweep, with a warning naming the bucket and prefix, and removed by it once S3 is back', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const { env, lines } = await startLoggedApi(s3);
+
+    const refused = await submitIntoOutage(env, s3);
+    expect([refused.status, refused.body.code]).toEqual([503, 's3_unavailable']);
+    const left = lines.filter((line) => line.msg.includes('could not remove the originals of a failed submission'));
+    expect(left.map((line) => line.level)).toEqual([40]);
+    const { studyId } = left[0]!;
+    const prefix = studyOriginalsPrefix('alice', studyId!);
+    expect(left[0]).toMatchObject({ bucket: env.config.s3Bucket, prefix, msg: expect.stringContaining('the sweep removes them once S3 answers') });
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    expect(await apiKeys(env)).toEqual([env.api.ctx.keys.leftOriginals]);
+
+    // Still down: the sweep keeps them for the next one.
+    expect(await sweepLeftOriginals(env.api.ctx, sweepLog)).toEqual([]);
+    expect(await apiKeys(env)).toEqual([env.api.ctx.keys.leftOriginals]);
+
+    await s3.restart();
+    expect((await env.objectKeys()).filter((key) => key.startsWith(prefix))).toHaveLength(1);
+    await sweepLeftOriginals(env.api.ctx, sweepLog);
+    expect(await env.objectKeys()).toEqual([]);
+    expect(await apiKeys(env)).toEqual([]);
+  });
+
+  it('are said to stay in the bucket under their prefix, at error, when Redis cannot record them either', async () => {
+    const redis = await startRedis();
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const { env, lines } = await startLoggedApi(s3, { REDIS_URL: redis.url });
+
+    const refused = await submitIntoOutage(env, s3, redis.stop);
+    expect(refused.status).toBe(503);
+    const left = lines.filter((line) => line.msg.includes('could not remove the originals of a failed submission'));
+    expect(left.map((line) => line.level)).toEqual([50]);
+    expect(left[0]).toMatchObject({
+      bucket: env.config.s3Bucket,
+      prefix: studyOriginalsPrefix('alice', left[0]!.studyId!),
+      msg: expect.stringContaining('they stay in the bucket under the prefix until removed by hand'),
+    });
+    // Back for the test's clean-up.
+    await startRedis({ port: redis.port });
+  }, 60_000);
+
+  it('are only struck off when their study exists, which keeps them', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const { env } = await startLoggedApi(s3);
+    const accepted = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', { body: studyForm([slices[0]!]) });
+    expect(accepted.status).toBe(202);
+    const { studyId } = accepted.body;
+    await env.redis.zadd(env.api.ctx.keys.leftOriginals, Date.now(), JSON.stringify({ clientId: 'alice', studyId }));
+    const before = await env.objectKeys();
+
+    expect(await sweepLeftOriginals(env.api.ctx, sweepLog)).toEqual([{ studyId, prefix: studyOriginalsPrefix('alice', studyId), outcome: 'kept' }]);
+    expect(await env.objectKeys()).toEqual(before);
+    expect(await env.redis.zcard(env.api.ctx.keys.leftOriginals)).toBe(0);
+  });
+});
