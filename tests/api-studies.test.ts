@@ -130,6 +130,16 @@ describe('POST /v1/studies → result', () => {
     }
   });
 
+  it('accepts and analyses DICOM in YCbCr, as 12-bit lossy JPEG and as 16-bit colour', async () => {
+    await harness.startWorker();
+    const names = ['uncompressed-ybr-full.dcm', 'jpeg-baseline-ybr-full-422.dcm', 'jpeg-extended-12bit.dcm', 'jpeg-lossless-rgb-16bit.dcm'];
+    const files = names.map((name) => ({ name, bytes: readFileSync(new URL(`./fixtures/dicom/${name}`, import.meta.url)), type: 'application/dicom' }));
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm(files) });
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
+    expect(study.images.map((image) => image.state)).toEqual(names.map(() => 'done'));
+  });
+
   it('analyses each frame of a multi-frame DICOM file as an image of the study, storing the file once', async () => {
     await harness.startWorker();
     const bytes = readFileSync(new URL('./fixtures/dicom/rle-3-frames.dcm', import.meta.url));

@@ -8,7 +8,7 @@ export interface FrameLayout {
   bitsAllocated: number;
   /** Pixel Representation 1: two's complement samples. */
   signed?: boolean;
-  /** Samples per pixel: 1 (grey, the default) or 3 (colour, 8 bits). */
+  /** Samples per pixel: 1 (grey, the default) or 3 (colour). */
   samples?: number;
 }
 
@@ -35,6 +35,8 @@ interface CodestreamSize {
   width: number;
   height: number;
   components: number;
+  /** Bits per sample, where the header gives it (JPEG's start of frame). */
+  precision?: number;
 }
 
 /** Runs one of the WebAssembly decoders (CharLS, OpenJPEG) on a frame and copies its samples out. */
@@ -80,9 +82,11 @@ const htj2kCodec = wasmCodec('HTJ2K', (frame) => jpeg2000FrameSize(frame), async
 });
 
 /**
- * High-throughput JPEG 2000 (JPEG 2000 part 15, OpenJPH), unsigned samples only: no independent
- * encoder at hand wrote a signed HTJ2K frame that OpenJPH reads back as written, so such frames are
- * refused rather than read as they might be.
+ * High-throughput JPEG 2000 (JPEG 2000 part 15, OpenJPH), unsigned samples only. The decoder says
+ * whether a frame is signed, and reads back signed frames of its own library's encoder, but no
+ * encoder of another build at hand writes one to check it against: OpenJPH's command line (0.9.0,
+ * Debian's openjph-tools) reads signed raw samples without their sign (−2048 becomes 63488, past 12
+ * bits) and writes negative samples back as 0. Such frames are refused rather than read as they might be.
  */
 const htj2k: Codec = {
   ...htj2kCodec,
@@ -120,7 +124,7 @@ export function jpegFrameSize(frame: Uint8Array): CodestreamSize {
     while (at(pos) === 0xff && at(pos + 1) === 0xff) pos++; // fill bytes
     if (at(pos) !== 0xff) break;
     const marker = at(pos + 1);
-    if (START_OF_FRAME.has(marker)) return { height: (at(pos + 5) << 8) | at(pos + 6), width: (at(pos + 7) << 8) | at(pos + 8), components: at(pos + 9) };
+    if (START_OF_FRAME.has(marker)) return { precision: at(pos + 4), height: (at(pos + 5) << 8) | at(pos + 6), width: (at(pos + 7) << 8) | at(pos + 8), components: at(pos + 9) };
     pos += 2 + ((at(pos + 2) << 8) | at(pos + 3));
   }
   throw new Error('no JPEG frame header');
@@ -130,6 +134,8 @@ const jpegLossless: Codec = {
   name: 'JPEG lossless',
   declaredSize: (frame) => jpegFrameSize(frame),
   async decode(frame, layout) {
+    // jpeg-lossless-decoder-js 2.1 reads colour of 8 bits only (of 16, it gives the first component alone).
+    if ((layout.samples ?? 1) !== 1 && layout.bitsAllocated === 16) return ijgJpeg.decode(frame, layout);
     const { Decoder } = await import('jpeg-lossless-decoder-js');
     const decoder = new Decoder();
     const copy = withTrailingFill(frame);
@@ -156,6 +162,49 @@ function withTrailingFill(frame: Uint8Array): Uint8Array<ArrayBuffer> {
   return copy;
 }
 
+/**
+ * The IJG libjpeg that DCMTK builds for 12 and 16 bits, in WebAssembly (dcmjs-codecs): it reads JPEG
+ * extended of 12 bits (process 4, `dcmcjpeg +ee`), which sharp's libjpeg-turbo does not, and JPEG
+ * lossless colour of 16 bits, which jpeg-lossless-decoder-js does not. Its samples are given as the
+ * frame holds them (no colour conversion). Its module is compiled on first use, once per thread; after
+ * a frame that fails it is dropped and compiled anew, as the failed frame's buffers are left in its memory.
+ */
+const ijgJpeg: Codec = {
+  name: 'JPEG extended',
+  declaredSize: (frame) => jpegFrameSize(frame),
+  async decode(frame, layout) {
+    const { Context, NativeCodecs } = (await import('dcmjs-codecs')).default;
+    ijgReady ??= NativeCodecs.initializeAsync();
+    await ijgReady;
+    const samples = layout.samples ?? 1;
+    const context = new Context({
+      width: layout.width,
+      height: layout.height,
+      bitsAllocated: 16,
+      bitsStored: jpegFrameSize(frame).precision ?? 16,
+      samplesPerPixel: samples,
+      pixelRepresentation: layout.signed ? 1 : 0,
+      planarConfiguration: 0,
+      photometricInterpretation: samples === 1 ? 'MONOCHROME2' : 'RGB',
+      encodedBuffer: frame,
+    });
+    let decoded: Uint8Array;
+    try {
+      decoded = NativeCodecs.decodeJpeg(context, { convertColorspaceToRgb: false }).getDecodedBuffer() ?? new Uint8Array(0);
+    } catch (error) {
+      NativeCodecs.release();
+      ijgReady = undefined;
+      // Its message names where libjpeg stopped: `JpegDecoder12::ErrorExit::<libjpeg's message>`.
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(message.replace(/^(\w+::)+/, ''));
+    }
+    const expected = layout.width * layout.height * samples * 2;
+    if (decoded.length !== expected) throw new ImageDecodeError(`DICOM JPEG frame decoded to ${decoded.length} bytes; its header declares ${expected}`);
+    return new Uint8Array(decoded);
+  },
+};
+let ijgReady: Promise<void> | undefined;
+
 const rle: Codec = {
   name: 'RLE lossless',
   async decode(frame, layout) {
@@ -177,6 +226,9 @@ const CODECS: Record<string, Codec> = {
   '1.2.840.10008.1.2.5': rle,
 };
 
+/** Lossy JPEG, baseline and extended: sharp reads 8-bit frames, `decompressJpeg12` 12-bit ones (extended only). */
+export const LOSSY_JPEG = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
+
 /** Whether a grey frame in this transfer syntax can be decompressed here. */
 export function isDecompressible(transferSyntax: string): boolean {
   return Object.hasOwn(CODECS, transferSyntax);
@@ -191,6 +243,15 @@ export function isDecompressible(transferSyntax: string): boolean {
 export async function decompressFrame(transferSyntax: string, frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
   const codec = CODECS[transferSyntax];
   if (!codec) throw new ImageDecodeError(`DICOM transfer syntax ${transferSyntax} has no decoder`);
+  return decodeWith(codec, frame, layout);
+}
+
+/** Decompresses a 12-bit lossy JPEG frame (JPEG extended) into its 16-bit samples, as `decompressFrame` gives them. */
+export async function decompressJpeg12(frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
+  return decodeWith(ijgJpeg, frame, layout);
+}
+
+async function decodeWith(codec: Codec, frame: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
   try {
     const declared = codec.declaredSize?.(frame);
     if (declared) checkLayout(declared.width, declared.height, declared.components, undefined, layout);

@@ -5,6 +5,7 @@ import { decodeRefusal } from '../../../../tests/helpers/decode-refusal.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
 import { decodeGrey, decodeRgb, MAX_INPUT_PIXELS } from './decode-image.js';
 import { decodeDicomGrey, isDicom, parseDicomFile, readDicomHeader, slicePlane } from './dicom.js';
+import { ybrFullToRgb } from './dicom-display.js';
 import { MAX_INFLATED_DICOM_BYTES } from './dicom-inflate.js';
 import { defaultPreprocessParams, preprocessImage } from './preprocess.js';
 
@@ -95,6 +96,51 @@ describe('DICOM', () => {
     for (const [pixels, isPlanar] of [[rgb, false], [planar, true]] as const) {
       const grey = await decodeGrey(dicomFile({ width, height, pixels, bitsAllocated: 8, samples: 3, planar: isPlanar }));
       expect(Buffer.from(grey.data).equals(Buffer.from(expected.data))).toBe(true);
+    }
+  });
+
+  it("converts YCbCr to RGB by the standard's equations, on any number of bits", () => {
+    // Grey, and pure red, green and blue as the forward equations (PS3.3 C.7.6.3.1.2) give them, rounded.
+    const eight = Uint16Array.from([128, 128, 128, 76, 85, 255, 150, 44, 21, 29, 255, 107]);
+    ybrFullToRgb(eight, 8);
+    expect([...eight]).toEqual([128, 128, 128, 254, 0, 0, 0, 255, 1, 0, 0, 254]);
+    // On 16 bits, chroma is centred on 32768, and what falls outside is clipped.
+    const sixteen = Uint16Array.from([32768, 32768, 32768, 20000, 65535, 32768]);
+    ybrFullToRgb(sixteen, 16);
+    expect([...sixteen]).toEqual([32768, 32768, 32768, 20000, 8724, 65535]);
+  });
+
+  it('reads uncompressed YBR_FULL_422, pixels paired along a row, as the YBR_FULL pixels they stand for', async () => {
+    const count = width * height;
+    const full = new Uint8Array(3 * count);
+    const paired = new Uint8Array(2 * count);
+    for (let pair = 0; pair < count / 2; pair++) {
+      const [y1, y2, cb, cr] = [(pair * 7) % 256, (pair * 13 + 40) % 256, (pair * 5) % 256, 255 - ((pair * 3) % 256)];
+      full.set([y1, cb, cr, y2, cb, cr], 6 * pair);
+      paired.set([y1, y2, cb, cr], 4 * pair);
+    }
+    const expected = await decodeGrey(dicomFile({ width, height, pixels: full, bitsAllocated: 8, samples: 3, photometric: 'YBR_FULL' }));
+    const grey = await decodeGrey(dicomFile({ width, height, pixels: paired, bitsAllocated: 8, samples: 3, photometric: 'YBR_FULL_422' }));
+    expect(Buffer.from(grey.data).equals(Buffer.from(expected.data))).toBe(true);
+    // Read as RGB, the same samples give another image: the conversion happened.
+    const asRgb = await decodeGrey(dicomFile({ width, height, pixels: full, bitsAllocated: 8, samples: 3 }));
+    expect(Buffer.from(asRgb.data).equals(Buffer.from(expected.data))).toBe(false);
+    const odd = await decodeRefusal(dicomFile({ width: 3, height: 2, pixels: new Uint8Array(12), bitsAllocated: 8, samples: 3, photometric: 'YBR_FULL_422' }));
+    expect(odd.unsupported).toBe(true);
+    expect(odd.message).toBe('DICOM YBR_FULL_422 image of 3 columns is not read; its pixels come in pairs along a row');
+  });
+
+  it('reads 16-bit colour planar or interleaved, in either byte order', async () => {
+    const count = width * height;
+    const rgb = Uint16Array.from({ length: 3 * count }, (_, i) => (i * 2713) % 65536);
+    const planar = new Uint16Array(rgb.length);
+    for (let i = 0; i < count; i++) for (let c = 0; c < 3; c++) planar[c * count + i] = rgb[3 * i + c] as number;
+    const expected = await decodeGrey(dicomFile({ width, height, pixels: rgb, samples: 3 }));
+    for (const transferSyntax of [TransferSyntax.explicitLittle, TransferSyntax.explicitBig]) {
+      for (const [pixels, isPlanar] of [[rgb, false], [planar, true]] as const) {
+        const grey = await decodeGrey(dicomFile({ width, height, pixels, samples: 3, planar: isPlanar, transferSyntax }));
+        expect(Buffer.from(grey.data).equals(Buffer.from(expected.data))).toBe(true);
+      }
     }
   });
 

@@ -1,8 +1,8 @@
 import dicomParser, { type DataSet, type Element } from 'dicom-parser';
 import sharp from 'sharp';
-import { decompressFrame, isDecompressible, jpegFrameSize } from './dicom-codecs.js';
+import { decompressFrame, decompressJpeg12, isDecompressible, jpegFrameSize, LOSSY_JPEG, type FrameLayout } from './dicom-codecs.js';
 import { inflateDataSet } from './dicom-inflate.js';
-import { displayParameters, frameGroup, PLANE_ORIENTATION_GROUP, rgbToGrey, storedValues, toDisplay } from './dicom-display.js';
+import { colourToGrey, displayParameters, type DisplayParameters, frameGroup, PLANE_ORIENTATION_GROUP, storedSamplesPerPixel, storedValues, toDisplay } from './dicom-display.js';
 import { ImageDecodeError, unsupportedImage } from './image-decode-error.js';
 import type { GreyImage } from './decode-image.js';
 
@@ -39,8 +39,6 @@ const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
 const EXPLICIT_BIG = '1.2.840.10008.1.2.2';
 /** Uncompressed pixel data; the deflated syntax compresses the data set, which the parser inflates. */
 const UNCOMPRESSED = new Set([IMPLICIT_LITTLE, '1.2.840.10008.1.2.1', EXPLICIT_BIG, '1.2.840.10008.1.2.1.99']);
-/** 8-bit JPEG, which sharp decodes. */
-const JPEG_8BIT = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
 /** Syntaxes that are refused, by name, so the sender knows what to change. */
 const REFUSED_SYNTAXES: Record<string, string> = {
   '1.2.840.10008.1.2.4.100': 'MPEG2 video',
@@ -225,9 +223,10 @@ function imageOf(data: DataSet, header: DicomHeader, maxPixels: number): DicomIm
  * as a viewer shows it: the modality rescale (slope, intercept), then the first VOI window the frame
  * carries, or its lowest to highest value if it carries none, and MONOCHROME1 inverted. An enhanced
  * (multi-frame) image's rescale and window come from the frame's functional groups. Uncompressed (also
- * deflated), 8-bit JPEG, and JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K (unsigned only) and RLE encodings
- * are read, grey or 8-bit RGB (taken to grey). Any other encoding, a modality other than MR (or OT), or
- * pixel data shorter than the header promises is refused with the reason.
+ * deflated), lossy JPEG of 8 or 12 bits, and JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K (unsigned only) and
+ * RLE encodings are read, grey or colour (RGB, YBR_FULL or YBR_FULL_422, of 8 or 16 bits, taken to grey).
+ * Any other encoding, a modality other than MR (or OT), or pixel data shorter than the header promises is
+ * refused with the reason.
  */
 export async function decodeDicomGrey(bytes: Uint8Array, maxPixels: number, frame = 0): Promise<GreyImage> {
   return openDicomImage(bytes, maxPixels).decodeFrame(frame);
@@ -242,27 +241,26 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
   const samples = data.uint16(TAG.samplesPerPixel) ?? 1;
   const display = displayParameters(data, frame);
 
-  if (JPEG_8BIT.has(transferSyntax)) {
-    const jpeg = encapsulatedFrame(data, element, frame, frames);
-    checkJpegSize(jpeg, width, height);
-    // The limit holds even if the frame header read above is not the one libjpeg decodes.
-    const grey = await sharp(jpeg, { failOn: 'error', limitInputPixels: width * height }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-    if (grey.info.width !== width || grey.info.height !== height) {
-      throw new ImageDecodeError(`DICOM JPEG is ${grey.info.width}×${grey.info.height}, the header says ${width}×${height}`);
-    }
-    return samples === 1 ? toDisplay(Float64Array.from(grey.data), width, height, photometric, display) : { width, height, data: new Uint8Array(grey.data) };
-  }
   const bitsAllocated = data.uint16(TAG.bitsAllocated) ?? 16;
+  const layout: FrameLayout = { width, height, bitsAllocated, signed: data.uint16(TAG.pixelRepresentation) === 1, samples };
+  let pixels: Uint8Array | undefined;
+  if (LOSSY_JPEG.has(transferSyntax)) {
+    const jpeg = encapsulatedFrame(data, element, frame, frames);
+    const { precision } = checkJpegSize(jpeg, width, height);
+    if (precision !== 12) return decodeJpeg8(jpeg, width, height, samples, photometric, display);
+    if (samples !== 1) throw unsupportedImage(`DICOM 12-bit JPEG colour image (${samples} samples per pixel) is not read; grey is`);
+    if (bitsAllocated !== 16) throw new ImageDecodeError(`DICOM 12-bit JPEG frame in ${bitsAllocated}-bit samples; the header must allocate 16`);
+    pixels = await decompressJpeg12(jpeg, layout);
+  }
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw unsupportedImage(`DICOM has ${bitsAllocated} bits per sample; 8 or 16 are read`);
-  if (isDecompressible(transferSyntax)) {
-    if (samples !== 1 && !(samples === 3 && bitsAllocated === 8)) {
-      throw unsupportedImage(`DICOM compressed colour image (${samples} samples per pixel, ${bitsAllocated} bits) is not read; grey or 8-bit RGB is`);
-    }
-    const signed = data.uint16(TAG.pixelRepresentation) === 1;
-    const pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), { width, height, bitsAllocated, signed, samples });
+  if (!pixels && isDecompressible(transferSyntax)) {
+    if (samples !== 1 && samples !== 3) throw unsupportedImage(`DICOM compressed image of ${samples} samples per pixel is not read; 1 (grey) or 3 (colour) are`);
+    pixels = await decompressFrame(transferSyntax, encapsulatedFrame(data, element, frame, frames), layout);
+  }
+  if (pixels) {
     // JPEG 2000's colour transforms (YBR_RCT, YBR_ICT) are undone by the decoder: its samples are RGB.
     const decoded = photometric === 'YBR_RCT' || photometric === 'YBR_ICT' ? 'RGB' : photometric;
-    if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, decoded, { interleaved: true });
+    if (samples === 3) return colourToGrey(data, pixels, { width, height, bitsAllocated, photometric: decoded, decompressed: true, littleEndian: true });
     return toDisplay(storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: true, decompressed: true }), width, height, photometric, display);
   }
   if (!UNCOMPRESSED.has(transferSyntax)) {
@@ -271,24 +269,39 @@ async function decodeFrame(data: DataSet, header: DicomHeader, frame: number): P
   }
   // A deflated file's data set is read from the inflated copy the parser made.
   const dataBytes = data.byteArray;
-  const frameBytes = width * height * samples * (bitsAllocated / 8);
+  const frameBytes = width * height * storedSamplesPerPixel(photometric, samples, width) * (bitsAllocated / 8);
   const needed = (frame + 1) * frameBytes;
   const available = Math.min(element.length, dataBytes.length - element.dataOffset);
   if (available < needed) throw new ImageDecodeError(`DICOM pixel data is truncated: ${available} of ${needed} bytes`);
   const start = element.dataOffset + frame * frameBytes;
-  const pixels = dataBytes.subarray(start, start + frameBytes);
-  if (samples === 3) return rgbToGrey(data, pixels, width, height, bitsAllocated, photometric);
-  if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (RGB) are read`);
-  const values = storedValues(data, pixels, width * height, bitsAllocated, { littleEndian: transferSyntax !== EXPLICIT_BIG, decompressed: false });
+  const stored = dataBytes.subarray(start, start + frameBytes);
+  const littleEndian = transferSyntax !== EXPLICIT_BIG;
+  if (samples === 3) return colourToGrey(data, stored, { width, height, bitsAllocated, photometric, decompressed: false, littleEndian });
+  if (samples !== 1) throw unsupportedImage(`DICOM has ${samples} samples per pixel; 1 (grey) or 3 (colour) are read`);
+  const values = storedValues(data, stored, width * height, bitsAllocated, { littleEndian, decompressed: false });
   return toDisplay(values, width, height, photometric, display);
+}
+
+/**
+ * An 8-bit lossy JPEG frame, which sharp decodes: libjpeg converts YCbCr (YBR_FULL_422, YBR_FULL) to RGB
+ * as the frame's own markers say, whatever the header calls it, and sharp greys the RGB.
+ */
+async function decodeJpeg8(jpeg: Uint8Array, width: number, height: number, samples: number, photometric: string, display: DisplayParameters): Promise<GreyImage> {
+  // The limit holds even if the frame header read above is not the one libjpeg decodes.
+  const grey = await sharp(jpeg, { failOn: 'error', limitInputPixels: width * height }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  if (grey.info.width !== width || grey.info.height !== height) {
+    throw new ImageDecodeError(`DICOM JPEG is ${grey.info.width}×${grey.info.height}, the header says ${width}×${height}`);
+  }
+  return samples === 1 ? toDisplay(Float64Array.from(grey.data), width, height, photometric, display) : { width, height, data: new Uint8Array(grey.data) };
 }
 
 /**
  * Refuses a JPEG frame whose own header declares another size than the DICOM header, before it is
  * decoded: the DICOM header passed the pixel limit, and a 1 MB JPEG may declare 16000×16000 pixels.
+ * Gives the frame's precision (bits per sample).
  */
-function checkJpegSize(jpeg: Uint8Array, width: number, height: number): void {
-  let declared: { width: number; height: number };
+function checkJpegSize(jpeg: Uint8Array, width: number, height: number): { precision: number } {
+  let declared: { width: number; height: number; precision?: number };
   try {
     declared = jpegFrameSize(jpeg);
   } catch (error) {
@@ -297,6 +310,7 @@ function checkJpegSize(jpeg: Uint8Array, width: number, height: number): void {
   if (declared.width !== width || declared.height !== height) {
     throw new ImageDecodeError(`DICOM JPEG declares ${declared.width}×${declared.height} pixels, the header says ${width}×${height}`);
   }
+  return { precision: declared.precision ?? 8 };
 }
 
 /** The compressed bytes of one frame: every fragment for a single frame, else as the offset table or the fragments place it. */
