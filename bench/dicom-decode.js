@@ -3,6 +3,8 @@
 // the image for its models and draws the overlay on its main thread, from one decode). The slice is a Br35H scan (or noise without the datasets) scaled to
 // 512×512 and stored on 12 bits; the compressed files are made by DCMTK and GDCM (Debian packages
 // `dcmtk` and `libgdcm-tools`) and OpenJPH (`openjph-tools`), and an encoding whose tool is missing is left out.
+// Each row says whether the decoded slice is the uncompressed one exactly, and its mean absolute
+// difference from it in grey levels (the loss of the one lossy encoding, 12-bit JPEG extended).
 // Build first (npx tsc -b packages/model). Usage: node bench/dicom-decode.js [repeats=30].
 // Writes bench/results/dicom-decode.json.
 import { execFileSync } from 'node:child_process';
@@ -37,6 +39,7 @@ const encodings = [
   ['JPEG-LS lossless', ['dcmcjpls', '+el']],
   ['JPEG 2000 lossless', ['gdcmconv', '--j2k']],
   ['HTJ2K lossless', htj2k],
+  ['JPEG extended 12-bit (lossy)', ['dcmcjpeg', '+ee']],
 ];
 
 /** HTJ2K, which neither DCMTK nor GDCM writes: OpenJPH's command line (`openjph-tools`) encodes the slice, dcmjs wraps it. */
@@ -103,6 +106,7 @@ for (const [name, tool] of encodings) {
     times.push(performance.now() - t0);
   }
   const same = Buffer.from(grey.data).equals(Buffer.from(reference.data));
+  const meanDifference = grey.data.reduce((sum, v, i) => sum + Math.abs(v - reference.data[i]), 0) / grey.data.length;
   const job = await jobDecodes(bytes);
   rows.push({
     encoding: name,
@@ -110,6 +114,7 @@ for (const [name, tool] of encodings) {
     firstDecodeMs: Number(firstMs.toFixed(1)),
     medianDecodeMs: Number(median(times).toFixed(2)),
     sameAsUncompressed: same,
+    meanDifference: Number(meanDifference.toFixed(3)),
     jobOneDecodeMs: job.oneDecode,
     jobTwoDecodesMs: job.twoDecodes,
   });
