@@ -1,50 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorBody, SubmittedStudy } from '@btd/api';
-import { Redis } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startRedisServer, startTestS3, waitFor } from './helpers/index.js';
+import { freePort, startTestS3, useRedisServers, waitFor } from './helpers/index.js';
 
-/** A free TCP port in 63xx, for a Redis of this test's own. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 6300 + Math.floor(Math.random() * 99);
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer().once('error', () => resolve(false));
-      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+/**
+ * Redis servers of the tests' own, stopped (killed) after each test. Registered before the
+ * clean-ups below, so that they stop after the API that uses them has closed.
+ */
+const startRedis = useRedisServers();
 
-/** A Redis of this test's own; with `dir`, it keeps every write there (as production's AOF does) across a restart. */
-async function startRedis(port: number, dir?: string): Promise<ChildProcess> {
-  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
-  const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 });
-  probe.on('error', () => {});
-  for (let i = 0; i < 100; i++) {
-    if ((await probe.ping().catch(() => '')) === 'PONG') break;
-    await sleep(50);
-  }
-  probe.disconnect();
-  return child;
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
+/** Keeps every write in `dir` (as production's append-only file does) across a restart. */
+const persistentIn = (dir: string) => ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir];
 
 const [slice] = mriSlices('yes', 1);
 const submit = (env: ApiTestEnv) =>
@@ -57,17 +30,15 @@ afterEach(async () => {
 
 describe('outages', () => {
   it('answers 503 while Redis is down, stores nothing, and recovers when it is back', async () => {
-    const port = await freePort();
-    let redis = await startRedis(port);
-    cleanups.push(async () => stopRedis(redis));
+    const redis = await startRedis();
     const s3 = await startTestS3();
     cleanups.push(s3.close);
-    const env = await startApiEnv(s3, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    const env = await startApiEnv(s3, { REDIS_URL: redis.url });
     cleanups.push(env.close);
     expect((await submit(env)).status).toBe(202);
     const before = await env.objectKeys();
 
-    await stopRedis(redis);
+    await redis.stop();
     await sleep(100);
     const refused = await submit(env);
     expect([refused.status, refused.body.code]).toEqual([503, 'redis_unavailable']);
@@ -79,21 +50,19 @@ describe('outages', () => {
     expect((await call(env, null, 'GET', '/healthz')).status).toBe(200);
     expect(await env.objectKeys()).toEqual(before);
 
-    redis = await startRedis(port);
+    await startRedis({ port: redis.port });
     for (let i = 0; i < 100 && env.api.ctx.redis.status !== 'ready'; i++) await sleep(50);
     expect((await submit(env)).status).toBe(202);
     expect((await call(env, null, 'GET', '/readyz')).status).toBe(200);
   });
 
   it('leaves no study behind, nor a claim on its key or external id, when Redis goes away mid-submission and comes back', async () => {
-    const port = await freePort();
     const dir = await mkdtemp(path.join(tmpdir(), 'btd-redis-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    let redis = await startRedis(port, dir);
-    cleanups.push(async () => stopRedis(redis));
+    const redis = await startRedis({ args: persistentIn(dir) });
     const s3 = await startTestS3();
     cleanups.push(s3.close);
-    const env = await startApiEnv(s3, { REDIS_URL: `redis://127.0.0.1:${port}` });
+    const env = await startApiEnv(s3, { REDIS_URL: redis.url });
     cleanups.push(env.close);
 
     // The original's upload waits until Redis has gone, after the study's records were written.
@@ -109,10 +78,10 @@ describe('outages', () => {
     const headers = { 'idempotency-key': 'submission-77' };
     const first = call<ErrorBody>(env, 'alice', 'POST', '/v1/studies', { body: form(), headers });
     await waitFor(async () => (await env.redisKeys()).some((key) => key.includes(':api:study:')), { what: 'the study record' });
-    await stopRedis(redis);
+    await redis.stop();
     letUploadFinish();
     await sleep(500);
-    redis = await startRedis(port, dir);
+    await startRedis({ port: redis.port, args: persistentIn(dir) });
     expect((await first).status).toBe(503);
 
     store.put = put;
@@ -161,8 +130,7 @@ describe('outages', () => {
     // Without waiting, the start fails after 5 s with the refused connection.
     await waitFor(() => waiting.length >= 3 || started, { timeoutMs: 30_000, what: 'the API to find Redis unreachable three times' });
     expect(started).toBe(false);
-    const redis = await startRedisServer({ port });
-    cleanups.push(redis.stop);
+    await startRedis({ port });
     const env = await starting;
     expect((await call(env, null, 'GET', '/readyz')).status).toBe(200);
     expect((await submit(env)).status).toBe(202);

@@ -37,7 +37,8 @@ async function accepting(port: number): Promise<boolean> {
 
 /**
  * Starts `redis-server` on `port` (a free one if unset) without persistence, with `args` added
- * (`--requirepass`, say), and waits until it accepts connections.
+ * (`--requirepass`, say; `--appendonly yes` and a `--dir` override the no persistence), and waits
+ * until it accepts connections.
  */
 export async function startRedisServer(options: { port?: number; args?: readonly string[] } = {}): Promise<TestRedisServer> {
   const port = options.port ?? (await freePort());
