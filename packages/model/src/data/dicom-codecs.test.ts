@@ -8,6 +8,8 @@ import { decodeGrey, MAX_INPUT_PIXELS } from './decode-image.js';
 import { decodeRle } from './dicom-codecs.js';
 import { decodeDicomGrey } from './dicom.js';
 
+const JPEG_EXTENDED = '1.2.840.10008.1.2.4.51';
+
 const fixture = (name: string) => readFileSync(new URL(`../../../../tests/fixtures/dicom/${name}`, import.meta.url));
 
 /** Largest and mean absolute difference of two grey images, in display levels. */
@@ -168,6 +170,15 @@ describe('compressed DICOM', () => {
     expect(bogus.message).toBe('DICOM JPEG extended pixel data cannot be decoded: Bogus Huffman table definition');
     expect(bogus.unsupported).toBe(false);
     await expect(decodeGrey(fixture('jpeg-extended-12bit.dcm'))).resolves.toMatchObject({ width: PHANTOM_WIDTH, height: PHANTOM_HEIGHT });
+  });
+
+  it('refuses a 12-bit lossy JPEG frame that stops before its end, which libjpeg would fill with grey', async () => {
+    const file = fixture('jpeg-extended-12bit.dcm');
+    const frame = file.subarray(file.indexOf(Buffer.from([0xff, 0xd8, 0xff])), file.lastIndexOf(Buffer.from([0xff, 0xd9])) + 2);
+    await expect(decodeGrey(phantomEncapsulated12Bit(frame, JPEG_EXTENDED))).resolves.toMatchObject({ width: PHANTOM_WIDTH });
+    const cut = await decodeRefusal(phantomEncapsulated12Bit(frame.subarray(0, frame.length >> 1), JPEG_EXTENDED));
+    expect(cut.message).toBe('DICOM JPEG frame is truncated: it stops before its end-of-image marker');
+    expect(cut.unsupported).toBe(false);
   });
 
   it('refuses a frame whose size differs from the header', async () => {

@@ -152,14 +152,19 @@ const jpegLossless: Codec = {
  * pixel are never read as pixels, so the fill changes nothing else.
  */
 function withTrailingFill(frame: Uint8Array): Uint8Array<ArrayBuffer> {
-  let end = frame.length;
-  while (end > 2 && frame[end - 1] === 0) end--; // DICOM pads a fragment to an even length
-  const endsWithEoi = frame[end - 2] === 0xff && frame[end - 1] === 0xd9;
-  if (!endsWithEoi) return new Uint8Array(frame);
+  const end = endOfImage(frame);
+  if (end === undefined) return new Uint8Array(frame);
   const copy = new Uint8Array(end + 2);
   copy.set(frame.subarray(0, end - 2));
   copy.set([0, 0, 0xff, 0xd9], end - 2);
   return copy;
+}
+
+/** Where a JPEG frame ends: just after its end-of-image marker (FFD9), before DICOM's padding; undefined without one. */
+function endOfImage(frame: Uint8Array): number | undefined {
+  let end = frame.length;
+  while (end > 2 && frame[end - 1] === 0) end--; // DICOM pads a fragment to an even length
+  return frame[end - 2] === 0xff && frame[end - 1] === 0xd9 ? end : undefined;
 }
 
 /**
@@ -173,6 +178,8 @@ const ijgJpeg: Codec = {
   name: 'JPEG extended',
   declaredSize: (frame) => jpegFrameSize(frame),
   async decode(frame, layout) {
+    // libjpeg only warns of data that stops early and fills the rest of the image with grey.
+    if (endOfImage(frame) === undefined) throw new ImageDecodeError('DICOM JPEG frame is truncated: it stops before its end-of-image marker');
     const { Context, NativeCodecs } = (await import('dcmjs-codecs')).default;
     ijgReady ??= NativeCodecs.initializeAsync();
     await ijgReady;
