@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, liveTrainerDatasets, publishTrainerDatasets } from '@btd/shared';
 import { publishDatasets, type DatasetPublication } from '../services/trainer/src/dataset-publication.js';
 import { useApiHarness } from './api-harness.js';
+import { requestLocalTraining } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'trainer-datasets-test', level: 'silent', pretty: false });
 const harness = useApiHarness();
@@ -22,17 +23,7 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** Asks the test's API for a training on a local folder, as the ops (admin) client. */
-async function train(folder: string) {
-  const { env } = harness;
-  const response = await env.api.app.inject({
-    method: 'POST',
-    url: '/v1/trainings',
-    headers: env.auth('ops'),
-    payload: { task: 'tumor-binary', dataset: { kind: 'local', path: folder }, hyperParameters: { epochs: 1 } },
-  });
-  return { status: response.statusCode, body: response.json<{ id?: string; code?: string; message?: string }>() };
-}
+const train = (folder: string) => requestLocalTraining(harness.env, folder);
 
 async function queuedTrainings(): Promise<number> {
   const { env } = harness;
@@ -47,7 +38,14 @@ describe('a training on a local folder', () => {
     const missingRoot = path.join(root, 'not-there');
     publication = await start(`${root}, ${missingRoot}`);
     expect(await liveTrainerDatasets(harness.env.redis, harness.env.prefix)).toEqual([
-      { trainer: publication.trainer, cwd: process.cwd(), roots: [{ path: root, folders: ['tiny'] }, { path: missingRoot, folders: null }] },
+      {
+        trainer: publication.trainer,
+        cwd: process.cwd(),
+        roots: [
+          { path: root, folders: ['tiny', 'tiny/yes'], unlisted: [] },
+          { path: missingRoot, folders: null, unlisted: [] },
+        ],
+      },
     ]);
 
     for (const folder of ['data/scratch/tiny', path.join(root, 'gone'), `${root}/../elsewhere`, path.join(missingRoot, 'tiny')]) {
@@ -64,6 +62,62 @@ describe('a training on a local folder', () => {
       expect(await train(folder), folder).toMatchObject({ status: 202, body: { id: expect.stringMatching(/^training-/) } });
     }
     expect(await queuedTrainings()).toBe(3);
+  });
+
+  it('accepts a folder nested deeper in a root, and refuses a typo at any depth, naming the folder that lacks it', async () => {
+    for (const folder of ['site-a/2026-11/br35h/yes', 'site-a/2026-11/br35h/no', 'brain-mri-4class/Training/glioma', 'brain-mri-4class/Testing']) {
+      await mkdir(path.join(root, folder), { recursive: true });
+    }
+    publication = await start(root);
+
+    for (const folder of ['site-a/2026-11/br35h', 'brain-mri-4class/Training', 'site-a']) {
+      expect(await train(path.join(root, folder)), folder).toMatchObject({ status: 202 });
+    }
+    const typos = {
+      'site-a/2026-11/br53h': `${root}/site-a/2026-11 holds no folder br53h (it holds br35h)`,
+      'brain-mri-4class/Trainig': `${root}/brain-mri-4class holds no folder Trainig (it holds Testing, Training)`,
+      'site-b/2026-11/br35h': `${root} holds no folder site-b (it holds brain-mri-4class, site-a, tiny)`,
+      'site-a/2026-11/br35h/yes/more': `${root}/site-a/2026-11/br35h/yes holds no folder more (it holds none)`,
+    };
+    for (const [folder, closest] of Object.entries(typos)) {
+      const refused = await train(path.join(root, folder));
+      expect(refused, folder).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
+      expect(refused.body.message).toContain(`is not available to any running trainer: ${closest}; a local dataset must be a folder under`);
+    }
+    expect(await queuedTrainings()).toBe(3);
+  });
+
+  it('accepts, for the trainer to check, a folder under one whose sub-folders are too many or too deep to publish, and still refuses a typo above it', async () => {
+    for (let i = 0; i < 12; i++) await mkdir(path.join(root, 'many', `set-${i}`), { recursive: true });
+    await mkdir(path.join(root, 'deep', 'a', 'b', 'c'), { recursive: true });
+    publication = await publishDatasets({ redis: harness.env.redis, prefix: harness.env.prefix, datasetRoots: root, logger, maxFolders: 8, maxDepth: 2 });
+    expect((await liveTrainerDatasets(harness.env.redis, harness.env.prefix))[0]?.roots).toEqual([
+      { path: root, folders: ['deep', 'deep/a', 'many', 'tiny', 'tiny/yes'], unlisted: ['deep/a', 'many', 'tiny/yes'] },
+    ]);
+
+    for (const folder of ['many/set-11', 'many/set-99', 'deep/a/b/c', 'deep/a/typo']) {
+      expect(await train(path.join(root, folder)), folder).toMatchObject({ status: 202 });
+    }
+    for (const folder of ['mnay/set-11', 'deep/b/c']) {
+      expect(await train(path.join(root, folder)), folder).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
+    }
+  });
+
+  it('publishes a bounded listing of a root holding thousands of folders, and accepts any folder under what it could not list', async () => {
+    await Promise.all(Array.from({ length: 1500 }, (_, i) => mkdir(path.join(root, 'archive', `scan-${i}`), { recursive: true })));
+    publication = await start(root);
+    const [published] = (await liveTrainerDatasets(harness.env.redis, harness.env.prefix))[0]?.roots ?? [];
+    expect(published).toEqual({ path: root, folders: ['archive', 'tiny', 'tiny/yes'], unlisted: ['archive'] });
+    expect(await train(path.join(root, 'archive', 'scan-1499'))).toMatchObject({ status: 202 });
+    expect(await train(path.join(root, 'archiv', 'scan-1499'))).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
+
+    // A root whose entries alone pass the bound is not listed at all: nothing under it can be refused.
+    await publication.close();
+    publication = await publishDatasets({ redis: harness.env.redis, prefix: harness.env.prefix, datasetRoots: root, logger, maxEntries: 1 });
+    expect((await liveTrainerDatasets(harness.env.redis, harness.env.prefix))[0]?.roots).toEqual([{ path: root, folders: [], unlisted: [''] }]);
+    expect(await train(path.join(root, 'archiv', 'scan-1499'))).toMatchObject({ status: 202 });
+    const outside = await train('data/scratch/tiny');
+    expect(outside.body.message).toContain(`TRAINER_DATASET_ROOTS, ${root} (too large to list);`);
   });
 
   it('sees a folder copied in once the trainer refreshes what it publishes', async () => {

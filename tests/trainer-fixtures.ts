@@ -8,12 +8,14 @@ import {
   createWorkerConnection,
   type ObjectStore,
   type Redis,
+  type TrainingJob,
   type TrainingProgress,
   type TrainingQueue,
 } from '@btd/shared';
 import { loadTrainerConfig, type TrainerConfig } from '../services/trainer/src/config.js';
 import { startTrainer, type Trainer, type TrainerDeps } from '../services/trainer/src/trainer.js';
 import { REPO_ROOT, TEST_REDIS_URL, datasetsDir, spawnService, type ServiceProcess } from './helpers/index.js';
+import type { ApiTestEnv } from './api-test-env.js';
 import type { RegistryTestEnv } from './registry-fixtures.js';
 
 /** Sorted Br35H file names of one folder, from `offset` on (tests take disjoint slices). */
@@ -138,4 +140,15 @@ export type TrainerProcess = ServiceProcess;
 export function spawnTrainer(env: Record<string, string>): TrainerProcess {
   const script = path.join(REPO_ROOT, 'services/trainer/dist/main.js');
   return spawnService(script, { LOG_LEVEL: 'info', TF_BACKEND: 'wasm', ...env }, 'trainer consuming the training queue');
+}
+
+/** Asks a test API for a tumor-binary training on a local folder, as its admin client (`ops`); returns the status and body. */
+export async function requestLocalTraining(env: ApiTestEnv, folder: string, hyperParameters: TrainingJob['hyperParameters'] = { epochs: 1 }) {
+  const response = await env.api.app.inject({
+    method: 'POST',
+    url: '/v1/trainings',
+    headers: env.auth('ops'),
+    payload: { task: 'tumor-binary', dataset: { kind: 'local', path: folder }, hyperParameters },
+  });
+  return { status: response.statusCode, body: response.json<{ id?: string; code?: string; message?: string }>() };
 }

@@ -98,7 +98,7 @@ describe('a trainer with an evaluation set it cannot use', () => {
     const trainer = start();
     await trainer.ready;
     expect(await liveTrainerDatasets(env.redis, env.prefix)).toEqual([
-      { trainer: expect.any(String), cwd: process.cwd(), roots: [{ path: workDir, folders: expect.arrayContaining(['set']) }] },
+      { trainer: expect.any(String), cwd: process.cwd(), roots: [{ path: workDir, folders: expect.arrayContaining(['set', 'set/yes']), unlisted: expect.any(Array) }] },
     ]);
     trainer.child.kill('SIGTERM');
     expect(await trainer.exited).toEqual({ code: 0, signal: null });

@@ -40,6 +40,17 @@ export const TrainerConfigSchema = Type.Object({
     default: 'data/datasets,../shared/datasets',
     description: 'Comma-separated folders under which local datasets may be read.',
   }),
+  /**
+   * Trainers may have different roots and disks, and BullMQ hands a training to whichever is free:
+   * one that cannot read the training's local folder hands it back while another running trainer
+   * publishes roots that may hold it, and while none does, for this long; then it fails.
+   */
+  datasetWaitMs: timerMsField({
+    env: 'TRAINER_DATASET_WAIT_MS',
+    default: 120_000,
+    minimum: 0,
+    description: 'How long a training whose local dataset folder this trainer cannot read waits, handed back to the queue, while no running trainer publishes roots that may hold it, in milliseconds; then it fails naming the trainers that could not read it (0: fails at once).',
+  }),
   /** Fixed evaluation set of the tumour-or-not task: a local folder or `s3://<prefix>/` in the bucket. */
   evalSetTumorBinary: Type.Optional(
     Type.String({

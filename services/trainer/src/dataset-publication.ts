@@ -1,15 +1,29 @@
 import { randomUUID } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { opendir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { once, publishTrainerDatasets, withdrawTrainerDatasets, type DatasetRoot, type Logger, type Redis, type TrainerDatasets } from '@btd/shared';
 import { datasetRootsOf } from './dataset-source.js';
 
-/** How often a trainer refreshes what it publishes, and how long a publication outlives its last refresh. */
-export const DATASET_PUBLICATION_DEFAULTS = Object.freeze({ intervalMs: 10_000, ttlMs: 30_000 });
+/**
+ * How often a trainer refreshes what it publishes, how long a publication outlives its last
+ * refresh, and the bounds of what it lists under each root: folders published, depth below the
+ * root, and directory entries (files included) read per refresh.
+ */
+export const DATASET_PUBLICATION_DEFAULTS = Object.freeze({ intervalMs: 10_000, ttlMs: 30_000, maxFolders: 1000, maxDepth: 6, maxEntries: 50_000 });
+
+/** The bounds of the listing of one root. */
+export interface ListingBounds {
+  /** Folders published under the root. */
+  maxFolders: number;
+  /** Levels below the root. */
+  maxDepth: number;
+  /** Directory entries, files included, read under the root per refresh. */
+  maxEntries: number;
+}
 
 /** What {@link publishDatasets} needs. */
-export interface DatasetPublicationOptions {
+export interface DatasetPublicationOptions extends Partial<ListingBounds> {
   redis: Redis;
   /** `QUEUE_PREFIX`: the publication sits beside the training queue it drains. */
   prefix: string;
@@ -22,29 +36,71 @@ export interface DatasetPublicationOptions {
 
 /** A trainer's running publication. */
 export interface DatasetPublication {
+  /** The trainer's name, as it publishes itself. */
   readonly trainer: string;
   /** Stops refreshing and removes the publication; idempotent. */
   close(): Promise<void>;
 }
 
-async function rootOf(root: string): Promise<DatasetRoot> {
-  const absolute = path.resolve(root);
-  const entries = await readdir(absolute, { withFileTypes: true }).catch(() => null);
-  // A link to a folder is read as the folder (the loader follows it), so it counts as one.
-  const folders = entries?.filter((entry) => entry.isDirectory() || entry.isSymbolicLink()).map((entry) => entry.name).sort() ?? null;
-  return { path: absolute, folders };
+/** The sub-folders of `dir` by name, sorted, or null when more than `maxEntries` entries would have to be read (or it cannot be read). */
+async function subFolders(dir: string, maxEntries: number): Promise<{ names: string[] | null; read: number }> {
+  const names: string[] = [];
+  let read = 0;
+  const handle = await opendir(dir, { bufferSize: 256 }).catch(() => null);
+  if (!handle) return { names: null, read };
+  for await (const entry of handle) {
+    // Leaving the loop early closes the handle.
+    if (++read > maxEntries) return { names: null, read };
+    // A link to a folder is read as the folder (the loader follows it), so it counts as one.
+    const isFolder = entry.isDirectory() || (entry.isSymbolicLink() && (await stat(path.join(dir, entry.name)).catch(() => null))?.isDirectory() === true);
+    if (isFolder) names.push(entry.name);
+  }
+  return { names: names.sort(), read };
 }
 
 /**
- * Publishes, in Redis, the trainer's dataset roots and the folders directly under them, and
- * refreshes it every `intervalMs` (a dataset copied in shows within that time): the API refuses a
- * training whose local folder no running trainer could read. The first publication is awaited.
+ * Lists the folders under a root, level by level, within `bounds`: a folder whose sub-folders would
+ * pass `maxFolders` or `maxDepth`, or whose entries would pass what is left of `maxEntries`, is
+ * published as unlisted, and so is every folder after the entries run out.
+ */
+export async function listDatasetRoot(root: string, bounds: ListingBounds): Promise<DatasetRoot> {
+  const absolute = path.resolve(root);
+  if ((await stat(absolute).catch(() => null))?.isDirectory() !== true) return { path: absolute, folders: null, unlisted: [] };
+  const folders: string[] = [];
+  const unlisted: string[] = [];
+  let entriesLeft = bounds.maxEntries;
+  for (const pending = ['']; pending.length > 0; ) {
+    const relative = pending.shift()!;
+    const depth = relative === '' ? 0 : relative.split('/').length;
+    const listed = depth < bounds.maxDepth && entriesLeft > 0 ? await subFolders(path.join(absolute, relative), entriesLeft) : { names: null, read: 0 };
+    entriesLeft -= listed.read;
+    if (listed.names === null || folders.length + listed.names.length > bounds.maxFolders) {
+      unlisted.push(relative);
+      continue;
+    }
+    const children = listed.names.map((name) => (relative === '' ? name : `${relative}/${name}`));
+    folders.push(...children);
+    pending.push(...children);
+  }
+  return { path: absolute, folders: folders.sort(), unlisted: unlisted.sort() };
+}
+
+/**
+ * Publishes, in Redis, the trainer's dataset roots and the folders under them (within the listing
+ * bounds), and refreshes it every `intervalMs` (a dataset copied in shows within that time): the API
+ * refuses a training whose local folder no running trainer could read, and a trainer that cannot
+ * read one hands it back while another could. The first publication is awaited.
  */
 export async function publishDatasets(options: DatasetPublicationOptions): Promise<DatasetPublication> {
   const { redis, prefix, logger, intervalMs = DATASET_PUBLICATION_DEFAULTS.intervalMs, ttlMs = DATASET_PUBLICATION_DEFAULTS.ttlMs } = options;
+  const bounds: ListingBounds = {
+    maxFolders: options.maxFolders ?? DATASET_PUBLICATION_DEFAULTS.maxFolders,
+    maxDepth: options.maxDepth ?? DATASET_PUBLICATION_DEFAULTS.maxDepth,
+    maxEntries: options.maxEntries ?? DATASET_PUBLICATION_DEFAULTS.maxEntries,
+  };
   const trainer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const publish = async (): Promise<void> => {
-    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map(rootOf));
+    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listDatasetRoot(root, bounds)));
     const datasets: TrainerDatasets = { trainer, cwd: process.cwd(), roots };
     await publishTrainerDatasets(redis, prefix, datasets, ttlMs);
   };

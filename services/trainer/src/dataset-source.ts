@@ -12,6 +12,17 @@ export class InvalidDatasetError extends Error {
   }
 }
 
+/**
+ * Thrown when this trainer cannot read a training's local dataset folder (outside its roots, or not
+ * there): another trainer, with other roots or another disk, may read it.
+ */
+export class DatasetFolderUnreadableError extends InvalidDatasetError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatasetFolderUnreadableError';
+  }
+}
+
 /** What resolving a dataset needs. */
 export interface DatasetResolver {
   store: ObjectStore;
@@ -46,10 +57,11 @@ const emptyPrefix = (store: ObjectStore, prefix: string): InvalidDatasetError =>
 async function resolveLocal(folder: string, allowedRoots: readonly string[] | null): Promise<string> {
   const absolute = path.resolve(folder);
   if (allowedRoots && !allowedRoots.some((root) => isInsideFolder(absolute, path.resolve(root)))) {
-    throw new InvalidDatasetError(`dataset folder ${folder} is outside the allowed roots (TRAINER_DATASET_ROOTS)`);
+    const roots = allowedRoots.map((root) => path.resolve(root)).join(', ');
+    throw new DatasetFolderUnreadableError(`dataset folder ${folder} is outside the allowed roots (TRAINER_DATASET_ROOTS: ${roots || 'none'})`);
   }
   const info = await stat(absolute).catch(() => null);
-  if (!info?.isDirectory()) throw new InvalidDatasetError(`dataset folder ${folder} does not exist`);
+  if (!info?.isDirectory()) throw new DatasetFolderUnreadableError(`dataset folder ${folder} does not exist`);
   return absolute;
 }
 

@@ -4,5 +4,6 @@ export * from './training.processor.js';
 export * from './promotion-gate.js';
 export * from './dataset-source.js';
 export * from './dataset-publication.js';
+export * from './dataset-wait.js';
 export * from './dataset-spec.js';
 export * from './evaluation-sets.js';

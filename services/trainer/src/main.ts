@@ -11,6 +11,7 @@ import {
   createLogger,
   createProducerConnection,
   createWorkerConnection,
+  liveTrainerDatasets,
   loadConfigOrExit,
   logConnectionHealth,
   openBucket,
@@ -50,11 +51,13 @@ async function start(config: TrainerConfig, logger: Logger, shutdown: Shutdown):
   const seeded = await waitForStore('model registry', () => registry.seedFromDirectory(config.modelsDir, 'trainer'), wait);
   logger.info({ seeded }, 'model registry checked');
 
-  const trainer = startTrainer({ config, connection, registry, store, logger });
-  shutdown.add('trainings (handed back to the queue)', SHUTDOWN_PHASE.drain, () => trainer.close());
-  // The API reads it to refuse, before queueing, a local dataset that this trainer could not read.
+  // The API reads it to refuse, before queueing, a local dataset that no trainer could read; a
+  // trainer that cannot read one reads it to tell whether another could.
   const publication = await publishDatasets({ redis, prefix: config.queuePrefix, datasetRoots: config.datasetRoots, logger });
   shutdown.add('dataset roots (withdrawn)', SHUTDOWN_PHASE.intake, () => publication.close());
+  const readers = { trainer: publication.trainer, live: () => liveTrainerDatasets(redis, config.queuePrefix), waitMs: config.datasetWaitMs };
+  const trainer = startTrainer({ config, connection, registry, store, logger, readers });
+  shutdown.add('trainings (handed back to the queue)', SHUTDOWN_PHASE.drain, () => trainer.close());
   logger.info({ prefix: config.queuePrefix, concurrency: config.concurrency }, 'trainer consuming the training queue');
   await announceReady(logger, 'trainer');
 }

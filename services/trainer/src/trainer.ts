@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { closeWorker, once, S3Outage, S3_OUTAGE_DEFAULTS, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
 import { Worker, type ConnectionOptions } from 'bullmq';
 import type { TrainerConfig } from './config.js';
+import type { DatasetReaders } from './dataset-wait.js';
 import { createTrainingProcessor } from './training.processor.js';
 
 /** What {@link startTrainer} needs. */
@@ -21,6 +22,8 @@ export interface TrainerDeps {
   registry: ModelRegistry;
   store: ObjectStore;
   logger: Logger;
+  /** The running trainers' published roots: a training whose local folder this trainer cannot read waits for one that can. */
+  readers?: DatasetReaders;
 }
 
 /** A running trainer. */
@@ -43,6 +46,7 @@ export function startTrainer(deps: TrainerDeps): Trainer {
     config: deps.config,
     shutdownSignal: shutdown.signal,
     outage: new S3Outage({ budgetMs: s3OutageBudgetMs, maxDelayMs: s3OutageMaxDelayMs }, deps.logger.child({ queue: TRAINING_QUEUE })),
+    ...(deps.readers ? { readers: deps.readers } : {}),
   });
   const worker = new Worker<TrainingJob, TrainingResult>(TRAINING_QUEUE, processor, {
     connection: deps.connection,

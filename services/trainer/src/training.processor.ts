@@ -14,14 +14,16 @@ import {
   type TrainingJobHandle,
   type TrainingPhase,
   type TrainingResult,
+  type DatasetWait,
   type VersionStatus,
 } from '@btd/shared';
 import { Value } from '@sinclair/typebox/value';
 import { DelayedError, UnrecoverableError } from 'bullmq';
 import { evaluateCandidate, type GateEvidence } from './candidate-evaluation.js';
 import type { TrainerConfig } from './config.js';
-import { InvalidDatasetError, createDatasetResolver, resolveTrainingDataset } from './dataset-source.js';
+import { DatasetFolderUnreadableError, InvalidDatasetError, createDatasetResolver, resolveTrainingDataset } from './dataset-source.js';
 import { describeDataset } from './dataset-spec.js';
+import { datasetWaitOf, handBackUnreadable, type DatasetReaders } from './dataset-wait.js';
 import { findEarlierPublication } from './earlier-publication.js';
 import { configuredEvaluationSet, resolveConfiguredEvaluationSet } from './evaluation-sets.js';
 import { annotateManifest } from './manifest-annotation.js';
@@ -39,6 +41,8 @@ export interface TrainingProcessorDeps {
   shutdownSignal: AbortSignal;
   /** Defers trainings that find S3 unreachable without spending their attempts; without it, an outage fails attempts like any error. */
   outage?: S3Outage;
+  /** The other trainers' published roots: a local folder this one cannot read goes back to the queue for one that can. Without it, the training fails at once. */
+  readers?: DatasetReaders;
 }
 
 interface JobContext {
@@ -48,6 +52,8 @@ interface JobContext {
   data: TrainingJob;
   log: Logger;
   progress: ProgressReporter;
+  /** The wait for a trainer that can read the dataset folder, as the job's progress held it when taken. */
+  datasetWait: DatasetWait | undefined;
 }
 
 /** Hands the job back to the queue without spending an attempt; the next run resumes from the checkpoint. */
@@ -218,6 +224,14 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     await deps.outage?.deferIfUnavailable(ctx.job, ctx.token, error, ctx.log, ctx.progress.phase());
   }
 
+  /** A local folder this trainer cannot read may be readable by another: the job goes back to the queue for it, for a while. */
+  async function waitForReader(ctx: JobContext, error: unknown): Promise<never> {
+    const { readers } = deps;
+    if (!readers || !(error instanceof DatasetFolderUnreadableError) || ctx.data.dataset.kind !== 'local') throw error;
+    const { job, token, progress, log } = ctx;
+    return handBackUnreadable(readers, { job, token, folder: ctx.data.dataset.path, error, earlier: ctx.datasetWait, progress, log });
+  }
+
   /** Trains, runs the gate and publishes; a job whose earlier attempt already published finishes that version instead. */
   async function produce(ctx: JobContext, workspace: TrainingWorkspace): Promise<TrainingResult> {
     const earlier = await findEarlierPublication(deps.registry, ctx.data.task, ctx.jobId, ctx.job.timestamp);
@@ -227,7 +241,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     }
     // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
     checkTrainOptions(ctx.data.hyperParameters ?? {});
-    const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolver));
+    const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolver).catch((error: unknown) => waitForReader(ctx, error)));
     await train(ctx, dataDir, workspace);
     const evidence = await phase(ctx, 'evaluating', () => gate(ctx, workspace.outDir));
     return phase(ctx, 'publishing', () => publish(ctx, workspace.outDir, evidence));
@@ -259,7 +273,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     }
     const log = deps.logger.child({ jobId: job.id, queue: TRAINING_QUEUE, attempt: job.attemptsMade + 1, task: job.data.task });
     const progress = createProgressReporter(job, log);
-    const ctx: JobContext = { job, jobId: job.id ?? 'unknown', token, data: job.data, log, progress };
+    const ctx: JobContext = { job, jobId: job.id ?? 'unknown', token, data: job.data, log, progress, datasetWait: datasetWaitOf(job) };
     try {
       return await run(ctx);
     } catch (error) {

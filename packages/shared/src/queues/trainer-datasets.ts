@@ -6,14 +6,26 @@ import { TRAINING_QUEUE } from './training.queue.js';
 export interface DatasetRoot {
   /** Absolute, on the trainer's machine. */
   path: string;
-  /** The folders directly under it, sorted; null when the root does not exist there. */
+  /**
+   * The folders under it, relative to it (`br35h`, `site-a/2026-11/br35h`, joined by `/`), sorted;
+   * null when the root does not exist there. A root may hold thousands: the trainer publishes what
+   * its bounds allow, level by level, and names in {@link unlisted} the folders whose sub-folders
+   * are not all here.
+   */
   folders: string[] | null;
+  /**
+   * The folders (as in {@link folders}; `''` is the root itself) whose sub-folders are not
+   * published: too many, or too deep. A path through one of them can be neither confirmed nor
+   * refused from the publication. Absent from publications of trainers that published only the
+   * first level: each of their folders is unlisted then.
+   */
+  unlisted?: string[];
 }
 
 /**
  * What a running trainer can read as a local dataset, published in Redis under the queue prefix
  * while it runs, so that the API, which does not share its file system, can refuse a training it
- * could not read before queueing it.
+ * could not read before queueing it, and a trainer that cannot read one can tell whether another could.
  */
 export interface TrainerDatasets {
   /** Names the trainer process (host, pid and a random part). */
@@ -63,14 +75,45 @@ export function isInsideFolder(child: string, root: string): boolean {
 }
 
 /**
- * Whether a trainer could read `folder` as a local dataset: inside one of its roots (a relative
- * path read from its working directory), in a folder directly under that root that exists there.
+ * What a trainer's publication says of a dataset folder: `readable` (it is there), `unknown` (it
+ * lies under a folder whose sub-folders are not published: only the trainer can tell), or
+ * `unreadable` (outside its roots, under a missing root, or missing from a folder whose sub-folders
+ * are all published), with, for a missing one, the deepest folder there is and the name it lacks.
  */
-export function canReadDatasetFolder(datasets: TrainerDatasets, folder: string): boolean {
+export type DatasetFolderAccess =
+  | { access: 'readable' | 'unknown' }
+  | { access: 'unreadable'; missing?: { parent: string; name: string; siblings: string[] } };
+
+/** The relative folders directly inside `parent` (`''` is the root), by name. */
+const foldersIn = (folders: readonly string[], parent: string): string[] =>
+  folders.filter((folder) => path.posix.dirname(folder) === (parent === '' ? '.' : parent)).map((folder) => path.posix.basename(folder));
+
+function accessUnder(root: DatasetRoot, absolute: string): DatasetFolderAccess {
+  if (root.folders === null || !isInsideFolder(absolute, root.path)) return { access: 'unreadable' };
+  const parts = path.relative(root.path, absolute).split(path.sep).filter(Boolean);
+  const known = new Set(root.folders);
+  const unlisted = new Set(root.unlisted ?? root.folders);
+  for (let depth = 0; depth < parts.length; depth++) {
+    const parent = parts.slice(0, depth).join('/');
+    if (unlisted.has(parent)) return { access: 'unknown' };
+    if (!known.has(parts.slice(0, depth + 1).join('/'))) {
+      return { access: 'unreadable', missing: { parent: path.join(root.path, ...parts.slice(0, depth)), name: parts[depth]!, siblings: foldersIn(root.folders, parent) } };
+    }
+  }
+  return { access: 'readable' };
+}
+
+/**
+ * What a trainer's publication says of `folder` as a local dataset (a relative path read from its
+ * working directory): the best of what each of its roots says.
+ */
+export function datasetFolderAccess(datasets: TrainerDatasets, folder: string): DatasetFolderAccess {
   const absolute = path.resolve(datasets.cwd, folder);
-  return datasets.roots.some((root) => {
-    if (root.folders === null || !isInsideFolder(absolute, root.path)) return false;
-    const first = path.relative(root.path, absolute).split(path.sep)[0] ?? '';
-    return first === '' || root.folders.includes(first);
-  });
+  const answers = datasets.roots.map((root) => accessUnder(root, absolute));
+  // A missing folder is told from the root that holds its parent, for the refusal to name it.
+  return (
+    answers.find((answer) => answer.access === 'readable') ??
+    answers.find((answer) => answer.access === 'unknown') ??
+    answers.find((answer) => answer.access === 'unreadable' && answer.missing !== undefined) ?? { access: 'unreadable' }
+  );
 }

@@ -85,6 +85,27 @@ export const EpochMetricsSchema = Type.Object({
   valAccuracy: Type.Number(),
 });
 
+/** A trainer that took a training and could not read its local dataset folder, and why. */
+export const DatasetRefusalSchema = Type.Object({ trainer: Type.String(), reason: Type.String() });
+
+/**
+ * A training handed back to the queue because the trainer that took it could not read its local
+ * dataset folder, while it waits for one that can (trainers may have different roots and disks).
+ */
+export const DatasetWaitSchema = Type.Object({
+  /** When a trainer first handed it back, in milliseconds since the epoch. */
+  since: Type.Integer(),
+  /** The trainers that took it and could not read the folder, and why, the latest last. */
+  refusedBy: Type.Array(DatasetRefusalSchema),
+  /** The running trainers whose published roots may hold the folder, which it waits for; empty when none. */
+  waitingFor: Type.Array(Type.String()),
+  /** Since when no running trainer could read it, while none can: it fails once the trainer's TRAINER_DATASET_WAIT_MS has passed. */
+  unreadableSince: Type.Optional(Type.Integer()),
+});
+
+/** What a training waiting for a trainer that can read its dataset folder keeps in its progress. */
+export type DatasetWait = Static<typeof DatasetWaitSchema>;
+
 /** What `job.progress` holds while a training runs. */
 export const TrainingProgressSchema = Type.Object({
   phase: TrainingPhaseSchema,
@@ -104,6 +125,8 @@ export const TrainingProgressSchema = Type.Object({
   s3UnavailableSince: Type.Optional(Type.Integer()),
   /** The phase that found S3 unreachable. */
   s3UnavailableDuring: Type.Optional(TrainingPhaseSchema),
+  /** While the training waits for a trainer that can read its local dataset folder; gone once one reads it. */
+  datasetWait: Type.Optional(DatasetWaitSchema),
 });
 
 /** Progress of a training job. */
