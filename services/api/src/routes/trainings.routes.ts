@@ -25,9 +25,11 @@ import { requireRedis, sendStored } from './route-helpers.js';
 
 const TrainingViewSchema = Type.Object({
   id: Type.String(),
-  state: Type.String({ description: 'waiting, active, delayed (handed back, resumes), completed or failed.' }),
+  state: Type.String({ description: 'waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed.' }),
   request: Type.Unknown({ description: 'Task, dataset, hyper-parameters and who asked.' }),
-  progress: Type.Union([TrainingProgressSchema, Type.Null()], { description: 'Phase and the last finished epoch.' }),
+  progress: Type.Union([TrainingProgressSchema, Type.Null()], {
+    description: 'Phase and the last finished epoch; while handed back for a trainer that can read its dataset folder, datasetWait (which trainers could not and why, which it waits for).',
+  }),
   result: Type.Optional(TrainingResultSchema),
   failedReason: Type.Optional(Type.String()),
   attempts: Type.Integer(),

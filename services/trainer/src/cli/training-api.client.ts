@@ -8,7 +8,7 @@ export type TrainingRequest = Omit<TrainingJob, 'requestedBy'>;
 /** A training as `GET /v1/trainings/:id` shows it. */
 export interface TrainingView {
   id: string;
-  /** waiting, active, delayed (handed back, resumes), completed or failed. */
+  /** waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed. */
   state: string;
   request: TrainingJob;
   progress: TrainingProgress | null;

@@ -1,4 +1,5 @@
 import { createProgress, type Progress } from '@btd/model/progress';
+import type { DatasetWait } from '@btd/shared';
 import type { TrainingView } from './training-api.client.js';
 
 /** The last epoch's metrics, or the phase (and queue state) while there are none or training is over. */
@@ -10,8 +11,17 @@ export function describeTraining(view: TrainingView): string {
   }
   if (!progress) parts.push(state);
   else if (progress.phase !== 'training' || progress.loss === undefined) parts.push(progress.phase);
-  if (progress && state !== 'active' && state !== 'completed') parts.push(`(${state})`);
+  const wait = progress?.datasetWait;
+  if (wait && state === 'delayed') parts.push(`(delayed: ${describeDatasetWait(wait)})`);
+  else if (progress && state !== 'active' && state !== 'completed') parts.push(`(${state})`);
   return parts.join(' ');
+}
+
+/** Why a training handed back waits: the trainers that could not read its folder, and those it waits for. */
+function describeDatasetWait(wait: DatasetWait): string {
+  const refused = `${wait.refusedBy.map((refusal) => refusal.trainer).join(', ')} could not read the dataset folder`;
+  const waiting = wait.waitingFor.length > 0 ? `waiting for ${wait.waitingFor.join(', ')}` : 'no running trainer may read it, waiting for one that can';
+  return `${refused}; ${waiting}`;
 }
 
 /**
