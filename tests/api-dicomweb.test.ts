@@ -188,6 +188,18 @@ describe('POST /v1/dicomweb/studies (STOW-RS)', () => {
     expect(await harness.env.objectKeys()).toEqual(before);
   });
 
+  it('reports a blank instance as failed, with the reason, and stores the others of its study', async () => {
+    const blank = await instance(STUDY_A, `${STUDY_A}.4.2`, { pixels: new Uint16Array(64 * 64).fill(900), width: 64, height: 64 });
+    const answer = await stow('/v1/dicomweb/studies', [{ bytes: await instance(STUDY_A, `${STUDY_A}.4.1`) }, { bytes: blank }]);
+    expect(answer.status).toBe(202);
+    expect(items(answer.body, '00081199').map(sopOf)).toEqual([`${STUDY_A}.4.1`]);
+    expect(items(answer.body, '00081198').map((item) => [sopOf(item), item['00081197']?.Value?.[0], item['00000902']?.Value?.[0]])).toEqual([
+      [`${STUDY_A}.4.2`, 0xc000, `"${STUDY_A}.4.2.dcm": is blank: every pixel has grey level 0, so there is nothing to analyse`],
+    ]);
+    expect(await inferenceJobs()).toBe(1);
+    expect(await harness.env.objectKeys()).toHaveLength(1);
+  });
+
   it('answers a request that is not a STOW-RS request with the reason', async () => {
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(await instance(STUDY_A, `${STUDY_A}.3.1`))]), 'a.dcm');

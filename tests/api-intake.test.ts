@@ -28,6 +28,13 @@ async function submit(files: UploadFile[], fields: Record<string, string> = {}, 
 /** A PNG of 16×16 pixels that decodes whole. */
 const thumbnail = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 40, g: 90, b: 140 } } }).png().toBuffer();
 
+/** A 64×64 image of one colour, as an all-black or all-white export is. */
+const plain = (background: string) => sharp({ create: { width: 64, height: 64, channels: 3, background } });
+const blackPng = await plain('#000').png().toBuffer();
+const whiteJpeg = await plain('#fff').jpeg().toBuffer();
+/** A blank DICOM frame: every stored value the same, which the viewer's window makes black. */
+const blankDicom = dicomFile({ width: 64, height: 64, pixels: new Uint16Array(64 * 64).fill(300) });
+
 const [good] = mriSlices('yes', 1);
 const goodFile = { name: 'good.jpg', bytes: good!.bytes };
 
@@ -100,6 +107,28 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       mentions: 'is 8×40 pixels',
     },
     {
+      // Decodable, but blank: the models refuse it, so it is refused before it is stored and queued.
+      name: 'an all-black PNG',
+      files: () => [{ name: 'black.png', bytes: blackPng, type: 'image/png' }],
+      status: 422,
+      code: 'image_blank',
+      mentions: '"black.png": is blank: every pixel has grey level 0, so there is nothing to analyse',
+    },
+    {
+      name: 'an all-white JPEG',
+      files: () => [{ name: 'white.jpg', bytes: whiteJpeg, type: 'image/jpeg' }],
+      status: 422,
+      code: 'image_blank',
+      mentions: '"white.jpg": is blank: every pixel has grey level 255',
+    },
+    {
+      name: 'a blank DICOM frame after a good slice',
+      files: () => [goodFile, { name: 'blank.dcm', bytes: blankDicom, type: 'application/dicom' }],
+      status: 422,
+      code: 'image_blank',
+      mentions: '"blank.dcm": is blank: every pixel has grey level 0',
+    },
+    {
       name: 'a file over the size limit',
       files: () => [{ name: 'huge.jpg', bytes: randomBytes(MAX_UPLOAD_BYTES + 50_000) }],
       status: 413,
@@ -144,6 +173,15 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       await expectNothingStored();
     });
   }
+
+  it('accepts an image blank but for one pixel', async () => {
+    const levels = new Uint8Array(64 * 64);
+    levels[64 * 40 + 20] = 1;
+    const almostBlack = await sharp(levels, { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+    const answer = await submit([{ name: 'almost-black.png', bytes: almostBlack, type: 'image/png' }]);
+    expect(answer.status).toBe(202);
+    expect(await harness.env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized')).toBe(1);
+  });
 
   it('closes the connection of an upload refused before its end, so that it does not hold up a shutdown', async () => {
     const form = new FormData();

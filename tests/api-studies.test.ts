@@ -159,6 +159,29 @@ describe('POST /v1/studies → result', () => {
     expect(second).not.toEqual(first);
   });
 
+  it('leaves a multi-frame file\'s blank padding frame out of the analysis, so that its slices give the study a verdict', async () => {
+    await harness.startWorker();
+    const [slice] = mriSlices('yes', 1);
+    const grey = await sharp(slice!.bytes).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    const { width, height } = grey.info;
+    const frame = Uint16Array.from(grey.data, (v) => v * 16);
+    const pixels = new Uint16Array(3 * frame.length);
+    pixels.fill(120, 0, frame.length); // the padding frame: one stored value throughout
+    pixels.set(frame, frame.length);
+    pixels.set(frame.toReversed(), 2 * frame.length);
+    const bytes = dicomFile({ width, height, pixels, bitsStored: 12, frames: 3 });
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'padded.dcm', bytes, type: 'application/dicom' }]) });
+    expect(submitted.status).toBe(202);
+    const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
+    expect(study.images.map((image) => [image.state, image.dicom?.frameNumber, image.dicom?.numberOfFrames])).toEqual([
+      ['done', 2, 3],
+      ['done', 3, 3],
+    ]);
+    expect(study.state).toBe('done');
+    expect(study.verdict).toMatchObject({ analysedImages: 2, failedImages: 0 });
+    expect(study.verdict?.label).not.toBe('incomplete');
+  });
+
   it('stores the original under its deterministic key and enqueues one job per image', async () => {
     const slices = mriSlices('no', 3);
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {

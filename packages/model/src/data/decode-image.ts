@@ -21,14 +21,23 @@ export interface RgbImage {
 /** Refuse images above this many pixels before decoding (decompression bombs). */
 export const MAX_INPUT_PIXELS = 64_000_000;
 
+/** How strictly sharp reads a raster image, and the most pixels it decodes. */
+export interface RasterReadOptions {
+  readonly failOn: 'truncated' | 'error';
+  readonly limitInputPixels: number;
+}
+
+/** How the models read: any error in the data fails the image. */
+const MODEL_READ: RasterReadOptions = { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
+
 /**
  * The decoder for `bytes`: orientation applied, transparent areas black (the scanner background).
  * 16-bit images (PNG or TIFF exports of raw scanner values, often 12 bits used of 16) are stretched from
  * their lowest to their highest stored value, as a viewer's default window does; 8-bit images are taken as
  * rendered. Other sample formats (float, 32-bit, signed) are refused rather than clipped.
  */
-async function openImage(bytes: Uint8Array): Promise<{ pipeline: Sharp; wide: boolean }> {
-  const pipeline = sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).rotate().flatten({ background: '#000000' });
+async function openImage(bytes: Uint8Array, read = MODEL_READ): Promise<{ pipeline: Sharp; wide: boolean }> {
+  const pipeline = sharp(bytes, { failOn: read.failOn, limitInputPixels: read.limitInputPixels }).rotate().flatten({ background: '#000000' });
   const { depth } = await pipeline.metadata();
   if (depth !== 'uchar' && depth !== 'ushort') {
     throw unsupportedImage(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
@@ -89,18 +98,29 @@ async function decode<T>(bytes: Uint8Array, readers: Readers<T>, frame: number):
   }
 }
 
+async function rasterToGrey({ pipeline, wide }: { pipeline: Sharp; wide: boolean }): Promise<GreyImage> {
+  if (wide) return wideToGrey(pipeline);
+  const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/**
+ * Decodes a raster image (JPEG, PNG, WebP, TIFF, GIF; not DICOM) to the grey levels `decodeGrey` gives
+ * it, read as `read` says. Sharp's own errors are thrown as they are, for the caller to tell a truncated
+ * image from a corrupt one.
+ */
+export async function decodeRasterGrey(bytes: Uint8Array, read: RasterReadOptions): Promise<GreyImage> {
+  return rasterToGrey(await openImage(bytes, read));
+}
+
 /**
  * Decodes JPEG, PNG, WebP, TIFF, GIF or DICOM bytes by their content (never by file name) to 8-bit
  * greyscale; DICOM as `decodeDicomGrey` describes, one frame (0-based; the first unless given).
  */
 export async function decodeGrey(bytes: Uint8Array, frame = 0): Promise<GreyImage> {
   return decode(bytes, {
-    async raster({ pipeline, wide }) {
-      if (wide) return wideToGrey(pipeline);
-      const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-      if (info.channels !== 1) throw new ImageDecodeError(`unexpected channel count ${info.channels}`);
-      return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-    },
+    raster: rasterToGrey,
     // A copy: the decoded frame is kept for the next reader, and a caller may change its own pixels.
     grey: async (image) => ({ ...image, data: image.data.slice() }),
   }, frame);

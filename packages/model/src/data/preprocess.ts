@@ -163,10 +163,15 @@ function checkSquareSide(image: GreyImage, box: Box, side: number): void {
  */
 export const MIN_IMAGE_SIDE = 32;
 
-/** The one grey level of an image whose pixels all have it, else undefined. */
-function singleGreyLevel({ data }: GreyImage): number | undefined {
+/**
+ * The one grey level of a blank image, whose every pixel has it (an all-black export, say), else
+ * undefined: what the models refuse as blank. `image` is decoded as `decodeGrey` decodes it.
+ */
+export function blankGreyLevel({ data }: GreyImage): number | undefined {
   const first = data[0];
-  return data.every((level) => level === first) ? first : undefined;
+  // A loop rather than `every`: the API runs this on every upload, and a scan's black border can be long.
+  for (let i = 1; i < data.length; i++) if (data[i] !== first) return undefined;
+  return first;
 }
 
 /**
@@ -177,7 +182,7 @@ function checkAnalysable(image: GreyImage): void {
   if (Math.min(image.width, image.height) < MIN_IMAGE_SIDE) {
     throw unsupportedImage(`image of ${image.width}×${image.height} pixels is too small to analyse: send images at least ${MIN_IMAGE_SIDE} pixels wide and high`);
   }
-  const level = singleGreyLevel(image);
+  const level = blankGreyLevel(image);
   if (level !== undefined) throw unsupportedImage(`image is blank: every pixel has grey level ${level}, so there is nothing to analyse`);
 }
 

@@ -1,4 +1,4 @@
-import { ImageDecodeError, parseDicomFile, type DicomHeader } from '@btd/model';
+import { blankGreyLevel, ImageDecodeError, parseDicomFile, type DicomHeader } from '@btd/model';
 import type { ImageHeader } from './input-formats.js';
 
 /** What a file's header may declare for its pixel data to be decoded at all (else it is refused from the header). */
@@ -28,6 +28,12 @@ export interface DecodeFailure {
   readonly unsupported: boolean;
 }
 
+/** A decoded frame (0-based; a raster image's is 0) whose every pixel has one grey level: blank, which the models refuse. */
+export interface BlankFrame {
+  readonly frame: number;
+  readonly level: number;
+}
+
 /** What one read of a DICOM file found; plain data, so that it crosses threads. */
 export interface DicomFindings {
   /** The header, when it reads (kept when its frames make no image: STOW-RS answers with its UIDs). */
@@ -36,6 +42,8 @@ export interface DicomFindings {
   readonly headerError?: string;
   /** Why a frame did not decode, when the header was within the limits and its frames were decoded. */
   readonly decodeFailure?: DecodeFailure;
+  /** The frames that decoded blank, when every frame decoded. */
+  readonly blankFrames?: readonly BlankFrame[];
 }
 
 function messageOf(error: unknown): string {
@@ -44,8 +52,8 @@ function messageOf(error: unknown): string {
 
 /**
  * Reads a DICOM file, parsed once: its header and, with `limits` that the header is within, every
- * frame decoded (each becomes an image, and each must be there and decode). Without `limits`, the
- * header only. Runs on an intake thread, or on the calling one.
+ * frame decoded (each becomes an image, and each must be there and decode) and those that are blank.
+ * Without `limits`, the header only. Runs on an intake thread, or on the calling one.
  */
 export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefined): Promise<DicomFindings> {
   let parsed: ReturnType<typeof parseDicomFile>;
@@ -62,12 +70,16 @@ export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefi
     return { header, headerError: messageOf(error) };
   }
   if (!limits || !withinLimits(image, limits)) return { header };
+  const blankFrames: BlankFrame[] = [];
   try {
     const dicom = parsed.image(limits.maxPixels);
-    for (let frame = 0; frame < image.frames; frame++) await dicom.decodeFrame(frame);
+    for (let frame = 0; frame < image.frames; frame++) {
+      const level = blankGreyLevel(await dicom.decodeFrame(frame));
+      if (level !== undefined) blankFrames.push({ frame, level });
+    }
   } catch (error) {
     const decode = error instanceof ImageDecodeError;
     return { header, decodeFailure: { message: messageOf(error), decode, unsupported: decode && error.unsupported } };
   }
-  return { header };
+  return { header, ...(blankFrames.length > 0 ? { blankFrames } : {}) };
 }

@@ -1,7 +1,7 @@
-import { ImageDecodeError, type DicomIdentifiers, type SlicePlane } from '@btd/model';
+import { blankGreyLevel, decodeRasterGrey, ImageDecodeError, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
 import type { DicomReader, DicomReading } from './dicom-reader.js';
-import { dicomImageHeader, withinLimits, type DecodeLimits } from './dicom-reading.js';
+import { dicomImageHeader, withinLimits, type BlankFrame, type DecodeLimits } from './dicom-reading.js';
 
 /** How intake reads what it should not read on the event loop. */
 export interface IntakeChecks {
@@ -39,6 +39,8 @@ export interface FormatInspection {
   readonly header: ImageHeader;
   /** Why the pixel data does not decode; absent when it decodes, or when the header is beyond the limits and nothing was decoded. */
   readonly decodeFailure?: Error;
+  /** The frames that decoded blank (as the models see them: in grey), when every frame decoded. */
+  readonly blankFrames?: readonly BlankFrame[];
 }
 
 /**
@@ -58,8 +60,8 @@ export interface InputFormat {
   matches(detectedMime: string | undefined): boolean;
   /**
    * Reads the header (cheap even for a decompression bomb) then, if it is within `limits`, decodes
-   * every pixel (never more than `limits.maxPixels`). `reading` is the file's DICOM reading when the
-   * caller already made it with the same limits.
+   * every pixel (never more than `limits.maxPixels`) to the grey levels the models take, and tells the
+   * blank frames. `reading` is the file's DICOM reading when the caller already made it with the same limits.
    *
    * @throws UnreadableHeader when the header cannot be read
    */
@@ -103,17 +105,19 @@ function rasterFormat(mime: string, label: string, extension: string, endsEarly:
         throw new UnreadableHeader(error);
       });
       if (!withinLimits(header, limits)) return { bytes, header };
-      // Shrinking to a thumbnail still reads the whole stream, which is what proves it complete.
-      const decode = async () => sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels }).resize(8, 8).raw().toBuffer();
+      // Decoded whole to the models' grey levels: proves the stream complete, and shows a blank image
+      // as the models would see it (a colour image through its grey levels, transparency black).
+      const decode = async () => decodeRasterGrey(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels });
       // While other images decode, libvips can lose a failure's message ("Unknown error"); a second
       // decode says what is wrong (truncated or corrupt), which the refusal names.
-      const decodeFailure = await decode()
+      const decoded = await decode()
         .catch(async (error: unknown) => {
           if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
-          await decode();
+          return decode();
         })
-        .then(() => undefined, asError);
-      return { bytes, header, ...(decodeFailure ? { decodeFailure } : {}) };
+        .then((grey) => ({ level: blankGreyLevel(grey) }), (error: unknown) => ({ failure: asError(error) }));
+      if ('failure' in decoded) return { bytes, header, decodeFailure: decoded.failure };
+      return { bytes, header, ...(decoded.level !== undefined ? { blankFrames: [{ frame: 0, level: decoded.level }] } : {}) };
     },
   };
 }
@@ -138,7 +142,7 @@ const dicomFormat: InputFormat = {
       throw new UnreadableHeader(error);
     }
     const failure = read.decodeFailure;
-    if (!failure) return { bytes: read.bytes, header };
+    if (!failure) return { bytes: read.bytes, header, ...(read.blankFrames ? { blankFrames: read.blankFrames } : {}) };
     const decodeFailure = failure.decode ? new ImageDecodeError(failure.message, { unsupported: failure.unsupported }) : new Error(failure.message);
     return { bytes: read.bytes, header, decodeFailure };
   },

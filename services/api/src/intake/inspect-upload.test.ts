@@ -1,8 +1,10 @@
 import sharp from 'sharp';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defaultPreprocessParams, preprocessImage } from '@btd/model';
 import { mriSlices, pngDeclaring, truncatedJpeg } from '../../../../tests/api-fixtures.js';
 import { dicomFile, TransferSyntax } from '../../../../tests/helpers/dicom-file.js';
+import { headPhantom } from '../../../../tests/helpers/head-phantom.js';
 import { ApiError } from '../errors/api-error.js';
 import { DicomReaderUnavailable, inlineDicomReader, pooledDicomReader } from './dicom-reader.js';
 import { inspectUpload } from './inspect-upload.js';
@@ -28,15 +30,15 @@ describe('inspectUpload', () => {
   });
 
   it('recognises PNG by content even when the name says .jpg', async () => {
-    const png = await sharp({ create: { width: 48, height: 36, channels: 3, background: '#777' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 48, height: 36, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).png().toBuffer();
     const accepted = await inspectUpload(png, 'mislabelled.jpg', limits);
     expect(accepted.format.mime).toBe('image/png');
     expect([accepted.header.width, accepted.header.height]).toEqual([48, 36]);
   });
 
   it('counts the frames of a multi-frame DICOM file, and refuses too many before decoding any', async () => {
-    // Frames as small as the models take: 32×32 pixels of 2 bytes each.
-    const frames = (count: number) => dicomFile({ width: 32, height: 32, pixels: new Uint16Array(1024 * count), frames: count });
+    // Frames as small as the models take: 32×32 pixels of 2 bytes each, none blank.
+    const frames = (count: number) => dicomFile({ width: 32, height: 32, pixels: new Uint16Array(1024 * count).map((_, i) => i % 1024), frames: count });
     expect((await inspectUpload(frames(8), 'series.dcm', limits)).header.frames).toBe(8);
     // Nine frames promised, one sent: were it decoded first, the refusal would be for truncation.
     const error = await rejection(frames(9).subarray(0, frames(9).length - 8 * 2048), 'series.dcm');
@@ -75,6 +77,22 @@ describe('inspectUpload', () => {
     const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).png().toBuffer();
     const error = await rejection(png.subarray(0, png.length - 200), 'cut.png');
     expect([error.statusCode, error.code]).toEqual([422, 'image_truncated']);
+  });
+
+  it('refuses a blank image as the models see it: a transparent PNG is black to them, whatever its colours', async () => {
+    const rgba = Uint8Array.from({ length: 64 * 64 * 4 }, (_, i) => (i % 4 === 3 ? 0 : (i * 37) % 256));
+    const png = await sharp(rgba, { raw: { width: 64, height: 64, channels: 4 } }).png().toBuffer();
+    const error = await rejection(png, 'clear.png');
+    expect([error.statusCode, error.code, error.message]).toEqual([422, 'image_blank', '"clear.png": is blank: every pixel has grey level 0, so there is nothing to analyse']);
+    await expect(preprocessImage(png, defaultPreprocessParams(64))).rejects.toThrow('image is blank: every pixel has grey level 0');
+  });
+
+  it('accepts a 16-bit PNG of two values one apart, which the models stretch from black to white', async () => {
+    const values = new Uint16Array(64 * 64).fill(1000);
+    values[64 * 64 - 1] = 1001;
+    const png = await sharp(values, { raw: { width: 64, height: 64, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+    expect((await inspectUpload(png, 'export.png', limits)).format.mime).toBe('image/png');
+    await expect(preprocessImage(png, defaultPreprocessParams(64))).resolves.toMatchObject({ size: 64 });
   });
 
   it('calls a truncated JPEG truncated while other images decode beside it', async () => {
@@ -135,6 +153,21 @@ describe.each([
       'image_undecodable',
       '"slice.dcm": DICOM data cannot be decoded (DICOM JPEG 2000 pixel data cannot be decoded: no JPEG 2000 codestream header)',
     ]);
+  });
+
+  it('leaves the blank frames of a multi-frame file out, and refuses a file whose every frame is blank', async () => {
+    const side = 32;
+    const head = Uint16Array.from(headPhantom(side, side), (v) => v * 16);
+    const blank = (value: number) => new Uint16Array(side * side).fill(value);
+    const series = (...frames: Uint16Array[]) => {
+      const pixels = new Uint16Array(side * side * frames.length);
+      frames.forEach((frame, i) => pixels.set(frame, i * side * side));
+      return dicomFile({ width: side, height: side, pixels, frames: frames.length });
+    };
+    const padded = await inspectUpload(series(blank(0), head, blank(700)), 'series.dcm', limits, checks);
+    expect([padded.header.frames, padded.blankFrames]).toEqual([3, [0, 2]]);
+    expect(await refusal(series(blank(0), blank(700)))).toEqual([422, 'image_blank', '"slice.dcm": is blank: each of its 2 frames has one grey level throughout (0), so there is nothing to analyse']);
+    expect(await refusal(series(blank(40)))).toEqual([422, 'image_blank', '"slice.dcm": is blank: every pixel has grey level 0, so there is nothing to analyse']);
   });
 
   it('refuses an encoding it does not read as unsupported, with the reason', async () => {

@@ -2,6 +2,7 @@ import { ImageDecodeError, MIN_IMAGE_SIDE } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
 import { inlineDicomReader, type DicomReading } from './dicom-reader.js';
+import type { BlankFrame } from './dicom-reading.js';
 import { inputFormats, UnreadableHeader, type ImageHeader, type InputFormat, type IntakeChecks } from './input-formats.js';
 
 /** Every check on the calling thread (for callers without the API's thread pool, such as tests). */
@@ -23,6 +24,13 @@ export interface AcceptedImage {
   readonly bytes: Uint8Array;
   readonly format: InputFormat;
   readonly header: ImageHeader;
+  /** The frames (0-based) of a multi-frame DICOM file that are blank, which are not analysed; absent when none is. */
+  readonly blankFrames?: readonly number[];
+}
+
+/** How many images an accepted file becomes: one per frame, but for its blank frames. */
+export function imagesIn(accepted: AcceptedImage): number {
+  return accepted.header.frames - (accepted.blankFrames?.length ?? 0);
 }
 
 const formatList = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(inputFormats.map((format) => format.label));
@@ -58,10 +66,18 @@ function decodeRefusal(error: Error, format: InputFormat, bytes: Uint8Array, fil
   return reject(422, code, filename, `${format.label} data ${what} (${because})`);
 }
 
+/** The refusal of a file whose every frame is blank: the models refuse such an image, so there is nothing to analyse. */
+function blankRefusal(blank: readonly BlankFrame[], filename: string): ApiError {
+  const levels = [...new Set(blank.map((frame) => frame.level))].join(', ');
+  const what = blank.length === 1 ? `every pixel has grey level ${levels}` : `each of its ${blank.length} frames has one grey level throughout (${levels})`;
+  return reject(422, 'image_blank', filename, `is blank: ${what}, so there is nothing to analyse`);
+}
+
 /**
  * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
  * a header declaring at most `maxPixels`, at least `MIN_IMAGE_SIDE` across and down (and at most `maxImages`
- * frames), and pixel data that decodes to the end
+ * frames), pixel data that decodes to the end, and not blank (as `blankGreyLevel` tells; of a multi-frame
+ * DICOM file, not every frame blank: its blank frames are then left out of the analysis)
  * (a DICOM file is parsed and its frames decoded through `checks`, off the event loop in the API; `dicom`
  * is that reading when the caller already made it with these limits, so that the file is parsed once).
  * The accepted image's bytes are the file's from then on: those given may have been moved to a thread.
@@ -99,5 +115,8 @@ export async function inspectUpload(
     const size = `${header.width}×${header.height} pixels`;
     throw reject(422, 'image_too_small', filename, `is ${size}, too small to analyse: send images at least ${MIN_IMAGE_SIDE} pixels wide and high`);
   }
-  return { filename, bytes: inspection.bytes, format, header };
+  // Blank too: a series may hold blank padding frames, which are left out so that the rest are analysed.
+  const blank = inspection.blankFrames ?? [];
+  if (blank.length === header.frames) throw blankRefusal(blank, filename);
+  return { filename, bytes: inspection.bytes, format, header, ...(blank.length > 0 ? { blankFrames: blank.map(({ frame }) => frame) } : {}) };
 }

@@ -5,7 +5,7 @@ import { enqueueInferenceBulk, originalKey, type StudyPriority } from '@btd/shar
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import { IN_PROGRESS_RETRY_AFTER_SECONDS, RetryLaterError } from '../errors/retry-later.error.js';
-import type { AcceptedImage } from '../intake/inspect-upload.js';
+import { imagesIn, type AcceptedImage } from '../intake/inspect-upload.js';
 import type { StudyForm } from '../intake/read-study-form.js';
 import { idempotencyInProgress, type HeldClaim, type StoredResponse } from '../store/idempotency-store.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
@@ -39,16 +39,21 @@ export function fingerprintOf(form: StudyForm, batchId: string | undefined, inAn
   return createHash('sha256').update(JSON.stringify({ fields: form.fields, batchId, files })).digest('hex');
 }
 
-/** The images a file becomes: one, or one per frame of a multi-frame DICOM file, all sharing its stored original. */
+/**
+ * The images a file becomes: one, or one per frame of a multi-frame DICOM file but its blank ones, all
+ * sharing its stored original.
+ */
 function imagesOf(accepted: AcceptedImage, studyId: string, clientId: string): ImageRecord[] {
   const { header } = accepted;
-  const ids = Array.from({ length: header.frames }, () => newId('img'));
+  const blank = new Set(accepted.blankFrames);
+  const frames = Array.from({ length: header.frames }, (_, frame) => frame).filter((frame) => !blank.has(frame));
+  const ids = frames.map(() => newId('img'));
   const objectKey = originalKey({ clientId, studyId, imageId: ids[0]! });
   const sha256 = fileDigest(accepted.bytes);
-  return ids.map((id, frame): ImageRecord => {
+  return frames.map((frame, i): ImageRecord => {
     const dicom = header.dicom && header.frames > 1 ? { ...header.dicom, frameNumber: frame + 1, numberOfFrames: header.frames } : header.dicom;
     return {
-      id,
+      id: ids[i]!,
       studyId,
       clientId,
       filename: accepted.filename,
@@ -178,7 +183,7 @@ async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarge
  * request died before its jobs were enqueued.
  */
 export async function submitStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, log: FastifyBaseLogger) {
-  const count = form.images.reduce((sum, image) => sum + image.header.frames, 0);
+  const count = form.images.reduce((sum, image) => sum + imagesIn(image), 0);
   const limit = ctx.config.maxImagesPerStudy;
   if (count > limit) {
     throw new ApiError(413, 'too_many_images', `the study holds ${count} images (each frame of a multi-frame DICOM file is one); at most ${limit} per study`);
