@@ -2,19 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { mriSlices } from './api-fixtures.js';
+import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
 
 const MAX_SUBMISSION_BYTES = 450_000;
 const MAX_INFLIGHT_UPLOAD_BYTES = 1_000_000;
 const TIMEOUT_MS = 8000;
+/** Room for a Br35H slice's decode (about 1 MB), not for a 3000×3000 image's (18 MB). */
+const MAX_INFLIGHT_DECODE_BYTES = 8_000_000;
 
 const harness = useApiHarness({
   MAX_UPLOAD_BYTES: '200000',
   MAX_SUBMISSION_BYTES: String(MAX_SUBMISSION_BYTES),
   MAX_INFLIGHT_UPLOAD_BYTES: String(MAX_INFLIGHT_UPLOAD_BYTES),
   HTTP_REQUEST_TIMEOUT_MS: String(TIMEOUT_MS),
+  MAX_INFLIGHT_DECODE_BYTES: String(MAX_INFLIGHT_DECODE_BYTES),
 });
 
 /** An upload sent in part on a connection of its own, left waiting for the rest; `answer` is the server's first answer line. */
@@ -42,11 +45,16 @@ function holdUpload(body: string | Buffer, length?: number): HeldUpload {
   return { socket, answer };
 }
 
+/** A metric of the API without labels. */
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${harness.env.url}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith(`${name} `));
+  return Number(line?.split(' ')[1]);
+}
+
 /** Bytes of uploads the API says it holds in memory (`btd_upload_bytes_in_memory`). */
 async function heldBytes(): Promise<number> {
-  const text = await (await fetch(`${harness.env.url}/metrics`)).text();
-  const line = text.split('\n').find((row) => row.startsWith('btd_upload_bytes_in_memory '));
-  return Number(line?.split(' ')[1]);
+  return metric('btd_upload_bytes_in_memory');
 }
 
 async function waitForHeld(expected: number): Promise<void> {
@@ -100,4 +108,23 @@ describe('the memory that parallel uploads share (MAX_INFLIGHT_UPLOAD_BYTES)', (
     expect(again.status).toBe(415); // read and checked: the memory is there again
     await waitForHeld(0);
   }, 30_000);
+});
+
+describe('the memory that decodes of uploads share (MAX_INFLIGHT_DECODE_BYTES)', () => {
+  it('refuses an image whose decode alone needs more, naming the setting, and gives back what a file that fails to decode held', async () => {
+    const { env } = harness;
+    const wide = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'wide.png', bytes: pngDeclaring(3000, 3000), type: 'image/png' }]) });
+    expect(wide.status).toBe(422);
+    expect(wide.body.code).toBe('image_too_large');
+    expect(wide.body.message).toContain(`decodes may hold ${MAX_INFLIGHT_DECODE_BYTES} bytes at once (MAX_INFLIGHT_DECODE_BYTES)`);
+
+    const cut = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'cut.jpg', bytes: truncatedJpeg() }]) });
+    expect([cut.status, cut.body.code]).toEqual([422, 'image_truncated']);
+    expect([await metric('btd_decode_bytes_in_memory'), await metric('btd_decodes_in_flight'), await metric('btd_decodes_waiting')]).toEqual([0, 0, 0]);
+
+    const [slice] = mriSlices('yes', 1);
+    const accepted = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm([slice!]) });
+    expect(accepted.status).toBe(202);
+    expect(await metric('btd_decode_bytes_in_memory')).toBe(0);
+  });
 });

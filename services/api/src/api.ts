@@ -23,6 +23,7 @@ import { createApiMetrics } from './metrics/api-metrics.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { buildServer, listen } from './server.js';
 import { startPendingSweeps } from './studies/pending-submissions.js';
+import { DecodeMemoryBudget } from './uploads/decode-memory-budget.js';
 import { dicomReader } from './intake/dicom-reader.js';
 
 /** A started API: HTTP server plus results and webhook consumers, and the sweep of pending submissions. */
@@ -80,7 +81,8 @@ async function openDependencies(config: ApiConfig, logger: Logger, signal?: Abor
   // The queues share the producer connection, whose outages are already logged once.
   for (const queue of Object.values(queues)) queue.on('error', (error) => logger.debug({ err: error, queue: queue.name }, 'queue error'));
   const metrics = createApiMetrics(Object.values(queues));
-  const intakeChecks = { dicom: dicomReader(config.intakeDecodeThreads) };
+  const decodeMemory = new DecodeMemoryBudget(config.maxInflightDecodeBytes, metrics.registry);
+  const intakeChecks = { dicom: dicomReader(config.intakeDecodeThreads, decodeMemory), decodeMemory };
   return { config, redis, objectStore, queues, keyRing: ring, metrics, webhookSecret, intakeChecks, local };
 }
 

@@ -79,6 +79,18 @@ export const ApiConfigSchema = Type.Object({
     description:
       'Most bytes of uploads this API process holds in memory at once, over all requests; a request that would go past it is answered 503 upload_capacity_exceeded with Retry-After; at least MAX_SUBMISSION_BYTES (default 1 GiB).',
   }),
+  /**
+   * Most bytes that decoding uploads holds at once, over all requests of this process: intake decodes
+   * every image to prove it whole, and a file of a few hundred kB may decode to hundreds of MB. Apart
+   * from MAX_INFLIGHT_UPLOAD_BYTES, which the bytes of the requests waiting to decode hold.
+   */
+  maxInflightDecodeBytes: Type.Integer({
+    env: 'MAX_INFLIGHT_DECODE_BYTES',
+    default: 1024 * 1024 * 1024,
+    minimum: 1024,
+    description:
+      "Most bytes that decoding uploaded images holds at once in this API process, each image's taken from its header before it is decoded (width × height × the bytes its decoded samples and grey levels take per pixel: 16 for a DICOM frame, frames one at a time); an image that does not fit waits for others to be decoded, and one that alone needs more is refused 422 image_too_large (default 1 GiB: one DICOM image of 64 million pixels).",
+  }),
   /** Largest accepted width × height, against decompression bombs. */
   maxImagePixels: Type.Integer({
     env: 'MAX_IMAGE_PIXELS',

@@ -1,7 +1,10 @@
 import { availableParallelism } from 'node:os';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { threadScript } from '@btd/shared';
 import { Piscina } from 'piscina';
-import type { DicomReadResult, DicomReadTask } from './dicom-read.worker.js';
+import type { DecodeMemoryBudget, DecodeRelease } from '../uploads/decode-memory-budget.js';
+import { decodeLimitOf } from './decode-memory.js';
+import type { DecodeGrant, DicomReadResult, DicomReadTask } from './dicom-read.worker.js';
 import { readDicom, type DecodeLimits, type DicomFindings } from './dicom-reading.js';
 
 /** A DICOM file read once (see readDicom): what was found, and the file's bytes to use from then on. */
@@ -28,14 +31,64 @@ export class DicomReaderUnavailable extends Error {
   }
 }
 
-/** On the calling thread: parsing (a deflated file's inflating) and the WebAssembly decoders hold it throughout. */
-export function inlineDicomReader(): DicomReader {
+/**
+ * The memory of one read's decode, in `memory`: taken when the read asks for it (once its header is
+ * read), given back by `end` when the read has ended, however it ended, and at once if it ended first.
+ */
+function decodeMemoryOfRead(memory: DecodeMemoryBudget) {
+  let release: DecodeRelease | undefined;
+  let ended = false;
+  return {
+    async take(bytes: number): Promise<void> {
+      const taken = await memory.acquire(bytes);
+      if (ended) taken();
+      else release = taken;
+    },
+    end(): void {
+      ended = true;
+      release?.();
+    },
+  };
+}
+
+/** Answers the decode-memory requests a thread's task sends on `port` (see `DicomReadTask.admission`); the returned function ends them. */
+function grantOver(port: MessagePort, memory: DecodeMemoryBudget): () => void {
+  const read = decodeMemoryOfRead(memory);
+  port.on('message', (bytes: number) => {
+    const answer = (grant: DecodeGrant) => port.postMessage(grant);
+    read.take(bytes).then(
+      () => answer({ admitted: true }),
+      (error: unknown) => answer({ admitted: false, reason: error instanceof Error ? error.message : String(error) }),
+    );
+  });
+  return () => {
+    read.end();
+    port.close();
+  };
+}
+
+/** Limits as a read gives them to `readDicom`: with the most a decode may hold, when decodes share `memory`. */
+function readLimits(limits: DecodeLimits | undefined, memory: DecodeMemoryBudget | undefined): DecodeLimits | undefined {
+  // Only the limits readDicom reads: the caller's may carry more (a study form's callbackUrl policy holds functions, which cannot be posted to a thread).
+  return limits && { maxPixels: limits.maxPixels, maxImages: limits.maxImages, ...decodeLimitOf(memory) };
+}
+
+/**
+ * On the calling thread: parsing (a deflated file's inflating) and the WebAssembly decoders hold it
+ * throughout. With `memory`, each file's frames decode once their memory is taken from it.
+ */
+export function inlineDicomReader(memory?: DecodeMemoryBudget): DicomReader {
   const reads = { onThreads: 0, onEventLoop: 0 };
   return {
     reads,
     async read(bytes, limits) {
       reads.onEventLoop++;
-      return { bytes, ...(await readDicom(bytes, limits)) };
+      const decode = memory && decodeMemoryOfRead(memory);
+      try {
+        return { bytes, ...(await readDicom(bytes, readLimits(limits, memory), decode?.take)) };
+      } finally {
+        decode?.end();
+      }
     },
     close: async () => {},
   };
@@ -57,9 +110,11 @@ function sendable(bytes: Uint8Array): { sent: Uint8Array; transferList: ArrayBuf
  * On a pool of `threads` worker threads (piscina), so that neither the parse (about 30 ms for a
  * deflated file, which is inflated first) nor a JPEG 2000 frame's decode (about 35 ms for a 512×512
  * slice) holds the event loop, and the files of a request are read side by side. A failure of the
- * threads themselves is a DicomReaderUnavailable. `script` is the task's module (this package's own by default).
+ * threads themselves is a DicomReaderUnavailable. `script` is the task's module (this package's own by
+ * default). With `memory`, a thread decodes a file's frames once this thread, which holds the budget,
+ * has taken their memory from it (asked over a port of the task's own), and gives it back when the task ends.
  */
-export function pooledDicomReader(threads: number, script = threadScript(import.meta.url, 'dicom-read.worker').href): DicomReader {
+export function pooledDicomReader(threads: number, script = threadScript(import.meta.url, 'dicom-read.worker').href, memory?: DecodeMemoryBudget): DicomReader {
   const pool = new Piscina<DicomReadTask, DicomReadResult>({ filename: script, minThreads: 0, maxThreads: threads, idleTimeout: 30_000 });
   let closing: Promise<void> | undefined;
   const reads = { onThreads: 0, onEventLoop: 0 };
@@ -68,11 +123,17 @@ export function pooledDicomReader(threads: number, script = threadScript(import.
     async read(bytes, limits) {
       reads.onThreads++;
       const { sent, transferList } = sendable(bytes);
-      // Only the limits the thread reads: the caller's may carry more (a study form's callbackUrl policy holds functions, which cannot be posted).
-      const task: DicomReadTask = { bytes: sent, ...(limits ? { limits: { maxPixels: limits.maxPixels, maxImages: limits.maxImages } } : {}) };
-      const result = await pool.run(task, { transferList }).catch((error: unknown) => {
-        throw new DicomReaderUnavailable(error);
-      });
+      const sentLimits = readLimits(limits, memory);
+      const channel = memory && new MessageChannel();
+      const endGrants = channel && memory ? grantOver(channel.port1, memory) : undefined;
+      const task: DicomReadTask = { bytes: sent, ...(sentLimits ? { limits: sentLimits } : {}), ...(channel ? { admission: channel.port2 } : {}) };
+      const moved: (ArrayBuffer | MessagePort)[] = channel ? [...transferList, channel.port2] : transferList;
+      const result = await pool
+        .run(task, { transferList: moved })
+        .catch((error: unknown) => {
+          throw new DicomReaderUnavailable(error);
+        })
+        .finally(endGrants);
       // A copy was sent when the bytes were a view of a larger buffer: the caller's bytes stay theirs.
       return { ...result.findings, bytes: sent === bytes ? result.bytes : bytes };
     },
@@ -80,8 +141,8 @@ export function pooledDicomReader(threads: number, script = threadScript(import.
   };
 }
 
-/** The reader a configuration asks for: `threads` 0 reads on the event loop; absent, one thread per core (at most 4). */
-export function dicomReader(threads: number | undefined): DicomReader {
+/** The reader a configuration asks for: `threads` 0 reads on the event loop; absent, one thread per core (at most 4). Decodes share `memory`, if given. */
+export function dicomReader(threads: number | undefined, memory?: DecodeMemoryBudget): DicomReader {
   const count = threads ?? Math.min(4, availableParallelism());
-  return count === 0 ? inlineDicomReader() : pooledDicomReader(count);
+  return count === 0 ? inlineDicomReader(memory) : pooledDicomReader(count, undefined, memory);
 }

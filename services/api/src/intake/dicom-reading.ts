@@ -1,4 +1,5 @@
 import { blankGreyLevel, ImageDecodeError, parseDicomFile, type DicomHeader } from '@btd/model';
+import { dicomDecodeBytes, type DecodeAdmission } from './decode-memory.js';
 import type { ImageHeader } from './input-formats.js';
 
 /** What a file's header may declare for its pixel data to be decoded at all (else it is refused from the header). */
@@ -7,17 +8,19 @@ export interface DecodeLimits {
   readonly maxPixels: number;
   /** Most images (frames) in one file. */
   readonly maxImages: number;
+  /** Most bytes one decode may hold (MAX_INFLIGHT_DECODE_BYTES, all that decodes may hold at once); no bound when absent. */
+  readonly maxDecodeBytes?: number;
 }
 
 /** Whether a header is within the limits; one that is not is refused before any pixel is decoded. */
-export function withinLimits(header: Pick<ImageHeader, 'width' | 'height' | 'frames'>, limits: DecodeLimits): boolean {
-  return header.width * header.height <= limits.maxPixels && header.frames <= limits.maxImages;
+export function withinLimits(header: Pick<ImageHeader, 'width' | 'height' | 'frames' | 'decodeBytes'>, limits: DecodeLimits): boolean {
+  return header.width * header.height <= limits.maxPixels && header.frames <= limits.maxImages && header.decodeBytes <= (limits.maxDecodeBytes ?? Infinity);
 }
 
 /** The image header of a DICOM header, whose Number of Frames must make at least one image. */
 export function dicomImageHeader({ width, height, frames, identifiers, plane }: DicomHeader): ImageHeader {
   if (!Number.isInteger(frames) || frames < 1) throw new Error(`Number of Frames is ${frames}`);
-  return { width, height, frames, dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
+  return { width, height, frames, decodeBytes: dicomDecodeBytes(width, height), dicom: { ...identifiers, ...(plane ? { plane } : {}) } };
 }
 
 /** Why pixel data did not decode; an error's class and flags do not cross threads, so they travel as fields. */
@@ -53,9 +56,10 @@ function messageOf(error: unknown): string {
 /**
  * Reads a DICOM file, parsed once: its header and, with `limits` that the header is within, every
  * frame decoded (each becomes an image, and each must be there and decode) and those that are blank.
- * Without `limits`, the header only. Runs on an intake thread, or on the calling one.
+ * Without `limits`, the header only. Runs on an intake thread, or on the calling one. The frames are
+ * decoded once `admit` lets a decode of the header's size start (whoever gives it gives it back).
  */
-export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefined): Promise<DicomFindings> {
+export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefined, admit?: DecodeAdmission): Promise<DicomFindings> {
   let parsed: ReturnType<typeof parseDicomFile>;
   try {
     parsed = parseDicomFile(bytes);
@@ -70,6 +74,7 @@ export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefi
     return { header, headerError: messageOf(error) };
   }
   if (!limits || !withinLimits(image, limits)) return { header };
+  await admit?.(image.decodeBytes);
   const blankFrames: BlankFrame[] = [];
   try {
     const dicom = parsed.image(limits.maxPixels);

@@ -1,5 +1,7 @@
 import { blankGreyLevel, decodeRasterGrey, ImageDecodeError, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
+import type { DecodeMemoryBudget } from '../uploads/decode-memory-budget.js';
+import { decodeLimitOf, decodeWithin, rasterDecodeBytes } from './decode-memory.js';
 import type { DicomReader, DicomReading } from './dicom-reader.js';
 import { dicomImageHeader, withinLimits, type BlankFrame, type DecodeLimits } from './dicom-reading.js';
 
@@ -7,6 +9,8 @@ import { dicomImageHeader, withinLimits, type BlankFrame, type DecodeLimits } fr
 export interface IntakeChecks {
   /** DICOM files: parsed (a deflated one inflated) and their frames decoded, on the intake threads in the API. */
   readonly dicom: DicomReader;
+  /** The memory that decodes share (MAX_INFLIGHT_DECODE_BYTES): each waits for its header's decodeBytes; no bound when absent. */
+  readonly decodeMemory?: DecodeMemoryBudget;
 }
 
 /**
@@ -21,6 +25,8 @@ export interface ImageHeader {
   readonly height: number;
   /** Images in the file: 1 but for a multi-frame DICOM image, whose every frame is analysed as an image. */
   readonly frames: number;
+  /** Bytes that decoding it holds at once, from the header (a DICOM file's frames decode one at a time). */
+  readonly decodeBytes: number;
   readonly dicom?: DicomImageInfo;
 }
 
@@ -88,7 +94,8 @@ function pngEndsEarly(bytes: Uint8Array): boolean {
 async function rasterHeader(bytes: Uint8Array): Promise<ImageHeader> {
   const metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
   if (!metadata.width || !metadata.height) throw new Error('header has no dimensions');
-  return { width: metadata.width, height: metadata.height, frames: 1 };
+  const { width, height } = metadata;
+  return { width, height, frames: 1, decodeBytes: rasterDecodeBytes(width, height, metadata.channels ?? 4, metadata.depth) };
 }
 
 function rasterFormat(mime: string, label: string, extension: string, endsEarly: (bytes: Uint8Array) => boolean): InputFormat {
@@ -98,24 +105,27 @@ function rasterFormat(mime: string, label: string, extension: string, endsEarly:
     extension,
     endsEarly,
     matches: (detectedMime) => detectedMime === mime,
-    async inspect(bytes, limits) {
+    async inspect(bytes, limits, checks) {
       // The pixel limit is checked by the caller with a precise message; sharp's own would
       // refuse to read the header at all.
       const header = await rasterHeader(bytes).catch((error: unknown) => {
         throw new UnreadableHeader(error);
       });
-      if (!withinLimits(header, limits)) return { bytes, header };
+      if (!withinLimits(header, { ...limits, ...decodeLimitOf(checks.decodeMemory) })) return { bytes, header };
       // Decoded whole to the models' grey levels: proves the stream complete, and shows a blank image
       // as the models would see it (a colour image through its grey levels, transparency black).
       const decode = async () => decodeRasterGrey(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels });
       // While other images decode, libvips can lose a failure's message ("Unknown error"); a second
       // decode says what is wrong (truncated or corrupt), which the refusal names.
-      const decoded = await decode()
-        .catch(async (error: unknown) => {
-          if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
-          return decode();
-        })
-        .then((grey) => ({ level: blankGreyLevel(grey) }), (error: unknown) => ({ failure: asError(error) }));
+      // Within the memory that decodes share: waits, if need be, for others to end.
+      const decoded = await decodeWithin(checks.decodeMemory, header.decodeBytes, async () =>
+        decode()
+          .catch(async (error: unknown) => {
+            if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
+            return decode();
+          })
+          .then((grey) => ({ level: blankGreyLevel(grey) }), (error: unknown) => ({ failure: asError(error) })),
+      );
       if ('failure' in decoded) return { bytes, header, decodeFailure: decoded.failure };
       return { bytes, header, ...(decoded.level !== undefined ? { blankFrames: [{ frame: 0, level: decoded.level }] } : {}) };
     },

@@ -109,6 +109,13 @@ export async function inspectUpload(
   if (header.frames > limits.maxImages) {
     throw reject(413, 'too_many_images', filename, `holds ${header.frames} frames, each an image; at most ${limits.maxImages} per study`);
   }
+  // Its decode alone would hold more than all decodes may at once: it was not decoded, and never could be.
+  const memory = checks.decodeMemory;
+  if (memory && !memory.fits(header.decodeBytes)) {
+    const decoded = `${Math.ceil(header.decodeBytes / 2 ** 20)} MiB${header.frames > 1 ? ' a frame' : ''}`;
+    const declared = `${header.width}×${header.height} pixels`;
+    throw reject(422, 'image_too_large', filename, `declares ${declared}, which decode to about ${decoded}; decodes may hold ${memory.limitBytes} bytes at once (MAX_INFLIGHT_DECODE_BYTES)`);
+  }
   if (inspection.decodeFailure) throw decodeRefusal(inspection.decodeFailure, format, inspection.bytes, filename);
   // The models refuse such an image; its header tells so before anything is stored or queued.
   if (Math.min(header.width, header.height) < MIN_IMAGE_SIDE) {
