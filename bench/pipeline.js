@@ -36,8 +36,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QueueEvents } from 'bullmq';
 import { getBackendInfo, initBackend, loadModel, writeInitialArtifact } from '@btd/model';
-import { EMBEDDED_S3_CREDENTIALS, RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
+import { RESULTS_QUEUE, Redis, startEmbeddedS3 } from '@btd/shared';
 import { benchImages } from './lib/bench-images.js';
+import { removePrefix, systemEnv } from './lib/bench-system.js';
 import { freePort, startService } from './lib/service-process.js';
 import { postStudy, studyUploadBody } from './lib/study-upload.js';
 import { median } from './lib/stats.js';
@@ -274,20 +275,7 @@ async function startSystem(scratch, models) {
   const s3 = await startEmbeddedS3({ directory: path.join(scratch, 's3') });
   const key = randomBytes(24).toString('base64url');
   const port = await freePort();
-  const env = {
-    PATH: process.env.PATH,
-    REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    S3_ENDPOINT: s3.endpoint,
-    S3_BUCKET: 'bench',
-    S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-    S3_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
-    MODELS_DIR: models,
-    MODEL_SOURCE: 'directory',
-    TF_BACKEND: process.env.TF_BACKEND ?? '',
-    LOG_LEVEL: 'info',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
+  const env = systemEnv({ redisUrl: REDIS_URL, prefix, s3, bucket: 'bench', models });
   const api = startService('services/api/dist/main.js', { ...env, PORT: String(port), HOST: '127.0.0.1', API_KEYS: `bench:${key}`, DATA_DIR: scratch }, 'API listening');
   await api.ready;
   const redis = new Redis(REDIS_URL);
@@ -336,17 +324,6 @@ async function measureWorkers(system, client, { workers: count, modelThreads, pi
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
   }
-}
-
-async function cleanRedis(prefix) {
-  const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  redis.disconnect();
 }
 
 /** The runs without model threads, by worker count. */
@@ -459,7 +436,7 @@ async function main() {
     await events.close();
     await system.api.stop();
     await system.s3.close();
-    await cleanRedis(system.prefix);
+    await removePrefix(REDIS_URL, system.prefix);
     await rm(scratch, { recursive: true, force: true });
   }
   const checks = verdicts(runs);
