@@ -1,7 +1,7 @@
 export { initBackend, getBackendInfo, registerFastWasmKernels } from './backend/index.js';
 export type { BackendInfo } from './backend/index.js';
 export { ImageDecodeError } from './data/image-decode-error.js';
-export { decodeGrey, decodeRasterGrey, decodeRgb, MAX_INPUT_PIXELS, type GreyImage, type RasterReadOptions } from './data/decode-image.js';
+export { decodeGrey, decodeRasterGrey, decodeRgb, MAX_INPUT_PIXELS, type GreyImage } from './data/decode-image.js';
 export { decodeDicomGrey, isAnalysedModality, isDicom, openDicomImage, parseDicomFile, readDicomHeader, slicePlane, type DicomHeader, type DicomIdentifiers, type DicomImage, type ParsedDicom, type SlicePlane } from './data/dicom.js';
 export {
   preprocessImage,

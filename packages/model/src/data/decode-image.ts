@@ -21,14 +21,11 @@ export interface RgbImage {
 /** Refuse images above this many pixels before decoding (decompression bombs). */
 export const MAX_INPUT_PIXELS = 64_000_000;
 
-/** How strictly sharp reads a raster image, and the most pixels it decodes. */
-export interface RasterReadOptions {
-  readonly failOn: 'truncated' | 'error';
-  readonly limitInputPixels: number;
-}
-
-/** How the models read: any error in the data fails the image. */
-const MODEL_READ: RasterReadOptions = { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS };
+/**
+ * How sharp reads a raster image for the models: an error anywhere in the data fails the image (a PNG
+ * chunk whose checksum is wrong as much as a file cut short), not only a truncation.
+ */
+const FAIL_ON = 'error';
 
 /**
  * The decoder for `bytes`: orientation applied, transparent areas black (the scanner background).
@@ -36,8 +33,8 @@ const MODEL_READ: RasterReadOptions = { failOn: 'error', limitInputPixels: MAX_I
  * their lowest to their highest stored value, as a viewer's default window does; 8-bit images are taken as
  * rendered. Other sample formats (float, 32-bit, signed) are refused rather than clipped.
  */
-async function openImage(bytes: Uint8Array, read = MODEL_READ): Promise<{ pipeline: Sharp; wide: boolean }> {
-  const pipeline = sharp(bytes, { failOn: read.failOn, limitInputPixels: read.limitInputPixels }).rotate().flatten({ background: '#000000' });
+async function openImage(bytes: Uint8Array, maxPixels = MAX_INPUT_PIXELS): Promise<{ pipeline: Sharp; wide: boolean }> {
+  const pipeline = sharp(bytes, { failOn: FAIL_ON, limitInputPixels: Math.min(maxPixels, MAX_INPUT_PIXELS) }).rotate().flatten({ background: '#000000' });
   const { depth } = await pipeline.metadata();
   if (depth !== 'uchar' && depth !== 'ushort') {
     throw unsupportedImage(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
@@ -107,11 +104,12 @@ async function rasterToGrey({ pipeline, wide }: { pipeline: Sharp; wide: boolean
 
 /**
  * Decodes a raster image (JPEG, PNG, WebP, TIFF, GIF; not DICOM) to the grey levels `decodeGrey` gives
- * it, read as `read` says. Sharp's own errors are thrown as they are, for the caller to tell a truncated
- * image from a corrupt one.
+ * it, read exactly as the models read it (what decodes here decodes for them), with at most `maxPixels`
+ * (never more than MAX_INPUT_PIXELS). Sharp's own errors are thrown as they are, for the caller to tell
+ * a truncated image from a corrupt one.
  */
-export async function decodeRasterGrey(bytes: Uint8Array, read: RasterReadOptions): Promise<GreyImage> {
-  return rasterToGrey(await openImage(bytes, read));
+export async function decodeRasterGrey(bytes: Uint8Array, maxPixels = MAX_INPUT_PIXELS): Promise<GreyImage> {
+  return rasterToGrey(await openImage(bytes, maxPixels));
 }
 
 /**

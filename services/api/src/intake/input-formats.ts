@@ -112,9 +112,10 @@ function rasterFormat(mime: string, label: string, extension: string, endsEarly:
         throw new UnreadableHeader(error);
       });
       if (!withinLimits(header, { ...limits, ...decodeLimitOf(checks.decodeMemory) })) return { bytes, header };
-      // Decoded whole to the models' grey levels: proves the stream complete, and shows a blank image
-      // as the models would see it (a colour image through its grey levels, transparency black).
-      const decode = async () => decodeRasterGrey(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels });
+      // Decoded whole to the models' grey levels, as strictly as the workers read it: proves the stream
+      // complete and sound, and shows a blank image as the models would see it (a colour image through
+      // its grey levels, transparency black).
+      const decode = async () => decodeRasterGrey(bytes, limits.maxPixels);
       // While other images decode, libvips can lose a failure's message ("Unknown error"); a second
       // decode says what is wrong (truncated or corrupt), which the refusal names.
       // Within the memory that decodes share: waits, if need be, for others to end.

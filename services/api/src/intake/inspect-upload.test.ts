@@ -79,6 +79,16 @@ describe('inspectUpload', () => {
     expect([error.statusCode, error.code]).toEqual([422, 'image_truncated']);
   });
 
+  it('refuses, as the workers would, a PNG whose data is whole but whose checksum is wrong', async () => {
+    const png = Buffer.from(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).png().toBuffer());
+    // The last byte of the image data chunk's CRC: libvips reads it anyway unless told to fail on errors.
+    const idat = png.indexOf('IDAT', 0, 'latin1');
+    png[idat + 4 + png.readUInt32BE(idat - 4) + 3]! ^= 0xff;
+    const error = await rejection(png, 'export.png');
+    expect([error.statusCode, error.code, error.message]).toEqual([422, 'image_undecodable', '"export.png": PNG data cannot be decoded (libpng read error)']);
+    await expect(preprocessImage(png, defaultPreprocessParams(64))).rejects.toThrow('libpng read error');
+  });
+
   it('refuses a blank image as the models see it: a transparent PNG is black to them, whatever its colours', async () => {
     const rgba = Uint8Array.from({ length: 64 * 64 * 4 }, (_, i) => (i % 4 === 3 ? 0 : (i * 37) % 256));
     const png = await sharp(rgba, { raw: { width: 64, height: 64, channels: 4 } }).png().toBuffer();

@@ -58,9 +58,10 @@ function describeFailure(error: unknown): string {
 function decodeRefusal(error: Error, format: InputFormat, bytes: Uint8Array, filename: string): ApiError {
   if (error instanceof ImageDecodeError && error.unsupported) return reject(422, 'image_unsupported', filename, error.message);
   const reason = describeFailure(error);
-  // The file's own end marker decides first: libvips can lose its message while other images decode.
+  // The file's own end marker decides first: libvips can lose its message while other images decode, and
+  // libpng says "read error" of a PNG cut short and of one whose data is corrupt alike.
   const endsEarly = format.endsEarly?.(bytes) === true;
-  const code = endsEarly || /premature end|truncat|read error|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
+  const code = endsEarly || /premature end|truncat|unexpected end/i.test(reason) ? 'image_truncated' : 'image_undecodable';
   const what = code === 'image_truncated' ? 'is truncated' : 'cannot be decoded';
   const because = endsEarly && /^unknown error$/i.test(reason) ? 'it stops before its end marker' : reason;
   return reject(422, code, filename, `${format.label} data ${what} (${because})`);
