@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { enqueueInferenceBulk, originalKey, type StudyPriority } from '@btd/shared';
 import type { ApiContext } from '../context.js';
-import { ApiError } from '../errors/api-error.js';
+import { ApiError, batchNotOpen } from '../errors/api-error.js';
 import { IN_PROGRESS_RETRY_AFTER_SECONDS, RetryLaterError } from '../errors/retry-later.error.js';
 import { imagesIn, type AcceptedImage } from '../intake/inspect-upload.js';
 import type { StudyForm } from '../intake/read-study-form.js';
@@ -124,7 +124,7 @@ async function persist(ctx: ApiContext, { study, images, originals }: Submission
     // is harmless when nothing was written. A refused creation wrote nothing.
     const recordsWritten = !(error instanceof BatchNotOpenError || error instanceof ClaimLostError);
     await undoSubmission(ctx, study, { recordsWritten, ...(claim ? { claim } : {}) }, log);
-    if (error instanceof BatchNotOpenError) throw new ApiError(409, 'batch_not_open', `the batch is ${error.batchState} and takes no more studies`);
+    if (error instanceof BatchNotOpenError) throw batchNotOpen(error.batchState);
     if (error instanceof ClaimLostError) throw idempotencyInProgress();
     throw error;
   }
