@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, liveTrainerDatasets, publishTrainerDatasets } from '@btd/shared';
-import { publishDatasets, type DatasetPublication } from '../services/trainer/src/dataset-publication.js';
+import { listDatasetRoot, publishDatasets, type DatasetPublication, type ListingBounds } from '../services/trainer/src/dataset-publication.js';
 import { useApiHarness } from './api-harness.js';
 import { requestLocalTraining } from './trainer-fixtures.js';
 
@@ -126,6 +126,29 @@ describe('a training on a local folder', () => {
     expect(await train(later)).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
     await mkdir(later);
     await expect.poll(async () => (await train(later)).status, { timeout: 20_000, interval: 250 }).toBe(202);
+  });
+
+  it('starts no refresh while a listing hangs, and publishes nothing a listing ended after the trainer stopped would', async () => {
+    const { env } = harness;
+    let listings = 0;
+    let release: (() => void) | undefined;
+    // The first listing answers; the next hangs, as one of a hard-mounted root gone away does, until released.
+    const listRoot = async (dir: string, bounds: ListingBounds) => {
+      if (++listings > 1) await new Promise<void>((resolve) => (release = resolve));
+      return listDatasetRoot(dir, bounds);
+    };
+    publication = await publishDatasets({ redis: env.redis, prefix: env.prefix, datasetRoots: root, logger, intervalMs: 20, listRoot });
+    await expect.poll(() => listings, { timeout: 10_000 }).toBe(2);
+    // Many refresh periods later, the hung listing is still the only one started.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(listings).toBe(2);
+
+    await publication.close();
+    publication = undefined;
+    release?.();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await liveTrainerDatasets(env.redis, env.prefix)).toEqual([]);
+    expect(listings).toBe(2);
   });
 
   it('is accepted as before while no trainer runs, once the trainer stops, and once a killed trainer publication lapses', async () => {

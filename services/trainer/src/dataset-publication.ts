@@ -32,6 +32,8 @@ export interface DatasetPublicationOptions extends Partial<ListingBounds> {
   logger: Logger;
   intervalMs?: number;
   ttlMs?: number;
+  /** How one root is listed ({@link listDatasetRoot}). */
+  listRoot?: (root: string, bounds: ListingBounds) => Promise<DatasetRoot>;
 }
 
 /** A trainer's running publication. */
@@ -87,33 +89,48 @@ export async function listDatasetRoot(root: string, bounds: ListingBounds): Prom
 
 /**
  * Publishes, in Redis, the trainer's dataset roots and the folders under them (within the listing
- * bounds), and refreshes it every `intervalMs` (a dataset copied in shows within that time): the API
- * refuses a training whose local folder no running trainer could read, and a trainer that cannot
- * read one hands it back while another could. The first publication is awaited.
+ * bounds), and refreshes it `intervalMs` after each refresh ends (a dataset copied in shows within
+ * that time): the API refuses a training whose local folder no running trainer could read, and a
+ * trainer that cannot read one hands it back while another could. The first publication is
+ * awaited. A listing that hangs (a hard-mounted NFS root gone away) holds one refresh, not one more
+ * every `intervalMs`, each holding a thread of libuv's pool that the training's file reads share;
+ * meanwhile the publication lapses after `ttlMs`, as a stopped trainer's does.
  */
 export async function publishDatasets(options: DatasetPublicationOptions): Promise<DatasetPublication> {
-  const { redis, prefix, logger, intervalMs = DATASET_PUBLICATION_DEFAULTS.intervalMs, ttlMs = DATASET_PUBLICATION_DEFAULTS.ttlMs } = options;
+  const { redis, prefix, logger, intervalMs = DATASET_PUBLICATION_DEFAULTS.intervalMs, ttlMs = DATASET_PUBLICATION_DEFAULTS.ttlMs, listRoot = listDatasetRoot } = options;
   const bounds: ListingBounds = {
     maxFolders: options.maxFolders ?? DATASET_PUBLICATION_DEFAULTS.maxFolders,
     maxDepth: options.maxDepth ?? DATASET_PUBLICATION_DEFAULTS.maxDepth,
     maxEntries: options.maxEntries ?? DATASET_PUBLICATION_DEFAULTS.maxEntries,
   };
   const trainer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
   const publish = async (): Promise<void> => {
-    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listDatasetRoot(root, bounds)));
+    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listRoot(root, bounds)));
+    // A listing that ended after the trainer withdrew would publish it again, for other trainers to wait for.
+    if (closed) return;
     const datasets: TrainerDatasets = { trainer, cwd: process.cwd(), roots };
     await publishTrainerDatasets(redis, prefix, datasets, ttlMs);
   };
+  const schedule = (): void => {
+    timer = setTimeout(() => {
+      publish()
+        // Redis away: the publication lapses and the API accepts trainings as it does with no trainer; the next refresh restores it.
+        .catch((error: unknown) => logger.warn({ err: error }, 'could not publish the dataset roots'))
+        .finally(() => {
+          if (!closed) schedule();
+        });
+    }, intervalMs);
+    timer.unref();
+  };
   await publish();
-  const timer = setInterval(() => {
-    // Redis away: the publication lapses and the API accepts trainings as it does with no trainer; the next refresh restores it.
-    publish().catch((error: unknown) => logger.warn({ err: error }, 'could not publish the dataset roots'));
-  }, intervalMs);
-  timer.unref();
+  schedule();
   return {
     trainer,
     close: once(async () => {
-      clearInterval(timer);
+      closed = true;
+      clearTimeout(timer);
       await withdrawTrainerDatasets(redis, prefix, trainer).catch((error: unknown) => logger.warn({ err: error }, 'could not withdraw the dataset roots; they expire'));
     }),
   };
