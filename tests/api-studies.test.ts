@@ -159,24 +159,28 @@ describe('POST /v1/studies → result', () => {
     expect(second).not.toEqual(first);
   });
 
-  it('leaves a multi-frame file\'s blank padding frame out of the analysis, so that its slices give the study a verdict', async () => {
+  it('leaves a multi-frame file\'s blank padding frame out of the analysis, so that its slices give the study a verdict, and says which it left out', async () => {
     await harness.startWorker();
     const [slice] = mriSlices('yes', 1);
     const grey = await sharp(slice!.bytes).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
     const { width, height } = grey.info;
     const frame = Uint16Array.from(grey.data, (v) => v * 16);
     const pixels = new Uint16Array(3 * frame.length);
-    pixels.fill(120, 0, frame.length); // the padding frame: one stored value throughout
-    pixels.set(frame, frame.length);
+    pixels.set(frame, 0);
+    pixels.fill(120, frame.length, 2 * frame.length); // the padding frame: one stored value throughout
     pixels.set(frame.toReversed(), 2 * frame.length);
-    const bytes = dicomFile({ width, height, pixels, bitsStored: 12, frames: 3 });
+    const sopInstanceUid = '1.2.826.0.1.3680043.10.511.7';
+    const bytes = dicomFile({ width, height, pixels, bitsStored: 12, frames: 3, identifiers: { sopInstanceUid } });
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'padded.dcm', bytes, type: 'application/dicom' }]) });
     expect(submitted.status).toBe(202);
+    const skippedFrames = [{ filename: 'padded.dcm', sopInstanceUid, frameNumber: 2, numberOfFrames: 3, reason: 'blank', greyLevel: 0 }];
+    expect([submitted.body.images.length, submitted.body.skippedFrames]).toEqual([2, skippedFrames]);
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId);
     expect(study.images.map((image) => [image.state, image.dicom?.frameNumber, image.dicom?.numberOfFrames])).toEqual([
-      ['done', 2, 3],
+      ['done', 1, 3],
       ['done', 3, 3],
     ]);
+    expect(study.skippedFrames).toEqual(skippedFrames);
     expect(study.state).toBe('done');
     expect(study.verdict).toMatchObject({ analysedImages: 2, failedImages: 0 });
     expect(study.verdict?.label).not.toBe('incomplete');

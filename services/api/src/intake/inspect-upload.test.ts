@@ -175,7 +175,7 @@ describe.each([
       return dicomFile({ width: side, height: side, pixels, frames: frames.length });
     };
     const padded = await inspectUpload(series(blank(0), head, blank(700)), 'series.dcm', limits, checks);
-    expect([padded.header.frames, padded.blankFrames]).toEqual([3, [0, 2]]);
+    expect([padded.header.frames, padded.blankFrames]).toEqual([3, [{ frame: 0, level: 0 }, { frame: 2, level: 0 }]]);
     expect(await refusal(series(blank(0), blank(700)))).toEqual([422, 'image_blank', '"slice.dcm": is blank: each of its 2 frames has one grey level throughout (0), so there is nothing to analyse']);
     expect(await refusal(series(blank(40)))).toEqual([422, 'image_blank', '"slice.dcm": is blank: every pixel has grey level 0, so there is nothing to analyse']);
   });

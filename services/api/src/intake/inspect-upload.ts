@@ -24,8 +24,8 @@ export interface AcceptedImage {
   readonly bytes: Uint8Array;
   readonly format: InputFormat;
   readonly header: ImageHeader;
-  /** The frames (0-based) of a multi-frame DICOM file that are blank, which are not analysed; absent when none is. */
-  readonly blankFrames?: readonly number[];
+  /** The frames (0-based) of a multi-frame DICOM file that are blank, with their grey level, which are not analysed; absent when none is. */
+  readonly blankFrames?: readonly BlankFrame[];
 }
 
 /** How many images an accepted file becomes: one per frame, but for its blank frames. */
@@ -126,5 +126,5 @@ export async function inspectUpload(
   // Blank too: a series may hold blank padding frames, which are left out so that the rest are analysed.
   const blank = inspection.blankFrames ?? [];
   if (blank.length === header.frames) throw blankRefusal(blank, filename);
-  return { filename, bytes: inspection.bytes, format, header, ...(blank.length > 0 ? { blankFrames: blank.map(({ frame }) => frame) } : {}) };
+  return { filename, bytes: inspection.bytes, format, header, ...(blank.length > 0 ? { blankFrames: blank } : {}) };
 }

@@ -60,9 +60,25 @@ const DicomIdentifiersSchema = Type.Object(
       }),
     ),
     frameNumber: Type.Optional(Type.Integer({ minimum: 1, description: 'Of a multi-frame original: the frame this image is, 1-based as DICOM numbers them.' })),
-    numberOfFrames: Type.Optional(Type.Integer({ minimum: 2, description: 'Of a multi-frame original: its frames, each analysed as an image of the study.' })),
+    numberOfFrames: Type.Optional(Type.Integer({ minimum: 2, description: 'Of a multi-frame original: its frames, each analysed as an image of the study but its blank ones (see skippedFrames).' })),
   },
   { description: 'For a DICOM original: the identifiers it carried, to file the result against the right instance, its plane, and its frame.' },
+);
+
+const SkippedFramesSchema = Type.Array(
+  Type.Object({
+    filename: Type.String(),
+    sopInstanceUid: Type.Optional(Type.String({ description: "The file's SOP Instance UID, when it has one." })),
+    frameNumber: Type.Integer({ minimum: 1, description: 'The frame, 1-based as DICOM numbers them.' }),
+    numberOfFrames: Type.Integer({ minimum: 2 }),
+    reason: Type.Enum(['blank'], { description: 'blank: every pixel of the frame has one grey level (greyLevel), as the models see it; they refuse such an image.' }),
+    greyLevel: Type.Integer({ minimum: 0, maximum: 255 }),
+  }),
+  {
+    description:
+      'Frames of multi-frame DICOM files that were left out of the analysis (no image, no job, no result), and why: ' +
+      'a blank padding frame of a series is skipped so that its other frames are analysed. Absent when no frame was skipped.',
+  },
 );
 
 const ImageViewSchema = Type.Object({
@@ -116,6 +132,7 @@ export const StudyViewSchema = Type.Object(
     failure: Type.Optional(Type.Object({ reason: Type.String() })),
     verdict: Type.Optional(StudyVerdictSchema),
     images: Type.Array(ImageViewSchema),
+    skippedFrames: Type.Optional(SkippedFramesSchema),
     webhook: Type.Optional(WebhookViewSchema),
     /** With PACS_STOW_URL set: the STOW-RS export of the heatmap captures of its DICOM images, once the study finished. */
     pacsExport: Type.Optional(WebhookViewSchema),
@@ -131,6 +148,7 @@ export const SubmittedStudySchema = Type.Object(
     batchId: Type.Optional(Type.String()),
     state: StudyStateSchema,
     images: Type.Array(Type.Object({ imageId: Type.String(), filename: Type.String() })),
+    skippedFrames: Type.Optional(SkippedFramesSchema),
     links: Type.Object({ self: Type.String() }),
   },
 );

@@ -26,6 +26,21 @@ export interface StudyRecord {
   failedCount: number;
   /** Hash of the submitted fields and files; tells a retry from a conflicting reuse of an id. */
   fingerprint: string;
+  /** Frames of multi-frame DICOM files that were left out of the analysis, and why; absent when none was. */
+  skippedFrames?: SkippedFrame[];
+}
+
+/** A frame of a multi-frame DICOM file that became no image of its study: blank (one grey level throughout, as the models see it). */
+export interface SkippedFrame {
+  filename: string;
+  /** The file's SOP Instance UID, when it has one: with the frame number, what a PACS knows the frame by. */
+  sopInstanceUid?: string;
+  /** 1-based, as DICOM numbers frames. */
+  frameNumber: number;
+  numberOfFrames: number;
+  reason: 'blank';
+  /** The one grey level of its every pixel. */
+  greyLevel: number;
 }
 
 export interface ImageRecord {
@@ -116,7 +131,7 @@ export function hashFromPairs(pairs: readonly string[]): Flat {
 
 /** Fields stored as JSON, per record type. */
 export const JSON_FIELDS = {
-  study: ['imageIds', 'doneCount', 'failedCount'],
+  study: ['imageIds', 'doneCount', 'failedCount', 'skippedFrames'],
   image: ['width', 'height', 'bytes', 'dicom', 'summary'],
   batch: ['studyCount', 'processingStudies', 'doneStudies', 'failedStudies'],
   delivery: ['attempts', 'lastStatus'],

@@ -41,6 +41,7 @@ export function submittedView(study: StudyRecord, images: readonly Pick<ImageRec
     ...(study.batchId ? { batchId: study.batchId } : {}),
     state: study.state,
     images: images.map((image) => ({ imageId: image.id, filename: image.filename })),
+    ...(study.skippedFrames ? { skippedFrames: study.skippedFrames } : {}),
     links: { self: studyPath(study.id) },
   };
 }

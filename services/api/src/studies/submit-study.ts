@@ -8,7 +8,7 @@ import { IN_PROGRESS_RETRY_AFTER_SECONDS, RetryLaterError } from '../errors/retr
 import { imagesIn, type AcceptedImage } from '../intake/inspect-upload.js';
 import type { StudyForm } from '../intake/read-study-form.js';
 import { idempotencyInProgress, type HeldClaim, type StoredResponse } from '../store/idempotency-store.js';
-import type { ImageRecord, StudyRecord } from '../store/records.js';
+import type { ImageRecord, SkippedFrame, StudyRecord } from '../store/records.js';
 import { BatchNotOpenError, ClaimLostError } from '../store/study-store.js';
 import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { fileDigest, inferenceJobsOf, resumeSubmission } from './resume-submission.js';
@@ -45,7 +45,7 @@ export function fingerprintOf(form: StudyForm, batchId: string | undefined, inAn
  */
 function imagesOf(accepted: AcceptedImage, studyId: string, clientId: string): ImageRecord[] {
   const { header } = accepted;
-  const blank = new Set(accepted.blankFrames);
+  const blank = new Set(accepted.blankFrames?.map(({ frame }) => frame));
   const frames = Array.from({ length: header.frames }, (_, frame) => frame).filter((frame) => !blank.has(frame));
   const ids = frames.map(() => newId('img'));
   const objectKey = originalKey({ clientId, studyId, imageId: ids[0]! });
@@ -69,6 +69,19 @@ function imagesOf(accepted: AcceptedImage, studyId: string, clientId: string): I
   });
 }
 
+/** The frames of `accepted` that become no image, for the study to say which and why. */
+function skippedFramesOf({ filename, header, blankFrames = [] }: AcceptedImage): SkippedFrame[] {
+  const sopInstanceUid = header.dicom?.sopInstanceUid;
+  return blankFrames.map(({ frame, level }) => ({
+    filename,
+    ...(sopInstanceUid ? { sopInstanceUid } : {}),
+    frameNumber: frame + 1,
+    numberOfFrames: header.frames,
+    reason: 'blank',
+    greyLevel: level,
+  }));
+}
+
 /** A file to store: its bytes under the key its images share. */
 interface Original {
   key: string;
@@ -87,6 +100,7 @@ function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string
   const perFile = form.images.map((file) => imagesOf(file, studyId, target.clientId));
   const images = perFile.flat();
   const originals = perFile.map((fileImages, i) => ({ key: fileImages[0]!.objectKey, file: form.images[i]! }));
+  const skippedFrames = form.images.flatMap(skippedFramesOf);
   const study: StudyRecord = {
     id: studyId,
     clientId: target.clientId,
@@ -99,6 +113,7 @@ function buildRecords(form: StudyForm, target: SubmitTarget, fingerprint: string
     doneCount: 0,
     failedCount: 0,
     fingerprint,
+    ...(skippedFrames.length > 0 ? { skippedFrames } : {}),
   };
   return { study, images, originals };
 }
