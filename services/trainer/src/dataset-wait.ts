@@ -25,7 +25,10 @@ export interface UnreadableTraining {
   log: Logger;
 }
 
-/** Refusals a wait keeps, the latest: a deployment runs a few trainers. */
+/** A trainer that could not read the folder, and why. */
+type DatasetRefusal = DatasetWait['refusedBy'][number];
+
+/** Refusals a wait keeps by trainers no longer running, the latest: each restart of a trainer names a new one. */
 const REFUSALS_KEPT = 20;
 /** The first wait between two hand-backs, and the longest: a trainer that frees up takes the training within it. */
 const FIRST_DELAY_MS = 1000;
@@ -44,6 +47,19 @@ function unreadableAnywhere(folder: string, wait: Pick<DatasetWait, 'refusedBy'>
 }
 
 /**
+ * The refusals a wait keeps, in order: every one by a running trainer, which, dropped, would be
+ * waited for again (among more than {@link REFUSALS_KEPT} trainers, a training refused by each
+ * would be handed back for good), and the latest {@link REFUSALS_KEPT} by trainers gone since.
+ */
+function keptRefusals(refusals: readonly DatasetRefusal[], running: ReadonlySet<string>): DatasetRefusal[] {
+  let gone = 0;
+  return refusals
+    .toReversed()
+    .filter((refusal) => running.has(refusal.trainer) || ++gone <= REFUSALS_KEPT)
+    .toReversed();
+}
+
+/**
  * Decides the fate of a training whose local dataset folder this trainer cannot read. While another
  * running trainer that has not refused it publishes roots that may hold the folder, or, while none
  * does, for up to `waitMs`, the training goes back to the delayed set without spending an attempt
@@ -54,9 +70,10 @@ export async function handBackUnreadable(readers: DatasetReaders, training: Unre
   const { job, token, folder, earlier, log } = training;
   const now = Date.now();
   const others = (earlier?.refusedBy ?? []).filter((refusal) => refusal.trainer !== readers.trainer);
-  const refusedBy = [...others, { trainer: readers.trainer, reason: training.error.message }].slice(-REFUSALS_KEPT);
+  const live = await readers.live();
+  const refusedBy = keptRefusals([...others, { trainer: readers.trainer, reason: training.error.message }], new Set(live.map((trainer) => trainer.trainer)));
   const refused = new Set(refusedBy.map((refusal) => refusal.trainer));
-  const waitingFor = (await readers.live())
+  const waitingFor = live
     .filter((trainer) => !refused.has(trainer.trainer) && datasetFolderAccess(trainer, folder).access !== 'unreadable')
     .map((trainer) => trainer.trainer)
     .sort();
