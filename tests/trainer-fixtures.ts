@@ -83,8 +83,8 @@ export interface TrainerTestBed {
   /** Every progress each job reported, in order, by job id. */
   readonly progress: Map<string, TrainingProgress[]>;
   readonly events: QueueEvents;
-  /** Starts a trainer in this process with {@link trainerConfig} and `overrides`; it is closed after the test. */
-  start(overrides?: Partial<TrainerConfig> & Pick<TrainerDeps['config'], 's3OutageMaxDelayMs'>): Trainer;
+  /** Starts a trainer in this process with {@link trainerConfig} and `overrides` (and `readers`, if given); it is closed after the test. */
+  start(overrides?: Partial<TrainerConfig> & Pick<TrainerDeps['config'], 's3OutageMaxDelayMs'>, readers?: TrainerDeps['readers']): Trainer;
 }
 
 /** Registers the hooks of a {@link TrainerTestBed} on `env` (call after `useRegistryEnv`); its getters work inside tests. */
@@ -122,9 +122,9 @@ export function useTrainerTestBed(env: RegistryTestEnv): TrainerTestBed {
       return started(events);
     },
     progress,
-    start({ s3OutageMaxDelayMs, ...overrides } = {}) {
+    start({ s3OutageMaxDelayMs, ...overrides } = {}, readers) {
       const config = { ...trainerConfig(env.prefix, path.join(env.dir, 'trainer'), overrides), ...(s3OutageMaxDelayMs === undefined ? {} : { s3OutageMaxDelayMs }) };
-      trainer = startTrainer({ config, connection: started(connection), registry: env.registry, store: env.store, logger });
+      trainer = startTrainer({ config, connection: started(connection), registry: env.registry, store: env.store, logger, ...(readers ? { readers } : {}) });
       return trainer;
     },
   };

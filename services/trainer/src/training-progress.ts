@@ -17,10 +17,11 @@ function outageFields(job: TrainingJobHandle): Pick<TrainingProgress, 's3Unavail
 /**
  * Progress updates are fire-and-forget from the training loop's point of view, but are chained so
  * they reach Redis in order; a failed update is logged, never fatal to the training. Each carries
- * the S3 outage the job is waiting out, if any, so that its budget counts on across tries.
+ * the S3 outage the job is waiting out, if any, so that its budget counts on across tries, and the
+ * fields of `carried` until an update replaces them.
  */
-export function createProgressReporter(job: TrainingJobHandle, logger: Logger): ProgressReporter {
-  let state: TrainingProgress = { phase: 'preparing' };
+export function createProgressReporter(job: TrainingJobHandle, logger: Logger, carried: Partial<TrainingProgress> = {}): ProgressReporter {
+  let state: TrainingProgress = { phase: 'preparing', ...carried };
   let chain: Promise<void> = Promise.resolve();
   const report = (update: Partial<TrainingProgress>): void => {
     state = { ...state, ...update };

@@ -242,6 +242,8 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
     checkTrainOptions(ctx.data.hyperParameters ?? {});
     const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolver).catch((error: unknown) => waitForReader(ctx, error)));
+    // Read at last: the wait is over (its progress kept it so far, for a try that ends otherwise to pass it on).
+    if (ctx.datasetWait) ctx.progress({ datasetWait: undefined });
     await train(ctx, dataDir, workspace);
     const evidence = await phase(ctx, 'evaluating', () => gate(ctx, workspace.outDir));
     return phase(ctx, 'publishing', () => publish(ctx, workspace.outDir, evidence));
@@ -272,8 +274,11 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       throw new UnrecoverableError(`invalid training request: ${Value.Errors(TrainingJobSchema, job.data).First()?.message ?? 'unknown'}`);
     }
     const log = deps.logger.child({ jobId: job.id, queue: TRAINING_QUEUE, attempt: job.attemptsMade + 1, task: job.data.task });
-    const progress = createProgressReporter(job, log);
-    const ctx: JobContext = { job, jobId: job.id ?? 'unknown', token, data: job.data, log, progress, datasetWait: datasetWaitOf(job) };
+    const datasetWait = datasetWaitOf(job);
+    // Until the folder is read, the wait stays in the progress: a try handed back at shutdown, or a
+    // trainer killed meanwhile, leaves it to the next, which would otherwise start it over.
+    const progress = createProgressReporter(job, log, datasetWait ? { datasetWait } : {});
+    const ctx: JobContext = { job, jobId: job.id ?? 'unknown', token, data: job.data, log, progress, datasetWait };
     try {
       return await run(ctx);
     } catch (error) {
