@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mriSlices, truncatedJpeg } from '../../../../tests/api-fixtures.js';
 import { ApiError } from '../errors/api-error.js';
 import { DecodeMemoryBudget } from '../uploads/decode-memory-budget.js';
-import { inlineDicomReader, pooledDicomReader } from './dicom-reader.js';
+import { DicomReaderUnavailable, inlineDicomReader, pooledDicomReader } from './dicom-reader.js';
 import { inspectUpload } from './inspect-upload.js';
 
 const limits = { maxBytes: 20 * 1024 * 1024, maxPixels: 50_000_000, maxImages: 64 };
@@ -74,5 +74,24 @@ describe.each([
     expect(refused.code).toMatch(/^image_(truncated|undecodable)$/);
     expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([0, 0, 0]);
     await expect(inspectUpload(Buffer.from(bytes), name, limits, checks)).resolves.toMatchObject({ filename: name });
+  });
+});
+
+describe('the memory of a DICOM read on a thread, when the threads end under it (the API shutting down)', () => {
+  it('is given back by a read that was still waiting for it, once it is granted, and never held for good', async () => {
+    const needed = await decodeBytesOf(dicom, 'slice.dcm');
+    const budget = new DecodeMemoryBudget(needed);
+    const reader = pooledDicomReader(1, undefined, budget);
+    const other = await budget.acquire(1); // a decode in flight: the read must wait for it
+    const inspection = inspectUpload(Buffer.from(dicom), 'slice.dcm', limits, { dicom: reader, decodeMemory: budget });
+    const ended = inspection.then(() => new Error('accepted'), (error: unknown) => error);
+    await untilWaiting(budget, 1);
+    await reader.close();
+    expect(await ended).toBeInstanceOf(DicomReaderUnavailable);
+    // The grant comes after its read has ended: it goes straight back.
+    other();
+    await nextTurn();
+    expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([0, 0, 0]);
+    await expect(budget.run(needed, async () => 'decoded')).resolves.toBe('decoded');
   });
 });
