@@ -104,6 +104,38 @@ describe('originals of a submission that failed during an S3 outage', () => {
     await startRedis({ port: redis.port });
   }, 60_000);
 
+  it('are tried once per sweep while S3 stays unreachable, not one by one, and all removed once it answers', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const { env } = await startLoggedApi(s3);
+    const { ctx } = env.api;
+    const studyIds = ['stu_left_1', 'stu_left_2', 'stu_left_3'];
+    for (const [index, studyId] of studyIds.entries()) {
+      await ctx.objectStore.put(`${studyOriginalsPrefix('alice', studyId)}slice.png`, slices[0]!.bytes, 'image/png');
+      await env.redis.zadd(ctx.keys.leftOriginals, index, JSON.stringify({ clientId: 'alice', studyId }));
+    }
+    const store = ctx.objectStore;
+    const deletePrefix = store.deletePrefix.bind(store);
+    const tried: string[] = [];
+    store.deletePrefix = (prefix: string) => {
+      tried.push(prefix);
+      return deletePrefix(prefix);
+    };
+    try {
+      await s3.stop();
+      expect(await sweepLeftOriginals(ctx, sweepLog)).toEqual([]);
+      expect(tried).toEqual([studyOriginalsPrefix('alice', 'stu_left_1')]);
+      expect(await env.redis.zcard(ctx.keys.leftOriginals)).toBe(3);
+
+      await s3.restart();
+      expect((await sweepLeftOriginals(ctx, sweepLog)).map((swept) => [swept.studyId, swept.outcome])).toEqual(studyIds.map((studyId) => [studyId, 'removed']));
+      expect(await env.objectKeys()).toEqual([]);
+      expect(await env.redis.zcard(ctx.keys.leftOriginals)).toBe(0);
+    } finally {
+      store.deletePrefix = deletePrefix;
+    }
+  }, 60_000);
+
   it('are only struck off when their study exists, which keeps them', async () => {
     const s3 = await startTestS3();
     cleanups.push(s3.close);

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { studyOriginalsPrefix, type Logger } from '@btd/shared';
+import { isStoreUnavailable, studyOriginalsPrefix, type Logger } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import type { StudyRecord } from '../store/records.js';
 import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
@@ -47,8 +47,8 @@ export interface SweptOriginals {
  * Removes the originals that failed submissions left behind during an S3 outage (see
  * {@link removeOriginals}). Those of a study whose records are still there are its own (the sweep
  * of pending submissions settles it, keeping or removing them), so they are only struck off. What
- * S3 still refuses is logged and left to the next sweep. Removing twice is harmless, so replicas
- * need no lock.
+ * S3 still refuses is logged and left to the next sweep, which, while S3 stays unreachable, stops
+ * at the first. Removing twice is harmless, so replicas need no lock.
  */
 export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, stopped: () => boolean = () => false): Promise<SweptOriginals[]> {
   const swept: SweptOriginals[] = [];
@@ -65,6 +65,8 @@ export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, stopped: 
       swept.push({ studyId, prefix, outcome });
     } catch (error) {
       log.warn({ err: error, ...where }, 'could not remove the originals a failed submission left; the next sweep tries again');
+      // S3 still unreachable: the others would each wait out the SDK's retries to fail alike.
+      if (isStoreUnavailable(error)) break;
     }
   }
   return swept;
