@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_INPUT_PIXELS } from '@btd/model';
 import { ConfigError } from '@btd/shared';
 import { loadApiConfig } from './config.js';
 
@@ -15,6 +16,11 @@ describe('API configuration', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect(error?.issues.map((issue) => issue.env).sort()).toEqual(['PACS_STOW_URL', 'REDIS_URL', 'WEBHOOK_SECRET']);
     expect(error?.message).not.toMatch(/hunter2|redis-password|pacs-password/);
+  });
+
+  it('refuses a pixel limit above what the workers decode, whose images would be accepted only to fail there', () => {
+    expect(loadApiConfig({ MAX_IMAGE_PIXELS: String(MAX_INPUT_PIXELS) }).maxImagePixels).toBe(MAX_INPUT_PIXELS);
+    expect(() => loadApiConfig({ MAX_IMAGE_PIXELS: String(MAX_INPUT_PIXELS + 1) })).toThrow('MAX_IMAGE_PIXELS');
   });
 
   it('refuses a request limit that would not take one file of the largest size', () => {

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { MAX_INPUT_PIXELS } from '@btd/model';
 import { ConfigError, S3_OUTAGE_DEFAULTS, type ConfigIssue, loadConfig, logConfigFields, queueConfigFields, redisConfigFields, s3ConfigFields, timerMsField, type Env } from '@btd/shared';
 import { invalidNetworks } from './webhooks/callback-addresses.js';
 
@@ -91,12 +92,16 @@ export const ApiConfigSchema = Type.Object({
     description:
       "Most bytes that decoding uploaded images holds at once in this API process, each image's taken from its header before it is decoded (width × height × the bytes its decoded samples and grey levels take per pixel: 16 for a DICOM frame, frames one at a time); an image that does not fit waits for others to be decoded, and one that alone needs more is refused 422 image_too_large (default 1 GiB: one DICOM image of 64 million pixels).",
   }),
-  /** Largest accepted width × height, against decompression bombs. */
+  /**
+   * Largest accepted width × height, against decompression bombs. No more than the models decode
+   * (MAX_INPUT_PIXELS): a larger image would be accepted here and fail on the worker.
+   */
   maxImagePixels: Type.Integer({
     env: 'MAX_IMAGE_PIXELS',
     default: 50_000_000,
     minimum: 1,
-    description: 'Largest accepted width × height of an image (decompression-bomb guard).',
+    maximum: MAX_INPUT_PIXELS,
+    description: `Largest accepted width × height of an image (decompression-bomb guard); at most ${MAX_INPUT_PIXELS}, the most the workers decode.`,
   }),
   /** Threads that read uploaded DICOM files: header and every frame. */
   intakeDecodeThreads: Type.Optional(
