@@ -78,6 +78,18 @@ describe.skipIf(!hasChromium)('upload page in Chromium', () => {
     expect(await page.locator('#status').textContent()).toMatch(/^Done: series\.dcm, 3 frames: [0-3] of 3 analysed called tumour; frame [1-3], the most likely, is shown\.$/);
   });
 
+  it('says which frames of a multi-frame DICOM file were left out as blank', async () => {
+    await harness.startWorker();
+    const side = 64;
+    const slice = Uint16Array.from(headPhantom(side, side), (v) => v * 16);
+    const pixels = new Uint16Array(3 * side * side);
+    pixels.set(slice, 2 * side * side); // frames 1 and 2 blank padding, frame 3 the slice
+    await page.goto(`${harness.env.url}/#key=${encodeURIComponent(harness.env.keys.alice)}`);
+    await page.setInputFiles('#file', { name: 'padded.dcm', mimeType: 'application/dicom', buffer: dicomFile({ width: side, height: side, pixels, frames: 3 }) });
+    await page.locator('#result').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await page.locator('#status').textContent()).toMatch(/^Done: padded\.dcm, 3 frames \(blank, so left out: frames 1, 2\): [01] of 1 analysed called tumour; frame 3, the most likely, is shown\.$/);
+  });
+
   it('shows the reason when a file is refused', async () => {
     await page.goto(`${harness.env.url}/#key=${encodeURIComponent(harness.env.keys.alice)}`);
     await page.setInputFiles('#file', { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not an image\n'.repeat(50)) });

@@ -100,11 +100,14 @@ async function poll(location) {
   throw new Error('No result after five minutes. Is an inference worker running?');
 }
 
-/** For a file of several frames: which frame is shown, and how many were called tumour. */
+/** For a file of several frames: how many it has and which were left out blank, which frame is shown, and how many were called tumour. */
 function framesSummary(study, shown) {
   const { tumorImages = 0, analysedImages = 0 } = study.verdict ?? {};
   const frame = shown.dicom?.frameNumber ?? study.images.indexOf(shown) + 1;
-  return `${study.images.length} frames: ${tumorImages} of ${analysedImages} analysed called tumour; frame ${frame}, the most likely, is shown`;
+  const skipped = (study.skippedFrames ?? []).map((skippedFrame) => skippedFrame.frameNumber);
+  const frames = shown.dicom?.numberOfFrames ?? study.images.length;
+  const blank = skipped.length === 0 ? '' : ` (blank, so left out: frame${skipped.length > 1 ? 's' : ''} ${skipped.join(', ')})`;
+  return `${frames} frames${blank}: ${tumorImages} of ${analysedImages} analysed called tumour; frame ${frame}, the most likely, is shown`;
 }
 
 async function analyse(file) {
@@ -127,7 +130,7 @@ async function analyse(file) {
     // A multi-frame file is one image per frame: show the one the verdict points at, most likely a tumour.
     const shown = study.images.find((image) => image.imageId === study.verdict?.imageId) ?? study.images.find((image) => image.result);
     await showResult(shown);
-    showStatus(study.images.length === 1 ? `Done: ${file.name}.` : `Done: ${file.name}, ${framesSummary(study, shown)}.`);
+    showStatus(shown.dicom?.numberOfFrames ? `Done: ${file.name}, ${framesSummary(study, shown)}.` : `Done: ${file.name}.`);
   } catch (error) {
     showStatus('No result.');
     showError(error instanceof Error ? error.message : String(error));
