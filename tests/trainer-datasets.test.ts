@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, liveTrainerDatasets, publishTrainerDatasets } from '@btd/shared';
-import { listDatasetRoot, publishDatasets, type DatasetPublication, type ListingBounds } from '../services/trainer/src/dataset-publication.js';
+import { DATASET_PUBLICATION_DEFAULTS, listDatasetRoot, publishDatasets, type DatasetPublication, type ListingBounds } from '../services/trainer/src/dataset-publication.js';
 import { useApiHarness } from './api-harness.js';
 import { requestLocalTraining } from './trainer-fixtures.js';
 
@@ -126,6 +126,21 @@ describe('a training on a local folder', () => {
     expect(await train(later)).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
     await mkdir(later);
     await expect.poll(async () => (await train(later)).status, { timeout: 20_000, interval: 250 }).toBe(202);
+  });
+
+  it('lists a folder reached again through a link, and a hidden one, without what lies under them, and accepts a folder there for the trainer to check', async () => {
+    // A link back up the tree, which would be listed inside itself, and a NetApp-style snapshot folder holding copies of the tree.
+    await symlink(path.join(root, 'tiny'), path.join(root, 'tiny', 'latest'));
+    await mkdir(path.join(root, '.snapshot', 'hourly.0', 'tiny', 'yes'), { recursive: true });
+    expect(await listDatasetRoot(root, DATASET_PUBLICATION_DEFAULTS)).toEqual({
+      path: root,
+      folders: ['.snapshot', 'tiny', 'tiny/latest', 'tiny/yes'],
+      unlisted: ['.snapshot', 'tiny/latest'],
+    });
+    publication = await start(root);
+    expect((await train(path.join(root, 'tiny', 'latest', 'yes'))).status).toBe(202);
+    expect((await train(path.join(root, '.snapshot', 'hourly.0', 'tiny'))).status).toBe(202);
+    expect(await train(path.join(root, 'tiny', 'no'))).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
   });
 
   it('starts no refresh while a listing hangs, and publishes nothing a listing ended after the trainer stopped would', async () => {

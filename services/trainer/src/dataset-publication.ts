@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { opendir, stat } from 'node:fs/promises';
+import { opendir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { once, publishTrainerDatasets, withdrawTrainerDatasets, type DatasetRoot, type Logger, type Redis, type TrainerDatasets } from '@btd/shared';
@@ -63,7 +63,8 @@ async function subFolders(dir: string, maxEntries: number): Promise<{ names: str
 /**
  * Lists the folders under a root, level by level, within `bounds`: a folder whose sub-folders would
  * pass `maxFolders` or `maxDepth`, or whose entries would pass what is left of `maxEntries`, is
- * published as unlisted, and so is every folder after the entries run out.
+ * published as unlisted, and so is every folder after the entries run out, a hidden one, and one
+ * reached again through a link.
  */
 export async function listDatasetRoot(root: string, bounds: ListingBounds): Promise<DatasetRoot> {
   const absolute = path.resolve(root);
@@ -71,9 +72,19 @@ export async function listDatasetRoot(root: string, bounds: ListingBounds): Prom
   const folders: string[] = [];
   const unlisted: string[] = [];
   let entriesLeft = bounds.maxEntries;
+  // Each folder is listed once: reached again through a link (`latest -> .`, two links to one
+  // folder), it would be listed inside itself down to the bounds.
+  const seen = new Set<string>();
   for (const pending = ['']; pending.length > 0; ) {
     const relative = pending.shift()!;
     const depth = relative === '' ? 0 : relative.split('/').length;
+    const real = await realpath(path.join(absolute, relative)).catch(() => null);
+    // A hidden folder (`.snapshot` of a NetApp volume holds copies of the whole tree, `.git` its objects) is not listed either.
+    if (real === null || seen.has(real) || path.basename(relative).startsWith('.')) {
+      unlisted.push(relative);
+      continue;
+    }
+    seen.add(real);
     const listed = depth < bounds.maxDepth && entriesLeft > 0 ? await subFolders(path.join(absolute, relative), entriesLeft) : { names: null, read: 0 };
     entriesLeft -= listed.read;
     if (listed.names === null || folders.length + listed.names.length > bounds.maxFolders) {
