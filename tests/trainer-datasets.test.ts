@@ -143,6 +143,19 @@ describe('a training on a local folder', () => {
     expect(await train(path.join(root, 'tiny', 'no'))).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
   });
 
+  it('publishes a root whose listing fails half-way as unlisted, with the others listed, and accepts a folder under it for the trainer to check', async () => {
+    const { env } = harness;
+    const broken = path.join(root, 'broken');
+    const listRoot = (dir: string, bounds: ListingBounds) => (dir === broken ? Promise.reject(new Error('EIO: i/o error, scandir')) : listDatasetRoot(dir, bounds));
+    publication = await publishDatasets({ redis: env.redis, prefix: env.prefix, datasetRoots: `${root},${broken}`, logger, listRoot });
+    const [published] = await liveTrainerDatasets(env.redis, env.prefix);
+    expect(published?.roots).toEqual([
+      { path: root, folders: ['tiny', 'tiny/yes'], unlisted: [] },
+      { path: broken, folders: [], unlisted: [''] },
+    ]);
+    expect((await train(path.join(broken, 'set'))).status).toBe(202);
+  });
+
   it('starts no refresh while a listing hangs, and publishes nothing a listing ended after the trainer stopped would', async () => {
     const { env } = harness;
     let listings = 0;

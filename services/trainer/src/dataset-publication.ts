@@ -115,10 +115,15 @@ export async function publishDatasets(options: DatasetPublicationOptions): Promi
     maxEntries: options.maxEntries ?? DATASET_PUBLICATION_DEFAULTS.maxEntries,
   };
   const trainer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  // A root whose listing fails half-way (EIO, a stale NFS handle) is published whole as unlisted: what lies under it is accepted for the trainer to check.
+  const unlistedRoot = (root: string, error: unknown): DatasetRoot => {
+    logger.warn({ err: error, root }, 'could not list a dataset root; published unlisted');
+    return { path: path.resolve(root), folders: [], unlisted: [''] };
+  };
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   const publish = async (): Promise<void> => {
-    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listRoot(root, bounds)));
+    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listRoot(root, bounds).catch((error: unknown) => unlistedRoot(root, error))));
     // A listing that ended after the trainer withdrew would publish it again, for other trainers to wait for.
     if (closed) return;
     const datasets: TrainerDatasets = { trainer, cwd: process.cwd(), roots };
