@@ -104,7 +104,8 @@ describe('npm start (scripts/start.js)', () => {
   });
 
   it('goes on with a Redis still loading its dataset, which the services wait for', { retry: 1, timeout: 420_000 }, async () => {
-    const dataset = await slowLoadingDataset(10_000);
+    // About 30 s of loading: a start script slowed by a busy machine must still find Redis loading.
+    const dataset = await slowLoadingDataset(10_000, 3000);
     try {
       const redis = await startRedis({ args: dataset.args });
       const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts/start.js'), '--workers', '0', '--no-trainer'], {

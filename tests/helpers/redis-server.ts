@@ -74,10 +74,11 @@ export function redisWaitLines(logs: readonly string[]): string[] {
 
 /**
  * A dataset of `keys` keys in an RDB file of its own, and the arguments that make a redis-server
- * load it slowly (about 0.25 ms a key), answering `LOADING` meanwhile, as a Redis reading a large
- * append-only file does. `remove` deletes the file's folder.
+ * load it slowly (`keyLoadDelayUs` µs a key besides the reading, about 0.25 ms a key in all by
+ * default), answering `LOADING` meanwhile, as a Redis reading a large append-only file does.
+ * `remove` deletes the file's folder.
  */
-export async function slowLoadingDataset(keys: number): Promise<{ args: string[]; remove(): Promise<void> }> {
+export async function slowLoadingDataset(keys: number, keyLoadDelayUs = 100): Promise<{ args: string[]; remove(): Promise<void> }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'btd-redis-loading-'));
   const writer = await startRedisServer({ args: ['--dir', dir] });
   const redis = new Redis(writer.url);
@@ -93,7 +94,7 @@ export async function slowLoadingDataset(keys: number): Promise<{ args: string[]
     await writer.stop();
   }
   return {
-    args: ['--dir', dir, '--key-load-delay', '100', '--loading-process-events-interval-bytes', '1024'],
+    args: ['--dir', dir, '--key-load-delay', String(keyLoadDelayUs), '--loading-process-events-interval-bytes', '1024'],
     remove: () => rm(dir, { recursive: true, force: true }),
   };
 }
