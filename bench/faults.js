@@ -95,12 +95,20 @@ if (args.help) {
   console.log(USAGE);
   process.exit(0);
 }
-const STUDIES = Number(args.studies);
-const IN_BATCH = Math.min(STUDIES, Number(args.batch ?? Math.round(STUDIES / 3)));
+/** The value of a numeric option, which must be a whole number when `whole`, and at least `min`. */
+function numberOption(name, { min, whole }) {
+  const value = Number(args[name]);
+  const kind = whole ? 'a whole number' : 'a number';
+  if (args[name].trim() === '' || !Number.isFinite(value) || (whole && !Number.isInteger(value)) || value < min) usageError(`--${name}: ${kind} of at least ${min}, not ${args[name]}`);
+  return value;
+}
+
+const STUDIES = numberOption('studies', { min: 1, whole: true });
+const IN_BATCH = Math.min(STUDIES, args.batch === undefined ? Math.round(STUDIES / 3) : numberOption('batch', { min: 0, whole: true }));
 const FAULTS = args.faults.split(',').filter(Boolean);
-const TIMEOUT_MS = Number(args.timeout) * 1000;
-const BURST = Number(args.burst);
-const INTERVAL_MS = Number(args.interval) * 1000;
+const TIMEOUT_MS = numberOption('timeout', { min: 1, whole: false }) * 1000;
+const BURST = numberOption('burst', { min: 1, whole: true });
+const INTERVAL_MS = numberOption('interval', { min: 0, whole: false }) * 1000;
 const OUTPUT = path.resolve(args.out);
 const KNOWN_FAULTS = [...ALL_FAULTS, ...OPT_IN_FAULTS];
 for (const fault of FAULTS) if (!KNOWN_FAULTS.includes(fault)) usageError(`--faults: unknown fault ${fault} (known: ${KNOWN_FAULTS.join(', ')})`);

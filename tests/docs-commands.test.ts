@@ -103,7 +103,8 @@ describe('benchmarks in the README', () => {
 });
 
 describe('bench/faults.js on the command line', () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bench/faults.js'), ...args], { encoding: 'utf8' });
+  // A command line taken for a run would start the services: it is stopped (SIGTERM, which stops them) and fails the test.
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bench/faults.js'), ...args], { encoding: 'utf8', timeout: 20_000 });
   const optionsIn = (text: string) => [...text.matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map((match) => match[0]);
 
   it('lists with --help, and a default for, every option, the documents\' among them, and exits 0', () => {
@@ -123,5 +124,15 @@ describe('bench/faults.js on the command line', () => {
     expect(result.stderr).toContain("Unknown option '--no-such-option'");
     expect(result.stderr).toContain('Usage: node bench/faults.js');
     expect(result.stdout).toBe('');
+  });
+
+  it('refuses a numeric option that is no number, or out of range, with its usage and exit code 2, before starting anything', () => {
+    for (const [option, value] of [['--studies', 'abc'], ['--studies', '0'], ['--batch', '2.5'], ['--burst', '-1'], ['--timeout', ''], ['--interval', 'x']] as const) {
+      const result = run(`${option}=${value}`);
+      expect(result.status, `${option}=${value}`).toBe(2);
+      expect(result.stderr).toContain(`${option}: a `);
+      expect(result.stderr).toContain('Usage: node bench/faults.js');
+      expect(result.stdout).toBe('');
+    }
   });
 });
