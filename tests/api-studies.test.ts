@@ -159,7 +159,8 @@ describe('POST /v1/studies → result', () => {
     expect(second).not.toEqual(first);
   });
 
-  it('leaves a multi-frame file\'s blank padding frame out of the analysis, so that its slices give the study a verdict, and says which it left out', async () => {
+  it('leaves a multi-frame file\'s blank padding frame out of the analysis, so that its slices give the study a verdict, and says which it left out, also in its study.completed webhook', async () => {
+    const receiver = await harness.startReceiver();
     await harness.startWorker();
     const [slice] = mriSlices('yes', 1);
     const grey = await sharp(slice!.bytes).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
@@ -171,7 +172,9 @@ describe('POST /v1/studies → result', () => {
     pixels.set(frame.toReversed(), 2 * frame.length);
     const sopInstanceUid = '1.2.826.0.1.3680043.10.511.7';
     const bytes = dicomFile({ width, height, pixels, bitsStored: 12, frames: 3, identifiers: { sopInstanceUid } });
-    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'padded.dcm', bytes, type: 'application/dicom' }]) });
+    const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
+      body: studyForm([{ name: 'padded.dcm', bytes, type: 'application/dicom' }], { callbackUrl: `${receiver.url}/hooks` }),
+    });
     expect(submitted.status).toBe(202);
     const skippedFrames = [{ filename: 'padded.dcm', sopInstanceUid, frameNumber: 2, numberOfFrames: 3, reason: 'blank', greyLevel: 0 }];
     expect([submitted.body.images.length, submitted.body.skippedFrames]).toEqual([2, skippedFrames]);
@@ -184,6 +187,9 @@ describe('POST /v1/studies → result', () => {
     expect(study.state).toBe('done');
     expect(study.verdict).toMatchObject({ analysedImages: 2, failedImages: 0 });
     expect(study.verdict?.label).not.toBe('incomplete');
+    const [hook] = await receiver.waitFor(1);
+    const payload = JSON.parse(hook!.body) as { event: string; study: StudyView };
+    expect([payload.event, payload.study.studyId, payload.study.skippedFrames]).toEqual(['study.completed', submitted.body.studyId, skippedFrames]);
   });
 
   it('stores the original under its deterministic key and enqueues one job per image', async () => {
