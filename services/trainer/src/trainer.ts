@@ -1,6 +1,19 @@
 import { setMaxListeners } from 'node:events';
-import { closeWorker, once, S3Outage, S3_OUTAGE_DEFAULTS, TRAINING_QUEUE, type Logger, type ModelRegistry, type ObjectStore, type TrainingJob, type TrainingResult } from '@btd/shared';
-import { Worker, type ConnectionOptions } from 'bullmq';
+import {
+  closeWorker,
+  once,
+  readTrainingCancellation,
+  S3Outage,
+  S3_OUTAGE_DEFAULTS,
+  TRAINING_QUEUE,
+  type Logger,
+  type ModelRegistry,
+  type ObjectStore,
+  type Redis,
+  type TrainingJob,
+  type TrainingResult,
+} from '@btd/shared';
+import { Worker } from 'bullmq';
 import type { TrainerConfig } from './config.js';
 import type { DatasetReaders } from './dataset-wait.js';
 import { createTrainingProcessor } from './training.processor.js';
@@ -17,8 +30,8 @@ export interface TrainerDeps {
       /** Longest wait of a training between two tries while S3 stays unreachable (default 30 s). */
       s3OutageMaxDelayMs?: number;
     };
-  /** A worker connection (`createWorkerConnection`). */
-  connection: ConnectionOptions;
+  /** A worker connection (`createWorkerConnection`); the trainer also reads the cancellations of its running trainings on it. */
+  connection: Redis;
   registry: ModelRegistry;
   store: ObjectStore;
   logger: Logger;
@@ -47,6 +60,7 @@ export function startTrainer(deps: TrainerDeps): Trainer {
     shutdownSignal: shutdown.signal,
     outage: new S3Outage({ budgetMs: s3OutageBudgetMs, maxDelayMs: s3OutageMaxDelayMs }, deps.logger.child({ queue: TRAINING_QUEUE })),
     ...(deps.readers ? { readers: deps.readers } : {}),
+    cancellation: (jobId) => readTrainingCancellation(deps.connection, deps.config.queuePrefix, jobId),
   });
   const worker = new Worker<TrainingJob, TrainingResult>(TRAINING_QUEUE, processor, {
     connection: deps.connection,

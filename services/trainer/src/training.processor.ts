@@ -15,6 +15,7 @@ import {
   type TrainingPhase,
   type TrainingResult,
   type DatasetWait,
+  type TrainingCancellation,
   type VersionStatus,
 } from '@btd/shared';
 import { Value } from '@sinclair/typebox/value';
@@ -28,6 +29,7 @@ import { findEarlierPublication } from './earlier-publication.js';
 import { configuredEvaluationSet, resolveConfiguredEvaluationSet } from './evaluation-sets.js';
 import { annotateManifest } from './manifest-annotation.js';
 import { testSplitMetrics } from './test-split-metrics.js';
+import { CancellationWatch } from './training-cancellation.js';
 import { createProgressReporter, type ProgressReporter } from './training-progress.js';
 import { TrainingWorkspace } from './training-workspace.js';
 
@@ -43,6 +45,8 @@ export interface TrainingProcessorDeps {
   outage?: S3Outage;
   /** The other trainers' published roots: a local folder this one cannot read goes back to the queue for one that can. Without it, the training fails at once. */
   readers?: DatasetReaders;
+  /** The cancellation of a training, if one was asked for (`DELETE /v1/trainings/:id`); without it, trainings are never cancelled. */
+  cancellation?: (jobId: string) => Promise<TrainingCancellation | undefined>;
 }
 
 interface JobContext {
@@ -54,6 +58,8 @@ interface JobContext {
   progress: ProgressReporter;
   /** The wait for a trainer that can read the dataset folder, as the job's progress held it when taken. */
   datasetWait: DatasetWait | undefined;
+  /** Aborted, and throws from `check()`, once the training is cancelled. */
+  cancel: CancellationWatch;
 }
 
 /** Hands the job back to the queue without spending an attempt; the next run resumes from the checkpoint. */
@@ -62,6 +68,12 @@ async function handBack(ctx: JobContext): Promise<never> {
   ctx.log.info('training interrupted by shutdown; job handed back to the queue');
   await ctx.job.moveToDelayed(Date.now() + 1000, ctx.token);
   throw new DelayedError();
+}
+
+/** A training stopped by a signal: cancelled, it fails for good; else the trainer shuts down and hands it back. */
+async function interrupted(ctx: JobContext): Promise<never> {
+  ctx.cancel.check();
+  return handBack(ctx);
 }
 
 /** A training's phases in order: an S3 outage is over once the job gets through the phase that met it. */
@@ -89,10 +101,12 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     const resume = await workspace.hasCheckpoint();
     if (!resume) await workspace.resetCheckpoint();
     await workspace.resetOutput();
+    ctx.cancel.check();
     if (deps.shutdownSignal.aborted) await handBack(ctx);
     const controller = new AbortController();
     const stop = (): void => controller.abort();
     deps.shutdownSignal.addEventListener('abort', stop, { once: true });
+    ctx.cancel.signal.addEventListener('abort', stop, { once: true });
     let firstEpoch = true;
     try {
       await trainModel({
@@ -111,15 +125,16 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
         },
       });
     } catch (error) {
-      if (controller.signal.aborted) await handBack(ctx);
+      if (controller.signal.aborted) await interrupted(ctx);
       // A checkpoint that cannot be resumed is dropped: the retry starts over cleanly.
       if (resume) await workspace.resetCheckpoint();
       throw error;
     } finally {
       deps.shutdownSignal.removeEventListener('abort', stop);
+      ctx.cancel.signal.removeEventListener('abort', stop);
     }
-    // Stopped early by the signal: the output is half-trained and must not be published.
-    if (controller.signal.aborted) await handBack(ctx);
+    // Stopped early by a signal: the output is half-trained and must not be published.
+    if (controller.signal.aborted) await interrupted(ctx);
   }
 
   async function gate(ctx: JobContext, outDir: string): Promise<GateEvidence> {
@@ -198,6 +213,8 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
    * aborted; publishing, a few writes, is finished once begun).
    */
   async function phase<T>(ctx: JobContext, name: 'preparing' | 'evaluating' | 'publishing', work: () => Promise<T>): Promise<T> {
+    // A cancellation stops the training before any phase, publishing too; once publishing has begun, it is finished.
+    ctx.cancel.check();
     if (deps.shutdownSignal.aborted) await handBack(ctx);
     ctx.progress({ phase: name });
     let done: T;
@@ -278,8 +295,11 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     // Until the folder is read, the wait stays in the progress: a try handed back at shutdown, or a
     // trainer killed meanwhile, leaves it to the next, which would otherwise start it over.
     const progress = createProgressReporter(job, log, datasetWait ? { datasetWait } : {});
-    const ctx: JobContext = { job, jobId: job.id ?? 'unknown', token, data: job.data, log, progress, datasetWait };
+    const jobId = job.id ?? 'unknown';
+    const cancel = new CancellationWatch(() => deps.cancellation?.(jobId) ?? Promise.resolve(undefined), log);
+    const ctx: JobContext = { job, jobId, token, data: job.data, log, progress, datasetWait, cancel };
     try {
+      await cancel.start();
       return await run(ctx);
     } catch (error) {
       await deferIfUnavailable(ctx, error);
@@ -288,6 +308,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       if (isLastAttempt(job, failure)) await removeWorkspace(ctx);
       throw failure;
     } finally {
+      cancel.stop();
       await progress.flush();
     }
   };

@@ -6,3 +6,4 @@ export * from './training.queue.js';
 export * from './close-worker.js';
 export * from './s3-outage.js';
 export * from './trainer-datasets.js';
+export * from './training-cancellation.js';

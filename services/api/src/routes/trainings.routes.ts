@@ -5,7 +5,13 @@ import { Type, type Static } from '@fastify/type-provider-typebox';
 import stableStringify from 'safe-stable-stringify';
 import { checkTrainOptions, InvalidOptionsError } from '@btd/model';
 import {
+  cancelledReason,
   enqueueTraining,
+  readTrainingCancellation,
+  recordRemovedTraining,
+  requestTrainingCancellation,
+  type Redis,
+  type TrainingCancellation,
   TrainingRequestSchema,
   TrainingProgressSchema,
   TrainingResultSchema,
@@ -25,7 +31,10 @@ import { requireRedis, sendStored } from './route-helpers.js';
 
 const TrainingViewSchema = Type.Object({
   id: Type.String(),
-  state: Type.String({ description: 'waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed.' }),
+  state: Type.String({
+    description:
+      'waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed; cancelling (asked to be cancelled, its trainer stops it at its next epoch or phase) or cancelled (taken off the queue, or stopped by its trainer, nothing published).',
+  }),
   request: Type.Unknown({ description: 'Task, dataset, hyper-parameters and who asked.' }),
   progress: Type.Union([TrainingProgressSchema, Type.Null()], {
     description: 'Phase and the last finished epoch; while handed back for a trainer that can read its dataset folder, datasetWait (which trainers could not and why, which it waits for).',
@@ -36,6 +45,8 @@ const TrainingViewSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  cancelledBy: Type.Optional(Type.String({ description: 'The client that asked for the cancellation, once one was asked for.' })),
+  cancelledAt: Type.Optional(Type.String({ format: 'date-time' })),
   links: Type.Object({ self: Type.String() }),
 });
 
@@ -71,23 +82,46 @@ function view(job: TrainingJobHandle, state: string) {
   };
 }
 
+/** The state a training shows: a cancelled one shows as such, not as a failure or as still queued or running. */
+function stateOf(state: string, job: TrainingJobHandle, cancellation: TrainingCancellation | undefined): string {
+  if (!cancellation) return state;
+  if (state === 'failed') return job.failedReason === cancelledReason(cancellation) ? 'cancelled' : state;
+  return state === 'completed' ? state : 'cancelling';
+}
+
+const cancellationFields = (cancellation: TrainingCancellation) => ({ cancelledBy: cancellation.by, cancelledAt: new Date(cancellation.at).toISOString() });
+
+/** Reads trainings and their cancellations. */
+interface TrainingReader {
+  queue: TrainingQueue;
+  redis: Redis;
+  prefix: string;
+}
+
 /**
  * A training as it stands. Its state is read before the job: BullMQ stores a job's result or failure
  * in the same step that moves it to completed or failed, so a job read after its state holds them
  * whenever that state says it ended. Read the other way round, a job that ends between the two
  * reads would show as completed without its result.
  */
-async function readTraining(queue: TrainingQueue, id: string) {
+async function readTraining({ queue, redis, prefix }: TrainingReader, id: string) {
   const state = await queue.getJobState(id);
   const job: TrainingJobHandle | undefined = state === 'unknown' ? undefined : await queue.getJob(id);
-  return job ? view(job, state) : undefined;
+  const cancellation = await readTrainingCancellation(redis, prefix, id);
+  // Taken off the queue before a trainer ran it: the training as it stood then.
+  if (!job) return cancellation?.removed as ReturnType<typeof view> | undefined;
+  return { ...view(job, stateOf(state, job, cancellation)), ...(cancellation ? cancellationFields(cancellation) : {}) };
 }
+
+/** States of a training that no trainer runs yet (or again): cancelled at once, by taking it off the queue. */
+const QUEUED_STATES = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 const tags = ['trainings'];
 
 /** `/v1/trainings`: start a training (admin) and follow its progress. */
 export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   const queue = ctx.queues.training;
+  const reader: TrainingReader = { queue, redis: ctx.redis, prefix: ctx.config.queuePrefix };
 
   app.post(
     '/v1/trainings',
@@ -160,8 +194,52 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
       },
     },
     async (request) => {
-      const training = await readTraining(queue, request.params.id);
+      const training = await readTraining(reader, request.params.id);
       if (!training) throw notFound('training', request.params.id);
+      return training;
+    },
+  );
+
+  app.delete(
+    '/v1/trainings/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Cancel a training (admin): a queued one is taken off the queue (200), a running one is stopped by its trainer, which publishes nothing (202, then cancelled)',
+        security: bearerAuth,
+        params: Type.Object({ id: TrainingIdSchema }),
+        response: { 200: TrainingViewSchema, 202: TrainingViewSchema, ...commonErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error') },
+      },
+      preHandler: [requireAdmin, requireRedis(ctx)],
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const before = await readTraining(reader, id);
+      if (!before) throw notFound('training', id);
+      // Asked again: answered as the first time, with the training as it stands now.
+      if (before.state === 'cancelled') return before;
+      if (before.state === 'completed' || before.state === 'failed') {
+        throw new ApiError(409, 'training_finished', `training ${id} is already ${before.state}; only a queued or running training can be cancelled`);
+      }
+      const cancellation = await requestTrainingCancellation(ctx.redis, reader.prefix, id, clientOf(request).id);
+      const job = await queue.getJob(id);
+      if (job && QUEUED_STATES.has(await job.getState())) {
+        // A job a trainer took meanwhile is locked and stays: its trainer finds the cancellation at its start.
+        const removed = await job.remove().then(
+          () => true,
+          () => false,
+        );
+        if (removed) {
+          const training = { ...view(job, 'cancelled'), finishedAt: new Date().toISOString(), ...cancellationFields(cancellation) };
+          await recordRemovedTraining(ctx.redis, reader.prefix, id, cancellation, training);
+          request.log.info({ jobId: id, cancelledBy: cancellation.by }, 'queued training cancelled');
+          return training;
+        }
+      }
+      const training = await readTraining(reader, id);
+      if (!training) throw notFound('training', id);
+      request.log.info({ jobId: id, cancelledBy: cancellation.by, state: training.state }, 'training cancellation asked for');
+      if (training.state === 'cancelling') reply.code(202);
       return training;
     },
   );
@@ -187,7 +265,7 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
       const limit = request.query.limit ?? 50;
       // The ids only: each training of the page is then read once, state first, as readTraining does.
       const page = await trainingsPage(queue, ctx.redis, limit, request.query.after);
-      const read = await Promise.all(page.ids.map((id) => readTraining(queue, id)));
+      const read = await Promise.all(page.ids.map((id) => readTraining(reader, id)));
       // A training removed between the listing and its read is left out.
       const items = read.filter((item) => item !== undefined);
       return { items, ...(page.last ? { next: `limit=${limit}&after=${page.last}` } : {}) };

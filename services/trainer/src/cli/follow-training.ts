@@ -19,7 +19,7 @@ export interface FollowOptions {
 }
 
 /** States after which a training changes no more. */
-const FINAL_STATES = new Set(['completed', 'failed']);
+const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
 
 function isTransient(error: unknown): error is Error {
   return error instanceof Error && (error as { transient?: unknown }).transient === true;

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerCancelCommand } from './cancel.command.js';
 import { registerListCommand } from './list.command.js';
 import { registerStartCommand } from './start.command.js';
 import { registerWatchCommand } from './watch.command.js';
@@ -9,6 +10,7 @@ const program = new Command('btd-trainer')
 registerStartCommand(program);
 registerWatchCommand(program);
 registerListCommand(program);
+registerCancelCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`btd-trainer: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -8,7 +8,7 @@ export type TrainingRequest = Omit<TrainingJob, 'requestedBy'>;
 /** A training as `GET /v1/trainings/:id` shows it. */
 export interface TrainingView {
   id: string;
-  /** waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed. */
+  /** waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed; cancelling, then cancelled. */
   state: string;
   request: TrainingJob;
   progress: TrainingProgress | null;
@@ -18,6 +18,8 @@ export interface TrainingView {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  cancelledBy?: string;
+  cancelledAt?: string;
 }
 
 /** Where the API is and the key to call it with. */
@@ -41,6 +43,11 @@ export class TrainingApiClient {
 
   async get(id: string): Promise<TrainingView> {
     return this.call('GET', `/v1/trainings/${encodeURIComponent(id)}`);
+  }
+
+  /** Cancels a queued or running training (admin key): cancelled at once, or cancelling until its trainer stops it. */
+  async cancel(id: string): Promise<TrainingView> {
+    return this.call('DELETE', `/v1/trainings/${encodeURIComponent(id)}`);
   }
 
   /** The most recent trainings, newest first. */

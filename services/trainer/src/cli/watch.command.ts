@@ -47,6 +47,7 @@ export async function watchTraining(connection: ApiConnection, id: string, inter
     return;
   }
   if (view.state === 'failed') throw new TrainingFailedError(view);
+  if (view.state === 'cancelled') throw new Error(`training ${id} was cancelled by ${view.cancelledBy ?? 'an admin client'}; nothing was published`);
   process.stdout.write(`${JSON.stringify(outcomeOf(view), null, 2)}\n`);
 }
 

@@ -1,0 +1,114 @@
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ModelRegistry, createLogger, createTrainingQueue, createWorkerConnection, enqueueTraining, type Redis, type TrainingJob, type TrainingQueue } from '@btd/shared';
+import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
+import { TrainingWorkspace } from '../services/trainer/src/training-workspace.js';
+import { useApiHarness } from './api-harness.js';
+import { REPO_ROOT, TEST_REDIS_URL, waitFor } from './helpers/index.js';
+import type { TestClient } from './api-test-env.js';
+import { TINY_TRAINING, linkDataset, trainerConfig } from './trainer-fixtures.js';
+
+const CLI = path.join(REPO_ROOT, 'services/trainer/bin/btd-trainer.js');
+const logger = createLogger({ name: 'trainer-cancel-test', level: 'silent', pretty: false });
+
+const harness = useApiHarness();
+let workDir: string;
+let connection: Redis;
+let queue: TrainingQueue;
+let trainer: Trainer | undefined;
+
+beforeEach(async () => {
+  workDir = await mkdtemp(path.join(tmpdir(), 'btd-trainer-cancel-'));
+  connection = createWorkerConnection(TEST_REDIS_URL);
+  queue = createTrainingQueue(harness.env.redis, harness.env.prefix);
+});
+
+afterEach(async () => {
+  await trainer?.close();
+  trainer = undefined;
+  await queue.close();
+  connection.disconnect();
+  await rm(workDir, { recursive: true, force: true });
+});
+
+/** Runs the built command line with the test API as its default address. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', BTD_API_URL: harness.env.url }, cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function call(client: TestClient, method: 'GET' | 'DELETE', id: string) {
+  const response = await harness.env.api.app.inject({ method, url: `/v1/trainings/${id}`, headers: harness.env.auth(client) });
+  return { status: response.statusCode, body: response.json<Record<string, unknown>>() };
+}
+
+/** A training that runs for many epochs: early stopping ends it after 10 epochs without progress at the soonest, each of 200 images. */
+const LONG_TRAINING = { ...TINY_TRAINING, epochs: 500, inputSize: 64, maxImages: 200 };
+
+/** Queues a training on links to real slices in the trainer's dataset root, as the API does. */
+async function queueTraining(requestId: string, hyperParameters: TrainingJob['hyperParameters'], perClass: number) {
+  const folder = await linkDataset(path.join(workDir, 'datasets', requestId), perClass, 0);
+  const job = await enqueueTraining(queue, requestId, { task: 'tumor-binary', dataset: { kind: 'local', path: folder }, hyperParameters, requestedBy: 'ops' });
+  return job.id!;
+}
+
+const exists = (file: string) => access(file).then(() => true, () => false);
+
+describe('DELETE /v1/trainings/:id', () => {
+  it('takes a queued training off the queue at once, and answers the same when asked again', async () => {
+    const id = await queueTraining('queued', TINY_TRAINING, 20);
+    expect((await call('alice', 'DELETE', id)).status).toBe(403);
+
+    const cancelled = await call('ops', 'DELETE', id);
+    expect(cancelled).toMatchObject({ status: 200, body: { id, state: 'cancelled', cancelledBy: 'ops', request: { requestedBy: 'ops' } } });
+    expect(await queue.getJobState(id)).toBe('unknown');
+    expect(await call('alice', 'GET', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled', cancelledBy: 'ops' } });
+    expect(await call('ops', 'DELETE', id)).toEqual(cancelled);
+    expect((await call('ops', 'DELETE', 'training-unknown')).status).toBe(404);
+    expect(await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')).toEqual({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
+  });
+
+  it('stops a running training, which publishes nothing and leaves no workspace; the trainer takes the next; a finished one is refused', async () => {
+    const { env } = harness;
+    const registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
+    const id = await queueTraining('running', LONG_TRAINING, 100);
+    trainer = startTrainer({ config: trainerConfig(env.prefix, workDir), connection, registry, store: env.store, logger });
+    await waitFor(async () => ((await queue.getJob(id))?.progress as { phase?: string } | undefined)?.phase === 'training', {
+      timeoutMs: 180_000,
+      intervalMs: 100,
+      what: 'the first epoch',
+    });
+    const workspace = new TrainingWorkspace(workDir, id);
+    expect(await exists(workspace.checkpointDir)).toBe(true);
+
+    const asked = await cli(['cancel', id, '--key', env.keys.ops]);
+    expect(asked.code, asked.stderr).toBe(0);
+    expect(JSON.parse(asked.stdout)).toMatchObject({ id, state: 'cancelling', cancelledBy: 'ops' });
+
+    const ended = await waitFor(async () => ((await queue.getJob(id))?.finishedOn ? queue.getJob(id) : undefined), { timeoutMs: 120_000, intervalMs: 100, what: 'the trainer to stop' });
+    expect(await ended!.getState()).toBe('failed');
+    expect(ended!.failedReason).toBe('cancelled by ops');
+    expect(ended!.attemptsMade).toBe(1);
+    expect(await call('alice', 'GET', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled', cancelledBy: 'ops', failedReason: 'cancelled by ops' } });
+    expect(await call('ops', 'DELETE', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled' } });
+    expect(await registry.listVersionIds('tumor-binary')).toEqual([]);
+    expect(await exists(workspace.root)).toBe(false);
+
+    const next = await queueTraining('next', { ...TINY_TRAINING, epochs: 1 }, 20);
+    await waitFor(async () => ((await queue.getJob(next))?.finishedOn ? true : undefined), { timeoutMs: 180_000, intervalMs: 100, what: 'the next training' });
+    expect(await queue.getJobState(next)).toBe('completed');
+    expect(await registry.listVersionIds('tumor-binary')).toHaveLength(1);
+
+    const finished = await call('ops', 'DELETE', next);
+    expect(finished).toMatchObject({ status: 409, body: { code: 'training_finished' } });
+    expect(finished.body.message).toContain(`training ${next} is already completed`);
+    expect(await call('ops', 'DELETE', next)).toEqual(finished);
+  }, 420_000);
+});
