@@ -3,7 +3,7 @@ import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ModelRegistry, createLogger, createTrainingQueue, createWorkerConnection, enqueueTraining, type Redis, type TrainingJob, type TrainingQueue } from '@btd/shared';
+import { ModelRegistry, TRAINING_JOB_NAME, createLogger, createTrainingQueue, createWorkerConnection, enqueueTraining, type Redis, type TrainingJob, type TrainingQueue } from '@btd/shared';
 import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
 import { TrainingWorkspace } from '../services/trainer/src/training-workspace.js';
 import { useApiHarness } from './api-harness.js';
@@ -62,7 +62,7 @@ async function queueTraining(requestId: string, hyperParameters: TrainingJob['hy
 const exists = (file: string) => access(file).then(() => true, () => false);
 
 describe('DELETE /v1/trainings/:id', () => {
-  it('takes a queued training off the queue at once, and answers the same when asked again', async () => {
+  it('takes a queued or handed-back training off the queue at once, and answers the same when asked again', async () => {
     const id = await queueTraining('queued', TINY_TRAINING, 20);
     expect((await call('alice', 'DELETE', id)).status).toBe(403);
 
@@ -72,6 +72,13 @@ describe('DELETE /v1/trainings/:id', () => {
     expect(await call('alice', 'GET', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled', cancelledBy: 'ops' } });
     expect(await call('ops', 'DELETE', id)).toEqual(cancelled);
     expect((await call('ops', 'DELETE', 'training-unknown')).status).toBe(404);
+
+    // Handed back (at a shutdown, an S3 outage, or for a trainer that can read its folder): delayed, and taken off the queue alike.
+    const request: TrainingJob = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/none/' }, hyperParameters: TINY_TRAINING, requestedBy: 'ops' };
+    const handedBack = (await queue.add(TRAINING_JOB_NAME, request, { jobId: 'training-handed-back', delay: 60_000 })).id!;
+    expect(await queue.getJobState(handedBack)).toBe('delayed');
+    expect(await call('ops', 'DELETE', handedBack)).toMatchObject({ status: 200, body: { id: handedBack, state: 'cancelled' } });
+    expect(await queue.getJobState(handedBack)).toBe('unknown');
     expect(await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')).toEqual({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
   });
 
