@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
+import { dicomFile } from './helpers/dicom-file.js';
 
 const MAX_SUBMISSION_BYTES = 450_000;
 const MAX_INFLIGHT_UPLOAD_BYTES = 1_000_000;
@@ -52,15 +53,16 @@ async function metric(name: string): Promise<number> {
   return Number(line?.split(' ')[1]);
 }
 
-/** Bytes of uploads the API says it holds in memory (`btd_upload_bytes_in_memory`). */
-async function heldBytes(): Promise<number> {
-  return metric('btd_upload_bytes_in_memory');
+/** Waits (5 s at most) for a metric to read `expected`, then checks that it does. */
+async function waitForMetric(name: string, expected: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while ((await metric(name)) !== expected && Date.now() < deadline) await sleep(50);
+  expect(await metric(name)).toBe(expected);
 }
 
+/** Waits for the bytes of uploads the API says it holds in memory (`btd_upload_bytes_in_memory`) to be `expected`. */
 async function waitForHeld(expected: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while ((await heldBytes()) !== expected && Date.now() < deadline) await sleep(50);
-  expect(await heldBytes()).toBe(expected);
+  await waitForMetric('btd_upload_bytes_in_memory', expected);
 }
 
 function stowUpload(bytes: Buffer) {
@@ -126,5 +128,27 @@ describe('the memory that decodes of uploads share (MAX_INFLIGHT_DECODE_BYTES)',
     const accepted = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm([slice!]) });
     expect(accepted.status).toBe(202);
     expect(await metric('btd_decode_bytes_in_memory')).toBe(0);
+  });
+
+  it('lets the decodes of an upload whose client has gone leave the wait, never run, taking nothing', async () => {
+    const budget = harness.env.api.ctx.intakeChecks.decodeMemory!;
+    const full = await budget.acquire(MAX_INFLIGHT_DECODE_BYTES);
+    // A JPEG decoded on the event loop and a DICOM file whose frame decodes on an intake thread, both sent whole.
+    const [slice] = mriSlices('yes', 1);
+    const side = 128;
+    const dicom = dicomFile({ width: side, height: side, pixels: Uint16Array.from({ length: side * side }, (_, i) => i % 4096), bitsStored: 12 });
+    const parts = [Buffer.from(FILE_PART('a.jpg')), slice!.bytes, Buffer.from(`\r\n${FILE_PART('b.dcm')}`), Buffer.from(dicom), Buffer.from('\r\n--b--\r\n')];
+    const body = Buffer.concat(parts);
+    const upload = holdUpload(body, body.length);
+    await waitForMetric('btd_decodes_waiting', 2);
+
+    upload.socket.destroy();
+    await waitForMetric('btd_decodes_waiting', 0);
+    expect(await metric('btd_decode_waits_abandoned_total')).toBe(2);
+    expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([MAX_INFLIGHT_DECODE_BYTES, 1, 0]);
+    // Given back, the memory goes to no decode of theirs: the budget grants the next in line as it is released.
+    full();
+    expect([budget.heldBytes, budget.inFlight]).toEqual([0, 0]);
+    await waitForHeld(0);
   });
 });

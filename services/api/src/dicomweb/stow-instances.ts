@@ -69,7 +69,7 @@ function reasonFor(error: ApiError, header: DicomHeader | undefined): number {
  */
 async function inspectPart(part: StowPart, options: StowOptions): Promise<Candidate | StowInstance> {
   const wrongType = part.contentType !== undefined && part.contentType.toLowerCase() !== 'application/dicom';
-  const reading = isDicom(part.bytes) ? await options.checks.dicom.read(part.bytes, wrongType ? undefined : options.limits) : undefined;
+  const reading = isDicom(part.bytes) ? await options.checks.dicom.read(part.bytes, wrongType ? undefined : options.limits, options.checks.signal) : undefined;
   const header = reading?.header;
   const instance: StowInstance = { index: part.index, ...uidsOf(header) };
   const fail = (reason: number, comment: string): StowInstance => ({ ...instance, failure: { reason, comment } });

@@ -57,6 +57,22 @@ describe.each([
     expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([0, 0, 0]);
   });
 
+  it('leaves the wait, undecoded and taking nothing, when its request has gone, with the reason it went', async () => {
+    const needed = await decodeBytesOf(bytes, name);
+    const { budget, checks } = checksWith(needed);
+    const other = await budget.acquire(1);
+    const gone = new AbortController();
+    const inspection = inspectUpload(Buffer.from(bytes), name, limits, { ...checks, signal: gone.signal });
+    const ended = inspection.then(() => new Error('accepted'), (error: unknown) => error);
+    await untilWaiting(budget, 1);
+    const reason = new ApiError(400, 'request_aborted', 'the connection closed');
+    gone.abort(reason);
+    expect(await ended).toBe(reason);
+    expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([1, 1, 0]);
+    other();
+    expect([budget.heldBytes, budget.inFlight]).toEqual([0, 0]); // nothing of its own was granted on the release
+  });
+
   it('refuses at once, naming the setting, an image whose decode alone needs more than the budget', async () => {
     const needed = await decodeBytesOf(bytes, name);
     const { budget, checks } = checksWith(needed - 1);

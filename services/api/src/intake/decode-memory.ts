@@ -35,7 +35,7 @@ export function decodeLimitOf(memory: DecodeMemoryBudget | undefined): { maxDeco
 /** Waits until a decode of `bytes` may start (the memory taken for it is given back by whoever asked). */
 export type DecodeAdmission = (bytes: number) => Promise<void>;
 
-/** Runs a decode of `bytes` within `memory`, when there is one (else at once). */
-export async function decodeWithin<T>(memory: DecodeMemoryBudget | undefined, bytes: number, decode: () => Promise<T>): Promise<T> {
-  return memory ? memory.run(bytes, decode) : decode();
+/** Runs a decode of `bytes` within `memory`, when there is one (else at once); not at all when `signal` aborts while it waits. */
+export async function decodeWithin<T>(memory: DecodeMemoryBudget | undefined, bytes: number, decode: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return memory ? memory.run(bytes, decode, signal) : decode();
 }

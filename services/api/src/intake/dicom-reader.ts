@@ -15,8 +15,12 @@ export interface DicomReading extends DicomFindings {
 
 /** Reads DICOM uploads: header and frames, one parse per file. */
 export interface DicomReader {
-  /** Reads `bytes`; with `limits`, decodes every frame when the header is within them, else reads the header only. */
-  read(bytes: Uint8Array, limits?: DecodeLimits): Promise<DicomReading>;
+  /**
+   * Reads `bytes`; with `limits`, decodes every frame when the header is within them, else reads the
+   * header only. Once `signal` aborts, frames still waiting for decode memory are not decoded: the read
+   * rejects with the signal's reason.
+   */
+  read(bytes: Uint8Array, limits?: DecodeLimits, signal?: AbortSignal): Promise<DicomReading>;
   /** Files read so far, each once per request: on the intake threads, or on the event loop. */
   readonly reads: { readonly onThreads: number; readonly onEventLoop: number };
   /** Ends the threads, if any; idempotent. */
@@ -35,12 +39,12 @@ export class DicomReaderUnavailable extends Error {
  * The memory of one read's decode, in `memory`: taken when the read asks for it (once its header is
  * read), given back by `end` when the read has ended, however it ended, and at once if it ended first.
  */
-function decodeMemoryOfRead(memory: DecodeMemoryBudget) {
+function decodeMemoryOfRead(memory: DecodeMemoryBudget, signal: AbortSignal | undefined) {
   let release: DecodeRelease | undefined;
   let ended = false;
   return {
     async take(bytes: number): Promise<void> {
-      const taken = await memory.acquire(bytes);
+      const taken = await memory.acquire(bytes, signal);
       if (ended) taken();
       else release = taken;
     },
@@ -52,8 +56,8 @@ function decodeMemoryOfRead(memory: DecodeMemoryBudget) {
 }
 
 /** Answers the decode-memory requests a thread's task sends on `port` (see `DicomReadTask.admission`); the returned function ends them. */
-function grantOver(port: MessagePort, memory: DecodeMemoryBudget): () => void {
-  const read = decodeMemoryOfRead(memory);
+function grantOver(port: MessagePort, memory: DecodeMemoryBudget, signal: AbortSignal | undefined): () => void {
+  const read = decodeMemoryOfRead(memory, signal);
   port.on('message', (bytes: number) => {
     const answer = (grant: DecodeGrant) => port.postMessage(grant);
     read.take(bytes).then(
@@ -81,9 +85,9 @@ export function inlineDicomReader(memory?: DecodeMemoryBudget): DicomReader {
   const reads = { onThreads: 0, onEventLoop: 0 };
   return {
     reads,
-    async read(bytes, limits) {
+    async read(bytes, limits, signal) {
       reads.onEventLoop++;
-      const decode = memory && decodeMemoryOfRead(memory);
+      const decode = memory && decodeMemoryOfRead(memory, signal);
       try {
         return { bytes, ...(await readDicom(bytes, readLimits(limits, memory), decode?.take)) };
       } finally {
@@ -120,18 +124,19 @@ export function pooledDicomReader(threads: number, script = threadScript(import.
   const reads = { onThreads: 0, onEventLoop: 0 };
   return {
     reads,
-    async read(bytes, limits) {
+    async read(bytes, limits, signal) {
       reads.onThreads++;
       const { sent, transferList } = sendable(bytes);
       const sentLimits = readLimits(limits, memory);
       const channel = memory && new MessageChannel();
-      const endGrants = channel && memory ? grantOver(channel.port1, memory) : undefined;
+      const endGrants = channel && memory ? grantOver(channel.port1, memory, signal) : undefined;
       const task: DicomReadTask = { bytes: sent, ...(sentLimits ? { limits: sentLimits } : {}), ...(channel ? { admission: channel.port2 } : {}) };
       const moved: (ArrayBuffer | MessagePort)[] = channel ? [...transferList, channel.port2] : transferList;
       const result = await pool
         .run(task, { transferList: moved })
         .catch((error: unknown) => {
-          throw new DicomReaderUnavailable(error);
+          // Refused its decode memory because the request has gone: no failure of the threads.
+          throw signal?.aborted ? signal.reason : new DicomReaderUnavailable(error);
         })
         .finally(endGrants);
       // A copy was sent when the bytes were a view of a larger buffer: the caller's bytes stay theirs.

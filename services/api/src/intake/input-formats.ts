@@ -11,6 +11,8 @@ export interface IntakeChecks {
   readonly dicom: DicomReader;
   /** The memory that decodes share (MAX_INFLIGHT_DECODE_BYTES): each waits for its header's decodeBytes; no bound when absent. */
   readonly decodeMemory?: DecodeMemoryBudget;
+  /** Aborted once the request has gone (its client closed the connection): its decodes still waiting for memory then leave the queue, never run. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -126,6 +128,7 @@ function rasterFormat(mime: string, label: string, extension: string, endsEarly:
             return decode();
           })
           .then((grey) => ({ level: blankGreyLevel(grey) }), (error: unknown) => ({ failure: asError(error) })),
+        checks.signal,
       );
       if ('failure' in decoded) return { bytes, header, decodeFailure: decoded.failure };
       return { bytes, header, ...(decoded.level !== undefined ? { blankFrames: [{ frame: 0, level: decoded.level }] } : {}) };
@@ -144,7 +147,7 @@ const dicomFormat: InputFormat = {
   matches: (detectedMime) => detectedMime === 'application/dicom',
   async inspect(bytes, limits, checks, reading) {
     // Parsed once, with every frame decoded when the header is within the limits, off the event loop.
-    const read = reading ?? (await checks.dicom.read(bytes, limits));
+    const read = reading ?? (await checks.dicom.read(bytes, limits, checks.signal));
     if (read.headerError !== undefined || !read.header) throw new UnreadableHeader(new Error(read.headerError));
     let header: ImageHeader;
     try {

@@ -9,7 +9,7 @@ import { bearerAuth, commonErrors, IdempotencyHeadersSchema, jsonBodyErrors } fr
 import { studyUploadSchema } from '../schemas/study.schemas.js';
 import { submitStudy } from '../studies/submit-study.js';
 import { checkCallbackUrl } from '../webhooks/callback-url.js';
-import { multipartValidator, requireRedis, sendStored, withUploadMemory } from './route-helpers.js';
+import { intakeChecksOf, multipartValidator, requireRedis, sendStored, withUploadMemory } from './route-helpers.js';
 import { formLimits } from './studies.routes.js';
 
 const conflictErrors = { ...commonErrors, 409: Type.Ref('Error') };
@@ -65,7 +65,7 @@ export const batchesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       const idempotencyKey = request.headers['idempotency-key'];
       const beforeFiles = closedBatchCheck(ctx, client.id, batch, idempotencyKey);
       return withUploadMemory(ctx, request, async (held) => {
-        const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks, held, beforeFiles);
+        const form = await readStudyForm(request, formLimits(ctx), intakeChecksOf(ctx, reply), held, beforeFiles);
         const target = { clientId: client.id, batch, idempotencyKey };
         return sendStored(reply, await submitStudy(ctx, form, target, request.log));
       });

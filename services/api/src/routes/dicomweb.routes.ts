@@ -10,7 +10,7 @@ import { clientOf } from '../plugins/auth.plugin.js';
 import { bearerAuth } from '../schemas/common.schemas.js';
 import { StowParamsSchema, stowSchema } from '../schemas/dicomweb.schemas.js';
 import { studyPath } from '../studies/study-view.js';
-import { multipartValidator, requireRedis, withUploadMemory } from './route-helpers.js';
+import { intakeChecksOf, multipartValidator, requireRedis, withUploadMemory } from './route-helpers.js';
 
 const STOW_DESCRIPTION =
   'DICOMweb STOW-RS, for a PACS or router that pushes instances: each is checked as an upload to `POST /v1/studies` is, ' +
@@ -42,7 +42,7 @@ export const dicomwebRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = as
           ...(studyInstanceUid ? { studyInstanceUid } : {}),
           ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}),
           limits: { maxBytes: maxUploadBytes, maxPixels: maxImagePixels, maxImages: maxImagesPerStudy },
-          checks: ctx.intakeChecks,
+          checks: intakeChecksOf(ctx, reply),
         },
         request.log,
       );

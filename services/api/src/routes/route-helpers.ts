@@ -3,6 +3,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
 import { ApiError } from '../errors/api-error.js';
 import { DependencyUnavailableError } from '../errors/dependency-unavailable.error.js';
+import type { IntakeChecks } from '../intake/input-formats.js';
 import type { StoredResponse } from '../store/idempotency-store.js';
 import type { UploadReservation } from '../uploads/upload-memory-budget.js';
 
@@ -28,6 +29,20 @@ export function sendStored(reply: FastifyReply, response: StoredResponse & { rep
   if (response.location) reply.header('location', response.location);
   if (response.replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(response.statusCode).send(response.body);
+}
+
+/**
+ * The intake checks of one upload, with a signal aborted once its client has gone: the connection
+ * closed (by the client, or at a timeout) before the answer was sent. Its decodes still waiting for
+ * memory (MAX_INFLIGHT_DECODE_BYTES) then leave the queue, never run, rather than decode for no one.
+ * (Node closes the request itself as soon as its body has been read, so the response tells.)
+ */
+export function intakeChecksOf(ctx: ApiContext, reply: FastifyReply): IntakeChecks {
+  const gone = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) gone.abort(new ApiError(400, 'request_aborted', 'the connection closed before the upload was checked'));
+  });
+  return { ...ctx.intakeChecks, signal: gone.signal };
 }
 
 /** Most bytes that the parts' headers (80 KiB each at most, as the multipart readers allow) and boundaries, the text fields, a preamble and an epilogue add to a request's files. */

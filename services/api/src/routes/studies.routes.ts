@@ -19,7 +19,7 @@ import {
 import { ownedStudy, readStudyView } from '../studies/study-reader.js';
 import { studyPath } from '../studies/study-view.js';
 import { submitStudy } from '../studies/submit-study.js';
-import { multipartValidator, requireRedis, sendStored, withUploadMemory } from './route-helpers.js';
+import { intakeChecksOf, multipartValidator, requireRedis, sendStored, withUploadMemory } from './route-helpers.js';
 
 /** Upload limits from the configuration. */
 export function formLimits(ctx: ApiContext): StudyFormLimits {
@@ -63,7 +63,7 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     async (request, reply) => {
       const client = clientOf(request);
       return withUploadMemory(ctx, request, async (held) => {
-        const form = await readStudyForm(request, formLimits(ctx), ctx.intakeChecks, held);
+        const form = await readStudyForm(request, formLimits(ctx), intakeChecksOf(ctx, reply), held);
         const target = { clientId: client.id, idempotencyKey: request.headers['idempotency-key'] };
         return sendStored(reply, await submitStudy(ctx, form, target, request.log));
       });

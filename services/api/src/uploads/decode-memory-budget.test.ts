@@ -24,6 +24,26 @@ describe('the memory that decodes share', () => {
     expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([600, 2, 0]);
   });
 
+  it('lets a decode whose request has gone leave the wait, taking nothing, so that those behind it go in', async () => {
+    const registry = new Registry();
+    const budget = new DecodeMemoryBudget(1000, registry);
+    const granted: string[] = [];
+    const first = await track(budget, 600, granted, 'first');
+    const gone = new AbortController();
+    const large = budget.acquire(900, gone.signal);
+    const small = track(budget, 300, granted, 'small'); // fits beside the first, but waits behind the large one
+    expect(budget.waiting).toBe(2);
+    gone.abort(new Error('client gone'));
+    await expect(large).rejects.toThrow('client gone');
+    (await small)();
+    expect([granted, budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([['first', 'small'], 600, 1, 0]);
+    const abandoned = await registry.getSingleMetric('btd_decode_waits_abandoned_total')!.get();
+    expect(abandoned.values[0]?.value).toBe(1);
+    await expect(budget.acquire(100, gone.signal)).rejects.toThrow('client gone'); // gone already: not let in at all
+    first();
+    expect([budget.heldBytes, budget.inFlight]).toEqual([0, 0]);
+  });
+
   it('refuses a decode larger than the whole budget instead of letting it wait for ever', async () => {
     const budget = new DecodeMemoryBudget(1000);
     expect(budget.fits(1001)).toBe(false);

@@ -26,8 +26,9 @@ export class DecodeMemoryBudget {
   readonly #queue: Waiting[] = [];
   readonly #gauges?: { held: Gauge; inFlight: Gauge; waiting: Gauge };
   readonly #waits?: Counter;
+  readonly #abandoned?: Counter;
 
-  /** With a `registry`, the bytes held, the decodes in flight and waiting, and the waits are metrics on it. */
+  /** With a `registry`, the bytes held, the decodes in flight and waiting, the waits and those abandoned are metrics on it. */
   constructor(
     readonly limitBytes: number,
     registry?: Registry,
@@ -40,6 +41,7 @@ export class DecodeMemoryBudget {
       waiting: new Gauge({ name: 'btd_decodes_waiting', help: 'Uploads waiting for decode memory (MAX_INFLIGHT_DECODE_BYTES) before they are decoded.', registers }),
     };
     this.#waits = new Counter({ name: 'btd_decode_waits_total', help: 'Decodes that waited for others to end before they fitted in MAX_INFLIGHT_DECODE_BYTES.', registers });
+    this.#abandoned = new Counter({ name: 'btd_decode_waits_abandoned_total', help: 'Decodes that left the wait for MAX_INFLIGHT_DECODE_BYTES, never run, because their request had gone.', registers });
   }
 
   /** Bytes held now by the decodes in flight. */
@@ -64,23 +66,42 @@ export class DecodeMemoryBudget {
 
   /**
    * Takes `bytes` for one decode: at once when they fit and no decode waits before it, else once the
-   * decodes ahead of it have given back enough. Resolves to the release.
+   * decodes ahead of it have given back enough. Resolves to the release. Once `signal` aborts (its
+   * request has gone), a decode still waiting leaves the queue, taking nothing, and the decodes behind
+   * it may start; one not yet asked for is not let in.
    *
    * @throws RangeError (rejected) when `bytes` are more than the whole budget: callers refuse such an image from its header
+   * @throws the signal's reason (rejected) when it aborts before the memory is taken
    */
-  async acquire(bytes: number): Promise<DecodeRelease> {
+  async acquire(bytes: number, signal?: AbortSignal): Promise<DecodeRelease> {
     if (!this.fits(bytes)) throw new RangeError(`a decode of ${bytes} bytes can never fit in ${this.limitBytes} (MAX_INFLIGHT_DECODE_BYTES)`);
+    signal?.throwIfAborted();
     if (this.#queue.length === 0 && this.#held + bytes <= this.limitBytes) return this.#take(bytes);
     this.#waits?.inc();
-    return new Promise((admit) => {
-      this.#queue.push({ bytes, admit });
+    return new Promise((admit, reject) => {
+      const leave = () => {
+        this.#queue.splice(this.#queue.indexOf(waiting), 1);
+        this.#abandoned?.inc();
+        this.#admitWaiting();
+        this.#show();
+        reject(signal!.reason);
+      };
+      const waiting: Waiting = {
+        bytes,
+        admit: (release) => {
+          signal?.removeEventListener('abort', leave);
+          admit(release);
+        },
+      };
+      signal?.addEventListener('abort', leave, { once: true });
+      this.#queue.push(waiting);
       this.#show();
     });
   }
 
-  /** Runs `work` with `bytes` held, given back however it ends. */
-  async run<T>(bytes: number, work: () => Promise<T>): Promise<T> {
-    const release = await this.acquire(bytes);
+  /** Runs `work` with `bytes` held, given back however it ends; with `signal`, as `acquire` does. */
+  async run<T>(bytes: number, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const release = await this.acquire(bytes, signal);
     try {
       return await work();
     } finally {
