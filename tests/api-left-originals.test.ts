@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sweepLeftOriginals, type ErrorBody, type SubmittedStudy } from '@btd/api';
-import { createLogger, studyOriginalsPrefix } from '@btd/shared';
+import { LEFT_ORIGINALS_MAX_TRIES, sweepLeftOriginals, type ErrorBody, type SubmittedStudy } from '@btd/api';
+import { createLogger, ObjectStore, studyOriginalsPrefix } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
@@ -19,6 +19,8 @@ interface LogLine {
   studyId?: string;
   bucket?: string;
   prefix?: string;
+  entry?: string;
+  tries?: number;
 }
 
 /** Registered first, so that its servers stop after the clean-ups below (after-each hooks run last first). */
@@ -131,6 +133,67 @@ describe('originals of a submission that failed during an S3 outage', () => {
       expect((await sweepLeftOriginals(ctx, sweepLog)).map((swept) => [swept.studyId, swept.outcome])).toEqual(studyIds.map((studyId) => [studyId, 'removed']));
       expect(await env.objectKeys()).toEqual([]);
       expect(await env.redis.zcard(ctx.keys.leftOriginals)).toBe(0);
+    } finally {
+      store.deletePrefix = deletePrefix;
+    }
+  }, 60_000);
+
+  it('that S3 refuses for another reason than an outage are put aside and the others removed; given up at error and counted after the last try', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const { env } = await startLoggedApi(s3);
+    const { ctx } = env.api;
+    const refusedPrefix = studyOriginalsPrefix('alice', 'stu_refused');
+    const entries = [
+      JSON.stringify({ clientId: 'alice', studyId: 'stu_refused' }),
+      JSON.stringify({ clientId: 'alice', studyId: '../stu_elsewhere' }),
+      'not an entry',
+      JSON.stringify({ clientId: 'alice', studyId: 'stu_left_2' }),
+      JSON.stringify({ clientId: 'alice', studyId: 'stu_left_3' }),
+    ];
+    for (const [index, entry] of entries.entries()) await env.redis.zadd(ctx.keys.leftOriginals, index, entry);
+    for (const studyId of ['stu_refused', 'stu_left_2', 'stu_left_3']) {
+      await ctx.objectStore.put(`${studyOriginalsPrefix('alice', studyId)}slice.png`, slices[0]!.bytes, 'image/png');
+    }
+    // S3 answers the removal of the first with NoSuchBucket (404): refused, and no outage.
+    const elsewhere = new ObjectStore({ ...env.config, s3Bucket: 'btd-no-such-bucket' });
+    cleanups.push(async () => elsewhere.close());
+    const store = ctx.objectStore;
+    const deletePrefix = store.deletePrefix.bind(store);
+    const tried: string[] = [];
+    store.deletePrefix = (prefix: string) => {
+      tried.push(prefix);
+      return prefix === refusedPrefix ? elsewhere.deletePrefix(prefix) : deletePrefix(prefix);
+    };
+    const lines: LogLine[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+    try {
+      expect((await sweepLeftOriginals(ctx, log)).map((swept) => swept.studyId)).toEqual(['stu_left_2', 'stu_left_3']);
+      expect(await env.objectKeys()).toEqual([`${refusedPrefix}slice.png`]);
+      const dropped = lines.filter((line) => line.msg.includes('it names no originals to remove'));
+      expect(dropped.map((line) => [line.level, line.entry])).toEqual([
+        [50, entries[1]],
+        [50, entries[2]],
+      ]);
+      expect(lines.filter((line) => line.prefix === refusedPrefix).map((line) => [line.level, line.tries])).toEqual([[40, 1]]);
+
+      // Put aside: the next sweep leaves it, the ones after try it again until its last try.
+      tried.length = 0;
+      expect(await sweepLeftOriginals(ctx, log)).toEqual([]);
+      expect(tried).toEqual([]);
+      for (let day = 1; day < LEFT_ORIGINALS_MAX_TRIES; day++) {
+        expect(await env.redis.zcard(ctx.keys.leftOriginals)).toBe(1);
+        expect(await sweepLeftOriginals(ctx, log, { now: Date.now() + day * 86_400_000 })).toEqual([]);
+      }
+      expect(tried).toHaveLength(LEFT_ORIGINALS_MAX_TRIES - 1);
+      expect(await env.redis.zcard(ctx.keys.leftOriginals)).toBe(0);
+      const gaveUp = lines.filter((line) => line.prefix === refusedPrefix && line.level >= 50);
+      expect(gaveUp).toEqual([
+        expect.objectContaining({ bucket: env.config.s3Bucket, tries: LEFT_ORIGINALS_MAX_TRIES, msg: expect.stringContaining('until removed by hand') }),
+      ]);
+      const metrics = await call<string>(env, null, 'GET', '/metrics');
+      expect(metrics.body).toContain('btd_left_originals_dropped_total{reason="refused"} 1');
+      expect(metrics.body).toContain('btd_left_originals_dropped_total{reason="malformed"} 2');
     } finally {
       store.deletePrefix = deletePrefix;
     }

@@ -14,7 +14,7 @@ export { ApiError, notFound } from './errors/api-error.js';
 export { recordKeys } from './store/record-keys.js';
 export { fingerprintOf } from './studies/submit-study.js';
 export { SUBMISSION_LEASE_MS } from './studies/resume-submission.js';
-export { sweepLeftOriginals, type SweptOriginals } from './studies/left-originals.js';
+export { LEFT_ORIGINALS_MAX_TRIES, sweepLeftOriginals, type LeftOriginalsSweepOptions, type SweptOriginals } from './studies/left-originals.js';
 export { PENDING_SUBMISSION_AGE_MS, sweepPendingSubmissions, type PendingOutcome, type SettledSubmission, type SweepOptions } from './studies/pending-submissions.js';
 export { SIGNATURE_HEADER, clientWebhookSecret, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';
 export type { StudyView, SubmittedStudy } from './schemas/study.schemas.js';

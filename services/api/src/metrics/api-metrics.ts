@@ -20,6 +20,8 @@ export interface ApiMetrics {
   readonly pacsExportS3Unavailable: Gauge;
   /** PACS exports put back to wait out an S3 outage, without spending an attempt. */
   readonly pacsExportS3Deferrals: Counter;
+  /** Entries among the originals failed submissions left that the sweep gave up on, by reason (`refused` by S3 too often, `malformed`). */
+  readonly leftOriginalsDropped: Counter<'reason'>;
 }
 
 function queueGauges(registry: Registry, queues: readonly Queue[]): void {
@@ -80,5 +82,11 @@ export function createApiMetrics(queues: readonly Queue[]): ApiMetrics {
     webhookAttempts: new Counter({ name: 'btd_webhook_attempts_total', help: 'Webhook delivery attempts, by outcome.', labelNames: ['outcome'], registers }),
     pacsExportS3Unavailable: new Gauge({ name: 'btd_pacs_export_s3_unavailable', help: '1 from the first PACS export deferred in an S3 outage until S3 answers again.', registers }),
     pacsExportS3Deferrals: new Counter({ name: 'btd_pacs_export_s3_deferrals_total', help: 'PACS exports deferred during an S3 outage without spending an attempt.', registers }),
+    leftOriginalsDropped: new Counter({
+      name: 'btd_left_originals_dropped_total',
+      help: 'Originals failed submissions left that the sweep gave up removing (refused by S3 too often, or a malformed entry); they stay in the bucket.',
+      labelNames: ['reason'],
+      registers,
+    }),
   };
 }

@@ -36,6 +36,52 @@ export async function removeOriginals(ctx: ApiContext, study: StudyRecord, log: 
   }
 }
 
+/**
+ * Most times the sweep tries to remove one failed submission's originals that S3 refuses for a
+ * reason other than an outage (access denied, a bad request): it then drops the entry, at `error`.
+ */
+export const LEFT_ORIGINALS_MAX_TRIES = 6;
+
+/** Wait before the sweep tries again originals that S3 refused `tries` times: a minute, doubling (16 minutes before the last try). */
+const retryDelayMs = (tries: number): number => 60_000 * 2 ** (tries - 1);
+
+/** An entry among the left originals, as the sweep reads it: how often S3 refused it so far, and its prefix. */
+interface SweepEntry extends LeftOriginals {
+  readonly tries: number;
+  readonly prefix: string;
+}
+
+/** Reads an entry; throws when it names no originals (not JSON, or ids that are no key segment). */
+function readEntry(entry: string): SweepEntry {
+  const { clientId, studyId, tries } = JSON.parse(entry) as Partial<SweepEntry>;
+  if (typeof clientId !== 'string' || typeof studyId !== 'string') throw new TypeError('the entry names no clientId and studyId');
+  return { clientId, studyId, tries: typeof tries === 'number' ? tries : 0, prefix: studyOriginalsPrefix(clientId, studyId) };
+}
+
+/** Strikes off an entry the sweep gives up on, counting it in `btd_left_originals_dropped_total`. */
+async function dropEntry(ctx: ApiContext, entry: string, reason: 'malformed' | 'refused'): Promise<void> {
+  await ctx.redis.zrem(ctx.keys.leftOriginals, entry);
+  ctx.metrics.leftOriginalsDropped.inc({ reason });
+}
+
+/**
+ * Originals S3 refused to remove for a reason other than an outage: moved behind the others, to be
+ * tried again after {@link retryDelayMs}, or, on the {@link LEFT_ORIGINALS_MAX_TRIES}th refusal, dropped.
+ */
+async function putAside(ctx: ApiContext, log: Logger, entry: string, read: SweepEntry, error: unknown, now: number): Promise<void> {
+  const tries = read.tries + 1;
+  const where = { err: error, studyId: read.studyId, bucket: ctx.objectStore.bucket, prefix: read.prefix, tries };
+  if (tries >= LEFT_ORIGINALS_MAX_TRIES) {
+    await dropEntry(ctx, entry, 'refused');
+    log.error(where, `gave up removing the originals a failed submission left: S3 refused ${tries} times, not for an outage; they stay in the bucket under the prefix until removed by hand`);
+    return;
+  }
+  const delayMs = retryDelayMs(tries);
+  const next = JSON.stringify({ clientId: read.clientId, studyId: read.studyId, tries } satisfies LeftOriginals & { tries: number });
+  await ctx.redis.multi().zrem(ctx.keys.leftOriginals, entry).zadd(ctx.keys.leftOriginals, now + delayMs, next).exec();
+  log.warn({ ...where, retryInMs: delayMs }, 'S3 refused to remove the originals a failed submission left, not for an outage; the sweep tries again later and removes the others meanwhile');
+}
+
 /** What the sweep did with the originals a failed submission left: `removed`, or `kept` for a study that exists again. */
 export interface SweptOriginals {
   readonly studyId: string;
@@ -43,19 +89,36 @@ export interface SweptOriginals {
   readonly outcome: 'removed' | 'kept';
 }
 
+export interface LeftOriginalsSweepOptions {
+  /** Checked between entries: the sweep stops early once it returns true (shutdown). */
+  readonly stopped?: () => boolean;
+  /** The sweep's clock (default now): entries put aside until later are left until then. */
+  readonly now?: number;
+}
+
 /**
  * Removes the originals that failed submissions left behind during an S3 outage (see
- * {@link removeOriginals}). Those of a study whose records are still there are its own (the sweep
- * of pending submissions settles it, keeping or removing them), so they are only struck off. What
- * S3 still refuses is logged and left to the next sweep, which, while S3 stays unreachable, stops
- * at the first. Removing twice is harmless, so replicas need no lock.
+ * {@link removeOriginals}), the oldest {@link SWEEP_LIMIT} that are due. Those of a study whose
+ * records are still there are its own (the sweep of pending submissions settles it, keeping or
+ * removing them), so they are only struck off. While S3 is unreachable, the sweep stops at the
+ * first, leaving all to the next sweep. Originals S3 refuses for another reason are put aside and
+ * tried again later (see {@link putAside}), so that they hold up none of the others; an entry that
+ * names no originals is dropped at once. Removing twice is harmless, so replicas need no lock.
  */
-export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, stopped: () => boolean = () => false): Promise<SweptOriginals[]> {
+export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, options: LeftOriginalsSweepOptions = {}): Promise<SweptOriginals[]> {
+  const now = options.now ?? Date.now();
   const swept: SweptOriginals[] = [];
-  for (const entry of await ctx.redis.zrange(ctx.keys.leftOriginals, 0, String(SWEEP_LIMIT - 1))) {
-    if (stopped()) break;
-    const { clientId, studyId } = JSON.parse(entry) as LeftOriginals;
-    const prefix = studyOriginalsPrefix(clientId, studyId);
+  for (const entry of await ctx.redis.zrangebyscore(ctx.keys.leftOriginals, '-inf', now, 'LIMIT', 0, SWEEP_LIMIT)) {
+    if (options.stopped?.()) break;
+    let read: SweepEntry;
+    try {
+      read = readEntry(entry);
+    } catch (error) {
+      await dropEntry(ctx, entry, 'malformed');
+      log.error({ err: error, entry }, 'dropped an entry among the originals failed submissions left: it names no originals to remove');
+      continue;
+    }
+    const { studyId, prefix } = read;
     const where = { studyId, bucket: ctx.objectStore.bucket, prefix };
     try {
       const outcome = (await ctx.studies.get(studyId)) ? 'kept' : 'removed';
@@ -64,9 +127,13 @@ export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, stopped: 
       log.info({ ...where, outcome }, outcome === 'removed' ? 'removed the originals a failed submission left' : 'originals a failed submission left belong to its study, whose records are there: kept');
       swept.push({ studyId, prefix, outcome });
     } catch (error) {
-      log.warn({ err: error, ...where }, 'could not remove the originals a failed submission left; the next sweep tries again');
+      if (!isStoreUnavailable(error)) {
+        await putAside(ctx, log, entry, read, error, now);
+        continue;
+      }
       // S3 still unreachable: the others would each wait out the SDK's retries to fail alike.
-      if (isStoreUnavailable(error)) break;
+      log.warn({ err: error, ...where }, 'could not remove the originals a failed submission left; the next sweep tries again');
+      break;
     }
   }
   return swept;

@@ -135,7 +135,7 @@ export function startPendingSweeps(ctx: ApiContext, log: Logger): PendingSweeps 
   const schedule = (delayMs: number) => {
     timer = setTimeout(() => {
       sweeping = sweepPendingSubmissions(ctx, log, { stopped: () => stopped })
-        .then(() => sweepLeftOriginals(ctx, log, () => stopped))
+        .then(() => sweepLeftOriginals(ctx, log, { stopped: () => stopped }))
         .then(
           () => undefined,
           (error: unknown) => log.warn({ err: error }, 'could not sweep the pending submissions; trying again later'),
