@@ -156,7 +156,29 @@ describe('a training on a local folder', () => {
     expect((await train(path.join(broken, 'set'))).status).toBe(202);
   });
 
-  it('starts no refresh while a listing hangs, and publishes nothing a listing ended after the trainer stopped would', async () => {
+  it('publishes a root whose listing hangs unlisted, starts no other listing of it meanwhile, and publishes what that listing found once it ends', async () => {
+    const { env } = harness;
+    let listings = 0;
+    let release: (() => void) | undefined;
+    // The first listing answers; the second hangs, as one of a hard-mounted root gone away does, until released.
+    const listRoot = async (dir: string, bounds: ListingBounds) => {
+      if (++listings === 2) await new Promise<void>((resolve) => (release = resolve));
+      return listDatasetRoot(dir, bounds);
+    };
+    const published = async () => (await liveTrainerDatasets(env.redis, env.prefix))[0]?.roots;
+    publication = await publishDatasets({ redis: env.redis, prefix: env.prefix, datasetRoots: root, logger, intervalMs: 20, listingWaitMs: 50, listRoot });
+    await expect.poll(published, { timeout: 10_000 }).toEqual([{ path: root, folders: [], unlisted: [''] }]);
+    // Many refresh periods later, the hung listing is still the only one started since, and the trainer still published.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(listings).toBe(2);
+    expect(await published()).toEqual([{ path: root, folders: [], unlisted: [''] }]);
+
+    await mkdir(path.join(root, 'later'));
+    release?.();
+    await expect.poll(published, { timeout: 10_000 }).toEqual([{ path: root, folders: ['later', 'tiny', 'tiny/yes'], unlisted: [] }]);
+  });
+
+  it('starts no other listing of a root while its listing hangs, and publishes nothing a listing ended after the trainer stopped would', async () => {
     const { env } = harness;
     let listings = 0;
     let release: (() => void) | undefined;

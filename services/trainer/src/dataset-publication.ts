@@ -7,10 +7,12 @@ import { datasetRootsOf } from './dataset-source.js';
 
 /**
  * How often a trainer refreshes what it publishes, how long a publication outlives its last
- * refresh, and the bounds of what it lists under each root: folders published, depth below the
- * root, and directory entries (files included) read per refresh.
+ * refresh, how long a refresh (the first one, at start-up, too) waits for a root's listing before
+ * publishing the root unlisted (a refresh and its wait end before the publication would lapse), and
+ * the bounds of what it lists under each root: folders published, depth below the root, and
+ * directory entries (files included) read per refresh.
  */
-export const DATASET_PUBLICATION_DEFAULTS = Object.freeze({ intervalMs: 10_000, ttlMs: 30_000, maxFolders: 1000, maxDepth: 6, maxEntries: 50_000 });
+export const DATASET_PUBLICATION_DEFAULTS = Object.freeze({ intervalMs: 10_000, ttlMs: 30_000, listingWaitMs: 10_000, maxFolders: 1000, maxDepth: 6, maxEntries: 50_000 });
 
 /** The bounds of the listing of one root. */
 export interface ListingBounds {
@@ -32,6 +34,7 @@ export interface DatasetPublicationOptions extends Partial<ListingBounds> {
   logger: Logger;
   intervalMs?: number;
   ttlMs?: number;
+  listingWaitMs?: number;
   /** How one root is listed ({@link listDatasetRoot}). */
   listRoot?: (root: string, bounds: ListingBounds) => Promise<DatasetRoot>;
 }
@@ -103,12 +106,14 @@ export async function listDatasetRoot(root: string, bounds: ListingBounds): Prom
  * bounds), and refreshes it `intervalMs` after each refresh ends (a dataset copied in shows within
  * that time): the API refuses a training whose local folder no running trainer could read, and a
  * trainer that cannot read one hands it back while another could. The first publication is
- * awaited. A listing that hangs (a hard-mounted NFS root gone away) holds one refresh, not one more
- * every `intervalMs`, each holding a thread of libuv's pool that the training's file reads share;
- * meanwhile the publication lapses after `ttlMs`, as a stopped trainer's does.
+ * awaited. A root whose listing has not ended within `listingWaitMs` (a hard-mounted NFS root gone
+ * away hangs) is published unlisted, with a warning, and the trainer starts all the same; its
+ * listing is not started again while it hangs (each would hold a thread of libuv's pool that the
+ * training's file reads share), and the first refresh after it ends publishes what it found.
  */
 export async function publishDatasets(options: DatasetPublicationOptions): Promise<DatasetPublication> {
   const { redis, prefix, logger, intervalMs = DATASET_PUBLICATION_DEFAULTS.intervalMs, ttlMs = DATASET_PUBLICATION_DEFAULTS.ttlMs, listRoot = listDatasetRoot } = options;
+  const listingWaitMs = options.listingWaitMs ?? DATASET_PUBLICATION_DEFAULTS.listingWaitMs;
   const bounds: ListingBounds = {
     maxFolders: options.maxFolders ?? DATASET_PUBLICATION_DEFAULTS.maxFolders,
     maxDepth: options.maxDepth ?? DATASET_PUBLICATION_DEFAULTS.maxDepth,
@@ -116,14 +121,32 @@ export async function publishDatasets(options: DatasetPublicationOptions): Promi
   };
   const trainer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   // A root whose listing fails half-way (EIO, a stale NFS handle) is published whole as unlisted: what lies under it is accepted for the trainer to check.
+  const wholeUnlisted = (root: string): DatasetRoot => ({ path: path.resolve(root), folders: [], unlisted: [''] });
   const unlistedRoot = (root: string, error: unknown): DatasetRoot => {
     logger.warn({ err: error, root }, 'could not list a dataset root; published unlisted');
-    return { path: path.resolve(root), folders: [], unlisted: [''] };
+    return wholeUnlisted(root);
+  };
+  // The listing of each root under way, kept across refreshes while it hangs.
+  const listings = new Map<string, Promise<DatasetRoot>>();
+  const listed = async (root: string, waited: Promise<null>): Promise<DatasetRoot> => {
+    const hung = listings.has(root);
+    const listing = listings.get(root) ?? listRoot(root, bounds).catch((error: unknown) => unlistedRoot(root, error));
+    listings.set(root, listing);
+    const found = await Promise.race([listing, waited]);
+    if (found === null) {
+      if (!hung) logger.warn({ root, waitedMs: listingWaitMs }, 'the listing of a dataset root did not finish; published unlisted until it does');
+      return wholeUnlisted(root);
+    }
+    listings.delete(root);
+    if (hung) logger.info({ root }, 'the listing of a dataset root finished; published listed');
+    return found;
   };
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   const publish = async (): Promise<void> => {
-    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listRoot(root, bounds).catch((error: unknown) => unlistedRoot(root, error))));
+    let waiting: NodeJS.Timeout | undefined;
+    const waited = new Promise<null>((resolve) => (waiting = setTimeout(resolve, listingWaitMs, null).unref()));
+    const roots = await Promise.all(datasetRootsOf(options.datasetRoots).map((root) => listed(root, waited))).finally(() => clearTimeout(waiting));
     // A listing that ended after the trainer withdrew would publish it again, for other trainers to wait for.
     if (closed) return;
     const datasets: TrainerDatasets = { trainer, cwd: process.cwd(), roots };
