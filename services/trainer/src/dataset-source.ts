@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertSafeArtifactName, isFolderMarker, isInsideFolder, type ListedObject, type ObjectStore } from '@btd/shared';
+import { confinementOf } from './dataset-confinement.js';
 import type { DatasetSpec } from './dataset-spec.js';
 
 /** Thrown when a request names a dataset the trainer may not or cannot read: bad input, not retried. */
@@ -62,6 +63,11 @@ async function resolveLocal(folder: string, allowedRoots: readonly string[] | nu
   }
   const info = await stat(absolute).catch(() => null);
   if (!info?.isDirectory()) throw new DatasetFolderUnreadableError(`dataset folder ${folder} does not exist`);
+  // A link under a root (to /etc, another disk) may lead the folder out of every root.
+  const confinement = allowedRoots && confinementOf(allowedRoots);
+  if (confinement && !(await confinement.allows(await realpath(absolute)))) {
+    throw new DatasetFolderUnreadableError(`dataset folder ${folder} is a link, or lies under one, that leads outside the allowed roots (${confinement.description})`);
+  }
   return absolute;
 }
 

@@ -1,0 +1,31 @@
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { isInsideFolder } from '@btd/shared';
+
+/**
+ * The boundary of what a training request may read: the trainer's dataset roots
+ * (`TRAINER_DATASET_ROOTS`) once links are resolved. A link under a root that leads out of every
+ * root (to /etc, another disk) is neither published nor read; one that stays within them (a
+ * dataset assembled from others, a link into another root) is.
+ */
+export interface DatasetConfinement {
+  /** Whether a real path (its links resolved) lies under one of the roots, themselves taken with their links resolved. */
+  allows(realPath: string): Promise<boolean>;
+  /** The roots, as a refusal names them. */
+  description: string;
+}
+
+/** The confinement of the given roots (as configured). */
+export function confinementOf(roots: readonly string[]): DatasetConfinement {
+  const written = roots.map((root) => path.resolve(root));
+  let real: Promise<string[]> | undefined;
+  return {
+    async allows(realPath) {
+      if (written.some((root) => isInsideFolder(realPath, root))) return true;
+      // The roots' own real paths are looked up only for a path outside them as written: a root may itself be a link (/data -> /mnt/data).
+      real ??= Promise.all(written.map((root) => realpath(root).catch(() => null))).then((found) => found.filter((root): root is string => root !== null));
+      return (await real).some((root) => isInsideFolder(realPath, root));
+    },
+    description: `TRAINER_DATASET_ROOTS (${written.join(', ') || 'none'})`,
+  };
+}
