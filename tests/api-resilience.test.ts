@@ -1,4 +1,3 @@
-import { Worker } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { recordKeys, startApi, type SubmittedStudy } from '@btd/api';
 import {
@@ -8,7 +7,6 @@ import {
   createLogger,
   createResultsQueue,
   createWebhooksQueue,
-  createWorkerConnection,
   enqueueWebhook,
   postResult,
   resultJobId,
@@ -16,7 +14,7 @@ import {
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
-import { TEST_REDIS_URL, sleep, waitFor } from './helpers/index.js';
+import { dyingWorker, waitFor } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -50,27 +48,16 @@ describe('results consumer', () => {
     const results = createResultsQueue(harness.env.redis, harness.env.prefix);
     await postResult(results, { kind: 'failed', studyId, imageId, clientId: 'alice', finishedAt: new Date().toISOString(), reason: 'not a decodable image' });
 
-    // Each process takes the result and dies holding it: its lock lapses, and a stall check finds it
-    // (BullMQ checks twice: the first marks the active jobs, the next moves those still unlocked).
-    const connection = createWorkerConnection(TEST_REDIS_URL);
-    const dying = new Worker(RESULTS_QUEUE, null, { connection, prefix: harness.env.prefix, autorun: false, lockDuration: 100, maxStalledCount: 10 });
-    const checkStalled = async () => {
-      // A check leaves a marker that skips every other check for its stalled interval (the first
-      // API's for 30 s): the next check is due.
-      await harness.env.redis.del(`${harness.env.prefix}:${RESULTS_QUEUE}:stalled-check`);
-      await (dying as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
-    };
+    // Each process takes the result and dies holding it: its lock lapses, and a stall check finds it.
+    const dying = dyingWorker(harness.env.redis, RESULTS_QUEUE, harness.env.prefix, 10);
     try {
-      expect((await dying.getNextJob('first-api', { block: false }))?.id).toBe(resultJobId(imageId));
-      await sleep(150);
-      await checkStalled();
-      await checkStalled(); // stalled once: back to waiting
-      expect((await dying.getNextJob('second-api', { block: false }))?.id).toBe(resultJobId(imageId));
-      await sleep(150);
-      await checkStalled(); // marked; the next API's first check finds it stalled a second time
+      expect(await dying.takeAndDie('first-api')).toBe(resultJobId(imageId));
+      await dying.checkStalled();
+      await dying.checkStalled(); // stalled once: back to waiting
+      expect(await dying.takeAndDie('second-api')).toBe(resultJobId(imageId));
+      await dying.checkStalled(); // marked; the next API's first check finds it stalled a second time
     } finally {
       await dying.close();
-      connection.disconnect();
     }
     await harness.env.redis.del(`${harness.env.prefix}:${RESULTS_QUEUE}:stalled-check`);
 
@@ -139,20 +126,13 @@ describe('webhook sender', () => {
 
     // An API process takes the delivery and dies holding it, once more than its stall count allows:
     // the stall check (a checker allowing no stall, so that one is enough) marks it to fail when next taken.
-    const connection = createWorkerConnection(TEST_REDIS_URL);
-    const dying = new Worker(WEBHOOKS_QUEUE, null, { connection, prefix, autorun: false, lockDuration: 100, maxStalledCount: 0 });
-    const checkStalled = async () => {
-      await redis.del(`${prefix}:${WEBHOOKS_QUEUE}:stalled-check`);
-      await (dying as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
-    };
+    const dying = dyingWorker(redis, WEBHOOKS_QUEUE, prefix, 0);
     try {
-      expect((await dying.getNextJob('dying-api', { block: false }))?.id).toBe(job.id);
-      await sleep(150);
-      await checkStalled();
-      await checkStalled();
+      expect(await dying.takeAndDie('dying-api')).toBe(job.id);
+      await dying.checkStalled();
+      await dying.checkStalled();
     } finally {
       await dying.close();
-      connection.disconnect();
     }
 
     const again = await startApi(harness.env.config, createLogger({ name: 'api-test', level: 'silent', pretty: false }));

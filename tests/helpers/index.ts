@@ -7,3 +7,4 @@ export * from './wait-for.js';
 export * from './free-port.js';
 export * from './service-process.js';
 export * from './redis-server.js';
+export * from './dying-worker.js';

@@ -3,6 +3,7 @@ import { INFERENCE_QUEUE, S3Outage, S3_OUTAGE_DEFAULTS, closeWorker, once, type 
 import type { WorkerConfig } from './config.js';
 import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
 import { createOriginalReader } from './original-reader.js';
+import { stalledFailureReason, stalledTooOften } from './stalled-failure.js';
 import type { JobEvents, ModelProvider } from './model-provider.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
@@ -80,7 +81,14 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
     // The processor posts failures itself; this catches jobs failed without running it, such
     // as one that stalled too often. A result's job id is per image, so a second post is a no-op.
     if (isFinalFailure(job, error)) {
-      postFailure(options.results, job.data, error.message).catch((postError: unknown) => {
+      let reason = error.message;
+      if (stalledTooOften(job, error)) {
+        const stalls = Math.max(job.stalledCounter, config.maxStalledCount + 1);
+        reason = stalledFailureReason(stalls, config.maxStalledCount);
+        const { studyId, imageId, clientId } = job.data;
+        logger.error({ jobId: job.id, queue: INFERENCE_QUEUE, studyId, imageId, clientId, stalls, maxStalledCount: config.maxStalledCount }, 'image failed: the workers processing it stopped too often (it may crash them); failure posted');
+      }
+      postFailure(options.results, job.data, reason).catch((postError: unknown) => {
         logger.error({ err: postError, jobId: job.id, queue: INFERENCE_QUEUE }, 'could not post a failed result');
       });
     }
