@@ -143,6 +143,42 @@ describe('a training on a local folder', () => {
     expect(await train(path.join(root, 'tiny', 'no'))).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
   });
 
+  it('publishes a folder that a link leads out of every root as outside, without what lies under it, and refuses it; links within the roots are listed and accepted', async () => {
+    const other = await mkdtemp(path.join(tmpdir(), 'btd-dataset-other-root-'));
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'btd-dataset-elsewhere-'));
+    try {
+      await Promise.all([mkdir(path.join(other, 'set', 'yes'), { recursive: true }), mkdir(path.join(elsewhere, 'yes'), { recursive: true })]);
+      await symlink(elsewhere, path.join(root, 'escape'));
+      await symlink('/etc', path.join(root, 'tiny', 'etc'));
+      // A dataset assembled by links, and a link into the other root.
+      await mkdir(path.join(root, 'mix'));
+      await symlink(path.join(root, 'tiny', 'yes'), path.join(root, 'mix', 'yes'));
+      await symlink(path.join(other, 'set'), path.join(root, 'into-other'));
+      publication = await start(`${root},${other}`);
+      const [published] = await liveTrainerDatasets(harness.env.redis, harness.env.prefix);
+      expect(published?.roots[0]).toEqual({
+        path: root,
+        folders: ['into-other', 'into-other/yes', 'mix', 'mix/yes', 'tiny', 'tiny/yes'],
+        // Reached again, after mix/yes.
+        unlisted: ['tiny/yes'],
+        outside: ['escape', 'tiny/etc'],
+      });
+
+      for (const [folder, link] of [['escape', 'escape'], ['escape/yes', 'escape'], ['tiny/etc', 'tiny/etc'], ['tiny/etc/ssl', 'tiny/etc']] as const) {
+        const refused = await train(path.join(root, folder));
+        expect(refused, folder).toMatchObject({ status: 422, body: { code: 'dataset_not_available' } });
+        expect(refused.body.message).toContain(`is not available to any running trainer: ${path.join(root, link)} is a link that leads outside the trainer's TRAINER_DATASET_ROOTS, so nothing is read through it;`);
+        // Only the folders within the roots are named.
+        expect(refused.body.message).toContain(`${root} (into-other, mix, tiny)`);
+      }
+      for (const folder of ['mix', 'mix/yes', 'into-other/yes', 'tiny/yes']) {
+        expect(await train(path.join(root, folder)), folder).toMatchObject({ status: 202 });
+      }
+    } finally {
+      await Promise.all([other, elsewhere].map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+  });
+
   it('publishes a root whose listing fails half-way as unlisted, with the others listed, and accepts a folder under it for the trainer to check', async () => {
     const { env } = harness;
     const broken = path.join(root, 'broken');

@@ -3,6 +3,7 @@ import { opendir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { once, publishTrainerDatasets, withdrawTrainerDatasets, type DatasetRoot, type Logger, type Redis, type TrainerDatasets } from '@btd/shared';
+import { confinementOf, type DatasetConfinement } from './dataset-confinement.js';
 import { datasetRootsOf } from './dataset-source.js';
 
 /**
@@ -35,8 +36,8 @@ export interface DatasetPublicationOptions extends Partial<ListingBounds> {
   intervalMs?: number;
   ttlMs?: number;
   listingWaitMs?: number;
-  /** How one root is listed ({@link listDatasetRoot}). */
-  listRoot?: (root: string, bounds: ListingBounds) => Promise<DatasetRoot>;
+  /** How one root is listed ({@link listDatasetRoot}), within the confinement of all the roots. */
+  listRoot?: (root: string, bounds: ListingBounds, confinement: DatasetConfinement) => Promise<DatasetRoot>;
 }
 
 /** A trainer's running publication. */
@@ -67,13 +68,15 @@ async function subFolders(dir: string, maxEntries: number): Promise<{ names: str
  * Lists the folders under a root, level by level, within `bounds`: a folder whose sub-folders would
  * pass `maxFolders` or `maxDepth`, or whose entries would pass what is left of `maxEntries`, is
  * published as unlisted, and so is every folder after the entries run out, a hidden one, and one
- * reached again through a link.
+ * reached again through a link. A folder that a link leads out of `confinement` (every root of the
+ * trainer; this one alone by default) is published as outside, neither listed nor read.
  */
-export async function listDatasetRoot(root: string, bounds: ListingBounds): Promise<DatasetRoot> {
+export async function listDatasetRoot(root: string, bounds: ListingBounds, confinement: DatasetConfinement = confinementOf([root])): Promise<DatasetRoot> {
   const absolute = path.resolve(root);
   if ((await stat(absolute).catch(() => null))?.isDirectory() !== true) return { path: absolute, folders: null, unlisted: [] };
   const folders: string[] = [];
   const unlisted: string[] = [];
+  const outside = new Set<string>();
   let entriesLeft = bounds.maxEntries;
   // Each folder is listed once: reached again through a link (`latest -> .`, two links to one
   // folder), it would be listed inside itself down to the bounds.
@@ -82,6 +85,11 @@ export async function listDatasetRoot(root: string, bounds: ListingBounds): Prom
     const relative = pending.shift()!;
     const depth = relative === '' ? 0 : relative.split('/').length;
     const real = await realpath(path.join(absolute, relative)).catch(() => null);
+    // A link out of the roots (to /etc, another disk): neither listed nor read, the trainer refuses it.
+    if (real !== null && !(await confinement.allows(real))) {
+      outside.add(relative);
+      continue;
+    }
     // A hidden folder (`.snapshot` of a NetApp volume holds copies of the whole tree, `.git` its objects) is not listed either.
     if (real === null || seen.has(real) || path.basename(relative).startsWith('.')) {
       unlisted.push(relative);
@@ -98,7 +106,8 @@ export async function listDatasetRoot(root: string, bounds: ListingBounds): Prom
     folders.push(...children);
     pending.push(...children);
   }
-  return { path: absolute, folders: folders.sort(), unlisted: unlisted.sort() };
+  const published = { path: absolute, folders: folders.filter((folder) => !outside.has(folder)).sort(), unlisted: unlisted.sort() };
+  return outside.size > 0 ? { ...published, outside: [...outside].sort() } : published;
 }
 
 /**
@@ -130,7 +139,7 @@ export async function publishDatasets(options: DatasetPublicationOptions): Promi
   const listings = new Map<string, Promise<DatasetRoot>>();
   const listed = async (root: string, waited: Promise<null>): Promise<DatasetRoot> => {
     const hung = listings.has(root);
-    const listing = listings.get(root) ?? listRoot(root, bounds).catch((error: unknown) => unlistedRoot(root, error));
+    const listing = listings.get(root) ?? listRoot(root, bounds, confinementOf(datasetRootsOf(options.datasetRoots))).catch((error: unknown) => unlistedRoot(root, error));
     listings.set(root, listing);
     const found = await Promise.race([listing, waited]);
     if (found === null) {

@@ -20,6 +20,12 @@ export interface DatasetRoot {
    * first level: each of their folders is unlisted then.
    */
   unlisted?: string[];
+  /**
+   * The folders (as in {@link folders}, and not among them) that a link leads out of every root of
+   * the trainer: neither read nor listed, nor anything under them. Absent from publications of
+   * trainers that did not tell them.
+   */
+  outside?: string[];
 }
 
 /**
@@ -77,12 +83,13 @@ export function isInsideFolder(child: string, root: string): boolean {
 /**
  * What a trainer's publication says of a dataset folder: `readable` (it is there), `unknown` (it
  * lies under a folder whose sub-folders are not published: only the trainer can tell), or
- * `unreadable` (outside its roots, under a missing root, or missing from a folder whose sub-folders
- * are all published), with, for a missing one, the deepest folder there is and the name it lacks.
+ * `unreadable` (outside its roots, under a missing root, missing from a folder whose sub-folders
+ * are all published, or led out of its roots by a link), with, for a missing one, the deepest folder
+ * there is and the name it lacks, and for one led out, the link.
  */
 export type DatasetFolderAccess =
   | { access: 'readable' | 'unknown' }
-  | { access: 'unreadable'; missing?: { parent: string; name: string; siblings: string[] } };
+  | { access: 'unreadable'; missing?: { parent: string; name: string; siblings: string[] }; outside?: string };
 
 /** The relative folders directly inside `parent` (`''` is the root), by name. */
 const foldersIn = (folders: readonly string[], parent: string): string[] =>
@@ -93,9 +100,11 @@ function accessUnder(root: DatasetRoot, absolute: string): DatasetFolderAccess {
   const parts = path.relative(root.path, absolute).split(path.sep).filter(Boolean);
   const known = new Set(root.folders);
   const unlisted = new Set(root.unlisted ?? root.folders);
+  const outside = new Set(root.outside);
   for (let depth = 0; depth < parts.length; depth++) {
     const parent = parts.slice(0, depth).join('/');
     if (unlisted.has(parent)) return { access: 'unknown' };
+    if (outside.has(parts.slice(0, depth + 1).join('/'))) return { access: 'unreadable', outside: path.join(root.path, ...parts.slice(0, depth + 1)) };
     if (!known.has(parts.slice(0, depth + 1).join('/'))) {
       return { access: 'unreadable', missing: { parent: path.join(root.path, ...parts.slice(0, depth)), name: parts[depth]!, siblings: foldersIn(root.folders, parent) } };
     }
@@ -110,10 +119,10 @@ function accessUnder(root: DatasetRoot, absolute: string): DatasetFolderAccess {
 export function datasetFolderAccess(datasets: TrainerDatasets, folder: string): DatasetFolderAccess {
   const absolute = path.resolve(datasets.cwd, folder);
   const answers = datasets.roots.map((root) => accessUnder(root, absolute));
-  // A missing folder is told from the root that holds its parent, for the refusal to name it.
+  // A missing folder, or a link leading out, is told from the root that holds its parent, for the refusal to name it.
   return (
     answers.find((answer) => answer.access === 'readable') ??
     answers.find((answer) => answer.access === 'unknown') ??
-    answers.find((answer) => answer.access === 'unreadable' && answer.missing !== undefined) ?? { access: 'unreadable' }
+    answers.find((answer) => answer.access === 'unreadable' && (answer.missing !== undefined || answer.outside !== undefined)) ?? { access: 'unreadable' }
   );
 }

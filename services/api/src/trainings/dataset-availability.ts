@@ -19,7 +19,8 @@ function describeRoot(root: DatasetRoot): string {
 /**
  * Refuses, with 422 `dataset_not_available`, a local dataset folder that no running trainer could
  * read, from what each publishes in Redis (the API does not share their file systems): outside
- * their roots, or missing from a folder whose sub-folders they all publish. A folder under one
+ * their roots, missing from a folder whose sub-folders they all publish, or led out of their roots
+ * by a link (to /etc, another disk). A folder under one
  * whose sub-folders a trainer does not publish (too many, too deep) is accepted: that trainer
  * checks it when it takes the training. With no trainer running nothing is known: the training is
  * queued, and the trainer that takes it checks the folder then.
@@ -31,11 +32,13 @@ export async function assertDatasetFolderAvailable(redis: Redis, prefix: string,
   // The folder closest to the one asked for, in every trainer that has it: most often a typo in the last name.
   const missing = [
     ...new Set(
-      answers.flatMap((answer) =>
-        answer.access === 'unreadable' && answer.missing
+      answers.flatMap((answer) => {
+        if (answer.access !== 'unreadable') return [];
+        if (answer.outside) return [`${answer.outside} is a link that leads outside the trainer's TRAINER_DATASET_ROOTS, so nothing is read through it; `];
+        return answer.missing
           ? [`${answer.missing.parent} holds no folder ${answer.missing.name} (${answer.missing.siblings.length > 0 ? `it holds ${namesOf(answer.missing.siblings)}` : 'it holds none'}); `]
-          : [],
-      ),
+          : [];
+      }),
     ),
   ];
   const roots = [...new Set(trainers.flatMap((trainer) => trainer.roots.map(describeRoot)))];
