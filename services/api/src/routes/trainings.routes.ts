@@ -264,7 +264,7 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
     async (request) => {
       const limit = request.query.limit ?? 50;
       // The ids only: each training of the page is then read once, state first, as readTraining does.
-      const page = await trainingsPage(queue, ctx.redis, limit, request.query.after);
+      const page = await trainingsPage(queue, ctx.redis, reader.prefix, limit, request.query.after);
       const read = await Promise.all(page.ids.map((id) => readTraining(reader, id)));
       // A training removed between the listing and its read is left out.
       const items = read.filter((item) => item !== undefined);
