@@ -33,17 +33,23 @@ export interface GateContext {
   maxImages: number;
   tolerance: number;
   cacheDir: string;
-  /** Aborted when the trainer shuts down: the gate stops between its steps with the signal's reason. */
+  /**
+   * Aborted when the trainer shuts down or the training is cancelled: the gate stops with the
+   * signal's reason between its steps, and within an evaluation at its next image or batch.
+   */
   signal?: AbortSignal;
 }
 
-async function measure(model: LoadedModel, ctx: GateContext, dir: string): Promise<GateMetrics> {
+async function measure(model: LoadedModel, ctx: GateContext, dir: string, which: string): Promise<GateMetrics> {
   // evaluateModel needs the model's internal forward pass, which every LoadedModel carries.
   const evaluation = await evaluateModel(model as Parameters<typeof evaluateModel>[0], dir, {
     maxImages: ctx.maxImages,
     cacheDir: ctx.cacheDir,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
-  return gateMetrics(model.manifest.classes, evaluation);
+  const metrics = gateMetrics(model.manifest.classes, evaluation);
+  ctx.logger.info({ model: which, metrics }, 'model evaluated on the evaluation set');
+  return metrics;
 }
 
 async function measureBaseline(task: string, version: string | null, ctx: GateContext, dir: string): Promise<GateEvidence['baseline']> {
@@ -71,7 +77,7 @@ async function measureBaseline(task: string, version: string | null, ctx: GateCo
     throw error;
   }
   try {
-    return { version, metrics: await measure(model, ctx, dir) };
+    return { version, metrics: await measure(model, ctx, dir, version) };
   } finally {
     model.dispose();
   }
@@ -92,7 +98,7 @@ export async function evaluateCandidate(task: string, outDir: string, ctx: GateC
     }
     const comparedWith = (await ctx.registry.promoted(task))?.version ?? null;
     ctx.signal?.throwIfAborted();
-    const metrics = await measure(candidate, ctx, ctx.evaluationDir);
+    const metrics = await measure(candidate, ctx, ctx.evaluationDir, 'candidate');
     ctx.signal?.throwIfAborted();
     const baseline = await measureBaseline(task, comparedWith, ctx, ctx.evaluationDir);
     const decision = decidePromotion(metrics, baseline?.metrics ?? null, ctx.tolerance);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { checkTrainOptions, InvalidOptionsError, trainModel } from '@btd/model';
 import {
@@ -22,7 +23,7 @@ import { Value } from '@sinclair/typebox/value';
 import { DelayedError, UnrecoverableError } from 'bullmq';
 import { evaluateCandidate, type GateEvidence } from './candidate-evaluation.js';
 import type { TrainerConfig } from './config.js';
-import { DatasetFolderUnreadableError, InvalidDatasetError, createDatasetResolver, resolveTrainingDataset } from './dataset-source.js';
+import { DatasetFolderUnreadableError, InvalidDatasetError, createDatasetResolver, resolveTrainingDataset, type DatasetResolver } from './dataset-source.js';
 import { describeDataset } from './dataset-spec.js';
 import { datasetWaitOf, handBackUnreadable, type DatasetReaders } from './dataset-wait.js';
 import { findEarlierPublication } from './earlier-publication.js';
@@ -60,6 +61,8 @@ interface JobContext {
   datasetWait: DatasetWait | undefined;
   /** Aborted, and throws from `check()`, once the training is cancelled. */
   cancel: CancellationWatch;
+  /** Aborted when the trainer shuts down or the training is cancelled: a dataset mirror or the gate under way stops at its next file or batch. */
+  signal: AbortSignal;
 }
 
 /** Hands the job back to the queue without spending an attempt; the next run resumes from the checkpoint. */
@@ -96,6 +99,8 @@ function isLastAttempt(job: TrainingJobHandle, error: unknown): boolean {
 export function createTrainingProcessor(deps: TrainingProcessorDeps) {
   const resolver = createDatasetResolver(deps.store, deps.config, deps.shutdownSignal);
   const cacheDir = path.resolve(deps.config.workDir, 'cache');
+  /** The resolver of one training: its mirrors stop when it is cancelled, as at a shutdown. */
+  const resolverOf = (ctx: JobContext): DatasetResolver => ({ ...resolver, signal: ctx.signal });
 
   async function train(ctx: JobContext, dataDir: string, workspace: TrainingWorkspace): Promise<void> {
     const resume = await workspace.hasCheckpoint();
@@ -139,7 +144,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
 
   async function gate(ctx: JobContext, outDir: string): Promise<GateEvidence> {
     // An unusable set is the trainer's setting at fault, not the request: the error names the setting and the job is retried from its checkpoint.
-    const evaluationDir = await resolveConfiguredEvaluationSet(deps.config, ctx.data.task, resolver);
+    const evaluationDir = await resolveConfiguredEvaluationSet(deps.config, ctx.data.task, resolverOf(ctx));
     return evaluateCandidate(ctx.data.task, outDir, {
       registry: deps.registry,
       logger: ctx.log,
@@ -148,7 +153,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       maxImages: deps.config.evalMaxImages,
       tolerance: deps.config.gateTolerance,
       cacheDir,
-      signal: deps.shutdownSignal,
+      signal: ctx.signal,
     });
   }
 
@@ -209,8 +214,9 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
 
   /**
    * Runs one phase. A shutdown before it, or one that makes it fail, hands the job back to the queue
-   * without spending an attempt (the mirror and the gate stop at their next step when the signal is
-   * aborted; publishing, a few writes, is finished once begun).
+   * without spending an attempt; a cancellation before it, or one that makes it fail, fails the job
+   * for good (the mirror and the gate stop at their next file or batch when either comes; publishing,
+   * a few writes, is finished once begun).
    */
   async function phase<T>(ctx: JobContext, name: 'preparing' | 'evaluating' | 'publishing', work: () => Promise<T>): Promise<T> {
     // A cancellation stops the training before any phase, publishing too; once publishing has begun, it is finished.
@@ -221,7 +227,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     try {
       done = await work();
     } catch (error) {
-      if (deps.shutdownSignal.aborted && !(error instanceof DelayedError)) await handBack(ctx);
+      if (ctx.signal.aborted && !(error instanceof DelayedError)) await interrupted(ctx);
       throw error;
     }
     await gotThrough(ctx, name);
@@ -258,7 +264,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     }
     // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
     checkTrainOptions(ctx.data.hyperParameters ?? {});
-    const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolver).catch((error: unknown) => waitForReader(ctx, error)));
+    const dataDir = await phase(ctx, 'preparing', () => resolveTrainingDataset(ctx.data.dataset, resolverOf(ctx)).catch((error: unknown) => waitForReader(ctx, error)));
     // Read at last: the wait is over (its progress kept it so far, for a try that ends otherwise to pass it on).
     if (ctx.datasetWait) ctx.progress({ datasetWait: undefined });
     await train(ctx, dataDir, workspace);
@@ -297,7 +303,10 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     const progress = createProgressReporter(job, log, datasetWait ? { datasetWait } : {});
     const jobId = job.id ?? 'unknown';
     const cancel = new CancellationWatch(() => deps.cancellation?.(jobId) ?? Promise.resolve(undefined), log);
-    const ctx: JobContext = { job, jobId, token, data: job.data, log, progress, datasetWait, cancel };
+    const signal = AbortSignal.any([deps.shutdownSignal, cancel.signal]);
+    // Every download of a dataset mirror listens to it, as to the shutdown signal.
+    setMaxListeners(64, signal);
+    const ctx: JobContext = { job, jobId, token, data: job.data, log, progress, datasetWait, cancel, signal };
     try {
       await cancel.start();
       return await run(ctx);

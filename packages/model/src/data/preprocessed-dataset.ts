@@ -54,6 +54,8 @@ export interface PreprocessOptions {
   cacheDir?: string;
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Stops the preprocessing, with the signal's reason, before its next image once aborted (nothing is cached then). */
+  signal?: AbortSignal;
 }
 
 function cacheKey(listing: DatasetListing, params: PreprocessParams): string {
@@ -85,6 +87,7 @@ export async function loadPreprocessedDataset(
     const area = params.size * params.size;
     const pixels = new Uint8Array(plain.pixels.length);
     await forEachConcurrently(plain.files.length, options.concurrency ?? 8, async (i) => {
+      options.signal?.throwIfAborted();
       pixels.set(await equaliseLocally(plain.pixels.subarray(i * area, (i + 1) * area), params.size, clahe), i * area);
     });
     return { ...plain, params, pixels, matchPixels: plain.pixels };
@@ -100,7 +103,7 @@ export async function loadPreprocessedDataset(
 async function preprocessAll(
   files: LabeledFile[],
   params: PreprocessParams,
-  { concurrency = 8, onProgress }: PreprocessOptions,
+  { concurrency = 8, onProgress, signal }: PreprocessOptions,
 ): Promise<PreprocessedDataset> {
   const results: ({ pixels: Uint8Array; geometry: InputGeometry } | { reason: string })[] = new Array(files.length);
   let done = 0;
@@ -111,6 +114,7 @@ async function preprocessAll(
       const out = await preprocessImage(await read(file), params, file.frame);
       results[index] = { pixels: out.pixels, geometry: out.geometry };
     } catch (error) {
+    signal?.throwIfAborted();
       results[index] = { reason: (error as Error).message };
     }
     onProgress?.(++done, files.length);

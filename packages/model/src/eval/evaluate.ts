@@ -73,6 +73,29 @@ interface LocatedOutline {
 
 /** Runs a served model (test-time flip included) on preprocessed images of a dataset. */
 export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): DatasetPredictions {
+  const run = predictInBatches(model, dataset, options);
+  for (;;) {
+    const step = run.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * {@link predictOnDataset}, giving way to the event loop after each batch and stopping there, with
+ * the signal's reason, once `signal` is aborted.
+ */
+async function predictOnDatasetUnless(signal: AbortSignal, model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): Promise<DatasetPredictions> {
+  const run = predictInBatches(model, dataset, options);
+  for (;;) {
+    signal.throwIfAborted();
+    const step = run.next();
+    if (step.done) return step.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The predictions of {@link predictOnDataset}, yielding after each batch. */
+function* predictInBatches(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions): Generator<void, DatasetPredictions> {
   const manifest: ModelManifest = model.manifest;
   if (dataset.params.size !== manifest.inputSize || dataset.params.version !== manifest.preprocessing.version) {
     throw new Error('dataset was preprocessed with other parameters than the model expects');
@@ -96,6 +119,7 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
       const heatmap = camToHeatmap(out.cams.subarray(i * camCells, (i + 1) * camCells), out.camSide, geometry);
       located.push({ entry, peak: heatmapPeak(heatmap, geometry), box: boxFromHeatmap(heatmap, geometry) });
     });
+    yield;
   }
   const actual = indices.map((index) => {
     const c = labelClasses.indexOf(dataset.files[index]!.label);
@@ -107,7 +131,17 @@ export function predictOnDataset(model: EvaluableModel, dataset: PreprocessedDat
 
 /** Metrics of a served model (test-time flip included) on preprocessed images. */
 export function evaluateOnDataset(model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): EvaluationResult {
-  const { probabilities, actual, located } = predictOnDataset(model, dataset, options);
+  return metricsOf(model, dataset, predictOnDataset(model, dataset, options), options);
+}
+
+/** {@link evaluateOnDataset}, stopping after a batch once `signal` is aborted (without one, at once). */
+async function evaluateOnDatasetUnless(signal: AbortSignal | undefined, model: EvaluableModel, dataset: PreprocessedDataset, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+  if (!signal) return evaluateOnDataset(model, dataset, options);
+  return metricsOf(model, dataset, await predictOnDatasetUnless(signal, model, dataset, options), options);
+}
+
+/** The metrics of a model's predictions on images of a dataset. */
+function metricsOf(model: EvaluableModel, dataset: PreprocessedDataset, { probabilities, actual, located }: DatasetPredictions, options: EvaluateOptions): EvaluationResult {
   const classes = options.asDetection ? DETECTION_CLASSES : model.manifest.classes;
   const metrics: EvaluationResult = classificationMetrics(actual, probabilities, classes, POSITIVE[options.asDetection ? DETECTION_TASK : model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
@@ -145,6 +179,8 @@ export interface FolderEvaluationOptions {
   asDetection?: boolean;
   /** Which patient each image belongs to (see readPatientsFile); default: `patients.csv` or `patients.json` at the folder's root. */
   patientsFile?: string;
+  /** Stops the evaluation, with the signal's reason, at the next image it preprocesses or batch it predicts once aborted. */
+  signal?: AbortSignal;
 }
 
 /** Refuses a selection (`only`, e.g. a split file's test images) that names none of the folder's images. */
@@ -186,16 +222,18 @@ export async function evaluateModel(
     listing.files = Array.from({ length: options.maxImages }, (_, i) => listing.files[Math.floor(i * step)]!);
   }
   const preprocessing = model.manifest.preprocessing;
-  const dataset = await loadPreprocessedDataset(listing, preprocessing, { cacheDir: options.cacheDir });
+  const { signal } = options;
+  const loading = { cacheDir: options.cacheDir, ...(signal ? { signal } : {}) };
+  const dataset = await loadPreprocessedDataset(listing, preprocessing, loading);
   checkImagesAnalysed(dataDir, dataset);
-  if (!options.withoutCopiesIn) return { ...evaluateOnDataset(model, dataset, { outlines: options.outlines, asDetection: detection }), rejected: dataset.rejected };
-  const reference = await loadPreprocessedDataset(options.withoutCopiesIn, preprocessing, { cacheDir: options.cacheDir });
+  if (!options.withoutCopiesIn) return { ...(await evaluateOnDatasetUnless(signal, model, dataset, { outlines: options.outlines, asDetection: detection })), rejected: dataset.rejected };
+  const reference = await loadPreprocessedDataset(options.withoutCopiesIn, preprocessing, loading);
   const size = preprocessing.size;
   const copies = hasNearDuplicateIn(signatures(matchingPixels(dataset), dataset.files.length, size), signatures(matchingPixels(reference), reference.files.length, size));
   const indices = copies.flatMap((copy, i) => (copy ? [] : [i]));
   if (indices.length === 0) throw new Error('every image has a near-duplicate among the images to leave out: nothing left to evaluate');
   return {
-    ...evaluateOnDataset(model, dataset, { outlines: options.outlines, indices, asDetection: detection }),
+    ...(await evaluateOnDatasetUnless(signal, model, dataset, { outlines: options.outlines, indices, asDetection: detection })),
     rejected: dataset.rejected,
     leftOutAsCopies: dataset.files.length - indices.length,
   };
