@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModelRegistry, TRAINING_JOB_NAME, createLogger, createTrainingQueue, createWorkerConnection, enqueueTraining, type Redis, type TrainingJob, type TrainingQueue } from '@btd/shared';
 import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
@@ -9,7 +11,7 @@ import { TrainingWorkspace } from '../services/trainer/src/training-workspace.js
 import { useApiHarness } from './api-harness.js';
 import { REPO_ROOT, TEST_REDIS_URL, waitFor } from './helpers/index.js';
 import type { TestClient } from './api-test-env.js';
-import { TINY_TRAINING, linkDataset, trainerConfig } from './trainer-fixtures.js';
+import { TINY_TRAINING, linkDataset, trainerConfig, uploadDataset } from './trainer-fixtures.js';
 
 const CLI = path.join(REPO_ROOT, 'services/trainer/bin/btd-trainer.js');
 const logger = createLogger({ name: 'trainer-cancel-test', level: 'silent', pretty: false });
@@ -49,6 +51,34 @@ async function call(client: TestClient, method: 'GET' | 'DELETE', id: string) {
   return { status: response.statusCode, body: response.json<Record<string, unknown>>() };
 }
 
+/** Every page of GET /v1/trainings with `limit`, following `next`. */
+async function listAll(limit: number) {
+  const pages: { id: string; state: string }[][] = [];
+  for (let query: string | undefined = `limit=${limit}`; query !== undefined; ) {
+    const response: { statusCode: number; json<T>(): T } = await harness.env.api.app.inject({ method: 'GET', url: `/v1/trainings?${query}`, headers: harness.env.auth('alice') });
+    expect(response.statusCode).toBe(200);
+    const body: { items: { id: string; state: string }[]; next?: string } = response.json();
+    pages.push(body.items.map(({ id, state }) => ({ id, state })));
+    query = body.next;
+  }
+  return pages;
+}
+
+/** Waits for the training to end, and returns its job. */
+const ended = (id: string) => waitFor(async () => ((await queue.getJob(id))?.finishedOn ? queue.getJob(id) : undefined), { timeoutMs: 120_000, intervalMs: 100, what: 'the trainer to stop' });
+
+/** A logger at info level whose messages are kept, in order, in `messages`. */
+function keptLogger() {
+  const messages: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) messages.push((JSON.parse(line) as { msg: string }).msg);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), messages };
+}
+
 /** A training that runs for many epochs: early stopping ends it after 10 epochs without progress at the soonest, each of 200 images. */
 const LONG_TRAINING = { ...TINY_TRAINING, epochs: 500, inputSize: 64, maxImages: 200 };
 
@@ -80,6 +110,32 @@ describe('DELETE /v1/trainings/:id', () => {
     expect(await call('ops', 'DELETE', handedBack)).toMatchObject({ status: 200, body: { id: handedBack, state: 'cancelled' } });
     expect(await queue.getJobState(handedBack)).toBe('unknown');
     expect(await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')).toEqual({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
+  });
+
+  it('keeps a training taken off the queue in the list, as cancelled, in its place; the pages neither repeat nor skip one', async () => {
+    const request: TrainingJob = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/none/' }, hyperParameters: TINY_TRAINING, requestedBy: 'ops' };
+    const jobs = [];
+    for (const name of ['a', 'b', 'c', 'd', 'e']) jobs.push(await enqueueTraining(queue, `listed-${name}`, request));
+    // Newest first by creation, ties by id, as the list orders them.
+    const order = jobs.sort((a, b) => b.timestamp - a.timestamp || (a.id! < b.id! ? 1 : -1)).map((job) => job.id!);
+    const [first, second, , fourth] = order as [string, string, string, string];
+    // The second page starts after the second training, the third after the fourth: both are taken off the queue.
+    expect(await listAll(2)).toEqual([order.slice(0, 2), order.slice(2, 4), order.slice(4)].map((ids) => ids.map((id) => ({ id, state: 'waiting' }))));
+    for (const id of [second, fourth]) expect(await call('ops', 'DELETE', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled' } });
+    expect(await queue.getJobState(second)).toBe('unknown');
+
+    const stateOf = (id: string) => (id === second || id === fourth ? 'cancelled' : 'waiting');
+    const pages = await listAll(2);
+    expect(pages).toEqual([order.slice(0, 2), order.slice(2, 4), order.slice(4)].map((ids) => ids.map((id) => ({ id, state: stateOf(id) }))));
+    const after = await harness.env.api.app.inject({ method: 'GET', url: `/v1/trainings?limit=1&after=${second}`, headers: harness.env.auth('alice') });
+    expect(after.json<{ items: { id: string }[] }>().items.map((item) => item.id)).toEqual([order[2]]);
+
+    const listed = await cli(['list', '--json', '--key', harness.env.keys.alice]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const trainings = JSON.parse(listed.stdout) as { id: string; state: string; cancelledBy?: string }[];
+    expect(trainings.map(({ id, state }) => ({ id, state }))).toEqual(order.map((id) => ({ id, state: stateOf(id) })));
+    expect(trainings.find((training) => training.id === fourth)).toMatchObject({ cancelledBy: 'ops' });
+    expect(first).toBe(order[0]);
   });
 
   it('stops a running training, which publishes nothing and leaves no workspace; the trainer takes the next; a finished one is refused', async () => {
@@ -118,4 +174,61 @@ describe('DELETE /v1/trainings/:id', () => {
     expect(finished.body.message).toContain(`training ${next} is already completed`);
     expect(await call('ops', 'DELETE', next)).toEqual(finished);
   }, 420_000);
+
+  it('stops a dataset download under way: the rest of the files are never fetched, nothing is published, no workspace is left', async () => {
+    const { env } = harness;
+    const registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
+    const prefix = `datasets/${path.basename(workDir)}/`;
+    await uploadDataset(env.store, prefix, 20, 0);
+    const id = (await enqueueTraining(queue, 'downloading', { task: 'tumor-binary', dataset: { kind: 's3', prefix }, hyperParameters: TINY_TRAINING, requestedBy: 'ops' })).id!;
+    // From the tenth file on, each downloads until the download is cancelled, as slow ones would: the training is cancelled during its download.
+    const requested: string[] = [];
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const store = Object.create(env.store) as typeof env.store;
+    store.get = async (key, options = {}) => {
+      if (!key.startsWith(prefix)) return env.store.get(key, options);
+      requested.push(key);
+      if (requested.length < 10) return env.store.get(key, options);
+      held();
+      return new Promise((_resolve, reject) => options.signal?.addEventListener('abort', () => reject(options.signal?.reason as Error), { once: true }));
+    };
+    trainer = startTrainer({ config: trainerConfig(env.prefix, workDir), connection, registry, store, logger });
+    await holding;
+    expect(await call('ops', 'DELETE', id)).toMatchObject({ status: 202, body: { id, state: 'cancelling' } });
+
+    const job = await ended(id);
+    expect(job!.failedReason).toBe('cancelled by ops');
+    expect(await call('alice', 'GET', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled', cancelledBy: 'ops' } });
+    expect(requested.length).toBeLessThan(40);
+    const mirrored = (await readdir(path.join(workDir, 'datasets', 's3'), { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile() && entry.name.endsWith('.jpg'));
+    expect(mirrored.length).toBeLessThan(40);
+    expect(await registry.listVersionIds('tumor-binary')).toEqual([]);
+    expect(await exists(new TrainingWorkspace(workDir, id).root)).toBe(false);
+    await env.store.deletePrefix(prefix);
+  }, 180_000);
+
+  it('stops the promotion gate\'s evaluation under way: no model is evaluated to the end, nothing is published, no workspace is left', async () => {
+    const { env } = harness;
+    const registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
+    // An evaluation set of 1200 images never preprocessed before: it takes far longer than the trainer takes to see a cancellation.
+    const evaluationSet = await linkDataset(path.join(workDir, 'evaluation'), 600, 100);
+    const id = await queueTraining('evaluating', { ...TINY_TRAINING, epochs: 1 }, 20);
+    const kept = keptLogger();
+    trainer = startTrainer({ config: trainerConfig(env.prefix, workDir, { evalSetTumorBinary: evaluationSet, evalMaxImages: 1200 }), connection, registry, store: env.store, logger: kept.logger });
+    await waitFor(async () => ((await queue.getJob(id))?.progress as { phase?: string } | undefined)?.phase === 'evaluating', {
+      timeoutMs: 180_000,
+      intervalMs: 50,
+      what: 'the gate',
+    });
+    expect(await call('ops', 'DELETE', id)).toMatchObject({ status: 202, body: { id, state: 'cancelling' } });
+
+    const job = await ended(id);
+    expect(job!.failedReason).toBe('cancelled by ops');
+    expect(kept.messages).toContain('training cancelled; stopping it');
+    expect(kept.messages).not.toContain('model evaluated on the evaluation set');
+    expect(await call('alice', 'GET', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled' } });
+    expect(await registry.listVersionIds('tumor-binary')).toEqual([]);
+    expect(await exists(new TrainingWorkspace(workDir, id).root)).toBe(false);
+  }, 300_000);
 });
