@@ -109,12 +109,12 @@ async function preprocessAll(
   let done = 0;
   const read = fileReader(files);
   await forEachConcurrently(files.length, concurrency, async (index) => {
+    signal?.throwIfAborted();
     const file = files[index] as LabeledFile;
     try {
       const out = await preprocessImage(await read(file), params, file.frame);
       results[index] = { pixels: out.pixels, geometry: out.geometry };
     } catch (error) {
-    signal?.throwIfAborted();
       results[index] = { reason: (error as Error).message };
     }
     onProgress?.(++done, files.length);
