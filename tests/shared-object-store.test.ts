@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ObjectNotFoundError, ObjectStore } from '@btd/shared';
-import { useTestBucket } from './helpers/index.js';
+import { isStoreUnavailable, ObjectNotFoundError, ObjectsNotDeletedError, ObjectStore } from '@btd/shared';
+import { startDeleteRefusingProxy, useTestBucket } from './helpers/index.js';
 
 const bucket = useTestBucket();
 
@@ -109,5 +109,45 @@ describe('ObjectStore against s3rver', () => {
     expect(await bucket.store.head('presigned/upload.jpg')).toMatchObject({ size: 10, contentType: 'image/jpeg' });
     const download = await fetch(await bucket.store.presignGet('presigned/upload.jpg'));
     expect(await download.text()).toBe('jpeg bytes');
+  });
+});
+
+describe('ObjectStore.deletePrefix when S3 refuses some keys in its answer', () => {
+  it('throws naming the keys and codes S3 listed as not deleted, instead of answering as if all were', async () => {
+    const proxy = await startDeleteRefusingProxy(bucket.s3.endpoint);
+    const store = new ObjectStore({ ...bucket.s3.bucketOptions(), s3Endpoint: proxy.endpoint, s3Bucket: bucket.store.bucket });
+    try {
+      for (const name of ['a', 'b', 'c']) await store.put(`refused/${name}`, name, 'text/plain');
+      proxy.refuse([{ key: 'refused/b' }]);
+      const failed = await store.deletePrefix('refused/').catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(ObjectsNotDeletedError);
+      expect((failed as Error).message).toMatch(/refused\/b \(AccessDenied\)/);
+      expect((failed as ObjectsNotDeletedError).failures).toEqual([{ key: 'refused/b', code: 'AccessDenied', message: 'AccessDenied' }]);
+      expect(isStoreUnavailable(failed)).toBe(false);
+
+      proxy.refuse([]);
+      await store.put('refused/d', 'd', 'text/plain');
+      expect(await store.deletePrefix('refused/')).toBeGreaterThan(0);
+      expect(await store.listKeys('refused/')).toEqual([]);
+    } finally {
+      store.close();
+      await proxy.close();
+    }
+  });
+
+  it('counts keys refused because the store was busy (InternalError, SlowDown) as an outage', async () => {
+    const proxy = await startDeleteRefusingProxy(bucket.s3.endpoint);
+    const store = new ObjectStore({ ...bucket.s3.bucketOptions(), s3Endpoint: proxy.endpoint, s3Bucket: bucket.store.bucket });
+    try {
+      for (const name of ['a', 'b']) await store.put(`busy/${name}`, name, 'text/plain');
+      proxy.refuse([{ key: 'busy/a', code: 'SlowDown' }, { key: 'busy/b', code: 'InternalError' }]);
+      const failed = await store.deletePrefix('busy/').catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(ObjectsNotDeletedError);
+      expect((failed as Error).message).toMatch(/busy\/a \(SlowDown\), busy\/b \(InternalError\)/);
+      expect(isStoreUnavailable(failed)).toBe(true);
+    } finally {
+      store.close();
+      await proxy.close();
+    }
   });
 });

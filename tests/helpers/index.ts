@@ -8,3 +8,4 @@ export * from './free-port.js';
 export * from './service-process.js';
 export * from './redis-server.js';
 export * from './dying-worker.js';
+export * from './delete-refusing-proxy.js';

@@ -12,6 +12,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ObjectNotFoundError } from './object-not-found.error.js';
 import { ObjectReadInterruptedError } from './object-read-interrupted.error.js';
+import { ObjectsNotDeletedError, type ObjectNotDeleted } from './objects-not-deleted.error.js';
 
 /** Where and how to reach the bucket; matches the fields of `s3ConfigFields`. */
 export interface ObjectStoreOptions {
@@ -217,13 +218,21 @@ export class ObjectStore {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  /** Deletes every object under `prefix`; returns how many were deleted. */
+  /**
+   * Deletes every object under `prefix`; returns how many were deleted. S3 answers a DeleteObjects
+   * request 200 even when it refused some of its keys (AccessDenied on one key, InternalError), and
+   * lists those under `Errors`: then, once every batch was sent, this throws
+   * {@link ObjectsNotDeletedError} naming them, as they are still in the bucket.
+   */
   async deletePrefix(prefix: string): Promise<number> {
     const keys = await this.listKeys(prefix);
+    const failures: ObjectNotDeleted[] = [];
     for (let start = 0; start < keys.length; start += DELETE_BATCH) {
       const batch = keys.slice(start, start + DELETE_BATCH).map((Key) => ({ Key }));
-      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
+      const answer = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
+      for (const error of answer.Errors ?? []) failures.push({ key: error.Key ?? '?', code: error.Code ?? 'unknown', message: error.Message ?? '' });
     }
+    if (failures.length > 0) throw new ObjectsNotDeletedError(this.bucket, prefix, failures);
     return keys.length;
   }
 

@@ -1,4 +1,5 @@
 import { ObjectReadInterruptedError } from './object-read-interrupted.error.js';
+import { ObjectsNotDeletedError } from './objects-not-deleted.error.js';
 
 /** What the AWS SDK attaches to the errors of its requests, as far as telling an outage goes. */
 interface SdkErrorShape {
@@ -8,6 +9,9 @@ interface SdkErrorShape {
 
 /** Answers saying the request was not read in time: S3's 400 `RequestTimeout` and its kin. */
 const TIMEOUT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+
+/** Per-key codes of a DeleteObjects answer that say the store was busy or failing, not the request refused. */
+const BUSY_CODES = new Set(['InternalError', 'ServiceUnavailable', 'SlowDown']);
 
 /**
  * Whether an S3 request failed because the store could not be reached or could not serve it, rather
@@ -20,9 +24,12 @@ const TIMEOUT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeout
  * 5xx, 429, a request time-out, or what the SDK itself marks retryable (throttling) is an outage.
  * So is an object whose body S3 broke off once it had answered ({@link ObjectReadInterruptedError}):
  * the SDK's part ends with the headers, and the socket's error that follows carries no `$metadata`.
+ * Keys a DeleteObjects answer lists as not deleted ({@link ObjectsNotDeletedError}) are an outage
+ * when every one of them failed for the store's sake (InternalError, SlowDown), not for AccessDenied.
  */
 export function isStoreUnavailable(error: unknown): boolean {
   if (error instanceof ObjectReadInterruptedError) return true;
+  if (error instanceof ObjectsNotDeletedError) return error.failures.every((failure) => BUSY_CODES.has(failure.code));
   if (!(error instanceof Error) || !('$metadata' in error)) return false;
   const { $metadata, $retryable } = error as Error & SdkErrorShape;
   const status = $metadata?.httpStatusCode;
