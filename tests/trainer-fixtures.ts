@@ -31,6 +31,12 @@ async function br35h(folder: 'yes' | 'no', offset: number, count: number): Promi
 type Counts = number | { yes: number; no: number };
 const countOf = (counts: Counts, folder: 'yes' | 'no') => (typeof counts === 'number' ? counts : counts[folder]);
 
+/**
+ * `TRAINER_DATASET_ROOTS` of `roots` and the shared datasets: the images of a {@link linkDataset}
+ * folder are links to those, and a trainer reads a link only when it stays within its roots.
+ */
+export const datasetRootsWithShared = (...roots: string[]): string => [...roots, datasetsDir()].filter(Boolean).join(',');
+
 /** A dataset folder (`yes/`, `no/`; a folder with a count of 0 is left out) of links to real slices; nothing is copied. */
 export async function linkDataset(dir: string, counts: Counts, offset: number): Promise<string> {
   for (const folder of ['yes', 'no'] as const) {
@@ -65,7 +71,7 @@ export function trainerConfig(prefix: string, workDir: string, overrides: Partia
     logLevel: 'silent',
     concurrency: 1,
     workDir,
-    datasetRoots: workDir,
+    datasetRoots: datasetRootsWithShared(workDir),
     evalMaxImages: 100,
     gateTolerance: 0,
     modelsDir: path.join(workDir, 'no-bundled-models'),

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTrainingQueue, enqueueTraining, liveTrainerDatasets, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
 import { freePort, redisWaitLines, useRedisServers, waitFor } from './helpers/index.js';
 import { useRegistryEnv } from './registry-fixtures.js';
-import { TINY_TRAINING, linkDataset, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
+import { TINY_TRAINING, datasetRootsWithShared, linkDataset, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
 
 const env = useRegistryEnv();
 let queue: TrainingQueue;
@@ -27,7 +27,7 @@ function start(extraEnv: Record<string, string> = {}): TrainerProcess {
   const trainer = spawnTrainer({
     ...env.serviceEnv,
     TRAINER_WORK_DIR: workDir,
-    TRAINER_DATASET_ROOTS: workDir,
+    TRAINER_DATASET_ROOTS: datasetRootsWithShared(workDir),
     MODELS_DIR: path.join(env.dir, 'no-bundled-models'),
     // Short locks, so a killed trainer's job is retaken within seconds.
     TRAINER_LOCK_MS: '5000',

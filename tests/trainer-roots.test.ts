@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { liveTrainerDatasets, type TrainingProgress } from '@btd/shared';
 import { useApiHarness } from './api-harness.js';
 import { TEST_REDIS_URL, waitFor } from './helpers/index.js';
-import { TINY_TRAINING, linkDataset, requestLocalTraining, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
+import { TINY_TRAINING, datasetRootsWithShared, linkDataset, requestLocalTraining, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
 
 const harness = useApiHarness();
 const children: TrainerProcess[] = [];
@@ -25,7 +25,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts a trainer process whose only dataset root is `<dir>/<root>`, on the test API's queue and bucket. */
+/** Starts a trainer process whose dataset roots are `<dir>/<root>` (and the shared datasets its links lead to), on the test API's queue and bucket. */
 async function startTrainer(root: 'a' | 'b', extraEnv: Record<string, string> = {}): Promise<TrainerProcess & { name: string }> {
   const { env } = harness;
   const trainer = spawnTrainer({
@@ -33,7 +33,7 @@ async function startTrainer(root: 'a' | 'b', extraEnv: Record<string, string> = 
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: env.prefix,
     TRAINER_WORK_DIR: path.join(dir, `work-${root}`),
-    TRAINER_DATASET_ROOTS: path.join(dir, root),
+    TRAINER_DATASET_ROOTS: datasetRootsWithShared(path.join(dir, root)),
     MODELS_DIR: path.join(dir, 'no-bundled-models'),
     TRAINER_DATASET_WAIT_MS: '600000',
     ...extraEnv,
@@ -46,6 +46,9 @@ async function startTrainer(root: 'a' | 'b', extraEnv: Record<string, string> = 
   if (!name) throw new Error(`trainer ${root} published nothing`);
   return Object.assign(trainer, { name });
 }
+
+/** A trainer's roots as its refusals name them. */
+const rootsShown = (root: 'a' | 'b'): string => datasetRootsWithShared(path.join(dir, root)).split(',').join(', ');
 
 interface TrainingView {
   state: string;
@@ -84,7 +87,7 @@ describe('trainers with different dataset roots', () => {
       progress: {
         phase: 'preparing',
         datasetWait: {
-          refusedBy: [{ trainer: b.name, reason: `dataset folder ${dataset} is outside the allowed roots (TRAINER_DATASET_ROOTS: ${path.join(dir, 'b')})` }],
+          refusedBy: [{ trainer: b.name, reason: `dataset folder ${dataset} is outside the allowed roots (TRAINER_DATASET_ROOTS: ${rootsShown('b')})` }],
           waitingFor: [],
           unreadableSince: expect.any(Number),
         },
@@ -129,7 +132,7 @@ describe('trainers with different dataset roots', () => {
     const failed = await viewUntil(id, (training) => training.state === 'failed', 'the training to fail');
     expect(failed.failedReason).toBe(
       `dataset folder ${dataset} could not be read by any trainer (trainer ${b.name}: dataset folder ${dataset} is outside the allowed roots ` +
-        `(TRAINER_DATASET_ROOTS: ${path.join(dir, 'b')})), and no running trainer whose roots may hold it came within TRAINER_DATASET_WAIT_MS (1000 ms)`,
+        `(TRAINER_DATASET_ROOTS: ${rootsShown('b')})), and no running trainer whose roots may hold it came within TRAINER_DATASET_WAIT_MS (1000 ms)`,
     );
   }, 120_000);
 });

@@ -23,6 +23,7 @@ import { Value } from '@sinclair/typebox/value';
 import { DelayedError, UnrecoverableError } from 'bullmq';
 import { evaluateCandidate, type GateEvidence } from './candidate-evaluation.js';
 import type { TrainerConfig } from './config.js';
+import { confinementOf } from './dataset-confinement.js';
 import { DatasetFolderUnreadableError, InvalidDatasetError, createDatasetResolver, resolveTrainingDataset, type DatasetResolver } from './dataset-source.js';
 import { describeDataset } from './dataset-spec.js';
 import { datasetWaitOf, handBackUnreadable, type DatasetReaders } from './dataset-wait.js';
@@ -118,6 +119,8 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
         ...ctx.data.hyperParameters,
         task: ctx.data.task,
         dataDir,
+        // A local folder's class folders and images are read only within the roots; a mirror holds no links.
+        ...(ctx.data.dataset.kind === 'local' ? { confinement: confinementOf(resolver.allowedRoots) } : {}),
         outDir: workspace.outDir,
         cacheDir,
         checkpointDir: workspace.checkpointDir,

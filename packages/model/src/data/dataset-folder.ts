@@ -1,4 +1,5 @@
-import { readdir, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { classOfFolder, labelOfFolderAllowingCoarse, type Task } from '../model/tasks.js';
 import { dicomListingEntry } from './dicom-listing.js';
@@ -34,6 +35,33 @@ export interface DatasetListing {
   files: LabeledFile[];
   /** Sub-folders that are not a class of the task. */
   ignoredFolders: string[];
+  /** Class folders (`yes`) and images (`yes/y0.jpg`) not read because a link leads them out of the folders the data may be read from (see DataConfinement), with the reason. */
+  refused?: { relPath: string; reason: string }[];
+}
+
+/**
+ * The folders a dataset's class folders, images and patients file may lie in once links are
+ * resolved (a trainer's TRAINER_DATASET_ROOTS): one that a link leads elsewhere (to /etc, another
+ * disk) is not read. Links that stay within them (a dataset assembled from others) are followed.
+ */
+export interface DataConfinement {
+  /** Whether a real path (links resolved) lies within the folders. */
+  allows(realPath: string): Promise<boolean>;
+  /** The folders, as a refusal names them: `TRAINER_DATASET_ROOTS (/data)`. */
+  description: string;
+}
+
+/** Why a class folder or file is not read: a link leads it out of the confinement. */
+const leadsOutside = (confinement: DataConfinement): string => `a link leads it outside ${confinement.description}; not read`;
+
+/** Whether `file` (a folder too) lies outside the confinement once its links are resolved; never, without one. */
+async function isOutside(file: string, confinement: DataConfinement | undefined): Promise<boolean> {
+  return confinement !== undefined && !(await confinement.allows(await realpath(file)));
+}
+
+/** Refuses a dataset folder or a file it names (the patients file) that a link leads out of the confinement. */
+export async function assertConfined(file: string, confinement: DataConfinement | undefined, what: string): Promise<void> {
+  if (confinement && (await isOutside(file, confinement))) throw new Error(`${what} ${file}: ${leadsOutside(confinement)}`);
 }
 
 const FRAME_SUFFIX = /#frame=(\d+)$/;
@@ -55,9 +83,9 @@ export function subsetListing(listing: DatasetListing, relPaths: ReadonlySet<str
 }
 
 /** Lists a folder with one sub-folder per class (aliases accepted), sorted for reproducibility. */
-export function listLabeledImages(dataDir: string, task: Task, options: { coarse?: boolean } = {}): Promise<DatasetListing> {
+export function listLabeledImages(dataDir: string, task: Task, options: { coarse?: boolean; confinement?: DataConfinement } = {}): Promise<DatasetListing> {
   const labelOf = options.coarse ? labelOfFolderAllowingCoarse : classOfFolder;
-  return listImages(dataDir, (folder) => labelOf(task, folder), `one sub-folder per class of ${task}`);
+  return listImages(dataDir, (folder) => labelOf(task, folder), `one sub-folder per class of ${task}`, options.confinement);
 }
 
 /** Lists every image in every sub-folder, labelled with its folder's name (for comparisons, not training). */
@@ -65,26 +93,44 @@ export function listImagesByFolder(dataDir: string): Promise<DatasetListing> {
   return listImages(dataDir, (folder) => folder, 'images in sub-folders');
 }
 
-async function listImages(dataDir: string, labelOf: (folder: string) => string | undefined, expected: string): Promise<DatasetListing> {
+/** Whether a directory entry is a folder, or a link to one (read as the folder). */
+const isFolder = async (dir: string, entry: Dirent): Promise<boolean> =>
+  entry.isDirectory() || (entry.isSymbolicLink() && (await stat(path.join(dir, entry.name)).catch(() => null))?.isDirectory() === true);
+
+async function listImages(dataDir: string, labelOf: (folder: string) => string | undefined, expected: string, confinement?: DataConfinement): Promise<DatasetListing> {
+  await assertConfined(dataDir, confinement, 'dataset folder');
   const entries = await readdir(dataDir, { withFileTypes: true }).catch((error: unknown) => {
     throw new Error(`cannot read dataset folder ${dataDir}: ${(error as Error).message}`);
   });
   const files: LabeledFile[] = [];
   const ignoredFolders: string[] = [];
-  for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+  const refused: { relPath: string; reason: string }[] = [];
+  const folders = [];
+  for (const entry of entries) if (await isFolder(dataDir, entry)) folders.push(entry);
+  for (const entry of folders.sort((a, b) => a.name.localeCompare(b.name))) {
     const label = labelOf(entry.name);
     if (!label) {
       ignoredFolders.push(entry.name);
       continue;
     }
-    const names = (await readdir(path.join(dataDir, entry.name))).sort();
-    for (const name of names) {
+    // Only a link can lead out: a folder or file that is none lies where its parent does.
+    if (confinement && entry.isSymbolicLink() && (await isOutside(path.join(dataDir, entry.name), confinement))) {
+      refused.push({ relPath: entry.name, reason: leadsOutside(confinement) });
+      continue;
+    }
+    const inFolder = (await readdir(path.join(dataDir, entry.name), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const item of inFolder) {
+      const { name } = item;
       const extension = path.extname(name).toLowerCase();
       // Files from a PACS export often have no extension at all; those are listed when they are DICOM.
       if (extension !== '' && !IMAGE_EXTENSIONS.has(extension)) continue;
       const full = path.join(dataDir, entry.name, name);
       const info = await stat(full);
       if (!info.isFile()) continue;
+      if (confinement && item.isSymbolicLink() && (await isOutside(full, confinement))) {
+        refused.push({ relPath: `${entry.name}/${name}`, reason: leadsOutside(confinement) });
+        continue;
+      }
       const file: LabeledFile = { path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs };
       const dicom = extension === '.dcm' || extension === '' ? await dicomListingEntry(full, info.size) : undefined;
       if (!dicom) {
@@ -97,7 +143,8 @@ async function listImages(dataDir: string, labelOf: (folder: string) => string |
     }
   }
   if (files.length === 0) {
-    throw new Error(`no images found in ${dataDir}: expected ${expected}`);
+    const why = refused.length > 0 ? ` (${refused.length} not read: ${refused[0]!.reason})` : '';
+    throw new Error(`no images found in ${dataDir}: expected ${expected}${why}`);
   }
-  return { files, ignoredFolders };
+  return { files, ignoredFolders, ...(refused.length > 0 ? { refused } : {}) };
 }

@@ -3,11 +3,11 @@ import path from 'node:path';
 import type { Task } from '../model/tasks.js';
 import { createRandom, shuffleInPlace } from '../util/random.js';
 import { withoutNearDuplicatesOf, type ExclusionRecord } from './cross-folder-duplicates.js';
-import { listImagesByFolder, listLabeledImages, type DatasetListing } from './dataset-folder.js';
+import { assertConfined, listImagesByFolder, listLabeledImages, type DataConfinement, type DatasetListing } from './dataset-folder.js';
 import { mergeExtraTrainingData, type ExtraTrainingRecord } from './extra-training-data.js';
 import { DEFAULT_DUPLICATE_THRESHOLD, groupNearDuplicates, hasNearDuplicateIn, signatures } from './near-duplicates.js';
 import { joinPatientGroups, patientsAcrossSplits, sharesPatientWith, type PatientGrouping } from './patient-groups.js';
-import { withPatientsFile, type PatientsFileRecord } from './patients-file.js';
+import { defaultPatientsFile, withPatientsFile, type PatientsFileRecord } from './patients-file.js';
 import { defaultPreprocessParams } from './preprocess.js';
 import { imagesAt, loadPreprocessedDataset, matchingPixels, type PreprocessedDataset } from './preprocessed-dataset.js';
 import { joinValidationToTraining, reuseSplit, splitByGroups, straddlingGroups, type DatasetSplit, type SavedSplit, type SplitName } from './split.js';
@@ -33,6 +33,12 @@ export interface PrepareOptions {
    * `patients.csv` or `patients.json` at dataDir's root, when there is one.
    */
   patientsFile?: string;
+  /**
+   * Where dataDir's class folders, images and patients file may lie once links are resolved (a
+   * trainer's TRAINER_DATASET_ROOTS): a class folder or image a link leads elsewhere is not read and
+   * is counted among the rejected files, and such a patients file is refused. Absent: links are followed anywhere.
+   */
+  confinement?: DataConfinement;
   inputSize: number;
   /** Local contrast equalisation with this contrast limit (see PreprocessChoices); absent: off. */
   claheMaxSlope?: number;
@@ -93,7 +99,12 @@ export async function prepareTaskData(options: PrepareOptions): Promise<Prepared
     const { files, patientsFile: record } = await withPatientsFile(dataset.files, dir, patientsFile);
     return { dataset: { ...dataset, files }, patientsFile: record };
   };
-  const listing = subsample(await listLabeledImages(options.dataDir, options.task), options.maxImages, options.seed);
+  const { confinement } = options;
+  const listing = subsample(await listLabeledImages(options.dataDir, options.task, { confinement }), options.maxImages, options.seed);
+  if (confinement && !options.patientsFile) {
+    const own = await defaultPatientsFile(options.dataDir);
+    if (own) await assertConfined(own, confinement, 'patients file');
+  }
   const { dataset: loaded, patientsFile } = await load(listing, options.dataDir, 'preprocess', options.patientsFile);
   let mainDataset = loaded;
   let excluded: ExclusionRecord | undefined;

@@ -12,7 +12,7 @@ export interface PreprocessedDataset {
   /** files.length × size × size grey pixels. */
   pixels: Uint8Array;
   geometries: InputGeometry[];
-  /** Files that could not be decoded, with the reason. */
+  /** Files that could not be decoded, and those the listing refused to read (see DatasetListing.refused), with the reason. */
   rejected: { relPath: string; reason: string }[];
   /**
    * With contrast equalisation (params.clahe), the same images before it. Near-duplicate search
@@ -94,10 +94,15 @@ export async function loadPreprocessedDataset(
   }
   const key = cacheKey(listing, params);
   const cached = options.cacheDir ? await readCache(options.cacheDir, key) : undefined;
-  if (cached) return withListingFiles(cached, listing.files);
+  if (cached) return withRefused(withListingFiles(cached, listing.files), listing);
   const dataset = await preprocessAll(listing.files, params, options);
   if (options.cacheDir) await writeCache(options.cacheDir, key, dataset);
-  return dataset;
+  return withRefused(dataset, listing);
+}
+
+/** The dataset with the files its listing refused to read (links leading out) first among the rejected; the cache holds the decoding's only. */
+function withRefused(dataset: PreprocessedDataset, listing: DatasetListing): PreprocessedDataset {
+  return listing.refused ? { ...dataset, rejected: [...listing.refused, ...dataset.rejected] } : dataset;
 }
 
 async function preprocessAll(

@@ -10,7 +10,7 @@ import { checkServingViews, type ServingViewOptions } from './serving-views.js';
 /** What the data preparation is told as it is (see PrepareOptions); validationJoinsTraining needs selectBy 'last'. */
 type DataOptions = Pick<
   PrepareOptions,
-  'task' | 'dataDir' | 'testDataDir' | 'extraTrainDir' | 'excludeNearDuplicatesOf' | 'patientsFile' | 'claheMaxSlope' | 'validationJoinsTraining' | 'cacheDir' | 'maxImages' | 'onProgress'
+  'task' | 'dataDir' | 'testDataDir' | 'extraTrainDir' | 'excludeNearDuplicatesOf' | 'patientsFile' | 'confinement' | 'claheMaxSlope' | 'validationJoinsTraining' | 'cacheDir' | 'maxImages' | 'onProgress'
 >;
 
 export interface TrainOptions extends ServingViewOptions, DataOptions {
