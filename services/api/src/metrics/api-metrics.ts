@@ -22,6 +22,8 @@ export interface ApiMetrics {
   readonly pacsExportS3Deferrals: Counter;
   /** Entries among the originals failed submissions left that the sweep gave up on, by reason (`refused` by S3 too often, `malformed`). */
   readonly leftOriginalsDropped: Counter<'reason'>;
+  /** Studies erased, by trigger (`request`: DELETE, `retention`: the sweep) and outcome (`erased`, `failed`: S3 failed, records kept). */
+  readonly studiesErased: Counter<'trigger' | 'outcome'>;
 }
 
 function queueGauges(registry: Registry, queues: readonly Queue[]): void {
@@ -86,6 +88,12 @@ export function createApiMetrics(queues: readonly Queue[]): ApiMetrics {
       name: 'btd_left_originals_dropped_total',
       help: 'Originals failed submissions left that the sweep gave up removing (refused by S3 too often, or a malformed entry); they stay in the bucket.',
       labelNames: ['reason'],
+      registers,
+    }),
+    studiesErased: new Counter({
+      name: 'btd_studies_erased_total',
+      help: 'Studies erased, by trigger (request, retention) and outcome (erased; failed: S3 failed, records kept for a retry).',
+      labelNames: ['trigger', 'outcome'],
       registers,
     }),
   };

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { ObjectNotFoundError } from '@btd/shared';
 import type { ApiContext } from '../context.js';
@@ -12,10 +12,12 @@ import {
   ImageParamsSchema,
   StudyListQuerySchema,
   StudyListSchema,
+  StudyErasedSchema,
   StudyParamsSchema,
   StudyViewSchema,
   studyUploadSchema,
 } from '../schemas/study.schemas.js';
+import { eraseStudy } from '../studies/erase-study.js';
 import { ownedStudy, readStudyView } from '../studies/study-reader.js';
 import { studyPath } from '../studies/study-view.js';
 import { submitStudy } from '../studies/submit-study.js';
@@ -82,6 +84,32 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
       },
     },
     async (request) => readStudyView(ctx, await ownedStudy(ctx, clientOf(request), request.params.id)),
+  );
+
+  app.delete(
+    '/v1/studies/:id',
+    {
+      schema: {
+        tags: ['studies'],
+        summary: 'Erase a finished study: its originals, results and overlays, and every record of it',
+        description:
+          'For the client that submitted it, or an admin client. A study done or failed is erased (204): its objects in S3 first, then its records, ' +
+          'its externalId and Idempotency-Key mappings and its webhook deliveries; afterwards it answers 404, as one that never existed. ' +
+          'A study still queued or processing answers 409 study_in_progress with a Retry-After. Should S3 fail, nothing is erased from the records (503): erase it again. ' +
+          'A study in a batch leaves its listing; the batch keeps its counts.',
+        security: bearerAuth,
+        params: StudyParamsSchema,
+        response: { 204: StudyErasedSchema, ...commonErrors, 409: Type.Ref('Error') },
+      },
+      preHandler: requireRedis(ctx),
+    },
+    async (request, reply) => {
+      const client = clientOf(request);
+      const { id } = request.params;
+      const study = client.admin ? await ctx.studies.get(id) : await ownedStudy(ctx, client, id);
+      if (!study || !(await eraseStudy(ctx, study, 'request', request.log))) throw notFound('study', id);
+      return reply.code(204).send(null);
+    },
   );
 
   app.get(

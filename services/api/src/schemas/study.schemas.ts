@@ -191,6 +191,10 @@ export const StudyFormDocSchema = Type.Object({
 });
 
 export const StudyParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }) });
+
+/** `DELETE /v1/studies/:id` answers 204 with no body once the study is erased. */
+export const StudyErasedSchema = Type.Null({ description: 'The study is erased: no body.' });
+
 export const ImageParamsSchema = Type.Object({ id: Type.String({ pattern: IdPattern }), imageId: Type.String({ pattern: IdPattern }) });
 
 /** Schema parts shared by every route that takes a study upload (`POST /v1/studies`, batch chunks). */

@@ -28,6 +28,8 @@ export interface StudyRecord {
   fingerprint: string;
   /** Frames of multi-frame DICOM files that were left out of the analysis, and why; absent when none was. */
   skippedFrames?: SkippedFrame[];
+  /** Redis key of the Idempotency-Key entry naming the study, for its erasure; absent without a key (or on older records). */
+  idempotencyRecordKey?: string;
 }
 
 /** A frame of a multi-frame DICOM file that became no image of its study: blank (one grey level throughout, as the models see it). */

@@ -51,7 +51,10 @@ end
 hsetJson(KEYS[1], ARGV[3])
 local studyId = redis.call('HGET', KEYS[1], 'id')
 redis.call('PERSIST', KEYS[5])
-if ARGV[4] ~= '' then redis.call('SET', KEYS[7], ARGV[5], 'EX', ARGV[6]) end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[7], ARGV[5], 'EX', ARGV[6])
+  redis.call('HSET', KEYS[1], 'idempotencyRecordKey', KEYS[7])
+end
 for i = 8, #KEYS do hsetJson(KEYS[i], ARGV[i - 1]) end
 redis.call('ZADD', KEYS[2], ARGV[1], studyId)
 redis.call('ZADD', KEYS[6], ARGV[1], studyId)
@@ -84,6 +87,35 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 if ARGV[2] == '' then return '' end
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[3], 'studyCount', -1) end
 return completeBatchIfFinished(KEYS[3], ARGV[3])
+`);
+
+/**
+ * Erases a finished study's records: the study, its images and webhook deliveries, and its entries
+ * in the client's index, its batch's listing and finished set, the pending submissions, its
+ * externalId mapping and its Idempotency-Key entry (each only while it still names the study).
+ * The batch's counters stay as they were. Refuses a study still queued or processing, whose
+ * results are still to come. Erasing twice changes nothing more.
+ *
+ * KEYS: study, client index, batch studies, batch finished set, pending submissions, externalId
+ * mapping, Idempotency-Key entry, ...images and deliveries. ARGV: studyId, '1' when the study has
+ * an externalId, '1' when it has an Idempotency-Key entry. Returns 'erased', 'missing' or 'in_progress'.
+ */
+export const eraseStudyScript = redisScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state ~= 'done' and state ~= 'failed' then return 'in_progress' end
+for i = 8, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+if ARGV[2] == '1' and redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+if ARGV[3] == '1' then
+  local entry = redis.call('GET', KEYS[7])
+  if entry and string.find(entry, ARGV[1], 1, true) then redis.call('DEL', KEYS[7]) end
+end
+return 'erased'
 `);
 
 /**

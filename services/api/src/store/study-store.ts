@@ -2,7 +2,7 @@ import type { Redis, ResultMessage } from '@btd/shared';
 import type { HeldClaim } from './idempotency-store.js';
 import type { RecordKeys } from './record-keys.js';
 import { JSON_FIELDS, fromHash, hashFromPairs, toHash, type ImageRecord, type StudyRecord, type StudyState } from './records.js';
-import { applyResultScript, createStudyScript, removeStudyScript } from './study-scripts.js';
+import { applyResultScript, createStudyScript, eraseStudyScript, removeStudyScript } from './study-scripts.js';
 
 /** What applying a result changed. */
 export interface AppliedResult {
@@ -75,6 +75,29 @@ export class StudyStore {
   async remove(study: StudyRecord): Promise<string> {
     const keys = [...this.studyKeys(study), this.keys.pendingSubmissions, ...study.imageIds.map((id) => this.keys.image(id))];
     return String(await removeStudyScript(this.redis, keys, [study.id, study.batchId ?? '', new Date().toISOString()]));
+  }
+
+  /**
+   * Erases a finished study's records and index entries in one step (see `eraseStudyScript`), with
+   * the deliveries named by `deliveryIds`; its batch keeps its counts. Returns 'erased', 'missing'
+   * (erased before, or never there) or 'in_progress' (queued or processing: nothing erased).
+   */
+  async erase(study: StudyRecord, deliveryIds: readonly string[]): Promise<'erased' | 'missing' | 'in_progress'> {
+    const batchId = study.batchId ?? '';
+    const keys = [
+      this.keys.study(study.id),
+      this.keys.clientStudies(study.clientId),
+      this.keys.batchStudies(batchId),
+      this.keys.batchFinished(batchId),
+      this.keys.pendingSubmissions,
+      // Without an externalId or an Idempotency-Key entry the script leaves these alone.
+      study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
+      study.idempotencyRecordKey ?? this.keys.study(study.id),
+      ...study.imageIds.map((id) => this.keys.image(id)),
+      ...deliveryIds.map((id) => this.keys.delivery(id)),
+    ];
+    const flags = [study.externalId ? '1' : '0', study.idempotencyRecordKey ? '1' : '0'];
+    return String(await eraseStudyScript(this.redis, keys, [study.id, ...flags])) as 'erased' | 'missing' | 'in_progress';
   }
 
   /** The pending submissions (records written, jobs maybe not enqueued) created at or before `createdBeforeMs`, oldest first. */

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { studyOriginalsPrefix } from '@btd/shared';
+import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
+import { mriSlices } from './api-fixtures.js';
+import { call, studyForm, waitForStudy } from './api-client.js';
+import { useApiHarness } from './api-harness.js';
+import { startApiEnv, type ApiTestEnv, type TestClient } from './api-test-env.js';
+import { startTestInferenceWorker } from './api-test-worker.js';
+import { startDeleteRefusingProxy } from './helpers/index.js';
+
+const harness = useApiHarness();
+
+function submit(env: ApiTestEnv, client: TestClient, fields: Record<string, string> = {}, headers: Record<string, string> = {}, path = '/v1/studies') {
+  const files = mriSlices('yes', 2).map((slice) => ({ name: slice.name, bytes: slice.bytes }));
+  return call<SubmittedStudy>(env, client, 'POST', path, { body: studyForm(files, fields), headers });
+}
+
+/** Waits until the API has finished its result jobs: the last one completes just after its study shows done. */
+async function resultsSettled(env: ApiTestEnv): Promise<void> {
+  while ((await env.redis.llen(`${env.prefix}:results:active`)) > 0) await sleep(20);
+}
+
+/** Redis keys and S3 objects that still name the study or one of its images. */
+async function traces(env: ApiTestEnv, study: SubmittedStudy): Promise<string[]> {
+  const ids = [study.studyId, ...study.images.map((image) => image.imageId)];
+  const keys = [...(await env.redisKeys()), ...(await env.objectKeys())];
+  const named = keys.filter((key) => ids.some((id) => key.includes(id)));
+  // The Redis keys that name no id but hold one: the client's index, the mappings, the deliveries.
+  for (const key of (await env.redisKeys()).filter((key) => !named.includes(key))) {
+    const type = await env.redis.type(key);
+    const text =
+      type === 'string' ? await env.redis.get(key) : type === 'hash' ? JSON.stringify(await env.redis.hgetall(key)) : type === 'zset' ? (await env.redis.zrange(key, '0', '-1')).join(',') : type === 'set' ? (await env.redis.smembers(key)).join(',') : '';
+    if (text && ids.some((id) => text.includes(id))) named.push(key);
+  }
+  return named;
+}
+
+describe('DELETE /v1/studies/:id', () => {
+  it('erases a finished study: its objects, records, externalId and Idempotency-Key mappings; then answers 404', async () => {
+    const { env } = harness;
+    await harness.startWorker();
+    const idempotency = { 'idempotency-key': randomUUID() };
+    const submitted = await submit(env, 'alice', { externalId: 'ACC-ERASE-1' }, idempotency);
+    expect(submitted.status).toBe(202);
+    const study = submitted.body;
+    await waitForStudy(env, 'alice', study.studyId);
+    await resultsSettled(env);
+    expect(await env.store.listKeys(studyOriginalsPrefix('alice', study.studyId))).toHaveLength(2);
+    expect((await env.store.listKeys('results/')).length).toBeGreaterThan(0);
+
+    const erased = await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`);
+    expect(erased.status).toBe(204);
+    expect(await traces(env, study)).toEqual([]);
+    expect((await call(env, 'alice', 'GET', `/v1/studies/${study.studyId}`)).status).toBe(404);
+    expect((await call<ErrorBody>(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).body.code).toBe('not_found');
+    expect((await call<{ total: number }>(env, 'alice', 'GET', '/v1/studies?externalId=ACC-ERASE-1')).body.total).toBe(0);
+    expect((await call<{ total: number }>(env, 'alice', 'GET', '/v1/studies')).body.total).toBe(0);
+
+    // The same Idempotency-Key and externalId make a new study, not an answer naming the erased one.
+    const again = await submit(env, 'alice', { externalId: 'ACC-ERASE-1' }, idempotency);
+    expect(again.status).toBe(202);
+    expect(again.body.studyId).not.toBe(study.studyId);
+
+    const metrics = await call<string>(env, null, 'GET', '/metrics');
+    expect(metrics.body).toMatch(/btd_studies_erased_total\{trigger="request",outcome="erased"\} 1/);
+  });
+
+  it("answers 404 to another client, leaving the study, and lets an admin client erase any client's study", async () => {
+    const { env } = harness;
+    await harness.startWorker();
+    const study = (await submit(env, 'alice')).body;
+    await waitForStudy(env, 'alice', study.studyId);
+    await resultsSettled(env);
+    expect((await call<ErrorBody>(env, 'bob', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(404);
+    expect((await call(env, 'alice', 'GET', `/v1/studies/${study.studyId}`)).status).toBe(200);
+    expect((await call(env, 'ops', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+    expect((await call(env, 'alice', 'GET', `/v1/studies/${study.studyId}`)).status).toBe(404);
+    expect(await traces(env, study)).toEqual([]);
+  });
+
+  it('refuses a study still queued with 409 study_in_progress and a Retry-After, erasing nothing', async () => {
+    const { env } = harness;
+    const study = (await submit(env, 'alice')).body;
+    const refused = await call<ErrorBody>(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe('study_in_progress');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await call(env, 'alice', 'GET', `/v1/studies/${study.studyId}`)).status).toBe(200);
+    expect(await env.store.listKeys(studyOriginalsPrefix('alice', study.studyId))).toHaveLength(2);
+  });
+
+  it("takes an erased study out of its batch's listing, the batch keeping its counts", async () => {
+    const { env } = harness;
+    await harness.startWorker();
+    const batch = (await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: {} })).body;
+    const studies = [];
+    for (let i = 0; i < 2; i++) studies.push((await submit(env, 'alice', {}, {}, `/v1/batches/${batch.batchId}/studies`)).body);
+    await call(env, 'alice', 'POST', `/v1/batches/${batch.batchId}/close`);
+    for (const study of studies) await waitForStudy(env, 'alice', study.studyId);
+    await resultsSettled(env);
+    expect((await call(env, 'alice', 'DELETE', `/v1/studies/${studies[0]!.studyId}`)).status).toBe(204);
+    const after = (await call<BatchView>(env, 'alice', 'GET', `/v1/batches/${batch.batchId}`)).body;
+    expect(after.studies.items.map((item) => item.studyId)).toEqual([studies[1]!.studyId]);
+    expect(after.counts).toMatchObject({ total: 2, done: 2 });
+    expect(after.state).toBe('done');
+    expect(await traces(env, studies[0]!)).toEqual([]);
+  });
+
+  it('answers 503 and keeps every record when S3 refuses one of its objects, and erases it when asked again', async () => {
+    const proxy = await startDeleteRefusingProxy(harness.s3.endpoint);
+    const env = await startApiEnv(harness.s3, { S3_ENDPOINT: proxy.endpoint });
+    const worker = await startTestInferenceWorker(env);
+    try {
+      const study = (await submit(env, 'alice')).body;
+      await waitForStudy(env, 'alice', study.studyId);
+      await resultsSettled(env);
+    await resultsSettled(env);
+      const originals = await env.store.listKeys(studyOriginalsPrefix('alice', study.studyId));
+      proxy.refuse([{ key: originals[1]! }]);
+      const failed = await call<ErrorBody>(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`);
+      expect(failed.status).toBe(503);
+      expect(failed.headers.get('retry-after')).toBeTruthy();
+      expect((await call(env, 'alice', 'GET', `/v1/studies/${study.studyId}`)).status).toBe(200);
+      expect((await call<{ total: number }>(env, 'alice', 'GET', '/v1/studies')).body.total).toBe(1);
+
+      proxy.refuse([]);
+      expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+      expect(await traces(env, study)).toEqual([]);
+      const metrics = await call<string>(env, null, 'GET', '/metrics');
+      expect(metrics.body).toMatch(/btd_studies_erased_total\{trigger="request",outcome="failed"\} 1/);
+    } finally {
+      await worker.close();
+      await env.close();
+      await proxy.close();
+    }
+  });
+});
