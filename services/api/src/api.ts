@@ -23,6 +23,7 @@ import { createApiMetrics } from './metrics/api-metrics.js';
 import { logConnectionHealth } from './redis-health-log.js';
 import { buildServer, listen } from './server.js';
 import { startPendingSweeps } from './studies/pending-submissions.js';
+import { startRetentionSweeps } from './studies/retention-sweep.js';
 import { DecodeMemoryBudget } from './uploads/decode-memory-budget.js';
 import { dicomReader } from './intake/dicom-reader.js';
 
@@ -96,10 +97,11 @@ export async function startApi(config: ApiConfig, logger: Logger, routes: readon
   const app = await buildServer(ctx, logger, routes);
   const workers = startApiWorkers(ctx, logger);
   const sweeps = startPendingSweeps(ctx, logger);
+  const retention = startRetentionSweeps(ctx, logger);
   const url = await listen(app, config.host, config.port);
   const stopIntake = once(() => app.close());
   const drain = once(async () => {
-    await Promise.all([sweeps.close(), workers.close()]);
+    await Promise.all([sweeps.close(), retention?.close(), workers.close()]);
   });
   const closeConnections = once(async () => {
     await Promise.allSettled(Object.values(ctx.queues).map((queue) => queue.close()));

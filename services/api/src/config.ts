@@ -127,6 +127,15 @@ export const ApiConfigSchema = Type.Object({
     minimum: 60,
     description: 'How long a submission is remembered under its Idempotency-Key, in seconds.',
   }),
+  /** Days a finished study is kept before the retention sweep erases it; 0 keeps every study for ever. */
+  studyRetentionDays: Type.Integer({
+    env: 'STUDY_RETENTION_DAYS',
+    default: 0,
+    minimum: 0,
+    maximum: 36_500,
+    description:
+      'Days after its submission that a finished (done or failed) study is erased by the retention sweep, objects and records, as DELETE /v1/studies/:id does; batches whose studies are all erased go too (0: studies are kept for ever).',
+  }),
   /** Secret that each client's webhook signing secret is derived from. */
   webhookSecret: Type.Optional(
     Type.String({

@@ -16,6 +16,7 @@ export { fingerprintOf } from './studies/submit-study.js';
 export { SUBMISSION_LEASE_MS } from './studies/resume-submission.js';
 export { LEFT_ORIGINALS_MAX_TRIES, sweepLeftOriginals, type LeftOriginalsSweepOptions, type SweptOriginals } from './studies/left-originals.js';
 export { PENDING_SUBMISSION_AGE_MS, sweepPendingSubmissions, type PendingOutcome, type SettledSubmission, type SweepOptions } from './studies/pending-submissions.js';
+export { RETENTION_SWEEP_INTERVAL_MS, sweepRetention, type RetentionSweep, type RetentionSweepOptions } from './studies/retention-sweep.js';
 export { SIGNATURE_HEADER, clientWebhookSecret, signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.js';
 export type { StudyView, SubmittedStudy } from './schemas/study.schemas.js';
 export type { BatchView } from './schemas/batch.schemas.js';

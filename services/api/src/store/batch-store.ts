@@ -4,7 +4,7 @@ import type { RecordKeys } from './record-keys.js';
 import { JSON_FIELDS, fromHash, toHash, type BatchRecord, type BatchState } from './records.js';
 import { LUA_HSET_JSON, redisScript } from './redis-script.js';
 import { ClaimLostError } from './study-store.js';
-import { closeBatchScript } from './study-scripts.js';
+import { closeBatchScript, eraseEmptyBatchScript } from './study-scripts.js';
 
 /**
  * Creates a batch and lists it for its client; under an Idempotency-Key, only while the key still
@@ -57,6 +57,15 @@ export class BatchStore {
   /** Closes the batch to new studies; returns its state afterwards (`done` if nothing is pending). */
   async close(batchId: string): Promise<BatchState> {
     return (await closeBatchScript(this.redis, [this.keys.batch(batchId)], [new Date().toISOString()])) as BatchState;
+  }
+
+  /**
+   * Erases the batch if it is done and its studies were all erased (see `eraseEmptyBatchScript`),
+   * with the delivery named by `deliveryId`; returns whether it did.
+   */
+  async eraseIfEmpty(batch: Pick<BatchRecord, 'id' | 'clientId'>, deliveryId: string): Promise<boolean> {
+    const keys = [this.keys.batch(batch.id), this.keys.batchStudies(batch.id), this.keys.batchFinished(batch.id), this.keys.clientBatches(batch.clientId), this.keys.delivery(deliveryId)];
+    return (await eraseEmptyBatchScript(this.redis, keys, [batch.id])) === 'erased';
   }
 
   /**

@@ -35,6 +35,15 @@ export interface RecordKeys {
    */
   readonly leftOriginals: string;
   /**
+   * Sorted set of the finished (done or failed) studies, scored by createdAt (ms): what the
+   * retention sweep erases, oldest first, once they are older than `STUDY_RETENTION_DAYS`.
+   */
+  readonly finishedStudies: string;
+  /** Set once the studies finished before {@link finishedStudies} existed have been listed in it. */
+  readonly finishedStudiesIndexed: string;
+  /** Held (SET NX PX) by the API replica sweeping the studies past their retention. */
+  readonly retentionSweepLock: string;
+  /**
    * Held (SET NX PX) by whoever settles one pending submission: the sweep, a retry that resumes it,
    * or its own request undoing it after a failure; so that one never undoes what another completes.
    */
@@ -60,6 +69,9 @@ export function recordKeys(prefix: string): RecordKeys {
     pendingSubmissions: `${base}:pending-submissions`,
     pendingSweepLock: `${base}:pending-submissions:lock`,
     leftOriginals: `${base}:left-originals`,
+    finishedStudies: `${base}:finished-studies`,
+    finishedStudiesIndexed: `${base}:finished-studies:indexed`,
+    retentionSweepLock: `${base}:retention:lock`,
     submissionLock: (id) => `${base}:submission-lock:${id}`,
     all: `${base}:*`,
   };

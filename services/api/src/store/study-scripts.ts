@@ -91,23 +91,24 @@ return completeBatchIfFinished(KEYS[3], ARGV[3])
 
 /**
  * Erases a finished study's records: the study, its images and webhook deliveries, and its entries
- * in the client's index, its batch's listing and finished set, the pending submissions, its
- * externalId mapping and its Idempotency-Key entry (each only while it still names the study).
+ * in the client's index, its batch's listing and finished set, the pending submissions, the
+ * finished studies, its externalId mapping and its Idempotency-Key entry (each only while it still names the study).
  * The batch's counters stay as they were. Refuses a study still queued or processing, whose
  * results are still to come. Erasing twice changes nothing more.
  *
  * KEYS: study, client index, batch studies, batch finished set, pending submissions, externalId
- * mapping, Idempotency-Key entry, ...images and deliveries. ARGV: studyId, '1' when the study has
+ * mapping, Idempotency-Key entry, finished studies, ...images and deliveries. ARGV: studyId, '1' when the study has
  * an externalId, '1' when it has an Idempotency-Key entry. Returns 'erased', 'missing' or 'in_progress'.
  */
 export const eraseStudyScript = redisScript(`
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'missing' end
 if state ~= 'done' and state ~= 'failed' then return 'in_progress' end
-for i = 8, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 9, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 if ARGV[2] == '1' and redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
@@ -122,8 +123,10 @@ return 'erased'
  * Applies one image's result, once: a second delivery of the same result changes nothing.
  * Updates the study's counters and state and, for a study in a batch, the batch's counts.
  *
- * KEYS: image, study, batch, batch finished set. ARGV: 'done' | 'failed', image fields (JSON),
- * finishedAt, failure reason, '1' when the study is in a batch.
+ * A study that finishes is listed among the finished studies, for the retention sweep.
+ *
+ * KEYS: image, study, batch, batch finished set, finished studies. ARGV: 'done' | 'failed', image
+ * fields (JSON), finishedAt, failure reason, '1' when the study is in a batch, the study's createdAt (ms).
  * Returns { applied (0/1), study state, batch state or '', the study's fields (flat) once it
  * has finished, else an empty list }: a finished study is announced, and this saves reading it back.
  */
@@ -163,8 +166,28 @@ if inBatch and (studyState == 'done' or studyState == 'failed') then
   batchState = finishInBatch(KEYS[3], KEYS[4], studyId, studyState, wasProcessing, ARGV[3])
 end
 local finishedStudy = {}
-if studyState == 'done' or studyState == 'failed' then finishedStudy = redis.call('HGETALL', KEYS[2]) end
+if studyState == 'done' or studyState == 'failed' then
+  finishedStudy = redis.call('HGETALL', KEYS[2])
+  redis.call('ZADD', KEYS[5], ARGV[6], redis.call('HGET', KEYS[2], 'id'))
+end
 return {applied, studyState, batchState, finishedStudy}
+`);
+
+/**
+ * Erases a batch that is done and whose studies were all erased: its record, listing, finished
+ * set and webhook delivery, and its entry in the client's batches. Leaves any other batch alone.
+ *
+ * KEYS: batch, batch studies, batch finished set, client's batches, the batch's delivery.
+ * ARGV: batchId. Returns 'erased', or why not: 'missing', 'not_done', 'has_studies'.
+ */
+export const eraseEmptyBatchScript = redisScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state ~= 'done' then return 'not_done' end
+if redis.call('ZCARD', KEYS[2]) > 0 then return 'has_studies' end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 'erased'
 `);
 
 /**

@@ -93,11 +93,22 @@ export class StudyStore {
       // Without an externalId or an Idempotency-Key entry the script leaves these alone.
       study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
       study.idempotencyRecordKey ?? this.keys.study(study.id),
+      this.keys.finishedStudies,
       ...study.imageIds.map((id) => this.keys.image(id)),
       ...deliveryIds.map((id) => this.keys.delivery(id)),
     ];
     const flags = [study.externalId ? '1' : '0', study.idempotencyRecordKey ? '1' : '0'];
     return String(await eraseStudyScript(this.redis, keys, [study.id, ...flags])) as 'erased' | 'missing' | 'in_progress';
+  }
+
+  /** The finished studies created at or before `createdBeforeMs`, oldest first (see `RecordKeys.finishedStudies`). */
+  async finishedBefore(createdBeforeMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.finishedStudies, '-inf', createdBeforeMs, 'LIMIT', 0, limit);
+  }
+
+  /** Takes an id off the finished studies (one whose study is gone). */
+  async unlistFinished(studyId: string): Promise<void> {
+    await this.redis.zrem(this.keys.finishedStudies, studyId);
   }
 
   /** The pending submissions (records written, jobs maybe not enqueued) created at or before `createdBeforeMs`, oldest first. */
@@ -169,13 +180,14 @@ export class StudyStore {
         ? { summary: message.summary, overlayKey: message.overlayKey, finishedAt: message.finishedAt }
         : { reason: message.reason, finishedAt: message.finishedAt };
     const batchId = study.batchId ?? '';
-    const keys = [this.keys.image(message.imageId), this.keys.study(study.id), this.keys.batch(batchId), this.keys.batchFinished(batchId)];
+    const keys = [this.keys.image(message.imageId), this.keys.study(study.id), this.keys.batch(batchId), this.keys.batchFinished(batchId), this.keys.finishedStudies];
     const args = [
       message.kind === 'succeeded' ? 'done' : 'failed',
       JSON.stringify(toHash(fields)),
       message.finishedAt,
       message.kind === 'failed' ? message.reason : '',
       batchId ? '1' : '0',
+      Date.parse(study.createdAt),
     ];
     const [applied, studyState, batchState, flatStudy] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string, string[]?];
     const finishedStudy = fromHash<StudyRecord>(hashFromPairs(flatStudy ?? []), JSON_FIELDS.study);

@@ -1,7 +1,8 @@
-import { enqueueInferenceBulk, once, studyOriginalsPrefix, type Logger } from '@btd/shared';
+import { enqueueInferenceBulk, studyOriginalsPrefix, type Logger } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { whileHolding } from '../store/redis-lock.js';
 import { sweepLeftOriginals } from './left-originals.js';
+import { startPeriodicSweep, type PeriodicSweep } from './periodic-sweep.js';
 import { absentOriginals, imagesWithoutJobs, inferenceJobsOf, withSubmissionLock } from './resume-submission.js';
 import { removeStudyRecords } from './undo-submission.js';
 
@@ -119,38 +120,20 @@ export async function sweepPendingSubmissions(ctx: ApiContext, log: Logger, opti
 }
 
 /** The periodic sweep of an API process. */
-export interface PendingSweeps {
-  /** Stops the timer and waits for a sweep in progress (which stops after its current submission); safe to call twice. */
-  close(): Promise<void>;
-}
+export type PendingSweeps = PeriodicSweep;
 
 /**
  * Sweeps the pending submissions, then the originals failed submissions left behind, shortly after
  * start and then every {@link PENDING_SWEEP_INTERVAL_MS}, on a timer that keeps no process alive.
  */
 export function startPendingSweeps(ctx: ApiContext, log: Logger): PendingSweeps {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let sweeping: Promise<void> = Promise.resolve();
-  const schedule = (delayMs: number) => {
-    timer = setTimeout(() => {
-      sweeping = sweepPendingSubmissions(ctx, log, { stopped: () => stopped })
-        .then(() => sweepLeftOriginals(ctx, log, { stopped: () => stopped }))
-        .then(
-          () => undefined,
-          (error: unknown) => log.warn({ err: error }, 'could not sweep the pending submissions; trying again later'),
-        )
-        .finally(() => {
-          if (!stopped) schedule(PENDING_SWEEP_INTERVAL_MS);
-        });
-    }, delayMs).unref();
-  };
-  schedule(FIRST_SWEEP_DELAY_MS);
-  return {
-    close: once(async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await sweeping;
-    }),
-  };
+  return startPeriodicSweep({
+    firstDelayMs: FIRST_SWEEP_DELAY_MS,
+    intervalMs: PENDING_SWEEP_INTERVAL_MS,
+    sweep: async (stopped) => {
+      await sweepPendingSubmissions(ctx, log, { stopped });
+      await sweepLeftOriginals(ctx, log, { stopped });
+    },
+    failed: (error) => log.warn({ err: error }, 'could not sweep the pending submissions; trying again later'),
+  });
 }
