@@ -5,7 +5,7 @@ import { createLogger, ObjectStore, studyOriginalsPrefix } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
-import { startTestS3, useRedisServers, type TestS3 } from './helpers/index.js';
+import { startDeleteRefusingProxy, startTestS3, useRedisServers, type TestS3 } from './helpers/index.js';
 
 const slices = mriSlices('yes', 2);
 const sweepLog = createLogger({ name: 'left-originals-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
@@ -198,6 +198,28 @@ describe('originals of a submission that failed during an S3 outage', () => {
       store.deletePrefix = deletePrefix;
     }
   }, 60_000);
+
+  it('whose DeleteObjects answer refuses one key (AccessDenied) stay listed for the sweep, put aside, not struck off as removed', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const proxy = await startDeleteRefusingProxy(s3.endpoint);
+    cleanups.push(proxy.close);
+    const { env } = await startLoggedApi(s3, { S3_ENDPOINT: proxy.endpoint });
+    const { ctx } = env.api;
+    const prefix = studyOriginalsPrefix('alice', 'stu_denied');
+    await env.redis.zadd(ctx.keys.leftOriginals, 0, JSON.stringify({ clientId: 'alice', studyId: 'stu_denied' }));
+    for (const name of ['a.png', 'b.png']) await ctx.objectStore.put(`${prefix}${name}`, slices[0]!.bytes, 'image/png');
+    proxy.refuse([{ key: `${prefix}b.png` }]);
+
+    expect(await sweepLeftOriginals(ctx, sweepLog)).toEqual([]);
+    const [entry] = await env.redis.zrange(ctx.keys.leftOriginals, '0', '-1');
+    expect(JSON.parse(entry!)).toEqual({ clientId: 'alice', studyId: 'stu_denied', tries: 1 });
+
+    proxy.refuse([]);
+    const swept = await sweepLeftOriginals(ctx, sweepLog, { now: Date.now() + 86_400_000 });
+    expect(swept).toEqual([{ studyId: 'stu_denied', prefix, outcome: 'removed' }]);
+    expect(await env.objectKeys()).toEqual([]);
+  });
 
   it('are only struck off when their study exists, which keeps them', async () => {
     const s3 = await startTestS3();
