@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { studyOriginalsPrefix } from '@btd/shared';
@@ -8,7 +11,7 @@ import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
 import { startApiEnv, type ApiTestEnv, type TestClient } from './api-test-env.js';
 import { startTestInferenceWorker } from './api-test-worker.js';
-import { startDeleteRefusingProxy } from './helpers/index.js';
+import { startDeleteRefusingProxy, waitFor } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -35,6 +38,32 @@ async function traces(env: ApiTestEnv, study: SubmittedStudy): Promise<string[]>
     if (text && ids.some((id) => text.includes(id))) named.push(key);
   }
   return named;
+}
+
+/** A receiver (webhooks and PACS alike) that holds every answer until released, so that a delivery can be caught in flight. */
+async function startHeldReceiver(): Promise<{ url: string; arrived(count: number): Promise<void>; release(): void; close(): Promise<void> }> {
+  const waiting: (() => void)[] = [];
+  let released = false;
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      const answer = () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      if (released) answer();
+      else waiting.push(answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    arrived: async (count) => {
+      await waitFor(() => waiting.length >= count, { timeoutMs: 30_000 });
+    },
+    release: () => {
+      released = true;
+      for (const answer of waiting.splice(0)) answer();
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('DELETE /v1/studies/:id', () => {
@@ -134,6 +163,29 @@ describe('DELETE /v1/studies/:id', () => {
       await worker.close();
       await env.close();
       await proxy.close();
+    }
+  });
+  it('leaves no delivery record behind when erased while its webhook and PACS export are being sent (a multi-frame DICOM study)', async () => {
+    const receiver = await startHeldReceiver();
+    const env = await startApiEnv(harness.s3, { PACS_STOW_URL: `${receiver.url}/dicom-web` });
+    const worker = await startTestInferenceWorker(env);
+    try {
+      const series = readFileSync(new URL('./fixtures/dicom/rle-3-frames.dcm', import.meta.url));
+      const form = studyForm([{ name: 'series.dcm', bytes: series, type: 'application/dicom' }], { callbackUrl: `${receiver.url}/hooks` });
+      const study = (await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', { body: form })).body;
+      expect(study.images).toHaveLength(3);
+      await waitForStudy(env, 'alice', study.studyId);
+      // The study.completed webhook and the export have reached their receivers, which have not answered yet.
+      await receiver.arrived(2);
+      expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+      receiver.release();
+      await waitFor(async () => (await env.redis.llen(`${env.prefix}:webhooks:active`)) === 0, { what: 'the deliveries in flight to end' });
+      // Their jobs, still running when the study was erased, age out as finished jobs do; no record of the study stays.
+      expect((await traces(env, study)).filter((key) => key.startsWith(`${env.prefix}:api:`))).toEqual([]);
+    } finally {
+      await worker.close();
+      await env.close();
+      await receiver.close();
     }
   });
 });

@@ -15,6 +15,21 @@ redis.call('HSET', KEYS[1], 'failedAt', ARGV[1], 'failedReason', ARGV[2])
 return 1
 `);
 
+/**
+ * Records one attempt on a delivery that still exists: one erased with its study while being sent
+ * is not brought back as a record of that attempt alone. KEYS: delivery. ARGV: status, error or '',
+ * now (ISO).
+ */
+const recordAttemptIfExists = redisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'lastStatus', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[2]) else redis.call('HDEL', KEYS[1], 'lastError') end
+local status = tonumber(ARGV[1])
+if status >= 200 and status < 300 then redis.call('HSET', KEYS[1], 'deliveredAt', ARGV[3]) end
+return 1
+`);
+
 /** Webhook deliveries: URL, body and attempt history, kept out of the queue's job data. */
 export class DeliveryStore {
   constructor(
@@ -32,14 +47,9 @@ export class DeliveryStore {
     return fromHash<DeliveryRecord>(await this.redis.hgetall(this.keys.delivery(deliveryId)), JSON_FIELDS.delivery);
   }
 
-  /** Records one attempt and its HTTP status (0 when no response came back). */
+  /** Records one attempt and its HTTP status (0 when no response came back), unless the delivery is gone (its study erased meanwhile). */
   async recordAttempt(deliveryId: string, status: number, error: string | undefined): Promise<void> {
-    const key = this.keys.delivery(deliveryId);
-    const multi = this.redis.multi().hincrby(key, 'attempts', 1).hset(key, 'lastStatus', String(status));
-    if (error) multi.hset(key, 'lastError', error.slice(0, 300));
-    else multi.hdel(key, 'lastError');
-    if (status >= 200 && status < 300) multi.hset(key, 'deliveredAt', new Date().toISOString());
-    await multi.exec();
+    await recordAttemptIfExists(this.redis, [this.keys.delivery(deliveryId)], [status, error ? error.slice(0, 300) : '', new Date().toISOString()]);
   }
 
   /**
