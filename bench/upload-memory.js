@@ -1,14 +1,16 @@
 // Upload memory benchmark: the API's peak resident memory while --concurrent uploads of images that
 // are small in bytes but large in pixels are inspected at once. Each is a --side × --side black image
-// (within MAX_IMAGE_PIXELS, 50 million by default) of a few hundred kB: a PNG, a JPEG, and a DICOM
-// file around one baseline JPEG frame. Intake decodes every upload to prove it whole, so its memory
-// goes with its pixels, not its bytes.
+// (within MAX_IMAGE_PIXELS, 50 million by default) of a few hundred kB: a PNG, a JPEG, a DICOM file
+// around one baseline JPEG frame and, with --formats deflated, a 16-bit DICOM file whose data set is
+// deflated (at most 5600 × 5600, which inflates to 63 MB, within the 64 MiB a data set may inflate to).
+// Intake decodes every upload (and inflates a deflated one) to prove it whole, so its memory goes with
+// its pixels, not its bytes.
 // For each format and round, a fresh API (its own port, queue prefix and embedded S3 directory, Redis
 // at REDIS_URL) takes the uploads, all sent at once; the figure is its peak resident set (VmHWM) over
 // that round, against its resident set just before. Settings (MAX_INFLIGHT_DECODE_BYTES=…) are
 // passed to the API as they are given in the environment.
 // Build first (npx tsc -b). Usage: node bench/upload-memory.js [--concurrent 8] [--side 7000] [--rounds 3]
-//   [--formats png,jpeg,dicom] [--out bench/results/upload-memory.json]. Linux only (reads /proc).
+//   [--formats png,jpeg,dicom,deflated] [--out bench/results/upload-memory.json]. Linux only (reads /proc).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -40,9 +42,16 @@ const ROUNDS = Number(args.rounds);
 /** Settings of the API that this benchmark passes on from its own environment. */
 const PASSED_SETTINGS = ['MAX_INFLIGHT_UPLOAD_BYTES', 'MAX_INFLIGHT_DECODE_BYTES', 'MAX_IMAGE_PIXELS', 'INTAKE_DECODE_THREADS', 'UV_THREADPOOL_SIZE'];
 const MiB = 2 ** 20;
+/** The largest side of a 16-bit deflated DICOM slice whose data set inflates within its 64 MiB bound. */
+const DEFLATED_SIDE = 5600;
+const sideOf = (format) => (format === 'deflated' ? Math.min(SIDE, DEFLATED_SIDE) : SIDE);
 
 /** A black side × side image in each format, with the Content-Type it is sent as. */
 async function blackImage(format, uid) {
+  if (format === 'deflated') {
+    const side = sideOf(format);
+    return { bytes: sliceDicom(new Uint8Array(side * side), side, { deflated: true, uid }), contentType: 'application/dicom' };
+  }
   const black = () => sharp({ create: { width: SIDE, height: SIDE, channels: 3, background: '#000' } });
   if (format === 'png') return { bytes: await black().png({ compressionLevel: 9 }).toBuffer(), contentType: 'image/png' };
   const jpeg = await black().greyscale().jpeg({ quality: 90 }).toBuffer();
@@ -105,7 +114,7 @@ for (const format of args.formats.split(',')) {
   for (let i = 0; i < ROUNDS; i++) runs.push(await round(format));
   rows.push({
     format,
-    side: SIDE,
+    side: sideOf(format),
     concurrent: CONCURRENT,
     imageKiB: Math.round(runs[0].imageBytes / 1024),
     rssBeforeMiBMedian: Math.round(median(runs.map((run) => run.rssBeforeMiB))),

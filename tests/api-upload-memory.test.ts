@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { mriSlices, pngDeclaring, truncatedJpeg } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
-import { dicomFile } from './helpers/dicom-file.js';
+import { dicomFile, TransferSyntax } from './helpers/dicom-file.js';
 
 const MAX_SUBMISSION_BYTES = 450_000;
 const MAX_INFLIGHT_UPLOAD_BYTES = 1_000_000;
@@ -128,6 +128,38 @@ describe('the memory that decodes of uploads share (MAX_INFLIGHT_DECODE_BYTES)',
     const accepted = await call(env, 'alice', 'POST', '/v1/studies', { body: studyForm([slice!]) });
     expect(accepted.status).toBe(202);
     expect(await metric('btd_decode_bytes_in_memory')).toBe(0);
+  });
+
+  /** Until the API's decodes waiting for memory are `count` (they wait on other decodes, not on time). */
+  async function untilWaiting(count: number): Promise<void> {
+    while (harness.env.api.ctx.intakeChecks.decodeMemory!.waiting !== count) await sleep(20);
+  }
+
+  it('makes a deflated DICOM upload wait for the memory of its inflation, where its decode alone would fit, and lets it leave that wait when its client goes', async () => {
+    const budget = harness.env.api.ctx.intakeChecks.decodeMemory!;
+    // A 128×128 slice decodes in 256 kB: what is left beside another decode of 7 MB holds it, not the inflation's bound (the whole budget here).
+    const side = 128;
+    const deflated = Buffer.from(dicomFile({ width: side, height: side, pixels: Uint16Array.from({ length: side * side }, (_, i) => i % 4096), bitsStored: 12, transferSyntax: TransferSyntax.deflated }));
+    const other = await budget.acquire(MAX_INFLIGHT_DECODE_BYTES - 1_000_000);
+    const waited = await metric('btd_decode_waits_total');
+    const accepted = call(harness.env, 'alice', 'POST', '/v1/studies', { body: studyForm([{ name: 'slice.dcm', bytes: deflated, type: 'application/dicom' }]) });
+    const answeredAtOnce = accepted.then(() => Promise.reject(new Error('answered without waiting for the memory')));
+    await Promise.race([untilWaiting(1), answeredAtOnce]).finally(other);
+    expect(await metric('btd_decode_waits_total')).toBe(waited + 1);
+    expect((await accepted).status).toBe(202);
+    expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([0, 0, 0]);
+
+    const full = await budget.acquire(MAX_INFLIGHT_DECODE_BYTES - 1_000_000);
+    const parts = [Buffer.from(FILE_PART('slice.dcm')), deflated, Buffer.from('\r\n--b--\r\n')];
+    const body = Buffer.concat(parts);
+    const upload = holdUpload(body, body.length);
+    await untilWaiting(1);
+    upload.socket.destroy();
+    await untilWaiting(0);
+    expect(await metric('btd_decode_waits_abandoned_total')).toBe(1);
+    full();
+    expect([budget.heldBytes, budget.inFlight, budget.waiting]).toEqual([0, 0, 0]);
+    await waitForHeld(0);
   });
 
   it('lets the decodes of an upload whose client has gone leave the wait, never run, taking nothing', async () => {

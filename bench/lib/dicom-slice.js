@@ -3,23 +3,26 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import dcmjs from 'dcmjs';
+import dicomParser from 'dicom-parser';
 
 /** The stored values of a slice: its grey levels on 12 bits, the low four bits varied too. */
 export const storedValues = (levels) => Uint16Array.from(levels, (v, i) => v * 16 + (i % 16));
 
 /**
- * A side × side 12-bit MR DICOM file of a slice's levels: uncompressed (explicit VR little endian), or
- * around one compressed frame in the given transfer syntax. `uid` tells the instances of a run apart.
+ * A side × side 12-bit MR DICOM file of a slice's levels: uncompressed (explicit VR little endian, or
+ * with `deflated` its data set deflated), or around one compressed frame in the given transfer syntax.
+ * `uid` tells the instances of a run apart.
  */
-export function sliceDicom(levels, side, { compressed, uid = 42 } = {}) {
+export function sliceDicom(levels, side, { compressed, deflated = false, uid = 42 } = {}) {
   const { DicomDict, DicomMetaDictionary } = dcmjs.data;
   const sop = `2.25.${uid}`;
   const meta = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
     MediaStorageSOPInstanceUID: sop,
-    TransferSyntaxUID: compressed?.transferSyntax ?? '1.2.840.10008.1.2.1',
+    TransferSyntaxUID: compressed?.transferSyntax ?? (deflated ? DEFLATED : '1.2.840.10008.1.2.1'),
     ImplementationClassUID: '2.25.43',
   };
   const dataset = {
@@ -41,8 +44,14 @@ export function sliceDicom(levels, side, { compressed, uid = 42 } = {}) {
   };
   const file = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   file.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(file.write());
+  const bytes = Buffer.from(file.write());
+  if (!deflated) return bytes;
+  // dcmjs writes the data set as explicit VR little endian whatever the meta group says: deflated here.
+  const { position } = dicomParser.readPart10Header(bytes);
+  return Buffer.concat([bytes.subarray(0, position), deflateRawSync(bytes.subarray(position), { level: 9 })]);
 }
+
+const DEFLATED = '1.2.840.10008.1.2.1.99';
 
 /** Runs a DICOM command line tool (DCMTK, GDCM) on a file: `tool [...args] in out`; throws if it is missing or fails. */
 export async function transcodeWith(tool, bytes) {

@@ -2,6 +2,7 @@ export { initBackend, getBackendInfo, registerFastWasmKernels } from './backend/
 export type { BackendInfo } from './backend/index.js';
 export { ImageDecodeError } from './data/image-decode-error.js';
 export { decodeGrey, decodeRasterGrey, decodeRgb, MAX_INPUT_PIXELS, type GreyImage } from './data/decode-image.js';
+export { inflationBytes, MAX_INFLATED_DICOM_BYTES } from './data/dicom-inflate.js';
 export { decodeDicomGrey, isAnalysedModality, isDicom, openDicomImage, parseDicomFile, readDicomHeader, slicePlane, type DicomHeader, type DicomIdentifiers, type DicomImage, type ParsedDicom, type SlicePlane } from './data/dicom.js';
 export {
   preprocessImage,

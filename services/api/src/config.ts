@@ -90,7 +90,7 @@ export const ApiConfigSchema = Type.Object({
     default: 1024 * 1024 * 1024,
     minimum: 1024,
     description:
-      "Most bytes that decoding uploaded images holds at once in this API process, each image's taken from its header before it is decoded (width × height × the bytes its decoded samples and grey levels take per pixel: 16 for a DICOM frame, frames one at a time); an image that does not fit waits for others to be decoded, and one that alone needs more is refused 422 image_too_large (default 1 GiB: one DICOM image of 64 million pixels).",
+      "Most bytes that decoding uploaded images holds at once in this API process, each image's taken from its header before it is decoded (width × height × the bytes its decoded samples and grey levels take per pixel: 16 for a DICOM frame, frames one at a time; a deflated DICOM file's inflation, 128 MiB at most, before it is parsed); an image that does not fit waits for others to be decoded, and one that alone needs more is refused 422 image_too_large (default 1 GiB: one DICOM image of 64 million pixels).",
   }),
   /**
    * Largest accepted width × height, against decompression bombs. No more than the models decode

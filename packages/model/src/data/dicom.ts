@@ -37,8 +37,9 @@ export interface DicomHeader {
 
 const IMPLICIT_LITTLE = '1.2.840.10008.1.2';
 const EXPLICIT_BIG = '1.2.840.10008.1.2.2';
+const DEFLATED = '1.2.840.10008.1.2.1.99';
 /** Uncompressed pixel data; the deflated syntax compresses the data set, which the parser inflates. */
-const UNCOMPRESSED = new Set([IMPLICIT_LITTLE, '1.2.840.10008.1.2.1', EXPLICIT_BIG, '1.2.840.10008.1.2.1.99']);
+const UNCOMPRESSED = new Set([IMPLICIT_LITTLE, '1.2.840.10008.1.2.1', EXPLICIT_BIG, DEFLATED]);
 /** Syntaxes that are refused, by name, so the sender knows what to change. */
 const REFUSED_SYNTAXES: Record<string, string> = {
   '1.2.840.10008.1.2.4.100': 'MPEG2 video',
@@ -182,6 +183,8 @@ export function openDicomImage(bytes: Uint8Array, maxPixels: number): DicomImage
 /** A DICOM file parsed once, pixel data included: its header, and its image for decoding. */
 export interface ParsedDicom {
   readonly header: DicomHeader;
+  /** Bytes of the inflated copy of a deflated file that the parse holds (and its image reads from); 0 for any other file. */
+  readonly inflatedBytes: number;
   /** The image as `openDicomImage` gives it; throws what that throws, or why the pixel data did not parse. */
   image(maxPixels: number): DicomImage;
 }
@@ -202,13 +205,15 @@ export function parseDicomFile(bytes: Uint8Array): ParsedDicom {
     const header = readDicomHeader(bytes);
     return {
       header,
+      inflatedBytes: 0,
       image: () => {
         throw error;
       },
     };
   }
   const header = headerOf(data);
-  return { header, image: (maxPixels) => imageOf(data, header, maxPixels) };
+  const inflatedBytes = header.transferSyntax === DEFLATED ? data.byteArray.length : 0;
+  return { header, inflatedBytes, image: (maxPixels) => imageOf(data, header, maxPixels) };
 }
 
 function imageOf(data: DataSet, header: DicomHeader, maxPixels: number): DicomImage {

@@ -32,7 +32,10 @@ export function decodeLimitOf(memory: DecodeMemoryBudget | undefined): { maxDeco
   return memory ? { maxDecodeBytes: memory.limitBytes } : {};
 }
 
-/** Waits until a decode of `bytes` may start (the memory taken for it is given back by whoever asked). */
+/**
+ * Waits until a read may hold `bytes` (a deflated DICOM file's inflation, a decode), in place of what it
+ * held before: the memory taken is given back by whoever asked, when the read ends.
+ */
 export type DecodeAdmission = (bytes: number) => Promise<void>;
 
 /** Runs a decode of `bytes` within `memory`, when there is one (else at once); not at all when `signal` aborts while it waits. */

@@ -30,10 +30,15 @@ const collectGarbage = runInNewContext('gc') as () => void;
 /** The answer on a task's admission port: the decode may start, or it may not (why). */
 export type DecodeGrant = { admitted: true } | { admitted: false; reason: string };
 
-/** Asks the API's event loop, which holds the budget, for a decode's memory, and waits for its answer. */
+/**
+ * Asks the API's event loop, which holds the budget, for a read's memory, and waits for its answer. Before
+ * it asks for a large amount, the thread collects its garbage: a deflated file's inflated data set, which
+ * the read drops before it waits for more than the inflation was let in with, is then no longer held.
+ */
 function askOver(port: MessagePort): DecodeAdmission {
   return async (bytes) =>
     new Promise((resolve, reject) => {
+      if (bytes >= COLLECT_AFTER_BYTES) collectGarbage();
       port.once('message', (grant: DecodeGrant) => (grant.admitted ? resolve() : reject(new Error(grant.reason))));
       port.postMessage(bytes);
     });

@@ -36,17 +36,25 @@ export class DicomReaderUnavailable extends Error {
 }
 
 /**
- * The memory of one read's decode, in `memory`: taken when the read asks for it (once its header is
- * read), given back by `end` when the read has ended, however it ended, and at once if it ended first.
+ * The memory of one read, in `memory`: what the read asks for (a deflated file's inflation, then its
+ * frames' decode), held one amount at a time, given back by `end` when the read has ended, however it
+ * ended, and at once if it ended first. An amount no larger than the one held is covered by it; a larger
+ * one is waited for with nothing held (a read holding memory while it waits for more could wait for
+ * ever on others doing the same). An amount beyond the whole budget is taken as the whole budget.
  */
 function decodeMemoryOfRead(memory: DecodeMemoryBudget, signal: AbortSignal | undefined) {
   let release: DecodeRelease | undefined;
+  let held = 0;
   let ended = false;
   return {
     async take(bytes: number): Promise<void> {
-      const taken = await memory.acquire(bytes, signal);
+      const needed = Math.min(bytes, memory.limitBytes);
+      if (needed <= held) return;
+      release?.();
+      [release, held] = [undefined, 0];
+      const taken = await memory.acquire(needed, signal);
       if (ended) taken();
-      else release = taken;
+      else [release, held] = [taken, needed];
     },
     end(): void {
       ended = true;

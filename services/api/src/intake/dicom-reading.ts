@@ -1,4 +1,4 @@
-import { blankGreyLevel, ImageDecodeError, parseDicomFile, type DicomHeader } from '@btd/model';
+import { blankGreyLevel, ImageDecodeError, inflationBytes, parseDicomFile, type DicomHeader } from '@btd/model';
 import { dicomDecodeBytes, type DecodeAdmission } from './decode-memory.js';
 import type { ImageHeader } from './input-formats.js';
 
@@ -56,11 +56,18 @@ function messageOf(error: unknown): string {
 /**
  * Reads a DICOM file, parsed once: its header and, with `limits` that the header is within, every
  * frame decoded (each becomes an image, and each must be there and decode) and those that are blank.
- * Without `limits`, the header only. Runs on an intake thread, or on the calling one. The frames are
- * decoded once `admit` lets a decode of the header's size start (whoever gives it gives it back).
+ * Without `limits`, the header only. Runs on an intake thread, or on the calling one.
+ *
+ * What the read holds is let in by `admit` (whoever gives it gives it back when the read ends): a
+ * deflated file's inflation first, at its bound, before the file is parsed; then its frames' decode,
+ * of the header's size and the inflated data set the frames are read from. When the decode needs more
+ * than the inflation was let in with, the parse is dropped before the read waits for the larger amount
+ * (`admit` holds one amount at a time, never waiting with another held) and made again once it is in.
  */
 export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefined, admit?: DecodeAdmission): Promise<DicomFindings> {
-  let parsed: ReturnType<typeof parseDicomFile>;
+  const inflation = admit ? inflationBytes(bytes) : 0;
+  if (inflation > 0) await admit?.(inflation);
+  let parsed: ReturnType<typeof parseDicomFile> | undefined;
   try {
     parsed = parseDicomFile(bytes);
   } catch (error) {
@@ -74,10 +81,12 @@ export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefi
     return { header, headerError: messageOf(error) };
   }
   if (!limits || !withinLimits(image, limits)) return { header };
-  await admit?.(image.decodeBytes);
+  const decodeBytes = Math.min(image.decodeBytes + parsed.inflatedBytes, limits.maxDecodeBytes ?? Infinity);
+  if (decodeBytes > inflation && parsed.inflatedBytes > 0) parsed = undefined;
+  await admit?.(decodeBytes);
   const blankFrames: BlankFrame[] = [];
   try {
-    const dicom = parsed.image(limits.maxPixels);
+    const dicom = (parsed ?? parseDicomFile(bytes)).image(limits.maxPixels);
     for (let frame = 0; frame < image.frames; frame++) {
       const level = blankGreyLevel(await dicom.decodeFrame(frame));
       if (level !== undefined) blankFrames.push({ frame, level });
