@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -87,6 +89,37 @@ async function queueTraining(requestId: string, hyperParameters: TrainingJob['hy
   const folder = await linkDataset(path.join(workDir, 'datasets', requestId), perClass, 0);
   const job = await enqueueTraining(queue, requestId, { task: 'tumor-binary', dataset: { kind: 'local', path: folder }, hyperParameters, requestedBy: 'ops' });
   return job.id!;
+}
+
+/**
+ * Holds every read of a file under `dir` (`readFile` of node:fs/promises, as the model package
+ * reads images) until `release()`: `reached` settles at the first. `restore()` puts readFile back.
+ */
+function holdReadsUnder(dir: string) {
+  const readFile = fs.promises.readFile;
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const held = async (...args: Parameters<typeof readFile>) => {
+    if (typeof args[0] === 'string' && args[0].startsWith(`${dir}${path.sep}`)) {
+      reach();
+      await released;
+    }
+    return readFile(...args);
+  };
+  fs.promises.readFile = held as typeof readFile;
+  // `import { readFile } from 'node:fs/promises'` sees the replacement.
+  syncBuiltinESMExports();
+  return {
+    reached,
+    release,
+    restore() {
+      release();
+      fs.promises.readFile = readFile;
+      syncBuiltinESMExports();
+    },
+  };
 }
 
 const exists = (file: string) => access(file).then(() => true, () => false);
@@ -211,22 +244,24 @@ describe('DELETE /v1/trainings/:id', () => {
   it('stops the promotion gate\'s evaluation under way: no model is evaluated to the end, nothing is published, no workspace is left', async () => {
     const { env } = harness;
     const registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
-    // An evaluation set of 1200 images never preprocessed before: it takes far longer than the trainer takes to see a cancellation.
-    const evaluationSet = await linkDataset(path.join(workDir, 'evaluation'), 600, 100);
+    const evaluationSet = await linkDataset(path.join(workDir, 'evaluation'), 50, 100);
     const id = await queueTraining('evaluating', { ...TINY_TRAINING, epochs: 1 }, 20);
     const kept = keptLogger();
-    trainer = startTrainer({ config: trainerConfig(env.prefix, workDir, { evalSetTumorBinary: evaluationSet, evalMaxImages: 1200 }), connection, registry, store: env.store, logger: kept.logger });
-    await waitFor(async () => ((await queue.getJob(id))?.progress as { phase?: string } | undefined)?.phase === 'evaluating', {
-      timeoutMs: 180_000,
-      intervalMs: 50,
-      what: 'the gate',
-    });
-    expect(await call('ops', 'DELETE', id)).toMatchObject({ status: 202, body: { id, state: 'cancelling' } });
+    // The evaluation reads its first images, then waits until the trainer has seen the cancellation: it is cancelled within the evaluation, however fast it runs.
+    const reads = holdReadsUnder(evaluationSet);
+    try {
+      trainer = startTrainer({ config: trainerConfig(env.prefix, workDir, { evalSetTumorBinary: evaluationSet, evalMaxImages: 100 }), connection, registry, store: env.store, logger: kept.logger });
+      await reads.reached;
+      expect(await call('ops', 'DELETE', id)).toMatchObject({ status: 202, body: { id, state: 'cancelling' } });
+      await waitFor(() => kept.messages.includes('training cancelled; stopping it'), { timeoutMs: 30_000, what: 'the trainer to see the cancellation' });
+      reads.release();
 
-    const job = await ended(id);
-    expect(job!.failedReason).toBe('cancelled by ops');
-    expect(kept.messages).toContain('training cancelled; stopping it');
-    expect(kept.messages).not.toContain('model evaluated on the evaluation set');
+      const job = await ended(id);
+      expect(job!.failedReason).toBe('cancelled by ops');
+      expect(kept.messages).not.toContain('model evaluated on the evaluation set');
+    } finally {
+      reads.restore();
+    }
     expect(await call('alice', 'GET', id)).toMatchObject({ status: 200, body: { id, state: 'cancelled' } });
     expect(await registry.listVersionIds('tumor-binary')).toEqual([]);
     expect(await exists(new TrainingWorkspace(workDir, id).root)).toBe(false);
