@@ -33,7 +33,7 @@ async function finishedStudy(): Promise<string> {
 async function queueExport(studyId: string, pacs: WebhookReceiver): Promise<{ deliveryId: string; jobId: string }> {
   const { ctx } = harness.env.api;
   const deliveryId = `pacs-${randomUUID()}`;
-  await ctx.deliveries.createOnce({ id: deliveryId, clientId: 'alice', event: PACS_EXPORT_EVENT, url: `${pacs.url}/studies`, body: JSON.stringify({ studyId }) });
+  await ctx.deliveries.createOnce({ id: deliveryId, clientId: 'alice', event: PACS_EXPORT_EVENT, url: `${pacs.url}/studies`, body: JSON.stringify({ studyId }) }, { studyId });
   const job = await ctx.queues.webhooks.add(WEBHOOK_JOB_NAME, { deliveryId }, { jobId: webhookJobId(deliveryId), ...SHORT_RETRIES });
   return { deliveryId, jobId: job.id as string };
 }

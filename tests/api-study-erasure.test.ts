@@ -188,4 +188,23 @@ describe('DELETE /v1/studies/:id', () => {
       await receiver.close();
     }
   });
+  it('announces nothing for a study erased between its last result and its announcement, leaving no delivery nor webhook job', async () => {
+    const { env } = harness;
+    await harness.startWorker();
+    const receiver = await harness.startReceiver();
+    // The study is erased right after the result that finishes it is applied, before the results job announces it.
+    const studies = env.api.ctx.studies;
+    const applyResult = studies.applyResult.bind(studies);
+    let erasedStatus: number | undefined;
+    studies.applyResult = async (study, message) => {
+      const outcome = await applyResult(study, message);
+      if (outcome.finishedStudy) erasedStatus = (await call(env, 'alice', 'DELETE', `/v1/studies/${study.id}`)).status;
+      return outcome;
+    };
+    const study = (await submit(env, 'alice', { callbackUrl: `${receiver.url}/hooks` })).body;
+    expect(await waitFor(() => erasedStatus, { what: 'the erasure' })).toBe(204);
+    await resultsSettled(env);
+    expect(await env.api.ctx.queues.webhooks.getJobCounts()).toMatchObject({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
+    expect((await traces(env, study)).filter((key) => key.startsWith(`${env.prefix}:api:`))).toEqual([]);
+  });
 });

@@ -22,8 +22,9 @@ export async function queuePacsExport(ctx: ApiContext, study: StudyRecord, image
   const base = ctx.config.pacsStowUrl;
   if (!base || !images.some(exportable)) return;
   const id = pacsExportId(study.id);
-  await ctx.deliveries.createOnce({ id, clientId: study.clientId, event: PACS_EXPORT_EVENT, url: `${base.replace(/\/+$/, '')}/studies`, body: JSON.stringify({ studyId: study.id }) });
-  await enqueueWebhook(ctx.queues.webhooks, id);
+  const delivery = { id, clientId: study.clientId, event: PACS_EXPORT_EVENT, url: `${base.replace(/\/+$/, '')}/studies`, body: JSON.stringify({ studyId: study.id }) };
+  // Nothing for a study erased since it finished.
+  if (await ctx.deliveries.createOnce(delivery, { studyId: study.id })) await enqueueWebhook(ctx.queues.webhooks, id);
 }
 
 /**

@@ -3,8 +3,14 @@ import type { RecordKeys } from './record-keys.js';
 import { JSON_FIELDS, fromHash, toHash, type DeliveryRecord } from './records.js';
 import { LUA_HSET_JSON, redisScript } from './redis-script.js';
 
+/**
+ * Creates the delivery KEYS[1] (fields ARGV[1], JSON) unless it exists, and only while its subject
+ * KEYS[2] (the study or batch it announces) still exists. Returns 1 when the delivery exists now
+ * (created or found), 0 when its subject is gone.
+ */
 const createIfMissing = redisScript(`${LUA_HSET_JSON}
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 hsetJson(KEYS[1], ARGV[1])
 return 1
 `);
@@ -30,6 +36,9 @@ if status >= 200 and status < 300 then redis.call('HSET', KEYS[1], 'deliveredAt'
 return 1
 `);
 
+/** What a delivery announces: a study, or a batch. */
+export type DeliverySubject = { readonly studyId: string } | { readonly batchId: string };
+
 /** Webhook deliveries: URL, body and attempt history, kept out of the queue's job data. */
 export class DeliveryStore {
   constructor(
@@ -37,10 +46,15 @@ export class DeliveryStore {
     private readonly keys: RecordKeys,
   ) {}
 
-  /** Creates the delivery unless it exists; the first body written wins, so retries resend the same bytes. */
-  async createOnce(delivery: Omit<DeliveryRecord, 'attempts'>): Promise<void> {
+  /**
+   * Creates the delivery unless it exists; the first body written wins, so retries resend the same bytes.
+   * Not once its subject is gone: a study (or batch) erased after it finished, before it was announced,
+   * is not announced. Returns whether the delivery exists, to be sent.
+   */
+  async createOnce(delivery: Omit<DeliveryRecord, 'attempts'>, subject: DeliverySubject): Promise<boolean> {
     const fields = JSON.stringify(toHash({ ...delivery, attempts: 0 }));
-    await createIfMissing(this.redis, [this.keys.delivery(delivery.id)], [fields]);
+    const subjectKey = 'studyId' in subject ? this.keys.study(subject.studyId) : this.keys.batch(subject.batchId);
+    return (await createIfMissing(this.redis, [this.keys.delivery(delivery.id), subjectKey], [fields])) === 1;
   }
 
   async get(deliveryId: string): Promise<DeliveryRecord | undefined> {

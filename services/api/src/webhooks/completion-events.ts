@@ -1,6 +1,7 @@
 import { enqueueWebhook } from '@btd/shared';
 import { batchView } from '../batches/batch-view.js';
 import type { ApiContext } from '../context.js';
+import type { DeliverySubject } from '../store/delivery-store.js';
 import type { ImageRecord, StudyRecord } from '../store/records.js';
 import { studyView } from '../studies/study-view.js';
 
@@ -13,18 +14,18 @@ export function batchDeliveryId(batchId: string): string {
   return `batch-${batchId}`;
 }
 
-async function announce(ctx: ApiContext, id: string, clientId: string, url: string, event: string, payload: object) {
+/** Creates the delivery and queues it; nothing when its subject was erased meanwhile. */
+async function announce(ctx: ApiContext, id: string, clientId: string, url: string, event: string, payload: object, subject: DeliverySubject) {
   const base = ctx.config.publicUrl ? { apiUrl: ctx.config.publicUrl } : {};
   const body = JSON.stringify({ event, deliveryId: id, ...base, ...payload });
-  await ctx.deliveries.createOnce({ id, clientId, event, url, body });
-  await enqueueWebhook(ctx.queues.webhooks, id);
+  if (await ctx.deliveries.createOnce({ id, clientId, event, url, body }, subject)) await enqueueWebhook(ctx.queues.webhooks, id);
 }
 
 /** Queues the `study.completed` webhook of a finished study that asked for one. */
 export async function announceStudyCompleted(ctx: ApiContext, study: StudyRecord, images: readonly ImageRecord[]): Promise<void> {
   if (!study.callbackUrl) return;
   const view = studyView(study, images, new Set(), undefined);
-  await announce(ctx, studyDeliveryId(study.id), study.clientId, study.callbackUrl, 'study.completed', { study: view });
+  await announce(ctx, studyDeliveryId(study.id), study.clientId, study.callbackUrl, 'study.completed', { study: view }, { studyId: study.id });
 }
 
 /** Queues the `batch.completed` webhook of a finished batch that asked for one. */
@@ -33,5 +34,5 @@ export async function announceBatchCompleted(ctx: ApiContext, batchId: string): 
   if (!batch?.callbackUrl || batch.state !== 'done') return;
   const view = batchView(batch, { studies: [] }, undefined);
   const { studies: _omitted, ...summary } = view;
-  await announce(ctx, batchDeliveryId(batch.id), batch.clientId, batch.callbackUrl, 'batch.completed', { batch: summary });
+  await announce(ctx, batchDeliveryId(batch.id), batch.clientId, batch.callbackUrl, 'batch.completed', { batch: summary }, { batchId: batch.id });
 }
