@@ -54,14 +54,22 @@ export interface DataConfinement {
 /** Why a class folder or file is not read: a link leads it out of the confinement. */
 const leadsOutside = (confinement: DataConfinement): string => `a link leads it outside ${confinement.description}; not read`;
 
-/** Whether `file` (a folder too) lies outside the confinement once its links are resolved; never, without one. */
-async function isOutside(file: string, confinement: DataConfinement | undefined): Promise<boolean> {
-  return confinement !== undefined && !(await confinement.allows(await realpath(file)));
+/**
+ * Where `file` (a folder too) is read from: with a confinement, its real path (links resolved), or
+ * null when that lies outside; without one, `file` as given. The real path that was checked is what
+ * is read, not `file` again: a link changed after the check (to /etc) is not followed.
+ */
+async function confinedPath(file: string, confinement: DataConfinement | undefined): Promise<string | null> {
+  if (!confinement) return file;
+  const real = await realpath(file);
+  return (await confinement.allows(real)) ? real : null;
 }
 
-/** Refuses a dataset folder or a file it names (the patients file) that a link leads out of the confinement. */
-export async function assertConfined(file: string, confinement: DataConfinement | undefined, what: string): Promise<void> {
-  if (confinement && (await isOutside(file, confinement))) throw new Error(`${what} ${file}: ${leadsOutside(confinement)}`);
+/** Refuses a dataset folder or a file it names (the patients file) that a link leads out of the confinement; else where to read it from (see confinedPath). */
+export async function assertConfined(file: string, confinement: DataConfinement | undefined, what: string): Promise<string> {
+  const source = await confinedPath(file, confinement);
+  if (source === null) throw new Error(`${what} ${file}: ${leadsOutside(confinement!)}`);
+  return source;
 }
 
 const FRAME_SUFFIX = /#frame=(\d+)$/;
@@ -98,15 +106,16 @@ const isFolder = async (dir: string, entry: Dirent): Promise<boolean> =>
   entry.isDirectory() || (entry.isSymbolicLink() && (await stat(path.join(dir, entry.name)).catch(() => null))?.isDirectory() === true);
 
 async function listImages(dataDir: string, labelOf: (folder: string) => string | undefined, expected: string, confinement?: DataConfinement): Promise<DatasetListing> {
-  await assertConfined(dataDir, confinement, 'dataset folder');
-  const entries = await readdir(dataDir, { withFileTypes: true }).catch((error: unknown) => {
+  // With a confinement, the dataset folder, a class folder or an image that is a link is read at the real path its check found.
+  const dir = await assertConfined(dataDir, confinement, 'dataset folder');
+  const entries = await readdir(dir, { withFileTypes: true }).catch((error: unknown) => {
     throw new Error(`cannot read dataset folder ${dataDir}: ${(error as Error).message}`);
   });
   const files: LabeledFile[] = [];
   const ignoredFolders: string[] = [];
   const refused: { relPath: string; reason: string }[] = [];
   const folders = [];
-  for (const entry of entries) if (await isFolder(dataDir, entry)) folders.push(entry);
+  for (const entry of entries) if (await isFolder(dir, entry)) folders.push(entry);
   for (const entry of folders.sort((a, b) => a.name.localeCompare(b.name))) {
     const label = labelOf(entry.name);
     if (!label) {
@@ -114,23 +123,24 @@ async function listImages(dataDir: string, labelOf: (folder: string) => string |
       continue;
     }
     // Only a link can lead out: a folder or file that is none lies where its parent does.
-    if (confinement && entry.isSymbolicLink() && (await isOutside(path.join(dataDir, entry.name), confinement))) {
-      refused.push({ relPath: entry.name, reason: leadsOutside(confinement) });
+    const folder = entry.isSymbolicLink() ? await confinedPath(path.join(dir, entry.name), confinement) : path.join(dir, entry.name);
+    if (folder === null) {
+      refused.push({ relPath: entry.name, reason: leadsOutside(confinement!) });
       continue;
     }
-    const inFolder = (await readdir(path.join(dataDir, entry.name), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const inFolder = (await readdir(folder, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const item of inFolder) {
       const { name } = item;
       const extension = path.extname(name).toLowerCase();
       // Files from a PACS export often have no extension at all; those are listed when they are DICOM.
       if (extension !== '' && !IMAGE_EXTENSIONS.has(extension)) continue;
-      const full = path.join(dataDir, entry.name, name);
-      const info = await stat(full);
-      if (!info.isFile()) continue;
-      if (confinement && item.isSymbolicLink() && (await isOutside(full, confinement))) {
-        refused.push({ relPath: `${entry.name}/${name}`, reason: leadsOutside(confinement) });
+      const full = item.isSymbolicLink() ? await confinedPath(path.join(folder, name), confinement) : path.join(folder, name);
+      if (full === null) {
+        refused.push({ relPath: `${entry.name}/${name}`, reason: leadsOutside(confinement!) });
         continue;
       }
+      const info = await stat(full);
+      if (!info.isFile()) continue;
       const file: LabeledFile = { path: full, relPath: `${entry.name}/${name}`, label, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs };
       const dicom = extension === '.dcm' || extension === '' ? await dicomListingEntry(full, info.size) : undefined;
       if (!dicom) {

@@ -93,19 +93,22 @@ function subsample(listing: DatasetListing, maxImages: number | undefined, seed:
 export async function prepareTaskData(options: PrepareOptions): Promise<PreparedTaskData> {
   const params = defaultPreprocessParams(options.inputSize, { claheMaxSlope: options.claheMaxSlope });
   const threshold = options.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
-  /** A folder's images preprocessed, with the patients its patients file (or `patientsFile`) gives them. */
-  const load = async (listing: DatasetListing, dir: string, stage: string, patientsFile?: string) => {
+  /** A folder's images preprocessed, with the patients its patients file (or `patientsFile`; none when null) gives them. */
+  const load = async (listing: DatasetListing, dir: string, stage: string, patientsFile?: string | null) => {
     const dataset = await loadPreprocessedDataset(listing, params, { cacheDir: options.cacheDir, onProgress: (d, t) => options.onProgress?.(stage, d, t) });
+    if (patientsFile === null) return { dataset, patientsFile: undefined };
     const { files, patientsFile: record } = await withPatientsFile(dataset.files, dir, patientsFile);
     return { dataset: { ...dataset, files }, patientsFile: record };
   };
   const { confinement } = options;
   const listing = subsample(await listLabeledImages(options.dataDir, options.task, { confinement }), options.maxImages, options.seed);
-  if (confinement && !options.patientsFile) {
-    const own = await defaultPatientsFile(options.dataDir);
-    if (own) await assertConfined(own, confinement, 'patients file');
-  }
-  const { dataset: loaded, patientsFile } = await load(listing, options.dataDir, 'preprocess', options.patientsFile);
+  // Within a confinement, the folder's own patients file is looked for once, before the preprocessing, and read
+  // at the real path its check found: one changed or added since (a link to /etc/passwd) is not read.
+  const own = confinement && !options.patientsFile ? ((await defaultPatientsFile(options.dataDir)) ?? null) : undefined;
+  const patientsSource = own === undefined ? options.patientsFile : own && (await assertConfined(own, confinement, 'patients file'));
+  const { dataset: loaded, patientsFile: read } = await load(listing, options.dataDir, 'preprocess', patientsSource);
+  // Recorded by its name in the folder, as without a confinement.
+  const patientsFile = own && read ? { ...read, file: own } : read;
   let mainDataset = loaded;
   let excluded: ExclusionRecord | undefined;
   let excludedSet: PreprocessedDataset | undefined;
