@@ -70,6 +70,23 @@ describe('STUDY_RETENTION_DAYS', () => {
     expect(await status(env, `/v1/studies/${queued.studyId}`)).toBe(200);
   });
 
+  it('counts the retention from when a study finished, not from its submission: one that waited long in the queue is kept after it finishes', async () => {
+    const { env } = harness;
+    const study = await submit(env);
+    // Submitted 40 days ago (its workers were away since), it finishes now.
+    const submittedAt = Date.now() - 40 * DAY_MS;
+    await env.redis.hset(env.api.ctx.keys.study(study.studyId), 'createdAt', new Date(submittedAt).toISOString());
+    await env.redis.zadd(env.api.ctx.keys.clientStudies('alice'), 'XX', submittedAt, study.studyId);
+    await harness.startWorker();
+    await waitForStudy(env, 'alice', study.studyId);
+    expect(await sweepRetention(env.api.ctx, log)).toEqual({ studies: [], batches: [] });
+    // Found through the client's index too, as a study finished under an earlier release.
+    await env.redis.del(env.api.ctx.keys.finishedStudies, env.api.ctx.keys.finishedStudiesIndexed);
+    expect(await sweepRetention(env.api.ctx, log)).toEqual({ studies: [], batches: [] });
+    expect(await status(env, `/v1/studies/${study.studyId}`)).toBe(200);
+    expect((await sweepRetention(env.api.ctx, log, { now: Date.now() + 31 * DAY_MS })).studies).toEqual([study.studyId]);
+  });
+
   it('keeps every study when STUDY_RETENTION_DAYS is 0, as by default', async () => {
     const env = await startApiEnv(harness.s3, { STUDY_RETENTION_DAYS: '0' });
     try {

@@ -134,7 +134,7 @@ export const ApiConfigSchema = Type.Object({
     minimum: 0,
     maximum: 36_500,
     description:
-      'Days after its submission that a finished (done or failed) study is erased by the retention sweep, objects and records, as DELETE /v1/studies/:id does; batches whose studies are all erased go too (0: studies are kept for ever).',
+      'Days after it finished (done or failed) that a study is erased by the retention sweep, objects and records, as DELETE /v1/studies/:id does; batches whose studies are all erased go too (0: studies are kept for ever).',
   }),
   /** Secret that each client's webhook signing secret is derived from. */
   webhookSecret: Type.Optional(

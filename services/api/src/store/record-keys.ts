@@ -35,8 +35,8 @@ export interface RecordKeys {
    */
   readonly leftOriginals: string;
   /**
-   * Sorted set of the finished (done or failed) studies, scored by createdAt (ms): what the
-   * retention sweep erases, oldest first, once they are older than `STUDY_RETENTION_DAYS`.
+   * Sorted set of the finished (done or failed) studies, scored by when they finished (completedAt,
+   * ms): what the retention sweep erases, first finished first, `STUDY_RETENTION_DAYS` after that.
    */
   readonly finishedStudies: string;
   /** Set once the studies finished before {@link finishedStudies} existed have been listed in it. */

@@ -123,10 +123,11 @@ return 'erased'
  * Applies one image's result, once: a second delivery of the same result changes nothing.
  * Updates the study's counters and state and, for a study in a batch, the batch's counts.
  *
- * A study that finishes is listed among the finished studies, for the retention sweep.
+ * A study that finishes is listed among the finished studies, for the retention sweep, by when it
+ * finished (its completedAt); a redelivery leaves that as it was.
  *
  * KEYS: image, study, batch, batch finished set, finished studies. ARGV: 'done' | 'failed', image
- * fields (JSON), finishedAt, failure reason, '1' when the study is in a batch, the study's createdAt (ms).
+ * fields (JSON), finishedAt, failure reason, '1' when the study is in a batch, finishedAt (ms).
  * Returns { applied (0/1), study state, batch state or '', the study's fields (flat) once it
  * has finished, else an empty list }: a finished study is announced, and this saves reading it back.
  */
@@ -168,7 +169,7 @@ end
 local finishedStudy = {}
 if studyState == 'done' or studyState == 'failed' then
   finishedStudy = redis.call('HGETALL', KEYS[2])
-  redis.call('ZADD', KEYS[5], ARGV[6], redis.call('HGET', KEYS[2], 'id'))
+  redis.call('ZADD', KEYS[5], 'NX', ARGV[6], redis.call('HGET', KEYS[2], 'id'))
 end
 return {applied, studyState, batchState, finishedStudy}
 `);

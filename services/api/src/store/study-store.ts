@@ -101,9 +101,9 @@ export class StudyStore {
     return String(await eraseStudyScript(this.redis, keys, [study.id, ...flags])) as 'erased' | 'missing' | 'in_progress';
   }
 
-  /** The finished studies created at or before `createdBeforeMs`, oldest first (see `RecordKeys.finishedStudies`). */
-  async finishedBefore(createdBeforeMs: number, limit: number): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys.finishedStudies, '-inf', createdBeforeMs, 'LIMIT', 0, limit);
+  /** The studies that finished at or before `finishedBeforeMs`, first finished first (see `RecordKeys.finishedStudies`). */
+  async finishedBefore(finishedBeforeMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.finishedStudies, '-inf', finishedBeforeMs, 'LIMIT', 0, limit);
   }
 
   /** Takes an id off the finished studies (one whose study is gone). */
@@ -187,7 +187,7 @@ export class StudyStore {
       message.finishedAt,
       message.kind === 'failed' ? message.reason : '',
       batchId ? '1' : '0',
-      Date.parse(study.createdAt),
+      Date.parse(message.finishedAt),
     ];
     const [applied, studyState, batchState, flatStudy] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string, string[]?];
     const finishedStudy = fromHash<StudyRecord>(hashFromPairs(flatStudy ?? []), JSON_FIELDS.study);

@@ -35,8 +35,8 @@ export interface RetentionSweepOptions {
 
 /**
  * Lists among the finished studies those that finished before that list existed (it is written as
- * studies finish), once per deployment: reads every client's index of studies, whose scores are
- * their createdAt as the list's are, and keeps the done and failed ones.
+ * studies finish), once per deployment: reads every client's index of studies and lists the done and
+ * failed ones by their completedAt (their submission time, the index's score, for one without).
  */
 async function indexEarlierStudies(ctx: ApiContext, log: Logger): Promise<void> {
   if (await ctx.redis.exists(ctx.keys.finishedStudiesIndexed)) return;
@@ -50,11 +50,14 @@ async function indexEarlierStudies(ctx: ApiContext, log: Logger): Promise<void> 
         const flat = await ctx.redis.zrange(index, String(start), String(start + INDEX_STEP - 1), 'WITHSCORES');
         if (flat.length === 0) break;
         const states = ctx.redis.pipeline();
-        for (let i = 0; i < flat.length; i += 2) states.hget(ctx.keys.study(flat[i]!), 'state');
+        for (let i = 0; i < flat.length; i += 2) states.hmget(ctx.keys.study(flat[i]!), 'state', 'completedAt');
         const replies = (await states.exec()) ?? [];
         const adds = ctx.redis.pipeline();
-        replies.forEach(([, state], n) => {
-          if (state === 'done' || state === 'failed') adds.zadd(ctx.keys.finishedStudies, flat[2 * n + 1]!, flat[2 * n]!);
+        replies.forEach(([, fields], n) => {
+          const [state, completedAt] = (fields ?? []) as (string | null)[];
+          const finishedAt = Date.parse(completedAt ?? '');
+          const score = Number.isFinite(finishedAt) ? finishedAt : flat[2 * n + 1]!;
+          if (state === 'done' || state === 'failed') adds.zadd(ctx.keys.finishedStudies, score, flat[2 * n]!);
         });
         listed += adds.length;
         await adds.exec();
@@ -66,7 +69,7 @@ async function indexEarlierStudies(ctx: ApiContext, log: Logger): Promise<void> 
 }
 
 /**
- * Erases the finished studies submitted more than `STUDY_RETENTION_DAYS` ago, oldest first, through
+ * Erases the studies that finished more than `STUDY_RETENTION_DAYS` ago, first finished first, through
  * {@link eraseStudy} as `DELETE /v1/studies/:id` does, {@link SWEEP_BATCH} at a time and at most
  * {@link SWEEP_LIMIT} per sweep; a batch whose studies are thereby all erased goes too. One replica
  * sweeps at a time (a Redis lock); nothing when retention is off (0). S3 failing stops the sweep,
