@@ -6,10 +6,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listLabeledImages, type DataConfinement } from '../packages/model/src/data/dataset-folder.js';
 import { prepareTaskData } from '../packages/model/src/data/prepare-task-data.js';
-import { sampleImages } from './helpers/index.js';
+import { relinkOnceResolved, sampleImages } from './helpers/index.js';
 
 let dir: string;
-const realpathOfFs = fs.promises.realpath;
 const readFileOfFs = fs.promises.readFile;
 
 beforeEach(async () => {
@@ -17,9 +16,9 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  fs.promises.realpath = realpathOfFs;
   fs.promises.readFile = readFileOfFs;
   syncBuiltinESMExports();
+  relinkOnceResolved.restore();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -36,22 +35,6 @@ const confinedTo = (root: string): DataConfinement => ({
   allows: (real) => Promise.resolve(real === root || real.startsWith(`${root}${path.sep}`)),
   description: `TRAINER_DATASET_ROOTS (${root})`,
 });
-
-/** Once the links are resolved (as their check does), points each at its new target, as someone changing them then would. */
-function relinkOnceResolved(relinks: Map<string, string>): void {
-  fs.promises.realpath = (async (file: fs.PathLike, options?: fs.ObjectEncodingOptions | BufferEncoding | null) => {
-    const real = await realpathOfFs(file, options);
-    const target = relinks.get(String(file));
-    if (target !== undefined) {
-      relinks.delete(String(file));
-      fs.unlinkSync(String(file));
-      fs.symlinkSync(target, String(file));
-    }
-    return real;
-  }) as typeof fs.promises.realpath;
-  // `import { realpath } from 'node:fs/promises'` sees the replacement.
-  syncBuiltinESMExports();
-}
 
 describe('listLabeledImages within a confinement', () => {
   it('reads the dataset folder, class folders and images that are links where their check found them, not where the links lead once changed', async () => {

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, liveTrainerDatasets, publishTrainerDatasets } from '@btd/shared';
 import { DATASET_PUBLICATION_DEFAULTS, listDatasetRoot, publishDatasets, type DatasetPublication, type ListingBounds } from '../services/trainer/src/dataset-publication.js';
 import { useApiHarness } from './api-harness.js';
+import { relinkOnceResolved } from './helpers/index.js';
 import { requestLocalTraining } from './trainer-fixtures.js';
 
 const logger = createLogger({ name: 'trainer-datasets-test', level: 'silent', pretty: false });
@@ -176,6 +177,22 @@ describe('a training on a local folder', () => {
       }
     } finally {
       await Promise.all([other, elsewhere].map((dir) => rm(dir, { recursive: true, force: true })));
+    }
+  });
+
+  it('lists a folder a link leads to within the roots where the check found it, not where the link leads once changed', async () => {
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'btd-dataset-elsewhere-'));
+    try {
+      await Promise.all([mkdir(path.join(elsewhere, 'secret')), mkdir(path.join(root, 'shelf', 'set', 'yes'), { recursive: true })]);
+      const link = path.join(root, 'current');
+      await symlink(path.join(root, 'shelf', 'set'), link);
+      relinkOnceResolved(new Map([[link, elsewhere]]));
+      const { folders } = await listDatasetRoot(root, DATASET_PUBLICATION_DEFAULTS);
+      expect(folders).toContain('current/yes');
+      expect(folders).not.toContain('current/secret');
+    } finally {
+      relinkOnceResolved.restore();
+      await rm(elsewhere, { recursive: true, force: true });
     }
   });
 

@@ -9,3 +9,4 @@ export * from './service-process.js';
 export * from './redis-server.js';
 export * from './dying-worker.js';
 export * from './delete-refusing-proxy.js';
+export * from './relink-once-resolved.js';

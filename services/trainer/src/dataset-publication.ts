@@ -96,7 +96,8 @@ export async function listDatasetRoot(root: string, bounds: ListingBounds, confi
       continue;
     }
     seen.add(real);
-    const listed = depth < bounds.maxDepth && entriesLeft > 0 ? await subFolders(path.join(absolute, relative), entriesLeft) : { names: null, read: 0 };
+    // Listed at the real path checked: a link changed since (to /etc) is not followed.
+    const listed = depth < bounds.maxDepth && entriesLeft > 0 ? await subFolders(real, entriesLeft) : { names: null, read: 0 };
     entriesLeft -= listed.read;
     if (listed.names === null || folders.length + listed.names.length > bounds.maxFolders) {
       unlisted.push(relative);
