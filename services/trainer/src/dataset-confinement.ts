@@ -18,13 +18,19 @@ export interface DatasetConfinement {
 /** The confinement of the given roots (as configured). */
 export function confinementOf(roots: readonly string[]): DatasetConfinement {
   const written = roots.map((root) => path.resolve(root));
-  let real: Promise<string[]> | undefined;
+  let real: Promise<string | null>[] | undefined;
   return {
     async allows(realPath) {
       if (written.some((root) => isInsideFolder(realPath, root))) return true;
       // The roots' own real paths are looked up only for a path outside them as written: a root may itself be a link (/data -> /mnt/data).
-      real ??= Promise.all(written.map((root) => realpath(root).catch(() => null))).then((found) => found.filter((root): root is string => root !== null));
-      return (await real).some((root) => isInsideFolder(realPath, root));
+      real ??= written.map((root) => realpath(root).catch(() => null));
+      // Each root answers on its own: one whose look-up hangs (a hard-mounted NFS root gone away) does not hold the answer of another.
+      const under = async (root: Promise<string | null>): Promise<true> => {
+        const found = await root;
+        if (found === null || !isInsideFolder(realPath, found)) throw new Error(`${realPath} is not under ${found ?? 'a missing root'}`);
+        return true;
+      };
+      return Promise.any(real.map(under)).catch(() => false);
     },
     description: `TRAINER_DATASET_ROOTS (${written.join(', ') || 'none'})`,
   };
