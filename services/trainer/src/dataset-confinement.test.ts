@@ -47,4 +47,31 @@ describe('confinementOf', () => {
     // A path under no root is refused once every root has answered.
     expect(await confinement.allows('/etc')).toBe(false);
   });
+
+  it('looks a hung root up once for every confinement while the look-up hangs, and afresh once it ends', async () => {
+    const [elsewhere, hung] = [path.join(dir, 'elsewhere'), path.join(dir, 'nfs')];
+    await Promise.all([mkdir(elsewhere), mkdir(hung)]);
+    let lookups = 0;
+    let release!: () => void;
+    let hungLookup = new Promise<void>((resolve) => (release = resolve));
+    fs.promises.realpath = (async (file: fs.PathLike, options?: fs.ObjectEncodingOptions | BufferEncoding | null) => {
+      if (String(file) === hung) {
+        lookups++;
+        await hungLookup;
+      }
+      return realpathOfFs(file, options);
+    }) as typeof fs.promises.realpath;
+    syncBuiltinESMExports();
+
+    // A listing at each refresh, and each training, checks through a confinement of its own.
+    const answers = [confinementOf([hung]).allows(elsewhere), confinementOf([hung]).allows(elsewhere), confinementOf([hung]).allows(elsewhere)];
+    expect(lookups).toBe(1);
+    release();
+    expect(await Promise.all(answers)).toEqual([false, false, false]);
+
+    hungLookup = Promise.resolve();
+    expect(await confinementOf([hung]).allows(path.join(hung, 'set'))).toBe(true);
+    expect(await confinementOf([hung]).allows(elsewhere)).toBe(false);
+    expect(lookups).toBe(2);
+  });
 });

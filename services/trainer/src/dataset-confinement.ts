@@ -15,6 +15,25 @@ export interface DatasetConfinement {
   description: string;
 }
 
+/**
+ * The look-ups of roots' real paths under way, shared by every confinement: while one hangs (a
+ * hard-mounted NFS root gone away), each listing and training would otherwise start another, each
+ * holding a thread of libuv's pool until none is left for any file read. Once settled, a root is
+ * looked up afresh (a root link pointed elsewhere is followed).
+ */
+const lookups = new Map<string, Promise<string | null>>();
+
+function realRootOf(root: string): Promise<string | null> {
+  let lookup = lookups.get(root);
+  if (!lookup) {
+    lookup = realpath(root)
+      .catch(() => null)
+      .finally(() => lookups.delete(root));
+    lookups.set(root, lookup);
+  }
+  return lookup;
+}
+
 /** The confinement of the given roots (as configured). */
 export function confinementOf(roots: readonly string[]): DatasetConfinement {
   const written = roots.map((root) => path.resolve(root));
@@ -23,7 +42,7 @@ export function confinementOf(roots: readonly string[]): DatasetConfinement {
     async allows(realPath) {
       if (written.some((root) => isInsideFolder(realPath, root))) return true;
       // The roots' own real paths are looked up only for a path outside them as written: a root may itself be a link (/data -> /mnt/data).
-      real ??= written.map((root) => realpath(root).catch(() => null));
+      real ??= written.map(realRootOf);
       // Each root answers on its own: one whose look-up hangs (a hard-mounted NFS root gone away) does not hold the answer of another.
       const under = async (root: Promise<string | null>): Promise<true> => {
         const found = await root;
