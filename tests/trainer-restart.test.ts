@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTrainingQueue, enqueueTraining, liveTrainerDatasets, type TrainingProgress, type TrainingQueue, type TrainingResult } from '@btd/shared';
-import { freePort, redisWaitLines, useRedisServers, waitFor } from './helpers/index.js';
+import { datasetsDir, freePort, redisWaitLines, useRedisServers, waitFor } from './helpers/index.js';
 import { useRegistryEnv } from './registry-fixtures.js';
 import { TINY_TRAINING, datasetRootsWithShared, linkDataset, spawnTrainer, type TrainerProcess } from './trainer-fixtures.js';
 
@@ -97,8 +97,11 @@ describe('a trainer with an evaluation set it cannot use', () => {
     await linkDataset(path.join(workDir, 'set'), 1, 0);
     const trainer = start();
     await trainer.ready;
+    // The shared datasets, which the linked images lead to, are a root of their own when present.
+    const shared = datasetsDir();
+    const sharedRoot = shared ? [{ path: shared, folders: expect.any(Array), unlisted: expect.any(Array) }] : [];
     expect(await liveTrainerDatasets(env.redis, env.prefix)).toEqual([
-      { trainer: expect.any(String), cwd: process.cwd(), roots: [{ path: workDir, folders: expect.arrayContaining(['set', 'set/yes']), unlisted: expect.any(Array) }] },
+      { trainer: expect.any(String), cwd: process.cwd(), roots: [{ path: workDir, folders: expect.arrayContaining(['set', 'set/yes']), unlisted: expect.any(Array) }, ...sharedRoot] },
     ]);
     trainer.child.kill('SIGTERM');
     expect(await trainer.exited).toEqual({ code: 0, signal: null });
