@@ -7,6 +7,7 @@ export * from './config/index.js';
 export * from './logger.js';
 export * from './redis.js';
 export * from './redis-lease.js';
+export * from './memory-budget.js';
 export * from './redis-unavailable.error.js';
 export * from './redis-at-start.js';
 export * from './wait-at-start.js';

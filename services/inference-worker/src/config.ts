@@ -104,6 +104,17 @@ export const WorkerConfigSchema = Type.Object({
     minimum: 0,
     description: 'Bytes of multi-frame DICOM originals kept in memory, so that the jobs of their frames download each file once (0: none kept).',
   }),
+  /**
+   * Memory the jobs of this process decode and analyse their images in at once, as their headers tell
+   * (10 bytes a pixel for a raster image, 16 for a DICOM frame): a job whose image does not fit waits for
+   * others to end; one larger than the whole is decoded alone.
+   */
+  maxInflightDecodeBytes: Type.Integer({
+    env: 'WORKER_MAX_INFLIGHT_DECODE_BYTES',
+    default: 1024 * 1024 * 1024,
+    minimum: 1024 * 1024,
+    description: 'Bytes the jobs of one worker process may hold at once decoding their images, by their headers (1 GiB: one 8000x8000 image at a time); a job that does not fit waits, an image larger than the whole is decoded alone.',
+  }),
   /** TensorFlow.js backend; unset picks tfjs-node when installed, else wasm. */
   tfBackend: Type.Optional(
     Type.Union([Type.Literal('tensorflow'), Type.Literal('wasm'), Type.Literal('cpu')], {

@@ -3,6 +3,7 @@ import { INFERENCE_QUEUE, S3Outage, S3_OUTAGE_DEFAULTS, closeWorker, once, type 
 import type { WorkerConfig } from './config.js';
 import { createInferenceProcessor, postFailure, type InferenceJobReturn } from './inference.processor.js';
 import { createOriginalReader } from './original-reader.js';
+import { DEFAULT_MAX_INFLIGHT_DECODE_BYTES, createDecodeMemory } from './decode-memory.js';
 import { stalledFailureReason, stalledTooOften } from './stalled-failure.js';
 import type { JobEvents, ModelProvider } from './model-provider.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -12,6 +13,8 @@ export interface InferenceWorkerOptions {
   config: Pick<WorkerConfig, 'queuePrefix' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> & {
     workerId?: string | undefined;
     modelThreads?: boolean;
+    /** Memory the jobs decode their images in at once (default 1 GiB). */
+    maxInflightDecodeBytes?: number;
     /** Multi-frame originals kept between their frames' jobs (default 256 MiB). */
     multiFrameCacheBytes?: number;
     /** The process's shutdown limit; closing waits for jobs in flight for half of it (default 30 s). */
@@ -60,7 +63,8 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
     metrics,
     () => options.store.ping(),
   );
-  const processor = createInferenceProcessor({ ...options, originals, outage, parallelModels: config.modelThreads === true });
+  const decodeMemory = createDecodeMemory(config.maxInflightDecodeBytes ?? DEFAULT_MAX_INFLIGHT_DECODE_BYTES, metrics);
+  const processor = createInferenceProcessor({ ...options, originals, decodeMemory, outage, parallelModels: config.modelThreads === true });
   const worker = new Worker<InferenceJob, InferenceJobReturn>(INFERENCE_QUEUE, processor, {
     connection: options.connection,
     prefix: config.queuePrefix,

@@ -14,10 +14,12 @@ import {
   type ObjectStore,
   type ResultMessage,
   type ResultsQueue,
+  type MemoryBudget,
   type S3Outage,
 } from '@btd/shared';
 import type { ModelLease, ModelProvider, ServedModel } from './model-provider.js';
 import type { OriginalReader } from './original-reader.js';
+import { decodeWithin, jobDecodeBytes } from './decode-memory.js';
 import { analysisTimings, timed, type TimedPrediction } from './job-timings.js';
 import { imageResultDocument, resultSummary, type TaskOutcome } from './result-documents.js';
 
@@ -28,6 +30,8 @@ export interface InferenceProcessorDeps {
   originals: OriginalReader;
   results: ResultsQueue;
   models: ModelProvider;
+  /** The memory jobs decode and analyse their images in at once; without it, as many as run at once. */
+  decodeMemory?: MemoryBudget;
   logger: Logger;
   /** Run a job's two models at once (they are on threads of their own) instead of one after the other. */
   parallelModels?: boolean;
@@ -189,7 +193,9 @@ async function analyse(
   const downloading = performance.now();
   const image = await deps.originals.get(job.objectKey, job.frame !== undefined);
   const downloaded = performance.now();
-  const predicted = await (deps.parallelModels ? predictSideBySide : predictInTurn)(image, job.frame ?? 0, binaryModel, typeModel);
+  // The image is decoded (for the models, then for the overlay) and analysed within the decode memory.
+  const predict = () => (deps.parallelModels ? predictSideBySide : predictInTurn)(image, job.frame ?? 0, binaryModel, typeModel);
+  const predicted = deps.decodeMemory ? await decodeWithin(deps.decodeMemory, await jobDecodeBytes(image), predict) : await predict();
   const binary: TaskOutcome = { model: binaryModel, prediction: predicted.binary.prediction };
   const type: TaskOutcome = { model: typeModel, prediction: predicted.type.prediction };
   const overlay = predicted.overlay;

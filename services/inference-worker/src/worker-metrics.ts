@@ -11,6 +11,12 @@ export interface WorkerMetrics {
   readonly s3Unavailable: Gauge;
   /** Jobs put back to wait out an S3 outage, without spending an attempt. */
   readonly s3Deferrals: Counter;
+  /** Bytes the jobs' decodes hold now, as their headers tell (at most WORKER_MAX_INFLIGHT_DECODE_BYTES). */
+  readonly decodeBytes: Gauge;
+  /** Jobs waiting for decode memory now. */
+  readonly decodesWaiting: Gauge;
+  /** Jobs that waited for others' decodes to end before theirs fitted. */
+  readonly decodeWaits: Counter;
 }
 
 /** Creates the worker's metric registry, with Node's default process metrics. */
@@ -29,6 +35,9 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     s3Unavailable: new Gauge({ name: 'btd_worker_s3_unavailable', help: '1 from the first job deferred in an S3 outage until S3 answers again', registers: [registry] }),
     s3Deferrals: new Counter({ name: 'btd_worker_s3_deferrals_total', help: 'Jobs deferred during an S3 outage without spending an attempt', registers: [registry] }),
+    decodeBytes: new Gauge({ name: 'btd_worker_decode_bytes_in_memory', help: 'Bytes the jobs decoding and analysing their images hold now, as the headers tell (at most WORKER_MAX_INFLIGHT_DECODE_BYTES)', registers: [registry] }),
+    decodesWaiting: new Gauge({ name: 'btd_worker_decodes_waiting', help: 'Jobs waiting for decode memory (WORKER_MAX_INFLIGHT_DECODE_BYTES) before they decode their image', registers: [registry] }),
+    decodeWaits: new Counter({ name: 'btd_worker_decode_waits_total', help: 'Jobs that waited for others to end before their decode fitted in WORKER_MAX_INFLIGHT_DECODE_BYTES', registers: [registry] }),
   };
 }
 
