@@ -130,6 +130,21 @@ describe('/v1/models', () => {
     expect(none).toMatchObject({ status: 409, body: { code: 'no_rollback_target' } });
   });
 
+  it('rolls back past a version removed from the registry, and refuses, as corrupt, one whose files are gone', async () => {
+    const [a, b, c, d] = [await publish(), await publish(), await publish(), await publish()];
+    for (const version of [a, b, c, d]) await registry.promote('tumor-binary', version, { by: 'seed', reason: version });
+    // C was removed from the bucket whole; B lost its weights only.
+    await env.store.deletePrefix(`models/tumor-binary/${c}/`);
+    await env.store.delete(`models/tumor-binary/${b}/weights.bin`);
+
+    const back = await call('ops', 'POST', '/v1/models/tumor-binary/rollback', { reason: 'D is bad' });
+    expect(back).toMatchObject({ status: 422, body: { code: 'model_corrupt' } });
+    expect(back.body.message).toContain('weights.bin is missing');
+    expect((await registry.promoted('tumor-binary'))?.version).toBe(d);
+    const named = await call('ops', 'POST', '/v1/models/tumor-binary/rollback', { reason: 'D is bad', to: a });
+    expect(named).toMatchObject({ status: 200, body: { version: a, action: 'rollback', previousVersion: d } });
+  });
+
   it('answers 409 to a rollback when a promotion lands while its target is checked, and keeps that promotion', async () => {
     const [a, b, c] = [await publish(), await publish(), await publish()];
     await registry.promote('tumor-binary', a, { by: 'seed', reason: 'a' });

@@ -96,6 +96,14 @@ describe('the promotion gate on a fixed evaluation set', () => {
     expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
   });
 
+  it('compares with nothing when a file of the promoted model is gone from the registry', async () => {
+    const baseline = await promoteBaseline('tumor');
+    await env.store.delete(`models/tumor-binary/${baseline}/weights.bin`);
+    const candidate = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'no_tumor' });
+    const evidence = await evaluateCandidate('tumor-binary', candidate, gate());
+    expect(evidence).toMatchObject({ baseline: null, comparedWith: baseline, decision: { promote: true } });
+  });
+
   it('compares with nothing when the promoted model fails its own probe', async () => {
     const dir = await makeArtifact(env.dir, 'tumor-binary', { alwaysSays: 'tumor' });
     await scrambleWeights(dir);

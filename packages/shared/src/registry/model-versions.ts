@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DIGEST_FILE, assertTaskName, assertVersionId, formatVersionId, isVersionId, registryKeys } from './registry-keys.js';
 import { assertSafeArtifactName, digestArtifact, type ArtifactDigest, type ArtifactFiles } from './artifact-files.js';
 import { contentTypeOf, getJsonOrNull, type RegistryContext } from './registry-context.js';
+import { ObjectNotFoundError } from '../storage/object-not-found.error.js';
 import { ArtifactIntegrityError, VersionNotFoundError } from './registry.errors.js';
 
 /** The subset of a model manifest the registry reads; the rest is kept as is. */
@@ -105,7 +106,12 @@ export async function fetchArtifact(ctx: RegistryContext, task: string, version:
   await Promise.all(
     Object.entries(digest.files).map(async ([name, expected]) => {
       assertSafeArtifactName(name);
-      const bytes = new Uint8Array(await ctx.store.get(registryKeys.file(task, version, name)));
+      // A file its digest lists that is gone (deleted by hand or by a lifecycle rule) leaves the version as unusable as changed bytes.
+      const stored = await ctx.store.get(registryKeys.file(task, version, name)).catch((error: unknown) => {
+        if (error instanceof ObjectNotFoundError) throw new ArtifactIntegrityError(task, version, `${name} is missing from the store`);
+        throw error;
+      });
+      const bytes = new Uint8Array(stored);
       const actual = createHash('sha256').update(bytes).digest('hex');
       if (actual !== expected.sha256) throw new ArtifactIntegrityError(task, version, `${name} does not match its sha256`);
       files[name] = bytes;

@@ -136,7 +136,7 @@ export interface RollbackTarget {
 /**
  * The version a rollback returns to: the most recent earlier promotion that is neither the current
  * version (the pointer's) nor one that was itself rolled back from, so repeated rollbacks walk back
- * in time instead of flipping between two versions. `current` is the version it was chosen
+ * in time instead of flipping between two versions, nor one removed from the registry since. `current` is the version it was chosen
  * against: a rollback passes it as `expectedCurrent`, so a promotion landing meanwhile is not undone.
  */
 export async function findRollbackTarget(ctx: RegistryContext, task: string): Promise<RollbackTarget> {
@@ -145,7 +145,10 @@ export async function findRollbackTarget(ctx: RegistryContext, task: string): Pr
   const rolledBackFrom = new Set(
     history.filter((r) => r.action === 'rollback' && r.previousVersion).map((r) => r.previousVersion as string),
   );
-  const target = history.find((r) => r.version !== current && !rolledBackFrom.has(r.version));
-  if (!target) throw new NoRollbackTargetError(task);
-  return { version: target.version, current };
+  for (const record of history) {
+    if (record.version === current || rolledBackFrom.has(record.version)) continue;
+    // A version removed from the registry since (its digest deleted) can never be served again: the rollback goes further back.
+    if (await readDigest(ctx, task, record.version)) return { version: record.version, current };
+  }
+  throw new NoRollbackTargetError(task);
 }
