@@ -30,4 +30,12 @@ describe('query parameters of the lists', () => {
     expect(misspelt.body.message).toContain('limt');
     expect((await call(env, 'alice', 'GET', `/v1/batches/${batch.body.batchId}?limit=1`)).status).toBe(200);
   });
+
+  it('refuses an offset of the study list too large for Redis as a bad request, not an internal error', async () => {
+    const { env } = harness;
+    const huge = await call<ErrorBody>(env, 'alice', 'GET', '/v1/studies?offset=99999999999999999999999');
+    expect([huge.status, huge.body.code]).toEqual([400, 'invalid_request']);
+    expect(huge.body.message).toContain('querystring/offset');
+    expect((await call(env, 'alice', 'GET', `/v1/studies?offset=${Number.MAX_SAFE_INTEGER}`)).status).toBe(200);
+  });
 });

@@ -169,7 +169,8 @@ export const StudyListQuerySchema = Type.Object(
   {
     externalId: Type.Optional(ExternalIdSchema),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    // Redis takes a 64-bit offset, written in digits: a larger one (1e23, which is an integer to JSON Schema) failed the list with a 500.
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 })),
   },
   { additionalProperties: false },
 );
