@@ -9,8 +9,8 @@ export interface ApiHarness {
   /** This test's API (fresh queue prefix, bucket and keys). */
   readonly env: ApiTestEnv;
   readonly s3: TestS3;
-  /** Starts an inference worker on this test's queues; it is closed after the test. */
-  startWorker(): Promise<TestInferenceWorker>;
+  /** Starts an inference worker on this test's queues (`wrap` between it and its models); it is closed after the test. */
+  startWorker(wrap?: Parameters<typeof startTestInferenceWorker>[1]): Promise<TestInferenceWorker>;
   /** Starts a webhook receiver answering with `statuses` first; it is closed after the test. */
   startReceiver(statuses?: number[]): Promise<WebhookReceiver>;
 }
@@ -50,8 +50,8 @@ export function useApiHarness(overrides: Record<string, string> = {}): ApiHarnes
     get s3() {
       return started(s3, 's3');
     },
-    async startWorker() {
-      const worker = await startTestInferenceWorker(started(env, 'env'));
+    async startWorker(wrap) {
+      const worker = await startTestInferenceWorker(started(env, 'env'), wrap);
       cleanups.push(worker.close);
       return worker;
     },

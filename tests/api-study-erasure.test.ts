@@ -4,7 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { studyOriginalsPrefix } from '@btd/shared';
+import { inferenceJobId, overlayKey, postResult, resultKey, studyOriginalsPrefix } from '@btd/shared';
+import type { ModelProvider, ServedModel } from '@btd/inference-worker';
 import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
@@ -66,6 +67,30 @@ async function startHeldReceiver(): Promise<{ url: string; arrived(count: number
   };
 }
 
+/** Models whose first prediction waits until released, so that the worker holds that image's job. */
+function holdingFirstPrediction(): { wrap(models: ModelProvider): ModelProvider; held(): Promise<unknown>; release(): void } {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let holding = false;
+  return {
+    wrap: (models) => ({
+      acquire: (task) => {
+        const lease = models.acquire(task);
+        const predict: ServedModel['predict'] = async (image, options) => {
+          if (!holding) {
+            holding = true;
+            await released;
+          }
+          return lease.model.predict(image, options);
+        };
+        return { model: { ...lease.model, predict }, release: () => lease.release() };
+      },
+    }),
+    held: () => waitFor(() => holding, { what: 'the worker to hold a job' }),
+    release: () => release(),
+  };
+}
+
 describe('DELETE /v1/studies/:id', () => {
   it('erases a finished study: its objects, records, externalId and Idempotency-Key mappings; then answers 404', async () => {
     const { env } = harness;
@@ -109,15 +134,74 @@ describe('DELETE /v1/studies/:id', () => {
     expect(await traces(env, study)).toEqual([]);
   });
 
-  it('refuses a study still queued with 409 study_in_progress and a Retry-After, erasing nothing', async () => {
+  it('erases a study still queued, removing its jobs from the queue, and completes its closed batch, which no longer counts it', async () => {
     const { env } = harness;
+    const batch = (await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: {} })).body;
+    const study = (await submit(env, 'alice', {}, {}, `/v1/batches/${batch.batchId}/studies`)).body;
+    await call(env, 'alice', 'POST', `/v1/batches/${batch.batchId}/close`);
+    const inference = env.api.ctx.queues.inference;
+    const jobIds = study.images.map((image) => inferenceJobId(image.imageId));
+    expect(await Promise.all(jobIds.map((jobId) => inference.getJobState(jobId)))).toEqual(['prioritized', 'prioritized']);
+
+    expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+    expect(await Promise.all(jobIds.map((jobId) => inference.getJobState(jobId)))).toEqual(['unknown', 'unknown']);
+    expect(await inference.getJobCounts()).toMatchObject({ waiting: 0, prioritized: 0, delayed: 0, active: 0 });
+    expect(await traces(env, study)).toEqual([]);
+    const after = (await call<BatchView>(env, 'alice', 'GET', `/v1/batches/${batch.batchId}`)).body;
+    expect(after.state).toBe('done');
+    expect(after.counts).toMatchObject({ total: 0, queued: 0, done: 0, failed: 0 });
+  });
+
+  it("erases a study whose image a worker holds: the worker's late result leaves nothing behind, and its batch completes with its other study", async () => {
+    const { env } = harness;
+    const holding = holdingFirstPrediction();
+    await harness.startWorker(holding.wrap);
+    const batch = (await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: {} })).body;
+    const erased = (await submit(env, 'alice', {}, {}, `/v1/batches/${batch.batchId}/studies`)).body;
+    await holding.held();
+    const kept = (await submit(env, 'alice', {}, {}, `/v1/batches/${batch.batchId}/studies`)).body;
+    await call(env, 'alice', 'POST', `/v1/batches/${batch.batchId}/close`);
+    const inference = env.api.ctx.queues.inference;
+    const jobIds = erased.images.map((image) => inferenceJobId(image.imageId));
+    const states = await Promise.all(jobIds.map((jobId) => inference.getJobState(jobId)));
+    expect([...states].sort()).toEqual(['active', 'prioritized']);
+    const waitingJob = jobIds[states.indexOf('prioritized')]!;
+
+    expect((await call(env, 'alice', 'DELETE', `/v1/studies/${erased.studyId}`)).status).toBe(204);
+    expect(await inference.getJobState(waitingJob)).toBe('unknown');
+    holding.release();
+
+    await waitForStudy(env, 'alice', kept.studyId);
+    const done = await waitFor(async () => {
+      const view = (await call<BatchView>(env, 'alice', 'GET', `/v1/batches/${batch.batchId}`)).body;
+      return view.state === 'done' ? view : undefined;
+    }, { timeoutMs: 60_000, what: 'the batch to complete' });
+    expect(done.counts).toMatchObject({ total: 1, queued: 0, processing: 0, done: 1, failed: 0 });
+    expect(done.studies.items.map((item) => item.studyId)).toEqual([kept.studyId]);
+    // The held job's result came after the erasure: its objects, its job and the held job go.
+    await waitFor(async () => (await traces(env, erased)).length === 0, { timeoutMs: 60_000, what: 'no trace of the erased study' });
+    const objects = await env.objectKeys();
+    expect(objects.filter((key) => key.startsWith('results/'))).toHaveLength(kept.images.length * 2);
+    expect(objects.filter((key) => key.startsWith('originals/'))).toHaveLength(kept.images.length);
+    const batchRecord = await env.redis.hgetall(env.api.ctx.keys.batch(batch.batchId));
+    expect(batchRecord).toMatchObject({ studyCount: '1', doneStudies: '1' });
+  }, 120_000);
+
+  it('discards a late result for a study erased once finished (a worker that stalled and still finished): its objects and job go', async () => {
+    const { env } = harness;
+    await harness.startWorker();
     const study = (await submit(env, 'alice')).body;
-    const refused = await call<ErrorBody>(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`);
-    expect(refused.status).toBe(409);
-    expect(refused.body.code).toBe('study_in_progress');
-    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect((await call(env, 'alice', 'GET', `/v1/studies/${study.studyId}`)).status).toBe(200);
-    expect(await env.store.listKeys(studyOriginalsPrefix('alice', study.studyId))).toHaveLength(2);
+    await waitForStudy(env, 'alice', study.studyId);
+    await resultsSettled(env);
+    expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+    // What a worker that lost its lock writes and posts after the erasure.
+    const { imageId } = study.images[0]!;
+    await env.store.putJson(resultKey(imageId), { late: true });
+    await env.store.put(overlayKey(imageId), new Uint8Array([1, 2, 3]), 'image/png');
+    const finishedAt = new Date().toISOString();
+    await postResult(env.api.ctx.queues.results, { kind: 'failed', studyId: study.studyId, imageId, clientId: 'alice', finishedAt, reason: 'late' });
+    await waitFor(async () => (await traces(env, study)).length === 0, { what: 'no trace of the erased study' });
+    expect(await env.objectKeys()).toEqual([]);
   });
 
   it("takes an erased study out of its batch's listing, the batch keeping its counts", async () => {

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { initBackend } from '@btd/model';
 import { ObjectStore, closeRedis, createLogger, createProducerConnection, createResultsQueue, createWorkerConnection } from '@btd/shared';
-import { DirectoryModelProvider, startInferenceWorker, type RunningInferenceWorker } from '@btd/inference-worker';
+import { DirectoryModelProvider, startInferenceWorker, type ModelProvider, type RunningInferenceWorker } from '@btd/inference-worker';
 import type { ApiTestEnv } from './api-test-env.js';
 import { writeTestModels } from './helpers/index.js';
 
@@ -11,8 +11,8 @@ export interface TestInferenceWorker {
   close(): Promise<void>;
 }
 
-/** Starts the inference worker service's consumer on the env's queues and bucket. */
-export async function startTestInferenceWorker(env: ApiTestEnv): Promise<TestInferenceWorker> {
+/** Starts the inference worker service's consumer on the env's queues and bucket; `wrap` may stand between it and its models. */
+export async function startTestInferenceWorker(env: ApiTestEnv, wrap: (models: ModelProvider) => ModelProvider = (models) => models): Promise<TestInferenceWorker> {
   const modelsDir = await writeTestModels();
   await initBackend({ prefer: 'wasm' });
   const logger = createLogger({ name: 'worker-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
@@ -26,7 +26,7 @@ export async function startTestInferenceWorker(env: ApiTestEnv): Promise<TestInf
     connection,
     store,
     results,
-    models,
+    models: wrap(models),
     logger,
   });
   return {

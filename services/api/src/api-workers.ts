@@ -54,6 +54,11 @@ export function startApiWorkers(ctx: ApiContext, logger: Logger): ApiWorkers {
     if (job?.finishedOn === undefined) return;
     ctx.deliveries.markFailed(job.data.deliveryId, error.message).catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not mark delivery failed'));
   });
+  // A discarded result's job names the erased study's ids: once completed (no longer locked) it goes.
+  results.on('completed', (job, outcome) => {
+    if (outcome !== 'discarded') return;
+    job.remove().catch((err: unknown) => logger.warn({ err, jobId: job.id, queue: RESULTS_QUEUE }, 'could not remove the job of a discarded result; it ages out with the others'));
+  });
   for (const worker of [results, webhooks]) {
     worker.on('error', (error) => logger.error({ err: error, queue: worker.name }, 'queue consumer error'));
   }

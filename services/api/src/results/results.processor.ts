@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import { UnrecoverableError, type Job, type Processor } from 'bullmq';
-import { ResultMessageSchema, assertNever, type Logger, type ResultMessage } from '@btd/shared';
+import { ResultMessageSchema, assertNever, inferenceJobId, resultsPrefix, type Logger, type ResultMessage } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import type { StudyRecord } from '../store/records.js';
 import type { AppliedResult } from '../store/study-store.js';
@@ -34,12 +34,38 @@ async function announce(ctx: ApiContext, study: StudyRecord, outcome: AppliedRes
   if (study.batchId && outcome.batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
 }
 
+/** What became of a result: applied to its study, or discarded, its study erased. */
+export type ResultOutcome = 'applied' | 'discarded';
+
+/** Thrown while the inference job of a discarded result is still held by its worker: the result job is retried. */
+export class InferenceJobStillHeldError extends Error {
+  constructor(imageId: string) {
+    super(`the inference job of image ${imageId}, whose study was erased, is still held by its worker`);
+    this.name = 'InferenceJobStillHeldError';
+  }
+}
+
+/**
+ * Discards a result whose study (or image) is gone, erased while its image was analysed or by a
+ * worker that stalled and still finished: deletes the objects the worker wrote, then its inference
+ * job, once its worker lets go of it (until then the result job is retried). The result job itself
+ * is removed once completed (see `startApiWorkers`). Creates no record and counts nothing.
+ */
+async function discard(ctx: ApiContext, message: ResultMessage, log: Logger): Promise<ResultOutcome> {
+  await ctx.objectStore.deletePrefix(resultsPrefix(message.imageId));
+  const inference = ctx.queues.inference;
+  const jobId = inferenceJobId(message.imageId);
+  if ((await inference.remove(jobId)) === 0 && (await inference.getJobState(jobId)) === 'active') throw new InferenceJobStillHeldError(message.imageId);
+  log.info({ imageId: message.imageId, kind: message.kind }, 'result of an erased study discarded: its objects deleted');
+  return 'discarded';
+}
+
 /**
  * Applies a worker's result to the study (and its batch), then announces completions. Safe to
  * run twice for the same message: the store applies a result once, and webhook deliveries are
- * keyed by subject.
+ * keyed by subject. A result for a study that no longer exists is discarded ({@link discard}).
  */
-export function createResultsProcessor(ctx: ApiContext, logger: Logger): Processor<ResultMessage> {
+export function createResultsProcessor(ctx: ApiContext, logger: Logger): Processor<ResultMessage, ResultOutcome> {
   return async (job: Job<ResultMessage>) => {
     const started = performance.now();
     const message = job.data;
@@ -47,11 +73,15 @@ export function createResultsProcessor(ctx: ApiContext, logger: Logger): Process
     const modelVersion = message.kind === 'succeeded' ? message.summary.models.map((m) => `${m.task}@${m.version}`).join(',') : undefined;
     const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1, modelVersion, studyId: message.studyId });
     const study = await ctx.studies.get(message.studyId);
-    if (!study || study.clientId !== message.clientId) throw new UnrecoverableError(`result for unknown study ${message.studyId}`);
+    if (!study) return discard(ctx, message, log);
+    if (study.clientId !== message.clientId) throw new UnrecoverableError(`result for study ${message.studyId} names another client`);
     const outcome = await ctx.studies.applyResult(study, message);
+    // Erased between the read and the update: the update found its image gone and changed nothing.
+    if (outcome.studyState === 'missing') return discard(ctx, message, log);
     if (outcome.applied) observe(ctx, study, message);
     await announce(ctx, study, outcome);
     ctx.metrics.jobDuration.observe({ queue: job.queueName }, (performance.now() - started) / 1000);
     log.info({ imageId: message.imageId, kind: message.kind, applied: outcome.applied, studyState: outcome.studyState }, 'result applied');
+    return 'applied';
   };
 }

@@ -1,4 +1,4 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { ObjectNotFoundError } from '@btd/shared';
 import type { ApiContext } from '../context.js';
@@ -91,15 +91,16 @@ export const studiesRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
     {
       schema: {
         tags: ['studies'],
-        summary: 'Erase a finished study: its originals, results and overlays, and every record of it',
+        summary: 'Erase a study: its originals, results and overlays, and every record of it',
         description:
-          'For the client that submitted it, or an admin client. A study done or failed is erased (204): its objects in S3 first, then its records, ' +
+          'For the client that submitted it, or an admin client. A study is erased (204), finished or not: its objects in S3 first, then its records, ' +
           'its externalId and Idempotency-Key mappings and its webhook deliveries; afterwards it answers 404, as one that never existed. ' +
-          'A study still queued or processing answers 409 study_in_progress with a Retry-After. Should S3 fail, nothing is erased from the records (503): erase it again. ' +
-          'A study in a batch leaves its listing; the batch keeps its counts.',
+          'One still queued or processing loses its waiting jobs, and what a worker still analysing one of its images produces is discarded. ' +
+          'Should S3 fail, nothing is erased from the records (503): erase it again. ' +
+          'A study in a batch leaves its listing; the batch keeps its counts if the study had finished, else it no longer counts it.',
         security: bearerAuth,
         params: StudyParamsSchema,
-        response: { 204: StudyErasedSchema, ...commonErrors, 409: Type.Ref('Error') },
+        response: { 204: StudyErasedSchema, ...commonErrors },
       },
       preHandler: requireRedis(ctx),
     },

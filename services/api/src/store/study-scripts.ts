@@ -90,24 +90,30 @@ return completeBatchIfFinished(KEYS[3], ARGV[3])
 `);
 
 /**
- * Erases a finished study's records: the study, its images and webhook deliveries, and its entries
- * in the client's index, its batch's listing and finished set, the pending submissions, the
- * finished studies, its externalId mapping and its Idempotency-Key entry (each only while it still names the study).
- * The batch's counters stay as they were. Refuses a study still queued or processing, whose
- * results are still to come. Erasing twice changes nothing more.
+ * Erases a study's records: the study, its images and webhook deliveries, and its entries in the
+ * client's index, its batch's listing and finished set, the pending submissions, the finished
+ * studies, its externalId mapping and its Idempotency-Key entry (each only while it still names the
+ * study). A finished study leaves its batch's counters as they were; one still queued or processing
+ * leaves its batch's count (and the processing count), which it would never have finished, and the
+ * batch, if closed with every other study finished, is completed. With ARGV[4] '1' a study still
+ * queued or processing is refused. Erasing twice changes nothing more.
  *
  * KEYS: study, client index, batch studies, batch finished set, pending submissions, externalId
- * mapping, Idempotency-Key entry, finished studies, ...images and deliveries. ARGV: studyId, '1' when the study has
- * an externalId, '1' when it has an Idempotency-Key entry. Returns 'erased', 'missing' or 'in_progress'.
+ * mapping, Idempotency-Key entry, finished studies, batch, ...images and deliveries. ARGV: studyId,
+ * '1' when the study has an externalId, '1' when it has an Idempotency-Key entry, '1' to erase only
+ * a finished study, now (ISO). Returns { 'erased' | 'erased_unfinished' | 'missing' | 'in_progress',
+ * the batch's state or '' }.
  */
-export const eraseStudyScript = redisScript(`
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 'missing' end
-if state ~= 'done' and state ~= 'failed' then return 'in_progress' end
-for i = 9, #KEYS do redis.call('DEL', KEYS[i]) end
+export const eraseStudyScript = redisScript(`${LUA_COMPLETE_BATCH}
+local study = redis.call('HMGET', KEYS[1], 'state', 'batchId')
+local state = study[1]
+if not state then return {'missing', ''} end
+local finished = state == 'done' or state == 'failed'
+if not finished and ARGV[4] == '1' then return {'in_progress', ''} end
+for i = 10, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
+local listed = redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
@@ -116,7 +122,14 @@ if ARGV[3] == '1' then
   local entry = redis.call('GET', KEYS[7])
   if entry and string.find(entry, ARGV[1], 1, true) then redis.call('DEL', KEYS[7]) end
 end
-return 'erased'
+if finished then return {'erased', ''} end
+local batchState = ''
+if study[2] and study[2] ~= '' and listed == 1 then
+  redis.call('HINCRBY', KEYS[9], 'studyCount', -1)
+  if state == 'processing' then redis.call('HINCRBY', KEYS[9], 'processingStudies', -1) end
+  batchState = completeBatchIfFinished(KEYS[9], ARGV[5])
+end
+return {'erased_unfinished', batchState}
 `);
 
 /**

@@ -8,11 +8,23 @@ import { applyResultScript, createStudyScript, eraseStudyScript, removeStudyScri
 export interface AppliedResult {
   /** False when this result had been applied before (a redelivery). */
   readonly applied: boolean;
-  readonly studyState: StudyState;
+  /** 'missing' when the image was gone (its study erased): nothing was changed. */
+  readonly studyState: StudyState | 'missing';
   /** The batch's state after the update, or undefined for a study outside batches. */
   readonly batchState?: string;
   /** The study as it stands after the update, once it has finished (done or failed). */
   readonly finishedStudy?: StudyRecord;
+}
+
+/** What erasing a study did. */
+export interface ErasedStudy {
+  /**
+   * 'erased' (it had finished), 'erased_unfinished' (it was still queued or processing: results may
+   * still come), 'missing' (erased before, or never there) or 'in_progress' (left whole).
+   */
+  readonly outcome: 'erased' | 'erased_unfinished' | 'missing' | 'in_progress';
+  /** The state of the batch of a study erased unfinished, which its erasure may have completed. */
+  readonly batchState?: string;
 }
 
 /** Thrown when a study is added to a batch that is closed or gone. */
@@ -78,11 +90,12 @@ export class StudyStore {
   }
 
   /**
-   * Erases a finished study's records and index entries in one step (see `eraseStudyScript`), with
-   * the deliveries named by `deliveryIds`; its batch keeps its counts. Returns 'erased', 'missing'
-   * (erased before, or never there) or 'in_progress' (queued or processing: nothing erased).
+   * Erases a study's records and index entries in one step (see `eraseStudyScript`), with the
+   * deliveries named by `deliveryIds`. A finished study's batch keeps its counts; one erased before
+   * it finished leaves its batch's count, which may complete the batch. With `finishedOnly`, a study
+   * still queued or processing is left whole ('in_progress').
    */
-  async erase(study: StudyRecord, deliveryIds: readonly string[]): Promise<'erased' | 'missing' | 'in_progress'> {
+  async erase(study: StudyRecord, deliveryIds: readonly string[], finishedOnly: boolean): Promise<ErasedStudy> {
     const batchId = study.batchId ?? '';
     const keys = [
       this.keys.study(study.id),
@@ -94,11 +107,13 @@ export class StudyStore {
       study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
       study.idempotencyRecordKey ?? this.keys.study(study.id),
       this.keys.finishedStudies,
+      this.keys.batch(batchId),
       ...study.imageIds.map((id) => this.keys.image(id)),
       ...deliveryIds.map((id) => this.keys.delivery(id)),
     ];
-    const flags = [study.externalId ? '1' : '0', study.idempotencyRecordKey ? '1' : '0'];
-    return String(await eraseStudyScript(this.redis, keys, [study.id, ...flags])) as 'erased' | 'missing' | 'in_progress';
+    const flags = [study.externalId ? '1' : '0', study.idempotencyRecordKey ? '1' : '0', finishedOnly ? '1' : '0'];
+    const [outcome, batchState] = (await eraseStudyScript(this.redis, keys, [study.id, ...flags, new Date().toISOString()])) as [ErasedStudy['outcome'], string];
+    return { outcome, ...(batchState ? { batchState } : {}) };
   }
 
   /** The studies that finished at or before `finishedBeforeMs`, first finished first (see `RecordKeys.finishedStudies`). */
@@ -189,7 +204,7 @@ export class StudyStore {
       batchId ? '1' : '0',
       Date.parse(message.finishedAt),
     ];
-    const [applied, studyState, batchState, flatStudy] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState, string, string[]?];
+    const [applied, studyState, batchState, flatStudy] = (await applyResultScript(this.redis, keys, args)) as [number, StudyState | 'missing', string, string[]?];
     const finishedStudy = fromHash<StudyRecord>(hashFromPairs(flatStudy ?? []), JSON_FIELDS.study);
     return { applied: applied === 1, studyState, ...(batchState ? { batchState } : {}), ...(finishedStudy ? { finishedStudy } : {}) };
   }

@@ -2,14 +2,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import { inferenceJobId, isStoreUnavailable, resultJobId, resultsPrefix, studyOriginalsPrefix, webhookJobId } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import { pacsExportId } from '../dicom-results/pacs-export.js';
-import { ApiError } from '../errors/api-error.js';
 import { DependencyUnavailableError } from '../errors/dependency-unavailable.error.js';
-import { RetryLaterError } from '../errors/retry-later.error.js';
 import type { StudyRecord } from '../store/records.js';
-import { studyDeliveryId } from '../webhooks/completion-events.js';
-
-/** How long a client is asked to wait before erasing again a study still being analysed. */
-export const ERASE_IN_PROGRESS_RETRY_AFTER_SECONDS = 30;
+import { announceBatchCompleted, studyDeliveryId } from '../webhooks/completion-events.js';
 
 /** What erasing logs to: a request's log, or the sweep's. */
 type ErasureLog = Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
@@ -17,10 +12,9 @@ type ErasureLog = Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
 /** Why a study was erased: a client's DELETE, or the retention sweep; the label of `btd_studies_erased_total`. */
 export type ErasureTrigger = 'request' | 'retention';
 
-/** The answer to erasing a study still queued or processing: its results are still to come. */
-export function studyInProgress(study: StudyRecord): ApiError {
-  const seconds = ERASE_IN_PROGRESS_RETRY_AFTER_SECONDS;
-  return new RetryLaterError(409, 'study_in_progress', `study ${study.id} is still ${study.state}; it can be erased once it is done or failed (retry after ${seconds} seconds)`, seconds);
+/** The retention sweep met a study not yet finished, which it leaves to its analysis. */
+function notFinished(study: StudyRecord): Error {
+  return new Error(`study ${study.id} is still ${study.state}; the retention sweep erases finished studies only`);
 }
 
 /** The S3 prefixes of a study's objects: its originals, and each image's results (result.json, overlay). */
@@ -29,30 +23,51 @@ function objectPrefixes(study: StudyRecord): string[] {
 }
 
 /**
- * Removes the finished jobs that name the study's images or deliveries (the results' jobs hold the
- * summaries), as far as BullMQ lets: a job still locked stays, and ages out as every finished job
- * does (a day once completed, a week once failed).
+ * Removes the jobs that name the study's images or deliveries: the inference jobs still waiting or
+ * delayed (no worker runs them then), and the finished ones (the results' jobs hold the summaries),
+ * as far as BullMQ lets: a job a worker holds stays. A held inference job's late result is discarded
+ * by the results consumer, which removes that job too; another held job ages out as every finished
+ * job does (a day once completed, a week once failed).
  */
-async function removeFinishedJobs(ctx: ApiContext, study: StudyRecord, deliveryIds: readonly string[], log: ErasureLog): Promise<void> {
+async function removeJobs(ctx: ApiContext, study: StudyRecord, deliveryIds: readonly string[], log: ErasureLog): Promise<void> {
   const { inference, results, webhooks } = ctx.queues;
   const removals = [
     ...study.imageIds.flatMap((imageId) => [inference.remove(inferenceJobId(imageId)), results.remove(resultJobId(imageId))]),
     ...deliveryIds.map((deliveryId) => webhooks.remove(webhookJobId(deliveryId))),
   ];
   const failed = (await Promise.allSettled(removals)).filter((outcome) => outcome.status === 'rejected');
-  if (failed.length > 0) log.warn({ studyId: study.id, err: failed[0]!.reason as unknown }, 'could not remove some finished jobs of an erased study; they age out with the others');
+  if (failed.length > 0) log.warn({ studyId: study.id, err: failed[0]!.reason as unknown }, 'could not remove some jobs of an erased study; they age out with the others');
 }
 
 /**
- * Erases a finished study (done or failed): its objects in S3 first, then, in one Redis step, its
- * records and every index entry naming it (see `StudyStore.erase`). Should S3 fail or refuse a key,
- * nothing is removed from Redis and a {@link DependencyUnavailableError} (503) is thrown, so that
- * erasing again finishes the work: the records never go while objects stay. Last, the study's
- * finished jobs go too ({@link removeFinishedJobs}). A study still queued or processing is refused
- * ({@link studyInProgress}); one erased meanwhile returns false.
+ * Deletes again the result objects of a study erased before it finished: a worker may have written
+ * them after the first deletion, and had its result applied before the records went (one applied
+ * after finds no study, and its objects are deleted by the results consumer). Its result job, if
+ * still waiting, was removed with the others, so nothing else would delete them.
+ */
+async function deleteResultsWrittenMeanwhile(ctx: ApiContext, study: StudyRecord, log: ErasureLog): Promise<void> {
+  for (const imageId of study.imageIds) {
+    const prefix = resultsPrefix(imageId);
+    await ctx.objectStore.deletePrefix(prefix).catch((error: unknown) => {
+      log.error({ studyId: study.id, err: error, bucket: ctx.objectStore.bucket, prefix }, "could not delete again the results of a study erased while analysed; its records are gone, its results' objects may stay");
+    });
+  }
+}
+
+/**
+ * Erases a study, finished or not: its objects in S3 first, then, in one Redis step, its records and
+ * every index entry naming it (see `StudyStore.erase`). Should S3 fail or refuse a key, nothing is
+ * removed from Redis and a {@link DependencyUnavailableError} (503) is thrown, so that erasing again
+ * finishes the work: the records never go while objects stay. Then its jobs go ({@link removeJobs}).
+ * A study still queued or processing loses its waiting jobs; a worker holding one of its images
+ * finishes it, and its result is discarded by the results consumer. Such a study leaves its batch's
+ * count, and a batch thereby completed is announced. The retention sweep erases finished studies
+ * only, and throws on any other. Returns false when the study was erased meanwhile.
  */
 export async function eraseStudy(ctx: ApiContext, study: StudyRecord, trigger: ErasureTrigger, log: ErasureLog): Promise<boolean> {
-  if (study.state !== 'done' && study.state !== 'failed') throw studyInProgress(study);
+  const finishedOnly = trigger === 'retention';
+  const unfinished = study.state !== 'done' && study.state !== 'failed';
+  if (finishedOnly && unfinished) throw notFinished(study);
   const where = { studyId: study.id, clientId: study.clientId, trigger };
   for (const prefix of objectPrefixes(study)) {
     try {
@@ -65,11 +80,14 @@ export async function eraseStudy(ctx: ApiContext, study: StudyRecord, trigger: E
     }
   }
   const deliveryIds = [studyDeliveryId(study.id), pacsExportId(study.id)];
-  const outcome = await ctx.studies.erase(study, deliveryIds);
-  if (outcome === 'in_progress') throw studyInProgress(study);
-  if (outcome === 'missing') return false;
-  await removeFinishedJobs(ctx, study, deliveryIds, log);
+  const erased = await ctx.studies.erase(study, deliveryIds, finishedOnly);
+  if (erased.outcome === 'in_progress') throw notFinished(study);
+  if (erased.outcome === 'missing') return false;
+  await removeJobs(ctx, study, deliveryIds, log);
+  // Read before the objects went: a study whose last result came meanwhile was erased finished.
+  if (unfinished) await deleteResultsWrittenMeanwhile(ctx, study, log);
+  if (study.batchId && erased.batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
   ctx.metrics.studiesErased.inc({ trigger, outcome: 'erased' });
-  log.info({ ...where, images: study.imageIds.length, batchId: study.batchId }, 'study erased');
+  log.info({ ...where, images: study.imageIds.length, batchId: study.batchId, unfinished }, 'study erased');
   return true;
 }
