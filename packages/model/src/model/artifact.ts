@@ -55,18 +55,46 @@ function requireFile(files: ArtifactFiles, name: string): Uint8Array {
   return bytes;
 }
 
-export function parseManifest(files: ArtifactFiles): ModelManifest {
-  return assertManifest(JSON.parse(new TextDecoder().decode(requireFile(files, ARTIFACT_FILES.manifest))));
+/** A JSON file of the artifact, parsed; a file that is not JSON (cut short, say) is refused naming it. */
+function parseJsonFile(files: ArtifactFiles, name: string): unknown {
+  const text = new TextDecoder().decode(requireFile(files, name));
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Error(`model artifact's ${name} is not valid JSON (${(error as Error).message}); the file may be cut short`, { cause: error });
+  }
 }
 
-/** Builds the Keras-style model from in-memory artifact files, checking weights against the topology. */
+export function parseManifest(files: ArtifactFiles): ModelManifest {
+  return assertManifest(parseJsonFile(files, ARTIFACT_FILES.manifest));
+}
+
+/** A topology file's network and weight list, refused naming the file when either is missing. */
+function readTopology(files: ArtifactFiles, topologyFile: string): { modelTopology: object; specs: tf.io.WeightsManifestEntry[]; paths: string[] } {
+  const modelJson = parseJsonFile(files, topologyFile) as { modelTopology?: unknown; weightsManifest?: unknown } | null;
+  const groups = modelJson?.weightsManifest as { paths?: unknown; weights?: unknown }[] | undefined;
+  if (!modelJson || typeof modelJson.modelTopology !== 'object' || modelJson.modelTopology === null) throw new Error(`${topologyFile}: no modelTopology`);
+  if (!Array.isArray(groups) || !groups.every((group) => Array.isArray(group?.paths) && Array.isArray(group.weights))) {
+    throw new Error(`${topologyFile}: no weightsManifest listing the weight files and weights`);
+  }
+  const specs = groups.flatMap((group) => group.weights as tf.io.WeightsManifestEntry[]);
+  for (const spec of specs) {
+    // The byte count below and the weights this package writes are 32-bit floats, unquantised.
+    if (spec.dtype !== 'float32' || spec.quantization || !Array.isArray(spec.shape)) {
+      throw new Error(`${topologyFile}: weight ${String(spec.name)} is ${spec.quantization ? 'quantised' : String(spec.dtype)}; this build reads float32 weights`);
+    }
+  }
+  return { modelTopology: modelJson.modelTopology, specs, paths: groups.flatMap((group) => group.paths as string[]) };
+}
+
+/**
+ * Builds the Keras-style model from in-memory artifact files, checking weights against the topology.
+ * A refusal leaves no tensors behind: TensorFlow.js's own loader keeps the network it built, and
+ * the weights it decoded, when the weights do not fit it (a name, shape or type that differs).
+ */
 export async function modelFromArtifact(files: ArtifactFiles, topologyFile: string = ARTIFACT_FILES.topology): Promise<tf.LayersModel> {
-  const modelJson = JSON.parse(new TextDecoder().decode(requireFile(files, topologyFile))) as {
-    modelTopology: object;
-    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-  };
-  const specs = modelJson.weightsManifest.flatMap((group) => group.weights);
-  const buffers = modelJson.weightsManifest.flatMap((group) => group.paths.map((p) => requireFile(files, p)));
+  const { modelTopology, specs, paths } = readTopology(files, topologyFile);
+  const buffers = paths.map((p) => requireFile(files, p));
   const total = buffers.reduce((n, b) => n + b.byteLength, 0);
   const expected = specs.reduce((n, s) => n + s.shape.reduce((a, d) => a * d, 1) * 4, 0);
   if (total !== expected) throw new Error(`weights are ${total} bytes, topology needs ${expected}`);
@@ -76,7 +104,15 @@ export async function modelFromArtifact(files: ArtifactFiles, topologyFile: stri
     weightData.set(b, offset);
     offset += b.byteLength;
   }
-  return tf.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: specs, weightData: weightData.buffer }),
-  );
+  const model = await tf.models.modelFromJSON({ modelTopology } as Parameters<typeof tf.models.modelFromJSON>[0]);
+  const weights = tf.io.decodeWeights(weightData.buffer, specs);
+  try {
+    model.loadWeights(weights, true);
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw new Error(`${topologyFile}: its weights do not fit its network: ${(error as Error).message}`, { cause: error });
+  } finally {
+    tf.dispose(weights);
+  }
 }

@@ -43,6 +43,8 @@ describe('loading an artifact', () => {
     ['a contrast limit sharp does not take', (m) => (m.preprocessing.clahe = { tile: 16, maxSlope: 2.5 }), /preprocessing\.clahe/],
     ['a preprocessing parameter this build does not know', (m) => Object.assign(m.preprocessing, { gamma: 0.8 }), /preprocessing\.gamma \(unknown to preprocessing version 1\)/],
     ['a heatmap class that is not a class', (m) => (m.heatmapClass = 'tumour'), /heatmapClass tumour is not one of the classes/],
+    ['a class named twice', (m) => (m.classes = ['tumor', 'tumor']), /classes \["tumor","tumor"\] \(two or more distinct names\)/],
+    ['no name', (m) => delete (m as Partial<ModelManifest>).name, /invalid model manifest: name/],
   ])('refuses a manifest with %s, saying why', async (_, change, reason) => {
     await expect(loadModel(withManifest(binary, change))).rejects.toThrow(reason);
   });
@@ -69,5 +71,46 @@ describe('loading an artifact', () => {
       await expect(loadModel(ensemble)).rejects.toThrow(/ensemble members must share their input size and activation-map size/);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  /** The artifact's files with the JSON file `name` changed by `change`. */
+  function withJson(files: ArtifactFiles, name: string, change: (json: { weightsManifest: { weights: Record<string, unknown>[] }[] } & Record<string, unknown>) => void): ArtifactFiles {
+    const json = JSON.parse(new TextDecoder().decode(files[name])) as Parameters<typeof change>[0];
+    change(json);
+    return { ...files, [name]: new TextEncoder().encode(JSON.stringify(json)) };
+  }
+
+  it.each<[string, (files: ArtifactFiles) => ArtifactFiles, RegExp]>([
+    ['a weight renamed', (f) => withJson(f, 'model.json', (j) => (j.weightsManifest[0]!.weights[0]!.name = 'nope/kernel')), /model\.json: its weights do not fit its network: .*nope\/kernel/],
+    ['a weight of another shape', (f) => withJson(f, 'model.json', (j) => (j.weightsManifest[0]!.weights[0]!.shape = [16, 1, 3, 3])), /model\.json: its weights do not fit its network: Shape mismatch/],
+    ['a locator weight of another shape', (f) => withJson(f, 'locator.json', (j) => ((j.weightsManifest[0]!.weights[0]!.shape as number[]).reverse())), /locator\.json: its weights do not fit its network/],
+  ])('leaves no tensor behind when it refuses weights that do not fit the network (%s)', async (_, change, reason) => {
+    const broken = change(binary);
+    const before = tf.memory().numTensors;
+    for (let attempt = 0; attempt < 3; attempt++) await expect(loadModel(broken)).rejects.toThrow(reason);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each<[string, (files: ArtifactFiles) => ArtifactFiles, RegExp]>([
+    ['a manifest cut short', (f) => ({ ...f, 'manifest.json': f['manifest.json']!.subarray(0, 300) }), /manifest\.json is not valid JSON/],
+    ['a topology cut short', (f) => ({ ...f, 'model.json': f['model.json']!.subarray(0, 300) }), /model\.json is not valid JSON/],
+    ['a topology without its weight list', (f) => withJson(f, 'model.json', (j) => delete (j as Partial<typeof j>).weightsManifest), /model\.json: no weightsManifest/],
+    ['quantised weights of the same byte count', (f) => withJson(f, 'model.json', (j) => (j.weightsManifest[0]!.weights[0]!.quantization = { dtype: 'uint8', scale: 1, min: 0 })), /weight b0_conv0\/kernel is quantised/],
+  ])('refuses an artifact with %s, naming the file', async (_, change, reason) => {
+    await expect(loadModel(change(binary))).rejects.toThrow(reason);
+  });
+
+  it('refuses a calibration temperature that JSON reads as Infinity (1e400), which turns a probability of 0 into NaN', async () => {
+    const calibrated = withManifest(binary, (m) => (m.calibration = { method: 'temperature', temperature: 12345, fittedOn: 'val', images: 1, nllBefore: 1, nllAfter: 1 }));
+    const text = new TextDecoder().decode(calibrated['manifest.json']).replace('"temperature":12345', '"temperature":1e400');
+    await expect(loadModel({ ...calibrated, 'manifest.json': new TextEncoder().encode(text) })).rejects.toThrow(/calibration temperature/);
+  });
+
+  it('refuses to answer with the NaN that broken weights give, instead of a label with null probabilities', async () => {
+    const weights = new Float32Array(binary['weights.bin']!.slice().buffer);
+    weights.fill(Number.NaN, weights.length - 600);
+    const model = await loadModel({ ...binary, 'weights.bin': new Uint8Array(weights.buffer) });
+    await expect(model.predict(binary['probe.png']!)).rejects.toThrow(/gave NaN in its probabilities: its weights are broken/);
+    model.dispose();
   });
 });

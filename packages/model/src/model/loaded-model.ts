@@ -68,6 +68,8 @@ export function predictionFrom(
   timings: { preprocessMs: number; modelMs: number },
 ): Prediction {
   const started = performance.now();
+  checkFinite(manifest, 'probabilities', out.probabilities);
+  if (options.heatmap !== false && out.maps) checkFinite(manifest, 'activation map', out.maps.values);
   const probabilities = Object.fromEntries(manifest.classes.map((c, i) => [c, out.probabilities[i] as number]));
   const label = manifest.classes.reduce((a, b) => ((probabilities[b] as number) > (probabilities[a] as number) ? b : a));
   const prediction: Prediction = { label, probabilities, box: null, timings: { ...timings, heatmapMs: 0 } };
@@ -80,6 +82,15 @@ export function predictionFrom(
     prediction.timings.heatmapMs = performance.now() - started;
   }
   return prediction;
+}
+
+/**
+ * Refuses an output with a NaN or infinite value (weights that hold one, say): JSON would carry its
+ * probabilities as null under a label picked from nothing, and its map would give no box.
+ */
+function checkFinite(manifest: ModelManifest, what: string, values: Float32Array): void {
+  const bad = values.find((v) => !Number.isFinite(v));
+  if (bad !== undefined) throw new Error(`model ${manifest.name}@${manifest.version} gave ${String(bad)} in its ${what}: its weights are broken`);
 }
 
 class ArtifactModel implements LoadedModel {

@@ -223,13 +223,18 @@ export function assertManifest(value: unknown): ModelManifest {
   const problems: string[] = [];
   if (!m || typeof m !== 'object') throw new Error('manifest is not an object');
   if (m.task !== 'tumor-binary' && m.task !== 'tumor-type') problems.push(`task ${String(m.task)}`);
-  if (!Array.isArray(m.classes) || m.classes.length < 2) problems.push('classes');
+  if (typeof m.name !== 'string' || !m.name) problems.push('name');
+  // Probabilities and results are keyed by class: a class named twice would lose one of them.
+  if (!Array.isArray(m.classes) || m.classes.length < 2 || !m.classes.every((c) => typeof c === 'string' && c) || new Set(m.classes).size !== m.classes.length) {
+    problems.push(`classes ${JSON.stringify(m.classes)} (two or more distinct names)`);
+  }
   if (typeof m.inputSize !== 'number' || m.inputSize < 8) problems.push('inputSize');
   problems.push(...preprocessingProblems(m.preprocessing, m.inputSize));
   if (typeof m.version !== 'string' || !m.version) problems.push('version');
   if (m.testTimeRotations !== undefined && !isRotationList(m.testTimeRotations)) problems.push('testTimeRotations');
   if (m.testTimeRotationsBelow !== undefined && !(m.testTimeRotations && isProbabilityBound(m.testTimeRotationsBelow))) problems.push('testTimeRotationsBelow');
-  if (m.calibration !== undefined && !(typeof m.calibration?.temperature === 'number' && m.calibration.temperature > 0)) problems.push('calibration temperature');
+  // JSON reads 1e400 as Infinity, which would turn a probability of 0 into NaN.
+  if (m.calibration !== undefined && !(isFiniteNumber(m.calibration?.temperature) && m.calibration.temperature > 0)) problems.push('calibration temperature');
   if (m.heatmapClass !== undefined && !(Array.isArray(m.classes) && m.classes.includes(m.heatmapClass))) problems.push(`heatmapClass ${String(m.heatmapClass)} is not one of the classes`);
   if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
   return m as ModelManifest;
