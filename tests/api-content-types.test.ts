@@ -37,10 +37,14 @@ describe('a body of a type the route does not take', () => {
     expect(answer.body.message).toContain('multipart/related; type="application/dicom"');
   });
 
-  it('is refused by a JSON route naming the type sent and JSON', async () => {
-    const answer = await post('/v1/batches', 'application/x-www-form-urlencoded', 'externalId=NIGHT-1');
+  it.each([
+    ['a form url-encoded', 'application/x-www-form-urlencoded', 'externalId=NIGHT-1'],
+    ['plain text', 'text/plain', 'externalId=NIGHT-1'],
+    ['a multipart form', 'multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="externalId"\r\n\r\nNIGHT-1\r\n--b--\r\n'],
+  ])('is refused by a JSON route naming the type sent and JSON: %s', async (_name, contentType, body) => {
+    const answer = await post('/v1/batches', contentType, body);
     expect([answer.status, answer.body.code]).toEqual([415, 'unsupported_media_type']);
-    expect(answer.body.message).toContain('Content-Type "application/x-www-form-urlencoded"');
+    expect(answer.body.message).toContain(`Content-Type ${JSON.stringify(contentType)}`);
     expect(answer.body.message).toContain('application/json');
   });
 });

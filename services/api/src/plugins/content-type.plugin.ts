@@ -8,12 +8,22 @@ function readsOwnBody(request: FastifyRequest): boolean {
   return consumes?.some((type) => type !== 'application/json') ?? false;
 }
 
+/** The 415 of a route that takes JSON, naming what was sent. */
+function notJson(request: FastifyRequest): ApiError {
+  const type = request.headers['content-type'];
+  const sent = type ? `Content-Type ${JSON.stringify(type)}` : 'a body without Content-Type';
+  return new ApiError(415, 'unsupported_media_type', `${sent}; send a JSON object as application/json`);
+}
+
 /**
  * A body of a media type no parser takes (`application/octet-stream`, a bare `image/jpeg` or
  * `application/dicom`, a form url-encoded, none at all): an upload route gets it unread, so that it
  * refuses it with its own reason and the form it takes, as it does a JSON body; any other route, which
  * takes JSON, answers 415 `unsupported_media_type` saying so. Fastify answered both with its own
- * `fst_err_ctp_invalid_media_type` and no word of what to send.
+ * `fst_err_ctp_invalid_media_type` and no word of what to send. Fastify's own `text/plain` parser goes,
+ * and a multipart body (which the upload routes' parser takes for every route) sent to a route that
+ * takes JSON is refused the same way: both reached the route's schema and answered 400 "body must be
+ * object".
  */
 export const contentTypePlugin = fp(async (app: FastifyInstance) => {
   app.addContentTypeParser('*', (request, payload, done) => {
@@ -21,8 +31,10 @@ export const contentTypePlugin = fp(async (app: FastifyInstance) => {
       done(null, payload);
       return;
     }
-    const type = request.headers['content-type'];
-    const sent = type ? `Content-Type ${JSON.stringify(type)}` : 'a body without Content-Type';
-    done(new ApiError(415, 'unsupported_media_type', `${sent}; send a JSON object as application/json`));
+    done(notJson(request));
+  });
+  app.removeContentTypeParser('text/plain');
+  app.addHook('preValidation', async (request) => {
+    if (request.isMultipart() && !readsOwnBody(request) && request.routeOptions.schema?.body !== undefined) throw notJson(request);
   });
 });
