@@ -210,6 +210,20 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
     await expectNothingStored();
   });
 
+  it('takes a file part sent without a filename, naming it by its place', async () => {
+    const boundary = `b${randomBytes(6).toString('hex')}`;
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      goodFile.bytes,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const headers = { ...harness.env.auth('alice'), 'content-type': `multipart/form-data; boundary=${boundary}` };
+    const response = await fetch(`${harness.env.url}/v1/studies`, { method: 'POST', headers, body });
+    const answer = (await response.json()) as { images: { filename: string }[] };
+    expect(response.status, JSON.stringify(answer)).toBe(202);
+    expect(answer.images.map((image) => image.filename)).toEqual(['image-1']);
+  });
+
   it('refuses a file sent under an unknown field name', async () => {
     const answer = await submit([goodFile], {}, 'image');
     expect([answer.status, answer.body.code]).toEqual([400, 'unknown_field']);

@@ -122,6 +122,8 @@ async function readParts(request: FastifyRequest, limits: StudyFormLimits, held:
   };
   try {
     const parts = request.parts({
+      // A "file" part sent without a filename (`curl -F file=<scan.jpg`) is a file too, named by its place.
+      isPartAFile: (fieldName, contentType, fileName) => FILE_FIELDS.has(fieldName ?? '') || contentType === 'application/octet-stream' || fileName !== undefined,
       limits: { fileSize: limits.maxBytes, files: limits.maxFiles, fields: 10, fieldSize: 4096, parts: limits.maxFiles + 10 },
     });
     for await (const part of parts) {
