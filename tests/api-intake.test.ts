@@ -224,6 +224,15 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
     expect(answer.images.map((image) => image.filename)).toEqual(['image-1']);
   });
 
+  it('keeps of a filename its last path segment, without control or format characters', async () => {
+    const names = ['C:\\scans\\left.jpg', '../../etc/right.jpg', 'tab\there\u0085.jpg', 'scan\u202Egpj.exe', 'zero\u200Bwidth.jpg'];
+    const answer = await call<{ images: { filename: string }[] }>(harness.env, 'alice', 'POST', '/v1/studies', {
+      body: studyForm(names.map((name) => ({ ...goodFile, name }))),
+    });
+    expect(answer.status).toBe(202);
+    expect(answer.body.images.map((image) => image.filename)).toEqual(['left.jpg', 'right.jpg', 'tabhere.jpg', 'scangpj.exe', 'zerowidth.jpg']);
+  });
+
   it('refuses a file sent under an unknown field name', async () => {
     const answer = await submit([goodFile], {}, 'image');
     expect([answer.status, answer.body.code]).toEqual([400, 'unknown_field']);

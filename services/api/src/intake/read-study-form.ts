@@ -64,8 +64,9 @@ export function checkStudyFields(raw: Readonly<Record<string, string>>, callback
 }
 
 function cleanFilename(given: string | undefined, index: number): string {
-  // Browsers may send a full path; control characters would end up in JSON and logs.
-  const printable = [...(given ?? '')].filter((char) => char.charCodeAt(0) >= 0x20 && char.charCodeAt(0) !== 0x7f).join('');
+  // Browsers may send a full path; control characters (C0, C1) would end up in JSON and logs, and
+  // format characters (right-to-left overrides, zero-width ones) would show a viewer another name.
+  const printable = (given ?? '').replace(/[\p{Cc}\p{Cf}]/gu, '');
   const base = path.basename(printable.replaceAll('\\', '/'));
   return base.slice(0, 200) || `image-${index + 1}`;
 }
