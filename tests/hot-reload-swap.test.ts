@@ -8,7 +8,7 @@ import { loadModel } from '@btd/model';
 import { createLogger, ModelRegistry, ModelRuntimeUnavailableError } from '@btd/shared';
 import { RegistryModelProvider } from '../services/inference-worker/src/model-provider.js';
 import { mriSlices } from './api-fixtures.js';
-import { claimWrongInputSize, makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
+import { answerOtherwise, claimWrongInputSize, makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
 import { TEST_REDIS_URL } from './helpers/index.js';
 
 const logger = createLogger({ name: 'hot-reload-test', level: 'silent', pretty: false });
@@ -204,7 +204,8 @@ describe('hot reload under a steady stream of jobs', () => {
 
 describe('refusing broken artifacts', () => {
   it.each([
-    ['scrambled weights', scrambleWeights, /probe image gives/],
+    ['scrambled weights', scrambleWeights, /probe prediction failed: .*gave NaN/],
+    ['weights that answer otherwise than its probe record', answerOtherwise, /probe image gives tumor=0\.99\d\d, manifest expects 0\.\d+/],
     ['a manifest that claims another input size', claimWrongInputSize, /does not load: .*does not match/],
   ])('keeps serving the old model when the promoted one has %s, and reports it', async (_what, breakIt, reason) => {
     const broken = await publish(breakIt);

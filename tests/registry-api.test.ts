@@ -104,7 +104,7 @@ describe('/v1/models', () => {
     expect((await call('alice', 'POST', '/v1/models/tumor-binary/promote', { version: second, reason: 'mine' })).status).toBe(403);
 
     const refused = await call('ops', 'POST', '/v1/models/tumor-binary/promote', { version: broken, reason: 'try' });
-    expect(refused).toMatchObject({ status: 422, body: { code: 'model_refused', message: expect.stringMatching(/probe image gives/) } });
+    expect(refused).toMatchObject({ status: 422, body: { code: 'model_refused', message: expect.stringMatching(/probe prediction failed: .*gave NaN/) } });
     expect((await registry.promoted('tumor-binary'))?.version).toBe(first);
 
     const stale = await call('ops', 'POST', '/v1/models/tumor-binary/promote', { version: second, reason: 'x', expectedCurrent: second });

@@ -88,6 +88,11 @@ async function refreshExpectedOutput(dir: string): Promise<ModelManifest> {
  * bias favours one class. A real model whose metrics on any set are known in advance.
  */
 async function makeConstant(dir: string, classes: readonly string[], label: string): Promise<void> {
+  await setConstantClassifier(dir, classes, label);
+  await refreshExpectedOutput(dir);
+}
+
+async function setConstantClassifier(dir: string, classes: readonly string[], label: string): Promise<void> {
   const { entries, weights } = await readWeightLayout(dir);
   let offset = 0;
   for (const entry of entries) {
@@ -97,7 +102,15 @@ async function makeConstant(dir: string, classes: readonly string[], label: stri
     offset += size;
   }
   await writeFile(path.join(dir, 'weights.bin'), new Uint8Array(weights.buffer));
-  await refreshExpectedOutput(dir);
+}
+
+/**
+ * Finite weights that answer otherwise than the manifest's probe record: the classifier is made to
+ * say the first class for any image, and the recorded probe output is left as it was.
+ */
+export async function answerOtherwise(dir: string): Promise<void> {
+  const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
+  await setConstantClassifier(dir, manifest.classes, manifest.classes[0]!);
 }
 
 /**
