@@ -1,4 +1,6 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { initBackend, loadModel, readArtifactDir } from '@btd/model';
 import { ArtifactVerificationError, ModelRuntimeUnavailableError, type VerifiableModel } from '@btd/shared';
 import { answerVerifyRequest, verifyReplyError, type VerifyRequest } from './artifact-verify-request.js';
 
@@ -24,6 +26,16 @@ describe('a verifier thread answering a request', () => {
   it('refuses an artifact whose probe image gives other probabilities than its manifest records', async () => {
     const reply = await answerVerifyRequest(request, Promise.resolve(), () => Promise.resolve(loadedModel({ tumor: 0.9, no_tumor: 0.1 })));
     expect(reply).toEqual({ id: 7, ok: false, refused: true, reason: 'probe image gives tumor=0.9000, manifest expects 0.2000' });
+  });
+
+  it('refuses the shipped detector with a locator head whose weights are NaN: its probe heatmap is checked, not only its probabilities', async () => {
+    await initBackend({ prefer: 'wasm' });
+    const files = await readArtifactDir(fileURLToPath(new URL('../../../models/tumor-binary', import.meta.url)));
+    const shipped = { ...request, files };
+    expect(await answerVerifyRequest(shipped, Promise.resolve(), loadModel)).toEqual({ id: 7, ok: true });
+    const locator = new Float32Array(files['locator.bin']!.slice().buffer).fill(Number.NaN);
+    const reply = await answerVerifyRequest({ ...shipped, files: { ...files, 'locator.bin': new Uint8Array(locator.buffer) } }, Promise.resolve(), loadModel);
+    expect(reply).toMatchObject({ ok: false, refused: true, reason: expect.stringMatching(/probe prediction failed: .*gave NaN in its activation map/) });
   });
 
   it('refuses an artifact that does not load', async () => {
