@@ -32,6 +32,10 @@ const thumbnail = await sharp({ create: { width: 16, height: 16, channels: 3, ba
 const plain = (background: string) => sharp({ create: { width: 64, height: 64, channels: 3, background } });
 const blackPng = await plain('#000').png().toBuffer();
 const whiteJpeg = await plain('#fff').jpeg().toBuffer();
+/** A black 64×64 PNG with two stray white pixels: nearly blank, which the network called a tumour with 0.6. */
+const strayPixelsPng = await sharp(Uint8Array.from({ length: 64 * 64 }, (_, i) => (i === 1000 || i === 3000 ? 255 : 0)), { raw: { width: 64, height: 64, channels: 1 } })
+  .png()
+  .toBuffer();
 /** A blank DICOM frame: every stored value the same, which the viewer's window makes black. */
 const blankDicom = dicomFile({ width: 64, height: 64, pixels: new Uint16Array(64 * 64).fill(300) });
 
@@ -122,6 +126,13 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
       mentions: '"white.jpg": is blank: every pixel has grey level 255',
     },
     {
+      name: 'a black PNG with two stray white pixels',
+      files: () => [{ name: 'stray.png', bytes: strayPixelsPng, type: 'image/png' }],
+      status: 422,
+      code: 'image_blank',
+      mentions: '"stray.png": is blank: only 0.049% of its pixels differ by more than 20 grey levels from its background\'s 0 (under 1%: too little to show a head), so there is nothing to analyse',
+    },
+    {
       name: 'a blank DICOM frame after a good slice',
       files: () => [goodFile, { name: 'blank.dcm', bytes: blankDicom, type: 'application/dicom' }],
       status: 422,
@@ -174,11 +185,14 @@ describe('bad uploads are refused with a reason, leaving nothing behind', () => 
     });
   }
 
-  it('accepts an image blank but for one pixel', async () => {
-    const levels = new Uint8Array(64 * 64);
-    levels[64 * 40 + 20] = 1;
-    const almostBlack = await sharp(levels, { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
-    const answer = await submit([{ name: 'almost-black.png', bytes: almostBlack, type: 'image/png' }]);
+  it('accepts an image black but for 1% of its pixels, and refuses one with a pixel fewer as nearly blank', async () => {
+    const blackBut = (bright: number) =>
+      sharp(Uint8Array.from({ length: 64 * 64 }, (_, i) => (i < bright ? 60 : 0)), { raw: { width: 64, height: 64, channels: 1 } })
+        .png()
+        .toBuffer();
+    const refused = await submit([{ name: 'faint.png', bytes: await blackBut(40), type: 'image/png' }]);
+    expect(refused).toMatchObject({ status: 422, body: { code: 'image_blank', message: expect.stringContaining('only 0.98% of its pixels differ') } });
+    const answer = await submit([{ name: 'faint.png', bytes: await blackBut(41), type: 'image/png' }]);
     expect(answer.status).toBe(202);
     expect(await harness.env.api.ctx.queues.inference.getJobCountByTypes('waiting', 'prioritized')).toBe(1);
   });

@@ -6,7 +6,9 @@ export { inflationBytes, MAX_INFLATED_DICOM_BYTES } from './data/dicom-inflate.j
 export { decodeDicomGrey, isAnalysedModality, isDicom, openDicomImage, parseDicomFile, readDicomHeader, slicePlane, type DicomHeader, type DicomIdentifiers, type DicomImage, type ParsedDicom, type SlicePlane } from './data/dicom.js';
 export {
   preprocessImage,
-  blankGreyLevel,
+  blankImage,
+  describeBlank,
+  type BlankImage,
   defaultPreprocessParams,
   MIN_IMAGE_SIDE,
   PREPROCESS_VERSION,

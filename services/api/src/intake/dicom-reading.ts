@@ -1,4 +1,4 @@
-import { blankGreyLevel, ImageDecodeError, inflationBytes, parseDicomFile, type DicomHeader } from '@btd/model';
+import { blankImage, ImageDecodeError, inflationBytes, parseDicomFile, type BlankImage, type DicomHeader } from '@btd/model';
 import { dicomDecodeBytes, type DecodeAdmission } from './decode-memory.js';
 import type { ImageHeader } from './input-formats.js';
 
@@ -31,10 +31,9 @@ export interface DecodeFailure {
   readonly unsupported: boolean;
 }
 
-/** A decoded frame (0-based; a raster image's is 0) whose every pixel has one grey level: blank, which the models refuse. */
-export interface BlankFrame {
+/** A decoded frame (0-based; a raster image's is 0) that is blank or nearly so (`blankImage`), which the models refuse. */
+export interface BlankFrame extends Readonly<BlankImage> {
   readonly frame: number;
-  readonly level: number;
 }
 
 /** What one read of a DICOM file found; plain data, so that it crosses threads. */
@@ -88,8 +87,8 @@ export async function readDicom(bytes: Uint8Array, limits: DecodeLimits | undefi
   try {
     const dicom = (parsed ?? parseDicomFile(bytes)).image(limits.maxPixels);
     for (let frame = 0; frame < image.frames; frame++) {
-      const level = blankGreyLevel(await dicom.decodeFrame(frame));
-      if (level !== undefined) blankFrames.push({ frame, level });
+      const blank = blankImage(await dicom.decodeFrame(frame));
+      if (blank) blankFrames.push({ frame, ...blank });
     }
   } catch (error) {
     const decode = error instanceof ImageDecodeError;

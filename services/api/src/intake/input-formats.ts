@@ -1,4 +1,4 @@
-import { blankGreyLevel, decodeRasterGrey, ImageDecodeError, type DicomIdentifiers, type SlicePlane } from '@btd/model';
+import { blankImage, decodeRasterGrey, ImageDecodeError, type DicomIdentifiers, type SlicePlane } from '@btd/model';
 import sharp from 'sharp';
 import type { DecodeMemoryBudget } from '../uploads/decode-memory-budget.js';
 import { decodeLimitOf, decodeWithin, rasterDecodeBytes } from './decode-memory.js';
@@ -127,11 +127,11 @@ function rasterFormat(mime: string, label: string, extension: string, endsEarly:
             if (!(error instanceof Error && /^unknown error$/i.test(error.message.trim()))) throw error;
             return decode();
           })
-          .then((grey) => ({ level: blankGreyLevel(grey) }), (error: unknown) => ({ failure: asError(error) })),
+          .then((grey) => ({ blank: blankImage(grey) }), (error: unknown) => ({ failure: asError(error) })),
         checks.signal,
       );
       if ('failure' in decoded) return { bytes, header, decodeFailure: decoded.failure };
-      return { bytes, header, ...(decoded.level !== undefined ? { blankFrames: [{ frame: 0, level: decoded.level }] } : {}) };
+      return { bytes, header, ...(decoded.blank ? { blankFrames: [{ frame: 0, ...decoded.blank }] } : {}) };
     },
   };
 }

@@ -98,8 +98,8 @@ describe('inspectUpload', () => {
   });
 
   it('accepts a 16-bit PNG of two values one apart, which the models stretch from black to white', async () => {
-    const values = new Uint16Array(64 * 64).fill(1000);
-    values[64 * 64 - 1] = 1001;
+    // Its lower half one stored value above its upper half: a head of black and white to the models.
+    const values = new Uint16Array(64 * 64).fill(1000).fill(1001, 64 * 32);
     const png = await sharp(values, { raw: { width: 64, height: 64, channels: 1 } }).toColourspace('grey16').png().toBuffer();
     expect((await inspectUpload(png, 'export.png', limits)).format.mime).toBe('image/png');
     await expect(preprocessImage(png, defaultPreprocessParams(64))).resolves.toMatchObject({ size: 64 });
@@ -174,9 +174,23 @@ describe.each([
       frames.forEach((frame, i) => pixels.set(frame, i * side * side));
       return dicomFile({ width: side, height: side, pixels, frames: frames.length });
     };
-    const padded = await inspectUpload(series(blank(0), head, blank(700)), 'series.dcm', limits, checks);
-    expect([padded.header.frames, padded.blankFrames]).toEqual([3, [{ frame: 0, level: 0 }, { frame: 2, level: 0 }]]);
+    // Nearly blank: a frame of the background with a few stray bright pixels (4 of 1,024), a burnt-in dot say.
+    const stray = blank(0).map((value, i) => (i % 300 === 7 ? 4000 : value));
+    const padded = await inspectUpload(series(blank(0), head, blank(700), stray), 'series.dcm', limits, checks);
+    expect([padded.header.frames, padded.blankFrames]).toEqual([
+      4,
+      [
+        { frame: 0, level: 0, uniform: true, contentShare: 0 },
+        { frame: 2, level: 0, uniform: true, contentShare: 0 },
+        { frame: 3, level: 0, uniform: false, contentShare: 4 / 1024 },
+      ],
+    ]);
     expect(await refusal(series(blank(0), blank(700)))).toEqual([422, 'image_blank', '"slice.dcm": is blank: each of its 2 frames has one grey level throughout (0), so there is nothing to analyse']);
+    expect(await refusal(series(stray, blank(0)))).toEqual([
+      422,
+      'image_blank',
+      '"slice.dcm": is blank: each of its 2 frames is blank or nearly so, its background of grey level (0), so there is nothing to analyse',
+    ]);
     expect(await refusal(series(blank(40)))).toEqual([422, 'image_blank', '"slice.dcm": is blank: every pixel has grey level 0, so there is nothing to analyse']);
   });
 

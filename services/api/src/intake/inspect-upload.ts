@@ -1,4 +1,4 @@
-import { ImageDecodeError, MIN_IMAGE_SIDE } from '@btd/model';
+import { describeBlank, ImageDecodeError, MIN_IMAGE_SIDE } from '@btd/model';
 import { fileTypeFromBuffer } from 'file-type';
 import { ApiError } from '../errors/api-error.js';
 import { inlineDicomReader, type DicomReading } from './dicom-reader.js';
@@ -70,14 +70,18 @@ function decodeRefusal(error: Error, format: InputFormat, bytes: Uint8Array, fil
 /** The refusal of a file whose every frame is blank: the models refuse such an image, so there is nothing to analyse. */
 function blankRefusal(blank: readonly BlankFrame[], filename: string): ApiError {
   const levels = [...new Set(blank.map((frame) => frame.level))].join(', ');
-  const what = blank.length === 1 ? `every pixel has grey level ${levels}` : `each of its ${blank.length} frames has one grey level throughout (${levels})`;
+  const uniform = blank.every((frame) => frame.uniform);
+  const what =
+    blank.length === 1
+      ? describeBlank(blank[0]!)
+      : `each of its ${blank.length} frames ${uniform ? 'has one grey level throughout' : 'is blank or nearly so, its background of grey level'} (${levels})`;
   return reject(422, 'image_blank', filename, `is blank: ${what}, so there is nothing to analyse`);
 }
 
 /**
  * Checks one uploaded file by content: not empty, within the byte limit, a supported format,
  * a header declaring at most `maxPixels`, at least `MIN_IMAGE_SIDE` across and down (and at most `maxImages`
- * frames), pixel data that decodes to the end, and not blank (as `blankGreyLevel` tells; of a multi-frame
+ * frames), pixel data that decodes to the end, and not blank (as `blankImage` tells; of a multi-frame
  * DICOM file, not every frame blank: its blank frames are then left out of the analysis)
  * (a DICOM file is parsed and its frames decoded through `checks`, off the event loop in the API; `dicom`
  * is that reading when the caller already made it with these limits, so that the file is parsed once).

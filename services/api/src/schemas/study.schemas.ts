@@ -71,7 +71,7 @@ const SkippedFramesSchema = Type.Array(
     sopInstanceUid: Type.Optional(Type.String({ description: "The file's SOP Instance UID, when it has one." })),
     frameNumber: Type.Integer({ minimum: 1, description: 'The frame, 1-based as DICOM numbers them.' }),
     numberOfFrames: Type.Integer({ minimum: 2 }),
-    reason: Type.Enum(['blank'], { description: 'blank: every pixel of the frame has one grey level (greyLevel), as the models see it; they refuse such an image.' }),
+    reason: Type.Enum(['blank'], { description: 'blank: the frame shows nothing, as the models see it: every pixel of one grey level, or under 1% of its pixels more than 20 grey levels from its background (greyLevel, the level of its border); they refuse such an image.' }),
     greyLevel: Type.Integer({ minimum: 0, maximum: 255 }),
   }),
   {
