@@ -23,10 +23,12 @@ async function copiesElsewhere(name: string, folder: 'yes' | 'no', count: number
 /** Runs a training of one attempt on `folder` and returns its failure. */
 async function failureOf(jobId: string, folder: string): Promise<string> {
   const job = await bed.queue.add(TRAINING_JOB_NAME, request(folder), { jobId, attempts: 1 });
-  const failed = await waitFor(async () => {
-    const current = await bed.queue.getJob(job.id!);
-    return current && (await current.getState()) === 'failed' ? current : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 100, what: `training ${jobId} to fail` });
+  // The state first, then the job: a job read before its state became failed would lack its reason.
+  const failed = await waitFor(async () => ((await bed.queue.getJobState(job.id!)) === 'failed' ? bed.queue.getJob(job.id!) : undefined), {
+    timeoutMs: 120_000,
+    intervalMs: 100,
+    what: `training ${jobId} to fail`,
+  });
   return failed.failedReason;
 }
 
