@@ -7,7 +7,9 @@ export { decodeDicomGrey, isAnalysedModality, isDicom, openDicomImage, parseDico
 export {
   preprocessImage,
   blankImage,
+  contentShare,
   describeBlank,
+  MIN_CONTENT_SHARE,
   type BlankImage,
   defaultPreprocessParams,
   MIN_IMAGE_SIDE,

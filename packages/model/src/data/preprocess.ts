@@ -205,6 +205,17 @@ export function blankImage(image: GreyImage): BlankImage | undefined {
   return { level, uniform, contentShare: content / data.length };
 }
 
+/**
+ * The share of an image's pixels that stand out from its border's level, scanned whole (where
+ * {@link blankImage} stops once the image shows enough): for measuring datasets against {@link MIN_CONTENT_SHARE}.
+ */
+export function contentShare(image: GreyImage): { level: number; share: number } {
+  const level = borderLevel(image);
+  let content = 0;
+  for (const value of image.data) if (Math.abs(value - level) > CONTENT_CONTRAST) content += 1;
+  return { level, share: content / image.data.length };
+}
+
 /** Why `blank` leaves nothing to analyse, as a refusal says it. */
 export function describeBlank(blank: BlankImage): string {
   if (blank.uniform) return `every pixel has grey level ${blank.level}`;
