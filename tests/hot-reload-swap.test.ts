@@ -5,7 +5,7 @@ import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadModel } from '@btd/model';
-import { createLogger, ModelRegistry, ModelRuntimeUnavailableError } from '@btd/shared';
+import { announcePromotion, createLogger, ModelRegistry, ModelRuntimeUnavailableError, registryKeys } from '@btd/shared';
 import { RegistryModelProvider } from '../services/inference-worker/src/model-provider.js';
 import { mriSlices } from './api-fixtures.js';
 import { answerOtherwise, claimWrongInputSize, makeArtifact, scrambleWeights, useRegistryEnv } from './registry-fixtures.js';
@@ -233,6 +233,49 @@ describe('refusing broken artifacts', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('starts on the newest promotion that verifies when the promoted one was removed from the bucket, and reports it', async () => {
+    const removed = await publish();
+    const swapped = swapTo(removed);
+    await env.registry.promote(TASK, removed, { by: 'test', reason: 'x' });
+    await swapped;
+    // Every object of the version goes, its digest too: by hand, or by a lifecycle rule.
+    await env.store.deletePrefix(registryKeys.version(TASK, removed));
+    const lateMetrics = new MetricsRegistry();
+    const second = await startProvider({ workerId: 'late-starter', metrics: lateMetrics });
+    try {
+      expect(second.current(TASK).version).toBe(seeded);
+      expect(await env.registry.refusals(TASK, removed)).toEqual([
+        expect.objectContaining({ by: 'late-starter', reason: 'removed from the registry: content-hash.json is missing from the store' }),
+      ]);
+      expect(await lateMetrics.getSingleMetricAsString('btd_model_refusals_total')).toMatch(/task="tumor-binary"} 1/);
+      // The worker that loaded the version before it went keeps serving it.
+      expect(provider.current(TASK).version).toBe(removed);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('keeps serving the old model when a notice names a version removed from the bucket, and reports it once', async () => {
+    const removed = await publish();
+    // Promoted where this worker does not hear it, then removed before the notice reaches it.
+    const deaf = new ModelRegistry({ store: env.store, redis: env.redis, namespace: `${env.prefix}-elsewhere` });
+    const record = await deaf.promote(TASK, removed, { by: 'test', reason: 'x' });
+    await env.store.deletePrefix(registryKeys.version(TASK, removed));
+    const refused: unknown[] = [];
+    provider.on('refused', (event) => refused.push(event));
+    const { version, contentHash, sequence, action } = record;
+    await announcePromotion(env.redis, env.prefix, { task: TASK, version, contentHash, sequence, action });
+
+    const reason = 'removed from the registry: content-hash.json is missing from the store';
+    await expect.poll(() => refused, { timeout: 15_000 }).toEqual([{ task: TASK, version: removed, reason }]);
+    expect(provider.current(TASK).version).toBe(seeded);
+    await expect(provider.current(TASK).predict(mriSlices('yes', 1)[0]!.bytes, { heatmap: false })).resolves.toBeTruthy();
+    expect(await metrics.getSingleMetricAsString('btd_model_refusals_total')).toMatch(/task="tumor-binary"} 1/);
+    // Polling again neither retries nor re-reports the removed version.
+    await provider.refresh(TASK);
+    expect(await env.registry.refusals(TASK, removed)).toHaveLength(1);
   });
 });
 

@@ -145,6 +145,31 @@ describe('/v1/models', () => {
     expect(named).toMatchObject({ status: 200, body: { version: a, action: 'rollback', previousVersion: d } });
   });
 
+  it('lists every version when one has lost its manifest or had it changed, showing those as corrupt, and answers 422 for them', async () => {
+    const [kept, lost, changed] = [await publish(), await publish(), await publish()];
+    await registry.promote('tumor-binary', lost, { by: 'seed', reason: 'lost' });
+    // A lifecycle rule removed one manifest; someone edited another in the bucket.
+    await env.store.delete(`models/tumor-binary/${lost}/manifest.json`);
+    await env.store.put(`models/tumor-binary/${changed}/manifest.json`, '{"name":"edited"', 'application/json');
+
+    const listed = await call('alice', 'GET', '/v1/models/tumor-binary/versions');
+    expect(listed.status).toBe(200);
+    expect(listed.body.promoted).toBe(lost);
+    // Versions published within one second sort by their content hash: compare them by id.
+    const byVersion = Object.fromEntries(listed.body.versions.map((v: { version: string }) => [v.version, v]));
+    expect(byVersion).toEqual({
+      [kept]: expect.objectContaining({ state: 'candidate', promoted: false, name: 'tumor-binary', createdAt: expect.any(String) }),
+      [lost]: expect.objectContaining({ state: 'corrupt', promoted: true, name: null, createdAt: null, reasons: [expect.stringContaining('manifest.json is missing from the store')] }),
+      [changed]: expect.objectContaining({ state: 'corrupt', promoted: false, name: null, createdAt: null, reasons: [expect.stringContaining('manifest.json does not match its sha256')] }),
+    });
+
+    const shown = await call('alice', 'GET', `/v1/models/tumor-binary/versions/${lost}`);
+    expect(shown).toMatchObject({ status: 422, body: { code: 'model_corrupt', message: expect.stringContaining('manifest.json is missing from the store') } });
+    const file = await call('alice', 'GET', `/v1/models/tumor-binary/versions/${changed}/files/manifest.json`);
+    expect(file).toMatchObject({ status: 422, body: { code: 'model_corrupt', message: expect.stringContaining('manifest.json does not match its sha256') } });
+    expect((await call('alice', 'GET', `/v1/models/tumor-binary/versions/${kept}`)).status).toBe(200);
+  });
+
   it('answers 409 to a rollback when a promotion lands while its target is checked, and keeps that promotion', async () => {
     const [a, b, c] = [await publish(), await publish(), await publish()];
     await registry.promote('tumor-binary', a, { by: 'seed', reason: 'a' });

@@ -209,7 +209,7 @@ describe('seeding from bundled models', () => {
     }
     const [detector] = await env.registry.listVersions('tumor-binary');
     // 310 tumour scans and no healthy one: no specificity, and no recall of no_tumor.
-    expect(detector?.manifest.metrics?.fourClassTestingWithoutCopies).toMatchObject({ n: 310, specificity: null, auc: null, perClass: { no_tumor: { recall: null } } });
+    expect(detector?.manifest?.metrics?.fourClassTestingWithoutCopies).toMatchObject({ n: 310, specificity: null, auc: null, perClass: { no_tumor: { recall: null } } });
   });
 
   it('says that another worker or trainer is seeding the task when its seed lock stays held, not that a promotion is in progress', async () => {

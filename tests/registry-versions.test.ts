@@ -29,7 +29,7 @@ describe('publishing', () => {
 
     const [summary] = await env.registry.listVersions('tumor-binary');
     expect(summary).toMatchObject({ version: published.version, state: 'candidate', promoted: false, source: { kind: 'test' } });
-    expect(summary?.manifest.task).toBe('tumor-binary');
+    expect(summary?.manifest?.task).toBe('tumor-binary');
   });
 
   it('returns the existing version when the same bytes are published again', async () => {

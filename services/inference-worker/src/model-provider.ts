@@ -3,9 +3,11 @@ import { loadModel, type LoadedModel } from '@btd/model';
 import {
   ArtifactIntegrityError,
   ArtifactVerificationError,
+  DIGEST_FILE,
   MODEL_TASKS,
   ModelRuntimeUnavailableError,
   once,
+  VersionNotFoundError,
   verifyArtifact,
   type ArtifactFiles,
   type Logger,
@@ -66,19 +68,33 @@ function createMetrics(registry: MetricsRegistry | undefined) {
   const registers = registry ? [registry] : [];
   return {
     swaps: new Counter({ name: 'btd_model_swaps_total', help: 'Promoted models swapped in', labelNames: ['task'], registers }),
-    refusals: new Counter({ name: 'btd_model_refusals_total', help: 'Promoted models refused by verification', labelNames: ['task'], registers }),
+    refusals: new Counter({ name: 'btd_model_refusals_total', help: 'Promoted models refused: by verification, or as gone from the bucket', labelNames: ['task'], registers }),
     served: new Gauge({ name: 'btd_model_served_info', help: 'Model version served (value 1)', labelNames: ['task', 'version', 'content_hash'], registers }),
   };
 }
 
-const isRefusal = (error: unknown): boolean => error instanceof ArtifactVerificationError || error instanceof ArtifactIntegrityError;
+/**
+ * Whether an error loading a version is the version's own fault, which refuses it: it does not
+ * verify, its files are gone or changed, or it is gone whole (the pointer and the history only
+ * name versions whose digest was written, so one not found since was removed from the bucket).
+ */
+const isRefusal = (error: unknown): boolean =>
+  error instanceof ArtifactVerificationError || error instanceof ArtifactIntegrityError || error instanceof VersionNotFoundError;
+
+/** Why a version was refused, as logged and recorded in the registry. */
+function refusalReason(error: Error): string {
+  if (error instanceof ArtifactVerificationError) return error.reason;
+  if (error instanceof VersionNotFoundError) return `removed from the registry: ${DIGEST_FILE} is missing from the store`;
+  return error.message;
+}
 
 /**
  * Serves the promoted model of each task from the registry and follows promotions: a notice on
  * the promotion channel (or the periodic poll) starts a background load, the new version is
  * verified (loads, input shape, probe output) and swapped in between jobs; the old one is
- * disposed once the jobs that took it are done. A version that fails verification is refused,
- * reported, and the old model keeps serving.
+ * disposed once the jobs that took it are done. A version that fails verification, or whose files
+ * are gone from the bucket, is refused, reported, and the old model keeps serving; at start, the
+ * newest earlier promotion that verifies is served instead.
  *
  * Events: `swapped` `{ task, from, to, tookMs }`, `refused` `{ task, version, reason }`.
  */
@@ -264,7 +280,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   private async refuse(task: ModelTask, version: string, error: Error): Promise<void> {
     this.refused.set(task, version);
     this.metrics.refusals.inc({ task });
-    const reason = error instanceof ArtifactVerificationError ? error.reason : error.message;
+    const reason = refusalReason(error);
     this.options.logger.error({ task, modelVersion: version, reason, serving: this.slots.get(task)?.served.version }, 'promoted model refused');
     this.emit('refused', { task, version, reason });
     await this.options.registry.reportRefusal(task, version, this.options.workerId, reason).catch((reportError: unknown) => {

@@ -6,7 +6,7 @@ import { findRollbackTarget, promoteVersion, readHistory, readPointer, type Arti
 import { getJsonOrNull, type RegistryContext } from './registry-context.js';
 import { registryKeys } from './registry-keys.js';
 import type { PromotionNotice, PromotionRecord, RefusalReport, VersionState, VersionStatus } from './registry.schemas.js';
-import { ArtifactVerificationError, PromotionConflictError } from './registry.errors.js';
+import { ArtifactIntegrityError, ArtifactVerificationError, PromotionConflictError } from './registry.errors.js';
 import { seedFromDirectory, type SeedOptions, type SeedOutcome } from './seed-registry.js';
 import { listRefusals, readStatus, reportRefusal, writeStatus } from './version-status.js';
 import * as versions from './model-versions.js';
@@ -22,6 +22,12 @@ export interface ModelRegistryOptions {
   now?: () => Date;
 }
 
+/**
+ * A listed version's state: its stored status, `promoted` when the pointer names it, or `corrupt`
+ * when its manifest.json is gone from the store or changed. The last two are derived, never stored.
+ */
+export type ListedVersionState = VersionState | 'corrupt';
+
 /** A version with its manifest metrics and status, as listed by {@link ModelRegistry.listVersions}. */
 export interface VersionSummary {
   task: string;
@@ -29,9 +35,11 @@ export interface VersionSummary {
   contentHash: string;
   /** Whether the task's pointer names this version. */
   promoted: boolean;
-  state: VersionState;
+  state: ListedVersionState;
+  /** Why it is in this state; for a corrupt version, what is wrong with it first. */
   reasons: string[];
-  manifest: versions.RegistryManifest;
+  /** Null only for a corrupt version, which {@link ModelRegistry.listVersions} lists and {@link ModelRegistry.describe} refuses. */
+  manifest: versions.RegistryManifest | null;
   gate?: unknown;
   source?: Record<string, unknown>;
 }
@@ -88,30 +96,42 @@ export class ModelRegistry {
     return versions.listVersionIds(this.ctx, task);
   }
 
-  /** Every version of a task with manifest, metrics and status, newest first. */
+  /**
+   * Every version of a task with manifest, metrics and status, newest first. A version whose
+   * manifest.json is gone from the store or changed is listed as `corrupt`, without its manifest,
+   * rather than hiding the others.
+   */
   async listVersions(task: string): Promise<VersionSummary[]> {
     const [ids, pointer] = await Promise.all([this.listVersionIds(task), readPointer(this.ctx, task)]);
-    const summaries = await Promise.all(ids.reverse().map((version) => this.describe(task, version, pointer)));
-    return summaries;
+    return Promise.all(ids.reverse().map((version) => this.summarise(task, version, pointer, 'list corrupt')));
   }
 
-  /** One version with manifest and status. */
-  async describe(task: string, version: string, pointer?: PromotionRecord | null): Promise<VersionSummary> {
+  /** One version with manifest and status; throws {@link ArtifactIntegrityError} when its manifest.json is gone from the store or changed. */
+  describe(task: string, version: string, pointer?: PromotionRecord | null): Promise<VersionSummary> {
+    return this.summarise(task, version, pointer, 'throw');
+  }
+
+  /** A version's digest, manifest, status and promotion; a corrupt manifest is either listed (`corrupt` state) or thrown. */
+  private async summarise(task: string, version: string, pointer: PromotionRecord | null | undefined, corrupt: 'list corrupt' | 'throw'): Promise<VersionSummary> {
     const [digest, manifest, status, current] = await Promise.all([
       versions.readDigest(this.ctx, task, version),
-      versions.readManifest(this.ctx, task, version),
+      versions.readManifest(this.ctx, task, version).catch((error: unknown) => {
+        if (corrupt === 'list corrupt' && error instanceof ArtifactIntegrityError) return error;
+        throw error;
+      }),
       readStatus(this.ctx, task, version),
       pointer === undefined ? readPointer(this.ctx, task) : Promise.resolve(pointer),
     ]);
     const promoted = current?.version === version;
+    const corrupted = manifest instanceof ArtifactIntegrityError;
     return {
       task,
       version,
       contentHash: digest?.contentHash ?? '',
       promoted,
-      state: promoted ? 'promoted' : (status?.state ?? 'candidate'),
-      reasons: status?.reasons ?? [],
-      manifest,
+      state: corrupted ? 'corrupt' : promoted ? 'promoted' : (status?.state ?? 'candidate'),
+      reasons: [...(corrupted ? [manifest.message] : []), ...(status?.reasons ?? [])],
+      manifest: corrupted ? null : manifest,
       ...(status?.gate === undefined ? {} : { gate: status.gate }),
       ...(status?.source === undefined ? {} : { source: status.source }),
     };

@@ -98,6 +98,22 @@ export async function publishArtifact(
   return { task, version, contentHash: digest.contentHash, alreadyPublished: false };
 }
 
+/**
+ * Reads one file a version's digest lists and checks it against its sha256 there. A file that is
+ * gone (deleted by hand or by a lifecycle rule) leaves the version as unusable as changed bytes:
+ * both throw {@link ArtifactIntegrityError}.
+ */
+async function readCheckedFile(ctx: RegistryContext, task: string, version: string, name: string, expected: { sha256: string }): Promise<Buffer> {
+  assertSafeArtifactName(name);
+  const stored = await ctx.store.get(registryKeys.file(task, version, name)).catch((error: unknown) => {
+    if (error instanceof ObjectNotFoundError) throw new ArtifactIntegrityError(task, version, `${name} is missing from the store`);
+    throw error;
+  });
+  const actual = createHash('sha256').update(stored).digest('hex');
+  if (actual !== expected.sha256) throw new ArtifactIntegrityError(task, version, `${name} does not match its sha256`);
+  return stored;
+}
+
 /** Reads every file of a version and checks each against the digest. */
 export async function fetchArtifact(ctx: RegistryContext, task: string, version: string): Promise<FetchedArtifact> {
   const digest = await readDigest(ctx, task, version);
@@ -105,16 +121,7 @@ export async function fetchArtifact(ctx: RegistryContext, task: string, version:
   const files: ArtifactFiles = {};
   await Promise.all(
     Object.entries(digest.files).map(async ([name, expected]) => {
-      assertSafeArtifactName(name);
-      // A file its digest lists that is gone (deleted by hand or by a lifecycle rule) leaves the version as unusable as changed bytes.
-      const stored = await ctx.store.get(registryKeys.file(task, version, name)).catch((error: unknown) => {
-        if (error instanceof ObjectNotFoundError) throw new ArtifactIntegrityError(task, version, `${name} is missing from the store`);
-        throw error;
-      });
-      const bytes = new Uint8Array(stored);
-      const actual = createHash('sha256').update(bytes).digest('hex');
-      if (actual !== expected.sha256) throw new ArtifactIntegrityError(task, version, `${name} does not match its sha256`);
-      files[name] = bytes;
+      files[name] = new Uint8Array(await readCheckedFile(ctx, task, version, name, expected));
     }),
   );
   if (digestArtifact(files).contentHash !== digest.contentHash) {
@@ -123,15 +130,19 @@ export async function fetchArtifact(ctx: RegistryContext, task: string, version:
   return { task, version, contentHash: digest.contentHash, files };
 }
 
-/** Reads one file of a version (a report, a plot); only names listed in its digest are served. */
+/**
+ * Reads one file of a version (a report, a plot); only names listed in its digest are served, and
+ * only as they were published: a file gone from the store or changed throws {@link ArtifactIntegrityError}.
+ */
 export async function readVersionFile(ctx: RegistryContext, task: string, version: string, name: string): Promise<Buffer> {
   const digest = await readDigest(ctx, task, version);
   if (!digest) throw new VersionNotFoundError(task, version);
-  if (!digest.files[name]) throw new VersionNotFoundError(task, `${version}/${name}`);
-  return ctx.store.get(registryKeys.file(task, version, name));
+  const expected = digest.files[name];
+  if (!expected) throw new VersionNotFoundError(task, `${version}/${name}`);
+  return readCheckedFile(ctx, task, version, name, expected);
 }
 
-/** The manifest of a version. */
+/** The manifest of a version; throws {@link ArtifactIntegrityError} when its manifest.json is gone from the store or changed. */
 export async function readManifest(ctx: RegistryContext, task: string, version: string): Promise<RegistryManifest> {
   return JSON.parse((await readVersionFile(ctx, task, version, 'manifest.json')).toString('utf8')) as RegistryManifest;
 }

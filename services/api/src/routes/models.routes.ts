@@ -74,16 +74,18 @@ const loadsAndProbes: ArtifactCheck = async (artifact) => {
 
 /** A version as listed: its recorded metrics without their per-image lists, which its own view keeps. */
 function summary(v: VersionSummary, perImage: 'with per-image lists' | 'without' = 'without') {
-  const { evaluation } = v.manifest;
-  const metrics = v.manifest.metrics && perImage === 'without' ? withoutPerImageLists(v.manifest.metrics) : v.manifest.metrics;
+  const { manifest } = v;
+  const evaluation = manifest?.evaluation;
+  const metrics = manifest?.metrics && perImage === 'without' ? withoutPerImageLists(manifest.metrics) : manifest?.metrics;
   return {
     version: v.version,
     contentHash: v.contentHash,
     state: v.state,
     promoted: v.promoted,
     reasons: v.reasons,
-    name: v.manifest.name,
-    createdAt: v.manifest.createdAt,
+    // A corrupt version has no manifest to name it.
+    name: manifest?.name ?? null,
+    createdAt: manifest?.createdAt ?? null,
     ...(metrics === undefined ? {} : { metrics }),
     ...(evaluation === undefined ? {} : { evaluation }),
     links: { self: versionPath(v.task, v.version) },
@@ -111,12 +113,21 @@ async function detail(registry: ModelRegistry, task: string, version: string) {
   };
 }
 
-const adminErrors = { ...commonErrors, ...jsonBodyErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error'), 422: Type.Ref('Error') };
+/** What a route that reads a version's files may also answer: 422 `model_corrupt` when one is gone from the store or changed. */
+const versionErrors = { ...commonErrors, 422: Type.Ref('Error') };
+const adminErrors = { ...versionErrors, ...jsonBodyErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error') };
 const TaskListSchema = Type.Object({ tasks: Type.Array(TaskOverviewSchema) });
+/** A listed version: one whose manifest.json is gone from the store or changed is listed as corrupt, with nothing from its manifest. */
+const ListedVersionSchema = Type.Object({
+  ...VersionSummarySchema.properties,
+  state: Type.String({ description: 'candidate, promoted, retired, refused, or corrupt: its manifest.json is gone from the store or changed (the first reason says which).' }),
+  name: Type.Union([Type.String(), Type.Null()], { description: 'From the manifest; null for a corrupt version.' }),
+  createdAt: Type.Union([Type.String(), Type.Null()], { description: 'From the manifest; null for a corrupt version.' }),
+});
 const VersionListSchema = Type.Object({
   task: Type.String(),
   promoted: Type.Union([Type.String(), Type.Null()]),
-  versions: Type.Array(VersionSummarySchema),
+  versions: Type.Array(ListedVersionSchema),
 });
 const tags = ['models'];
 
@@ -166,7 +177,7 @@ export const modelsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         summary: 'Manifest, status, refusals, report and curves of a version',
         security: bearerAuth,
         params: VersionParamsSchema,
-        response: { 200: VersionDetailSchema, ...commonErrors },
+        response: { 200: VersionDetailSchema, ...versionErrors },
       },
     },
     async (request) => detail(registry, request.params.task, request.params.version),
@@ -180,7 +191,7 @@ export const modelsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         summary: 'One file of a version (report.md, *.svg, history.json, ...)',
         security: bearerAuth,
         params: VersionFileParamsSchema,
-        response: { 200: { type: 'string', format: 'binary' }, ...commonErrors },
+        response: { 200: { type: 'string', format: 'binary' }, ...versionErrors },
       },
     },
     async (request, reply) => {
