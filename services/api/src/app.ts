@@ -6,6 +6,7 @@ import { contentTypePlugin } from './plugins/content-type.plugin.js';
 import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
 import { metricsPlugin } from './plugins/metrics.plugin.js';
 import { openapiPlugin } from './plugins/openapi.plugin.js';
+import { singleHeadersPlugin } from './plugins/single-headers.plugin.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { dicomwebRoutes } from './routes/dicomweb.routes.js';
@@ -39,6 +40,7 @@ export const apiApp: FastifyPluginAsync<ApiAppOptions> = async (app, { ctx, rout
   await app.register(contentTypePlugin);
   await app.register(errorHandlerPlugin);
   await app.register(metricsPlugin, { metrics: ctx.metrics });
+  await app.register(singleHeadersPlugin);
   await app.register(authPlugin, { keyRing: ctx.keyRing });
 
   await app.register(operationsRoutes, { ctx });

@@ -43,6 +43,8 @@ export async function requireAdmin(request: FastifyRequest): Promise<void> {
  * Requires `Authorization: Bearer <key>` on every `/v1` route and sets `request.client`.
  * Runs on `onRequest`, before the body is read, so an unauthenticated upload costs nothing.
  * Every 401 answer, wherever it was thrown, carries the `WWW-Authenticate` challenge; no other does.
+ * A request with more than one `Authorization` header is refused before this hook, by the
+ * single-headers plugin: Node would keep the first and drop the others.
  */
 export const authPlugin = fp<{ keyRing: ApiKeyRing }>(async (app: FastifyInstance, { keyRing }) => {
   app.decorateRequest('client', null);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError } from '../errors/api-error.js';
+import { forbiddenJsonKey } from '../errors/forbidden-json-key.js';
 
 /** Whether the request's route reads its body itself (an upload: `consumes` names a type other than JSON). */
 function readsOwnBody(request: FastifyRequest): boolean {
@@ -23,9 +24,15 @@ function notJson(request: FastifyRequest): ApiError {
  * `fst_err_ctp_invalid_media_type` and no word of what to send. Fastify's own `text/plain` parser goes,
  * and a multipart body (which the upload routes' parser takes for every route) sent to a route that
  * takes JSON is refused the same way: both reached the route's schema and answered 400 "body must be
- * object".
+ * object". A JSON body that Fastify's parser refuses for a `__proto__` or `constructor.prototype` key
+ * is answered 400 `forbidden_json_key` naming the key, not "not valid JSON" as its parser words it.
  */
 export const contentTypePlugin = fp(async (app: FastifyInstance) => {
+  // Fastify's own JSON parser, with the server's settings, still reads the body; only its refusal is worded anew.
+  const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+  app.addContentTypeParser<string>('application/json', { parseAs: 'string' }, (request, body, done) => {
+    parseJson(request, body, (error, json) => done(error ? (forbiddenJsonKey(body) ?? error) : null, json));
+  });
   app.addContentTypeParser('*', (request, payload, done) => {
     if (readsOwnBody(request)) {
       done(null, payload);
