@@ -4,7 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { inferenceJobId, overlayKey, postResult, resultKey, studyOriginalsPrefix } from '@btd/shared';
+import { Worker } from 'bullmq';
+import { INFERENCE_QUEUE, RESULT_JOB_NAME, inferenceJobId, overlayKey, postResult, resultJobId, resultKey, studyOriginalsPrefix } from '@btd/shared';
 import type { ModelProvider, ServedModel } from '@btd/inference-worker';
 import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
@@ -186,6 +187,31 @@ describe('DELETE /v1/studies/:id', () => {
     const batchRecord = await env.redis.hgetall(env.api.ctx.keys.batch(batch.batchId));
     expect(batchRecord).toMatchObject({ studyCount: '1', doneStudies: '1' });
   }, 120_000);
+
+  it("stops waiting for an erased study's inference job its worker still holds on the result's last attempt: the result is discarded, not failed and kept", async () => {
+    const { env } = harness;
+    const study = (await submit(env, 'alice')).body;
+    const { imageId } = study.images[0]!;
+    // A worker that took the image's job and holds it past every attempt of its result.
+    const holder = new Worker(INFERENCE_QUEUE, null, { connection: env.redis.duplicate({ maxRetriesPerRequest: null }), prefix: env.prefix, lockDuration: 60_000 });
+    try {
+      const held = await holder.getNextJob('held-token');
+      expect(held?.id).toBe(inferenceJobId(imageId));
+      expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+      await env.store.putJson(resultKey(imageId), { late: true });
+      const message = { kind: 'failed' as const, studyId: study.studyId, imageId, clientId: 'alice', finishedAt: new Date().toISOString(), reason: 'late' };
+      const results = env.api.ctx.queues.results;
+      await results.add(RESULT_JOB_NAME, message, { jobId: resultJobId(imageId), attempts: 1 });
+
+      // Discarded: its job removed once completed, rather than failed and kept a week naming the study.
+      await waitFor(async () => (await results.getJobState(resultJobId(imageId))) === 'unknown', { what: 'the result job to go' });
+      expect(await results.getFailedCount()).toBe(0);
+      expect(await env.objectKeys()).toEqual([]);
+      expect(await env.api.ctx.queues.inference.getJobState(inferenceJobId(imageId))).toBe('active');
+    } finally {
+      await holder.close(true);
+    }
+  });
 
   it('discards a late result for a study erased once finished (a worker that stalled and still finished): its objects and job go', async () => {
     const { env } = harness;

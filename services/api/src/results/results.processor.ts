@@ -48,14 +48,20 @@ export class InferenceJobStillHeldError extends Error {
 /**
  * Discards a result whose study (or image) is gone, erased while its image was analysed or by a
  * worker that stalled and still finished: deletes the objects the worker wrote, then its inference
- * job, once its worker lets go of it (until then the result job is retried). The result job itself
- * is removed once completed (see `startApiWorkers`). Creates no record and counts nothing.
+ * job, once its worker lets go of it (until then the result job is retried; on its last attempt it
+ * stops waiting, and the inference job ages out with the others). The result job itself is removed
+ * once completed (see `startApiWorkers`). Creates no record and counts nothing.
  */
-async function discard(ctx: ApiContext, message: ResultMessage, log: Logger): Promise<ResultOutcome> {
+async function discard(ctx: ApiContext, job: Job<ResultMessage>, log: Logger): Promise<ResultOutcome> {
+  const message = job.data;
   await ctx.objectStore.deletePrefix(resultsPrefix(message.imageId));
   const inference = ctx.queues.inference;
   const jobId = inferenceJobId(message.imageId);
-  if ((await inference.remove(jobId)) === 0 && (await inference.getJobState(jobId)) === 'active') throw new InferenceJobStillHeldError(message.imageId);
+  if ((await inference.remove(jobId)) === 0 && (await inference.getJobState(jobId)) === 'active') {
+    if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw new InferenceJobStillHeldError(message.imageId);
+    log.warn({ imageId: message.imageId, inferenceJobId: jobId }, 'result of an erased study discarded, its objects deleted; its inference job, still held by its worker, ages out with the others');
+    return 'discarded';
+  }
   log.info({ imageId: message.imageId, kind: message.kind }, 'result of an erased study discarded: its objects deleted');
   return 'discarded';
 }
@@ -73,11 +79,11 @@ export function createResultsProcessor(ctx: ApiContext, logger: Logger): Process
     const modelVersion = message.kind === 'succeeded' ? message.summary.models.map((m) => `${m.task}@${m.version}`).join(',') : undefined;
     const log = logger.child({ jobId: job.id, queue: job.queueName, attempt: job.attemptsMade + 1, modelVersion, studyId: message.studyId });
     const study = await ctx.studies.get(message.studyId);
-    if (!study) return discard(ctx, message, log);
+    if (!study) return discard(ctx, job, log);
     if (study.clientId !== message.clientId) throw new UnrecoverableError(`result for study ${message.studyId} names another client`);
     const outcome = await ctx.studies.applyResult(study, message);
     // Erased between the read and the update: the update found its image gone and changed nothing.
-    if (outcome.studyState === 'missing') return discard(ctx, message, log);
+    if (outcome.studyState === 'missing') return discard(ctx, job, log);
     if (outcome.applied) observe(ctx, study, message);
     await announce(ctx, study, outcome);
     ctx.metrics.jobDuration.observe({ queue: job.queueName }, (performance.now() - started) / 1000);
