@@ -40,7 +40,7 @@ export interface TrainingProcessorDeps {
   registry: ModelRegistry;
   store: ObjectStore;
   logger: Logger;
-  config: Pick<TrainerConfig, 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance'>;
+  config: Pick<TrainerConfig, 'workDir' | 'datasetRoots' | 'evalSetTumorBinary' | 'evalSetTumorType' | 'evalMaxImages' | 'gateTolerance' | 'lockDurationMs'>;
   /** Aborted when the trainer shuts down: a running training stops and its job goes back to the queue. */
   shutdownSignal: AbortSignal;
   /** Defers trainings that find S3 unreachable without spending their attempts; without it, an outage fails attempts like any error. */
@@ -72,6 +72,23 @@ async function handBack(ctx: JobContext): Promise<never> {
   ctx.log.info('training interrupted by shutdown; job handed back to the queue');
   await ctx.job.moveToDelayed(Date.now() + 1000, ctx.token);
   throw new DelayedError();
+}
+
+/**
+ * Thrown when another trainer took the job while this one worked on it (this one's lock lapsed, the
+ * stall check put the job back, and the other took it): this one publishes and promotes nothing.
+ */
+export class TrainingLockLostError extends Error {
+  constructor(jobId: string) {
+    super(`training ${jobId} was taken over by another trainer, this one's lock on it having lapsed; it publishes nothing`);
+    this.name = 'TrainingLockLostError';
+  }
+}
+
+/** Makes sure this trainer still holds the job's lock (extending it), else throws {@link TrainingLockLostError}. */
+async function assertStillHeld(ctx: JobContext, lockDurationMs: number): Promise<void> {
+  if (ctx.token === undefined) return;
+  if ((await ctx.job.extendLock(ctx.token, lockDurationMs)) !== 1) throw new TrainingLockLostError(ctx.jobId);
 }
 
 /** A training stopped by a signal: cancelled, it fails for good; else the trainer shuts down and hands it back. */
@@ -203,6 +220,14 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     return record(ctx, await settle(ctx, published, evidence));
   }
 
+  /** The publishing phase: only while this trainer still holds the job, so that two trainers never both publish one training. */
+  function publishing<T>(ctx: JobContext, work: () => Promise<T>): Promise<T> {
+    return phase(ctx, 'publishing', async () => {
+      await assertStillHeld(ctx, deps.config.lockDurationMs);
+      return work();
+    });
+  }
+
   /**
    * The job got through `name`: an S3 outage it met in that phase or an earlier one is over (one it
    * met in a later phase is not, so that a try that fails there again does not start a new budget).
@@ -263,7 +288,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     const earlier = await findEarlierPublication(deps.registry, ctx.data.task, ctx.jobId, ctx.job.timestamp);
     if (earlier) {
       ctx.log.info({ modelVersion: earlier.version }, 'an earlier attempt published this training; finishing that version');
-      return phase(ctx, 'publishing', async () => record(ctx, await settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status)));
+      return publishing(ctx, async () => record(ctx, await settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status)));
     }
     // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
     checkTrainOptions(ctx.data.hyperParameters ?? {});
@@ -272,7 +297,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     if (ctx.datasetWait) ctx.progress({ datasetWait: undefined });
     await train(ctx, dataDir, workspace);
     const evidence = await phase(ctx, 'evaluating', () => gate(ctx, workspace.outDir));
-    return phase(ctx, 'publishing', () => publish(ctx, workspace.outDir, evidence));
+    return publishing(ctx, () => publish(ctx, workspace.outDir, evidence));
   }
 
   /** A job that failed for good is never resumed: its checkpoint and output go. */
@@ -314,6 +339,11 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       await cancel.start();
       return await run(ctx);
     } catch (error) {
+      // The job and its workspace are the other trainer's now: leave both as they are.
+      if (error instanceof TrainingLockLostError) {
+        log.warn(error.message);
+        throw error;
+      }
       await deferIfUnavailable(ctx, error);
       // A dataset it cannot read, or options trainModel refuses, would fail every attempt alike.
       const failure = error instanceof InvalidDatasetError || error instanceof InvalidOptionsError ? new UnrecoverableError(error.message) : error;
