@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LEFT_ORIGINALS_MAX_TRIES, sweepLeftOriginals, type ErrorBody, type SubmittedStudy } from '@btd/api';
-import { createLogger, ObjectStore, studyOriginalsPrefix } from '@btd/shared';
+import { createLogger, ObjectStore, resultsPrefix, studyOriginalsPrefix } from '@btd/shared';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { startApiEnv, type ApiTestEnv } from './api-test-env.js';
@@ -19,6 +19,7 @@ interface LogLine {
   studyId?: string;
   bucket?: string;
   prefix?: string;
+  prefixes?: string[];
   entry?: string;
   tries?: number;
 }
@@ -234,5 +235,48 @@ describe('originals of a submission that failed during an S3 outage', () => {
     expect(await sweepLeftOriginals(env.api.ctx, sweepLog)).toEqual([{ studyId, prefix: studyOriginalsPrefix('alice', studyId), outcome: 'kept' }]);
     expect(await env.objectKeys()).toEqual(before);
     expect(await env.redis.zcard(env.api.ctx.keys.leftOriginals)).toBe(0);
+  });
+});
+
+describe('results of a study erased while analysed that S3 would not delete again', () => {
+  it('are recorded for the sweep, with a warning naming the prefixes, and deleted by it once S3 is back', async () => {
+    const s3 = await startTestS3();
+    cleanups.push(s3.close);
+    const { env, lines } = await startLoggedApi(s3);
+    const { ctx } = env.api;
+    // No worker runs: the study stays queued, and is erased unfinished.
+    const submitted = await call<SubmittedStudy>(env, 'alice', 'POST', '/v1/studies', { body: studyForm(slices.map(({ name, bytes }) => ({ name, bytes }))) });
+    expect(submitted.status).toBe(202);
+    const prefixes = submitted.body.images.map((image) => resultsPrefix(image.imageId));
+    // A worker writes each image's results just after the first deletion; S3 stops before the second.
+    const store = ctx.objectStore;
+    const deletePrefix = store.deletePrefix.bind(store);
+    const deleted = new Set<string>();
+    store.deletePrefix = async (prefix: string) => {
+      if (!prefix.startsWith('results/')) return deletePrefix(prefix);
+      if (deleted.has(prefix)) {
+        if (prefix === prefixes[0]) await s3.stop();
+        return deletePrefix(prefix);
+      }
+      deleted.add(prefix);
+      const count = await deletePrefix(prefix);
+      await store.put(`${prefix}overlay.png`, slices[0]!.bytes, 'image/png');
+      return count;
+    };
+    try {
+      expect((await call(env, 'alice', 'DELETE', `/v1/studies/${submitted.body.studyId}`)).status).toBe(204);
+    } finally {
+      store.deletePrefix = deletePrefix;
+    }
+    const warned = lines.filter((line) => line.msg.includes('could not delete again the results of a study erased while analysed'));
+    expect(warned).toMatchObject([{ level: 40, studyId: submitted.body.studyId, prefixes, msg: expect.stringContaining('the sweep deletes them once S3 answers') }]);
+    expect(await env.redis.zcard(ctx.keys.leftOriginals)).toBe(2);
+
+    await s3.restart();
+    expect((await env.objectKeys()).sort()).toEqual(prefixes.map((prefix) => `${prefix}overlay.png`).sort());
+    const swept = await sweepLeftOriginals(ctx, sweepLog);
+    expect(swept.map((entry) => [entry.prefix, entry.outcome]).sort()).toEqual(prefixes.map((prefix) => [prefix, 'removed']).sort());
+    expect(await env.objectKeys()).toEqual([]);
+    expect(await apiKeys(env)).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import { pacsExportId } from '../dicom-results/pacs-export.js';
 import { DependencyUnavailableError } from '../errors/dependency-unavailable.error.js';
 import type { StudyRecord } from '../store/records.js';
 import { announceBatchCompleted, studyDeliveryId } from '../webhooks/completion-events.js';
+import { recordLeftResults } from './left-originals.js';
 
 /** What erasing logs to: a request's log, or the sweep's. */
 type ErasureLog = Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
@@ -46,11 +47,20 @@ async function removeJobs(ctx: ApiContext, study: StudyRecord, deliveryIds: read
  * still waiting, was removed with the others, so nothing else would delete them.
  */
 async function deleteResultsWrittenMeanwhile(ctx: ApiContext, study: StudyRecord, log: ErasureLog): Promise<void> {
+  const left: string[] = [];
+  let failure: unknown;
   for (const imageId of study.imageIds) {
-    const prefix = resultsPrefix(imageId);
-    await ctx.objectStore.deletePrefix(prefix).catch((error: unknown) => {
-      log.error({ studyId: study.id, err: error, bucket: ctx.objectStore.bucket, prefix }, "could not delete again the results of a study erased while analysed; its records are gone, its results' objects may stay");
+    await ctx.objectStore.deletePrefix(resultsPrefix(imageId)).catch((error: unknown) => {
+      left.push(imageId);
+      failure = error;
     });
+  }
+  if (left.length === 0) return;
+  const where = { studyId: study.id, err: failure, bucket: ctx.objectStore.bucket, prefixes: left.map((imageId) => resultsPrefix(imageId)) };
+  if (await recordLeftResults(ctx, study, left)) {
+    log.warn(where, 'could not delete again the results of a study erased while analysed; the sweep deletes them once S3 answers');
+  } else {
+    log.error(where, "could not delete again the results of a study erased while analysed, nor record them for the sweep; its records are gone, its results' objects stay under the prefixes until removed by hand");
   }
 }
 

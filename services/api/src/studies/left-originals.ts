@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { isStoreUnavailable, studyOriginalsPrefix, type Logger } from '@btd/shared';
+import { isStoreUnavailable, resultsPrefix, studyOriginalsPrefix, type Logger } from '@btd/shared';
 import type { ApiContext } from '../context.js';
 import type { StudyRecord } from '../store/records.js';
 import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
@@ -7,13 +7,21 @@ import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 /** Most left-behind originals one sweep removes, oldest first; the next sweep takes the rest. */
 const SWEEP_LIMIT = 100;
 
-/** A failed submission's originals, as its entry among the left originals names them. */
+/**
+ * Objects left behind, as their entry among the left originals names them: a failed submission's
+ * originals, or, with `imageId`, the results of one image of a study erased while analysed.
+ */
 interface LeftOriginals {
   readonly clientId: string;
   readonly studyId: string;
+  readonly imageId?: string;
 }
 
-const entryOf = (study: Pick<StudyRecord, 'clientId' | 'id'>): string => JSON.stringify({ clientId: study.clientId, studyId: study.id } satisfies LeftOriginals);
+const entryOf = (study: Pick<StudyRecord, 'clientId' | 'id'>, imageId?: string): string =>
+  JSON.stringify({ clientId: study.clientId, studyId: study.id, ...(imageId === undefined ? {} : { imageId }) } satisfies LeftOriginals);
+
+/** What an entry's objects are, as the sweep's log lines name them. */
+const whatIsLeft = (entry: Pick<LeftOriginals, 'imageId'>): string => (entry.imageId === undefined ? 'the originals a failed submission left' : "an erased study's results");
 
 /**
  * Removes the originals of a failed submission. When S3 refuses (an outage), they are recorded in
@@ -37,6 +45,22 @@ export async function removeOriginals(ctx: ApiContext, study: StudyRecord, log: 
 }
 
 /**
+ * Records for the sweep the results of images of an erased study that S3 would not delete (see
+ * `eraseStudy`): the sweep deletes them once S3 answers, the study's records being gone. Returns
+ * false when Redis refuses too.
+ */
+export async function recordLeftResults(ctx: ApiContext, study: Pick<StudyRecord, 'clientId' | 'id'>, imageIds: readonly string[]): Promise<boolean> {
+  if (imageIds.length === 0) return true;
+  const now = Date.now();
+  try {
+    await withPauses(() => ctx.redis.zadd(ctx.keys.leftOriginals, ...imageIds.flatMap((imageId) => [now, entryOf(study, imageId)])), UNDO_PAUSES_MS);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Most times the sweep tries to remove one failed submission's originals that S3 refuses for a
  * reason other than an outage (access denied, a bad request): it then drops the entry, at `error`.
  */
@@ -53,9 +77,11 @@ interface SweepEntry extends LeftOriginals {
 
 /** Reads an entry; throws when it names no originals (not JSON, or ids that are no key segment). */
 function readEntry(entry: string): SweepEntry {
-  const { clientId, studyId, tries } = JSON.parse(entry) as Partial<SweepEntry>;
+  const { clientId, studyId, imageId, tries } = JSON.parse(entry) as Partial<SweepEntry>;
   if (typeof clientId !== 'string' || typeof studyId !== 'string') throw new TypeError('the entry names no clientId and studyId');
-  return { clientId, studyId, tries: typeof tries === 'number' ? tries : 0, prefix: studyOriginalsPrefix(clientId, studyId) };
+  if (imageId !== undefined && typeof imageId !== 'string') throw new TypeError('the entry names an imageId that is not a string');
+  const prefix = imageId === undefined ? studyOriginalsPrefix(clientId, studyId) : resultsPrefix(imageId);
+  return { clientId, studyId, ...(imageId === undefined ? {} : { imageId }), tries: typeof tries === 'number' ? tries : 0, prefix };
 }
 
 /** Strikes off an entry the sweep gives up on, counting it in `btd_left_originals_dropped_total`. */
@@ -73,13 +99,13 @@ async function putAside(ctx: ApiContext, log: Logger, entry: string, read: Sweep
   const where = { err: error, studyId: read.studyId, bucket: ctx.objectStore.bucket, prefix: read.prefix, tries };
   if (tries >= LEFT_ORIGINALS_MAX_TRIES) {
     await dropEntry(ctx, entry, 'refused');
-    log.error(where, `gave up removing the originals a failed submission left: S3 refused ${tries} times, not for an outage; they stay in the bucket under the prefix until removed by hand`);
+    log.error(where, `gave up removing ${whatIsLeft(read)}: S3 refused ${tries} times, not for an outage; they stay in the bucket under the prefix until removed by hand`);
     return;
   }
   const delayMs = retryDelayMs(tries);
-  const next = JSON.stringify({ clientId: read.clientId, studyId: read.studyId, tries } satisfies LeftOriginals & { tries: number });
+  const next = JSON.stringify({ clientId: read.clientId, studyId: read.studyId, ...(read.imageId === undefined ? {} : { imageId: read.imageId }), tries } satisfies LeftOriginals & { tries: number });
   await ctx.redis.multi().zrem(ctx.keys.leftOriginals, entry).zadd(ctx.keys.leftOriginals, now + delayMs, next).exec();
-  log.warn({ ...where, retryInMs: delayMs }, 'S3 refused to remove the originals a failed submission left, not for an outage; the sweep tries again later and removes the others meanwhile');
+  log.warn({ ...where, retryInMs: delayMs }, `S3 refused to remove ${whatIsLeft(read)}, not for an outage; the sweep tries again later and removes the others meanwhile`);
 }
 
 /** What the sweep did with the originals a failed submission left: `removed`, or `kept` for a study that exists again. */
@@ -124,7 +150,7 @@ export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, options: 
       const outcome = (await ctx.studies.get(studyId)) ? 'kept' : 'removed';
       if (outcome === 'removed') await ctx.objectStore.deletePrefix(prefix);
       await ctx.redis.zrem(ctx.keys.leftOriginals, entry);
-      log.info({ ...where, outcome }, outcome === 'removed' ? 'removed the originals a failed submission left' : 'originals a failed submission left belong to its study, whose records are there: kept');
+      log.info({ ...where, outcome }, outcome === 'removed' ? `removed ${whatIsLeft(read)}` : `${whatIsLeft(read)} belong to its study, whose records are there: kept`);
       swept.push({ studyId, prefix, outcome });
     } catch (error) {
       if (!isStoreUnavailable(error)) {
@@ -132,7 +158,7 @@ export async function sweepLeftOriginals(ctx: ApiContext, log: Logger, options: 
         continue;
       }
       // S3 still unreachable: the others would each wait out the SDK's retries to fail alike.
-      log.warn({ err: error, ...where }, 'could not remove the originals a failed submission left; the next sweep tries again');
+      log.warn({ err: error, ...where }, `could not remove ${whatIsLeft(read)}; the next sweep tries again`);
       break;
     }
   }
