@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, liveTrainerDatasets, publishTrainerDatasets } from '@btd/shared';
+import { createLogger, liveTrainerDatasets, publishTrainerDatasets, type DatasetRoot } from '@btd/shared';
 import { DATASET_PUBLICATION_DEFAULTS, listDatasetRoot, publishDatasets, type DatasetPublication, type ListingBounds } from '../services/trainer/src/dataset-publication.js';
 import { useApiHarness } from './api-harness.js';
 import { relinkOnceResolved } from './helpers/index.js';
@@ -213,18 +213,31 @@ describe('a training on a local folder', () => {
     const { env } = harness;
     let listings = 0;
     let release: (() => void) | undefined;
+    // Reactions added to the hung listing (and to what is chained on it): each refresh that awaited it again would add one for good.
+    let reactions = 0;
+    class CountedPromise<T> extends Promise<T> {
+      override then<A = T, B = never>(onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+        reactions += 1;
+        return super.then(onFulfilled, onRejected);
+      }
+    }
     // The first listing answers; the second hangs, as one of a hard-mounted root gone away does, until released.
-    const listRoot = async (dir: string, bounds: ListingBounds) => {
-      if (++listings === 2) await new Promise<void>((resolve) => (release = resolve));
-      return listDatasetRoot(dir, bounds);
+    const listRoot = (dir: string, bounds: ListingBounds): Promise<DatasetRoot> => {
+      if (++listings !== 2) return listDatasetRoot(dir, bounds);
+      return new CountedPromise<DatasetRoot>((resolve, reject) => {
+        release = () => void listDatasetRoot(dir, bounds).then(resolve, reject);
+      });
     };
     const published = async () => (await liveTrainerDatasets(env.redis, env.prefix))[0]?.roots;
     publication = await publishDatasets({ redis: env.redis, prefix: env.prefix, datasetRoots: root, logger, intervalMs: 20, listingWaitMs: 50, listRoot });
-    await expect.poll(published, { timeout: 10_000 }).toEqual([{ path: root, folders: [], unlisted: [''] }]);
+    // Published unlisted because the second listing hangs (on a busy machine the first may also have outlasted the wait).
+    await expect.poll(async () => listings === 2 && (await published()), { timeout: 10_000 }).toEqual([{ path: root, folders: [], unlisted: [''] }]);
+    const reactionsOnceHung = reactions;
     // Many refresh periods later, the hung listing is still the only one started since, and the trainer still published.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(listings).toBe(2);
     expect(await published()).toEqual([{ path: root, folders: [], unlisted: [''] }]);
+    expect(reactions).toBe(reactionsOnceHung);
 
     await mkdir(path.join(root, 'later'));
     release?.();

@@ -136,20 +136,25 @@ export async function publishDatasets(options: DatasetPublicationOptions): Promi
     logger.warn({ err: error, root }, 'could not list a dataset root; published unlisted');
     return wholeUnlisted(root);
   };
-  // The listing of each root under way, kept across refreshes while it hangs.
-  const listings = new Map<string, Promise<DatasetRoot>>();
+  // The listing of each root that hung, kept across refreshes: raced once against the wait, then only
+  // looked at (each race would leave a reaction on a promise that may never settle), until it ends.
+  const hungListings = new Map<string, { found?: DatasetRoot }>();
   const listed = async (root: string, waited: Promise<null>): Promise<DatasetRoot> => {
-    const hung = listings.has(root);
-    const listing = listings.get(root) ?? listRoot(root, bounds, confinementOf(datasetRootsOf(options.datasetRoots))).catch((error: unknown) => unlistedRoot(root, error));
-    listings.set(root, listing);
-    const found = await Promise.race([listing, waited]);
-    if (found === null) {
-      if (!hung) logger.warn({ root, waitedMs: listingWaitMs }, 'the listing of a dataset root did not finish; published unlisted until it does');
-      return wholeUnlisted(root);
+    const hung = hungListings.get(root);
+    if (hung) {
+      if (hung.found === undefined) return wholeUnlisted(root);
+      hungListings.delete(root);
+      logger.info({ root }, 'the listing of a dataset root finished; published listed');
+      return hung.found;
     }
-    listings.delete(root);
-    if (hung) logger.info({ root }, 'the listing of a dataset root finished; published listed');
-    return found;
+    const listing = listRoot(root, bounds, confinementOf(datasetRootsOf(options.datasetRoots))).catch((error: unknown) => unlistedRoot(root, error));
+    const found = await Promise.race([listing, waited]);
+    if (found !== null) return found;
+    const pending: { found?: DatasetRoot } = {};
+    hungListings.set(root, pending);
+    void listing.then((ended) => (pending.found = ended));
+    logger.warn({ root, waitedMs: listingWaitMs }, 'the listing of a dataset root did not finish; published unlisted until it does');
+    return wholeUnlisted(root);
   };
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
