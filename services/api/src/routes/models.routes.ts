@@ -32,7 +32,7 @@ import {
   VersionDetailSchema,
   VersionFileParamsSchema,
   VersionParamsSchema,
-  VersionSummarySchema,
+  VersionListSchema,
 } from '../schemas/models.schemas.js';
 import { withoutPerImageLists } from '../models/listed-metrics.js';
 
@@ -117,18 +117,6 @@ async function detail(registry: ModelRegistry, task: string, version: string) {
 const versionErrors = { ...commonErrors, 422: Type.Ref('Error') };
 const adminErrors = { ...versionErrors, ...jsonBodyErrors, 403: Type.Ref('Error'), 409: Type.Ref('Error') };
 const TaskListSchema = Type.Object({ tasks: Type.Array(TaskOverviewSchema) });
-/** A listed version: one whose manifest.json is gone from the store or changed is listed as corrupt, with nothing from its manifest. */
-const ListedVersionSchema = Type.Object({
-  ...VersionSummarySchema.properties,
-  state: Type.String({ description: 'candidate, promoted, retired, refused, or corrupt: its manifest.json is gone from the store or changed (the first reason says which).' }),
-  name: Type.Union([Type.String(), Type.Null()], { description: 'From the manifest; null for a corrupt version.' }),
-  createdAt: Type.Union([Type.String(), Type.Null()], { description: 'From the manifest; null for a corrupt version.' }),
-});
-const VersionListSchema = Type.Object({
-  task: Type.String(),
-  promoted: Type.Union([Type.String(), Type.Null()]),
-  versions: Type.Array(ListedVersionSchema),
-});
 const tags = ['models'];
 
 /** `/v1/models`: the model registry. Reading needs any key; promotion and rollback an admin key. */

@@ -45,6 +45,18 @@ export const VersionSummarySchema = Type.Object({
   links: Type.Object({ self: Type.String() }),
 });
 
+/** A listed version: one whose manifest.json is gone from the store or changed is listed as corrupt, with nothing from its manifest. */
+export const ListedVersionSchema = Type.Object({
+  ...VersionSummarySchema.properties,
+  state: Type.String({ description: 'candidate, promoted, retired, refused, or corrupt: its manifest.json is gone from the store or changed (the first reason says which).' }),
+  name: Type.Union([Type.String(), Type.Null()], { description: 'From the manifest; null for a corrupt version.' }),
+  createdAt: Type.Union([Type.String(), Type.Null()], { description: 'From the manifest; null for a corrupt version.' }),
+});
+export const VersionListSchema = Type.Object({
+  task: Type.String(),
+  promoted: Type.Union([Type.String(), Type.Null()]),
+  versions: Type.Array(ListedVersionSchema),
+});
 export const TaskOverviewSchema = Type.Object({
   task: Type.String(),
   promoted: Type.Union([PromotionSchema, Type.Null()]),
