@@ -73,6 +73,19 @@ describe('DICOM', () => {
     expect([...grey.data]).toEqual([0, 0, 67, 129, 193, 255, 255, 129]);
   });
 
+  it('reads odd windows as the standard says: width 1 is a threshold, a width under 1 is no window, and a window past every value leaves the slice blank', async () => {
+    const values = [100, 200, 300, 400];
+    const decoded = async (window: { center: number; width: number }) => [...(await decodeDicomGrey(dicomFile({ width: 2, height: 2, pixels: values, window }), MAX_INPUT_PIXELS)).data];
+    // Width 1: values up to c − 0.5 are black, values above white (PS3.3 C.11.2.1.2.1), with no division by zero.
+    expect(await decoded({ center: 250.5, width: 1 })).toEqual([0, 0, 255, 255]);
+    expect(await decoded({ center: 200.5, width: 1 })).toEqual([0, 0, 255, 255]);
+    // Width 0 (not allowed): the window is ignored, and the slice stretched from its lowest to its highest value.
+    expect(await decoded({ center: 250, width: 0 })).toEqual([0, 85, 170, 255]);
+    // A window far above every value: all black, which the models refuse as blank rather than calling it.
+    const dark = dicomFile({ width: 40, height: 40, pixels: Array.from({ length: 1600 }, (_, i) => i % 400), window: { center: 5000, width: 100 } });
+    await expect(preprocessImage(dark, defaultPreprocessParams(64))).rejects.toThrow('image is blank: every pixel has grey level 0');
+  });
+
   it('stretches from the lowest to the highest value when the file carries no window, and inverts MONOCHROME1', async () => {
     const values = [100, 200, 300, 400];
     const plain = await decodeDicomGrey(dicomFile({ width: 2, height: 2, pixels: values }), MAX_INPUT_PIXELS);
