@@ -7,12 +7,24 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ModelRegistry, TRAINING_JOB_NAME, createLogger, createTrainingQueue, createWorkerConnection, enqueueTraining, type Redis, type TrainingJob, type TrainingQueue } from '@btd/shared';
+import {
+  ModelRegistry,
+  TRAINING_JOB_NAME,
+  createLogger,
+  createTrainingQueue,
+  createWorkerConnection,
+  enqueueTraining,
+  requestTrainingCancellation,
+  type Redis,
+  type TrainingJob,
+  type TrainingQueue,
+} from '@btd/shared';
 import { startTrainer, type Trainer } from '../services/trainer/src/trainer.js';
 import { TrainingWorkspace } from '../services/trainer/src/training-workspace.js';
 import { useApiHarness } from './api-harness.js';
 import { REPO_ROOT, TEST_REDIS_URL, waitFor } from './helpers/index.js';
 import type { TestClient } from './api-test-env.js';
+import { makeArtifact } from './registry-fixtures.js';
 import { TINY_TRAINING, linkDataset, trainerConfig, uploadDataset } from './trainer-fixtures.js';
 
 const CLI = path.join(REPO_ROOT, 'services/trainer/bin/btd-trainer.js');
@@ -266,4 +278,30 @@ describe('DELETE /v1/trainings/:id', () => {
     expect(await registry.listVersionIds('tumor-binary')).toEqual([]);
     expect(await exists(new TrainingWorkspace(workDir, id).root)).toBe(false);
   }, 300_000);
+
+  it('is refused once a handed-back training has begun publishing, and a cancellation asked before does not stop the publishing its trainer finishes', async () => {
+    const { env } = harness;
+    const registry = new ModelRegistry({ store: env.store, redis: env.redis, namespace: env.prefix });
+    // What a try that met S3 down while publishing leaves: its version published, its outcome not
+    // recorded, the job handed back in its publishing phase until S3 answers.
+    const request: TrainingJob = { task: 'tumor-binary', dataset: { kind: 's3', prefix: 'datasets/none/' }, hyperParameters: TINY_TRAINING, requestedBy: 'ops' };
+    const job = await queue.add(TRAINING_JOB_NAME, request, { jobId: 'training-begun-publishing', delay: 60_000 });
+    await job.updateProgress({ phase: 'publishing' });
+    const gate = { decision: { promote: false, reasons: ['kept back by the gate'] } };
+    const artifact = await makeArtifact(workDir, 'tumor-binary');
+    const { version } = await registry.publishDirectory('tumor-binary', artifact, { source: { kind: 'training', jobId: job.id }, gate, reasons: gate.decision.reasons });
+
+    expect(await call('ops', 'DELETE', job.id!)).toMatchObject({ status: 409, body: { code: 'training_publishing' } });
+    expect(await queue.getJobState(job.id!)).toBe('delayed');
+    expect((await call('alice', 'GET', job.id!)).body).not.toHaveProperty('cancelledBy');
+
+    // One asked for while it still ran (the trainer had not reached publishing then) is found by its trainer all the same.
+    await requestTrainingCancellation(env.redis, env.prefix, job.id!, 'ops');
+    await job.promote();
+    trainer = startTrainer({ config: trainerConfig(env.prefix, workDir), connection, registry, store: env.store, logger });
+    const ended = await waitFor(async () => ((await queue.getJob(job.id!))?.finishedOn ? queue.getJob(job.id!) : undefined), { timeoutMs: 60_000, intervalMs: 100, what: 'the trainer to finish' });
+    expect(await ended!.getState()).toBe('completed');
+    expect(ended!.returnvalue).toMatchObject({ version, promoted: false, reasons: ['kept back by the gate'] });
+    expect(await registry.listVersionIds('tumor-binary')).toEqual([version]);
+  }, 120_000);
 });

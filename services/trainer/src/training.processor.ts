@@ -221,11 +221,16 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
   }
 
   /** The publishing phase: only while this trainer still holds the job, so that two trainers never both publish one training. */
-  function publishing<T>(ctx: JobContext, work: () => Promise<T>): Promise<T> {
-    return phase(ctx, 'publishing', async () => {
-      await assertStillHeld(ctx, deps.config.lockDurationMs);
-      return work();
-    });
+  function publishing<T>(ctx: JobContext, work: () => Promise<T>, begun = false): Promise<T> {
+    return phase(
+      ctx,
+      'publishing',
+      async () => {
+        await assertStillHeld(ctx, deps.config.lockDurationMs);
+        return work();
+      },
+      begun,
+    );
   }
 
   /**
@@ -246,9 +251,10 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
    * for good (the mirror and the gate stop at their next file or batch when either comes; publishing,
    * a few writes, is finished once begun).
    */
-  async function phase<T>(ctx: JobContext, name: 'preparing' | 'evaluating' | 'publishing', work: () => Promise<T>): Promise<T> {
-    // A cancellation stops the training before any phase, publishing too; once publishing has begun, it is finished.
-    ctx.cancel.check();
+  async function phase<T>(ctx: JobContext, name: 'preparing' | 'evaluating' | 'publishing', work: () => Promise<T>, begun = false): Promise<T> {
+    // A cancellation stops the training before any phase, publishing too; once publishing has begun
+    // (`begun`: an earlier try published the version), it is finished.
+    if (!begun) ctx.cancel.check();
     if (deps.shutdownSignal.aborted) await handBack(ctx);
     ctx.progress({ phase: name });
     let done: T;
@@ -288,7 +294,7 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
     const earlier = await findEarlierPublication(deps.registry, ctx.data.task, ctx.jobId, ctx.job.timestamp);
     if (earlier) {
       ctx.log.info({ modelVersion: earlier.version }, 'an earlier attempt published this training; finishing that version');
-      return publishing(ctx, async () => record(ctx, await settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status)));
+      return publishing(ctx, async () => record(ctx, await settle(ctx, earlier, earlier.status.gate as GateEvidence, earlier.status)), true);
     }
     // Hyper-parameters that trainModel would refuse fail the job before its dataset is mirrored.
     checkTrainOptions(ctx.data.hyperParameters ?? {});

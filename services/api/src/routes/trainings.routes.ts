@@ -116,6 +116,19 @@ async function readTraining({ queue, redis, prefix }: TrainingReader, id: string
 /** States of a training that no trainer runs yet (or again): cancelled at once, by taking it off the queue. */
 const QUEUED_STATES = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
+/**
+ * Refuses to cancel a training handed back while publishing (an S3 outage deferred it): publishing
+ * is finished once begun, and taking it off the queue would leave what it published half-way, a
+ * candidate of a training shown cancelled.
+ */
+function refuseIfPublishing(id: string, job: TrainingJobHandle | undefined, state: string | undefined): void {
+  const { progress } = job ?? {};
+  const phase = typeof progress === 'object' && progress !== null && 'phase' in progress ? progress.phase : undefined;
+  if (phase === 'publishing' && state !== undefined && QUEUED_STATES.has(state)) {
+    throw new ApiError(409, 'training_publishing', `training ${id} has begun publishing its model, which is finished once begun (it waits for S3 to answer); it can no longer be cancelled`);
+  }
+}
+
 const tags = ['trainings'];
 
 /** `/v1/trainings`: start a training (admin) and follow its progress. */
@@ -221,6 +234,8 @@ export const trainingsRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = a
       if (before.state === 'completed' || before.state === 'failed') {
         throw new ApiError(409, 'training_finished', `training ${id} is already ${before.state}; only a queued or running training can be cancelled`);
       }
+      const queued = await queue.getJob(id);
+      refuseIfPublishing(id, queued, await queued?.getState());
       const cancellation = await requestTrainingCancellation(ctx.redis, reader.prefix, id, clientOf(request).id);
       const job = await queue.getJob(id);
       if (job && QUEUED_STATES.has(await job.getState())) {
