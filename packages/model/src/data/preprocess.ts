@@ -190,19 +190,12 @@ export interface BlankImage {
  * as blank; else undefined. `image` is decoded as `decodeGrey` decodes it.
  */
 export function blankImage(image: GreyImage): BlankImage | undefined {
-  const { data } = image;
   const level = borderLevel(image);
-  const enough = Math.max(1, Math.ceil(MIN_CONTENT_SHARE * data.length));
-  let content = 0;
-  let uniform = true;
-  // A loop rather than `every`: the API runs this on every upload; a scan stops once its head shows.
-  for (let i = 0; i < data.length; i++) {
-    const value = data[i] as number;
-    if (value === level) continue;
-    uniform = false;
-    if (Math.abs(value - level) > CONTENT_CONTRAST && ++content >= enough) return undefined;
-  }
-  return { level, uniform, contentShare: content / data.length };
+  // The API runs this on every upload: the scan stops once the head shows.
+  const enough = Math.max(1, Math.ceil(MIN_CONTENT_SHARE * image.data.length));
+  const { content, uniform } = countContent(image.data, level, enough);
+  if (content >= enough) return undefined;
+  return { level, uniform, contentShare: content / image.data.length };
 }
 
 /**
@@ -211,9 +204,20 @@ export function blankImage(image: GreyImage): BlankImage | undefined {
  */
 export function contentShare(image: GreyImage): { level: number; share: number } {
   const level = borderLevel(image);
+  return { level, share: countContent(image.data, level, Infinity).content / image.data.length };
+}
+
+/** Pixels more than {@link CONTENT_CONTRAST} from `level`, counted up to `enough`; and whether every pixel has that level. */
+function countContent(data: Uint8Array, level: number, enough: number): { content: number; uniform: boolean } {
   let content = 0;
-  for (const value of image.data) if (Math.abs(value - level) > CONTENT_CONTRAST) content += 1;
-  return { level, share: content / image.data.length };
+  let uniform = true;
+  for (let i = 0; i < data.length && content < enough; i++) {
+    const value = data[i] as number;
+    if (value === level) continue;
+    uniform = false;
+    if (Math.abs(value - level) > CONTENT_CONTRAST) content += 1;
+  }
+  return { content, uniform };
 }
 
 /** Why `blank` leaves nothing to analyse, as a refusal says it. */

@@ -14,11 +14,13 @@ const SWEEP_LIMIT = 100;
 interface LeftOriginals {
   readonly clientId: string;
   readonly studyId: string;
-  readonly imageId?: string;
+  readonly imageId?: string | undefined;
 }
 
-const entryOf = (study: Pick<StudyRecord, 'clientId' | 'id'>, imageId?: string): string =>
-  JSON.stringify({ clientId: study.clientId, studyId: study.id, ...(imageId === undefined ? {} : { imageId }) } satisfies LeftOriginals);
+/** An entry as stored: what it names, and how often S3 refused it so far, once it did (JSON leaves out what is undefined). */
+const entryText = ({ clientId, studyId, imageId }: LeftOriginals, tries?: number): string => JSON.stringify({ clientId, studyId, imageId, tries });
+
+const entryOf = (study: Pick<StudyRecord, 'clientId' | 'id'>, imageId?: string): string => entryText({ clientId: study.clientId, studyId: study.id, imageId });
 
 /** What an entry's objects are, as the sweep's log lines name them. */
 const whatIsLeft = (entry: Pick<LeftOriginals, 'imageId'>): string => (entry.imageId === undefined ? 'the originals a failed submission left' : "an erased study's results");
@@ -81,7 +83,7 @@ function readEntry(entry: string): SweepEntry {
   if (typeof clientId !== 'string' || typeof studyId !== 'string') throw new TypeError('the entry names no clientId and studyId');
   if (imageId !== undefined && typeof imageId !== 'string') throw new TypeError('the entry names an imageId that is not a string');
   const prefix = imageId === undefined ? studyOriginalsPrefix(clientId, studyId) : resultsPrefix(imageId);
-  return { clientId, studyId, ...(imageId === undefined ? {} : { imageId }), tries: typeof tries === 'number' ? tries : 0, prefix };
+  return { clientId, studyId, imageId, tries: typeof tries === 'number' ? tries : 0, prefix };
 }
 
 /** Strikes off an entry the sweep gives up on, counting it in `btd_left_originals_dropped_total`. */
@@ -103,7 +105,7 @@ async function putAside(ctx: ApiContext, log: Logger, entry: string, read: Sweep
     return;
   }
   const delayMs = retryDelayMs(tries);
-  const next = JSON.stringify({ clientId: read.clientId, studyId: read.studyId, ...(read.imageId === undefined ? {} : { imageId: read.imageId }), tries } satisfies LeftOriginals & { tries: number });
+  const next = entryText(read, tries);
   await ctx.redis.multi().zrem(ctx.keys.leftOriginals, entry).zadd(ctx.keys.leftOriginals, now + delayMs, next).exec();
   log.warn({ ...where, retryInMs: delayMs }, `S3 refused to remove ${whatIsLeft(read)}, not for an outage; the sweep tries again later and removes the others meanwhile`);
 }
