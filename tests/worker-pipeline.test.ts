@@ -5,6 +5,7 @@ import { DirectoryModelProvider, ModelThreadPool, type ImageResultDocument, type
 import { REPO_ROOT, datasetsDir, waitFor } from './helpers/index.js';
 import { readImage, useWorkerSuite } from './worker-fixtures.js';
 import { dicomFile } from './helpers/dicom-file.js';
+import { noiseImage } from './helpers/noise-image.js';
 
 const ctSlice = dicomFile({ width: 8, height: 8, pixels: new Uint16Array(64), modality: 'CT' });
 const NOT_ANALYSED = /^DICOM modality is CT; btd analyses MR slices$/;
@@ -218,6 +219,36 @@ describe('inference worker against Redis and s3rver', () => {
     } finally {
       await env.close();
       await shipped.close();
+      await pool.close();
+      await suite.renewEnv();
+    }
+  });
+
+  it.skipIf(!datasetsDir())('with the shipped models, in process and on a pool of threads, fails an image of noise as unlike any brain MRI slice and analyses a scan', async () => {
+    const { env } = suite;
+    const scan = await readImage(path.join(datasetsDir() as string, 'br35h', 'yes/y110.jpg'));
+    const noise = await noiseImage();
+    const logger = createLogger({ name: 'models', level: 'silent', pretty: false });
+    const inProcess = await DirectoryModelProvider.load(path.join(REPO_ROOT, 'models'), logger);
+    const pool = ModelThreadPool.start(2, 'wasm');
+    const threaded = await DirectoryModelProvider.load(path.join(REPO_ROOT, 'models'), logger, { load: (files) => pool.load(files) });
+    try {
+      for (const [models, config] of [[inProcess, {}], [threaded, { modelThreads: true }]] as const) {
+        const refused = await env.submit(noise);
+        const analysed = await env.submit(scan);
+        const worker = env.startWorker(models, config);
+        const failed = await env.resultOf(refused.imageId);
+        expect(failed.kind === 'failed' && failed.reason).toMatch(/^image does not look like the brain MRI slices tumor-binary was trained on \(its features lie at distance [\d.]+ from theirs, above the limit of [\d.]+\)/);
+        await waitFor(async () => (await env.inference.getJobState(refused.jobId)) === 'failed');
+        expect((await env.inference.getJob(refused.jobId))?.attemptsMade).toBe(1);
+        expect(await env.store.listKeys(resultsPrefix(refused.imageId))).toEqual([]);
+        expectSucceeded(await env.resultOf(analysed.imageId));
+        await worker.close();
+      }
+    } finally {
+      await env.close();
+      await inProcess.close();
+      await threaded.close();
       await pool.close();
       await suite.renewEnv();
     }

@@ -6,6 +6,7 @@ import { registerLocateCommand } from './locate.command.js';
 import { registerPredictCommand } from './predict.command.js';
 import { registerSplitCommand } from './split.command.js';
 import { registerTrainCommand } from './train.command.js';
+import { registerTypicalityCommand } from './typicality.command.js';
 
 const program = new Command('btd').description('brain tumour detection: train, evaluate and run the models').showHelpAfterError();
 registerTrainCommand(program);
@@ -15,6 +16,7 @@ registerSplitCommand(program);
 registerLocateCommand(program);
 registerEnsembleCommand(program);
 registerCalibrateCommand(program);
+registerTypicalityCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`btd: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -39,7 +39,7 @@ export function fractionOption(value: string): number {
   return n;
 }
 
-function fractionOrOneOption(value: string): number {
+export function fractionOrOneOption(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !isProbabilityBound(n)) throw new InvalidArgumentError('expected a number above 0, at most 1');
   return n;

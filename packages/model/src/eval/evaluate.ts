@@ -21,6 +21,11 @@ export interface EvaluationResult extends ClassificationMetrics {
   misclassified?: Misclassified[];
   /** Where images have patients (or DICOM studies): the verdict per patient, as the service gives one per study. */
   byPatient?: PatientVerdicts;
+  /**
+   * For a model that refuses images unlike its training scans: how many of these images it would
+   * refuse when served, and which. The metrics above count every image, refused or not.
+   */
+  typicality?: { limit: number; refused: number; files: string[] };
 }
 
 export interface EvaluateOptions {
@@ -63,6 +68,8 @@ export interface DatasetPredictions {
   /** Class index of each image. */
   actual: number[];
   located: LocatedOutline[];
+  /** Images (paths) beyond the model's typicality limit, when it has one. */
+  atypical?: string[];
 }
 
 interface LocatedOutline {
@@ -107,10 +114,15 @@ function* predictInBatches(model: EvaluableModel, dataset: PreprocessedDataset, 
   const batchSize = options.batchSize ?? 32;
   const probabilities = new Float32Array(indices.length * classes.length);
   const located: LocatedOutline[] = [];
+  const limit = manifest.typicality?.limit;
+  const atypical: string[] = [];
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = indices.slice(start, start + batchSize);
     const out = model.forwardPass.run(imagesAt(dataset.pixels, batch, manifest.inputSize), batch.length, camClass);
     probabilities.set(out.probabilities, start * classes.length);
+    batch.forEach((index, i) => {
+      if (limit !== undefined && (out.atypicality?.[i] ?? Infinity) > limit) atypical.push(dataset.files[index]!.relPath);
+    });
     batch.forEach((index, i) => {
       const entry = options.outlines?.[dataset.files[index]!.relPath];
       if (!entry || entry.regions.length === 0) return;
@@ -126,7 +138,8 @@ function* predictInBatches(model: EvaluableModel, dataset: PreprocessedDataset, 
     if (c < 0) throw new Error(`label ${dataset.files[index]!.label} is not a class of ${options.asDetection ? 'tumour detection' : manifest.task}`);
     return c;
   });
-  return { probabilities: options.asDetection ? detectionProbabilities(probabilities, classes) : probabilities, actual, located };
+  const measured = limit !== undefined ? { atypical } : {};
+  return { probabilities: options.asDetection ? detectionProbabilities(probabilities, classes) : probabilities, actual, located, ...measured };
 }
 
 /** Metrics of a served model (test-time flip included) on preprocessed images. */
@@ -141,7 +154,7 @@ async function evaluateOnDatasetUnless(signal: AbortSignal | undefined, model: E
 }
 
 /** The metrics of a model's predictions on images of a dataset. */
-function metricsOf(model: EvaluableModel, dataset: PreprocessedDataset, { probabilities, actual, located }: DatasetPredictions, options: EvaluateOptions): EvaluationResult {
+function metricsOf(model: EvaluableModel, dataset: PreprocessedDataset, { probabilities, actual, located, atypical }: DatasetPredictions, options: EvaluateOptions): EvaluationResult {
   const classes = options.asDetection ? DETECTION_CLASSES : model.manifest.classes;
   const metrics: EvaluationResult = classificationMetrics(actual, probabilities, classes, POSITIVE[options.asDetection ? DETECTION_TASK : model.manifest.task]);
   if (options.outlines) metrics.location = locationMetrics(located);
@@ -152,6 +165,7 @@ function metricsOf(model: EvaluableModel, dataset: PreprocessedDataset, { probab
     ...metrics,
     ...errorsByGroup(files.map((f) => f.relPath), actual, probabilities, classes, evaluationGroups(dataset, indices)),
     ...(byPatient ? { byPatient } : {}),
+    ...(atypical && model.manifest.typicality ? { typicality: { limit: model.manifest.typicality.limit, refused: atypical.length, files: atypical } } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { FoldedNetwork, withCapture } from './folded-network.js';
 import { mergeRotated, rotatedCopies, temperedProbabilities, uncertainImages, type ForwardPiece, type ForwardPlan, type LocatorKind, type MirrorView, type PieceResult } from './forward-pieces.js';
 import { isLocatorHead } from './locator.js';
 import { averageBlocks, averageMirrorViews, mirrorCount, mirrorViews, rotatedViews, type TestTimeViews } from './test-time-views.js';
+import { pooledFeatures, TypicalityGauge, type TypicalityStats } from './typicality.js';
 
 /** Probabilities and class activation maps for a batch of preprocessed images. */
 export interface ForwardResult {
@@ -13,6 +14,8 @@ export interface ForwardResult {
   /** count × camSide × camSide, non-negative, unnormalised; for the class asked for each image. */
   cams: Float32Array;
   camSide: number;
+  /** count: each image's distance to the training scans (see `typicality.ts`), when the model has their statistics. */
+  atypicality?: Float32Array;
 }
 
 /** A network ready to run: its outputs are [captured layer, output] or [output]. */
@@ -56,6 +59,7 @@ function checkMembersAlike(models: readonly tf.LayersModel[]): void {
 export class ForwardPass {
   private readonly members: Member[];
   private readonly locatorPredict?: Runner;
+  private readonly gauge?: TypicalityGauge;
   /** What splitting this forward pass into pieces needs to know; the same for every copy of the model. */
   readonly plan: ForwardPlan;
 
@@ -70,6 +74,8 @@ export class ForwardPass {
     private readonly locator?: tf.LayersModel,
     /** Temperature applied to the (averaged) probabilities; 1 leaves them as they are. */
     private readonly temperature = 1,
+    /** The training scans' statistics, with which each image's distance to them is measured. */
+    typicality?: TypicalityStats,
   ) {
     const list = Array.isArray(models) ? models : [models as tf.LayersModel];
     if (list.length === 0) throw new Error('a forward pass needs at least one classifier');
@@ -83,6 +89,7 @@ export class ForwardPass {
     try {
       if (locator) this.locatorPredict = fold(locator);
       this.members = list.map((model) => ({ model, ...fold(model, CAM_LAYER), classifierKernel: model.getLayer(CLASSIFIER_LAYER).getWeights()[0] as tf.Tensor2D }));
+      if (typicality) this.gauge = gaugeFor(typicality, list[0]!);
     } catch (error) {
       // The folded copies hold tensors of their own, which no one could dispose after a refusal.
       for (const runner of runnersMade) runner.folded?.dispose();
@@ -95,6 +102,11 @@ export class ForwardPass {
 
   get inputSize(): number {
     return this.members[0]!.model.inputs[0]!.shape[1] as number;
+  }
+
+  /** Views of each image the classifiers run on: the image and, with test-time flips, its mirror. */
+  get viewCount(): number {
+    return mirrorCount(this.views.flip);
   }
 
   /** Number of classifiers averaged. */
@@ -111,11 +123,14 @@ export class ForwardPass {
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
       let located: { cams: Float32Array; camSide: number } | undefined;
+      let atypicality: Float32Array | undefined;
       const outputs = this.members.map((m, k) => {
         const views = m.predict(this.viewsOf(x));
         if (k === 0 && this.plan.locator === 'head') located = this.locateOnFeatures(views[0] as tf.Tensor4D);
+        if (k === 0) atypicality = this.measure(views[0] as tf.Tensor4D);
         return views.map((out) => this.fromViews(out)) as [tf.Tensor4D, tf.Tensor2D];
       });
+      const measured = atypicality ? { atypicality } : {};
       const probs = outputs.length === 1 ? outputs[0]![1] : tf.addN(outputs.map(([, p]) => p)).div(outputs.length);
       const classes = probs.shape[1] as number;
       const raw = this.withRotations(x, Float32Array.from(probs.dataSync()));
@@ -124,14 +139,38 @@ export class ForwardPass {
         const c = Array.isArray(camClass) ? (camClass[i] as number) : camClass;
         return c >= 0 ? c : argmax(probabilities.subarray(i * classes, (i + 1) * classes));
       });
-      if (located) return { probabilities, ...located };
-      if (this.plan.locator === 'network') return { probabilities, ...this.locate(x) };
+      if (located) return { probabilities, ...located, ...measured };
+      if (this.plan.locator === 'network') return { probabilities, ...this.locate(x), ...measured };
       const memberCams = outputs.map(([features], k) => {
         const weights = tf.gather(this.members[k]!.classifierKernel, chosen, 1).transpose(); // count × channels
         return tf.relu(features.mul(weights.reshape([count, 1, 1, -1])).sum(3));
       });
       const cams = memberCams.length === 1 ? memberCams[0]! : tf.addN(memberCams).div(memberCams.length);
-      return { probabilities, cams: cams.dataSync() as Float32Array, camSide: outputs[0]![0].shape[1] };
+      return { probabilities, cams: cams.dataSync() as Float32Array, camSide: outputs[0]![0].shape[1], ...measured };
+    });
+  }
+
+  /**
+   * Each image's distance to the training scans, from the first classifier's last-block features
+   * of the views `view` names (both stacked, by default; the two distances averaged); undefined
+   * for a model without their statistics.
+   */
+  private measure(features: tf.Tensor4D, view?: MirrorView): Float32Array | undefined {
+    if (!this.gauge) return undefined;
+    return Float32Array.from(this.fromViews(this.gauge.distances(pooledFeatures(features)), view).dataSync());
+  }
+
+  /**
+   * Pooled last-block features of the first classifier for each view of each image (count × views
+   * × channels, the image's view first): what the typicality statistics are fitted on.
+   */
+  featureVectors(pixels: Uint8Array, count: number): Float32Array {
+    const size = this.inputSize;
+    return tf.tidy(() => {
+      const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
+      const pooled = pooledFeatures(this.members[0]!.predict(this.viewsOf(x))[0] as tf.Tensor4D);
+      const perImage = tf.stack(tf.split(pooled, mirrorCount(this.views.flip), 0), 1);
+      return Float32Array.from(perImage.dataSync());
     });
   }
 
@@ -209,9 +248,11 @@ export class ForwardPass {
         if (piece.maps && (piece.member !== 0 || this.plan.locator !== 'head')) throw new Error(`classifier ${piece.member} carries no locator head`);
         const outputs = member.predict(this.viewsOf(x, piece.view));
         const probabilities = Float32Array.from(this.fromViews(outputs.at(-1) as tf.Tensor, piece.view).dataSync());
-        if (!piece.maps) return { values: probabilities };
+        const atypicality = piece.member === 0 ? this.measure(outputs[0] as tf.Tensor4D, piece.view) : undefined;
+        const measured = atypicality ? { atypicality } : {};
+        if (!piece.maps) return { values: probabilities, ...measured };
         const { cams, camSide } = this.locateOnFeatures(outputs[0] as tf.Tensor4D, piece.view);
-        return { values: probabilities, maps: cams, camSide };
+        return { values: probabilities, maps: cams, camSide, ...measured };
       }
       const copies = rotatedViews(tf.gather(x, [...piece.images]), this.views.flip, [piece.angle]);
       const blocks = mirrorCount(this.views.flip);
@@ -222,6 +263,7 @@ export class ForwardPass {
   }
 
   dispose(): void {
+    this.gauge?.dispose();
     this.locator?.dispose();
     this.locatorPredict?.folded?.dispose();
     for (const member of this.members) {
@@ -230,6 +272,13 @@ export class ForwardPass {
       member.classifierKernel.dispose();
     }
   }
+}
+
+/** The gauge of `stats`, refused when its size is not the classifier's number of last-block channels. */
+function gaugeFor(stats: TypicalityStats, model: tf.LayersModel): TypicalityGauge {
+  const channels = model.getLayer(CAM_LAYER).outputShape.at(-1);
+  if (stats.mean.length !== channels) throw new Error(`typicality statistics have ${stats.mean.length} channels, the classifier's last block ${String(channels)}`);
+  return new TypicalityGauge(stats);
 }
 
 export function argmax(values: ArrayLike<number>): number {

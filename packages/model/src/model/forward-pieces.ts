@@ -28,6 +28,8 @@ export interface PieceResult {
   values: Float32Array;
   maps?: Float32Array;
   camSide?: number;
+  /** count: the first classifier's pieces, each image's distance to the training scans, for the piece's views. */
+  atypicality?: Float32Array;
 }
 
 /**
@@ -127,7 +129,11 @@ export function temperedProbabilities(plan: ForwardPlan, raw: Float32Array): Flo
  * locator's maps when a piece gave them. Every rotation piece that {@link rotationPieces} asked for
  * must be among `rotated`.
  */
-export function combinePieces(plan: ForwardPlan, base: readonly PieceResult[], rotated: readonly PieceResult[]): { probabilities: Float32Array; maps?: { values: Float32Array; side: number } } {
+export function combinePieces(
+  plan: ForwardPlan,
+  base: readonly PieceResult[],
+  rotated: readonly PieceResult[],
+): { probabilities: Float32Array; maps?: { values: Float32Array; side: number }; atypicality?: Float32Array } {
   const raw = meanOfMembers(plan, base);
   const expected = rotationPieces(plan, raw);
   if (expected.length > 0) {
@@ -144,10 +150,19 @@ export function combinePieces(plan: ForwardPlan, base: readonly PieceResult[], r
     mergeRotated(plan, raw, images, sums.map((s) => s / perCopy));
   }
   const probabilities = temperedProbabilities(plan, raw);
+  const atypicality = meanOfViews(base.map((piece) => piece.atypicality));
+  const measured = atypicality ? { atypicality } : {};
   // The locator's maps: from its own piece, or from the first classifier's pieces (one per view, averaged).
-  const located = base.filter(({ maps }) => maps !== undefined);
-  if (located.length === 0) return { probabilities };
-  const maps = new Float32Array((located[0]!.maps as Float32Array).length);
-  for (const piece of located) (piece.maps as Float32Array).forEach((v, i) => (maps[i] = (maps[i] as number) + v / located.length));
-  return { probabilities, maps: { values: maps, side: located[0]!.camSide as number } };
+  const maps = meanOfViews(base.map((piece) => piece.maps));
+  if (!maps) return { probabilities, ...measured };
+  return { probabilities, maps: { values: maps, side: base.find((piece) => piece.maps)!.camSide as number }, ...measured };
+}
+
+/** The element-wise mean of the arrays pieces gave (one per view of a classifier), or undefined when none gave one. */
+function meanOfViews(arrays: readonly (Float32Array | undefined)[]): Float32Array | undefined {
+  const given = arrays.filter((array): array is Float32Array => array !== undefined);
+  if (given.length === 0) return undefined;
+  const mean = new Float32Array(given[0]!.length);
+  for (const array of given) array.forEach((v, i) => (mean[i] = (mean[i] as number) + v / given.length));
+  return mean;
 }

@@ -6,6 +6,8 @@ import { ARTIFACT_FILES } from './manifest.js';
 import { ForwardPass } from './forward-pass.js';
 import { boxFromHeatmap, camToHeatmap, heatmapPeak, type Box, type Heatmap, type Point } from './heatmap.js';
 import type { ModelManifest } from './manifest.js';
+import { readTypicalityStats } from './typicality.js';
+import { unsupportedImage } from '../data/image-decode-error.js';
 
 export interface Prediction {
   label: string;
@@ -15,6 +17,8 @@ export interface Prediction {
   /** Hottest point of the heatmap in original pixels (present with a heatmap). */
   peak?: Point;
   heatmap?: Heatmap;
+  /** The image's distance to the training scans and the limit above which it is refused (models that measure it). */
+  typicality?: { distance: number; limit: number };
   timings: { preprocessMs: number; modelMs: number; heatmapMs: number };
 }
 
@@ -23,6 +27,11 @@ export interface PredictOptions {
   heatmap?: boolean;
   /** The frame of a multi-frame DICOM image to analyse, 0-based; default the first. */
   frame?: number;
+  /**
+   * Refuse an image unlike the training scans (its distance to them above the manifest's limit);
+   * default true. The probe check turns it off: its synthetic image is unlike any scan.
+   */
+  refuseAtypical?: boolean;
 }
 
 /** A model ready to serve: its manifest, a predict function and an idempotent dispose. */
@@ -63,7 +72,7 @@ export function preprocessShared(image: Uint8Array, params: PreprocessParams, fr
 export function predictionFrom(
   manifest: ModelManifest,
   input: PreprocessedImage,
-  out: { probabilities: Float32Array; maps?: { values: Float32Array; side: number } },
+  out: { probabilities: Float32Array; maps?: { values: Float32Array; side: number }; atypicality?: Float32Array },
   options: PredictOptions,
   timings: { preprocessMs: number; modelMs: number },
 ): Prediction {
@@ -73,6 +82,8 @@ export function predictionFrom(
   const probabilities = Object.fromEntries(manifest.classes.map((c, i) => [c, out.probabilities[i] as number]));
   const label = manifest.classes.reduce((a, b) => ((probabilities[b] as number) > (probabilities[a] as number) ? b : a));
   const prediction: Prediction = { label, probabilities, box: null, timings: { ...timings, heatmapMs: 0 } };
+  const typicality = typicalityOf(manifest, out.atypicality, options);
+  if (typicality) prediction.typicality = typicality;
   if (options.heatmap !== false) {
     if (!out.maps) throw new Error('a heatmap was asked for but the forward pass gave no map');
     const heatmap = camToHeatmap(out.maps.values, out.maps.side, input.geometry);
@@ -82,6 +93,25 @@ export function predictionFrom(
     prediction.timings.heatmapMs = performance.now() - started;
   }
   return prediction;
+}
+
+/**
+ * The image's distance to the training scans and its limit, for a model that measures it; an image
+ * beyond the limit is refused (unless `options.refuseAtypical` is false) as unsupported: the
+ * network would classify it, and with confidence, though it is nothing like what it learnt from.
+ */
+function typicalityOf(manifest: ModelManifest, atypicality: Float32Array | undefined, options: PredictOptions): Prediction['typicality'] {
+  const limit = manifest.typicality?.limit;
+  if (limit === undefined) return undefined;
+  const distance = atypicality?.[0];
+  if (distance === undefined) throw new Error(`model ${manifest.name}@${manifest.version} gave no typicality distance, though its manifest sets a limit`);
+  checkFinite(manifest, 'typicality distance', atypicality as Float32Array);
+  if (distance > limit && options.refuseAtypical !== false) {
+    throw unsupportedImage(
+      `image does not look like the brain MRI slices ${manifest.name} was trained on (its features lie at distance ${distance.toFixed(1)} from theirs, above the limit of ${limit.toFixed(1)}), so its answer could not be trusted: send an axial brain MRI slice`,
+    );
+  }
+  return { distance, limit };
 }
 
 /**
@@ -110,7 +140,7 @@ class ArtifactModel implements LoadedModel {
     const input = await preprocessShared(image, this.manifest.preprocessing, options.frame);
     const t1 = performance.now();
     const out = this.forward.run(input.pixels, 1, this.heatmapClass);
-    return predictionFrom(this.manifest, input, { probabilities: out.probabilities, maps: { values: out.cams, side: out.camSide } }, options, {
+    return predictionFrom(this.manifest, input, { probabilities: out.probabilities, maps: { values: out.cams, side: out.camSide }, atypicality: out.atypicality }, options, {
       preprocessMs: t1 - t0,
       modelMs: performance.now() - t1,
     });
@@ -145,7 +175,9 @@ export async function loadModel(source: string | ArtifactFiles): Promise<Serving
       checkClassifier(model, manifest, topology);
     }
     if (files[ARTIFACT_FILES.locatorTopology]) locator = await modelFromArtifact(files, ARTIFACT_FILES.locatorTopology);
-    return new ArtifactModel(manifest, new ForwardPass(models, { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations, rotateBelow: manifest.testTimeRotationsBelow }, locator, manifest.calibration?.temperature));
+    const typicality = manifest.typicality ? readTypicalityStats(files, ARTIFACT_FILES.typicality) : undefined;
+    const views = { flip: manifest.testTimeFlip, rotations: manifest.testTimeRotations, rotateBelow: manifest.testTimeRotationsBelow };
+    return new ArtifactModel(manifest, new ForwardPass(models, views, locator, manifest.calibration?.temperature, typicality));
   } catch (error) {
     // A refused artifact leaves nothing loaded: a worker that retries it must not grow with each try.
     for (const model of models) model.dispose();

@@ -14,7 +14,21 @@ export const ARTIFACT_FILES = {
   probe: 'probe.png',
   locatorTopology: 'locator.json',
   locatorWeights: 'locator.bin',
+  typicality: 'typicality.json',
 } as const;
+
+/**
+ * The check that refuses images unlike the training scans (see `typicality.ts`): the Gaussian is in
+ * `typicality.json`, and an image whose distance to it exceeds `limit` is refused.
+ */
+export interface TypicalityRecord {
+  limit: number;
+  /** What the Gaussian and the limit were fitted on: the split's training images and their mirrors. */
+  fittedOn: { dir: string; images: number; quantile: number; margin: number; ridge: number };
+  /** Held-out images of the split measured against the limit when it was fitted. */
+  heldOut?: { set: string; images: number; refused: number };
+  command?: string;
+}
 
 export interface SplitRecord {
   seed: number;
@@ -173,6 +187,8 @@ export interface ModelManifest {
    * softmax(log p / temperature). Absent: the network's probabilities as they are.
    */
   calibration?: CalibrationRecord;
+  /** Refuses images unlike the training scans; absent: every image is analysed. */
+  typicality?: TypicalityRecord;
   /** A synthetic probe image in the artifact and the probabilities this model gives it: a loaded copy must agree. */
   expectedOutput?: { image: string; probabilities: Record<string, number> };
 }
@@ -235,6 +251,7 @@ export function assertManifest(value: unknown): ModelManifest {
   if (m.testTimeRotationsBelow !== undefined && !(m.testTimeRotations && isProbabilityBound(m.testTimeRotationsBelow))) problems.push('testTimeRotationsBelow');
   // JSON reads 1e400 as Infinity, which would turn a probability of 0 into NaN.
   if (m.calibration !== undefined && !(isFiniteNumber(m.calibration?.temperature) && m.calibration.temperature > 0)) problems.push('calibration temperature');
+  if (m.typicality !== undefined && !(isFiniteNumber(m.typicality?.limit) && m.typicality.limit > 0)) problems.push('typicality limit (a positive number)');
   if (m.heatmapClass !== undefined && !(Array.isArray(m.classes) && m.classes.includes(m.heatmapClass))) problems.push(`heatmapClass ${String(m.heatmapClass)} is not one of the classes`);
   if (problems.length > 0) throw new Error(`invalid model manifest: ${problems.join(', ')}`);
   return m as ModelManifest;
