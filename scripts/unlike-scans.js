@@ -59,7 +59,7 @@ async function* picturesBelow(dir) {
 }
 
 const images = await syntheticImages();
-for (const dir of imageDirs) for await (const file of picturesBelow(dir)) images.push([`pictures in ${dir}`, await readFile(file)]);
+for (const dir of imageDirs) for await (const file of picturesBelow(dir)) images.push([`pictures in ${dir}`, await readFile(file), path.relative(dir, file)]);
 
 await initBackend();
 const rows = [];
@@ -106,4 +106,4 @@ if (modelDirs.length > 1) {
     console.log(`| ${kind} (${of.length}) | **${of.filter(Boolean).length}** |`);
   }
 }
-if (jsonFile) await writeFile(jsonFile, `${JSON.stringify({ measuredAt: new Date().toISOString(), rows, refusedByAny: images.map(([kind], i) => ({ kind, refused: refusedByAny[i] })) }, null, 2)}\n`);
+if (jsonFile) await writeFile(jsonFile, `${JSON.stringify({ measuredAt: new Date().toISOString(), rows, refusedByAny: images.map(([kind, , file], i) => ({ kind, ...(file ? { file } : {}), refused: refusedByAny[i] })) }, null, 2)}\n`);
