@@ -73,6 +73,9 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect(calibration.temperature).toBeGreaterThanOrEqual(0.2);
     expect(calibration.temperature).toBeLessThanOrEqual(5);
     expect(calibration.nllAfter).toBeLessThanOrEqual(calibration.nllBefore);
+    // Under 1,000 training images (by default), no check on images unlike them: their 99.9th percentile would be their largest.
+    expect(Object.keys(files)).not.toContain('typicality.json');
+    expect(manifest.typicality).toBeUndefined();
     // The checkpoint of the last epoch resumes to a finished run.
     const resumed: number[] = [];
     await trainModel({
@@ -269,6 +272,34 @@ describe.skipIf(!root)('train → save → load → eval → predict', () => {
     expect(located.probabilities).toEqual(cam.probabilities);
     expect(Array.from(located.heatmap!.data)).not.toEqual(Array.from(cam.heatmap!.data));
     after.dispose();
+  });
+
+  it('fits the check on images unlike the training scans on the training images when told to at this size, and an ensemble keeps its first member\'s', async () => {
+    const tiny = { task: 'tumor-binary' as const, dataDir: br35h, epochs: 1, inputSize: 32, filters: [8, 16], convsPerBlock: 1, maxImages: 48, workers: 1, cacheDir: path.join(work, 'cache'), typicalityMinImages: 20, splitSeed: 1 };
+    const [first, second] = [path.join(work, 'typical-1'), path.join(work, 'typical-2')];
+    const { manifest } = await trainModel({ ...tiny, outDir: first });
+    await trainModel({ ...tiny, outDir: second, seed: 2 });
+    expect(Object.keys(await readArtifactDir(first))).toContain('typicality.json');
+    const count = (split: string) => manifest.split!.counts[split]!.tumor! + manifest.split!.counts[split]!.no_tumor!;
+    expect(manifest.typicality).toMatchObject({ fittedOn: { images: count('train'), quantile: 0.999, margin: 1.1, ridge: 0.001 }, heldOut: { set: 'test', images: count('test') } });
+    expect(manifest.typicality!.limit).toBeGreaterThan(0);
+    // The probe is recorded with the refusal off: a tiny model's limit may leave the synthetic probe out.
+    expect(manifest.expectedOutput?.probabilities.tumor).toBeGreaterThan(0);
+    const scan = await readFile(path.join(br35h, 'yes/y0.jpg'));
+    const single = await loadModel(first);
+    const ensembleDir = path.join(work, 'typical-ensemble');
+    const ensemble = await buildEnsemble({ memberDirs: [first, second], outDir: ensembleDir, dataDir: br35h, cacheDir: path.join(work, 'cache') });
+    const combined = await loadModel(ensembleDir);
+    try {
+      const alone = await single.predict(scan, { refuseAtypical: false });
+      expect(alone.typicality?.limit).toBe(manifest.typicality!.limit);
+      // The ensemble measures images through its first member's features, against that member's training scans.
+      expect(ensemble.typicality?.limit).toBe(manifest.typicality!.limit);
+      expect((await combined.predict(scan, { refuseAtypical: false })).typicality?.distance).toBeCloseTo(alone.typicality!.distance, 4);
+    } finally {
+      single.dispose();
+      combined.dispose();
+    }
   });
 
   it('combines models trained on one split into an ensemble artifact that averages them', async () => {

@@ -23,7 +23,7 @@ export async function writeReviewPack(model: LoadedModel, dataDir: string, miscl
   for (const e of misclassified) {
     const { file, frame } = parseItemPath(e.relPath);
     const bytes = await readFile(path.join(dataDir, file));
-    const prediction = await model.predict(bytes, { heatmap: true, frame });
+    const prediction = await model.predict(bytes, { heatmap: true, frame, refuseAtypical: false });
     const name = reviewImageName(e.relPath);
     await writeFile(path.join(outDir, name), await renderOverlay(bytes, prediction, frame));
     rows.push(`| \`${e.relPath}\` | ${e.actual} | ${e.predicted} | ${e.probability.toFixed(3)} | ${e.groupSize} (\`${e.group}\`) | ![${e.relPath}](${name}) |`);

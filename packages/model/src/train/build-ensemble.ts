@@ -102,6 +102,8 @@ export async function buildEnsemble(options: EnsembleOptions): Promise<ModelMani
     }
   }
   await copyFile(path.join(options.memberDirs[0] as string, ARTIFACT_FILES.split), path.join(outDir, ARTIFACT_FILES.split));
+  // The check on images unlike the training scans reads the first classifier's features: the first member's, whose statistics it keeps.
+  if (first.typicality) await copyFile(path.join(options.memberDirs[0] as string, ARTIFACT_FILES.typicality), path.join(outDir, ARTIFACT_FILES.typicality));
   const probe = await renderProbeImage();
   await writeFile(path.join(outDir, ARTIFACT_FILES.probe), probe);
 

@@ -53,7 +53,7 @@ export async function finishArtifact(
     }
     manifest.metrics = await evaluation.metrics(served);
     const probe = await readFile(path.join(outDir, ARTIFACT_FILES.probe));
-    manifest.expectedOutput = { image: ARTIFACT_FILES.probe, probabilities: (await served.predict(probe, { heatmap: false })).probabilities };
+    manifest.expectedOutput = { image: ARTIFACT_FILES.probe, probabilities: (await served.predict(probe, { heatmap: false, refuseAtypical: false })).probabilities };
   } finally {
     served.dispose();
   }

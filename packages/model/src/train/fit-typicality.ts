@@ -1,14 +1,12 @@
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
-import { imagesAt, loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
+import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
 import { readSplitFile } from '../data/split-file.js';
 import { parseManifest, readArtifactDir, writeManifest } from '../model/artifact.js';
-import type { ForwardPass } from '../model/forward-pass.js';
 import { loadModel } from '../model/loaded-model.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
-import { fitTypicality, typicalityDistance, typicalityLimit, type TypicalityStats } from '../model/typicality.js';
+import { fitTypicalityOn, TYPICALITY_DEFAULTS, writeTypicality, type FittedTypicality } from './typicality-fit.js';
 import { newVersion } from './write-artifact.js';
 
 export interface TypicalityOptions {
@@ -27,8 +25,6 @@ export interface TypicalityOptions {
   version?: string;
 }
 
-const BATCH = 32;
-
 /**
  * Fits the statistics with which the model refuses images unlike its training scans (see
  * `model/typicality.ts`) on its split's training images and their mirrors, sets the limit from
@@ -37,9 +33,9 @@ const BATCH = 32;
  * `typicality.json` and the manifest, in place, as a new version. Probabilities do not change.
  */
 export async function fitArtifactTypicality(options: TypicalityOptions): Promise<ModelManifest> {
-  const quantile = options.quantile ?? 0.999;
-  const margin = options.margin ?? 1.1;
-  const ridge = options.ridge ?? 1e-3;
+  const quantile = options.quantile ?? TYPICALITY_DEFAULTS.quantile;
+  const margin = options.margin ?? TYPICALITY_DEFAULTS.margin;
+  const ridge = options.ridge ?? TYPICALITY_DEFAULTS.ridge;
   if (!(quantile > 0 && quantile <= 1)) throw new Error(`--quantile ${quantile}: a share above 0, at most 1`);
   if (!(margin >= 1)) throw new Error(`--margin ${margin}: a factor of at least 1`);
   await initBackend();
@@ -57,48 +53,21 @@ export async function fitArtifactTypicality(options: TypicalityOptions): Promise
   };
   const train = await load('train');
   if (!train) throw new Error(`${ARTIFACT_FILES.split} names no training images`);
+  const set = split.assignments.some((a) => a.split === 'test') ? 'test' : 'val';
+  const held = await load(set);
   const model = await loadModel(files);
+  let fitted: FittedTypicality;
   try {
-    const trainViews = viewVectors(model.forwardPass, train);
-    const stats = fitTypicality(trainViews.flat(), ridge);
-    const limit = typicalityLimit(trainViews.map((views) => meanDistance(stats, views)), quantile, margin);
-    const set = split.assignments.some((a) => a.split === 'test') ? 'test' : 'val';
-    const held = await load(set);
-    const heldOut = held ? { set, images: held.files.length, refused: viewVectors(model.forwardPass, held).filter((views) => meanDistance(stats, views) > limit).length } : undefined;
-    await writeFile(path.join(options.modelDir, ARTIFACT_FILES.typicality), JSON.stringify(stats));
-    const previous = manifest.version;
-    manifest.version = options.version ?? newVersion();
-    manifest.createdAt = new Date().toISOString();
-    manifest.typicality = {
-      limit,
-      fittedOn: { dir: options.dataDir, images: train.files.length, quantile, margin, ridge },
-      ...(heldOut ? { heldOut } : {}),
-      ...(options.command ? { command: `${options.command} (on version ${previous})` } : {}),
-    };
-    await writeManifest(options.modelDir, manifest);
-    return manifest;
+    const all = (dataset: PreprocessedDataset) => ({ pixels: dataset.pixels, indices: dataset.files.map((_, i) => i) });
+    fitted = fitTypicalityOn(model.forwardPass, all(train), held ? { set, ...all(held) } : undefined, { quantile, margin, ridge });
   } finally {
     model.dispose();
   }
+  const previous = manifest.version;
+  manifest.version = options.version ?? newVersion();
+  manifest.createdAt = new Date().toISOString();
+  await writeTypicality(options.modelDir, manifest, fitted, options.dataDir, options.command ? `${options.command} (on version ${previous})` : undefined);
+  await writeManifest(options.modelDir, manifest);
+  return manifest;
 }
 
-/** Per image of the dataset, the pooled feature vector of each of its views (the image, its mirror). */
-function viewVectors(forward: ForwardPass, dataset: PreprocessedDataset): Float32Array[][] {
-  const size = dataset.params.size;
-  const out: Float32Array[][] = [];
-  for (let start = 0; start < dataset.files.length; start += BATCH) {
-    const indices = Array.from({ length: Math.min(BATCH, dataset.files.length - start) }, (_, k) => start + k);
-    const vectors = forward.featureVectors(imagesAt(dataset.pixels, indices, size), indices.length);
-    const perImage = vectors.length / indices.length;
-    const channels = perImage / forward.viewCount;
-    for (let i = 0; i < indices.length; i++) {
-      out.push(Array.from({ length: forward.viewCount }, (_, v) => vectors.slice(i * perImage + v * channels, i * perImage + (v + 1) * channels)));
-    }
-  }
-  return out;
-}
-
-/** An image's distance as served: the mean over its views. */
-function meanDistance(stats: TypicalityStats, views: readonly Float32Array[]): number {
-  return views.reduce((sum, vector) => sum + typicalityDistance(stats, vector), 0) / views.length;
-}

@@ -48,6 +48,11 @@ export interface TrainOptions extends ServingViewOptions, DataOptions {
   extraPerEpoch?: number;
   /** Weight of the outline guidance term (outline-guidance.ts; needs outlinesFile); 0 or absent: off. */
   outlineGuidance?: number;
+  /**
+   * Fit the check that refuses images unlike the training scans (`btd typicality`) when training
+   * on at least this many images; default {@link TYPICALITY_MIN_IMAGES}. Fewer give no reliable limit.
+   */
+  typicalityMinImages?: number;
   /** Sharpness-aware minimisation's radius (0 or absent: off); each step then costs two gradient passes. */
   sharpness?: number;
   /** What picks the best epoch: validation accuracy (default) or validation loss. */
@@ -67,6 +72,9 @@ export interface TrainOptions extends ServingViewOptions, DataOptions {
   onEpoch?: (e: EpochRecord & { epochs: number; isBest: boolean }) => void;
   onStep?: (done: number, total: number, loss: number) => void;
 }
+
+/** Training images below which an artifact gets no check on images unlike them: the limit is a 99.9th percentile of theirs. */
+export const TYPICALITY_MIN_IMAGES = 1000;
 
 /** About 200 steps of memory: several epochs on these datasets, short against a whole run. */
 export const DEFAULT_AVERAGE_DECAY = 0.995;

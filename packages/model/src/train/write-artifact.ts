@@ -6,16 +6,29 @@ import { evaluateOnDataset, predictOnDataset, type EvaluableModel, type Evaluati
 import { readOutlines } from '../eval/outlines.js';
 import type { ArchitectureConfig } from '../model/architecture.js';
 import { saveModelWeights, writeManifest } from '../model/artifact.js';
+import { loadModel } from '../model/loaded-model.js';
 import { ARTIFACT_FILES, type ModelManifest, type TrainingRecord } from '../model/manifest.js';
 import { renderProbeImage } from '../model/probe-image.js';
 import type { Task } from '../model/tasks.js';
 import { finishArtifact } from './finish-artifact.js';
+import { TYPICALITY_MIN_IMAGES } from './train-options.js';
+import { fitTypicalityOn, TYPICALITY_DEFAULTS, writeTypicality } from './typicality-fit.js';
 import { applyServingViews, type ServingViewOptions } from './serving-views.js';
 import type { EpochRecord } from './training-loop.js';
 
 interface ArtifactInput {
   model: tf.LayersModel;
-  options: ServingViewOptions & { task: Task; dataDir: string; outDir: string; inputSize: number; outlinesFile?: string; version?: string; testDataDir?: string; splitFile?: string };
+  options: ServingViewOptions & {
+    task: Task;
+    dataDir: string;
+    outDir: string;
+    inputSize: number;
+    outlinesFile?: string;
+    version?: string;
+    testDataDir?: string;
+    splitFile?: string;
+    typicalityMinImages?: number;
+  };
   classes: string[];
   architecture: ArchitectureConfig;
   backend: string;
@@ -64,6 +77,7 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
   await writeFile(path.join(outDir, ARTIFACT_FILES.history), `${JSON.stringify(input.history, null, 2)}\n`);
   await writeFile(path.join(outDir, ARTIFACT_FILES.split), JSON.stringify(splitFile(input)));
   await writeFile(path.join(outDir, ARTIFACT_FILES.probe), await renderProbeImage());
+  await fitTrainedTypicality(outDir, manifest, input);
   return finishArtifact(
     outDir,
     manifest,
@@ -73,6 +87,28 @@ export async function writeTrainedArtifact(input: ArtifactInput): Promise<ModelM
     },
     input.history,
   );
+}
+
+/**
+ * Fits the check that refuses images unlike the training scans (see `btd typicality`) on the
+ * training images, counting the test images (or, without any, the validation images) it would
+ * refuse, and writes it into the artifact. A training on fewer images than
+ * `options.typicalityMinImages` gives an artifact without the check.
+ */
+async function fitTrainedTypicality(outDir: string, manifest: ModelManifest, { options, prepared }: ArtifactInput): Promise<void> {
+  if (prepared.indices.train.length < (options.typicalityMinImages ?? TYPICALITY_MIN_IMAGES)) return;
+  const model = await loadModel(outDir);
+  try {
+    const { forwardPass } = model;
+    const set = prepared.indices.test.length > 0 ? 'test' : 'val';
+    const held = prepared.indices[set];
+    const { pixels } = prepared.dataset;
+    const fitted = fitTypicalityOn(forwardPass, { pixels, indices: prepared.indices.train }, held.length > 0 ? { set, pixels, indices: held } : undefined, TYPICALITY_DEFAULTS);
+    await writeTypicality(outDir, manifest, fitted, relative(options.dataDir) || '.');
+  } finally {
+    model.dispose();
+  }
+  await writeManifest(outDir, manifest);
 }
 
 /** Paths in the manifest are relative to where the command ran, as it was given them. */
