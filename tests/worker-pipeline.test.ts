@@ -243,6 +243,12 @@ describe('inference worker against Redis and s3rver', () => {
         expect((await env.inference.getJob(refused.jobId))?.attemptsMade).toBe(1);
         expect(await env.store.listKeys(resultsPrefix(refused.imageId))).toEqual([]);
         expectSucceeded(await env.resultOf(analysed.imageId));
+        // The result document keeps each model's distance and limit.
+        const document = await env.store.getJson<ImageResultDocument>(resultKey(analysed.imageId));
+        for (const task of ['tumor-binary', 'tumor-type'] as const) {
+          const typicality = document.tasks[task]!.typicality;
+          expect(typicality?.distance, task).toBeLessThan(typicality!.limit);
+        }
         await worker.close();
       }
     } finally {

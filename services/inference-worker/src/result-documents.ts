@@ -20,6 +20,8 @@ export interface TaskResultDocument {
   box: Prediction['box'];
   /** Hottest point of the heatmap, in original pixels. */
   peak: Prediction['peak'] | null;
+  /** How far the image lies from the model's training scans, and the limit beyond which it refuses; null for a model without the check. */
+  typicality: NonNullable<Prediction['typicality']> | null;
   timings: Prediction['timings'];
   finishedAt: string;
 }
@@ -51,6 +53,7 @@ export function taskResultDocument(job: InferenceJob, outcome: TaskOutcome, fini
     probabilities: prediction.probabilities,
     box: prediction.box,
     peak: prediction.peak ?? null,
+    typicality: prediction.typicality ?? null,
     timings: prediction.timings,
     finishedAt,
   };
