@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from './helpers/index.js';
+import { REPO_ROOT, datasetsDir } from './helpers/index.js';
+import { noiseImage } from './helpers/noise-image.js';
 
 const BTD = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
 /** The shipped detector and the synthetic probe image it carries: these tests train nothing. */
@@ -91,5 +92,31 @@ describe('btd eval on tumour scans only', () => {
     const json = JSON.parse((await btdEval('--model', SHIPPED_MODEL, '--data', data, '--json')).stdout) as Record<string, unknown>;
     expect(json).toMatchObject({ n: 1, specificity: null, auc: null, perClass: { no_tumor: { recall: null, support: 0 } } });
     for (const key of ['precision', 'recall', 'f1', 'specificity', 'auc']) expect(json).toHaveProperty(key);
+  });
+});
+
+describe.skipIf(!datasetsDir())('btd eval on a folder with an image unlike any scan', () => {
+  let data: string;
+
+  beforeAll(async () => {
+    data = await mkdtemp(path.join(tmpdir(), 'btd-eval-unlike-'));
+    for (const folder of ['yes', 'no']) {
+      await mkdir(path.join(data, folder));
+      for (const name of [`${folder === 'yes' ? 'y' : 'no'}1.jpg`, `${folder === 'yes' ? 'y' : 'no'}2.jpg`]) {
+        await copyFile(path.join(datasetsDir() as string, 'br35h', folder, name), path.join(data, folder, name));
+      }
+    }
+    await writeFile(path.join(data, 'yes', 'noise.png'), await noiseImage());
+  });
+
+  afterAll(() => rm(data, { recursive: true, force: true }));
+
+  it('counts the images the served model would refuse, names them, and still scores every image', async () => {
+    const json = JSON.parse((await btdEval('--model', SHIPPED_MODEL, '--data', data, '--json')).stdout) as { n: number; typicality: { refused: number; limit: number; files: string[] } };
+    expect(json.n).toBe(5);
+    expect(json.typicality).toMatchObject({ refused: 1, files: ['yes/noise.png'] });
+    expect(json.typicality.limit).toBeGreaterThan(0);
+    const printed = await btdEval('--model', SHIPPED_MODEL, '--data', data);
+    expect(printed.stdout).toMatch(/unlike the training scans \(distance above [\d.]+\), so refused when served: 1 \(yes\/noise\.png\); the rates above count them/);
   });
 });

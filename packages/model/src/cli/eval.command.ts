@@ -88,6 +88,10 @@ function evaluationLines(result: FolderEvaluation, title: string): string[] {
   if (result.byPatient) lines.push(describePatientVerdicts(result.byPatient));
   for (const e of result.misclassified ?? []) lines.push(`wrong: ${e.relPath} ${e.actual} called ${e.predicted} (p ${e.probability.toFixed(3)}; ${e.groupSize} in its group)`);
   if (result.location) lines.push(`location: pointing game ${pct(result.location.pointingGame)}, IoU≥0.5 ${pct(result.location.iou50)} on ${result.location.n} outlined images`);
+  if (result.typicality) {
+    const { refused, limit, files } = result.typicality;
+    lines.push(`unlike the training scans (distance above ${limit.toFixed(1)}), so refused when served: ${refused}${refused > 0 ? ` (${files.join(', ')})` : ''}; the rates above count them`);
+  }
   if (result.leftOutAsCopies !== undefined) lines.push(`left out ${result.leftOutAsCopies} images with a near-duplicate among the images to leave out`);
   if (result.rejected.length > 0) lines.push(`rejected ${result.rejected.length} unreadable files: ${result.rejected.map((r) => `${r.relPath} (${r.reason})`).join('; ')}`);
   return lines;
