@@ -151,3 +151,30 @@ describe('stretchToBytes', () => {
     expect([...stretchToBytes(Float64Array.from([-1000, -500.5, 0]))]).toEqual([0, 127, 255]);
   });
 });
+
+describe('transparency', () => {
+  /** The phantom's grey levels with the given opacity per pixel, as a grey-and-alpha PNG. */
+  async function withAlpha(alphaAt: (i: number) => number): Promise<Buffer> {
+    const grey = phantom();
+    const pixels = new Uint8Array(width * height * 2);
+    grey.forEach((v, i) => {
+      pixels[2 * i] = v;
+      pixels[2 * i + 1] = alphaAt(i);
+    });
+    return sharp(pixels, { raw: { width, height, channels: 2 } }).png().toBuffer();
+  }
+
+  it('keeps the grey levels of an image equally transparent throughout, as stored', async () => {
+    for (const opacity of [128, 255, 10]) {
+      const decoded = await decodeGrey(await withAlpha(() => opacity));
+      expect(Array.from(decoded.data), `opacity ${opacity}`).toEqual(Array.from(phantom()));
+    }
+  });
+
+  it('turns transparent areas black, the scanner background, where the opacity varies', async () => {
+    // The left half transparent, the right half opaque.
+    const decoded = await decodeGrey(await withAlpha((i) => (i % width < width / 2 ? 0 : 255)));
+    const grey = phantom();
+    for (let i = 0; i < grey.length; i++) expect(decoded.data[i]).toBe(i % width < width / 2 ? 0 : grey[i]);
+  });
+});

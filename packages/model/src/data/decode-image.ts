@@ -29,17 +29,27 @@ const FAIL_ON = 'error';
 
 /**
  * The decoder for `bytes`: orientation applied, transparent areas black (the scanner background).
+ * An image equally transparent throughout (an export that set one opacity for every pixel) keeps its
+ * grey levels as stored: over black it would be analysed darker than it is.
  * 16-bit images (PNG or TIFF exports of raw scanner values, often 12 bits used of 16) are stretched from
  * their lowest to their highest stored value, as a viewer's default window does; 8-bit images are taken as
  * rendered. Other sample formats (float, 32-bit, signed) are refused rather than clipped.
  */
 async function openImage(bytes: Uint8Array, maxPixels = MAX_INPUT_PIXELS): Promise<{ pipeline: Sharp; wide: boolean }> {
-  const pipeline = sharp(bytes, { failOn: FAIL_ON, limitInputPixels: Math.min(maxPixels, MAX_INPUT_PIXELS) }).rotate().flatten({ background: '#000000' });
-  const { depth } = await pipeline.metadata();
+  const open = () => sharp(bytes, { failOn: FAIL_ON, limitInputPixels: Math.min(maxPixels, MAX_INPUT_PIXELS) });
+  const { depth, hasAlpha } = await open().metadata();
   if (depth !== 'uchar' && depth !== 'ushort') {
     throw unsupportedImage(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
   }
+  const uniform = hasAlpha && (await uniformAlpha(open()));
+  const pipeline = uniform ? open().rotate().removeAlpha() : open().rotate().flatten({ background: '#000000' });
   return { pipeline, wide: depth === 'ushort' };
+}
+
+/** Whether every pixel of an image with an alpha channel has the same opacity. */
+async function uniformAlpha(image: Sharp): Promise<boolean> {
+  const alpha = (await image.stats()).channels.at(-1);
+  return alpha !== undefined && alpha.min === alpha.max;
 }
 
 async function wideToGrey(pipeline: Sharp): Promise<GreyImage> {
