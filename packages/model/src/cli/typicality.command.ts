@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { fitArtifactTypicality } from '../train/fit-typicality.js';
+import { fitArtifactTypicality } from '../train/artifact-typicality.js';
 import { fractionOrOneOption, nonNegativeOption, positiveOption } from './options.js';
 
 interface TypicalityCommandOptions {
