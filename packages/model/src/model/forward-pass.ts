@@ -169,7 +169,7 @@ export class ForwardPass {
     return tf.tidy(() => {
       const x = tf.tensor4d(toModelInput(pixels), [count, size, size, 1]);
       const pooled = pooledFeatures(this.members[0]!.predict(this.viewsOf(x))[0] as tf.Tensor4D);
-      const perImage = tf.stack(tf.split(pooled, mirrorCount(this.views.flip), 0), 1);
+      const perImage = tf.stack(tf.split(pooled, this.viewCount, 0), 1);
       return Float32Array.from(perImage.dataSync());
     });
   }
