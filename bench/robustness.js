@@ -1,7 +1,8 @@
 // Robustness benchmark: how far the shipped tumor-binary model's answers move when a scan is
 // rendered or exported differently (another window or gamma, heavy JPEG compression, a low-resolution
 // export, burned-in annotations, a 12-bit PNG export), on the scans of its test split, which it never
-// trained on. Build first (npx tsc -b packages/model).
+// trained on, and how many of each rendering it would refuse as unlike its training scans (it is
+// asked to answer them all). Build first (npx tsc -b packages/model).
 // Usage: node bench/robustness.js [imageCount=120] [modelDir]. Writes bench/results/robustness.json.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -51,17 +52,23 @@ const held = JSON.parse(await readFile(path.join(modelDir, 'split.json'), 'utf8'
 const picked = Array.from({ length: Math.min(count, held.length) }, (_, i) => held[Math.floor((i * held.length) / Math.min(count, held.length))]);
 const tumour = (p) => p.probabilities.tumor >= 0.5;
 
-const stats = Object.fromEntries(Object.keys(variants).map((name) => [name, { flips: 0, wrong: 0, shifts: [] }]));
+const stats = Object.fromEntries(Object.keys(variants).map((name) => [name, { flips: 0, wrong: 0, refused: 0, shifts: [] }]));
 let wrong = 0;
+let refused = 0;
+/** Every rendering gets an answer; those beyond the model's typicality limit are counted as it would refuse them when served. */
+const answer = async (bytes) => model.predict(bytes, { heatmap: false, refuseAtypical: false });
+const beyondLimit = (p) => p.typicality !== undefined && p.typicality.distance > p.typicality.limit;
 for (const { relPath, label } of picked) {
   const bytes = await readFile(path.join(datasets, 'br35h', relPath));
   const meta = await sharp(bytes).metadata();
-  const base = await model.predict(bytes, { heatmap: false });
+  const base = await answer(bytes);
   const truth = label === 'tumor';
   if (tumour(base) !== truth) wrong++;
+  if (beyondLimit(base)) refused++;
   for (const [name, render] of Object.entries(variants)) {
-    const other = await model.predict(await (await render(sharp(bytes), meta)).toBuffer(), { heatmap: false });
+    const other = await answer(await (await render(sharp(bytes), meta)).toBuffer());
     const s = stats[name];
+    if (beyondLimit(other)) s.refused++;
     if (tumour(other) !== tumour(base)) s.flips++;
     if (tumour(other) !== truth) s.wrong++;
     s.shifts.push(Math.abs(other.probabilities.tumor - base.probabilities.tumor));
@@ -70,7 +77,7 @@ for (const { relPath, label } of picked) {
 model.dispose();
 
 const rows = [
-  { rendering: 'as stored', accuracy: round(1 - wrong / picked.length), answersChanged: 0, medianShift: 0, p90Shift: 0, maxShift: 0 },
+  { rendering: 'as stored', accuracy: round(1 - wrong / picked.length), answersChanged: 0, medianShift: 0, p90Shift: 0, maxShift: 0, refused },
   ...Object.entries(stats).map(([name, s]) => ({
     rendering: name,
     accuracy: round(1 - s.wrong / picked.length),
@@ -78,6 +85,7 @@ const rows = [
     medianShift: round(median(s.shifts)),
     p90Shift: round(quantile(s.shifts, 0.9)),
     maxShift: round(Math.max(...s.shifts)),
+    refused: s.refused,
   })),
 ];
 console.table(rows);
@@ -91,6 +99,7 @@ const result = {
   images: picked.length,
   from: 'br35h, the model test split, spread evenly',
   shift: 'absolute change of the tumour probability against the stored image',
+  refused: 'renderings beyond the model\'s typicality limit, which it refuses when served (here it answers them all)',
   rows,
 };
 await mkdir(path.join(here, 'results'), { recursive: true });
