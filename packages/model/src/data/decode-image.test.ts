@@ -164,11 +164,12 @@ describe('transparency', () => {
     return sharp(pixels, { raw: { width, height, channels: 2 } }).png().toBuffer();
   }
 
-  it('keeps the grey levels of an image equally transparent throughout, as stored', async () => {
+  it('keeps the grey levels of an image equally translucent throughout, as stored, and makes one transparent throughout black', async () => {
     for (const opacity of [128, 255, 10]) {
       const decoded = await decodeGrey(await withAlpha(() => opacity));
       expect(Array.from(decoded.data), `opacity ${opacity}`).toEqual(Array.from(phantom()));
     }
+    expect(Math.max(...(await decodeGrey(await withAlpha(() => 0))).data)).toBe(0);
   });
 
   it('turns transparent areas black, the scanner background, where the opacity varies', async () => {

@@ -29,8 +29,9 @@ const FAIL_ON = 'error';
 
 /**
  * The decoder for `bytes`: orientation applied, transparent areas black (the scanner background).
- * An image equally transparent throughout (an export that set one opacity for every pixel) keeps its
- * grey levels as stored: over black it would be analysed darker than it is.
+ * An image equally translucent throughout (an export that set one opacity, above none, for every
+ * pixel) keeps its grey levels as stored: over black it would be analysed darker than it is. An image
+ * transparent throughout shows nothing: black.
  * 16-bit images (PNG or TIFF exports of raw scanner values, often 12 bits used of 16) are stretched from
  * their lowest to their highest stored value, as a viewer's default window does; 8-bit images are taken as
  * rendered. Other sample formats (float, 32-bit, signed) are refused rather than clipped.
@@ -41,15 +42,15 @@ async function openImage(bytes: Uint8Array, maxPixels = MAX_INPUT_PIXELS): Promi
   if (depth !== 'uchar' && depth !== 'ushort') {
     throw unsupportedImage(`unsupported sample format ${depth ?? 'unknown'}: send 8- or 16-bit images`);
   }
-  const uniform = hasAlpha && (await uniformAlpha(open()));
-  const pipeline = uniform ? open().rotate().removeAlpha() : open().rotate().flatten({ background: '#000000' });
+  const translucent = hasAlpha && (await uniformlyTranslucent(open()));
+  const pipeline = translucent ? open().rotate().removeAlpha() : open().rotate().flatten({ background: '#000000' });
   return { pipeline, wide: depth === 'ushort' };
 }
 
-/** Whether every pixel of an image with an alpha channel has the same opacity. */
-async function uniformAlpha(image: Sharp): Promise<boolean> {
+/** Whether every pixel of an image with an alpha channel has the same opacity, and some. */
+async function uniformlyTranslucent(image: Sharp): Promise<boolean> {
   const alpha = (await image.stats()).channels.at(-1);
-  return alpha !== undefined && alpha.min === alpha.max;
+  return alpha !== undefined && alpha.min === alpha.max && alpha.min > 0;
 }
 
 async function wideToGrey(pipeline: Sharp): Promise<GreyImage> {
