@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headPhantom } from './helpers/head-phantom.js';
 import { REPO_ROOT } from './helpers/index.js';
+import { noiseImage } from './helpers/noise-image.js';
 
 const BTD = path.join(REPO_ROOT, 'packages/model/bin/btd.js');
 /** The shipped detector: these tests run `btd predict` as a user would, and train nothing. */
@@ -18,6 +19,7 @@ interface PredictLine {
   file: string;
   label?: string;
   heatmap?: string;
+  typicality?: { distance: number; limit: number };
   error?: string;
 }
 
@@ -49,6 +51,17 @@ describe('btd predict on several files', () => {
       { file: wide, error: expect.stringContaining('20000×100') },
       expect.objectContaining({ file: PROBE, label: expect.any(String) }),
     ]);
+  });
+
+  it('prints each answer with its distance to the training scans, and refuses an image of noise with the reason', async () => {
+    const noise = path.join(dir, 'noise.png');
+    await writeFile(noise, await noiseImage());
+    const { code, lines } = await btdPredict(noise, PROBE);
+    expect(code).toBe(1);
+    expect(lines[0]).toEqual({ file: noise, error: expect.stringMatching(/^image does not look like the brain MRI slices tumor-binary was trained on \(its features lie at distance [\d.]+ from theirs, above the limit of [\d.]+\)/) });
+    const { typicality } = lines[1]!;
+    expect(typicality!.distance).toBeGreaterThan(0);
+    expect(typicality!.distance).toBeLessThan(typicality!.limit);
   });
 
   it('gives each image its own overlay when several share a name, and prints where each went', async () => {

@@ -72,7 +72,16 @@ export function registerPredictCommand(program: Command): void {
             for (let frame = 0; frame < frames; frame++) {
               const p = await model.predict(bytes, { heatmap: true, frame });
               const frameNumber = frames > 1 ? frame + 1 : undefined;
-              const line: Record<string, unknown> = { file, ...(frameNumber ? { frame: frameNumber } : {}), label: p.label, probabilities: p.probabilities, box: p.box, peak: p.peak, timings: p.timings };
+              const line: Record<string, unknown> = {
+                file,
+                ...(frameNumber ? { frame: frameNumber } : {}),
+                label: p.label,
+                probabilities: p.probabilities,
+                box: p.box,
+                peak: p.peak,
+                ...(p.typicality ? { typicality: p.typicality } : {}),
+                timings: p.timings,
+              };
               if (opts.heatmap) {
                 const out = overlays.claim(overlayPath(opts.heatmap, file, files.length > 1 || frames > 1, frameNumber));
                 await writeFile(out, await renderOverlay(bytes, p, frame));
