@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listImagesByFolder, listLabeledImages, subsetListing, type DatasetListing } from '../data/dataset-folder.js';
-import { readSplitFile } from '../data/split-file.js';
+import { readSplitFile, splitNames } from '../data/split-file.js';
 import { DETECTION_TASK, evaluateModel, type FolderEvaluationOptions } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import { describePatientVerdicts } from '../eval/patient-verdicts.js';
@@ -121,8 +121,8 @@ async function imageSelection(opts: EvalOptions, task: Task): Promise<Pick<Folde
   const references = await Promise.all(opts.withoutCopiesIn.map((dir) => listImagesByFolder(path.resolve(dir))));
   if (!opts.split) return references.length > 0 ? { withoutCopiesIn: mergeListings(references) } : {};
   if (!['train', 'val', 'test'].includes(opts.set)) throw new Error(`--set must be train, val or test, not ${opts.set}`);
-  const { assignments } = await readSplitFile(path.resolve(opts.split));
-  const namesIn = (set: string) => new Set(assignments.filter((a) => a.split === set).map((a) => a.relPath));
+  const split = await readSplitFile(path.resolve(opts.split));
+  const namesIn = (set: string) => splitNames(split, set);
   const only = namesIn(opts.set);
   if (only.size === 0) throw new Error(`${opts.split} puts no images in ${opts.set}`);
   // The split lists --data's own images, labelled as --data is (tumour / no tumour with --as-detection).

@@ -8,6 +8,11 @@ export interface SplitFile {
   externalTest?: { files: { relPath: string; label: string; duplicateInTraining: boolean }[] };
 }
 
+/** The images (paths) a split puts in one of its sets. */
+export function splitNames(split: Pick<SplitFile, 'assignments'>, set: string): Set<string> {
+  return new Set(split.assignments.filter((a) => a.split === set).map((a) => a.relPath));
+}
+
 /** Reads a `split.json`, refusing a file that holds no assignments. */
 export async function readSplitFile(file: string): Promise<SplitFile> {
   const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<SplitFile>;

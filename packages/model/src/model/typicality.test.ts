@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { fitTypicality, readTypicalityStats, typicalityDistance, typicalityLimit, TypicalityGauge } from './typicality.js';
+import { fitTypicality, readTypicalityStats, typicalityLimit, TypicalityGauge, type TypicalityStats } from './typicality.js';
 
 /** Seeded standard normal draws (Box–Muller on a linear congruential generator). */
 function normals(seed: number): () => number {
@@ -16,6 +16,20 @@ function correlatedVectors(count: number, seed = 7): number[][] {
     const a = draw();
     return [5 + a, 5 + a + 0.1 * draw(), -3 + 2 * draw()];
   });
+}
+
+/** Mahalanobis distance of one vector to the Gaussian, by hand: the reference the gauge is held to. */
+function typicalityDistance(stats: TypicalityStats, vector: ArrayLike<number>): number {
+  const { mean, precision } = stats;
+  const channels = mean.length;
+  const centred = Array.from({ length: channels }, (_, i) => (vector[i] as number) - (mean[i] as number));
+  let sum = 0;
+  for (let i = 0; i < channels; i++) {
+    let row = 0;
+    for (let j = 0; j < channels; j++) row += (precision[i * channels + j] as number) * (centred[j] as number);
+    sum += (centred[i] as number) * row;
+  }
+  return Math.sqrt(Math.max(0, sum));
 }
 
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));

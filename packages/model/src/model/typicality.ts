@@ -96,17 +96,3 @@ export function readTypicalityStats(files: ArtifactFiles, file: string): Typical
   }
   return { mean: value.mean, precision: value.precision };
 }
-
-/** Mahalanobis distance of one pooled feature vector to the Gaussian, computed without tensors. */
-export function typicalityDistance(stats: TypicalityStats, vector: ArrayLike<number>): number {
-  const { mean, precision } = stats;
-  const channels = mean.length;
-  const centred = Array.from({ length: channels }, (_, i) => (vector[i] as number) - (mean[i] as number));
-  let sum = 0;
-  for (let i = 0; i < channels; i++) {
-    let row = 0;
-    for (let j = 0; j < channels; j++) row += (precision[i * channels + j] as number) * (centred[j] as number);
-    sum += (centred[i] as number) * row;
-  }
-  return Math.sqrt(Math.max(0, sum));
-}

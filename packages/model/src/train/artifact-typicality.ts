@@ -2,7 +2,7 @@ import path from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
-import { readSplitFile } from '../data/split-file.js';
+import { readSplitFile, splitNames } from '../data/split-file.js';
 import { parseManifest, readArtifactDir, writeManifest } from '../model/artifact.js';
 import { loadModel } from '../model/loaded-model.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
@@ -45,7 +45,7 @@ export async function fitArtifactTypicality(options: TypicalityOptions): Promise
   const split = await readSplitFile(path.join(options.modelDir, ARTIFACT_FILES.split));
   const listing = await listLabeledImages(options.dataDir, manifest.task);
   const load = async (name: string): Promise<PreprocessedDataset | undefined> => {
-    const names = new Set(split.assignments.filter((a) => a.split === name).map((a) => a.relPath));
+    const names = splitNames(split, name);
     if (names.size === 0) return undefined;
     const dataset = await loadPreprocessedDataset(subsetListing(listing, names), manifest.preprocessing, { cacheDir: options.cacheDir });
     if (dataset.files.length < names.size) throw new Error(`${options.dataDir} holds ${dataset.files.length} of the ${names.size} ${name} images ${ARTIFACT_FILES.split} names: is it the dataset the model was trained on?`);

@@ -1,7 +1,7 @@
 import { listLabeledImages, subsetListing } from '../data/dataset-folder.js';
 import { withPatientsFile, withRecordedPatients } from '../data/patients-file.js';
 import { loadPreprocessedDataset, type PreprocessedDataset } from '../data/preprocessed-dataset.js';
-import { readSplitFile } from '../data/split-file.js';
+import { readSplitFile, splitNames } from '../data/split-file.js';
 import { evaluateOnDataset, predictOnDataset, type EvaluationResult } from '../eval/evaluate.js';
 import { readOutlines } from '../eval/outlines.js';
 import type { ModelManifest } from '../model/manifest.js';
@@ -33,7 +33,7 @@ export async function splitEvaluation(manifest: ModelManifest, options: SplitEva
   const listed = await listLabeledImages(options.dataDir, manifest.task);
   const listing = { ...listed, files: await withRecordedPatients(listed.files, options.dataDir, manifest.split?.patients?.file) };
   const load = async (name: string): Promise<PreprocessedDataset | undefined> => {
-    const names = new Set(split.assignments.filter((a) => a.split === name).map((a) => a.relPath));
+    const names = splitNames(split, name);
     if (names.size === 0) return undefined;
     return loadPreprocessedDataset(subsetListing(listing, names), manifest.preprocessing, { cacheDir: options.cacheDir });
   };

@@ -1,9 +1,10 @@
+import * as tf from '@tensorflow/tfjs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { imagesAt } from '../data/preprocessed-dataset.js';
 import type { ForwardPass } from '../model/forward-pass.js';
 import { ARTIFACT_FILES, type ModelManifest } from '../model/manifest.js';
-import { fitTypicality, typicalityDistance, typicalityLimit, type TypicalityStats } from '../model/typicality.js';
+import { fitTypicality, TypicalityGauge, typicalityLimit, type TypicalityStats } from '../model/typicality.js';
 
 const BATCH = 32;
 
@@ -37,8 +38,8 @@ export function fitTypicalityOn(
 ): FittedTypicality {
   const trainViews = viewVectors(forward, train);
   const stats = fitTypicality(trainViews.flat(), settings.ridge);
-  const limit = typicalityLimit(trainViews.map((views) => meanDistance(stats, views)), settings.quantile, settings.margin);
-  const refused = heldOut ? viewVectors(forward, heldOut).filter((views) => meanDistance(stats, views) > limit).length : 0;
+  const limit = typicalityLimit(servedDistances(stats, trainViews), settings.quantile, settings.margin);
+  const refused = heldOut ? servedDistances(stats, viewVectors(forward, heldOut)).filter((distance) => distance > limit).length : 0;
   return {
     stats,
     limit,
@@ -74,7 +75,16 @@ function viewVectors(forward: ForwardPass, { pixels, indices }: ImageSelection):
   return out;
 }
 
-/** An image's distance as served: the mean over its views. */
-function meanDistance(stats: TypicalityStats, views: readonly Float32Array[]): number {
-  return views.reduce((sum, vector) => sum + typicalityDistance(stats, vector), 0) / views.length;
+/** Each image's distance as served: through the gauge the forward pass measures with, averaged over its views. */
+function servedDistances(stats: TypicalityStats, perImage: readonly Float32Array[][]): Float32Array {
+  const gauge = new TypicalityGauge(stats);
+  try {
+    return tf.tidy(() => {
+      const views = perImage[0]?.length ?? 0;
+      const perView = Array.from({ length: views }, (_, v) => gauge.distances(tf.tensor2d(perImage.map((image) => Array.from(image[v] as Float32Array)))));
+      return Float32Array.from(tf.addN(perView).div(views).dataSync());
+    });
+  } finally {
+    gauge.dispose();
+  }
 }
