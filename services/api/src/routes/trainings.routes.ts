@@ -33,7 +33,7 @@ const TrainingViewSchema = Type.Object({
   id: Type.String(),
   state: Type.String({
     description:
-      'waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed; cancelling (asked to be cancelled, its trainer stops it at its next epoch or phase) or cancelled (taken off the queue, or stopped by its trainer, nothing published).',
+      'waiting, active, delayed (handed back: resumes, or waits for a trainer that can read its dataset folder), completed or failed; cancelling (asked to be cancelled, its trainer stops it at the end of the batch under way or before its next phase) or cancelled (taken off the queue, or stopped by its trainer, nothing published).',
   }),
   request: Type.Unknown({ description: 'Task, dataset, hyper-parameters and who asked.' }),
   progress: Type.Union([TrainingProgressSchema, Type.Null()], {
