@@ -8,6 +8,7 @@ import {
   ModelRuntimeUnavailableError,
   NoRollbackTargetError,
   PromotionConflictError,
+  readArtifactDirectory,
   verifyArtifact,
   type ArtifactCheck,
 } from '@btd/shared';
@@ -219,6 +220,19 @@ describe('seeding from bundled models', () => {
       /^another worker or trainer is seeding tumor-binary from its bundled model \(waited \d+ ms\)$/,
     );
     expect(await env.registry.listVersionIds('tumor-binary')).toEqual([]);
+  });
+
+  it('finishes a seed that published its bundled model but died before promoting it, so workers can start', async () => {
+    const bundled = path.join(REPO_ROOT, 'models', 'tumor-binary');
+    const published = await env.registry.publish('tumor-binary', await readArtifactDirectory(bundled));
+    expect(await env.registry.promoted('tumor-binary')).toBeNull();
+
+    const outcomes = await env.registry.seedFromDirectory(path.join(REPO_ROOT, 'models'));
+    expect(outcomes.find((o) => o.task === 'tumor-binary')).toEqual({ task: 'tumor-binary', outcome: 'seeded', version: published.version });
+    expect(await env.registry.listVersionIds('tumor-binary')).toEqual([published.version]);
+    expect(await env.registry.promoted('tumor-binary')).toMatchObject({ version: published.version, action: 'seed' });
+    // Seeded once, it is left alone afterwards.
+    expect((await env.registry.seedFromDirectory(path.join(REPO_ROOT, 'models'))).map((o) => o.outcome)).toEqual(['present', 'present']);
   });
 
   it('leaves a task alone when its bundled model is missing', async () => {

@@ -3,14 +3,14 @@ import path from 'node:path';
 import { MODEL_TASKS } from '../model-task.js';
 import { readArtifactDirectory } from './artifact-files.js';
 import { PromotionLock } from './promotion-lock.js';
-import { listVersionIds, publishArtifact } from './model-versions.js';
-import { promoteVersion } from './promotions.js';
+import { publishArtifact } from './model-versions.js';
+import { promoteVersion, readPointer } from './promotions.js';
 import type { RegistryContext } from './registry-context.js';
 
 /** What seeding did for one task. */
 export interface SeedOutcome {
   task: string;
-  /** `seeded`: published and promoted; `present`: the registry already had a version; `missing`: no bundled model. */
+  /** `seeded`: published (or found published) and promoted; `present`: the task already had a promoted version; `missing`: no bundled model. */
   outcome: 'seeded' | 'present' | 'missing';
   version?: string;
 }
@@ -24,8 +24,14 @@ async function hasManifest(dir: string): Promise<boolean> {
   }
 }
 
+/**
+ * Seeds one task unless it already has a promoted version. Whether any version exists decides
+ * nothing: a seed interrupted between publishing and promoting (an S3 outage, a process killed)
+ * leaves a version and no pointer, and workers cannot start on that. Publishing the same bytes
+ * again returns the version already there, so such a seed is finished, not repeated.
+ */
 async function seedTask(ctx: RegistryContext, modelsDir: string, task: string, by: string): Promise<SeedOutcome> {
-  if ((await listVersionIds(ctx, task)).length > 0) return { task, outcome: 'present' };
+  if (await readPointer(ctx, task)) return { task, outcome: 'present' };
   const dir = path.join(modelsDir, task);
   if (!(await hasManifest(dir))) return { task, outcome: 'missing' };
   const published = await publishArtifact(ctx, task, await readArtifactDirectory(dir));
@@ -58,8 +64,8 @@ function seedLock(ctx: RegistryContext, task: string): PromotionLock {
 }
 
 /**
- * Publishes and promotes the bundled `models/<task>/` artifact of every task that has no version
- * in the registry yet. Several workers starting together serialise on a Redis lock, so exactly
+ * Publishes and promotes the bundled `models/<task>/` artifact of every task that has no promoted
+ * version yet. Several workers starting together serialise on a Redis lock, so exactly
  * one of them seeds; one that waits longer than `lockWaitMs` for it throws
  * `PromotionLockTimeoutError` saying that another worker or trainer is seeding the task.
  */
