@@ -157,10 +157,22 @@ interface Predicted {
   overlay: Uint8Array;
 }
 
+/**
+ * Both results, once both are settled: the first failure is thrown only after the other branch has
+ * finished too, so the job gives back its decode memory when nothing works on its image any more
+ * (a model that refuses an image at once must not free the memory an overlay still renders in).
+ */
+async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [first, second] = await Promise.allSettled([a, b]);
+  if (first.status === 'rejected') throw first.reason;
+  if (second.status === 'rejected') throw second.reason;
+  return [first.value, second.value];
+}
+
 /** One model after the other, on this thread; the overlay renders (in sharp's pool) during the second. */
 async function predictInTurn(image: Uint8Array, frame: number, binaryModel: ServedModel, typeModel: ServedModel): Promise<Predicted> {
   const binary = await timed(binaryModel.predict(image, { heatmap: true, frame }));
-  const [overlay, type] = await Promise.all([renderOverlay(image, binary.prediction, frame), timed(typeModel.predict(image, { heatmap: false, frame }))]);
+  const [overlay, type] = await bothSettled(renderOverlay(image, binary.prediction, frame), timed(typeModel.predict(image, { heatmap: false, frame })));
   return { binary, type, overlay };
 }
 
@@ -170,7 +182,7 @@ async function predictSideBySide(image: Uint8Array, frame: number, binaryModel: 
     binary,
     overlay: await renderOverlay(image, binary.prediction, frame),
   }));
-  const [{ binary, overlay }, type] = await Promise.all([binaryAndOverlay, timed(typeModel.predict(image, { heatmap: false, frame }))]);
+  const [{ binary, overlay }, type] = await bothSettled(binaryAndOverlay, timed(typeModel.predict(image, { heatmap: false, frame })));
   return { binary, type, overlay };
 }
 
