@@ -1,6 +1,13 @@
 import { Worker } from 'node:worker_threads';
 import { threadScript, type ArtifactFiles } from '@btd/shared';
 import { verifyReplyError, type VerifyReply, type VerifyRequest } from './artifact-verify-request.js';
+import type { Backend } from './model-thread-pool.js';
+
+/** What the verifier thread is started with. */
+export interface VerifierThreadData {
+  /** The backend the models are served on (`TF_BACKEND`); unset, the same automatic choice as theirs. */
+  backend?: Backend;
+}
 
 /**
  * A long-lived thread that verifies artifacts before the serving thread loads them. Verification
@@ -9,17 +16,19 @@ import { verifyReplyError, type VerifyReply, type VerifyRequest } from './artifa
  */
 export class ArtifactVerifierThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void; task: string; version: string }>();
+  private readonly pending = new Map<number, { resolve: (backend: string) => void; reject: (error: Error) => void; task: string; version: string }>();
   private nextId = 1;
   private failure: Error | undefined;
 
-  constructor() {
-    this.worker = new Worker(threadScript(import.meta.url, 'artifact-verifier.worker'));
+  /** `backend`: the one the models are served on, so that a version is probed where it will run. */
+  constructor(backend?: Backend) {
+    const workerData: VerifierThreadData = backend ? { backend } : {};
+    this.worker = new Worker(threadScript(import.meta.url, 'artifact-verifier.worker'), { workerData });
     this.worker.on('message', (reply: VerifyReply) => {
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;
       this.pending.delete(reply.id);
-      if (reply.ok) waiting.resolve();
+      if (reply.ok) waiting.resolve(reply.backend);
       else waiting.reject(verifyReplyError(reply, waiting.task, waiting.version));
     });
     this.worker.on('error', (error) => this.failAll(error));
@@ -29,13 +38,14 @@ export class ArtifactVerifierThread {
   }
 
   /**
-   * Resolves when the artifact passed; rejects with an `ArtifactVerificationError` when it did not,
-   * and with another error when the thread could not verify it.
+   * Resolves with the backend the probe ran on when the artifact passed; rejects with an
+   * `ArtifactVerificationError` when it did not, and with another error when the thread could not
+   * verify it.
    */
-  verify(task: string, version: string, files: ArtifactFiles, tolerance?: number): Promise<void> {
+  verify(task: string, version: string, files: ArtifactFiles, tolerance?: number): Promise<string> {
     const id = this.nextId++;
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<string>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, task, version });
       const request: VerifyRequest = { id, task, version, files, ...(tolerance === undefined ? {} : { tolerance }) };
       this.worker.postMessage(request);

@@ -4,6 +4,9 @@ import { initBackend, loadModel, readArtifactDir } from '@btd/model';
 import { ArtifactVerificationError, ModelRuntimeUnavailableError, type VerifiableModel } from '@btd/shared';
 import { answerVerifyRequest, verifyReplyError, type VerifyRequest } from './artifact-verify-request.js';
 
+/** The thread's backend, started. */
+const wasm = Promise.resolve({ name: 'wasm' });
+
 const request: VerifyRequest = { id: 7, task: 'tumor-binary', version: 'v2', files: { 'probe.png': new Uint8Array([1]) } };
 
 const loadedModel = (probabilities: Record<string, number>): VerifiableModel => ({
@@ -19,12 +22,12 @@ const loadedModel = (probabilities: Record<string, number>): VerifiableModel => 
 
 describe('a verifier thread answering a request', () => {
   it('passes an artifact that loads and is a model of its task', async () => {
-    const reply = await answerVerifyRequest(request, Promise.resolve(), () => Promise.resolve(loadedModel({ tumor: 0.2, no_tumor: 0.8 })));
-    expect(reply).toEqual({ id: 7, ok: true });
+    const reply = await answerVerifyRequest(request, wasm, () => Promise.resolve(loadedModel({ tumor: 0.2, no_tumor: 0.8 })));
+    expect(reply).toEqual({ id: 7, ok: true, backend: 'wasm' });
   });
 
   it('refuses an artifact whose probe image gives other probabilities than its manifest records', async () => {
-    const reply = await answerVerifyRequest(request, Promise.resolve(), () => Promise.resolve(loadedModel({ tumor: 0.9, no_tumor: 0.1 })));
+    const reply = await answerVerifyRequest(request, wasm, () => Promise.resolve(loadedModel({ tumor: 0.9, no_tumor: 0.1 })));
     expect(reply).toEqual({ id: 7, ok: false, refused: true, reason: 'probe image gives tumor=0.9000, manifest expects 0.2000' });
   });
 
@@ -32,14 +35,14 @@ describe('a verifier thread answering a request', () => {
     await initBackend({ prefer: 'wasm' });
     const files = await readArtifactDir(fileURLToPath(new URL('../../../models/tumor-binary', import.meta.url)));
     const shipped = { ...request, files };
-    expect(await answerVerifyRequest(shipped, Promise.resolve(), loadModel)).toEqual({ id: 7, ok: true });
+    expect(await answerVerifyRequest(shipped, wasm, loadModel)).toEqual({ id: 7, ok: true, backend: 'wasm' });
     const locator = new Float32Array(files['locator.bin']!.slice().buffer).fill(Number.NaN);
-    const reply = await answerVerifyRequest({ ...shipped, files: { ...files, 'locator.bin': new Uint8Array(locator.buffer) } }, Promise.resolve(), loadModel);
+    const reply = await answerVerifyRequest({ ...shipped, files: { ...files, 'locator.bin': new Uint8Array(locator.buffer) } }, wasm, loadModel);
     expect(reply).toMatchObject({ ok: false, refused: true, reason: expect.stringMatching(/probe prediction failed: .*gave NaN in its activation map/) });
   });
 
   it('refuses an artifact that does not load', async () => {
-    const reply = await answerVerifyRequest(request, Promise.resolve(), () => Promise.reject(new Error('weights do not match the topology')));
+    const reply = await answerVerifyRequest(request, wasm, () => Promise.reject(new Error('weights do not match the topology')));
     expect(reply).toMatchObject({ id: 7, ok: false, refused: true });
     expect(reply.ok || reply.reason).toMatch(/does not load: weights do not match/);
   });
@@ -55,7 +58,7 @@ describe('a verifier thread answering a request', () => {
   });
 
   it('does not blame the artifact when the model runtime is unavailable', async () => {
-    const reply = await answerVerifyRequest(request, Promise.resolve(), () => Promise.reject(new ModelRuntimeUnavailableError('model threads are gone')));
+    const reply = await answerVerifyRequest(request, wasm, () => Promise.reject(new ModelRuntimeUnavailableError('model threads are gone')));
     expect(reply).toMatchObject({ ok: false, refused: false, reason: 'model threads are gone' });
   });
 });

@@ -13,19 +13,20 @@ export interface VerifyRequest {
  * behave as its manifest promises); a failure that is not refused is the thread's own (its backend
  * did not start, its runtime failed), and says nothing about the artifact.
  */
-export type VerifyReply = { id: number; ok: true } | { id: number; ok: false; refused: boolean; reason: string };
+export type VerifyReply = { id: number; ok: true; backend: string } | { id: number; ok: false; refused: boolean; reason: string };
 
 /**
  * Answers one verification request once the thread's backend is `ready`: the artifact must load and
- * pass its probe. Only an {@link ArtifactVerificationError} refuses it.
+ * pass its probe. Only an {@link ArtifactVerificationError} refuses it. A pass names the backend
+ * the probe ran on.
  */
 export async function answerVerifyRequest(
   request: VerifyRequest,
-  ready: Promise<unknown>,
+  ready: Promise<{ name: string }>,
   load: (files: ArtifactFiles) => Promise<VerifiableModel>,
 ): Promise<VerifyReply> {
   try {
-    await ready;
+    const backend = await ready;
     const model = await verifyArtifact(request.files, {
       task: request.task,
       version: request.version,
@@ -33,7 +34,7 @@ export async function answerVerifyRequest(
       ...(request.tolerance === undefined ? {} : { tolerance: request.tolerance }),
     });
     model.dispose();
-    return { id: request.id, ok: true };
+    return { id: request.id, ok: true, backend: backend.name };
   } catch (error) {
     if (error instanceof ArtifactVerificationError) return { id: request.id, ok: false, refused: true, reason: error.reason };
     return { id: request.id, ok: false, refused: false, reason: (error as Error).message };

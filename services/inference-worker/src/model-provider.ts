@@ -18,6 +18,7 @@ import {
 import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client';
 import { ArtifactVerifierThread } from './artifact-verifier-thread.js';
 import { ModelSlot, type ServedModel } from './model-slot.js';
+import type { Backend } from './model-thread-pool.js';
 
 export type { ServedModel } from './model-slot.js';
 
@@ -62,6 +63,8 @@ export interface RegistryModelProviderOptions {
    * from this thread's jobs; this thread then only loads a version that passed.
    */
   verifyOnThread?: boolean;
+  /** The backend the models are served on (`TF_BACKEND`), which the verifier thread then uses too. */
+  backend?: Backend;
 }
 
 function createMetrics(registry: MetricsRegistry | undefined) {
@@ -124,7 +127,7 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
     const { registry, logger, modelsDir } = this.options;
     if (modelsDir) logger.info({ seeded: await registry.seedFromDirectory(modelsDir, this.options.workerId) }, 'model registry checked');
     for (const task of this.tasks) await this.loadInitial(task);
-    if (this.options.verifyOnThread !== false) this.verifier = new ArtifactVerifierThread();
+    if (this.options.verifyOnThread !== false) this.verifier = new ArtifactVerifierThread(this.options.backend);
     this.subscription = await registry.subscribe(
       (notice) => {
         const task = this.tasks.find((t) => t === notice.task);
@@ -242,7 +245,8 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
    */
   private async verifiedOnThread(task: ModelTask, version: string, files: ArtifactFiles): Promise<boolean> {
     try {
-      await this.verifier?.verify(task, version, files, this.options.tolerance);
+      const backend = await this.verifier?.verify(task, version, files, this.options.tolerance);
+      this.options.logger.debug({ task, version, backend }, 'version passed verification on the verifier thread');
       return true;
     } catch (error) {
       if (error instanceof ArtifactVerificationError) throw error;

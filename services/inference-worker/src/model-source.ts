@@ -68,6 +68,7 @@ async function openProvider(deps: ModelSourceDeps, load: (files: ArtifactFiles) 
     pollIntervalMs: config.modelPollIntervalMs,
     metrics: deps.metrics,
     load,
+    ...(config.tfBackend ? { backend: config.tfBackend } : {}),
   });
   try {
     await provider.start();
