@@ -5,7 +5,7 @@ import { createInferenceProcessor, postFailure, type InferenceJobReturn } from '
 import { createOriginalReader } from './original-reader.js';
 import { DEFAULT_MAX_INFLIGHT_DECODE_BYTES, createDecodeMemory } from './decode-memory.js';
 import { stalledFailureReason, stalledTooOften } from './stalled-failure.js';
-import type { JobEvents, ModelProvider } from './model-provider.js';
+import type { ModelProvider } from './model-provider.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What {@link startInferenceWorker} wires together; the caller owns and closes each of them. */
@@ -38,16 +38,6 @@ export interface RunningInferenceWorker {
 
 function isFinalFailure(job: Job, error: Error): boolean {
   return error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-}
-
-/** A worker's job events, a deferred job ending like a failed one: BullMQ emits nothing when a job delays itself. */
-function withDeferrals(worker: JobEvents, outage: S3Outage): JobEvents {
-  return {
-    on(event, listener) {
-      if (event === 'failed') outage.onDeferred(listener);
-      return worker.on(event, listener);
-    },
-  };
 }
 
 /**
@@ -99,7 +89,6 @@ export function startInferenceWorker(options: InferenceWorkerOptions): RunningIn
   });
   worker.on('stalled', (jobId) => logger.warn({ jobId, queue: INFERENCE_QUEUE }, 'job stalled (its worker died); requeued'));
   worker.on('error', (error) => logger.error({ err: error, queue: INFERENCE_QUEUE }, 'worker error'));
-  options.models.followJobsOf?.(withDeferrals(worker, outage));
   // Half the shutdown limit, so that the results queue and the store still close in time.
   const close = once(async () => {
     outage.close();

@@ -32,13 +32,6 @@ export interface ModelLease {
 export interface ModelProvider {
   /** The current model, kept loaded (even when a promotion replaces it) until the lease is released. */
   acquire(task: ModelTask): ModelLease;
-  /** Told which worker uses the models, a provider that reloads them can time its loads between jobs. */
-  followJobsOf?(worker: JobEvents): void;
-}
-
-/** The worker events a provider listens to. */
-export interface JobEvents {
-  on(event: 'active' | 'completed' | 'failed', listener: () => void): unknown;
 }
 
 /** Options of {@link RegistryModelProvider}. */
@@ -110,7 +103,6 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   private subscription: PromotionSubscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private jobsInFlight = 0;
   private verifier: ArtifactVerifierThread | undefined;
 
   constructor(private readonly options: RegistryModelProviderOptions) {
@@ -198,27 +190,14 @@ export class RegistryModelProvider extends EventEmitter implements ModelProvider
   }
 
   /**
-   * Lets background loads wait for a moment when none of this worker's jobs runs (see
-   * {@link betweenJobs}). `worker` is the BullMQ worker that takes its models from this provider.
-   */
-  followJobsOf(worker: JobEvents): void {
-    const finished = (): void => {
-      this.jobsInFlight = Math.max(0, this.jobsInFlight - 1);
-    };
-    worker.on('active', () => (this.jobsInFlight += 1));
-    worker.on('completed', finished);
-    worker.on('failed', finished);
-  }
-
-  /**
    * Loading a model and running its probe each hold the event loop for tens to hundreds of
-   * milliseconds; starting them while no job (or, without {@link followJobsOf}, no prediction)
-   * runs keeps them out of the jobs' way. Waits at most `maxWaitMs`, so a busy worker still swaps
-   * promptly.
+   * milliseconds; starting them while no job holds a model (a job leases both from its start to its
+   * end, a replaced version's as well) keeps them out of the jobs' way. Waits at most `maxWaitMs`,
+   * so a busy worker still swaps promptly.
    */
   private async betweenJobs(maxWaitMs = 500): Promise<void> {
     const deadline = performance.now() + maxWaitMs;
-    const busy = () => this.jobsInFlight > 0 || [...this.slots.values()].some((slot) => slot.leases > 0);
+    const busy = () => [...this.slots.values(), ...this.retired].some((slot) => slot.leases > 0);
     while (busy() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 

@@ -4,7 +4,7 @@ import type { LoadedModel } from '@btd/model';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { WorkerConfig } from './config.js';
 import { DirectoryModelProvider } from './directory-model-provider.js';
-import { RegistryModelProvider, type JobEvents, type ModelProvider } from './model-provider.js';
+import { RegistryModelProvider, type ModelProvider } from './model-provider.js';
 import { ModelThreadPool } from './model-thread-pool.js';
 
 /** A model provider with its clean-up. */
@@ -39,7 +39,6 @@ export async function openModelSource(deps: ModelSourceDeps): Promise<ClosableMo
     deps.logger.info({ threads: pool.size, backend: pool.backendInfo }, pool.size > 1 ? 'models run on a thread pool' : 'models run on a thread of their own');
     return {
       acquire: (task) => provider.acquire(task),
-      ...(provider.followJobsOf ? { followJobsOf: (worker: JobEvents) => provider.followJobsOf?.(worker) } : {}),
       close: async () => {
         await provider.close();
         await pool.close();

@@ -81,7 +81,6 @@ export class S3Outage {
   private since: number | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly deferredListeners: (() => void)[] = [];
 
   constructor(
     private readonly policy: S3OutagePolicy,
@@ -89,11 +88,6 @@ export class S3Outage {
     private readonly metrics?: S3OutageMetrics,
     private readonly probe?: () => Promise<unknown>,
   ) {}
-
-  /** Calls `listener` when a job is deferred: BullMQ emits neither `completed` nor `failed` for it. */
-  onDeferred(listener: () => void): void {
-    this.deferredListeners.push(listener);
-  }
 
   /** The job's requests to S3 went through: S3 answers, and the job's outage, if it was in one, is over. */
   async reachable(job: Job): Promise<void> {
@@ -135,7 +129,6 @@ export class S3Outage {
     const delayMs = this.delayFor(now, since);
     await job.moveToDelayed(now + delayMs, token);
     this.metrics?.s3Deferrals.inc();
-    for (const listener of this.deferredListeners) listener();
     // Every deferral of a long outage would flood the log: the first one of a job is the one to see.
     log[recorded === undefined ? 'warn' : 'debug']({ ...context, delayMs }, 'S3 unreachable; job deferred without spending an attempt');
     throw new DelayedError();
