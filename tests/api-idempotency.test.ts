@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { BatchView, ErrorBody, SubmittedStudy } from '@btd/api';
 import { mriSlices } from './api-fixtures.js';
 import { call, studyForm } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
+import { holdNextEnqueue, pendingStudy } from './api-killed-submission.js';
 import type { TestClient } from './api-test-env.js';
+import { waitFor } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -142,6 +145,73 @@ describe('externalId', () => {
     expect([clash.status, clash.body.code]).toEqual([409, 'external_id_conflict']);
     expect(clash.body.message).toContain(original.body.studyId);
     expect(await harness.env.objectKeys()).toHaveLength(1);
+  });
+
+  it('says which fields differ when the same images come under an external id with other fields', async () => {
+    const original = await submit('alice', first!.bytes, { externalId: 'ACC-47' });
+    const named = `externalId already names study ${original.body.studyId}, submitted with`;
+    const stat = await submit('alice', first!.bytes, { externalId: 'ACC-47', priority: 'stat' });
+    expect([stat.status, stat.body.code, stat.body.message]).toEqual([409, 'external_id_conflict', `${named} the same images but a different priority`]);
+    const hooked = await submit('alice', first!.bytes, { externalId: 'ACC-47', callbackUrl: 'http://127.0.0.1:9/hooks' });
+    expect([hooked.status, hooked.body.message]).toEqual([409, `${named} the same images but a different callbackUrl`]);
+    const routine = await submit('alice', first!.bytes, { externalId: 'ACC-47', priority: 'routine' });
+    expect([routine.status, routine.body.message]).toEqual([409, `${named} the same images but its priority left to the default, which this request gives`]);
+    const other = await submit('alice', second!.bytes, { externalId: 'ACC-47', priority: 'stat' });
+    expect([other.status, other.body.message]).toEqual([409, `${named} different images and a different priority`]);
+    expect(await jobCount()).toBe(1);
+  });
+
+  it('makes a resubmission wait for the first submission still being stored, and stores it afresh when the first fails', async () => {
+    const { env } = harness;
+    const held = holdNextEnqueue(env);
+    const failing = submit('alice', first!.bytes, { externalId: 'ACC-48' });
+    let waiting: ReturnType<typeof submit> | undefined;
+    let failedId: string;
+    try {
+      failedId = await pendingStudy(env);
+      waiting = submit('alice', first!.bytes, { externalId: 'ACC-48' }, { 'idempotency-key': randomUUID() });
+      // The first request is still at work (its jobs not enqueued), and may yet remove its study.
+      expect(await Promise.race([waiting.then(() => 'answered'), sleep(1_000).then(() => 'waiting')])).toBe('waiting');
+    } finally {
+      held.fail();
+    }
+    expect((await failing).status).toBeGreaterThanOrEqual(500);
+    const answer = await waiting;
+    expect([answer.status, answer.headers.get('idempotent-replayed')]).toEqual([202, null]);
+    expect(answer.body.studyId).not.toBe(failedId);
+    expect((await call(env, 'alice', 'GET', `/v1/studies/${answer.body.studyId}`)).status).toBe(200);
+    expect(await env.api.ctx.externalIds.lookup('alice', 'ACC-48')).toBe(answer.body.studyId);
+  });
+
+  it('frees the external id of a failed submission with its records, before its originals are removed', async () => {
+    const { env } = harness;
+    const store = env.api.ctx.objectStore;
+    const put = store.put.bind(store);
+    const deletePrefix = store.deletePrefix.bind(store);
+    let removing = false;
+    let letRemovalEnd = () => {};
+    const removalMayEnd = new Promise<void>((resolve) => (letRemovalEnd = resolve));
+    // The original's upload fails beside the records' write; the undo then stops at removing the
+    // originals, as an API that dies there does.
+    store.put = () => Promise.reject(new Error('upload refused'));
+    store.deletePrefix = async (...args: Parameters<typeof deletePrefix>) => {
+      removing = true;
+      await removalMayEnd;
+      return deletePrefix(...args);
+    };
+    const failing = submit('alice', first!.bytes, { externalId: 'ACC-49' });
+    try {
+      await waitFor(() => removing, { what: 'the undo to remove the originals' });
+      expect(await env.api.ctx.externalIds.lookup('alice', 'ACC-49')).toBeUndefined();
+      store.put = put;
+      const again = await submit('alice', first!.bytes, { externalId: 'ACC-49' });
+      expect([again.status, again.headers.get('idempotent-replayed')]).toEqual([202, null]);
+    } finally {
+      store.put = put;
+      letRemovalEnd();
+    }
+    expect((await failing).status).toBeGreaterThanOrEqual(500);
+    store.deletePrefix = deletePrefix;
   });
 
   it('takes over an external id whose submission died half-way, and keeps a finished claim for good', async () => {

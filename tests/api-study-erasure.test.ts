@@ -122,6 +122,23 @@ describe('DELETE /v1/studies/:id', () => {
     expect(metrics.body).toMatch(/btd_studies_erased_total\{trigger="request",outcome="erased"\} 1/);
   });
 
+  it('makes a new study under another Idempotency-Key that got the erased study back through its externalId', async () => {
+    const { env } = harness;
+    const original = (await submit(env, 'alice', { externalId: 'ACC-ERASE-2' }, { 'idempotency-key': randomUUID() })).body;
+    const otherKey = { 'idempotency-key': randomUUID() };
+    const replayed = await submit(env, 'alice', { externalId: 'ACC-ERASE-2' }, otherKey);
+    expect([replayed.status, replayed.body.studyId, replayed.headers.get('idempotent-replayed')]).toEqual([202, original.studyId, 'true']);
+    expect((await call(env, 'alice', 'DELETE', `/v1/studies/${original.studyId}`)).status).toBe(204);
+
+    const again = await submit(env, 'alice', { externalId: 'ACC-ERASE-2' }, otherKey);
+    expect([again.status, again.headers.get('idempotent-replayed')]).toEqual([202, null]);
+    expect(again.body.studyId).not.toBe(original.studyId);
+    expect((await call(env, 'alice', 'GET', `/v1/studies/${again.body.studyId}`)).status).toBe(200);
+    // The key now names the new study.
+    const retried = await submit(env, 'alice', { externalId: 'ACC-ERASE-2' }, otherKey);
+    expect([retried.body.studyId, retried.headers.get('idempotent-replayed')]).toEqual([again.body.studyId, 'true']);
+  });
+
   it("answers 404 to another client, leaving the study, and lets an admin client erase any client's study", async () => {
     const { env } = harness;
     await harness.startWorker();

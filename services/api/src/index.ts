@@ -12,7 +12,7 @@ export { LOCAL_CLIENT, loadApiKeyRing, type ApiClient, type ApiKeyRing } from '.
 export { clientOf, requireAdmin } from './plugins/auth.plugin.js';
 export { ApiError, notFound } from './errors/api-error.js';
 export { recordKeys } from './store/record-keys.js';
-export { fingerprintOf } from './studies/submit-study.js';
+export { fingerprintOf } from './studies/fingerprint.js';
 export { SUBMISSION_LEASE_MS } from './studies/resume-submission.js';
 export { LEFT_ORIGINALS_MAX_TRIES, sweepLeftOriginals, type LeftOriginalsSweepOptions, type SweptOriginals } from './studies/left-originals.js';
 export { PENDING_SUBMISSION_AGE_MS, sweepPendingSubmissions, type PendingOutcome, type SettledSubmission, type SweepOptions } from './studies/pending-submissions.js';

@@ -57,11 +57,22 @@ export type UnfinishedSubmission =
   /** Its jobs are enqueued (by its request, the sweep, or the resumption just now): answer with it. */
   | { state: 'finished'; response: StoredResponse };
 
-/** How {@link IdempotencyStore.run} reports and resumes. */
-export interface RunOptions {
-  readonly log?: IdempotencyLog;
+/** How {@link IdempotencyStore.claim} treats an entry naming earlier work. */
+export interface ClaimOptions {
   /** Looks at the submission a linked entry names and resumes it when its request died; without it, a retry waits for the response. */
   readonly resume?: (studyId: string) => Promise<UnfinishedSubmission>;
+  /**
+   * Whether what a remembered response names is still there. A key may have got back, as a replay,
+   * a study that another request created, whose erasure knows only that request's key; a response
+   * naming what is gone is forgotten and the key claimed afresh, so that it makes new work instead of
+   * answering with what is gone. Without it every remembered response is replayed.
+   */
+  readonly stillThere?: (response: StoredResponse) => Promise<boolean>;
+}
+
+/** How {@link IdempotencyStore.run} reports, resumes and replays. */
+export interface RunOptions extends ClaimOptions {
+  readonly log?: IdempotencyLog;
 }
 
 /** Where the response of finished work could not be remembered. */
@@ -111,11 +122,13 @@ export class IdempotencyStore {
 
   /**
    * Claims the key for a request, or returns the response of the request that claimed it; for a
-   * key that names an unfinished submission, `resume` decides (see {@link RunOptions.resume}).
+   * key that names an unfinished submission, `resume` decides (see {@link ClaimOptions.resume}),
+   * and a response naming what is gone is forgotten (see {@link ClaimOptions.stillThere}).
    * @throws ApiError 422 when the key was used for a different request, 409 when the first
    *   request is still running after the wait
    */
-  async claim(clientId: string, idempotencyKey: string, fingerprint: string, resume?: RunOptions['resume']): Promise<Claim> {
+  async claim(clientId: string, idempotencyKey: string, fingerprint: string, options: ClaimOptions = {}): Promise<Claim> {
+    const { resume, stillThere } = options;
     const key = this.keys.idempotency(clientId, idempotencyKey);
     const deadline = Date.now() + this.waitMs;
     const pending = { state: 'pending', fingerprint, claimant: randomUUID() } satisfies Entry;
@@ -131,6 +144,11 @@ export class IdempotencyStore {
       if ((await this.redis.set(key, entry, 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK') return { kind: 'claimed', ...held };
       const text = await this.redis.get(key);
       const found = text ? (JSON.parse(text) as Entry) : undefined;
+      if (found?.state === 'done' && stillThere && !(await stillThere(found.response))) {
+        // What it answered with was erased since: free the key (unless it changed meanwhile) and claim it afresh.
+        await deleteIfHolds(this.redis, [key], [text!]);
+        continue;
+      }
       if (found && found.fingerprint !== fingerprint) {
         throw idempotencyKeyReused();
       }
@@ -172,7 +190,7 @@ export class IdempotencyStore {
   ): Promise<StoredResponse & { replayed: boolean }> {
     if (!idempotencyKey) return { replayed: false, ...(await work()) };
     const { log } = options;
-    const claim = await this.claim(clientId, idempotencyKey, fingerprint, options.resume);
+    const claim = await this.claim(clientId, idempotencyKey, fingerprint, options);
     if (claim.kind === 'replay') return { ...claim.response, replayed: true };
     let response: StoredResponse;
     try {

@@ -74,16 +74,21 @@ return 'ok'
  * images and index entries; in a batch, takes it out of the count and, if the batch was closed
  * meanwhile and every other study has finished, completes the batch.
  *
- * Also takes it off the pending submissions. Removing a study twice changes nothing more.
+ * Also takes it off the pending submissions and frees its externalId mapping (only while it names
+ * the study), in the same step: the mapping, made permanent with the records, must not outlive
+ * them, or every later submission under that externalId would wait for a study that is gone.
+ * Removing a study twice changes nothing more.
  *
- * KEYS: study, client index, batch, batch studies, pending submissions, ...images. ARGV: studyId,
- * batchId or '', now (ISO). Returns the batch's state, or ''.
+ * KEYS: study, client index, batch, batch studies, pending submissions, externalId mapping,
+ * ...images. ARGV: studyId, batchId or '', now (ISO), '1' when the study has an externalId.
+ * Returns the batch's state, or ''.
  */
 export const removeStudyScript = redisScript(`${LUA_COMPLETE_BATCH}
-for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
+if ARGV[4] == '1' and redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
 if ARGV[2] == '' then return '' end
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[3], 'studyCount', -1) end
 return completeBatchIfFinished(KEYS[3], ARGV[3])

@@ -80,13 +80,20 @@ export class StudyStore {
   }
 
   /**
-   * Removes a study that could not be fully submitted (its jobs were never enqueued). Its batch,
-   * if closed meanwhile with every other study finished, is completed. Returns the batch's state
-   * ('' outside batches).
+   * Removes a study that could not be fully submitted (its jobs were never enqueued), and frees its
+   * externalId in the same step (see `removeStudyScript`). Its batch, if closed meanwhile with every
+   * other study finished, is completed. Returns the batch's state ('' outside batches).
    */
   async remove(study: StudyRecord): Promise<string> {
-    const keys = [...this.studyKeys(study), this.keys.pendingSubmissions, ...study.imageIds.map((id) => this.keys.image(id))];
-    return String(await removeStudyScript(this.redis, keys, [study.id, study.batchId ?? '', new Date().toISOString()]));
+    const keys = [
+      ...this.studyKeys(study),
+      this.keys.pendingSubmissions,
+      // Without an external id the script leaves this key alone.
+      study.externalId ? this.keys.externalId(study.clientId, study.externalId) : this.keys.study(study.id),
+      ...study.imageIds.map((id) => this.keys.image(id)),
+    ];
+    const args = [study.id, study.batchId ?? '', new Date().toISOString(), study.externalId ? '1' : '0'];
+    return String(await removeStudyScript(this.redis, keys, args));
   }
 
   /**
@@ -145,6 +152,11 @@ export class StudyStore {
   private studyKeys(study: StudyRecord): string[] {
     const batchId = study.batchId ?? '';
     return [this.keys.study(study.id), this.keys.clientStudies(study.clientId), this.keys.batch(batchId), this.keys.batchStudies(batchId)];
+  }
+
+  /** Whether the study's record is there (not erased, nor removed). */
+  async exists(studyId: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.study(studyId))) === 1;
   }
 
   /** The study, or undefined. Callers check `clientId` themselves. */

@@ -72,10 +72,9 @@ async function settleLocked(ctx: ApiContext, studyId: string): Promise<PendingOu
     await ctx.studies.settlePending(study.id);
     return 'enqueued';
   }
-  // The records go last (their removal also drops the entry): a sweep cut short before leaves the
-  // entry, and the next one repeats the steps, each harmless the second time.
+  // The records go last (their removal also drops the entry and frees the externalId): a sweep cut
+  // short before leaves the entry, and the next one repeats the steps, each harmless the second time.
   await ctx.objectStore.deletePrefix(studyOriginalsPrefix(study.clientId, study.id));
-  if (study.externalId) await ctx.externalIds.release(study.clientId, study.externalId, study.id);
   await removeStudyRecords(ctx, study);
   return 'removed';
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { enqueueInferenceBulk, originalKey, type StudyPriority } from '@btd/shared';
@@ -11,6 +11,9 @@ import { idempotencyInProgress, type HeldClaim, type StoredResponse } from '../s
 import type { ImageRecord, SkippedFrame, StudyRecord } from '../store/records.js';
 import { BatchNotOpenError, ClaimLostError } from '../store/study-store.js';
 import { UNDO_PAUSES_MS, withPauses } from '../store/with-pauses.js';
+import type { SubmittedStudy } from '../schemas/study.schemas.js';
+import { externalIdConflict } from './external-id-conflict.js';
+import { contentOf, fingerprintOfContent, type FingerprintedContent } from './fingerprint.js';
 import { fileDigest, inferenceJobsOf, resumeSubmission } from './resume-submission.js';
 import { acceptedResponse } from './study-view.js';
 import { undoSubmission } from './undo-submission.js';
@@ -30,13 +33,6 @@ export interface SubmitTarget {
 /** New random id with a readable kind prefix, e.g. `stu_3f9a…`. */
 export function newId(kind: 'stu' | 'img' | 'bat'): string {
   return `${kind}_${randomBytes(10).toString('hex')}`;
-}
-
-/** Identifies "the same submission": its fields and the bytes of every file, in order unless `inAnyOrder`. */
-export function fingerprintOf(form: StudyForm, batchId: string | undefined, inAnyOrder = false): string {
-  const files = form.images.map((image) => fileDigest(image.bytes));
-  if (inAnyOrder) files.sort();
-  return createHash('sha256').update(JSON.stringify({ fields: form.fields, batchId, files })).digest('hex');
 }
 
 /**
@@ -153,23 +149,27 @@ async function persist(ctx: ApiContext, { study, images, originals }: Submission
 /**
  * Claims the study's external id. When another submission holds it, answers with that study if
  * this is a retry of it (same fingerprint), resuming it if its request died before its jobs were
- * enqueued, or 409 otherwise; while the holder is still being created, waits, and takes the id
- * over if the holder's claim lapses (it died half-way).
+ * enqueued, or 409 otherwise. While the holder is still being stored it waits, up to 15 s: its
+ * request may yet fail and remove it, and answering with it then would name a study that is gone.
+ * Once the holder is gone (its request undid it, or its claim lapsed as it died half-way), the id
+ * is claimed afresh.
  */
-async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: string, files: readonly AcceptedImage[], log: FastifyBaseLogger): Promise<StoredResponse | undefined> {
+async function claimExternalId(
+  ctx: ApiContext,
+  study: StudyRecord,
+  externalId: string,
+  content: FingerprintedContent,
+  files: readonly AcceptedImage[],
+  log: FastifyBaseLogger,
+): Promise<StoredResponse | undefined> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const holderId = await ctx.externalIds.claim(study.clientId, externalId, study.id);
     if (!holderId) return undefined;
     const holder = await ctx.studies.get(holderId);
-    if (holder) {
-      if (holder.fingerprint !== study.fingerprint) {
-        throw new ApiError(409, 'external_id_conflict', `externalId already names study ${holderId}, submitted with different content`);
-      }
-      const found = await resumeSubmission(ctx, holderId, files, log);
-      if (found.state === 'finished') return { ...found.response, replayed: true };
-      if (found.state === 'running') return { ...acceptedResponse(holder, await ctx.studies.images(holder)), replayed: true };
-    }
+    if (holder && holder.fingerprint !== study.fingerprint) throw externalIdConflict(holder, await ctx.studies.images(holder), { content, study });
+    const found = holder ? await resumeSubmission(ctx, holderId, files, log) : undefined;
+    if (found?.state === 'finished') return { ...found.response, replayed: true };
     if (Date.now() > deadline) {
       const seconds = IN_PROGRESS_RETRY_AFTER_SECONDS;
       throw new RetryLaterError(409, 'external_id_in_progress', `a submission with this externalId is still running; retry after ${seconds} seconds`, seconds);
@@ -178,17 +178,23 @@ async function claimExternalId(ctx: ApiContext, study: StudyRecord, externalId: 
   }
 }
 
-async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, fingerprint: string, claim: HeldClaim | undefined, log: FastifyBaseLogger) {
-  const submission = buildRecords(form, target, fingerprint);
+async function createStudy(ctx: ApiContext, form: StudyForm, target: SubmitTarget, content: FingerprintedContent, claim: HeldClaim | undefined, log: FastifyBaseLogger) {
+  const submission = buildRecords(form, target, fingerprintOfContent(content));
   const { study, images } = submission;
   if (study.externalId) {
-    const existing = await claimExternalId(ctx, study, study.externalId, form.images, log);
+    const existing = await claimExternalId(ctx, study, study.externalId, content, form.images, log);
     if (existing) return existing;
   }
   // A failure undoes the submission, and frees its external id, inside.
   await persist(ctx, submission, claim, log);
   log.info({ studyId: study.id, images: images.length, priority: study.priority, batchId: study.batchId }, 'study queued');
   return acceptedResponse(study, images);
+}
+
+/** Whether the study a remembered answer names is still there (an erased one is not). */
+async function answeredStudyExists(ctx: ApiContext, response: StoredResponse): Promise<boolean> {
+  const { studyId } = response.body as Partial<SubmittedStudy>;
+  return studyId === undefined || ctx.studies.exists(studyId);
 }
 
 /**
@@ -203,10 +209,12 @@ export async function submitStudy(ctx: ApiContext, form: StudyForm, target: Subm
   if (count > limit) {
     throw new ApiError(413, 'too_many_images', `the study holds ${count} images (each frame of a multi-frame DICOM file is one); at most ${limit} per study`);
   }
-  const fingerprint = fingerprintOf(form, target.batch?.id, target.filesInAnyOrder);
-  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprint, (claim) => createStudy(ctx, form, target, fingerprint, claim, log), {
+  const content = contentOf(form, target.batch?.id, target.filesInAnyOrder);
+  return ctx.idempotency.run(target.clientId, target.idempotencyKey, fingerprintOfContent(content), (claim) => createStudy(ctx, form, target, content, claim, log), {
     log,
     // A retry of a submission whose request died answers with (and resumes) that study.
     resume: (studyId) => resumeSubmission(ctx, studyId, form.images, log),
+    // A key whose answer names a study since erased makes a new study, as the erased study's own key does.
+    stillThere: (response) => answeredStudyExists(ctx, response),
   });
 }

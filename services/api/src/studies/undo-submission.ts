@@ -24,9 +24,9 @@ class SubmissionLockedError extends Error {
 }
 
 /**
- * Removes the records of a study whose jobs were never enqueued (and its pending-submission entry);
- * a batch that this completes is announced. Idempotent: the batch's count is given back once, and
- * its completion is delivered once however often it is announced.
+ * Removes the records of a study whose jobs were never enqueued (with its pending-submission entry
+ * and its externalId mapping); a batch that this completes is announced. Idempotent: the batch's
+ * count is given back once, and its completion is delivered once however often it is announced.
  */
 export async function removeStudyRecords(ctx: ApiContext, study: StudyRecord): Promise<void> {
   const batchState = await ctx.studies.remove(study);
@@ -34,20 +34,23 @@ export async function removeStudyRecords(ctx: ApiContext, study: StudyRecord): P
 }
 
 /**
- * Removes what a failed submission stored, each step waiting out a short Redis outage: left
+ * Removes what a failed submission stored, each Redis step waiting out a short Redis outage: left
  * behind, the study would stay queued with no job until the sweep of pending submissions removes
- * it, and its externalId and Idempotency-Key would answer retries with it. Originals that S3
- * refuses to remove are left to the sweep. A batch that this completes is announced.
+ * it, and its externalId and Idempotency-Key would answer retries with it. The records go with the
+ * externalId mapping in one step, and the claims are freed before the originals' slow removal, so
+ * that an API that dies during it leaves no externalId naming a study that is gone. Originals that
+ * S3 refuses to remove are left to the sweep. A batch that this completes is announced.
  */
 async function removeSubmission(ctx: ApiContext, study: StudyRecord, undo: Undo, log: FastifyBaseLogger): Promise<void> {
   const { clientId, externalId } = study;
   const step = async (work: () => Promise<unknown>, failure: string) =>
     withPauses(work, UNDO_PAUSES_MS).catch((error: unknown) => log.error({ err: error, studyId: study.id }, failure));
-  if (undo.recordsWritten) await step(() => removeStudyRecords(ctx, study), 'could not remove study record');
-  await removeOriginals(ctx, study, log);
-  if (externalId) await step(() => ctx.externalIds.release(clientId, externalId, study.id), 'could not free the externalId of a failed submission');
+  if (undo.recordsWritten) await step(() => removeStudyRecords(ctx, study), 'could not remove study record nor free its externalId');
+  // A refused creation left the claim as it was made, which would only lapse after its TTL.
+  else if (externalId) await step(() => ctx.externalIds.release(clientId, externalId, study.id), 'could not free the externalId of a failed submission');
   const { claim } = undo;
   if (claim && undo.recordsWritten) await step(() => ctx.idempotency.unlink(claim, study.id), 'could not free the Idempotency-Key of a failed submission');
+  await removeOriginals(ctx, study, log);
 }
 
 /** Under the submission's lock: removes what it stored, unless a retry resumed it; true when it did. */
