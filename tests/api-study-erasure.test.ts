@@ -170,6 +170,35 @@ describe('DELETE /v1/studies/:id', () => {
     expect(after.counts).toMatchObject({ total: 0, queued: 0, done: 0, failed: 0 });
   });
 
+  it('announces the batch an erasure completes, though queueing its webhook first meets a Redis blip', async () => {
+    const { env } = harness;
+    const receiver = await harness.startReceiver();
+    const batch = (await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: { callbackUrl: `${receiver.url}/hooks` } })).body;
+    const study = (await submit(env, 'alice', {}, {}, `/v1/batches/${batch.batchId}/studies`)).body;
+    await call(env, 'alice', 'POST', `/v1/batches/${batch.batchId}/close`);
+    const webhooks = env.api.ctx.queues.webhooks;
+    const add = webhooks.add.bind(webhooks);
+    let failures = 1;
+    webhooks.add = async (...args: Parameters<typeof add>) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error('Connection is closed.');
+      }
+      return add(...args);
+    };
+    try {
+      // Erased for good: an error here would send the client to erase it again, which finds nothing to announce.
+      expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
+    } finally {
+      webhooks.add = add;
+    }
+    expect(failures).toBe(0);
+    const [hook] = await receiver.waitFor(1);
+    expect(JSON.parse(hook!.body)).toMatchObject({ event: 'batch.completed', batch: { batchId: batch.batchId, state: 'done' } });
+    await sleep(500);
+    expect(receiver.received).toHaveLength(1);
+  });
+
   it("erases a study whose image a worker holds: the worker's late result leaves nothing behind, and its batch completes with its other study", async () => {
     const { env } = harness;
     const holding = holdingFirstPrediction();

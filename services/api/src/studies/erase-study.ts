@@ -5,6 +5,7 @@ import { pacsExportId } from '../dicom-results/pacs-export.js';
 import { DependencyUnavailableError } from '../errors/dependency-unavailable.error.js';
 import type { StudyRecord } from '../store/records.js';
 import { announceBatchCompleted, studyDeliveryId } from '../webhooks/completion-events.js';
+import { REDIS_RESTART_PAUSES_MS, withPauses } from '../store/with-pauses.js';
 import { recordLeftResults } from './left-originals.js';
 
 /** What erasing logs to: a request's log, or the sweep's. */
@@ -65,6 +66,17 @@ async function deleteResultsWrittenMeanwhile(ctx: ApiContext, study: StudyRecord
 }
 
 /**
+ * Announces a batch that an erasure completed, waiting out a Redis restart of a few seconds: the
+ * study is gone by now, so an error would send the client to erase it again, which finds nothing
+ * and would never announce the batch. Announcing is idempotent, so the retries send one webhook.
+ */
+async function announceErasureCompleted(ctx: ApiContext, batchId: string, log: ErasureLog): Promise<void> {
+  await withPauses(() => announceBatchCompleted(ctx, batchId), REDIS_RESTART_PAUSES_MS).catch((error: unknown) => {
+    log.error({ err: error, batchId }, 'could not announce the batch an erasure completed; its batch.completed webhook is not sent');
+  });
+}
+
+/**
  * Erases a study, finished or not: its objects in S3 first, then, in one Redis step, its records and
  * every index entry naming it (see `StudyStore.erase`). Should S3 fail or refuse a key, nothing is
  * removed from Redis and a {@link DependencyUnavailableError} (503) is thrown, so that erasing again
@@ -96,7 +108,7 @@ export async function eraseStudy(ctx: ApiContext, study: StudyRecord, trigger: E
   await removeJobs(ctx, study, deliveryIds, log);
   // Read before the objects went: a study whose last result came meanwhile was erased finished.
   if (unfinished) await deleteResultsWrittenMeanwhile(ctx, study, log);
-  if (study.batchId && erased.batchState === 'done') await announceBatchCompleted(ctx, study.batchId);
+  if (study.batchId && erased.batchState === 'done') await announceErasureCompleted(ctx, study.batchId, log);
   ctx.metrics.studiesErased.inc({ trigger, outcome: 'erased' });
   log.info({ ...where, images: study.imageIds.length, batchId: study.batchId, unfinished }, 'study erased');
   return true;
