@@ -13,7 +13,7 @@ import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
 import { startApiEnv, type ApiTestEnv, type TestClient } from './api-test-env.js';
 import { startTestInferenceWorker } from './api-test-worker.js';
-import { startDeleteRefusingProxy, waitFor } from './helpers/index.js';
+import { failFirstCalls, startDeleteRefusingProxy, waitFor } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -176,23 +176,14 @@ describe('DELETE /v1/studies/:id', () => {
     const batch = (await call<BatchView>(env, 'alice', 'POST', '/v1/batches', { body: { callbackUrl: `${receiver.url}/hooks` } })).body;
     const study = (await submit(env, 'alice', {}, {}, `/v1/batches/${batch.batchId}/studies`)).body;
     await call(env, 'alice', 'POST', `/v1/batches/${batch.batchId}/close`);
-    const webhooks = env.api.ctx.queues.webhooks;
-    const add = webhooks.add.bind(webhooks);
-    let failures = 1;
-    webhooks.add = async (...args: Parameters<typeof add>) => {
-      if (failures > 0) {
-        failures -= 1;
-        throw new Error('Connection is closed.');
-      }
-      return add(...args);
-    };
+    const enqueue = failFirstCalls(env.api.ctx.queues.webhooks, 'add');
     try {
       // Erased for good: an error here would send the client to erase it again, which finds nothing to announce.
       expect((await call(env, 'alice', 'DELETE', `/v1/studies/${study.studyId}`)).status).toBe(204);
     } finally {
-      webhooks.add = add;
+      enqueue.restore();
     }
-    expect(failures).toBe(0);
+    expect(enqueue.left()).toBe(0);
     const [hook] = await receiver.waitFor(1);
     expect(JSON.parse(hook!.body)).toMatchObject({ event: 'batch.completed', batch: { batchId: batch.batchId, state: 'done' } });
     await sleep(500);

@@ -4,6 +4,7 @@ import { mriSlices } from './api-fixtures.js';
 import { call, studyForm, waitForStudy } from './api-client.js';
 import { useApiHarness } from './api-harness.js';
 import type { TestClient } from './api-test-env.js';
+import { failFirstCalls } from './helpers/index.js';
 
 const harness = useApiHarness();
 
@@ -57,23 +58,14 @@ describe('study webhooks', () => {
   it('sends a webhook the receiver accepted once, when recording the delivery meets a Redis blip', async () => {
     const receiver = await harness.startReceiver();
     await harness.startWorker();
-    const deliveries = harness.env.api.ctx.deliveries;
-    const recordAttempt = deliveries.recordAttempt.bind(deliveries);
-    let failures = 1;
     // The receiver has answered 200; the write that records it fails, as it would while Redis restarts.
-    deliveries.recordAttempt = async (...args: Parameters<typeof recordAttempt>) => {
-      if (failures > 0) {
-        failures -= 1;
-        throw new Error('Connection is closed.');
-      }
-      return recordAttempt(...args);
-    };
+    const recording = failFirstCalls(harness.env.api.ctx.deliveries, 'recordAttempt');
     const [slice] = mriSlices('yes', 1);
     const submitted = await call<SubmittedStudy>(harness.env, 'alice', 'POST', '/v1/studies', {
       body: studyForm([{ name: 'a.jpg', bytes: slice!.bytes }], { callbackUrl: `${receiver.url}/hooks/btd` }),
     });
     const study = await waitForStudy(harness.env, 'alice', submitted.body.studyId, (s) => s.webhook?.deliveredAt !== undefined);
-    expect(failures).toBe(0);
+    expect(recording.left()).toBe(0);
     expect(study.webhook).toMatchObject({ attempts: 1, lastStatus: 200 });
     expect(receiver.received).toHaveLength(1);
   });

@@ -10,3 +10,4 @@ export * from './redis-server.js';
 export * from './dying-worker.js';
 export * from './delete-refusing-proxy.js';
 export * from './relink-once-resolved.js';
+export * from './fail-first-calls.js';
