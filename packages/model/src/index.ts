@@ -42,6 +42,7 @@ export { writeInitialArtifact } from './model/initial-artifact.js';
 export { trainModel, type TrainOptions, type TrainResult } from './train/train-model.js';
 export { checkTrainOptions, type CheckedTrainOptions } from './train/train-options.js';
 export { InvalidOptionsError } from './train/invalid-options.error.js';
+export { CheckpointUnusableError } from './train/checkpoint-unusable.error.js';
 export { trainLocator, type LocatorOptions } from './train/train-locator.js';
 export { calibrateArtifact, type CalibrateOptions } from './train/calibrate-artifact.js';
 export { evaluateModel, evaluateOnDataset, type EvaluationResult } from './eval/evaluate.js';

@@ -16,6 +16,7 @@ import {
 import { Worker } from 'bullmq';
 import type { TrainerConfig } from './config.js';
 import type { DatasetReaders } from './dataset-wait.js';
+import { removeWorkspaceIfFinished, sweepFinishedWorkspaces } from './finished-workspaces.js';
 import { createTrainingProcessor } from './training.processor.js';
 
 /** What {@link startTrainer} needs. */
@@ -42,6 +43,8 @@ export interface TrainerDeps {
 /** A running trainer. */
 export interface Trainer {
   readonly worker: Worker<TrainingJob, TrainingResult>;
+  /** Settles (never rejects) once the workspaces of trainings finished or gone are removed, a sweep the trainer makes as it starts. */
+  readonly swept: Promise<void>;
   /** Stops intake, hands running trainings back to the queue (they resume later) and waits; idempotent. */
   close(): Promise<void>;
 }
@@ -74,13 +77,26 @@ export function startTrainer(deps: TrainerDeps): Trainer {
   });
   worker.on('failed', (job, error) => {
     deps.logger.error({ err: error, jobId: job?.id, queue: TRAINING_QUEUE, attempt: job?.attemptsMade }, 'training failed');
+    // A removal cut short by a shutdown is finished by the next start's sweep.
+    if (job) {
+      removeWorkspaceIfFinished(job, deps.config.workDir).catch((err: unknown) =>
+        deps.logger.warn({ err, jobId: job.id, queue: TRAINING_QUEUE }, 'could not remove the workspace of a failed training'),
+      );
+    }
   });
   worker.on('completed', (job, result) => {
     deps.logger.info({ jobId: job.id, queue: TRAINING_QUEUE, modelVersion: result.version, promoted: result.promoted, reasons: result.reasons }, 'training finished');
   });
   worker.on('error', (error) => deps.logger.error({ err: error }, 'training worker error'));
+  const swept = sweepFinishedWorkspaces(deps.connection, deps.config.queuePrefix, deps.config.workDir).then(
+    (removed) => {
+      if (removed.length > 0) deps.logger.info({ queue: TRAINING_QUEUE, workspaces: removed }, 'removed the workspaces of trainings finished or gone');
+    },
+    (err: unknown) => deps.logger.warn({ err, queue: TRAINING_QUEUE }, 'could not sweep the workspaces of trainings finished or gone'),
+  );
   return {
     worker,
+    swept,
     close: once(async () => {
       shutdown.abort();
       await closeWorker(worker, (deps.config.shutdownTimeoutMs ?? 30_000) / 2, deps.logger);

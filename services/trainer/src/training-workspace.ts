@@ -1,6 +1,12 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
+/** The folder under the trainer's work dir that holds one workspace per job. */
+export const jobsDirOf = (workDir: string): string => path.resolve(workDir, 'jobs');
+
+/** The name of a job's workspace folder: its id, with what a file name may not hold replaced. */
+export const workspaceNameOf = (jobId: string): string => jobId.replace(/[^A-Za-z0-9_.-]/g, '_');
+
 /**
  * A job's scratch folders under the trainer's work dir. The checkpoint folder outlives a crash or
  * restart of the trainer (so a retried job can resume); the output folder is always rebuilt.
@@ -11,7 +17,7 @@ export class TrainingWorkspace {
   readonly outDir: string;
 
   constructor(workDir: string, jobId: string) {
-    this.root = path.resolve(workDir, 'jobs', jobId.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    this.root = path.join(jobsDirOf(workDir), workspaceNameOf(jobId));
     this.checkpointDir = path.join(this.root, 'checkpoint');
     this.outDir = path.join(this.root, 'artifact');
   }

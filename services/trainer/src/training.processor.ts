@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
-import { checkTrainOptions, InvalidOptionsError, trainModel } from '@btd/model';
+import { CheckpointUnusableError, checkTrainOptions, InvalidOptionsError, trainModel } from '@btd/model';
 import {
   PromotionConflictError,
   TRAINING_QUEUE,
@@ -151,8 +151,10 @@ export function createTrainingProcessor(deps: TrainingProcessorDeps) {
       });
     } catch (error) {
       if (controller.signal.aborted) await interrupted(ctx);
-      // A checkpoint that cannot be resumed is dropped: the retry starts over cleanly.
-      if (resume) await workspace.resetCheckpoint();
+      // A checkpoint that cannot be resumed would fail every retry alike: it is dropped, and the retry
+      // starts over. A run that failed after it resumed keeps it, like one that did not resume: the
+      // retry resumes from its last epoch.
+      if (error instanceof CheckpointUnusableError) await workspace.resetCheckpoint();
       throw error;
     } finally {
       deps.shutdownSignal.removeEventListener('abort', stop);

@@ -5,6 +5,7 @@ import { readSplitFile } from '../data/split-file.js';
 import { buildClassifier, type ArchitectureConfig } from '../model/architecture.js';
 import type { ModelManifest } from '../model/manifest.js';
 import { saveCheckpoint } from './checkpoint.js';
+import { CheckpointUnusableError } from './checkpoint-unusable.error.js';
 import type { FlatAdam } from './flat-adam.js';
 import { GradientWorkerPool } from './gradient-worker-pool.js';
 import { initialiseFrom } from './initial-weights.js';
@@ -37,8 +38,22 @@ interface RunParts {
 }
 
 /**
+ * Runs a step of resuming the checkpoint in `dir`. Whatever stops it is a {@link CheckpointUnusableError}
+ * (options that cannot make a run excepted), so that a caller can tell a checkpoint that will never
+ * resume from a run that failed after it resumed.
+ */
+async function resuming<T>(dir: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw error instanceof InvalidOptionsError ? error : new CheckpointUnusableError(dir, error);
+  }
+}
+
+/**
  * Trains a task's model on all cores, keeps the best epoch by validation, evaluates it and writes the artifact.
- * Options that cannot make a run are refused with {@link InvalidOptionsError}.
+ * Options that cannot make a run are refused with {@link InvalidOptionsError}, a checkpoint that cannot be
+ * resumed with {@link CheckpointUnusableError}.
  */
 export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   checkTrainOptions(options);
@@ -50,7 +65,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const backend = await initBackend({ prefer: options.backend });
   const asked = runSettings(options);
   // A checkpoint made under other settings is refused before the data is read.
-  const run = options.resumeFrom ? await settingsToResume(options.resumeFrom, options, asked) : asked;
+  const { resumeFrom } = options;
+  const run = resumeFrom ? await resuming(resumeFrom, () => settingsToResume(resumeFrom, options, asked)) : asked;
   const prepared = await prepareTaskData({
     ...options,
     inputSize: run.inputSize,
@@ -112,7 +128,8 @@ async function trainEpochs(options: TrainOptions, run: RunSettings, parts: RunPa
   const pool = await startGradientWorkers(options, run, parts);
   let state: LoopState = { epoch: 0, history: [], bestEpoch: 0, bestScore: [-1, -Infinity], bestWeights: readWeights(model) };
   try {
-    if (options.resumeFrom) state = await resumeTraining(options.resumeFrom, model, optimizer, prepared, options.selectBy);
+    const { resumeFrom } = options;
+    if (resumeFrom) state = await resuming(resumeFrom, () => resumeTraining(resumeFrom, model, optimizer, prepared, options.selectBy));
     const earlierSeconds = state.history.reduce((sum, h) => sum + h.seconds, 0);
     const settings = recordedSettings(options, run, parts.architecture);
     const checkpoint = options.checkpointDir ? checkpointWriter(options.checkpointDir, { model, optimizer, prepared, settings }) : undefined;
